@@ -1,0 +1,1 @@
+"""Frontends: a trained model from some framework -> a float ``ir.Graph``."""

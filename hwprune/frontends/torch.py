@@ -1,0 +1,150 @@
+"""torch.nn modules -> float IR graphs.
+
+Supported: ``nn.Sequential`` (nested too) and modules whose ``forward`` is a chain,
+found with ``torch.fx``; of Linear, ReLU, Flatten, Identity, Dropout (dropped at
+inference) and a final Softmax (kept as a marker). Anything else is an error that names
+the module and its type.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.ir.graph import Graph, is_c_identifier
+from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax
+
+
+def _torch():
+    import torch  # deferred: importing torch costs about a second
+
+    return torch
+
+
+def load_torch_model(path: Path):
+    """Read a pickled ``nn.Module`` (``torch.save(model)``) from ``path``."""
+    torch = _torch()
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # source-changed warnings from old pickles
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, AttributeError, ModuleNotFoundError) as exc:
+        raise ModelError(f"{path}: not a readable torch model file ({type(exc).__name__}: {exc})") from None
+    if isinstance(obj, dict):
+        raise ModelError(
+            f"{path}: holds a state_dict, not a module; save the whole module with torch.save(model, path)"
+        )
+    if not isinstance(obj, torch.nn.Module):
+        raise ModelError(f"{path}: holds a {type(obj).__name__}, not a torch.nn.Module")
+    return obj
+
+
+def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
+    """The leaf modules of ``module`` in call order, or an error if it is not a chain."""
+    torch = _torch()
+    nn = torch.nn
+    if isinstance(module, nn.Sequential):
+        out = []
+        for name, child in module.named_children():
+            out.extend(_chain(child, f"{prefix}{name}."))
+        return out
+    if not list(module.children()):
+        return [(prefix.rstrip(".") or type(module).__name__.lower(), module)]
+    try:
+        traced = torch.fx.symbolic_trace(module)
+    except Exception as exc:
+        raise UnsupportedLayerError(
+            f"module {prefix.rstrip('.') or type(module).__name__!r} ({type(module).__name__}): its forward "
+            f"could not be traced as a chain of layers ({type(exc).__name__}: {exc})"
+        ) from None
+    out = []
+    previous = None
+    modules = dict(traced.named_modules())
+    for node in traced.graph.nodes:
+        if node.op == "placeholder":
+            previous = node
+            continue
+        if node.op == "output":
+            break
+        sources = [a for a in node.all_input_nodes]
+        if sources != [previous]:
+            raise UnsupportedLayerError(
+                f"module {type(module).__name__}: its forward is not a chain (node {node.name!r} takes {sources})"
+            )
+        where = f"{prefix}{node.target}" if node.op == "call_module" else f"{prefix}{node.name}"
+        if node.op == "call_module":
+            out.extend(_chain(modules[node.target], f"{prefix}{node.target}."))
+        elif node.op == "call_function" and node.target in (torch.relu, torch.nn.functional.relu):
+            out.append((where, nn.ReLU()))
+        elif node.op == "call_function" and node.target is torch.flatten:
+            out.append((where, nn.Flatten()))
+        elif node.op == "call_method" and node.target == "relu":
+            out.append((where, nn.ReLU()))
+        else:
+            raise UnsupportedLayerError(
+                f"module {type(module).__name__}: operation {node.op} {node.target!r} at {where!r} is not supported"
+            )
+        previous = node
+    return out
+
+
+def _layer_name(path: str, kind: str, used: set[str]) -> str:
+    base = path.replace(".", "_")
+    if not is_c_identifier(base):
+        base = f"{kind}_{base}"
+    name, n = base, 1
+    while name in used:
+        n += 1
+        name = f"{base}_{n}"
+    used.add(name)
+    return name
+
+
+def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "model") -> Graph:
+    """A float IR graph equivalent to ``module`` in eval mode."""
+    torch = _torch()
+    nn = torch.nn
+    if not isinstance(module, nn.Module):
+        raise ModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    layers: list[Layer] = []
+    used: set[str] = set()
+    chain = _chain(module)
+    for index, (path, child) in enumerate(chain):
+        last = index == len(chain) - 1
+        if isinstance(child, nn.Linear):
+            weight = child.weight.detach().cpu().double().numpy()
+            bias = child.bias.detach().cpu().double().numpy() if child.bias is not None else np.zeros(weight.shape[0])
+            layers.append(Dense(_layer_name(path, "dense", used), weight, bias))
+        elif isinstance(child, nn.ReLU):
+            layers.append(ReLU(_layer_name(path, "relu", used)))
+        elif isinstance(child, nn.Flatten):
+            if child.start_dim != 1 or child.end_dim != -1:
+                raise UnsupportedLayerError(f"module {path!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
+            layers.append(Flatten(_layer_name(path, "flatten", used)))
+        elif isinstance(child, (nn.Identity, nn.Dropout)):
+            continue
+        elif isinstance(child, (nn.Softmax, nn.LogSoftmax)) and last:
+            layers.append(Softmax(_layer_name(path, "softmax", used)))
+        elif isinstance(child, (nn.Softmax, nn.LogSoftmax)):
+            raise UnsupportedLayerError(f"module {path!r} ({type(child).__name__}): only supported as the last layer")
+        else:
+            raise UnsupportedLayerError(
+                f"module {path!r} ({type(child).__name__}) is not supported; hwprune reads Linear, ReLU, "
+                "Flatten, Identity, Dropout and a final Softmax"
+            )
+    if input_shape is None:
+        first = next((l for l in layers if isinstance(l, Dense)), None)
+        if first is None or not isinstance(layers[0], Dense):
+            raise ModelError("cannot infer the input shape: the model does not start with a Linear layer; pass input_shape")
+        input_shape = (first.in_features,)
+    if not is_c_identifier(name):
+        raise ModelError(f"model name {name!r} must be a C identifier")
+    return Graph(name, tuple(input_shape), tuple(layers))

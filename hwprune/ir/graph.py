@@ -1,0 +1,135 @@
+"""A model as a chain of IR layers, with its shapes checked when it is built."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Iterator, Optional
+
+from hwprune.errors import ModelError, ShapeError
+from hwprune.ir.layers import Dense, Layer, Shape, Softmax
+from hwprune.quant.fixed import Fixed
+
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_c_identifier(name: str) -> bool:
+    return bool(_C_IDENTIFIER.fullmatch(name))
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A sequential network. ``input_t`` is ``None`` until the graph is quantized."""
+
+    name: str
+    input_shape: Shape
+    layers: tuple[Layer, ...]
+    input_t: Optional[Fixed] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not is_c_identifier(self.name):
+            raise ModelError(f"model name {self.name!r} must be a C identifier (letters, digits, _)")
+        if not self.layers:
+            raise ModelError(f"model {self.name!r} has no layers")
+        seen: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            if not is_c_identifier(layer.name):
+                raise ModelError(f"layer {i} name {layer.name!r} must be a C identifier")
+            if layer.name in seen:
+                raise ModelError(f"two layers are named {layer.name!r}; layer names must be unique")
+            seen.add(layer.name)
+            if isinstance(layer, Softmax) and i != len(self.layers) - 1:
+                raise ModelError(f"layer {layer.name!r}: Softmax is only supported as the last layer")
+        object.__setattr__(self, "_shapes", self._infer_shapes())
+
+    def _infer_shapes(self) -> tuple[Shape, ...]:
+        shapes = []
+        shape = self.input_shape
+        for layer in self.layers:
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except ShapeError:
+                raise
+            except Exception as exc:  # a layer's own check with a less specific error
+                raise ShapeError(f"layer {layer.name!r}: {exc}") from exc
+            shapes.append(shape)
+        return tuple(shapes)
+
+    # -- shapes and lookups -------------------------------------------------------------
+    @property
+    def shapes(self) -> tuple[Shape, ...]:
+        """Output shape of each layer, in order."""
+        return self._shapes  # type: ignore[attr-defined]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes[-1]
+
+    def input_shape_of(self, index: int) -> Shape:
+        return self.input_shape if index == 0 else self.shapes[index - 1]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ModelError(f"model {self.name!r} has no layer named {name!r}; it has {[l.name for l in self.layers]}")
+
+    def dense_layers(self) -> list[Dense]:
+        return [l for l in self.layers if isinstance(l, Dense)]
+
+    # -- types --------------------------------------------------------------------------
+    @property
+    def is_quantized(self) -> bool:
+        return self.input_t is not None and all(l.is_quantized() for l in self.layers)
+
+    def value_types(self) -> list[Fixed]:
+        """Type of each layer's output (layers that compute nothing pass their input's on)."""
+        if not self.is_quantized:
+            raise ModelError(f"model {self.name!r} is not quantized; run quant.calibrate first")
+        current = self.input_t
+        out = []
+        for layer in self.layers:
+            if layer.computes:
+                current = layer.result_t  # type: ignore[attr-defined]
+            out.append(current)
+        return out
+
+    @property
+    def output_t(self) -> Fixed:
+        return self.value_types()[-1]
+
+    # -- figures ------------------------------------------------------------------------
+    @property
+    def total_weights(self) -> int:
+        return sum(l.weight.size for l in self.dense_layers())
+
+    @property
+    def nonzero_weights(self) -> int:
+        return sum(l.nonzero_weights for l in self.dense_layers())
+
+    @property
+    def macs(self) -> int:
+        return sum(l.macs for l in self.dense_layers())
+
+    def with_layers(self, layers, **changes) -> "Graph":
+        return replace(self, layers=tuple(layers), **changes)
+
+    def replace(self, **changes) -> "Graph":
+        return replace(self, **changes)
+
+    def summary(self) -> str:
+        lines = [f"model {self.name}: input {self.input_shape}" + (f" {self.input_t}" if self.input_t else "")]
+        for layer, shape in zip(self.layers, self.shapes):
+            extra = ""
+            if isinstance(layer, Dense):
+                extra = f" {layer.nonzero_weights}/{layer.weight.size} nonzero"
+            lines.append(f"  {layer.name:<16} {layer.kind:<8} -> {shape}{extra}")
+        return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""On-disk format of a graph: ``graph.json`` (structure and types) + ``weights.npz``.
+
+``graph.json``::
+
+    {"format": "hwprune-graph", "version": 1,
+     "name": "digits_mlp", "input_shape": [64], "input_t": "ufixed<8,1,RND,SAT>" | null,
+     "layers": [{"kind": "dense", "name": "fc1",
+                 "weight_t": "fixed<8,1,RND,SAT>", ..., "arrays": ["weight", "bias"]},
+                {"kind": "relu", "name": "relu1", "result_t": "ufixed<8,3,RND,SAT>"}, ...]}
+
+``weights.npz`` holds each array as ``<layer>.<field>`` in float64; in a quantized graph
+the values lie on their type's grid, so they read back bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from hwprune.errors import HwpruneError, ModelError
+from hwprune.ir.graph import Graph
+from hwprune.ir.layers import LAYER_KINDS, Layer
+from hwprune.quant.fixed import Fixed
+
+FORMAT = "hwprune-graph"
+VERSION = 1
+GRAPH_FILE = "graph.json"
+WEIGHTS_FILE = "weights.npz"
+
+
+def graph_to_json(graph: Graph) -> dict:
+    layers = []
+    for layer in graph.layers:
+        entry: dict = {"kind": layer.kind, "name": layer.name}
+        arrays = []
+        for f in fields(layer):
+            if f.name == "name":
+                continue
+            value = getattr(layer, f.name)
+            if isinstance(value, np.ndarray):
+                arrays.append(f.name)
+            elif isinstance(value, Fixed):
+                entry[f.name] = str(value)
+            else:
+                entry[f.name] = value
+        if arrays:
+            entry["arrays"] = arrays
+        layers.append(entry)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": graph.name,
+        "input_shape": list(graph.input_shape),
+        "input_t": str(graph.input_t) if graph.input_t else None,
+        "layers": layers,
+    }
+
+
+def save_graph(graph: Graph, directory: Path) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / GRAPH_FILE).write_text(json.dumps(graph_to_json(graph), indent=2) + "\n")
+    arrays = {f"{layer.name}.{key}": value for layer in graph.layers for key, value in layer.arrays().items()}
+    np.savez(directory / WEIGHTS_FILE, **arrays)
+
+
+def _layer_from_json(entry: dict, arrays, where: str) -> Layer:
+    kind = entry.get("kind")
+    cls = LAYER_KINDS.get(kind)
+    if cls is None:
+        raise ModelError(f"{where}: unknown layer kind {kind!r}; known kinds are {sorted(LAYER_KINDS)}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(entry) - known - {"kind", "arrays"}
+    if unknown:
+        raise ModelError(f"{where}: layer {entry.get('name')!r} has unknown keys {sorted(unknown)}")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in entry.get("arrays", []):
+            key = f"{entry['name']}.{f.name}"
+            if key not in arrays:
+                raise ModelError(f"{where}: array {key!r} is missing from {WEIGHTS_FILE}")
+            kwargs[f.name] = np.asarray(arrays[key], dtype=np.float64)
+        elif f.name in entry:
+            value = entry[f.name]
+            kwargs[f.name] = Fixed.parse(value) if (f.name.endswith("_t") and value is not None) else value
+    return cls(**kwargs)
+
+
+def load_graph(directory: Path) -> Graph:
+    directory = Path(directory)
+    graph_path = directory / GRAPH_FILE
+    if not graph_path.is_file():
+        raise ModelError(f"{directory}: no {GRAPH_FILE}; is this an hwprune graph or export folder?")
+    try:
+        meta = json.loads(graph_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{graph_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{graph_path}: not an hwprune graph (expected \"format\": \"{FORMAT}\")")
+    if meta.get("version") != VERSION:
+        raise ModelError(f"{graph_path}: graph format version {meta.get('version')!r}, this hwprune reads {VERSION}")
+    try:
+        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ModelError(f"{directory}: {WEIGHTS_FILE} is missing") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{directory / WEIGHTS_FILE}: cannot be read ({exc})") from None
+    try:
+        layers = [
+            _layer_from_json(entry, arrays, f"{graph_path} layer {i}") for i, entry in enumerate(meta["layers"])
+        ]
+        input_t = Fixed.parse(meta["input_t"]) if meta.get("input_t") else None
+        return Graph(meta["name"], tuple(meta["input_shape"]), tuple(layers), input_t)
+    except HwpruneError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{graph_path}: malformed graph ({type(exc).__name__}: {exc})") from None

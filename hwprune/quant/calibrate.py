@@ -1,0 +1,137 @@
+"""Post-training quantization: choose every layer's fixed-point types from data ranges.
+
+The rules, per Dense layer (``x`` its input type, ``w`` its weights):
+
+- ``weight_t``: ``weight_bits`` wide, integer bits from the largest ``|w|``; RND, SAT.
+- ``bias_t``: the product's fraction bits (``frac(x) + frac(w)``), as int32 biases in
+  TFLite, so the bias enters the accumulator without rounding; integer bits from ``|b|``.
+- ``accum_t``: the product's fraction bits and enough integer bits for the worst case
+  over the whole input range, so it never overflows and only the final cast rounds.
+- ``result_t``: ``activation_bits`` wide, integer bits from the calibration data; RND,
+  SAT. When a ReLU follows, the ReLU output is unsigned ``activation_bits`` and the Dense
+  result gets one more (sign) bit with the same fraction, so the ReLU is a plain clamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwprune.errors import DataError, OptionError, ShapeError
+from hwprune.ir.graph import Graph
+from hwprune.ir.layers import Dense, Layer, ReLU
+from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    weight_bits: int = 8
+    activation_bits: int = 8
+    rounding: Rounding = Rounding.RND
+    overflow: Overflow = Overflow.SAT
+
+    def __post_init__(self) -> None:
+        for key in ("weight_bits", "activation_bits"):
+            bits = getattr(self, key)
+            if not isinstance(bits, int) or not 2 <= bits <= 16:
+                raise OptionError(f"{key.replace('_', '-')} must be an integer from 2 to 16, got {bits!r}")
+
+
+def float_forward(graph: Graph, x, trace: bool = False):
+    """The float (float64) network, layer by layer; ignores any fixed-point types."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1:] != graph.input_shape:
+        raise ShapeError(f"inputs have shape {x.shape}; model {graph.name!r} expects (N, {', '.join(map(str, graph.input_shape))})")
+    outputs = []
+    for layer in graph.layers:
+        if isinstance(layer, Dense):
+            x = x @ layer.weight.T + layer.bias
+        elif isinstance(layer, ReLU):
+            x = np.maximum(x, 0.0)
+        elif layer.kind == "flatten":
+            x = x.reshape(x.shape[0], -1)
+        elif layer.kind == "softmax":
+            pass
+        else:
+            raise ShapeError(f"layer {layer.name!r}: float simulation has no rule for {layer.kind!r}")
+        outputs.append((layer.name, x))
+    return outputs if trace else x
+
+
+def _value_type(max_abs: float, bits: int, signed: bool, config: QuantConfig) -> Fixed:
+    return Fixed(bits, int_bits_for(max_abs, signed), signed, config.rounding, config.overflow)
+
+
+def _check_calibration(graph: Graph, x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise DataError(f"calibration data must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if x.ndim == len(graph.input_shape) or x.shape[1:] != graph.input_shape:
+        raise ShapeError(
+            f"calibration data has shape {x.shape}; model {graph.name!r} expects (N, {', '.join(map(str, graph.input_shape))})"
+        )
+    if x.shape[0] == 0:
+        raise DataError("calibration data is empty")
+    if not np.all(np.isfinite(x)):
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise DataError(f"calibration data has a non-finite value at index {idx}")
+    return x
+
+
+def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig()) -> Graph:
+    """A quantized copy of a float graph, its types chosen from the ranges seen on ``x``."""
+    x = _check_calibration(graph, x)
+    outputs = dict(float_forward(graph, x, trace=True))
+    act = config.activation_bits
+    input_t = _value_type(float(np.abs(x).max()), act, bool(x.min() < 0), config)
+
+    layers: list[Layer] = []
+    in_t = input_t
+    for index, layer in enumerate(graph.layers):
+        out = outputs[layer.name]
+        nxt = graph.layers[index + 1] if index + 1 < len(graph.layers) else None
+        if isinstance(layer, Dense):
+            layer = _quantize_dense(layer, in_t, out, isinstance(nxt, ReLU), config)
+            in_t = layer.result_t
+        elif isinstance(layer, ReLU):
+            relu_t = _value_type(float(out.max(initial=0.0)), act, False, config)
+            layer = layer.with_(result_t=relu_t)
+            in_t = relu_t
+        layers.append(layer)
+    return graph.with_layers(layers, input_t=input_t)
+
+
+def _quantize_dense(layer: Dense, in_t: Fixed, out: np.ndarray, relu_follows: bool, config: QuantConfig) -> Dense:
+    weight_t = Fixed(config.weight_bits, int_bits_for(float(np.abs(layer.weight).max(initial=0.0)), True),
+                     True, Rounding.RND, Overflow.SAT)
+    w_q = quantize(layer.weight, weight_t)
+    # Pruned weights stay exactly zero, and a weight that rounds to zero adds nothing.
+    product_frac = in_t.frac_bits + weight_t.frac_bits
+    bias_int_bits = int_bits_for(float(np.abs(layer.bias).max(initial=0.0)), True)
+    bias_t = Fixed(min(max(bias_int_bits + product_frac, 2), 32), bias_int_bits, True, Rounding.RND, Overflow.SAT)
+    b_q = quantize(layer.bias, bias_t)
+
+    x_abs = max(-in_t.min_int, in_t.max_int)
+    acc_frac = product_frac
+    worst = max(
+        (abs(int(b)) * (1 << max(acc_frac - bias_t.frac_bits, 0)) + x_abs * int(s)
+         for b, s in zip(b_q, np.abs(w_q).sum(axis=1))),
+        default=0,
+    )
+    acc_width = max(int(worst).bit_length() + 1, 2)
+    if acc_width > MAX_WIDTH:
+        raise OptionError(f"layer {layer.name!r}: the accumulator would need {acc_width} bits; use fewer bits")
+    accum_t = Fixed(acc_width, acc_width - acc_frac, True, Rounding.TRN, Overflow.WRAP)
+
+    act = config.activation_bits
+    if relu_follows:
+        relu_int = int_bits_for(float(out.max(initial=0.0)), False)
+        result_t = Fixed(act + 1, relu_int + 1, True, config.rounding, config.overflow)
+    else:
+        result_t = _value_type(float(np.abs(out).max(initial=0.0)), act, True, config)
+    return layer.with_(
+        weight=to_real(w_q, weight_t), bias=to_real(b_q, bias_t),
+        weight_t=weight_t, bias_t=bias_t, accum_t=accum_t, result_t=result_t,
+    )

@@ -1,0 +1,128 @@
+"""The integer reference: THE definition of a quantized model's output.
+
+Everything after the input cast is int64 arithmetic; no float touches a value. Every
+engine (host C, Cortex-M emulation, hls4ml C simulation) must equal this bit for bit.
+Kernels are looked up by layer ``kind`` in ``KERNELS``; a new layer kind adds one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from hwprune.errors import ModelError, ShapeError
+from hwprune.ir.graph import Graph
+from hwprune.ir.layers import Dense, Layer, ReLU
+from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, apply_overflow, cast, from_grid, quantize, to_real
+
+Kernel = Callable[[Layer, np.ndarray, Fixed], np.ndarray]
+KERNELS: dict[str, Kernel] = {}
+
+
+def kernel(kind: str):
+    def register(fn: Kernel) -> Kernel:
+        KERNELS[kind] = fn
+        return fn
+
+    return register
+
+
+def _bits(max_abs: int) -> int:
+    return int(max_abs).bit_length()
+
+
+@kernel("dense")
+def dense(layer: Dense, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    w = from_grid(layer.weight, layer.weight_t, f"layer {layer.name!r} weight")
+    b = from_grid(layer.bias, layer.bias_t, f"layer {layer.name!r} bias")
+    acc_t = layer.accum_t
+    product_frac = in_t.frac_bits + layer.weight_t.frac_bits
+    acc0 = cast(b, layer.bias_t.frac_bits, acc_t)  # (out,)
+    x_abs = max(-in_t.min_int, in_t.max_int)
+    shift = acc_t.frac_bits - product_frac  # >= 0: each product lands in accum exactly
+    if shift >= 0:
+        # Largest partial sum any input could produce, per output.
+        # Python integers: the bound itself must not overflow while it is computed.
+        bound = max(
+            (abs(int(a)) + ((x_abs * int(s)) << shift) for a, s in zip(acc0, np.abs(w).sum(axis=1))), default=0
+        )
+        fits_int64 = _bits(bound) < 63
+        never_overflows = bound <= acc_t.max_int and -bound >= acc_t.min_int
+        # Modular addition commutes with a final wrap, so WRAP only needs int64 room.
+        if fits_int64 and (never_overflows or acc_t.overflow is Overflow.WRAP):
+            acc = acc0[None, :] + ((x @ w.T) << np.int64(shift))
+            return cast(apply_overflow(acc, acc_t), acc_t.frac_bits, layer.result_t)
+    # General case, as hls4ml computes it: cast every product to accum_t, then add the
+    # products to the accumulator in input order, applying accum_t's overflow each time.
+    acc = np.broadcast_to(acc0, (x.shape[0], acc0.shape[0])).copy()
+    for i in range(x.shape[1]):
+        product = cast(x[:, i : i + 1] * w[None, :, i], product_frac, acc_t)
+        acc = apply_overflow(acc + product, acc_t)
+    return cast(acc, acc_t.frac_bits, layer.result_t)
+
+
+@kernel("relu")
+def relu(layer: ReLU, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    return cast(np.maximum(x, 0), in_t.frac_bits, layer.result_t)
+
+
+@kernel("flatten")
+def flatten(layer: Layer, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    return x.reshape(x.shape[0], -1)
+
+
+@kernel("softmax")
+def softmax_marker(layer: Layer, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    return x
+
+
+def _check_quantized(graph: Graph) -> None:
+    if not graph.is_quantized:
+        raise ModelError(f"model {graph.name!r} is not quantized; the reference runs fixed-point graphs only")
+    for layer in graph.layers:
+        if layer.kind not in KERNELS:
+            raise ModelError(f"layer {layer.name!r}: the integer reference has no kernel for {layer.kind!r}")
+        for key, t in layer.types().items():
+            if t.width > MAX_WIDTH:
+                raise ModelError(f"layer {layer.name!r}: {key} {t} is wider than {MAX_WIDTH} bits")
+
+
+def _check_input(graph: Graph, x: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.shape[1:] != graph.input_shape:
+        if x.shape == graph.input_shape:
+            x = x[None]
+        else:
+            raise ShapeError(
+                f"{what} have shape {x.shape}; model {graph.name!r} expects (N, {', '.join(map(str, graph.input_shape))})"
+            )
+    return x
+
+
+def quantize_input(graph: Graph, x) -> np.ndarray:
+    """Float inputs ``(N, *input_shape)`` to integers of the graph's input type."""
+    _check_quantized(graph)
+    x = _check_input(graph, np.asarray(x, dtype=np.float64), "inputs")
+    return quantize(x, graph.input_t)
+
+
+def run(graph: Graph, x_int, trace: bool = False):
+    """Integer inputs to integer outputs; with ``trace``, a list of (layer, output) pairs."""
+    _check_quantized(graph)
+    x = _check_input(graph, np.asarray(x_int), "integer inputs")
+    if x.dtype.kind not in "iu":
+        raise ModelError(f"integer reference: inputs must be integers, got dtype {x.dtype}")
+    x = x.astype(np.int64).reshape(x.shape[0], *graph.input_shape)
+    in_t = graph.input_t
+    steps = []
+    for layer, out_t in zip(graph.layers, graph.value_types()):
+        x = KERNELS[layer.kind](layer, x, in_t)
+        in_t = out_t
+        steps.append((layer.name, x))
+    return steps if trace else x
+
+
+def predict(graph: Graph, x) -> np.ndarray:
+    """Float inputs to the real values of the integer outputs (float64)."""
+    return to_real(run(graph, quantize_input(graph, x)), graph.output_t)
