@@ -1,0 +1,228 @@
+"""Training in torch: a plain cross-entropy minibatch loop, evaluation, and small models.
+
+``fit`` is deterministic for a seed: ``torch.manual_seed`` fixes the initial state of
+anything random inside the model, and a separate ``torch.Generator`` orders the
+minibatches, so pruning code that draws random numbers between steps does not change
+which examples a step sees. How many threads torch uses is the caller's business.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import numpy as np
+
+from hwprune.data import check_labels
+from hwprune.errors import DataError, OptionError, ShapeError
+
+LR_SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def _torch():
+    import torch  # deferred: importing torch costs about a second
+
+    return torch
+
+
+def as_tensors(x, y=None):
+    """``x`` as float32 and ``y`` as int64 tensors (numpy arrays or tensors accepted)."""
+    torch = _torch()
+    x_t = torch.as_tensor(np.asarray(x, dtype=np.float32) if not isinstance(x, torch.Tensor) else x).float()
+    if y is None:
+        return x_t
+    y_np = y.cpu().numpy() if isinstance(y, torch.Tensor) else y
+    y_t = torch.as_tensor(check_labels(y_np))
+    if len(x_t) != len(y_t):
+        raise DataError(f"x has {len(x_t)} rows but y has {len(y_t)}; they must match")
+    return x_t, y_t
+
+
+def output_width(model, x) -> int:
+    """How many outputs (classes) ``model`` produces for inputs shaped like ``x``."""
+    torch = _torch()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x[:1])
+    except RuntimeError as exc:
+        raise ShapeError(
+            f"the model cannot run on inputs of shape {tuple(x.shape[1:])} ({str(exc).splitlines()[0]})"
+        ) from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2:
+        raise ShapeError(f"the model returns shape {tuple(out.shape)} per batch; a classifier returns (N, classes)")
+    return int(out.shape[1])
+
+
+def check_fits(model, x, y) -> None:
+    """DataError unless every label indexes one of the model's outputs."""
+    width = output_width(model, x)
+    top = int(y.max()) if len(y) else -1
+    if top >= width:
+        raise DataError(
+            f"labels go up to {top} ({top + 1} classes) but the model has {width} outputs; "
+            "give the last layer one output per class"
+        )
+
+
+def lr_factor(schedule, step: int, total_steps: int) -> float:
+    """The learning-rate multiplier at ``step`` of ``total_steps`` for a named or callable schedule."""
+    import math
+
+    if schedule is None or schedule == "constant":
+        return 1.0
+    if callable(schedule):
+        return float(schedule(step, total_steps))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+    if schedule == "step":
+        # Divide by 10 at half and at three quarters of training (the ResNet recipe).
+        return 0.1 ** ((step >= total_steps // 2) + (step >= (3 * total_steps) // 4))
+    raise OptionError(f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)} or a function")
+
+
+def make_optimizer(model, optimizer: str, lr: float, weight_decay: float):
+    torch = _torch()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise OptionError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+    return -(-n_examples // batch_size)
+
+
+def fit(
+    model,
+    x,
+    y,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    lr_schedule: str | Callable[[int, int], float] | None = None,
+    progress: bool = False,
+    callback: Callable[[int, object], None] | None = None,
+) -> float:
+    """Train ``model`` in place with cross-entropy on ``(x, y)``; return the training accuracy.
+
+    ``callback(step, model)`` runs before every optimizer step (``step`` counts from 0,
+    so at ``step == k`` exactly ``k`` updates have been made); gradual pruning uses it to
+    update masks, lottery tickets to record the weights at iteration ``k``.
+    """
+    torch = _torch()
+    from tqdm import tqdm
+
+    if not isinstance(epochs, int) or epochs < 0:
+        raise OptionError(f"epochs must be an integer >= 0, got {epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise OptionError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    if not lr > 0:
+        raise OptionError(f"learning rate must be > 0, got {lr!r}")
+    x_t, y_t = as_tensors(x, y)
+    if len(x_t) == 0:
+        raise DataError("the training data is empty")
+    check_fits(model, x_t, y_t)
+
+    torch.manual_seed(seed)
+    order = torch.Generator().manual_seed(seed)
+    opt = make_optimizer(model, optimizer, lr, weight_decay)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    per_epoch = steps_per_epoch(len(x_t), batch_size)
+    total = epochs * per_epoch
+    model.train()
+    step = 0
+    with tqdm(total=total, desc="train", unit="step", file=sys.stderr, disable=not progress, leave=False) as bar:
+        for _ in range(epochs):
+            perm = torch.randperm(len(x_t), generator=order)
+            for start in range(0, len(x_t), batch_size):
+                if callback is not None:
+                    callback(step, model)
+                for group in opt.param_groups:
+                    group["lr"] = lr * lr_factor(lr_schedule, step, total)
+                idx = perm[start:start + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x_t[idx]), y_t[idx])
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+                if progress and step % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+    return evaluate(model, x_t, y_t)
+
+
+def predict_classes(model, x, batch_size: int = 4096) -> np.ndarray:
+    torch = _torch()
+    x_t = as_tensors(x)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = [model(x_t[i:i + batch_size]).argmax(dim=1) for i in range(0, len(x_t), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def evaluate(model, x, y) -> float:
+    """Accuracy of ``model`` (in eval mode) on ``(x, y)``, from 0 to 1."""
+    x_t, y_t = as_tensors(x, y)
+    if len(x_t) == 0:
+        raise DataError("the evaluation data is empty")
+    return float((predict_classes(model, x_t) == y_t.numpy()).mean())
+
+
+def make_mlp(sizes, seed: int = 0):
+    """``Linear, ReLU, ..., Linear`` through ``sizes`` (e.g. ``(64, 128, 64, 10)``), seeded."""
+    torch = _torch()
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise OptionError(f"an MLP needs at least two positive layer sizes, got {sizes}")
+    nn = torch.nn
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers = []
+        for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(n_in, n_out))
+            if index < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers)
+
+
+def make_cnn(
+    n_classes: int = 10,
+    image_size: int = 8,
+    in_channels: int = 1,
+    channels: tuple[int, int] = (8, 16),
+    kernel_size: int = 3,
+    seed: int = 0,
+):
+    """A small CNN for 8x8 digits: two valid 3x3 convolutions with ReLU, Flatten, Linear.
+
+    It takes images shaped ``(N, in_channels, image_size, image_size)``.
+    """
+    torch = _torch()
+    nn = torch.nn
+    side = image_size - 2 * (kernel_size - 1)
+    if side < 1:
+        raise OptionError(f"a {image_size}x{image_size} image is too small for two {kernel_size}x{kernel_size} convolutions")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(
+            nn.Conv2d(in_channels, channels[0], kernel_size),
+            nn.ReLU(),
+            nn.Conv2d(channels[0], channels[1], kernel_size),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(channels[1] * side * side, n_classes),
+        )
