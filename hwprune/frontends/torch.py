@@ -148,3 +148,31 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
     if not is_c_identifier(name):
         raise ModelError(f"model name {name!r} must be a C identifier")
     return Graph(name, tuple(input_shape), tuple(layers))
+
+
+def to_torch(graph: Graph):
+    """A float ``nn.Sequential`` computing ``graph`` (its float weights), for fine-tuning.
+
+    Module names are the IR layer names, so ``from_torch(to_torch(g))`` keeps them.
+    """
+    torch = _torch()
+    nn = torch.nn
+    modules = {}
+    for layer in graph.layers:
+        if isinstance(layer, Dense):
+            linear = nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():
+                linear.weight.copy_(torch.tensor(layer.weight))
+                linear.bias.copy_(torch.tensor(layer.bias))
+            modules[layer.name] = linear
+        elif isinstance(layer, ReLU):
+            modules[layer.name] = nn.ReLU()
+        elif isinstance(layer, Flatten):
+            modules[layer.name] = nn.Flatten()
+        elif isinstance(layer, Softmax):
+            modules[layer.name] = nn.Softmax(dim=-1)
+        else:
+            raise UnsupportedLayerError(f"layer {layer.name!r}: no torch module for {layer.kind!r}")
+    from collections import OrderedDict
+
+    return nn.Sequential(OrderedDict(modules))
