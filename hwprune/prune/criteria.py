@@ -93,7 +93,7 @@ def _select(scores: dict[str, torch.Tensor], fractions, scope: str, min_density:
     if count > free:
         raise OptionError(
             f"sparsity {fractions} prunes {count} of {total}, but min_density {min_density} protects "
-            f"{total - free}; lower min_density below {1 - fractions:.4g}"
+            f"{total - free}; lower min_density (it must stay below {1 - fractions:.4g}) or the sparsity"
         )
     names = list(scores)
     flat = torch.cat([torch.where(protected[n], math.inf, scores[n]).reshape(-1) for n in names])
