@@ -123,9 +123,23 @@ def strip_masks(model: nn.Module) -> nn.Module:
     """
     for module in prunable_modules(model).values():
         if _mask_of(module) is not None:
+            _own_class(module)
             # leave_parametrized=True stores the parametrized value, original * mask.
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     return model
+
+
+def _own_class(module: nn.Module) -> None:
+    """Give a parametrized module a class of its own before its parametrization goes.
+
+    ``copy.deepcopy`` of a parametrized module shares the generated ``ParametrizedX``
+    class with the original, and removing a parametrization deletes the property from
+    that class, which would break every copy (say a saved best checkpoint). A fresh
+    class with the same contents and base keeps the removal local to this module.
+    """
+    cls = module.__class__
+    namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, namespace)
 
 
 def _count(weight: torch.Tensor) -> tuple[int, int]:

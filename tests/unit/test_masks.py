@@ -158,3 +158,18 @@ def test_original_weights_rewind():
     assert torch.equal(original_weights(model)["4"], initial["4"])
     with pytest.raises(ShapeError):
         load_original_weights(model, {"4": torch.zeros(2, 2)})
+
+
+def test_strip_masks_on_a_deep_copy_leaves_the_original_masked():
+    import copy
+
+    model = _model()
+    masks = _random_masks(model)
+    apply_masks(model, masks)
+    snapshot = copy.deepcopy(model)
+    strip_masks(snapshot)
+    x = torch.randn(4, 2, 14)
+    torch.testing.assert_close(snapshot(x), model(x), rtol=0, atol=0)
+    assert torch.equal(get_masks(model)["4"], masks["4"])
+    strip_masks(model)
+    assert type(model[4]) is nn.Linear
