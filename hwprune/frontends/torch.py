@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.errors import ModelError, UnsupportedLayerError, WeightError
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax
 
@@ -122,6 +122,12 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
         if isinstance(child, nn.Linear):
             weight = child.weight.detach().cpu().double().numpy()
             bias = child.bias.detach().cpu().double().numpy() if child.bias is not None else np.zeros(weight.shape[0])
+            for label, values in (("weight", weight), ("bias", bias)):
+                if not np.all(np.isfinite(values)):
+                    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+                    raise WeightError(
+                        f"module {path!r} (Linear): {label} has a non-finite value {values[idx]} at index {idx}"
+                    )
             layers.append(Dense(_layer_name(path, "dense", used), weight, bias))
         elif isinstance(child, nn.ReLU):
             layers.append(ReLU(_layer_name(path, "relu", used)))

@@ -1,0 +1,34 @@
+"""``hwprune predict``: outputs of one engine, dequantized to float32."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="run an exported model on inputs and write its outputs")
+    p.add_argument("dir", metavar="DIR", help="an export folder")
+    p.add_argument("--inputs", required=True, metavar="X.npy", help="float inputs (N, *input_shape)")
+    p.add_argument("--out", required=True, metavar="Y.npy", help="where to write the float32 outputs")
+    p.add_argument("--engine", default="reference", help="reference (numpy integers) or host (compiled C)")
+    p.add_argument("--force", action="store_true", help="replace Y.npy if it exists")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from hwprune import reference
+    from hwprune.harness import get_engine
+    from hwprune.ir.io import load_graph
+    from hwprune.outputs import output_file
+    from hwprune.pipeline import check_inputs, load_array
+    from hwprune.quant.fixed import to_real
+
+    graph = load_graph(args.dir)
+    engine = get_engine(args.engine)
+    x = check_inputs(graph, load_array(args.inputs, "inputs"), "inputs")
+    y_int = engine.outputs(args.dir, reference.quantize_input(graph, x))
+    y = to_real(y_int, graph.output_t).astype(np.float32)
+    with output_file(args.out, args.force) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, y)
+    return 0

@@ -1,0 +1,22 @@
+"""``hwprune report``: (re)write report.md, report.json and report.png of an export folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="render report.md and report.json for an export folder")
+    p.add_argument("dir", metavar="DIR", help="an export folder")
+    p.add_argument("--target", help="compare sizes with this chip instead of the export's")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from hwprune.report import REPORT_JSON, REPORT_MD, write_report
+
+    directory = Path(args.dir)
+    write_report(directory, target=args.target)
+    print(f"hwprune report: wrote {directory / REPORT_MD} and {directory / REPORT_JSON}", file=sys.stderr)
+    return 0

@@ -1,0 +1,39 @@
+"""``hwprune verify``: run every available engine and compare bit for bit."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+# The fields of ``verify --json`` that scripts rely on (a contract).
+JSON_FIELDS = ("bit_exact", "vectors", "mismatches", "flash_bytes", "ram_bytes", "macs", "nonzero_weights",
+               "total_weights", "layers")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("verify", help="check that every engine equals the integer reference, bit for bit",
+                       description="Exit 0 only when every available engine agrees with the integer "
+                                   "reference on every element of every test vector.")
+    p.add_argument("dir", metavar="DIR", help="an export folder")
+    p.add_argument("--inputs", metavar="X.npy", help="float inputs to use instead of the stored test vectors")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from hwprune.pipeline import load_array
+    from hwprune.report import _json_default, analyze
+
+    inputs = load_array(args.inputs, "inputs") if args.inputs else None
+    report = analyze(args.dir, inputs)
+    if args.json:
+        print(json.dumps(report, default=_json_default))
+    else:
+        for name, engine in report["engines"].items():
+            state = "unavailable" if not engine["available"] else ("bit-exact" if engine["bit_exact"] else "MISMATCH")
+            print(f"{name:<10} {state}" + (f"  {engine['note']}" if engine.get("note") else ""))
+        print(f"{report['vectors']} vectors, {report['mismatches']} mismatching outputs: "
+              f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'}")
+    if not report["bit_exact"]:
+        print(f"hwprune verify: {report['mismatches']} mismatching outputs; see the engine notes", file=sys.stderr)
+    return 0 if report["bit_exact"] else 1

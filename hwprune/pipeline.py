@@ -1,0 +1,171 @@
+"""The export pipeline: model -> (prune) -> quantize -> C + vectors + report, in one folder.
+
+An export folder is self-contained::
+
+    DIR/graph.json, DIR/weights.npz   the quantized IR (ir.io format)
+    DIR/vectors.npz                   test vectors: x (float), x_int, y_int (reference outputs)
+    DIR/export.json                   how the folder was made (options, formats, versions)
+    DIR/c/                            model.h, model.c, ... : the firmware sources
+    DIR/report.json, DIR/report.md    figures (hwprune report renders them again)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from hwprune import __version__, reference
+from hwprune.errors import DataError, ModelError, OptionError, ShapeError
+from hwprune.ir.graph import Graph
+from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
+from hwprune.outputs import output_dir
+from hwprune.quant.calibrate import QuantConfig, calibrate
+
+VECTORS_FILE = "vectors.npz"
+EXPORT_FILE = "export.json"
+C_DIR = "c"
+RANDOM_VECTORS = 256
+MAX_VECTORS = 2000
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    weight_bits: int = 8
+    activation_bits: int = 8
+    sparsity: Optional[float] = None
+    format: str = "auto"
+    target: str = "stm32l4r5"
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
+            raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
+        if self.format not in ("auto", "dense", "csr"):
+            raise OptionError(f"--format must be auto, dense or csr, got {self.format!r}")
+        QuantConfig(self.weight_bits, self.activation_bits)  # checks the bit widths
+
+
+def load_model(path) -> Graph:
+    """A float or quantized graph from a pickled torch module (.pt) or an hwprune graph folder."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / GRAPH_FILE).is_file():
+            raise ModelError(f"{path}: a folder without {GRAPH_FILE}; expected an hwprune graph or export folder")
+        return load_graph(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
+    if path.suffix in (".pt", ".pth"):
+        from hwprune.frontends.torch import from_torch, load_torch_model
+
+        name = "".join(c if c.isalnum() else "_" for c in path.stem) or "model"
+        if not (name[0].isalpha() or name[0] == "_"):
+            name = f"m_{name}"
+        return from_torch(load_torch_model(path), name=name)
+    raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt) or a graph folder")
+
+
+def load_array(path, what: str) -> np.ndarray:
+    path = Path(path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{what} {path}: not a readable .npy array ({exc})") from None
+    if isinstance(arr, np.lib.npyio.NpzFile):
+        raise DataError(f"{what} {path}: give a single .npy array, not an .npz archive")
+    if arr.dtype.kind not in "fiu":
+        raise DataError(f"{what} {path}: expected numbers, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise DataError(f"{what} {path}: non-finite value at index {idx}")
+    return arr.astype(np.float64)
+
+
+def check_inputs(graph: Graph, x: np.ndarray, what: str) -> np.ndarray:
+    expected = "(N, " + ", ".join(map(str, graph.input_shape)) + ")"
+    if x.ndim < 1 or x.shape[1:] != graph.input_shape:
+        raise ShapeError(f"{what} have shape {x.shape}; model {graph.name!r} expects {expected}")
+    if len(x) == 0:
+        raise DataError(f"{what} hold no vectors")
+    return x
+
+
+def prune_graph(graph: Graph, sparsity: float) -> Graph:
+    """One-shot layer-wise magnitude pruning of a float graph (the quick estimate of export)."""
+    if graph.is_quantized:
+        raise OptionError("--sparsity applies to float models; this graph is quantized already (prune before quantizing)")
+    from hwprune.frontends.torch import from_torch, to_torch
+    from hwprune.prune.criteria import compute_masks
+    from hwprune.prune.masks import apply_masks, strip_masks
+
+    module = to_torch(graph)
+    apply_masks(module, compute_masks(module, sparsity, method="magnitude", scope="layer"))
+    return from_torch(strip_masks(module), graph.input_shape, graph.name)
+
+
+def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:
+    """Inputs spread over the whole input type, saturating ends included."""
+    rng = np.random.default_rng(seed)
+    t = graph.input_t
+    q = rng.integers(t.min_int, t.max_int, size=(count, *graph.input_shape), endpoint=True)
+    return np.ldexp(q.astype(np.float64), -t.frac_bits)
+
+
+def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: ExportOptions) -> Graph:
+    if graph.is_quantized:
+        return graph
+    if calibration is None:
+        raise DataError("a float model needs calibration inputs to choose its fixed-point types: pass --calibration X.npy")
+    return calibrate(graph, check_inputs(graph, calibration, "calibration inputs"),
+                     QuantConfig(options.weight_bits, options.activation_bits))
+
+
+def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
+                 source: str = "", report_extra: Optional[dict] = None) -> Path:
+    """Write a complete export folder for a quantized graph (atomically)."""
+    from hwprune.backends.c import export_c
+    from hwprune.report import write_report
+
+    if not graph.is_quantized:
+        raise ModelError("write_export needs a quantized graph")
+    vectors = check_inputs(graph, vectors, "test vectors")[:MAX_VECTORS]
+    x_int = reference.quantize_input(graph, vectors)
+    y_int = reference.run(graph, x_int)
+    out = Path(out)
+    with output_dir(out, force) as tmp:
+        save_graph(graph, tmp)
+        np.savez(tmp / VECTORS_FILE, x=vectors, x_int=x_int, y_int=y_int)
+        c_export = export_c(graph, tmp / C_DIR, options.format)
+        meta = {
+            "hwprune_version": __version__,
+            "source": source,
+            "model": graph.name,
+            "weight_bits": options.weight_bits,
+            "activation_bits": options.activation_bits,
+            "sparsity_requested": options.sparsity,
+            "format_policy": options.format,
+            "target": options.target,
+            "formats": {s.name: s.format for s in c_export.layers},
+            "extra": options.extra,
+        }
+        (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        write_report(tmp, extra=report_extra)
+    return out
+
+
+def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False) -> Path:
+    """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report."""
+    graph = model if isinstance(model, Graph) else load_model(model)
+    if calibration is not None:
+        calibration = check_inputs(graph, np.asarray(calibration, dtype=np.float64), "calibration inputs")
+    if options.sparsity:
+        graph = prune_graph(graph, options.sparsity)
+    quantized = quantize_graph(graph, calibration, options)
+    vectors = calibration if calibration is not None else random_vectors(quantized, RANDOM_VECTORS, options.seed)
+    return write_export(quantized, out, vectors, options, force, source=str(model) if not isinstance(model, Graph) else "")

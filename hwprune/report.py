@@ -1,0 +1,228 @@
+"""Figures of an export folder, as JSON, Markdown and a plot.
+
+``analyze`` measures (it runs every available engine and the size measurement); the
+renderers only format what it returns. ``hwprune verify --json`` prints the same dict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from hwprune import __version__
+from hwprune.errors import HwpruneError
+from hwprune.ir.io import load_graph
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+REPORT_PNG = "report.png"
+
+
+def _layer_rows(graph, formats: dict) -> list[dict]:
+    from hwprune.backends.c.formats import encode
+
+    rows = []
+    shapes_in = [graph.input_shape_of(i) for i in range(len(graph.layers))]
+    for layer, shape_in, shape_out in zip(graph.layers, shapes_in, graph.shapes):
+        row = {"name": layer.name, "kind": layer.kind, "input_shape": list(shape_in),
+               "output_shape": list(shape_out),
+               "types": {k: str(v) for k, v in layer.types().items()}}
+        if layer.kind == "dense":
+            chosen = encode(layer, formats.get(layer.name, "dense"))
+            dense = encode(layer, "dense")
+            csr = encode(layer, "csr")
+            n, k = layer.weight.size, layer.nonzero_weights
+            row.update(
+                format=chosen.format,
+                total_weights=n,
+                nonzero_weights=k,
+                sparsity=1 - k / n,
+                weight_bytes=chosen.weight_bytes,
+                bias_bytes=chosen.bias_bytes,
+                bits_per_nonzero=chosen.bits_per_nonzero,
+                entropy_bits_per_nonzero=chosen.entropy_bits / max(k, 1),
+                value_bits=layer.weight_t.width,
+                dense_weight_bytes=dense.weight_bytes,
+                csr_weight_bytes=csr.weight_bytes,
+                macs=layer.macs,
+                macs_sparse=k,
+            )
+        else:
+            row.update(format=None, total_weights=0, nonzero_weights=0, weight_bytes=0, bias_bytes=0,
+                       bits_per_nonzero=None, macs=0, macs_sparse=0)
+        rows.append(row)
+    return rows
+
+
+def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None) -> dict:
+    """Verify and measure an export folder; the dict behind report.json and verify --json."""
+    from hwprune.harness import measure_c, verify
+    from hwprune.pipeline import C_DIR, EXPORT_FILE, VECTORS_FILE, check_inputs
+    from hwprune.reference import quantize_input
+    from hwprune.targets import get_target
+
+    export_dir = Path(export_dir)
+    graph = load_graph(export_dir)
+    try:
+        meta = json.loads((export_dir / EXPORT_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise HwpruneError(f"{export_dir}: {EXPORT_FILE} is missing or unreadable ({exc}); re-run hwprune export") from None
+    if inputs is None:
+        with np.load(export_dir / VECTORS_FILE) as vectors:
+            x_int = vectors["x_int"]
+    else:
+        x_int = quantize_input(graph, check_inputs(graph, np.asarray(inputs, dtype=np.float64), "inputs"))
+
+    result = verify(export_dir, x_int)
+    size = measure_c(export_dir / C_DIR)
+    layers = _layer_rows(graph, meta.get("formats", {}))
+    dense_rows = [r for r in layers if r["kind"] == "dense"]
+    nonzero = sum(r["nonzero_weights"] for r in dense_rows)
+    total = sum(r["total_weights"] for r in dense_rows)
+    weight_bytes = sum(r["weight_bytes"] for r in dense_rows)
+    report = {
+        "model": graph.name,
+        "hwprune_version": __version__,
+        "source": meta.get("source", ""),
+        "bit_exact": result.bit_exact,
+        "vectors": result.vectors,
+        "mismatches": result.mismatches,
+        "engines": result.engines_json(),
+        "flash_bytes": size.flash_bytes,
+        "ram_bytes": size.ram_bytes,
+        "size_measured_with": size.how,
+        "macs": sum(r["macs"] for r in dense_rows),
+        "macs_sparse": sum(r["macs_sparse"] for r in dense_rows),
+        "nonzero_weights": nonzero,
+        "total_weights": total,
+        "sparsity": 1 - nonzero / total if total else 0.0,
+        "weight_bytes": weight_bytes,
+        "bias_bytes": sum(r["bias_bytes"] for r in dense_rows),
+        "dense_weight_bytes": sum(r["dense_weight_bytes"] for r in dense_rows),
+        "csr_weight_bytes": sum(r["csr_weight_bytes"] for r in dense_rows),
+        "bits_per_nonzero": weight_bytes * 8 / max(nonzero, 1),
+        "input_type": str(graph.input_t),
+        "output_type": str(graph.output_t),
+        "weight_bits": meta.get("weight_bits"),
+        "activation_bits": meta.get("activation_bits"),
+        "layers": layers,
+    }
+    target_name = target or meta.get("target")
+    if target_name:
+        t = get_target(target_name)
+        fit = {"name": t.name, "description": t.description}
+        if t.flash_bytes:
+            fit.update(flash_bytes=t.flash_bytes, flash_used=size.flash_bytes / t.flash_bytes,
+                       ram_bytes=t.ram_bytes, ram_used=size.ram_bytes / t.ram_bytes,
+                       fits=size.flash_bytes <= t.flash_bytes and size.ram_bytes <= t.ram_bytes)
+        report["target"] = fit
+    return report
+
+
+def _fmt(value, digits=2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def render_markdown(report: dict) -> str:
+    lines = [f"# hwprune report: {report['model']}", ""]
+    lines.append(f"hwprune {report['hwprune_version']}" + (f", from `{report['source']}`" if report.get("source") else ""))
+    lines.append("")
+    if report.get("stages"):
+        lines += ["## Accuracy at each stage", "", "| stage | accuracy | sparsity |", "|---|---:|---:|"]
+        for stage in report["stages"]:
+            lines.append(f"| {stage['stage']} | {stage['accuracy'] * 100:.2f} % | {stage.get('sparsity', 0) * 100:.1f} % |")
+        lines.append("")
+    verdict = "**bit-exact**" if report["bit_exact"] else "**MISMATCH**"
+    lines += ["## Verification", "",
+              f"{verdict}: {report['vectors']} test vectors, {report['mismatches']} mismatching outputs.", "",
+              "| engine | available | bit-exact | mismatches | note |", "|---|---|---|---:|---|"]
+    for name, e in report["engines"].items():
+        lines.append(f"| {name} | {'yes' if e['available'] else 'no'} | {_fmt(e.get('bit_exact'))} | "
+                     f"{_fmt(e.get('mismatches'))} | {e.get('note', '')} |")
+    lines += ["", "## Size and work", "",
+              f"- flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B ({report['size_measured_with']})",
+              f"- weights: {report['nonzero_weights']} of {report['total_weights']} nonzero "
+              f"({report['sparsity'] * 100:.1f} % sparse); {report['weight_bytes']} B as exported, "
+              f"{report['dense_weight_bytes']} B dense, {report['csr_weight_bytes']} B csr; "
+              f"{report['bits_per_nonzero']:.2f} bits per nonzero weight, indices included",
+              f"- MACs per inference: {report['macs']} dense, {report['macs_sparse']} on nonzero weights "
+              f"({report['macs'] / max(report['macs_sparse'], 1):.1f}x fewer)",
+              f"- types: input {report['input_type']}, output {report['output_type']}"]
+    target = report.get("target")
+    if target and "flash_bytes" in target:
+        lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of flash, "
+                     f"{target['ram_used'] * 100:.2f} % of RAM" + ("" if target["fits"] else " — DOES NOT FIT"))
+    lines += ["", "## Layers", "",
+              "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | entropy bound | MACs sparse / dense |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["layers"]:
+        if r["kind"] != "dense":
+            lines.append(f"| {r['name']} | {r['kind']} | | | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['name']} | {r['kind']} | {r['format']} | {r['nonzero_weights']} / {r['total_weights']} | "
+            f"{r['weight_bytes']} | {r['dense_weight_bytes']} | {r['csr_weight_bytes']} | "
+            f"{r['bits_per_nonzero']:.2f} | {r['entropy_bits_per_nonzero']:.2f} | {r['macs_sparse']} / {r['macs']} |"
+        )
+    lines += ["", "Bits per nonzero count every byte of weight storage (values, indices, row pointers); the entropy",
+              "bound is log2 C(n, k) / k, the fewest bits per nonzero any index format could spend on the mask.", ""]
+    return "\n".join(lines)
+
+
+def render_plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["layers"] if r["kind"] == "dense"]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows) + 2), 3.4))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["dense_weight_bytes"] for r in rows], 0.4, label="dense")
+    ax.bar(x + 0.2, [r["csr_weight_bytes"] for r in rows], 0.4, label="csr")
+    ax.set_xticks(x, [r["name"] for r in rows])
+    ax.set_ylabel("weight bytes")
+    ax.set_title(f"{report['model']}: weight storage per layer ({report['sparsity'] * 100:.0f} % sparse)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+#: Report keys only the producer of an export knows (the demo's accuracy per stage);
+#: re-rendering a report keeps them.
+PRODUCER_KEYS = ("stages", "demo")
+
+
+def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None) -> dict:
+    """Measure ``export_dir`` and write report.json, report.md and report.png into it."""
+    export_dir = Path(export_dir)
+    report = analyze(export_dir, inputs, target)
+    previous = export_dir / REPORT_JSON
+    if extra is None and previous.is_file():
+        try:
+            old = json.loads(previous.read_text())
+            extra = {key: old[key] for key in PRODUCER_KEYS if key in old}
+        except json.JSONDecodeError:
+            pass
+    report.update(extra or {})
+    (export_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    (export_dir / REPORT_MD).write_text(render_markdown(report))
+    render_plot(report, export_dir / REPORT_PNG)
+    return report
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value) if math.isfinite(value) else None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

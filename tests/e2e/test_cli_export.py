@@ -1,0 +1,157 @@
+"""export -> verify -> predict on a torch MLP no other test uses, and every bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hwprune.data import load_dataset
+from hwprune.prune.train import fit
+
+
+@pytest.fixture(scope="module")
+def wine_model(tmp_path_factory):
+    """13-23-9-3 MLP on sklearn's wine set; one hidden neuron has an all-zero weight row."""
+    tmp = tmp_path_factory.mktemp("wine")
+    data = load_dataset("wine", seed=3)
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(13, 23), nn.ReLU(), nn.Dropout(0.1), nn.Linear(23, 9), nn.ReLU(),
+                          nn.Linear(9, 3), nn.Softmax(dim=1))
+    fit(model[:-1], data.x_train, data.y_train, epochs=30, lr=3e-3, seed=3)
+    with torch.no_grad():
+        model[3].weight[4] = 0.0
+    model.eval()
+    torch.save(model, tmp / "wine.pt")
+    np.save(tmp / "calib.npy", data.x_train)
+    np.save(tmp / "test.npy", data.x_test)
+    with torch.no_grad():
+        logits = model[:-1](torch.tensor(data.x_test, dtype=torch.float32)).numpy()
+    return tmp, logits
+
+
+def test_export_verify_predict(cli, wine_model, tmp_path):
+    src, torch_logits = wine_model
+    out = tmp_path / "wine_c"
+    cli("export", src / "wine.pt", "--out", out, "--calibration", src / "calib.npy", "--sparsity", "0.5",
+        check_exit=0)
+    for name in ("graph.json", "weights.npz", "vectors.npz", "export.json", "report.md", "report.json",
+                 "report.png", "c/model.h", "c/model.c"):
+        assert (out / name).is_file(), name
+
+    code, stdout, _ = cli("verify", out, "--json", "--inputs", src / "test.npy", check_exit=0)
+    report = json.loads(stdout)
+    assert report["bit_exact"] is True and report["mismatches"] == 0
+    assert report["vectors"] == len(torch_logits)
+    for key in ("flash_bytes", "ram_bytes", "macs", "nonzero_weights", "total_weights"):
+        assert isinstance(report[key], int) and report[key] > 0, key
+    assert report["total_weights"] == 13 * 23 + 23 * 9 + 9 * 3
+    assert report["nonzero_weights"] <= report["total_weights"] // 2 + 3
+    dense = [l for l in report["layers"] if l["kind"] == "dense"]
+    assert len(dense) == 3
+    for layer in dense:
+        for key in ("name", "kind", "format", "total_weights", "nonzero_weights", "weight_bytes", "bits_per_nonzero"):
+            assert key in layer, key
+        assert layer["bits_per_nonzero"] == pytest.approx(layer["weight_bytes"] * 8 / layer["nonzero_weights"])
+    assert report["engines"]["host"]["available"] and report["engines"]["host"]["bit_exact"]
+
+    cli("predict", out, "--inputs", src / "test.npy", "--out", tmp_path / "y_host.npy", "--engine", "host",
+        check_exit=0)
+    cli("predict", out, "--inputs", src / "test.npy", "--out", tmp_path / "y_ref.npy", check_exit=0)
+    y_host = np.load(tmp_path / "y_host.npy")
+    y_ref = np.load(tmp_path / "y_ref.npy")
+    assert y_host.dtype == np.float32 and y_host.shape == torch_logits.shape
+    assert np.array_equal(y_host, y_ref)
+    # Pruned to 50 % and quantized to 8 bits: still the float model's decisions.
+    agreement = np.mean(y_host.argmax(axis=1) == torch_logits.argmax(axis=1))
+    assert agreement >= 0.95, agreement
+
+    cli("report", out, check_exit=0)
+    assert "bit-exact" in (out / "report.md").read_text()
+
+
+def test_export_of_the_shipped_hls4ml_torch_model(cli, tmp_path):
+    """The hls4ml example jet tagger (tests/data) on random calibration inputs, csr forced."""
+    data = Path(__file__).parents[1] / "data"
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).normal(size=(400, 16)))
+    cli("export", data / "three_layer_model.pt", "--out", tmp_path / "jet", "--calibration",
+        tmp_path / "calib.npy", "--format", "csr", "--sparsity", "0.8", check_exit=0)
+    code, stdout, _ = cli("verify", tmp_path / "jet", "--json", check_exit=0)
+    report = json.loads(stdout)
+    assert report["bit_exact"] and report["vectors"] == 400
+    assert {l["format"] for l in report["layers"] if l["kind"] == "dense"} == {"csr"}
+    assert report["csr_weight_bytes"] < report["dense_weight_bytes"]
+
+
+def _bad(cli, tmp_path, args, message):
+    out = tmp_path / "out"
+    code, stdout, stderr = cli(*args, "--out", out)
+    assert code == 2, (code, stderr)
+    assert message in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr  # one line, no traceback
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "temporary folder left behind"
+
+
+def test_unsupported_layer(cli, tmp_path):
+    torch.save(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), tmp_path / "m.pt")
+    np.save(tmp_path / "x.npy", np.zeros((8, 4)))
+    _bad(cli, tmp_path, ["export", tmp_path / "m.pt", "--calibration", tmp_path / "x.npy"],
+         "module '1' (Tanh) is not supported")
+
+
+def test_nan_weights(cli, tmp_path):
+    model = nn.Sequential(nn.Linear(4, 3))
+    with torch.no_grad():
+        model[0].weight[1, 2] = float("nan")
+    torch.save(model, tmp_path / "m.pt")
+    np.save(tmp_path / "x.npy", np.zeros((8, 4)))
+    _bad(cli, tmp_path, ["export", tmp_path / "m.pt", "--calibration", tmp_path / "x.npy"],
+         "module '0' (Linear): weight has a non-finite value nan at index (1, 2)")
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), tmp_path / "m.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(16, 4)))
+    return tmp_path / "m.pt", tmp_path / "x.npy"
+
+
+def test_calibration_shape(cli, tmp_path, small_model):
+    np.save(tmp_path / "wrong.npy", np.zeros((8, 5)))
+    _bad(cli, tmp_path, ["export", small_model[0], "--calibration", tmp_path / "wrong.npy"],
+         "calibration inputs have shape (8, 5); model 'm' expects (N, 4)")
+
+
+@pytest.mark.parametrize("sparsity", ["1.0", "-0.1", "1.5"])
+def test_sparsity_range(cli, tmp_path, small_model, sparsity):
+    _bad(cli, tmp_path, ["export", small_model[0], "--calibration", small_model[1], "--sparsity", sparsity],
+         "--sparsity must be in [0, 1)")
+
+
+def test_existing_output_needs_force(cli, tmp_path, small_model):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, stderr = cli("export", small_model[0], "--calibration", small_model[1], "--out", out)
+    assert code == 2 and "exists already; pass --force" in stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    cli("export", small_model[0], "--calibration", small_model[1], "--out", out, "--force", check_exit=0)
+    assert not (out / "keep.txt").exists() and (out / "c" / "model.c").is_file()
+
+
+def test_unknown_target_and_malformed_model(cli, tmp_path, small_model):
+    _bad(cli, tmp_path, ["export", small_model[0], "--calibration", small_model[1], "--target", "pdp11"],
+         "unknown target 'pdp11'")
+    (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
+    _bad(cli, tmp_path, ["export", tmp_path / "junk.pt", "--calibration", small_model[1]],
+         "not a readable torch model file")
+
+
+def test_targets_lists_the_shipped_chips(cli):
+    code, stdout, _ = cli("targets", "--json", check_exit=0)
+    targets = json.loads(stdout)
+    assert targets["stm32l4r5"]["energy_nj_per_cycle"] == pytest.approx(0.358)
+    assert targets["xc7z020"]["dsp"] == 220
