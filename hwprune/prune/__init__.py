@@ -1,0 +1,32 @@
+"""Pruning: masks on torch modules, which weights to remove, when, and how to retrain.
+
+- ``masks``: masks as weight parametrizations (apply, get, strip, measure sparsity);
+- ``criteria``: ``compute_masks`` (magnitude, random, neurons, filters, N:M; layer or global);
+- ``collapse``: ``check_collapse`` finds layers and classes that pruning cut off;
+- ``structured``: ``remove_pruned_neurons`` makes the pruned network physically smaller;
+- ``schedules``: sparsity as a pure function of the step or round (``schedules.iterative``;
+  the name ``iterative`` here is the algorithm);
+- ``train``: ``fit``/``evaluate`` and small reference models;
+- ``algorithms``: one-shot, iterative, gradual, lottery ticket, LR rewinding, sensitivity.
+"""
+
+from hwprune.prune.algorithms import (
+    LayerCollapseWarning, PruneResult, SensitivityTable, gradual, iterative, lottery, lr_rewinding, oneshot,
+    reinitialized, sensitivity_scan, train_with_mask,
+)
+from hwprune.prune.collapse import CollapseWarning, check_collapse
+from hwprune.prune.criteria import METHODS, SCOPES, compute_masks
+from hwprune.prune.masks import (
+    apply_masks, get_masks, load_original_weights, original_weights, prunable_modules, sparsity, strip_masks,
+)
+from hwprune.prune.schedules import check_sparsity, constant, per_round_fraction, polynomial_decay
+from hwprune.prune.structured import remove_pruned_neurons
+from hwprune.prune.train import evaluate, fit, make_cnn, make_mlp
+
+__all__ = [
+    "CollapseWarning", "LayerCollapseWarning", "METHODS", "PruneResult", "SCOPES", "SensitivityTable",
+    "apply_masks", "check_collapse", "check_sparsity", "compute_masks", "constant", "evaluate", "fit",
+    "get_masks", "gradual", "iterative", "load_original_weights", "lottery", "lr_rewinding", "make_cnn",
+    "make_mlp", "oneshot", "original_weights", "per_round_fraction", "polynomial_decay", "prunable_modules",
+    "reinitialized", "remove_pruned_neurons", "sensitivity_scan", "sparsity", "strip_masks", "train_with_mask",
+]

@@ -112,12 +112,17 @@ def fit(
     lr_schedule: str | Callable[[int, int], float] | None = None,
     progress: bool = False,
     callback: Callable[[int, object], None] | None = None,
+    start_step: int = 0,
 ) -> float:
     """Train ``model`` in place with cross-entropy on ``(x, y)``; return the training accuracy.
 
     ``callback(step, model)`` runs before every optimizer step (``step`` counts from 0,
     so at ``step == k`` exactly ``k`` updates have been made); gradual pruning uses it to
     update masks, lottery tickets to record the weights at iteration ``k``.
+
+    ``start_step`` resumes a run part-way: the first ``start_step`` steps are skipped,
+    and the rest see the same minibatches and learning rates as in a run from step 0
+    (weight rewinding to iteration ``k`` then retrains for the remaining steps only).
     """
     torch = _torch()
     from tqdm import tqdm
@@ -139,12 +144,17 @@ def fit(
     loss_fn = torch.nn.CrossEntropyLoss()
     per_epoch = steps_per_epoch(len(x_t), batch_size)
     total = epochs * per_epoch
+    if not isinstance(start_step, int) or not 0 <= start_step <= total:
+        raise OptionError(f"start step must be an integer from 0 to {total} (the run's steps), got {start_step!r}")
     model.train()
     step = 0
-    with tqdm(total=total, desc="train", unit="step", file=sys.stderr, disable=not progress, leave=False) as bar:
+    with tqdm(total=total - start_step, desc="train", unit="step", file=sys.stderr, disable=not progress, leave=False) as bar:
         for _ in range(epochs):
             perm = torch.randperm(len(x_t), generator=order)
             for start in range(0, len(x_t), batch_size):
+                if step < start_step:
+                    step += 1
+                    continue
                 if callback is not None:
                     callback(step, model)
                 for group in opt.param_groups:

@@ -1,0 +1,133 @@
+"""``hwprune prune``: prune a torch model and fine-tune it on an .npz training set."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+SCHEDULES = ("oneshot", "iterative", "gradual", "lottery")
+METHODS = ("magnitude", "random", "neurons", "filters", "nm")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "prune", help="prune a torch model and fine-tune it (cross-entropy on an .npz)",
+        description="Read MODEL (a pickled torch module, torch.save(model)), prune it to --sparsity with "
+                    "--method and --schedule while fine-tuning on the arrays x, y of --data, and save the "
+                    "pruned module (masks baked into the weights) to --out. With --schedule lottery MODEL "
+                    "is the network at initialization (iterative magnitude pruning with rewinding).")
+    p.add_argument("model", metavar="MODEL.pt")
+    p.add_argument("--data", required=True, metavar="TRAIN.npz", help="arrays x (inputs) and y (class indices)")
+    p.add_argument("--out", required=True, metavar="PRUNED.pt", help="output file (must not exist unless --force)")
+    p.add_argument("--sparsity", required=True, type=float, help="fraction of the prunable weights to remove, in [0, 1)")
+    p.add_argument("--method", default="magnitude", choices=METHODS,
+                   help="magnitude (default), random, neurons (Linear rows), filters (Conv channels), nm (2:4)")
+    p.add_argument("--scope", default="layer", choices=("layer", "global"),
+                   help="the sparsity per layer (default) or one threshold over all layers")
+    p.add_argument("--schedule", default="oneshot", choices=SCHEDULES,
+                   help="oneshot (default), iterative (--rounds), gradual (polynomial decay), lottery")
+    p.add_argument("--epochs", type=int, default=10,
+                   help="fine-tuning epochs (in total; per round for lottery); default 10")
+    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery (default 5)")
+    p.add_argument("--rewind-iteration", type=int, default=None,
+                   help="lottery: rewind survivors to their values after this many steps (default 0: init)")
+    p.add_argument("--min-density", type=float, default=0.0,
+                   help="keep at least this fraction of every layer's weights (against layer collapse)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    p.set_defaults(run=run)
+
+
+def _check_options(args) -> None:
+    from hwprune.errors import OptionError
+    from hwprune.prune.schedules import check_sparsity
+
+    check_sparsity(args.sparsity, "--sparsity")
+    if args.epochs < 0 or (args.schedule in ("gradual", "lottery") and args.epochs < 1):
+        raise OptionError(f"--epochs must be >= {1 if args.schedule in ('gradual', 'lottery') else 0} "
+                          f"for --schedule {args.schedule}, got {args.epochs}")
+    if args.rounds is not None and args.schedule not in ("iterative", "lottery"):
+        raise OptionError(f"--rounds applies to --schedule iterative or lottery, not {args.schedule}")
+    if args.rounds is not None and args.rounds < 1:
+        raise OptionError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.rewind_iteration is not None and args.schedule != "lottery":
+        raise OptionError(f"--rewind-iteration applies to --schedule lottery only, not {args.schedule}")
+    if args.schedule == "lottery" and args.method != "magnitude":
+        raise OptionError("--schedule lottery prunes by magnitude; drop --method or use another schedule")
+    if not 0.0 <= args.min_density <= 1.0:
+        raise OptionError(f"--min-density must be in [0, 1], got {args.min_density}")
+
+
+def _prune(args, model, x, y):
+    from hwprune.prune import algorithms
+
+    common = dict(scope=args.scope, strip=True, criteria={"min_density": args.min_density}, lr=args.lr,
+                  batch_size=args.batch_size, seed=args.seed, progress=True)
+    rounds = 5 if args.rounds is None else args.rounds
+    if args.schedule == "oneshot":
+        return algorithms.oneshot(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)
+    if args.schedule == "iterative":
+        return algorithms.iterative(model, x, y, args.sparsity, rounds=rounds, method=args.method,
+                                    epochs=args.epochs, **common)
+    if args.schedule == "gradual":
+        return algorithms.gradual(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)
+    return algorithms.lottery(model, x, y, args.sparsity, rounds=rounds, epochs=args.epochs,
+                              rewind_iteration=args.rewind_iteration or 0, **common)
+
+
+def run(args) -> int:
+    import warnings
+
+    import torch
+
+    from hwprune.data import load_npz
+    from hwprune.errors import ModelError, OptionError
+    from hwprune.frontends.torch import load_torch_model
+    from hwprune.outputs import output_file
+    from hwprune.prune.algorithms import LayerCollapseWarning
+    from hwprune.prune.criteria import compute_masks
+    from hwprune.prune.masks import prunable_modules
+    from hwprune.prune.train import as_tensors, check_fits
+
+    _check_options(args)
+    with output_file(args.out, force=args.force) as tmp:  # an existing --out fails before any work
+        model = load_torch_model(args.model)
+        x, y = load_npz(args.data)
+        x_t, y_t = as_tensors(x, y)
+        check_fits(model, x_t, y_t)
+        if not prunable_modules(model):
+            raise ModelError(f"{args.model}: the model has no Linear or Conv layers to prune")
+        if not compute_masks(model, args.sparsity, method=args.method, scope=args.scope):
+            kind = "Linear layers before the output layer" if args.method == "neurons" else "Conv layers"
+            raise OptionError(f"--method {args.method} found no {kind} to prune in {args.model}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LayerCollapseWarning)  # reported below, one line each
+            result = _prune(args, model, x_t, y_t)
+        torch.save(result.model, tmp)
+
+    for finding in result.warnings:
+        print(f"hwprune prune: warning: {finding}", file=sys.stderr)
+    summary = {
+        "out": str(args.out),
+        "sparsity": result.sparsity,
+        "layers": result.layers,
+        "train_accuracy": result.train_accuracy,
+        "method": args.method,
+        "scope": args.scope,
+        "schedule": args.schedule,
+        "epochs": args.epochs,
+        "rounds": (5 if args.rounds is None else args.rounds) if args.schedule in ("iterative", "lottery") else None,
+        "rewind_iteration": (args.rewind_iteration or 0) if args.schedule == "lottery" else None,
+        "seed": args.seed,
+        "collapse_warnings": [str(w) for w in result.warnings],
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        layers = ", ".join(f"{name} {value:.1%}" for name, value in result.layers.items())
+        print(f"wrote {args.out}: sparsity {result.sparsity:.2%} ({layers}), "
+              f"train accuracy {result.train_accuracy:.2%}")
+    return 0

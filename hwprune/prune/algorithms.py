@@ -1,0 +1,372 @@
+"""Pruning algorithms: when to prune, how much, and how to retrain.
+
+Every algorithm copies the model it is given (the caller's model is never changed),
+trains with ``train.fit`` and returns a ``PruneResult``. Budgets are in epochs over the
+training set so that arms compare at equal cost:
+
+- ``oneshot``: Han et al. 2015: prune a trained model once, retrain ``epochs`` with the
+  mask fixed.
+- ``iterative``: ``rounds`` rounds of prune + retrain, each removing the same fraction of
+  what remains; the ``epochs`` are split over the rounds (same total as one-shot).
+- ``gradual``: Zhu & Gupta 2017: the sparsity follows ``polynomial_decay`` during the
+  ``epochs`` of fine-tuning, the masks updated every ``frequency`` steps.
+- ``lottery``: Frankle & Carbin 2019, iterative magnitude pruning from a model at init:
+  train, prune what remains by a fixed fraction, rewind the survivors to their values
+  at iteration ``k`` (0 = init; Frankle et al. 2020 "Linear mode connectivity"), repeat;
+  each round trains the same ``epochs`` (minus the ``k`` replayed steps).
+  ``reinit=True`` is the control arm: the final mask, a fresh random init.
+- ``lr_rewinding``: Renda et al. 2020: like lottery, but the trained weights are kept and
+  only the learning-rate schedule is replayed from step ``k``.
+- ``sensitivity_scan``: accuracy when one layer alone is pruned to each sparsity.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+from dataclasses import dataclass
+
+from hwprune.errors import OptionError
+from hwprune.prune import schedules
+from hwprune.prune.collapse import check_collapse
+from hwprune.prune.criteria import compute_masks
+from hwprune.prune.masks import (
+    apply_masks, get_masks, load_original_weights, original_weights, prunable_modules, sparsity, strip_masks,
+)
+from hwprune.prune.train import as_tensors, evaluate, fit, steps_per_epoch
+
+
+class LayerCollapseWarning(UserWarning):
+    """A layer pruned so far that the network can no longer pass a signal through it."""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """The pruned model and what happened to it.
+
+    ``sparsity`` is achieved over the weights of the prunable modules (exact zeros of
+    the effective weights); ``layers`` gives it per module; ``history`` has one entry
+    per pruning round or event (round, target, sparsity, train_accuracy, epochs);
+    ``warnings`` holds the ``collapse.CollapseWarning`` findings of the final masks (each
+    also emitted with ``warnings.warn`` as a ``LayerCollapseWarning``).
+    """
+
+    model: object
+    sparsity: float
+    layers: dict[str, float]
+    train_accuracy: float
+    masks: dict[str, object]
+    history: tuple[dict, ...] = ()
+    warnings: tuple = ()
+    algorithm: str = ""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How ``fit`` trains, shared by every round of an algorithm."""
+
+    lr: float = 1e-3
+    batch_size: int = 64
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: object = None
+    seed: int = 0
+    progress: bool = False
+
+    def fit(self, model, x, y, epochs, **kwargs) -> float:
+        return fit(model, x, y, epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
+                   optimizer=self.optimizer, weight_decay=self.weight_decay, lr_schedule=self.lr_schedule,
+                   progress=self.progress, **kwargs)
+
+
+def _options(kwargs) -> TrainOptions:
+    known = {"lr", "batch_size", "optimizer", "weight_decay", "lr_schedule", "seed", "progress"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise OptionError(f"unknown training option(s) {unknown}; known are {sorted(known)}")
+    return TrainOptions(**kwargs)
+
+
+def _check_epochs(epochs, what="epochs", minimum=0) -> int:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < minimum:
+        raise OptionError(f"{what} must be an integer >= {minimum}, got {epochs!r}")
+    return epochs
+
+
+def _finish(model, x, y, train_accuracy, history, algorithm, strip, exclude=()) -> PruneResult:
+    findings = check_collapse(model)
+    for finding in findings:
+        warnings.warn(str(finding), LayerCollapseWarning, stacklevel=3)
+    masks = get_masks(model)
+    if strip:
+        strip_masks(model)
+    overall, layers = sparsity(model, exclude)
+    if train_accuracy is None:
+        train_accuracy = evaluate(model, x, y)
+    return PruneResult(model, overall, layers, train_accuracy, masks, tuple(history), tuple(findings), algorithm)
+
+
+def _prune(model, target, method, scope, exclude, seed, criteria) -> None:
+    apply_masks(model, compute_masks(model, target, method=method, scope=scope, exclude=exclude, seed=seed, **criteria))
+
+
+def _record(history, model, exclude, **entry) -> None:
+    entry["sparsity"] = sparsity(model, exclude)[0]
+    history.append(entry)
+
+
+def _rounds_bar(total, desc, progress):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="round", file=sys.stderr, disable=not progress)
+
+
+def oneshot(model, x, y, sparsity, method="magnitude", scope="layer", epochs=10, exclude=(), strip=False,
+            criteria=None, **train) -> PruneResult:
+    """Prune a trained ``model`` to ``sparsity`` once, then retrain ``epochs`` with the mask fixed."""
+    opts, criteria = _options(train), criteria or {}
+    epochs = _check_epochs(epochs)
+    model = copy.deepcopy(model)
+    _prune(model, schedules.check_sparsity(sparsity), method, scope, exclude, opts.seed, criteria)
+    history = []
+    accuracy = opts.fit(model, x, y, epochs) if epochs else None
+    _record(history, model, exclude, round=1, target=sparsity, train_accuracy=accuracy, epochs=epochs)
+    return _finish(model, x, y, accuracy, history, "oneshot", strip, exclude)
+
+
+def _split(epochs: int, rounds: int) -> list[int]:
+    """``epochs`` over ``rounds`` as evenly as possible, the remainder to the last rounds."""
+    base, extra = divmod(epochs, rounds)
+    return [base + (1 if r >= rounds - extra else 0) for r in range(rounds)]
+
+
+def iterative(model, x, y, sparsity, rounds=5, method="magnitude", scope="layer", epochs=10, exclude=(),
+              strip=False, criteria=None, **train) -> PruneResult:
+    """``rounds`` rounds of prune + retrain on a trained ``model``; ``epochs`` in total."""
+    opts, criteria = _options(train), criteria or {}
+    final = schedules.check_sparsity(sparsity)
+    _check_epochs(rounds, "rounds", 1)
+    epochs = _check_epochs(epochs)
+    model = copy.deepcopy(model)
+    history, accuracy = [], None
+    with _rounds_bar(rounds, "iterative", opts.progress) as bar:
+        for r, round_epochs in enumerate(_split(epochs, rounds), start=1):
+            target = schedules.iterative(r, rounds, final)
+            _prune(model, target, method, scope, exclude, opts.seed + r, criteria)
+            accuracy = opts.fit(model, x, y, round_epochs) if round_epochs else None
+            _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=round_epochs)
+            bar.update(1)
+    return _finish(model, x, y, accuracy, history, "iterative", strip, exclude)
+
+
+def gradual(model, x, y, sparsity, method="magnitude", scope="layer", epochs=10, initial_sparsity=0.0,
+            begin_fraction=0.0, end_fraction=0.75, frequency=None, power=3, exclude=(), strip=False,
+            criteria=None, **train) -> PruneResult:
+    """Fine-tune a trained ``model`` for ``epochs`` while sparsity rises by ``polynomial_decay``.
+
+    Pruning starts at ``begin_fraction`` and ends at ``end_fraction`` of the steps; the
+    rest fine-tune with the final mask. ``frequency`` (steps between mask updates)
+    defaults to one epoch.
+    """
+    opts, criteria = _options(train), criteria or {}
+    final = schedules.check_sparsity(sparsity)
+    epochs = _check_epochs(epochs, minimum=1)
+    if not 0.0 <= begin_fraction <= end_fraction <= 1.0:
+        raise OptionError(f"need 0 <= begin_fraction <= end_fraction <= 1, got {begin_fraction} and {end_fraction}")
+    x_t, y_t = as_tensors(x, y)
+    per_epoch = steps_per_epoch(len(x_t), opts.batch_size)
+    total = epochs * per_epoch
+    begin, end = round(begin_fraction * total), round(end_fraction * total)
+    frequency = per_epoch if frequency is None else frequency
+    schedules.polynomial_decay(0, initial_sparsity, final, begin, end, frequency, power)  # checks the options
+    import torch
+
+    model = copy.deepcopy(model)
+    # Masks exist before the optimizer is made, so it holds the parameters that training
+    # will update; all-ones masks change nothing.
+    apply_masks(model, {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in prunable_modules(model, exclude).items()})
+    history = []
+    state = {"target": None}
+
+    def update(step, m):
+        target = schedules.polynomial_decay(step, initial_sparsity, final, begin, end, frequency, power)
+        if target != state["target"]:
+            _prune(m, target, method, scope, exclude, opts.seed + step, criteria)
+            state["target"] = target
+            _record(history, m, exclude, step=step, target=target)
+
+    accuracy = opts.fit(model, x_t, y_t, epochs, callback=update)
+    if state["target"] != final:  # the schedule's end lies beyond the last step
+        _prune(model, final, method, scope, exclude, opts.seed + total, criteria)
+        _record(history, model, exclude, step=total, target=final)
+        accuracy = None
+    return _finish(model, x_t, y_t, accuracy, history, "gradual", strip, exclude)
+
+
+def _other_parameters(model) -> dict:
+    """Copies of every parameter that is not a prunable module's weight (biases, ...)."""
+    weights = {f"{name}.weight" for name in prunable_modules(model)}
+    weights |= {f"{name}.parametrizations.weight.original" for name in prunable_modules(model)}
+    return {n: p.detach().clone() for n, p in model.named_parameters() if n not in weights}
+
+
+def _snapshot(model) -> tuple[dict, dict]:
+    return original_weights(model), _other_parameters(model)
+
+
+def _rewind(model, snapshot) -> None:
+    import torch
+
+    weights, others = snapshot
+    load_original_weights(model, weights)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in others.items():
+            params[name].copy_(value)
+
+
+def _train_recording(opts, model, x, y, epochs, rewind_iteration):
+    """Train from step 0 and return (accuracy, snapshot of the weights after ``k`` steps)."""
+    if rewind_iteration == 0:
+        snapshot = _snapshot(model)
+        return opts.fit(model, x, y, epochs), snapshot
+    seen = {}
+
+    def record(step, m):
+        if step == rewind_iteration:
+            seen["snapshot"] = _snapshot(m)
+
+    accuracy = opts.fit(model, x, y, epochs, callback=record)
+    return accuracy, seen["snapshot"]
+
+
+def reinitialized(model, seed: int):
+    """A copy of ``model`` with fresh random parameters (each module's ``reset_parameters``)."""
+    import torch
+
+    model = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return model
+
+
+def _check_rewind(k, x, epochs, batch_size) -> int:
+    total = epochs * steps_per_epoch(len(x), batch_size)
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < total:
+        raise OptionError(f"rewind iteration must be an integer from 0 to {total - 1} (the steps of one run), got {k!r}")
+    return k
+
+
+def lottery(model_at_init, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0, scope="layer", reinit=False,
+            reinit_seed=None, exclude=(), strip=False, criteria=None, **train) -> PruneResult:
+    """Iterative magnitude pruning with weight rewinding from ``model_at_init``.
+
+    Trains densely, then ``rounds`` times: prune by magnitude to the next sparsity of
+    ``schedules.iterative``, rewind the survivors (and the biases) to their values after
+    ``rewind_iteration`` steps of the dense run, retrain the remaining steps. With
+    ``reinit=True`` the final mask is applied to a freshly initialized copy instead
+    (seed ``reinit_seed``, default ``seed + 1``), trained for all ``epochs``.
+    """
+    opts, criteria = _options(train), criteria or {}
+    final = schedules.check_sparsity(sparsity)
+    _check_epochs(rounds, "rounds", 1)
+    epochs = _check_epochs(epochs, minimum=1)
+    x_t, y_t = as_tensors(x, y)
+    k = _check_rewind(rewind_iteration, x_t, epochs, opts.batch_size)
+    model = copy.deepcopy(model_at_init)
+    history = []
+    with _rounds_bar(rounds + 1, "lottery", opts.progress) as bar:
+        accuracy, snapshot = _train_recording(opts, model, x_t, y_t, epochs, k)
+        _record(history, model, exclude, round=0, target=0.0, train_accuracy=accuracy, epochs=epochs)
+        bar.update(1)
+        for r in range(1, rounds + 1):
+            target = schedules.iterative(r, rounds, final)
+            _prune(model, target, "magnitude", scope, exclude, opts.seed, criteria)
+            _rewind(model, snapshot)
+            accuracy = opts.fit(model, x_t, y_t, epochs, start_step=k)
+            _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=epochs)
+            bar.update(1)
+    if not reinit:
+        return _finish(model, x_t, y_t, accuracy, history, "lottery", strip, exclude)
+    control = train_with_mask(model_at_init, get_masks(model), x_t, y_t, epochs, reinit=True,
+                              reinit_seed=reinit_seed, strip=strip, **train)
+    return PruneResult(control.model, control.sparsity, control.layers, control.train_accuracy, control.masks,
+                       tuple(history), control.warnings, "lottery-reinit")
+
+
+def train_with_mask(model, masks, x, y, epochs, reinit=False, reinit_seed=None, strip=False, **train) -> PruneResult:
+    """Train a copy of ``model`` (or of a fresh init of it) for ``epochs`` with ``masks`` fixed."""
+    opts = _options(train)
+    epochs = _check_epochs(epochs)
+    model = reinitialized(model, opts.seed + 1 if reinit_seed is None else reinit_seed) if reinit else copy.deepcopy(model)
+    apply_masks(model, masks)
+    accuracy = opts.fit(model, x, y, epochs) if epochs else None
+    return _finish(model, x, y, accuracy, [], "reinit" if reinit else "masked", strip)
+
+
+def lr_rewinding(model, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0, scope="layer", exclude=(),
+                 strip=False, criteria=None, **train) -> PruneResult:
+    """Renda et al. 2020: ``rounds`` times prune a trained ``model`` by magnitude and retrain it
+    (weights kept) with the learning-rate schedule replayed from step ``rewind_iteration``.
+
+    Pass the ``lr_schedule`` the model was trained with; a constant rate makes this
+    iterative pruning with ``epochs`` of retraining per round.
+    """
+    opts, criteria = _options(train), criteria or {}
+    final = schedules.check_sparsity(sparsity)
+    _check_epochs(rounds, "rounds", 1)
+    epochs = _check_epochs(epochs, minimum=1)
+    x_t, y_t = as_tensors(x, y)
+    k = _check_rewind(rewind_iteration, x_t, epochs, opts.batch_size)
+    model = copy.deepcopy(model)
+    history, accuracy = [], None
+    with _rounds_bar(rounds, "lr-rewinding", opts.progress) as bar:
+        for r in range(1, rounds + 1):
+            target = schedules.iterative(r, rounds, final)
+            _prune(model, target, "magnitude", scope, exclude, opts.seed, criteria)
+            accuracy = opts.fit(model, x_t, y_t, epochs, start_step=k)
+            _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=epochs)
+            bar.update(1)
+    return _finish(model, x_t, y_t, accuracy, history, "lr-rewinding", strip, exclude)
+
+
+@dataclass(frozen=True)
+class SensitivityTable:
+    """``accuracy[layer][i]``: validation accuracy with only ``layer`` pruned to ``sparsities[i]``."""
+
+    sparsities: tuple[float, ...]
+    accuracy: dict[str, tuple[float, ...]]
+    baseline: float
+
+    def to_markdown(self) -> str:
+        head = "| layer | " + " | ".join(f"{s:.0%}" for s in self.sparsities) + " |"
+        rule = "|---|" + "---|" * len(self.sparsities)
+        rows = [f"| {name} | " + " | ".join(f"{a:.3f}" for a in accs) + " |" for name, accs in self.accuracy.items()]
+        return "\n".join([f"dense baseline: {self.baseline:.3f}", "", head, rule, *rows])
+
+
+def sensitivity_scan(model, x, y, x_val, y_val, sparsities, layers=None, method="magnitude", epochs=0,
+                     criteria=None, **train) -> SensitivityTable:
+    """Prune each of ``layers`` (default: every prunable module) alone to each sparsity and
+    measure validation accuracy, after ``epochs`` of retraining on ``(x, y)`` (0: none)."""
+    opts, criteria = _options(train), criteria or {}
+    sparsities = tuple(schedules.check_sparsity(s) for s in sparsities)
+    names = list(prunable_modules(model)) if layers is None else list(layers)
+    prunable_modules(model, exclude=names)  # an unknown name is an OptionError here
+    table = {}
+    with _rounds_bar(len(names) * len(sparsities), "sensitivity", opts.progress) as bar:
+        for name in names:
+            row = []
+            for s in sparsities:
+                pruned = copy.deepcopy(model)
+                apply_masks(pruned, compute_masks(pruned, {name: s}, method=method, seed=opts.seed, **criteria))
+                if epochs:
+                    opts.fit(pruned, x, y, epochs)
+                row.append(evaluate(pruned, x_val, y_val))
+                bar.update(1)
+            table[name] = tuple(row)
+    return SensitivityTable(sparsities, table, evaluate(model, x_val, y_val))
