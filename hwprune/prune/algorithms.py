@@ -142,8 +142,12 @@ def _split(epochs: int, rounds: int) -> list[int]:
 
 
 def iterative(model, x, y, sparsity, rounds=5, method="magnitude", scope="layer", epochs=10, exclude=(),
-              strip=False, criteria=None, **train) -> PruneResult:
-    """``rounds`` rounds of prune + retrain on a trained ``model``; ``epochs`` in total."""
+              strip=False, criteria=None, on_round=None, **train) -> PruneResult:
+    """``rounds`` rounds of prune + retrain on a trained ``model``; ``epochs`` in total.
+
+    ``on_round(round, model)`` (also for ``lottery`` and ``lr_rewinding``) runs after each
+    round's training, e.g. to measure test accuracy along the way.
+    """
     opts, criteria = _options(train), criteria or {}
     final = schedules.check_sparsity(sparsity)
     _check_epochs(rounds, "rounds", 1)
@@ -156,6 +160,8 @@ def iterative(model, x, y, sparsity, rounds=5, method="magnitude", scope="layer"
             _prune(model, target, method, scope, exclude, opts.seed + r, criteria)
             accuracy = opts.fit(model, x, y, round_epochs) if round_epochs else None
             _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=round_epochs)
+            if on_round is not None:
+                on_round(r, model)
             bar.update(1)
     return _finish(model, x, y, accuracy, history, "iterative", strip, exclude)
 
@@ -262,7 +268,7 @@ def _check_rewind(k, x, epochs, batch_size) -> int:
 
 
 def lottery(model_at_init, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0, scope="layer", reinit=False,
-            reinit_seed=None, exclude=(), strip=False, criteria=None, **train) -> PruneResult:
+            reinit_seed=None, exclude=(), strip=False, criteria=None, on_round=None, **train) -> PruneResult:
     """Iterative magnitude pruning with weight rewinding from ``model_at_init``.
 
     Trains densely, then ``rounds`` times: prune by magnitude to the next sparsity of
@@ -282,6 +288,8 @@ def lottery(model_at_init, x, y, sparsity, rounds=5, epochs=10, rewind_iteration
     with _rounds_bar(rounds + 1, "lottery", opts.progress) as bar:
         accuracy, snapshot = _train_recording(opts, model, x_t, y_t, epochs, k)
         _record(history, model, exclude, round=0, target=0.0, train_accuracy=accuracy, epochs=epochs)
+        if on_round is not None:
+            on_round(0, model)
         bar.update(1)
         for r in range(1, rounds + 1):
             target = schedules.iterative(r, rounds, final)
@@ -289,6 +297,8 @@ def lottery(model_at_init, x, y, sparsity, rounds=5, epochs=10, rewind_iteration
             _rewind(model, snapshot)
             accuracy = opts.fit(model, x_t, y_t, epochs, start_step=k)
             _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=epochs)
+            if on_round is not None:
+                on_round(r, model)
             bar.update(1)
     if not reinit:
         return _finish(model, x_t, y_t, accuracy, history, "lottery", strip, exclude)
@@ -309,7 +319,7 @@ def train_with_mask(model, masks, x, y, epochs, reinit=False, reinit_seed=None, 
 
 
 def lr_rewinding(model, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0, scope="layer", exclude=(),
-                 strip=False, criteria=None, **train) -> PruneResult:
+                 strip=False, criteria=None, on_round=None, **train) -> PruneResult:
     """Renda et al. 2020: ``rounds`` times prune a trained ``model`` by magnitude and retrain it
     (weights kept) with the learning-rate schedule replayed from step ``rewind_iteration``.
 
@@ -330,6 +340,8 @@ def lr_rewinding(model, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0,
             _prune(model, target, "magnitude", scope, exclude, opts.seed, criteria)
             accuracy = opts.fit(model, x_t, y_t, epochs, start_step=k)
             _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=epochs)
+            if on_round is not None:
+                on_round(r, model)
             bar.update(1)
     return _finish(model, x_t, y_t, accuracy, history, "lr-rewinding", strip, exclude)
 

@@ -66,7 +66,10 @@ def test_oneshot_with_random_method_and_zero_epochs(data, trained):
 
 
 def test_iterative_follows_the_geometric_schedule_within_the_epoch_budget(data, trained):
-    result = algorithms.iterative(trained, *data, sparsity=0.9, rounds=4, epochs=6, scope="global")
+    rounds_seen = []
+    result = algorithms.iterative(trained, *data, sparsity=0.9, rounds=4, epochs=6, scope="global",
+                                  on_round=lambda r, m: rounds_seen.append(r))
+    assert rounds_seen == [1, 2, 3, 4]
     assert [h["target"] for h in result.history] == [schedules.iterative(r, 4, 0.9) for r in range(1, 5)]
     assert [h["epochs"] for h in result.history] == [1, 1, 2, 2]
     achieved = [h["sparsity"] for h in result.history]
@@ -94,8 +97,11 @@ def test_gradual_whose_end_is_past_training_still_reaches_the_target(data, train
 
 def test_lottery_rewinding_to_init_equals_training_the_mask_from_init(data):
     init = make_mlp((64, 32, 16, 10), seed=1)
-    ticket = algorithms.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2, lr=3e-3)
+    seen = []
+    ticket = algorithms.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2, lr=3e-3,
+                                on_round=lambda r, m: seen.append((r, sparsity(m)[0])))
     assert [h["round"] for h in ticket.history] == [0, 1, 2]
+    assert seen == [(h["round"], h["sparsity"]) for h in ticket.history]
     again = algorithms.train_with_mask(init, ticket.masks, *data, epochs=2, lr=3e-3)
     assert _same(ticket.model, again.model)
 
