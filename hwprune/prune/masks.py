@@ -105,14 +105,16 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
             parametrize.register_parametrization(module, "weight", WeightMask(values))
 
 
+def module_mask(module: nn.Module) -> torch.Tensor | None:
+    """The mask on one module's weight (a bool copy), or None when it has none."""
+    p = _mask_of(module)
+    return None if p is None else p.mask.detach() != 0
+
+
 def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """Name -> current mask (a bool tensor, a copy) for every module that has one."""
-    out = {}
-    for name, module in prunable_modules(model).items():
-        p = _mask_of(module)
-        if p is not None:
-            out[name] = p.mask.detach() != 0
-    return out
+    masks = {name: module_mask(module) for name, module in prunable_modules(model).items()}
+    return {name: mask for name, mask in masks.items() if mask is not None}
 
 
 def strip_masks(model: nn.Module) -> nn.Module:

@@ -1,0 +1,302 @@
+"""Quantization-aware training whose forward pass is the fixed-point model, exactly.
+
+``prepare_qat`` calibrates the model the way export does (``from_torch`` then
+``calibrate``) and copies the chosen types onto the modules: the input is quantized to
+``input_t``; every Linear quantizes its weights to ``weight_t`` and biases to ``bias_t``
+(through ``FakeQuant``, which calls ``quant.fixed.quantize``: there is one numeric
+model), sums in float64 and quantizes the sum to ``result_t``; every ReLU casts to its
+``result_t``. The products and partial sums of values on these grids are exact in
+float64 while the accumulator needs at most 53 bits (checked), so on the calibration
+types the QAT forward equals ``reference.predict`` of the calibrated graph bit for bit.
+
+Type policy: types stay FIXED after calibration (as in QKeras or hls4ml's fixed types);
+weights that outgrow ``weight_t`` saturate. ``recalibrate_qat`` chooses them again from
+the current weights, e.g. after a few epochs. The accumulator type is not fixed: it is
+derived, as ``calibrate`` does, from the final weights when the graph is built.
+
+Gradients use the straight-through estimator: they pass unchanged, except that under
+SAT they are zero where the real value lies outside the type's range.
+
+Masks compose: a masked weight is exactly zero, and zero is on every grid. At the end,
+``qat_graph`` gives the quantized IR graph that computes exactly what the QAT model
+computes (export it with ``ir.io.save_graph``), and ``convert_qat`` a plain float64
+torch module with the weights and biases on their grids.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from hwprune.errors import ModelError, OptionError, UnsupportedLayerError
+from hwprune.frontends.torch import from_torch
+from hwprune.ir.graph import Graph
+from hwprune.ir.layers import Dense, ReLU
+from hwprune.prune.masks import WeightMask, module_mask, strip_masks
+from hwprune.quant.calibrate import QuantConfig, calibrate
+from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
+
+INPUT_NAME = "input_quant"
+# float64 carries integers exactly up to 2**53: the widest accumulator QAT can sum exactly.
+EXACT_BITS = 53
+
+
+class FakeQuant(torch.autograd.Function):
+    """``FakeQuant.apply(x, t)``: ``x`` moved onto the grid of ``t`` (its rounding and
+    overflow) by ``quant.fixed.quantize``; the result has ``x``'s dtype, so pass float64
+    for types wider than float32's 24-bit significand. Backward: straight through."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, t: Fixed) -> torch.Tensor:
+        values = x.detach().cpu().double().numpy()
+        out = torch.from_numpy(to_real(quantize(values, t), t)).to(dtype=x.dtype, device=x.device)
+        if t.overflow is Overflow.SAT:
+            ctx.save_for_backward((x >= t.min_value) & (x <= t.max_value))
+        else:
+            ctx.save_for_backward(None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return (grad if inside is None else grad * inside), None
+
+
+def fake_quant(x: torch.Tensor, t: Fixed) -> torch.Tensor:
+    return FakeQuant.apply(x, t)
+
+
+class FakeQuantize(nn.Module):
+    """Quantize a tensor to a fixed type (the model input)."""
+
+    def __init__(self, t: Fixed) -> None:
+        super().__init__()
+        self.t = t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fake_quant(x.double(), self.t).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return str(self.t)
+
+
+class QATLinear(nn.Linear):
+    """A Linear computing ``result(sum(x * weight) + bias)`` on fixed-point grids.
+
+    Still an ``nn.Linear``: masks attach to it and the pruning code finds it.
+    """
+
+    input_t: Fixed
+    weight_t: Fixed
+    bias_t: Fixed
+    result_t: Fixed
+
+    def set_types(self, input_t: Fixed, weight_t: Fixed, bias_t: Fixed, result_t: Fixed) -> None:
+        self.input_t, self.weight_t, self.bias_t, self.result_t = input_t, weight_t, bias_t, result_t
+
+    @property
+    def product_frac(self) -> int:
+        return self.input_t.frac_bits + self.weight_t.frac_bits
+
+    def quantized_weight(self) -> torch.Tensor:
+        return fake_quant(self.weight.double(), self.weight_t)
+
+    def quantized_bias(self) -> torch.Tensor:
+        bias = self.bias if self.bias is not None else torch.zeros(self.out_features, dtype=torch.float64)
+        return fake_quant(bias.double(), self.bias_t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.quantized_weight(), self.quantized_bias()
+        if self.bias_t.frac_bits > self.product_frac:
+            # The accumulator has the product's fraction bits; a finer bias is truncated on entry.
+            b = fake_quant(b, Fixed(MAX_WIDTH, MAX_WIDTH - self.product_frac, True, Rounding.TRN, Overflow.WRAP))
+        with torch.no_grad():
+            x_abs = max(-self.input_t.min_value, self.input_t.max_value)
+            bound = float((b.abs() + x_abs * w.abs().sum(dim=1)).max()) if len(b) else 0.0
+        if math.ldexp(bound, self.product_frac) >= 2.0 ** EXACT_BITS:
+            raise OptionError(
+                f"QAT layer with {self.in_features} inputs: the accumulator would need more than {EXACT_BITS} "
+                "bits, beyond exact float64 sums; use fewer weight or activation bits")
+        acc = x.double() @ w.T + b
+        return fake_quant(acc, self.result_t).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        types = f", weight={self.weight_t}, bias={self.bias_t}, result={self.result_t}" if hasattr(self, "result_t") else ""
+        return super().extra_repr() + types
+
+
+class QATReLU(nn.ReLU):
+    """``result(max(x, 0))``, as the reference's ReLU kernel."""
+
+    result_t: Fixed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fake_quant(torch.relu(x).double(), self.result_t).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"result={self.result_t}" if hasattr(self, "result_t") else ""
+
+
+# -- building and converting ------------------------------------------------------------
+PASS_THROUGH = (nn.Flatten, nn.Identity, nn.Dropout, nn.Softmax, nn.LogSoftmax)
+
+
+def _leaves(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    if isinstance(module, nn.Sequential):
+        out = []
+        for name, child in module.named_children():
+            out.extend(_leaves(child, f"{prefix}{name}."))
+        return out
+    name = prefix.rstrip(".")
+    if isinstance(module, (nn.Linear, nn.ReLU, *PASS_THROUGH, FakeQuantize)):
+        return [(name, module)]
+    raise UnsupportedLayerError(
+        f"module {name!r} ({type(module).__name__}): QAT supports nn.Sequential models of Linear, ReLU, Flatten, "
+        "Identity, Dropout and a final Softmax")
+
+
+def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
+    parent, _, child = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, new)
+
+
+def _rebuilt_linear(old: nn.Linear, cls, dtype=None) -> nn.Linear:
+    """A ``cls`` Linear with ``old``'s unmasked weights, bias and mask."""
+    dtype = dtype or old.weight.dtype
+    new = cls(old.in_features, old.out_features, bias=old.bias is not None, dtype=dtype)
+    mask = module_mask(old)
+    with torch.no_grad():
+        new.weight.copy_(old.weight if mask is None else old.parametrizations.weight.original)
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    if mask is not None:
+        parametrize.register_parametrization(new, "weight", WeightMask(mask.to(dtype)))
+    return new
+
+
+def _float_view(model: nn.Module) -> nn.Sequential:
+    """A plain float copy (latent weights, masks baked in) for the frontend."""
+    plain = copy.deepcopy(model)
+    if isinstance(plain, nn.Sequential) and INPUT_NAME in plain._modules:
+        del plain._modules[INPUT_NAME]
+    for path, leaf in _leaves(plain):
+        if isinstance(leaf, QATLinear):
+            _replace(plain, path, _rebuilt_linear(leaf, nn.Linear))
+        elif isinstance(leaf, QATReLU):
+            _replace(plain, path, nn.ReLU())
+    return strip_masks(plain)
+
+
+def _as_array(x) -> np.ndarray:
+    return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def _assign_types(model: nn.Sequential, graph: Graph) -> None:
+    """Copy the types of a calibrated ``graph`` onto the QAT modules, in chain order."""
+    layers = [layer for layer in graph.layers if isinstance(layer, (Dense, ReLU))]
+    modules = [(p, m) for p, m in _leaves(model) if isinstance(m, (QATLinear, QATReLU))]
+    if len(layers) != len(modules):
+        raise ModelError(f"QAT model has {len(modules)} Linear/ReLU modules but its graph {len(layers)} layers")
+    model._modules[INPUT_NAME].t = graph.input_t
+    in_t = graph.input_t
+    for layer, (path, module) in zip(layers, modules):
+        if isinstance(layer, Dense) != isinstance(module, QATLinear):
+            raise ModelError(f"module {path!r} does not match graph layer {layer.name!r}")
+        if isinstance(module, QATLinear):
+            module.set_types(in_t, layer.weight_t, layer.bias_t, layer.result_t)
+        else:
+            module.result_t = layer.result_t
+        in_t = layer.result_t
+
+
+def recalibrate_qat(model: nn.Sequential, calibration_x, weight_bits: int, activation_bits: int) -> nn.Sequential:
+    """Choose every type again from the current weights and ``calibration_x`` (in place)."""
+    config = QuantConfig(weight_bits, activation_bits)
+    graph = from_torch(_float_view(model))
+    _assign_types(model, calibrate(graph, _as_array(calibration_x), config))
+    return model
+
+
+def prepare_qat(model: nn.Module, weight_bits: int = 8, activation_bits: int = 8, calibration_x=None) -> nn.Sequential:
+    """A QAT copy of ``model`` (an ``nn.Sequential``; masks are kept) with the types that
+    ``calibrate(from_torch(model), calibration_x, QuantConfig(weight_bits, activation_bits))``
+    chooses. Module names are kept; the input quantizer is added as ``input_quant``."""
+    if not isinstance(model, nn.Sequential):
+        raise UnsupportedLayerError(f"prepare_qat needs an nn.Sequential model, got {type(model).__name__}")
+    if calibration_x is None:
+        raise OptionError("prepare_qat needs calibration inputs (calibration_x) to choose the fixed-point types")
+    if not 2 <= weight_bits <= 8:
+        raise OptionError(f"QAT supports 2- to 8-bit weights, got weight_bits={weight_bits!r}")
+    QuantConfig(weight_bits, activation_bits)  # checks the widths before any work
+    if INPUT_NAME in model._modules:
+        raise ModelError("this model is prepared for QAT already; use recalibrate_qat to choose new types")
+    qat = copy.deepcopy(model)
+    for path, leaf in _leaves(qat):
+        if isinstance(leaf, nn.Linear):
+            _replace(qat, path, _rebuilt_linear(leaf, QATLinear))
+        elif isinstance(leaf, nn.ReLU):
+            _replace(qat, path, QATReLU())
+    qat = nn.Sequential(OrderedDict([(INPUT_NAME, FakeQuantize(Fixed(8, 1))), *qat.named_children()]))
+    return recalibrate_qat(qat, calibration_x, weight_bits, activation_bits)
+
+
+def _accum_type(weight_q: np.ndarray, bias_q: np.ndarray, in_t: Fixed, weight_t: Fixed, bias_t: Fixed) -> Fixed:
+    """The accumulator ``calibrate`` would choose: product fraction bits and room for the
+    worst case over the whole input range, so that it never overflows."""
+    acc_frac = in_t.frac_bits + weight_t.frac_bits
+    x_abs = max(-in_t.min_int, in_t.max_int)
+    worst = max(
+        (abs(int(b)) * (1 << max(acc_frac - bias_t.frac_bits, 0)) + x_abs * int(s)
+         for b, s in zip(bias_q, np.abs(weight_q).sum(axis=1))),
+        default=0,
+    )
+    width = max(int(worst).bit_length() + 1, 2)
+    if width > EXACT_BITS:
+        raise OptionError(f"the accumulator would need {width} bits; use fewer weight or activation bits")
+    return Fixed(width, width - acc_frac, True, Rounding.TRN, Overflow.WRAP)
+
+
+def qat_graph(model: nn.Sequential, name: str = "model") -> Graph:
+    """The quantized IR graph that computes exactly what the QAT ``model`` computes."""
+    graph = from_torch(_float_view(model), name=name)
+    modules = [m for _, m in _leaves(model) if isinstance(m, (QATLinear, QATReLU))]
+    layers, index = [], 0
+    for layer in graph.layers:
+        if isinstance(layer, (Dense, ReLU)):
+            module = modules[index]
+            index += 1
+            if isinstance(layer, ReLU):
+                layer = layer.with_(result_t=module.result_t)
+            else:
+                with torch.no_grad():
+                    w = module.quantized_weight().numpy()
+                    b = module.quantized_bias().numpy()
+                w_q, b_q = quantize(w, module.weight_t), quantize(b, module.bias_t)
+                accum_t = _accum_type(w_q, b_q, module.input_t, module.weight_t, module.bias_t)
+                layer = layer.with_(weight=w, bias=b, weight_t=module.weight_t, bias_t=module.bias_t,
+                                    accum_t=accum_t, result_t=module.result_t)
+        layers.append(layer)
+    return graph.with_layers(layers, input_t=model._modules[INPUT_NAME].t)
+
+
+def convert_qat(model: nn.Sequential) -> nn.Sequential:
+    """A plain float64 ``nn.Sequential``: masks baked in, weights and biases replaced by
+    their quantized values (on their grids), quantizers removed; names kept."""
+    plain = copy.deepcopy(model)
+    del plain._modules[INPUT_NAME]
+    for path, leaf in _leaves(plain):
+        if isinstance(leaf, QATLinear):
+            linear = nn.Linear(leaf.in_features, leaf.out_features, dtype=torch.float64)
+            with torch.no_grad():
+                linear.weight.copy_(leaf.quantized_weight())
+                linear.bias.copy_(leaf.quantized_bias())
+            _replace(plain, path, linear)
+        elif isinstance(leaf, QATReLU):
+            _replace(plain, path, nn.ReLU())
+    return plain
