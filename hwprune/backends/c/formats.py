@@ -1,0 +1,284 @@
+"""How a Dense layer's weights are stored in C: one encoder per format, in a registry.
+
+A format turns the integer weight matrix ``(out, in)`` into a few C arrays and back. The
+kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format
+(rel4, bitmask, nm, structured) is one more ``StorageFormat`` in ``FORMATS`` plus that
+template, and the ``auto`` policy starts considering it.
+
+The figure of merit is ``bits_per_nonzero``: every byte spent on weights (values,
+indices, pointers) per nonzero weight, to compare with ``entropy_bits``, the information
+bound of the mask (log2 C(n, k) bits for k nonzeros among n).
+
+The bias is stored already cast to the accumulator type (the kernel's first step), in
+the narrowest C integer that holds it, and not at all when it is zero everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping, Union
+
+import numpy as np
+
+from hwprune.errors import ModelError, OptionError
+from hwprune.ir.graph import Graph
+from hwprune.ir.layers import Dense
+from hwprune.quant.fixed import cast, from_grid
+
+ROLES = ("value", "index", "pointer", "bias")
+C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+            "int64_t": 8, "uint64_t": 8}
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedArray:
+    """One C array of a layer: ``<layer>_<name>``, elements of ``c_type``."""
+
+    name: str
+    role: str
+    c_type: str
+    data: np.ndarray  # int64, one dimension
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"array role must be one of {ROLES}, got {self.role!r}")
+        data = np.asarray(self.data, dtype=np.int64).reshape(-1)
+        lo, hi = c_type_range(self.c_type)
+        if data.size and (data.min() < lo or data.max() > hi):
+            raise ValueError(f"array {self.name!r}: values {data.min()}..{data.max()} do not fit {self.c_type}")
+        data.setflags(write=False)
+        object.__setattr__(self, "data", data)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.size) * C_BYTES[self.c_type]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerStorage:
+    """A Dense layer's weights and bias encoded in one format, with its byte counts."""
+
+    name: str
+    format: str
+    out_features: int
+    in_features: int
+    nonzero_weights: int
+    arrays: tuple[EncodedArray, ...]
+
+    @property
+    def total_weights(self) -> int:
+        return self.out_features * self.in_features
+
+    def _bytes(self, role: str) -> int:
+        return sum(a.nbytes for a in self.arrays if a.role == role)
+
+    @property
+    def value_bytes(self) -> int:
+        return self._bytes("value")
+
+    @property
+    def index_bytes(self) -> int:
+        return self._bytes("index")
+
+    @property
+    def pointer_bytes(self) -> int:
+        return self._bytes("pointer")
+
+    @property
+    def bias_bytes(self) -> int:
+        return self._bytes("bias")
+
+    @property
+    def weight_bytes(self) -> int:
+        """Values + indices + pointers: everything that stores the weight matrix."""
+        return self.value_bytes + self.index_bytes + self.pointer_bytes
+
+    @property
+    def bits_per_nonzero(self) -> float:
+        return self.weight_bytes * 8 / max(self.nonzero_weights, 1)
+
+    @property
+    def entropy_bits(self) -> float:
+        """log2 C(n, k): the bits any encoding needs just to say where the nonzeros are."""
+        return log2_binomial(self.total_weights, self.nonzero_weights)
+
+    def array(self, name: str) -> EncodedArray:
+        for a in self.arrays:
+            if a.name == name:
+                return a
+        raise KeyError(f"layer {self.name!r} ({self.format}) has no array {name!r}")
+
+    def has(self, name: str) -> bool:
+        return any(a.name == name for a in self.arrays)
+
+    def summary(self) -> dict:
+        """Plain numbers for reports and JSON."""
+        return {
+            "layer": self.name, "format": self.format, "total_weights": self.total_weights,
+            "nonzero_weights": self.nonzero_weights, "value_bytes": self.value_bytes,
+            "index_bytes": self.index_bytes, "pointer_bytes": self.pointer_bytes, "bias_bytes": self.bias_bytes,
+            "weight_bytes": self.weight_bytes, "bits_per_nonzero": round(self.bits_per_nonzero, 3),
+            "entropy_bits": round(self.entropy_bits, 3),
+        }
+
+
+def log2_binomial(n: int, k: int) -> float:
+    if not 0 <= k <= n:
+        raise ValueError(f"log2 C({n}, {k}) is undefined")
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(2)
+
+
+def c_type_range(c_type: str) -> tuple[int, int]:
+    if c_type not in C_BYTES:
+        raise ValueError(f"not a fixed-width C integer type: {c_type!r}")
+    bits = 8 * C_BYTES[c_type]
+    if c_type.startswith("u"):
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def narrowest_unsigned(max_value: int) -> str:
+    for c_type in ("uint8_t", "uint16_t", "uint32_t", "uint64_t"):
+        if max_value <= c_type_range(c_type)[1]:
+            return c_type
+    raise ValueError(f"{max_value} does not fit 64 bits")
+
+
+def narrowest_holding(values: np.ndarray) -> str:
+    """The narrowest signed (or, for values >= 0 only, also unsigned) type holding ``values``."""
+    lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    for c_type in ("int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t"):
+        t_lo, t_hi = c_type_range(c_type)
+        if t_lo <= lo and hi <= t_hi:
+            return c_type
+    raise ValueError(f"values {lo}..{hi} do not fit 64 bits")
+
+
+# -- formats ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageFormat:
+    """``encode(weights, value_c_type)`` -> arrays; ``decode(arrays, shape)`` -> weights."""
+
+    name: str
+    encode: Callable[[np.ndarray, str], tuple[EncodedArray, ...]]
+    decode: Callable[[Mapping[str, np.ndarray], tuple[int, int]], np.ndarray]
+    description: str
+
+
+def _encode_dense(w: np.ndarray, value_c_type: str) -> tuple[EncodedArray, ...]:
+    return (EncodedArray("values", "value", value_c_type, w.reshape(-1)),)
+
+
+def _decode_dense(arrays: Mapping[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    return np.asarray(arrays["values"]).reshape(shape)
+
+
+def _encode_csr(w: np.ndarray, value_c_type: str) -> tuple[EncodedArray, ...]:
+    rows, cols = np.nonzero(w)  # row-major, so columns ascend within a row: input order
+    row_ptr = np.concatenate([[0], np.cumsum(np.count_nonzero(w, axis=1))])
+    return (
+        EncodedArray("values", "value", value_c_type, w[rows, cols]),
+        EncodedArray("columns", "index", narrowest_unsigned(max(w.shape[1] - 1, 0)), cols),
+        EncodedArray("row_ptr", "pointer", narrowest_unsigned(int(row_ptr[-1])), row_ptr),
+    )
+
+
+def _decode_csr(arrays: Mapping[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    w = np.zeros(shape, dtype=np.int64)
+    ptr = np.asarray(arrays["row_ptr"])
+    for j in range(shape[0]):
+        span = slice(int(ptr[j]), int(ptr[j + 1]))
+        w[j, np.asarray(arrays["columns"])[span]] = np.asarray(arrays["values"])[span]
+    return w
+
+
+FORMATS: dict[str, StorageFormat] = {}
+
+
+def register_format(fmt: StorageFormat) -> StorageFormat:
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+register_format(StorageFormat("dense", _encode_dense, _decode_dense, "every weight, row-major"))
+register_format(StorageFormat(
+    "csr", _encode_csr, _decode_csr,
+    "nonzero values, their column (uint8 up to 256 inputs, else uint16) and row pointers",
+))
+
+POLICIES = ("auto",)  # besides the format names
+
+
+def policies() -> tuple[str, ...]:
+    return (*POLICIES, *FORMATS)
+
+
+# -- encoding a layer ------------------------------------------------------------------------
+
+
+def weight_ints(layer: Dense) -> np.ndarray:
+    if layer.weight_t is None:
+        raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
+    return from_grid(layer.weight, layer.weight_t, f"layer {layer.name!r} weight")
+
+
+def accumulator_bias(layer: Dense) -> np.ndarray:
+    """The bias cast to the accumulator type: the value every output starts from."""
+    bias = from_grid(layer.bias, layer.bias_t, f"layer {layer.name!r} bias")
+    return cast(bias, layer.bias_t.frac_bits, layer.accum_t)
+
+
+def encode(layer: Dense, format: str) -> LayerStorage:
+    """The layer stored in ``format`` (a name in ``FORMATS``)."""
+    if format not in FORMATS:
+        raise OptionError(f"layer {layer.name!r}: unknown storage format {format!r}; choose one of {sorted(FORMATS)}")
+    if not layer.is_quantized():
+        raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
+    w = weight_ints(layer)
+    arrays = FORMATS[format].encode(w, layer.weight_t.c_type)
+    acc0 = accumulator_bias(layer)
+    if np.any(acc0 != 0):
+        arrays = (*arrays, EncodedArray("bias", "bias", narrowest_holding(acc0), acc0))
+    return LayerStorage(layer.name, format, layer.out_features, layer.in_features, int(np.count_nonzero(w)), arrays)
+
+
+def decode_weights(storage: LayerStorage) -> np.ndarray:
+    """The integer weight matrix back from its arrays (a check of the encoder)."""
+    arrays = {a.name: a.data for a in storage.arrays}
+    return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features))
+
+
+def choose_format(layer: Dense, policy: str = "auto") -> LayerStorage:
+    """The layer encoded by ``policy``: a format name, or ``auto`` for the fewest weight
+    bytes (the earliest registered format, dense first, on a tie)."""
+    if policy == "auto":
+        candidates = [encode(layer, name) for name in FORMATS]
+        return min(candidates, key=lambda s: s.weight_bytes)  # min keeps the first of equals
+    if policy not in FORMATS:
+        raise OptionError(f"layer {layer.name!r}: unknown format policy {policy!r}; choose one of {list(policies())}")
+    return encode(layer, policy)
+
+
+FormatSpec = Union[str, Mapping[str, str]]
+
+
+def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStorage]:
+    """Every Dense layer encoded: one policy for all, or ``{layer name: policy}`` with
+    ``auto`` for the layers not named (an ``"*"`` key sets that default)."""
+    dense = graph.dense_layers()
+    if isinstance(formats, str):
+        per_layer, default = {}, formats
+    else:
+        per_layer = dict(formats)
+        default = per_layer.pop("*", "auto")
+        names = {l.name for l in dense}
+        unknown = sorted(set(per_layer) - names)
+        if unknown:
+            raise OptionError(
+                f"format given for {unknown}, which {'is not a Dense layer' if len(unknown) == 1 else 'are not Dense layers'} "
+                f"of model {graph.name!r}; its Dense layers are {[l.name for l in dense]}"
+            )
+    return [choose_format(layer, per_layer.get(layer.name, default)) for layer in dense]

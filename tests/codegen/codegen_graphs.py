@@ -1,0 +1,113 @@
+"""Quantized graphs for the C backend tests.
+
+Two kinds: ``calibrated_mlp`` goes through quant.calibrate as a user's model would;
+``random_typed_graph`` hand-sets every type at random (widths 2..16, int_bits below
+zero and above the width, TRN/RND, WRAP/SAT, narrow saturating and wrapping
+accumulators) so that every arithmetic path of the kernels is taken.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwprune.ir import Dense, Flatten, Graph, ReLU, Softmax
+from hwprune.quant.calibrate import QuantConfig, calibrate
+from hwprune.quant.fixed import Fixed, Overflow, Rounding, quantize, to_real
+
+MODES = [(r, o) for r in Rounding for o in Overflow]
+
+
+def sparse_normal(rng, shape, sparsity: float) -> np.ndarray:
+    w = rng.normal(size=shape)
+    w[rng.random(shape) < sparsity] = 0.0
+    return w
+
+
+def calibrated_mlp(name: str, sizes, rng, sparsity=0.0, zero_rows=(), zero_layers=(), signed_input=True,
+                   config=QuantConfig(8, 8), softmax=False, flatten_shape=None) -> tuple[Graph, np.ndarray]:
+    """A ReLU MLP quantized by calibrate; returns the graph and float calibration data."""
+    layers = []
+    if flatten_shape is not None:
+        layers.append(Flatten("flatten"))
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = sparse_normal(rng, (n_out, n_in), sparsity) / np.sqrt(n_in)
+        if k in zero_layers:
+            w[:] = 0.0
+        for row in zero_rows:
+            if k == 0:
+                w[row] = 0.0
+        layers.append(Dense(f"fc{k + 1}", w, rng.normal(size=n_out) * 0.3))
+        if k < len(sizes) - 2:
+            layers.append(ReLU(f"relu{k + 1}"))
+    if softmax:
+        layers.append(Softmax("softmax"))
+    input_shape = tuple(flatten_shape) if flatten_shape is not None else (sizes[0],)
+    graph = Graph(name, input_shape, layers)
+    x = rng.normal(size=(64, *input_shape))
+    if not signed_input:
+        x = np.abs(x)
+    return calibrate(graph, x, config), x
+
+
+def random_type(rng, width_range=(2, 16), signed=None, modes=MODES) -> Fixed:
+    width = int(rng.integers(width_range[0], width_range[1] + 1))
+    int_bits = int(rng.integers(-2, width + 3))
+    if signed is None:
+        signed = bool(rng.random() < 0.8)
+    rounding, overflow = modes[int(rng.integers(len(modes)))]
+    return Fixed(width, int_bits, signed, rounding, overflow)
+
+
+def _on_grid(rng, shape, t: Fixed, sparsity: float) -> np.ndarray:
+    """Random floats exactly on t's grid, spread over its whole range."""
+    q = rng.integers(t.min_int, t.max_int + 1, size=shape)
+    q[rng.random(shape) < sparsity] = 0
+    return to_real(q, t)
+
+
+def random_accum(rng, in_t: Fixed, weight_t: Fixed, n_in: int) -> Fixed:
+    """Exact and wide (calibrate's choice), or narrow with a random shift and mode."""
+    product_frac = in_t.frac_bits + weight_t.frac_bits
+    kind = rng.integers(3)
+    if kind == 0:  # never overflows, keeps every product: the fast path
+        width = min(in_t.width + weight_t.width + int(np.ceil(np.log2(n_in + 1))) + 2, 62)
+        return Fixed(width, width - product_frac, True, Rounding.TRN, Overflow.WRAP)
+    width = int(rng.integers(4, 25))
+    frac = product_frac + int(rng.integers(-6, 4))  # below: rounds each product; above: shifts left
+    rounding, overflow = MODES[int(rng.integers(4))]
+    return Fixed(width, width - frac, bool(rng.random() < 0.9), rounding, overflow)
+
+
+def random_typed_graph(name: str, sizes, seed: int, sparsity=0.5, relu_prob=0.6, width_range=(2, 16),
+                       input_signed=None) -> Graph:
+    rng = np.random.default_rng(seed)
+    input_t = random_type(rng, width_range, signed=input_signed)
+    in_t = input_t
+    layers = []
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        weight_t = random_type(rng, width_range)
+        bias_t = random_type(rng, width_range)
+        accum_t = random_accum(rng, in_t, weight_t, n_in)
+        result_t = random_type(rng, width_range)
+        w = _on_grid(rng, (n_out, n_in), weight_t, sparsity)
+        b = _on_grid(rng, (n_out,), bias_t, 0.2)
+        layers.append(Dense(f"fc{k + 1}", w, b, weight_t, bias_t, accum_t, result_t))
+        in_t = result_t
+        if rng.random() < relu_prob:
+            relu_t = random_type(rng, width_range)
+            layers.append(ReLU(f"relu{k + 1}", relu_t))
+            in_t = relu_t
+    return Graph(name, (sizes[0],), layers, input_t)
+
+
+def random_inputs(graph: Graph, rng, n: int = 40) -> np.ndarray:
+    """Integers over the input type's whole range, with its extremes and zero included."""
+    t = graph.input_t
+    size = int(np.prod(graph.input_shape))
+    x = rng.integers(t.min_int, t.max_int + 1, size=(n, size))
+    x[0], x[1], x[2] = t.min_int, t.max_int, 0
+    return x.reshape(n, *graph.input_shape)
+
+
+def quantized_inputs(graph: Graph, x) -> np.ndarray:
+    return quantize(x, graph.input_t)
