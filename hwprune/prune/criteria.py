@@ -215,7 +215,11 @@ def compute_masks(
         wanted = nn.Linear if method == "neurons" else CONV_TYPES
         modules = {k: v for k, v in modules.items() if isinstance(v, wanted) and k != last}
         if isinstance(fractions, dict):
-            fractions = {k: v for k, v in fractions.items() if k in modules}
+            wrong = sorted(set(fractions) - set(modules))
+            if wrong:
+                raise OptionError(
+                    f"method {method!r} prunes whole output units of {'Linear' if method == 'neurons' else 'Conv'} "
+                    f"modules other than the model's last one; it cannot prune {wrong}")
         scores = _row_scores(modules, old, norm, scale=scope == "global" and not isinstance(fractions, dict))
         rows_keep = _select(scores, fractions, scope, min_density)
         masks = {}

@@ -176,6 +176,7 @@ def test_explicit_per_layer_sparsity_and_exclude():
     (dict(sparsity={"9": 0.5}), "not prunable"),
     (dict(sparsity=0.5, norm=3), "norm"),
     (dict(sparsity=0.5, method="nm", n=5, m=4), "n <= m"),
+    (dict(sparsity={"4": 0.5}, method="neurons"), "cannot prune"),
 ])
 def test_bad_options_raise_option_error(kwargs, match):
     with pytest.raises(OptionError, match=match):
