@@ -103,6 +103,24 @@ def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig()) -> Graph:
     return graph.with_layers(layers, input_t=input_t)
 
 
+def accumulator_type(weight_q: np.ndarray, bias_q: np.ndarray, in_t: Fixed, weight_t: Fixed, bias_t: Fixed,
+                     where: str = "", max_width: int = MAX_WIDTH) -> Fixed:
+    """The accumulator of a Dense layer: the product's fraction bits and room for the worst
+    case over the whole input range, so that it never overflows (TRN, WRAP)."""
+    acc_frac = in_t.frac_bits + weight_t.frac_bits
+    x_abs = max(-in_t.min_int, in_t.max_int)
+    worst = max(
+        (abs(int(b)) * (1 << max(acc_frac - bias_t.frac_bits, 0)) + x_abs * int(s)
+         for b, s in zip(bias_q, np.abs(weight_q).sum(axis=1))),
+        default=0,
+    )
+    width = max(int(worst).bit_length() + 1, 2)
+    if width > max_width:
+        raise OptionError(f"{'layer ' + repr(where) + ': ' if where else ''}the accumulator would need {width} bits "
+                          f"(at most {max_width}); use fewer weight or activation bits")
+    return Fixed(width, width - acc_frac, True, Rounding.TRN, Overflow.WRAP)
+
+
 def _quantize_dense(layer: Dense, in_t: Fixed, out: np.ndarray, relu_follows: bool, config: QuantConfig) -> Dense:
     weight_t = Fixed(config.weight_bits, int_bits_for(float(np.abs(layer.weight).max(initial=0.0)), True),
                      True, Rounding.RND, Overflow.SAT)
@@ -113,17 +131,7 @@ def _quantize_dense(layer: Dense, in_t: Fixed, out: np.ndarray, relu_follows: bo
     bias_t = Fixed(min(max(bias_int_bits + product_frac, 2), 32), bias_int_bits, True, Rounding.RND, Overflow.SAT)
     b_q = quantize(layer.bias, bias_t)
 
-    x_abs = max(-in_t.min_int, in_t.max_int)
-    acc_frac = product_frac
-    worst = max(
-        (abs(int(b)) * (1 << max(acc_frac - bias_t.frac_bits, 0)) + x_abs * int(s)
-         for b, s in zip(b_q, np.abs(w_q).sum(axis=1))),
-        default=0,
-    )
-    acc_width = max(int(worst).bit_length() + 1, 2)
-    if acc_width > MAX_WIDTH:
-        raise OptionError(f"layer {layer.name!r}: the accumulator would need {acc_width} bits; use fewer bits")
-    accum_t = Fixed(acc_width, acc_width - acc_frac, True, Rounding.TRN, Overflow.WRAP)
+    accum_t = accumulator_type(w_q, b_q, in_t, weight_t, bias_t, layer.name)
 
     act = config.activation_bits
     if relu_follows:

@@ -39,7 +39,7 @@ from hwprune.frontends.torch import from_torch
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, ReLU
 from hwprune.prune.masks import WeightMask, module_mask, strip_masks
-from hwprune.quant.calibrate import QuantConfig, calibrate
+from hwprune.quant.calibrate import QuantConfig, accumulator_type, calibrate
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
 
 INPUT_NAME = "input_quant"
@@ -246,22 +246,6 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, activation_bits: int = 8
     return recalibrate_qat(qat, calibration_x, weight_bits, activation_bits)
 
 
-def _accum_type(weight_q: np.ndarray, bias_q: np.ndarray, in_t: Fixed, weight_t: Fixed, bias_t: Fixed) -> Fixed:
-    """The accumulator ``calibrate`` would choose: product fraction bits and room for the
-    worst case over the whole input range, so that it never overflows."""
-    acc_frac = in_t.frac_bits + weight_t.frac_bits
-    x_abs = max(-in_t.min_int, in_t.max_int)
-    worst = max(
-        (abs(int(b)) * (1 << max(acc_frac - bias_t.frac_bits, 0)) + x_abs * int(s)
-         for b, s in zip(bias_q, np.abs(weight_q).sum(axis=1))),
-        default=0,
-    )
-    width = max(int(worst).bit_length() + 1, 2)
-    if width > EXACT_BITS:
-        raise OptionError(f"the accumulator would need {width} bits; use fewer weight or activation bits")
-    return Fixed(width, width - acc_frac, True, Rounding.TRN, Overflow.WRAP)
-
-
 def qat_graph(model: nn.Sequential, name: str = "model") -> Graph:
     """The quantized IR graph that computes exactly what the QAT ``model`` computes."""
     graph = from_torch(_float_view(model), name=name)
@@ -278,7 +262,8 @@ def qat_graph(model: nn.Sequential, name: str = "model") -> Graph:
                     w = module.quantized_weight().numpy()
                     b = module.quantized_bias().numpy()
                 w_q, b_q = quantize(w, module.weight_t), quantize(b, module.bias_t)
-                accum_t = _accum_type(w_q, b_q, module.input_t, module.weight_t, module.bias_t)
+                accum_t = accumulator_type(w_q, b_q, module.input_t, module.weight_t, module.bias_t,
+                                           layer.name, max_width=EXACT_BITS)
                 layer = layer.with_(weight=w, bias=b, weight_t=module.weight_t, bias_t=module.bias_t,
                                     accum_t=accum_t, result_t=module.result_t)
         layers.append(layer)
