@@ -72,7 +72,7 @@ def random_accum(rng, in_t: Fixed, weight_t: Fixed, n_in: int) -> Fixed:
     if kind == 0:  # never overflows, keeps every product: the fast path
         width = min(in_t.width + weight_t.width + int(np.ceil(np.log2(n_in + 1))) + 2, 62)
         return Fixed(width, width - product_frac, True, Rounding.TRN, Overflow.WRAP)
-    width = int(rng.integers(4, 25))
+    width = int(rng.integers(4, 41))  # past 31 bits the general path needs int64
     frac = product_frac + int(rng.integers(-6, 4))  # below: rounds each product; above: shifts left
     rounding, overflow = MODES[int(rng.integers(4))]
     return Fixed(width, width - frac, bool(rng.random() < 0.9), rounding, overflow)
@@ -98,6 +98,19 @@ def random_typed_graph(name: str, sizes, seed: int, sparsity=0.5, relu_prob=0.6,
             layers.append(ReLU(f"relu{k + 1}", relu_t))
             in_t = relu_t
     return Graph(name, (sizes[0],), layers, input_t)
+
+
+def wide_graph() -> Graph:
+    """Values stored in int64_t and uint32_t, products and sums that need int64 in C."""
+    rng = np.random.default_rng(7)
+    in_t = Fixed(16, 4, True, Rounding.RND, Overflow.SAT)
+    w1_t, w2_t = Fixed(16, 2, True), Fixed(12, 3, False)
+    fc1 = Dense("fc1", _on_grid(rng, (6, 5), w1_t, 0.3), _on_grid(rng, (6,), Fixed(30, 8), 0.0), w1_t, Fixed(30, 8),
+                Fixed(44, 14, True, Rounding.RND, Overflow.SAT), Fixed(40, 12, True, Rounding.RND, Overflow.WRAP))
+    relu = ReLU("relu1", Fixed(32, 10, False, Rounding.TRN, Overflow.SAT))
+    fc2 = Dense("fc2", _on_grid(rng, (4, 6), w2_t, 0.3), _on_grid(rng, (4,), Fixed(20, 12), 0.0), w2_t, Fixed(20, 12),
+                Fixed(50, 20, True, Rounding.TRN, Overflow.WRAP), Fixed(31, 5, False, Rounding.RND, Overflow.SAT))
+    return Graph("wide", (5,), (fc1, relu, fc2), in_t)
 
 
 def random_inputs(graph: Graph, rng, n: int = 40) -> np.ndarray:

@@ -1,0 +1,145 @@
+"""The C backend: a quantized graph to plain C99 (``model.h``, ``model.c``, weights).
+
+``export_c(graph, out_dir, formats)`` writes::
+
+    model.h            <name>_predict(), sizes, input/output typedefs
+    model.c            one static kernel per layer, static ping-pong activation buffers
+    model_weights.h    const weight, index, pointer and bias arrays
+    hwprune_fixed.h    the fixed-point casts (copied verbatim)
+    export.json        what was exported: layers, value types, storage figures
+    graph/             the quantized graph (ir.io format): the reference that verify uses
+
+The first four are all a firmware build needs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import hwprune
+from hwprune.backends.c.formats import FORMATS, FormatSpec, LayerStorage, choose_format, choose_formats, encode
+from hwprune.backends.c.plan import ModelPlan, plan_model
+from hwprune.backends.c.render import render
+from hwprune.errors import ModelError
+from hwprune.ir.graph import Graph
+from hwprune.ir.io import load_graph, save_graph
+from hwprune.resources import templates_dir
+
+MANIFEST = "export.json"
+GRAPH_DIR = "graph"
+MANIFEST_FORMAT = "hwprune-c-export"
+C_SOURCES = ("model.h", "model_weights.h", "model.c", "hwprune_fixed.h")
+
+__all__ = [
+    "CExport", "export_c", "load_export", "LayerStorage", "FORMATS", "choose_format", "choose_formats", "encode",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class CExport:
+    """What ``export_c`` wrote."""
+
+    out_dir: Path
+    model: str
+    files: tuple[Path, ...]
+    layers: tuple[LayerStorage, ...]
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(s.weight_bytes for s in self.layers)
+
+    @property
+    def bias_bytes(self) -> int:
+        return sum(s.bias_bytes for s in self.layers)
+
+    @property
+    def nonzero_weights(self) -> int:
+        return sum(s.nonzero_weights for s in self.layers)
+
+    @property
+    def bits_per_nonzero(self) -> float:
+        return self.weight_bytes * 8 / max(self.nonzero_weights, 1)
+
+    @property
+    def formats(self) -> dict[str, str]:
+        return {s.name: s.format for s in self.layers}
+
+
+def _manifest(plan: ModelPlan, storages: list[LayerStorage]) -> dict:
+    g = plan.graph
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": 1,
+        "hwprune_version": hwprune.__version__,
+        "model": g.name,
+        "input_size": plan.input.size,
+        "output_size": plan.output.size,
+        "input_t": str(g.input_t),
+        "output_t": str(g.output_t),
+        "input_c_type": plan.input.c_type,
+        "output_c_type": plan.output.c_type,
+        "activation_bytes": sum(plan.buffer_bytes),
+        "layers": [
+            {"index": s.index, "name": s.layer.name, "kind": s.layer.kind, "size": s.dest.size,
+             "type": str(s.dest.t), "c_type": s.dest.c_type}
+            for s in plan.steps
+        ],
+        "storage": [s.summary() for s in storages],
+        "weight_bytes": sum(s.weight_bytes for s in storages),
+        "bias_bytes": sum(s.bias_bytes for s in storages),
+    }
+
+
+def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto") -> CExport:
+    """Write the C sources of a quantized ``graph`` into ``out_dir`` (created if needed).
+
+    ``formats``: ``"auto"`` (fewest weight bytes per layer), a format name for every
+    Dense layer (``"dense"``, ``"csr"``), or ``{layer name: policy}`` (``"*"``: default).
+    Files are written in place; wrap the call in ``hwprune.outputs.output_dir`` for an
+    all-or-nothing export.
+    """
+    if not graph.is_quantized:
+        raise ModelError(
+            f"model {graph.name!r} is not quantized; the C backend needs a fixed-point graph (run quant.calibrate first)"
+        )
+    storages = choose_formats(graph, formats)
+    plan = plan_model(graph, storages)
+    texts = render(plan)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in texts.items():
+        (out_dir / name).write_text(text)
+        written.append(out_dir / name)
+    shutil.copyfile(templates_dir() / "c" / "hwprune_fixed.h", out_dir / "hwprune_fixed.h")
+    written.append(out_dir / "hwprune_fixed.h")
+    (out_dir / MANIFEST).write_text(json.dumps(_manifest(plan, storages), indent=1) + "\n")
+    written.append(out_dir / MANIFEST)
+    if (out_dir / GRAPH_DIR).exists():
+        shutil.rmtree(out_dir / GRAPH_DIR)
+    save_graph(graph, out_dir / GRAPH_DIR)
+    written.append(out_dir / GRAPH_DIR)
+    return CExport(out_dir, graph.name, tuple(written), tuple(storages))
+
+
+def read_manifest(export_dir) -> dict:
+    path = Path(export_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{export_dir} is not a C export (no {MANIFEST}); create one with hwprune export") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ModelError(f"{path}: not an hwprune C export manifest")
+    return data
+
+
+def load_export(export_dir) -> Graph:
+    """The quantized graph an export was made from (its reference)."""
+    read_manifest(export_dir)
+    return load_graph(Path(export_dir) / GRAPH_DIR)

@@ -1,0 +1,229 @@
+"""What the generated C computes for each layer, decided before any text is written.
+
+Every choice mirrors ``hwprune.reference`` so that the C equals it bit for bit:
+
+- Dense, fast path (the reference's own condition): when the accumulator keeps every
+  product exactly (``accum frac >= product frac``) and either can never overflow or
+  wraps (modular addition commutes with one final wrap), the kernel sums the raw
+  products, scales the sum by ``2^shift`` once, adds the bias, wraps once if needed.
+- Dense, general path: every product is cast to the accumulator type (rounding or
+  shifting left, with its overflow) and added in input order, the accumulator's
+  overflow applied after every addition, as hls4ml does.
+- The C accumulator is ``int32_t`` when every value it can hold fits (factors, products,
+  partial sums, and the accumulator type itself), else ``int64_t``.
+- Activations live in two static ping-pong buffers (unions of the element types in use),
+  sized at generation time; the first layer reads ``input``, the last writes ``output``.
+  Flatten and Softmax move no data: their output is their input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from hwprune.backends.c.formats import C_BYTES, LayerStorage, accumulator_bias, weight_ints
+from hwprune.errors import ModelError
+from hwprune.ir.graph import Graph
+from hwprune.ir.layers import Dense, Layer
+from hwprune.quant.fixed import Fixed, Overflow
+
+INT32_MAX = (1 << 31) - 1
+INT64_MAX = (1 << 63) - 1
+COMPUTE_KINDS = ("dense", "relu")
+PASS_THROUGH_KINDS = ("flatten", "softmax")
+BUFFER_MEMBERS = {"int8_t": "i8", "uint8_t": "u8", "int16_t": "i16", "uint16_t": "u16",
+                  "int32_t": "i32", "uint32_t": "u32", "int64_t": "i64", "uint64_t": "u64"}
+
+
+def _magnitude(t: Fixed) -> int:
+    return max(-t.min_int, t.max_int)
+
+
+def _fits(bits: int, *bounds: int) -> bool:
+    """Whether magnitudes up to each bound fit a signed ``bits``-bit integer."""
+    limit = INT32_MAX if bits == 32 else INT64_MAX
+    return all(b <= limit for b in bounds)
+
+
+def _range_fits(t: Fixed, bits: int) -> bool:
+    """Whether the hwprune_fixed.h ``_i<bits>`` functions accept ``t`` (its range fits)."""
+    return t.max_int <= (INT32_MAX if bits == 32 else INT64_MAX)
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Arguments of ``hwprune_cast_i<bits>``: convert by ``shift`` fraction bits to ``to``."""
+
+    shift: int
+    to: Fixed
+    bits: int
+
+    @property
+    def args(self) -> str:
+        t = self.to
+        return (f"{self.shift}, {t.width}, {int(t.signed)}, HWPRUNE_{t.rounding.value}, "
+                f"HWPRUNE_{t.overflow.value}")
+
+
+@dataclass(frozen=True)
+class DenseArithmetic:
+    fast: bool
+    acc_bits: int  # 32 or 64: the C accumulator
+    accum_t: Fixed
+    scale_shift: int  # fast path: the raw sum times 2^scale_shift lands on accum's grid
+    wrap_accumulator: bool  # fast path: the sum may leave accum's range; wrap it once
+    product: Optional[Cast]  # general path: each product to the accumulator type
+    result: Cast  # the accumulator to the layer's result type
+
+    @property
+    def acc_c(self) -> str:
+        return f"int{self.acc_bits}_t"
+
+
+def dense_arithmetic(layer: Dense, in_t: Fixed) -> DenseArithmetic:
+    w = weight_ints(layer)
+    acc_t = layer.accum_t
+    acc0 = accumulator_bias(layer)
+    product_frac = in_t.frac_bits + layer.weight_t.frac_bits
+    shift = acc_t.frac_bits - product_frac
+    x_abs = _magnitude(in_t)
+    w_abs = int(np.abs(w).max(initial=0))
+    factors = (x_abs, _magnitude(layer.weight_t))
+    result_shift = acc_t.frac_bits - layer.result_t.frac_bits
+
+    if shift >= 0:
+        # The reference's bound, computed the same way (Python integers).
+        bound = max(
+            (abs(int(a)) + ((x_abs * int(s)) << shift) for a, s in zip(acc0, np.abs(w).sum(axis=1))), default=0
+        )
+        never_overflows = bound <= acc_t.max_int and -bound >= acc_t.min_int
+        if bound.bit_length() < 63 and (never_overflows or acc_t.overflow is Overflow.WRAP):
+            # Every value the kernel forms (partial sums, scaled sum plus bias) is within bound.
+            acc_bits = 32 if _fits(32, bound, *factors) else 64
+            return DenseArithmetic(
+                fast=True, acc_bits=acc_bits, accum_t=acc_t, scale_shift=shift,
+                wrap_accumulator=not never_overflows, product=None,
+                result=Cast(result_shift, layer.result_t, _cast_bits(acc_bits, layer.result_t)),
+            )
+
+    # acc + product: both within accum's range, so twice its magnitude bounds the sum.
+    bounds = (x_abs * w_abs, 2 * _magnitude(acc_t), *factors)
+    if _fits(32, *bounds):
+        acc_bits = 32
+    elif _fits(64, *bounds):
+        acc_bits = 64
+    else:
+        raise ModelError(
+            f"layer {layer.name!r}: a product of input {in_t} and weight {layer.weight_t} or a sum in {acc_t} "
+            "needs more than 64 bits in C; use narrower types"
+        )
+    return DenseArithmetic(
+        fast=False, acc_bits=acc_bits, accum_t=acc_t, scale_shift=0, wrap_accumulator=False,
+        product=Cast(-shift, acc_t, acc_bits),
+        result=Cast(result_shift, layer.result_t, _cast_bits(acc_bits, layer.result_t)),
+    )
+
+
+def _cast_bits(acc_bits: int, to: Fixed) -> int:
+    return 32 if acc_bits == 32 and _range_fits(to, 32) else 64
+
+
+def relu_cast(in_t: Fixed, out_t: Fixed) -> Cast:
+    bits = 32 if _range_fits(in_t, 32) and _range_fits(out_t, 32) else 64
+    return Cast(in_t.frac_bits - out_t.frac_bits, out_t, bits)
+
+
+# -- the chain of steps ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A C array holding one layer's values: ``expr`` names it in ``<name>_predict``."""
+
+    expr: str
+    c_type: str
+    size: int
+    t: Fixed
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    index: int
+    layer: Layer
+    source: Tensor
+    dest: Tensor
+    function: Optional[str]  # None: a pass-through layer, no code
+    storage: Optional[LayerStorage] = None
+    arithmetic: Optional[DenseArithmetic] = None
+    relu: Optional[Cast] = None
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    graph: Graph
+    steps: tuple[Step, ...]
+    input: Tensor
+    output: Tensor
+    buffer_bytes: tuple[int, int]  # each ping-pong buffer
+    buffer_members: tuple[tuple[str, ...], tuple[str, ...]]  # C types each buffer holds
+
+    @property
+    def max_size(self) -> int:
+        return max([self.input.size, *(s.dest.size for s in self.steps)])
+
+    @property
+    def trace_c_types(self) -> tuple[str, ...]:
+        return tuple(sorted({s.dest.c_type for s in self.steps}))
+
+
+def plan_model(graph: Graph, storages: list[LayerStorage]) -> ModelPlan:
+    if not graph.is_quantized:
+        raise ModelError(f"model {graph.name!r} is not quantized; the C backend needs a fixed-point graph "
+                         "(run quant.calibrate first)")
+    for layer in graph.layers:
+        if layer.kind not in COMPUTE_KINDS + PASS_THROUGH_KINDS:
+            raise ModelError(f"layer {layer.name!r}: the C backend has no kernel for {layer.kind!r} layers")
+    by_name = {s.name: s for s in storages}
+    size = lambda shape: int(np.prod(shape))  # noqa: E731
+    types = graph.value_types()
+    source = Tensor("input", graph.input_t.c_type, size(graph.input_shape), graph.input_t)
+    inputs = source
+    computes = [i for i, l in enumerate(graph.layers) if l.kind in COMPUTE_KINDS]
+    buffer_bytes = [0, 0]
+    members: list[set[str]] = [set(), set()]
+    steps = []
+    for index, (layer, out_t) in enumerate(zip(graph.layers, types)):
+        n = size(graph.shapes[index])
+        if layer.kind in PASS_THROUGH_KINDS:
+            steps.append(Step(index, layer, source, source, None))
+            continue
+        if index == computes[-1]:
+            dest = Tensor("output", out_t.c_type, n, out_t)
+        else:
+            buffer = computes.index(index) % 2
+            c_type = out_t.c_type
+            dest = Tensor(f"hwprune_buffer_{buffer}.{BUFFER_MEMBERS[c_type]}", c_type, n, out_t)
+            buffer_bytes[buffer] = max(buffer_bytes[buffer], n * C_BYTES[c_type])
+            members[buffer].add(c_type)
+        function = f"hwprune_{graph.name}_{index}_{layer.name}"
+        if isinstance(layer, Dense):
+            if layer.name not in by_name:
+                raise ModelError(f"layer {layer.name!r}: no storage was chosen for it")
+            step = Step(index, layer, source, dest, function, storage=by_name[layer.name],
+                        arithmetic=dense_arithmetic(layer, source.t))
+        else:
+            step = Step(index, layer, source, dest, function, relu=relu_cast(source.t, out_t))
+        steps.append(step)
+        source = dest
+    output = source
+    return ModelPlan(
+        graph, tuple(steps), inputs, output, (buffer_bytes[0], buffer_bytes[1]),
+        (tuple(sorted(members[0])), tuple(sorted(members[1]))),
+    )
+
+
+def buffer_length(nbytes: int, c_type: str) -> int:
+    """Elements of ``c_type`` that cover ``nbytes`` (a union member's length)."""
+    return max(1, -(-nbytes // C_BYTES[c_type]))
