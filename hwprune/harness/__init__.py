@@ -1,0 +1,11 @@
+"""Build, run, compare and measure exported models against the integer reference."""
+
+from hwprune.harness.compare import Comparison, Mismatch, compare
+from hwprune.harness.engines import ENGINES, Engine, EngineRun, HostCEngine, ReferenceEngine, get_engine, register_engine
+from hwprune.harness.measure import Footprint, measure_export
+from hwprune.harness.verify import VerifyResult, verify
+
+__all__ = [
+    "Comparison", "Mismatch", "compare", "ENGINES", "Engine", "EngineRun", "HostCEngine", "ReferenceEngine",
+    "get_engine", "register_engine", "Footprint", "measure_export", "VerifyResult", "verify",
+]

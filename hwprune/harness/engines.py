@@ -151,7 +151,7 @@ def _parse_records(data: np.ndarray, vectors: int, sizes: list[int], traced: boo
 
 
 class HostCEngine(Engine):
-    name = "host-c"
+    name = "host"
     description = "the exported C compiled by the host C compiler and run natively"
 
     def __init__(self, trace: bool = True, flags=HOST_FLAGS):

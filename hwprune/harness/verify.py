@@ -1,0 +1,56 @@
+"""Run every available engine on an export and compare each with the integer reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from hwprune.harness.compare import Comparison, compare
+from hwprune.harness.engines import ENGINES, Engine, ReferenceEngine, check_inputs, get_engine
+from hwprune.backends.c import load_export
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    vectors: int
+    comparisons: tuple[Comparison, ...]
+    skipped: tuple[tuple[str, str], ...]  # (engine, why it could not run here)
+
+    @property
+    def bit_exact(self) -> bool:
+        """Every engine that ran equals the reference, and at least one ran."""
+        return bool(self.comparisons) and all(c.bit_exact for c in self.comparisons)
+
+    def comparison(self, engine: str) -> Comparison:
+        for c in self.comparisons:
+            if c.engine == engine:
+                return c
+        raise KeyError(f"engine {engine!r} did not run; ran {[c.engine for c in self.comparisons]}")
+
+    def report(self) -> str:
+        lines = [c.report() for c in self.comparisons]
+        lines += [f"{name}: skipped ({why})" for name, why in self.skipped]
+        if not self.comparisons:
+            lines.append("no engine ran: nothing was verified")
+        return "\n".join(lines)
+
+
+def verify(export_dir, x_int, engines: Optional[Sequence[Union[str, Engine]]] = None) -> VerifyResult:
+    """Compare every engine (default: all registered but the reference) with the reference,
+    layer by layer where the engine traces, on integer inputs ``x_int``."""
+    export_dir = Path(export_dir)
+    graph = load_export(export_dir)
+    x = check_inputs(graph, x_int)
+    expected = ReferenceEngine().run(graph, x)
+    chosen = [get_engine(e) for e in (engines if engines is not None else [n for n in ENGINES if n != "reference"])]
+    comparisons, skipped = [], []
+    for engine in chosen:
+        reason = engine.unavailable_reason()
+        if reason:
+            skipped.append((engine.name, reason))
+            continue
+        run = engine.run(export_dir, x)
+        actual = run.trace or ((graph.layers[-1].name, run.outputs),)
+        comparisons.append(compare(expected.trace, actual, engine.name))
+    return VerifyResult(int(x.shape[0]), tuple(comparisons), tuple(skipped))
