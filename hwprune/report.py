@@ -60,7 +60,8 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
 
 def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None) -> dict:
     """Verify and measure an export folder; the dict behind report.json and verify --json."""
-    from hwprune.harness import measure_c, verify
+    from hwprune.errors import ToolchainError
+    from hwprune.harness import measure_export, verify
     from hwprune.pipeline import C_DIR, EXPORT_FILE, VECTORS_FILE, check_inputs
     from hwprune.reference import quantize_input
     from hwprune.targets import get_target
@@ -77,8 +78,21 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     else:
         x_int = quantize_input(graph, check_inputs(graph, np.asarray(inputs, dtype=np.float64), "inputs"))
 
-    result = verify(export_dir, x_int)
-    size = measure_c(export_dir / C_DIR)
+    result = verify(export_dir / C_DIR, x_int)
+    engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
+                             "note": "the numpy integer reference; the definition of the output"}}
+    for c in result.comparisons:
+        engines[c.engine] = {"available": True, "bit_exact": c.bit_exact, "mismatches": c.mismatches,
+                             "note": "" if c.bit_exact else c.report()}
+    for name, why in result.skipped:
+        engines[name] = {"available": False, "bit_exact": None, "mismatches": None, "note": why}
+    try:
+        size = measure_export(export_dir / C_DIR)
+        flash, ram = size.flash, size.ram
+        how = f"model.c compiled on the host: {size.compiler} {' '.join(size.flags)}"
+    except ToolchainError as exc:
+        flash = ram = None
+        how = f"not measured: {exc}"
     layers = _layer_rows(graph, meta.get("formats", {}))
     dense_rows = [r for r in layers if r["kind"] == "dense"]
     nonzero = sum(r["nonzero_weights"] for r in dense_rows)
@@ -90,11 +104,11 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "source": meta.get("source", ""),
         "bit_exact": result.bit_exact,
         "vectors": result.vectors,
-        "mismatches": result.mismatches,
-        "engines": result.engines_json(),
-        "flash_bytes": size.flash_bytes,
-        "ram_bytes": size.ram_bytes,
-        "size_measured_with": size.how,
+        "mismatches": sum(c.mismatches for c in result.comparisons),
+        "engines": engines,
+        "flash_bytes": flash,
+        "ram_bytes": ram,
+        "size_measured_with": how,
         "macs": sum(r["macs"] for r in dense_rows),
         "macs_sparse": sum(r["macs_sparse"] for r in dense_rows),
         "nonzero_weights": nonzero,
@@ -115,10 +129,10 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     if target_name:
         t = get_target(target_name)
         fit = {"name": t.name, "description": t.description}
-        if t.flash_bytes:
-            fit.update(flash_bytes=t.flash_bytes, flash_used=size.flash_bytes / t.flash_bytes,
-                       ram_bytes=t.ram_bytes, ram_used=size.ram_bytes / t.ram_bytes,
-                       fits=size.flash_bytes <= t.flash_bytes and size.ram_bytes <= t.ram_bytes)
+        if t.flash_bytes and flash is not None:
+            fit.update(flash_bytes=t.flash_bytes, flash_used=flash / t.flash_bytes,
+                       ram_bytes=t.ram_bytes, ram_used=ram / t.ram_bytes,
+                       fits=flash <= t.flash_bytes and ram <= t.ram_bytes)
         report["target"] = fit
     return report
 
