@@ -36,6 +36,22 @@ def _say(message: str) -> None:
 def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dict:
     import torch
 
+    from hwprune.outputs import check_target
+
+    check_target(Path(out), force)  # fail before the training, not after
+    started = time.perf_counter()
+    # Small matrices: one thread is faster than several fighting over the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(out, force, config, started)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
+    import torch
+
     from hwprune import reference
     from hwprune.data import load_dataset
     from hwprune.frontends.torch import from_torch
@@ -44,10 +60,7 @@ def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dic
     from hwprune.prune.masks import apply_masks, sparsity, strip_masks
     from hwprune.prune.train import evaluate, fit, make_mlp
     from hwprune.quant.calibrate import QuantConfig, calibrate
-    from hwprune.outputs import _check_target
 
-    _check_target(Path(out), force)  # fail before minutes of training, not after
-    started = time.perf_counter()
     torch.manual_seed(config.seed)
     data = load_dataset("digits", seed=config.seed)
     _say(f"digits: {len(data.x_train)} training and {len(data.x_test)} test images of 8x8 pixels")

@@ -16,7 +16,7 @@ from typing import Iterator
 from hwprune.errors import OutputExistsError
 
 
-def _check_target(path: Path, force: bool) -> None:
+def check_target(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists already; pass --force to replace it")
 
@@ -25,7 +25,7 @@ def _check_target(path: Path, force: bool) -> None:
 def output_dir(path, force: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder that becomes ``path`` when the block succeeds."""
     path = Path(path)
-    _check_target(path, force)
+    check_target(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
@@ -45,7 +45,7 @@ def output_dir(path, force: bool = False) -> Iterator[Path]:
 def output_file(path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary file path that becomes ``path`` when the block succeeds."""
     path = Path(path)
-    _check_target(path, force)
+    check_target(path, force)
     if path.is_dir():
         raise OutputExistsError(f"{path} is a folder; name a file")
     path.parent.mkdir(parents=True, exist_ok=True)
