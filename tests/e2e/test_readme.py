@@ -1,0 +1,17 @@
+"""The README's Python example runs as written."""
+
+import json
+import re
+from pathlib import Path
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def test_python_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "the README has no Python example"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    report = json.loads((tmp_path / "net_c" / "report.json").read_text())
+    assert report["bit_exact"] and report["vectors"] == 360
+    assert abs(report["sparsity"] - 0.9) < 1e-3
