@@ -12,7 +12,7 @@ An export folder is self-contained::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -39,8 +39,8 @@ class ExportOptions:
     sparsity: Optional[float] = None
     format: str = "auto"
     target: str = "stm32l4r5"
+    remove_dead_neurons: bool = True
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
@@ -109,6 +109,28 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
     return from_torch(strip_masks(module), graph.input_shape, graph.name)
 
 
+def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
+    """Drop Dense units that read nothing (all-zero weight row) or that nothing reads.
+
+    A dead unit still outputs a constant, ``relu(bias)``; it is folded into the next
+    layer's bias first, so the float function does not change
+    (``prune.structured.remove_pruned_neurons``). Returns the smaller graph and the
+    number of units removed per layer.
+    """
+    if graph.is_quantized:
+        return graph, {}
+    from hwprune.frontends.torch import from_torch, to_torch
+    from hwprune.prune.structured import remove_pruned_neurons
+
+    smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.input_shape, graph.name)
+    removed = {
+        a.name: a.out_features - b.out_features
+        for a, b in zip(graph.dense_layers(), smaller.dense_layers())
+        if a.out_features != b.out_features
+    }
+    return (smaller, removed) if removed else (graph, {})
+
+
 def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:
     """Inputs spread over the whole input type, saturating ends included."""
     rng = np.random.default_rng(seed)
@@ -127,7 +149,7 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
 
 
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
-                 source: str = "", report_extra: Optional[dict] = None) -> Path:
+                 source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None) -> Path:
     """Write a complete export folder for a quantized graph (atomically)."""
     from hwprune.backends.c import export_c
     from hwprune.report import write_report
@@ -150,9 +172,9 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "activation_bits": options.activation_bits,
             "sparsity_requested": options.sparsity,
             "format_policy": options.format,
+            "removed_neurons": removed_neurons or {},
             "target": options.target,
             "formats": {s.name: s.format for s in c_export.layers},
-            "extra": options.extra,
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         write_report(tmp, extra=report_extra)
@@ -166,6 +188,10 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
         calibration = check_inputs(graph, np.asarray(calibration, dtype=np.float64), "calibration inputs")
     if options.sparsity:
         graph = prune_graph(graph, options.sparsity)
+    removed: dict[str, int] = {}
+    if options.remove_dead_neurons:
+        graph, removed = remove_dead_neurons(graph)
     quantized = quantize_graph(graph, calibration, options)
     vectors = calibration if calibration is not None else random_vectors(quantized, RANDOM_VECTORS, options.seed)
-    return write_export(quantized, out, vectors, options, force, source=str(model) if not isinstance(model, Graph) else "")
+    source = "" if isinstance(model, Graph) else str(model)
+    return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed)

@@ -121,6 +121,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "bits_per_nonzero": weight_bytes * 8 / max(nonzero, 1),
         "input_type": str(graph.input_t),
         "output_type": str(graph.output_t),
+        "removed_neurons": meta.get("removed_neurons", {}),
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),
         "layers": layers,
@@ -170,6 +171,9 @@ def render_markdown(report: dict) -> str:
               f"- MACs per inference: {report['macs']} dense, {report['macs_sparse']} on nonzero weights "
               f"({report['macs'] / max(report['macs_sparse'], 1):.1f}x fewer)",
               f"- types: input {report['input_type']}, output {report['output_type']}"]
+    if report.get("removed_neurons"):
+        removed = ", ".join(f"{n} from {name}" for name, n in report["removed_neurons"].items())
+        lines.append(f"- dead neurons removed before export (their constant output folded into the next bias): {removed}")
     target = report.get("target")
     if target and "flash_bytes" in target:
         lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of flash, "

@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--activation-bits", type=int, default=8)
     p.add_argument("--format", default="auto", choices=["auto", "dense", "csr"],
                    help="weight storage of every Dense layer (auto: the smallest per layer)")
+    p.add_argument("--keep-dead-neurons", action="store_true",
+                   help="keep units whose weights are all zero (default: remove them, folding their constant "
+                        "output into the next layer's bias)")
     p.add_argument("--target", default="stm32l4r5", help="chip the report compares sizes with (hwprune targets)")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
     p.set_defaults(run=run)
@@ -29,7 +32,8 @@ def run(args) -> int:
     from hwprune.targets import get_target
 
     get_target(args.target)  # an unknown target fails before any work
-    options = ExportOptions(args.weight_bits, args.activation_bits, args.sparsity, args.format, args.target)
+    options = ExportOptions(args.weight_bits, args.activation_bits, args.sparsity, args.format, args.target,
+                            remove_dead_neurons=not args.keep_dead_neurons)
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     out = export_model(args.model, args.out, calibration, options, force=args.force)
     import json

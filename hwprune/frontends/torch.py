@@ -157,16 +157,17 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
 
 
 def to_torch(graph: Graph):
-    """A float ``nn.Sequential`` computing ``graph`` (its float weights), for fine-tuning.
+    """A float64 ``nn.Sequential`` computing ``graph`` (its float weights), for fine-tuning.
 
-    Module names are the IR layer names, so ``from_torch(to_torch(g))`` keeps them.
+    Module names are the IR layer names and the weights are float64, so
+    ``from_torch(to_torch(g))`` gives back ``g`` exactly.
     """
     torch = _torch()
     nn = torch.nn
     modules = {}
     for layer in graph.layers:
         if isinstance(layer, Dense):
-            linear = nn.Linear(layer.in_features, layer.out_features)
+            linear = nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
             with torch.no_grad():
                 linear.weight.copy_(torch.tensor(layer.weight))
                 linear.bias.copy_(torch.tensor(layer.bias))

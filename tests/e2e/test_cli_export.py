@@ -35,8 +35,9 @@ def wine_model(tmp_path_factory):
 def test_export_verify_predict(cli, wine_model, tmp_path):
     src, torch_logits = wine_model
     out = tmp_path / "wine_c"
+    # --keep-dead-neurons: the all-zero row reaches the C code (by default it is removed).
     cli("export", src / "wine.pt", "--out", out, "--calibration", src / "calib.npy", "--sparsity", "0.5",
-        check_exit=0)
+        "--keep-dead-neurons", check_exit=0)
     for name in ("graph.json", "weights.npz", "vectors.npz", "export.json", "report.md", "report.json",
                  "report.png", "c/model.h", "c/model.c"):
         assert (out / name).is_file(), name
@@ -70,6 +71,18 @@ def test_export_verify_predict(cli, wine_model, tmp_path):
 
     cli("report", out, check_exit=0)
     assert "bit-exact" in (out / "report.md").read_text()
+
+
+def test_dead_neurons_are_removed_by_default(cli, wine_model, tmp_path):
+    src, torch_logits = wine_model
+    cli("export", src / "wine.pt", "--out", tmp_path / "w", "--calibration", src / "calib.npy", check_exit=0)
+    report = json.loads((tmp_path / "w" / "report.json").read_text())
+    assert report["removed_neurons"] == {"dense_3": 1}
+    assert report["total_weights"] == 13 * 23 + 23 * 8 + 8 * 3
+    assert report["bit_exact"]
+    cli("predict", tmp_path / "w", "--inputs", src / "test.npy", "--out", tmp_path / "y.npy", "--engine", "host",
+        check_exit=0)
+    assert np.mean(np.load(tmp_path / "y.npy").argmax(axis=1) == torch_logits.argmax(axis=1)) >= 0.95
 
 
 def test_export_of_the_shipped_hls4ml_torch_model(cli, tmp_path):
