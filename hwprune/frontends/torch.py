@@ -47,6 +47,26 @@ def load_torch_model(path: Path):
     return obj
 
 
+def sequential_leaves(module, allowed: tuple = (), hint: str = "", prefix: str = "") -> list[tuple[str, object]]:
+    """The leaf modules of a (nested) ``nn.Sequential`` with their dotted paths, in order.
+
+    Any other container, or a leaf that is not an instance of ``allowed`` (when given),
+    is an UnsupportedLayerError naming the module, its type and ``hint``.
+    """
+    nn = _torch().nn
+    if isinstance(module, nn.Sequential):
+        out = []
+        for name, child in module.named_children():
+            out.extend(sequential_leaves(child, allowed, hint, f"{prefix}{name}."))
+        return out
+    name = prefix.rstrip(".") or type(module).__name__.lower()
+    # Masks live in a ``parametrizations`` child; the module is still a leaf layer.
+    inner = [n for n, _ in module.named_children() if n != "parametrizations"]
+    if inner or (allowed and not isinstance(module, allowed)):
+        raise UnsupportedLayerError(f"module {name!r} ({type(module).__name__}): {hint}")
+    return [(name, module)]
+
+
 def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
     """The leaf modules of ``module`` in call order, or an error if it is not a chain."""
     torch = _torch()
@@ -57,7 +77,7 @@ def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
             out.extend(_chain(child, f"{prefix}{name}."))
         return out
     if not list(module.children()):
-        return [(prefix.rstrip(".") or type(module).__name__.lower(), module)]
+        return sequential_leaves(module, prefix=prefix)
     try:
         traced = torch.fx.symbolic_trace(module)
     except Exception as exc:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from hwprune.errors import ShapeError, UnsupportedLayerError
+from hwprune.frontends.torch import sequential_leaves
 from hwprune.prune.masks import PRUNABLE_TYPES, strip_masks
 
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU, nn.SiLU,
@@ -33,18 +34,10 @@ NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 TAIL = (nn.Softmax, nn.LogSoftmax)
 
 
-def _leaves(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    if isinstance(module, nn.Sequential):
-        out = []
-        for name, child in module.named_children():
-            out.extend(_leaves(child, f"{prefix}{name}."))
-        return out
-    name = prefix.rstrip(".")
-    if list(module.children()):
-        raise UnsupportedLayerError(
-            f"module {name!r} ({type(module).__name__}): remove_pruned_neurons reads nn.Sequential models of "
-            "Linear, Conv1d/Conv2d, BatchNorm, Flatten, Dropout, Identity and elementwise activations")
-    return [(name, module)]
+def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return sequential_leaves(
+        module, hint="remove_pruned_neurons reads nn.Sequential models of Linear, Conv1d/Conv2d, BatchNorm, "
+        "Flatten, Dropout, Identity and elementwise activations")
 
 
 def _check_chain(chain: list[tuple[str, nn.Module]]) -> list[int]:

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from hwprune.errors import ModelError, OptionError, UnsupportedLayerError
-from hwprune.frontends.torch import from_torch
+from hwprune.frontends.torch import from_torch, sequential_leaves
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, ReLU
 from hwprune.prune.masks import WeightMask, module_mask, strip_masks
@@ -147,18 +147,10 @@ class QATReLU(nn.ReLU):
 PASS_THROUGH = (nn.Flatten, nn.Identity, nn.Dropout, nn.Softmax, nn.LogSoftmax)
 
 
-def _leaves(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    if isinstance(module, nn.Sequential):
-        out = []
-        for name, child in module.named_children():
-            out.extend(_leaves(child, f"{prefix}{name}."))
-        return out
-    name = prefix.rstrip(".")
-    if isinstance(module, (nn.Linear, nn.ReLU, *PASS_THROUGH, FakeQuantize)):
-        return [(name, module)]
-    raise UnsupportedLayerError(
-        f"module {name!r} ({type(module).__name__}): QAT supports nn.Sequential models of Linear, ReLU, Flatten, "
-        "Identity, Dropout and a final Softmax")
+def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return sequential_leaves(
+        module, (nn.Linear, nn.ReLU, *PASS_THROUGH, FakeQuantize),
+        "QAT supports nn.Sequential models of Linear, ReLU, Flatten, Identity, Dropout and a final Softmax")
 
 
 def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
