@@ -176,12 +176,14 @@ def quantize(x, to: Fixed) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise WeightError(f"cannot quantize non-finite value {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
-    scaled = np.ldexp(x, to.frac_bits)  # exact: a power-of-two scale
-    if to.rounding is Rounding.RND:
-        scaled = scaled + 0.5
     limit = float(1 << MAX_WIDTH)
-    q = np.floor(np.clip(scaled, -limit, limit)).astype(np.int64)
-    return apply_overflow(q, to)
+    scaled = np.clip(np.ldexp(x, to.frac_bits), -limit, limit)  # exact: a power-of-two scale
+    floor = np.floor(scaled)
+    if to.rounding is Rounding.RND:
+        # Not floor(scaled + 0.5): that add rounds when |scaled| nears 2**52. The remainder
+        # scaled - floor is exact (Sterbenz), so comparing it with one half is too.
+        floor = floor + (scaled - floor >= 0.5)
+    return apply_overflow(floor.astype(np.int64), to)
 
 
 def to_real(q, t: Fixed) -> np.ndarray:

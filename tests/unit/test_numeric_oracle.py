@@ -91,3 +91,14 @@ def test_from_grid_is_exact_and_strict():
 def test_bad_types_are_errors(bad):
     with pytest.raises(FixedPointError):
         Fixed.parse(bad)
+
+
+def test_quantize_rounds_exactly_near_two_to_the_52():
+    # floor(x * 2**f + 0.5) in float64 rounds the add itself here; the answer must not.
+    t = Fixed(29, -4, False, Rounding.RND, Overflow.WRAP)
+    x = 524288.8049644289
+    assert int(quantize(np.array([x]), t)[0]) == cast_value(Fraction(x), t)
+    half = Fixed(60, 8, True, Rounding.RND, Overflow.SAT)
+    for q in (2**51 + 1, -(2**51) - 1):
+        v = (q + 0.5) / 2**52  # exactly representable, exactly half an LSB
+        assert int(quantize(np.array([v]), half)[0]) == cast_value(Fraction(v), half)
