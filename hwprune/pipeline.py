@@ -181,8 +181,16 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     return out
 
 
-def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False) -> Path:
-    """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report."""
+def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,
+                 source: str = "") -> Path:
+    """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report.
+
+    ``model``: a Graph, a torch ``.pt`` file or a graph / export folder (whose stored test
+    vectors are reused when no calibration inputs are given). ``source`` names the origin
+    in the report when ``model`` is a Graph read elsewhere.
+    """
+    if not isinstance(model, Graph):
+        source = source or str(model)
     graph = model if isinstance(model, Graph) else load_model(model)
     if calibration is not None:
         calibration = check_inputs(graph, np.asarray(calibration, dtype=np.float64), "calibration inputs")
@@ -192,6 +200,11 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if options.remove_dead_neurons:
         graph, removed = remove_dead_neurons(graph)
     quantized = quantize_graph(graph, calibration, options)
-    vectors = calibration if calibration is not None else random_vectors(quantized, RANDOM_VECTORS, options.seed)
-    source = "" if isinstance(model, Graph) else str(model)
+    vectors = calibration
+    stored = Path(source) / VECTORS_FILE if source else None
+    if vectors is None and stored is not None and stored.is_file():
+        with np.load(stored) as arrays:  # re-exporting an export folder
+            vectors = arrays["x"]
+    if vectors is None:
+        vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
     return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed)

@@ -15,8 +15,8 @@ def add_parser(sub) -> None:
     p.add_argument("--calibration", metavar="X.npy",
                    help="float inputs (N, *input_shape) to choose fixed-point ranges; also the test vectors")
     p.add_argument("--sparsity", type=float, help="one-shot layer-wise magnitude pruning to this fraction first")
-    p.add_argument("--weight-bits", type=int, default=8)
-    p.add_argument("--activation-bits", type=int, default=8)
+    p.add_argument("--weight-bits", type=int, help="fixed-point width of weights (default 8)")
+    p.add_argument("--activation-bits", type=int, help="fixed-point width of activations (default 8)")
     p.add_argument("--format", default="auto", choices=["auto", "dense", "csr"],
                    help="weight storage of every Dense layer (auto: the smallest per layer)")
     p.add_argument("--keep-dead-neurons", action="store_true",
@@ -28,14 +28,20 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwprune.pipeline import ExportOptions, export_model, load_array
+    from hwprune.errors import OptionError
+    from hwprune.pipeline import ExportOptions, export_model, load_array, load_model
     from hwprune.targets import get_target
 
     get_target(args.target)  # an unknown target fails before any work
-    options = ExportOptions(args.weight_bits, args.activation_bits, args.sparsity, args.format, args.target,
-                            remove_dead_neurons=not args.keep_dead_neurons)
+    bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
+    options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
+                            format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons)
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
-    out = export_model(args.model, args.out, calibration, options, force=args.force)
+    model = load_model(args.model)
+    if model.is_quantized and any(v is not None for v in bits.values()):
+        raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
+                          "models only")
+    out = export_model(model, args.out, calibration, options, force=args.force, source=args.model)
     import json
 
     report = json.loads((out / "report.json").read_text())

@@ -168,3 +168,15 @@ def test_targets_lists_the_shipped_chips(cli):
     targets = json.loads(stdout)
     assert targets["stm32l4r5"]["energy_nj_per_cycle"] == pytest.approx(0.358)
     assert targets["xc7z020"]["dsp"] == 220
+
+
+def test_reexport_an_export_folder_in_another_format(cli, small_model, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    cli("export", small_model[0], "--calibration", small_model[1], "--out", first, "--format", "csr", check_exit=0)
+    cli("export", first, "--out", second, "--format", "dense", check_exit=0)
+    a, b = np.load(first / "vectors.npz"), np.load(second / "vectors.npz")
+    assert np.array_equal(a["x_int"], b["x_int"]) and np.array_equal(a["y_int"], b["y_int"])
+    report = json.loads((second / "report.json").read_text())
+    assert report["bit_exact"] and {l["format"] for l in report["layers"] if l["format"]} == {"dense"}
+    code, _, stderr = cli("export", first, "--out", tmp_path / "third", "--weight-bits", "4")
+    assert code == 2 and "quantized already" in stderr and not (tmp_path / "third").exists()
