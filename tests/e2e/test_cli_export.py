@@ -180,3 +180,11 @@ def test_reexport_an_export_folder_in_another_format(cli, small_model, tmp_path)
     assert report["bit_exact"] and {l["format"] for l in report["layers"] if l["format"]} == {"dense"}
     code, _, stderr = cli("export", first, "--out", tmp_path / "third", "--weight-bits", "4")
     assert code == 2 and "quantized already" in stderr and not (tmp_path / "third").exists()
+
+
+def test_verify_names_missing_sources(cli, small_model, tmp_path):
+    out = tmp_path / "e"
+    cli("export", small_model[0], "--calibration", small_model[1], "--out", out, check_exit=0)
+    (out / "c" / "model.c").unlink()
+    code, _, stderr = cli("verify", out)
+    assert code == 2 and "['model.c'] are missing; re-run hwprune export" in stderr, stderr

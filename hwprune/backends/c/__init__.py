@@ -142,4 +142,7 @@ def read_manifest(export_dir) -> dict:
 def load_export(export_dir) -> Graph:
     """The quantized graph an export was made from (its reference)."""
     read_manifest(export_dir)
+    missing = [name for name in C_SOURCES if not (Path(export_dir) / name).is_file()]
+    if missing:
+        raise ModelError(f"{export_dir}: C sources {missing} are missing; re-run hwprune export")
     return load_graph(Path(export_dir) / GRAPH_DIR)
