@@ -7,6 +7,7 @@ Kernels are looked up by layer ``kind`` in ``KERNELS``; a new layer kind adds on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -32,29 +33,56 @@ def _bits(max_abs: int) -> int:
     return int(max_abs).bit_length()
 
 
-@kernel("dense")
-def dense(layer: Dense, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+def dense_integers(layer: Dense) -> tuple[np.ndarray, np.ndarray]:
+    """A quantized Dense layer's weights as integers and its bias cast to the accumulator
+    type (the value every output starts from)."""
+    if not layer.is_quantized():
+        raise ModelError(f"layer {layer.name!r} is not quantized")
     w = from_grid(layer.weight, layer.weight_t, f"layer {layer.name!r} weight")
     b = from_grid(layer.bias, layer.bias_t, f"layer {layer.name!r} bias")
+    return w, cast(b, layer.bias_t.frac_bits, layer.accum_t)
+
+
+@dataclass(frozen=True)
+class DenseSum:
+    """How a Dense layer may sum its products; the C backend follows the same rule.
+
+    ``fast``: every product lands in the accumulator exactly (``shift >= 0``) and the
+    accumulator either never overflows or wraps (modular addition commutes with one final
+    wrap), so the raw products may be summed in any order and scaled once. ``bound`` is
+    the largest partial sum any input in range can produce, on the accumulator's grid.
+    """
+
+    fast: bool
+    shift: int  # accumulator frac - product frac
+    bound: int
+    never_overflows: bool
+
+
+def dense_sum(layer: Dense, in_t: Fixed, w: np.ndarray, acc0: np.ndarray) -> DenseSum:
     acc_t = layer.accum_t
-    product_frac = in_t.frac_bits + layer.weight_t.frac_bits
-    acc0 = cast(b, layer.bias_t.frac_bits, acc_t)  # (out,)
+    shift = acc_t.frac_bits - (in_t.frac_bits + layer.weight_t.frac_bits)
+    if shift < 0:
+        return DenseSum(False, shift, 0, False)
     x_abs = max(-in_t.min_int, in_t.max_int)
-    shift = acc_t.frac_bits - product_frac  # >= 0: each product lands in accum exactly
-    if shift >= 0:
-        # Largest partial sum any input could produce, per output.
-        # Python integers: the bound itself must not overflow while it is computed.
-        bound = max(
-            (abs(int(a)) + ((x_abs * int(s)) << shift) for a, s in zip(acc0, np.abs(w).sum(axis=1))), default=0
-        )
-        fits_int64 = _bits(bound) < 63
-        never_overflows = bound <= acc_t.max_int and -bound >= acc_t.min_int
-        # Modular addition commutes with a final wrap, so WRAP only needs int64 room.
-        if fits_int64 and (never_overflows or acc_t.overflow is Overflow.WRAP):
-            acc = acc0[None, :] + ((x @ w.T) << np.int64(shift))
-            return cast(apply_overflow(acc, acc_t), acc_t.frac_bits, layer.result_t)
+    # Python integers: the bound itself must not overflow while it is computed.
+    bound = max((abs(int(a)) + ((x_abs * int(s)) << shift) for a, s in zip(acc0, np.abs(w).sum(axis=1))), default=0)
+    never_overflows = bound <= acc_t.max_int and -bound >= acc_t.min_int
+    fast = _bits(bound) < 63 and (never_overflows or acc_t.overflow is Overflow.WRAP)
+    return DenseSum(fast, shift, bound, never_overflows)
+
+
+@kernel("dense")
+def dense(layer: Dense, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    w, acc0 = dense_integers(layer)
+    acc_t = layer.accum_t
+    plan = dense_sum(layer, in_t, w, acc0)
+    if plan.fast:
+        acc = acc0[None, :] + ((x @ w.T) << np.int64(plan.shift))
+        return cast(apply_overflow(acc, acc_t), acc_t.frac_bits, layer.result_t)
     # General case, as hls4ml computes it: cast every product to accum_t, then add the
     # products to the accumulator in input order, applying accum_t's overflow each time.
+    product_frac = in_t.frac_bits + layer.weight_t.frac_bits
     acc = np.broadcast_to(acc0, (x.shape[0], acc0.shape[0])).copy()
     for i in range(x.shape[1]):
         product = cast(x[:, i : i + 1] * w[None, :, i], product_frac, acc_t)

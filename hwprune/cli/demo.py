@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="the whole pipeline on sklearn's digits (about a minute)",
+    p = sub.add_parser("demo", help="the whole pipeline on sklearn's digits (a few seconds)",
                        description="Train a 64-128-64-10 MLP on sklearn.datasets.load_digits, prune it to 90 %%, "
                                    "fine-tune, quantize to 8 bits, export C, verify it bit for bit and "
                                    "write DIR/report.md and DIR/report.json.")

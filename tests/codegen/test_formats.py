@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from hwprune.backends.c.formats import (
-    FORMATS, accumulator_bias, choose_format, choose_formats, decode_weights, encode, log2_binomial, weight_ints,
+    FORMATS, choose_format, choose_formats, decode_weights, encode, log2_binomial,
 )
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir import Dense, Graph, ReLU
 from hwprune.quant.fixed import Fixed, Overflow, Rounding, to_real
+from hwprune.reference import dense_integers
 
 from codegen_graphs import calibrated_mlp
 
@@ -101,7 +102,7 @@ def test_bias_is_stored_cast_to_the_accumulator_and_omitted_when_zero():
     layer = layer_with(np.ones((3, 2), dtype=np.int64), bias_int=[1000, -7, 3])
     stored = encode(layer, "csr").array("bias")
     # bias fixed<16,4> (12 fraction bits) into accum fixed<24,10> (14): times 4.
-    assert stored.data.tolist() == [4000, -28, 12] == accumulator_bias(layer).tolist()
+    assert stored.data.tolist() == [4000, -28, 12] == dense_integers(layer)[1].tolist()
     assert stored.c_type == "int16_t"
 
 
@@ -121,7 +122,7 @@ def test_unquantized_layers_are_model_errors(rng):
     with pytest.raises(ModelError, match="not quantized"):
         encode(layer, "dense")
     with pytest.raises(ModelError, match="not quantized"):
-        weight_ints(layer)
+        dense_integers(layer)
     graph = Graph("g", (4,), (layer, ReLU("r")))
     with pytest.raises(ModelError, match="not quantized"):
         choose_formats(graph)

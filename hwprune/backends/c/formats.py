@@ -24,7 +24,7 @@ import numpy as np
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense
-from hwprune.quant.fixed import cast, from_grid
+from hwprune.reference import dense_integers
 
 ROLES = ("value", "index", "pointer", "bias")
 C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
@@ -219,27 +219,14 @@ def policies() -> tuple[str, ...]:
 # -- encoding a layer ------------------------------------------------------------------------
 
 
-def weight_ints(layer: Dense) -> np.ndarray:
-    if layer.weight_t is None:
-        raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
-    return from_grid(layer.weight, layer.weight_t, f"layer {layer.name!r} weight")
-
-
-def accumulator_bias(layer: Dense) -> np.ndarray:
-    """The bias cast to the accumulator type: the value every output starts from."""
-    bias = from_grid(layer.bias, layer.bias_t, f"layer {layer.name!r} bias")
-    return cast(bias, layer.bias_t.frac_bits, layer.accum_t)
-
-
 def encode(layer: Dense, format: str) -> LayerStorage:
     """The layer stored in ``format`` (a name in ``FORMATS``)."""
     if format not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown storage format {format!r}; choose one of {sorted(FORMATS)}")
     if not layer.is_quantized():
         raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
-    w = weight_ints(layer)
+    w, acc0 = dense_integers(layer)
     arrays = FORMATS[format].encode(w, layer.weight_t.c_type)
-    acc0 = accumulator_bias(layer)
     if np.any(acc0 != 0):
         arrays = (*arrays, EncodedArray("bias", "bias", narrowest_holding(acc0), acc0))
     return LayerStorage(layer.name, format, layer.out_features, layer.in_features, int(np.count_nonzero(w)), arrays)

@@ -23,11 +23,12 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.backends.c.formats import C_BYTES, LayerStorage, accumulator_bias, weight_ints
+from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, Layer
-from hwprune.quant.fixed import Fixed, Overflow
+from hwprune.quant.fixed import Fixed
+from hwprune.reference import dense_integers, dense_sum
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
@@ -83,30 +84,23 @@ class DenseArithmetic:
 
 
 def dense_arithmetic(layer: Dense, in_t: Fixed) -> DenseArithmetic:
-    w = weight_ints(layer)
+    w, acc0 = dense_integers(layer)
     acc_t = layer.accum_t
-    acc0 = accumulator_bias(layer)
-    product_frac = in_t.frac_bits + layer.weight_t.frac_bits
-    shift = acc_t.frac_bits - product_frac
     x_abs = _magnitude(in_t)
     w_abs = int(np.abs(w).max(initial=0))
     factors = (x_abs, _magnitude(layer.weight_t))
     result_shift = acc_t.frac_bits - layer.result_t.frac_bits
 
-    if shift >= 0:
-        # The reference's bound, computed the same way (Python integers).
-        bound = max(
-            (abs(int(a)) + ((x_abs * int(s)) << shift) for a, s in zip(acc0, np.abs(w).sum(axis=1))), default=0
+    summing = dense_sum(layer, in_t, w, acc0)  # the reference's own rule
+    shift = summing.shift
+    if summing.fast:
+        # Every value the kernel forms (partial sums, scaled sum plus bias) is within bound.
+        acc_bits = 32 if _fits(32, summing.bound, *factors) else 64
+        return DenseArithmetic(
+            fast=True, acc_bits=acc_bits, accum_t=acc_t, scale_shift=shift,
+            wrap_accumulator=not summing.never_overflows, product=None,
+            result=Cast(result_shift, layer.result_t, _cast_bits(acc_bits, layer.result_t)),
         )
-        never_overflows = bound <= acc_t.max_int and -bound >= acc_t.min_int
-        if bound.bit_length() < 63 and (never_overflows or acc_t.overflow is Overflow.WRAP):
-            # Every value the kernel forms (partial sums, scaled sum plus bias) is within bound.
-            acc_bits = 32 if _fits(32, bound, *factors) else 64
-            return DenseArithmetic(
-                fast=True, acc_bits=acc_bits, accum_t=acc_t, scale_shift=shift,
-                wrap_accumulator=not never_overflows, product=None,
-                result=Cast(result_shift, layer.result_t, _cast_bits(acc_bits, layer.result_t)),
-            )
 
     # acc + product: both within accum's range, so twice its magnitude bounds the sum.
     bounds = (x_abs * w_abs, 2 * _magnitude(acc_t), *factors)
