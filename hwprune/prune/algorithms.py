@@ -32,8 +32,9 @@ from hwprune.prune import schedules
 from hwprune.prune.collapse import check_collapse
 from hwprune.prune.criteria import compute_masks
 from hwprune.prune.masks import (
-    apply_masks, get_masks, load_original_weights, original_weights, prunable_modules, sparsity, strip_masks,
+    apply_masks, get_masks, load_original_weights, original_weights, prunable_modules, strip_masks,
 )
+from hwprune.prune.masks import sparsity as measured_sparsity
 from hwprune.prune.train import as_tensors, evaluate, fit, steps_per_epoch
 
 
@@ -101,7 +102,7 @@ def _finish(model, x, y, train_accuracy, history, algorithm, strip, exclude=()) 
     masks = get_masks(model)
     if strip:
         strip_masks(model)
-    overall, layers = sparsity(model, exclude)
+    overall, layers = measured_sparsity(model, exclude)
     if train_accuracy is None:
         train_accuracy = evaluate(model, x, y)
     return PruneResult(model, overall, layers, train_accuracy, masks, tuple(history), tuple(findings), algorithm)
@@ -112,7 +113,7 @@ def _prune(model, target, method, scope, exclude, seed, criteria) -> None:
 
 
 def _record(history, model, exclude, **entry) -> None:
-    entry["sparsity"] = sparsity(model, exclude)[0]
+    entry["sparsity"] = measured_sparsity(model, exclude)[0]
     history.append(entry)
 
 
