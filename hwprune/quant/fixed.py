@@ -177,8 +177,9 @@ def quantize(x, to: Fixed) -> np.ndarray:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise WeightError(f"cannot quantize non-finite value {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
     limit = float(1 << MAX_WIDTH)
-    scaled = np.clip(np.ldexp(x, to.frac_bits), -limit, limit)  # exact: a power-of-two scale
-    floor = np.floor(scaled)
+    scaled = np.clip(np.ldexp(x, to.frac_bits), -limit, limit)  # exact but for underflow
+    # A negative value so small that the scale underflows to zero still floors to -1.
+    floor = np.where((scaled == 0) & (x < 0), -1.0, np.floor(scaled))
     if to.rounding is Rounding.RND:
         # Not floor(scaled + 0.5): that add rounds when |scaled| nears 2**52. The remainder
         # scaled - floor is exact (Sterbenz), so comparing it with one half is too.

@@ -102,3 +102,10 @@ def test_quantize_rounds_exactly_near_two_to_the_52():
     for q in (2**51 + 1, -(2**51) - 1):
         v = (q + 0.5) / 2**52  # exactly representable, exactly half an LSB
         assert int(quantize(np.array([v]), half)[0]) == cast_value(Fraction(v), half)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_quantize_subnormals_that_underflow_when_scaled(mode):
+    t = Fixed(1, 3, False, *mode)  # frac_bits = -2: the scale divides by 4
+    for x in (-5e-324, 5e-324, -1e-310, 1e-310):
+        assert int(quantize(np.array([x]), t)[0]) == cast_value(Fraction(x), t), x
