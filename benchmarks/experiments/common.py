@@ -64,7 +64,21 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 3 sparsities, few epochs")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 10; 2 with --quick)")
     parser.add_argument("--arch", choices=("mlp", "cnn", "both"), default="both")
-    return parser.parse_args()
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write docs/ and results/ under this folder instead of the repository")
+    args = parser.parse_args()
+    if args.out is not None:
+        set_output(args.out)
+    return args
+
+
+def set_output(root: Path) -> None:
+    """Send the generated pages, figures and per-seed data under ``root``."""
+    global DOCS, FIGURES, RESULTS
+    DOCS = Path(root) / "docs"
+    FIGURES = DOCS / "figures"
+    RESULTS = Path(root) / "results"
+    FIGURES.mkdir(parents=True, exist_ok=True)
 
 
 def setup(arch: str, args) -> Setup:
