@@ -2,8 +2,9 @@
 
 Supported: ``nn.Sequential`` (nested too) and modules whose ``forward`` is a chain,
 found with ``torch.fx``; of Linear, ReLU, Flatten, Identity, Dropout (dropped at
-inference) and a final Softmax (kept as a marker). Anything else is an error that names
-the module and its type.
+inference), BatchNorm1d and a final Softmax (kept as a marker). BatchNorm is folded into
+the Linear right before it, or else into the next Linear when only Identity or Dropout
+come between. Anything else is an error that names the module and its type.
 """
 
 from __future__ import annotations
@@ -128,6 +129,32 @@ def _layer_name(path: str, kind: str, used: set[str]) -> str:
     return name
 
 
+def _finite(path: str, kind: str, label: str, values: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(values)):
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+        raise WeightError(f"module {path!r} ({kind}): {label} has a non-finite value {values[idx]} at index {idx}")
+    return values
+
+
+def _linear_arrays(path: str, linear) -> tuple[np.ndarray, np.ndarray]:
+    weight = linear.weight.detach().cpu().double().numpy()
+    bias = linear.bias.detach().cpu().double().numpy() if linear.bias is not None else np.zeros(weight.shape[0])
+    return _finite(path, "Linear", "weight", weight), _finite(path, "Linear", "bias", bias)
+
+
+def _batchnorm_affine(path: str, bn) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNorm1d in eval mode as ``scale * x + shift`` per feature."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise UnsupportedLayerError(f"module {path!r} (BatchNorm1d): it keeps no running statistics "
+                                    "(track_running_stats=False), so it has no fixed inference form to fold")
+    mean = _finite(path, "BatchNorm1d", "running_mean", bn.running_mean.detach().cpu().double().numpy())
+    var = _finite(path, "BatchNorm1d", "running_var", bn.running_var.detach().cpu().double().numpy())
+    gamma = bn.weight.detach().cpu().double().numpy() if bn.weight is not None else np.ones_like(mean)
+    beta = bn.bias.detach().cpu().double().numpy() if bn.bias is not None else np.zeros_like(mean)
+    scale = _finite(path, "BatchNorm1d", "weight", gamma) / np.sqrt(var + bn.eps)
+    return scale, _finite(path, "BatchNorm1d", "bias", beta) - mean * scale
+
+
 def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "model") -> Graph:
     """A float IR graph equivalent to ``module`` in eval mode."""
     torch = _torch()
@@ -137,18 +164,32 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
     layers: list[Layer] = []
     used: set[str] = set()
     chain = _chain(module)
+    pending = None  # (path, scale, shift) of a BatchNorm waiting for the next Linear
     for index, (path, child) in enumerate(chain):
         last = index == len(chain) - 1
         if isinstance(child, nn.Linear):
-            weight = child.weight.detach().cpu().double().numpy()
-            bias = child.bias.detach().cpu().double().numpy() if child.bias is not None else np.zeros(weight.shape[0])
-            for label, values in (("weight", weight), ("bias", bias)):
-                if not np.all(np.isfinite(values)):
-                    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
-                    raise WeightError(
-                        f"module {path!r} (Linear): {label} has a non-finite value {values[idx]} at index {idx}"
-                    )
+            weight, bias = _linear_arrays(path, child)
+            if pending is not None:
+                # Linear(scale * x + shift) = (W diag(scale)) x + (W shift + b)
+                _, scale, shift = pending
+                weight, bias = weight * scale[None, :], bias + weight @ shift
+                pending = None
             layers.append(Dense(_layer_name(path, "dense", used), weight, bias))
+        elif isinstance(child, nn.BatchNorm1d):
+            scale, shift = _batchnorm_affine(path, child)
+            if pending is None and layers and isinstance(layers[-1], Dense):
+                # BatchNorm(W x + b) = (diag(scale) W) x + (scale * b + shift)
+                dense = layers[-1]
+                layers[-1] = dense.with_(weight=dense.weight * scale[:, None], bias=dense.bias * scale + shift)
+            elif pending is None:
+                pending = (path, scale, shift)
+            else:
+                pending = (pending[0], pending[1] * scale, pending[2] * scale + shift)
+        elif pending is not None and not isinstance(child, (nn.Identity, nn.Dropout)):
+            raise UnsupportedLayerError(
+                f"module {pending[0]!r} (BatchNorm1d) cannot be folded: {path!r} ({type(child).__name__}) comes "
+                "between it and the next Linear; hwprune folds BatchNorm into an adjacent Linear"
+            )
         elif isinstance(child, nn.ReLU):
             layers.append(ReLU(_layer_name(path, "relu", used)))
         elif isinstance(child, nn.Flatten):
@@ -164,8 +205,10 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
         else:
             raise UnsupportedLayerError(
                 f"module {path!r} ({type(child).__name__}) is not supported; hwprune reads Linear, ReLU, "
-                "Flatten, Identity, Dropout and a final Softmax"
+                "BatchNorm1d (folded), Flatten, Identity, Dropout and a final Softmax"
             )
+    if pending is not None:
+        raise UnsupportedLayerError(f"module {pending[0]!r} (BatchNorm1d) cannot be folded: no Linear follows it")
     if input_shape is None:
         first = next((l for l in layers if isinstance(l, Dense)), None)
         if first is None or not isinstance(layers[0], Dense):

@@ -98,3 +98,38 @@ def test_shipped_hls4ml_torch_model_loads(rng):
     assert [l.out_features for l in g.dense_layers()] == [64, 32, 32, 5]
     x = rng.normal(size=(50, 16))
     assert np.abs(float_forward(g, x) - torch_out(model[:-1], x)).max() < 1e-4
+
+
+def _trained_batchnorm(model, rng):
+    model.train()
+    with torch.no_grad():
+        for _ in range(5):  # move the running statistics away from 0 and 1
+            model(torch.tensor(rng.normal(1.5, 2.0, size=(64, model[0].in_features)), dtype=torch.float32))
+    for m in model:
+        if isinstance(m, nn.BatchNorm1d):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 2.0)
+                m.bias.uniform_(-1.0, 1.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("where", ["after_linear", "after_relu"])
+def test_batchnorm_is_folded_into_the_adjacent_linear(rng, where):
+    torch.manual_seed(1)
+    if where == "after_linear":
+        model = nn.Sequential(nn.Linear(6, 9), nn.BatchNorm1d(9), nn.ReLU(), nn.Linear(9, 4))
+    else:
+        model = nn.Sequential(nn.Linear(6, 9), nn.ReLU(), nn.BatchNorm1d(9), nn.Dropout(0.2), nn.Linear(9, 4))
+    model = _trained_batchnorm(model, rng)
+    g = from_torch(model)
+    assert [l.kind for l in g.layers] == ["dense", "relu", "dense"]
+    x = rng.normal(1.0, 2.0, size=(30, 6))
+    assert np.abs(float_forward(g, x) - torch_out(model, x)).max() < 1e-4
+
+
+def test_batchnorm_that_cannot_be_folded_is_named():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    with pytest.raises(UnsupportedLayerError, match=r"module '2' \(BatchNorm1d\) cannot be folded: '3' \(ReLU\)"):
+        from_torch(model)
+    with pytest.raises(UnsupportedLayerError, match="no Linear follows it"):
+        from_torch(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4)).eval())
