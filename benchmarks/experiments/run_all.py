@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks.experiments import criteria, lottery, qat, schedules
+from benchmarks.experiments import budget, criteria, lottery, qat, schedules
 
-EXPERIMENTS = (("schedules", schedules), ("criteria", criteria), ("lottery", lottery), ("qat", qat))
+EXPERIMENTS = (("schedules", schedules), ("budget", budget), ("criteria", criteria), ("lottery", lottery), ("qat", qat))
 
 
 def main() -> None:
