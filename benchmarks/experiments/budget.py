@@ -73,7 +73,8 @@ def main() -> None:
             series[LABELS[arm]].append((epochs, m, sd))
 
     figure = c.figure_path("budget", "mlp", s.quick)
-    plot_budget(series, figure)
+    c.plot_xy(series, figure, "digits MLP: 90 % global magnitude vs dense, by fine-tuning budget",
+              "fine-tuning epochs (log scale)", invert_x=False, xticks=budgets)
     command = COMMAND + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
     recipe = dataclasses.replace(s.recipe, finetune_epochs=0)
     markdown = c.header("Fine-tuning budget at 90 % sparsity (MLP)", command, dataclasses.replace(s, recipe=recipe),
@@ -82,31 +83,6 @@ def main() -> None:
                  f"![accuracy vs budget](figures/{figure.name})\n\n" + "\n".join(table) + "\n")
     c.save("budget", rows, markdown, {"command": command, "minutes": clock.minutes(), "budgets": list(budgets),
                                       "recipe": s.recipe.__dict__}, s.quick)
-
-
-def plot_budget(series, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for label, points in series.items():
-        ax.errorbar([p[0] for p in points], [100 * p[1] for p in points], yerr=[100 * p[2] for p in points],
-                    marker="o", markersize=3, capsize=3, label=label)
-    ax.set_xscale("log", base=2)
-    budgets = sorted({p[0] for points in series.values() for p in points})
-    ax.set_xticks(budgets, [str(b) for b in budgets])
-    ax.minorticks_off()
-    ax.set_xlabel("fine-tuning epochs")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("digits MLP: 90 % global magnitude vs dense, by fine-tuning budget")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

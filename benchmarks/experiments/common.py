@@ -329,8 +329,10 @@ def header(title: str, command: str, s: Setup, clock: Clock, extra: str = "", fi
     )
 
 
-def plot_xy(series: dict[str, list[tuple[float, float, float]]], path: Path, title: str, xlabel: str) -> None:
-    """Lines of (x, mean, std) points with std error bars; x on a log scale (weight density)."""
+def plot_xy(series: dict[str, list[tuple[float, float, float]]], path: Path, title: str, xlabel: str,
+            invert_x: bool = True, xticks=None) -> None:
+    """Lines of (x, mean, std) points with std error bars; x on a log scale (weight density,
+    decreasing to the right unless ``invert_x`` is false), labelled at ``xticks`` if given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -342,7 +344,11 @@ def plot_xy(series: dict[str, list[tuple[float, float, float]]], path: Path, tit
         ax.errorbar([p[0] for p in points], [100 * p[1] for p in points], yerr=[100 * p[2] for p in points],
                     marker="o", markersize=3, capsize=3, label=label)
     ax.set_xscale("log")
-    ax.invert_xaxis()
+    if xticks is not None:
+        ax.set_xticks(list(xticks), [f"{t:g}" for t in xticks])
+        ax.minorticks_off()
+    if invert_x:
+        ax.invert_xaxis()
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
