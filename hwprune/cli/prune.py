@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: small networks train fastest on one; raise it for large ones)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     p.set_defaults(run=run)
@@ -93,6 +95,9 @@ def run(args) -> int:
     from hwprune.prune.train import as_tensors, check_fits
 
     _check_options(args)
+    if args.threads < 1:
+        raise OptionError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     with output_file(args.out, force=args.force) as tmp:  # an existing --out fails before any work
         model = load_torch_model(args.model)
         x, y = load_npz(args.data)
