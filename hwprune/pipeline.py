@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from hwprune import __version__, reference
-from hwprune.errors import DataError, ModelError, OptionError, ShapeError
+from hwprune.errors import DataError, ModelError, OptionError
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
@@ -87,15 +87,6 @@ def load_array(path, what: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def check_inputs(graph: Graph, x: np.ndarray, what: str) -> np.ndarray:
-    expected = "(N, " + ", ".join(map(str, graph.input_shape)) + ")"
-    if x.ndim < 1 or x.shape[1:] != graph.input_shape:
-        raise ShapeError(f"{what} have shape {x.shape}; model {graph.name!r} expects {expected}")
-    if len(x) == 0:
-        raise DataError(f"{what} hold no vectors")
-    return x
-
-
 def prune_graph(graph: Graph, sparsity: float) -> Graph:
     """One-shot layer-wise magnitude pruning of a float graph (the quick estimate of export)."""
     if graph.is_quantized:
@@ -144,7 +135,7 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
         return graph
     if calibration is None:
         raise DataError("a float model needs calibration inputs to choose its fixed-point types: pass --calibration X.npy")
-    return calibrate(graph, check_inputs(graph, calibration, "calibration inputs"),
+    return calibrate(graph, graph.check_batch(calibration, "calibration inputs"),
                      QuantConfig(options.weight_bits, options.activation_bits))
 
 
@@ -156,7 +147,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
 
     if not graph.is_quantized:
         raise ModelError("write_export needs a quantized graph")
-    vectors = check_inputs(graph, vectors, "test vectors")[:MAX_VECTORS]
+    vectors = graph.check_batch(vectors, "test vectors")[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
     y_int = reference.run(graph, x_int)
     out = Path(out)
@@ -193,7 +184,7 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
         source = source or str(model)
     graph = model if isinstance(model, Graph) else load_model(model)
     if calibration is not None:
-        calibration = check_inputs(graph, np.asarray(calibration, dtype=np.float64), "calibration inputs")
+        calibration = graph.check_batch(np.asarray(calibration, dtype=np.float64), "calibration inputs")
     if options.sparsity:
         graph = prune_graph(graph, options.sparsity)
     removed: dict[str, int] = {}

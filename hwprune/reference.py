@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from hwprune.errors import ModelError, ShapeError
+from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, Layer, ReLU
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, apply_overflow, cast, from_grid, quantize, to_real
@@ -116,29 +116,17 @@ def _check_quantized(graph: Graph) -> None:
                 raise ModelError(f"layer {layer.name!r}: {key} {t} is wider than {MAX_WIDTH} bits")
 
 
-def _check_input(graph: Graph, x: np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.shape[1:] != graph.input_shape:
-        if x.shape == graph.input_shape:
-            x = x[None]
-        else:
-            raise ShapeError(
-                f"{what} have shape {x.shape}; model {graph.name!r} expects (N, {', '.join(map(str, graph.input_shape))})"
-            )
-    return x
-
-
 def quantize_input(graph: Graph, x) -> np.ndarray:
     """Float inputs ``(N, *input_shape)`` to integers of the graph's input type."""
     _check_quantized(graph)
-    x = _check_input(graph, np.asarray(x, dtype=np.float64), "inputs")
+    x = graph.check_batch(np.asarray(x, dtype=np.float64), "inputs", single_ok=True)
     return quantize(x, graph.input_t)
 
 
 def run(graph: Graph, x_int, trace: bool = False):
     """Integer inputs to integer outputs; with ``trace``, a list of (layer, output) pairs."""
     _check_quantized(graph)
-    x = _check_input(graph, np.asarray(x_int), "integer inputs")
+    x = graph.check_batch(x_int, "integer inputs", single_ok=True)
     if x.dtype.kind not in "iu":
         raise ModelError(f"integer reference: inputs must be integers, got dtype {x.dtype}")
     x = x.astype(np.int64).reshape(x.shape[0], *graph.input_shape)

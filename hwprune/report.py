@@ -62,7 +62,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     """Verify and measure an export folder; the dict behind report.json and verify --json."""
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
-    from hwprune.pipeline import C_DIR, EXPORT_FILE, VECTORS_FILE, check_inputs
+    from hwprune.pipeline import C_DIR, EXPORT_FILE, VECTORS_FILE
     from hwprune.reference import quantize_input
     from hwprune.targets import get_target
 
@@ -76,7 +76,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         with np.load(export_dir / VECTORS_FILE) as vectors:
             x_int = vectors["x_int"]
     else:
-        x_int = quantize_input(graph, check_inputs(graph, np.asarray(inputs, dtype=np.float64), "inputs"))
+        x_int = quantize_input(graph, graph.check_batch(np.asarray(inputs, dtype=np.float64), "inputs"))
 
     result = verify(export_dir / C_DIR, x_int)
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,

@@ -22,12 +22,12 @@ def run(args) -> int:
     from hwprune.harness import get_engine
     from hwprune.ir.io import load_graph
     from hwprune.outputs import output_file
-    from hwprune.pipeline import C_DIR, check_inputs, load_array
+    from hwprune.pipeline import C_DIR, load_array
     from hwprune.quant.fixed import to_real
 
     graph = load_graph(args.dir)
     engine = get_engine(args.engine)
-    x = check_inputs(graph, load_array(args.inputs, "inputs"), "inputs")
+    x = graph.check_batch(load_array(args.inputs, "inputs"), "inputs")
     y_int = engine.run(Path(args.dir) / C_DIR, reference.quantize_input(graph, x)).outputs
     y = to_real(y_int, graph.output_t).astype(np.float32)
     with output_file(args.out, args.force) as tmp:

@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Iterator, Optional
 
-from hwprune.errors import ModelError, ShapeError
+import numpy as np
+
+from hwprune.errors import DataError, ModelError, ShapeError
 from hwprune.ir.layers import Dense, Layer, Shape, Softmax
 from hwprune.quant.fixed import Fixed
 
@@ -66,6 +68,20 @@ class Graph:
     @property
     def output_shape(self) -> Shape:
         return self.shapes[-1]
+
+    def check_batch(self, x, what: str = "inputs", single_ok: bool = False) -> np.ndarray:
+        """``x`` as an array of shape ``(N, *input_shape)``; a ShapeError naming ``what``
+        when it does not fit, a DataError when it holds no vectors. With ``single_ok`` one
+        vector without the batch axis is accepted too."""
+        x = np.asarray(x)
+        if single_ok and x.shape == self.input_shape:
+            x = x[None]
+        if x.ndim < 1 or x.shape[1:] != self.input_shape:
+            expected = "(N, " + ", ".join(map(str, self.input_shape)) + ")"
+            raise ShapeError(f"{what} have shape {x.shape}; model {self.name!r} expects {expected}")
+        if len(x) == 0:
+            raise DataError(f"{what} hold no vectors")
+        return x
 
     def input_shape_of(self, index: int) -> Shape:
         return self.input_shape if index == 0 else self.shapes[index - 1]

@@ -40,9 +40,7 @@ class QuantConfig:
 
 def float_forward(graph: Graph, x, trace: bool = False):
     """The float (float64) network, layer by layer; ignores any fixed-point types."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.shape[1:] != graph.input_shape:
-        raise ShapeError(f"inputs have shape {x.shape}; model {graph.name!r} expects (N, {', '.join(map(str, graph.input_shape))})")
+    x = graph.check_batch(np.asarray(x, dtype=np.float64))
     outputs = []
     for layer in graph.layers:
         if isinstance(layer, Dense):
@@ -67,13 +65,7 @@ def _check_calibration(graph: Graph, x) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise DataError(f"calibration data must be numeric, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if x.ndim == len(graph.input_shape) or x.shape[1:] != graph.input_shape:
-        raise ShapeError(
-            f"calibration data has shape {x.shape}; model {graph.name!r} expects (N, {', '.join(map(str, graph.input_shape))})"
-        )
-    if x.shape[0] == 0:
-        raise DataError("calibration data is empty")
+    x = graph.check_batch(x.astype(np.float64), "calibration inputs")
     if not np.all(np.isfinite(x)):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise DataError(f"calibration data has a non-finite value at index {idx}")

@@ -1,13 +1,10 @@
-import math
-
-import numpy as np
 import pytest
 import torch
 
 from hwprune.data import load_dataset
 from hwprune.errors import OptionError
 from hwprune.prune import algorithms, schedules
-from hwprune.prune.masks import apply_masks, get_masks, prunable_modules, sparsity
+from hwprune.prune.masks import apply_masks, prunable_modules, sparsity
 from hwprune.prune.train import evaluate, fit, make_mlp, steps_per_epoch
 
 torch.set_num_threads(1)
