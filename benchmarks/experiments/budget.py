@@ -75,7 +75,7 @@ def main() -> None:
     figure = c.figure_path("budget", "mlp", s.quick)
     c.plot_xy(series, figure, "digits MLP: 90 % global magnitude vs dense, by fine-tuning budget",
               "fine-tuning epochs (log scale)", invert_x=False, xticks=budgets)
-    command = COMMAND + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+    command = c.command_line(COMMAND, args, s)
     recipe = dataclasses.replace(s.recipe, finetune_epochs=0)
     markdown = c.header("Fine-tuning budget at 90 % sparsity (MLP)", command, dataclasses.replace(s, recipe=recipe),
                         clock, finetune=False)

@@ -72,6 +72,11 @@ def parse_args(description: str) -> argparse.Namespace:
     return args
 
 
+def command_line(command: str, args, s: "Setup") -> str:
+    """The command that reproduces this run, for the generated page."""
+    return command + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+
+
 def set_output(root: Path) -> None:
     """Send the generated pages, figures and per-seed data under ``root``."""
     global DOCS, FIGURES, RESULTS

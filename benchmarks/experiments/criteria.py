@@ -148,7 +148,7 @@ def main() -> None:
             f"{c.layer_table(rows, arch, ['magnitude', 'structured'], [t for t in s.sparsities if t >= 0.8], LABELS)}\n"
         )
     s = setups[0]
-    command = COMMAND + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+    command = c.command_line(COMMAND, args, s)
     markdown = c.header("Pruning criteria: magnitude vs random, unstructured vs structured", command, s, clock,
                         "All arms one-shot + fine-tuning.\n\n")
     markdown += "\n".join(sections)

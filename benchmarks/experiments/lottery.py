@@ -120,7 +120,7 @@ def main() -> None:
             f"{c.layer_table(rows, arch, ['rewind_init', 'lr_rewind'], [t for t in levels if t >= 0.9], LABELS)}\n"
         )
     s = setups[0]
-    command = COMMAND + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+    command = c.command_line(COMMAND, args, s)
     r = s.recipe
     markdown = c.header(
         "Lottery tickets: weight rewinding vs random reinitialization", command, s, clock,

@@ -120,7 +120,7 @@ def main() -> None:
     shown = ["float", "ptq4", "qat4", "qatdur4", "ptq8", "qat8"]
     c.plot(rows, "mlp", shown, targets, figure, "digits MLP: pruning + quantization (8-bit activations)", labels)
     pairs = [(f"qat{b}", f"ptq{b}") for b in BITS] + [(f"qatdur{b}", f"qat{b}") for b in BITS]
-    command = COMMAND + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+    command = c.command_line(COMMAND, args, s)
     markdown = c.header(
         "Pruning with and without quantization-aware training", command, s, clock,
         f"Here every arm trains {epochs[0] + epochs[1]} epochs after the dense model ({epochs[0]} gradual pruning + "

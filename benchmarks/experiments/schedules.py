@@ -95,7 +95,7 @@ def main() -> None:
             f"{c.layer_table(rows, arch, ARMS, [t for t in s.sparsities if t >= 0.8], LABELS)}\n"
         )
     s = setups[0]
-    command = COMMAND + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+    command = c.command_line(COMMAND, args, s)
     markdown = c.header("Pruning schedules: one-shot vs iterative vs gradual", command, s, clock,
                         "Arms: " + "; ".join(f"{LABELS[a]}" for a in ARMS) + ". Global magnitude scope.\n\n")
     markdown += "\n".join(sections)
