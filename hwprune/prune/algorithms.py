@@ -268,6 +268,18 @@ def _check_rewind(k, x, epochs, batch_size) -> int:
     return k
 
 
+def _rewinding_inputs(train, criteria, sparsity, rounds, epochs, x, y, rewind_iteration):
+    """The checked arguments that lottery tickets and LR rewinding share:
+    (options, criteria, final sparsity, epochs, x and y as tensors, rewind step)."""
+    opts, criteria = _options(train), criteria or {}
+    final = schedules.check_sparsity(sparsity)
+    _check_epochs(rounds, "rounds", 1)
+    epochs = _check_epochs(epochs, minimum=1)
+    x_t, y_t = as_tensors(x, y)
+    k = _check_rewind(rewind_iteration, x_t, epochs, opts.batch_size)
+    return opts, criteria, final, epochs, x_t, y_t, k
+
+
 def lottery(model_at_init, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0, scope="layer", reinit=False,
             reinit_seed=None, exclude=(), strip=False, criteria=None, on_round=None, **train) -> PruneResult:
     """Iterative magnitude pruning with weight rewinding from ``model_at_init``.
@@ -278,12 +290,8 @@ def lottery(model_at_init, x, y, sparsity, rounds=5, epochs=10, rewind_iteration
     ``reinit=True`` the final mask is applied to a freshly initialized copy instead
     (seed ``reinit_seed``, default ``seed + 1``), trained for all ``epochs``.
     """
-    opts, criteria = _options(train), criteria or {}
-    final = schedules.check_sparsity(sparsity)
-    _check_epochs(rounds, "rounds", 1)
-    epochs = _check_epochs(epochs, minimum=1)
-    x_t, y_t = as_tensors(x, y)
-    k = _check_rewind(rewind_iteration, x_t, epochs, opts.batch_size)
+    opts, criteria, final, epochs, x_t, y_t, k = _rewinding_inputs(
+        train, criteria, sparsity, rounds, epochs, x, y, rewind_iteration)
     model = copy.deepcopy(model_at_init)
     history = []
     with _rounds_bar(rounds + 1, "lottery", opts.progress) as bar:
@@ -327,12 +335,8 @@ def lr_rewinding(model, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0,
     Pass the ``lr_schedule`` the model was trained with; a constant rate makes this
     iterative pruning with ``epochs`` of retraining per round.
     """
-    opts, criteria = _options(train), criteria or {}
-    final = schedules.check_sparsity(sparsity)
-    _check_epochs(rounds, "rounds", 1)
-    epochs = _check_epochs(epochs, minimum=1)
-    x_t, y_t = as_tensors(x, y)
-    k = _check_rewind(rewind_iteration, x_t, epochs, opts.batch_size)
+    opts, criteria, final, epochs, x_t, y_t, k = _rewinding_inputs(
+        train, criteria, sparsity, rounds, epochs, x, y, rewind_iteration)
     model = copy.deepcopy(model)
     history, accuracy = [], None
     with _rounds_bar(rounds, "lr-rewinding", opts.progress) as bar:
