@@ -6,6 +6,8 @@ import sys
 
 
 def add_parser(sub) -> None:
+    from hwprune.pipeline import MAX_VECTORS, RANDOM_VECTORS
+
     p = sub.add_parser("export", help="quantize a model and lower it to C (and verify it)",
                        description="Read MODEL (a pickled torch module .pt, or an hwprune graph folder), "
                                    "optionally prune it, quantize it to fixed point and write C sources, "
@@ -13,7 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist unless --force)")
     p.add_argument("--calibration", metavar="X.npy",
-                   help="float inputs (N, *input_shape) to choose fixed-point ranges; also the test vectors")
+                   help="float inputs (N, *input_shape) to choose fixed-point ranges; the first "
+                        f"{MAX_VECTORS} are also the test vectors (without it: the stored vectors of an export "
+                        f"folder, else {RANDOM_VECTORS} random inputs over the whole input type)")
     p.add_argument("--sparsity", type=float, help="one-shot layer-wise magnitude pruning to this fraction first")
     p.add_argument("--weight-bits", type=int, help="fixed-point width of weights (default 8)")
     p.add_argument("--activation-bits", type=int, help="fixed-point width of activations (default 8)")
