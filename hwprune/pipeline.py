@@ -50,8 +50,12 @@ class ExportOptions:
         QuantConfig(self.weight_bits, self.activation_bits)  # checks the bit widths
 
 
-def load_model(path) -> Graph:
-    """A float or quantized graph from a pickled torch module (.pt) or an hwprune graph folder."""
+def load_model(path, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
+    """A float or quantized graph from a pickled torch module (.pt) or an hwprune graph folder.
+
+    ``input_shape`` (one example's shape) is used for a torch model that does not start
+    with a Linear layer; the export command takes it from the calibration inputs.
+    """
     path = Path(path)
     if path.is_dir():
         if not (path / GRAPH_FILE).is_file():
@@ -65,7 +69,7 @@ def load_model(path) -> Graph:
         name = "".join(c if c.isalnum() else "_" for c in path.stem) or "model"
         if not (name[0].isalpha() or name[0] == "_"):
             name = f"m_{name}"
-        return from_torch(load_torch_model(path), name=name)
+        return from_torch(load_torch_model(path), name=name, fallback_input_shape=input_shape)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt) or a graph folder")
 
 

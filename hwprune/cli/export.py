@@ -41,7 +41,7 @@ def run(args) -> int:
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons)
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
-    model = load_model(args.model)
+    model = load_model(args.model, calibration.shape[1:] if calibration is not None else None)
     if model.is_quantized and any(v is not None for v in bits.values()):
         raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
                           "models only")

@@ -155,8 +155,13 @@ def _batchnorm_affine(path: str, bn) -> tuple[np.ndarray, np.ndarray]:
     return scale, _finite(path, "BatchNorm1d", "bias", beta) - mean * scale
 
 
-def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "model") -> Graph:
-    """A float IR graph equivalent to ``module`` in eval mode."""
+def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "model",
+               fallback_input_shape: tuple[int, ...] | None = None) -> Graph:
+    """A float IR graph equivalent to ``module`` in eval mode.
+
+    Without ``input_shape`` it is read off a first Linear layer, else taken from
+    ``fallback_input_shape`` (e.g. the shape of the data at hand).
+    """
     torch = _torch()
     nn = torch.nn
     if not isinstance(module, nn.Module):
@@ -209,11 +214,13 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
             )
     if pending is not None:
         raise UnsupportedLayerError(f"module {pending[0]!r} (BatchNorm1d) cannot be folded: no Linear follows it")
+    if input_shape is None and layers and isinstance(layers[0], Dense):
+        input_shape = (layers[0].in_features,)
     if input_shape is None:
-        first = next((l for l in layers if isinstance(l, Dense)), None)
-        if first is None or not isinstance(layers[0], Dense):
-            raise ModelError("cannot infer the input shape: the model does not start with a Linear layer; pass input_shape")
-        input_shape = (first.in_features,)
+        input_shape = fallback_input_shape
+    if input_shape is None:
+        raise ModelError("cannot infer the input shape: the model does not start with a Linear layer; pass "
+                         "input_shape (hwprune export takes it from --calibration)")
     if not is_c_identifier(name):
         raise ModelError(f"model name {name!r} must be a C identifier")
     return Graph(name, tuple(input_shape), tuple(layers))

@@ -188,3 +188,14 @@ def test_verify_names_missing_sources(cli, small_model, tmp_path):
     (out / "c" / "model.c").unlink()
     code, _, stderr = cli("verify", out)
     assert code == 2 and "['model.c'] are missing; re-run hwprune export" in stderr, stderr
+
+
+def test_a_model_starting_with_flatten_takes_its_input_shape_from_the_calibration(cli, tmp_path):
+    torch.manual_seed(0)
+    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 2)), tmp_path / "f.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).normal(size=(40, 3, 4)))
+    cli("export", tmp_path / "f.pt", "--calibration", tmp_path / "x.npy", "--out", tmp_path / "e", check_exit=0)
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["bit_exact"] and report["layers"][0]["kind"] == "flatten"
+    assert report["layers"][0]["input_shape"] == [3, 4]
+    _bad(cli, tmp_path, ["export", tmp_path / "f.pt"], "pass input_shape (hwprune export takes it from --calibration)")
