@@ -32,9 +32,10 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
                "output_shape": list(shape_out),
                "types": {k: str(v) for k, v in layer.types().items()}}
         if layer.kind == "dense":
-            chosen = encode(layer, formats.get(layer.name, "dense"))
-            dense = encode(layer, "dense")
-            csr = encode(layer, "csr")
+            encoded = {fmt: encode(layer, fmt) for fmt in ("dense", "csr")}
+            fmt = formats.get(layer.name, "dense")
+            chosen = encoded[fmt] if fmt in encoded else encode(layer, fmt)
+            dense, csr = encoded["dense"], encoded["csr"]
             n, k = layer.weight.size, layer.nonzero_weights
             row.update(
                 format=chosen.format,
