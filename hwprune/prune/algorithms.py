@@ -120,7 +120,7 @@ def _record(history, model, exclude, **entry) -> None:
 def _rounds_bar(total, desc, progress):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="round", file=sys.stderr, disable=not progress)
+    return tqdm(total=total, desc=desc, unit="round", file=sys.stderr, disable=None if progress else True)
 
 
 def oneshot(model, x, y, sparsity, method="magnitude", scope="layer", epochs=10, exclude=(), strip=False,

@@ -148,7 +148,8 @@ def fit(
         raise OptionError(f"start step must be an integer from 0 to {total} (the run's steps), got {start_step!r}")
     model.train()
     step = 0
-    with tqdm(total=total - start_step, desc="train", unit="step", file=sys.stderr, disable=not progress, leave=False) as bar:
+    # disable=None: a bar on a terminal, nothing in a pipe or a CI log.
+    with tqdm(total=total - start_step, desc="train", unit="step", file=sys.stderr, disable=None if progress else True, leave=False) as bar:
         for _ in range(epochs):
             perm = torch.randperm(len(x_t), generator=order)
             for start in range(0, len(x_t), batch_size):
