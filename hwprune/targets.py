@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from hwprune.errors import TargetError
-from hwprune.resources import targets_dir
+from hwprune.paths import targets_dir
 
 KINDS = ("host", "mcu", "fpga")
 _KEYS_BY_KIND = {

@@ -25,7 +25,7 @@ from hwprune.errors import DataError, OptionError, ToolchainError
 from hwprune.harness.build import HOST_FLAGS, Compiler, compile_executable, find_cc
 from hwprune.ir.graph import Graph
 from hwprune.quant.fixed import Fixed
-from hwprune.resources import templates_dir
+from hwprune.paths import templates_dir
 
 Model = Union[Graph, str, Path]
 RUN_TIMEOUT_S = 600

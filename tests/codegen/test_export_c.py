@@ -18,7 +18,7 @@ from hwprune.harness.engines import HostCEngine
 from hwprune.ir import Dense, Flatten, Graph, Layer, ReLU
 from hwprune.quant.calibrate import QuantConfig
 from hwprune.quant.fixed import Fixed
-from hwprune.resources import templates_dir
+from hwprune.paths import templates_dir
 
 from codegen_graphs import calibrated_mlp, quantized_inputs, random_inputs, random_typed_graph, wide_graph
 

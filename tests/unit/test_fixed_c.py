@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hwprune.errors import ToolchainError
 from hwprune.harness.build import WARNINGS, compile_executable, find_cc
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, cast, quantize
-from hwprune.resources import templates_dir
+from hwprune.paths import templates_dir
 
 DRIVER = Path(__file__).with_suffix(".c")
 MODES = [(r, o) for r in Rounding for o in Overflow]

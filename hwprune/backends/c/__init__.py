@@ -26,7 +26,7 @@ from hwprune.backends.c.render import render
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import load_graph, save_graph
-from hwprune.resources import templates_dir
+from hwprune.paths import templates_dir
 
 MANIFEST = "export.json"
 GRAPH_DIR = "graph"

@@ -15,7 +15,7 @@ import numpy as np
 import hwprune
 from hwprune.backends.c.formats import c_type_range
 from hwprune.backends.c.plan import BUFFER_MEMBERS, ModelPlan, Step, buffer_length
-from hwprune.resources import templates_dir
+from hwprune.paths import templates_dir
 
 VALUES_PER_LINE = 16
 
