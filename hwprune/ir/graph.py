@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from hwprune.errors import DataError, ModelError, ShapeError
-from hwprune.ir.layers import Dense, Layer, Shape, Softmax
+from hwprune.ir.layers import Dense, Layer, Shape, Softmax, WeightedLayer
 from hwprune.quant.fixed import Fixed
 
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -101,6 +101,10 @@ class Graph:
     def dense_layers(self) -> list[Dense]:
         return [l for l in self.layers if isinstance(l, Dense)]
 
+    def weighted_layers(self) -> list[WeightedLayer]:
+        """Every layer with weights (Dense, Conv1D, Conv2D), in order."""
+        return [l for l in self.layers if isinstance(l, WeightedLayer)]
+
     # -- types --------------------------------------------------------------------------
     @property
     def is_quantized(self) -> bool:
@@ -125,15 +129,24 @@ class Graph:
     # -- figures ------------------------------------------------------------------------
     @property
     def total_weights(self) -> int:
-        return sum(l.weight.size for l in self.dense_layers())
+        return sum(l.weight.size for l in self.weighted_layers())
 
     @property
     def nonzero_weights(self) -> int:
-        return sum(l.nonzero_weights for l in self.dense_layers())
+        return sum(l.nonzero_weights for l in self.weighted_layers())
+
+    def layer_macs(self, index: int, nonzero_only: bool = False) -> int:
+        """Multiply-accumulates of layer ``index`` per inference (a conv's over every output
+        position, taps on padding not counted); ``nonzero_only`` counts nonzero weights only."""
+        return self.layers[index].mac_count(self.input_shape_of(index), nonzero_only)
 
     @property
     def macs(self) -> int:
-        return sum(l.macs for l in self.dense_layers())
+        return sum(self.layer_macs(i) for i in range(len(self.layers)))
+
+    @property
+    def nonzero_macs(self) -> int:
+        return sum(self.layer_macs(i, nonzero_only=True) for i in range(len(self.layers)))
 
     def with_layers(self, layers, **changes) -> "Graph":
         return replace(self, layers=tuple(layers), **changes)
@@ -145,7 +158,7 @@ class Graph:
         lines = [f"model {self.name}: input {self.input_shape}" + (f" {self.input_t}" if self.input_t else "")]
         for layer, shape in zip(self.layers, self.shapes):
             extra = ""
-            if isinstance(layer, Dense):
+            if isinstance(layer, WeightedLayer):
                 extra = f" {layer.nonzero_weights}/{layer.weight.size} nonzero"
             lines.append(f"  {layer.name:<16} {layer.kind:<8} -> {shape}{extra}")
         return "\n".join(lines)
