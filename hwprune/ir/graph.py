@@ -19,18 +19,33 @@ def is_c_identifier(name: str) -> bool:
     return bool(_C_IDENTIFIER.fullmatch(name))
 
 
+LAYOUTS = ("channels_last", "channels_first")
+
+
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A sequential network. ``input_t`` is ``None`` until the graph is quantized."""
+    """A sequential network. ``input_t`` is ``None`` until the graph is quantized.
+
+    ``input_shape`` is channels-last, as every layer, the integer reference and the C code
+    see it. ``input_layout`` records the source model's layout: ``"channels_first"`` for a
+    torch conv model, whose float inputs are ``(N, C, H, W)`` or ``(N, C, L)``;
+    ``from_source`` turns such a batch into the IR layout. Integer inputs (``x_int``) are
+    always in the IR layout.
+    """
 
     name: str
     input_shape: Shape
     layers: tuple[Layer, ...]
     input_t: Optional[Fixed] = None
+    input_layout: str = "channels_last"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.input_layout not in LAYOUTS:
+            raise ModelError(f"model {self.name!r}: input_layout must be one of {LAYOUTS}, got {self.input_layout!r}")
+        if self.input_layout == "channels_first" and len(self.input_shape) < 2:
+            raise ModelError(f"model {self.name!r}: a channels_first input needs a channel axis, got {self.input_shape}")
         if not is_c_identifier(self.name):
             raise ModelError(f"model name {self.name!r} must be a C identifier (letters, digits, _)")
         if not self.layers:
@@ -82,6 +97,30 @@ class Graph:
         if len(x) == 0:
             raise DataError(f"{what} hold no vectors")
         return x
+
+    @property
+    def source_input_shape(self) -> Shape:
+        """One input's shape in the source model's layout (what ``from_source`` takes)."""
+        if self.input_layout == "channels_first":
+            return (self.input_shape[-1], *self.input_shape[:-1])
+        return self.input_shape
+
+    def from_source(self, x, what: str = "inputs", single_ok: bool = False) -> np.ndarray:
+        """A batch in the source model's layout, checked, as ``(N, *input_shape)``."""
+        x = np.asarray(x)
+        if single_ok and x.shape == self.source_input_shape:
+            x = x[None]
+        if x.ndim < 1 or x.shape[1:] != self.source_input_shape:
+            expected = "(N, " + ", ".join(map(str, self.source_input_shape)) + ")"
+            layout = " (channels first, as the source model)" if self.input_layout == "channels_first" else ""
+            raise ShapeError(f"{what} have shape {x.shape}; model {self.name!r} expects {expected}{layout}")
+        if len(x) == 0:
+            raise DataError(f"{what} hold no vectors")
+        return np.moveaxis(x, 1, -1) if self.input_layout == "channels_first" else x
+
+    def to_source(self, x: np.ndarray) -> np.ndarray:
+        """A batch ``(N, *input_shape)`` back in the source model's layout."""
+        return np.moveaxis(x, -1, 1) if self.input_layout == "channels_first" else x
 
     def input_shape_of(self, index: int) -> Shape:
         return self.input_shape if index == 0 else self.shapes[index - 1]
