@@ -106,7 +106,8 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
 
 
 def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
-    """Drop Dense units that read nothing (all-zero weight row) or that nothing reads.
+    """Drop Dense units and conv filters that read nothing (all-zero weights) or that
+    nothing reads.
 
     A dead unit still outputs a constant, ``relu(bias)``; it is folded into the next
     layer's bias first, so the float function does not change
@@ -115,14 +116,16 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
     """
     if graph.is_quantized:
         return graph, {}
+    if any(getattr(layer, "depthwise", False) for layer in graph.layers):
+        return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
     from hwprune.frontends.torch import from_torch, to_torch
     from hwprune.prune.structured import remove_pruned_neurons
 
     smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.source_input_shape, graph.name)
     removed = {
-        a.name: a.out_features - b.out_features
-        for a, b in zip(graph.dense_layers(), smaller.dense_layers())
-        if a.out_features != b.out_features
+        a.name: a.out_channels - b.out_channels
+        for a, b in zip(graph.weighted_layers(), smaller.weighted_layers())
+        if a.out_channels != b.out_channels
     }
     return (smaller, removed) if removed else (graph, {})
 
