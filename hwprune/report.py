@@ -15,6 +15,7 @@ import numpy as np
 
 from hwprune import __version__
 from hwprune.errors import HwpruneError
+from hwprune.ir.graph import LOGITS_NOTE, outputs_are_logits
 from hwprune.ir.io import load_graph
 
 REPORT_JSON = "report.json"
@@ -28,6 +29,8 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
     rows = []
     shapes_in = [graph.input_shape_of(i) for i in range(len(graph.layers))]
     for layer, shape_in, shape_out in zip(graph.layers, shapes_in, graph.shapes):
+        if layer.kind == "softmax":
+            continue  # not computed by any engine (the outputs are logits); see report["outputs"]
         row = {"name": layer.name, "kind": layer.kind, "input_shape": list(shape_in),
                "output_shape": list(shape_out),
                "types": {k: str(v) for k, v in layer.types().items()}}
@@ -122,6 +125,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "bits_per_nonzero": weight_bytes * 8 / max(nonzero, 1),
         "input_type": str(graph.input_t),
         "output_type": str(graph.output_t),
+        "outputs": LOGITS_NOTE if outputs_are_logits(graph) else "the last layer's values",
         "removed_neurons": meta.get("removed_neurons", {}),
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),
@@ -172,6 +176,8 @@ def render_markdown(report: dict) -> str:
               f"- MACs per inference: {report['macs']} dense, {report['macs_sparse']} on nonzero weights "
               f"({report['macs'] / max(report['macs_sparse'], 1):.1f}x fewer)",
               f"- types: input {report['input_type']}, output {report['output_type']}"]
+    if report.get("outputs", "").startswith("outputs are logits"):
+        lines.append(f"- {report['outputs']}")
     if report.get("removed_neurons"):
         removed = ", ".join(f"{n} from {name}" for name, n in report["removed_neurons"].items())
         lines.append(f"- dead neurons removed before export (their constant output folded into the next bias): {removed}")

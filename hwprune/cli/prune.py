@@ -67,7 +67,7 @@ def _prune(args, model, x, y):
     from hwprune.prune import algorithms
 
     common = dict(scope=args.scope, strip=True, criteria={"min_density": args.min_density}, lr=args.lr,
-                  batch_size=args.batch_size, seed=args.seed, progress=True)
+                  batch_size=args.batch_size, seed=args.seed, progress=True, threads=args.threads)
     rounds = 5 if args.rounds is None else args.rounds
     if args.schedule == "oneshot":
         return algorithms.oneshot(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)
