@@ -20,10 +20,10 @@ def add_parser(sub) -> None:
                         "graph): they choose its fixed-point ranges. Optional for a quantized graph or export folder: "
                         f"without it the folder's stored test vectors are used, else {RANDOM_VECTORS} random inputs "
                         "over the whole input type")
-    p.add_argument("--sparsity", type=float,
+    p.add_argument("--sparsity", type=float, metavar="S",
                    help="one-shot layer-wise magnitude pruning to this fraction first, 0 <= S < 1 (float models only)")
-    p.add_argument("--weight-bits", type=int, help="fixed-point width of weights, 2 to 16 (default 8)")
-    p.add_argument("--activation-bits", type=int, help="fixed-point width of activations, 2 to 16 (default 8)")
+    p.add_argument("--weight-bits", type=int, metavar="N", help="fixed-point width of weights, 2 to 16 (default 8)")
+    p.add_argument("--activation-bits", type=int, metavar="N", help="fixed-point width of activations, 2 to 16 (default 8)")
     p.add_argument("--name", metavar="NAME",
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
                         "not a keyword, not starting with _ (default: the model's name, from its file name); give "
