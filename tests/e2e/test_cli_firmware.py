@@ -30,7 +30,14 @@ def test_name_prefixes_every_symbol_and_the_report_says_logits(cli, softmax_mode
     assert report["model"] == "wrist_imu" and report["bit_exact"]
     assert report["outputs"] == "outputs are logits (the model's final Softmax is not computed)"
     assert [l["kind"] for l in report["layers"]] == ["dense", "relu", "dense"]
+    code, stdout, _ = cli("verify", out, "--json", check_exit=0)
+    energy = json.loads(stdout)["energy_proxy_pj"]
+    assert energy == report["energy_proxy_pj"]
+    assert energy["total"] == pytest.approx(energy["compute"] + energy["weight_reads"] + energy["activation_traffic"])
+    assert [l["name"] for l in energy["layers"]] == [l["name"] for l in report["layers"]]
+    assert energy["float32_dense"]["total"] > energy["total"] > 0
     markdown = (out / "report.md").read_text()
+    assert "## Energy proxy per inference (45 nm)" in markdown and "not a measurement of a chip" in markdown
     assert "- outputs are logits (the model's final Softmax is not computed)" in markdown
     assert "softmax" not in markdown.split("## Layers")[1].split("\n\n")[1]
 
