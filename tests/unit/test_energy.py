@@ -85,6 +85,10 @@ def test_report_section_parts_add_up_and_name_the_baseline(rng):
     assert section["weight_memory"] == "8 KB SRAM"
     assert section["float32_dense"]["layers"][0]["mults"] == 100 * 120
     assert section["saving_vs_float32_dense"] > 10 and "not a measurement" in section["note"]
+    # Weight reads dominate the dense model: the saving is at least the ratio of bytes read.
+    base = section["float32_dense"]
+    assert base["weight_reads"] > base["compute"] + base["activation_traffic"]
+    assert section["saving_vs_float32_dense"] >= base["weight_bytes"] / section["weight_bytes"]
 
 
 def test_a_layer_kind_without_a_rule_is_named():
