@@ -176,10 +176,18 @@ def mean_std(xs) -> tuple[float, float]:
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
-    """``a - b`` over the seeds both have: mean, std, 95 % t-interval, seeds favouring each."""
+    """``a - b`` per seed: mean, std, 95 % t-interval, seeds favouring each.
+
+    Both arms must have the same seeds: dropping the unmatched ones would silently compare
+    a subset, so that is a ValueError naming them."""
     from scipy import stats
 
-    seeds = sorted(set(a) & set(b))
+    if set(a) != set(b):
+        raise ValueError(f"paired arms need the same seeds: only in a: {sorted(set(a) - set(b))}, "
+                         f"only in b: {sorted(set(b) - set(a))}")
+    if not a:
+        raise ValueError("paired arms have no seeds")
+    seeds = sorted(a)
     d = np.array([a[k] - b[k] for k in seeds])
     n = len(d)
     mean = float(d.mean())
