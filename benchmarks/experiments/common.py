@@ -134,6 +134,13 @@ def test_accuracy(s: Setup, model) -> float:
     return evaluate(model, s.x_test, s.y_test)
 
 
+def sparsity_of(model) -> tuple[float, dict[str, float]]:
+    """Achieved sparsity of ``model``: overall and per prunable layer."""
+    from hwprune.prune.masks import sparsity
+
+    return sparsity(model)
+
+
 def row(s: Setup, arm: str, target: float, seed: int, model=None, result=None, **extra) -> dict:
     """One measurement: the arm, the target, the seed, test accuracy and what pruning achieved."""
     out = {"arch": s.arch, "arm": arm, "target": target, "seed": seed}
@@ -193,8 +200,26 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
     mean = float(d.mean())
     std = float(d.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else math.inf
-    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half,
+    if n < 2:
+        p_value = 1.0
+    elif std == 0:
+        p_value = 1.0 if mean == 0 else 0.0
+    else:
+        p_value = float(2 * stats.t.sf(abs(mean) / (std / math.sqrt(n)), n - 1))  # two-sided paired t-test
+    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "p": p_value,
             "a_wins": int((d > 0).sum()), "b_wins": int((d < 0).sum()), "ties": int((d == 0).sum())}
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given: the family-wise error rate
+    stays at most alpha when each adjusted p is compared with alpha."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def pct(x: float) -> str:
