@@ -190,7 +190,7 @@ def figures(s: c.Setup, rows) -> list[str]:
 
 def main() -> None:
     args = c.parse_args(__doc__.splitlines()[0])
-    clock = c.Clock()
+    clock = c.Clock("rewinding", args)
     setups, per_arch = [], {}
     for arch in c.archs(args):
         s = c.setup(arch, args)
@@ -198,13 +198,17 @@ def main() -> None:
         budgets = QUICK_BUDGETS if s.quick else BUDGETS
         sparsities = QUICK_SPARSITIES if s.quick else SPARSITIES
         rounds, imp_budget = (QUICK_IMP_ROUNDS, QUICK_IMP_BUDGET) if s.quick else (IMP_ROUNDS, IMP_BUDGET)
-        rows = []
-        with c.quiet_collapse(), c.progress(len(s.seeds), f"rewinding {arch}") as bar:
-            for seed in s.seeds:
-                oneshot, dense = oneshot_rows(s, seed, budgets, sparsities)
-                rows += oneshot + imp_rows(s, seed, rounds, imp_budget, dense)
-                bar.update(1)
-        per_arch[arch] = rows
+
+        def compute():
+            rows = []
+            with c.quiet_collapse(), c.progress(len(s.seeds), f"rewinding {s.arch}") as bar:
+                for seed in s.seeds:
+                    oneshot, dense = oneshot_rows(s, seed, budgets, sparsities)
+                    rows += oneshot + imp_rows(s, seed, rounds, imp_budget, dense)
+                    bar.update(1)
+            return rows
+
+        per_arch[arch] = c.rows_of("rewinding", s, args, compute)
     all_rows = [r for rows in per_arch.values() for r in rows]
     sections = []
     for s in setups:
@@ -214,8 +218,7 @@ def main() -> None:
         pictures = "\n".join(f"![{name}](figures/{name})" for name in figures(s, rows))
         sections.append(
             f"## {s.arch.upper()}\n\nDense with the step schedule: {dense} %.\n\n{pictures}\n\n"
-            f"Error bars: ±1 sample standard deviation over the seeds. The sparsity axis lists the targets at even "
-            f"spacing (not to scale).\n\n"
+            f"{c.EVEN_AXIS}\n\n"
             f"### Accuracy (%) and the ordering per cell\n\n{table}\n\n"
             f"Cells: {counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
             f"{counts['contradicted']} contradicted.\n\n"
