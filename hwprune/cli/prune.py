@@ -130,6 +130,9 @@ def run(args) -> int:
 
     for finding in result.warnings:
         print(f"hwprune prune: warning: {finding}", file=sys.stderr)
+    if args.rewind == "lr" and args.lr_schedule == "constant" and not args.warmup_steps:
+        print("hwprune prune: warning: --rewind lr with a constant learning rate has no schedule to rewind: it is "
+              "retraining from the pruned weights; give --lr-schedule step, cosine or onecycle", file=sys.stderr)
     summary = {
         "out": str(args.out),
         "sparsity": result.sparsity,

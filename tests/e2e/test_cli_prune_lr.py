@@ -50,3 +50,10 @@ def test_bad_lr_options_are_one_line_exit_2(cli, files, tmp_path, extra, message
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and stdout == "" and len(lines) == 1 and message in lines[0], err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lr_rewinding_at_a_constant_rate_is_warned(cli, files, tmp_path):
+    code, _, err = cli("prune", files / "init.pt", "--data", files / "train.npz", "--out", tmp_path / "p.pt",
+                       "--sparsity", "0.5", "--epochs", "1", "--rounds", "1", "--schedule", "lottery", "--rewind", "lr")
+    assert code == 0, err
+    assert "warning: --rewind lr with a constant learning rate has no schedule to rewind" in err
