@@ -134,3 +134,11 @@ def test_paired_refuses_unmatched_seeds():
     with pytest.raises(ValueError, match=r"only in a: \[2\], only in b: \[\]"):
         paired({0: 0.9, 1: 0.8, 2: 0.5}, {0: 0.7, 1: 0.8})
     assert math.isfinite(p["ci_low"]) and np.isfinite(p["ci_high"])
+
+
+def test_holm_adjusts_in_the_given_order():
+    from benchmarks.experiments.common import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
