@@ -22,6 +22,7 @@ and activations, stored dense, or as csr (float values, the same indices) when p
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,7 @@ import numpy as np
 
 from hwprune.errors import HwpruneError
 from hwprune.ir.graph import Graph
+from hwprune.ir.layers import WeightedLayer
 from hwprune.paths import costs_dir
 
 TABLE_FILE = "energy_45nm.toml"
@@ -230,6 +232,42 @@ def _flatten(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWor
     return LayerWork(layer.name, "flatten")  # a view: no data moves
 
 
+@rule("conv1d")
+@rule("conv2d")
+def _conv(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
+    """As Dense, with ``storage``'s products counted over every output position; the
+    kernel walks the stored filters once per output position, so it reads them that often."""
+    work = _dense(layer, n_in, n_out, in_bytes, out_bytes, storage, bits)
+    positions = n_out // layer.out_channels
+    return dataclasses.replace(work, kind=layer.kind, weight_bytes=work.weight_bytes * positions)
+
+
+POOL_KINDS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "globalavgpool1d", "globalavgpool2d")
+
+
+def _pool(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
+    """One comparison or addition per window cell (``storage``: cells read per inference)."""
+    cells = storage
+    return LayerWork(layer.name, layer.kind, adds=cells, add_bits=bits[1], activation_bytes_read=cells * in_bytes,
+                     activation_bytes_written=n_out * out_bytes, live_activation_bytes=n_in * in_bytes + n_out * out_bytes)
+
+
+for _kind in POOL_KINDS:
+    rule(_kind)(_pool)
+
+
+def _cells(graph: Graph, index: int) -> int:
+    """Input cells a pooling layer reads per inference (window cells inside the input)."""
+    from hwprune.ir.spatial import taps_inside
+
+    layer, shape = graph.layers[index], graph.input_shape_of(index)
+    if layer.kind.startswith("global"):
+        return int(np.prod(shape))
+    per_axis = [int(taps_inside(n, k, s, p).sum()) for n, k, s, p in
+                zip(shape[:-1], layer.pool_size, layer.stride, layer.padding)]
+    return int(np.prod(per_axis)) * int(shape[-1])
+
+
 def _works(graph: Graph, storage_of, element_bytes, bits_of) -> list[LayerWork]:
     works = []
     for index, layer in enumerate(graph.layers):
@@ -240,7 +278,12 @@ def _works(graph: Graph, storage_of, element_bytes, bits_of) -> list[LayerWork]:
         n_in = int(np.prod(graph.input_shape_of(index)))
         n_out = int(np.prod(graph.shapes[index]))
         in_bytes, out_bytes = element_bytes(index)
-        storage = storage_of(layer) if layer.kind == "dense" else None
+        if isinstance(layer, WeightedLayer):
+            storage = storage_of(layer, index)
+        elif layer.kind in POOL_KINDS:
+            storage = _cells(graph, index)
+        else:
+            storage = None
         works.append(RULES[layer.kind](layer, n_in, n_out, in_bytes, out_bytes, storage, bits_of(index, layer)))
     return works
 
@@ -254,21 +297,21 @@ def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = Non
     types = graph.value_types()
     in_types = [graph.input_t, *types[:-1]]
 
-    def storage_of(layer):
+    def storage_of(layer, index):
         s = encode(layer, formats.get(layer.name, "dense"))
-        products = s.total_weights if s.format == "dense" else s.nonzero_weights
+        products = graph.layer_macs(index, nonzero_only=s.format != "dense")  # a conv's: every position
         return s.weight_bytes + s.bias_bytes, products
 
     def element_bytes(index):
         return in_types[index].storage_bits // 8, types[index].storage_bits // 8
 
     def bits_of(index, layer):
-        if layer.kind == "dense":
+        if isinstance(layer, WeightedLayer):
             return layer.weight_t.width, in_types[index].width, layer.accum_t.width
         return 0, in_types[index].width, 0
 
-    formats_used = sorted({formats.get(l.name, "dense") for l in graph.dense_layers()})
-    widths = sorted({l.weight_t.width for l in graph.dense_layers()})
+    formats_used = sorted({formats.get(l.name, "dense") for l in graph.weighted_layers()})
+    widths = sorted({l.weight_t.width for l in graph.weighted_layers()})
     description = (f"exported: {'/'.join(map(str, widths))}-bit weights, {graph.input_t.width}-bit input, "
                    f"{'/'.join(formats_used)}")
     return price(_works(graph, storage_of, element_bytes, bits_of), False, description, table)
@@ -281,11 +324,11 @@ def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable]
 
     fmt = "csr" if sparse else "dense"
 
-    def storage_of(layer):
-        mask = (np.asarray(layer.weight) != 0).astype(np.int64)
+    def storage_of(layer, index):
+        mask = (np.asarray(layer.filter_matrix) != 0).astype(np.int64)
         stored = sum(a.nbytes for a in FORMATS[fmt].encode(mask, "int32_t"))  # int32_t: 4 bytes, as float32
-        products = int(mask.sum()) if sparse else mask.size
-        return stored + 4 * layer.out_features, products
+        products = graph.layer_macs(index, nonzero_only=sparse)
+        return stored + 4 * layer.out_channels, products
 
     def element_bytes(index):
         return 4, 4
@@ -301,7 +344,7 @@ def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable]
 def dense_float_graph(graph: Graph) -> Graph:
     """``graph`` with every weight nonzero: the float32 dense model of the same shapes (a
     pruned weight stands for the trained value it had; only its being nonzero matters here)."""
-    layers = [l.with_(weight=np.where(l.weight == 0, 1.0, l.weight)) if l.kind == "dense" else l
+    layers = [l.with_(weight=np.where(l.weight == 0, 1.0, l.weight)) if isinstance(l, WeightedLayer) else l
               for l in graph.layers]
     return graph.with_layers(layers)
 

@@ -74,6 +74,8 @@ def test_digits_cnn_pruned_80_percent_exports_bit_exact(digits, tmp_path):
     assert report["macs_sparse"] < 0.35 * report["macs"]
     assert report["weight_bytes"] < report["dense_weight_bytes"]
     assert conv1["format"] == "csr" and conv1["weight_bytes"] == conv1["csr_weight_bytes"]
+    energy = report["energy_proxy_pj"]  # the proxy has rules for conv and pooling
+    assert energy["total"] > 0 and {"conv2d", "maxpool2d"} <= {l["kind"] for l in energy["layers"]}
 
 
 def test_conv1d_stride_avgpool_linear_head_is_bit_exact(tmp_path):
