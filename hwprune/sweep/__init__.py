@@ -17,7 +17,7 @@ import numpy as np
 
 from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, summarize, write_outputs
 from hwprune.sweep.pareto import Point, aggregate, best_point, dominates, pareto_front
-from hwprune.sweep.runner import prepare_folder, run_trials
+from hwprune.sweep.runner import check_engine, prepare_folder, run_trials
 from hwprune.sweep.spec import OBJECTIVES, SweepSpec, Trial, check_objective, parse_list
 from hwprune.sweep.trial import Inputs
 
@@ -54,6 +54,7 @@ def sweep(spec: SweepSpec, inputs: Inputs, out, address: Optional[str] = None, r
           force: bool = False, workers: Optional[int] = None, progress: bool = True) -> dict:
     """Run (or finish) the sweep in ``out``; return the summary written to sweep.json."""
     out = Path(out)
+    check_engine(address)
     prepare_folder(out, spec, resume, force)
     run = run_trials(spec, inputs, out, address, workers, progress)
     summary = summarize(spec, run)

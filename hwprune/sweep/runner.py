@@ -110,6 +110,16 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def check_engine(address: Optional[str]) -> None:
+    """Fail before anything is written: Ray missing, or no cluster at ``address``."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'")
+    if address:
+        _check_address(address)
+
+
 def _init_ray(address: Optional[str], workers: Optional[int]):
     if address:
         token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
