@@ -51,7 +51,8 @@ def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool) -> Non
             raise OptionError(f"--resume: {out} holds no {SPEC_FILE}; it is not a sweep folder")
         stored = json.loads(marker.read_text())
         if stored.get("fingerprint") != spec.fingerprint:
-            differ = sorted(k for k, v in spec.to_dict().items() if stored.get("spec", {}).get(k) != v)
+            differ = sorted(k for k, v in spec.to_dict().items()
+                            if k not in spec.JUDGING and stored.get("spec", {}).get(k) != v)
             raise OptionError(f"--resume: {out} is a different sweep (it differs in {', '.join(differ) or 'its inputs'}); "
                               "give the same options or another --out")
         return

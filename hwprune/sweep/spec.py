@@ -135,9 +135,14 @@ class SweepSpec:
             d[key] = list(d[key])
         return d
 
+    #: Options that judge the trials without changing them: a finished sweep can be
+    #: resumed with another bar and is only judged again.
+    JUDGING = ("min_accuracy",)
+
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        decisive = {k: v for k, v in self.to_dict().items() if k not in self.JUDGING}
+        return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def parse_list(text: str, convert, option: str) -> tuple:

@@ -4,6 +4,7 @@ the Pareto front checked from sweep.json, best/ verified, a Ray cluster started 
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,15 +31,22 @@ def iris(tmp_path_factory):
 
     from hwprune.prune.train import fit, make_mlp
 
+    from sklearn.model_selection import train_test_split
+
     folder = tmp_path_factory.mktemp("iris")
     data = load_iris()
     x = ((data.data - data.data.mean(0)) / data.data.std(0)).astype(np.float32)
-    np.savez(folder / "iris.npz", x=x, y=data.target)
+    x_train, x_test, y_train, y_test = train_test_split(x, data.target, test_size=0.2, stratify=data.target,
+                                                        random_state=0)
+    np.savez(folder / "iris.npz", x=x_train, y=y_train)
+    # One test input twice with two labels: no model reaches 100 %, so a bar of 1.0 is out of reach.
+    np.savez(folder / "test.npz", x=np.concatenate([x_test, x_test[:1]]),
+             y=np.concatenate([y_test, [(y_test[0] + 1) % 3]]))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         model = make_mlp((4, 32, 16, 3), seed=0)
-        fit(model, x, data.target, 60, lr=3e-3)
+        fit(model, x_train, y_train, 60, lr=3e-3)
     finally:
         torch.set_num_threads(threads)
     torch.save(model, folder / "iris.pt")
@@ -46,7 +54,8 @@ def iris(tmp_path_factory):
 
 
 def _sweep(cli, iris, out, *extra, check_exit=0):
-    return cli("sweep", iris / "iris.pt", "--data", iris / "iris.npz", *GRID, "--out", out, *extra,
+    return cli("sweep", iris / "iris.pt", "--data", iris / "iris.npz", "--test", iris / "test.npz", *GRID, "--out", out,
+               *extra,
                check_exit=check_exit)
 
 
@@ -163,11 +172,15 @@ def test_bad_input_is_one_line_exit_2(cli, iris, tmp_path, args, message):
     assert not out.exists()
 
 
-def test_no_model_meets_the_bar_exits_1_with_the_best_accuracy(cli, iris, tmp_path):
-    out = tmp_path / "unreachable"
-    code, _, err = cli("sweep", iris / "iris.pt", "--data", iris / "iris.npz", "--sparsity", "0.9", "--method",
-                       "neurons", "--bits", "4", "--seeds", "1", "--epochs", "1", "--target", "host",
-                       "--min-accuracy", "1.0", "--workers", "1", "--out", out)
+def test_no_model_meets_the_bar_exits_1_with_the_best_accuracy(cli, iris, local_sweep, tmp_path):
+    # A finished sweep resumed with another bar runs no trial: it is only judged again.
+    out = tmp_path / "judged"
+    shutil.copytree(local_sweep, out)
+    code, _, err = _sweep(cli, iris, out, "--resume", "--min-accuracy", "1.01", check_exit=None)
+    assert code == 2 and "--min-accuracy is a fraction in [0, 1]" in err
+    code, _, err = _sweep(cli, iris, out, "--resume", "--min-accuracy", "1.0", check_exit=None)
     assert code == 1, err
-    assert "no model reaches --min-accuracy 100.00%; the best accuracy reached is" in err
+    assert "the best accuracy reached is" in err
+    judged = json.loads((out / "sweep.json").read_text())
+    assert judged["run"]["trials_run"] == 0 and judged["best"] is None
     assert not (out / "best").exists()
