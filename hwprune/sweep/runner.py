@@ -158,6 +158,9 @@ def _trial_task(spec: SweepSpec, trial: Trial, inputs: Inputs):
         return run_trial(spec, trial, inputs)
     except HwpruneError as exc:
         return {**trial.to_dict(), "id": trial.id, "config": trial.config, "error": str(exc)}, None
+    except Exception as exc:  # a bug: named here, since Ray's wrapper's first line only names the task
+        message = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]
+        return {**trial.to_dict(), "id": trial.id, "config": trial.config, "error": message}, None
 
 
 def run_trials(spec: SweepSpec, inputs: Inputs, out: Path, address: Optional[str] = None,

@@ -91,3 +91,24 @@ def test_aggregate_means_over_seeds_and_skips_failed_trials():
     assert point.seeds == 2 and point.accuracy == pytest.approx(0.95) and point.objective == 105.0
     assert point.accuracy_sd == pytest.approx(0.0707106781)
     assert list(itertools.chain(point.trials)) == ["c-seed0", "c-seed1"]
+
+
+def test_energy_objective_reads_the_proxy_total_from_a_report():
+    # a host export has no emulated energy: the proxy is an object of parts with a total
+    proxy = {"total": 9100.0, "compute": 1000.0, "weight_reads": 6000.0, "activation_traffic": 2100.0,
+             "layers": [], "float32_dense": {"total": 1.0e6}}
+    assert check_objective("energy", "host", "host").value({"energy_proxy_pj": proxy}) == pytest.approx(9100.0e-6)
+    assert check_objective("energy", "mcu", "stm32l4r5").value({"energy_uj": 2.5, "energy_proxy_pj": proxy}) == 2.5
+
+
+def test_a_trial_that_raises_unexpectedly_is_recorded_with_its_message(monkeypatch):
+    from hwprune.sweep import runner
+
+    def broken(spec, trial, inputs):
+        raise TypeError("float() argument must be a string or a real number, not 'dict'")
+
+    monkeypatch.setattr(runner, "run_trial", broken)
+    trial = _spec().trials()[0]
+    record, archive = runner._trial_task(_spec(), trial, None)
+    assert archive is None and record["id"] == trial.id
+    assert record["error"] == "TypeError: float() argument must be a string or a real number, not 'dict'"
