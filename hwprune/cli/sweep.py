@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
                    help="arrays x, y to measure accuracy on (default: a stratified 20 %% of --data held out)")
     p.add_argument("--target", default="stm32l4r5", help="chip to export for (hwprune targets); default stm32l4r5")
     p.add_argument("--sparsity", default="0.5,0.7,0.9,0.95", help="comma-separated, each in [0, 1)")
-    p.add_argument("--method", default="magnitude", help="comma-separated: magnitude, random, neurons, nm")
+    p.add_argument("--method", default="magnitude", help="comma-separated: magnitude, random, neurons (Linear rows), filters (Conv channels), nm (2:4)")
     p.add_argument("--schedule", default="oneshot", help="comma-separated: oneshot, gradual, iterative")
     p.add_argument("--bits", default="8", help="comma-separated weight widths, each 2 to 16")
     p.add_argument("--activation-bits", type=int, default=8, help="activation width, 2 to 16 (default 8)")
@@ -67,7 +67,8 @@ def run(args) -> int:
         activation_bits=args.activation_bits, epochs=args.epochs,
         name=stem if stem[0].isalpha() else f"m_{stem}",
     )
-    inputs = load_inputs(Path(args.model), Path(args.data), Path(args.test) if args.test else None)
+    inputs = load_inputs(Path(args.model), Path(args.data), Path(args.test) if args.test else None,
+                         methods=spec.methods)
     summary = sweep(spec, inputs, args.out, address=args.address, resume=args.resume, force=args.force,
                     workers=args.workers)
     if args.json:

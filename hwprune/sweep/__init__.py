@@ -26,9 +26,10 @@ def sha256_file(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0) -> Inputs:
+def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, methods: tuple = ()) -> Inputs:
     """The model file's bytes and the data; without ``test`` a stratified 20 % of ``data``
-    (fixed seed) is held out."""
+    (fixed seed) is held out. A structured method in ``methods`` that has no layer to
+    prune in the model is refused here, before any trial (it would prune nothing)."""
     from hwprune.data import load_npz
     from hwprune.frontends.torch import load_torch_model
     from hwprune.prune.train import as_tensors, check_fits
@@ -47,7 +48,18 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0) ->
 
         x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
     check_fits(module, *as_tensors(x_train, y_train))
+    _check_methods(module, methods, model)
     return Inputs(Path(model).read_bytes(), Path(model).suffix, x_train, y_train, x_test, y_test)
+
+
+def _check_methods(module, methods, model) -> None:
+    from hwprune.errors import OptionError
+    from hwprune.prune.criteria import compute_masks
+
+    for method in ("neurons", "filters"):
+        if method in methods and not compute_masks(module, 0.5, method=method, scope="layer"):
+            kind = "Linear layers before the output layer" if method == "neurons" else "Conv layers"
+            raise OptionError(f"--method {method} found no {kind} to prune in {model}")
 
 
 def sweep(spec: SweepSpec, inputs: Inputs, out, address: Optional[str] = None, resume: bool = False,

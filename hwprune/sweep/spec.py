@@ -16,7 +16,7 @@ from typing import Optional
 from hwprune.errors import OptionError
 
 SCHEDULES = ("oneshot", "gradual", "iterative")
-METHODS = ("magnitude", "random", "neurons", "nm")
+METHODS = ("magnitude", "random", "neurons", "filters", "nm")
 
 
 @dataclass(frozen=True)
