@@ -47,7 +47,13 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, me
         from sklearn.model_selection import train_test_split
 
         x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
-    check_fits(module, *as_tensors(x_train, y_train))
+    from hwprune.errors import DataError
+
+    for xs, ys, source in ((x_train, y_train, data), (x_test, y_test, test or data)):
+        try:  # test labels the model cannot output would only lower the accuracy, silently
+            check_fits(module, *as_tensors(xs, ys))
+        except DataError as exc:
+            raise DataError(f"{source}: {exc}") from None
     _check_methods(module, methods, model)
     return Inputs(Path(model).read_bytes(), Path(model).suffix, x_train, y_train, x_test, y_test)
 
