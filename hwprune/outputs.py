@@ -16,6 +16,14 @@ from typing import Iterator
 from hwprune.errors import OutputExistsError
 
 
+def _public(path: Path, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; the renamed output gets what any
+    file the user creates gets, ``mode`` minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
 def check_target(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists already; pass --force to replace it")
@@ -30,6 +38,7 @@ def output_dir(path, force: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _public(tmp, 0o777)
         if path.exists():
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -54,6 +63,8 @@ def output_file(path, force: bool = False) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        if tmp.exists():
+            _public(tmp, 0o666)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
