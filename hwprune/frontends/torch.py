@@ -291,6 +291,11 @@ def _channels_first_graph(name: str, layers: list[Layer], shape) -> Graph:
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2:
         raise ShapeError(f"a conv model takes (channels, length) or (channels, height, width) inputs; got {shape}")
+    first = next(layer for layer in layers if layer.kind in SPATIAL_KINDS)
+    two_d = first.kind.endswith("2d")
+    if len(shape) != (3 if two_d else 2):  # said here in the source's layout, not the IR's channels-last one
+        raise ShapeError(f"layer {first.name!r} ({first.kind}) takes (channels, {'height, width' if two_d else 'length'})"
+                         f" inputs as the source model does; got {shape} per example")
     graph = Graph(name, (*shape[1:], shape[0]), tuple(layers), input_layout="channels_first")
     layers = list(graph.layers)
     for index, layer in enumerate(graph.layers):
