@@ -28,10 +28,10 @@ def add_parser(sub) -> None:
     p.add_argument("--schedule", default="oneshot", choices=SCHEDULES,
                    help="oneshot (default), iterative (--rounds), gradual (polynomial decay), lottery")
     p.add_argument("--epochs", type=int, default=10,
-                   help="fine-tuning epochs (in total; per round for lottery); default 10")
-    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery (default 5)")
+                   help="fine-tuning epochs, >= 0 (>= 1 for gradual and lottery; in total, per round for lottery); default 10")
+    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery, >= 1 (default 5)")
     p.add_argument("--rewind-iteration", type=int, default=None,
-                   help="lottery: rewind survivors to their values after this many steps (default 0: init)")
+                   help="lottery: rewind survivors to their values after this many steps, >= 0 (default 0: init)")
     p.add_argument("--rewind", default=None, choices=("weights", "lr"),
                    help="lottery: after each pruning round, rewind the weights and the learning rate to "
                         "--rewind-iteration (weights, default: lottery tickets) or only the learning rate, "
@@ -40,14 +40,14 @@ def add_parser(sub) -> None:
                    help="learning rate over each training run: constant (default), step (/10 at 1/2 and 3/4), "
                         "cosine, onecycle (OneCycleLR's shape)")
     p.add_argument("--warmup-steps", type=int, default=0,
-                   help="ramp the learning rate up linearly over the first N steps of each run (default 0)")
+                   help="ramp the learning rate up linearly over the first N steps of each run, >= 0 (default 0)")
     p.add_argument("--min-density", type=float, default=0.0,
-                   help="keep at least this fraction of every layer's weights (against layer collapse)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+                   help="keep at least this fraction of every layer's weights, in [0, 1] (against layer collapse; default 0)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, > 0 (default 0.001)")
+    p.add_argument("--batch-size", type=int, default=64, help=">= 1 (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="any integer (default 0)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: small networks train fastest on one; raise it for large ones)")
+                   help="torch CPU threads, >= 1 (default 1: small networks train fastest on one; raise it for large ones)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     p.set_defaults(run=run)
@@ -81,8 +81,8 @@ def _prune(args, model, x, y):
     from hwprune.prune import algorithms
 
     common = dict(scope=args.scope, strip=True, criteria={"min_density": args.min_density}, lr=args.lr,
-                  batch_size=args.batch_size, seed=args.seed, progress=True, lr_schedule=args.lr_schedule,
-                  warmup=args.warmup_steps)
+                  batch_size=args.batch_size, seed=args.seed, progress=True, threads=args.threads,
+                  lr_schedule=args.lr_schedule, warmup=args.warmup_steps)
     rounds = 5 if args.rounds is None else args.rounds
     if args.schedule == "oneshot":
         return algorithms.oneshot(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)
