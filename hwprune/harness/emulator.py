@@ -46,6 +46,7 @@ class Emulation:
     instructions: np.ndarray  # (vectors, owners): owners = layers in order, then "other"
     cycles: np.ndarray  # same shape
     stack_bytes: int
+    hooked_instructions: Optional[np.ndarray] = None  # (vectors,) from UC_HOOK_CODE, when asked for
 
 
 def _owners(fw: Firmware, function_names: Sequence[Optional[str]]):
@@ -70,9 +71,12 @@ def _owner_of(ranges, address: int) -> Optional[int]:
 
 def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, output_size: int,
             function_names: Sequence[Optional[str]], table: CycleTable, count: bool = True,
-            progress: bool = False) -> Emulation:
-    """Run ``x`` (vectors, input size) through the firmware, one call per vector."""
-    from unicorn import Uc, UcError, UC_ARCH_ARM, UC_HOOK_BLOCK, UC_MODE_MCLASS, UC_MODE_THUMB
+            progress: bool = False, per_instruction: bool = False) -> Emulation:
+    """Run ``x`` (vectors, input size) through the firmware, one call per vector.
+
+    ``per_instruction`` also counts with unicorn's per-instruction hook (slow): a cross-check
+    of the block counts, equal wherever no IT-block condition fails (always on ARMv6-M)."""
+    from unicorn import Uc, UcError, UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB
     import unicorn.arm_const as arm
 
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
@@ -126,6 +130,14 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
 
     if count:
         uc.hook_add(UC_HOOK_BLOCK, on_block)
+    hooked = [0]
+
+    def on_instruction(_uc, _address, _size, _user):
+        hooked[0] += 1
+
+    if per_instruction:
+        uc.hook_add(UC_HOOK_CODE, on_instruction)
+    hooked_counts = np.zeros(x.shape[0], dtype=np.int64)
     vectors = x.shape[0]
     outputs = np.zeros((vectors, output_size), dtype=np.int64)
     instructions = np.zeros((vectors, owners), dtype=np.int64)
@@ -141,6 +153,7 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
             for i in range(owners):
                 instr_row[i] = cycle_row[i] = 0
             state.update(owner=owners - 1, prev_end=None, prev_owner=owners - 1)
+            hooked[0] = 0
             try:
                 uc.emu_start(entry | 1, sentinel, timeout=MAX_SECONDS_PER_VECTOR * 1_000_000)
             except UcError as exc:
@@ -157,6 +170,7 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
             raw = uc.mem_read(out_addr, output_size * out_dtype.itemsize)
             outputs[v] = np.frombuffer(bytes(raw), dtype=out_dtype)
             instructions[v] = instr_row
+            hooked_counts[v] = hooked[0]
             cycles[v] = cycle_row
             if fw.traced:
                 used = int(np.frombuffer(bytes(uc.mem_read(trace_used, 4)), "<i4")[0])
@@ -172,7 +186,8 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
     stack_bytes = int(fw.ram_end - stack_low - touched[0]) if touched.size else 0
     # The pattern is word-filled: a word written with 0xA5 bytes would hide; round up to words.
     stack_bytes = (stack_bytes + 3) // 4 * 4
-    return Emulation(outputs, tuple(traces), instructions, cycles, stack_bytes)
+    return Emulation(outputs, tuple(traces), instructions, cycles, stack_bytes,
+                     hooked_counts if per_instruction else None)
 
 
 def _progress(total: int, enabled: bool):
