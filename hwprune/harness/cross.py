@@ -194,35 +194,62 @@ def build_firmware(export_dir, core, traced: bool = False, opt: str = "-O2",
     """
     from hwprune.backends.c import C_SOURCES
 
+    export_dir = Path(export_dir)
+    mcu = templates_dir() / "mcu"
+    words = _trace_words(export_dir)
+    defines = (f"HWPRUNE_MCU_TRACE_WORDS={words}", *(("HWPRUNE_TRACE",) if traced else ()))
+    return link_firmware([export_dir / "model.c", mcu / "harness.c"], [export_dir], core, defines, opt, compiler,
+                         depends=[export_dir / n for n in C_SOURCES], traced=traced, trace_words=words)
+
+
+def link_firmware(sources, include_dirs, core, defines=(), opt: str = "-O2", compiler: Optional[CrossCompiler] = None,
+                  depends=(), traced: bool = False, trace_words: int = 0, fpu: bool = False,
+                  strict: bool = True) -> Firmware:
+    """C ``sources`` plus templates/mcu's start-up and linker script, linked for ``core``.
+
+    The sources must define what the emulator calls (``hwprune_mcu_infer``, the
+    ``hwprune_mcu_input``/``_output`` buffers in ``.hwprune_io``), as ``harness.c`` does.
+    ``fpu``: enable the single-precision FPU of an M4F/M7/M33 (float code such as a
+    baseline's); hwprune's own kernels are integer only. ``depends``: headers whose
+    changes must rebuild. ``strict=False`` lets warnings pass (third-party code); hwprune's
+    generated C must compile without any.
+    """
     core = get_core(core) if isinstance(core, str) else core
     if opt not in OPT_LEVELS:
         raise ToolchainError(f"optimization level {opt!r} is not one of {', '.join(OPT_LEVELS)}")
     compiler = compiler or find_cross_cc()
-    export_dir = Path(export_dir)
     mcu = templates_dir() / "mcu"
-    words = _trace_words(export_dir)
-    flags = ("-std=c99", "-Wall", "-Wextra", "-Werror", opt, "-g", "-ffunction-sections", "-fdata-sections",
-             "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", *compiler.core_flags(core))
-    defines = (f"-DHWPRUNE_MCU_TRACE_WORDS={words}", *(("-DHWPRUNE_TRACE",) if traced else ()))
+    core_flags = list(compiler.core_flags(core))
+    if fpu:
+        if not core.dsp:
+            raise ToolchainError(f"{core.name} has no FPU")
+        if compiler.kind == "clang":
+            core_flags[core_flags.index(f"-mcpu={core.zig_cpu}")] = f"-mcpu={core.zig_cpu}+vfp4d16sp"
+        else:
+            core_flags = [f for f in core_flags if not f.startswith("-mfloat-abi")] + ["-mfloat-abi=hard",
+                                                                                     "-mfpu=fpv4-sp-d16"]
+    flags = ("-std=c99", "-Wall", "-Wextra", *(("-Werror",) if strict else ("-w",)), opt, "-g", "-ffunction-sections", "-fdata-sections",
+             "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", *core_flags)
+    defines = tuple(f"-D{d}" for d in defines)
+    sources = [Path(s) for s in (*sources, mcu / "startup.c")]
     digest = hashlib.sha256()
-    for part in (*compiler.command, compiler.version, *flags, *defines):
+    for part in (*compiler.command, compiler.version, *flags, *defines, *map(str, include_dirs)):
         digest.update(part.encode() + b"\0")
-    for path in (*(export_dir / n for n in C_SOURCES), *(mcu / n for n in MCU_TEMPLATES)):
+    for path in (*sources, *map(Path, depends), mcu / "link.ld"):
         digest.update(path.read_bytes() + b"\0")
     elf = _cache_dir() / f"firmware-{digest.hexdigest()[:20]}.elf"
     if not elf.exists():
         tmp = elf.with_suffix(".tmp")
-        command = [*compiler.command, *flags, *defines, f"-I{export_dir}", str(export_dir / "model.c"),
-                   str(mcu / "harness.c"), str(mcu / "startup.c"), "-T", str(mcu / "link.ld"),
-                   "-Wl,--gc-sections", "-Wl,-e,Reset_Handler", "-o", str(tmp)]
+        command = [*compiler.command, *flags, *defines, *(f"-I{d}" for d in include_dirs), *map(str, sources),
+                   "-T", str(mcu / "link.ld"), "-Wl,--gc-sections", "-Wl,-e,Reset_Handler", "-o", str(tmp)]
         try:
             out = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise ToolchainError(f"cross-compiling {export_dir} took longer than {COMPILE_TIMEOUT_S} s") from None
+            raise ToolchainError(f"cross-compiling {sources[0]} took longer than {COMPILE_TIMEOUT_S} s") from None
         if out.returncode != 0:
-            raise ToolchainError(f"cross-compiling {export_dir} for {core.name} failed:\n{(out.stderr + out.stdout).strip()}")
+            raise ToolchainError(f"cross-compiling {sources[0]} for {core.name} failed:\n{(out.stderr + out.stdout).strip()}")
         tmp.replace(elf)
-    return _read_firmware(elf, core, str(compiler), (*flags, *defines), traced, words)
+    return _read_firmware(elf, core, str(compiler), (*flags, *defines), traced, trace_words)
 
 
 def _read_firmware(elf: Path, core: Core, compiler: str, flags: tuple, traced: bool, words: int) -> Firmware:

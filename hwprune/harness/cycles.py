@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 CLASSES = ("alu", "mul", "div", "load", "store", "load_multiple", "store_multiple", "branch", "call", "pop_pc",
-           "it", "other")
+           "it", "fmac", "fdiv", "other")
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,17 @@ class CycleTable:
     source: str
 
 
+# FPU (single precision, for float baselines): Cortex-M4 TRM 7.2.3 Table 7-1: VMLA/VMLS/
+# VFMA and their negations 3, VDIV/VSQRT 14, other data processing 1; VLDR 2, VSTR 2,
+# VLDM/VSTM/VPUSH/VPOP 1+N.
 _M4_LIKE = {"alu": 1, "mul": 1, "div": 7, "load": 2, "store": 1, "load_multiple": 1, "store_multiple": 1,
-            "branch": 1, "call": 1, "pop_pc": 1, "it": 1, "other": 1}
+            "branch": 1, "call": 1, "pop_pc": 1, "it": 1, "fmac": 3, "fdiv": 14, "other": 1}
 
 CYCLE_TABLES = {
     "cortex-m0plus": CycleTable(
         "cortex-m0plus",
         {"alu": 1, "mul": 1, "div": 1, "load": 2, "store": 2, "load_multiple": 1, "store_multiple": 1,
-         "branch": 1, "call": 2, "pop_pc": 2, "it": 1, "other": 1},
+         "branch": 1, "call": 2, "pop_pc": 2, "it": 1, "fmac": 1, "fdiv": 1, "other": 1},
         per_register=1, taken_branch=1, pipelined_load=2,
         source="Cortex-M0+ TRM (Arm DDI 0484C), 3.3 instruction summary"),
     "cortex-m4": CycleTable("cortex-m4", dict(_M4_LIKE), per_register=1, taken_branch=2, pipelined_load=1,
@@ -66,12 +69,13 @@ _CALLS = {"bl", "blx"}
 _DIVIDES = {"sdiv", "udiv"}
 _MULTIPLY_PREFIXES = ("mul", "mla", "mls", "smul", "umul", "smla", "umla", "smls", "smmul", "smmla", "smmls",
                       "smuad", "smusd", "smlad", "smlsd", "umaal", "smlal", "umlal")
-_LOAD_MULTIPLE = {"ldm", "ldmia", "ldmdb", "ldmfd", "pop"}
-_STORE_MULTIPLE = {"stm", "stmia", "stmdb", "stmea", "push"}
+_LOAD_MULTIPLE = {"ldm", "ldmia", "ldmdb", "ldmfd", "pop", "vldmia", "vldmdb", "vldm", "vpop"}
+_STORE_MULTIPLE = {"stm", "stmia", "stmdb", "stmea", "push", "vstmia", "vstmdb", "vstm", "vpush"}
+_FLOAT_MACS = ("vmla", "vmls", "vnmla", "vnmls", "vfma", "vfms", "vfnma", "vfnms")
 
 
 def _registers(op_str: str) -> tuple[int, bool]:
-    """How many registers a {list} names, and whether pc is one of them."""
+    """How many registers a {list} names, and whether pc is one of them (r4-r7, s16-s31 ranges too)."""
     start, end = op_str.find("{"), op_str.find("}")
     if start < 0 or end < 0:
         return 0, False
@@ -79,7 +83,7 @@ def _registers(op_str: str) -> tuple[int, bool]:
     names = [r.strip() for r in op_str[start + 1:end].split(",") if r.strip()]
     for name in names:
         if "-" in name:
-            lo, hi = (int(part.strip().lstrip("r")) for part in name.split("-"))
+            lo, hi = (int(part.strip().lstrip("rsd")) for part in name.split("-"))
             count += hi - lo + 1
         else:
             count += 1
@@ -103,6 +107,14 @@ def classify(name: str, op_str: str) -> tuple[str, int]:
         return "it", 0
     if name in _DIVIDES:
         return "div", 0
+    if name.startswith(_FLOAT_MACS):
+        return "fmac", 0
+    if name.startswith(("vdiv", "vsqrt")):
+        return "fdiv", 0
+    if name.startswith("vldr"):
+        return "load", 0
+    if name.startswith("vstr"):
+        return "store", 0
     if name.startswith(_MULTIPLY_PREFIXES):
         return "mul", 0
     if name.startswith("ldr") or name.startswith("ldrex"):

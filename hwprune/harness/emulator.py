@@ -33,9 +33,10 @@ from hwprune.harness.cycles import CycleTable, block_cycles, decode_block
 
 STACK_PATTERN = 0xA5
 PAGE = 0x1000
+SCS_PAGE = 0xE000E000
 RAM_SIZE = 4 << 20  # link.ld's RAM region
 MAX_SECONDS_PER_VECTOR = 120
-C_DTYPES = {"int8_t": "<i1", "uint8_t": "<u1", "int16_t": "<i2", "uint16_t": "<u2", "int32_t": "<i4",
+C_DTYPES = {"float": "<f4", "int8_t": "<i1", "uint8_t": "<u1", "int16_t": "<i2", "uint16_t": "<u2", "int32_t": "<i4",
             "uint32_t": "<u4", "int64_t": "<i8", "uint64_t": "<u8"}
 
 
@@ -128,6 +129,14 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
         state["prev_end"] = address + size
         state["prev_owner"] = owner
 
+    init = fw.symbols.get("hwprune_mcu_init")
+    if init is not None:
+        # unicorn does not model the System Control Space; a page of plain memory lets the
+        # start-up's register writes (e.g. CPACR) land. Its FPU is usable without them.
+        uc.mem_map(SCS_PAGE, PAGE)  # once, before counting starts (e.g. a float baseline enables its FPU)
+        uc.reg_write(arm.UC_ARM_REG_SP, fw.ram_end)
+        uc.reg_write(arm.UC_ARM_REG_LR, sentinel | 1)
+        uc.emu_start(init | 1, sentinel, timeout=MAX_SECONDS_PER_VECTOR * 1_000_000)
     if count:
         uc.hook_add(UC_HOOK_BLOCK, on_block)
     hooked = [0]
@@ -139,7 +148,7 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
         uc.hook_add(UC_HOOK_CODE, on_instruction)
     hooked_counts = np.zeros(x.shape[0], dtype=np.int64)
     vectors = x.shape[0]
-    outputs = np.zeros((vectors, output_size), dtype=np.int64)
+    outputs = np.zeros((vectors, output_size), dtype=np.float64 if out_dtype.kind == "f" else np.int64)
     instructions = np.zeros((vectors, owners), dtype=np.int64)
     cycles = np.zeros((vectors, owners), dtype=np.int64)
     traces = []
