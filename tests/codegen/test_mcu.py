@@ -22,6 +22,8 @@ from hwprune.harness.mcu import McuEngine, measure_mcu
 from hwprune.targets import MCU_CORES, get_target
 
 from codegen_graphs import calibrated_mlp, quantized_inputs, random_inputs, random_typed_graph, wide_graph
+from hwprune.ir import AvgPool2D, Conv2D, Dense, Flatten, Graph, MaxPool2D, ReLU
+from hwprune.quant.calibrate import QuantConfig, calibrate
 
 try:
     find_cross_cc()
@@ -33,6 +35,21 @@ except (ToolchainError, ImportError) as exc:  # pragma: no cover - the default i
 # One target per core the issue names.
 TARGET_OF_CORE = {"cortex-m0plus": "mspm0g3507", "cortex-m4": "stm32l4r5", "cortex-m7": "pic32czca90",
                   "cortex-m33": "nrf54l15"}
+
+
+def small_cnn(rng) -> tuple[Graph, np.ndarray]:
+    """Conv (padded), ReLU, max pooling, depthwise conv (strided), average pooling, Dense."""
+    layers = (
+        Conv2D("c0", rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4), stride=(1, 1), padding=((1, 1), (1, 1))),
+        ReLU("r0"),
+        MaxPool2D("p0", pool_size=(2, 2)),
+        Conv2D("dw", rng.normal(size=(8, 3, 3, 1)), None, stride=(2, 1), padding=((0, 1), (2, 0)), depthwise=True),
+        AvgPool2D("a0", pool_size=(2, 2), stride=(1, 1), padding=((1, 0), (0, 1)), count_pad=True),
+        Flatten("f"),
+        Dense("fc", rng.normal(size=(3, 48)), rng.normal(size=3)),
+    )
+    x = rng.normal(size=(20, 8, 6, 2))
+    return calibrate(Graph("cnn", (8, 6, 2), layers), x, QuantConfig(8, 8)), x
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +65,10 @@ def exports(tmp_path_factory):
     wide = wide_graph()
     export_c(wide, root / "wide", "auto")
     out["wide"] = (root / "wide", wide, random_inputs(wide, np.random.default_rng(2), 6))
+    cnn, x = small_cnn(np.random.default_rng(3))
+    for fmt in ("dense", "csr"):
+        export_c(cnn, root / f"cnn_{fmt}", fmt)
+        out[f"cnn_{fmt}"] = (root / f"cnn_{fmt}", cnn, reference.quantize_input(cnn, x[:3]))
     return out
 
 
@@ -57,8 +78,11 @@ def test_cores_match_the_target_schema():
         assert get_target(name).cpu == core
 
 
-@pytest.mark.parametrize("core", sorted(TARGET_OF_CORE))
-@pytest.mark.parametrize("case", ["dense", "csr", "wide"])
+CASES = [(case, core) for case in ("dense", "csr", "wide") for core in sorted(TARGET_OF_CORE)]
+CASES += [(case, core) for case in ("cnn_dense", "cnn_csr") for core in ("cortex-m0plus", "cortex-m4", "cortex-m7")]
+
+
+@pytest.mark.parametrize("case, core", CASES)
 def test_every_core_is_bit_exact_layer_by_layer(exports, core, case):
     path, graph, x = exports[case]
     engine = McuEngine(target=TARGET_OF_CORE[core])
@@ -71,8 +95,8 @@ def test_every_core_is_bit_exact_layer_by_layer(exports, core, case):
     # The per-layer figures and the glue add up to the total.
     assert m.instructions == pytest.approx(sum(layer.instructions for layer in m.layers) + m.other_instructions)
     assert m.cycles == pytest.approx(sum(layer.cycles for layer in m.layers) + m.other_cycles)
-    dense_layers = [layer for layer, g in zip(m.layers, graph.layers) if g.kind == "dense"]
-    assert all(layer.instructions > 0 for layer in dense_layers)
+    computing = [layer for layer, g in zip(m.layers, graph.layers) if g.kind not in ("flatten", "softmax")]
+    assert all(layer.instructions > 0 for layer in computing)
     assert m.cycles >= m.instructions  # every class costs at least one cycle
 
 
