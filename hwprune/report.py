@@ -142,7 +142,8 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     }
     report["energy_proxy_pj"] = _energy(graph, meta.get("formats", {}))
     if mcu is not None and mcu.last_measurement is not None:
-        report_mcu.apply_measurement(report, mcu.last_measurement)
+        report_mcu.apply_measurement(report, mcu.last_measurement,
+                                     report_mcu.dense_baseline(graph, mcu, x_int, meta.get("formats", {})))
         flash, ram = report["flash_bytes"], report["ram_bytes"]
     if target_spec:
         t = target_spec
