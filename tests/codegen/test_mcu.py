@@ -188,3 +188,31 @@ def test_cycle_tables_follow_the_manuals():
     assert block_cycles(pop, m4) + m4.taken_branch == 1 + 4 + 2  # 1 + N + P with P = 2 on the M4
     with pytest.raises(TargetError):
         get_cycle_table("cortex-m85")
+
+
+def test_the_jet_tagger_at_95_percent_exports_for_the_m4(tmp_path):
+    """hls4ml's three_layer_model.pt (tests/data, a trusted legacy pickle) pruned to 95 %:
+    the report carries the firmware's flash, RAM, stack, cycles, latency and energy."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    import torch
+
+    from hwprune.frontends.torch import from_torch
+    from hwprune.pipeline import ExportOptions, export_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.load(Path(__file__).parents[1] / "data" / "three_layer_model.pt", map_location="cpu",
+                            weights_only=False)
+    graph = from_torch(module.eval(), name="jet")
+    x = np.random.default_rng(0).normal(size=(8, 16))
+    out = export_model(graph, tmp_path / "jet", x, ExportOptions(sparsity=0.95, target="stm32l4r5"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["bit_exact"] and report["engines"]["mcu"]["bit_exact"]
+    assert report["mcu"]["core"] == "cortex-m4"
+    for key in ("flash_bytes", "ram_bytes", "stack_bytes", "cycles", "latency_us", "energy_uj", "arena_bytes"):
+        assert report[key] > 0, key
+    assert report["latency_us"] == pytest.approx(report["cycles"] / 120)
+    assert report["flash_bytes"] < 8 * 1024  # 95 % pruned: a few hundred weights
