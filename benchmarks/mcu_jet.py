@@ -74,6 +74,11 @@ def main(argv=None) -> int:
         print(f"  {name:<26} {value:>12}")
     for layer in m["layers"]:
         print(f"  layer {layer['name']:<19} {layer['instructions']:>8.0f} instructions {layer['cycles']:>8.0f} cycles")
+    base = m.get("dense_baseline")
+    if base:
+        print(f"  every layer stored dense instead: {base['cycles']:.0f} cycles, {base['flash_bytes']} B flash; the "
+              f"exported formats take {m['cycles'] / base['cycles']:.2f}x the cycles, "
+              f"{m['flash_bytes'] / base['flash_bytes']:.2f}x the flash")
     return 0 if report["bit_exact"] else 1
 
 
