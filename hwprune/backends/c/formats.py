@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, Union
+from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -26,7 +26,9 @@ from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense
 from hwprune.reference import dense_integers
 
-ROLES = ("value", "index", "pointer", "bias")
+# "code": data the kernel carries in its instructions (not written to model_weights.h);
+# its flash is ``LayerStorage.code_bytes``, an estimate until the firmware is built.
+ROLES = ("value", "index", "pointer", "bias", "code")
 C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
             "int64_t": 8, "uint64_t": 8}
 
@@ -65,6 +67,8 @@ class LayerStorage:
     in_features: int
     nonzero_weights: int
     arrays: tuple[EncodedArray, ...]
+    params: tuple[tuple[str, int], ...] = ()  # what the kernel needs besides arrays (e.g. a bit width)
+    code_bytes: int = 0  # flash of weights held as instructions (the unrolled format)
 
     @property
     def total_weights(self) -> int:
@@ -91,8 +95,12 @@ class LayerStorage:
 
     @property
     def weight_bytes(self) -> int:
-        """Values + indices + pointers: everything that stores the weight matrix."""
-        return self.value_bytes + self.index_bytes + self.pointer_bytes
+        """Values + indices + pointers (+ weights held as code): everything that stores the weight matrix."""
+        return self.value_bytes + self.index_bytes + self.pointer_bytes + self.code_bytes
+
+    @property
+    def param(self) -> dict[str, int]:
+        return dict(self.params)
 
     @property
     def bits_per_nonzero(self) -> float:
@@ -118,6 +126,7 @@ class LayerStorage:
             "layer": self.name, "format": self.format, "total_weights": self.total_weights,
             "nonzero_weights": self.nonzero_weights, "value_bytes": self.value_bytes,
             "index_bytes": self.index_bytes, "pointer_bytes": self.pointer_bytes, "bias_bytes": self.bias_bytes,
+            **({"code_bytes": self.code_bytes} if self.code_bytes else {}), **dict(self.params),
             "weight_bytes": self.weight_bytes, "bits_per_nonzero": round(self.bits_per_nonzero, 3),
             "entropy_bits": round(self.entropy_bits, 3),
         }
@@ -158,14 +167,27 @@ def narrowest_holding(values: np.ndarray) -> str:
 # -- formats ---------------------------------------------------------------------------------
 
 
+class FormatNotApplicable(OptionError):
+    """The weights lack the structure a format needs (e.g. N:M groups); ``auto`` skips it."""
+
+
 @dataclass(frozen=True)
 class StorageFormat:
-    """``encode(weights, value_c_type)`` -> arrays; ``decode(arrays, shape)`` -> weights."""
+    """``encode(weights, value_c_type, **params)`` -> arrays; ``decode(arrays, shape, **params)`` -> weights.
+
+    ``choose_params(weights, value_c_type)`` picks per layer what the encoding is parametrised by (a gap
+    width, a Rice parameter, the N:M pattern) or raises ``FormatNotApplicable``;
+    ``code_bytes(weights)`` estimates flash the kernel spends holding weights as code.
+    ``auto`` policies consider a format only when ``in_auto``.
+    """
 
     name: str
-    encode: Callable[[np.ndarray, str], tuple[EncodedArray, ...]]
-    decode: Callable[[Mapping[str, np.ndarray], tuple[int, int]], np.ndarray]
+    encode: Callable[..., tuple[EncodedArray, ...]]
+    decode: Callable[..., np.ndarray]
     description: str
+    choose_params: Optional[Callable[[np.ndarray, str], dict[str, int]]] = None
+    code_bytes: Optional[Callable[[np.ndarray], int]] = None
+    in_auto: bool = True
 
 
 def _encode_dense(w: np.ndarray, value_c_type: str) -> tuple[EncodedArray, ...]:
@@ -226,24 +248,52 @@ def encode(layer: Dense, format: str) -> LayerStorage:
     if not layer.is_quantized():
         raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
     w, acc0 = dense_integers(layer)
-    arrays = FORMATS[format].encode(w, layer.weight_t.c_type)
+    return encode_matrix(layer.name, w, acc0, layer.weight_t.c_type, format)
+
+
+def encode_matrix(name: str, w: np.ndarray, acc0: np.ndarray, value_c_type: str, format: str) -> LayerStorage:
+    """Any 2-D integer matrix ``(out, in)`` (a Dense weight, a conv filter bank reshaped to
+    ``(out, -1)``) and its accumulator-typed bias, stored in ``format``."""
+    fmt = FORMATS[format]
+    w = np.asarray(w, dtype=np.int64)
+    if w.ndim != 2:
+        raise ModelError(f"layer {name!r}: storage formats take a 2-D weight matrix, got shape {w.shape}")
+    try:
+        params = fmt.choose_params(w, value_c_type) if fmt.choose_params else {}
+    except FormatNotApplicable as exc:
+        raise FormatNotApplicable(f"layer {name!r}: {exc}") from None
+    arrays = fmt.encode(w, value_c_type, **params)
     if np.any(acc0 != 0):
         arrays = (*arrays, EncodedArray("bias", "bias", narrowest_holding(acc0), acc0))
-    return LayerStorage(layer.name, format, layer.out_features, layer.in_features, int(np.count_nonzero(w)), arrays)
+    code = fmt.code_bytes(w) if fmt.code_bytes else 0
+    return LayerStorage(name, format, w.shape[0], w.shape[1], int(np.count_nonzero(w)), tuple(arrays),
+                        tuple(sorted(params.items())), code)
 
 
 def decode_weights(storage: LayerStorage) -> np.ndarray:
     """The integer weight matrix back from its arrays (a check of the encoder)."""
     arrays = {a.name: a.data for a in storage.arrays}
-    return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features))
+    return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features), **storage.param)
+
+
+def candidates(layer: Dense) -> list[LayerStorage]:
+    """The layer in every format ``auto`` considers and whose structure it has."""
+    out = []
+    for name, fmt in FORMATS.items():
+        if not fmt.in_auto:
+            continue
+        try:
+            out.append(encode(layer, name))
+        except FormatNotApplicable:
+            continue
+    return out
 
 
 def choose_format(layer: Dense, policy: str = "auto") -> LayerStorage:
     """The layer encoded by ``policy``: a format name, or ``auto`` for the fewest weight
     bytes (the earliest registered format, dense first, on a tie)."""
     if policy == "auto":
-        candidates = [encode(layer, name) for name in FORMATS]
-        return min(candidates, key=lambda s: s.weight_bytes)  # min keeps the first of equals
+        return min(candidates(layer), key=lambda s: s.weight_bytes)  # min keeps the first of equals
     if policy not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown format policy {policy!r}; choose one of {list(policies())}")
     return encode(layer, policy)
@@ -269,3 +319,7 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStor
                 f"of model {graph.name!r}; its Dense layers are {[l.name for l in dense]}"
             )
     return [choose_format(layer, per_layer.get(layer.name, default)) for layer in dense]
+
+
+# Formats defined in their own modules register themselves on import.
+from hwprune.backends.c import formats_mask, formats_nm  # noqa: E402,F401
