@@ -3,7 +3,7 @@
 ``export_c(graph, out_dir, formats)`` writes::
 
     model.h            <name>_predict(), sizes, input/output typedefs
-    model.c            one static kernel per layer, static ping-pong activation buffers
+    model.c            one static kernel per layer, one static activation arena
     model_weights.h    const weight, index, pointer and bias arrays
     hwprune_fixed.h    the fixed-point casts (copied verbatim)
     export.json        what was exported: layers, value types, storage figures
@@ -81,7 +81,7 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage]) -> dict:
         "output_t": str(g.output_t),
         "input_c_type": plan.input.c_type,
         "output_c_type": plan.output.c_type,
-        "activation_bytes": sum(plan.buffer_bytes),
+        "activation_bytes": plan.arena_bytes,
         "layers": [
             {"index": s.index, "name": s.layer.name, "kind": s.layer.kind, "size": s.dest.size,
              "type": str(s.dest.t), "c_type": s.dest.c_type}
