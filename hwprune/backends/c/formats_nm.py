@@ -3,8 +3,8 @@
 - ``nm``: every row is cut into groups of ``m`` inputs holding at most ``n`` nonzeros
   (2:4, 1:4 or 1:8, the sparsest pattern the mask satisfies, else the format does not
   apply). Each group stores exactly ``n`` values (0 where it has fewer nonzeros) and
-  their position in the group in log2(m) bits: the kernel's loops have constant trip
-  counts and no pointers. The pattern comes from N:M structured pruning (Mishra et al.,
+  their position in the group in log2(m) bits, each row's slots starting on a byte: the
+  kernel's loops have constant trip counts and no pointers. The pattern comes from N:M structured pruning (Mishra et al.,
   "Accelerating Sparse Deep Neural Networks", 2021).
 - ``unrolled``: every nonzero becomes one multiply-accumulate with a constant weight and a
   constant input offset; no loop, no index load. Flash is instructions, estimated here
@@ -43,9 +43,14 @@ def nm_fits(w: np.ndarray, n: int, m: int) -> bool:
     return bool(np.all(np.count_nonzero(_groups(w, m), axis=2) <= n))
 
 
+def _row_slot_bytes(inputs: int, n: int, m: int) -> int:
+    """Each row's slots start on a byte: the kernel reads whole bytes of slots."""
+    return -(-(-(-inputs // m) * n * NM_INDEX_BITS[m]) // 8)
+
+
 def _nm_bytes(w: np.ndarray, n: int, m: int, value_c_type: str) -> int:
     entries = w.shape[0] * -(-w.shape[1] // m) * n
-    return entries * C_BYTES[value_c_type] + -(-entries * NM_INDEX_BITS[m] // 8) + 1
+    return entries * C_BYTES[value_c_type] + w.shape[0] * _row_slot_bytes(w.shape[1], n, m) + 1
 
 
 def _choose_nm(w: np.ndarray, value_c_type: str) -> dict[str, int]:
@@ -65,9 +70,15 @@ def _encode_nm(w: np.ndarray, value_c_type: str, n: int, m: int) -> tuple[Encode
         where = np.flatnonzero(group)  # ascending: input order within the row
         values[g, : where.size] = group[where]
         slots[g, : where.size] = where
+    out = w.shape[0]
+    rows = slots.reshape(out, -1)
+    per_row = _row_slot_bytes(w.shape[1], n, m)
+    stream = np.zeros(out * per_row + 1, dtype=np.int64)  # + the padding byte
+    for j in range(out):
+        stream[j * per_row : (j + 1) * per_row] = bitstream.pack_fields(rows[j], NM_INDEX_BITS[m])[:per_row]
     return (
         EncodedArray("values", "value", value_c_type, values.reshape(-1)),
-        EncodedArray("slots", "index", "uint8_t", bitstream.pack_fields(slots.reshape(-1), NM_INDEX_BITS[m])),
+        EncodedArray("slots", "index", "uint8_t", stream),
     )
 
 
@@ -75,7 +86,12 @@ def _decode_nm(arrays: Mapping[str, np.ndarray], shape, n: int, m: int) -> np.nd
     out, inputs = shape
     groups = -(-inputs // m)
     values = np.asarray(arrays["values"]).reshape(out * groups, n)
-    slots = bitstream.unpack_fields(arrays["slots"], NM_INDEX_BITS[m], values.size).reshape(out * groups, n)
+    per_row = _row_slot_bytes(inputs, n, m)
+    stream = np.asarray(arrays["slots"])
+    slots = np.concatenate([
+        bitstream.unpack_fields(stream[j * per_row : (j + 1) * per_row], NM_INDEX_BITS[m], groups * n)
+        for j in range(out)
+    ]).reshape(out * groups, n)
     w = np.zeros((out * groups, m), dtype=np.int64)
     for g in range(out * groups):
         for value, slot in zip(values[g], slots[g]):

@@ -1,0 +1,135 @@
+"""Instructions per inference of every storage format against dense, on Cortex-M cores.
+
+    python benchmarks/kernels.py [--cores m0plus,m4,m7] [--size 256] [--opt O2]
+                                 [--sparsities 0.5,0.9,0.95] [--fit]
+
+One Dense layer (size x size, int8 weights and activations, ReLU fused) per sparsity,
+pruned by magnitude; each format exported, cross-built with ziglang's clang, run in the
+unicorn emulator (benchmarks/mcu_count.py) and checked bit-exact against the integer
+reference; instructions counted per inference. Besides the counts, the table gives
+instructions per nonzero (per MAC for dense) and the ratio to CMSIS-NN's
+``arm_fully_connected_s8`` on the same layer shape (158,808 instructions for 256x256 on
+the M4, measured in the same emulator with clang -O2; see docs/kernels.md).
+
+``--fit`` prints the least-squares coefficients of the cost model in
+``hwprune/backends/c/cost.py`` (instructions = per_entry * stored entries + per_row *
+rows + per_weight * rows * columns) for each core and format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import mcu_count  # noqa: E402
+
+from hwprune.backends.c import export_c  # noqa: E402
+from hwprune.backends.c.cost import stored_entries  # noqa: E402
+from hwprune.backends.c.formats import FORMATS, FormatNotApplicable  # noqa: E402
+from hwprune.ir import Dense, Graph, ReLU  # noqa: E402
+from hwprune.quant.calibrate import QuantConfig, calibrate  # noqa: E402
+
+CMSIS_NN_256 = 158_808  # arm_fully_connected_s8, 256x256, Cortex-M4, clang -O2 (DESIGN.md)
+
+
+def layer_graph(size: int, sparsity: float, seed: int = 0, nm: bool = False) -> Graph:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.1, (size, size))
+    if nm:  # 2:4 in every group of four inputs, then magnitude pruning to the sparsity
+        groups = np.abs(w).reshape(size, -1, 4)
+        w.reshape(size, -1, 4)[np.argsort(np.argsort(groups, axis=2), axis=2) < 2] = 0.0
+    k = int(round(sparsity * w.size)) - int(np.sum(w == 0))
+    if k > 0:
+        live = np.flatnonzero(w)
+        w.flat[live[np.argsort(np.abs(w.flat[live]), kind="stable")[:k]]] = 0.0
+    x = rng.uniform(-1, 1, (64, size))
+    return calibrate(Graph("bench", (size,), (Dense("fc", w, rng.normal(0, 0.1, size)), ReLU("relu"))),
+                     x, QuantConfig(8, 8))
+
+
+def measure_all(size, sparsities, cores, opt, formats, progress=True):
+    rows = []
+    rng = np.random.default_rng(1)
+    for sparsity in sparsities:
+        for nm in (False, True):
+            graph = layer_graph(size, sparsity, nm=nm)
+            x = rng.integers(graph.input_t.min_int, graph.input_t.max_int + 1, size=(2, size))
+            for fmt in formats:
+                if (fmt == "nm") != nm:
+                    continue
+                with tempfile.TemporaryDirectory() as tmp:
+                    try:
+                        exported = export_c(graph, Path(tmp), fmt)
+                    except FormatNotApplicable:
+                        continue
+                    storage = exported.layers[0]
+                    for core in cores:
+                        run, fw = mcu_count.measure_checked(Path(tmp), core, opt, graph, x)
+                        rows.append({"sparsity": sparsity, "format": fmt, "core": core, "storage": storage,
+                                     "instructions": run.instructions, "text": fw.text_bytes})
+                        if progress:
+                            print(f"  {sparsity:.2f} {fmt:9} {core:7} {run.instructions:>9}", file=sys.stderr)
+    return rows
+
+
+def fit(rows):
+    """Per core and format: least-squares (per_entry, per_row, per_weight)."""
+    out = {}
+    for core in sorted({r["core"] for r in rows}):
+        for fmt in FORMATS:
+            sel = [r for r in rows if r["core"] == core and r["format"] == fmt]
+            if not sel:
+                continue
+            a = np.array([[stored_entries(r["storage"]), r["storage"].out_features,
+                           r["storage"].total_weights] for r in sel], dtype=float)
+            b = np.array([r["instructions"] for r in sel], dtype=float)
+            cols = [0, 1] if fmt != "dense" else [2, 1]
+            coef, *_ = np.linalg.lstsq(a[:, cols], b, rcond=None)
+            full = [0.0, 0.0, 0.0]
+            for c, v in zip(cols, coef):
+                full[c] = round(float(v), 2)
+            out[(core, fmt)] = tuple(full)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", default="m0plus,m4,m7")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--opt", default="O2")
+    parser.add_argument("--sparsities", default="0.5,0.9,0.95")
+    parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--fit", action="store_true")
+    args = parser.parse_args(argv)
+    cores = args.cores.split(",")
+    sparsities = [float(s) for s in args.sparsities.split(",")]
+    rows = measure_all(args.size, sparsities, cores, args.opt, args.formats.split(","))
+    print(f"{args.size}x{args.size} int8 Dense + ReLU, clang -{args.opt}, instructions per inference "
+          f"(bit-exact in the emulator)\n")
+    print("| sparsity | format | core | instructions | per nonzero | vs dense | vs CMSIS-NN dense (M4) | .text B |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    dense = {(r["sparsity"], r["core"]): r["instructions"] for r in rows if r["format"] == "dense"}
+    for r in rows:
+        s = r["storage"]
+        per = r["instructions"] / max(s.nonzero_weights if r["format"] != "dense" else s.total_weights, 1)
+        ref = dense.get((r["sparsity"], r["core"]))
+        cmsis = f"{r['instructions'] / CMSIS_NN_256:.3f}" if args.size == 256 and r["core"] == "m4" else ""
+        print(f"| {r['sparsity']:.2f} | {r['format']}{' ' + str(s.param) if s.params else ''} | {r['core']} | "
+              f"{r['instructions']:,} | {per:.2f} | {r['instructions'] / ref:.3f} | {cmsis} | {r['text']:,} |"
+              if ref else f"| {r['sparsity']:.2f} | {r['format']} | {r['core']} | {r['instructions']:,} | {per:.2f} | | "
+              f"{cmsis} | {r['text']:,} |")
+    if args.fit:
+        print("\ncost model fit: (per_entry, per_row, per_weight)")
+        for (core, fmt), coef in fit(rows).items():
+            print(f"    ({core!r}, {fmt!r}): {coef},")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
