@@ -38,6 +38,7 @@ class ExportOptions:
     activation_bits: int = 8
     sparsity: Optional[float] = None
     format: str = "auto"
+    optimize: str = "size"
     target: str = "stm32l4r5"
     remove_dead_neurons: bool = True
     seed: int = 0
@@ -45,8 +46,12 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
             raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
-        if self.format not in ("auto", "dense", "csr"):
-            raise OptionError(f"--format must be auto, dense or csr, got {self.format!r}")
+        from hwprune.backends.c.formats import OPTIMIZE, policies
+
+        if self.format not in policies():
+            raise OptionError(f"--format must be one of {', '.join(policies())}, got {self.format!r}")
+        if self.optimize not in OPTIMIZE:
+            raise OptionError(f"--optimize must be size or speed, got {self.optimize!r}")
         QuantConfig(self.weight_bits, self.activation_bits)  # checks the bit widths
 
 
@@ -158,7 +163,9 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     with output_dir(out, force) as tmp:
         save_graph(graph, tmp)
         np.savez(tmp / VECTORS_FILE, x=vectors, x_int=x_int, y_int=y_int)
-        c_export = export_c(graph, tmp / C_DIR, options.format)
+        from hwprune.targets import get_target
+
+        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, get_target(options.target))
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -167,6 +174,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "activation_bits": options.activation_bits,
             "sparsity_requested": options.sparsity,
             "format_policy": options.format,
+            "optimize": options.optimize,
             "removed_neurons": removed_neurons or {},
             "target": options.target,
             "formats": {s.name: s.format for s in c_export.layers},

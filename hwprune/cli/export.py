@@ -21,8 +21,14 @@ def add_parser(sub) -> None:
     p.add_argument("--sparsity", type=float, help="one-shot layer-wise magnitude pruning to this fraction first")
     p.add_argument("--weight-bits", type=int, help="fixed-point width of weights (default 8)")
     p.add_argument("--activation-bits", type=int, help="fixed-point width of activations (default 8)")
-    p.add_argument("--format", default="auto", choices=["auto", "dense", "csr"],
-                   help="weight storage of every Dense layer (auto: the smallest per layer)")
+    from hwprune.backends.c.formats import policies
+
+    p.add_argument("--format", default="auto", choices=list(policies()),
+                   help="weight storage of every Dense layer (auto: chosen per layer by --optimize)")
+    p.add_argument("--optimize", default="size", choices=["size", "speed"],
+                   help="what auto chooses per layer: the fewest weight bytes (size), or the fewest instructions "
+                        "on the target's core among formats whose weights fit its flash (speed; estimated by a "
+                        "per-format cost model)")
     p.add_argument("--keep-dead-neurons", action="store_true",
                    help="keep units whose weights are all zero (default: remove them, folding their constant "
                         "output into the next layer's bias)")
@@ -39,7 +45,8 @@ def run(args) -> int:
     get_target(args.target)  # an unknown target fails before any work
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
-                            format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons)
+                            format=args.format, optimize=args.optimize, target=args.target,
+                            remove_dead_neurons=not args.keep_dead_neurons)
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None)
     if model.is_quantized and any(v is not None for v in bits.values()):

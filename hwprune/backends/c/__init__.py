@@ -93,11 +93,17 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage]) -> dict:
     }
 
 
-def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto") -> CExport:
+# Flash kept free for code other than weights (kernels, start-up, the user's firmware)
+# when ``--optimize speed`` fits weights into a target's flash.
+CODE_ALLOWANCE_BYTES = 32 * 1024
+
+
+def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str = "size", target=None) -> CExport:
     """Write the C sources of a quantized ``graph`` into ``out_dir`` (created if needed).
 
-    ``formats``: ``"auto"`` (fewest weight bytes per layer), a format name for every
-    Dense layer (``"dense"``, ``"csr"``), or ``{layer name: policy}`` (``"*"``: default).
+    ``formats``: ``"auto"`` (per layer the fewest weight bytes, or with ``optimize="speed"``
+    the fewest instructions on ``target``'s core among formats that fit its flash), a
+    format name for every Dense layer, or ``{layer name: policy}`` (``"*"``: default).
     Files are written in place; wrap the call in ``hwprune.outputs.output_dir`` for an
     all-or-nothing export.
     """
@@ -105,7 +111,11 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto") -> CExport:
         raise ModelError(
             f"model {graph.name!r} is not quantized; the C backend needs a fixed-point graph (run quant.calibrate first)"
         )
-    storages = choose_formats(graph, formats)
+    core = (target.cpu if target is not None and target.cpu else "cortex-m4")
+    budget = None
+    if target is not None and target.flash_bytes is not None:
+        budget = target.flash_bytes - CODE_ALLOWANCE_BYTES
+    storages = choose_formats(graph, formats, optimize, core, budget)
     plan = plan_model(graph, storages)
     texts = render(plan)
 
@@ -117,7 +127,13 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto") -> CExport:
         written.append(out_dir / name)
     shutil.copyfile(templates_dir() / "c" / "hwprune_fixed.h", out_dir / "hwprune_fixed.h")
     written.append(out_dir / "hwprune_fixed.h")
-    (out_dir / MANIFEST).write_text(json.dumps(_manifest(plan, storages), indent=1) + "\n")
+    manifest = _manifest(plan, storages)
+    if optimize == "speed":
+        from hwprune.backends.c import cost
+
+        manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget, "instructions": cost.ESTIMATED,
+                                "estimated_instructions": {s.name: round(cost.instructions(s, core)) for s in storages}}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     written.append(out_dir / MANIFEST)
     if (out_dir / GRAPH_DIR).exists():
         shutil.rmtree(out_dir / GRAPH_DIR)

@@ -302,9 +302,19 @@ def choose_format(layer: Dense, policy: str = "auto") -> LayerStorage:
 FormatSpec = Union[str, Mapping[str, str]]
 
 
-def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStorage]:
+OPTIMIZE = ("size", "speed")
+
+
+def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "size", core: str = "cortex-m4",
+                   flash_budget: Optional[int] = None) -> list[LayerStorage]:
     """Every Dense layer encoded: one policy for all, or ``{layer name: policy}`` with
-    ``auto`` for the layers not named (an ``"*"`` key sets that default)."""
+    ``auto`` for the layers not named (an ``"*"`` key sets that default).
+
+    ``auto`` picks per layer the fewest weight bytes (``optimize="size"``), or with
+    ``"speed"`` the fewest instructions on ``core`` among the formats whose weights, all
+    layers together, fit ``flash_budget`` bytes (see ``cost``)."""
+    if optimize not in OPTIMIZE:
+        raise OptionError(f"--optimize must be one of {list(OPTIMIZE)}, got {optimize!r}")
     dense = graph.dense_layers()
     if isinstance(formats, str):
         per_layer, default = {}, formats
@@ -318,7 +328,16 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStor
                 f"format given for {unknown}, which {'is not a Dense layer' if len(unknown) == 1 else 'are not Dense layers'} "
                 f"of model {graph.name!r}; its Dense layers are {[l.name for l in dense]}"
             )
-    return [choose_format(layer, per_layer.get(layer.name, default)) for layer in dense]
+    policy = {l.name: per_layer.get(l.name, default) for l in dense}
+    if optimize == "size":
+        return [choose_format(layer, policy[layer.name]) for layer in dense]
+    from hwprune.backends.c import cost
+
+    fixed = {l.name: choose_format(l, policy[l.name]) for l in dense if policy[l.name] != "auto"}
+    free = [l for l in dense if policy[l.name] == "auto"]
+    budget = None if flash_budget is None else flash_budget - sum(s.weight_bytes for s in fixed.values())
+    fast = dict(zip((l.name for l in free), cost.choose_for_speed([candidates(l) for l in free], core, budget)))
+    return [fixed.get(l.name) or fast[l.name] for l in dense]
 
 
 # Formats defined in their own modules register themselves on import.
