@@ -1,9 +1,11 @@
-"""How a Dense layer's weights are stored in C: one encoder per format, in a registry.
+"""How a weighted layer's weights are stored in C: one encoder per format, in a registry.
 
 A format turns the integer weight matrix ``(out, in)`` into a few C arrays and back. The
 kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format
 (rel4, bitmask, nm, structured) is one more ``StorageFormat`` in ``FORMATS`` plus that
-template, and the ``auto`` policy starts considering it.
+template, and the ``auto`` policy starts considering it. A conv layer is stored as its
+filter matrix ``(out_channels, kh*kw*cin)`` (``WeightedLayer.filter_matrix``), read by
+``kernels/conv_<format>.c.j2``; a format without that template is not chosen for convs.
 
 The figure of merit is ``bits_per_nonzero``: every byte spent on weights (values,
 indices, pointers) per nonzero weight, to compare with ``entropy_bits``, the information
@@ -23,7 +25,8 @@ import numpy as np
 
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense
+from hwprune.ir.layers import WeightedLayer
+from hwprune.paths import templates_dir
 from hwprune.reference import dense_integers
 
 # "code": data the kernel carries in its instructions (not written to model_weights.h);
@@ -241,7 +244,19 @@ def policies() -> tuple[str, ...]:
 # -- encoding a layer ------------------------------------------------------------------------
 
 
-def encode(layer: Dense, format: str) -> LayerStorage:
+def kernel_family(kind: str) -> str:
+    """The kernel template prefix of a weighted layer kind: ``dense`` or ``conv``."""
+    return "conv" if kind in ("conv1d", "conv2d") else kind
+
+
+def formats_for(layer: WeightedLayer) -> list[str]:
+    """The registered formats that have a C kernel for this layer's kind, in order."""
+    kernels = templates_dir() / "c" / "kernels"
+    family = kernel_family(layer.kind)
+    return [name for name in FORMATS if (kernels / f"{family}_{name}.c.j2").is_file()]
+
+
+def encode(layer: WeightedLayer, format: str) -> LayerStorage:
     """The layer stored in ``format`` (a name in ``FORMATS``)."""
     if format not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown storage format {format!r}; choose one of {sorted(FORMATS)}")
@@ -276,11 +291,16 @@ def decode_weights(storage: LayerStorage) -> np.ndarray:
     return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features), **storage.param)
 
 
-def candidates(layer: Dense) -> list[LayerStorage]:
-    """The layer in every format ``auto`` considers and whose structure it has."""
+def _usable(layer: WeightedLayer) -> list[str]:
+    return formats_for(layer) if layer.kind != "dense" else list(FORMATS)
+
+
+def candidates(layer: WeightedLayer) -> list[LayerStorage]:
+    """The layer in every format ``auto`` considers, that has a kernel for the layer's kind
+    and whose structure the layer has."""
     out = []
-    for name, fmt in FORMATS.items():
-        if not fmt.in_auto:
+    for name in _usable(layer):
+        if not FORMATS[name].in_auto:
             continue
         try:
             out.append(encode(layer, name))
@@ -289,13 +309,17 @@ def candidates(layer: Dense) -> list[LayerStorage]:
     return out
 
 
-def choose_format(layer: Dense, policy: str = "auto") -> LayerStorage:
+def choose_format(layer: WeightedLayer, policy: str = "auto") -> LayerStorage:
     """The layer encoded by ``policy``: a format name, or ``auto`` for the fewest weight
-    bytes (the earliest registered format, dense first, on a tie)."""
+    bytes (the earliest registered format, dense first, on a tie) among the formats with a
+    kernel for the layer's kind."""
+    usable = _usable(layer)
     if policy == "auto":
         return min(candidates(layer), key=lambda s: s.weight_bytes)  # min keeps the first of equals
     if policy not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown format policy {policy!r}; choose one of {list(policies())}")
+    if policy not in usable:
+        raise OptionError(f"layer {layer.name!r}: format {policy!r} has no {layer.kind} kernel; choose one of {usable}")
     return encode(layer, policy)
 
 
@@ -307,7 +331,7 @@ OPTIMIZE = ("size", "speed")
 
 def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "size", core: str = "cortex-m4",
                    flash_budget: Optional[int] = None) -> list[LayerStorage]:
-    """Every Dense layer encoded: one policy for all, or ``{layer name: policy}`` with
+    """Every weighted layer encoded: one policy for all, or ``{layer name: policy}`` with
     ``auto`` for the layers not named (an ``"*"`` key sets that default).
 
     ``auto`` picks per layer the fewest weight bytes (``optimize="size"``), or with
@@ -315,7 +339,7 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
     layers together, fit ``flash_budget`` bytes (see ``cost``)."""
     if optimize not in OPTIMIZE:
         raise OptionError(f"--optimize must be one of {list(OPTIMIZE)}, got {optimize!r}")
-    dense = graph.dense_layers()
+    dense = graph.weighted_layers()
     if isinstance(formats, str):
         per_layer, default = {}, formats
     else:
@@ -325,8 +349,8 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
         unknown = sorted(set(per_layer) - names)
         if unknown:
             raise OptionError(
-                f"format given for {unknown}, which {'is not a Dense layer' if len(unknown) == 1 else 'are not Dense layers'} "
-                f"of model {graph.name!r}; its Dense layers are {[l.name for l in dense]}"
+                f"format given for {unknown}, which {'is not a weighted layer' if len(unknown) == 1 else 'are not weighted layers'} "
+                f"of model {graph.name!r}; its weighted layers are {[l.name for l in dense]}"
             )
     policy = {l.name: per_layer.get(l.name, default) for l in dense}
     if optimize == "size":

@@ -32,13 +32,14 @@ from hwprune.backends.c import arena
 from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense, Layer
+from hwprune.backends.c.plan_spatial import CONV_KINDS, POOL_KINDS, PoolArithmetic, Window, pool_arithmetic, window
+from hwprune.ir.layers import Layer, WeightedLayer
 from hwprune.quant.fixed import Fixed
 from hwprune.reference import dense_integers, dense_sum
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
-COMPUTE_KINDS = ("dense", "relu")
+COMPUTE_KINDS = ("dense", "relu", *CONV_KINDS, *POOL_KINDS)
 PASS_THROUGH_KINDS = ("flatten", "softmax")
 BUFFER_MEMBERS = {"int8_t": "i8", "uint8_t": "u8", "int16_t": "i16", "uint16_t": "u16",
                   "int32_t": "i32", "uint32_t": "u32", "int64_t": "i64", "uint64_t": "u64"}
@@ -89,7 +90,7 @@ class DenseArithmetic:
         return f"int{self.acc_bits}_t"
 
 
-def dense_arithmetic(layer: Dense, in_t: Fixed) -> DenseArithmetic:
+def dense_arithmetic(layer: WeightedLayer, in_t: Fixed) -> DenseArithmetic:
     w, acc0 = dense_integers(layer)
     acc_t = layer.accum_t
     x_abs = _magnitude(in_t)
@@ -160,6 +161,8 @@ class Step:
     relu: Optional[Cast] = None  # a ReLU layer's cast, or the cast of a ReLU fused into this Dense
     out: Optional[Tensor] = None  # a Dense with a fused ReLU writes the ReLU's output here
     relu_is_identity: bool = False  # the fused ReLU needs no cast of its own
+    window: Optional[Window] = None  # conv and pooling geometry (plan_spatial)
+    pool: Optional[PoolArithmetic] = None
 
     @property
     def fused(self) -> bool:
@@ -204,7 +207,7 @@ def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = Tru
     by_name = {s.name: s for s in storages}
     size = lambda shape: int(np.prod(shape))  # noqa: E731
     types = graph.value_types()
-    fused = {i for i, l in enumerate(layers[:-1]) if fuse_relu and isinstance(l, Dense) and layers[i + 1].kind == "relu"}
+    fused = {i for i, l in enumerate(layers[:-1]) if fuse_relu and l.kind == "dense" and layers[i + 1].kind == "relu"}
     # Layers whose kernel writes memory, with the index of the tensor it writes.
     writers = {i: (i + 1 if i in fused else i) for i, l in enumerate(layers)
                if l.kind in COMPUTE_KINDS and i - 1 not in fused}
@@ -231,7 +234,10 @@ def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = Tru
             expr = f"hwprune_arena.{member}" if offset == 0 else f"(hwprune_arena.{member} + {offset})"
             written = Tensor(expr, written_t.c_type, n, written_t)
         function = f"hwprune_{graph.name}_{index}_{layer.name}"
-        if isinstance(layer, Dense):
+        geometry = None
+        if layer.kind in CONV_KINDS + POOL_KINDS:
+            geometry = window(layer, graph.input_shape_of(index), graph.shapes[index])
+        if isinstance(layer, WeightedLayer):
             if layer.name not in by_name:
                 raise ModelError(f"layer {layer.name!r}: no storage was chosen for it")
             extra = {}
@@ -242,7 +248,10 @@ def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = Tru
                 dest = Tensor("hwprune_trace_fused", out_t.c_type, n, out_t)
                 extra = dict(relu=relu, out=written, relu_is_identity=identity)
             step = Step(index, layer, source, dest, function, storage=by_name[layer.name],
-                        arithmetic=dense_arithmetic(layer, source.t), **extra)
+                        arithmetic=dense_arithmetic(layer, source.t), window=geometry, **extra)
+        elif layer.kind in POOL_KINDS:
+            step = Step(index, layer, source, written, function, window=geometry,
+                        pool=pool_arithmetic(layer, source.t, geometry))
         else:
             step = Step(index, layer, source, written, function, relu=relu_cast(source.t, out_t))
         steps.append(step)
