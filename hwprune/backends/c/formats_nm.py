@@ -26,9 +26,11 @@ from hwprune.backends.c.formats import (
 NM_PATTERNS = ((1, 8), (1, 4), (2, 4))  # sparsest first
 NM_INDEX_BITS = {4: 2, 8: 3}
 # Measured on Cortex-M4 builds (clang -O2) of 256x256 layers (benchmarks/kernels.py):
-# about 6 bytes per nonzero and 20 per output row.
-UNROLLED_BYTES_PER_NONZERO = 6
-UNROLLED_BYTES_PER_ROW = 20
+# .text of 66,658 B for 6,554 nonzeros and 256 rows, about 10 bytes per nonzero.
+UNROLLED_BYTES_PER_NONZERO = 10
+UNROLLED_BYTES_PER_ROW = 16
+# Compile time grows with the statements: clang -O2 needs minutes for 30,000 of them.
+UNROLLED_MAX_NONZEROS = 16384
 
 
 def _groups(w: np.ndarray, m: int) -> np.ndarray:
@@ -119,6 +121,14 @@ def _decode_unrolled(arrays: Mapping[str, np.ndarray], shape) -> np.ndarray:
     return w
 
 
+def _check_unrolled(w: np.ndarray, value_c_type: str) -> dict[str, int]:
+    nonzeros = int(np.count_nonzero(w))
+    if nonzeros > UNROLLED_MAX_NONZEROS:
+        raise FormatNotApplicable(f"{nonzeros} nonzero weights are too many to unroll (at most "
+                                  f"{UNROLLED_MAX_NONZEROS}); choose csr")
+    return {}
+
+
 def _unrolled_code_bytes(w: np.ndarray) -> int:
     return UNROLLED_BYTES_PER_NONZERO * int(np.count_nonzero(w)) + UNROLLED_BYTES_PER_ROW * w.shape[0]
 
@@ -131,5 +141,5 @@ register_format(StorageFormat(
 register_format(StorageFormat(
     "unrolled", _encode_unrolled, _decode_unrolled,
     "constant weights in the instructions, one multiply-accumulate per nonzero: the fastest, flash permitting",
-    code_bytes=_unrolled_code_bytes,
+    choose_params=_check_unrolled, code_bytes=_unrolled_code_bytes,
 ))
