@@ -48,7 +48,12 @@ def nm_mask(rng, shape, n, m):
 @pytest.mark.parametrize("sparsity", [0.5, 0.9, 0.95])
 def test_the_smallest_format_is_within_5_percent_of_the_bound_on_256x256(sparsity):
     w = masked(np.random.default_rng(int(sparsity * 100)), (256, 256), sparsity)
-    stored = [encode_matrix("fc", w, np.zeros(256, dtype=np.int64), "int8_t", f) for f in FORMATS if f != "nm"]
+    stored = []
+    for f in FORMATS:
+        try:
+            stored.append(encode_matrix("fc", w, np.zeros(256, dtype=np.int64), "int8_t", f))
+        except FormatNotApplicable:
+            assert f in ("nm", "unrolled")  # no N:M structure; too many nonzeros to unroll at 50 %
     best = min(stored, key=lambda s: s.weight_bytes)
     bound = best.entropy_bits / best.nonzero_weights + 8  # mask bound + 8 value bits
     assert best.bits_per_nonzero <= 1.05 * bound, (best.format, best.bits_per_nonzero, bound)
