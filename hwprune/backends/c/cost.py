@@ -7,9 +7,11 @@ available this model stands in for it, and says so (``ESTIMATED``):
     instructions = per_entry * stored entries + per_row * rows + per_weight * rows * columns
 
 Coefficients were fitted (least squares) to emulator counts of 256x256 int8 layers at
-50, 90 and 95 % sparsity, clang -O2, by ``python benchmarks/kernels.py --fit``; the
-table in docs/kernels.md shows the counts. A core missing here uses the M4's row for
-cores with the DSP extension and the M0+'s otherwise. Entries are what the kernel walks:
+50, 90 and 95 % sparsity, clang -O2, by ``python benchmarks/kernels.py --fit`` (bitmask
+walks every mask chunk: per weight, not per row); the table in docs/kernels.md shows the
+counts. A core missing here (the M33) uses the M4's row for cores with the DSP extension
+and the M0+'s otherwise. Conv layers are costed per filter-matrix entry, not per output
+position: the model compares formats of one layer, not layers with each other. Entries are what the kernel walks:
 nonzeros, plus rel's filler entries and nm's padding slots.
 """
 
@@ -22,22 +24,29 @@ from hwprune.backends.c.formats import LayerStorage
 ESTIMATED = "estimated by the per-format cost model (hwprune/backends/c/cost.py), not measured"
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 
-# (core, format) -> (per_entry, per_row, per_weight)
+# (core, format) -> (per_entry, per_row, per_weight), fitted on 2026-11-30 (docs/kernels.md).
 COEFFICIENTS = {
+    ("cortex-m0plus", "dense"): (0.0, 0.0, 5.56),
+    ("cortex-m0plus", "csr"): (7.75, 65.75, 0.0),
+    ("cortex-m0plus", "bitmask"): (23.65, 0.0, 1.46),
+    ("cortex-m0plus", "rel"): (33.91, 41.07, 0.0),
+    ("cortex-m0plus", "rice"): (44.32, 279.51, 0.0),
+    ("cortex-m0plus", "nm"): (13.7, 0.11, 0.0),
+    ("cortex-m0plus", "unrolled"): (4.51, 16.07, 0.0),
     ("cortex-m4", "dense"): (0.0, 0.0, 1.89),
-    ("cortex-m4", "csr"): (4.6, 40.0, 0.0),
-    ("cortex-m4", "bitmask"): (20.0, 10.0, 1.0),
-    ("cortex-m4", "rel"): (21.0, 10.0, 0.0),
-    ("cortex-m4", "rice"): (38.0, 10.0, 0.0),
-    ("cortex-m4", "nm"): (6.0, 12.0, 0.0),
-    ("cortex-m4", "unrolled"): (2.6, 6.0, 0.0),
-    ("cortex-m0plus", "dense"): (0.0, 0.0, 5.5),
-    ("cortex-m0plus", "csr"): (8.0, 40.0, 0.0),
-    ("cortex-m0plus", "bitmask"): (25.0, 10.0, 1.5),
-    ("cortex-m0plus", "rel"): (25.0, 10.0, 0.0),
-    ("cortex-m0plus", "rice"): (45.0, 10.0, 0.0),
-    ("cortex-m0plus", "nm"): (9.0, 12.0, 0.0),
-    ("cortex-m0plus", "unrolled"): (4.0, 8.0, 0.0),
+    ("cortex-m4", "csr"): (4.5, 42.74, 0.0),
+    ("cortex-m4", "bitmask"): (10.29, 0.0, 0.94),
+    ("cortex-m4", "rel"): (20.13, 0.47, 0.0),
+    ("cortex-m4", "rice"): (28.0, 153.51, 0.0),
+    ("cortex-m4", "nm"): (6.41, 0.05, 0.0),
+    ("cortex-m4", "unrolled"): (2.62, 5.26, 0.0),
+    ("cortex-m7", "dense"): (0.0, 0.0, 1.7),
+    ("cortex-m7", "csr"): (4.51, 47.52, 0.0),
+    ("cortex-m7", "bitmask"): (10.06, 0.0, 1.10),
+    ("cortex-m7", "rel"): (20.13, 2.47, 0.0),
+    ("cortex-m7", "rice"): (28.0, 153.51, 0.0),
+    ("cortex-m7", "nm"): (6.47, 0.05, 0.0),
+    ("cortex-m7", "unrolled"): (2.53, 6.46, 0.0),
 }
 
 

@@ -119,9 +119,7 @@ def _encode_rice(w: np.ndarray, value_c_type: str, k: int) -> tuple[EncodedArray
     positions = _positions(w)
     return (
         EncodedArray("values", "value", value_c_type, w.reshape(-1)[positions]),
-        # Two more padding bytes: the kernel reads a 32-bit window at any code's first byte.
-        EncodedArray("codes", "index", "uint8_t",
-                     np.concatenate([bitstream.pack_bits(bitstream.rice_bits(_gaps(positions), k)), [0, 0]])),
+        EncodedArray("codes", "index", "uint8_t", bitstream.pack_bits(bitstream.rice_bits(_gaps(positions), k))),
     )
 
 
