@@ -21,7 +21,7 @@ import numpy as np
 
 from hwprune import __version__, reference
 from hwprune.errors import DataError, ModelError, OptionError
-from hwprune.ir.graph import Graph
+from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
 from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -40,11 +40,17 @@ class ExportOptions:
     sparsity: Optional[float] = None
     format: str = "auto"
     optimize: str = "size"
-    target: str = "stm32l4r5"
+    # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
+    # chip the firmware is built, emulated and measured for (when the toolchain is there).
+    target: Optional[str] = None
     remove_dead_neurons: bool = True
     seed: int = 0
+    cc: Optional[str] = None  # the Cortex-M cross compiler: clang (zig) or gcc
+    name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            check_c_name(self.name)
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
             raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
         from hwprune.backends.c.formats import OPTIMIZE, policies
@@ -160,6 +166,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
 
     if not graph.is_quantized:
         raise ModelError("write_export needs a quantized graph")
+    if options.name:
+        graph = graph.replace(name=options.name)
     graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
     vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
@@ -168,9 +176,13 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     with output_dir(out, force) as tmp:
         save_graph(graph, tmp)
         np.savez(tmp / VECTORS_FILE, x=vectors, x_int=x_int, y_int=y_int)
+        from dataclasses import asdict
+
+        from hwprune.report_mcu import DEFAULT_TARGET, check_fit
         from hwprune.targets import get_target
 
-        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, get_target(options.target))
+        target = get_target(options.target or DEFAULT_TARGET)
+        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -181,11 +193,15 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "format_policy": options.format,
             "optimize": options.optimize,
             "removed_neurons": removed_neurons or {},
-            "target": options.target,
+            "target": target.name,
+            "target_given": options.target is not None,
+            **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),
             "formats": {s.name: s.format for s in c_export.layers},
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        write_report(tmp, extra=report_extra)
+        report = write_report(tmp, extra=report_extra, cc=options.cc)
+        if options.target is not None:  # the default target only serves as a size comparison
+            check_fit(report, target)
     return out
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from hwprune import __version__
 from hwprune.errors import HwpruneError
+from hwprune.ir.graph import LOGITS_NOTE, outputs_are_logits
 from hwprune.ir.io import load_graph
 
 REPORT_JSON = "report.json"
@@ -30,6 +31,8 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
     rows = []
     shapes_in = [graph.input_shape_of(i) for i in range(len(graph.layers))]
     for index, (layer, shape_in, shape_out) in enumerate(zip(graph.layers, shapes_in, graph.shapes)):
+        if layer.kind == "softmax":
+            continue  # not computed by any engine (the outputs are logits); see report["outputs"]
         row = {"name": layer.name, "kind": layer.kind, "input_shape": list(shape_in),
                "output_shape": list(shape_out), "weighted": isinstance(layer, WeightedLayer),
                "types": {k: str(v) for k, v in layer.types().items()}}
@@ -61,13 +64,18 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
     return rows
 
 
-def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None) -> dict:
-    """Verify and measure an export folder; the dict behind report.json and verify --json."""
+def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None,
+            engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
+    """Verify and measure an export folder; the dict behind report.json and verify --json.
+
+    ``engines``: names of the engines to compare with the reference (default: all but
+    ``mcu``, plus ``mcu`` when the export's target is a Cortex-M chosen by the user,
+    ``hwprune.report_mcu.select_engines``); ``cc``: the cross compiler of the mcu engine."""
+    from hwprune import report_mcu
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
     from hwprune.pipeline import C_DIR, EXPORT_FILE, VECTORS_FILE
     from hwprune.reference import quantize_input
-    from hwprune.targets import get_target
 
     export_dir = Path(export_dir)
     graph = load_graph(export_dir)
@@ -81,7 +89,9 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     else:
         x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64))
 
-    result = verify(export_dir / C_DIR, x_int)
+    target_spec, chosen = report_mcu.export_target(meta, target)
+    selected, mcu = report_mcu.select_engines(target_spec, chosen, engines, cc)
+    result = verify(export_dir / C_DIR, x_int, selected)
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
                              "note": "the numpy integer reference; the definition of the output"}}
     for c in result.comparisons:
@@ -124,14 +134,19 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "bits_per_nonzero": weight_bytes * 8 / max(nonzero, 1),
         "input_type": str(graph.input_t),
         "output_type": str(graph.output_t),
+        "outputs": LOGITS_NOTE if outputs_are_logits(graph) else "the last layer's values",
         "removed_neurons": meta.get("removed_neurons", {}),
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),
         "layers": layers,
     }
-    target_name = target or meta.get("target")
-    if target_name:
-        t = get_target(target_name)
+    report["energy_proxy_pj"] = _energy(graph, meta.get("formats", {}))
+    if mcu is not None and mcu.last_measurement is not None:
+        report_mcu.apply_measurement(report, mcu.last_measurement,
+                                     report_mcu.dense_baseline(graph, mcu, x_int, meta.get("formats", {})))
+        flash, ram = report["flash_bytes"], report["ram_bytes"]
+    if target_spec:
+        t = target_spec
         fit = {"name": t.name, "description": t.description}
         if t.flash_bytes and flash is not None:
             fit.update(flash_bytes=t.flash_bytes, flash_used=flash / t.flash_bytes,
@@ -139,6 +154,15 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
                        fits=flash <= t.flash_bytes and ram <= t.ram_bytes)
         report["target"] = fit
     return report
+
+
+def _energy(graph, formats: dict) -> Optional[dict]:
+    from hwprune import energy
+
+    try:
+        return energy.report_section(graph, formats)
+    except HwpruneError as exc:  # a layer kind without an energy rule: say so, export anyway
+        return {"total": None, "note": str(exc)}
 
 
 def _fmt(value, digits=2) -> str:
@@ -154,9 +178,12 @@ def render_markdown(report: dict) -> str:
     lines.append(f"hwprune {report['hwprune_version']}" + (f", from `{report['source']}`" if report.get("source") else ""))
     lines.append("")
     if report.get("stages"):
-        lines += ["## Accuracy at each stage", "", "| stage | accuracy | sparsity |", "|---|---:|---:|"]
+        energy = all("energy_proxy_pj" in stage for stage in report["stages"])
+        lines += ["## Accuracy at each stage", "", "| stage | accuracy | sparsity |" + (" energy proxy |" if energy else ""),
+                  "|---|---:|---:|" + ("---:|" if energy else "")]
         for stage in report["stages"]:
-            lines.append(f"| {stage['stage']} | {stage['accuracy'] * 100:.2f} % | {stage.get('sparsity', 0) * 100:.1f} % |")
+            lines.append(f"| {stage['stage']} | {stage['accuracy'] * 100:.2f} % | {stage.get('sparsity', 0) * 100:.1f} % |"
+                         + (f" {stage['energy_proxy_pj'] / 1e3:.1f} nJ |" if energy else ""))
         lines.append("")
     verdict = "**bit-exact**" if report["bit_exact"] else "**MISMATCH**"
     lines += ["## Verification", "",
@@ -174,6 +201,8 @@ def render_markdown(report: dict) -> str:
               f"- MACs per inference: {report['macs']} dense, {report['macs_sparse']} on nonzero weights "
               f"({report['macs'] / max(report['macs_sparse'], 1):.1f}x fewer)",
               f"- types: input {report['input_type']}, output {report['output_type']}"]
+    if report.get("outputs", "").startswith("outputs are logits"):
+        lines.append(f"- {report['outputs']}")
     if report.get("removed_neurons"):
         removed = ", ".join(f"{n} from {name}" for name, n in report["removed_neurons"].items())
         lines.append(f"- dead neurons removed before export (their constant output folded into the next bias): {removed}")
@@ -195,7 +224,18 @@ def render_markdown(report: dict) -> str:
         )
     lines += ["", "Bits per nonzero count every byte of weight storage (values, indices, row pointers); the entropy",
               "bound is log2 C(n, k) / k, the fewest bits per nonzero any index format could spend on the mask.", ""]
+    if (report.get("energy_proxy_pj") or {}).get("total") is not None:
+        from hwprune.energy import markdown_lines
+
+        lines += markdown_lines(report["energy_proxy_pj"])
+    lines += report_mcu_markdown(report)
     return "\n".join(lines)
+
+
+def report_mcu_markdown(report: dict) -> list[str]:
+    from hwprune.report_mcu import markdown
+
+    return markdown(report)
 
 
 def render_plot(report: dict, path: Path) -> None:
@@ -205,7 +245,14 @@ def render_plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in report["layers"] if r.get("weighted", r["kind"] == "dense")]
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows) + 2), 3.4))
+    energy = report.get("energy_proxy_pj") or {}
+    if energy.get("total") is not None:
+        from hwprune.energy import plot as plot_energy
+
+        fig, (ax, energy_ax) = plt.subplots(1, 2, figsize=(2 * max(4.5, 1.3 * len(rows) + 2), 3.4))
+        plot_energy(energy_ax, energy)
+    else:
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows) + 2), 3.4))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["dense_weight_bytes"] for r in rows], 0.4, label="dense")
     ax.bar(x + 0.2, [r["csr_weight_bytes"] for r in rows], 0.4, label="csr")
@@ -223,10 +270,13 @@ def render_plot(report: dict, path: Path) -> None:
 PRODUCER_KEYS = ("stages", "demo")
 
 
-def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None) -> dict:
+def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None,
+                 engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
     """Measure ``export_dir`` and write report.json, report.md and report.png into it."""
+    from hwprune.report_mcu import MCU_PLOT, render_plot as render_mcu_plot
+
     export_dir = Path(export_dir)
-    report = analyze(export_dir, inputs, target)
+    report = analyze(export_dir, inputs, target, engines, cc)
     previous = export_dir / REPORT_JSON
     if extra is None and previous.is_file():
         try:
@@ -238,6 +288,8 @@ def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: 
     (export_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     (export_dir / REPORT_MD).write_text(render_markdown(report))
     render_plot(report, export_dir / REPORT_PNG)
+    if not render_mcu_plot(report, export_dir / MCU_PLOT) and (export_dir / MCU_PLOT).exists():
+        (export_dir / MCU_PLOT).unlink()  # a figure from an earlier run would no longer match
     return report
 
 
