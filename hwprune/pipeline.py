@@ -182,7 +182,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         from hwprune.targets import get_target
 
         target = get_target(options.target or DEFAULT_TARGET)
-        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target)
+        measured = _measured_speeds(graph, target, x_int, options) if options.optimize == "speed" else None
+        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target, measured)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -203,6 +204,19 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         if options.target is not None:  # the default target only serves as a size comparison
             check_fit(report, target)
     return out
+
+
+def _measured_speeds(graph: Graph, target, x_int: np.ndarray, options: ExportOptions) -> Optional[dict]:
+    """Cycles per (layer, format) from the emulator for ``--optimize speed``, when the
+    target is a Cortex-M chip and the toolchain is here; else None (the cost model)."""
+    if target.kind != "mcu" or options.format not in ("auto",):
+        return None
+    from hwprune.harness.format_speed import measure_formats
+    from hwprune.harness.mcu import McuEngine
+
+    if McuEngine(target=target, cc=options.cc).unavailable_reason():
+        return None
+    return measure_formats(graph, target, x_int, cc=options.cc)
 
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,

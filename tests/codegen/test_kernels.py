@@ -9,7 +9,6 @@ import re
 import numpy as np
 import pytest
 
-from hwprune import reference
 from hwprune.backends.c import arena, cost, export_c
 from hwprune.backends.c.formats import (
     FORMATS, FormatNotApplicable, choose_formats, decode_weights, encode_matrix,
@@ -18,6 +17,8 @@ from hwprune.backends.c.formats_mask import rel_entries
 from hwprune.backends.c.formats_nm import nm_fits
 from hwprune.backends.c.plan import plan_model
 from hwprune.errors import OptionError
+from hwprune.harness import verify
+from hwprune.harness.mcu import McuEngine
 from hwprune.ir import Dense, Graph, ReLU
 from hwprune.quant.calibrate import QuantConfig, calibrate
 
@@ -201,32 +202,46 @@ def _every_format_graph(rng) -> Graph:
     return Graph("every", graph.input_shape, tuple(layers), graph.input_t)
 
 
-@pytest.mark.parametrize("core", ["m0plus", "m4", "m7"])
-def test_every_format_is_bit_exact_on_cortex_m(core, tmp_path, rng):
-    from benchmarks import mcu_count
+TARGETS = {"m0plus": "mspm0g3507", "m4": "stm32l4r5", "m7": "pic32czca90", "m33": "nrf54l15"}
 
+
+@pytest.mark.parametrize("core", ["m0plus", "m4", "m7", "m33"])
+def test_every_format_is_bit_exact_on_cortex_m(core, tmp_path, rng):
+    """The firmware the mcu engine builds (untraced, -O2) and its traced twin: every layer."""
     graph = _every_format_graph(np.random.default_rng(3))
     export_c(graph, tmp_path, EMULATED_FORMATS)
     plan = plan_model(graph, choose_formats(graph, EMULATED_FORMATS))
     assert all(s.arithmetic.fast and s.arithmetic.acc_bits == 32 for s in plan.steps if s.storage is not None)
-    if core == "m4":  # the SMLAD path is compiled in, and used
+    if core == "m4":  # the SMLAD path is compiled in
         assert "__smlad" in (tmp_path / "model.c").read_text()
-    x = random_inputs(graph, rng, 12)
-    run, _ = mcu_count.measure(tmp_path, core, "O2", x)
-    want = reference.run(graph, x)
-    bad = np.argwhere(run.outputs != want)
-    assert not bad.size, f"{core}: vector {bad[0][0]} output {bad[0][1]}: reference {want[tuple(bad[0])]}, " \
-                         f"emulated {run.outputs[tuple(bad[0])]}"
+    engine = McuEngine(target=TARGETS[core])
+    result = verify(tmp_path, random_inputs(graph, rng, 12), [engine])
+    assert result.comparison("mcu").bit_exact, result.comparison("mcu").report()
 
 
-def test_general_path_formats_are_bit_exact_on_cortex_m4(tmp_path):
-    from benchmarks import mcu_count
-
+def test_general_path_formats_are_bit_exact_on_cortex_m4_at_os(tmp_path):
     graph = random_typed_graph("general", [9, 13, 6, 8], 5, sparsity=0.4, width_range=(2, 12))
     plan = plan_model(graph, choose_formats(graph, "csr"))
     assert any(not s.arithmetic.fast for s in plan.steps if s.storage is not None)
-    x = random_inputs(graph, np.random.default_rng(5), 20)
-    for fmt in ("dense", "rel", "unrolled"):
-        export_c(graph, tmp_path / fmt, fmt)
-        run, _ = mcu_count.measure(tmp_path / fmt, "m4", "Os", x)
-        assert np.array_equal(run.outputs, reference.run(graph, x)), fmt
+    x = random_inputs(graph, np.random.default_rng(5), 6)
+    formats = {"fc1": "rel", "fc2": "unrolled", "fc3": "bitmask"}
+    export_c(graph, tmp_path, formats)
+    result = verify(tmp_path, x, [McuEngine(target="stm32l4r5", opt="-Os")])
+    assert result.comparison("mcu").bit_exact, result.comparison("mcu").report()
+
+
+def test_optimize_speed_uses_cycles_measured_in_the_emulator(tmp_path, rng):
+    from hwprune.harness.format_speed import measure_formats
+    from hwprune.targets import get_target
+
+    graph = _mlp(rng, [24, 20, 6], sparsity=0.8)
+    x = random_inputs(graph, rng, 3)
+    cycles = measure_formats(graph, get_target("stm32l4r5"), x, formats=("dense", "csr", "unrolled"))
+    assert set(cycles) == {(l, f) for l in ("fc1", "fc2") for f in ("dense", "csr", "unrolled")}
+    assert all(c > 0 for c in cycles.values())
+    chosen = choose_formats(graph, "auto", "speed", "cortex-m4", measured=cycles)
+    for s in chosen:
+        assert cycles[(s.name, s.format)] == min(cycles[(s.name, f)] for f in ("dense", "csr", "unrolled"))
+    export_c(graph, tmp_path, "auto", "speed", get_target("stm32l4r5"), measured=cycles)
+    manifest = (tmp_path / "export.json").read_text()
+    assert "measured in the Cortex-M emulator" in manifest and "estimated" not in manifest

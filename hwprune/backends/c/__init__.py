@@ -104,12 +104,15 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage]) -> dict:
 CODE_ALLOWANCE_BYTES = 32 * 1024
 
 
-def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str = "size", target=None) -> CExport:
+def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str = "size", target=None,
+             measured=None) -> CExport:
     """Write the C sources of a quantized ``graph`` into ``out_dir`` (created if needed).
 
     ``formats``: ``"auto"`` (per layer the fewest weight bytes, or with ``optimize="speed"``
     the fewest instructions on ``target``'s core among formats that fit its flash), a
     format name for every Dense layer, or ``{layer name: policy}`` (``"*"``: default).
+    ``measured``: cycles per ``(layer, format)`` from ``harness.format_speed`` for
+    ``optimize="speed"``; without it a per-format cost model estimates them.
     Files are written in place; wrap the call in ``hwprune.outputs.output_dir`` for an
     all-or-nothing export.
     """
@@ -121,7 +124,7 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str 
     budget = None
     if target is not None and target.flash_bytes is not None:
         budget = target.flash_bytes - CODE_ALLOWANCE_BYTES
-    storages = choose_formats(graph, formats, optimize, core, budget)
+    storages = choose_formats(graph, formats, optimize, core, budget, measured)
     plan = plan_model(graph, storages)
     texts = render(plan)
 
@@ -138,8 +141,16 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str 
     if optimize == "speed":
         from hwprune.backends.c import cost
 
-        manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget, "instructions": cost.ESTIMATED,
-                                "estimated_instructions": {s.name: round(cost.instructions(s, core)) for s in storages}}
+        if measured is not None:
+            from hwprune.harness.format_speed import MEASURED
+
+            times = {f"{layer}:{fmt}": round(c) for (layer, fmt), c in sorted(measured.items())}
+            manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget, "cycles": MEASURED,
+                                    "measured_cycles": times}
+        else:
+            manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget,
+                                    "instructions": cost.ESTIMATED,
+                                    "estimated_instructions": {s.name: round(cost.instructions(s, core)) for s in storages}}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     written.append(out_dir / MANIFEST)
     if (out_dir / GRAPH_DIR).exists():

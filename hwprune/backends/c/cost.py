@@ -17,6 +17,8 @@ nonzeros, plus rel's filler entries and nm's padding slots.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
 
 from hwprune.backends.c.formats import LayerStorage
@@ -71,15 +73,14 @@ def instructions(storage: LayerStorage, core: str = "cortex-m4") -> float:
             + per_weight * storage.total_weights)
 
 
-def fastest(storages: list[LayerStorage], core: str) -> LayerStorage:
-    return min(storages, key=lambda s: (instructions(s, core), s.weight_bytes))
-
-
-def choose_for_speed(candidates: list[list[LayerStorage]], core: str, flash_budget: int | None) -> list[LayerStorage]:
-    """Per layer the fastest format; while the weights exceed ``flash_budget`` bytes, the
-    layer whose next smaller format costs the fewest extra instructions per byte saved
-    gives way. Without any fitting choice, the smallest format of every layer."""
-    chosen = [fastest(c, core) for c in candidates]
+def choose_for_speed(candidates: list[list[LayerStorage]], core: str, flash_budget: int | None,
+                     cost_of: Optional[Callable[[LayerStorage], float]] = None) -> list[LayerStorage]:
+    """Per layer the fastest format (by ``cost_of``, default this model's instructions);
+    while the weights exceed ``flash_budget`` bytes, the layer whose next smaller format
+    costs the fewest extra cycles per byte saved gives way. Without any fitting choice,
+    the smallest format of every layer."""
+    time = cost_of or (lambda s: instructions(s, core))
+    chosen = [min(c, key=lambda s: (time(s), s.weight_bytes)) for c in candidates]
     if flash_budget is None:
         return chosen
     while sum(s.weight_bytes for s in chosen) > flash_budget:
@@ -89,7 +90,7 @@ def choose_for_speed(candidates: list[list[LayerStorage]], core: str, flash_budg
                 saved = current.weight_bytes - s.weight_bytes
                 if saved <= 0:
                     continue
-                price = (instructions(s, core) - instructions(current, core)) / saved
+                price = (time(s) - time(current)) / saved
                 if best is None or price < best[0]:
                     best = (price, i, s)
         if best is None:

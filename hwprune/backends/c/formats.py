@@ -291,7 +291,8 @@ def decode_weights(storage: LayerStorage) -> np.ndarray:
     return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features), **storage.param)
 
 
-def _usable(layer: WeightedLayer) -> list[str]:
+def usable_formats(layer: WeightedLayer) -> list[str]:
+    """The formats with a kernel for the layer's kind."""
     return formats_for(layer) if layer.kind != "dense" else list(FORMATS)
 
 
@@ -299,7 +300,7 @@ def candidates(layer: WeightedLayer) -> list[LayerStorage]:
     """The layer in every format ``auto`` considers, that has a kernel for the layer's kind
     and whose structure the layer has."""
     out = []
-    for name in _usable(layer):
+    for name in usable_formats(layer):
         if not FORMATS[name].in_auto:
             continue
         try:
@@ -313,7 +314,7 @@ def choose_format(layer: WeightedLayer, policy: str = "auto") -> LayerStorage:
     """The layer encoded by ``policy``: a format name, or ``auto`` for the fewest weight
     bytes (the earliest registered format, dense first, on a tie) among the formats with a
     kernel for the layer's kind."""
-    usable = _usable(layer)
+    usable = usable_formats(layer)
     if policy == "auto":
         return min(candidates(layer), key=lambda s: s.weight_bytes)  # min keeps the first of equals
     if policy not in FORMATS:
@@ -330,13 +331,15 @@ OPTIMIZE = ("size", "speed")
 
 
 def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "size", core: str = "cortex-m4",
-                   flash_budget: Optional[int] = None) -> list[LayerStorage]:
+                   flash_budget: Optional[int] = None,
+                   measured: Optional[Mapping[tuple[str, str], float]] = None) -> list[LayerStorage]:
     """Every weighted layer encoded: one policy for all, or ``{layer name: policy}`` with
     ``auto`` for the layers not named (an ``"*"`` key sets that default).
 
     ``auto`` picks per layer the fewest weight bytes (``optimize="size"``), or with
-    ``"speed"`` the fewest instructions on ``core`` among the formats whose weights, all
-    layers together, fit ``flash_budget`` bytes (see ``cost``)."""
+    ``"speed"`` the fewest cycles on ``core`` among the formats whose weights, all layers
+    together, fit ``flash_budget`` bytes: ``measured`` cycles per ``(layer, format)``
+    (``harness.format_speed``) where given, else the instructions of ``cost``'s model."""
     if optimize not in OPTIMIZE:
         raise OptionError(f"--optimize must be one of {list(OPTIMIZE)}, got {optimize!r}")
     dense = graph.weighted_layers()
@@ -360,7 +363,13 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
     fixed = {l.name: choose_format(l, policy[l.name]) for l in dense if policy[l.name] != "auto"}
     free = [l for l in dense if policy[l.name] == "auto"]
     budget = None if flash_budget is None else flash_budget - sum(s.weight_bytes for s in fixed.values())
-    fast = dict(zip((l.name for l in free), cost.choose_for_speed([candidates(l) for l in free], core, budget)))
+    options = [candidates(l) for l in free]
+    if measured is not None:
+        options = [[s for s in c if (s.name, s.format) in measured] or c for c in options]
+        cost_of = lambda s: measured.get((s.name, s.format), cost.instructions(s, core))  # noqa: E731
+    else:
+        cost_of = None
+    fast = dict(zip((l.name for l in free), cost.choose_for_speed(options, core, budget, cost_of)))
     return [fixed.get(l.name) or fast[l.name] for l in dense]
 
 
