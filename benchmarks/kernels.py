@@ -4,10 +4,11 @@
                                  [--sparsities 0.5,0.9,0.95] [--fit]
 
 One Dense layer (size x size, int8 weights and activations, ReLU fused) per sparsity,
-pruned by magnitude; each format exported, cross-built with ziglang's clang, run in the
-unicorn emulator (benchmarks/mcu_count.py) and checked bit-exact against the integer
-reference; instructions counted per inference. Besides the counts, the table gives
-instructions per nonzero (per MAC for dense) and the ratio to CMSIS-NN's
+pruned by magnitude; each format exported, cross-built with ziglang's clang and run in
+the ``mcu`` engine (hwprune/harness/mcu.py), its outputs checked bit-exact against the
+integer reference; instructions and cycles per inference of the layer. Besides the
+counts, the table gives instructions per nonzero (per MAC for dense) and the ratio to
+CMSIS-NN's
 ``arm_fully_connected_s8`` on the same layer shape (158,808 instructions for 256x256 on
 the M4, measured in the same emulator with clang -O2; see docs/kernels.md).
 
@@ -27,15 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+from hwprune import reference
+from hwprune.backends.c import export_c
+from hwprune.backends.c.cost import stored_entries
+from hwprune.backends.c.formats import FORMATS, FormatNotApplicable
+from hwprune.harness.mcu import McuEngine
+from hwprune.ir import Dense, Graph, ReLU
+from hwprune.quant.calibrate import QuantConfig, calibrate
 
-import mcu_count  # noqa: E402
-
-from hwprune.backends.c import export_c  # noqa: E402
-from hwprune.backends.c.cost import stored_entries  # noqa: E402
-from hwprune.backends.c.formats import FORMATS, FormatNotApplicable  # noqa: E402
-from hwprune.ir import Dense, Graph, ReLU  # noqa: E402
-from hwprune.quant.calibrate import QuantConfig, calibrate  # noqa: E402
+TARGETS = {"m0plus": "mspm0g3507", "m4": "stm32l4r5", "m7": "pic32czca90", "m33": "nrf54l15"}
 
 CMSIS_NN_256 = 158_808  # arm_fully_connected_s8, 256x256, Cortex-M4, clang -O2 (DESIGN.md)
 
@@ -72,11 +73,17 @@ def measure_all(size, sparsities, cores, opt, formats, progress=True):
                         continue
                     storage = exported.layers[0]
                     for core in cores:
-                        run, fw = mcu_count.measure_checked(Path(tmp), core, opt, graph, x)
+                        engine = McuEngine(target=TARGETS[core], opt=f"-{opt}", trace=False)
+                        run = engine.run(Path(tmp), x)
+                        want = reference.run(graph, x)
+                        if not np.array_equal(run.outputs, want):
+                            raise SystemExit(f"{fmt} on {core}: not bit-exact at {np.argwhere(run.outputs != want)[0]}")
+                        layer = next(c for c in engine.last_measurement.layers if c.name == "fc")
                         rows.append({"sparsity": sparsity, "format": fmt, "core": core, "storage": storage,
-                                     "instructions": run.instructions, "text": fw.text_bytes})
+                                     "instructions": round(layer.instructions), "cycles": round(layer.cycles),
+                                     "text": engine.last_measurement.flash_bytes})
                         if progress:
-                            print(f"  {sparsity:.2f} {fmt:9} {core:7} {run.instructions:>9}", file=sys.stderr)
+                            print(f"  {sparsity:.2f} {fmt:9} {core:7} {rows[-1]['instructions']:>9}", file=sys.stderr)
     return rows
 
 
@@ -112,20 +119,20 @@ def main(argv=None) -> int:
     cores = args.cores.split(",")
     sparsities = [float(s) for s in args.sparsities.split(",")]
     rows = measure_all(args.size, sparsities, cores, args.opt, args.formats.split(","))
-    print(f"{args.size}x{args.size} int8 Dense + ReLU, clang -{args.opt}, instructions per inference "
-          f"(bit-exact in the emulator)\n")
-    print("| sparsity | format | core | instructions | per nonzero | vs dense | vs CMSIS-NN dense (M4) | .text B |")
-    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    print(f"{args.size}x{args.size} int8 Dense + ReLU, clang -{args.opt}, the layer's instructions and cycles per "
+          f"inference (bit-exact in the emulator); flash of the whole firmware\n")
+    print("| sparsity | format | core | instructions | cycles | per nonzero | vs dense | vs CMSIS-NN dense (M4) | "
+          "flash B |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     dense = {(r["sparsity"], r["core"]): r["instructions"] for r in rows if r["format"] == "dense"}
     for r in rows:
         s = r["storage"]
         per = r["instructions"] / max(s.nonzero_weights if r["format"] != "dense" else s.total_weights, 1)
         ref = dense.get((r["sparsity"], r["core"]))
         cmsis = f"{r['instructions'] / CMSIS_NN_256:.3f}" if args.size == 256 and r["core"] == "m4" else ""
+        ratio = f"{r['instructions'] / ref:.3f}" if ref else ""
         print(f"| {r['sparsity']:.2f} | {r['format']}{' ' + str(s.param) if s.params else ''} | {r['core']} | "
-              f"{r['instructions']:,} | {per:.2f} | {r['instructions'] / ref:.3f} | {cmsis} | {r['text']:,} |"
-              if ref else f"| {r['sparsity']:.2f} | {r['format']} | {r['core']} | {r['instructions']:,} | {per:.2f} | | "
-              f"{cmsis} | {r['text']:,} |")
+              f"{r['instructions']:,} | {r['cycles']:,} | {per:.2f} | {ratio} | {cmsis} | {r['text']:,} |")
     if args.fit:
         print("\ncost model fit: (per_entry, per_row, per_weight)")
         for (core, fmt), coef in fit(rows).items():
