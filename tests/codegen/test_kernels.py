@@ -245,3 +245,14 @@ def test_optimize_speed_uses_cycles_measured_in_the_emulator(tmp_path, rng):
     export_c(graph, tmp_path, "auto", "speed", get_target("stm32l4r5"), measured=cycles)
     manifest = (tmp_path / "export.json").read_text()
     assert "measured in the Cortex-M emulator" in manifest and "estimated" not in manifest
+
+
+def test_export_options_take_every_format_and_both_goals():
+    from hwprune.pipeline import ExportOptions
+
+    for fmt in ("auto", *FORMATS):
+        assert ExportOptions(format=fmt, optimize="speed").format == fmt
+    with pytest.raises(OptionError, match="--optimize"):
+        ExportOptions(optimize="fast")
+    with pytest.raises(OptionError, match="--format"):
+        ExportOptions(format="rle")
