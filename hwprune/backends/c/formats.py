@@ -1,9 +1,10 @@
 """How a weighted layer's weights are stored in C: one encoder per format, in a registry.
 
 A format turns the integer weight matrix ``(out, in)`` into a few C arrays and back. The
-kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format
-(rel4, bitmask, nm, structured) is one more ``StorageFormat`` in ``FORMATS`` plus that
-template, and the ``auto`` policy starts considering it. A conv layer is stored as its
+kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format is one
+more ``StorageFormat`` in ``FORMATS`` plus that template, and the ``auto`` policy starts
+considering it. dense and csr live here; bitmask, rel and rice in ``formats_mask``, nm
+and unrolled in ``formats_nm`` (docs/kernels.md). A conv layer is stored as its
 filter matrix ``(out_channels, kh*kw*cin)`` (``WeightedLayer.filter_matrix``), read by
 ``kernels/conv_<format>.c.j2``; a format without that template is not chosen for convs.
 
