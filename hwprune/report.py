@@ -64,13 +64,18 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
     return rows
 
 
-def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None) -> dict:
-    """Verify and measure an export folder; the dict behind report.json and verify --json."""
+def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None,
+            engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
+    """Verify and measure an export folder; the dict behind report.json and verify --json.
+
+    ``engines``: names of the engines to compare with the reference (default: all but
+    ``mcu``, plus ``mcu`` when the export's target is a Cortex-M chosen by the user,
+    ``hwprune.report_mcu.select_engines``); ``cc``: the cross compiler of the mcu engine."""
+    from hwprune import report_mcu
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
     from hwprune.pipeline import C_DIR, EXPORT_FILE, VECTORS_FILE
     from hwprune.reference import quantize_input
-    from hwprune.targets import get_target
 
     export_dir = Path(export_dir)
     graph = load_graph(export_dir)
@@ -84,7 +89,9 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     else:
         x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64))
 
-    result = verify(export_dir / C_DIR, x_int)
+    target_spec, chosen = report_mcu.export_target(meta, target)
+    selected, mcu = report_mcu.select_engines(target_spec, chosen, engines, cc)
+    result = verify(export_dir / C_DIR, x_int, selected)
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
                              "note": "the numpy integer reference; the definition of the output"}}
     for c in result.comparisons:
@@ -134,9 +141,12 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "layers": layers,
     }
     report["energy_proxy_pj"] = _energy(graph, meta.get("formats", {}))
-    target_name = target or meta.get("target")
-    if target_name:
-        t = get_target(target_name)
+    if mcu is not None and mcu.last_measurement is not None:
+        report_mcu.apply_measurement(report, mcu.last_measurement,
+                                     report_mcu.dense_baseline(graph, mcu, x_int, meta.get("formats", {})))
+        flash, ram = report["flash_bytes"], report["ram_bytes"]
+    if target_spec:
+        t = target_spec
         fit = {"name": t.name, "description": t.description}
         if t.flash_bytes and flash is not None:
             fit.update(flash_bytes=t.flash_bytes, flash_used=flash / t.flash_bytes,
@@ -218,7 +228,14 @@ def render_markdown(report: dict) -> str:
         from hwprune.energy import markdown_lines
 
         lines += markdown_lines(report["energy_proxy_pj"])
+    lines += report_mcu_markdown(report)
     return "\n".join(lines)
+
+
+def report_mcu_markdown(report: dict) -> list[str]:
+    from hwprune.report_mcu import markdown
+
+    return markdown(report)
 
 
 def render_plot(report: dict, path: Path) -> None:
@@ -253,10 +270,13 @@ def render_plot(report: dict, path: Path) -> None:
 PRODUCER_KEYS = ("stages", "demo")
 
 
-def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None) -> dict:
+def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None,
+                 engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
     """Measure ``export_dir`` and write report.json, report.md and report.png into it."""
+    from hwprune.report_mcu import MCU_PLOT, render_plot as render_mcu_plot
+
     export_dir = Path(export_dir)
-    report = analyze(export_dir, inputs, target)
+    report = analyze(export_dir, inputs, target, engines, cc)
     previous = export_dir / REPORT_JSON
     if extra is None and previous.is_file():
         try:
@@ -268,6 +288,8 @@ def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: 
     (export_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     (export_dir / REPORT_MD).write_text(render_markdown(report))
     render_plot(report, export_dir / REPORT_PNG)
+    if not render_mcu_plot(report, export_dir / MCU_PLOT) and (export_dir / MCU_PLOT).exists():
+        (export_dir / MCU_PLOT).unlink()  # a figure from an earlier run would no longer match
     return report
 
 

@@ -28,12 +28,23 @@ def add_parser(sub) -> None:
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
                         "not a keyword, not starting with _ (default: the model's name, from its file name); give "
                         "each model of a firmware its own")
-    p.add_argument("--format", default="auto", choices=["auto", "dense", "csr"],
-                   help="weight storage of every Dense layer (auto: the smallest per layer)")
+    from hwprune.backends.c.formats import policies
+
+    p.add_argument("--format", default="auto", choices=list(policies()),
+                   help="weight storage of every weighted layer (auto: chosen per layer by --optimize)")
+    p.add_argument("--optimize", default="size", choices=["size", "speed"],
+                   help="what auto chooses per layer: the fewest weight bytes (size), or the fewest cycles on the "
+                        "target's core among formats whose weights fit its flash (speed: measured in the Cortex-M "
+                        "emulator, one build per format; estimated by a per-format cost model without the toolchain)")
     p.add_argument("--keep-dead-neurons", action="store_true",
                    help="keep units whose weights are all zero (default: remove them, folding their constant "
                         "output into the next layer's bias)")
-    p.add_argument("--target", default="stm32l4r5", help="chip the report compares sizes with (hwprune targets)")
+    p.add_argument("--target", metavar="NAME|PATH",
+                   help="chip to build for (hwprune targets, or a target .toml file): the firmware is cross-built "
+                        "and emulated, flash/RAM/stack/cycles/energy measured, and a model that does not fit is an "
+                        "error (default: sizes compared with stm32l4r5, no emulation)")
+    p.add_argument("--cc", choices=["clang", "gcc"],
+                   help="Cortex-M cross compiler (default: $HWPRUNE_MCU_CC, else clang from the ziglang package)")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
     p.set_defaults(run=run)
 
@@ -43,11 +54,12 @@ def run(args) -> int:
     from hwprune.pipeline import ExportOptions, export_model, load_array, load_model
     from hwprune.targets import get_target
 
-    get_target(args.target)  # an unknown target fails before any work
+    if args.target:
+        get_target(args.target)  # an unknown target fails before any work
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
-                            format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons,
-                            name=args.name)
+                            format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
+                            remove_dead_neurons=not args.keep_dead_neurons, name=args.name)
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None)
     if model.is_quantized and any(v is not None for v in bits.values()):
@@ -59,6 +71,8 @@ def run(args) -> int:
     report = json.loads((out / "report.json").read_text())
     print(f"hwprune export: wrote {out}: {report['nonzero_weights']}/{report['total_weights']} nonzero weights, "
           f"{report['weight_bytes']} weight bytes, flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B, "
-          f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'} on {report['vectors']} vectors",
+          f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'} on {report['vectors']} vectors"
+          + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "
+             f"{report['mcu']['target']}" if report.get("mcu") else ""),
           file=sys.stderr)
     return 0 if report["bit_exact"] else 1

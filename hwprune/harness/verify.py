@@ -37,13 +37,16 @@ class VerifyResult:
 
 
 def verify(export_dir, x_int, engines: Optional[Sequence[Union[str, Engine]]] = None) -> VerifyResult:
-    """Compare every engine (default: all registered but the reference) with the reference,
-    layer by layer where the engine traces, on integer inputs ``x_int``."""
+    """Compare every engine (default: all registered but the reference and those that need
+    more than an export, such as mcu and its target) with the reference, layer by layer
+    where the engine traces, on integer inputs ``x_int``."""
     export_dir = Path(export_dir)
     graph = load_export(export_dir)
     x = check_inputs(graph, x_int)
     expected = ReferenceEngine().run(graph, x)
-    chosen = [get_engine(e) for e in (engines if engines is not None else [n for n in ENGINES if n != "reference"])]
+    if engines is None:
+        engines = [n for n, factory in ENGINES.items() if n != "reference" and getattr(factory, "by_default", True)]
+    chosen = [get_engine(e) for e in engines]
     comparisons, skipped = [], []
     for engine in chosen:
         reason = engine.unavailable_reason()
