@@ -105,6 +105,7 @@ def run(args) -> int:
     from hwprune.frontends.torch import load_torch_model
     from hwprune.outputs import output_file
     from hwprune.prune.algorithms import LayerCollapseWarning
+    from hwprune.prune.collapse import worth_reporting
     from hwprune.prune.criteria import compute_masks
     from hwprune.prune.masks import prunable_modules
     from hwprune.prune.train import as_tensors, check_fits
@@ -128,7 +129,8 @@ def run(args) -> int:
             result = _prune(args, model, x_t, y_t)
         torch.save(result.model, tmp)
 
-    for finding in result.warnings:
+    findings = worth_reporting(result.warnings, args.method)
+    for finding in findings:
         print(f"hwprune prune: warning: {finding}", file=sys.stderr)
     if args.rewind == "lr" and args.lr_schedule == "constant" and not args.warmup_steps:
         print("hwprune prune: warning: --rewind lr with a constant learning rate has no schedule to rewind: it is "
@@ -148,7 +150,7 @@ def run(args) -> int:
         "lr_schedule": args.lr_schedule,
         "warmup_steps": args.warmup_steps,
         "seed": args.seed,
-        "collapse_warnings": [str(w) for w in result.warnings],
+        "collapse_warnings": [str(w) for w in findings],
     }
     if args.json:
         print(json.dumps(summary))

@@ -44,6 +44,15 @@ class CollapseWarning:
         return self.message
 
 
+STRUCTURED = ("neurons", "filters")
+
+
+def worth_reporting(findings, method: str) -> tuple:
+    """The findings a user of ``method`` needs to hear: structured methods make dead units on
+    purpose (export removes them), so "dead_units" is only news for the other methods."""
+    return tuple(f for f in findings if not (method in STRUCTURED and f.kind == "dead_units"))
+
+
 def _suggest(density_floor: float) -> str:
     return (f"prune with min_density (e.g. min_density={density_floor:g}) so every layer keeps some weights, "
             "use layer scope, or exclude the layer")

@@ -64,6 +64,7 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
 
     from hwprune import reference
     from hwprune.frontends.torch import from_torch
+    from hwprune.prune.collapse import worth_reporting
     from hwprune.pipeline import ExportOptions, remove_dead_neurons, write_export
     from hwprune.prune.train import evaluate
     from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -100,7 +101,7 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
         "float_accuracy": float(float_accuracy),
         "accuracy": accuracy,
         "bit_exact": bool(report.get("bit_exact")),
-        "collapse_warnings": [str(w) for w in result.warnings],
+        "collapse_warnings": [str(w) for w in worth_reporting(result.warnings, trial.method)],
         "removed_neurons": removed,
         "nonzero_weights": report.get("nonzero_weights"),
         "total_weights": report.get("total_weights"),
