@@ -84,8 +84,12 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         raise HwpruneError(f"{export_dir}: {EXPORT_FILE} is missing or unreadable ({exc}); re-run hwprune export") from None
     if inputs is None:
-        with np.load(export_dir / VECTORS_FILE) as vectors:
-            x_int = vectors["x_int"]
+        try:
+            with np.load(export_dir / VECTORS_FILE, allow_pickle=False) as vectors:
+                x_int = vectors["x_int"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise HwpruneError(f"{export_dir / VECTORS_FILE}: the stored test vectors are missing or unreadable "
+                               f"({exc}); pass --inputs X.npy or re-run hwprune export") from None
     else:
         x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64))
 
