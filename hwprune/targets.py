@@ -18,7 +18,7 @@ KINDS = ("host", "mcu", "fpga")
 _KEYS_BY_KIND = {
     "host": set(),
     "mcu": {"cpu", "flash_kib", "ram_kib", "clock_mhz", "energy_nj_per_cycle", "energy_source"},
-    "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source"},
+    "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source", "family"},
 }
 
 
@@ -38,6 +38,8 @@ class Target:
     dsp: Optional[int] = None
     bram_36k: Optional[int] = None
     resource_source: Optional[str] = None
+    #: FPGA family ("7series" or "ultrascale+"): DSP width and the yosys mapping. Optional.
+    family: Optional[str] = None
 
     @property
     def flash_bytes(self) -> Optional[int]:
@@ -66,7 +68,7 @@ def parse_target(path: Path) -> Target:
     misplaced = set(data) - {"name", "kind", "description"} - _KEYS_BY_KIND[kind]
     if misplaced:
         raise TargetError(f"{path}: keys {sorted(misplaced)} do not apply to a target of kind {kind!r}")
-    missing = {k for k in _KEYS_BY_KIND[kind] if not k.endswith("_source")} - set(data)
+    missing = {k for k in _KEYS_BY_KIND[kind] if not k.endswith("_source") and k != "family"} - set(data)
     if missing:
         raise TargetError(f"{path}: a {kind} target needs {sorted(missing)}")
     return Target(**data)
