@@ -110,8 +110,9 @@ def count(netlist: Netlist) -> dict:
 
 
 def synthesize_layer(layer, in_shape, in_t: Fixed, out_t: Fixed, x_int, expected, family: str,
-                     workdir: Path) -> SynthesizedLayer:
-    logic = da.layer_logic(layer, in_shape, in_t)
+                     workdir: Path, logic=None) -> SynthesizedLayer:
+    """``logic``: the layer's traced adder graph when the caller has it already."""
+    logic = da.layer_logic(layer, in_shape, in_t) if logic is None else logic
     netlist = synthesize_logic(logic, layer.name, family, workdir)
     check_netlist(netlist, logic, x_int, in_t, expected, out_t, f"layer {layer.name!r}")
     figures = count(netlist)

@@ -1,0 +1,120 @@
+"""A design against an FPGA part (does it fit?), and resources against sparsity (sweep)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from hwprune.errors import TargetError
+from hwprune.fpga.estimate import FAMILIES, Estimate, Options, estimate
+from hwprune.ir.graph import Graph
+from hwprune.targets import Target, get_target
+
+RESOURCES = (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP"), ("bram_36k", "BRAM36"))
+SWEEP_SPARSITIES = (0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def fpga_target(name: str) -> Target:
+    """An FPGA part from targets/; an unknown name or a chip that is not an FPGA is an error."""
+    target = get_target(name)
+    if target.kind != "fpga":
+        raise TargetError(f"target {name!r} is a {target.kind} target, not an FPGA part; "
+                          "FPGA parts: " + ", ".join(n for n, t in _fpga_targets().items()))
+    return target
+
+
+def _fpga_targets() -> dict[str, Target]:
+    from hwprune.targets import available_targets
+
+    return {n: t for n, t in available_targets().items() if t.kind == "fpga"}
+
+
+def family_of(target: Target) -> str:
+    if target.family:
+        if target.family not in FAMILIES:
+            raise TargetError(f"target {target.name!r}: family {target.family!r} is not one of {list(FAMILIES)}")
+        return target.family
+    return "7series" if target.name.startswith("xc7") else "ultrascale+"
+
+
+def options_for(target: Optional[Target], strategy: str, reuse_factor: int) -> Options:
+    if target is None:
+        return Options(strategy=strategy, reuse_factor=reuse_factor)
+    return Options(strategy=strategy, reuse_factor=reuse_factor, family=family_of(target),
+                   clock_mhz=float(target.clock_mhz))
+
+
+def fit(est: Estimate, target: Target) -> dict:
+    used = {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "bram_36k": est.bram_36k}
+    rows = {}
+    for key, _ in RESOURCES:
+        available = getattr(target, key)
+        rows[key] = {"used": used[key], "available": available, "fraction": used[key] / available if available else None}
+    over = [key for key in rows if rows[key]["used"] > rows[key]["available"]]
+    return {"name": target.name, "description": target.description, "source": target.resource_source,
+            "resources": rows, "fits": not over, "over": over}
+
+
+def warnings(result: dict) -> list[str]:
+    labels = dict(RESOURCES)
+    return [f"the design does not fit {result['name']}: {labels[k]} {r['used']:,} of {r['available']:,} "
+            f"({r['fraction'] * 100:.0f} %)" for k, r in result["resources"].items() if k in result["over"]]
+
+
+def prune_quantized(graph: Graph, sparsity: float) -> Graph:
+    """Zero the smallest-magnitude weights of every weighted layer (types unchanged: fewer
+    terms never widen a sum, so the accumulators stay exact)."""
+    layers = []
+    for layer in graph.layers:
+        w = getattr(layer, "weight", None)
+        if w is None or not sparsity:
+            layers.append(layer)
+            continue
+        flat = np.abs(w).ravel()
+        drop = int(round(sparsity * flat.size))
+        pruned = np.array(w, copy=True)
+        if drop:
+            order = np.argsort(flat, kind="stable")[:drop]
+            pruned.reshape(-1)[order] = 0.0
+        layers.append(layer.with_(weight=pruned))
+    return graph.with_layers(layers)
+
+
+def sweep_sparsity(graph: Graph, options: Options, levels=SWEEP_SPARSITIES, progress=None) -> list[dict]:
+    rows = []
+    for s in levels:
+        pruned = prune_quantized(graph, s)
+        est = estimate(pruned, options)
+        nonzero = sum(int(np.count_nonzero(l.weight)) for l in pruned.layers if getattr(l, "weight", None) is not None)
+        rows.append({"sparsity": s, "nonzero_weights": nonzero, "dsp": est.dsp, "lut": est.lut, "ff": est.ff,
+                     "bram_36k": est.bram_36k, "latency_cycles": est.latency_cycles})
+        if progress is not None:
+            progress(s)
+    return rows
+
+
+def plot_sweep(rows: list[dict], path: Path, title: str, target: Optional[Target] = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["sparsity"] * 100 for r in rows]
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    ax.plot(x, [r["lut"] for r in rows], "o-", label="LUT")
+    ax.set_xlabel("weights pruned (%)")
+    ax.set_ylabel("LUTs")
+    ax2 = ax.twinx()
+    ax2.plot(x, [r["dsp"] for r in rows], "s--", color="tab:red", label="DSP")
+    ax2.set_ylabel("DSPs")
+    if target is not None:
+        ax.axhline(target.lut, color="tab:blue", lw=0.8, ls=":")
+        ax.text(x[0], target.lut, f" {target.name} LUTs", va="bottom", fontsize=7, color="tab:blue")
+    lines = ax.get_lines()[:1] + ax2.get_lines()[:1]
+    ax.legend(lines, [l.get_label() for l in lines], loc="upper right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
