@@ -118,3 +118,31 @@ def plot_sweep(rows: list[dict], path: Path, title: str, target: Optional[Target
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def report_figures(graph: Graph, target: Target, meta: dict) -> dict:
+    """The FPGA figures of ``verify --json`` and report.json for an export aimed at an FPGA:
+    the estimate with the export's strategy and reuse factor (Latency, 1 when it names none)."""
+    hls = meta.get("hls4ml") if isinstance(meta.get("hls4ml"), dict) else {}
+    strategy = str(meta.get("strategy") or hls.get("strategy") or "latency").lower()
+    reuse = int(meta.get("reuse_factor") or hls.get("reuse_factor") or 1)
+    est = estimate(graph, options_for(target, strategy, reuse))
+    result = fit(est, target)
+    return {"dsp": est.dsp, "lut": est.lut, "ff": est.ff, "bram": est.bram_36k, "latency_cycles": est.latency_cycles,
+            "ii": est.ii, "fpga": {"strategy": strategy, "reuse_factor": reuse, "bram_18k": est.bram_18k,
+                                   "part": result, "warnings": warnings(result),
+                                   "layers": [l.to_dict() for l in est.layers]}}
+
+
+def markdown_lines(report: dict) -> list[str]:
+    """The report.md lines of an FPGA export: the estimate, the part's use, the warnings."""
+    f = report["fpga"]
+    part = f["part"]
+    use = ", ".join(f"{dict(RESOURCES)[k]} {v['used']:,} of {v['available']:,} ({v['fraction'] * 100:.1f} %)"
+                    for k, v in part["resources"].items())
+    lines = [f"- FPGA estimate ({f['strategy']}, reuse {f['reuse_factor']}; rules in docs/fpga_resources.md): "
+             f"{report['dsp']:,} DSP, {report['lut']:,} LUT, {report['ff']:,} FF, {report['bram']} BRAM36, "
+             f"latency {report['latency_cycles']} cycles, II {report['ii']}",
+             f"- part {part['name']}: {use}" + ("" if part["fits"] else " — DOES NOT FIT")]
+    lines += [f"- **warning**: {w}" for w in f["warnings"]]
+    return lines
