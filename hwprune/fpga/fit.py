@@ -74,7 +74,7 @@ def prune_quantized(graph: Graph, sparsity: float) -> Graph:
             continue
         flat = np.abs(w).ravel()
         drop = int(round(sparsity * flat.size))
-        pruned = np.array(w, copy=True)
+        pruned = np.array(w, copy=True, order="C")  # reshape(-1) below must be a view
         if drop:
             order = np.argsort(flat, kind="stable")[:drop]
             pruned.reshape(-1)[order] = 0.0

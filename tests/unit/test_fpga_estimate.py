@@ -173,3 +173,13 @@ def test_da_needs_da4ml_or_says_how(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_da4ml)
     with pytest.raises(ToolchainError, match="pip install"):
         da.require_da4ml()
+
+
+def test_prune_quantized_hits_the_sparsity_on_transposed_weights():
+    t = Fixed(8, 1)
+    w = np.ldexp(np.arange(1, 201, dtype=np.float64).reshape(10, 20), -7).T  # not C-contiguous
+    g = Graph("m", (10,), (Dense("fc", w, np.zeros(20), weight_t=Fixed(16, 8), bias_t=t, accum_t=Fixed(32, 16),
+                                 result_t=t),), input_t=t)
+    pruned = prune_quantized(g, 0.9).layers[0].weight
+    assert np.count_nonzero(pruned) == 20
+    assert np.array_equal(pruned != 0, w >= np.sort(w.ravel())[180])
