@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.errors import TargetError
+from hwprune.errors import HwpruneError, TargetError
 from hwprune.fpga.estimate import FAMILIES, Estimate, Options, estimate
 from hwprune.ir.graph import Graph
 from hwprune.targets import Target, get_target
@@ -125,8 +125,13 @@ def report_figures(graph: Graph, target: Target, meta: dict) -> dict:
     the estimate with the export's strategy and reuse factor (Latency, 1 when it names none)."""
     hls = meta.get("hls4ml") if isinstance(meta.get("hls4ml"), dict) else {}
     strategy = str(meta.get("strategy") or hls.get("strategy") or "latency").lower()
+    strategy = {"distributed_arithmetic": "da"}.get(strategy, strategy)
     reuse = int(meta.get("reuse_factor") or hls.get("reuse_factor") or 1)
-    est = estimate(graph, options_for(target, strategy, reuse))
+    try:
+        est = estimate(graph, options_for(target, strategy, reuse))
+    except HwpruneError as exc:  # the figures are extra: verification must not fail on them
+        return {key: None for key in ("dsp", "lut", "ff", "bram", "latency_cycles", "ii")} | {
+            "fpga": {"strategy": strategy, "reuse_factor": reuse, "error": str(exc)}}
     result = fit(est, target)
     return {"dsp": est.dsp, "lut": est.lut, "ff": est.ff, "bram": est.bram_36k, "latency_cycles": est.latency_cycles,
             "ii": est.ii, "fpga": {"strategy": strategy, "reuse_factor": reuse, "bram_18k": est.bram_18k,
@@ -137,6 +142,8 @@ def report_figures(graph: Graph, target: Target, meta: dict) -> dict:
 def markdown_lines(report: dict) -> list[str]:
     """The report.md lines of an FPGA export: the estimate, the part's use, the warnings."""
     f = report["fpga"]
+    if "error" in f:
+        return [f"- FPGA estimate not available: {f['error']}"]
     part = f["part"]
     use = ", ".join(f"{dict(RESOURCES)[k]} {v['used']:,} of {v['available']:,} ({v['fraction'] * 100:.1f} %)"
                     for k, v in part["resources"].items())
