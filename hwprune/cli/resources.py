@@ -17,10 +17,12 @@ def add_parser(sub) -> None:
                                    "written as distributed-arithmetic RTL (da4ml), mapped with yosys synth_xilinx, "
                                    "and each netlist is checked against the integer reference on the test vectors.")
     p.add_argument("dir", metavar="DIR", help="an export folder (or any folder with graph.json + weights.npz)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="latency",
-                   help="hls4ml strategy: latency, resource, or da (distributed arithmetic); default latency")
-    p.add_argument("--reuse-factor", type=int, default=1, metavar="R",
-                   help="multiplications per multiplier (II = R); 1 = fully parallel (the only choice for da)")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="hls4ml strategy: latency, resource, or da (distributed arithmetic); default: the "
+                        "export's (an hls4ml export), else latency")
+    p.add_argument("--reuse-factor", type=int, metavar="R",
+                   help="multiplications per multiplier (II = R); 1 = fully parallel (the only choice for da); "
+                        "default: the export's, else 1")
     p.add_argument("--part", metavar="PART",
                    help="FPGA part to compare with (hwprune targets; e.g. xcvu9p, xc7z020, xc7a35t); "
                         "default: the export's target when it is an FPGA")
@@ -42,7 +44,9 @@ def run(args) -> int:
     target = fit.fpga_target(args.part) if args.part else None  # an unknown part fails before any work
     graph = load_model(directory)
     target = target or _export_fpga_target(directory)
-    options = fit.options_for(target, args.strategy, args.reuse_factor)
+    strategy, reuse = fit.export_strategy(_export_meta(directory))
+    options = fit.options_for(target, args.strategy or strategy,
+                              args.reuse_factor if args.reuse_factor is not None else reuse)
     if args.plot and not args.sweep_sparsity:
         raise OptionError("--plot needs --sweep-sparsity")
     est = estimate(graph, options)
@@ -87,15 +91,21 @@ def _traceable(layer) -> bool:
     return da.supports(layer)
 
 
-def _export_fpga_target(directory: Path):
-    from hwprune.fpga.fit import fpga_target
+def _export_meta(directory: Path) -> dict:
     from hwprune.pipeline import EXPORT_FILE
-    from hwprune.targets import get_target
 
     try:
-        name = json.loads((directory / EXPORT_FILE).read_text()).get("target")
+        meta = json.loads((directory / EXPORT_FILE).read_text())
     except (OSError, json.JSONDecodeError):
-        return None
+        return {}  # a bare graph folder: no export options
+    return meta if isinstance(meta, dict) else {}
+
+
+def _export_fpga_target(directory: Path):
+    from hwprune.fpga.fit import fpga_target
+    from hwprune.targets import get_target
+
+    name = _export_meta(directory).get("target")
     if name and get_target(name).kind == "fpga":
         return fpga_target(name)
     return None

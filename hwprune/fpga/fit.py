@@ -120,13 +120,19 @@ def plot_sweep(rows: list[dict], path: Path, title: str, target: Optional[Target
     plt.close(fig)
 
 
-def report_figures(graph: Graph, target: Target, meta: dict) -> dict:
-    """The FPGA figures of ``verify --json`` and report.json for an export aimed at an FPGA:
-    the estimate with the export's strategy and reuse factor (Latency, 1 when it names none)."""
+def export_strategy(meta: dict) -> tuple[str, int]:
+    """The hls4ml strategy and reuse factor an export was written with (export.json's
+    ``hls4ml`` block); Latency, 1 when it names none."""
     hls = meta.get("hls4ml") if isinstance(meta.get("hls4ml"), dict) else {}
     strategy = str(meta.get("strategy") or hls.get("strategy") or "latency").lower()
     strategy = {"distributed_arithmetic": "da"}.get(strategy, strategy)
-    reuse = int(meta.get("reuse_factor") or hls.get("reuse_factor") or 1)
+    return strategy, int(meta.get("reuse_factor") or hls.get("reuse_factor") or 1)
+
+
+def report_figures(graph: Graph, target: Target, meta: dict) -> dict:
+    """The FPGA figures of ``verify --json`` and report.json for an export aimed at an FPGA:
+    the estimate with the export's strategy and reuse factor (Latency, 1 when it names none)."""
+    strategy, reuse = export_strategy(meta)
     try:
         est = estimate(graph, options_for(target, strategy, reuse))
     except HwpruneError as exc:  # the figures are extra: verification must not fail on them
