@@ -112,6 +112,9 @@ def plot_sweep(rows: list[dict], path: Path, title: str, target: Optional[Target
     if target is not None:
         ax.axhline(target.lut, color="tab:blue", lw=0.8, ls=":")
         ax.text(x[0], target.lut, f" {target.name} LUTs", va="bottom", fontsize=7, color="tab:blue")
+        if target.dsp <= 1.5 * max(r["dsp"] for r in rows):
+            ax2.axhline(target.dsp, color="tab:red", lw=0.8, ls=":")
+            ax2.text(x[-1], target.dsp, f"{target.name} DSPs ", ha="right", va="bottom", fontsize=7, color="tab:red")
     lines = ax.get_lines()[:1] + ax2.get_lines()[:1]
     ax.legend(lines, [l.get_label() for l in lines], loc="upper right")
     ax.set_title(title, fontsize=9)
