@@ -157,6 +157,10 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
                        ram_bytes=t.ram_bytes, ram_used=ram / t.ram_bytes,
                        fits=flash <= t.flash_bytes and ram <= t.ram_bytes)
         report["target"] = fit
+        if t.kind == "fpga":
+            from hwprune.fpga.fit import report_figures
+
+            report.update(report_figures(graph, t, meta))
     return report
 
 
@@ -214,6 +218,10 @@ def render_markdown(report: dict) -> str:
     if target and "flash_bytes" in target:
         lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of flash, "
                      f"{target['ram_used'] * 100:.2f} % of RAM" + ("" if target["fits"] else " — DOES NOT FIT"))
+    if report.get("fpga"):
+        from hwprune.fpga.fit import markdown_lines
+
+        lines += markdown_lines(report)
     lines += ["", "## Layers", "",
               "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | entropy bound | MACs sparse / dense |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -19,12 +19,12 @@ from hwprune.paths import targets_dir
 KINDS = ("host", "mcu", "fpga")
 #: The Cortex-M cores the cross build and the emulator know (hwprune.harness.cross.CORES).
 MCU_CORES = ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33")
-_OPTIONAL = {"energy_source", "resource_source", "run_current_ua_per_mhz", "supply_v"}
+_OPTIONAL = {"energy_source", "resource_source", "run_current_ua_per_mhz", "supply_v", "family"}
 _KEYS_BY_KIND = {
     "host": set(),
     "mcu": {"cpu", "flash_kib", "ram_kib", "clock_mhz", "energy_nj_per_cycle", "energy_source",
             "run_current_ua_per_mhz", "supply_v"},
-    "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source"},
+    "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source", "family"},
 }
 _INTEGER_KEYS = {"flash_kib", "ram_kib", "lut", "ff", "dsp", "bram_36k"}
 _NUMBER_KEYS = {"clock_mhz", "energy_nj_per_cycle", "run_current_ua_per_mhz", "supply_v"}
@@ -51,6 +51,8 @@ class Target:
     dsp: Optional[int] = None
     bram_36k: Optional[int] = None
     resource_source: Optional[str] = None
+    #: FPGA family ("7series" or "ultrascale+"): DSP width and the yosys mapping. Optional.
+    family: Optional[str] = None
 
     @property
     def flash_bytes(self) -> Optional[int]:

@@ -1,0 +1,156 @@
+"""``hwprune resources``: FPGA resources of an export folder before synthesis, optionally
+checked against yosys netlists that must compute the model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    from hwprune.fpga.estimate import STRATEGIES
+
+    p = sub.add_parser("resources", help="estimate FPGA DSP/LUT/FF/BRAM, latency and II (optionally synthesize)",
+                       description="Per-layer and total FPGA resources from the quantized graph of an export "
+                                   "folder (rules: docs/fpga_resources.md). With --synthesize, the layers are "
+                                   "written as distributed-arithmetic RTL (da4ml), mapped with yosys synth_xilinx, "
+                                   "and each netlist is checked against the integer reference on the test vectors.")
+    p.add_argument("dir", metavar="DIR", help="an export folder (or any folder with graph.json + weights.npz)")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="hls4ml strategy: latency, resource, or da (distributed arithmetic); default: the "
+                        "export's (an hls4ml export), else latency")
+    p.add_argument("--reuse-factor", type=int, metavar="R",
+                   help="multiplications per multiplier (II = R); 1 = fully parallel (the only choice for da); "
+                        "default: the export's, else 1")
+    p.add_argument("--part", metavar="PART",
+                   help="FPGA part to compare with (hwprune targets; e.g. xcvu9p, xc7z020, xc7a35t); "
+                        "default: the export's target when it is an FPGA")
+    p.add_argument("--synthesize", action="store_true",
+                   help="also synthesize each layer with da4ml + yosys and check its netlist bit for bit")
+    p.add_argument("--sweep-sparsity", action="store_true",
+                   help="estimate the model pruned to 0-95 %% (magnitude, per layer) and plot LUTs and DSPs")
+    p.add_argument("--plot", metavar="PNG", help="where --sweep-sparsity writes its plot (default DIR/resources_sweep.png)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from hwprune.errors import OptionError
+    from hwprune.fpga import estimate, fit
+    from hwprune.pipeline import load_model
+
+    directory = Path(args.dir)
+    target = fit.fpga_target(args.part) if args.part else None  # an unknown part fails before any work
+    graph = load_model(directory)
+    target = target or _export_fpga_target(directory)
+    strategy, reuse = fit.export_strategy(_export_meta(directory))
+    options = fit.options_for(target, args.strategy or strategy,
+                              args.reuse_factor if args.reuse_factor is not None else reuse)
+    if args.plot and not args.sweep_sparsity:
+        raise OptionError("--plot needs --sweep-sparsity")
+    est = estimate(graph, options)
+    result = est.to_dict()
+    messages = []
+    if target is not None:
+        result["part"] = fit.fit(est, target)
+        messages += fit.warnings(result["part"])
+    if args.synthesize:
+        from hwprune.fpga.synth import synthesize_graph
+        from tqdm import tqdm
+
+        x_int = _test_vectors(directory)
+        family = "xc7" if options.family == "7series" else "xcup"
+        n = sum(1 for l in graph.layers if _traceable(l))
+        # disable=None: a bar on a terminal, nothing in pipes and CI logs.
+        with tqdm(total=n, desc="yosys", unit="layer", file=sys.stderr, disable=None) as bar:
+            rows = synthesize_graph(graph, x_int, family, progress=lambda name: bar.update(1))
+        result["synthesized"] = {"tool": "yosys synth_xilinx -family " + family, "vectors": int(len(x_int)),
+                                 "bit_exact": all(r.bit_exact for r in rows),
+                                 "lut": sum(r.lut for r in rows), "carry": sum(r.carry for r in rows),
+                                 "ff": sum(r.ff for r in rows), "layers": [r.to_dict() for r in rows],
+                                 "not_synthesized": [l.name for l in graph.layers
+                                                     if not _traceable(l) and l.kind not in ("flatten", "softmax")]}
+    if args.sweep_sparsity:
+        rows = fit.sweep_sparsity(graph, options)
+        plot = Path(args.plot) if args.plot else directory / "resources_sweep.png"
+        fit.plot_sweep(rows, plot, f"{graph.name}: {options.strategy}, reuse {options.reuse_factor}", target)
+        result["sparsity_sweep"] = {"plot": str(plot), "rows": rows}
+    for message in messages:
+        print(f"hwprune resources: warning: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(render_text(result))
+    return 0
+
+
+def _traceable(layer) -> bool:
+    from hwprune.fpga import da
+
+    return da.supports(layer)
+
+
+def _export_meta(directory: Path) -> dict:
+    from hwprune.pipeline import EXPORT_FILE
+
+    try:
+        meta = json.loads((directory / EXPORT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}  # a bare graph folder: no export options
+    return meta if isinstance(meta, dict) else {}
+
+
+def _export_fpga_target(directory: Path):
+    from hwprune.fpga.fit import fpga_target
+    from hwprune.targets import get_target
+
+    name = _export_meta(directory).get("target")
+    if name and get_target(name).kind == "fpga":
+        return fpga_target(name)
+    return None
+
+
+def _test_vectors(directory: Path):
+    import numpy as np
+
+    from hwprune.errors import DataError
+    from hwprune.pipeline import VECTORS_FILE
+
+    path = directory / VECTORS_FILE
+    if not path.is_file():
+        raise DataError(f"{directory}: --synthesize checks the netlists on the test vectors, and {VECTORS_FILE} is missing")
+    with np.load(path, allow_pickle=False) as vectors:
+        return vectors["x_int"]
+
+
+def render_text(result: dict) -> str:
+    lines = [f"{result['model']}: strategy {result['strategy']}, reuse {result['reuse_factor']}, "
+             f"{result['family']} at {result['clock_mhz']:g} MHz",
+             f"{'layer':<16} {'kind':<10} {'DSP':>6} {'LUT':>8} {'FF':>8} {'BRAM18':>6} {'cycles':>7} {'II':>6}  how"]
+    for r in result["layers"]:
+        lines.append(f"{r['name']:<16} {r['kind']:<10} {r['dsp']:>6} {r['lut']:>8} {r['ff']:>8} {r['bram_18k']:>6} "
+                     f"{r['latency_cycles']:>7} {r['ii']:>6}  {r['method']}")
+    lines.append(f"{'total':<27} {result['dsp']:>6} {result['lut']:>8} {result['ff']:>8} {result['bram_18k']:>6} "
+                 f"{result['latency_cycles']:>7} {result['ii']:>6}  ({result['bram_36k']} BRAM36, "
+                 f"{result['latency_ns']:.0f} ns)")
+    part = result.get("part")
+    if part:
+        used = ", ".join(f"{k.upper().replace('_36K', '36')} {v['used']:,}/{v['available']:,} "
+                         f"({v['fraction'] * 100:.1f} %)" for k, v in part["resources"].items())
+        lines.append(f"part {part['name']}: {used}: " + ("fits" if part["fits"] else "DOES NOT FIT"))
+    syn = result.get("synthesized")
+    if syn:
+        lines.append(f"synthesized ({syn['tool']}), {syn['vectors']} test vectors, every netlist equal to the reference:")
+        for r in syn["layers"]:
+            lines.append(f"  {r['name']:<16} LUT {r['lut']:>7} (estimate {r['estimate_lut']}, "
+                         f"{r['estimate_lut'] / max(r['lut'], 1):.2f}x)  CARRY {r['carry']:>5}  FF {r['ff']:>5}")
+        if syn["not_synthesized"]:
+            lines.append(f"  not synthesized (no DA tracer for their kind): {', '.join(syn['not_synthesized'])}")
+    sweep = result.get("sparsity_sweep")
+    if sweep:
+        lines.append(f"sparsity sweep (plot: {sweep['plot']}):")
+        for r in sweep["rows"]:
+            lines.append(f"  {r['sparsity'] * 100:>4.0f} %  nonzero {r['nonzero_weights']:>7}  DSP {r['dsp']:>6}  "
+                         f"LUT {r['lut']:>8}  FF {r['ff']:>7}")
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""Distributed arithmetic through da4ml: a layer's constant products become an adder graph.
+
+``layer_logic`` traces one IR layer into a da4ml ``CombLogic`` that computes exactly what
+the integer reference computes (products summed exactly, the accumulator's wrap, then the
+cast to the result type with its rounding and saturation). Its ``cost`` (adder bits, with
+da4ml's default ``adder_size=1``) is the DA strategy's LUT estimate; ``write_rtl`` writes
+its Verilog for ``synth.py``. Tracers dispatch on the layer kind (``TRACERS``).
+
+Checked against da4ml 0.5.2 (hls4ml 1.3.0's ``da`` extra pins ``<0.6``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hwprune.errors import ToolchainError, UnsupportedLayerError
+from hwprune.quant.fixed import Fixed
+
+# hard_dc=2 bounds the adder depth two levels above the minimum and skips da4ml's search
+# over decomposition depths: ten times faster than its default, within 3 % of its cost.
+SOLVER_OPTIONS = {"method0": "wmc", "hard_dc": 2, "search_all_decompose_dc": False}
+
+
+def require_da4ml():
+    try:
+        import da4ml  # noqa: F401
+    except ImportError:
+        raise ToolchainError("the DA strategy needs da4ml: pip install 'hwprune[fpga]' (da4ml>=0.5.2,<0.6)") from None
+
+
+def kif(t: Fixed) -> tuple[int, int, int]:
+    """da4ml's (keep_negative, integer bits without sign, fraction bits) of a type."""
+    return int(t.signed), t.int_bits - int(t.signed), t.frac_bits
+
+
+def _quantize(v, t: Fixed):
+    from da4ml.trace.ops import quantize
+
+    k, i, f = kif(t)
+    return quantize(v, k, i, f, overflow_mode=t.overflow.value, round_mode=t.rounding.value)
+
+
+Tracer = Callable[[object, Fixed, object], object]
+TRACERS: dict[str, Tracer] = {}
+
+
+def tracer(kind: str):
+    def register(fn: Tracer) -> Tracer:
+        TRACERS[kind] = fn
+        return fn
+
+    return register
+
+
+@tracer("dense")
+def _dense(layer, in_t: Fixed, x):
+    from hwprune.fpga.estimate import dense_integers
+
+    w, b = dense_integers(layer)
+    # Real values on the grids; float64 holds them exactly (at most 62-bit integers are
+    # never reached by weights: weight_t is at most 32 bits wide in practice).
+    weight = np.ldexp(w.T.astype(np.float64), -layer.weight_t.frac_bits)
+    bias = np.ldexp(b.astype(np.float64), -layer.bias_t.frac_bits)
+    y = x @ weight
+    if np.any(bias != 0):
+        y = y + bias
+    # The reference's accumulator never overflows or wraps (reference.dense_sum); WRAP
+    # to accum_t is then exact, and the result cast rounds and saturates as ap_fixed does.
+    y = _quantize(y, layer.accum_t.with_(overflow="WRAP", rounding="TRN"))
+    return _quantize(y, layer.result_t)
+
+
+@tracer("relu")
+def _relu(layer, in_t: Fixed, x):
+    from da4ml.trace.ops import relu
+
+    return _quantize(relu(x), layer.result_t)
+
+
+def supports(layer) -> bool:
+    return layer.kind in TRACERS
+
+
+def layer_logic(layer, in_shape, in_t: Fixed):
+    """The layer as a da4ml CombLogic over its flattened input."""
+    require_da4ml()
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    if layer.kind not in TRACERS:
+        raise UnsupportedLayerError(f"layer {layer.name!r}: no distributed-arithmetic tracer for {layer.kind!r}; "
+                                    f"known kinds are {sorted(TRACERS)}")
+    if layer.kind == "dense":
+        from hwprune.reference import dense_integers, dense_sum
+
+        w, acc0 = dense_integers(layer)
+        plan = dense_sum(layer, in_t, w, acc0)
+        if not (plan.fast and plan.never_overflows):
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r}: its accumulator {layer.accum_t} rounds or overflows partial sums; "
+                "distributed arithmetic sums exactly, so it would not equal the reference")
+    n = int(np.prod(in_shape))
+    inp = FixedVariableArrayInput((n,), solver_options=dict(SOLVER_OPTIONS))
+    # The inputs are already on in_t's grid and in its range: declare their width only.
+    x = _quantize(inp, in_t.with_(overflow="WRAP", rounding="TRN"))
+    y = TRACERS[layer.kind](layer, in_t, x)
+    return comb_trace(inp, y)
+
+
+# da4ml's cost counts one bit per adder bit; two operations it prices low against what
+# synth_xilinx builds (measured on the benchmark layers, docs/fpga_resources.md): the
+# saturation mux (a comparison's sign bit selecting the value) and the ReLU gate (one LUT
+# per bit, da4ml counts half).
+MUX_COST_FACTOR = 2.0
+RELU_COST_FACTOR = 2.0
+
+
+def lut_estimate(logic) -> int:
+    total = 0.0
+    for op in logic.ops:
+        factor = MUX_COST_FACTOR if abs(op.opcode) == 6 else RELU_COST_FACTOR if abs(op.opcode) == 2 else 1.0
+        total += factor * op.cost
+    return int(round(total))
+
+
+def pipeline_cycles(logic, levels_per_cycle: int) -> int:
+    """Register stages when at most ``levels_per_cycle`` adder levels fit in a clock."""
+    depth = max(logic.latency[1], 0.0)
+    return max(1, math.ceil(depth / levels_per_cycle))
+
+
+def dense_da_estimate(layer, in_shape, in_t: Fixed, options):
+    from hwprune.fpga.estimate import LayerResources
+
+    logic = layer_logic(layer, in_shape, in_t)
+    cycles = pipeline_cycles(logic, options.adder_levels_per_cycle)
+    out_bits = sum(io_widths(logic)[1])
+    in_bits = sum(io_widths(logic)[0])
+    # Registers: the output of every stage; inside the graph each cut holds about as many
+    # live bits as the wider of the layer's inputs and outputs (a calibrated guess).
+    ff = out_bits + (cycles - 1) * max(in_bits, out_bits)
+    nonzero = int(np.count_nonzero(layer.weight))
+    return LayerResources(layer.name, layer.kind, dsp=0, lut=lut_estimate(logic), ff=ff, latency_cycles=cycles,
+                          ii=1, products={"zero": int(layer.weight.size - nonzero), "adder_graph": nonzero},
+                          method="da4ml adder graph (adder bits, saturation muxes x2)")
+
+
+# -- the netlist's ports ----------------------------------------------------------------
+def io_widths(logic) -> tuple[list[int], list[int]]:
+    from da4ml.cmvm.types import _minimal_kif
+
+    ins = [int(sum(_minimal_kif(q))) for q in logic.inp_qint]
+    outs = [int(sum(_minimal_kif(q))) for q in logic.out_qint]
+    return ins, outs
+
+
+def _fracs(qints) -> list[tuple[int, bool]]:
+    from da4ml.cmvm.types import _minimal_kif
+
+    return [(int(_minimal_kif(q)[2]), bool(_minimal_kif(q)[0])) for q in qints]
+
+
+def pack_inputs(logic, x_int: np.ndarray, in_t: Fixed) -> list[int]:
+    """Each row of integer inputs as the bits of the module's ``model_inp`` port."""
+    widths, _ = io_widths(logic)
+    fracs = _fracs(logic.inp_qint)
+    words = []
+    for row in np.asarray(x_int).reshape(len(x_int), -1):
+        word, pos = 0, 0
+        for value, width, (frac, _) in zip(row, widths, fracs):
+            if width:
+                raw = int(value) << (frac - in_t.frac_bits) if frac >= in_t.frac_bits else int(value) >> (in_t.frac_bits - frac)
+                word |= (raw & ((1 << width) - 1)) << pos
+            pos += width
+        words.append(word)
+    return words
+
+
+def unpack_outputs(logic, words: list[int], out_t: Fixed) -> np.ndarray:
+    """The ``model_out`` bits of each vector as integers on ``out_t``'s grid."""
+    _, widths = io_widths(logic)
+    fracs = _fracs(logic.out_qint)
+    rows = []
+    for word in words:
+        row, pos = [], 0
+        for width, (frac, signed) in zip(widths, fracs):
+            raw = (word >> pos) & ((1 << width) - 1) if width else 0
+            if signed and width and raw >> (width - 1):
+                raw -= 1 << width
+            shift = out_t.frac_bits - frac
+            row.append(raw << shift if shift >= 0 else raw >> -shift)
+            pos += width
+        rows.append(row)
+    return np.array(rows, dtype=np.int64)
+
+
+def write_rtl(logic, name: str, directory: Path) -> Path:
+    """Write the layer's Verilog with da4ml; returns the module's source file."""
+    from da4ml.codegen import VerilogModel
+
+    VerilogModel(logic, name, directory).write()
+    return Path(directory) / "src" / f"{name}.v"
