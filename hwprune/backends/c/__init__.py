@@ -6,8 +6,10 @@
     model.c            one static kernel per layer, static ping-pong activation buffers
     model_weights.h    const weight, index, pointer and bias arrays
     hwprune_fixed.h    the fixed-point casts (copied verbatim)
-    export.json        what was exported: layers, value types, storage figures
-    graph/             the quantized graph (ir.io format): the reference that verify uses
+    export.json        what was exported: layers, value types, storage figures, and where
+                       the quantized graph (the reference verify uses) lies
+    graph/             that graph (ir.io format), unless the caller stores it elsewhere:
+                       an export folder keeps it once, at its top (``"graph": ".."``)
 
 The first four are all a firmware build needs.
 """
@@ -15,6 +17,7 @@ The first four are all a firmware build needs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +71,12 @@ class CExport:
         return {s.name: s.format for s in self.layers}
 
 
-def _manifest(plan: ModelPlan, storages: list[LayerStorage]) -> dict:
+def _manifest(plan: ModelPlan, storages: list[LayerStorage], graph_location: str) -> dict:
     g = plan.graph
     return {
         "format": MANIFEST_FORMAT,
         "version": 1,
+        "graph": graph_location,
         "hwprune_version": hwprune.__version__,
         "model": g.name,
         "input_size": plan.input.size,
@@ -93,13 +97,15 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage]) -> dict:
     }
 
 
-def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto") -> CExport:
+def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", graph_dir=None) -> CExport:
     """Write the C sources of a quantized ``graph`` into ``out_dir`` (created if needed).
 
     ``formats``: ``"auto"`` (fewest weight bytes per layer), a format name for every
     Dense layer (``"dense"``, ``"csr"``), or ``{layer name: policy}`` (``"*"``: default).
     Files are written in place; wrap the call in ``hwprune.outputs.output_dir`` for an
-    all-or-nothing export.
+    all-or-nothing export. ``graph_dir``: a folder where the caller stores the quantized
+    graph itself (the manifest records it relative to ``out_dir``); by default it is
+    written to ``out_dir/graph``.
     """
     if not graph.is_quantized:
         raise ModelError(
@@ -117,12 +123,14 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto") -> CExport:
         written.append(out_dir / name)
     shutil.copyfile(templates_dir() / "c" / "hwprune_fixed.h", out_dir / "hwprune_fixed.h")
     written.append(out_dir / "hwprune_fixed.h")
-    (out_dir / MANIFEST).write_text(json.dumps(_manifest(plan, storages), indent=1) + "\n")
+    location = GRAPH_DIR if graph_dir is None else Path(os.path.relpath(graph_dir, out_dir)).as_posix()
+    (out_dir / MANIFEST).write_text(json.dumps(_manifest(plan, storages, location), indent=1) + "\n")
     written.append(out_dir / MANIFEST)
-    if (out_dir / GRAPH_DIR).exists():
-        shutil.rmtree(out_dir / GRAPH_DIR)
-    save_graph(graph, out_dir / GRAPH_DIR)
-    written.append(out_dir / GRAPH_DIR)
+    if graph_dir is None:
+        if (out_dir / GRAPH_DIR).exists():
+            shutil.rmtree(out_dir / GRAPH_DIR)
+        save_graph(graph, out_dir / GRAPH_DIR)
+        written.append(out_dir / GRAPH_DIR)
     return CExport(out_dir, graph.name, tuple(written), tuple(storages))
 
 
@@ -141,8 +149,8 @@ def read_manifest(export_dir) -> dict:
 
 def load_export(export_dir) -> Graph:
     """The quantized graph an export was made from (its reference)."""
-    read_manifest(export_dir)
+    manifest = read_manifest(export_dir)
     missing = [name for name in C_SOURCES if not (Path(export_dir) / name).is_file()]
     if missing:
         raise ModelError(f"{export_dir}: C sources {missing} are missing; re-run hwprune export")
-    return load_graph(Path(export_dir) / GRAPH_DIR)
+    return load_graph(Path(export_dir) / manifest.get("graph", GRAPH_DIR))
