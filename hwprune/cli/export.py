@@ -64,7 +64,8 @@ def run(args) -> int:
         raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
                           "models only")
     out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
-                       calibration_name=f"--calibration {args.calibration}" if args.calibration else "calibration inputs")
+                       calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
+                       else "calibration inputs")
     import json
 
     from hwprune import fidelity
