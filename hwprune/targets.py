@@ -56,7 +56,18 @@ def parse_target(path: Path) -> Target:
     known = {f.name for f in fields(Target)}
     unknown = set(data) - known
     if unknown:
-        raise TargetError(f"{path}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
+        key = sorted(unknown)[0]
+        with_unit = [k for k in sorted(known) if k.startswith(f"{key}_")]
+        hint = (f"; units are part of the key names: did you mean {with_unit[0]!r}?" if with_unit
+                else f"; known keys are {sorted(known)}")
+        raise TargetError(f"{path}: unknown key {key!r}{hint}")
+    for f in fields(Target):
+        value = data.get(f.name)
+        numeric = f.type in ("Optional[int]", "Optional[float]")
+        if value is not None and numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            unit = f.name.rsplit("_", 1)[-1] if "_" in f.name else ""
+            raise TargetError(f"{path}: {f.name} must be a plain number"
+                              + (f" (the unit, {unit}, is in the key name)" if unit else "") + f", got {value!r}")
     for key in ("name", "kind", "description"):
         if key not in data:
             raise TargetError(f"{path}: missing key {key!r}")
@@ -84,6 +95,12 @@ def available_targets(directory: Path | None = None) -> dict[str, Target]:
 
 
 def get_target(name: str) -> Target:
+    """A shipped target by name, or a target file (a path ending in ``.toml``)."""
+    if str(name).endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise TargetError(f"{path}: no such target file")
+        return parse_target(path)
     targets = available_targets()
     if name not in targets:
         raise TargetError(f"unknown target {name!r}; available targets: {', '.join(sorted(targets))}")

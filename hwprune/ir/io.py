@@ -108,8 +108,8 @@ def load_graph(directory: Path) -> Graph:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise ModelError(f"{directory}: {WEIGHTS_FILE} is missing") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{directory / WEIGHTS_FILE}: cannot be read ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{directory / WEIGHTS_FILE}: cannot be read ({type(exc).__name__}: {exc})") from None
     try:
         layers = [
             _layer_from_json(entry, arrays, f"{graph_path} layer {i}") for i, entry in enumerate(meta["layers"])
