@@ -25,7 +25,7 @@ def run(args) -> int:
     from hwprune.report import _json_default, analyze
 
     inputs = load_array(args.inputs, "inputs") if args.inputs else None
-    report = analyze(args.dir, inputs)
+    report = analyze(args.dir, inputs, compile=True)  # also a folder exported with --no-compile
     if args.json:
         print(json.dumps(report, default=_json_default))
     else:
