@@ -4,7 +4,8 @@ An export folder is self-contained::
 
     DIR/graph.json, DIR/weights.npz   the quantized IR (ir.io format), stored once: every
                                       backend folder points at it (c/export.json "graph")
-    DIR/vectors.npz                   test vectors: x (float), x_int, y_int (reference outputs)
+    DIR/vectors.npz                   test vectors: x (float, the source model's layout), x_int
+                                      (integers, channels-last as the C reads them), y_int
     DIR/export.json                   how the folder was made (options, formats, versions, fidelity)
     DIR/c/                            model.h, model.c, ... : the firmware sources
     DIR/report.json, DIR/report.md    figures (hwprune report renders them again)
@@ -23,7 +24,7 @@ import numpy as np
 
 from hwprune import __version__, fidelity, manifest, reference
 from hwprune.errors import DataError, ModelError, OptionError
-from hwprune.ir.graph import Graph
+from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
 from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -45,8 +46,11 @@ class ExportOptions:
     remove_dead_neurons: bool = True
     seed: int = 0
     compile: bool = True  # False: write the sources without compiling or verifying them
+    name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            check_c_name(self.name)
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
             raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
         if self.format not in ("auto", "dense", "csr"):
@@ -118,8 +122,8 @@ def read_vectors(folder, graph: Optional[Graph] = None) -> dict[str, np.ndarray]
         raise DataError(f"{path}: x, x_int and y_int must hold the same nonzero number of vectors, "
                         f"got {len(x)}, {len(x_int)}, {len(y_int)}")
     if graph is not None:
-        graph.check_batch(x, f"{path}: x")
-        if x_int.shape != x.shape or y_int.shape[1:] != graph.output_shape:
+        graph.from_source(x, f"{path}: x")
+        if x_int.shape[1:] != graph.input_shape or y_int.shape[1:] != graph.output_shape:
             raise DataError(f"{path}: x_int has shape {x_int.shape} and y_int {y_int.shape}; model {graph.name!r} "
                             f"needs (N, {', '.join(map(str, graph.input_shape))}) and (N, "
                             f"{', '.join(map(str, graph.output_shape))})")
@@ -156,11 +160,12 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
 
     module = to_torch(graph)
     apply_masks(module, compute_masks(module, sparsity, method="magnitude", scope="layer"))
-    return from_torch(strip_masks(module), graph.input_shape, graph.name)
+    return from_torch(strip_masks(module), graph.source_input_shape, graph.name)
 
 
 def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
-    """Drop Dense units that read nothing (all-zero weight row) or that nothing reads.
+    """Drop Dense units and conv filters that read nothing (all-zero weights) or that
+    nothing reads.
 
     A dead unit still outputs a constant, ``relu(bias)``; it is folded into the next
     layer's bias first, so the float function does not change
@@ -169,23 +174,25 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
     """
     if graph.is_quantized:
         return graph, {}
+    if any(getattr(layer, "depthwise", False) for layer in graph.layers):
+        return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
     from hwprune.frontends.torch import from_torch, to_torch
     from hwprune.prune.structured import remove_pruned_neurons
 
-    smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.input_shape, graph.name)
+    smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.source_input_shape, graph.name)
     removed = {
-        a.name: a.out_features - b.out_features
-        for a, b in zip(graph.dense_layers(), smaller.dense_layers())
-        if a.out_features != b.out_features
+        a.name: a.out_channels - b.out_channels
+        for a, b in zip(graph.weighted_layers(), smaller.weighted_layers())
+        if a.out_channels != b.out_channels
     }
     return (smaller, removed) if removed else (graph, {})
 
 
 def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:
-    """Inputs spread over the whole input type, saturating ends included."""
+    """Inputs spread over the whole input type, saturating ends included (source layout)."""
     rng = np.random.default_rng(seed)
     t = graph.input_t
-    q = rng.integers(t.min_int, t.max_int, size=(count, *graph.input_shape), endpoint=True)
+    q = rng.integers(t.min_int, t.max_int, size=(count, *graph.source_input_shape), endpoint=True)
     return np.ldexp(q.astype(np.float64), -t.frac_bits)
 
 
@@ -195,8 +202,7 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
         return graph
     if calibration is None:
         raise DataError("a float model needs calibration inputs to choose its fixed-point types: pass --calibration X.npy")
-    quantized = calibrate(graph, graph.check_batch(calibration, calibration_name),
-                          QuantConfig(options.weight_bits, options.activation_bits))
+    quantized = calibrate(graph, calibration, QuantConfig(options.weight_bits, options.activation_bits))
     fidelity.check_ranges(quantized, calibration, calibration_name)
     return quantized
 
@@ -218,7 +224,10 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         from hwprune.harness.build import find_cc
 
         find_cc()  # a missing compiler fails before anything is written
-    vectors = graph.check_batch(vectors, "test vectors")[:MAX_VECTORS]
+    if options.name:
+        graph = graph.replace(name=options.name)
+    graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
+    vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
     y_int = reference.run(graph, x_int)
     fid = None
@@ -262,7 +271,8 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
         source = source or str(model)
     graph = model if isinstance(model, Graph) else load_model(model, trust_model=trust_model)
     if calibration is not None:
-        calibration = graph.check_batch(np.asarray(calibration, dtype=np.float64), calibration_name)
+        calibration = np.asarray(calibration, dtype=np.float64)
+        graph.from_source(calibration, calibration_name)  # the source model's layout
     if options.sparsity:
         graph = prune_graph(graph, options.sparsity)
     removed: dict[str, int] = {}

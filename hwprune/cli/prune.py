@@ -28,17 +28,17 @@ def add_parser(sub) -> None:
     p.add_argument("--schedule", default="oneshot", choices=SCHEDULES,
                    help="oneshot (default), iterative (--rounds), gradual (polynomial decay), lottery")
     p.add_argument("--epochs", type=int, default=10,
-                   help="fine-tuning epochs (in total; per round for lottery); default 10")
-    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery (default 5)")
+                   help="fine-tuning epochs, >= 0 (>= 1 for gradual and lottery; in total, per round for lottery); default 10")
+    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery, >= 1 (default 5)")
     p.add_argument("--rewind-iteration", type=int, default=None,
-                   help="lottery: rewind survivors to their values after this many steps (default 0: init)")
+                   help="lottery: rewind survivors to their values after this many steps, >= 0 (default 0: init)")
     p.add_argument("--min-density", type=float, default=0.0,
-                   help="keep at least this fraction of every layer's weights (against layer collapse)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+                   help="keep at least this fraction of every layer's weights, in [0, 1] (against layer collapse; default 0)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, > 0 (default 0.001)")
+    p.add_argument("--batch-size", type=int, default=64, help=">= 1 (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="any integer (default 0)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: small networks train fastest on one; raise it for large ones)")
+                   help="torch CPU threads, >= 1 (default 1: small networks train fastest on one; raise it for large ones)")
     p.add_argument("--trust-model", action="store_true",
                    help="unpickle MODEL even if loading runs code from it (only for files you trust)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -70,7 +70,7 @@ def _prune(args, model, x, y):
     from hwprune.prune import algorithms
 
     common = dict(scope=args.scope, strip=True, criteria={"min_density": args.min_density}, lr=args.lr,
-                  batch_size=args.batch_size, seed=args.seed, progress=True)
+                  batch_size=args.batch_size, seed=args.seed, progress=True, threads=args.threads)
     rounds = 5 if args.rounds is None else args.rounds
     if args.schedule == "oneshot":
         return algorithms.oneshot(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)

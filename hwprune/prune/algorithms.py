@@ -26,6 +26,7 @@ import copy
 import sys
 import warnings
 from dataclasses import dataclass
+from typing import Optional
 
 from hwprune.errors import OptionError
 from hwprune.prune import schedules
@@ -74,15 +75,16 @@ class TrainOptions:
     lr_schedule: object = None
     seed: int = 0
     progress: bool = False
+    threads: Optional[int] = 1  # torch CPU threads (train.fit); None keeps torch's setting
 
     def fit(self, model, x, y, epochs, **kwargs) -> float:
         return fit(model, x, y, epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
                    optimizer=self.optimizer, weight_decay=self.weight_decay, lr_schedule=self.lr_schedule,
-                   progress=self.progress, **kwargs)
+                   progress=self.progress, threads=self.threads, **kwargs)
 
 
 def _options(kwargs) -> TrainOptions:
-    known = {"lr", "batch_size", "optimizer", "weight_decay", "lr_schedule", "seed", "progress"}
+    known = {"lr", "batch_size", "optimizer", "weight_decay", "lr_schedule", "seed", "progress", "threads"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise OptionError(f"unknown training option(s) {unknown}; known are {sorted(known)}")

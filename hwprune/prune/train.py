@@ -3,7 +3,10 @@
 ``fit`` is deterministic for a seed: ``torch.manual_seed`` fixes the initial state of
 anything random inside the model, and a separate ``torch.Generator`` orders the
 minibatches, so pruning code that draws random numbers between steps does not change
-which examples a step sees. How many threads torch uses is the caller's business.
+which examples a step sees. ``fit`` trains on one CPU thread by default (``threads=1``),
+as ``hwprune prune`` and the demo do: the small matrices of microcontroller models train
+many times faster on one thread than on torch's default of one per core, which fight
+over the cores; pass ``threads=None`` to keep torch's own setting, or a number.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def fit(
     progress: bool = False,
     callback: Callable[[int, object], None] | None = None,
     start_step: int = 0,
+    threads: int | None = 1,
 ) -> float:
     """Train ``model`` in place with cross-entropy on ``(x, y)``; return the training accuracy.
 
@@ -123,7 +127,27 @@ def fit(
     ``start_step`` resumes a run part-way: the first ``start_step`` steps are skipped,
     and the rest see the same minibatches and learning rates as in a run from step 0
     (weight rewinding to iteration ``k`` then retrains for the remaining steps only).
+
+    ``threads``: torch CPU threads while training (default 1, which suits small models;
+    ``None`` leaves torch's setting alone); the previous setting is restored afterwards.
     """
+    torch = _torch()
+    if threads is None:
+        return _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_schedule, progress,
+                    callback, start_step)
+    if not isinstance(threads, int) or threads < 1:
+        raise OptionError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_schedule, progress,
+                    callback, start_step)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_schedule, progress, callback,
+         start_step) -> float:
     torch = _torch()
     from tqdm import tqdm
 

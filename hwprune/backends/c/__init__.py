@@ -6,12 +6,13 @@
     model.c            one static kernel per layer, static ping-pong activation buffers
     model_weights.h    const weight, index, pointer and bias arrays
     hwprune_fixed.h    the fixed-point casts (copied verbatim)
+    hwprune_float.h    float <-> fixed conversions for the firmware helpers (copied verbatim)
     export.json        what was exported: layers, value types, storage figures, and where
                        the quantized graph (the reference verify uses) lies
     graph/             that graph (ir.io format), unless the caller stores it elsewhere:
                        an export folder keeps it once, at its top (``"graph": ".."``)
 
-The first four are all a firmware build needs.
+The first five are all a firmware build needs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from hwprune.paths import templates_dir
 MANIFEST = "export.json"
 GRAPH_DIR = "graph"
 MANIFEST_FORMAT = "hwprune-c-export"
-C_SOURCES = ("model.h", "model_weights.h", "model.c", "hwprune_fixed.h")
+# Hand-written headers copied verbatim into every export.
+COPIED_HEADERS = ("hwprune_fixed.h", "hwprune_float.h")
+C_SOURCES = ("model.h", "model_weights.h", "model.c", *COPIED_HEADERS)
 
 __all__ = [
     "CExport", "export_c", "load_export", "LayerStorage", "FORMATS", "choose_format", "choose_formats", "encode",
@@ -121,8 +124,9 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", graph_dir=None
     for name, text in texts.items():
         (out_dir / name).write_text(text)
         written.append(out_dir / name)
-    shutil.copyfile(templates_dir() / "c" / "hwprune_fixed.h", out_dir / "hwprune_fixed.h")
-    written.append(out_dir / "hwprune_fixed.h")
+    for header in COPIED_HEADERS:
+        shutil.copyfile(templates_dir() / "c" / header, out_dir / header)
+        written.append(out_dir / header)
     location = GRAPH_DIR if graph_dir is None else Path(os.path.relpath(graph_dir, out_dir)).as_posix()
     (out_dir / MANIFEST).write_text(json.dumps(_manifest(plan, storages, location), indent=1) + "\n")
     written.append(out_dir / MANIFEST)
