@@ -4,9 +4,8 @@ An ONNX file is data: nothing in it runs, and onnxruntime is not needed. The fro
 table of op handlers (``OPS``): each turns one node of the chain into the torch.nn layer
 that computes it (or changes the previous one: the Add after a MatMul becomes its bias),
 and ``frontends.torch.from_torch`` maps those layers to the IR, so an ONNX model gets the
-same layers, BatchNorm folding and errors as the torch model it was exported from. A new
-op is one handler; Conv, pooling and BatchNormalization are read already and become IR
-layers once ``from_torch`` maps the matching torch layers.
+same layers, BatchNorm folding, channels-first to channels-last reordering and errors as
+the torch model it was exported from. A new op is one handler.
 
 Old exporters matter: opset-9 files list their initializers among the graph inputs too,
 and fix the batch dimension to a number; both are accepted.
@@ -200,6 +199,30 @@ def _pool(node, attrs, ctx):
         return (nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(kernel, **common)
     return (nn.AvgPool1d if dims == 1 else nn.AvgPool2d)(
         kernel, count_include_pad=bool(attrs.get("count_include_pad", 0)), **common)
+
+
+@op("Pad")
+def _pad(node, attrs, ctx):
+    """Zero padding (old exporters put one before pooling, often of nothing): dropped when
+    empty, else a ZeroPad layer that ``from_torch`` folds into the convolution after it."""
+    mode = attrs.get("mode", b"constant")
+    pads = attrs.get("pads")
+    if pads is None:
+        pads = ctx.const(node, 1)
+    pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+    value = attrs.get("value", 0.0) if "value" in attrs else (ctx.const(node, 2) if len(node.input) > 2 else 0.0)
+    if mode not in (b"constant", "constant") or float(np.asarray(value).reshape(-1)[0] if np.size(value) else 0.0) != 0.0:
+        raise ctx.fail(node, "only zero padding is supported")
+    if not any(pads):
+        return None
+    rank = len(pads) // 2
+    begin, end = pads[:rank], pads[rank:]
+    if rank not in (3, 4) or begin[:2] != [0, 0] or end[:2] != [0, 0]:
+        raise ctx.fail(node, f"only padding of the spatial axes is supported, got pads={pads}")
+    nn = _torch().nn
+    if rank == 3:
+        return nn.ZeroPad1d((begin[2], end[2]))
+    return nn.ZeroPad2d((begin[3], end[3], begin[2], end[2]))
 
 
 @op("GlobalAveragePool")

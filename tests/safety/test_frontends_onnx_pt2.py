@@ -130,3 +130,34 @@ def test_pt2_unsupported_module_and_garbage(tmp_path):
     (tmp_path / "g.pt2").write_bytes(b"garbage")
     with pytest.raises(ModelError, match="not a readable torch.export program"):
         load_model(tmp_path / "g.pt2")
+
+
+CONV_MODELS = {
+    "conv2d": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                                     nn.Conv2d(4, 3, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(3, 5)),
+               (2, 10, 10)),
+    "conv1d": (lambda: nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU(), nn.AvgPool1d(2), nn.Conv1d(4, 4, 3),
+                                     nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2)), (3, 16)),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONV_MODELS))
+def test_conv_models_from_onnx_and_pt2(kind, tmp_path):
+    """Conv, pooling, BatchNormalization and the empty Pad old exporters put before pooling,
+    against onnxruntime (ONNX) and torch (.pt2); inputs stay channels-first as in the source."""
+    import warnings
+
+    make, shape = CONV_MODELS[kind]
+    torch.manual_seed(0)
+    model = make().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, *shape),), str(tmp_path / "c.onnx"), opset_version=9, dynamo=False,
+                          keep_initializers_as_inputs=True)
+    torch.export.save(torch.export.export(model, (torch.randn(2, *shape),)), tmp_path / "c.pt2")
+    x = np.random.default_rng(0).normal(size=(6, *shape))
+    from_onnx, from_pt2 = load_model(tmp_path / "c.onnx"), load_model(tmp_path / "c.pt2")
+    assert kind in [l.kind for l in from_onnx.layers] and kind in [l.kind for l in from_pt2.layers]
+    assert np.abs(float_forward(from_onnx, x) - _ort(tmp_path / "c.onnx", x)).max() < 1e-5
+    expected = model(torch.tensor(x, dtype=torch.float32)).detach().numpy()
+    assert np.abs(float_forward(from_pt2, x) - expected).max() < 1e-5
