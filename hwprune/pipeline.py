@@ -196,6 +196,17 @@ def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:
     return np.ldexp(q.astype(np.float64), -t.frac_bits)
 
 
+def narrowest_int(values: np.ndarray) -> np.ndarray:
+    """The integers in the narrowest signed dtype that holds them (the stored vectors of a
+    large model are otherwise mostly int64 padding)."""
+    values = np.asarray(values)
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if values.size == 0 or (values.min() >= info.min and values.max() <= info.max):
+            return values.astype(dtype)
+    return values.astype(np.int64)
+
+
 def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: ExportOptions,
                    calibration_name: str = "calibration inputs") -> Graph:
     if graph.is_quantized:
@@ -237,7 +248,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     out = Path(out)
     with output_dir(out, force, inputs=(*inputs, source or None)) as tmp:
         save_graph(graph, tmp)
-        np.savez(tmp / VECTORS_FILE, x=vectors, x_int=x_int, y_int=y_int)
+        np.savez(tmp / VECTORS_FILE, x=vectors, x_int=narrowest_int(x_int), y_int=narrowest_int(y_int))
         c_export = export_c(graph, tmp / C_DIR, options.format, graph_dir=tmp)
         meta = {
             "hwprune_version": __version__,

@@ -69,7 +69,7 @@ def save_graph(graph: Graph, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / GRAPH_FILE).write_text(json.dumps(graph_to_json(graph), indent=2) + "\n")
     arrays = {f"{layer.name}.{key}": value for layer in graph.layers for key, value in layer.arrays().items()}
-    np.savez(directory / WEIGHTS_FILE, **arrays)
+    np.savez_compressed(directory / WEIGHTS_FILE, **arrays)  # pruned weights are mostly zeros
 
 
 def _layer_from_json(entry: dict, arrays, where: str) -> Layer:
