@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 
-def _run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS in MiB of ``python -m hwprune ARGS``."""
+def _run(args: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, the part a loaded machine does not inflate)
+    and peak RSS in MiB of ``python -m hwprune ARGS`` (its compiler runs included)."""
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "hwprune", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -34,7 +35,7 @@ def _run(args: list[str]) -> tuple[float, float]:
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"hwprune {' '.join(args)} exited {code}: {proc.stderr.read()}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def _model(weights: int, sparsity: float, folder: Path) -> tuple[Path, Path, int]:
@@ -73,20 +74,23 @@ def main(argv=None) -> int:
             out = root / f"export_{weights}"
             if out.exists():
                 shutil.rmtree(out)
-            export_s, export_mib = _run(["export", str(model), "--calibration", str(x), "--out", str(out),
+            export_s, export_cpu, export_mib = _run(["export", str(model), "--calibration", str(x), "--out", str(out),
                                           "--keep-dead-neurons"])
-            verify_s, verify_mib = _run(["verify", str(out)])
-            rows.append((weights, export_s, export_mib, verify_s, verify_mib, _size(out) / 2**20,
+            verify_s, verify_cpu, verify_mib = _run(["verify", str(out)])
+            rows.append((weights, export_s, export_cpu, export_mib, verify_s, verify_cpu, verify_mib, _size(out) / 2**20,
                          _size(out / "c") / 2**20))
     finally:
         if not args.out:
             shutil.rmtree(root, ignore_errors=True)
     print(f"MLP n -> n -> 10 at {args.sparsity:.0%} sparsity, 200 test vectors, 8-bit; one run on this machine")
     print()
-    print("| weights | export s | export peak MiB | verify s | verify peak MiB | folder MiB | C sources MiB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for w, es, em, vs, vm, fs, cs in rows:
-        print(f"| {w:,} | {es:.1f} | {em:.0f} | {vs:.1f} | {vm:.0f} | {fs:.2f} | {cs:.2f} |")
+    print(f"load average at the end of the run: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
+    print()
+    print("| weights | export wall s | export CPU s | export peak MiB | verify wall s | verify CPU s | verify peak MiB "
+          "| folder MiB | C sources MiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for w, es, ec, em, vs, vc, vm, fs, cs in rows:
+        print(f"| {w:,} | {es:.1f} | {ec:.1f} | {em:.0f} | {vs:.1f} | {vc:.1f} | {vm:.0f} | {fs:.2f} | {cs:.2f} |")
     return 0
 
 

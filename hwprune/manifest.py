@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -115,32 +116,38 @@ def foreign_content(folder: Path) -> Optional[str]:
     for root, _dirs, files in os.walk(folder):
         for name in files:
             rel = (Path(root) / name).relative_to(folder).as_posix()
-            if rel not in listed and rel not in (MANIFEST_FILE, PENDING_FILE):
+            if rel not in listed and rel not in (MANIFEST_FILE, PENDING_FILE) and not _STAGED.fullmatch(name):
                 return f"it holds {rel}, which hwprune did not write"
     return None
 
 
 def replace_files(folder: Path, sources: Path) -> None:
     """Put the files of ``sources`` into the complete folder ``folder`` and rewrite its
-    manifest. The old manifest is removed first, so a kill half-way leaves a folder that
-    ``check`` refuses (and ``--force`` may replace)."""
+    manifest. The new manifest is written (pending) before the old one goes, so a kill
+    half-way leaves a folder that ``check`` refuses and ``--force`` may replace."""
     folder, sources = Path(folder), Path(sources)
     listed = set(check(folder)["files"])
     new = folder_files(sources)
-    staged = []
-    for name in new:
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stage = target.with_name(f".{target.name}.hwprune{os.getpid()}-new.tmp")
-        stage.write_bytes((sources / name).read_bytes())
-        staged.append((stage, target))
-    (folder / MANIFEST_FILE).unlink()
+    staged = {}
     try:
-        for stage, target in staged:
-            os.replace(stage, target)
+        for name in new:
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stage = target.with_name(f".{target.name}.hwprune{os.getpid()}-new.tmp")
+            stage.write_bytes((sources / name).read_bytes())
+            staged[name] = stage
+        files = {name: file_hash(staged[name] if name in staged else folder / name) for name in sorted(listed | set(new))}
+        text = json.dumps({"format": FORMAT, "version": VERSION, "hwprune_version": __version__, "files": files},
+                          indent=1, sort_keys=True) + "\n"
+        (folder / PENDING_FILE).write_text(text)
+        (folder / MANIFEST_FILE).unlink()
+        for name, stage in staged.items():
+            os.replace(stage, folder / name)
+        finalize(folder)
     finally:
-        for stage, _ in staged:
+        for stage in staged.values():
             if stage.exists():
                 stage.unlink()
-    write_pending(folder, listed | set(new))
-    finalize(folder)
+
+
+_STAGED = re.compile(r"\..+\.hwprune\d+-[^/]*\.tmp")
