@@ -104,3 +104,25 @@ def test_a_3_bit_export_warns_with_its_figure(tmp_path, run):
     assert f"warning: the integer model agrees with the float model on the top class of only {agreement:.1%}" in err
     assert "try more bits" in err
     assert f"top-1 agreement: {agreement * 100:.1f} %" in (tmp_path / "e3" / "report.md").read_text()
+
+
+def test_two_exports_of_the_same_model_are_byte_identical(mlp_files, tmp_path, run, exported):
+    code, _, err = run("export", mlp_files[0], "--out", tmp_path / "again", "--calibration", mlp_files[1])
+    assert code == 0, err
+    files = manifest.folder_files(exported)
+    assert files == manifest.folder_files(tmp_path / "again")
+    for name in [*files, manifest.MANIFEST_FILE]:
+        assert (exported / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+def test_an_unwritable_place_is_one_line(mlp_files, tmp_path, run, monkeypatch):
+    """Whatever the permission fault (here the temporary sibling cannot be made), one line, exit 2."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    code, _, err = run("export", mlp_files[0], "--out", tmp_path / "p1" / "o", "--calibration", mlp_files[1])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot write there (Permission denied)" in err
+    assert not (tmp_path / "p1").exists()
