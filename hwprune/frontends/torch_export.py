@@ -34,15 +34,10 @@ def handles(*names: str):
 
 
 def _with_params(module, **tensors):
-    torch = _torch()
-    with torch.no_grad():
+    """``module`` with its parameters and buffers set to the program's tensors."""
+    with _torch().no_grad():
         for key, value in tensors.items():
-            if value is None:
-                setattr(module, key, None)
-            elif key in ("running_mean", "running_var"):
-                getattr(module, key).copy_(value)
-            else:
-                getattr(module, key).copy_(value)
+            getattr(module, key).copy_(value)
     return module
 
 
