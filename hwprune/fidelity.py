@@ -99,8 +99,8 @@ def markdown(fidelity: Optional[dict]) -> list[str]:
     """The report section (a list of lines, empty when there is nothing to say)."""
     lines = ["## Fidelity (float model against the integer reference)", ""]
     if not fidelity:
-        return lines + ["Not measured: the export was made from a model quantized already, so there is no float "
-                        "model to compare with.", ""]
+        return lines + ["Not measured: no float model came with this export (a model quantized already, or "
+                        "write_export called without float_graph).", ""]
     if fidelity.get("top1_agreement") is not None:
         lines.append(f"- top-1 agreement: {fidelity['top1_agreement'] * 100:.1f} % of {fidelity['vectors']} test vectors")
     lines.append(f"- output error: max {fidelity['max_abs_error']:.4g}, mean {fidelity['mean_abs_error']:.4g} (absolute)")
