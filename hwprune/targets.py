@@ -57,7 +57,8 @@ def parse_target(path: Path) -> Target:
     unknown = set(data) - known
     if unknown:
         key = sorted(unknown)[0]
-        with_unit = [k for k in sorted(known) if k.startswith(f"{key}_")]
+        stem = key.split("_")[0]
+        with_unit = [k for k in sorted(known) if k.startswith(f"{stem}_")]
         hint = (f"; units are part of the key names: did you mean {with_unit[0]!r}?" if with_unit
                 else f"; known keys are {sorted(known)}")
         raise TargetError(f"{path}: unknown key {key!r}{hint}")
