@@ -42,10 +42,14 @@ class ExportOptions:
     activation_bits: int = 8
     sparsity: Optional[float] = None
     format: str = "auto"
-    target: str = "stm32l4r5"
+    # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
+    # chip the firmware is built, emulated and measured for (when the toolchain is there).
+    target: Optional[str] = None
     remove_dead_neurons: bool = True
     seed: int = 0
     compile: bool = True  # False: write the sources without compiling or verifying them
+    cc: Optional[str] = None  # the Cortex-M cross compiler: clang (zig) or gcc
+    require_fit: bool = True  # a model too large for the chosen target is an error (False: reported only)
     name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
 
     def __post_init__(self) -> None:
@@ -250,6 +254,12 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         save_graph(graph, tmp)
         np.savez(tmp / VECTORS_FILE, x=vectors, x_int=narrowest_int(x_int), y_int=narrowest_int(y_int))
         c_export = export_c(graph, tmp / C_DIR, options.format, graph_dir=tmp)
+        from dataclasses import asdict
+
+        from hwprune.report_mcu import DEFAULT_TARGET, check_fit
+        from hwprune.targets import get_target
+
+        target = get_target(options.target or DEFAULT_TARGET)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -259,13 +269,17 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "sparsity_requested": options.sparsity,
             "format_policy": options.format,
             "removed_neurons": removed_neurons or {},
-            "target": options.target,
+            "target": target.name,
+            "target_given": options.target is not None,
+            **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),
             "formats": {s.name: s.format for s in c_export.layers},
             "compiled": options.compile,
             "fidelity": fid,
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        write_report(tmp, extra=report_extra, check=False)
+        report = write_report(tmp, extra=report_extra, cc=options.cc, check=False)
+        if options.target is not None and options.require_fit:  # the default target only compares sizes
+            check_fit(report, target)
     return out
 
 

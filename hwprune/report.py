@@ -64,21 +64,23 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
     return rows
 
 
-def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None, check: bool = True,
+def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None,
+            engines: Optional[list] = None, cc: Optional[str] = None, check: bool = True,
             compile: Optional[bool] = None) -> dict:
     """Verify and measure an export folder; the dict behind report.json and verify --json.
 
+    ``engines``: names of the engines to compare with the reference (default: all but
+    ``mcu``, plus ``mcu`` when the export's target is a Cortex-M chosen by the user,
+    ``hwprune.report_mcu.select_engines``); ``cc``: the cross compiler of the mcu engine.
     ``check``: refuse a folder without a manifest or whose files differ from it (off only
     while the export itself writes the folder). ``compile``: build and run the C (default:
-    as the export did; ``hwprune verify`` always does).
-    """
-    from hwprune import fidelity
+    as the export did; ``hwprune verify`` always does)."""
+    from hwprune import fidelity, report_mcu
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
     from hwprune.manifest import check as check_manifest
     from hwprune.pipeline import C_DIR, EXPORT_FILE, read_vectors
     from hwprune.reference import quantize_input
-    from hwprune.targets import get_target
 
     export_dir = Path(export_dir)
     if check:
@@ -97,10 +99,12 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     if compile is None:
         compile = meta.get("compiled", True)
 
+    target_spec, chosen = report_mcu.export_target(meta, target)
+    selected, mcu = report_mcu.select_engines(target_spec, chosen, engines, cc)
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
                              "note": "the numpy integer reference; the definition of the output"}}
     if compile:
-        result = verify(export_dir / C_DIR, x_int, stored_outputs=stored)
+        result = verify(export_dir / C_DIR, x_int, selected, stored_outputs=stored)
         if not result.engines_ran:
             raise ToolchainError("no engine could run the export: " + "; ".join(f"{n}: {why}" for n, why in result.skipped))
     else:
@@ -154,9 +158,12 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "fidelity": meta.get("fidelity"),
     }
     report["energy_proxy_pj"] = _energy(graph, meta.get("formats", {}))
-    target_name = target or meta.get("target")
-    if target_name:
-        t = get_target(target_name)
+    if mcu is not None and mcu.last_measurement is not None:
+        report_mcu.apply_measurement(report, mcu.last_measurement,
+                                     report_mcu.dense_baseline(graph, mcu, x_int, meta.get("formats", {})))
+        flash, ram = report["flash_bytes"], report["ram_bytes"]
+    if target_spec:
+        t = target_spec
         fit = {"name": t.name, "description": t.description}
         if t.flash_bytes and flash is not None:
             fit.update(flash_bytes=t.flash_bytes, flash_used=flash / t.flash_bytes,
@@ -240,6 +247,7 @@ def render_markdown(report: dict) -> str:
         from hwprune.energy import markdown_lines
 
         lines += markdown_lines(report["energy_proxy_pj"])
+    lines += report_mcu_markdown(report)
     return "\n".join(lines)
 
 
@@ -247,6 +255,12 @@ def _fidelity_markdown(report: dict) -> list[str]:
     from hwprune import fidelity
 
     return fidelity.markdown(report.get("fidelity"))
+
+
+def report_mcu_markdown(report: dict) -> list[str]:
+    from hwprune.report_mcu import markdown
+
+    return markdown(report)
 
 
 def render_plot(report: dict, path: Path) -> None:
@@ -282,11 +296,13 @@ PRODUCER_KEYS = ("stages", "demo")
 
 
 def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None,
-                 check: bool = True, into=None) -> dict:
+                 check: bool = True, into=None, engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
     """Measure ``export_dir`` and write report.json, report.md and report.png into it (or
     into the folder ``into``)."""
+    from hwprune.report_mcu import MCU_PLOT, render_plot as render_mcu_plot
+
     export_dir = Path(export_dir)
-    report = analyze(export_dir, inputs, target, check=check)
+    report = analyze(export_dir, inputs, target, engines, cc, check=check)
     previous = export_dir / REPORT_JSON
     if extra is None and previous.is_file():
         try:
@@ -299,6 +315,8 @@ def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: 
     (into / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     (into / REPORT_MD).write_text(render_markdown(report))
     render_plot(report, into / REPORT_PNG)
+    if not render_mcu_plot(report, into / MCU_PLOT) and (into / MCU_PLOT).exists():
+        (into / MCU_PLOT).unlink()  # a figure from an earlier run would no longer match
     return report
 
 

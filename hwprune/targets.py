@@ -1,7 +1,9 @@
 """Target chips, one TOML file each in ``targets/``, parsed into frozen dataclasses.
 
 Units are in the key names. An unknown key is an error (a typo must not silently fall
-back to a default), and so is a key that does not belong to the target's kind.
+back to a default), and so is a key that does not belong to the target's kind, a value
+of the wrong type (``flash_kib = "1 MB"``: the unit belongs in the key) and an unknown
+Cortex-M core. ``get_target`` takes a name from ``targets/`` or a path to a TOML file.
 """
 
 from __future__ import annotations
@@ -15,11 +17,20 @@ from hwprune.errors import TargetError
 from hwprune.paths import targets_dir
 
 KINDS = ("host", "mcu", "fpga")
+#: The Cortex-M cores the cross build and the emulator know (hwprune.harness.cross.CORES).
+MCU_CORES = ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33")
+_OPTIONAL = {"energy_source", "resource_source", "run_current_ua_per_mhz", "supply_v"}
 _KEYS_BY_KIND = {
     "host": set(),
-    "mcu": {"cpu", "flash_kib", "ram_kib", "clock_mhz", "energy_nj_per_cycle", "energy_source"},
+    "mcu": {"cpu", "flash_kib", "ram_kib", "clock_mhz", "energy_nj_per_cycle", "energy_source",
+            "run_current_ua_per_mhz", "supply_v"},
     "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source"},
 }
+_INTEGER_KEYS = {"flash_kib", "ram_kib", "lut", "ff", "dsp", "bram_36k"}
+_NUMBER_KEYS = {"clock_mhz", "energy_nj_per_cycle", "run_current_ua_per_mhz", "supply_v"}
+_UNITS = {"flash_kib": "KiB", "ram_kib": "KiB", "clock_mhz": "MHz", "energy_nj_per_cycle": "nJ per cycle",
+          "run_current_ua_per_mhz": "uA per MHz", "supply_v": "V", "lut": "LUTs", "ff": "flip-flops",
+          "dsp": "DSP slices", "bram_36k": "36 Kb block RAMs"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,8 @@ class Target:
     clock_mhz: Optional[float] = None
     energy_nj_per_cycle: Optional[float] = None
     energy_source: Optional[str] = None
+    run_current_ua_per_mhz: Optional[float] = None  # the datasheet figure behind energy_nj_per_cycle
+    supply_v: Optional[float] = None
     lut: Optional[int] = None
     ff: Optional[int] = None
     dsp: Optional[int] = None
@@ -62,13 +75,6 @@ def parse_target(path: Path) -> Target:
         hint = (f"; units are part of the key names: did you mean {with_unit[0]!r}?" if with_unit
                 else f"; known keys are {sorted(known)}")
         raise TargetError(f"{path}: unknown key {key!r}{hint}")
-    for f in fields(Target):
-        value = data.get(f.name)
-        numeric = f.type in ("Optional[int]", "Optional[float]")
-        if value is not None and numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            unit = f.name.rsplit("_", 1)[-1] if "_" in f.name else ""
-            raise TargetError(f"{path}: {f.name} must be a plain number"
-                              + (f" (the unit, {unit}, is in the key name)" if unit else "") + f", got {value!r}")
     for key in ("name", "kind", "description"):
         if key not in data:
             raise TargetError(f"{path}: missing key {key!r}")
@@ -78,10 +84,38 @@ def parse_target(path: Path) -> Target:
     misplaced = set(data) - {"name", "kind", "description"} - _KEYS_BY_KIND[kind]
     if misplaced:
         raise TargetError(f"{path}: keys {sorted(misplaced)} do not apply to a target of kind {kind!r}")
-    missing = {k for k in _KEYS_BY_KIND[kind] if not k.endswith("_source")} - set(data)
+    missing = _KEYS_BY_KIND[kind] - _OPTIONAL - set(data)
     if missing:
         raise TargetError(f"{path}: a {kind} target needs {sorted(missing)}")
+    for key, value in data.items():
+        _check_value(path, key, value)
+    if kind == "mcu" and data["cpu"] not in MCU_CORES:
+        raise TargetError(f"{path}: unknown core cpu = {data['cpu']!r}; known cores are {', '.join(MCU_CORES)}")
+    current, volts = data.get("run_current_ua_per_mhz"), data.get("supply_v")
+    if (current is None) != (volts is None):
+        raise TargetError(f"{path}: give run_current_ua_per_mhz and supply_v together (energy = their product)")
+    if current is not None:
+        derived = current * volts / 1000.0
+        if abs(derived - data["energy_nj_per_cycle"]) > 0.01 * derived:
+            raise TargetError(f"{path}: energy_nj_per_cycle = {data['energy_nj_per_cycle']} but "
+                              f"run_current_ua_per_mhz x supply_v / 1000 = {derived:.4f}")
     return Target(**data)
+
+
+def _check_value(path, key: str, value) -> None:
+    if key in _INTEGER_KEYS:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        what = "a positive integer"
+    elif key in _NUMBER_KEYS:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        what = "a positive number"
+    else:
+        ok = isinstance(value, str)
+        what = "a string"
+    if not ok:
+        unit = _UNITS.get(key, "")
+        hint = f" in the key's unit ({unit}); the unit belongs in the key name, not the value" if unit else ""
+        raise TargetError(f"{path}: {key} = {value!r} must be {what}{hint}")
 
 
 def available_targets(directory: Path | None = None) -> dict[str, Target]:
@@ -96,11 +130,11 @@ def available_targets(directory: Path | None = None) -> dict[str, Target]:
 
 
 def get_target(name: str) -> Target:
-    """A shipped target by name, or a target file (a path ending in ``.toml``)."""
-    if str(name).endswith(".toml"):
+    """A target by name (``targets/NAME.toml``) or by the path of a TOML file."""
+    if str(name).endswith(".toml") or "/" in str(name):
         path = Path(name)
         if not path.is_file():
-            raise TargetError(f"{path}: no such target file")
+            raise TargetError(f"target file {path} does not exist")
         return parse_target(path)
     targets = available_targets()
     if name not in targets:

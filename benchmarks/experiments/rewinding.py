@@ -232,7 +232,7 @@ def main() -> None:
              f"of a cell retrains the same number of steps (t epochs); fine-tuning runs at lr "
              f"{r.dense_lr * FINAL_FACTOR:g}, the schedule's last rate. Paired differences in points; Holm's "
              f"correction is over all {2 * sum(len(cells(x, per_arch[x.arch])) for x in setups)} paired tests of this "
-             f"run (both models); 'n.s.' = not significant after it.\n\n")
+             f"run (two per cell, every model run); 'n.s.' = not significant after it, 'yes' = a > b after it.\n\n")
     markdown = c.header("Retraining at equal budgets: fine-tuning vs weight rewinding vs LR rewinding", command, s,
                         clock, extra, finetune=False)
     markdown += "\n".join(sections)

@@ -35,7 +35,12 @@ def add_parser(sub) -> None:
     p.add_argument("--keep-dead-neurons", action="store_true",
                    help="keep units whose weights are all zero (default: remove them, folding their constant "
                         "output into the next layer's bias)")
-    p.add_argument("--target", default="stm32l4r5", help="chip the report compares sizes with (hwprune targets)")
+    p.add_argument("--target", metavar="NAME|PATH",
+                   help="chip to build for (hwprune targets, or a target .toml file): the firmware is cross-built "
+                        "and emulated, flash/RAM/stack/cycles/energy measured, and a model that does not fit is an "
+                        "error (default: sizes compared with stm32l4r5, no emulation)")
+    p.add_argument("--cc", choices=["clang", "gcc"],
+                   help="Cortex-M cross compiler (default: $HWPRUNE_MCU_CC, else clang from the ziglang package)")
     p.add_argument("--no-compile", action="store_true",
                    help="write the C sources without compiling or verifying them (no C compiler needed; run "
                         "hwprune verify DIR later)")
@@ -51,11 +56,13 @@ def run(args) -> int:
     from hwprune.pipeline import ExportOptions, export_model, load_array, load_model
     from hwprune.targets import get_target
 
-    get_target(args.target)  # an unknown target fails before any work
+    if args.target:
+        get_target(args.target)  # an unknown target fails before any work
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
-                            format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons,
-                            compile=not args.no_compile, name=args.name)
+                            format=args.format, target=args.target, cc=args.cc,
+                            remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
+                            compile=not args.no_compile)
     from hwprune.outputs import check_target
 
     inputs = (args.model, args.calibration)
@@ -88,7 +95,9 @@ def run(args) -> int:
     if fid and fid.get("top1_agreement") is not None:
         agreement = f", top-1 agreement with the float model {fid['top1_agreement']:.1%}"
     print(f"hwprune export: wrote {out}: {report['nonzero_weights']}/{report['total_weights']} nonzero weights, "
-          f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}", file=sys.stderr)
+          f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}"
+          + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "
+             f"{report['mcu']['target']}" if report.get("mcu") else ""), file=sys.stderr)
     for warning in fidelity.warnings(fid):
         print(f"hwprune export: warning: {warning}", file=sys.stderr)
     return 1 if report["bit_exact"] is False else 0

@@ -12,7 +12,9 @@ def add_parser(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="an export folder")
     p.add_argument("--inputs", required=True, metavar="X.npy", help="float inputs (N, *input_shape), in the source model's layout (N, C, H, W for a torch conv model)")
     p.add_argument("--out", required=True, metavar="Y.npy", help="where to write the float32 outputs")
-    p.add_argument("--engine", default="reference", help="reference (numpy integers) or host (compiled C)")
+    p.add_argument("--engine", default="reference",
+                   help="reference (numpy integers), host (compiled C) or mcu (Cortex-M firmware in the emulator)")
+    p.add_argument("--target", metavar="NAME|PATH", help="the Cortex-M target of the mcu engine (default: the export's)")
     p.add_argument("--force", action="store_true", help="replace Y.npy if it exists")
     p.set_defaults(run=run)
 
@@ -30,7 +32,12 @@ def run(args) -> int:
     check(Path(args.dir))
     check_target(Path(args.out), args.force, (args.dir, args.inputs), folder=False)
     graph = load_graph(args.dir)
-    engine = get_engine(args.engine)
+    if args.engine == "mcu":
+        from hwprune.harness.mcu import McuEngine
+
+        engine = McuEngine(target=args.target, trace=False, progress=True)
+    else:
+        engine = get_engine(args.engine)
     x = load_array(args.inputs, "inputs")  # the source model's layout; quantize_input checks it
     y_int = engine.run(Path(args.dir) / C_DIR, reference.quantize_input(graph, x)).outputs
     y = to_real(y_int, graph.output_t).astype(np.float32)

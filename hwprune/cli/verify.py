@@ -8,6 +8,9 @@ import sys
 # The fields of ``verify --json`` that scripts rely on (a contract).
 JSON_FIELDS = ("bit_exact", "vectors", "mismatches", "flash_bytes", "ram_bytes", "macs", "nonzero_weights",
                "total_weights", "layers", "energy_proxy_pj")
+# Added when the mcu engine ran (per inference, mean over the vectors; layers gain
+# "instructions" and "cycles").
+MCU_JSON_FIELDS = ("instructions", "cycles", "latency_us", "energy_uj", "stack_bytes", "arena_bytes")
 
 
 def add_parser(sub) -> None:
@@ -17,6 +20,11 @@ def add_parser(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="an export folder")
     p.add_argument("--inputs", metavar="X.npy", help="float inputs to use instead of the stored test vectors")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--engine", action="append", metavar="NAME",
+                   help="an engine to compare with the reference (repeatable; default: host, plus mcu when the "
+                        "export was made for a Cortex-M target and its toolchain is installed)")
+    p.add_argument("--target", metavar="NAME|PATH", help="the Cortex-M target of the mcu engine (default: the export's)")
+    p.add_argument("--cc", choices=["clang", "gcc"], help="the mcu engine's cross compiler (default: clang from ziglang)")
     p.set_defaults(run=run)
 
 
@@ -25,13 +33,19 @@ def run(args) -> int:
     from hwprune.report import _json_default, analyze
 
     inputs = load_array(args.inputs, "inputs") if args.inputs else None
-    report = analyze(args.dir, inputs, compile=True)  # also a folder exported with --no-compile
+    report = analyze(args.dir, inputs, target=args.target, engines=args.engine, cc=args.cc,
+                     compile=True)  # also a folder exported with --no-compile
     if args.json:
         print(json.dumps(report, default=_json_default))
     else:
         for name, engine in report["engines"].items():
             state = "unavailable" if not engine["available"] else ("bit-exact" if engine["bit_exact"] else "MISMATCH")
             print(f"{name:<10} {state}" + (f"  {engine['note']}" if engine.get("note") else ""))
+        if report.get("mcu"):
+            m = report["mcu"]
+            print(f"mcu        {m['target']} ({m['core']}): {m['instructions']:.0f} instructions, {m['cycles']:.0f} cycles, "
+                  f"{m['latency_us']:.1f} us, {m['energy_uj']:.3f} uJ per inference; flash {m['flash_bytes']} B, "
+                  f"RAM {m['ram_bytes']} B (stack {m['stack_bytes']} B)")
         print(f"{report['vectors']} vectors, {report['mismatches']} mismatching outputs: "
               f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'}")
     if not report["bit_exact"]:

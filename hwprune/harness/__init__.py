@@ -9,3 +9,6 @@ __all__ = [
     "Comparison", "Mismatch", "compare", "ENGINES", "Engine", "EngineRun", "HostCEngine", "ReferenceEngine",
     "get_engine", "register_engine", "Footprint", "measure_export", "VerifyResult", "verify",
 ]
+
+# Engines that register themselves (the Cortex-M emulator).
+from hwprune.harness import mcu as _mcu  # noqa: E402,F401

@@ -39,6 +39,7 @@ class EngineRun:
 class Engine(ABC):
     name: str = "engine"
     description: str = ""
+    by_default: bool = True  # whether verify() runs it when no engines are named
 
     def available(self) -> bool:
         return not self.unavailable_reason()

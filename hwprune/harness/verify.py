@@ -48,8 +48,9 @@ STORED = "stored y_int"
 
 def verify(export_dir, x_int, engines: Optional[Sequence[Union[str, Engine]]] = None,
            stored_outputs=None) -> VerifyResult:
-    """Compare every engine (default: all registered but the reference) with the reference,
-    layer by layer where the engine traces, on integer inputs ``x_int``.
+    """Compare every engine (default: all registered but the reference and those that need
+    more than an export, such as mcu and its target) with the reference, layer by layer
+    where the engine traces, on integer inputs ``x_int``.
 
     ``stored_outputs``: the reference outputs saved at export time (``y_int``); the
     reference of today and every engine are compared with them too, so a graph changed
@@ -58,7 +59,9 @@ def verify(export_dir, x_int, engines: Optional[Sequence[Union[str, Engine]]] = 
     graph = load_export(export_dir)
     x = check_inputs(graph, x_int)
     expected = ReferenceEngine().run(graph, x)
-    chosen = [get_engine(e) for e in (engines if engines is not None else [n for n in ENGINES if n != "reference"])]
+    if engines is None:
+        engines = [n for n, factory in ENGINES.items() if n != "reference" and getattr(factory, "by_default", True)]
+    chosen = [get_engine(e) for e in engines]
     comparisons, skipped = [], []
     stored = None
     if stored_outputs is not None:

@@ -143,7 +143,7 @@ CATALOGUE = [
      "unknown key 'clock'; units are part of the key names: did you mean 'clock_mhz'?"),
     ("target TOML with a value without its unit", None,
      [*EXPORT, "--out", "{d}/o", "--target", "{d}/no_unit.toml"], {},
-     "flash_kib must be a plain number (the unit, kib, is in the key name), got '1 MiB'"),
+     "flash_kib = '1 MiB' must be a positive integer in the key's unit (KiB)"),
 ]
 
 

@@ -33,3 +33,43 @@ def test_bad_target_files(tmp_path, text, message):
 def test_unknown_target_lists_the_known_ones():
     with pytest.raises(TargetError, match="available targets: .*stm32l4r5"):
         get_target("pdp11")
+
+
+def test_cortex_m_targets_cover_every_core_with_cited_energy():
+    targets = available_targets()
+    cores = {t.cpu for t in targets.values() if t.kind == "mcu"}
+    assert {"cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33"} <= cores
+    for t in targets.values():
+        if t.kind == "mcu":
+            assert t.energy_source and 0.01 < t.energy_nj_per_cycle < 2.0, t.name
+            if t.run_current_ua_per_mhz is not None:
+                assert t.energy_nj_per_cycle == pytest.approx(t.run_current_ua_per_mhz * t.supply_v / 1000, rel=0.01)
+
+
+_MCU = 'name = "x"\nkind = "mcu"\ndescription = "d"\ncpu = "cortex-m4"\nram_kib = 8\nclock_mhz = 16\n'
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (_MCU + 'flash_kib = "64 KiB"\nenergy_nj_per_cycle = 0.2\n', "flash_kib = '64 KiB' must be a positive integer in the key's unit (KiB)"),
+        (_MCU + 'flash_kib = 64\nenergy_nj_per_cycle = "0.2 nJ"\n', "must be a positive number"),
+        (_MCU.replace("cortex-m4", "cortex-m5") + "flash_kib = 64\nenergy_nj_per_cycle = 0.2\n", "unknown core"),
+        (_MCU + "flash_kib = 64\nenergy_nj_per_cycle = 0.2\nrun_current_ua_per_mhz = 100.0\nsupply_v = 3.3\n",
+         "run_current_ua_per_mhz x supply_v"),
+        (_MCU + "flash_kib = 64\nenergy_nj_per_cycle = 0.2\nsupply_v = 3.3\n", "together"),
+    ],
+)
+def test_bad_mcu_values(tmp_path, text, message):
+    path = tmp_path / "x.toml"
+    path.write_text(text)
+    with pytest.raises(TargetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_target(path)
+
+
+def test_a_target_can_be_a_path(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(_MCU + "flash_kib = 64\nenergy_nj_per_cycle = 0.2\n")
+    assert get_target(str(path)).name == "x"
+    with pytest.raises(TargetError, match="does not exist"):
+        get_target(str(tmp_path / "missing.toml"))

@@ -1,0 +1,2 @@
+/* Empty: emlearn includes it; a freestanding build needs nothing from it. */
+#include <stddef.h>
