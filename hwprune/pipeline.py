@@ -42,6 +42,7 @@ class ExportOptions:
     activation_bits: int = 8
     sparsity: Optional[float] = None
     format: str = "auto"
+    optimize: str = "size"
     # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
     # chip the firmware is built, emulated and measured for (when the toolchain is there).
     target: Optional[str] = None
@@ -57,8 +58,12 @@ class ExportOptions:
             check_c_name(self.name)
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
             raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
-        if self.format not in ("auto", "dense", "csr"):
-            raise OptionError(f"--format must be auto, dense or csr, got {self.format!r}")
+        from hwprune.backends.c.formats import OPTIMIZE, policies
+
+        if self.format not in policies():
+            raise OptionError(f"--format must be one of {', '.join(policies())}, got {self.format!r}")
+        if self.optimize not in OPTIMIZE:
+            raise OptionError(f"--optimize must be size or speed, got {self.optimize!r}")
         QuantConfig(self.weight_bits, self.activation_bits)  # checks the bit widths
 
 
@@ -253,13 +258,14 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     with output_dir(out, force, inputs=(*inputs, source or None)) as tmp:
         save_graph(graph, tmp)
         np.savez(tmp / VECTORS_FILE, x=vectors, x_int=narrowest_int(x_int), y_int=narrowest_int(y_int))
-        c_export = export_c(graph, tmp / C_DIR, options.format, graph_dir=tmp)
         from dataclasses import asdict
 
         from hwprune.report_mcu import DEFAULT_TARGET, check_fit
         from hwprune.targets import get_target
 
         target = get_target(options.target or DEFAULT_TARGET)
+        measured = _measured_speeds(graph, target, x_int, options) if options.optimize == "speed" else None
+        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target, measured, graph_dir=tmp)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -268,6 +274,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "activation_bits": options.activation_bits,
             "sparsity_requested": options.sparsity,
             "format_policy": options.format,
+            "optimize": options.optimize,
             "removed_neurons": removed_neurons or {},
             "target": target.name,
             "target_given": options.target is not None,
@@ -281,6 +288,19 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         if options.target is not None and options.require_fit:  # the default target only compares sizes
             check_fit(report, target)
     return out
+
+
+def _measured_speeds(graph: Graph, target, x_int: np.ndarray, options: ExportOptions) -> Optional[dict]:
+    """Cycles per (layer, format) from the emulator for ``--optimize speed``, when the
+    target is a Cortex-M chip and the toolchain is here; else None (the cost model)."""
+    if target.kind != "mcu" or options.format not in ("auto",):
+        return None
+    from hwprune.harness.format_speed import measure_formats
+    from hwprune.harness.mcu import McuEngine
+
+    if McuEngine(target=target, cc=options.cc).unavailable_reason():
+        return None
+    return measure_formats(graph, target, x_int, cc=options.cc)
 
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,

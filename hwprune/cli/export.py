@@ -30,8 +30,14 @@ def add_parser(sub) -> None:
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
                         "not a keyword, not starting with _ (default: the model's name, from its file name); give "
                         "each model of a firmware its own")
-    p.add_argument("--format", default="auto", choices=["auto", "dense", "csr"],
-                   help="weight storage of every Dense layer (auto: the smallest per layer)")
+    from hwprune.backends.c.formats import policies
+
+    p.add_argument("--format", default="auto", choices=list(policies()),
+                   help="weight storage of every weighted layer (auto: chosen per layer by --optimize)")
+    p.add_argument("--optimize", default="size", choices=["size", "speed"],
+                   help="what auto chooses per layer: the fewest weight bytes (size), or the fewest cycles on the "
+                        "target's core among formats whose weights fit its flash (speed: measured in the Cortex-M "
+                        "emulator, one build per format; estimated by a per-format cost model without the toolchain)")
     p.add_argument("--keep-dead-neurons", action="store_true",
                    help="keep units whose weights are all zero (default: remove them, folding their constant "
                         "output into the next layer's bias)")
@@ -60,7 +66,7 @@ def run(args) -> int:
         get_target(args.target)  # an unknown target fails before any work
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
-                            format=args.format, target=args.target, cc=args.cc,
+                            format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
                             remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
                             compile=not args.no_compile)
     from hwprune.outputs import check_target

@@ -48,6 +48,11 @@ def best_trial(summary: dict) -> Optional[dict]:
     return min(seeds, key=lambda r: (-r["accuracy"], r["objective"], r["seed"]))
 
 
+def _label(objective: dict) -> str:
+    name, unit = objective["name"], objective["unit"]
+    return name if unit == name else f"{name} ({unit})"
+
+
 def _note(record: dict) -> str:
     warnings = record.get("collapse_warnings") or []
     if not warnings:
@@ -75,7 +80,7 @@ def render_markdown(summary: dict) -> str:
         lines.append(f"**No point meets the bar**; the best mean accuracy reached is "
                      f"{'n/a' if reached is None else f'{reached:.2%}'}.")
     lines += ["", "## Points (mean ± sample SD over seeds; * on the Pareto front)", "",
-              f"| config | method | schedule | sparsity | bits | accuracy | {objective['name']} ({unit}) | bit-exact | front |",
+              f"| config | method | schedule | sparsity | bits | accuracy | {_label(objective)} | bit-exact | front |",
               "|---|---|---|---:|---:|---:|---:|---|---|"]
     for p in sorted(summary["points"], key=lambda p: p["objective"]):
         lines.append(f"| {p['config']} | {p['method']} | {p['schedule']} | {p['sparsity']:g} | {p['bits']} | "
@@ -120,7 +125,7 @@ def render_plot(summary: dict, path: Path) -> None:
         b = summary["best"]
         ax.plot([b["objective"]], [b["accuracy"] * 100], "*", ms=16, color="gold", mec="k", label="best")
     ax.axhline(summary["spec"]["min_accuracy"] * 100, ls="--", color="gray", lw=1, label="bar")
-    ax.set_xlabel(f"{objective['name']} ({objective['unit']}, lower is better)")
+    ax.set_xlabel(f"{_label(objective)}, lower is better")
     ax.set_ylabel("test accuracy, fixed point (%)")
     ax.set_title(f"{summary['spec']['name']} on {summary['spec']['target']}: "
                  f"error bars ±1 sample SD over {summary['spec']['seeds']} seed(s)", fontsize=9)

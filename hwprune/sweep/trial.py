@@ -82,8 +82,10 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
         quantized = calibrate(graph, inputs.x_train, QuantConfig(trial.bits, spec.activation_bits))
         outputs = reference.predict(quantized, inputs.x_test)
         accuracy = float(np.mean(outputs.argmax(axis=1) == inputs.y_test))
+        # Formats follow the objective: the fewest bytes for flash, the fewest cycles otherwise.
+        optimize = "speed" if spec.objective in ("cycles", "energy") else "size"
         options = ExportOptions(weight_bits=trial.bits, activation_bits=spec.activation_bits,
-                                sparsity=trial.sparsity, target=spec.target)
+                                sparsity=trial.sparsity, target=spec.target, optimize=optimize)
         out = write_export(quantized, work / "export", inputs.x_test, options,
                            source=f"hwprune sweep trial {trial.id}", removed_neurons=removed)
         report = json.loads((out / "report.json").read_text())

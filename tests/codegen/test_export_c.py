@@ -24,7 +24,7 @@ from codegen_graphs import calibrated_mlp, quantized_inputs, random_inputs, rand
 
 PEDANTIC = (*HOST_FLAGS, "-pedantic")
 ENGINE = HostCEngine(flags=PEDANTIC)
-FORMATS = ["dense", "csr"]
+FORMATS = ["dense", "csr", "bitmask", "rel", "rice", "unrolled"]
 
 
 def assert_bit_exact(graph: Graph, x_int: np.ndarray, export_dir, formats) -> None:

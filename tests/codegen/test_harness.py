@@ -81,17 +81,18 @@ def test_verify_passes_and_a_corrupted_model_c_is_reported(model, tmp_path):
 
     export_c(graph, tmp_path / "bad", "dense")
     source = (tmp_path / "bad" / "model.c").read_text()
-    # fc1 writes its 13 outputs into a buffer; nudge element 4 of it after every call.
-    call = re.search(r"\n    (hwprune_harnessed_\d+_fc1)\(input, (hwprune_buffer_0\.\w+)\);", source)
+    # fc1, with relu1 fused into it, writes relu1's 13 outputs into the arena; nudge
+    # element 4 of it after every call.
+    call = re.search(r"\n    (hwprune_harnessed_\d+_fc1)\(input, (hwprune_arena\.\w+)\);", source)
     assert call, "the fc1 call in harnessed_predict"
     corrupted = source.replace(call.group(0), call.group(0) + f"\n    {call.group(2)}[4] += 1;")
     (tmp_path / "bad" / "model.c").write_text(corrupted)
     bad = verify(tmp_path / "bad", x_int)
     c = bad.comparison("host")
-    assert not bad.bit_exact and c.first_layer == "fc1"
+    assert not bad.bit_exact and c.first_layer == "relu1"
     first = c.first_mismatches[0]
-    assert (first.layer, first.vector, first.element, first.got - first.expected) == ("fc1", 0, 4, 1)
-    assert "layer 'fc1', vector 0, element 4" in bad.report()
+    assert (first.layer, first.vector, first.element, first.got - first.expected) == ("relu1", 0, 4, 1)
+    assert "layer 'relu1', vector 0, element 4" in bad.report()
 
 
 def test_production_and_traced_builds_and_graph_input(model, tmp_path):
@@ -178,7 +179,7 @@ def test_measured_sizes_count_weights_in_flash_and_buffers_in_ram(tmp_path):
         assert size.flash == size.text + size.rodata + size.data and size.ram == size.data + size.bss
         assert export.weight_bytes + export.bias_bytes <= size.rodata < export.weight_bytes + export.bias_bytes + 256
         activation_bytes = json.loads((export.out_dir / "export.json").read_text())["activation_bytes"]
-        # The ping-pong buffers (x86-64 aligns arrays of 32 bytes or more to 32), no trace buffer.
+        # The activation arena (x86-64 aligns arrays of 32 bytes or more to 32), no trace buffer.
         assert activation_bytes <= size.bss < activation_bytes + 64
         assert 0 < size.text < 2048
     assert csr.weight_bytes < dense.weight_bytes / 3 and size_csr.flash < size_dense.flash / 2

@@ -3,7 +3,7 @@
 ``export_c(graph, out_dir, formats)`` writes::
 
     model.h            <name>_predict(), sizes, input/output typedefs
-    model.c            one static kernel per layer, static ping-pong activation buffers
+    model.c            one static kernel per layer, one static activation arena
     model_weights.h    const weight, index, pointer and bias arrays
     hwprune_fixed.h    the fixed-point casts (copied verbatim)
     hwprune_float.h    float <-> fixed conversions for the firmware helpers (copied verbatim)
@@ -88,10 +88,13 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage], graph_location: str
         "output_t": str(g.output_t),
         "input_c_type": plan.input.c_type,
         "output_c_type": plan.output.c_type,
-        "activation_bytes": sum(plan.buffer_bytes),
+        "activation_bytes": plan.arena_bytes,
+        "arena_bytes": plan.arena_bytes,
         "layers": [
             {"index": s.index, "name": s.layer.name, "kind": s.layer.kind, "size": s.dest.size,
-             "type": str(s.dest.t), "c_type": s.dest.c_type}
+             "type": str(s.dest.t), "c_type": s.dest.c_type, "code": s.function is not None,
+             **({"fused_into": plan.steps[s.index - 1].layer.name}
+                if s.index and plan.steps[s.index - 1].fused and s.function is None else {})}
             for s in plan.steps
         ],
         "storage": [s.summary() for s in storages],
@@ -100,11 +103,20 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage], graph_location: str
     }
 
 
-def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", graph_dir=None) -> CExport:
+# Flash kept free for code other than weights (kernels, start-up, the user's firmware)
+# when ``--optimize speed`` fits weights into a target's flash.
+CODE_ALLOWANCE_BYTES = 32 * 1024
+
+
+def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str = "size", target=None,
+             measured=None, graph_dir=None) -> CExport:
     """Write the C sources of a quantized ``graph`` into ``out_dir`` (created if needed).
 
-    ``formats``: ``"auto"`` (fewest weight bytes per layer), a format name for every
-    Dense layer (``"dense"``, ``"csr"``), or ``{layer name: policy}`` (``"*"``: default).
+    ``formats``: ``"auto"`` (per layer the fewest weight bytes, or with ``optimize="speed"``
+    the fewest instructions on ``target``'s core among formats that fit its flash), a
+    format name for every Dense layer, or ``{layer name: policy}`` (``"*"``: default).
+    ``measured``: cycles per ``(layer, format)`` from ``harness.format_speed`` for
+    ``optimize="speed"``; without it a per-format cost model estimates them.
     Files are written in place; wrap the call in ``hwprune.outputs.output_dir`` for an
     all-or-nothing export. ``graph_dir``: a folder where the caller stores the quantized
     graph itself (the manifest records it relative to ``out_dir``); by default it is
@@ -114,7 +126,11 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", graph_dir=None
         raise ModelError(
             f"model {graph.name!r} is not quantized; the C backend needs a fixed-point graph (run quant.calibrate first)"
         )
-    storages = choose_formats(graph, formats)
+    core = (target.cpu if target is not None and target.cpu else "cortex-m4")
+    budget = None
+    if target is not None and target.flash_bytes is not None:
+        budget = target.flash_bytes - CODE_ALLOWANCE_BYTES
+    storages = choose_formats(graph, formats, optimize, core, budget, measured)
     plan = plan_model(graph, storages)
     texts = render(plan)
 
@@ -128,7 +144,21 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", graph_dir=None
         shutil.copyfile(templates_dir() / "c" / header, out_dir / header)
         written.append(out_dir / header)
     location = GRAPH_DIR if graph_dir is None else Path(os.path.relpath(graph_dir, out_dir)).as_posix()
-    (out_dir / MANIFEST).write_text(json.dumps(_manifest(plan, storages, location), indent=1) + "\n")
+    manifest = _manifest(plan, storages, location)
+    if optimize == "speed":
+        from hwprune.backends.c import cost
+
+        if measured is not None:
+            from hwprune.harness.format_speed import MEASURED
+
+            times = {f"{layer}:{fmt}": round(c) for (layer, fmt), c in sorted(measured.items())}
+            manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget, "cycles": MEASURED,
+                                    "measured_cycles": times}
+        else:
+            manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget,
+                                    "instructions": cost.ESTIMATED,
+                                    "estimated_instructions": {s.name: round(cost.instructions(s, core)) for s in storages}}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     written.append(out_dir / MANIFEST)
     if graph_dir is None:
         if (out_dir / GRAPH_DIR).exists():

@@ -1,9 +1,10 @@
 """How a weighted layer's weights are stored in C: one encoder per format, in a registry.
 
 A format turns the integer weight matrix ``(out, in)`` into a few C arrays and back. The
-kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format
-(rel4, bitmask, nm, structured) is one more ``StorageFormat`` in ``FORMATS`` plus that
-template, and the ``auto`` policy starts considering it. A conv layer is stored as its
+kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format is one
+more ``StorageFormat`` in ``FORMATS`` plus that template, and the ``auto`` policy starts
+considering it. dense and csr live here; bitmask, rel and rice in ``formats_mask``, nm
+and unrolled in ``formats_nm`` (docs/kernels.md). A conv layer is stored as its
 filter matrix ``(out_channels, kh*kw*cin)`` (``WeightedLayer.filter_matrix``), read by
 ``kernels/conv_<format>.c.j2``; a format without that template is not chosen for convs.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, Union
+from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -29,7 +30,9 @@ from hwprune.ir.layers import WeightedLayer
 from hwprune.paths import templates_dir
 from hwprune.reference import dense_integers
 
-ROLES = ("value", "index", "pointer", "bias")
+# "code": data the kernel carries in its instructions (not written to model_weights.h);
+# its flash is ``LayerStorage.code_bytes``, an estimate until the firmware is built.
+ROLES = ("value", "index", "pointer", "bias", "code")
 C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
             "int64_t": 8, "uint64_t": 8}
 
@@ -68,6 +71,8 @@ class LayerStorage:
     in_features: int
     nonzero_weights: int
     arrays: tuple[EncodedArray, ...]
+    params: tuple[tuple[str, int], ...] = ()  # what the kernel needs besides arrays (e.g. a bit width)
+    code_bytes: int = 0  # flash of weights held as instructions (the unrolled format)
 
     @property
     def total_weights(self) -> int:
@@ -94,8 +99,12 @@ class LayerStorage:
 
     @property
     def weight_bytes(self) -> int:
-        """Values + indices + pointers: everything that stores the weight matrix."""
-        return self.value_bytes + self.index_bytes + self.pointer_bytes
+        """Values + indices + pointers (+ weights held as code): everything that stores the weight matrix."""
+        return self.value_bytes + self.index_bytes + self.pointer_bytes + self.code_bytes
+
+    @property
+    def param(self) -> dict[str, int]:
+        return dict(self.params)
 
     @property
     def bits_per_nonzero(self) -> float:
@@ -121,6 +130,7 @@ class LayerStorage:
             "layer": self.name, "format": self.format, "total_weights": self.total_weights,
             "nonzero_weights": self.nonzero_weights, "value_bytes": self.value_bytes,
             "index_bytes": self.index_bytes, "pointer_bytes": self.pointer_bytes, "bias_bytes": self.bias_bytes,
+            **({"code_bytes": self.code_bytes} if self.code_bytes else {}), **dict(self.params),
             "weight_bytes": self.weight_bytes, "bits_per_nonzero": round(self.bits_per_nonzero, 3),
             "entropy_bits": round(self.entropy_bits, 3),
         }
@@ -161,14 +171,27 @@ def narrowest_holding(values: np.ndarray) -> str:
 # -- formats ---------------------------------------------------------------------------------
 
 
+class FormatNotApplicable(OptionError):
+    """The weights lack the structure a format needs (e.g. N:M groups); ``auto`` skips it."""
+
+
 @dataclass(frozen=True)
 class StorageFormat:
-    """``encode(weights, value_c_type)`` -> arrays; ``decode(arrays, shape)`` -> weights."""
+    """``encode(weights, value_c_type, **params)`` -> arrays; ``decode(arrays, shape, **params)`` -> weights.
+
+    ``choose_params(weights, value_c_type)`` picks per layer what the encoding is parametrised by (a gap
+    width, a Rice parameter, the N:M pattern) or raises ``FormatNotApplicable``;
+    ``code_bytes(weights)`` estimates flash the kernel spends holding weights as code.
+    ``auto`` policies consider a format only when ``in_auto``.
+    """
 
     name: str
-    encode: Callable[[np.ndarray, str], tuple[EncodedArray, ...]]
-    decode: Callable[[Mapping[str, np.ndarray], tuple[int, int]], np.ndarray]
+    encode: Callable[..., tuple[EncodedArray, ...]]
+    decode: Callable[..., np.ndarray]
     description: str
+    choose_params: Optional[Callable[[np.ndarray, str], dict[str, int]]] = None
+    code_bytes: Optional[Callable[[np.ndarray], int]] = None
+    in_auto: bool = True
 
 
 def _encode_dense(w: np.ndarray, value_c_type: str) -> tuple[EncodedArray, ...]:
@@ -241,26 +264,60 @@ def encode(layer: WeightedLayer, format: str) -> LayerStorage:
     if not layer.is_quantized():
         raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
     w, acc0 = dense_integers(layer)
-    arrays = FORMATS[format].encode(w, layer.weight_t.c_type)
+    return encode_matrix(layer.name, w, acc0, layer.weight_t.c_type, format)
+
+
+def encode_matrix(name: str, w: np.ndarray, acc0: np.ndarray, value_c_type: str, format: str) -> LayerStorage:
+    """Any 2-D integer matrix ``(out, in)`` (a Dense weight, a conv filter bank reshaped to
+    ``(out, -1)``) and its accumulator-typed bias, stored in ``format``."""
+    fmt = FORMATS[format]
+    w = np.asarray(w, dtype=np.int64)
+    if w.ndim != 2:
+        raise ModelError(f"layer {name!r}: storage formats take a 2-D weight matrix, got shape {w.shape}")
+    try:
+        params = fmt.choose_params(w, value_c_type) if fmt.choose_params else {}
+    except FormatNotApplicable as exc:
+        raise FormatNotApplicable(f"layer {name!r}: {exc}") from None
+    arrays = fmt.encode(w, value_c_type, **params)
     if np.any(acc0 != 0):
         arrays = (*arrays, EncodedArray("bias", "bias", narrowest_holding(acc0), acc0))
-    return LayerStorage(layer.name, format, w.shape[0], w.shape[1], int(np.count_nonzero(w)), arrays)
+    code = fmt.code_bytes(w) if fmt.code_bytes else 0
+    return LayerStorage(name, format, w.shape[0], w.shape[1], int(np.count_nonzero(w)), tuple(arrays),
+                        tuple(sorted(params.items())), code)
 
 
 def decode_weights(storage: LayerStorage) -> np.ndarray:
     """The integer weight matrix back from its arrays (a check of the encoder)."""
     arrays = {a.name: a.data for a in storage.arrays}
-    return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features))
+    return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features), **storage.param)
+
+
+def usable_formats(layer: WeightedLayer) -> list[str]:
+    """The formats with a kernel for the layer's kind."""
+    return formats_for(layer) if layer.kind != "dense" else list(FORMATS)
+
+
+def candidates(layer: WeightedLayer) -> list[LayerStorage]:
+    """The layer in every format ``auto`` considers, that has a kernel for the layer's kind
+    and whose structure the layer has."""
+    out = []
+    for name in usable_formats(layer):
+        if not FORMATS[name].in_auto:
+            continue
+        try:
+            out.append(encode(layer, name))
+        except FormatNotApplicable:
+            continue
+    return out
 
 
 def choose_format(layer: WeightedLayer, policy: str = "auto") -> LayerStorage:
     """The layer encoded by ``policy``: a format name, or ``auto`` for the fewest weight
     bytes (the earliest registered format, dense first, on a tie) among the formats with a
     kernel for the layer's kind."""
-    usable = formats_for(layer) if layer.kind != "dense" else list(FORMATS)
+    usable = usable_formats(layer)
     if policy == "auto":
-        candidates = [encode(layer, name) for name in usable]
-        return min(candidates, key=lambda s: s.weight_bytes)  # min keeps the first of equals
+        return min(candidates(layer), key=lambda s: s.weight_bytes)  # min keeps the first of equals
     if policy not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown format policy {policy!r}; choose one of {list(policies())}")
     if policy not in usable:
@@ -271,9 +328,21 @@ def choose_format(layer: WeightedLayer, policy: str = "auto") -> LayerStorage:
 FormatSpec = Union[str, Mapping[str, str]]
 
 
-def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStorage]:
+OPTIMIZE = ("size", "speed")
+
+
+def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "size", core: str = "cortex-m4",
+                   flash_budget: Optional[int] = None,
+                   measured: Optional[Mapping[tuple[str, str], float]] = None) -> list[LayerStorage]:
     """Every weighted layer encoded: one policy for all, or ``{layer name: policy}`` with
-    ``auto`` for the layers not named (an ``"*"`` key sets that default)."""
+    ``auto`` for the layers not named (an ``"*"`` key sets that default).
+
+    ``auto`` picks per layer the fewest weight bytes (``optimize="size"``), or with
+    ``"speed"`` the fewest cycles on ``core`` among the formats whose weights, all layers
+    together, fit ``flash_budget`` bytes: ``measured`` cycles per ``(layer, format)``
+    (``harness.format_speed``) where given, else the instructions of ``cost``'s model."""
+    if optimize not in OPTIMIZE:
+        raise OptionError(f"--optimize must be one of {list(OPTIMIZE)}, got {optimize!r}")
     dense = graph.weighted_layers()
     if isinstance(formats, str):
         per_layer, default = {}, formats
@@ -287,4 +356,23 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStor
                 f"format given for {unknown}, which {'is not a weighted layer' if len(unknown) == 1 else 'are not weighted layers'} "
                 f"of model {graph.name!r}; its weighted layers are {[l.name for l in dense]}"
             )
-    return [choose_format(layer, per_layer.get(layer.name, default)) for layer in dense]
+    policy = {l.name: per_layer.get(l.name, default) for l in dense}
+    if optimize == "size":
+        return [choose_format(layer, policy[layer.name]) for layer in dense]
+    from hwprune.backends.c import cost
+
+    fixed = {l.name: choose_format(l, policy[l.name]) for l in dense if policy[l.name] != "auto"}
+    free = [l for l in dense if policy[l.name] == "auto"]
+    budget = None if flash_budget is None else flash_budget - sum(s.weight_bytes for s in fixed.values())
+    options = [candidates(l) for l in free]
+    if measured is not None:
+        options = [[s for s in c if (s.name, s.format) in measured] or c for c in options]
+        cost_of = lambda s: measured.get((s.name, s.format), cost.instructions(s, core))  # noqa: E731
+    else:
+        cost_of = None
+    fast = dict(zip((l.name for l in free), cost.choose_for_speed(options, core, budget, cost_of)))
+    return [fixed.get(l.name) or fast[l.name] for l in dense]
+
+
+# Formats defined in their own modules register themselves on import.
+from hwprune.backends.c import formats_mask, formats_nm  # noqa: E402,F401

@@ -11,9 +11,14 @@ Every choice mirrors ``hwprune.reference`` so that the C equals it bit for bit:
   overflow applied after every addition, as hls4ml does.
 - The C accumulator is ``int32_t`` when every value it can hold fits (factors, products,
   partial sums, and the accumulator type itself), else ``int64_t``.
-- Activations live in two static ping-pong buffers (unions of the element types in use),
-  sized at generation time; the first layer reads ``input``, the last writes ``output``.
-  Flatten and Softmax move no data: their output is their input.
+- A ReLU right after a Dense layer is fused into the Dense kernel's final cast:
+  ``relu_cast(max(result_cast(acc), 0))`` is what the two layers compute one after the
+  other, so it is bit-identical by construction; the ReLU's cast is left out when it is
+  the identity on the values it receives (same fraction bits, range wide enough). The
+  Dense layer's own output is then never stored, except in traced builds.
+- Activations live in one static arena (see ``arena``), sized at generation time; the
+  first layer reads ``input``, the last writes ``output``. Flatten and Softmax move no
+  data: their output is their input.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune.backends.c import arena
 from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
@@ -152,9 +158,20 @@ class Step:
     function: Optional[str]  # None: a pass-through layer, no code
     storage: Optional[LayerStorage] = None
     arithmetic: Optional[DenseArithmetic] = None
-    relu: Optional[Cast] = None
+    relu: Optional[Cast] = None  # a ReLU layer's cast, or the cast of a ReLU fused into this Dense
+    out: Optional[Tensor] = None  # a Dense with a fused ReLU writes the ReLU's output here
+    relu_is_identity: bool = False  # the fused ReLU needs no cast of its own
     window: Optional[Window] = None  # conv and pooling geometry (plan_spatial)
     pool: Optional[PoolArithmetic] = None
+
+    @property
+    def fused(self) -> bool:
+        return self.out is not None
+
+    @property
+    def written(self) -> Tensor:
+        """Where the kernel writes: the fused ReLU's output, else this layer's."""
+        return self.out if self.out is not None else self.dest
 
 
 @dataclass(frozen=True)
@@ -163,8 +180,8 @@ class ModelPlan:
     steps: tuple[Step, ...]
     input: Tensor
     output: Tensor
-    buffer_bytes: tuple[int, int]  # each ping-pong buffer
-    buffer_members: tuple[tuple[str, ...], tuple[str, ...]]  # C types each buffer holds
+    arena_bytes: int
+    arena_members: tuple[str, ...]  # C types the arena holds
 
     @property
     def max_size(self) -> int:
@@ -172,38 +189,50 @@ class ModelPlan:
 
     @property
     def trace_c_types(self) -> tuple[str, ...]:
-        return tuple(sorted({s.dest.c_type for s in self.steps}))
+        return tuple(sorted({s.dest.c_type for s in self.steps if not s.fused}))
+
+    @property
+    def has_fused(self) -> bool:
+        return any(s.fused for s in self.steps)
 
 
-def plan_model(graph: Graph, storages: list[LayerStorage]) -> ModelPlan:
+def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = True) -> ModelPlan:
     if not graph.is_quantized:
         raise ModelError(f"model {graph.name!r} is not quantized; the C backend needs a fixed-point graph "
                          "(run quant.calibrate first)")
-    for layer in graph.layers:
+    layers = graph.layers
+    for layer in layers:
         if layer.kind not in COMPUTE_KINDS + PASS_THROUGH_KINDS:
             raise ModelError(f"layer {layer.name!r}: the C backend has no kernel for {layer.kind!r} layers")
     by_name = {s.name: s for s in storages}
     size = lambda shape: int(np.prod(shape))  # noqa: E731
     types = graph.value_types()
+    fused = {i for i, l in enumerate(layers[:-1]) if fuse_relu and l.kind == "dense" and layers[i + 1].kind == "relu"}
+    # Layers whose kernel writes memory, with the index of the tensor it writes.
+    writers = {i: (i + 1 if i in fused else i) for i, l in enumerate(layers)
+               if l.kind in COMPUTE_KINDS and i - 1 not in fused}
+    order = sorted(writers)
+    stored = [writers[i] for i in order[:-1]]  # the last writer writes `output`
+    placed = arena.place([size(graph.shapes[t]) * C_BYTES[types[t].c_type] for t in stored])
+    where = dict(zip(stored, placed.offsets))
+
     source = Tensor("input", graph.input_t.c_type, size(graph.input_shape), graph.input_t)
     inputs = source
-    computes = [i for i, l in enumerate(graph.layers) if l.kind in COMPUTE_KINDS]
-    buffer_bytes = [0, 0]
-    members: list[set[str]] = [set(), set()]
     steps = []
-    for index, (layer, out_t) in enumerate(zip(graph.layers, types)):
+    for index, (layer, out_t) in enumerate(zip(layers, types)):
         n = size(graph.shapes[index])
-        if layer.kind in PASS_THROUGH_KINDS:
+        if index not in writers:  # pass-through, or a ReLU fused into the Dense before it
             steps.append(Step(index, layer, source, source, None))
             continue
-        if index == computes[-1]:
-            dest = Tensor("output", out_t.c_type, n, out_t)
+        t = writers[index]
+        written_t = types[t]
+        if index == order[-1]:
+            written = Tensor("output", written_t.c_type, n, written_t)
         else:
-            buffer = computes.index(index) % 2
-            c_type = out_t.c_type
-            dest = Tensor(f"hwprune_buffer_{buffer}.{BUFFER_MEMBERS[c_type]}", c_type, n, out_t)
-            buffer_bytes[buffer] = max(buffer_bytes[buffer], n * C_BYTES[c_type])
-            members[buffer].add(c_type)
+            member, elem = BUFFER_MEMBERS[written_t.c_type], C_BYTES[written_t.c_type]
+            offset = where[t] // elem
+            expr = f"hwprune_arena.{member}" if offset == 0 else f"(hwprune_arena.{member} + {offset})"
+            written = Tensor(expr, written_t.c_type, n, written_t)
         function = f"hwprune_{graph.name}_{index}_{layer.name}"
         geometry = None
         if layer.kind in CONV_KINDS + POOL_KINDS:
@@ -211,20 +240,24 @@ def plan_model(graph: Graph, storages: list[LayerStorage]) -> ModelPlan:
         if isinstance(layer, WeightedLayer):
             if layer.name not in by_name:
                 raise ModelError(f"layer {layer.name!r}: no storage was chosen for it")
+            extra = {}
+            dest = written
+            if index in fused:
+                relu = relu_cast(out_t, written_t)
+                identity = relu.shift == 0 and written_t.max_int >= out_t.max_int
+                dest = Tensor("hwprune_trace_fused", out_t.c_type, n, out_t)
+                extra = dict(relu=relu, out=written, relu_is_identity=identity)
             step = Step(index, layer, source, dest, function, storage=by_name[layer.name],
-                        arithmetic=dense_arithmetic(layer, source.t), window=geometry)
+                        arithmetic=dense_arithmetic(layer, source.t), window=geometry, **extra)
         elif layer.kind in POOL_KINDS:
-            step = Step(index, layer, source, dest, function, window=geometry,
+            step = Step(index, layer, source, written, function, window=geometry,
                         pool=pool_arithmetic(layer, source.t, geometry))
         else:
-            step = Step(index, layer, source, dest, function, relu=relu_cast(source.t, out_t))
+            step = Step(index, layer, source, written, function, relu=relu_cast(source.t, out_t))
         steps.append(step)
-        source = dest
-    output = source
-    return ModelPlan(
-        graph, tuple(steps), inputs, output, (buffer_bytes[0], buffer_bytes[1]),
-        (tuple(sorted(members[0])), tuple(sorted(members[1]))),
-    )
+        source = written
+    members = tuple(sorted({types[t].c_type for t in stored}))
+    return ModelPlan(graph, tuple(steps), inputs, source, placed.nbytes, members)
 
 
 def buffer_length(nbytes: int, c_type: str) -> int:

@@ -119,26 +119,20 @@ def render(plan: ModelPlan) -> dict[str, str]:
         "input_t": g.input_t, "output_t": g.output_t,
         "input_c": plan.input.c_type, "output_c": plan.output.c_type,
         "input_size": plan.input.size, "output_size": plan.output.size,
-        "activation_bytes": sum(plan.buffer_bytes),
+        "activation_bytes": plan.arena_bytes,
     }
     layers = []
     for step in plan.steps:
         if step.storage is None:
             continue
         s = step.storage
-        arrays = [
-            {"c_name": array_name(plan, s.name, a.name), "c_type": a.c_type, "data": a.data} for a in s.arrays
+        arrays = [  # "code" arrays live in the kernel's instructions
+            {"c_name": array_name(plan, s.name, a.name), "c_type": a.c_type, "data": a.data}
+            for a in s.arrays if a.role != "code"
         ]
         layers.append({**s.summary(), "name": s.name, "arrays": arrays})
-    buffers = []
-    for index, (nbytes, members) in enumerate(zip(plan.buffer_bytes, plan.buffer_members)):
-        if members:
-            buffers.append({
-                "index": index,
-                "members": [
-                    {"c_type": c, "name": BUFFER_MEMBERS[c], "length": buffer_length(nbytes, c)} for c in members
-                ],
-            })
+    arena = [{"c_type": c, "name": BUFFER_MEMBERS[c], "length": buffer_length(plan.arena_bytes, c)}
+             for c in plan.arena_members]
     tracer_of = {c: f"hwprune_trace_{BUFFER_MEMBERS[c]}" for c in plan.trace_c_types}
     files = {
         "model.h": env.get_template("model.h.j2").render(common, banner=banner(plan, "model.h")),
@@ -146,7 +140,8 @@ def render(plan: ModelPlan) -> dict[str, str]:
             common, banner=banner(plan, "model_weights.h"), layers=layers
         ),
         "model.c": env.get_template("model.c.j2").render(
-            common, banner=banner(plan, "model.c"), buffers=buffers, max_size=plan.max_size,
+            common, banner=banner(plan, "model.c"), arena=arena, max_size=plan.max_size,
+            has_fused=plan.has_fused,
             tracers=[{"function": f, "c_type": c} for c, f in tracer_of.items()], tracer_of=tracer_of,
             kernels=[_kernel(plan, s) for s in plan.steps if s.function], steps=plan.steps,
             has_compute=any(s.function for s in plan.steps),

@@ -1,0 +1,63 @@
+"""Cycles of every storage format for every weighted layer, measured in the emulator.
+
+``export --optimize speed`` chooses per layer the format with the fewest cycles among
+those that fit the target's flash. With a Cortex-M target and the cross toolchain at
+hand, the cycles are measured rather than estimated: the model is exported once per
+format (every layer in that format where it applies, else dense), each firmware run in
+the ``mcu`` engine on a few test vectors, and a layer's cycles in a format read from the
+engine's per-layer counts (a kernel's cost does not depend on the formats of the other
+layers). One build per format, however many layers. Without the toolchain the caller
+falls back to ``backends.c.cost``'s model, and says so.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from hwprune.backends.c import export_c
+from hwprune.backends.c.formats import FORMATS, FormatNotApplicable, encode, usable_formats
+from hwprune.ir.graph import Graph
+from hwprune.targets import Target
+
+MEASURED = "measured in the Cortex-M emulator (cycles per inference, per layer)"
+VECTORS = 2
+
+
+def measure_formats(graph: Graph, target: Target, x_int: np.ndarray, cc: Optional[str] = None,
+                    formats=None) -> dict[tuple[str, str], float]:
+    """``{(layer name, format): cycles per inference}`` for every weighted layer and every
+    format that applies to it (a format that does not apply is simply absent)."""
+    from hwprune.harness.mcu import measure_mcu
+
+    layers = graph.weighted_layers()
+    x = np.asarray(x_int)[:VECTORS]
+    cycles: dict[tuple[str, str], float] = {}
+    for fmt in formats or FORMATS:
+        if not FORMATS[fmt].in_auto:
+            continue
+        chosen = {layer.name: fmt if _applies(layer, fmt) else "dense" for layer in layers}
+        if fmt != "dense" and all(f == "dense" for f in chosen.values()):
+            continue
+        with tempfile.TemporaryDirectory(prefix="hwprune-speed-") as tmp:
+            export_c(graph, Path(tmp), chosen)
+            measured = measure_mcu(tmp, target, x_int=x, cc=cc)
+        by_name = {layer.name: layer.cycles for layer in measured.layers}
+        for layer in layers:
+            if chosen[layer.name] == fmt:
+                cycles[(layer.name, fmt)] = by_name[layer.name]
+    return cycles
+
+
+def _applies(layer, fmt: str) -> bool:
+    """The layer's kind has a kernel in ``fmt`` and its weights have the structure."""
+    if fmt not in usable_formats(layer):
+        return False
+    try:
+        encode(layer, fmt)
+    except FormatNotApplicable:
+        return False
+    return True
