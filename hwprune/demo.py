@@ -111,7 +111,8 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
             "seconds": None,
         },
     }
-    out = write_export(quantized, out, data.x_test, options, force=force, source="hwprune demo", report_extra=extra)
+    out = write_export(quantized, out, data.x_test, options, force=force, source="hwprune demo", report_extra=extra,
+                       float_graph=graph)
     import json
 
     report = json.loads((out / "report.json").read_text())

@@ -41,8 +41,20 @@ class OptionError(HwpruneError):
     """A command-line or API option outside its allowed range."""
 
 
-class OutputExistsError(HwpruneError):
+class OutputError(HwpruneError):
+    """An output that cannot be written where asked, or that --force must not replace."""
+
+
+class OutputExistsError(OutputError):
     """An output folder or file that exists already (pass --force to replace it)."""
+
+
+class FolderError(HwpruneError):
+    """An export folder without hwprune's manifest, or whose files do not match it."""
+
+
+class TrustError(ModelError):
+    """A model file that would run code to load; only --trust-model opens it."""
 
 
 class TargetError(HwpruneError):

@@ -2,24 +2,27 @@
 
 An export folder is self-contained::
 
-    DIR/graph.json, DIR/weights.npz   the quantized IR (ir.io format)
+    DIR/graph.json, DIR/weights.npz   the quantized IR (ir.io format), stored once: every
+                                      backend folder points at it (c/export.json "graph")
     DIR/vectors.npz                   test vectors: x (float, the source model's layout), x_int
                                       (integers, channels-last as the C reads them), y_int
-    DIR/export.json                   how the folder was made (options, formats, versions)
+    DIR/export.json                   how the folder was made (options, formats, versions, fidelity)
     DIR/c/                            model.h, model.c, ... : the firmware sources
     DIR/report.json, DIR/report.md    figures (hwprune report renders them again)
+    DIR/hwprune-manifest.json         written last: the hash of every file above
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from hwprune import __version__, reference
+from hwprune import __version__, fidelity, manifest, reference
 from hwprune.errors import DataError, ModelError, OptionError
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
@@ -45,6 +48,7 @@ class ExportOptions:
     target: Optional[str] = None
     remove_dead_neurons: bool = True
     seed: int = 0
+    compile: bool = True  # False: write the sources without compiling or verifying them
     cc: Optional[str] = None  # the Cortex-M cross compiler: clang (zig) or gcc
     require_fit: bool = True  # a model too large for the chosen target is an error (False: reported only)
     name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
@@ -63,27 +67,78 @@ class ExportOptions:
         QuantConfig(self.weight_bits, self.activation_bits)  # checks the bit widths
 
 
-def load_model(path, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
-    """A float or quantized graph from a pickled torch module (.pt) or an hwprune graph folder.
+MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".onnx")
 
+
+def model_name(path: Path) -> str:
+    name = "".join(c if c.isalnum() else "_" for c in path.stem) or "model"
+    return name if (name[0].isalpha() or name[0] == "_") else f"m_{name}"
+
+
+def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model: bool = False) -> Graph:
+    """A float or quantized graph from a model file or an hwprune graph / export folder.
+
+    Files: a pickled torch module (``.pt``/``.pth``, loaded without running code unless
+    ``trust_model``), a torch.export program (``.pt2``) or an ONNX model (``.onnx``).
     ``input_shape`` (one example's shape) is used for a torch model that does not start
     with a Linear layer; the export command takes it from the calibration inputs.
     """
     path = Path(path)
     if path.is_dir():
+        if (path / manifest.MANIFEST_FILE).is_file() or (path / manifest.PENDING_FILE).is_file():
+            manifest.check(path)
+        elif (path / VECTORS_FILE).exists() or (path / EXPORT_FILE).exists():
+            manifest.check(path)  # an export folder without its manifest: incomplete
         if not (path / GRAPH_FILE).is_file():
             raise ModelError(f"{path}: a folder without {GRAPH_FILE}; expected an hwprune graph or export folder")
         return load_graph(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
+    name = model_name(path)
     if path.suffix in (".pt", ".pth"):
         from hwprune.frontends.torch import from_torch, load_torch_model
 
-        name = "".join(c if c.isalnum() else "_" for c in path.stem) or "model"
-        if not (name[0].isalpha() or name[0] == "_"):
-            name = f"m_{name}"
-        return from_torch(load_torch_model(path), name=name, fallback_input_shape=input_shape)
-    raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt) or a graph folder")
+        return from_torch(load_torch_model(path, trust_model), name=name, fallback_input_shape=input_shape)
+    if path.suffix == ".pt2":
+        from hwprune.frontends.torch_export import load_exported_program
+
+        return load_exported_program(path, name)
+    if path.suffix == ".onnx":
+        from hwprune.frontends.onnx import load_onnx
+
+        return load_onnx(path, name)
+    raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
+                     "torch.export program (.pt2), an ONNX model (.onnx) or an hwprune graph folder")
+
+
+def read_vectors(folder, graph: Optional[Graph] = None) -> dict[str, np.ndarray]:
+    """The stored test vectors of an export folder (x, x_int, y_int), checked."""
+    path = Path(folder) / VECTORS_FILE
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; the test vectors are missing (run hwprune export again)") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}); run hwprune export again") from None
+    missing = [key for key in ("x", "x_int", "y_int") if key not in arrays]
+    if missing:
+        raise DataError(f"{path}: arrays {missing} are missing; it holds {sorted(arrays)}")
+    x, x_int, y_int = arrays["x"], arrays["x_int"], arrays["y_int"]
+    if x.dtype.kind != "f" or x_int.dtype.kind not in "iu" or y_int.dtype.kind not in "iu":
+        raise DataError(f"{path}: x must be floats and x_int, y_int integers; got {x.dtype}, {x_int.dtype}, {y_int.dtype}")
+    if not (len(x) == len(x_int) == len(y_int)) or len(x) == 0:
+        raise DataError(f"{path}: x, x_int and y_int must hold the same nonzero number of vectors, "
+                        f"got {len(x)}, {len(x_int)}, {len(y_int)}")
+    if graph is not None:
+        graph.from_source(x, f"{path}: x")
+        if x_int.shape[1:] != graph.input_shape or y_int.shape[1:] != graph.output_shape:
+            raise DataError(f"{path}: x_int has shape {x_int.shape} and y_int {y_int.shape}; model {graph.name!r} "
+                            f"needs (N, {', '.join(map(str, graph.input_shape))}) and (N, "
+                            f"{', '.join(map(str, graph.output_shape))})")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{path}: x holds a non-finite value")
+    return arrays
 
 
 def load_array(path, what: str) -> np.ndarray:
@@ -150,33 +205,59 @@ def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:
     return np.ldexp(q.astype(np.float64), -t.frac_bits)
 
 
-def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: ExportOptions) -> Graph:
+def narrowest_int(values: np.ndarray) -> np.ndarray:
+    """The integers in the narrowest signed dtype that holds them (the stored vectors of a
+    large model are otherwise mostly int64 padding)."""
+    values = np.asarray(values)
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if values.size == 0 or (values.min() >= info.min and values.max() <= info.max):
+            return values.astype(dtype)
+    return values.astype(np.int64)
+
+
+def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: ExportOptions,
+                   calibration_name: str = "calibration inputs") -> Graph:
     if graph.is_quantized:
         return graph
     if calibration is None:
         raise DataError("a float model needs calibration inputs to choose its fixed-point types: pass --calibration X.npy")
-    return calibrate(graph, calibration,
-                     QuantConfig(options.weight_bits, options.activation_bits))
+    quantized = calibrate(graph, calibration, QuantConfig(options.weight_bits, options.activation_bits))
+    fidelity.check_ranges(quantized, calibration, calibration_name)
+    return quantized
 
 
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
-                 source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None) -> Path:
-    """Write a complete export folder for a quantized graph (atomically)."""
+                 source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None,
+                 float_graph: Optional[Graph] = None, inputs: tuple = ()) -> Path:
+    """Write a complete export folder for a quantized graph (atomically, manifest last).
+
+    ``float_graph``: the float model ``graph`` was quantized from; the export then measures
+    fidelity (``hwprune.fidelity``). ``inputs``: paths ``force`` must never replace.
+    """
     from hwprune.backends.c import export_c
     from hwprune.report import write_report
 
     if not graph.is_quantized:
         raise ModelError("write_export needs a quantized graph")
+    if options.compile:
+        from hwprune.harness.build import find_cc
+
+        find_cc()  # a missing compiler fails before anything is written
     if options.name:
         graph = graph.replace(name=options.name)
     graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
     vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
     y_int = reference.run(graph, x_int)
+    fid = None
+    if float_graph is not None:
+        zeroed = fidelity.zeroed_by_quantization(float_graph, graph)
+        fid = fidelity.measure(fidelity.float_outputs(float_graph, vectors), y_int, graph, zeroed)
     out = Path(out)
-    with output_dir(out, force) as tmp:
+    with output_dir(out, force, inputs=(*inputs, source or None)) as tmp:
         save_graph(graph, tmp)
-        np.savez(tmp / VECTORS_FILE, x=vectors, x_int=x_int, y_int=y_int)
+        np.savez(tmp / VECTORS_FILE, x=vectors, x_int=narrowest_int(x_int), y_int=narrowest_int(y_int))
         from dataclasses import asdict
 
         from hwprune.report_mcu import DEFAULT_TARGET, check_fit
@@ -184,7 +265,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
 
         target = get_target(options.target or DEFAULT_TARGET)
         measured = _measured_speeds(graph, target, x_int, options) if options.optimize == "speed" else None
-        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target, measured)
+        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target, measured, graph_dir=tmp)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -199,9 +280,11 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "target_given": options.target is not None,
             **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),
             "formats": {s.name: s.format for s in c_export.layers},
+            "compiled": options.compile,
+            "fidelity": fid,
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        report = write_report(tmp, extra=report_extra, cc=options.cc)
+        report = write_report(tmp, extra=report_extra, cc=options.cc, check=False)
         if options.target is not None and options.require_fit:  # the default target only compares sizes
             check_fit(report, target)
     return out
@@ -221,30 +304,31 @@ def _measured_speeds(graph: Graph, target, x_int: np.ndarray, options: ExportOpt
 
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,
-                 source: str = "") -> Path:
+                 source: str = "", trust_model: bool = False, calibration_name: str = "calibration inputs") -> Path:
     """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report.
 
-    ``model``: a Graph, a torch ``.pt`` file or a graph / export folder (whose stored test
-    vectors are reused when no calibration inputs are given). ``source`` names the origin
-    in the report when ``model`` is a Graph read elsewhere.
+    ``model``: a Graph, a model file (``load_model``; ``trust_model`` opens a pickle that
+    would run code) or a graph / export folder (whose stored test vectors are reused when
+    no calibration inputs are given). ``source`` names the origin in the report when
+    ``model`` is a Graph read elsewhere.
     """
     if not isinstance(model, Graph):
         source = source or str(model)
-    graph = model if isinstance(model, Graph) else load_model(model)
+    graph = model if isinstance(model, Graph) else load_model(model, trust_model=trust_model)
     if calibration is not None:
         calibration = np.asarray(calibration, dtype=np.float64)
-        graph.from_source(calibration, "calibration inputs")  # the source model's layout
+        graph.from_source(calibration, calibration_name)  # the source model's layout
     if options.sparsity:
         graph = prune_graph(graph, options.sparsity)
     removed: dict[str, int] = {}
     if options.remove_dead_neurons:
         graph, removed = remove_dead_neurons(graph)
-    quantized = quantize_graph(graph, calibration, options)
     vectors = calibration
-    stored = Path(source) / VECTORS_FILE if source else None
-    if vectors is None and stored is not None and stored.is_file():
-        with np.load(stored) as arrays:  # re-exporting an export folder
-            vectors = arrays["x"]
+    stored = Path(source) if source else None
+    if vectors is None and stored is not None and (stored / VECTORS_FILE).exists():
+        vectors = read_vectors(stored, graph)["x"]  # re-exporting an export folder
+    quantized = quantize_graph(graph, calibration, options, calibration_name)
     if vectors is None:
         vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
-    return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed)
+    return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed,
+                        float_graph=None if graph.is_quantized else graph)

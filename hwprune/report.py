@@ -65,51 +65,62 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
 
 
 def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None,
-            engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
+            engines: Optional[list] = None, cc: Optional[str] = None, check: bool = True,
+            compile: Optional[bool] = None) -> dict:
     """Verify and measure an export folder; the dict behind report.json and verify --json.
 
     ``engines``: names of the engines to compare with the reference (default: all but
     ``mcu``, plus ``mcu`` when the export's target is a Cortex-M chosen by the user,
-    ``hwprune.report_mcu.select_engines``); ``cc``: the cross compiler of the mcu engine."""
-    from hwprune import report_mcu
+    ``hwprune.report_mcu.select_engines``); ``cc``: the cross compiler of the mcu engine.
+    ``check``: refuse a folder without a manifest or whose files differ from it (off only
+    while the export itself writes the folder). ``compile``: build and run the C (default:
+    as the export did; ``hwprune verify`` always does)."""
+    from hwprune import fidelity, report_mcu
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
-    from hwprune.pipeline import C_DIR, EXPORT_FILE, VECTORS_FILE
+    from hwprune.manifest import check as check_manifest
+    from hwprune.pipeline import C_DIR, EXPORT_FILE, read_vectors
     from hwprune.reference import quantize_input
 
     export_dir = Path(export_dir)
+    if check:
+        check_manifest(export_dir)
     graph = load_graph(export_dir)
     try:
         meta = json.loads((export_dir / EXPORT_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         raise HwpruneError(f"{export_dir}: {EXPORT_FILE} is missing or unreadable ({exc}); re-run hwprune export") from None
+    stored = None
     if inputs is None:
-        try:
-            with np.load(export_dir / VECTORS_FILE, allow_pickle=False) as vectors:
-                x_int = vectors["x_int"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise HwpruneError(f"{export_dir / VECTORS_FILE}: the stored test vectors are missing or unreadable "
-                               f"({exc}); pass --inputs X.npy or re-run hwprune export") from None
+        vectors = read_vectors(export_dir, graph)
+        x_int, stored = vectors["x_int"], vectors["y_int"]
     else:
         x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64))
+    if compile is None:
+        compile = meta.get("compiled", True)
 
     target_spec, chosen = report_mcu.export_target(meta, target)
     selected, mcu = report_mcu.select_engines(target_spec, chosen, engines, cc)
-    result = verify(export_dir / C_DIR, x_int, selected)
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
                              "note": "the numpy integer reference; the definition of the output"}}
+    if compile:
+        result = verify(export_dir / C_DIR, x_int, selected, stored_outputs=stored)
+        if not result.engines_ran:
+            raise ToolchainError("no engine could run the export: " + "; ".join(f"{n}: {why}" for n, why in result.skipped))
+    else:
+        result = verify(export_dir / C_DIR, x_int, engines=[], stored_outputs=stored)
     for c in result.comparisons:
         engines[c.engine] = {"available": True, "bit_exact": c.bit_exact, "mismatches": c.mismatches,
                              "note": "" if c.bit_exact else c.report()}
     for name, why in result.skipped:
         engines[name] = {"available": False, "bit_exact": None, "mismatches": None, "note": why}
-    try:
-        size = measure_export(export_dir / C_DIR)
+    if compile:
+        size = measure_export(export_dir / C_DIR)  # a failing compiler is an error, not a blank figure
         flash, ram = size.flash, size.ram
         how = f"model.c compiled on the host: {size.compiler} {' '.join(size.flags)}"
-    except ToolchainError as exc:
+    else:
         flash = ram = None
-        how = f"not measured: {exc}"
+        how = "not measured: exported with --no-compile"
     layers = _layer_rows(graph, meta.get("formats", {}))
     dense_rows = [r for r in layers if r["weighted"]]  # every layer with weights
     nonzero = sum(r["nonzero_weights"] for r in dense_rows)
@@ -119,7 +130,8 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "model": graph.name,
         "hwprune_version": __version__,
         "source": meta.get("source", ""),
-        "bit_exact": result.bit_exact,
+        "bit_exact": result.bit_exact if compile else None,
+        "compiled": bool(compile),
         "vectors": result.vectors,
         "mismatches": sum(c.mismatches for c in result.comparisons),
         "engines": engines,
@@ -143,6 +155,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),
         "layers": layers,
+        "fidelity": meta.get("fidelity"),
     }
     report["energy_proxy_pj"] = _energy(graph, meta.get("formats", {}))
     if mcu is not None and mcu.last_measurement is not None:
@@ -193,7 +206,9 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {stage['stage']} | {stage['accuracy'] * 100:.2f} % | {stage.get('sparsity', 0) * 100:.1f} % |"
                          + (f" {stage['energy_proxy_pj'] / 1e3:.1f} nJ |" if energy else ""))
         lines.append("")
-    verdict = "**bit-exact**" if report["bit_exact"] else "**MISMATCH**"
+    lines += _fidelity_markdown(report)
+    verdict = ("**not verified** (exported with --no-compile; run hwprune verify)" if report.get("bit_exact") is None
+               else "**bit-exact**" if report["bit_exact"] else "**MISMATCH**")
     lines += ["## Verification", "",
               f"{verdict}: {report['vectors']} test vectors, {report['mismatches']} mismatching outputs.", "",
               "| engine | available | bit-exact | mismatches | note |", "|---|---|---|---:|---|"]
@@ -244,6 +259,12 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _fidelity_markdown(report: dict) -> list[str]:
+    from hwprune import fidelity
+
+    return fidelity.markdown(report.get("fidelity"))
+
+
 def report_mcu_markdown(report: dict) -> list[str]:
     from hwprune.report_mcu import markdown
 
@@ -283,12 +304,13 @@ PRODUCER_KEYS = ("stages", "demo")
 
 
 def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None,
-                 engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
-    """Measure ``export_dir`` and write report.json, report.md and report.png into it."""
+                 check: bool = True, into=None, engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
+    """Measure ``export_dir`` and write report.json, report.md and report.png into it (or
+    into the folder ``into``)."""
     from hwprune.report_mcu import MCU_PLOT, render_plot as render_mcu_plot
 
     export_dir = Path(export_dir)
-    report = analyze(export_dir, inputs, target, engines, cc)
+    report = analyze(export_dir, inputs, target, engines, cc, check=check)
     previous = export_dir / REPORT_JSON
     if extra is None and previous.is_file():
         try:
@@ -297,11 +319,12 @@ def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: 
         except json.JSONDecodeError:
             pass
     report.update(extra or {})
-    (export_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-    (export_dir / REPORT_MD).write_text(render_markdown(report))
-    render_plot(report, export_dir / REPORT_PNG)
-    if not render_mcu_plot(report, export_dir / MCU_PLOT) and (export_dir / MCU_PLOT).exists():
-        (export_dir / MCU_PLOT).unlink()  # a figure from an earlier run would no longer match
+    into = Path(into) if into is not None else export_dir
+    (into / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    (into / REPORT_MD).write_text(render_markdown(report))
+    render_plot(report, into / REPORT_PNG)
+    if not render_mcu_plot(report, into / MCU_PLOT) and (into / MCU_PLOT).exists():
+        (into / MCU_PLOT).unlink()  # a figure from an earlier run would no longer match
     return report
 
 

@@ -71,7 +71,12 @@ def parse_target(path: Path) -> Target:
     known = {f.name for f in fields(Target)}
     unknown = set(data) - known
     if unknown:
-        raise TargetError(f"{path}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
+        key = sorted(unknown)[0]
+        stem = key.split("_")[0]
+        with_unit = [k for k in sorted(known) if k.startswith(f"{stem}_")]
+        hint = (f"; units are part of the key names: did you mean {with_unit[0]!r}?" if with_unit
+                else f"; known keys are {sorted(known)}")
+        raise TargetError(f"{path}: unknown key {key!r}{hint}")
     for key in ("name", "kind", "description"):
         if key not in data:
             raise TargetError(f"{path}: missing key {key!r}")

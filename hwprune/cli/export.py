@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def add_parser(sub) -> None:
     from hwprune.pipeline import MAX_VECTORS, RANDOM_VECTORS
 
     p = sub.add_parser("export", help="quantize a model and lower it to C (and verify it)",
-                       description="Read MODEL (a pickled torch module .pt, or an hwprune graph folder), "
+                       description="Read MODEL (a torch module .pt, a torch.export program .pt2, an ONNX model "
+                                   ".onnx, or an hwprune graph or export folder), "
                                    "optionally prune it, quantize it to fixed point and write C sources, "
                                    "test vectors and a report to DIR.")
     p.add_argument("model", metavar="MODEL")
@@ -45,7 +47,13 @@ def add_parser(sub) -> None:
                         "error (default: sizes compared with stm32l4r5, no emulation)")
     p.add_argument("--cc", choices=["clang", "gcc"],
                    help="Cortex-M cross compiler (default: $HWPRUNE_MCU_CC, else clang from the ziglang package)")
-    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--no-compile", action="store_true",
+                   help="write the C sources without compiling or verifying them (no C compiler needed; run "
+                        "hwprune verify DIR later)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="unpickle a .pt model even if loading runs code from it (only for files you trust)")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR if it is an export folder hwprune wrote (never another folder)")
     p.set_defaults(run=run)
 
 
@@ -59,20 +67,43 @@ def run(args) -> int:
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
-                            remove_dead_neurons=not args.keep_dead_neurons, name=args.name)
+                            remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
+                            compile=not args.no_compile)
+    from hwprune.outputs import check_target
+
+    inputs = (args.model, args.calibration)
+    check_target(Path(args.out), args.force, inputs)  # a refused --out fails before any work
+    if options.compile:
+        from hwprune.harness.build import find_cc
+
+        find_cc()
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
-    model = load_model(args.model, calibration.shape[1:] if calibration is not None else None)
+    model = load_model(args.model, calibration.shape[1:] if calibration is not None else None,
+                       trust_model=args.trust_model)
     if model.is_quantized and any(v is not None for v in bits.values()):
         raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
                           "models only")
-    out = export_model(model, args.out, calibration, options, force=args.force, source=args.model)
+    out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
+                       calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
+                       else "calibration inputs")
     import json
 
+    from hwprune import fidelity
+
     report = json.loads((out / "report.json").read_text())
+    if report["bit_exact"] is None:
+        verdict, sizes = "not compiled or verified (--no-compile)", ""
+    else:
+        verdict = f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'} on {report['vectors']} vectors"
+        sizes = f"flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B, "
+    fid = report.get("fidelity")
+    agreement = ""
+    if fid and fid.get("top1_agreement") is not None:
+        agreement = f", top-1 agreement with the float model {fid['top1_agreement']:.1%}"
     print(f"hwprune export: wrote {out}: {report['nonzero_weights']}/{report['total_weights']} nonzero weights, "
-          f"{report['weight_bytes']} weight bytes, flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B, "
-          f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'} on {report['vectors']} vectors"
+          f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}"
           + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "
-             f"{report['mcu']['target']}" if report.get("mcu") else ""),
-          file=sys.stderr)
-    return 0 if report["bit_exact"] else 1
+             f"{report['mcu']['target']}" if report.get("mcu") else ""), file=sys.stderr)
+    for warning in fidelity.warnings(fid):
+        print(f"hwprune export: warning: {warning}", file=sys.stderr)
+    return 1 if report["bit_exact"] is False else 0

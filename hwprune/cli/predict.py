@@ -23,10 +23,14 @@ def run(args) -> int:
     from hwprune import reference
     from hwprune.harness import get_engine
     from hwprune.ir.io import load_graph
-    from hwprune.outputs import output_file
+    from hwprune.outputs import check_target, output_file
     from hwprune.pipeline import C_DIR, load_array
     from hwprune.quant.fixed import to_real
 
+    from hwprune.manifest import check
+
+    check(Path(args.dir))
+    check_target(Path(args.out), args.force, (args.dir, args.inputs), folder=False)
     graph = load_graph(args.dir)
     if args.engine == "mcu":
         from hwprune.harness.mcu import McuEngine
@@ -37,7 +41,7 @@ def run(args) -> int:
     x = load_array(args.inputs, "inputs")  # the source model's layout; quantize_input checks it
     y_int = engine.run(Path(args.dir) / C_DIR, reference.quantize_input(graph, x)).outputs
     y = to_real(y_int, graph.output_t).astype(np.float32)
-    with output_file(args.out, args.force) as tmp:
+    with output_file(args.out, args.force, inputs=(args.dir, args.inputs)) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, y)
     return 0

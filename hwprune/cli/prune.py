@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
         "prune", help="prune a torch model and fine-tune it (cross-entropy on an .npz)",
         description="Read MODEL (a pickled torch module, torch.save(model)), prune it to --sparsity with "
                     "--method and --schedule while fine-tuning on the arrays x, y of --data, and save the "
-                    "pruned module (masks baked into the weights) to --out. With --schedule lottery MODEL "
+                    "pruned module (masks baked into the weights, as a plain nn.Sequential that loads without "
+                    "--trust-model) to --out. With --schedule lottery MODEL "
                     "is the network at initialization (iterative magnitude pruning with rewinding).")
     p.add_argument("model", metavar="MODEL.pt")
     p.add_argument("--data", required=True, metavar="TRAIN.npz", help="arrays x (inputs) and y (class indices)")
@@ -48,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="any integer (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads, >= 1 (default 1: small networks train fastest on one; raise it for large ones)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="unpickle MODEL even if loading runs code from it (only for files you trust)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     p.set_defaults(run=run)
@@ -102,7 +105,7 @@ def run(args) -> int:
 
     from hwprune.data import load_npz
     from hwprune.errors import ModelError, OptionError
-    from hwprune.frontends.torch import load_torch_model
+    from hwprune.frontends.torch import load_torch_model, save_torch_model
     from hwprune.outputs import output_file
     from hwprune.prune.algorithms import LayerCollapseWarning
     from hwprune.prune.collapse import worth_reporting
@@ -114,8 +117,8 @@ def run(args) -> int:
     if args.threads < 1:
         raise OptionError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    with output_file(args.out, force=args.force) as tmp:  # an existing --out fails before any work
-        model = load_torch_model(args.model)
+    with output_file(args.out, force=args.force, inputs=(args.model, args.data)) as tmp:  # fails before any work
+        model = load_torch_model(args.model, trust_model=args.trust_model)
         x, y = load_npz(args.data)
         x_t, y_t = as_tensors(x, y)
         check_fits(model, x_t, y_t)
@@ -127,7 +130,7 @@ def run(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LayerCollapseWarning)  # reported below, one line each
             result = _prune(args, model, x_t, y_t)
-        torch.save(result.model, tmp)
+        save_torch_model(result.model, tmp)  # a plain nn.Sequential: export reads it without --trust-model
 
     findings = worth_reporting(result.warnings, args.method)
     for finding in findings:

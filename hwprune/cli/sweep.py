@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--resume", action="store_true", help="finish the sweep in DIR without redoing finished trials")
     p.add_argument("--force", action="store_true", help="replace DIR if it is a sweep folder")
+    p.add_argument("--trust-model", action="store_true",
+                   help="unpickle any object in MODEL.pt (runs code from the file: only for files you trust); "
+                        "by default only the torch.nn layers hwprune supports load")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.set_defaults(run=run)
 

@@ -33,7 +33,8 @@ def run(args) -> int:
     from hwprune.report import _json_default, analyze
 
     inputs = load_array(args.inputs, "inputs") if args.inputs else None
-    report = analyze(args.dir, inputs, target=args.target, engines=args.engine, cc=args.cc)
+    report = analyze(args.dir, inputs, target=args.target, engines=args.engine, cc=args.cc,
+                     compile=True)  # also a folder exported with --no-compile
     if args.json:
         print(json.dumps(report, default=_json_default))
     else:

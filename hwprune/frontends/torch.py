@@ -16,15 +16,12 @@ Linear after a Flatten of a spatial tensor gets its columns permuted to the IR's
 
 from __future__ import annotations
 
-import pickle
-import warnings
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
 from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, WeightError
 from hwprune.frontends import torch_spatial
+from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
+    SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes, save_torch_model)
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax, WeightedLayer
 
@@ -36,27 +33,6 @@ def _torch():
     import torch  # deferred: importing torch costs about a second
 
     return torch
-
-
-def load_torch_model(path: Path):
-    """Read a pickled ``nn.Module`` (``torch.save(model)``) from ``path``."""
-    torch = _torch()
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # source-changed warnings from old pickles
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, AttributeError, ModuleNotFoundError) as exc:
-        raise ModelError(f"{path}: not a readable torch model file ({type(exc).__name__}: {exc})") from None
-    if isinstance(obj, dict):
-        raise ModelError(
-            f"{path}: holds a state_dict, not a module; save the whole module with torch.save(model, path)"
-        )
-    if not isinstance(obj, torch.nn.Module):
-        raise ModelError(f"{path}: holds a {type(obj).__name__}, not a torch.nn.Module")
-    return obj
 
 
 def sequential_leaves(module, allowed: tuple = (), hint: str = "", prefix: str = "") -> list[tuple[str, object]]:

@@ -52,7 +52,8 @@ def find_cc() -> Compiler:
         command = tuple(shlex.split(env_cc))
         program = shutil.which(command[0])
         if program is None:
-            raise ToolchainError(f"$CC is {env_cc!r} but {command[0]!r} is not on the PATH; fix or unset CC")
+            raise ToolchainError(f"no C compiler found: $CC is {env_cc!r}, and {command[0]!r} is not on the PATH; "
+                                 "set CC or install gcc or clang")
         return Compiler((program, *command[1:]), _version((program, *command[1:])))
     for name in ("cc", "gcc", "clang"):
         tried.append(name)
@@ -60,7 +61,7 @@ def find_cc() -> Compiler:
         if program:
             return Compiler((program,), _version((program,)))
     raise ToolchainError(
-        f"no C compiler found (tried $CC, {', '.join(tried)}); install gcc or clang, or set CC"
+        f"no C compiler found (tried $CC, then {', '.join(tried)} on the PATH): set CC or install gcc or clang"
     )
 
 
@@ -74,7 +75,8 @@ def _run(compiler: Compiler, args: list[str], what: str) -> None:
         raise ToolchainError(f"{what}: cannot run {compiler}: {exc}") from None
     if out.returncode != 0:
         output = (out.stderr + out.stdout).strip()
-        raise ToolchainError(f"{what} failed ({shlex.join(command)}):\n{output}")
+        raise ToolchainError(f"the C compiler failed {what} (exit status {out.returncode}: {shlex.join(command)})"
+                             + (f":\n{output}" if output else ""))
 
 
 def compile_executable(

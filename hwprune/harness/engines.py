@@ -7,11 +7,8 @@ the Cortex-M emulator and the hls4ml C simulation register themselves there late
 
 from __future__ import annotations
 
-import atexit
 import hashlib
-import shutil
 import subprocess
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ from hwprune.harness.build import HOST_FLAGS, Compiler, compile_executable, find
 from hwprune.ir.graph import Graph
 from hwprune.quant.fixed import Fixed
 from hwprune.paths import templates_dir
+from hwprune.tempdirs import process_dir, temp_dir
 
 Model = Union[Graph, str, Path]
 RUN_TIMEOUT_S = 600
@@ -96,15 +94,8 @@ class ReferenceEngine(Engine):
 
 # -- host C ------------------------------------------------------------------------------------
 
-_BUILD_ROOT: list[Path] = []
-
-
 def _build_root() -> Path:
-    if not _BUILD_ROOT:
-        root = Path(tempfile.mkdtemp(prefix="hwprune-build-"))
-        atexit.register(shutil.rmtree, root, ignore_errors=True)
-        _BUILD_ROOT.append(root)
-    return _BUILD_ROOT[0]
+    return process_dir("build")
 
 
 def build_host_driver(export_dir: Path, trace: bool = True, flags=HOST_FLAGS, compiler: Compiler | None = None) -> Path:
@@ -168,7 +159,7 @@ class HostCEngine(Engine):
 
     def run(self, model: Model, x_int) -> EngineRun:
         if isinstance(model, Graph):
-            with tempfile.TemporaryDirectory(prefix="hwprune-export-") as tmp:
+            with temp_dir("export") as tmp:
                 export_c(model, tmp)
                 return self.run(Path(tmp), x_int)
         export_dir = Path(model)
@@ -176,7 +167,7 @@ class HostCEngine(Engine):
         graph = _graph_of(export_dir)
         x = check_inputs(graph, x_int)
         exe = build_host_driver(export_dir, self.trace, self.flags)
-        with tempfile.TemporaryDirectory(prefix="hwprune-run-") as tmp:
+        with temp_dir("run") as tmp:
             in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
             x.reshape(x.shape[0], -1).astype("=i8").tofile(in_path)
             try:

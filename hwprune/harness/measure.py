@@ -7,7 +7,6 @@ measures the real thing and adds the measured stack.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.common.exceptions import ELFError
 
 from hwprune.errors import ToolchainError
+from hwprune.tempdirs import temp_dir
 from hwprune.harness.build import SIZE_FLAGS, Compiler, compile_object, find_cc
 
 
@@ -77,7 +77,7 @@ def measure_export(export_dir, flags: Sequence[str] = SIZE_FLAGS, compiler: Comp
     """Flash and RAM of an export's model.c compiled on the host (no driver, no trace)."""
     compiler = compiler or find_cc()
     export_dir = Path(export_dir)
-    with tempfile.TemporaryDirectory(prefix="hwprune-size-") as tmp:
+    with temp_dir("size") as tmp:
         obj = compile_object(export_dir / "model.c", Path(tmp) / "model.o", [export_dir], SIZE_DEFINES, flags, compiler)
         sizes = section_sizes(obj)
     return Footprint(**sizes, compiler=str(compiler), flags=(*flags, *(f"-D{d}" for d in SIZE_DEFINES)))

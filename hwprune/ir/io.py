@@ -69,7 +69,7 @@ def save_graph(graph: Graph, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / GRAPH_FILE).write_text(json.dumps(graph_to_json(graph), indent=2) + "\n")
     arrays = {f"{layer.name}.{key}": value for layer in graph.layers for key, value in layer.arrays().items()}
-    np.savez(directory / WEIGHTS_FILE, **arrays)
+    np.savez_compressed(directory / WEIGHTS_FILE, **arrays)  # pruned weights are mostly zeros
 
 
 def _layer_from_json(entry: dict, arrays, where: str) -> Layer:
@@ -112,8 +112,8 @@ def load_graph(directory: Path) -> Graph:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise ModelError(f"{directory}: {WEIGHTS_FILE} is missing") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{directory / WEIGHTS_FILE}: cannot be read ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{directory / WEIGHTS_FILE}: cannot be read ({type(exc).__name__}: {exc})") from None
     try:
         layers = [
             _layer_from_json(entry, arrays, f"{graph_path} layer {i}") for i, entry in enumerate(meta["layers"])

@@ -34,7 +34,7 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, me
     from hwprune.frontends.torch import load_torch_model
     from hwprune.prune.train import as_tensors, check_fits
 
-    module = load_torch_model(model)  # fails here, once, on a bad model file
+    module = load_torch_model(model, trust_model=trust_model)  # fails here, once, on a bad model file
     x, y = load_npz(data)
     if test is not None:
         x_test, y_test = load_npz(test)
@@ -55,7 +55,7 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, me
         except DataError as exc:
             raise DataError(f"{source}: {exc}") from None
     _check_methods(module, methods, model)
-    return Inputs(Path(model).read_bytes(), Path(model).suffix, x_train, y_train, x_test, y_test)
+    return Inputs(Path(model).read_bytes(), Path(model).suffix, x_train, y_train, x_test, y_test, trust_model)
 
 
 def _check_methods(module, methods, model) -> None:

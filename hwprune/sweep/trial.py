@@ -33,6 +33,7 @@ class Inputs:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    trust_model: bool = False  # unpickle anything in the model file (--trust-model)
 
 
 def _load_model(inputs: Inputs, work: Path):
@@ -40,7 +41,7 @@ def _load_model(inputs: Inputs, work: Path):
 
     path = work / f"model{inputs.model_suffix}"
     path.write_bytes(inputs.model_bytes)
-    return load_torch_model(path)
+    return load_torch_model(path, trust_model=inputs.trust_model)
 
 
 def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):

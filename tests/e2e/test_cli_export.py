@@ -89,8 +89,9 @@ def test_export_of_the_shipped_hls4ml_torch_model(cli, tmp_path):
     """The hls4ml example jet tagger (tests/data) on random calibration inputs, csr forced."""
     data = Path(__file__).parents[1] / "data"
     np.save(tmp_path / "calib.npy", np.random.default_rng(0).normal(size=(400, 16)))
-    cli("export", data / "three_layer_model.pt", "--out", tmp_path / "jet", "--calibration",
-        tmp_path / "calib.npy", "--format", "csr", "--sparsity", "0.8", check_exit=0)
+    _, _, err = cli("export", data / "three_layer_model.pt", "--out", tmp_path / "jet", "--calibration",
+                    tmp_path / "calib.npy", "--format", "csr", "--sparsity", "0.8", "--trust-model", check_exit=0)
+    assert "warning:" in err and "--trust-model" in err  # a legacy pickle: read only with trust, and said so
     code, stdout, _ = cli("verify", tmp_path / "jet", "--json", check_exit=0)
     report = json.loads(stdout)
     assert report["bit_exact"] and report["vectors"] == 400
@@ -111,8 +112,13 @@ def _bad(cli, tmp_path, args, message):
 def test_unsupported_layer(cli, tmp_path):
     torch.save(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), tmp_path / "m.pt")
     np.save(tmp_path / "x.npy", np.zeros((8, 4)))
+    # Tanh is outside the safe loader's allow-list: refused before anything is unpickled ...
     _bad(cli, tmp_path, ["export", tmp_path / "m.pt", "--calibration", tmp_path / "x.npy"],
-         "module '1' (Tanh) is not supported")
+         "holds torch.nn.modules.activation.Tanh")
+    # ... and with --trust-model the frontend names it
+    code, _, stderr = cli("export", tmp_path / "m.pt", "--calibration", tmp_path / "x.npy", "--trust-model",
+                          "--out", tmp_path / "out")
+    assert code == 2 and "module '1' (Tanh) is not supported" in stderr and not (tmp_path / "out").exists()
 
 
 def test_nan_weights(cli, tmp_path):
@@ -135,7 +141,7 @@ def small_model(tmp_path):
 def test_calibration_shape(cli, tmp_path, small_model):
     np.save(tmp_path / "wrong.npy", np.zeros((8, 5)))
     _bad(cli, tmp_path, ["export", small_model[0], "--calibration", tmp_path / "wrong.npy"],
-         "calibration inputs have shape (8, 5); model 'm' expects (N, 4)")
+         f"calibration inputs ({tmp_path / 'wrong.npy'}) have shape (8, 5); model 'm' expects (N, 4)")
 
 
 @pytest.mark.parametrize("sparsity", ["1.0", "-0.1", "1.5"])
@@ -151,8 +157,13 @@ def test_existing_output_needs_force(cli, tmp_path, small_model):
     code, _, stderr = cli("export", small_model[0], "--calibration", small_model[1], "--out", out)
     assert code == 2 and "exists already; pass --force" in stderr
     assert (out / "keep.txt").read_text() == "mine"
-    cli("export", small_model[0], "--calibration", small_model[1], "--out", out, "--force", check_exit=0)
-    assert not (out / "keep.txt").exists() and (out / "c" / "model.c").is_file()
+    # --force replaces only a folder hwprune wrote: this one is the user's
+    code, _, stderr = cli("export", small_model[0], "--calibration", small_model[1], "--out", out, "--force")
+    assert code == 2 and "--force will not replace" in stderr and (out / "keep.txt").read_text() == "mine"
+    mine = tmp_path / "mine"
+    cli("export", small_model[0], "--calibration", small_model[1], "--out", mine, check_exit=0)
+    cli("export", small_model[0], "--calibration", small_model[1], "--out", mine, "--force", check_exit=0)
+    assert (mine / "c" / "model.c").is_file()
 
 
 def test_unknown_target_and_malformed_model(cli, tmp_path, small_model):
@@ -187,7 +198,7 @@ def test_verify_names_missing_sources(cli, small_model, tmp_path):
     cli("export", small_model[0], "--calibration", small_model[1], "--out", out, check_exit=0)
     (out / "c" / "model.c").unlink()
     code, _, stderr = cli("verify", out)
-    assert code == 2 and "['model.c'] are missing; re-run hwprune export" in stderr, stderr
+    assert code == 2 and "c/model.c is listed in hwprune-manifest.json but missing" in stderr, stderr
 
 
 def test_a_model_starting_with_flatten_takes_its_input_shape_from_the_calibration(cli, tmp_path):

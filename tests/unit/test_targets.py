@@ -16,7 +16,7 @@ def test_shipped_targets_parse():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('name = "x"\nkind = "mcu"\ndescription = "d"\nflash_kb = 3\n', "unknown keys ['flash_kb']"),
+        ('name = "x"\nkind = "mcu"\ndescription = "d"\nflash_kb = 3\n', "unknown key 'flash_kb'; units are part of the key names: did you mean 'flash_kib'?"),
         ('name = "x"\nkind = "gpu"\ndescription = "d"\n', "kind 'gpu'"),
         ('name = "x"\nkind = "host"\ndescription = "d"\ndsp = 3\n', "do not apply"),
         ('name = "x"\nkind = "mcu"\ndescription = "d"\ncpu = "m4"\n', "needs"),

@@ -7,8 +7,10 @@
     model_weights.h    const weight, index, pointer and bias arrays
     hwprune_fixed.h    the fixed-point casts (copied verbatim)
     hwprune_float.h    float <-> fixed conversions for the firmware helpers (copied verbatim)
-    export.json        what was exported: layers, value types, storage figures
-    graph/             the quantized graph (ir.io format): the reference that verify uses
+    export.json        what was exported: layers, value types, storage figures, and where
+                       the quantized graph (the reference verify uses) lies
+    graph/             that graph (ir.io format), unless the caller stores it elsewhere:
+                       an export folder keeps it once, at its top (``"graph": ".."``)
 
 The first five are all a firmware build needs.
 """
@@ -16,6 +18,7 @@ The first five are all a firmware build needs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +74,12 @@ class CExport:
         return {s.name: s.format for s in self.layers}
 
 
-def _manifest(plan: ModelPlan, storages: list[LayerStorage]) -> dict:
+def _manifest(plan: ModelPlan, storages: list[LayerStorage], graph_location: str) -> dict:
     g = plan.graph
     return {
         "format": MANIFEST_FORMAT,
         "version": 1,
+        "graph": graph_location,
         "hwprune_version": hwprune.__version__,
         "model": g.name,
         "input_size": plan.input.size,
@@ -105,7 +109,7 @@ CODE_ALLOWANCE_BYTES = 32 * 1024
 
 
 def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str = "size", target=None,
-             measured=None) -> CExport:
+             measured=None, graph_dir=None) -> CExport:
     """Write the C sources of a quantized ``graph`` into ``out_dir`` (created if needed).
 
     ``formats``: ``"auto"`` (per layer the fewest weight bytes, or with ``optimize="speed"``
@@ -114,7 +118,9 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str 
     ``measured``: cycles per ``(layer, format)`` from ``harness.format_speed`` for
     ``optimize="speed"``; without it a per-format cost model estimates them.
     Files are written in place; wrap the call in ``hwprune.outputs.output_dir`` for an
-    all-or-nothing export.
+    all-or-nothing export. ``graph_dir``: a folder where the caller stores the quantized
+    graph itself (the manifest records it relative to ``out_dir``); by default it is
+    written to ``out_dir/graph``.
     """
     if not graph.is_quantized:
         raise ModelError(
@@ -137,7 +143,8 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str 
     for header in COPIED_HEADERS:
         shutil.copyfile(templates_dir() / "c" / header, out_dir / header)
         written.append(out_dir / header)
-    manifest = _manifest(plan, storages)
+    location = GRAPH_DIR if graph_dir is None else Path(os.path.relpath(graph_dir, out_dir)).as_posix()
+    manifest = _manifest(plan, storages, location)
     if optimize == "speed":
         from hwprune.backends.c import cost
 
@@ -153,10 +160,11 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str 
                                     "estimated_instructions": {s.name: round(cost.instructions(s, core)) for s in storages}}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     written.append(out_dir / MANIFEST)
-    if (out_dir / GRAPH_DIR).exists():
-        shutil.rmtree(out_dir / GRAPH_DIR)
-    save_graph(graph, out_dir / GRAPH_DIR)
-    written.append(out_dir / GRAPH_DIR)
+    if graph_dir is None:
+        if (out_dir / GRAPH_DIR).exists():
+            shutil.rmtree(out_dir / GRAPH_DIR)
+        save_graph(graph, out_dir / GRAPH_DIR)
+        written.append(out_dir / GRAPH_DIR)
     return CExport(out_dir, graph.name, tuple(written), tuple(storages))
 
 
@@ -175,8 +183,8 @@ def read_manifest(export_dir) -> dict:
 
 def load_export(export_dir) -> Graph:
     """The quantized graph an export was made from (its reference)."""
-    read_manifest(export_dir)
+    manifest = read_manifest(export_dir)
     missing = [name for name in C_SOURCES if not (Path(export_dir) / name).is_file()]
     if missing:
         raise ModelError(f"{export_dir}: C sources {missing} are missing; re-run hwprune export")
-    return load_graph(Path(export_dir) / GRAPH_DIR)
+    return load_graph(Path(export_dir) / manifest.get("graph", GRAPH_DIR))

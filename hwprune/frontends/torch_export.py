@@ -1,0 +1,184 @@
+"""torch.export programs (``.pt2``, ``torch.export.save``) -> float IR graphs.
+
+``torch.export.load`` reads a program as data (a graph of ATen operators and tensors): no
+code from the file runs. Each operator of the chain is turned back into the torch.nn
+layer it came from by a handler in ``HANDLERS``, and ``frontends.torch.from_torch`` maps
+those layers to the IR, so a ``.pt2`` model reads exactly as the same ``nn.Sequential``
+pickled: the same layers, the same BatchNorm folding, the same errors.
+"""
+
+from __future__ import annotations
+
+import operator
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.frontends.torch import _first_line, _torch, from_torch
+
+# op name -> handler(node, tensor(arg), rank of the input) returning a module, or None to skip it
+Handler = Callable[..., object]
+HANDLERS: dict[str, Handler] = {}
+SKIPPED = ("aten.dropout.default", "aten.clone.default", "aten.alias.default", "aten.detach.default",
+           "aten.contiguous.default", "aten.feature_dropout.default")
+
+
+def handles(*names: str):
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def _with_params(module, **tensors):
+    """``module`` with its parameters and buffers set to the program's tensors."""
+    with _torch().no_grad():
+        for key, value in tensors.items():
+            getattr(module, key).copy_(value)
+    return module
+
+
+@handles("aten.linear.default")
+def _linear(node, tensor, rank):
+    weight = tensor(node.args[1])
+    bias = tensor(node.args[2]) if len(node.args) > 2 and node.args[2] is not None else None
+    nn = _torch().nn
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, dtype=weight.dtype)
+    return _with_params(linear, weight=weight, **({"bias": bias} if bias is not None else {}))
+
+
+@handles("aten.relu.default", "aten.relu_.default")
+def _relu(node, tensor, rank):
+    return _torch().nn.ReLU()
+
+
+@handles("aten.flatten.using_ints")
+def _flatten(node, tensor, rank):
+    start = node.args[1] if len(node.args) > 1 else 0
+    end = node.args[2] if len(node.args) > 2 else -1
+    return _torch().nn.Flatten(start, end)
+
+
+@handles("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default")
+def _reshape(node, tensor, rank):
+    shape = node.meta["val"].shape
+    if len(shape) != 2:
+        raise UnsupportedLayerError(f"node {node.name!r} ({node.target}): only a reshape to (batch, features) "
+                                    f"is supported, got shape {tuple(shape)}")
+    return _torch().nn.Flatten() if rank > 2 else None
+
+
+@handles("aten.softmax.int", "aten._softmax.default", "aten.log_softmax.int", "aten._log_softmax.default")
+def _softmax(node, tensor, rank):
+    return _torch().nn.Softmax(dim=node.args[1])
+
+
+@handles("aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")
+def _batch_norm(node, tensor, rank):
+    nn = _torch().nn
+    weight, bias, mean, var = (tensor(a) if a is not None else None for a in node.args[1:5])
+    eps = node.args[-2] if str(node.target) == "aten.batch_norm.default" else node.args[-1]
+    cls = nn.BatchNorm1d if rank in (2, 3) else nn.BatchNorm2d
+    bn = cls(mean.shape[0], eps=float(eps), affine=weight is not None, dtype=mean.dtype)
+    params = {"running_mean": mean, "running_var": var}
+    if weight is not None:
+        params.update(weight=weight, bias=bias)
+    return _with_params(bn.eval(), **params)
+
+
+@handles("aten.conv1d.default", "aten.conv2d.default")
+def _conv(node, tensor, rank):
+    nn = _torch().nn
+    weight = tensor(node.args[1])
+    bias = tensor(node.args[2]) if len(node.args) > 2 and node.args[2] is not None else None
+    stride, padding, dilation, groups = (list(node.args[3:7]) + [1, 0, 1, 1][len(node.args[3:7]):])
+    cls = nn.Conv1d if weight.dim() == 3 else nn.Conv2d
+    conv = cls(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), stride=stride, padding=padding,
+               dilation=dilation, groups=groups, bias=bias is not None, dtype=weight.dtype)
+    return _with_params(conv, weight=weight, **({"bias": bias} if bias is not None else {}))
+
+
+@handles("aten.max_pool1d.default", "aten.max_pool2d.default", "aten.avg_pool1d.default", "aten.avg_pool2d.default")
+def _pool(node, tensor, rank):
+    nn = _torch().nn
+    two_d = "2d" in str(node.target)
+    if "max" in str(node.target):
+        cls = nn.MaxPool2d if two_d else nn.MaxPool1d
+        return cls(*node.args[1:])
+    cls = nn.AvgPool2d if two_d else nn.AvgPool1d
+    return cls(*node.args[1:])
+
+
+@handles("aten.adaptive_avg_pool1d.default", "aten.adaptive_avg_pool2d.default")
+def _adaptive_pool(node, tensor, rank):
+    nn = _torch().nn
+    cls = nn.AdaptiveAvgPool2d if "2d" in str(node.target) else nn.AdaptiveAvgPool1d
+    return cls(node.args[1])
+
+
+def load_exported_program(path, name: str = "model"):
+    """A float IR graph from a ``torch.export.save`` file."""
+    torch = _torch()
+    path = Path(path)
+    try:
+        program = torch.export.load(path)
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError, OSError) as exc:
+        raise ModelError(f"{path}: not a readable torch.export program ({type(exc).__name__}: {_first_line(exc)})") from None
+    except Exception as exc:  # torch.export raises many kinds for a damaged archive
+        raise ModelError(f"{path}: not a readable torch.export program ({type(exc).__name__}: {_first_line(exc)})") from None
+    return from_torch(program_to_sequential(program, path), name=name,
+                      fallback_input_shape=_input_shape(program, path))
+
+
+def _input_shape(program, path) -> tuple[int, ...]:
+    signature = program.graph_signature
+    users = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in signature.user_inputs]
+    if len(users) != 1:
+        raise ModelError(f"{path}: the program takes {len(users)} inputs; hwprune reads models with one")
+    return tuple(int(d) for d in users[0].meta["val"].shape[1:])
+
+
+def program_to_sequential(program, path="program"):
+    """The ``nn.Sequential`` of torch.nn layers that ``program`` (an ExportedProgram) computes."""
+    torch = _torch()
+    signature = program.graph_signature
+    state = {**program.state_dict, **program.constants}
+    named = {**signature.inputs_to_parameters, **signature.inputs_to_buffers,
+             **getattr(signature, "inputs_to_lifted_tensor_constants", {})}
+
+    def tensor(node):
+        if getattr(node, "op", None) != "placeholder" or node.name not in named:
+            raise UnsupportedLayerError(f"{path}: {node} is computed, not a stored parameter; not supported")
+        return state[named[node.name]].detach().clone()
+
+    modules = []
+    previous = None
+    for node in program.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in signature.user_inputs:
+                previous = node
+            continue
+        if node.op == "output":
+            break
+        target = str(node.target)
+        if node.op == "call_function" and node.target is operator.getitem and node.args[1] == 0 \
+                and node.args[0] is previous:
+            previous = node  # the value of a tuple-returning op (native batch norm)
+            continue
+        data = [a for a in node.all_input_nodes if a.op != "placeholder" or a.name not in named]
+        if data != [previous]:
+            raise UnsupportedLayerError(f"{path}: node {node.name!r} ({target}) does not continue a chain of layers")
+        if node.op != "call_function" or (target not in HANDLERS and target not in SKIPPED):
+            raise UnsupportedLayerError(
+                f"{path}: node {node.name!r} ({target}) is not supported; supported operators are "
+                f"{', '.join(sorted(HANDLERS))} (and {', '.join(SKIPPED)}, skipped at inference)")
+        if target not in SKIPPED:
+            rank = len(previous.meta["val"].shape) if "val" in previous.meta else 2
+            module = HANDLERS[target](node, tensor, rank)
+            if module is not None:
+                modules.append(module)
+        previous = node
+    return torch.nn.Sequential(*modules).eval()

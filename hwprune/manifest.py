@@ -1,0 +1,153 @@
+"""The manifest of an output folder: what hwprune wrote there, with a hash of every file.
+
+``outputs.output_dir`` writes it last, so a folder that holds it is complete: a folder
+left by a kill, or one whose files were edited by hand, never passes ``check``. It is
+generic: every file below the folder is listed, so a new backend subfolder (``hls4ml/``)
+or report section needs no change here.
+
+The manifest is first written under a pending name inside the temporary folder and takes
+its final name only after the folder was renamed into place: a hidden temporary folder
+left by a kill therefore never holds a manifest that ``check`` accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Optional
+
+from hwprune import __version__
+from hwprune.errors import FolderError
+
+MANIFEST_FILE = "hwprune-manifest.json"
+PENDING_FILE = ".hwprune-manifest.pending.json"
+FORMAT = "hwprune-manifest"
+VERSION = 1
+_CHUNK = 1 << 20
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_files(folder: Path) -> list[str]:
+    """Every file below ``folder`` as a sorted POSIX relative path, the manifests left out."""
+    folder = Path(folder)
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            rel = (Path(root) / name).relative_to(folder).as_posix()
+            if rel not in (MANIFEST_FILE, PENDING_FILE):
+                out.append(rel)
+    return sorted(out)
+
+
+def build(folder: Path, files: Optional[Iterable[str]] = None) -> dict:
+    folder = Path(folder)
+    names = folder_files(folder) if files is None else sorted(files)
+    return {"format": FORMAT, "version": VERSION, "hwprune_version": __version__,
+            "files": {name: file_hash(folder / name) for name in names}}
+
+
+def write_pending(folder: Path, files: Optional[Iterable[str]] = None) -> None:
+    """Hash every file of ``folder`` (or ``files``) into its pending manifest, the last file written."""
+    folder = Path(folder)
+    text = json.dumps(build(folder, files), indent=1, sort_keys=True) + "\n"
+    (folder / PENDING_FILE).write_text(text)
+
+
+def finalize(folder: Path) -> None:
+    """Give the pending manifest its final name: from now on the folder is complete."""
+    os.replace(Path(folder) / PENDING_FILE, Path(folder) / MANIFEST_FILE)
+
+
+def read(folder: Path, pending_ok: bool = False) -> dict:
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not path.is_file() and pending_ok and (folder / PENDING_FILE).is_file():
+        path = folder / PENDING_FILE
+    if not path.is_file():
+        raise FolderError(f"{folder}: no {MANIFEST_FILE}, so not a complete hwprune export (interrupted, or made "
+                          "by hand); run hwprune export again")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise FolderError(f"{path}: unreadable manifest ({type(exc).__name__}); run hwprune export again") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), dict):
+        raise FolderError(f"{path}: not an hwprune manifest; run hwprune export again")
+    return data
+
+
+def check(folder: Path) -> dict:
+    """The manifest of a complete folder whose listed files all match their hashes, or a
+    FolderError naming the first file that is missing or differs."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FolderError(f"{folder}: no such folder")
+    data = read(folder)
+    for name, digest in sorted(data["files"].items()):
+        path = folder / name
+        if not path.is_file():
+            raise FolderError(f"{folder}: {name} is listed in {MANIFEST_FILE} but missing; run hwprune export again")
+        if file_hash(path) != digest:
+            raise FolderError(f"{folder}: {name} does not match {MANIFEST_FILE} (changed after export); "
+                              "run hwprune export again")
+    return data
+
+
+def foreign_content(folder: Path) -> Optional[str]:
+    """Why ``folder`` is not wholly hwprune's (None when it is): no manifest, or files the
+    manifest does not list. A pending manifest counts, so a folder left by a kill between
+    the two renames can still be replaced."""
+    folder = Path(folder)
+    try:
+        data = read(folder, pending_ok=True)
+    except FolderError:
+        return f"it holds no {MANIFEST_FILE}, so hwprune did not write it"
+    listed = set(data["files"])
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            rel = (Path(root) / name).relative_to(folder).as_posix()
+            if rel not in listed and rel not in (MANIFEST_FILE, PENDING_FILE) and not _STAGED.fullmatch(name):
+                return f"it holds {rel}, which hwprune did not write"
+    return None
+
+
+def replace_files(folder: Path, sources: Path) -> None:
+    """Put the files of ``sources`` into the complete folder ``folder`` and rewrite its
+    manifest. The new manifest is written (pending) before the old one goes, so a kill
+    half-way leaves a folder that ``check`` refuses and ``--force`` may replace."""
+    folder, sources = Path(folder), Path(sources)
+    listed = set(check(folder)["files"])
+    new = folder_files(sources)
+    staged = {}
+    try:
+        for name in new:
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stage = target.with_name(f".{target.name}.hwprune{os.getpid()}-new.tmp")
+            stage.write_bytes((sources / name).read_bytes())
+            staged[name] = stage
+        files = {name: file_hash(staged[name] if name in staged else folder / name) for name in sorted(listed | set(new))}
+        text = json.dumps({"format": FORMAT, "version": VERSION, "hwprune_version": __version__, "files": files},
+                          indent=1, sort_keys=True) + "\n"
+        (folder / PENDING_FILE).write_text(text)
+        (folder / MANIFEST_FILE).unlink()
+        for name, stage in staged.items():
+            os.replace(stage, folder / name)
+        finalize(folder)
+    finally:
+        for stage in staged.values():
+            if stage.exists():
+                stage.unlink()
+
+
+_STAGED = re.compile(r"\..+\.hwprune\d+-[^/]*\.tmp")
