@@ -50,11 +50,12 @@ class ExportOptions:
         QuantConfig(self.weight_bits, self.activation_bits)  # checks the bit widths
 
 
-def load_model(path, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
+def load_model(path, input_shape: Optional[tuple[int, ...]] = None, weights=None) -> Graph:
     """A float or quantized graph from a pickled torch module (.pt) or an hwprune graph folder.
 
     ``input_shape`` (one example's shape) is used for a torch model that does not start
     with a Linear layer; the export command takes it from the calibration inputs.
+    ``weights``: the HDF5 weights of a Keras 2 architecture JSON file.
     """
     path = Path(path)
     if path.is_dir():
@@ -63,6 +64,10 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
         return load_graph(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
+    if path.suffix in (".json", ".keras") or weights is not None:
+        from hwprune.frontends.keras import load_keras
+
+        return load_keras(path, weights)
     if path.suffix in (".pt", ".pth"):
         from hwprune.frontends.torch import from_torch, load_torch_model
 
