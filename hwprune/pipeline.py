@@ -28,6 +28,7 @@ from hwprune.quant.calibrate import QuantConfig, calibrate
 VECTORS_FILE = "vectors.npz"
 EXPORT_FILE = "export.json"
 C_DIR = "c"
+HLS4ML_DIR = "hls4ml"
 RANDOM_VECTORS = 256
 MAX_VECTORS = 2000
 
@@ -149,8 +150,10 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
 
 
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
-                 source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None) -> Path:
-    """Write a complete export folder for a quantized graph (atomically)."""
+                 source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None,
+                 hls=None) -> Path:
+    """Write a complete export folder for a quantized graph (atomically); with ``hls``
+    (``backends.hls4ml.HlsOptions``) an hls4ml project too, in ``DIR/hls4ml/``."""
     from hwprune.backends.c import export_c
     from hwprune.report import write_report
 
@@ -164,6 +167,10 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         save_graph(graph, tmp)
         np.savez(tmp / VECTORS_FILE, x=vectors, x_int=x_int, y_int=y_int)
         c_export = export_c(graph, tmp / C_DIR, options.format)
+        if hls is not None:
+            from hwprune.backends.hls4ml import export_hls4ml
+
+            export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, y_int)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -176,13 +183,15 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "target": options.target,
             "formats": {s.name: s.format for s in c_export.layers},
         }
+        if hls is not None:
+            meta["hls4ml"] = hls.to_json()
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         write_report(tmp, extra=report_extra)
     return out
 
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,
-                 source: str = "") -> Path:
+                 source: str = "", hls=None) -> Path:
     """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report.
 
     ``model``: a Graph, a torch ``.pt`` file or a graph / export folder (whose stored test
@@ -207,4 +216,4 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
             vectors = arrays["x"]
     if vectors is None:
         vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
-    return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed)
+    return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed, hls=hls)

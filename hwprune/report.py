@@ -127,6 +127,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "activation_bits": meta.get("activation_bits"),
         "layers": layers,
     }
+    report.update(_fpga_figures(export_dir, report))
     target_name = target or meta.get("target")
     if target_name:
         t = get_target(target_name)
@@ -137,6 +138,23 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
                        fits=flash <= t.flash_bytes and ram <= t.ram_bytes)
         report["target"] = fit
     return report
+
+
+def _fpga_figures(export_dir: Path, report: dict) -> dict:
+    """Weight memory of the exported artifact: the hls4ml project's when there is one, else
+    the C arrays'; and what pruning left to compute on the FPGA."""
+    from hwprune.backends.hls4ml.project import SUMMARY, read_summary
+    from hwprune.pipeline import HLS4ML_DIR
+
+    project = export_dir / HLS4ML_DIR
+    if not (project / SUMMARY).is_file():
+        return {"weight_memory_bits": report["weight_bytes"] * 8,
+                "dense_weight_memory_bits": report["dense_weight_bytes"] * 8}
+    summary = read_summary(project)
+    keys = ("multiplications", "multiplications_dense", "multiplier_weights", "da_adder_cost", "options", "softmax")
+    return {"weight_memory_bits": summary["weight_memory_bits"],
+            "dense_weight_memory_bits": summary["dense_weight_memory_bits"],
+            "hls4ml": {key: summary[key] for key in keys}}
 
 
 def _fmt(value, digits=2) -> str:
@@ -179,6 +197,18 @@ def render_markdown(report: dict) -> str:
     if target and "flash_bytes" in target:
         lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of flash, "
                      f"{target['ram_used'] * 100:.2f} % of RAM" + ("" if target["fits"] else " — DOES NOT FIT"))
+    if report.get("hls4ml"):
+        h = report["hls4ml"]
+        o = h["options"]
+        memory = ("weights are constants in the logic" if report["weight_memory_bits"] is None else
+                  f"weight memory {report['weight_memory_bits']} bits")
+        lines.append(f"- hls4ml project ({o['strategy']}, reuse {o['reuse_factor']}, {o['part']}): "
+                     f"{h['multiplications']} of {h['multiplications_dense']} multiplications remain, "
+                     f"{h['multiplier_weights']} need a multiplier (the rest are shifts)"
+                     + (f", da4ml adder cost {h['da_adder_cost']:.0f}" if h.get("da_adder_cost") is not None else "")
+                     + f"; {memory}, {report['dense_weight_memory_bits']} bits dense")
+        if h.get("softmax"):
+            lines.append(f"- {h['softmax']}")
     lines += ["", "## Layers", "",
               "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | entropy bound | MACs sparse / dense |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]

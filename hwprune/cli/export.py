@@ -9,7 +9,8 @@ def add_parser(sub) -> None:
     from hwprune.pipeline import MAX_VECTORS, RANDOM_VECTORS
 
     p = sub.add_parser("export", help="quantize a model and lower it to C (and verify it)",
-                       description="Read MODEL (a pickled torch module .pt, or an hwprune graph folder), "
+                       description="Read MODEL (a pickled torch module .pt, a Keras .keras file or architecture .json "
+                                   "with --weights, or an hwprune graph folder), "
                                    "optionally prune it, quantize it to fixed point and write C sources, "
                                    "test vectors and a report to DIR.")
     p.add_argument("model", metavar="MODEL")
@@ -27,6 +28,16 @@ def add_parser(sub) -> None:
                    help="keep units whose weights are all zero (default: remove them, folding their constant "
                         "output into the next layer's bias)")
     p.add_argument("--target", default="stm32l4r5", help="chip the report compares sizes with (hwprune targets)")
+    p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
+    p.add_argument("--backend", default="c", choices=["c", "hls4ml"],
+                   help="c: C sources only; hls4ml: an hls4ml project in DIR/hls4ml/ too (C simulation checked)")
+    p.add_argument("--strategy", default="latency", choices=["latency", "resource", "da"],
+                   help="hls4ml strategy: latency, resource (weights in memory) or da (distributed arithmetic)")
+    p.add_argument("--reuse-factor", type=int, default=1, help="hls4ml reuse factor (default 1)")
+    p.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
+    p.add_argument("--hls-tool", default="Vitis", choices=["Vitis", "Vivado"], help="HLS tool the project is for")
+    p.add_argument("--weight-storage", default="auto", choices=["auto", "dense", "compressed"],
+                   help="resource strategy: weights dense, compressed (nonzeros only) or the smaller per layer")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
     p.set_defaults(run=run)
 
@@ -37,15 +48,21 @@ def run(args) -> int:
     from hwprune.targets import get_target
 
     get_target(args.target)  # an unknown target fails before any work
+    hls = None
+    if args.backend == "hls4ml":
+        from hwprune.backends.hls4ml import DEFAULT_PART, HlsOptions
+
+        hls = HlsOptions(strategy=args.strategy, reuse_factor=args.reuse_factor, part=args.part or DEFAULT_PART,
+                         tool=args.hls_tool, storage=args.weight_storage)
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons)
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
-    model = load_model(args.model, calibration.shape[1:] if calibration is not None else None)
+    model = load_model(args.model, calibration.shape[1:] if calibration is not None else None, weights=args.weights)
     if model.is_quantized and any(v is not None for v in bits.values()):
         raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
                           "models only")
-    out = export_model(model, args.out, calibration, options, force=args.force, source=args.model)
+    out = export_model(model, args.out, calibration, options, force=args.force, source=args.model, hls=hls)
     import json
 
     report = json.loads((out / "report.json").read_text())
