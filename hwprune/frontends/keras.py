@@ -166,8 +166,9 @@ def _keras2_weights(h5file, where: str) -> Callable[[str, int], tuple[np.ndarray
     return weights_of
 
 
-def from_keras_json(json_path, weights_path) -> Graph:
-    """A Keras 2 architecture JSON file and its HDF5 weights."""
+def from_keras_json(json_path, weights_path, name: Optional[str] = None) -> Graph:
+    """A Keras 2 architecture JSON file and its HDF5 weights; the model is named after the
+    file unless ``name`` is given (Keras' own names, ``model_1``, say little)."""
     json_path, weights_path = Path(json_path), Path(weights_path)
     try:
         top = json.loads(json_path.read_text())
@@ -183,13 +184,13 @@ def from_keras_json(json_path, weights_path) -> Graph:
     except OSError as exc:
         raise ModelError(f"{weights_path}: not an HDF5 weights file ({exc})") from None
     with h5file:
-        name, shape, layers = layers_from_config(top, _keras2_weights(h5file, str(weights_path)), str(json_path))
-    return graph_from_layers(name, shape, layers, str(json_path))
+        _, shape, layers = layers_from_config(top, _keras2_weights(h5file, str(weights_path)), str(json_path))
+    return graph_from_layers(name or json_path.stem, shape, layers, str(json_path))
 
 
 # -- Keras 3: .keras --------------------------------------------------------------------------
 
-def from_keras_file(path) -> Graph:
+def from_keras_file(path, name: Optional[str] = None) -> Graph:
     """A Keras 3 ``.keras`` file: ``config.json`` + ``model.weights.h5`` in a zip."""
     path = Path(path)
     if not path.is_file():
@@ -216,8 +217,8 @@ def from_keras_file(path) -> Graph:
             variables = layers_group[layer_name]["vars"]
             return tuple(np.asarray(variables[str(i)], dtype=np.float64) for i in range(len(variables)))
 
-        name, shape, layers = layers_from_config(top, weights_of, str(path))
-    return graph_from_layers(name, shape, layers, str(path))
+        _, shape, layers = layers_from_config(top, weights_of, str(path))
+    return graph_from_layers(name or path.stem, shape, layers, str(path))
 
 
 # -- a live model ------------------------------------------------------------------------------
