@@ -3,7 +3,8 @@
 An export folder is self-contained::
 
     DIR/graph.json, DIR/weights.npz   the quantized IR (ir.io format)
-    DIR/vectors.npz                   test vectors: x (float), x_int, y_int (reference outputs)
+    DIR/vectors.npz                   test vectors: x (float, the source model's layout), x_int
+                                      (integers, channels-last as the C reads them), y_int
     DIR/export.json                   how the folder was made (options, formats, versions)
     DIR/c/                            model.h, model.c, ... : the firmware sources
     DIR/report.json, DIR/report.md    figures (hwprune report renders them again)
@@ -107,11 +108,12 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
 
     module = to_torch(graph)
     apply_masks(module, compute_masks(module, sparsity, method="magnitude", scope="layer"))
-    return from_torch(strip_masks(module), graph.input_shape, graph.name)
+    return from_torch(strip_masks(module), graph.source_input_shape, graph.name)
 
 
 def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
-    """Drop Dense units that read nothing (all-zero weight row) or that nothing reads.
+    """Drop Dense units and conv filters that read nothing (all-zero weights) or that
+    nothing reads.
 
     A dead unit still outputs a constant, ``relu(bias)``; it is folded into the next
     layer's bias first, so the float function does not change
@@ -120,23 +122,25 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
     """
     if graph.is_quantized:
         return graph, {}
+    if any(getattr(layer, "depthwise", False) for layer in graph.layers):
+        return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
     from hwprune.frontends.torch import from_torch, to_torch
     from hwprune.prune.structured import remove_pruned_neurons
 
-    smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.input_shape, graph.name)
+    smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.source_input_shape, graph.name)
     removed = {
-        a.name: a.out_features - b.out_features
-        for a, b in zip(graph.dense_layers(), smaller.dense_layers())
-        if a.out_features != b.out_features
+        a.name: a.out_channels - b.out_channels
+        for a, b in zip(graph.weighted_layers(), smaller.weighted_layers())
+        if a.out_channels != b.out_channels
     }
     return (smaller, removed) if removed else (graph, {})
 
 
 def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:
-    """Inputs spread over the whole input type, saturating ends included."""
+    """Inputs spread over the whole input type, saturating ends included (source layout)."""
     rng = np.random.default_rng(seed)
     t = graph.input_t
-    q = rng.integers(t.min_int, t.max_int, size=(count, *graph.input_shape), endpoint=True)
+    q = rng.integers(t.min_int, t.max_int, size=(count, *graph.source_input_shape), endpoint=True)
     return np.ldexp(q.astype(np.float64), -t.frac_bits)
 
 
@@ -145,7 +149,7 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
         return graph
     if calibration is None:
         raise DataError("a float model needs calibration inputs to choose its fixed-point types: pass --calibration X.npy")
-    return calibrate(graph, graph.check_batch(calibration, "calibration inputs"),
+    return calibrate(graph, calibration,
                      QuantConfig(options.weight_bits, options.activation_bits))
 
 
@@ -159,7 +163,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
 
     if not graph.is_quantized:
         raise ModelError("write_export needs a quantized graph")
-    vectors = graph.check_batch(vectors, "test vectors")[:MAX_VECTORS]
+    graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
+    vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
     y_int = reference.run(graph, x_int)
     out = Path(out)
@@ -202,7 +207,8 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
         source = source or str(model)
     graph = model if isinstance(model, Graph) else load_model(model)
     if calibration is not None:
-        calibration = graph.check_batch(np.asarray(calibration, dtype=np.float64), "calibration inputs")
+        calibration = np.asarray(calibration, dtype=np.float64)
+        graph.from_source(calibration, "calibration inputs")  # the source model's layout
     if options.sparsity:
         graph = prune_graph(graph, options.sparsity)
     removed: dict[str, int] = {}

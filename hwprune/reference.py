@@ -14,7 +14,7 @@ import numpy as np
 
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense, Layer, ReLU
+from hwprune.ir.layers import Dense, Layer, ReLU, WeightedLayer
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, apply_overflow, cast, from_grid, quantize, to_real
 
 Kernel = Callable[[Layer, np.ndarray, Fixed], np.ndarray]
@@ -33,12 +33,12 @@ def _bits(max_abs: int) -> int:
     return int(max_abs).bit_length()
 
 
-def dense_integers(layer: Dense) -> tuple[np.ndarray, np.ndarray]:
-    """A quantized Dense layer's weights as integers and its bias cast to the accumulator
-    type (the value every output starts from)."""
+def dense_integers(layer: WeightedLayer) -> tuple[np.ndarray, np.ndarray]:
+    """A quantized weighted layer's filter matrix ``(outputs, weights per output)`` as
+    integers and its bias cast to the accumulator type (the value every output starts from)."""
     if not layer.is_quantized():
         raise ModelError(f"layer {layer.name!r} is not quantized")
-    w = from_grid(layer.weight, layer.weight_t, f"layer {layer.name!r} weight")
+    w = from_grid(layer.filter_matrix, layer.weight_t, f"layer {layer.name!r} weight")
     b = from_grid(layer.bias, layer.bias_t, f"layer {layer.name!r} bias")
     return w, cast(b, layer.bias_t.frac_bits, layer.accum_t)
 
@@ -59,7 +59,7 @@ class DenseSum:
     never_overflows: bool
 
 
-def dense_sum(layer: Dense, in_t: Fixed, w: np.ndarray, acc0: np.ndarray) -> DenseSum:
+def dense_sum(layer: WeightedLayer, in_t: Fixed, w: np.ndarray, acc0: np.ndarray) -> DenseSum:
     acc_t = layer.accum_t
     shift = acc_t.frac_bits - (in_t.frac_bits + layer.weight_t.frac_bits)
     if shift < 0:
@@ -117,9 +117,10 @@ def _check_quantized(graph: Graph) -> None:
 
 
 def quantize_input(graph: Graph, x) -> np.ndarray:
-    """Float inputs ``(N, *input_shape)`` to integers of the graph's input type."""
+    """Float inputs in the source model's layout (``Graph.from_source``) to integers of
+    the graph's input type, ``(N, *input_shape)`` (channels-last, as ``run`` takes them)."""
     _check_quantized(graph)
-    x = graph.check_batch(np.asarray(x, dtype=np.float64), "inputs", single_ok=True)
+    x = graph.from_source(np.asarray(x, dtype=np.float64), "inputs", single_ok=True)
     return quantize(x, graph.input_t)
 
 
@@ -142,3 +143,7 @@ def run(graph: Graph, x_int, trace: bool = False):
 def predict(graph: Graph, x) -> np.ndarray:
     """Float inputs to the real values of the integer outputs (float64)."""
     return to_real(run(graph, quantize_input(graph, x)), graph.output_t)
+
+
+# Convolution and pooling kernels register themselves in KERNELS.
+import hwprune.reference_spatial  # noqa: E402,F401

@@ -25,13 +25,15 @@ REPORT_PNG = "report.png"
 def _layer_rows(graph, formats: dict) -> list[dict]:
     from hwprune.backends.c.formats import encode
 
+    from hwprune.ir.layers import WeightedLayer
+
     rows = []
     shapes_in = [graph.input_shape_of(i) for i in range(len(graph.layers))]
-    for layer, shape_in, shape_out in zip(graph.layers, shapes_in, graph.shapes):
+    for index, (layer, shape_in, shape_out) in enumerate(zip(graph.layers, shapes_in, graph.shapes)):
         row = {"name": layer.name, "kind": layer.kind, "input_shape": list(shape_in),
-               "output_shape": list(shape_out),
+               "output_shape": list(shape_out), "weighted": isinstance(layer, WeightedLayer),
                "types": {k: str(v) for k, v in layer.types().items()}}
-        if layer.kind == "dense":
+        if isinstance(layer, WeightedLayer):  # Dense and conv: a conv's MACs are over every output position
             encoded = {fmt: encode(layer, fmt) for fmt in ("dense", "csr")}
             fmt = formats.get(layer.name, "dense")
             chosen = encoded[fmt] if fmt in encoded else encode(layer, fmt)
@@ -49,8 +51,8 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
                 value_bits=layer.weight_t.width,
                 dense_weight_bytes=dense.weight_bytes,
                 csr_weight_bytes=csr.weight_bytes,
-                macs=layer.macs,
-                macs_sparse=k,
+                macs=graph.layer_macs(index),
+                macs_sparse=graph.layer_macs(index, nonzero_only=True),
             )
         else:
             row.update(format=None, total_weights=0, nonzero_weights=0, weight_bytes=0, bias_bytes=0,
@@ -77,7 +79,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         with np.load(export_dir / VECTORS_FILE) as vectors:
             x_int = vectors["x_int"]
     else:
-        x_int = quantize_input(graph, graph.check_batch(np.asarray(inputs, dtype=np.float64), "inputs"))
+        x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64))
 
     result = verify(export_dir / C_DIR, x_int)
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
@@ -95,7 +97,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         flash = ram = None
         how = f"not measured: {exc}"
     layers = _layer_rows(graph, meta.get("formats", {}))
-    dense_rows = [r for r in layers if r["kind"] == "dense"]
+    dense_rows = [r for r in layers if r["weighted"]]  # every layer with weights
     nonzero = sum(r["nonzero_weights"] for r in dense_rows)
     total = sum(r["total_weights"] for r in dense_rows)
     weight_bytes = sum(r["weight_bytes"] for r in dense_rows)
@@ -213,7 +215,7 @@ def render_markdown(report: dict) -> str:
               "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | entropy bound | MACs sparse / dense |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["layers"]:
-        if r["kind"] != "dense":
+        if not r.get("weighted", r["kind"] == "dense"):
             lines.append(f"| {r['name']} | {r['kind']} | | | | | | | | |")
             continue
         lines.append(
@@ -232,7 +234,7 @@ def render_plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in report["layers"] if r["kind"] == "dense"]
+    rows = [r for r in report["layers"] if r.get("weighted", r["kind"] == "dense")]
     fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows) + 2), 3.4))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["dense_weight_bytes"] for r in rows], 0.4, label="dense")

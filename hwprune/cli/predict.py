@@ -10,7 +10,7 @@ import numpy as np
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="run an exported model on inputs and write its outputs")
     p.add_argument("dir", metavar="DIR", help="an export folder")
-    p.add_argument("--inputs", required=True, metavar="X.npy", help="float inputs (N, *input_shape)")
+    p.add_argument("--inputs", required=True, metavar="X.npy", help="float inputs (N, *input_shape), in the source model's layout (N, C, H, W for a torch conv model)")
     p.add_argument("--out", required=True, metavar="Y.npy", help="where to write the float32 outputs")
     p.add_argument("--engine", default="reference", help="reference (numpy integers) or host (compiled C)")
     p.add_argument("--force", action="store_true", help="replace Y.npy if it exists")
@@ -27,7 +27,7 @@ def run(args) -> int:
 
     graph = load_graph(args.dir)
     engine = get_engine(args.engine)
-    x = graph.check_batch(load_array(args.inputs, "inputs"), "inputs")
+    x = load_array(args.inputs, "inputs")  # the source model's layout; quantize_input checks it
     y_int = engine.run(Path(args.dir) / C_DIR, reference.quantize_input(graph, x)).outputs
     y = to_real(y_int, graph.output_t).astype(np.float32)
     with output_file(args.out, args.force) as tmp:

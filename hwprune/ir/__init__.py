@@ -2,6 +2,11 @@
 
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import load_graph, save_graph
-from hwprune.ir.layers import LAYER_KINDS, Dense, Flatten, Layer, ReLU, Softmax
+from hwprune.ir.layers import (
+    LAYER_KINDS, AvgPool1D, AvgPool2D, Conv1D, Conv2D, Dense, Flatten, GlobalAvgPool1D, GlobalAvgPool2D, Layer,
+    MaxPool1D, MaxPool2D, ReLU, Softmax, WeightedLayer,
+)
 
-__all__ = ["Graph", "Layer", "Dense", "ReLU", "Flatten", "Softmax", "LAYER_KINDS", "load_graph", "save_graph"]
+__all__ = ["Graph", "Layer", "WeightedLayer", "Dense", "ReLU", "Flatten", "Softmax", "Conv1D", "Conv2D", "MaxPool1D",
+           "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "LAYER_KINDS", "load_graph",
+           "save_graph"]

@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from hwprune.errors import DataError, ModelError, ShapeError
-from hwprune.ir.layers import Dense, Layer, Shape, Softmax
+from hwprune.ir.layers import Dense, Layer, Shape, Softmax, WeightedLayer
 from hwprune.quant.fixed import Fixed
 
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -19,18 +19,33 @@ def is_c_identifier(name: str) -> bool:
     return bool(_C_IDENTIFIER.fullmatch(name))
 
 
+LAYOUTS = ("channels_last", "channels_first")
+
+
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A sequential network. ``input_t`` is ``None`` until the graph is quantized."""
+    """A sequential network. ``input_t`` is ``None`` until the graph is quantized.
+
+    ``input_shape`` is channels-last, as every layer, the integer reference and the C code
+    see it. ``input_layout`` records the source model's layout: ``"channels_first"`` for a
+    torch conv model, whose float inputs are ``(N, C, H, W)`` or ``(N, C, L)``;
+    ``from_source`` turns such a batch into the IR layout. Integer inputs (``x_int``) are
+    always in the IR layout.
+    """
 
     name: str
     input_shape: Shape
     layers: tuple[Layer, ...]
     input_t: Optional[Fixed] = None
+    input_layout: str = "channels_last"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.input_layout not in LAYOUTS:
+            raise ModelError(f"model {self.name!r}: input_layout must be one of {LAYOUTS}, got {self.input_layout!r}")
+        if self.input_layout == "channels_first" and len(self.input_shape) < 2:
+            raise ModelError(f"model {self.name!r}: a channels_first input needs a channel axis, got {self.input_shape}")
         if not is_c_identifier(self.name):
             raise ModelError(f"model name {self.name!r} must be a C identifier (letters, digits, _)")
         if not self.layers:
@@ -83,6 +98,30 @@ class Graph:
             raise DataError(f"{what} hold no vectors")
         return x
 
+    @property
+    def source_input_shape(self) -> Shape:
+        """One input's shape in the source model's layout (what ``from_source`` takes)."""
+        if self.input_layout == "channels_first":
+            return (self.input_shape[-1], *self.input_shape[:-1])
+        return self.input_shape
+
+    def from_source(self, x, what: str = "inputs", single_ok: bool = False) -> np.ndarray:
+        """A batch in the source model's layout, checked, as ``(N, *input_shape)``."""
+        x = np.asarray(x)
+        if single_ok and x.shape == self.source_input_shape:
+            x = x[None]
+        if x.ndim < 1 or x.shape[1:] != self.source_input_shape:
+            expected = "(N, " + ", ".join(map(str, self.source_input_shape)) + ")"
+            layout = " (channels first, as the source model)" if self.input_layout == "channels_first" else ""
+            raise ShapeError(f"{what} have shape {x.shape}; model {self.name!r} expects {expected}{layout}")
+        if len(x) == 0:
+            raise DataError(f"{what} hold no vectors")
+        return np.moveaxis(x, 1, -1) if self.input_layout == "channels_first" else x
+
+    def to_source(self, x: np.ndarray) -> np.ndarray:
+        """A batch ``(N, *input_shape)`` back in the source model's layout."""
+        return np.moveaxis(x, -1, 1) if self.input_layout == "channels_first" else x
+
     def input_shape_of(self, index: int) -> Shape:
         return self.input_shape if index == 0 else self.shapes[index - 1]
 
@@ -100,6 +139,10 @@ class Graph:
 
     def dense_layers(self) -> list[Dense]:
         return [l for l in self.layers if isinstance(l, Dense)]
+
+    def weighted_layers(self) -> list[WeightedLayer]:
+        """Every layer with weights (Dense, Conv1D, Conv2D), in order."""
+        return [l for l in self.layers if isinstance(l, WeightedLayer)]
 
     # -- types --------------------------------------------------------------------------
     @property
@@ -125,15 +168,24 @@ class Graph:
     # -- figures ------------------------------------------------------------------------
     @property
     def total_weights(self) -> int:
-        return sum(l.weight.size for l in self.dense_layers())
+        return sum(l.weight.size for l in self.weighted_layers())
 
     @property
     def nonzero_weights(self) -> int:
-        return sum(l.nonzero_weights for l in self.dense_layers())
+        return sum(l.nonzero_weights for l in self.weighted_layers())
+
+    def layer_macs(self, index: int, nonzero_only: bool = False) -> int:
+        """Multiply-accumulates of layer ``index`` per inference (a conv's over every output
+        position, taps on padding not counted); ``nonzero_only`` counts nonzero weights only."""
+        return self.layers[index].mac_count(self.input_shape_of(index), nonzero_only)
 
     @property
     def macs(self) -> int:
-        return sum(l.macs for l in self.dense_layers())
+        return sum(self.layer_macs(i) for i in range(len(self.layers)))
+
+    @property
+    def nonzero_macs(self) -> int:
+        return sum(self.layer_macs(i, nonzero_only=True) for i in range(len(self.layers)))
 
     def with_layers(self, layers, **changes) -> "Graph":
         return replace(self, layers=tuple(layers), **changes)
@@ -145,7 +197,7 @@ class Graph:
         lines = [f"model {self.name}: input {self.input_shape}" + (f" {self.input_t}" if self.input_t else "")]
         for layer, shape in zip(self.layers, self.shapes):
             extra = ""
-            if isinstance(layer, Dense):
+            if isinstance(layer, WeightedLayer):
                 extra = f" {layer.nonzero_weights}/{layer.weight.size} nonzero"
             lines.append(f"  {layer.name:<16} {layer.kind:<8} -> {shape}{extra}")
         return "\n".join(lines)

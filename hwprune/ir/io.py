@@ -4,6 +4,7 @@
 
     {"format": "hwprune-graph", "version": 1,
      "name": "digits_mlp", "input_shape": [64], "input_t": "ufixed<8,1,RND,SAT>" | null,
+     "input_layout": "channels_first" (only for a source model with channels first),
      "layers": [{"kind": "dense", "name": "fc1",
                  "weight_t": "fixed<8,1,RND,SAT>", ..., "arrays": ["weight", "bias"]},
                 {"kind": "relu", "name": "relu1", "result_t": "ufixed<8,3,RND,SAT>"}, ...]}
@@ -50,7 +51,7 @@ def graph_to_json(graph: Graph) -> dict:
         if arrays:
             entry["arrays"] = arrays
         layers.append(entry)
-    return {
+    meta = {
         "format": FORMAT,
         "version": VERSION,
         "name": graph.name,
@@ -58,6 +59,9 @@ def graph_to_json(graph: Graph) -> dict:
         "input_t": str(graph.input_t) if graph.input_t else None,
         "layers": layers,
     }
+    if graph.input_layout != "channels_last":  # written only when it says something
+        meta["input_layout"] = graph.input_layout
+    return meta
 
 
 def save_graph(graph: Graph, directory: Path) -> None:
@@ -115,7 +119,8 @@ def load_graph(directory: Path) -> Graph:
             _layer_from_json(entry, arrays, f"{graph_path} layer {i}") for i, entry in enumerate(meta["layers"])
         ]
         input_t = Fixed.parse(meta["input_t"]) if meta.get("input_t") else None
-        return Graph(meta["name"], tuple(meta["input_shape"]), tuple(layers), input_t)
+        return Graph(meta["name"], tuple(meta["input_shape"]), tuple(layers), input_t,
+                     meta.get("input_layout", "channels_last"))
     except HwpruneError:
         raise
     except (KeyError, TypeError, ValueError) as exc:

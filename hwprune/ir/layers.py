@@ -1,8 +1,16 @@
 """IR layers: frozen, typed dataclasses.
 
 Layout convention: tensors are channels-last and carry no batch axis (a Dense input is
-``(features,)``; the Conv layers to come take ``(length, channels)`` and
-``(height, width, channels)``, as hls4ml does). Frontends convert to this layout.
+``(features,)``, a 1-D conv or pooling input ``(length, channels)``, a 2-D one
+``(height, width, channels)``, as hls4ml does). Frontends convert to this layout; a
+Flatten therefore flattens ``(H, W, C)`` row-major with the channel fastest.
+
+Weighted layers (Dense, Conv1D, Conv2D) share ``weight``, ``bias`` and four types
+(``weight_t``, ``bias_t``, ``accum_t``, ``result_t``). ``weight.reshape(out, -1)`` is the
+filter matrix of every one of them (a conv filter's ``(kh, kw, cin)`` elements are
+contiguous, as in CMSIS-NN), so a storage format written for Dense matrices stores conv
+filters unchanged. BatchNorm has no IR layer: frontends fold it into the adjacent
+weighted layer. Padding is explicit (frontends resolve "valid"/"same"); dilation is 1.
 
 Weights are float64 arrays. In a quantized graph every weight lies exactly on the grid of
 its layer's ``weight_t`` (``quant.fixed.from_grid`` recovers the integers without loss),
@@ -15,74 +23,29 @@ the reference and backends dispatch on ``kind``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 import numpy as np
 
-from hwprune.errors import ShapeError, WeightError
+from hwprune.errors import ShapeError
+from hwprune.ir.base import Layer, Shape, WeightedLayer
+from hwprune.ir.spatial import (
+    AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D,
+)
 from hwprune.quant.fixed import Fixed
 
-Shape = tuple[int, ...]
-
 
 @dataclass(frozen=True, eq=False)
-class Layer:
-    name: str
-
-    kind: ClassVar[str] = "layer"
-    #: Whether the layer produces new values (and so carries a ``result_t``).
-    computes: ClassVar[bool] = False
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        raise NotImplementedError
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
-
-    def types(self) -> dict[str, Optional[Fixed]]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name.endswith("_t")}
-
-    def is_quantized(self) -> bool:
-        return all(t is not None for t in self.types().values())
-
-    def with_(self, **changes) -> "Layer":
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True, eq=False)
-class Dense(Layer):
+class Dense(WeightedLayer):
     """``y = x @ weight.T + bias``; ``weight`` has shape ``(out_features, in_features)``.
 
     Fixed-point semantics (hls4ml's): ``acc = accum(bias)``, then for each input in order
     ``acc = accum(acc + accum(x_i * w_ji))``, then ``y_j = result(acc)``.
     """
 
-    weight: np.ndarray = None  # type: ignore[assignment]
-    bias: np.ndarray = None  # type: ignore[assignment]
-    weight_t: Optional[Fixed] = None
-    bias_t: Optional[Fixed] = None
-    accum_t: Optional[Fixed] = None
-    result_t: Optional[Fixed] = None
-
     kind: ClassVar[str] = "dense"
-    computes: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        w = np.asarray(self.weight, dtype=np.float64)
-        if w.ndim != 2:
-            raise ShapeError(f"layer {self.name!r}: Dense weight must be 2-D (out, in), got shape {w.shape}")
-        b = np.zeros(w.shape[0]) if self.bias is None else np.asarray(self.bias, dtype=np.float64)
-        if b.shape != (w.shape[0],):
-            raise ShapeError(f"layer {self.name!r}: bias shape {b.shape} does not match {w.shape[0]} outputs")
-        for label, arr in (("weight", w), ("bias", b)):
-            if not np.all(np.isfinite(arr)):
-                idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-                raise WeightError(f"layer {self.name!r}: {label} has a non-finite value {arr[idx]} at index {idx}")
-        w.setflags(write=False)
-        b.setflags(write=False)
-        object.__setattr__(self, "weight", w)
-        object.__setattr__(self, "bias", b)
+    weight_axes: ClassVar[tuple[str, ...]] = ("out", "in")
 
     @property
     def in_features(self) -> int:
@@ -104,9 +67,8 @@ class Dense(Layer):
     def macs(self) -> int:
         return int(self.weight.size)
 
-    @property
-    def nonzero_weights(self) -> int:
-        return int(np.count_nonzero(self.weight))
+    def mac_count(self, input_shape: Shape, nonzero_only: bool = False) -> int:
+        return self.nonzero_weights if nonzero_only else self.macs
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,4 +105,10 @@ class Softmax(Layer):
         return tuple(input_shape)
 
 
-LAYER_KINDS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, ReLU, Flatten, Softmax)}
+LAYER_KINDS: dict[str, type[Layer]] = {
+    cls.kind: cls
+    for cls in (Dense, ReLU, Flatten, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D,
+                GlobalAvgPool1D, GlobalAvgPool2D)
+}
+__all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Flatten", "Softmax", "Conv1D", "Conv2D", "MaxPool1D",
+           "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "LAYER_KINDS"]

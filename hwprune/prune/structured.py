@@ -9,7 +9,9 @@ A unit (Linear output row, Conv output channel) can go when
 
 Folding into a following Conv is exact only without padding (zero padding would mix the
 constant with zeros at the borders), so a constant channel feeding a padded Conv stays
-unless its constant is zero. Removal repeats until nothing changes, so units that read
+unless its constant is zero. Pooling between the two keeps a constant channel constant
+(max, average without counted padding, adaptive average); an average that counts zero
+padding, or a padding module, mixes zeros in, so there too only a zero constant folds. Removal repeats until nothing changes, so units that read
 only removed units go too. The output units of the last prunable module are the model's
 outputs and always stay; every layer keeps at least one unit.
 
@@ -32,6 +34,19 @@ ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Tanh, nn.Sigmoid
                nn.Identity, nn.Dropout)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 TAIL = (nn.Softmax, nn.LogSoftmax)
+# Per-channel modules between two prunable ones: a unit's channel stays that channel.
+POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+         nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)
+
+
+def _mixes_in_zeros(m: nn.Module) -> bool:
+    """Whether ``m`` turns a constant channel into a non-constant one (zero padding)."""
+    if isinstance(m, (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)):
+        return True
+    if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)):
+        padding = m.padding if isinstance(m.padding, (tuple, list)) else (m.padding,)
+        return bool(m.count_include_pad) and any(p != 0 for p in padding)
+    return False
 
 
 def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -46,16 +61,17 @@ def _check_chain(chain: list[tuple[str, nn.Module]]) -> list[int]:
     for i, (name, m) in enumerate(chain):
         if isinstance(m, PRUNABLE_TYPES):
             if getattr(m, "groups", 1) != 1:
-                raise UnsupportedLayerError(f"module {name!r}: grouped convolutions (groups={m.groups}) are not supported")
+                raise UnsupportedLayerError(f"module {name!r}: grouped and depthwise convolutions (groups={m.groups}) "
+                                            "are not supported by remove_pruned_neurons")
         elif isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
                 raise UnsupportedLayerError(f"module {name!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
         elif isinstance(m, TAIL) and i > last:
             pass
-        elif not isinstance(m, ELEMENTWISE + NORMS):
+        elif not isinstance(m, ELEMENTWISE + NORMS + POOLS):
             raise UnsupportedLayerError(
                 f"module {name!r} ({type(m).__name__}) is not supported by remove_pruned_neurons; it reads Linear, "
-                "Conv1d/Conv2d, BatchNorm, Flatten, Dropout, Identity and elementwise activations")
+                "Conv1d/Conv2d, BatchNorm, pooling, Flatten, Dropout, Identity and elementwise activations")
     return prunable
 
 
@@ -76,7 +92,7 @@ def _constants(a: nn.Module, between: list[nn.Module]) -> torch.Tensor:
     z = bias.reshape(1, units, *([1] * (a.weight.dim() - 2)))
     with torch.no_grad():
         for m in between:
-            if not isinstance(m, nn.Flatten):
+            if not isinstance(m, (nn.Flatten, *POOLS)):  # pooling keeps a constant (see _mixes_in_zeros)
                 z = copy.deepcopy(m).double().eval()(z)
     return z.reshape(units)
 
@@ -132,7 +148,7 @@ def _remove_pair(chain, i: int, j: int) -> bool:
     read[columns[(w_b != 0).any(dim=2).any(dim=0)]] = True
     no_input = ~(a.weight.detach() != 0).reshape(units, -1).any(dim=1)
     constants = _constants(a, between)
-    foldable = isinstance(b, nn.Linear) or _no_padding(b)
+    foldable = (isinstance(b, nn.Linear) or _no_padding(b)) and not any(_mixes_in_zeros(m) for m in between)
     remove = (no_input & (foldable | (constants == 0))) | ~read
     if bool(remove.all()):
         remove[0] = False  # a layer with no units at all is of no use to any exporter

@@ -1,6 +1,7 @@
 """Post-training quantization: choose every layer's fixed-point types from data ranges.
 
-The rules, per Dense layer (``x`` its input type, ``w`` its weights):
+The rules, per weighted layer (Dense, Conv1D, Conv2D; ``x`` its input type, ``w`` its
+weights; a conv's accumulator bound is over one filter):
 
 - ``weight_t``: ``weight_bits`` wide, integer bits from the largest ``|w|``; RND, SAT.
 - ``bias_t``: the product's fraction bits (``frac(x) + frac(w)``), as int32 biases in
@@ -10,6 +11,12 @@ The rules, per Dense layer (``x`` its input type, ``w`` its weights):
 - ``result_t``: ``activation_bits`` wide, integer bits from the calibration data; RND,
   SAT. When a ReLU follows, the ReLU output is unsigned ``activation_bits`` and the Dense
   result gets one more (sign) bit with the same fraction, so the ReLU is a plain clamp.
+
+Pooling: MaxPool keeps its input type (``accum_t = result_t = x``: max is exact).
+AvgPool and GlobalAvgPool accumulate in a signed type with ``ceil(log2(count))`` more
+integer bits (the sum never overflows) and as many more fraction bits (the truncating
+division keeps that much precision), and round the average back to the input's width and
+range (``result_t``: the input's integer bits, the config's rounding and overflow).
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ import numpy as np
 
 from hwprune.errors import DataError, OptionError, ShapeError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense, Layer, ReLU
+from hwprune.ir.layers import Dense, Layer, ReLU, WeightedLayer
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
+from hwprune.windows import float_spatial
 
 
 @dataclass(frozen=True)
@@ -39,12 +47,15 @@ class QuantConfig:
 
 
 def float_forward(graph: Graph, x, trace: bool = False):
-    """The float (float64) network, layer by layer; ignores any fixed-point types."""
-    x = graph.check_batch(np.asarray(x, dtype=np.float64))
+    """The float (float64) network, layer by layer; ignores any fixed-point types.
+    ``x`` is in the source model's layout (``Graph.from_source``)."""
+    x = graph.from_source(np.asarray(x, dtype=np.float64))
     outputs = []
     for layer in graph.layers:
         if isinstance(layer, Dense):
             x = x @ layer.weight.T + layer.bias
+        elif layer.kind in SPATIAL_KINDS:
+            x = float_spatial(layer, x)
         elif isinstance(layer, ReLU):
             x = np.maximum(x, 0.0)
         elif layer.kind == "flatten":
@@ -57,6 +68,10 @@ def float_forward(graph: Graph, x, trace: bool = False):
     return outputs if trace else x
 
 
+SPATIAL_KINDS = ("conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "globalavgpool1d",
+                 "globalavgpool2d")
+
+
 def _value_type(max_abs: float, bits: int, signed: bool, config: QuantConfig) -> Fixed:
     return Fixed(bits, int_bits_for(max_abs, signed), signed, config.rounding, config.overflow)
 
@@ -65,7 +80,7 @@ def _check_calibration(graph: Graph, x) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise DataError(f"calibration data must be numeric, got dtype {x.dtype}")
-    x = graph.check_batch(x.astype(np.float64), "calibration inputs")
+    x = graph.from_source(x.astype(np.float64), "calibration inputs")
     if not np.all(np.isfinite(x)):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise DataError(f"calibration data has a non-finite value at index {idx}")
@@ -73,9 +88,10 @@ def _check_calibration(graph: Graph, x) -> np.ndarray:
 
 
 def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig()) -> Graph:
-    """A quantized copy of a float graph, its types chosen from the ranges seen on ``x``."""
+    """A quantized copy of a float graph, its types chosen from the ranges seen on ``x``
+    (in the source model's layout)."""
     x = _check_calibration(graph, x)
-    outputs = dict(float_forward(graph, x, trace=True))
+    outputs = dict(float_forward(graph, graph.to_source(x), trace=True))
     act = config.activation_bits
     input_t = _value_type(float(np.abs(x).max()), act, bool(x.min() < 0), config)
 
@@ -84,8 +100,11 @@ def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig()) -> Graph:
     for index, layer in enumerate(graph.layers):
         out = outputs[layer.name]
         nxt = graph.layers[index + 1] if index + 1 < len(graph.layers) else None
-        if isinstance(layer, Dense):
+        if isinstance(layer, WeightedLayer):
             layer = _quantize_dense(layer, in_t, out, isinstance(nxt, ReLU), config)
+            in_t = layer.result_t
+        elif layer.kind in SPATIAL_KINDS:
+            layer = _quantize_pool(layer, in_t, graph.input_shape_of(index), config)
             in_t = layer.result_t
         elif isinstance(layer, ReLU):
             relu_t = _value_type(float(out.max(initial=0.0)), act, False, config)
@@ -113,7 +132,22 @@ def accumulator_type(weight_q: np.ndarray, bias_q: np.ndarray, in_t: Fixed, weig
     return Fixed(width, width - acc_frac, True, Rounding.TRN, Overflow.WRAP)
 
 
-def _quantize_dense(layer: Dense, in_t: Fixed, out: np.ndarray, relu_follows: bool, config: QuantConfig) -> Dense:
+def _quantize_pool(layer: Layer, in_t: Fixed, input_shape: tuple, config: QuantConfig) -> Layer:
+    if layer.op == "max":
+        return layer.with_(accum_t=in_t, result_t=in_t)
+    count = int(np.prod(input_shape[:-1])) if not hasattr(layer, "pool_size") else int(np.prod(layer.pool_size))
+    extra = max(count - 1, 0).bit_length()  # ceil(log2(count))
+    width = in_t.width + 2 * extra + (0 if in_t.signed else 1)
+    if width > MAX_WIDTH:
+        raise OptionError(f"layer {layer.name!r}: the average's accumulator would need {width} bits (at most "
+                          f"{MAX_WIDTH}); use fewer activation bits")
+    accum_t = Fixed(width, in_t.int_bits + extra + (0 if in_t.signed else 1), True, Rounding.TRN, Overflow.WRAP)
+    result_t = Fixed(in_t.width, in_t.int_bits, in_t.signed, config.rounding, config.overflow)
+    return layer.with_(accum_t=accum_t, result_t=result_t)
+
+
+def _quantize_dense(layer: WeightedLayer, in_t: Fixed, out: np.ndarray, relu_follows: bool,
+                    config: QuantConfig) -> WeightedLayer:
     weight_t = Fixed(config.weight_bits, int_bits_for(float(np.abs(layer.weight).max(initial=0.0)), True),
                      True, Rounding.RND, Overflow.SAT)
     w_q = quantize(layer.weight, weight_t)
@@ -123,7 +157,7 @@ def _quantize_dense(layer: Dense, in_t: Fixed, out: np.ndarray, relu_follows: bo
     bias_t = Fixed(min(max(bias_int_bits + product_frac, 2), 32), bias_int_bits, True, Rounding.RND, Overflow.SAT)
     b_q = quantize(layer.bias, bias_t)
 
-    accum_t = accumulator_type(w_q, b_q, in_t, weight_t, bias_t, layer.name)
+    accum_t = accumulator_type(w_q.reshape(w_q.shape[0], -1), b_q, in_t, weight_t, bias_t, layer.name)
 
     act = config.activation_bits
     if relu_follows:

@@ -131,5 +131,5 @@ def test_batchnorm_that_cannot_be_folded_is_named():
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).eval()
     with pytest.raises(UnsupportedLayerError, match=r"module '2' \(BatchNorm1d\) cannot be folded: '3' \(ReLU\)"):
         from_torch(model)
-    with pytest.raises(UnsupportedLayerError, match="no Linear follows it"):
+    with pytest.raises(UnsupportedLayerError, match="no Linear or conv follows it"):
         from_torch(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4)).eval())

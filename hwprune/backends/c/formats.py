@@ -1,9 +1,11 @@
-"""How a Dense layer's weights are stored in C: one encoder per format, in a registry.
+"""How a weighted layer's weights are stored in C: one encoder per format, in a registry.
 
 A format turns the integer weight matrix ``(out, in)`` into a few C arrays and back. The
 kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format
 (rel4, bitmask, nm, structured) is one more ``StorageFormat`` in ``FORMATS`` plus that
-template, and the ``auto`` policy starts considering it.
+template, and the ``auto`` policy starts considering it. A conv layer is stored as its
+filter matrix ``(out_channels, kh*kw*cin)`` (``WeightedLayer.filter_matrix``), read by
+``kernels/conv_<format>.c.j2``; a format without that template is not chosen for convs.
 
 The figure of merit is ``bits_per_nonzero``: every byte spent on weights (values,
 indices, pointers) per nonzero weight, to compare with ``entropy_bits``, the information
@@ -23,7 +25,8 @@ import numpy as np
 
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense
+from hwprune.ir.layers import WeightedLayer
+from hwprune.paths import templates_dir
 from hwprune.reference import dense_integers
 
 ROLES = ("value", "index", "pointer", "bias")
@@ -219,7 +222,19 @@ def policies() -> tuple[str, ...]:
 # -- encoding a layer ------------------------------------------------------------------------
 
 
-def encode(layer: Dense, format: str) -> LayerStorage:
+def kernel_family(kind: str) -> str:
+    """The kernel template prefix of a weighted layer kind: ``dense`` or ``conv``."""
+    return "conv" if kind in ("conv1d", "conv2d") else kind
+
+
+def formats_for(layer: WeightedLayer) -> list[str]:
+    """The registered formats that have a C kernel for this layer's kind, in order."""
+    kernels = templates_dir() / "c" / "kernels"
+    family = kernel_family(layer.kind)
+    return [name for name in FORMATS if (kernels / f"{family}_{name}.c.j2").is_file()]
+
+
+def encode(layer: WeightedLayer, format: str) -> LayerStorage:
     """The layer stored in ``format`` (a name in ``FORMATS``)."""
     if format not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown storage format {format!r}; choose one of {sorted(FORMATS)}")
@@ -229,7 +244,7 @@ def encode(layer: Dense, format: str) -> LayerStorage:
     arrays = FORMATS[format].encode(w, layer.weight_t.c_type)
     if np.any(acc0 != 0):
         arrays = (*arrays, EncodedArray("bias", "bias", narrowest_holding(acc0), acc0))
-    return LayerStorage(layer.name, format, layer.out_features, layer.in_features, int(np.count_nonzero(w)), arrays)
+    return LayerStorage(layer.name, format, w.shape[0], w.shape[1], int(np.count_nonzero(w)), arrays)
 
 
 def decode_weights(storage: LayerStorage) -> np.ndarray:
@@ -238,14 +253,18 @@ def decode_weights(storage: LayerStorage) -> np.ndarray:
     return FORMATS[storage.format].decode(arrays, (storage.out_features, storage.in_features))
 
 
-def choose_format(layer: Dense, policy: str = "auto") -> LayerStorage:
+def choose_format(layer: WeightedLayer, policy: str = "auto") -> LayerStorage:
     """The layer encoded by ``policy``: a format name, or ``auto`` for the fewest weight
-    bytes (the earliest registered format, dense first, on a tie)."""
+    bytes (the earliest registered format, dense first, on a tie) among the formats with a
+    kernel for the layer's kind."""
+    usable = formats_for(layer) if layer.kind != "dense" else list(FORMATS)
     if policy == "auto":
-        candidates = [encode(layer, name) for name in FORMATS]
+        candidates = [encode(layer, name) for name in usable]
         return min(candidates, key=lambda s: s.weight_bytes)  # min keeps the first of equals
     if policy not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown format policy {policy!r}; choose one of {list(policies())}")
+    if policy not in usable:
+        raise OptionError(f"layer {layer.name!r}: format {policy!r} has no {layer.kind} kernel; choose one of {usable}")
     return encode(layer, policy)
 
 
@@ -253,9 +272,9 @@ FormatSpec = Union[str, Mapping[str, str]]
 
 
 def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStorage]:
-    """Every Dense layer encoded: one policy for all, or ``{layer name: policy}`` with
+    """Every weighted layer encoded: one policy for all, or ``{layer name: policy}`` with
     ``auto`` for the layers not named (an ``"*"`` key sets that default)."""
-    dense = graph.dense_layers()
+    dense = graph.weighted_layers()
     if isinstance(formats, str):
         per_layer, default = {}, formats
     else:
@@ -265,7 +284,7 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto") -> list[LayerStor
         unknown = sorted(set(per_layer) - names)
         if unknown:
             raise OptionError(
-                f"format given for {unknown}, which {'is not a Dense layer' if len(unknown) == 1 else 'are not Dense layers'} "
-                f"of model {graph.name!r}; its Dense layers are {[l.name for l in dense]}"
+                f"format given for {unknown}, which {'is not a weighted layer' if len(unknown) == 1 else 'are not weighted layers'} "
+                f"of model {graph.name!r}; its weighted layers are {[l.name for l in dense]}"
             )
     return [choose_format(layer, per_layer.get(layer.name, default)) for layer in dense]

@@ -26,13 +26,14 @@ import numpy as np
 from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense, Layer
+from hwprune.backends.c.plan_spatial import CONV_KINDS, POOL_KINDS, PoolArithmetic, Window, pool_arithmetic, window
+from hwprune.ir.layers import Layer, WeightedLayer
 from hwprune.quant.fixed import Fixed
 from hwprune.reference import dense_integers, dense_sum
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
-COMPUTE_KINDS = ("dense", "relu")
+COMPUTE_KINDS = ("dense", "relu", *CONV_KINDS, *POOL_KINDS)
 PASS_THROUGH_KINDS = ("flatten", "softmax")
 BUFFER_MEMBERS = {"int8_t": "i8", "uint8_t": "u8", "int16_t": "i16", "uint16_t": "u16",
                   "int32_t": "i32", "uint32_t": "u32", "int64_t": "i64", "uint64_t": "u64"}
@@ -83,7 +84,7 @@ class DenseArithmetic:
         return f"int{self.acc_bits}_t"
 
 
-def dense_arithmetic(layer: Dense, in_t: Fixed) -> DenseArithmetic:
+def dense_arithmetic(layer: WeightedLayer, in_t: Fixed) -> DenseArithmetic:
     w, acc0 = dense_integers(layer)
     acc_t = layer.accum_t
     x_abs = _magnitude(in_t)
@@ -152,6 +153,8 @@ class Step:
     storage: Optional[LayerStorage] = None
     arithmetic: Optional[DenseArithmetic] = None
     relu: Optional[Cast] = None
+    window: Optional[Window] = None  # conv and pooling geometry (plan_spatial)
+    pool: Optional[PoolArithmetic] = None
 
 
 @dataclass(frozen=True)
@@ -202,11 +205,17 @@ def plan_model(graph: Graph, storages: list[LayerStorage]) -> ModelPlan:
             buffer_bytes[buffer] = max(buffer_bytes[buffer], n * C_BYTES[c_type])
             members[buffer].add(c_type)
         function = f"hwprune_{graph.name}_{index}_{layer.name}"
-        if isinstance(layer, Dense):
+        geometry = None
+        if layer.kind in CONV_KINDS + POOL_KINDS:
+            geometry = window(layer, graph.input_shape_of(index), graph.shapes[index])
+        if isinstance(layer, WeightedLayer):
             if layer.name not in by_name:
                 raise ModelError(f"layer {layer.name!r}: no storage was chosen for it")
             step = Step(index, layer, source, dest, function, storage=by_name[layer.name],
-                        arithmetic=dense_arithmetic(layer, source.t))
+                        arithmetic=dense_arithmetic(layer, source.t), window=geometry)
+        elif layer.kind in POOL_KINDS:
+            step = Step(index, layer, source, dest, function, window=geometry,
+                        pool=pool_arithmetic(layer, source.t, geometry))
         else:
             step = Step(index, layer, source, dest, function, relu=relu_cast(source.t, out_t))
         steps.append(step)

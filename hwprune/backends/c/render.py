@@ -13,7 +13,7 @@ import jinja2
 import numpy as np
 
 import hwprune
-from hwprune.backends.c.formats import c_type_range
+from hwprune.backends.c.formats import c_type_range, kernel_family
 from hwprune.backends.c.plan import BUFFER_MEMBERS, ModelPlan, Step, buffer_length
 from hwprune.paths import templates_dir
 
@@ -60,8 +60,10 @@ def environment() -> jinja2.Environment:
 
 
 def kernel_template(step: Step) -> str:
-    if step.layer.kind == "dense":
-        return f"kernels/dense_{step.storage.format}.c.j2"
+    if step.storage is not None:  # dense_<format> or conv_<format>
+        return f"kernels/{kernel_family(step.layer.kind)}_{step.storage.format}.c.j2"
+    if step.pool is not None:  # one kernel per operation, 1-D and global included
+        return f"kernels/{step.pool.op}pool.c.j2"
     return f"kernels/{step.layer.kind}.c.j2"
 
 
@@ -90,7 +92,10 @@ def _kernel(plan: ModelPlan, step: Step) -> str:
     if step.storage is not None:
         arrays = {a.name: array_name(plan, step.layer.name, a.name) for a in step.storage.arrays}
         arrays.setdefault("bias", None)
-        context.update(a=step.arithmetic, arrays=arrays, c_types={a.name: a.c_type for a in step.storage.arrays})
+        context.update(a=step.arithmetic, arrays=arrays, c_types={a.name: a.c_type for a in step.storage.arrays},
+                       g=step.window)
+    elif step.pool is not None:
+        context.update(p=step.pool, g=step.window)
     else:
         context.update(cast=step.relu)
     try:

@@ -1,0 +1,120 @@
+"""What the generated C computes for conv and pooling layers (``plan.plan_model`` calls it).
+
+Layout: every activation is channels-last, row-major, so element ``(h, w, c)`` of an
+``H x W x C`` tensor is at ``(h * W + w) * C + c``; 1-D layers are 2-D ones of height 1.
+
+- Conv: for each output position and filter, the Dense arithmetic (``plan.dense_arithmetic``,
+  the reference's own summing rule) over the filter's nonzero weights in storage order
+  (kh, kw, cin), taps on padding skipped (they add an exact zero). The input is read in
+  place: no im2col buffer at all. Dense storage walks the filter; csr storage decodes each
+  nonzero's column into ``(i, j, c)`` with constant divisions.
+- MaxPool: the largest input cell of the window (padding never wins), cast to ``accum_t``
+  then to ``result_t``.
+- AvgPool / GlobalAvgPool: ``acc = accum(acc + x)`` per input cell (both on a common grid,
+  scaled by multiplication, never by shifting a negative value), then C's truncating
+  division by the count, then the cast to ``result_t`` (``ir.spatial`` defines it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from hwprune.errors import ModelError
+from hwprune.ir.layers import Layer, Shape
+from hwprune.quant.fixed import Fixed
+
+INT32_MAX = (1 << 31) - 1
+INT64_MAX = (1 << 63) - 1
+CONV_KINDS = ("conv1d", "conv2d")
+POOL_KINDS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "globalavgpool1d", "globalavgpool2d")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The geometry of a conv or pooling layer in 2-D (height 1 for 1-D layers)."""
+
+    in_h: int
+    in_w: int
+    channels: int
+    out_h: int
+    out_w: int
+    out_channels: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    multiplier: int = 0  # depthwise: filters per input channel (0: not depthwise)
+    in_per_group: int = 1
+
+    @property
+    def taps(self) -> int:
+        return self.k_h * self.k_w
+
+
+def window(layer: Layer, input_shape: Shape, output_shape: Shape) -> Window:
+    if layer.kind.startswith("globalavgpool"):
+        spatial = input_shape[:-1] if len(input_shape) == 3 else (1, *input_shape[:-1])
+        c = input_shape[-1]
+        return Window(spatial[0], spatial[1], c, 1, 1, c, spatial[0], spatial[1], 1, 1, 0, 0)
+    if layer.rank == 1:
+        (n, c), (out, oc) = input_shape, output_shape
+        size = (1, *(getattr(layer, "pool_size", None) or layer.kernel_size))
+        geo = dict(in_h=1, in_w=n, channels=c, out_h=1, out_w=out, out_channels=oc, k_h=size[0], k_w=size[1],
+                   stride_h=1, stride_w=layer.stride[0], pad_top=0, pad_left=layer.padding[0][0])
+    else:
+        (h, w, c), (oh, ow, oc) = input_shape, output_shape
+        size = getattr(layer, "pool_size", None) or layer.kernel_size
+        geo = dict(in_h=h, in_w=w, channels=c, out_h=oh, out_w=ow, out_channels=oc, k_h=size[0], k_w=size[1],
+                   stride_h=layer.stride[0], stride_w=layer.stride[1], pad_top=layer.padding[0][0],
+                   pad_left=layer.padding[1][0])
+    if layer.kind in CONV_KINDS:
+        geo.update(multiplier=layer.multiplier(input_shape[-1]) if layer.depthwise else 0,
+                   in_per_group=layer.in_channels_per_group)
+    return Window(**geo)
+
+
+@dataclass(frozen=True)
+class PoolArithmetic:
+    """The integer steps of a pooling kernel (casts as ``plan.Cast``)."""
+
+    op: str  # "max" or "avg"
+    bits: int  # 32 or 64: the C integer every step uses
+    to_accum: object  # plan.Cast: max -> accum (max pooling) or the sum -> accum (average)
+    result: object  # plan.Cast: accum -> result
+    acc_scale: int = 1  # average: the accumulator times this lands on the common grid
+    x_scale: int = 1  # average: an input times this lands on the common grid
+    count: Optional[int] = None  # average: a fixed divisor (count_pad, global), else counted
+
+    @property
+    def c_int(self) -> str:
+        return f"int{self.bits}_t"
+
+
+def _magnitude(t: Fixed) -> int:
+    return max(-t.min_int, t.max_int)
+
+
+def pool_arithmetic(layer: Layer, in_t: Fixed, geometry: Window) -> PoolArithmetic:
+    from hwprune.backends.c.plan import Cast
+
+    acc_t, out_t = layer.accum_t, layer.result_t
+    # The casts of hwprune_fixed.h are exact whenever both types' ranges fit the C integer.
+    ranges = max(_magnitude(in_t), _magnitude(acc_t), _magnitude(out_t))
+    if layer.op == "max":
+        bits = 32 if ranges <= INT32_MAX else 64
+        return PoolArithmetic("max", bits, Cast(in_t.frac_bits - acc_t.frac_bits, acc_t, bits),
+                              Cast(acc_t.frac_bits - out_t.frac_bits, out_t, bits))
+    frac = max(acc_t.frac_bits, in_t.frac_bits)
+    acc_scale, x_scale = 1 << (frac - acc_t.frac_bits), 1 << (frac - in_t.frac_bits)
+    # acc * acc_scale + x * x_scale, and the result cast's own shifts, must fit.
+    bound = max(2 * max(_magnitude(acc_t) * acc_scale, _magnitude(in_t) * x_scale), ranges)
+    if bound > INT64_MAX:
+        raise ModelError(f"layer {layer.name!r}: the average of {in_t} in {acc_t} needs more than 64 bits in C")
+    bits = 32 if bound <= INT32_MAX else 64
+    fixed = layer.kind.startswith("global") or getattr(layer, "count_pad", False)
+    return PoolArithmetic("avg", bits, Cast(frac - acc_t.frac_bits, acc_t, bits),
+                          Cast(acc_t.frac_bits - out_t.frac_bits, out_t, bits), acc_scale, x_scale,
+                          geometry.taps if fixed else None)
