@@ -124,6 +124,8 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}
     if any(getattr(layer, "depthwise", False) for layer in graph.layers):
         return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
+    if len(graph.input_shape) > 1 and graph.input_layout == "channels_last":
+        return graph, {}  # a channels-last model (Keras) has no torch twin to prune through
     from hwprune.frontends.torch import from_torch, to_torch
     from hwprune.prune.structured import remove_pruned_neurons
 

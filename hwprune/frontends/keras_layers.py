@@ -178,3 +178,80 @@ def _batch_norm(builder: Builder, keras_name: str, name: str, config: dict, weig
     mean, variance = arrays
     scale = gamma / np.sqrt(variance + float(config.get("epsilon", 1e-3)))
     builder.fold_norm(keras_name, scale, beta - scale * mean)
+
+
+# -- convolutions and pooling (channels-last, as Keras' default and hls4ml) ----------------------
+
+def _tuple(value, rank: int) -> tuple[int, ...]:
+    values = tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value] * rank))
+    return values * rank if len(values) == 1 else values
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "same": the output has ceil(size / stride) positions; the extra padding
+    goes after the input."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _resolve_padding(keras_name: str, class_name: str, padding: str, spatial: tuple, window: tuple, stride: tuple):
+    if padding == "valid":
+        return tuple((0, 0) for _ in window)
+    if padding == "same":
+        return tuple(_same_padding(n, k, s) for n, k, s in zip(spatial, window, stride))
+    raise UnsupportedLayerError(f"layer {keras_name!r} ({class_name}): padding {padding!r} is not supported "
+                                "(valid and same are)")
+
+
+def _check_spatial(builder: Builder, keras_name: str, class_name: str, rank: int, config: dict) -> None:
+    if len(builder.shape) != rank + 1:
+        raise UnsupportedLayerError(f"layer {keras_name!r} ({class_name}) reads input shape {builder.shape}; "
+                                    f"it needs {rank} spatial axes and channels")
+    if config.get("data_format", "channels_last") not in ("channels_last", None):
+        raise UnsupportedLayerError(f"layer {keras_name!r} ({class_name}): only data_format channels_last is supported")
+
+
+def _conv(rank: int):
+    def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+        from hwprune.ir.layers import Conv1D, Conv2D
+
+        class_name = f"Conv{rank}D"
+        _check_spatial(builder, keras_name, class_name, rank, config)
+        if any(d != 1 for d in _tuple(config.get("dilation_rate", 1), rank)) or int(config.get("groups", 1)) != 1:
+            raise UnsupportedLayerError(f"layer {keras_name!r} ({class_name}): dilation and groups are not supported")
+        kernel, stride = _tuple(config["kernel_size"], rank), _tuple(config.get("strides", 1), rank)
+        filters, cin = int(config["filters"]), builder.shape[-1]
+        use_bias = config.get("use_bias", True)
+        _expect(keras_name, class_name, weights, [(*kernel, cin, filters)] + ([(filters,)] if use_bias else []))
+        padding = _resolve_padding(keras_name, class_name, config.get("padding", "valid"), builder.shape[:-1],
+                                   kernel, stride)
+        weight = np.moveaxis(weights[0], -1, 0)  # Keras (k..., in, out) -> IR (out, k..., in)
+        bias = weights[1] if use_bias else np.zeros(filters)
+        cls = Conv1D if rank == 1 else Conv2D
+        builder.add(cls(name, weight=weight, bias=bias, stride=stride, padding=padding), linear=True)
+        _activation(builder, keras_name, name, config.get("activation"))
+
+    return convert
+
+
+def _pool(rank: int, op: str):
+    def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+        from hwprune.ir import layers as ir
+
+        class_name = f"{'Max' if op == 'max' else 'Average'}Pooling{rank}D"
+        _check_spatial(builder, keras_name, class_name, rank, config)
+        window = _tuple(config.get("pool_size", 2), rank)
+        stride = _tuple(config.get("strides") or window, rank)
+        padding = _resolve_padding(keras_name, class_name, config.get("padding", "valid"), builder.shape[:-1],
+                                   window, stride)
+        cls = getattr(ir, f"{'MaxPool' if op == 'max' else 'AvgPool'}{rank}D")
+        builder.add(cls(name, pool_size=window, stride=stride, padding=padding))  # Keras averages exclude padding
+
+    return convert
+
+
+CONVERTERS["Conv1D"] = _conv(1)
+CONVERTERS["Conv2D"] = _conv(2)
+for _rank in (1, 2):
+    CONVERTERS[f"MaxPooling{_rank}D"] = CONVERTERS[f"MaxPool{_rank}D"] = _pool(_rank, "max")
+    CONVERTERS[f"AveragePooling{_rank}D"] = CONVERTERS[f"AvgPool{_rank}D"] = _pool(_rank, "avg")

@@ -27,6 +27,7 @@ from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed
 
 INPUT_NAME = "x_in"  # hls4ml refuses a layer named "input"
+WEIGHTED = ("dense", "conv1d", "conv2d")
 TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result"}
 
 # kind -> function(layer, input name, input shape, options) -> hls4ml layer dict, or None to skip
@@ -59,6 +60,51 @@ def _flatten(layer, source: str, shape: tuple, options: HlsOptions):
     if len(shape) == 1:
         return None  # already flat: nothing to do
     return {"class_name": "Reshape", "name": layer.name, "inputs": [source], "target_shape": [int(np.prod(shape))]}
+
+
+def _conv(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
+    if layer.depthwise:
+        raise ModelError(f"layer {layer.name!r}: depthwise convolutions are not mapped to hls4ml yet")
+    out_shape = layer.output_shape(shape)
+    entry = {"class_name": "Conv1D" if layer.rank == 1 else "Conv2D", "name": layer.name, "inputs": [source],
+             "data_format": "channels_last", "n_chan": int(shape[-1]), "n_filt": layer.out_channels,
+             # IR (out, k..., in) -> hls4ml / Keras (k..., in, out)
+             "weight_data": np.ascontiguousarray(np.moveaxis(layer.weight, 0, -1)),
+             "bias_data": np.asarray(layer.bias), "activation": "linear"}
+    entry.update(_geometry(layer, shape, out_shape, layer.kernel_size, "filt"))
+    return entry
+
+
+def _geometry(layer, shape: tuple, out_shape: tuple, window: tuple, prefix: str) -> dict:
+    if layer.rank == 1:
+        (left, right), = layer.padding
+        return {"in_width": int(shape[0]), "out_width": int(out_shape[0]), f"{prefix}_width": int(window[0]),
+                "stride_width": int(layer.stride[0]), "pad_left": left, "pad_right": right}
+    (top, bottom), (left, right) = layer.padding
+    return {"in_height": int(shape[0]), "in_width": int(shape[1]), "out_height": int(out_shape[0]),
+            "out_width": int(out_shape[1]), f"{prefix}_height": int(window[0]), f"{prefix}_width": int(window[1]),
+            "stride_height": int(layer.stride[0]), "stride_width": int(layer.stride[1]),
+            "pad_top": top, "pad_bottom": bottom, "pad_left": left, "pad_right": right}
+
+
+MAPPERS["conv1d"] = MAPPERS["conv2d"] = _conv
+
+
+def _pool(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
+    if getattr(layer, "count_pad", False) and any(p != (0, 0) for p in layer.padding):
+        raise ModelError(f"layer {layer.name!r}: hls4ml's average pooling does not count padding; "
+                         "this layer does (count_pad)")
+    out_shape = layer.output_shape(shape)
+    entry = {"class_name": f"{'Max' if layer.op == 'max' else 'Average'}Pooling{layer.rank}D", "name": layer.name,
+             "inputs": [source], "data_format": "channels_last", "n_filt": int(shape[-1])}
+    entry.update(_geometry(layer, shape, out_shape, layer.pool_size, "pool"))
+    if layer.rank == 1:
+        entry["n_in"], entry["n_out"] = entry.pop("in_width"), entry.pop("out_width")
+    return entry
+
+
+for _kind in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+    MAPPERS[_kind] = _pool
 
 
 @mapper("softmax")
@@ -103,7 +149,12 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
     layers = [{"class_name": "InputLayer", "name": source, "input_shape": list(graph.input_shape)}]
     precisions = {source: {"Precision": {"result": graph.input_t.hls()}}}
     converted, skipped = [], []
+    value_types = [graph.input_t, *graph.value_types()]
     for index, layer in enumerate(graph.layers):
+        if layer.kind.startswith("maxpool") and not value_types[index].signed and any(
+                p != (0, 0) for p in layer.padding):
+            raise ModelError(f"layer {layer.name!r}: hls4ml pads max pooling with the input type's lowest bit "
+                             f"pattern, which for the unsigned {value_types[index]} is a large positive value")
         fn = MAPPERS.get(layer.kind)
         if fn is None:
             raise ModelError(f"layer {layer.name!r}: the hls4ml backend has no mapping for {layer.kind!r}")
@@ -113,7 +164,7 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
             continue
         layers.append(entry)
         conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items()}}
-        if layer.kind in ("dense", "conv1d", "conv2d"):
+        if layer.kind in WEIGHTED:
             conf.update(ReuseFactor=options.reuse_factor, Strategy=options.hls4ml_strategy)
         precisions[layer.name] = conf
         converted.append(layer.name)
@@ -152,7 +203,7 @@ def check_model(model, graph: Graph, conversion: Conversion, options: HlsOptions
             if got is None or not _same_type(got.precision, t):
                 raise ModelError(f"layer {name!r}: hls4ml's {key} is {got.precision if got else None}, "
                                  f"expected {t.hls()}")
-        if ir_layer.kind in ("dense", "conv1d", "conv2d"):
+        if ir_layer.kind in WEIGHTED:
             rf = node.get_attr("reuse_factor")
             if rf != options.reuse_factor:
                 valid = _valid_reuse_factors(model, node)

@@ -24,7 +24,7 @@ import numpy as np
 
 import hwprune
 from hwprune.backends.hls4ml.compressed import compress_layer
-from hwprune.backends.hls4ml.convert import build_model
+from hwprune.backends.hls4ml.convert import WEIGHTED, build_model
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.backends.hls4ml.sparsity import layer_cost
 from hwprune.errors import ModelError, OptionError, WeightError
@@ -37,7 +37,6 @@ SUMMARY = "hwprune_hls4ml.json"
 SUMMARY_FORMAT = "hwprune-hls4ml-project"
 SOFTMAX_NOTE = ("The project ends at the logits: hwprune's integer reference ends there too (softmax does not "
                 "change the argmax), so C simulation can equal it bit for bit.")
-WEIGHTED = ("dense",)
 
 
 def _env():
@@ -48,17 +47,15 @@ def _env():
 
 
 def _check_order_free(graph: Graph, options: HlsOptions) -> None:
-    """Resource and DA sum the products in another order than the reference: allowed only
-    where the order cannot change a bit (exact products, an accumulator that never
-    overflows or wraps)."""
-    if options.strategy == "latency":
-        return
+    """Resource and DA (and hls4ml's convolutions under any strategy) sum the products in
+    another order than the reference: allowed only where the order cannot change a bit
+    (exact products, an accumulator that never overflows or wraps)."""
     for index, layer in enumerate(graph.layers):
-        if layer.kind not in WEIGHTED:
+        if layer.kind not in WEIGHTED or (options.strategy == "latency" and layer.kind == "dense"):
             continue
         in_t = graph.input_t if index == 0 else graph.value_types()[index - 1]
         w, acc0 = dense_integers(layer)
-        if not dense_sum(layer, in_t, w, acc0).fast:
+        if not dense_sum(layer, in_t, w.reshape(w.shape[0], -1), acc0).fast:
             raise OptionError(
                 f"layer {layer.name!r}: its accumulator {layer.accum_t} can round or saturate, so the {options.strategy} "
                 "strategy's summation order could change the result; use --strategy latency or a wider accumulator")
@@ -67,6 +64,8 @@ def _check_order_free(graph: Graph, options: HlsOptions) -> None:
 def _storage(layer, cost, options: HlsOptions) -> str:
     if options.strategy != "resource":
         return "constants in logic"
+    if layer.kind != "dense":
+        return "dense"
     if options.storage == "compressed" or (options.storage == "auto" and cost.coo_memory_bits < cost.dense_memory_bits):
         return "compressed"
     return "dense"
@@ -134,6 +133,8 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
                "weights": 0, "nonzero": 0, "storage": None, "in_project": layer.name in conversion.converted}
         if layer.kind in WEIGHTED:
             cost = layer_cost(layer)
+            if layer.kind != "dense" and options.strategy == "resource" and options.storage == "compressed":
+                raise OptionError(f"layer {layer.name!r}: compressed weights are implemented for Dense layers only")
             storage = _storage(layer, cost, options)
             if storage == "compressed":
                 compress_layer(out_dir, layer.name, nodes[layer.name], layer, env)
