@@ -19,6 +19,7 @@ one before). Anything else is an error naming the layer.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +191,25 @@ def from_keras_json(json_path, weights_path, name: Optional[str] = None) -> Grap
 
 # -- Keras 3: .keras --------------------------------------------------------------------------
 
+def _snake_case(name: str) -> str:
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras3_keys(entries: list) -> list[str]:
+    """Where each layer's variables live in ``model.weights.h5``: Keras 3 names the groups
+    after the layer's class, not its name (``dense``, ``dense_1``, ... in model order)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for entry in entries:
+        base = _snake_case(str(entry.get("class_name", "")))
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        keys.append(base if count == 0 else f"{base}_{count}")
+    return keys
+
+
 def from_keras_file(path, name: Optional[str] = None) -> Graph:
     """A Keras 3 ``.keras`` file: ``config.json`` + ``model.weights.h5`` in a zip."""
     path = Path(path)
@@ -211,10 +231,14 @@ def from_keras_file(path, name: Optional[str] = None) -> Graph:
     with h5file:
         layers_group = h5file["layers"] if "layers" in h5file else None
 
+        _, entries = _model_config(top, str(path))
+        keys = _keras3_keys(entries)
+
         def weights_of(layer_name: str, index: int) -> tuple[np.ndarray, ...]:
-            if layers_group is None or layer_name not in layers_group or "vars" not in layers_group[layer_name]:
+            key = keys[index]
+            if layers_group is None or key not in layers_group or "vars" not in layers_group[key]:
                 return ()
-            variables = layers_group[layer_name]["vars"]
+            variables = layers_group[key]["vars"]
             return tuple(np.asarray(variables[str(i)], dtype=np.float64) for i in range(len(variables)))
 
         _, shape, layers = layers_from_config(top, weights_of, str(path))
