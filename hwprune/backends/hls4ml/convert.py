@@ -241,6 +241,5 @@ def build_model(graph: Graph, options: HlsOptions, output_dir: Path, project: st
             model = ModelGraph.from_layer_list(conversion.config, conversion.layer_list)
         except Exception as exc:  # hls4ml raises bare exceptions (assert, Exception) for what it refuses
             raise ModelError(f"hls4ml refused model {graph.name!r}: {type(exc).__name__}: {exc}") from None
-    model.config.config["Stamp"] = stamp(graph, options)
     check_model(model, graph, conversion, options)
     return model, conversion

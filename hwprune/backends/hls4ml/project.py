@@ -24,7 +24,7 @@ import numpy as np
 
 import hwprune
 from hwprune.backends.hls4ml.compressed import compress_layer
-from hwprune.backends.hls4ml.convert import WEIGHTED, build_model
+from hwprune.backends.hls4ml.convert import WEIGHTED, build_model, stamp
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.backends.hls4ml.sparsity import layer_cost
 from hwprune.errors import ModelError, OptionError, WeightError
@@ -120,9 +120,13 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
     with contextlib.redirect_stdout(io.StringIO()):  # hls4ml prints progress on stdout
         model, conversion = build_model(graph, options, out_dir, project)
         model.write()
-    config_file = out_dir / "hls4ml_config.yml"
-    if config_file.is_file():  # no absolute path in the project
-        config_file.write_text(config_file.read_text().replace(str(out_dir), "."))
+    # No absolute path in the project, and hls4ml's random library stamp (drawn while
+    # writing) replaced by a hash of the graph and options: same inputs, same bytes.
+    written_stamp = model.config.config["Stamp"]
+    for name in ("hls4ml_config.yml", "build_lib.sh"):
+        path = out_dir / name
+        if path.is_file():
+            path.write_text(path.read_text().replace(str(out_dir), ".").replace(written_stamp, stamp(graph, options)))
 
     nodes = {node.name: node for node in model.get_layers()}
     env = _env()
