@@ -4,8 +4,8 @@ The project (``DIR/hls4ml/``, written by ``export --backend hls4ml``) is copied 
 build folder, compiled by its own ``build_lib.sh`` (what ``ModelGraph.compile()`` runs),
 and run by ``hls4ml_csim`` in a subprocess. Its outputs are real values of the output
 type; they are turned back into integers exactly (``from_grid``) and compared with the
-integer reference by equality. Identical projects reuse the library built before in this
-process.
+integer reference by equality. An identical project reuses the library built before, in
+this run or an earlier one (``cache_root()``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.errors import ModelError, ToolchainError
-from hwprune.harness.engines import Engine, EngineRun, _build_root, check_inputs, register_engine
+from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import GRAPH_FILE, load_graph
 from hwprune.quant.fixed import from_grid, to_real
@@ -42,29 +42,61 @@ def find_project(model) -> Path:
     raise ModelError(f"{path}: no hls4ml project; export with --backend hls4ml")
 
 
-def build_library(project: Path, summary: dict) -> Path:
-    """The project's bridge library, compiled once per distinct project in this process."""
-    digest = hashlib.sha256(repr(sorted(summary["files"].items())).encode()).hexdigest()[:20]
-    build = _build_root() / f"hls4ml-{digest}"
-    if not (build / "built").exists():
-        # Built in place: the library holds the absolute path of its weights folder.
-        shutil.rmtree(build, ignore_errors=True)
-        shutil.copytree(project, build)
+def cache_root() -> Path:
+    """Where compiled projects are kept between runs: ``$HWPRUNE_CACHE_DIR`` or
+    ``~/.cache/hwprune``; an hls4ml compile takes seconds to minutes of g++."""
+    base = os.environ.get("HWPRUNE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hwprune")
+    return Path(base) / "hls4ml"
+
+
+_WEIGHTS_LINE = 'WEIGHTS_DIR="\\"${BASEDIR}/firmware/weights\\""'
+
+
+def _compiler_id() -> str:
+    try:
+        return subprocess.run(["g++", "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "g++"
+
+
+def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
+    """(the project's compiled bridge library, the folder to run it in), compiled once per
+    distinct project and compiler and kept in ``cache_root()``.
+
+    The library reads its weights from ``WEIGHTS_DIR``; hls4ml's build_lib.sh bakes in an
+    absolute path, which hwprune makes relative (the simulation runs in the folder), so
+    a finished build can be moved into the cache atomically."""
+    digest = hashlib.sha256(repr((sorted(summary["files"].items()), _compiler_id())).encode()).hexdigest()[:24]
+    root = cache_root()
+    final = root / digest
+    if not final.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=root))
         try:
-            done = subprocess.run(["bash", "build_lib.sh"], cwd=build, capture_output=True, text=True,
-                                  timeout=BUILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(build, ignore_errors=True)
-            raise ToolchainError(f"compiling the hls4ml project {project} took longer than {BUILD_TIMEOUT_S} s") from None
-        if done.returncode != 0:
-            shutil.rmtree(build, ignore_errors=True)
-            tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            raise ToolchainError(f"g++ failed on the hls4ml project {project}: {tail}")
-        (build / "built").touch()
-    libraries = sorted((build / "firmware").glob(f"{summary['project']}-*.so"))
+            shutil.copytree(project, tmp / "p")
+            script = (tmp / "p" / "build_lib.sh").read_text()
+            if _WEIGHTS_LINE not in script:
+                raise ToolchainError(f"{project}/build_lib.sh does not set WEIGHTS_DIR as hls4ml 1.3.0 does")
+            (tmp / "p" / "build_lib.sh").write_text(script.replace(_WEIGHTS_LINE, 'WEIGHTS_DIR="\\"firmware/weights\\""'))
+            try:
+                done = subprocess.run(["bash", "build_lib.sh"], cwd=tmp / "p", capture_output=True, text=True,
+                                      timeout=BUILD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise ToolchainError(f"compiling the hls4ml project {project} took longer than {BUILD_TIMEOUT_S} s") from None
+            if done.returncode != 0:
+                tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+                raise ToolchainError(f"g++ failed on the hls4ml project {project}: {tail}")
+            try:
+                os.rename(tmp / "p", final)
+            except OSError:
+                if not final.is_dir():  # not another process that finished the same build first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    libraries = sorted((final / "firmware").glob(f"{summary['project']}-*.so"))
     if len(libraries) != 1:
-        raise ToolchainError(f"build_lib.sh of {project} left {len(libraries)} libraries; expected one")
-    return libraries[0]
+        raise ToolchainError(f"the build of {project} in {final} left {len(libraries)} libraries; expected one")
+    return libraries[0], final
 
 
 class Hls4mlEngine(Engine):
@@ -90,7 +122,7 @@ class Hls4mlEngine(Engine):
         graph = load_graph(project.parent)
         x = check_inputs(graph, x_int)
         summary = read_summary(project)
-        library = build_library(project, summary)
+        library, workdir = build_library(project, summary)
         n_out = int(np.prod(graph.output_shape))
         with tempfile.TemporaryDirectory(prefix="hwprune-csim-") as tmp:
             in_path, out_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
@@ -99,7 +131,7 @@ class Hls4mlEngine(Engine):
             try:
                 done = subprocess.run([sys.executable, "-m", "hwprune.harness.hls4ml_csim", str(library),
                                        summary["project"], str(in_path), str(out_path), str(n_out)],
-                                      capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+                                      capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=workdir)
             except subprocess.TimeoutExpired:
                 raise ToolchainError(f"C simulation of {project} ran longer than {RUN_TIMEOUT_S} s") from None
             if done.returncode != 0:
