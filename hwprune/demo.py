@@ -53,6 +53,8 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
     import torch
 
     from hwprune import reference
+    from hwprune.backends.c.formats import choose_formats
+    from hwprune.energy import export_proxy, float_proxy
     from hwprune.data import load_dataset
     from hwprune.frontends.torch import from_torch
     from hwprune.pipeline import ExportOptions, write_export
@@ -66,28 +68,34 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
     _say(f"digits: {len(data.x_train)} training and {len(data.x_test)} test images of 8x8 pixels")
     stages = []
 
-    def stage(name: str, accuracy: float, model_sparsity: float) -> None:
-        stages.append({"stage": name, "accuracy": float(accuracy), "sparsity": float(model_sparsity)})
-        _say(f"{name}: test accuracy {accuracy * 100:.2f} % at {model_sparsity * 100:.1f} % sparsity")
+    def stage(name: str, accuracy: float, model_sparsity: float, proxy) -> None:
+        stages.append({"stage": name, "accuracy": float(accuracy), "sparsity": float(model_sparsity),
+                       "energy_proxy_pj": proxy.total(), "energy_model": proxy.description})
+        _say(f"{name}: test accuracy {accuracy * 100:.2f} % at {model_sparsity * 100:.1f} % sparsity, "
+             f"energy proxy {proxy.total() / 1e3:.1f} nJ per inference ({proxy.description})")
 
     model = make_mlp(config.sizes, seed=config.seed)
     fit(model, data.x_train, data.y_train, config.train_epochs, lr=config.lr, seed=config.seed, progress=True)
-    stage("dense float", evaluate(model, data.x_test, data.y_test), 0.0)
+    stage("dense float", evaluate(model, data.x_test, data.y_test), 0.0, float_proxy(from_torch(model)))
 
     masks = compute_masks(model, config.sparsity, method="magnitude", scope=config.scope,
                           min_density=config.min_density)
     apply_masks(model, masks)
-    stage("pruned, before fine-tuning", evaluate(model, data.x_test, data.y_test), sparsity(model)[0])
+    before_finetuning = evaluate(model, data.x_test, data.y_test), sparsity(model)[0]
     fit(model, data.x_train, data.y_train, config.finetune_epochs, lr=config.lr / 2, seed=config.seed + 1,
         progress=True)
     achieved, per_layer = sparsity(model)
-    stage("pruned, fine-tuned (float)", evaluate(model, data.x_test, data.y_test), achieved)
-
+    accuracy = evaluate(model, data.x_test, data.y_test)
     graph = from_torch(strip_masks(model), name="digits_mlp")
+    # The masks stay fixed while fine-tuning: before and after, the same weights are zero.
+    stage("pruned, before fine-tuning", *before_finetuning, float_proxy(graph, sparse=True))
+    stage("pruned, fine-tuned (float)", accuracy, achieved, float_proxy(graph, sparse=True))
     quantized = calibrate(graph, data.x_train, QuantConfig(config.weight_bits, config.activation_bits))
     y_ref = reference.predict(quantized, data.x_test)
     q_accuracy = float(np.mean(y_ref.argmax(axis=1) == data.y_test))
-    stage(f"pruned, {config.weight_bits}-bit fixed point (integer reference)", q_accuracy, achieved)
+    formats = {s.name: s.format for s in choose_formats(quantized, "auto")}  # what the export will choose
+    stage(f"pruned, {config.weight_bits}-bit fixed point (integer reference)", q_accuracy, achieved,
+          export_proxy(quantized, formats))
 
     _say("exporting C, compiling it on the host and comparing every output with the reference")
     options = ExportOptions(config.weight_bits, config.activation_bits, config.sparsity, "auto")

@@ -1,8 +1,8 @@
-"""Where the data files (templates, target files) live, installed or in a checkout.
+"""Where the data files (templates, target files, energy tables) live, installed or in a checkout.
 
-In the repository they sit at the top (``templates/``, ``targets/``) so that they are
-easy to find and edit; the wheel carries them inside the package (``hwprune/templates``,
-``hwprune/targets``, see pyproject.toml). Code asks here instead of guessing a path.
+In the repository they sit at the top (``templates/``, ``targets/``, ``costs/``) so that
+they are easy to find and edit; the wheel carries them inside the package
+(``hwprune/templates``, ``hwprune/targets``, ``hwprune/costs``, see pyproject.toml). Code asks here instead of guessing a path.
 """
 
 from __future__ import annotations
@@ -33,3 +33,8 @@ def templates_dir() -> Path:
 def targets_dir() -> Path:
     """The folder holding one ``<chip>.toml`` file per target."""
     return _data_dir("targets")
+
+
+def costs_dir() -> Path:
+    """The folder holding the energy tables (``energy_45nm.toml``)."""
+    return _data_dir("costs")

@@ -21,7 +21,7 @@ import numpy as np
 
 from hwprune import __version__, reference
 from hwprune.errors import DataError, ModelError, OptionError
-from hwprune.ir.graph import Graph
+from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
 from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -43,8 +43,11 @@ class ExportOptions:
     target: str = "stm32l4r5"
     remove_dead_neurons: bool = True
     seed: int = 0
+    name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            check_c_name(self.name)
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
             raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
         if self.format not in ("auto", "dense", "csr"):
@@ -165,6 +168,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
 
     if not graph.is_quantized:
         raise ModelError("write_export needs a quantized graph")
+    if options.name:
+        graph = graph.replace(name=options.name)
     graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
     vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)

@@ -15,6 +15,7 @@ import numpy as np
 
 from hwprune import __version__
 from hwprune.errors import HwpruneError
+from hwprune.ir.graph import LOGITS_NOTE, outputs_are_logits
 from hwprune.ir.io import load_graph
 
 REPORT_JSON = "report.json"
@@ -30,6 +31,8 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
     rows = []
     shapes_in = [graph.input_shape_of(i) for i in range(len(graph.layers))]
     for index, (layer, shape_in, shape_out) in enumerate(zip(graph.layers, shapes_in, graph.shapes)):
+        if layer.kind == "softmax":
+            continue  # not computed by any engine (the outputs are logits); see report["outputs"]
         row = {"name": layer.name, "kind": layer.kind, "input_shape": list(shape_in),
                "output_shape": list(shape_out), "weighted": isinstance(layer, WeightedLayer),
                "types": {k: str(v) for k, v in layer.types().items()}}
@@ -124,12 +127,14 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "bits_per_nonzero": weight_bytes * 8 / max(nonzero, 1),
         "input_type": str(graph.input_t),
         "output_type": str(graph.output_t),
+        "outputs": LOGITS_NOTE if outputs_are_logits(graph) else "the last layer's values",
         "removed_neurons": meta.get("removed_neurons", {}),
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),
         "layers": layers,
     }
     report.update(_fpga_figures(export_dir, report))
+    report["energy_proxy_pj"] = _energy(graph, meta.get("formats", {}))
     target_name = target or meta.get("target")
     if target_name:
         t = get_target(target_name)
@@ -159,6 +164,15 @@ def _fpga_figures(export_dir: Path, report: dict) -> dict:
             "hls4ml": {key: summary[key] for key in keys}}
 
 
+def _energy(graph, formats: dict) -> Optional[dict]:
+    from hwprune import energy
+
+    try:
+        return energy.report_section(graph, formats)
+    except HwpruneError as exc:  # a layer kind without an energy rule: say so, export anyway
+        return {"total": None, "note": str(exc)}
+
+
 def _fmt(value, digits=2) -> str:
     if value is None:
         return "-"
@@ -172,9 +186,12 @@ def render_markdown(report: dict) -> str:
     lines.append(f"hwprune {report['hwprune_version']}" + (f", from `{report['source']}`" if report.get("source") else ""))
     lines.append("")
     if report.get("stages"):
-        lines += ["## Accuracy at each stage", "", "| stage | accuracy | sparsity |", "|---|---:|---:|"]
+        energy = all("energy_proxy_pj" in stage for stage in report["stages"])
+        lines += ["## Accuracy at each stage", "", "| stage | accuracy | sparsity |" + (" energy proxy |" if energy else ""),
+                  "|---|---:|---:|" + ("---:|" if energy else "")]
         for stage in report["stages"]:
-            lines.append(f"| {stage['stage']} | {stage['accuracy'] * 100:.2f} % | {stage.get('sparsity', 0) * 100:.1f} % |")
+            lines.append(f"| {stage['stage']} | {stage['accuracy'] * 100:.2f} % | {stage.get('sparsity', 0) * 100:.1f} % |"
+                         + (f" {stage['energy_proxy_pj'] / 1e3:.1f} nJ |" if energy else ""))
         lines.append("")
     verdict = "**bit-exact**" if report["bit_exact"] else "**MISMATCH**"
     lines += ["## Verification", "",
@@ -192,6 +209,8 @@ def render_markdown(report: dict) -> str:
               f"- MACs per inference: {report['macs']} dense, {report['macs_sparse']} on nonzero weights "
               f"({report['macs'] / max(report['macs_sparse'], 1):.1f}x fewer)",
               f"- types: input {report['input_type']}, output {report['output_type']}"]
+    if report.get("outputs", "").startswith("outputs are logits"):
+        lines.append(f"- {report['outputs']}")
     if report.get("removed_neurons"):
         removed = ", ".join(f"{n} from {name}" for name, n in report["removed_neurons"].items())
         lines.append(f"- dead neurons removed before export (their constant output folded into the next bias): {removed}")
@@ -225,6 +244,10 @@ def render_markdown(report: dict) -> str:
         )
     lines += ["", "Bits per nonzero count every byte of weight storage (values, indices, row pointers); the entropy",
               "bound is log2 C(n, k) / k, the fewest bits per nonzero any index format could spend on the mask.", ""]
+    if (report.get("energy_proxy_pj") or {}).get("total") is not None:
+        from hwprune.energy import markdown_lines
+
+        lines += markdown_lines(report["energy_proxy_pj"])
     return "\n".join(lines)
 
 
@@ -235,7 +258,14 @@ def render_plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in report["layers"] if r.get("weighted", r["kind"] == "dense")]
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows) + 2), 3.4))
+    energy = report.get("energy_proxy_pj") or {}
+    if energy.get("total") is not None:
+        from hwprune.energy import plot as plot_energy
+
+        fig, (ax, energy_ax) = plt.subplots(1, 2, figsize=(2 * max(4.5, 1.3 * len(rows) + 2), 3.4))
+        plot_energy(energy_ax, energy)
+    else:
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows) + 2), 3.4))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["dense_weight_bytes"] for r in rows], 0.4, label="dense")
     ax.bar(x + 0.2, [r["csr_weight_bytes"] for r in rows], 0.4, label="csr")

@@ -41,19 +41,24 @@ def run_arm(s: c.Setup, arm: str, model, epochs: int, seed: int):
 
 def main() -> None:
     args = c.parse_args(__doc__.splitlines()[0])
-    clock = c.Clock()
+    clock = c.Clock("budget", args)
     s = c.setup("mlp", args)
     budgets = QUICK_BUDGETS if s.quick else BUDGETS
-    rows = []
-    with c.quiet_collapse(), c.progress(len(s.seeds) * len(budgets) * len(ARMS), "budget mlp") as bar:
-        for seed in s.seeds:
-            model = c.dense(s, seed)
-            for epochs in budgets:
-                for arm in ARMS:
-                    result = run_arm(s, arm, model, epochs, seed)
-                    rows.append(c.row(s, arm, TARGET if arm != "unpruned" else 0.0, seed, result=result,
-                                      epochs=epochs))
-                    bar.update(1)
+
+    def compute():
+        rows = []
+        with c.quiet_collapse(), c.progress(len(s.seeds) * len(budgets) * len(ARMS), "budget mlp") as bar:
+            for seed in s.seeds:
+                model = c.dense(s, seed)
+                for epochs in budgets:
+                    for arm in ARMS:
+                        result = run_arm(s, arm, model, epochs, seed)
+                        rows.append(c.row(s, arm, TARGET if arm != "unpruned" else 0.0, seed, result=result,
+                                          epochs=epochs))
+                        bar.update(1)
+        return rows
+
+    rows = c.rows_of("budget", s, args, compute)
 
     def accuracies(arm, epochs):
         return {r["seed"]: r["test_accuracy"] for r in rows if r["arm"] == arm and r["epochs"] == epochs}
@@ -80,7 +85,9 @@ def main() -> None:
     markdown = c.header("Fine-tuning budget at 90 % sparsity (MLP)", command, dataclasses.replace(s, recipe=recipe),
                         clock, finetune=False)
     markdown += (f"Every arm fine-tunes at lr {s.recipe.finetune_lr:g} for the budget in the first column.\n\n"
-                 f"![accuracy vs budget](figures/{figure.name})\n\n" + "\n".join(table) + "\n")
+                 f"![accuracy vs budget](figures/{figure.name})\n\n"
+                 f"Error bars: ±1 sample standard deviation over the seeds. The budget axis is logarithmic, to scale."
+                 f"\n\n" + "\n".join(table) + "\n")
     c.save("budget", rows, markdown, {"command": command, "minutes": clock.minutes(), "budgets": list(budgets),
                                       "recipe": s.recipe.__dict__}, s.quick)
 

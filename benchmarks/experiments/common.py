@@ -66,6 +66,8 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--arch", choices=("mlp", "cnn", "both"), default="both")
     parser.add_argument("--out", type=Path, default=None,
                         help="write docs/ and results/ under this folder instead of the repository")
+    parser.add_argument("--from-results", action="store_true",
+                        help="train nothing: rebuild the page and figures from the per-seed JSON of an earlier run")
     args = parser.parse_args()
     if args.out is not None:
         set_output(args.out)
@@ -74,7 +76,9 @@ def parse_args(description: str) -> argparse.Namespace:
 
 def command_line(command: str, args, s: "Setup") -> str:
     """The command that reproduces this run, for the generated page."""
-    return command + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+    arch = getattr(args, "arch", "both")
+    return (command + (" --quick" if s.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "")
+            + (f" --arch {arch}" if arch != "both" else ""))
 
 
 def set_output(root: Path) -> None:
@@ -134,6 +138,13 @@ def test_accuracy(s: Setup, model) -> float:
     return evaluate(model, s.x_test, s.y_test)
 
 
+def sparsity_of(model) -> tuple[float, dict[str, float]]:
+    """Achieved sparsity of ``model``: overall and per prunable layer."""
+    from hwprune.prune.masks import sparsity
+
+    return sparsity(model)
+
+
 def row(s: Setup, arm: str, target: float, seed: int, model=None, result=None, **extra) -> dict:
     """One measurement: the arm, the target, the seed, test accuracy and what pruning achieved."""
     out = {"arch": s.arch, "arm": arm, "target": target, "seed": seed}
@@ -176,17 +187,43 @@ def mean_std(xs) -> tuple[float, float]:
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
-    """``a - b`` over the seeds both have: mean, std, 95 % t-interval, seeds favouring each."""
+    """``a - b`` per seed: mean, std, 95 % t-interval, seeds favouring each.
+
+    Both arms must have the same seeds: dropping the unmatched ones would silently compare
+    a subset, so that is a ValueError naming them."""
     from scipy import stats
 
-    seeds = sorted(set(a) & set(b))
+    if set(a) != set(b):
+        raise ValueError(f"paired arms need the same seeds: only in a: {sorted(set(a) - set(b))}, "
+                         f"only in b: {sorted(set(b) - set(a))}")
+    if not a:
+        raise ValueError("paired arms have no seeds")
+    seeds = sorted(a)
     d = np.array([a[k] - b[k] for k in seeds])
     n = len(d)
     mean = float(d.mean())
     std = float(d.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else math.inf
-    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half,
+    if n < 2:
+        p_value = 1.0
+    elif std == 0:
+        p_value = 1.0 if mean == 0 else 0.0
+    else:
+        p_value = float(2 * stats.t.sf(abs(mean) / (std / math.sqrt(n)), n - 1))  # two-sided paired t-test
+    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "p": p_value,
             "a_wins": int((d > 0).sum()), "b_wins": int((d < 0).sum()), "ties": int((d == 0).sum())}
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given: the family-wise error rate
+    stays at most alpha when each adjusted p is compared with alpha."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def pct(x: float) -> str:
@@ -265,7 +302,8 @@ def layer_table(rows, arch, arms, targets, labels=None) -> str:
 
 
 def plot(rows, arch, arms, targets, path: Path, title: str, labels=None, x_key="target") -> None:
-    """Accuracy vs sparsity, mean with std error bars, targets evenly spaced on the x axis."""
+    """Accuracy vs sparsity, mean with ±1 sample std error bars, targets evenly spaced on the x axis
+    (not to scale: the labels say which sparsity each position is)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,8 +324,8 @@ def plot(rows, arch, arms, targets, path: Path, title: str, labels=None, x_key="
                 xs.append(positions[i] + (index - (len(arms) - 1) / 2) * width)
         ax.errorbar(xs, means, yerr=stds, marker="o", markersize=3, capsize=3, label=labels.get(arm, arm))
     ax.set_xticks(positions, [f"{100 * t:g}" for t in targets])
-    ax.set_xlabel("target sparsity (%)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlabel("target sparsity (%), evenly spaced, not to scale")
+    ax.set_ylabel("test accuracy (%), mean ± 1 sample SD")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -295,6 +333,10 @@ def plot(rows, arch, arms, targets, path: Path, title: str, labels=None, x_key="
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+EVEN_AXIS = ("Error bars: ±1 sample standard deviation over the seeds. The x axis places the tested sparsities at "
+             "even spacing, not to scale.")
 
 
 def save(name: str, rows: list[dict], markdown: str, meta: dict, quick: bool) -> None:
@@ -310,12 +352,32 @@ def figure_path(name: str, arch: str, quick: bool) -> Path:
     return FIGURES / f"{name}_{arch}{'_quick' if quick else ''}.png"
 
 
+def saved(name: str, quick: bool) -> dict:
+    """The ``{"meta", "rows"}`` that an earlier run wrote to ``results/<name>.json``."""
+    path = RESULTS / f"{name}{'_quick' if quick else ''}.json"
+    if not path.is_file():
+        raise SystemExit(f"--from-results: {path} does not exist; run the experiment without it first")
+    return json.loads(path.read_text())
+
+
+def rows_of(name: str, s: Setup, args, compute) -> list[dict]:
+    """``compute()``, or with ``--from-results`` the rows of ``s.arch`` that an earlier run saved."""
+    if not getattr(args, "from_results", False):
+        return compute()
+    return [r for r in saved(name, s.quick)["rows"] if r["arch"] == s.arch]
+
+
 class Clock:
-    def __init__(self) -> None:
+    """Wall-clock minutes since the run began (with ``--from-results``: those of the saved run)."""
+
+    def __init__(self, name: str | None = None, args=None) -> None:
         self.start = time.perf_counter()
+        self.saved = None
+        if name is not None and getattr(args, "from_results", False):
+            self.saved = saved(name, args.quick)["meta"]["minutes"]
 
     def minutes(self) -> float:
-        return (time.perf_counter() - self.start) / 60
+        return self.saved if self.saved is not None else (time.perf_counter() - self.start) / 60
 
 
 def header(title: str, command: str, s: Setup, clock: Clock, extra: str = "", finetune: bool = True) -> str:
@@ -324,11 +386,12 @@ def header(title: str, command: str, s: Setup, clock: Clock, extra: str = "", fi
               f"{r.finetune_lr:g} (equal budgets). ") if finetune else ""
     return (
         f"# {title}\n\n"
-        f"Generated by `{command}` in {clock.minutes():.1f} min (one process, one torch thread).\n\n"
+        f"Generated by `{command}` in {clock.minutes():.1f} min of wall-clock (one process, one torch thread on a "
+        f"2-core machine; the time depends on what else the machine runs).\n\n"
         f"Data: scikit-learn digits, fixed stratified 80/20 split (1437 train / 360 test), pixels / 16. "
         f"Seeds {s.seeds[0]}..{s.seeds[-1]} ({len(s.seeds)}): initial weights and minibatch order. "
         f"Dense: Adam lr {r.dense_lr:g}, {r.dense_epochs} epochs, batch {r.batch_size}. {budget}"
-        f"Accuracies are test accuracy in %, mean ± std over seeds. Paired "
+        f"Accuracies are test accuracy in %, mean ± sample standard deviation over seeds. Paired "
         f"columns: per-seed difference a − b in points, mean ± std [95 % t-interval] (seeds where a wins / b "
         f"wins / tie).\n\n{extra}"
     )
@@ -355,7 +418,7 @@ def plot_xy(series: dict[str, list[tuple[float, float, float]]], path: Path, tit
     if invert_x:
         ax.invert_xaxis()
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("test accuracy (%), mean ± 1 sample SD")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

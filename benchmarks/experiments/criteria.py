@@ -79,16 +79,29 @@ def experiment(s: c.Setup) -> list[dict]:
     return rows
 
 
-def verdicts(s: c.Setup, rows) -> list[str]:
+CLAIM_LEVELS = (0.9, 0.95, 0.98)
+
+
+def claim_tests(rows, archs) -> dict:
+    """(arch, random arm, level) -> paired magnitude − arm with ``p_holm``: Holm's correction
+    over the whole family of the claim (both models, both random arms, three levels)."""
+    keys = [(arch, other, t) for arch in archs for other in ("random", "random_uniform") for t in CLAIM_LEVELS
+            if c.values(rows, arch, "magnitude", t)]
+    tests = [c.paired(c.values(rows, a, "magnitude", t), c.values(rows, a, other, t)) for a, other, t in keys]
+    for test, adjusted in zip(tests, c.holm([t["p"] for t in tests])):
+        test["p_holm"] = adjusted
+    return dict(zip(keys, tests))
+
+
+def verdicts(s: c.Setup, tests) -> list[str]:
     out = []
-    for t in (0.9, 0.95, 0.98):
-        if t not in s.sparsities:
+    for (arch, other, t), p in tests.items():
+        if arch != s.arch:
             continue
-        for other in ("random", "random_uniform"):
-            p = c.paired(c.values(rows, s.arch, "magnitude", t), c.values(rows, s.arch, other, t))
-            holds = p["ci_low"] > 0
-            out.append(f"- {s.arch.upper()} {c.level(t)}: magnitude − {LABELS[other]} = {c.fmt_paired(p)} -> "
-                       f"magnitude beats it: {'YES' if holds else 'NO'}")
+        holds = p["ci_low"] > 0
+        out.append(f"- {s.arch.upper()} {c.level(t)}: magnitude − {LABELS[other]} = {c.fmt_paired(p)}, Holm-adjusted "
+                   f"p = {p['p_holm']:.2g} -> magnitude beats it: {'YES' if holds else 'NO'}"
+                   f"{'' if (p['p_holm'] < 0.05) == holds else ' (not after Holm)'}")
     return out
 
 
@@ -122,27 +135,32 @@ def storage_plot(s: c.Setup, rows) -> str:
 
 def main() -> None:
     args = c.parse_args(__doc__.splitlines()[0])
-    clock = c.Clock()
+    clock = c.Clock("criteria", args)
     sections, all_rows, setups = [], [], []
     for arch in c.archs(args):
         s = c.setup(arch, args)
         setups.append(s)
         with c.quiet_collapse():
-            rows = experiment(s)
-        all_rows += rows
+            all_rows += c.rows_of("criteria", s, args, lambda: experiment(s))
+    tests = claim_tests(all_rows, [s.arch for s in setups])
+    for s in setups:
+        arch, rows = s.arch, [r for r in all_rows if r["arch"] == s.arch]
         figure = c.figure_path("criteria", arch, s.quick)
         c.plot(rows, arch, ARMS, s.sparsities, figure, f"digits {arch.upper()}: pruning criterion (one-shot)", LABELS)
         storage = storage_plot(s, rows)
         unit = "filters" if arch == "cnn" else "neurons"
         sections.append(
             f"## {arch.upper()}\n\n![accuracy vs sparsity](figures/{figure.name})\n\n"
+            f"{c.EVEN_AXIS}\n\n"
             f"### Test accuracy (%)\n\n{c.accuracy_table(rows, arch, ARMS, s.sparsities, LABELS)}\n\n"
             f"### Magnitude vs random: paired differences (points)\n\n"
             f"{c.paired_table(rows, arch, [('magnitude', 'random'), ('magnitude', 'random_uniform'), ('random', 'random_uniform')], s.sparsities, LABELS)}\n\n"
-            f"### Claims\n\n" + "\n".join(verdicts(s, rows)) + "\n\n"
+            f"### Claims\n\nHolm's correction is over the {len(tests)} tests of the claim (both models, both random "
+            f"arms, 90/95/98 %).\n\n" + "\n".join(verdicts(s, tests)) + "\n\n"
             f"### Unstructured vs structured ({unit})\n\n"
             f"Structured targets are fractions of {unit} per layer; weights kept are counted after the dead units "
-            f"are removed. Index storage of the unstructured masks is not counted here.\n\n"
+            f"are removed. Index storage of the unstructured masks is not counted here. Weights kept are on a log "
+            f"scale; error bars ±1 sample standard deviation.\n\n"
             f"![accuracy vs weights kept](figures/{storage})\n\n{structured_table(s, rows)}\n\n"
             f"### Achieved per-layer sparsity (%)\n\n"
             f"{c.layer_table(rows, arch, ['magnitude', 'structured'], [t for t in s.sparsities if t >= 0.8], LABELS)}\n"

@@ -10,8 +10,10 @@ train with the dense recipe, prune the same fraction of what remains, and
   remaining steps (Frankle et al. 2020), k = one epoch of steps;
 - reinit (init mask) / reinit (k mask): the same masks as those arms after each round,
   applied to a fresh random initialization and trained for the full recipe (the control);
-- LR rewinding: keep the trained weights after each pruning and retrain with the dense
-  recipe again (Renda et al. 2020; with Adam at a constant rate this is replaying it).
+- retrain (constant lr): keep the trained weights after each pruning and retrain with the
+  dense recipe again. This is what LR rewinding (Renda et al. 2020) reduces to at a
+  constant learning rate: there is no schedule to rewind, so it is iterative pruning
+  with full retraining. LR rewinding with a real schedule is the rewinding experiment.
 
 10 rounds take the network to 98 %; each round's network is tested, so one run gives
 the whole curve (targets 32, 54, 69, 79, 86, 90.5, 93.5, 95.6, 97, 98 %). Every arm's
@@ -28,7 +30,7 @@ from benchmarks.experiments import common as c
 
 ARMS = ("rewind_init", "rewind_k", "reinit_init", "reinit_k", "lr_rewind")
 LABELS = {"rewind_init": "rewind (init)", "rewind_k": "rewind (k = 1 epoch)", "reinit_init": "reinit (init mask)",
-          "reinit_k": "reinit (k mask)", "lr_rewind": "LR rewinding", "dense": "dense"}
+          "reinit_k": "reinit (k mask)", "lr_rewind": "retrain (constant lr)", "dense": "dense"}
 COMMAND = "python -m benchmarks.experiments.lottery"
 FINAL, ROUNDS, QUICK_ROUNDS = 0.98, 10, 3
 REINIT_SEED_OFFSET = 1000
@@ -93,18 +95,22 @@ def verdicts(s: c.Setup, rows, levels) -> list[str]:
 
 def main() -> None:
     args = c.parse_args(__doc__.splitlines()[0])
-    clock = c.Clock()
+    clock = c.Clock("lottery", args)
     sections, all_rows, setups = [], [], []
     for arch in c.archs(args):
         s = c.setup(arch, args)
         setups.append(s)
         rounds = QUICK_ROUNDS if s.quick else ROUNDS
         levels = targets(rounds)
-        rows = []
-        with c.quiet_collapse(), c.progress(len(s.seeds), f"lottery {arch}") as bar:
-            for seed in s.seeds:
-                rows += run_seed(s, seed, rounds)
-                bar.update(1)
+        def compute():
+            rows = []
+            with c.quiet_collapse(), c.progress(len(s.seeds), f"lottery {arch}") as bar:
+                for seed in s.seeds:
+                    rows += run_seed(s, seed, rounds)
+                    bar.update(1)
+            return rows
+
+        rows = c.rows_of("lottery", s, args, compute)
         all_rows += rows
         figure = c.figure_path("lottery", arch, s.quick)
         c.plot(rows, arch, ARMS, levels[1:], figure, f"digits {arch.upper()}: lottery tickets (IMP, global)", LABELS)
@@ -112,7 +118,7 @@ def main() -> None:
                  ("lr_rewind", "rewind_init")]
         sections.append(
             f"## {arch.upper()}\n\nDense (round 0): {c.fmt_mean_std(c.values(rows, arch, 'dense', 0.0).values())} %.\n\n"
-            f"![accuracy vs sparsity](figures/{figure.name})\n\n"
+            f"![accuracy vs sparsity](figures/{figure.name})\n\n{c.EVEN_AXIS}\n\n"
             f"### Test accuracy (%)\n\n{c.accuracy_table(rows, arch, ARMS, levels[1:], LABELS)}\n\n"
             f"### Paired differences (points)\n\n{c.paired_table(rows, arch, pairs, levels[1:], LABELS)}\n\n"
             f"### Claims\n\n" + "\n".join(verdicts(s, rows, levels)) + "\n\n"
@@ -125,7 +131,11 @@ def main() -> None:
     markdown = c.header(
         "Lottery tickets: weight rewinding vs random reinitialization", command, s, clock,
         f"Here every round trains with the dense recipe ({r.dense_epochs} epochs at lr {r.dense_lr:g}); there is no "
-        f"separate fine-tuning. Reinit seeds are the seed + {REINIT_SEED_OFFSET}.\n\n", finetune=False)
+        f"separate fine-tuning. Reinit seeds are the seed + {REINIT_SEED_OFFSET} (no other seed's init in a run of up "
+        f"to {REINIT_SEED_OFFSET} seeds). The arm 'retrain (constant lr)' keeps the trained weights after each pruning "
+        f"and retrains with the dense recipe: with a constant learning rate that is all LR rewinding can do; "
+        f"[experiments_rewinding.md](experiments_rewinding.md) compares LR rewinding with a real schedule.\n\n",
+        finetune=False)
     markdown += "\n".join(sections)
     c.save("lottery", all_rows, markdown, {"command": command, "minutes": clock.minutes(),
                                            "recipe": r.__dict__}, s.quick)

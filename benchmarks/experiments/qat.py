@@ -104,16 +104,21 @@ def verdicts(s: c.Setup, rows) -> list[str]:
 
 def main() -> None:
     args = c.parse_args(__doc__.splitlines()[0])
-    clock = c.Clock()
+    clock = c.Clock("qat", args)
     s = c.setup("mlp", args)
     targets = s.sparsities if s.quick else QAT_SPARSITIES
     epochs = (2, 1) if s.quick else (PRUNE_EPOCHS, EXTRA_EPOCHS)
-    rows = []
-    with c.quiet_collapse(), c.progress(len(s.seeds) * len(targets), "qat mlp") as bar:
-        for seed in s.seeds:
-            for target in targets:
-                rows += run_point(s, seed, target, epochs)
-                bar.update(1)
+
+    def compute():
+        rows = []
+        with c.quiet_collapse(), c.progress(len(s.seeds) * len(targets), "qat mlp") as bar:
+            for seed in s.seeds:
+                for target in targets:
+                    rows += run_point(s, seed, target, epochs)
+                    bar.update(1)
+        return rows
+
+    rows = c.rows_of("qat", s, args, compute)
     mismatches = [r for r in rows if "torch_test_accuracy" in r and r["torch_test_accuracy"] != r["test_accuracy"]]
     labels = {a: label(a) for a in arms()}
     figure = c.figure_path("qat", "mlp", s.quick)
@@ -128,7 +133,7 @@ def main() -> None:
         f"reference; the QAT torch forward agreed with it on accuracy in {len([r for r in rows if 'torch_test_accuracy' in r]) - len(mismatches)} "
         f"of {len([r for r in rows if 'torch_test_accuracy' in r])} runs. Activations {ACTIVATION_BITS} bits.\n\n", finetune=False)
     markdown += (
-        f"![accuracy vs sparsity](figures/{figure.name})\n\n"
+        f"![accuracy vs sparsity](figures/{figure.name})\n\n{c.EVEN_AXIS}\n\n"
         f"## Test accuracy (%)\n\n{c.accuracy_table(rows, 'mlp', arms(), targets, labels)}\n\n"
         f"## Paired differences (points)\n\n{c.paired_table(rows, 'mlp', pairs, targets, labels)}\n\n"
         f"## Claims\n\n" + "\n".join(verdicts(s, rows)) + "\n"

@@ -1,6 +1,6 @@
 """Run every pruning experiment in turn (one process, one torch thread).
 
-    python -m benchmarks.experiments.run_all [--quick] [--seeds N]
+    python -m benchmarks.experiments.run_all [--quick] [--seeds N] [--from-results]
 
 Each experiment writes benchmarks/results/<name>.json, docs/experiments_<name>.md and
 its figures in docs/figures/; docs/experiments.md summarizes them.
@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks.experiments import budget, criteria, lottery, qat, schedules
+from benchmarks.experiments import budget, criteria, generality, lottery, qat, rewinding, schedules, storage
 
-EXPERIMENTS = (("schedules", schedules), ("budget", budget), ("criteria", criteria), ("lottery", lottery), ("qat", qat))
+EXPERIMENTS = (("schedules", schedules), ("budget", budget), ("criteria", criteria), ("lottery", lottery), ("qat", qat),
+               ("rewinding", rewinding), ("generality", generality), ("storage", storage))
 
 
 def main() -> None:

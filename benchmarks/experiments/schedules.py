@@ -74,19 +74,19 @@ def verdicts(s: c.Setup, rows) -> list[str]:
 
 def main() -> None:
     args = c.parse_args(__doc__.splitlines()[0])
-    clock = c.Clock()
+    clock = c.Clock("schedules", args)
     sections, all_rows, setups = [], [], []
     for arch in c.archs(args):
         s = c.setup(arch, args)
         setups.append(s)
         with c.quiet_collapse():
-            rows = experiment(s)
+            rows = c.rows_of("schedules", s, args, lambda: experiment(s))
         all_rows += rows
         figure = c.figure_path("schedules", arch, s.quick)
         c.plot(rows, arch, ARMS, s.sparsities, figure, f"digits {arch.upper()}: schedule (global magnitude)", LABELS)
         dense_line = f"Dense before fine-tuning: {c.fmt_mean_std(c.values(rows, arch, 'dense', 0.0).values())} %."
         sections.append(
-            f"## {arch.upper()}\n\n{dense_line}\n\n![accuracy vs sparsity](figures/{figure.name})\n\n"
+            f"## {arch.upper()}\n\n{dense_line}\n\n![accuracy vs sparsity](figures/{figure.name})\n\n{c.EVEN_AXIS}\n\n"
             f"### Test accuracy (%)\n\n{c.accuracy_table(rows, arch, ARMS, s.sparsities, LABELS)}\n\n"
             f"### Paired differences (points)\n\n"
             f"{c.paired_table(rows, arch, [('gradual', 'oneshot'), ('iterative', 'oneshot'), ('gradual', 'iterative')], s.sparsities, LABELS)}\n\n"

@@ -14,7 +14,7 @@ import sys
 from hwprune import __version__
 from hwprune.errors import HwpruneError
 
-COMMANDS = ("demo", "export", "verify", "predict", "report", "prune", "targets")
+COMMANDS = ("demo", "export", "verify", "predict", "report", "prune", "targets", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

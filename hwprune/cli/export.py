@@ -16,12 +16,19 @@ def add_parser(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist unless --force)")
     p.add_argument("--calibration", metavar="X.npy",
-                   help="float inputs (N, *input_shape) to choose fixed-point ranges; the first "
-                        f"{MAX_VECTORS} are also the test vectors (without it: the stored vectors of an export "
-                        f"folder, else {RANDOM_VECTORS} random inputs over the whole input type)")
-    p.add_argument("--sparsity", type=float, help="one-shot layer-wise magnitude pruning to this fraction first")
-    p.add_argument("--weight-bits", type=int, help="fixed-point width of weights (default 8)")
-    p.add_argument("--activation-bits", type=int, help="fixed-point width of activations (default 8)")
+                   help="float inputs (N, *input_shape); the first "
+                        f"{MAX_VECTORS} are also the test vectors. Required for a float model (a .pt file or a float "
+                        "graph): they choose its fixed-point ranges. Optional for a quantized graph or export folder: "
+                        f"without it the folder's stored test vectors are used, else {RANDOM_VECTORS} random inputs "
+                        "over the whole input type")
+    p.add_argument("--sparsity", type=float, metavar="S",
+                   help="one-shot layer-wise magnitude pruning to this fraction first, 0 <= S < 1 (float models only)")
+    p.add_argument("--weight-bits", type=int, metavar="N", help="fixed-point width of weights, 2 to 16 (default 8)")
+    p.add_argument("--activation-bits", type=int, metavar="N", help="fixed-point width of activations, 2 to 16 (default 8)")
+    p.add_argument("--name", metavar="NAME",
+                   help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
+                        "not a keyword, not starting with _ (default: the model's name, from its file name); give "
+                        "each model of a firmware its own")
     p.add_argument("--format", default="auto", choices=["auto", "dense", "csr"],
                    help="weight storage of every Dense layer (auto: the smallest per layer)")
     p.add_argument("--keep-dead-neurons", action="store_true",
@@ -56,7 +63,8 @@ def run(args) -> int:
                          tool=args.hls_tool, storage=args.weight_storage)
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
-                            format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons)
+                            format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons,
+                            name=args.name)
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None, weights=args.weights)
     if model.is_quantized and any(v is not None for v in bits.values()):

@@ -7,6 +7,7 @@ import sys
 
 SCHEDULES = ("oneshot", "iterative", "gradual", "lottery")
 METHODS = ("magnitude", "random", "neurons", "filters", "nm")
+LR_SCHEDULES = ("constant", "step", "cosine", "onecycle")  # hwprune.prune.lr, without importing torch for --help
 
 
 def add_parser(sub) -> None:
@@ -27,17 +28,26 @@ def add_parser(sub) -> None:
     p.add_argument("--schedule", default="oneshot", choices=SCHEDULES,
                    help="oneshot (default), iterative (--rounds), gradual (polynomial decay), lottery")
     p.add_argument("--epochs", type=int, default=10,
-                   help="fine-tuning epochs (in total; per round for lottery); default 10")
-    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery (default 5)")
+                   help="fine-tuning epochs, >= 0 (>= 1 for gradual and lottery; in total, per round for lottery); default 10")
+    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery, >= 1 (default 5)")
     p.add_argument("--rewind-iteration", type=int, default=None,
-                   help="lottery: rewind survivors to their values after this many steps (default 0: init)")
+                   help="lottery: rewind survivors to their values after this many steps, >= 0 (default 0: init)")
+    p.add_argument("--rewind", default=None, choices=("weights", "lr"),
+                   help="lottery: after each pruning round, rewind the weights and the learning rate to "
+                        "--rewind-iteration (weights, default: lottery tickets) or only the learning rate, "
+                        "keeping the trained weights (lr: LR rewinding, Renda et al. 2020; give --lr-schedule)")
+    p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
+                   help="learning rate over each training run: constant (default), step (/10 at 1/2 and 3/4), "
+                        "cosine, onecycle (OneCycleLR's shape)")
+    p.add_argument("--warmup-steps", type=int, default=0,
+                   help="ramp the learning rate up linearly over the first N steps of each run, >= 0 (default 0)")
     p.add_argument("--min-density", type=float, default=0.0,
-                   help="keep at least this fraction of every layer's weights (against layer collapse)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+                   help="keep at least this fraction of every layer's weights, in [0, 1] (against layer collapse; default 0)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, > 0 (default 0.001)")
+    p.add_argument("--batch-size", type=int, default=64, help=">= 1 (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="any integer (default 0)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: small networks train fastest on one; raise it for large ones)")
+                   help="torch CPU threads, >= 1 (default 1: small networks train fastest on one; raise it for large ones)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     p.set_defaults(run=run)
@@ -57,6 +67,10 @@ def _check_options(args) -> None:
         raise OptionError(f"--rounds must be >= 1, got {args.rounds}")
     if args.rewind_iteration is not None and args.schedule != "lottery":
         raise OptionError(f"--rewind-iteration applies to --schedule lottery only, not {args.schedule}")
+    if args.rewind is not None and args.schedule != "lottery":
+        raise OptionError(f"--rewind applies to --schedule lottery only, not {args.schedule}")
+    if args.warmup_steps < 0:
+        raise OptionError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
     if args.schedule == "lottery" and args.method != "magnitude":
         raise OptionError("--schedule lottery prunes by magnitude; drop --method or use another schedule")
     if not 0.0 <= args.min_density <= 1.0:
@@ -67,7 +81,8 @@ def _prune(args, model, x, y):
     from hwprune.prune import algorithms
 
     common = dict(scope=args.scope, strip=True, criteria={"min_density": args.min_density}, lr=args.lr,
-                  batch_size=args.batch_size, seed=args.seed, progress=True)
+                  batch_size=args.batch_size, seed=args.seed, progress=True, threads=args.threads,
+                  lr_schedule=args.lr_schedule, warmup=args.warmup_steps)
     rounds = 5 if args.rounds is None else args.rounds
     if args.schedule == "oneshot":
         return algorithms.oneshot(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)
@@ -77,7 +92,7 @@ def _prune(args, model, x, y):
     if args.schedule == "gradual":
         return algorithms.gradual(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)
     return algorithms.lottery(model, x, y, args.sparsity, rounds=rounds, epochs=args.epochs,
-                              rewind_iteration=args.rewind_iteration or 0, **common)
+                              rewind_iteration=args.rewind_iteration or 0, rewind=args.rewind or "weights", **common)
 
 
 def run(args) -> int:
@@ -115,6 +130,9 @@ def run(args) -> int:
 
     for finding in result.warnings:
         print(f"hwprune prune: warning: {finding}", file=sys.stderr)
+    if args.rewind == "lr" and args.lr_schedule == "constant" and not args.warmup_steps:
+        print("hwprune prune: warning: --rewind lr with a constant learning rate has no schedule to rewind: it is "
+              "retraining from the pruned weights; give --lr-schedule step, cosine or onecycle", file=sys.stderr)
     summary = {
         "out": str(args.out),
         "sparsity": result.sparsity,
@@ -126,6 +144,9 @@ def run(args) -> int:
         "epochs": args.epochs,
         "rounds": (5 if args.rounds is None else args.rounds) if args.schedule in ("iterative", "lottery") else None,
         "rewind_iteration": (args.rewind_iteration or 0) if args.schedule == "lottery" else None,
+        "rewind": (args.rewind or "weights") if args.schedule == "lottery" else None,
+        "lr_schedule": args.lr_schedule,
+        "warmup_steps": args.warmup_steps,
         "seed": args.seed,
         "collapse_warnings": [str(w) for w in result.warnings],
     }

@@ -7,7 +7,7 @@ import sys
 
 # The fields of ``verify --json`` that scripts rely on (a contract).
 JSON_FIELDS = ("bit_exact", "vectors", "mismatches", "flash_bytes", "ram_bytes", "macs", "nonzero_weights",
-               "total_weights", "layers", "weight_memory_bits", "dense_weight_memory_bits")
+               "total_weights", "layers", "energy_proxy_pj", "weight_memory_bits", "dense_weight_memory_bits")
 
 
 def add_parser(sub) -> None:

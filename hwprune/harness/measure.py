@@ -68,11 +68,16 @@ def section_sizes(path: Path) -> dict[str, int]:
     return sizes
 
 
+# The model as predict needs it: the optional float helpers (quantize_input,
+# dequantize_output) are left out, so sizes compare across versions and with other tools.
+SIZE_DEFINES = ("HWPRUNE_NO_FLOAT",)
+
+
 def measure_export(export_dir, flags: Sequence[str] = SIZE_FLAGS, compiler: Compiler | None = None) -> Footprint:
     """Flash and RAM of an export's model.c compiled on the host (no driver, no trace)."""
     compiler = compiler or find_cc()
     export_dir = Path(export_dir)
     with tempfile.TemporaryDirectory(prefix="hwprune-size-") as tmp:
-        obj = compile_object(export_dir / "model.c", Path(tmp) / "model.o", [export_dir], (), flags, compiler)
+        obj = compile_object(export_dir / "model.c", Path(tmp) / "model.o", [export_dir], SIZE_DEFINES, flags, compiler)
         sizes = section_sizes(obj)
-    return Footprint(**sizes, compiler=str(compiler), flags=tuple(flags))
+    return Footprint(**sizes, compiler=str(compiler), flags=(*flags, *(f"-D{d}" for d in SIZE_DEFINES)))

@@ -21,6 +21,33 @@ def is_c_identifier(name: str) -> bool:
 
 LAYOUTS = ("channels_last", "channels_first")
 
+# C99's keywords; a model name becomes the prefix of C symbols, so none of these can be one.
+C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto if
+inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void
+volatile while _Bool _Complex _Imaginary""".split())
+
+
+def check_c_name(name: str, what: str = "--name") -> str:
+    """``name`` when it can prefix every C symbol and macro of an export, else OptionError."""
+    from hwprune.errors import OptionError
+
+    if not isinstance(name, str) or not is_c_identifier(name):
+        raise OptionError(f"{what} {name!r} is not a C identifier: use letters, digits and _, not starting with a digit")
+    if name in C_KEYWORDS:
+        raise OptionError(f"{what} {name!r} is a C keyword; choose another name")
+    if name.startswith("_"):
+        raise OptionError(f"{what} {name!r}: names starting with _ are reserved for the C implementation")
+    return name
+
+
+#: What banners and reports say about the outputs of a model whose Softmax is dropped.
+LOGITS_NOTE = "outputs are logits (the model's final Softmax is not computed)"
+
+
+def outputs_are_logits(graph: "Graph") -> bool:
+    """Whether the trained network ended in a Softmax that engines leave out."""
+    return bool(graph.layers) and graph.layers[-1].kind == "softmax"
+
 
 @dataclass(frozen=True, eq=False)
 class Graph:

@@ -6,13 +6,15 @@
 - ``structured``: ``remove_pruned_neurons`` makes the pruned network physically smaller;
 - ``schedules``: sparsity as a pure function of the step or round (``schedules.iterative``;
   the name ``iterative`` here is the algorithm);
+- ``lr``: learning-rate schedules (constant, step, cosine, onecycle; warm-up), pure
+  functions of the step, so that a resumed run replays them (LR rewinding);
 - ``train``: ``fit``/``evaluate`` and small reference models;
 - ``algorithms``: one-shot, iterative, gradual, lottery ticket, LR rewinding, sensitivity.
 """
 
 from hwprune.prune.algorithms import (
-    LayerCollapseWarning, PruneResult, SensitivityTable, gradual, iterative, lottery, lr_rewinding, oneshot,
-    reinitialized, sensitivity_scan, train_with_mask,
+    LayerCollapseWarning, PruneResult, SensitivityTable, default_reinit_seed, gradual, iterative, lottery, lr_rewinding,
+    oneshot, reinitialized, sensitivity_scan, train_with_mask,
 )
 from hwprune.prune.collapse import CollapseWarning, check_collapse
 from hwprune.prune.criteria import METHODS, SCOPES, compute_masks
@@ -25,7 +27,7 @@ from hwprune.prune.train import evaluate, fit, make_cnn, make_mlp
 
 __all__ = [
     "CollapseWarning", "LayerCollapseWarning", "METHODS", "PruneResult", "SCOPES", "SensitivityTable",
-    "apply_masks", "check_collapse", "check_sparsity", "compute_masks", "constant", "evaluate", "fit",
+    "apply_masks", "check_collapse", "check_sparsity", "compute_masks", "constant", "default_reinit_seed", "evaluate", "fit",
     "get_masks", "gradual", "iterative", "load_original_weights", "lottery", "lr_rewinding", "make_cnn",
     "make_mlp", "oneshot", "original_weights", "per_round_fraction", "polynomial_decay", "prunable_modules",
     "reinitialized", "remove_pruned_neurons", "sensitivity_scan", "sparsity", "strip_masks", "train_with_mask",

@@ -15,8 +15,9 @@ training set so that arms compare at equal cost:
   at iteration ``k`` (0 = init; Frankle et al. 2020 "Linear mode connectivity"), repeat;
   each round trains the same ``epochs`` (minus the ``k`` replayed steps).
   ``reinit=True`` is the control arm: the final mask, a fresh random init.
-- ``lr_rewinding``: Renda et al. 2020: like lottery, but the trained weights are kept and
-  only the learning-rate schedule is replayed from step ``k``.
+- ``lr_rewinding`` (or ``lottery(rewind="lr")`` from init): Renda et al. 2020: like
+  lottery, but the trained weights are kept and only the learning-rate schedule
+  (``hwprune.prune.lr``) is replayed from step ``k``.
 - ``sensitivity_scan``: accuracy when one layer alone is pruned to each sparsity.
 """
 
@@ -26,6 +27,7 @@ import copy
 import sys
 import warnings
 from dataclasses import dataclass
+from typing import Optional
 
 from hwprune.errors import OptionError
 from hwprune.prune import schedules
@@ -74,15 +76,18 @@ class TrainOptions:
     lr_schedule: object = None
     seed: int = 0
     progress: bool = False
+    threads: Optional[int] = 1  # torch CPU threads (train.fit); None keeps torch's setting
+    warmup: int = 0
 
     def fit(self, model, x, y, epochs, **kwargs) -> float:
         return fit(model, x, y, epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
                    optimizer=self.optimizer, weight_decay=self.weight_decay, lr_schedule=self.lr_schedule,
-                   progress=self.progress, **kwargs)
+                   warmup=self.warmup, progress=self.progress, threads=self.threads, **kwargs)
 
 
 def _options(kwargs) -> TrainOptions:
-    known = {"lr", "batch_size", "optimizer", "weight_decay", "lr_schedule", "seed", "progress"}
+    known = {"lr", "batch_size", "optimizer", "weight_decay", "lr_schedule", "seed", "progress", "threads",
+             "warmup"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise OptionError(f"unknown training option(s) {unknown}; known are {sorted(known)}")
@@ -261,11 +266,32 @@ def reinitialized(model, seed: int):
     return model
 
 
+_REINIT_TAG = int.from_bytes(b"reinit", "big")
+
+
+def default_reinit_seed(seed: int) -> int:
+    """The seed of the random-reinitialization control of a run with ``seed``.
+
+    ``seed + 1`` would draw exactly the initial weights of the next seed of a multi-seed
+    study, making its pairs dependent. This is a SeedSequence hash of (seed, "reinit")
+    with bit 63 set: torch takes seeds up to 2**64 - 1, so it never equals a seed below
+    2**63 (every seed a study uses), and two seeds give different values unless their
+    63-bit hashes collide.
+    """
+    import numpy as np
+
+    state = np.random.SeedSequence([int(seed) % 2**64, _REINIT_TAG]).generate_state(2, dtype=np.uint32)
+    return (1 << 63) | (int(state[0]) << 31) ^ int(state[1])
+
+
 def _check_rewind(k, x, epochs, batch_size) -> int:
     total = epochs * steps_per_epoch(len(x), batch_size)
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < total:
         raise OptionError(f"rewind iteration must be an integer from 0 to {total - 1} (the steps of one run), got {k!r}")
     return k
+
+
+REWIND = ("weights", "lr")
 
 
 def _rewinding_inputs(train, criteria, sparsity, rounds, epochs, x, y, rewind_iteration):
@@ -280,48 +306,78 @@ def _rewinding_inputs(train, criteria, sparsity, rounds, epochs, x, y, rewind_it
     return opts, criteria, final, epochs, x_t, y_t, k
 
 
+def _prune_and_replay(model, x_t, y_t, opts, final, rounds, epochs, k, scope, exclude, criteria, history, on_round,
+                      bar, snapshot=None):
+    """``rounds`` rounds of: prune by magnitude to the next ``schedules.iterative`` target,
+    reset the weights to ``snapshot`` if given (weight rewinding; else they are kept: LR
+    rewinding), and train steps ``k`` to the end of an ``epochs`` run, whose learning rates
+    (and minibatches) are those of the original run from step ``k`` on."""
+    accuracy = None
+    for r in range(1, rounds + 1):
+        target = schedules.iterative(r, rounds, final)
+        _prune(model, target, "magnitude", scope, exclude, opts.seed, criteria)
+        if snapshot is not None:
+            _rewind(model, snapshot)
+        accuracy = opts.fit(model, x_t, y_t, epochs, start_step=k)
+        _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=epochs)
+        if on_round is not None:
+            on_round(r, model)
+        bar.update(1)
+    return accuracy
+
+
 def lottery(model_at_init, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0, scope="layer", reinit=False,
-            reinit_seed=None, exclude=(), strip=False, criteria=None, on_round=None, **train) -> PruneResult:
-    """Iterative magnitude pruning with weight rewinding from ``model_at_init``.
+            reinit_seed=None, exclude=(), strip=False, criteria=None, on_round=None, rewind="weights",
+            **train) -> PruneResult:
+    """Iterative magnitude pruning with rewinding from ``model_at_init``.
 
     Trains densely, then ``rounds`` times: prune by magnitude to the next sparsity of
-    ``schedules.iterative``, rewind the survivors (and the biases) to their values after
-    ``rewind_iteration`` steps of the dense run, retrain the remaining steps. With
-    ``reinit=True`` the final mask is applied to a freshly initialized copy instead
-    (seed ``reinit_seed``, default ``seed + 1``), trained for all ``epochs``.
+    ``schedules.iterative``, and retrain the remaining steps after ``rewind_iteration``
+    with the learning rates of the dense run from that step on. ``rewind="weights"``
+    (lottery tickets) first resets the survivors (and the biases) to their values after
+    ``rewind_iteration`` steps of the dense run; ``rewind="lr"`` (Renda et al. 2020)
+    keeps the trained weights and rewinds only the learning-rate schedule, which needs a
+    non-constant ``lr_schedule`` to differ from plain retraining. Both cost the same
+    steps. With ``reinit=True`` the final mask is applied to a freshly initialized copy
+    instead (seed ``reinit_seed``, default ``default_reinit_seed(seed)``), trained for
+    all ``epochs``.
     """
+    if rewind not in REWIND:
+        raise OptionError(f"rewind must be one of {', '.join(REWIND)}, got {rewind!r}")
     opts, criteria, final, epochs, x_t, y_t, k = _rewinding_inputs(
         train, criteria, sparsity, rounds, epochs, x, y, rewind_iteration)
     model = copy.deepcopy(model_at_init)
     history = []
-    with _rounds_bar(rounds + 1, "lottery", opts.progress) as bar:
-        accuracy, snapshot = _train_recording(opts, model, x_t, y_t, epochs, k)
+    name = "lottery" if rewind == "weights" else "lottery-lr-rewinding"
+    with _rounds_bar(rounds + 1, name, opts.progress) as bar:
+        if rewind == "weights":
+            accuracy, snapshot = _train_recording(opts, model, x_t, y_t, epochs, k)
+        else:
+            accuracy, snapshot = opts.fit(model, x_t, y_t, epochs), None
         _record(history, model, exclude, round=0, target=0.0, train_accuracy=accuracy, epochs=epochs)
         if on_round is not None:
             on_round(0, model)
         bar.update(1)
-        for r in range(1, rounds + 1):
-            target = schedules.iterative(r, rounds, final)
-            _prune(model, target, "magnitude", scope, exclude, opts.seed, criteria)
-            _rewind(model, snapshot)
-            accuracy = opts.fit(model, x_t, y_t, epochs, start_step=k)
-            _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=epochs)
-            if on_round is not None:
-                on_round(r, model)
-            bar.update(1)
+        accuracy = _prune_and_replay(model, x_t, y_t, opts, final, rounds, epochs, k, scope, exclude, criteria,
+                                     history, on_round, bar, snapshot)
     if not reinit:
-        return _finish(model, x_t, y_t, accuracy, history, "lottery", strip, exclude)
+        return _finish(model, x_t, y_t, accuracy, history, name, strip, exclude)
     control = train_with_mask(model_at_init, get_masks(model), x_t, y_t, epochs, reinit=True,
                               reinit_seed=reinit_seed, strip=strip, **train)
     return PruneResult(control.model, control.sparsity, control.layers, control.train_accuracy, control.masks,
-                       tuple(history), control.warnings, "lottery-reinit")
+                       tuple(history), control.warnings, f"{name}-reinit")
 
 
 def train_with_mask(model, masks, x, y, epochs, reinit=False, reinit_seed=None, strip=False, **train) -> PruneResult:
-    """Train a copy of ``model`` (or of a fresh init of it) for ``epochs`` with ``masks`` fixed."""
+    """Train a copy of ``model`` (or of a fresh init of it) for ``epochs`` with ``masks`` fixed.
+
+    The fresh init draws from ``reinit_seed``, by default ``default_reinit_seed(seed)``."""
     opts = _options(train)
     epochs = _check_epochs(epochs)
-    model = reinitialized(model, opts.seed + 1 if reinit_seed is None else reinit_seed) if reinit else copy.deepcopy(model)
+    if reinit:
+        model = reinitialized(model, default_reinit_seed(opts.seed) if reinit_seed is None else reinit_seed)
+    else:
+        model = copy.deepcopy(model)
     apply_masks(model, masks)
     accuracy = opts.fit(model, x, y, epochs) if epochs else None
     return _finish(model, x, y, accuracy, [], "reinit" if reinit else "masked", strip)
@@ -332,22 +388,17 @@ def lr_rewinding(model, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0,
     """Renda et al. 2020: ``rounds`` times prune a trained ``model`` by magnitude and retrain it
     (weights kept) with the learning-rate schedule replayed from step ``rewind_iteration``.
 
-    Pass the ``lr_schedule`` the model was trained with; a constant rate makes this
-    iterative pruning with ``epochs`` of retraining per round.
+    Pass the ``lr_schedule`` (and ``warmup``) that ``model`` was trained with for ``epochs``;
+    with a constant rate this is iterative pruning with ``epochs`` of retraining per round.
+    ``lottery(..., rewind="lr")`` does the same from the network at initialization.
     """
     opts, criteria, final, epochs, x_t, y_t, k = _rewinding_inputs(
         train, criteria, sparsity, rounds, epochs, x, y, rewind_iteration)
     model = copy.deepcopy(model)
-    history, accuracy = [], None
+    history = []
     with _rounds_bar(rounds, "lr-rewinding", opts.progress) as bar:
-        for r in range(1, rounds + 1):
-            target = schedules.iterative(r, rounds, final)
-            _prune(model, target, "magnitude", scope, exclude, opts.seed, criteria)
-            accuracy = opts.fit(model, x_t, y_t, epochs, start_step=k)
-            _record(history, model, exclude, round=r, target=target, train_accuracy=accuracy, epochs=epochs)
-            if on_round is not None:
-                on_round(r, model)
-            bar.update(1)
+        accuracy = _prune_and_replay(model, x_t, y_t, opts, final, rounds, epochs, k, scope, exclude, criteria,
+                                     history, on_round, bar)
     return _finish(model, x_t, y_t, accuracy, history, "lr-rewinding", strip, exclude)
 
 

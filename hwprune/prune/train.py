@@ -3,7 +3,10 @@
 ``fit`` is deterministic for a seed: ``torch.manual_seed`` fixes the initial state of
 anything random inside the model, and a separate ``torch.Generator`` orders the
 minibatches, so pruning code that draws random numbers between steps does not change
-which examples a step sees. How many threads torch uses is the caller's business.
+which examples a step sees. ``fit`` trains on one CPU thread by default (``threads=1``),
+as ``hwprune prune`` and the demo do: the small matrices of microcontroller models train
+many times faster on one thread than on torch's default of one per core, which fight
+over the cores; pass ``threads=None`` to keep torch's own setting, or a number.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import numpy as np
 
 from hwprune.data import check_labels
 from hwprune.errors import DataError, OptionError, ShapeError
+from hwprune.prune import lr as lr_schedules
+from hwprune.prune.lr import LR_SCHEDULES  # noqa: F401  (re-exported)
 
-LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -69,20 +73,10 @@ def check_fits(model, x, y) -> None:
         )
 
 
-def lr_factor(schedule, step: int, total_steps: int) -> float:
-    """The learning-rate multiplier at ``step`` of ``total_steps`` for a named or callable schedule."""
-    import math
-
-    if schedule is None or schedule == "constant":
-        return 1.0
-    if callable(schedule):
-        return float(schedule(step, total_steps))
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
-    if schedule == "step":
-        # Divide by 10 at half and at three quarters of training (the ResNet recipe).
-        return 0.1 ** ((step >= total_steps // 2) + (step >= (3 * total_steps) // 4))
-    raise OptionError(f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)} or a function")
+def lr_factor(schedule, step: int, total_steps: int, warmup: int = 0) -> float:
+    """The learning-rate multiplier at ``step`` of ``total_steps`` for a named or callable schedule
+    (``hwprune.prune.lr``)."""
+    return lr_schedules.factor(schedule, step, total_steps, warmup)
 
 
 def make_optimizer(model, optimizer: str, lr: float, weight_decay: float):
@@ -113,6 +107,8 @@ def fit(
     progress: bool = False,
     callback: Callable[[int, object], None] | None = None,
     start_step: int = 0,
+    threads: int | None = 1,
+    warmup: int = 0,
 ) -> float:
     """Train ``model`` in place with cross-entropy on ``(x, y)``; return the training accuracy.
 
@@ -123,7 +119,32 @@ def fit(
     ``start_step`` resumes a run part-way: the first ``start_step`` steps are skipped,
     and the rest see the same minibatches and learning rates as in a run from step 0
     (weight rewinding to iteration ``k`` then retrains for the remaining steps only).
+
+    ``threads``: torch CPU threads while training (default 1, which suits small models;
+    ``None`` leaves torch's setting alone); the previous setting is restored afterwards.
+
+    ``lr_schedule`` (``hwprune.prune.lr``: constant, step, cosine, onecycle, or a function
+    ``(step, total_steps) -> factor``) and ``warmup`` (steps) set the rate of each step as
+    ``lr * factor(step)`` over the whole run, so a resumed run replays the original rates:
+    that is LR rewinding when the weights are not reset.
     """
+    torch = _torch()
+    if threads is None:
+        return _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_schedule, progress,
+                    callback, start_step, warmup)
+    if not isinstance(threads, int) or threads < 1:
+        raise OptionError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_schedule, progress,
+                    callback, start_step, warmup)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_schedule, progress, callback,
+         start_step, warmup) -> float:
     torch = _torch()
     from tqdm import tqdm
 
@@ -133,6 +154,7 @@ def fit(
         raise OptionError(f"batch size must be an integer >= 1, got {batch_size!r}")
     if not lr > 0:
         raise OptionError(f"learning rate must be > 0, got {lr!r}")
+    lr_schedules.check_schedule(lr_schedule, warmup)
     x_t, y_t = as_tensors(x, y)
     if len(x_t) == 0:
         raise DataError("the training data is empty")
@@ -159,7 +181,7 @@ def fit(
                 if callback is not None:
                     callback(step, model)
                 for group in opt.param_groups:
-                    group["lr"] = lr * lr_factor(lr_schedule, step, total)
+                    group["lr"] = lr * lr_factor(lr_schedule, step, total, warmup)
                 idx = perm[start:start + batch_size]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(x_t[idx]), y_t[idx])

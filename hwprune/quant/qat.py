@@ -37,10 +37,13 @@ from torch.nn.utils import parametrize
 from hwprune.errors import ModelError, OptionError, UnsupportedLayerError
 from hwprune.frontends.torch import from_torch, sequential_leaves
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense, ReLU
+from hwprune.ir.layers import ReLU, WeightedLayer
 from hwprune.prune.masks import WeightMask, module_mask, strip_masks
 from hwprune.quant.calibrate import QuantConfig, accumulator_type, calibrate
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
+from hwprune.quant.qat_spatial import (
+    PAD_TYPES, POOL_TYPES, QATPool, _QATConv, plain_conv_class, qat_conv_class, rebuilt_conv,
+)
 
 INPUT_NAME = "input_quant"
 # float64 carries integers exactly up to 2**53: the widest accumulator QAT can sum exactly.
@@ -73,11 +76,12 @@ def fake_quant(x: torch.Tensor, t: Fixed) -> torch.Tensor:
 
 
 class FakeQuantize(nn.Module):
-    """Quantize a tensor to a fixed type (the model input)."""
+    """Quantize a tensor to a fixed type (the model input); ``shape`` is one input's shape."""
 
-    def __init__(self, t: Fixed) -> None:
+    def __init__(self, t: Fixed, shape: tuple = ()) -> None:
         super().__init__()
         self.t = t
+        self.shape = tuple(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fake_quant(x.double(), self.t).to(x.dtype)
@@ -144,13 +148,16 @@ class QATReLU(nn.ReLU):
 
 
 # -- building and converting ------------------------------------------------------------
-PASS_THROUGH = (nn.Flatten, nn.Identity, nn.Dropout, nn.Softmax, nn.LogSoftmax)
+PASS_THROUGH = (nn.Flatten, nn.Identity, nn.Dropout, nn.Softmax, nn.LogSoftmax, *PAD_TYPES)
+CONV_TYPES = (nn.Conv1d, nn.Conv2d)
+QAT_TYPES = (QATLinear, _QATConv, QATReLU, QATPool)
 
 
 def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
     return sequential_leaves(
-        module, (nn.Linear, nn.ReLU, *PASS_THROUGH, FakeQuantize),
-        "QAT supports nn.Sequential models of Linear, ReLU, Flatten, Identity, Dropout and a final Softmax")
+        module, (nn.Linear, *CONV_TYPES, nn.ReLU, *POOL_TYPES, QATPool, *PASS_THROUGH, FakeQuantize),
+        "QAT supports nn.Sequential models of Linear, Conv1d/2d, pooling, zero padding, ReLU, Flatten, Identity, "
+        "Dropout and a final Softmax (fold BatchNorm first)")
 
 
 def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
@@ -180,8 +187,12 @@ def _float_view(model: nn.Module) -> nn.Sequential:
     for path, leaf in _leaves(plain):
         if isinstance(leaf, QATLinear):
             _replace(plain, path, _rebuilt_linear(leaf, nn.Linear))
+        elif isinstance(leaf, _QATConv):
+            _replace(plain, path, rebuilt_conv(leaf, plain_conv_class(leaf)))
         elif isinstance(leaf, QATReLU):
             _replace(plain, path, nn.ReLU())
+        elif isinstance(leaf, QATPool):
+            _replace(plain, path, copy.deepcopy(leaf.pool))
     return strip_masks(plain)
 
 
@@ -191,17 +202,20 @@ def _as_array(x) -> np.ndarray:
 
 def _assign_types(model: nn.Sequential, graph: Graph) -> None:
     """Copy the types of a calibrated ``graph`` onto the QAT modules, in chain order."""
-    layers = [layer for layer in graph.layers if isinstance(layer, (Dense, ReLU))]
-    modules = [(p, m) for p, m in _leaves(model) if isinstance(m, (QATLinear, QATReLU))]
+    layers = [layer for layer in graph.layers if layer.computes]
+    modules = [(p, m) for p, m in _leaves(model) if isinstance(m, QAT_TYPES)]
     if len(layers) != len(modules):
-        raise ModelError(f"QAT model has {len(modules)} Linear/ReLU modules but its graph {len(layers)} layers")
+        raise ModelError(f"QAT model has {len(modules)} computing modules but its graph {len(layers)} layers")
     model._modules[INPUT_NAME].t = graph.input_t
     in_t = graph.input_t
     for layer, (path, module) in zip(layers, modules):
-        if isinstance(layer, Dense) != isinstance(module, QATLinear):
+        weighted = isinstance(module, (QATLinear, _QATConv))
+        if weighted != isinstance(layer, WeightedLayer) or isinstance(module, QATReLU) != isinstance(layer, ReLU):
             raise ModelError(f"module {path!r} does not match graph layer {layer.name!r}")
-        if isinstance(module, QATLinear):
+        if weighted:
             module.set_types(in_t, layer.weight_t, layer.bias_t, layer.result_t)
+        elif isinstance(module, QATPool):
+            module.set_types(in_t, layer.accum_t, layer.result_t)
         else:
             module.result_t = layer.result_t
         in_t = layer.result_t
@@ -210,8 +224,10 @@ def _assign_types(model: nn.Sequential, graph: Graph) -> None:
 def recalibrate_qat(model: nn.Sequential, calibration_x, weight_bits: int, activation_bits: int) -> nn.Sequential:
     """Choose every type again from the current weights and ``calibration_x`` (in place)."""
     config = QuantConfig(weight_bits, activation_bits)
-    graph = from_torch(_float_view(model))
-    _assign_types(model, calibrate(graph, _as_array(calibration_x), config))
+    x = _as_array(calibration_x)
+    model._modules[INPUT_NAME].shape = x.shape[1:]
+    graph = from_torch(_float_view(model), x.shape[1:])
+    _assign_types(model, calibrate(graph, x, config))
     return model
 
 
@@ -232,34 +248,40 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, activation_bits: int = 8
     for path, leaf in _leaves(qat):
         if isinstance(leaf, nn.Linear):
             _replace(qat, path, _rebuilt_linear(leaf, QATLinear))
+        elif isinstance(leaf, CONV_TYPES):
+            _replace(qat, path, rebuilt_conv(leaf, qat_conv_class(leaf)))
         elif isinstance(leaf, nn.ReLU):
             _replace(qat, path, QATReLU())
+        elif isinstance(leaf, POOL_TYPES):
+            _replace(qat, path, QATPool(leaf))
     qat = nn.Sequential(OrderedDict([(INPUT_NAME, FakeQuantize(Fixed(8, 1))), *qat.named_children()]))
     return recalibrate_qat(qat, calibration_x, weight_bits, activation_bits)
 
 
 def qat_graph(model: nn.Sequential, name: str = "model") -> Graph:
     """The quantized IR graph that computes exactly what the QAT ``model`` computes."""
-    graph = from_torch(_float_view(model), name=name)
-    modules = [m for _, m in _leaves(model) if isinstance(m, (QATLinear, QATReLU))]
+    # The frontend reads the quantized weights (on their grids, so its reordering of conv
+    # and Flatten-Linear weights is exact); the types come from the modules.
+    quant = model._modules[INPUT_NAME]
+    graph = from_torch(convert_qat(model), quant.shape or None, name=name)
+    modules = [m for _, m in _leaves(model) if isinstance(m, QAT_TYPES)]
     layers, index = [], 0
     for layer in graph.layers:
-        if isinstance(layer, (Dense, ReLU)):
+        if layer.computes:
             module = modules[index]
             index += 1
             if isinstance(layer, ReLU):
                 layer = layer.with_(result_t=module.result_t)
+            elif isinstance(layer, WeightedLayer):
+                w_q, b_q = quantize(layer.weight, module.weight_t), quantize(layer.bias, module.bias_t)
+                accum_t = accumulator_type(w_q.reshape(w_q.shape[0], -1), b_q, module.input_t, module.weight_t,
+                                           module.bias_t, layer.name, max_width=EXACT_BITS)
+                layer = layer.with_(weight_t=module.weight_t, bias_t=module.bias_t, accum_t=accum_t,
+                                    result_t=module.result_t)
             else:
-                with torch.no_grad():
-                    w = module.quantized_weight().numpy()
-                    b = module.quantized_bias().numpy()
-                w_q, b_q = quantize(w, module.weight_t), quantize(b, module.bias_t)
-                accum_t = accumulator_type(w_q, b_q, module.input_t, module.weight_t, module.bias_t,
-                                           layer.name, max_width=EXACT_BITS)
-                layer = layer.with_(weight=w, bias=b, weight_t=module.weight_t, bias_t=module.bias_t,
-                                    accum_t=accum_t, result_t=module.result_t)
+                layer = layer.with_(accum_t=module.accum_t, result_t=module.result_t)
         layers.append(layer)
-    return graph.with_layers(layers, input_t=model._modules[INPUT_NAME].t)
+    return graph.with_layers(layers, input_t=quant.t)
 
 
 def convert_qat(model: nn.Sequential) -> nn.Sequential:
@@ -274,6 +296,20 @@ def convert_qat(model: nn.Sequential) -> nn.Sequential:
                 linear.weight.copy_(leaf.quantized_weight())
                 linear.bias.copy_(leaf.quantized_bias())
             _replace(plain, path, linear)
+        elif isinstance(leaf, _QATConv):
+            with torch.no_grad():
+                weight, bias = leaf.quantized_weight(), leaf.quantized_bias()
+            conv = rebuilt_conv(leaf, plain_conv_class(leaf), torch.float64)
+            if parametrize.is_parametrized(conv, "weight"):
+                parametrize.remove_parametrizations(conv, "weight", leave_parametrized=False)
+            if conv.bias is None:
+                conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=torch.float64))
+            with torch.no_grad():
+                conv.weight.copy_(weight)
+                conv.bias.copy_(bias)
+            _replace(plain, path, conv)
         elif isinstance(leaf, QATReLU):
             _replace(plain, path, nn.ReLU())
+        elif isinstance(leaf, QATPool):
+            _replace(plain, path, copy.deepcopy(leaf.pool))
     return plain

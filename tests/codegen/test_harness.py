@@ -17,6 +17,7 @@ from hwprune.harness import (
 )
 from hwprune.harness.build import compile_object, find_cc
 from hwprune.harness.engines import check_inputs
+from hwprune.harness.measure import SIZE_DEFINES
 from hwprune.harness.measure import section_sizes
 
 from codegen_graphs import calibrated_mlp, quantized_inputs
@@ -181,5 +182,5 @@ def test_measured_sizes_count_weights_in_flash_and_buffers_in_ram(tmp_path):
         assert activation_bytes <= size.bss < activation_bytes + 64
         assert 0 < size.text < 2048
     assert csr.weight_bytes < dense.weight_bytes / 3 and size_csr.flash < size_dense.flash / 2
-    obj = compile_object(tmp_path / "csr" / "model.c", tmp_path / "model.o", [tmp_path / "csr"])
+    obj = compile_object(tmp_path / "csr" / "model.c", tmp_path / "model.o", [tmp_path / "csr"], SIZE_DEFINES)
     assert section_sizes(obj)["rodata"] == size_csr.rodata

@@ -13,7 +13,7 @@ def test_experiments_run_quick(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.experiments.run_all", "--quick", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("schedules", "budget", "criteria", "lottery", "qat"):
+    for name in ("schedules", "budget", "criteria", "lottery", "qat", "rewinding", "generality", "storage"):
         data = json.loads((tmp_path / "results" / f"{name}_quick.json").read_text())
         assert data["rows"], name
         assert (tmp_path / "docs" / f"experiments_{name}_quick.md").is_file()

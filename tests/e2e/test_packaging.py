@@ -27,6 +27,8 @@ def test_wheel_ships_templates_and_targets(wheel):
             assert f"hwprune/templates/{template.relative_to(ROOT / 'templates').as_posix()}" in names
     for target in (ROOT / "targets").glob("*.toml"):
         assert f"hwprune/targets/{target.name}" in names
+    for table in (ROOT / "costs").glob("*.toml"):
+        assert f"hwprune/costs/{table.name}" in names
 
 
 def test_installed_package_exports_from_another_folder(wheel, tmp_path):

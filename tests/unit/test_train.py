@@ -173,3 +173,19 @@ def test_cnn_trains_on_images(digits):
     images = digits.x_train.reshape(-1, 1, 8, 8)
     assert model(torch.as_tensor(images[:2])).shape == (2, 10)
     assert fit(model, images, digits.y_train, epochs=3, seed=0) > 0.85
+
+
+def test_fit_trains_on_one_thread_by_default_and_restores_the_setting():
+    model, x, y = make_mlp((4, 3), seed=0), np.zeros((8, 4)), np.arange(8) % 3
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit(model, x, y, epochs=1, callback=lambda step, m: seen.append(torch.get_num_threads()))
+        assert seen == [1] and torch.get_num_threads() == 2
+        fit(model, x, y, epochs=1, threads=None, callback=lambda step, m: seen.append(torch.get_num_threads()))
+        assert seen[-1] == 2
+        with pytest.raises(OptionError, match="threads"):
+            fit(model, x, y, epochs=1, threads=0)
+    finally:
+        torch.set_num_threads(before)

@@ -6,10 +6,11 @@
     model.c            one static kernel per layer, static ping-pong activation buffers
     model_weights.h    const weight, index, pointer and bias arrays
     hwprune_fixed.h    the fixed-point casts (copied verbatim)
+    hwprune_float.h    float <-> fixed conversions for the firmware helpers (copied verbatim)
     export.json        what was exported: layers, value types, storage figures
     graph/             the quantized graph (ir.io format): the reference that verify uses
 
-The first four are all a firmware build needs.
+The first five are all a firmware build needs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from hwprune.paths import templates_dir
 MANIFEST = "export.json"
 GRAPH_DIR = "graph"
 MANIFEST_FORMAT = "hwprune-c-export"
-C_SOURCES = ("model.h", "model_weights.h", "model.c", "hwprune_fixed.h")
+# Hand-written headers copied verbatim into every export.
+COPIED_HEADERS = ("hwprune_fixed.h", "hwprune_float.h")
+C_SOURCES = ("model.h", "model_weights.h", "model.c", *COPIED_HEADERS)
 
 __all__ = [
     "CExport", "export_c", "load_export", "LayerStorage", "FORMATS", "choose_format", "choose_formats", "encode",
@@ -115,8 +118,9 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto") -> CExport:
     for name, text in texts.items():
         (out_dir / name).write_text(text)
         written.append(out_dir / name)
-    shutil.copyfile(templates_dir() / "c" / "hwprune_fixed.h", out_dir / "hwprune_fixed.h")
-    written.append(out_dir / "hwprune_fixed.h")
+    for header in COPIED_HEADERS:
+        shutil.copyfile(templates_dir() / "c" / header, out_dir / header)
+        written.append(out_dir / header)
     (out_dir / MANIFEST).write_text(json.dumps(_manifest(plan, storages), indent=1) + "\n")
     written.append(out_dir / MANIFEST)
     if (out_dir / GRAPH_DIR).exists():

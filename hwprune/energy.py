@@ -1,0 +1,372 @@
+"""An energy proxy per inference: operations and memory accesses priced in 45 nm.
+
+A proxy for comparing models (dense against pruned, 8 bits against 4), independent of
+any chip: it is not a measurement, and a real microcontroller or FPGA spends much more
+on instruction fetch, control and leakage. The figures and their sources are in
+``costs/energy_45nm.toml`` (Horowitz, ISSCC 2014), which also says how they are scaled
+between bit widths. Per layer, for one inference:
+
+- compute: every multiplication the kernel executes (weight width x input width) and
+  every addition into the accumulator (accumulator width); a dense-format layer
+  multiplies its zeros too, a csr layer only its nonzeros. A ReLU is one comparison
+  (an add) per element. Casts, loop control and address arithmetic are not counted.
+- weight reads: every byte the chosen storage format keeps (values, indices, row
+  pointers, bias), read once, from the memory level the model's weights fit in;
+- activation traffic: one input read per multiplication (the kernels load ``x[i]``
+  for every product) and one write per output, at the C element size, from the level
+  the largest layer's input and output fit in.
+
+A float model is priced as float32: 32-bit float multiplies and adds, 4-byte weights
+and activations, stored dense, or as csr (float values, the same indices) when pruned.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from hwprune.errors import HwpruneError
+from hwprune.ir.graph import Graph
+from hwprune.paths import costs_dir
+
+TABLE_FILE = "energy_45nm.toml"
+NOTE = ("a 45 nm proxy for comparing models (Horowitz, ISSCC 2014: operations at their bit widths, "
+        "memory reads by level), not a measurement of a chip")
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    name: str
+    capacity_bytes: Optional[int]  # None: unbounded (DRAM)
+    pj_per_64_bits: float
+
+    def pj(self, nbytes: float) -> float:
+        return nbytes * 8 / 64 * self.pj_per_64_bits
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    operations: dict  # name -> ((bits, pJ), ...) ascending
+    memory: tuple[MemoryLevel, ...]  # ascending capacity, DRAM last
+
+    def int_add(self, bits: int) -> float:
+        """Linear in the width between the table's points, proportional outside them."""
+        return _interpolate(self.operations["int_add"], bits)
+
+    def int_mult(self, a_bits: int, b_bits: int) -> float:
+        """Linear in the product of the operand widths (an array multiplier's cells)."""
+        points = tuple((bits * bits, pj) for bits, pj in self.operations["int_mult"])
+        return _interpolate(points, a_bits * b_bits)
+
+    def float_add(self) -> float:
+        return dict(self.operations["float_add"])[32]
+
+    def float_mult(self) -> float:
+        return dict(self.operations["float_mult"])[32]
+
+    def level(self, nbytes: int) -> MemoryLevel:
+        """The smallest memory whose capacity covers ``nbytes``."""
+        for level in self.memory:
+            if level.capacity_bytes is None or nbytes <= level.capacity_bytes:
+                return level
+        return self.memory[-1]
+
+
+def _interpolate(points, x: float) -> float:
+    (x0, y0), (x1, y1) = points[0], points[-1]
+    if x <= x0:
+        return y0 * x / x0
+    if x >= x1:
+        return y1 * x / x1
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        if xa <= x <= xb:
+            return ya + (yb - ya) * (x - xa) / (xb - xa)
+    raise AssertionError("unreachable")
+
+
+@lru_cache(maxsize=4)
+def load_table(path: Optional[str] = None) -> EnergyTable:
+    path = Path(path) if path else costs_dir() / TABLE_FILE
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise HwpruneError(f"{path}: cannot read the energy table ({exc})") from None
+    operations: dict[str, list] = {}
+    for entry in data.get("operation", []):
+        if not entry.get("source"):
+            raise HwpruneError(f"{path}: operation {entry.get('name')} {entry.get('bits')}-bit has no source")
+        operations.setdefault(entry["name"], []).append((int(entry["bits"]), float(entry["pj"])))
+    for name in ("int_add", "int_mult", "float_add", "float_mult"):
+        if name not in operations:
+            raise HwpruneError(f"{path}: no figure for {name}")
+    memory = []
+    for entry in data.get("memory", []):
+        if not entry.get("source"):
+            raise HwpruneError(f"{path}: memory {entry.get('name')!r} has no source")
+        memory.append(MemoryLevel(entry["name"], entry.get("capacity_bytes"), float(entry["pj_per_64_bits"])))
+    memory.sort(key=lambda m: (m.capacity_bytes is None, m.capacity_bytes or 0))
+    return EnergyTable({k: tuple(sorted(v)) for k, v in operations.items()}, tuple(memory))
+
+
+# -- what one layer does ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerWork:
+    """Counts of one layer per inference, before they are priced."""
+
+    name: str
+    kind: str
+    mults: int = 0
+    mult_bits: tuple[int, int] = (0, 0)  # (weight, input); (32, 32) float
+    adds: int = 0
+    add_bits: int = 0
+    weight_bytes: int = 0  # values + indices + pointers + bias, as stored
+    activation_bytes_read: int = 0
+    activation_bytes_written: int = 0
+    live_activation_bytes: int = 0  # input + output, which must fit the activation memory
+
+
+@dataclass(frozen=True)
+class LayerEnergy:
+    work: LayerWork
+    mult_pj: float
+    add_pj: float
+    weight_read_pj: float
+    activation_pj: float
+
+    @property
+    def compute_pj(self) -> float:
+        return self.mult_pj + self.add_pj
+
+    @property
+    def total_pj(self) -> float:
+        return self.compute_pj + self.weight_read_pj + self.activation_pj
+
+
+@dataclass(frozen=True)
+class EnergyProxy:
+    layers: tuple[LayerEnergy, ...]
+    weight_memory: MemoryLevel
+    activation_memory: MemoryLevel
+    description: str
+
+    def total(self, part: str = "total_pj") -> float:
+        return sum(getattr(layer, part) for layer in self.layers)
+
+    def to_json(self) -> dict:
+        return {
+            "total": self.total(), "compute": self.total("compute_pj"),
+            "weight_reads": self.total("weight_read_pj"), "activation_traffic": self.total("activation_pj"),
+            "model": self.description,
+            "weight_memory": self.weight_memory.name, "activation_memory": self.activation_memory.name,
+            "weight_bytes": sum(l.work.weight_bytes for l in self.layers),
+            "layers": [
+                {"name": l.work.name, "kind": l.work.kind, "total": l.total_pj, "compute": l.compute_pj,
+                 "weight_reads": l.weight_read_pj, "activation_traffic": l.activation_pj,
+                 "mults": l.work.mults, "mult_bits": list(l.work.mult_bits), "adds": l.work.adds,
+                 "add_bits": l.work.add_bits, "weight_bytes": l.work.weight_bytes,
+                 "activation_bytes": l.work.activation_bytes_read + l.work.activation_bytes_written}
+                for l in self.layers
+            ],
+        }
+
+
+def price(works: list[LayerWork], floating: bool, description: str, table: Optional[EnergyTable] = None) -> EnergyProxy:
+    table = table or load_table()
+    weight_memory = table.level(sum(w.weight_bytes for w in works))
+    activation_memory = table.level(max((w.live_activation_bytes for w in works), default=0))
+    layers = []
+    for w in works:
+        if floating:
+            mult, add = table.float_mult(), table.float_add()
+        else:
+            mult = table.int_mult(*w.mult_bits) if w.mults else 0.0
+            add = table.int_add(w.add_bits) if w.adds else 0.0
+        layers.append(LayerEnergy(
+            w, w.mults * mult, w.adds * add, weight_memory.pj(w.weight_bytes),
+            activation_memory.pj(w.activation_bytes_read + w.activation_bytes_written),
+        ))
+    return EnergyProxy(tuple(layers), weight_memory, activation_memory, description)
+
+
+# -- counting, per layer kind (a new layer kind adds a rule) ------------------------------------
+
+#: kind -> rule(layer, in_elements, out_elements, in_bytes, out_bytes, storage) -> LayerWork
+Rule = Callable[..., LayerWork]
+RULES: dict[str, Rule] = {}
+
+
+def rule(kind: str):
+    def register(fn: Rule) -> Rule:
+        RULES[kind] = fn
+        return fn
+
+    return register
+
+
+@rule("dense")
+def _dense(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
+    """``storage``: (weight bytes as stored, products the kernel executes)."""
+    stored, products = storage
+    weight_bits, input_bits, accum_bits = bits
+    return LayerWork(layer.name, "dense", products, (weight_bits, input_bits), products, accum_bits, stored,
+                     products * in_bytes, n_out * out_bytes, n_in * in_bytes + n_out * out_bytes)
+
+
+@rule("relu")
+def _relu(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
+    return LayerWork(layer.name, "relu", adds=n_in, add_bits=bits[1], activation_bytes_read=n_in * in_bytes,
+                     activation_bytes_written=n_out * out_bytes, live_activation_bytes=n_in * in_bytes + n_out * out_bytes)
+
+
+@rule("flatten")
+def _flatten(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
+    return LayerWork(layer.name, "flatten")  # a view: no data moves
+
+
+def _works(graph: Graph, storage_of, element_bytes, bits_of) -> list[LayerWork]:
+    works = []
+    for index, layer in enumerate(graph.layers):
+        if layer.kind == "softmax":
+            continue  # not computed: the outputs are logits
+        if layer.kind not in RULES:
+            raise HwpruneError(f"layer {layer.name!r}: the energy proxy has no rule for {layer.kind!r} layers")
+        n_in = int(np.prod(graph.input_shape_of(index)))
+        n_out = int(np.prod(graph.shapes[index]))
+        in_bytes, out_bytes = element_bytes(index)
+        storage = storage_of(layer) if layer.kind == "dense" else None
+        works.append(RULES[layer.kind](layer, n_in, n_out, in_bytes, out_bytes, storage, bits_of(index, layer)))
+    return works
+
+
+def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = None) -> EnergyProxy:
+    """The proxy of a quantized graph as exported: ``formats`` maps a Dense layer to its format."""
+    from hwprune.backends.c.formats import encode
+
+    if not graph.is_quantized:
+        raise HwpruneError(f"model {graph.name!r} is not quantized; use float_proxy for a float model")
+    types = graph.value_types()
+    in_types = [graph.input_t, *types[:-1]]
+
+    def storage_of(layer):
+        s = encode(layer, formats.get(layer.name, "dense"))
+        products = s.total_weights if s.format == "dense" else s.nonzero_weights
+        return s.weight_bytes + s.bias_bytes, products
+
+    def element_bytes(index):
+        return in_types[index].storage_bits // 8, types[index].storage_bits // 8
+
+    def bits_of(index, layer):
+        if layer.kind == "dense":
+            return layer.weight_t.width, in_types[index].width, layer.accum_t.width
+        return 0, in_types[index].width, 0
+
+    formats_used = sorted({formats.get(l.name, "dense") for l in graph.dense_layers()})
+    widths = sorted({l.weight_t.width for l in graph.dense_layers()})
+    description = (f"exported: {'/'.join(map(str, widths))}-bit weights, {graph.input_t.width}-bit input, "
+                   f"{'/'.join(formats_used)}")
+    return price(_works(graph, storage_of, element_bytes, bits_of), False, description, table)
+
+
+def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable] = None) -> EnergyProxy:
+    """The proxy of ``graph``'s layers in float32: dense storage and every product, or with
+    ``sparse`` csr storage (float32 values) and products on the nonzero weights only."""
+    from hwprune.backends.c.formats import FORMATS
+
+    fmt = "csr" if sparse else "dense"
+
+    def storage_of(layer):
+        mask = (np.asarray(layer.weight) != 0).astype(np.int64)
+        stored = sum(a.nbytes for a in FORMATS[fmt].encode(mask, "int32_t"))  # int32_t: 4 bytes, as float32
+        products = int(mask.sum()) if sparse else mask.size
+        return stored + 4 * layer.out_features, products
+
+    def element_bytes(index):
+        return 4, 4
+
+    def bits_of(index, layer):
+        return 32, 32, 32
+
+    nonzero = graph.nonzero_weights / max(graph.total_weights, 1)
+    description = f"float32, {fmt}" + (f" ({(1 - nonzero) * 100:.0f} % sparse)" if sparse else "")
+    return price(_works(graph, storage_of, element_bytes, bits_of), True, description, table)
+
+
+def dense_float_graph(graph: Graph) -> Graph:
+    """``graph`` with every weight nonzero: the float32 dense model of the same shapes (a
+    pruned weight stands for the trained value it had; only its being nonzero matters here)."""
+    layers = [l.with_(weight=np.where(l.weight == 0, 1.0, l.weight)) if l.kind == "dense" else l
+              for l in graph.layers]
+    return graph.with_layers(layers)
+
+
+def report_section(graph: Graph, formats: dict) -> dict:
+    """``energy_proxy_pj`` of a report: the export's parts per layer, and the float32 dense
+    model of the same layer shapes beside it."""
+    exported = export_proxy(graph, formats)
+    baseline = float_proxy(dense_float_graph(graph))
+    out = exported.to_json()
+    out["float32_dense"] = baseline.to_json()
+    out["saving_vs_float32_dense"] = baseline.total() / max(exported.total(), 1e-30)
+    out["note"] = NOTE
+    return out
+
+
+# -- rendering (report.md, report.png) ----------------------------------------------------------
+
+PARTS = (("compute", "compute"), ("weight_reads", "weight reads"), ("activation_traffic", "activation traffic"))
+
+
+def markdown_lines(section: dict) -> list[str]:
+    base = section["float32_dense"]
+    lines = [
+        "## Energy proxy per inference (45 nm)", "",
+        f"This is {section['note']}. Weights are read from {section['weight_memory']} "
+        f"({section['weight_bytes']} B), activations from {section['activation_memory']}; "
+        f"the float32 dense model of the same layer shapes reads {base['weight_bytes']} B of weights from "
+        f"{base['weight_memory']}.", "",
+        "| layer | compute pJ | weight reads pJ | activation traffic pJ | total pJ | float32 dense pJ | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    by_name = {l["name"]: l for l in base["layers"]}
+    rows = [*section["layers"], {"name": "**total**", **{k: section[k] for k in ("compute", "weight_reads",
+                                                                                 "activation_traffic", "total")}}]
+    for r in rows:
+        b = by_name.get(r["name"], base if r["name"] == "**total**" else None)
+        ratio = f"{b['total'] / r['total']:.1f}x" if b and r["total"] > 0 else "-"
+        lines.append(f"| {r['name']} | {r['compute']:.1f} | {r['weight_reads']:.1f} | {r['activation_traffic']:.1f} | "
+                     f"{r['total']:.1f} | {b['total']:.1f} | {ratio} |" if b else
+                     f"| {r['name']} | {r['compute']:.1f} | {r['weight_reads']:.1f} | {r['activation_traffic']:.1f} | "
+                     f"{r['total']:.1f} | - | - |")
+    lines += ["", f"The export costs {section['saving_vs_float32_dense']:.1f}x less than the float32 dense model "
+                  "by this proxy. Multiplications are priced at weight x input width, additions at the "
+                  "accumulator width (costs/energy_45nm.toml says how the figures scale between widths).", ""]
+    return lines
+
+
+def plot(ax, section: dict) -> None:
+    """Stacked bars per layer: the float32 dense model (left) beside the export (right)."""
+    base = {l["name"]: l for l in section["float32_dense"]["layers"]}
+    layers = [l for l in section["layers"] if l["total"] > 0]
+    x = np.arange(len(layers))
+    colors = ("#4c72b0", "#dd8452", "#55a868")
+    for offset, source, hatch in ((-0.2, "float32 dense", "//"), (0.2, "exported", None)):
+        bottom = np.zeros(len(layers))
+        for (key, label), color in zip(PARTS, colors):
+            values = np.array([(base[l["name"]] if source == "float32 dense" else l)[key] for l in layers]) / 1e3
+            ax.bar(x + offset, values, 0.38, bottom=bottom, color=color, hatch=hatch, edgecolor="white",
+                   label=label if source == "exported" else None)
+            bottom += values
+        for xi, total in zip(x, bottom):
+            ax.text(xi + offset, total, f"{total:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [l["name"] for l in layers], fontsize=8)
+    ax.set_ylabel("nJ per inference (45 nm proxy)")
+    ax.set_title(f"energy proxy: float32 dense (hatched) vs exported, {section['saving_vs_float32_dense']:.0f}x less",
+                 fontsize=9)
+    ax.legend(fontsize=7)

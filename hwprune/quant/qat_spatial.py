@@ -1,0 +1,142 @@
+"""Quantization-aware conv and pooling modules (``quant.qat`` builds models with them).
+
+``QATConv1d``/``QATConv2d`` are what ``QATLinear`` is for Linear: weights on ``weight_t``,
+biases on ``bias_t``, the convolution summed in float64 (exact: every partial sum is a
+multiple of the product's LSB below 2**53, checked), the sum cast to ``result_t``. Taps on
+zero padding add exact zeros, so this is the integer reference's conv.
+
+``QATPool`` wraps a pooling module: its forward value is the integer reference's kernel on
+the input's integers (hls4ml's accumulate-then-truncating-divide, bit for bit), its
+gradient the float pooling's (straight through).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from hwprune.errors import OptionError
+from hwprune.frontends.torch_spatial import pool_layer
+from hwprune.prune.masks import WeightMask, module_mask
+from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
+
+EXACT_BITS = 53
+POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+PAD_TYPES = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)
+
+
+def _fake_quant(x: torch.Tensor, t: Fixed) -> torch.Tensor:
+    from hwprune.quant.qat import fake_quant
+
+    return fake_quant(x, t)
+
+
+class _QATConv:
+    """Shared by QATConv1d and QATConv2d (mixed into the torch conv classes)."""
+
+    input_t: Fixed
+    weight_t: Fixed
+    bias_t: Fixed
+    result_t: Fixed
+
+    def set_types(self, input_t: Fixed, weight_t: Fixed, bias_t: Fixed, result_t: Fixed) -> None:
+        self.input_t, self.weight_t, self.bias_t, self.result_t = input_t, weight_t, bias_t, result_t
+
+    @property
+    def product_frac(self) -> int:
+        return self.input_t.frac_bits + self.weight_t.frac_bits
+
+    def quantized_weight(self) -> torch.Tensor:
+        return _fake_quant(self.weight.double(), self.weight_t)
+
+    def quantized_bias(self) -> torch.Tensor:
+        bias = self.bias if self.bias is not None else torch.zeros(self.out_channels, dtype=torch.float64)
+        return _fake_quant(bias.double(), self.bias_t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.quantized_weight(), self.quantized_bias()
+        if self.bias_t.frac_bits > self.product_frac:
+            b = _fake_quant(b, Fixed(MAX_WIDTH, MAX_WIDTH - self.product_frac, True, Rounding.TRN, Overflow.WRAP))
+        with torch.no_grad():
+            x_abs = max(-self.input_t.min_value, self.input_t.max_value)
+            bound = float((b.abs() + x_abs * w.abs().reshape(w.shape[0], -1).sum(dim=1)).max()) if len(b) else 0.0
+        if math.ldexp(bound, self.product_frac) >= 2.0 ** EXACT_BITS:
+            raise OptionError(f"QAT {type(self).__name__}: the accumulator would need more than {EXACT_BITS} bits, "
+                              "beyond exact float64 sums; use fewer weight or activation bits")
+        acc = self._conv_forward(x.double(), w, b)
+        return _fake_quant(acc, self.result_t).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        types = f", weight={self.weight_t}, bias={self.bias_t}, result={self.result_t}" if hasattr(self, "result_t") else ""
+        return super().extra_repr() + types
+
+
+class QATConv1d(_QATConv, nn.Conv1d):
+    pass
+
+
+class QATConv2d(_QATConv, nn.Conv2d):
+    pass
+
+
+def rebuilt_conv(old, cls, dtype=None):
+    """A ``cls`` conv with ``old``'s geometry, unmasked weights, bias and mask."""
+    dtype = dtype or old.weight.dtype
+    new = cls(old.in_channels, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
+              dilation=old.dilation, groups=old.groups, bias=old.bias is not None, padding_mode=old.padding_mode,
+              dtype=dtype)
+    mask = module_mask(old)
+    with torch.no_grad():
+        new.weight.copy_(old.weight if mask is None else old.parametrizations.weight.original)
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    if mask is not None:
+        parametrize.register_parametrization(new, "weight", WeightMask(mask.to(dtype)))
+    return new
+
+
+def qat_conv_class(conv):
+    return QATConv1d if isinstance(conv, nn.Conv1d) else QATConv2d
+
+
+def plain_conv_class(conv):
+    return nn.Conv1d if isinstance(conv, nn.Conv1d) else nn.Conv2d
+
+
+class QATPool(nn.Module):
+    """A pooling module whose value is the integer reference's (see the module doc)."""
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "pool", pool)  # not a child: the model stays a chain of leaves
+        self.layer = pool_layer("pool", pool, "pool")
+
+    def set_types(self, input_t: Fixed, accum_t: Fixed, result_t: Fixed) -> None:
+        self.input_t = input_t
+        self.layer = self.layer.with_(accum_t=accum_t, result_t=result_t)
+
+    @property
+    def accum_t(self) -> Fixed:
+        return self.layer.accum_t
+
+    @property
+    def result_t(self) -> Fixed:
+        return self.layer.result_t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from hwprune.reference import KERNELS
+
+        y = self.pool(x)
+        values = x.detach().cpu().double().numpy()
+        x_int = np.moveaxis(quantize(values, self.input_t), 1, -1)  # on the grid already: exact
+        exact = KERNELS[self.layer.kind](self.layer, x_int, self.input_t)
+        exact = to_real(np.moveaxis(exact, -1, 1) if exact.ndim > 2 else exact, self.result_t)
+        exact = torch.from_numpy(exact.reshape(y.shape)).to(dtype=y.dtype, device=y.device)
+        return y + (exact - y).detach()
+
+    def extra_repr(self) -> str:
+        return f"{self.pool!r}" + (f", accum={self.accum_t}, result={self.result_t}" if self.layer.accum_t else "")

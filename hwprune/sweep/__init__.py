@@ -1,0 +1,68 @@
+"""Design-space search: the cheapest model that keeps its accuracy on a given chip.
+
+``sweep()`` expands a grid (method x schedule x sparsity x bits x seeds) into trials,
+runs each (prune, fine-tune, quantize, export, verify, measure) as a Ray task, averages
+the seeds, finds the Pareto front of accuracy against the objective and copies the best
+model's export folder to ``DIR/best``. Modules: ``spec`` (grid and objectives), ``trial``
+(one trial), ``runner`` (Ray, resume), ``pareto`` (points, front), ``outputs`` (files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, summarize, write_outputs
+from hwprune.sweep.pareto import Point, aggregate, best_point, dominates, pareto_front
+from hwprune.sweep.runner import check_engine, prepare_folder, run_trials
+from hwprune.sweep.spec import OBJECTIVES, SweepSpec, Trial, check_objective, parse_list
+from hwprune.sweep.trial import Inputs
+
+
+def sha256_file(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0) -> Inputs:
+    """The model file's bytes and the data; without ``test`` a stratified 20 % of ``data``
+    (fixed seed) is held out."""
+    from hwprune.data import load_npz
+    from hwprune.frontends.torch import load_torch_model
+    from hwprune.prune.train import as_tensors, check_fits
+
+    module = load_torch_model(model)  # fails here, once, on a bad model file
+    x, y = load_npz(data)
+    if test is not None:
+        x_test, y_test = load_npz(test)
+        if x_test.shape[1:] != x.shape[1:]:
+            from hwprune.errors import ShapeError
+
+            raise ShapeError(f"{test}: x has shape {x_test.shape[1:]} per example, {data} has {x.shape[1:]}")
+        x_train, y_train = x, y
+    else:
+        from sklearn.model_selection import train_test_split
+
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
+    check_fits(module, *as_tensors(x_train, y_train))
+    return Inputs(Path(model).read_bytes(), Path(model).suffix, x_train, y_train, x_test, y_test)
+
+
+def sweep(spec: SweepSpec, inputs: Inputs, out, address: Optional[str] = None, resume: bool = False,
+          force: bool = False, workers: Optional[int] = None, progress: bool = True) -> dict:
+    """Run (or finish) the sweep in ``out``; return the summary written to sweep.json."""
+    out = Path(out)
+    check_engine(address)
+    prepare_folder(out, spec, resume, force)
+    run = run_trials(spec, inputs, out, address, workers, progress)
+    summary = summarize(spec, run)
+    write_outputs(out, summary)
+    return summary
+
+
+__all__ = [
+    "BEST_DIR", "Inputs", "OBJECTIVES", "Point", "SWEEP_JSON", "SweepSpec", "Trial", "aggregate", "best_point",
+    "check_objective", "dominates", "load_inputs", "pareto_front", "parse_list", "sha256_file", "sweep",
+]

@@ -1,0 +1,197 @@
+"""Run a sweep's trials on Ray, keep every finished trial on disk, resume after a kill.
+
+Layout of a sweep folder::
+
+    DIR/sweep-spec.json             what the sweep is (written first; a resume checks it)
+    DIR/trials/<id>/export/         each trial's export folder, kept
+    DIR/trials/<id>/result.json     its record, written last: a trial is finished iff it exists
+    DIR/sweep.json, sweep.md, sweep.png, DIR/best/   written at the end
+
+Ray: by default a local instance started in this process (nothing to set up); with an
+address, the running cluster there. Each trial is a Ray task of one CPU that receives the
+model and data by value and returns its record and export archive, so workers need no
+shared file system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from hwprune.errors import HwpruneError, OptionError, OutputExistsError, ToolchainError
+from hwprune.sweep.spec import SweepSpec, Trial
+from hwprune.sweep.trial import Inputs, run_trial, unpack_export
+
+SPEC_FILE = "sweep-spec.json"
+TRIALS_DIR = "trials"
+RESULT_FILE = "result.json"
+CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    records: list[dict]  # every trial of the grid, finished now or before
+    ran: tuple[str, ...]  # ids of the trials this run computed
+    wall_seconds: float
+    workers: int
+
+
+def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool) -> None:
+    """Create the sweep folder, or check that a resumed one belongs to the same sweep."""
+    marker = out / SPEC_FILE
+    if out.exists() and resume:
+        if not marker.is_file():
+            raise OptionError(f"--resume: {out} holds no {SPEC_FILE}; it is not a sweep folder")
+        stored = json.loads(marker.read_text())
+        if stored.get("fingerprint") != spec.fingerprint:
+            differ = sorted(k for k, v in spec.to_dict().items()
+                            if k not in spec.JUDGING and stored.get("spec", {}).get(k) != v)
+            raise OptionError(f"--resume: {out} is a different sweep (it differs in {', '.join(differ) or 'its inputs'}); "
+                              "give the same options or another --out")
+        return
+    if out.exists():
+        if not force:
+            raise OutputExistsError(f"{out} exists already; pass --resume to finish that sweep or --force to replace it")
+        if not marker.is_file():
+            raise OutputExistsError(f"--force replaces only a sweep folder; {out} holds no {SPEC_FILE}, so it stays")
+        if out.resolve() == Path.cwd().resolve():
+            raise OutputExistsError("--force will not replace the current folder")
+        shutil.rmtree(out)
+    (out / TRIALS_DIR).mkdir(parents=True)
+    marker.write_text(json.dumps({"fingerprint": spec.fingerprint, "spec": spec.to_dict()}, indent=1) + "\n")
+
+
+def finished(out: Path, trial: Trial) -> Optional[dict]:
+    path = out / TRIALS_DIR / trial.id / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:  # cut short by a kill between write and rename cannot happen; a hand edit can
+        return None
+
+
+def _store(out: Path, record: dict, archive: Optional[bytes]) -> None:
+    folder = out / TRIALS_DIR / record["id"]
+    if folder.exists():
+        shutil.rmtree(folder)  # a trial a kill interrupted: its leftovers go
+    folder.mkdir(parents=True)
+    if archive is not None:
+        unpack_export(archive, folder / "export")
+    tmp = folder / f".{RESULT_FILE}.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(folder / RESULT_FILE)
+
+
+def _check_address(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise OptionError(f"--address {address!r} must be HOST:PORT (the head node's GCS address, e.g. 127.0.0.1:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise OptionError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                          "start one with 'ray start --head' or drop --address for a local one") from None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_engine(address: Optional[str]) -> None:
+    """Fail before anything is written: Ray missing, or no cluster at ``address``."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'")
+    if address:
+        _check_address(address)
+
+
+def _init_ray(address: Optional[str], workers: Optional[int]):
+    if address:
+        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+        if "RAY_AUTH_MODE" not in os.environ and (token.is_file() or os.environ.get("RAY_AUTH_TOKEN")):
+            # 'ray start' enables token authentication; Ray reads the mode when it is imported.
+            os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        import ray
+    except ImportError:
+        raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'") from None
+    if address:
+        _check_address(address)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs = dict(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
+    if address:
+        kwargs.pop("include_dashboard")
+        host = address.rpartition(":")[0]
+        if _is_loopback(host):
+            # A cluster on this machine's loopback: the driver joins it as a local node.
+            kwargs["_node_ip_address"] = host
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError) as exc:
+            raise OptionError(f"--address {address}: cannot join the Ray cluster there "
+                              f"({str(exc).strip().splitlines()[-1]})") from None
+    else:
+        # The local instance talks over loopback only.
+        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kwargs)
+    return ray
+
+
+def _trial_task(spec: SweepSpec, trial: Trial, inputs: Inputs):
+    """Runs in a Ray worker: a bad trial becomes a record with its error, not a lost sweep."""
+    try:
+        return run_trial(spec, trial, inputs)
+    except HwpruneError as exc:
+        return {**trial.to_dict(), "id": trial.id, "config": trial.config, "error": str(exc)}, None
+
+
+def run_trials(spec: SweepSpec, inputs: Inputs, out: Path, address: Optional[str] = None,
+               workers: Optional[int] = None, progress: bool = True) -> SweepRun:
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    trials = spec.trials()
+    done = {t.id: r for t in trials if (r := finished(out, t)) is not None}
+    todo = [t for t in trials if t.id not in done]
+    ran: list[str] = []
+    cpus = 0
+    if todo:
+        ray = _init_ray(address, workers)
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            task = ray.remote(num_cpus=1, max_retries=0)(_trial_task)
+            inputs_ref = ray.put(inputs)
+            pending = {task.remote(spec, t, inputs_ref): t for t in todo}
+            with tqdm(total=len(trials), initial=len(done), desc="sweep", unit="trial", file=sys.stderr,
+                      disable=None if progress else True) as bar:
+                while pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    trial = pending.pop(ready[0])
+                    try:
+                        record, archive = ray.get(ready[0])
+                    except Exception as exc:  # a worker that died or raised something unexpected
+                        record, archive = {**trial.to_dict(), "id": trial.id, "config": trial.config,
+                                           "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}, None
+                    _store(out, record, archive)
+                    done[trial.id] = record
+                    ran.append(trial.id)
+                    bar.update(1)
+        finally:
+            ray.shutdown()
+    records = [done[t.id] for t in trials]
+    return SweepRun(records, tuple(ran), time.perf_counter() - started, cpus)
