@@ -38,12 +38,13 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
     p.add_argument("--backend", default="c", choices=["c", "hls4ml"],
                    help="c: C sources only; hls4ml: an hls4ml project in DIR/hls4ml/ too (C simulation checked)")
-    p.add_argument("--strategy", default="latency", choices=["latency", "resource", "da"],
-                   help="hls4ml strategy: latency, resource (weights in memory) or da (distributed arithmetic)")
-    p.add_argument("--reuse-factor", type=int, default=1, help="hls4ml reuse factor (default 1)")
+    p.add_argument("--strategy", choices=["latency", "resource", "da"],
+                   help="hls4ml strategy: latency (default), resource (weights in memory) or da (distributed "
+                        "arithmetic, da4ml)")
+    p.add_argument("--reuse-factor", type=int, help="hls4ml reuse factor (default 1)")
     p.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
-    p.add_argument("--hls-tool", default="Vitis", choices=["Vitis", "Vivado"], help="HLS tool the project is for")
-    p.add_argument("--weight-storage", default="auto", choices=["auto", "dense", "compressed"],
+    p.add_argument("--hls-tool", choices=["Vitis", "Vivado"], help="HLS tool the project is for (default Vitis)")
+    p.add_argument("--weight-storage", choices=["auto", "dense", "compressed"],
                    help="resource strategy: weights dense, compressed (nonzeros only) or the smaller per layer")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
     p.set_defaults(run=run)
@@ -56,11 +57,17 @@ def run(args) -> int:
 
     get_target(args.target)  # an unknown target fails before any work
     hls = None
+    fpga = {"strategy": args.strategy, "reuse_factor": args.reuse_factor, "part": args.part, "tool": args.hls_tool,
+            "storage": args.weight_storage}
     if args.backend == "hls4ml":
-        from hwprune.backends.hls4ml import DEFAULT_PART, HlsOptions
+        from hwprune.backends.hls4ml import HlsOptions
 
-        hls = HlsOptions(strategy=args.strategy, reuse_factor=args.reuse_factor, part=args.part or DEFAULT_PART,
-                         tool=args.hls_tool, storage=args.weight_storage)
+        hls = HlsOptions(**{k: v for k, v in fpga.items() if v is not None})
+    elif any(v is not None for v in fpga.values()):
+        flags = {"strategy": "--strategy", "reuse_factor": "--reuse-factor", "part": "--part", "tool": "--hls-tool",
+                 "storage": "--weight-storage"}
+        given = [flags[k] for k, v in fpga.items() if v is not None]
+        raise OptionError(f"{', '.join(given)}: FPGA options, for --backend hls4ml only")
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, target=args.target, remove_dead_neurons=not args.keep_dead_neurons,

@@ -129,3 +129,9 @@ def test_weights_that_do_not_match(tmp_path, cli):
 def test_json_without_weights(tmp_path, cli):
     line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_3layer.json")
     assert "--weights" in line
+
+
+def test_fpga_options_without_the_hls4ml_backend(tmp_path, cli):
+    line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_3layer.json", "--weights", DATA / "KERAS_3layer_weights.h5",
+                            "--strategy", "resource")
+    assert "--strategy" in line and "--backend hls4ml" in line
