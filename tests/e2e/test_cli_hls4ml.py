@@ -37,13 +37,14 @@ def fresh_build_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pruned(tmp_path_factory, cli):
-    """A digits MLP trained briefly, then pruned to 90 % by ``hwprune prune``."""
+    """A small digits MLP (64-8-10: g++ time grows with the model), trained briefly, then
+    pruned to 90 % by ``hwprune prune``."""
     root = tmp_path_factory.mktemp("hls4ml")
     d = load_dataset("digits", seed=0)
     x, y = d.x_train[:256], d.y_train[:256]
     np.savez(root / "train.npz", x=x, y=y)
     np.save(root / "calibration.npy", d.x_test[:100])
-    model = make_mlp((64, 16, 10), seed=0)
+    model = make_mlp((64, 8, 10), seed=0)
     fit(model, x, y, epochs=4, lr=3e-3)
     torch.save(model, root / "trained.pt")
     cli("prune", root / "trained.pt", "--data", root / "train.npz", "--out", root / "pruned.pt",
