@@ -48,7 +48,7 @@ def main() -> None:
           f"dense float32 / this |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for name, accuracy, p in rows:
-        weight_bytes = sum(l.work.weight_bytes for l in p.layers)
+        weight_bytes = sum(l.work.stored_bytes for l in p.layers)
         print(f"| {name} | {accuracy * 100:.2f} % | {weight_bytes} | {p.weight_memory.name} | "
               f"{p.total('compute_pj'):.1f} | {p.total('weight_read_pj'):.1f} | {p.total('activation_pj'):.1f} | "
               f"{p.total():.1f} | {base.total() / p.total():.1f}x |")

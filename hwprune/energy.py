@@ -8,13 +8,14 @@ between bit widths. Per layer, for one inference:
 
 - compute: every multiplication the kernel executes (weight width x input width) and
   every addition into the accumulator (accumulator width); a dense-format layer
-  multiplies its zeros too, a csr layer only its nonzeros. A ReLU is one comparison
-  (an add) per element. Casts, loop control and address arithmetic are not counted.
+  multiplies its zeros too, a csr layer only its nonzeros. A ReLU or a max-pool is one
+  comparison (an add) per element read. Casts, loops and addresses are not counted.
 - weight reads: every byte the chosen storage format keeps (values, indices, row
-  pointers, bias), read once, from the memory level the model's weights fit in;
+  pointers, bias), once per use (a Dense layer once, a convolution once per output
+  position), from the memory level the model's stored weights fit in;
 - activation traffic: one input read per multiplication (the kernels load ``x[i]``
-  for every product) and one write per output, at the C element size, from the level
-  the largest layer's input and output fit in.
+  for every product; a pool reads its window) and one write per output, at the C
+  element size, from the level the largest layer's input and output fit in.
 
 A float model is priced as float32: 32-bit float multiplies and adds, 4-byte weights
 and activations, stored dense, or as csr (float values, the same indices) when pruned.
@@ -126,7 +127,8 @@ class LayerWork:
     mult_bits: tuple[int, int] = (0, 0)  # (weight, input); (32, 32) float
     adds: int = 0
     add_bits: int = 0
-    weight_bytes: int = 0  # values + indices + pointers + bias, as stored
+    weight_bytes: int = 0  # bytes of weights read: values + indices + pointers + bias, per use
+    stored_bytes: int = 0  # the same, as stored (what must fit the weight memory)
     activation_bytes_read: int = 0
     activation_bytes_written: int = 0
     live_activation_bytes: int = 0  # input + output, which must fit the activation memory
@@ -165,7 +167,7 @@ class EnergyProxy:
             "weight_reads": self.total("weight_read_pj"), "activation_traffic": self.total("activation_pj"),
             "model": self.description,
             "weight_memory": self.weight_memory.name, "activation_memory": self.activation_memory.name,
-            "weight_bytes": sum(l.work.weight_bytes for l in self.layers),
+            "weight_bytes": sum(l.work.stored_bytes for l in self.layers),
             "layers": [
                 {"name": l.work.name, "kind": l.work.kind, "total": l.total_pj, "compute": l.compute_pj,
                  "weight_reads": l.weight_read_pj, "activation_traffic": l.activation_pj,
@@ -179,7 +181,7 @@ class EnergyProxy:
 
 def price(works: list[LayerWork], floating: bool, description: str, table: Optional[EnergyTable] = None) -> EnergyProxy:
     table = table or load_table()
-    weight_memory = table.level(sum(w.weight_bytes for w in works))
+    weight_memory = table.level(sum(w.stored_bytes for w in works))
     activation_memory = table.level(max((w.live_activation_bytes for w in works), default=0))
     layers = []
     for w in works:
@@ -197,56 +199,98 @@ def price(works: list[LayerWork], floating: bool, description: str, table: Optio
 
 # -- counting, per layer kind (a new layer kind adds a rule) ------------------------------------
 
-#: kind -> rule(layer, in_elements, out_elements, in_bytes, out_bytes, storage) -> LayerWork
-Rule = Callable[..., LayerWork]
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule needs besides the layer: shapes, element sizes, widths, storage."""
+
+    shape_in: tuple[int, ...]
+    shape_out: tuple[int, ...]
+    in_bytes: int  # bytes per input element
+    out_bytes: int
+    in_bits: int  # width of the input values (32 for float)
+    stored_bytes: int = 0  # weighted layers: values + indices + pointers + bias, as stored
+    format: str = "dense"  # weighted layers: a dense-format kernel multiplies zeros too
+    weight_bits: int = 0
+    accum_bits: int = 0
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.shape_in))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.shape_out))
+
+    def traffic(self, reads: int) -> dict:
+        return dict(activation_bytes_read=reads * self.in_bytes, activation_bytes_written=self.n_out * self.out_bytes,
+                    live_activation_bytes=self.n_in * self.in_bytes + self.n_out * self.out_bytes)
+
+
+Rule = Callable[[object, Context], LayerWork]
 RULES: dict[str, Rule] = {}
 
 
-def rule(kind: str):
+def rule(*kinds: str):
     def register(fn: Rule) -> Rule:
-        RULES[kind] = fn
+        for kind in kinds:
+            RULES[kind] = fn
         return fn
 
     return register
 
 
-@rule("dense")
-def _dense(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
-    """``storage``: (weight bytes as stored, products the kernel executes)."""
-    stored, products = storage
-    weight_bits, input_bits, accum_bits = bits
-    return LayerWork(layer.name, "dense", products, (weight_bits, input_bits), products, accum_bits, stored,
-                     products * in_bytes, n_out * out_bytes, n_in * in_bytes + n_out * out_bytes)
+@rule("dense", "conv1d", "conv2d")
+def _weighted(layer, c: Context) -> LayerWork:
+    """One product (a weight read and an input read) per multiply-accumulate the kernel runs.
+    A convolution reads its stored weights once per output position, a Dense layer once."""
+    products = layer.mac_count(c.shape_in, nonzero_only=c.format != "dense")
+    used = layer.weight.size if c.format == "dense" else max(layer.nonzero_weights, 1)
+    reuse = max(products / used, 1.0)
+    return LayerWork(layer.name, layer.kind, products, (c.weight_bits, c.in_bits), products, c.accum_bits,
+                     round(c.stored_bytes * reuse), c.stored_bytes, **c.traffic(products))
 
 
 @rule("relu")
-def _relu(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
-    return LayerWork(layer.name, "relu", adds=n_in, add_bits=bits[1], activation_bytes_read=n_in * in_bytes,
-                     activation_bytes_written=n_out * out_bytes, live_activation_bytes=n_in * in_bytes + n_out * out_bytes)
+def _relu(layer, c: Context) -> LayerWork:
+    return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
+
+
+@rule("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
+def _pool(layer, c: Context) -> LayerWork:
+    """Every output reads its window (a comparison or an addition per element)."""
+    reads = c.n_out * int(np.prod(layer.pool_size))
+    bits = c.accum_bits if layer.op == "avg" and c.accum_bits else c.in_bits
+    return LayerWork(layer.name, layer.kind, adds=reads, add_bits=bits, **c.traffic(reads))
+
+
+@rule("globalavgpool1d", "globalavgpool2d")
+def _global_pool(layer, c: Context) -> LayerWork:
+    return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.accum_bits or c.in_bits, **c.traffic(c.n_in))
 
 
 @rule("flatten")
-def _flatten(layer, n_in, n_out, in_bytes, out_bytes, storage, bits) -> LayerWork:
-    return LayerWork(layer.name, "flatten")  # a view: no data moves
+def _flatten(layer, c: Context) -> LayerWork:
+    return LayerWork(layer.name, layer.kind)  # a view: no data moves
 
 
-def _works(graph: Graph, storage_of, element_bytes, bits_of) -> list[LayerWork]:
+def _works(graph: Graph, context_of) -> list[LayerWork]:
     works = []
     for index, layer in enumerate(graph.layers):
         if layer.kind == "softmax":
             continue  # not computed: the outputs are logits
         if layer.kind not in RULES:
             raise HwpruneError(f"layer {layer.name!r}: the energy proxy has no rule for {layer.kind!r} layers")
-        n_in = int(np.prod(graph.input_shape_of(index)))
-        n_out = int(np.prod(graph.shapes[index]))
-        in_bytes, out_bytes = element_bytes(index)
-        storage = storage_of(layer) if layer.kind == "dense" else None
-        works.append(RULES[layer.kind](layer, n_in, n_out, in_bytes, out_bytes, storage, bits_of(index, layer)))
+        works.append(RULES[layer.kind](layer, context_of(index, layer)))
     return works
 
 
+def _is_weighted(layer) -> bool:
+    return getattr(layer, "weight", None) is not None
+
+
 def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = None) -> EnergyProxy:
-    """The proxy of a quantized graph as exported: ``formats`` maps a Dense layer to its format."""
+    """The proxy of a quantized graph as exported: ``formats`` maps a weighted layer to its format."""
     from hwprune.backends.c.formats import encode
 
     if not graph.is_quantized:
@@ -254,24 +298,23 @@ def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = Non
     types = graph.value_types()
     in_types = [graph.input_t, *types[:-1]]
 
-    def storage_of(layer):
+    def context_of(index, layer) -> Context:
+        in_t, out_t = in_types[index], types[index]
+        common = dict(shape_in=graph.input_shape_of(index), shape_out=graph.shapes[index],
+                      in_bytes=in_t.storage_bits // 8, out_bytes=out_t.storage_bits // 8, in_bits=in_t.width)
+        accum_t = getattr(layer, "accum_t", None)
+        if not _is_weighted(layer):
+            return Context(**common, accum_bits=accum_t.width if accum_t is not None else 0)
         s = encode(layer, formats.get(layer.name, "dense"))
-        products = s.total_weights if s.format == "dense" else s.nonzero_weights
-        return s.weight_bytes + s.bias_bytes, products
+        return Context(**common, stored_bytes=s.weight_bytes + s.bias_bytes, format=s.format,
+                       weight_bits=layer.weight_t.width, accum_bits=accum_t.width)
 
-    def element_bytes(index):
-        return in_types[index].storage_bits // 8, types[index].storage_bits // 8
-
-    def bits_of(index, layer):
-        if layer.kind == "dense":
-            return layer.weight_t.width, in_types[index].width, layer.accum_t.width
-        return 0, in_types[index].width, 0
-
-    formats_used = sorted({formats.get(l.name, "dense") for l in graph.dense_layers()})
-    widths = sorted({l.weight_t.width for l in graph.dense_layers()})
+    weighted = [l for l in graph.layers if _is_weighted(l)]
+    formats_used = sorted({formats.get(l.name, "dense") for l in weighted})
+    widths = sorted({l.weight_t.width for l in weighted})
     description = (f"exported: {'/'.join(map(str, widths))}-bit weights, {graph.input_t.width}-bit input, "
                    f"{'/'.join(formats_used)}")
-    return price(_works(graph, storage_of, element_bytes, bits_of), False, description, table)
+    return price(_works(graph, context_of), False, description, table)
 
 
 def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable] = None) -> EnergyProxy:
@@ -281,27 +324,25 @@ def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable]
 
     fmt = "csr" if sparse else "dense"
 
-    def storage_of(layer):
-        mask = (np.asarray(layer.weight) != 0).astype(np.int64)
+    def context_of(index, layer) -> Context:
+        common = dict(shape_in=graph.input_shape_of(index), shape_out=graph.shapes[index], in_bytes=4, out_bytes=4,
+                      in_bits=32, accum_bits=32)
+        if not _is_weighted(layer):
+            return Context(**common)
+        mask = (np.asarray(layer.weight) != 0).astype(np.int64).reshape(layer.weight.shape[0], -1)
         stored = sum(a.nbytes for a in FORMATS[fmt].encode(mask, "int32_t"))  # int32_t: 4 bytes, as float32
-        products = int(mask.sum()) if sparse else mask.size
-        return stored + 4 * layer.out_features, products
+        return Context(**common, stored_bytes=stored + 4 * layer.weight.shape[0], format=fmt, weight_bits=32)
 
-    def element_bytes(index):
-        return 4, 4
-
-    def bits_of(index, layer):
-        return 32, 32, 32
-
-    nonzero = graph.nonzero_weights / max(graph.total_weights, 1)
-    description = f"float32, {fmt}" + (f" ({(1 - nonzero) * 100:.0f} % sparse)" if sparse else "")
-    return price(_works(graph, storage_of, element_bytes, bits_of), True, description, table)
+    total = sum(l.weight.size for l in graph.layers if _is_weighted(l))
+    nonzero = sum(int(np.count_nonzero(l.weight)) for l in graph.layers if _is_weighted(l))
+    description = f"float32, {fmt}" + (f" ({(1 - nonzero / max(total, 1)) * 100:.0f} % sparse)" if sparse else "")
+    return price(_works(graph, context_of), True, description, table)
 
 
 def dense_float_graph(graph: Graph) -> Graph:
     """``graph`` with every weight nonzero: the float32 dense model of the same shapes (a
     pruned weight stands for the trained value it had; only its being nonzero matters here)."""
-    layers = [l.with_(weight=np.where(l.weight == 0, 1.0, l.weight)) if l.kind == "dense" else l
+    layers = [l.with_(weight=np.where(l.weight == 0, 1.0, l.weight)) if _is_weighted(l) else l
               for l in graph.layers]
     return graph.with_layers(layers)
 
@@ -335,15 +376,11 @@ def markdown_lines(section: dict) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     by_name = {l["name"]: l for l in base["layers"]}
-    rows = [*section["layers"], {"name": "**total**", **{k: section[k] for k in ("compute", "weight_reads",
-                                                                                 "activation_traffic", "total")}}]
-    for r in rows:
-        b = by_name.get(r["name"], base if r["name"] == "**total**" else None)
-        ratio = f"{b['total'] / r['total']:.1f}x" if b and r["total"] > 0 else "-"
+    for r in [*section["layers"], {**section, "name": "**total**"}]:
+        b = base if r["name"] == "**total**" else by_name.get(r["name"])
+        beside = f"{b['total']:.1f} | " + (f"{b['total'] / r['total']:.1f}x" if r["total"] > 0 else "-") if b else "- | -"
         lines.append(f"| {r['name']} | {r['compute']:.1f} | {r['weight_reads']:.1f} | {r['activation_traffic']:.1f} | "
-                     f"{r['total']:.1f} | {b['total']:.1f} | {ratio} |" if b else
-                     f"| {r['name']} | {r['compute']:.1f} | {r['weight_reads']:.1f} | {r['activation_traffic']:.1f} | "
-                     f"{r['total']:.1f} | - | - |")
+                     f"{r['total']:.1f} | {beside} |")
     lines += ["", f"The export costs {section['saving_vs_float32_dense']:.1f}x less than the float32 dense model "
                   "by this proxy. Multiplications are priced at weight x input width, additions at the "
                   "accumulator width (costs/energy_45nm.toml says how the figures scale between widths).", ""]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprune.errors import UnsupportedLayerError
+from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.ir.layers import (
     AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, Layer, MaxPool1D, MaxPool2D,
 )
@@ -87,8 +87,6 @@ def conv_layer(path: str, conv, name: str, extra_padding=None) -> Layer:
 
 def _finite(path: str, kind: str, label: str, values: np.ndarray) -> None:
     if not np.all(np.isfinite(values)):
-        from hwprune.errors import WeightError
-
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
         raise WeightError(f"module {path!r} ({kind}): {label} has a non-finite value {values[idx]} at index {idx}")
 

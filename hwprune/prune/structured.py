@@ -58,8 +58,13 @@ def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
 def _check_chain(chain: list[tuple[str, nn.Module]]) -> list[int]:
     prunable = [i for i, (_, m) in enumerate(chain) if isinstance(m, PRUNABLE_TYPES)]
     last = prunable[-1] if prunable else -1
+    before = None  # the prunable module before the current one
     for i, (name, m) in enumerate(chain):
+        if isinstance(m, POOLS) and isinstance(before, nn.Linear):
+            raise UnsupportedLayerError(f"module {name!r} ({type(m).__name__}) pools the units of a Linear; "
+                                        "remove_pruned_neurons supports pooling after a Conv1d/Conv2d only")
         if isinstance(m, PRUNABLE_TYPES):
+            before = m
             if getattr(m, "groups", 1) != 1:
                 raise UnsupportedLayerError(f"module {name!r}: grouped and depthwise convolutions (groups={m.groups}) "
                                             "are not supported by remove_pruned_neurons")

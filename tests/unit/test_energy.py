@@ -100,3 +100,23 @@ def test_a_layer_kind_without_a_rule_is_named():
     g = Graph("g", (3,), [Odd("weird")])
     with pytest.raises(HwpruneError, match="'weird': the energy proxy has no rule for 'odd'"):
         float_proxy(g)
+
+
+def test_convolutions_and_pooling_are_counted_per_output_position(rng):
+    from hwprune.ir import Flatten
+    from hwprune.ir.spatial import Conv2D, MaxPool2D
+
+    w = rng.normal(size=(4, 3, 3, 2))
+    w[rng.random(w.shape) < 0.7] = 0.0
+    g = Graph("cnn", (8, 8, 2), [Conv2D("conv", w, rng.normal(size=4)), ReLU("relu"),
+                                 MaxPool2D("pool", pool_size=(2, 2)), Flatten("flat"),
+                                 Dense("fc", rng.normal(size=(3, 36)), np.zeros(3))])
+    q = calibrate(g, rng.normal(size=(32, 8, 8, 2)), QuantConfig(8, 8))
+    conv = q.layers[0]
+    dense, csr = (export_proxy(q, {"conv": f, "fc": f}) for f in ("dense", "csr"))
+    assert dense.layers[0].work.mults == conv.mac_count((8, 8, 2)) == 6 * 6 * w.size  # valid padding
+    assert csr.layers[0].work.mults == conv.mac_count((8, 8, 2), nonzero_only=True) < dense.layers[0].work.mults
+    # Each of the 36 output positions reads the stored filters once; the memory level sees them once.
+    assert dense.layers[0].work.weight_bytes == 36 * dense.layers[0].work.stored_bytes
+    assert dense.layers[2].work.activation_bytes_read == 3 * 3 * 4 * 4  # every output reads its 2x2 window
+    assert csr.total() < dense.total() < float_proxy(dense_float_graph(g)).total()

@@ -147,8 +147,8 @@ def test_bad_arguments():
         prepare_qat(model, 9, 8, x)
     with pytest.raises(OptionError, match="calibration"):
         prepare_qat(model, 4, 8)
-    with pytest.raises(UnsupportedLayerError, match="Conv1d"):
-        prepare_qat(nn.Sequential(nn.Conv1d(1, 2, 3)), 4, 8, x)
+    with pytest.raises(UnsupportedLayerError, match="BatchNorm1d.*fold BatchNorm first"):
+        prepare_qat(nn.Sequential(nn.Linear(x.shape[1], 4), nn.BatchNorm1d(4)), 4, 8, x)
     with pytest.raises(UnsupportedLayerError, match="Sequential"):
         prepare_qat(nn.Linear(3, 3), 4, 8, x)
 
