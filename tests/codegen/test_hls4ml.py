@@ -152,3 +152,20 @@ def test_an_edited_project_is_refused(projects, tmp_path):
     readme.write_text(readme.read_text() + "edited\n")
     with pytest.raises(ModelError, match="README.md differs"):
         read_summary(copy / "hls4ml")
+
+
+@pytest.mark.parametrize("name,shape", [("conv1d_small", (10, 4)), ("conv2d_model", (8, 8, 1))])
+def test_keras_conv_models_convert_with_their_types(name, shape, tmp_path):
+    from pathlib import Path
+
+    from hwprune.frontends.keras import from_keras_json
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    graph = from_keras_json(data / f"KERAS_{name}.json", data / f"KERAS_{name}_weights.h5")
+    quantized = calibrate(graph, np.random.default_rng(0).standard_normal((100, *shape)))
+    model, conversion = build_model(quantized, HlsOptions(), tmp_path / "p", name)
+    nodes = {node.name: node for node in model.get_layers()}
+    conv = next(l for l in quantized.layers if l.kind.startswith("conv"))
+    assert nodes[conv.name].class_name.startswith("Conv")
+    assert nodes[conv.name].get_attr("pad_left") == conv.padding[-1][0]
+    assert conversion.skipped[-1] == quantized.layers[-1].name  # the softmax

@@ -1,8 +1,8 @@
 """``hwprune prune`` -> ``hwprune export --backend hls4ml`` -> ``hwprune verify``, as a user runs
 them; hls4ml's C simulation (g++) must equal the integer reference on every vector.
 
-Each project is compiled once (module fixtures); the 1,000-input runs of the shared models
-are in benchmarks/hls4ml_agreement.py.
+Each project is compiled once (module fixtures); the 1,000-input runs of the shared Keras
+models (dense and conv) are in benchmarks/hls4ml_agreement.py.
 """
 
 import json
@@ -85,16 +85,6 @@ def test_pruning_leaves_fewer_multiplications(exports):
     assert h["multiplications"] == report["nonzero_weights"] <= 0.15 * h["multiplications_dense"]
     da = json.loads((exports["da"] / "report.json").read_text())["hls4ml"]
     assert da["da_adder_cost"] > 0
-
-
-@needs_gxx
-def test_keras_conv1d_model_exports_bit_exact(tmp_path, cli):
-    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((50, 10, 4)))
-    cli("export", DATA / "KERAS_conv1d_small.json", "--weights", DATA / "KERAS_conv1d_small_weights.h5",
-        "--calibration", tmp_path / "x.npy", "--out", tmp_path / "out", "--backend", "hls4ml", check_exit=0)
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["engines"]["hls4ml"]["bit_exact"] is True
-    assert "ends at the logits" in (tmp_path / "out" / "hls4ml" / "README.md").read_text()
 
 
 def _one_line_exit_2(cli, tmp_path, *args):
