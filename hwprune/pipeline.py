@@ -32,6 +32,7 @@ from hwprune.quant.calibrate import QuantConfig, calibrate
 VECTORS_FILE = "vectors.npz"
 EXPORT_FILE = "export.json"
 C_DIR = "c"
+HLS4ML_DIR = "hls4ml"
 RANDOM_VECTORS = 256
 MAX_VECTORS = 2000
 
@@ -67,7 +68,7 @@ class ExportOptions:
         QuantConfig(self.weight_bits, self.activation_bits)  # checks the bit widths
 
 
-MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".onnx")
+MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".onnx", ".keras", ".json")
 
 
 def model_name(path: Path) -> str:
@@ -75,13 +76,16 @@ def model_name(path: Path) -> str:
     return name if (name[0].isalpha() or name[0] == "_") else f"m_{name}"
 
 
-def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model: bool = False) -> Graph:
+def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model: bool = False,
+               weights=None) -> Graph:
     """A float or quantized graph from a model file or an hwprune graph / export folder.
 
     Files: a pickled torch module (``.pt``/``.pth``, loaded without running code unless
-    ``trust_model``), a torch.export program (``.pt2``) or an ONNX model (``.onnx``).
+    ``trust_model``), a torch.export program (``.pt2``), an ONNX model (``.onnx``), or a
+    Keras model (``.keras``, or an architecture ``.json`` with its HDF5 ``weights``).
     ``input_shape`` (one example's shape) is used for a torch model that does not start
     with a Linear layer; the export command takes it from the calibration inputs.
+    ``weights``: the HDF5 weights of a Keras 2 architecture JSON file.
     """
     path = Path(path)
     if path.is_dir():
@@ -94,6 +98,10 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
         return load_graph(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
+    if path.suffix in (".json", ".keras") or weights is not None:
+        from hwprune.frontends.keras import load_keras
+
+        return load_keras(path, weights)
     name = model_name(path)
     if path.suffix in (".pt", ".pth"):
         from hwprune.frontends.torch import from_torch, load_torch_model
@@ -108,7 +116,8 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
 
         return load_onnx(path, name)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
-                     "torch.export program (.pt2), an ONNX model (.onnx) or an hwprune graph folder")
+                     "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, or .json with "
+                     "--weights) or an hwprune graph folder")
 
 
 def read_vectors(folder, graph: Optional[Graph] = None) -> dict[str, np.ndarray]:
@@ -185,6 +194,8 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}
     if any(getattr(layer, "depthwise", False) for layer in graph.layers):
         return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
+    if len(graph.input_shape) > 1 and graph.input_layout == "channels_last":
+        return graph, {}  # a channels-last model (Keras) has no torch twin to prune through
     from hwprune.frontends.torch import from_torch, to_torch
     from hwprune.prune.structured import remove_pruned_neurons
 
@@ -229,11 +240,12 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
 
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
                  source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None,
-                 float_graph: Optional[Graph] = None, inputs: tuple = ()) -> Path:
+                 float_graph: Optional[Graph] = None, inputs: tuple = (), hls=None) -> Path:
     """Write a complete export folder for a quantized graph (atomically, manifest last).
 
     ``float_graph``: the float model ``graph`` was quantized from; the export then measures
     fidelity (``hwprune.fidelity``). ``inputs``: paths ``force`` must never replace.
+    ``hls`` (``backends.hls4ml.HlsOptions``): an hls4ml project too, in ``DIR/hls4ml/``.
     """
     from hwprune.backends.c import export_c
     from hwprune.report import write_report
@@ -266,6 +278,10 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         target = get_target(options.target or DEFAULT_TARGET)
         measured = _measured_speeds(graph, target, x_int, options) if options.optimize == "speed" else None
         c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target, measured, graph_dir=tmp)
+        if hls is not None:
+            from hwprune.backends.hls4ml import export_hls4ml
+
+            export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, y_int)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -283,6 +299,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "compiled": options.compile,
             "fidelity": fid,
         }
+        if hls is not None:
+            meta["hls4ml"] = hls.to_json()
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         report = write_report(tmp, extra=report_extra, cc=options.cc, check=False)
         if options.target is not None and options.require_fit:  # the default target only compares sizes
@@ -304,7 +322,8 @@ def _measured_speeds(graph: Graph, target, x_int: np.ndarray, options: ExportOpt
 
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,
-                 source: str = "", trust_model: bool = False, calibration_name: str = "calibration inputs") -> Path:
+                 source: str = "", trust_model: bool = False, calibration_name: str = "calibration inputs",
+                 hls=None) -> Path:
     """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report.
 
     ``model``: a Graph, a model file (``load_model``; ``trust_model`` opens a pickle that
@@ -331,4 +350,4 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if vectors is None:
         vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
     return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed,
-                        float_graph=None if graph.is_quantized else graph)
+                        float_graph=None if graph.is_quantized else graph, hls=hls)

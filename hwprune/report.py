@@ -157,6 +157,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "layers": layers,
         "fidelity": meta.get("fidelity"),
     }
+    report.update(_fpga_figures(export_dir, report))
     report["energy_proxy_pj"] = _energy(graph, meta.get("formats", {}))
     if mcu is not None and mcu.last_measurement is not None:
         report_mcu.apply_measurement(report, mcu.last_measurement,
@@ -175,6 +176,23 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
 
             report.update(report_figures(graph, t, meta))
     return report
+
+
+def _fpga_figures(export_dir: Path, report: dict) -> dict:
+    """Weight memory of the exported artifact: the hls4ml project's when there is one, else
+    the C arrays'; and what pruning left to compute on the FPGA."""
+    from hwprune.backends.hls4ml.project import SUMMARY, read_summary
+    from hwprune.pipeline import HLS4ML_DIR
+
+    project = export_dir / HLS4ML_DIR
+    if not (project / SUMMARY).is_file():
+        return {"weight_memory_bits": report["weight_bytes"] * 8,
+                "dense_weight_memory_bits": report["dense_weight_bytes"] * 8}
+    summary = read_summary(project)
+    keys = ("multiplications", "multiplications_dense", "multiplier_weights", "da_adder_cost", "options", "softmax")
+    return {"weight_memory_bits": summary["weight_memory_bits"],
+            "dense_weight_memory_bits": summary["dense_weight_memory_bits"],
+            "hls4ml": {key: summary[key] for key in keys}}
 
 
 def _energy(graph, formats: dict) -> Optional[dict]:
@@ -237,6 +255,18 @@ def render_markdown(report: dict) -> str:
         from hwprune.fpga.fit import markdown_lines
 
         lines += markdown_lines(report)
+    if report.get("hls4ml"):
+        h = report["hls4ml"]
+        o = h["options"]
+        memory = ("weights are constants in the logic" if report["weight_memory_bits"] is None else
+                  f"weight memory {report['weight_memory_bits']} bits")
+        lines.append(f"- hls4ml project ({o['strategy']}, reuse {o['reuse_factor']}, {o['part']}): "
+                     f"{h['multiplications']} of {h['multiplications_dense']} multiplications remain, "
+                     f"{h['multiplier_weights']} need a multiplier (the rest are shifts)"
+                     + (f", da4ml adder cost {h['da_adder_cost']:.0f}" if h.get("da_adder_cost") is not None else "")
+                     + f"; {memory}, {report['dense_weight_memory_bits']} bits dense")
+        if h.get("softmax"):
+            lines.append(f"- {h['softmax']}")
     lines += ["", "## Layers", "",
               "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | entropy bound | MACs sparse / dense |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]

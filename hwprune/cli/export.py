@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("export", help="quantize a model and lower it to C (and verify it)",
                        description="Read MODEL (a torch module .pt, a torch.export program .pt2, an ONNX model "
-                                   ".onnx, or an hwprune graph or export folder), "
+                                   ".onnx, a Keras .keras file or architecture .json with --weights, or an hwprune "
+                                   "graph or export folder), "
                                    "optionally prune it, quantize it to fixed point and write C sources, "
                                    "test vectors and a report to DIR.")
     p.add_argument("model", metavar="MODEL")
@@ -54,6 +55,17 @@ def add_parser(sub) -> None:
                    help="unpickle a .pt model even if loading runs code from it (only for files you trust)")
     p.add_argument("--force", action="store_true",
                    help="replace DIR if it is an export folder hwprune wrote (never another folder)")
+    p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
+    p.add_argument("--backend", default="c", choices=["c", "hls4ml"],
+                   help="c: C sources only; hls4ml: an hls4ml project in DIR/hls4ml/ too (C simulation checked)")
+    p.add_argument("--strategy", choices=["latency", "resource", "da"],
+                   help="hls4ml strategy: latency (default), resource (weights in memory) or da (distributed "
+                        "arithmetic, da4ml)")
+    p.add_argument("--reuse-factor", type=int, help="hls4ml reuse factor, >= 1 (default 1)")
+    p.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
+    p.add_argument("--hls-tool", choices=["Vitis", "Vivado"], help="HLS tool the project is for (default Vitis)")
+    p.add_argument("--weight-storage", choices=["auto", "dense", "compressed"],
+                   help="resource strategy: weights dense, compressed (nonzeros only) or the smaller per layer")
     p.set_defaults(run=run)
 
 
@@ -64,6 +76,18 @@ def run(args) -> int:
 
     if args.target:
         get_target(args.target)  # an unknown target fails before any work
+    hls = None
+    fpga = {"strategy": args.strategy, "reuse_factor": args.reuse_factor, "part": args.part, "tool": args.hls_tool,
+            "storage": args.weight_storage}
+    if args.backend == "hls4ml":
+        from hwprune.backends.hls4ml import HlsOptions
+
+        hls = HlsOptions(**{k: v for k, v in fpga.items() if v is not None})
+    elif any(v is not None for v in fpga.values()):
+        flags = {"strategy": "--strategy", "reuse_factor": "--reuse-factor", "part": "--part", "tool": "--hls-tool",
+                 "storage": "--weight-storage"}
+        given = [flags[k] for k, v in fpga.items() if v is not None]
+        raise OptionError(f"{', '.join(given)}: FPGA options, for --backend hls4ml only")
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
@@ -79,13 +103,13 @@ def run(args) -> int:
         find_cc()
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None,
-                       trust_model=args.trust_model)
+                       trust_model=args.trust_model, weights=args.weights)
     if model.is_quantized and any(v is not None for v in bits.values()):
         raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
                           "models only")
     out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
                        calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
-                       else "calibration inputs")
+                       else "calibration inputs", hls=hls)
     import json
 
     from hwprune import fidelity

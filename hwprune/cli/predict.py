@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
     p.add_argument("--inputs", required=True, metavar="X.npy", help="float inputs (N, *input_shape), in the source model's layout (N, C, H, W for a torch conv model)")
     p.add_argument("--out", required=True, metavar="Y.npy", help="where to write the float32 outputs")
     p.add_argument("--engine", default="reference",
-                   help="reference (numpy integers), host (compiled C) or mcu (Cortex-M firmware in the emulator)")
+                   help="reference (numpy integers), host (compiled C), mcu (Cortex-M firmware in the emulator) or "
+                        "hls4ml (C simulation of DIR/hls4ml)")
     p.add_argument("--target", metavar="NAME|PATH", help="the Cortex-M target of the mcu engine (default: the export's)")
     p.add_argument("--force", action="store_true", help="replace Y.npy if it exists")
     p.set_defaults(run=run)

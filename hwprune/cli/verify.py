@@ -7,7 +7,7 @@ import sys
 
 # The fields of ``verify --json`` that scripts rely on (a contract).
 JSON_FIELDS = ("bit_exact", "vectors", "mismatches", "flash_bytes", "ram_bytes", "macs", "nonzero_weights",
-               "total_weights", "layers", "energy_proxy_pj")
+               "total_weights", "layers", "energy_proxy_pj", "weight_memory_bits", "dense_weight_memory_bits")
 # Added when the mcu engine ran (per inference, mean over the vectors; layers gain
 # "instructions" and "cycles").
 MCU_JSON_FIELDS = ("instructions", "cycles", "latency_us", "energy_uj", "stack_bytes", "arena_bytes")

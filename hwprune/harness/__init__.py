@@ -4,6 +4,7 @@ from hwprune.harness.compare import Comparison, Mismatch, compare
 from hwprune.harness.engines import ENGINES, Engine, EngineRun, HostCEngine, ReferenceEngine, get_engine, register_engine
 from hwprune.harness.measure import Footprint, measure_export
 from hwprune.harness.verify import VerifyResult, verify
+from hwprune.harness import hls4ml_engine  # noqa: F401  registers the "hls4ml" engine
 
 __all__ = [
     "Comparison", "Mismatch", "compare", "ENGINES", "Engine", "EngineRun", "HostCEngine", "ReferenceEngine",

@@ -69,6 +69,8 @@ def verify(export_dir, x_int, engines: Optional[Sequence[Union[str, Engine]]] = 
         comparisons.append(compare(stored, expected.trace[-1:], f"reference/{STORED}"))
     for engine in chosen:
         reason = engine.unavailable_reason()
+        if not reason and hasattr(engine, "skip_reason"):  # an engine that needs more than C sources
+            reason = engine.skip_reason(export_dir)
         if reason:
             skipped.append((engine.name, reason))
             continue

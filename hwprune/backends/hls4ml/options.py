@@ -1,0 +1,67 @@
+"""Options of an hls4ml export: strategy, reuse factor, FPGA part, HLS tool, I/O type."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hwprune.errors import OptionError
+
+STRATEGIES = {"latency": "Latency", "resource": "Resource", "da": "distributed_arithmetic"}
+TOOLS = ("Vitis", "Vivado")
+IO_TYPES = ("io_parallel",)
+STORAGES = ("auto", "dense", "compressed")
+DEFAULT_PART = "xcvu13p-flga2577-2-e"  # hls4ml's own default part (Virtex UltraScale+)
+
+# AMD/Xilinx part numbers: xc + family + device, then package and speed grade, e.g.
+# xc7z020clg400-1, xcvu13p-flga2577-2-e, xczu9eg-ffvb1156-2-e, xcku115-flvb2104-2-e.
+_FAMILIES = ("7a", "7k", "7v", "7s", "7z", "ku", "vu", "zu", "au", "vc", "ve", "vp", "vm", "vh", "k26", "k24", "kv", "u")
+_PART = re.compile(r"xc(?:" + "|".join(_FAMILIES) + r")[0-9a-z]*?(?:-?[a-z]{2,5}\d{2,4})-[0-9]+l?(?:-[a-z])?")
+
+
+def check_part(part: str) -> str:
+    """``part`` when it reads as an AMD/Xilinx part number, else an OptionError."""
+    text = str(part).strip()
+    if not _PART.fullmatch(text.lower()):
+        raise OptionError(
+            f"unknown FPGA part {part!r}; give an AMD/Xilinx part number such as {DEFAULT_PART} or xc7z020clg400-1"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class HlsOptions:
+    strategy: str = "latency"
+    reuse_factor: int = 1
+    part: str = DEFAULT_PART
+    tool: str = "Vitis"
+    io_type: str = "io_parallel"
+    clock_period_ns: float = 5.0
+    #: Resource strategy: weight storage per layer; compressed keeps only the nonzero
+    #: weights (hwprune's COO kernel), auto picks the smaller per layer.
+    storage: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
+            raise OptionError(f"--reuse-factor must be a positive integer, got {self.reuse_factor!r}")
+        if self.strategy == "da" and self.reuse_factor != 1:
+            raise OptionError("the da strategy (distributed arithmetic) runs with --reuse-factor 1 only")
+        if self.tool not in TOOLS:
+            raise OptionError(f"the HLS tool must be one of {', '.join(TOOLS)}, got {self.tool!r}")
+        if self.io_type not in IO_TYPES:
+            raise OptionError(f"io type must be one of {', '.join(IO_TYPES)}, got {self.io_type!r}")
+        if self.storage not in STORAGES:
+            raise OptionError(f"--weight-storage must be one of {', '.join(STORAGES)}, got {self.storage!r}")
+        if not self.clock_period_ns > 0:
+            raise OptionError(f"the clock period must be positive, got {self.clock_period_ns}")
+        object.__setattr__(self, "part", check_part(self.part))
+
+    @property
+    def hls4ml_strategy(self) -> str:
+        return STRATEGIES[self.strategy]
+
+    def to_json(self) -> dict:
+        return {"strategy": self.strategy, "reuse_factor": self.reuse_factor, "part": self.part, "tool": self.tool,
+                "io_type": self.io_type, "clock_period_ns": self.clock_period_ns, "storage": self.storage}

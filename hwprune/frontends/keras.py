@@ -1,0 +1,292 @@
+"""Keras models -> float IR graphs, with h5py alone (TensorFlow is never imported).
+
+Three ways in, one mapping:
+
+- Keras 2: the architecture JSON (``model.to_json()``) and the HDF5 weights
+  (``model.save_weights``): ``from_keras_json(json_path, weights_path)``;
+- Keras 3: a ``.keras`` file (a zip of ``config.json`` and ``model.weights.h5``):
+  ``from_keras_file(path)``;
+- a live model object (tf.keras or Keras 3): ``from_keras_model(model)`` reads only its
+  ``get_config()`` and ``get_weights()``.
+
+Supported layers: InputLayer, Dense, Conv1D/2D, Activation (relu, softmax, linear), ReLU,
+BatchNormalization (folded into the Dense or Conv right before it, or into the next
+Dense), Flatten, MaxPooling and AveragePooling 1D/2D, Dropout (dropped at inference).
+The model must be a chain (Sequential, or a functional model whose every layer reads the
+one before). Anything else is an error naming the layer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from hwprune.errors import ModelError, UnsupportedLayerError, WeightError
+from hwprune.frontends import keras_layers
+from hwprune.ir.graph import Graph, is_c_identifier
+
+SUPPORTED = tuple(keras_layers.CONVERTERS)
+
+
+@dataclass(frozen=True)
+class KerasLayer:
+    class_name: str
+    name: str
+    config: dict
+    weights: tuple[np.ndarray, ...]
+
+
+def _c_name(name: str) -> str:
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in str(name)) or "model"
+    return name if is_c_identifier(name) else f"m_{name}"
+
+
+def _model_config(top: dict, where: str) -> tuple[str, list[dict]]:
+    """(model name, layer entries) from a ``to_json``/``config.json`` dict or a ``get_config()``."""
+    if not isinstance(top, dict):
+        raise ModelError(f"{where}: not a Keras model configuration (a JSON object was expected)")
+    config = top.get("config", top) if "class_name" in top else top
+    if isinstance(config, list):  # Keras 1 / early Keras 2 Sequential: the layer list itself
+        return "model", config
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        raise ModelError(f"{where}: no layer list found; expected a Sequential or functional Keras model")
+    return str(config.get("name") or "model"), config["layers"]
+
+
+def _check_chain(entries: list[dict], where: str) -> None:
+    """A functional model must be a chain: each layer reads exactly the layer before it."""
+    previous = None
+    for entry in entries:
+        nodes = entry.get("inbound_nodes")
+        name = entry.get("config", {}).get("name", entry.get("name"))
+        if nodes:
+            sources = _inbound_names(nodes)
+            if len(sources) != 1 or (previous is not None and sources[0] != previous):
+                raise UnsupportedLayerError(
+                    f"{where}: layer {name!r} reads {sources}; only chains of layers (each reading the one "
+                    "before) are supported"
+                )
+        previous = name
+
+
+def _inbound_names(nodes) -> list[str]:
+    names: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "keras_history" in node.get("config", {}):  # Keras 3
+                names.append(node["config"]["keras_history"][0])
+                return
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):  # Keras 2 [name, i, j, {}]
+                names.append(node[0])
+                return
+            for value in node:
+                walk(value)
+
+    walk(nodes)
+    return names
+
+
+def _input_shape(entries: list[dict], where: str) -> tuple[int, ...]:
+    for entry in entries[:1]:
+        config = entry.get("config", {})
+        for key in ("batch_input_shape", "batch_shape"):
+            if config.get(key):
+                return _shape(config[key][1:], where)
+        build = entry.get("build_config", {}).get("input_shape")
+        if build:
+            return _shape(build[1:], where)
+    raise ModelError(f"{where}: the first layer gives no input shape (batch_input_shape, batch_shape or "
+                     "build_config)")
+
+
+def _shape(dims, where: str) -> tuple[int, ...]:
+    if any(d is None for d in dims):
+        raise ModelError(f"{where}: the input shape {list(dims)} has an unknown dimension; hardware needs fixed shapes")
+    return tuple(int(d) for d in dims)
+
+
+def layers_from_config(top: dict, weights_of: Callable[[str, int], tuple[np.ndarray, ...]], where: str):
+    """The model's name, input shape and layers with their weights."""
+    name, entries = _model_config(top, where)
+    _check_chain(entries, where)
+    shape = _input_shape(entries, where)
+    layers = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "class_name" not in entry:
+            raise ModelError(f"{where}: layer {index} is not a Keras layer entry")
+        config = entry.get("config", {})
+        layer_name = str(config.get("name", entry.get("name", f"layer{index}")))
+        layers.append(KerasLayer(entry["class_name"], layer_name, config, weights_of(layer_name, index)))
+    return name, shape, layers
+
+
+def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[KerasLayer], where: str) -> Graph:
+    builder = keras_layers.Builder(input_shape)
+    for layer in layers:
+        convert = keras_layers.CONVERTERS.get(layer.class_name)
+        if convert is None:
+            raise UnsupportedLayerError(
+                f"{where}: layer {layer.name!r} ({layer.class_name}) is not supported; supported layers are "
+                f"{', '.join(SUPPORTED)}"
+            )
+        convert(builder, layer.name, _c_name(layer.name), layer.config, layer.weights)
+    return builder.graph(_c_name(name), where)
+
+
+# -- Keras 2: JSON + HDF5 ----------------------------------------------------------------------
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+def _keras2_weights(h5file, where: str) -> Callable[[str, int], tuple[np.ndarray, ...]]:
+    root = h5file["model_weights"] if "model_weights" in h5file else h5file  # save() vs save_weights()
+
+    def weights_of(layer_name: str, index: int) -> tuple[np.ndarray, ...]:
+        if layer_name not in root:
+            return ()
+        group = root[layer_name]
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+        try:
+            return tuple(np.asarray(group[n], dtype=np.float64) for n in names)
+        except KeyError as exc:
+            raise WeightError(f"{where}: layer {layer_name!r}: weight {exc} listed but missing") from None
+
+    return weights_of
+
+
+def from_keras_json(json_path, weights_path, name: Optional[str] = None) -> Graph:
+    """A Keras 2 architecture JSON file and its HDF5 weights; the model is named after the
+    file unless ``name`` is given (Keras' own names, ``model_1``, say little)."""
+    json_path, weights_path = Path(json_path), Path(weights_path)
+    try:
+        top = json.loads(json_path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{json_path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{json_path}: not a Keras architecture JSON file ({exc})") from None
+    if not weights_path.is_file():
+        raise ModelError(f"{weights_path}: no such weights file")
+    h5py = _h5py()
+    try:
+        h5file = h5py.File(weights_path, "r")
+    except OSError as exc:
+        raise ModelError(f"{weights_path}: not an HDF5 weights file ({exc})") from None
+    with h5file:
+        _, shape, layers = layers_from_config(top, _keras2_weights(h5file, str(weights_path)), str(json_path))
+    return graph_from_layers(name or json_path.stem, shape, layers, str(json_path))
+
+
+# -- Keras 3: .keras --------------------------------------------------------------------------
+
+def _snake_case(name: str) -> str:
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras3_keys(entries: list) -> list[str]:
+    """Where each layer's variables live in ``model.weights.h5``: Keras 3 names the groups
+    after the layer's class, not its name (``dense``, ``dense_1``, ... in model order)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for entry in entries:
+        base = _snake_case(str(entry.get("class_name", "")))
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        keys.append(base if count == 0 else f"{base}_{count}")
+    return keys
+
+
+def from_keras_file(path, name: Optional[str] = None) -> Graph:
+    """A Keras 3 ``.keras`` file: ``config.json`` + ``model.weights.h5`` in a zip."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            top = json.loads(archive.read("config.json"))
+            weights = archive.read("model.weights.h5")
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not a Keras 3 .keras file ({type(exc).__name__}: {exc})") from None
+    import io
+
+    h5py = _h5py()
+    try:
+        h5file = h5py.File(io.BytesIO(weights), "r")
+    except OSError as exc:
+        raise ModelError(f"{path}: model.weights.h5 is not readable HDF5 ({exc})") from None
+    with h5file:
+        layers_group = h5file["layers"] if "layers" in h5file else None
+
+        _, entries = _model_config(top, str(path))
+        keys = _keras3_keys(entries)
+
+        def weights_of(layer_name: str, index: int) -> tuple[np.ndarray, ...]:
+            key = keys[index]
+            if layers_group is None or key not in layers_group or "vars" not in layers_group[key]:
+                return ()
+            variables = layers_group[key]["vars"]
+            return tuple(np.asarray(variables[str(i)], dtype=np.float64) for i in range(len(variables)))
+
+        _, shape, layers = layers_from_config(top, weights_of, str(path))
+    return graph_from_layers(name or path.stem, shape, layers, str(path))
+
+
+# -- a live model ------------------------------------------------------------------------------
+
+def from_keras_model(model, name: Optional[str] = None) -> Graph:
+    """A live tf.keras or Keras 3 model, read through ``get_config()`` and ``get_weights()``
+    only: the flat weight list is dealt out to the layers in order, each taking as many
+    arrays as its configuration says it holds."""
+    where = f"Keras model {getattr(model, 'name', '')!r}"
+    try:
+        top = model.get_config()
+        flat = [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
+    except AttributeError:
+        raise ModelError(f"{type(model).__name__} is not a Keras model (no get_config/get_weights)") from None
+    if "layers" not in top and hasattr(model, "layers"):
+        top = {"name": top.get("name", "model"), "layers": [
+            {"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]}
+    cursor = [0]
+
+    def weights_of(layer_name: str, index: int) -> tuple[np.ndarray, ...]:
+        _, entries = _model_config(top, where)
+        count = keras_layers.weight_count(entries[index]["class_name"], entries[index].get("config", {}))
+        start = cursor[0]
+        cursor[0] += count
+        if cursor[0] > len(flat):
+            raise WeightError(f"{where}: layer {layer_name!r} needs {count} weight arrays, only "
+                              f"{len(flat) - start} are left")
+        return tuple(flat[start:cursor[0]])
+
+    model_name, shape, layers = layers_from_config(top, weights_of, where)
+    if cursor[0] != len(flat):
+        raise WeightError(f"{where}: {len(flat) - cursor[0]} weight arrays are left over after the last layer")
+    return graph_from_layers(name or model_name, shape, layers, where)
+
+
+def load_keras(path, weights=None) -> Graph:
+    """``MODEL.json`` with ``weights`` (Keras 2) or ``MODEL.keras`` (Keras 3)."""
+    path = Path(path)
+    if path.suffix == ".keras":
+        if weights is not None:
+            raise ModelError(f"{path}: a .keras file holds its weights; drop --weights")
+        return from_keras_file(path)
+    if path.suffix == ".json":
+        if weights is None:
+            raise ModelError(f"{path}: a Keras architecture JSON file needs its HDF5 weights: pass --weights W.h5")
+        return from_keras_json(path, weights)
+    raise ModelError(f"{path}: --weights applies to a Keras architecture .json file only")

@@ -1,0 +1,145 @@
+"""The hls4ml C simulation engine: an export's hls4ml project compiled with g++ and run.
+
+The project (``DIR/hls4ml/``, written by ``export --backend hls4ml``) is copied into a
+build folder, compiled by its own ``build_lib.sh`` (what ``ModelGraph.compile()`` runs),
+and run by ``hls4ml_csim`` in a subprocess. Its outputs are real values of the output
+type; they are turned back into integers exactly (``from_grid``) and compared with the
+integer reference by equality. An identical project reuses the library built before, in
+this run or an earlier one (``cache_root()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hwprune.errors import ModelError, ToolchainError
+from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
+from hwprune.ir.graph import Graph
+from hwprune.ir.io import GRAPH_FILE, load_graph
+from hwprune.quant.fixed import from_grid, to_real
+
+PROJECT_DIR = "hls4ml"
+BUILD_TIMEOUT_S = 1800
+RUN_TIMEOUT_S = 600
+
+
+def find_project(model) -> Path:
+    """The hls4ml project of an export folder, given the folder or its ``c/`` subfolder."""
+    if isinstance(model, Graph):
+        raise ModelError("the hls4ml engine runs an export folder with an hls4ml project, not a bare graph")
+    path = Path(model)
+    for root in (path, path.parent):
+        if (root / PROJECT_DIR).is_dir() and (root / GRAPH_FILE).is_file():
+            return root / PROJECT_DIR
+    raise ModelError(f"{path}: no hls4ml project; export with --backend hls4ml")
+
+
+def cache_root() -> Path:
+    """Where compiled projects are kept between runs: ``$HWPRUNE_CACHE_DIR`` or
+    ``~/.cache/hwprune``; an hls4ml compile takes seconds to minutes of g++."""
+    base = os.environ.get("HWPRUNE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hwprune")
+    return Path(base) / "hls4ml"
+
+
+_WEIGHTS_LINE = 'WEIGHTS_DIR="\\"${BASEDIR}/firmware/weights\\""'
+
+
+def _compiler_id() -> str:
+    try:
+        return subprocess.run(["g++", "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "g++"
+
+
+def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
+    """(the project's compiled bridge library, the folder to run it in), compiled once per
+    distinct project and compiler and kept in ``cache_root()``.
+
+    The library reads its weights from ``WEIGHTS_DIR``; hls4ml's build_lib.sh bakes in an
+    absolute path, which hwprune makes relative (the simulation runs in the folder), so
+    a finished build can be moved into the cache atomically."""
+    digest = hashlib.sha256(repr((sorted(summary["files"].items()), _compiler_id())).encode()).hexdigest()[:24]
+    root = cache_root()
+    final = root / digest
+    if not final.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=root))
+        try:
+            shutil.copytree(project, tmp / "p")
+            script = (tmp / "p" / "build_lib.sh").read_text()
+            if _WEIGHTS_LINE not in script:
+                raise ToolchainError(f"{project}/build_lib.sh does not set WEIGHTS_DIR as hls4ml 1.3.0 does")
+            (tmp / "p" / "build_lib.sh").write_text(script.replace(_WEIGHTS_LINE, 'WEIGHTS_DIR="\\"firmware/weights\\""'))
+            try:
+                done = subprocess.run(["bash", "build_lib.sh"], cwd=tmp / "p", capture_output=True, text=True,
+                                      timeout=BUILD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise ToolchainError(f"compiling the hls4ml project {project} took longer than {BUILD_TIMEOUT_S} s") from None
+            if done.returncode != 0:
+                tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+                raise ToolchainError(f"g++ failed on the hls4ml project {project}: {tail}")
+            try:
+                os.rename(tmp / "p", final)
+            except OSError:
+                if not final.is_dir():  # not another process that finished the same build first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    libraries = sorted((final / "firmware").glob(f"{summary['project']}-*.so"))
+    if len(libraries) != 1:
+        raise ToolchainError(f"the build of {project} in {final} left {len(libraries)} libraries; expected one")
+    return libraries[0], final
+
+
+class Hls4mlEngine(Engine):
+    name = "hls4ml"
+    description = "the export's hls4ml project, compiled with g++ and run (C simulation)"
+
+    def unavailable_reason(self) -> str:
+        if not shutil.which("g++"):
+            return "g++ is not on PATH (Debian: apt-get install g++); hls4ml's C simulation needs it"
+        return ""
+
+    def skip_reason(self, export_dir) -> str:
+        try:
+            find_project(export_dir)
+        except ModelError:
+            return "no hls4ml project in this export (export with --backend hls4ml)"
+        return ""
+
+    def run(self, model, x_int) -> EngineRun:
+        from hwprune.backends.hls4ml.project import read_summary
+
+        project = find_project(model)
+        graph = load_graph(project.parent)
+        x = check_inputs(graph, x_int)
+        summary = read_summary(project)
+        library, workdir = build_library(project, summary)
+        n_out = int(np.prod(graph.output_shape))
+        with tempfile.TemporaryDirectory(prefix="hwprune-csim-") as tmp:
+            in_path, out_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
+            np.save(in_path, to_real(x.reshape(x.shape[0], -1), graph.input_t))
+            env = dict(os.environ, OMP_NUM_THREADS="1")
+            try:
+                done = subprocess.run([sys.executable, "-m", "hwprune.harness.hls4ml_csim", str(library),
+                                       summary["project"], str(in_path), str(out_path), str(n_out)],
+                                      capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=workdir)
+            except subprocess.TimeoutExpired:
+                raise ToolchainError(f"C simulation of {project} ran longer than {RUN_TIMEOUT_S} s") from None
+            if done.returncode != 0:
+                tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+                raise ToolchainError(f"C simulation of {project} failed (exit {done.returncode}): {tail}")
+            y = np.load(out_path)
+        outputs = from_grid(y, graph.output_t, f"C simulation outputs of {project}")
+        return EngineRun(self.name, outputs.reshape(x.shape[0], *graph.output_shape), ())
+
+
+register_engine(Hls4mlEngine.name, Hls4mlEngine)

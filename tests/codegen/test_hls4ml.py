@@ -1,0 +1,171 @@
+"""hls4ml backend: conversion, checks and the written project, without a compiler.
+
+C simulation (g++) runs in tests/e2e/test_cli_hls4ml.py, on a model pruned by hwprune prune.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("hls4ml")
+
+from hwprune import reference  # noqa: E402
+from hwprune.backends.hls4ml import HlsOptions, check_part, export_hls4ml, read_summary  # noqa: E402
+from hwprune.backends.hls4ml.compressed import coo_entries  # noqa: E402
+from hwprune.backends.hls4ml.convert import build_model  # noqa: E402
+from hwprune.errors import ModelError, OptionError  # noqa: E402
+from hwprune.ir.graph import Graph  # noqa: E402
+from hwprune.ir.io import save_graph  # noqa: E402
+from hwprune.ir.layers import Dense, ReLU, Softmax  # noqa: E402
+from hwprune.quant.calibrate import QuantConfig, calibrate  # noqa: E402
+
+
+def _pruned_mlp(sparsity=0.9, seed=0, sizes=(12, 20, 6)) -> Graph:
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.normal(0, 1 / np.sqrt(n_in), (n_out, n_in))
+        w[rng.random(w.shape) < sparsity] = 0.0
+        layers.append(Dense(f"fc{i}", weight=w, bias=rng.normal(0, 0.3, n_out)))
+        layers.append(ReLU(f"relu{i}"))
+    layers[-1] = Softmax("softmax")
+    return Graph("tiny", (sizes[0],), tuple(layers))
+
+
+@pytest.fixture(scope="module")
+def quantized():
+    x = np.random.default_rng(1).standard_normal((300, 12))
+    return calibrate(_pruned_mlp(), x, QuantConfig(8, 8)), x
+
+
+def test_every_type_is_explicit_and_read_back(quantized, tmp_path):
+    graph, _ = quantized
+    model, conversion = build_model(graph, HlsOptions(), tmp_path / "p", "tiny")
+    nodes = {node.name: node for node in model.get_layers()}
+    assert conversion.skipped == ("softmax",)  # the project ends at the logits
+    for layer in graph.layers[:-1]:
+        for key, t in layer.types().items():
+            p = nodes[layer.name].types[key].precision
+            assert (p.width, p.integer, p.signed) == (t.width, t.int_bits, t.signed)
+
+
+def test_an_invalid_reuse_factor_is_an_error_not_a_silent_replacement(quantized, tmp_path):
+    graph, _ = quantized
+    with pytest.raises(OptionError, match=r"reuse factor 7 is not valid.*valid reuse factors are \[1, 2"):
+        build_model(graph, HlsOptions(strategy="resource", reuse_factor=7), tmp_path / "p", "tiny")
+
+
+@pytest.mark.parametrize("part", ["xc7z020clg400-1", "xcvu13p-flga2577-2-e", "xczu9eg-ffvb1156-2-e", "xcu250-figd2104-2L-e"])
+def test_known_parts(part):
+    assert check_part(part) == part
+
+
+@pytest.mark.parametrize("part", ["", "virtex", "xc9z999", "ep4ce22f17c6"])
+def test_unknown_parts(part):
+    with pytest.raises(OptionError, match="unknown FPGA part"):
+        HlsOptions(part=part)
+
+
+def test_da_needs_reuse_one():
+    with pytest.raises(OptionError, match="reuse-factor 1"):
+        HlsOptions(strategy="da", reuse_factor=2)
+
+
+def test_coo_entries_hold_exactly_the_nonzero_weights(quantized):
+    graph, _ = quantized
+    layer = graph.layers[0]
+    rows, cols, values = coo_entries(layer)
+    rebuilt = np.zeros(layer.weight.shape, dtype=np.int64)
+    rebuilt[cols, rows] = values
+    from hwprune.quant.fixed import from_grid
+
+    assert np.array_equal(rebuilt, from_grid(layer.weight, layer.weight_t))
+    assert len(values) == np.count_nonzero(layer.weight)
+
+
+def test_a_narrow_saturating_accumulator_refuses_resource(quantized, tmp_path):
+    graph, x = quantized
+    dense = graph.layers[0]
+    narrow = dense.with_(accum_t=dense.accum_t.with_(width=dense.accum_t.width - 4,
+                                                     int_bits=dense.accum_t.int_bits - 4, overflow="SAT"))
+    graph = graph.with_layers([narrow, *graph.layers[1:]])
+    xi = reference.quantize_input(graph, x[:4])
+    with pytest.raises(OptionError, match="summation order"):
+        export_hls4ml(graph, tmp_path / "p", HlsOptions(strategy="resource"), xi, reference.run(graph, xi))
+
+
+@pytest.fixture(scope="module")
+def projects(quantized, tmp_path_factory):
+    """The tiny pruned MLP as an export folder per strategy (graph + hls4ml project)."""
+    graph, x = quantized
+    xi = reference.quantize_input(graph, x)
+    yi = reference.run(graph, xi)
+    out = {}
+    for name, options in {"latency": HlsOptions(), "resource": HlsOptions(strategy="resource", reuse_factor=2,
+                                                                          storage="compressed"),
+                          "da": HlsOptions(strategy="da", tool="Vivado", part="xc7z020clg400-1")}.items():
+        root = tmp_path_factory.mktemp(name)
+        save_graph(graph, root)
+        summary = export_hls4ml(graph, root / "hls4ml", options, xi, yi)
+        out[name] = (root, summary)
+    return graph, xi, yi, out
+
+
+def test_pruning_reaches_the_fpga(projects):
+    graph, _, _, out = projects
+    nonzero = sum(int(np.count_nonzero(l.weight)) for l in graph.dense_layers())
+    latency, resource, da = (out[k][1] for k in ("latency", "resource", "da"))
+    assert latency["multiplications"] == nonzero < latency["multiplications_dense"]
+    assert latency["weight_memory_bits"] is None  # constants in logic, no weight memory
+    assert da["da_adder_cost"] > 0
+    assert resource["weight_memory_bits"] <= 0.3 * resource["dense_weight_memory_bits"]
+    assert all(row["storage"] == "compressed" for row in resource["layers"] if row["kind"] == "dense")
+
+
+def test_projects_are_reproducible_and_carry_no_absolute_path(projects, tmp_path):
+    graph, xi, yi, out = projects
+    again = export_hls4ml(graph, tmp_path / "again", HlsOptions(), xi, yi)
+    assert again["files"] == out["latency"][1]["files"]
+    root = out["latency"][0]
+    for path in (root / "hls4ml").rglob("*"):
+        if path.is_file() and path.suffix in (".yml", ".tcl", ".sh", ".cpp", ".h", ".md", ".json"):
+            assert str(root) not in path.read_text(errors="ignore"), path
+
+
+def test_testbench_files_hold_the_vectors(projects):
+    graph, xi, yi, out = projects
+    tb = out["latency"][0] / "hls4ml" / "tb_data"
+    x = np.loadtxt(tb / "tb_input_features.dat", ndmin=2)
+    y = np.loadtxt(tb / "tb_output_predictions.dat", ndmin=2)
+    from hwprune.quant.fixed import from_grid
+
+    assert np.array_equal(from_grid(x, graph.input_t), xi)
+    assert np.array_equal(from_grid(y, graph.output_t), yi)
+
+
+def test_an_edited_project_is_refused(projects, tmp_path):
+    root, _ = projects[3]["latency"]
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    readme = copy / "hls4ml" / "README.md"
+    readme.write_text(readme.read_text() + "edited\n")
+    with pytest.raises(ModelError, match="README.md differs"):
+        read_summary(copy / "hls4ml")
+
+
+@pytest.mark.parametrize("name,shape", [("conv1d_small", (10, 4)), ("conv2d_model", (8, 8, 1))])
+def test_keras_conv_models_convert_with_their_types(name, shape, tmp_path):
+    from pathlib import Path
+
+    from hwprune.frontends.keras import from_keras_json
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    graph = from_keras_json(data / f"KERAS_{name}.json", data / f"KERAS_{name}_weights.h5")
+    quantized = calibrate(graph, np.random.default_rng(0).standard_normal((100, *shape)))
+    model, conversion = build_model(quantized, HlsOptions(), tmp_path / "p", name)
+    nodes = {node.name: node for node in model.get_layers()}
+    conv = next(l for l in quantized.layers if l.kind.startswith("conv"))
+    assert nodes[conv.name].class_name.startswith("Conv")
+    assert nodes[conv.name].get_attr("pad_left") == conv.padding[-1][0]
+    assert conversion.skipped[-1] == quantized.layers[-1].name  # the softmax

@@ -1,0 +1,128 @@
+"""``hwprune prune`` -> ``hwprune export --backend hls4ml`` -> ``hwprune verify``, as a user runs
+them; hls4ml's C simulation (g++) must equal the integer reference on every vector.
+
+Each project is compiled once (module fixtures); the 1,000-input runs of the shared Keras
+models (dense and conv) are in benchmarks/hls4ml_agreement.py.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("hls4ml")
+
+from hwprune.data import load_dataset  # noqa: E402
+from hwprune.prune.train import fit, make_mlp  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_build_cache(tmp_path_factory):
+    """Compile every project in this run (export compiles it, verify then reuses the build)."""
+    old = os.environ.get("HWPRUNE_CACHE_DIR")
+    os.environ["HWPRUNE_CACHE_DIR"] = str(tmp_path_factory.mktemp("hls4ml-cache"))
+    yield
+    if old is None:
+        del os.environ["HWPRUNE_CACHE_DIR"]
+    else:
+        os.environ["HWPRUNE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory, cli):
+    """A small digits MLP (64-8-10: g++ time grows with the model), trained briefly, then
+    pruned to 90 % by ``hwprune prune``."""
+    root = tmp_path_factory.mktemp("hls4ml")
+    d = load_dataset("digits", seed=0)
+    x, y = d.x_train[:256], d.y_train[:256]
+    np.savez(root / "train.npz", x=x, y=y)
+    np.save(root / "calibration.npy", d.x_test[:100])
+    model = make_mlp((64, 8, 10), seed=0)
+    fit(model, x, y, epochs=4, lr=3e-3)
+    torch.save(model, root / "trained.pt")
+    cli("prune", root / "trained.pt", "--data", root / "train.npz", "--out", root / "pruned.pt",
+        "--sparsity", "0.9", "--epochs", "2", check_exit=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def exports(pruned, cli):
+    out = {}
+    for strategy, extra in {"latency": [], "resource": ["--reuse-factor", "2", "--weight-storage", "compressed"],
+                            "da": ["--hls-tool", "Vivado", "--part", "xc7z020clg400-1"]}.items():
+        folder = pruned / f"export_{strategy}"
+        cli("export", pruned / "pruned.pt", "--calibration", pruned / "calibration.npy", "--out", folder,
+            "--backend", "hls4ml", "--strategy", strategy, "--keep-dead-neurons", *extra, check_exit=0)
+        out[strategy] = folder
+    return out
+
+
+@needs_gxx
+@pytest.mark.parametrize("strategy", ["latency", "resource", "da"])
+def test_pruned_torch_mlp_is_bit_exact_in_c_simulation(exports, cli, strategy):
+    code, stdout, err = cli("verify", exports[strategy], "--json")
+    report = json.loads(stdout)
+    assert code == 0, err
+    engine = report["engines"]["hls4ml"]
+    assert engine["available"] and engine["bit_exact"] and engine["mismatches"] == 0, engine
+    assert report["vectors"] == 100
+    if strategy == "resource":
+        assert report["weight_memory_bits"] <= 0.3 * report["dense_weight_memory_bits"]
+    else:
+        assert report["weight_memory_bits"] is None  # weights are constants in the logic
+
+
+def test_pruning_leaves_fewer_multiplications(exports):
+    report = json.loads((exports["latency"] / "report.json").read_text())
+    h = report["hls4ml"]
+    assert h["multiplications"] == report["nonzero_weights"] <= 0.15 * h["multiplications_dense"]
+    da = json.loads((exports["da"] / "report.json").read_text())["hls4ml"]
+    assert da["da_adder_cost"] > 0
+
+
+def _one_line_exit_2(cli, tmp_path, *args):
+    out = tmp_path / "out"
+    code, stdout, err = cli("export", *args, "--out", out)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("hwprune export: error:"), err
+    assert not out.exists() and not any(p.name.startswith(".out.") for p in tmp_path.iterdir())
+    return lines[0]
+
+
+def test_unknown_fpga_part(tmp_path, cli):
+    line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_3layer.json", "--weights", DATA / "KERAS_3layer_weights.h5",
+                            "--backend", "hls4ml", "--part", "xc9zz99")
+    assert "unknown FPGA part 'xc9zz99'" in line
+
+
+def test_keras_layer_outside_the_list(tmp_path, cli):
+    config = json.loads((DATA / "KERAS_3layer.json").read_text())
+    config["config"]["layers"][2]["class_name"] = "LSTM"
+    (tmp_path / "m.json").write_text(json.dumps(config))
+    line = _one_line_exit_2(cli, tmp_path, tmp_path / "m.json", "--weights", DATA / "KERAS_3layer_weights.h5",
+                            "--backend", "hls4ml")
+    assert "'fc2_relu' (LSTM) is not supported" in line
+
+
+def test_weights_that_do_not_match(tmp_path, cli):
+    line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_conv1d_small.json", "--weights",
+                            DATA / "KERAS_3layer_weights.h5", "--backend", "hls4ml")
+    assert "layer 'conv1_relu' (Conv1D)" in line
+
+
+def test_json_without_weights(tmp_path, cli):
+    line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_3layer.json")
+    assert "--weights" in line
+
+
+def test_fpga_options_without_the_hls4ml_backend(tmp_path, cli):
+    line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_3layer.json", "--weights", DATA / "KERAS_3layer_weights.h5",
+                            "--strategy", "resource")
+    assert "--strategy" in line and "--backend hls4ml" in line
