@@ -26,7 +26,8 @@ def sha256_file(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, methods: tuple = ()) -> Inputs:
+def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, methods: tuple = (),
+                trust_model: bool = False) -> Inputs:
     """The model file's bytes and the data; without ``test`` a stratified 20 % of ``data``
     (fixed seed) is held out. A structured method in ``methods`` that has no layer to
     prune in the model is refused here, before any trial (it would prune nothing)."""

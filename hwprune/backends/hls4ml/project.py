@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,11 +123,16 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
         model.write()
     # No absolute path in the project, and hls4ml's random library stamp (drawn while
     # writing) replaced by a hash of the graph and options: same inputs, same bytes.
-    written_stamp = model.config.config["Stamp"]
+    written_stamp, fixed_stamp = str(model.config.config["Stamp"]), stamp(graph, options)
     for name in ("hls4ml_config.yml", "build_lib.sh"):
         path = out_dir / name
         if path.is_file():
-            path.write_text(path.read_text().replace(str(out_dir), ".").replace(written_stamp, stamp(graph, options)))
+            text = path.read_text().replace(str(out_dir), ".")
+            if name.endswith(".yml"):
+                # YAML quotes a stamp that reads as a number (e.g. 1234e567) and not another:
+                # rewrite the whole line, always quoted, so the bytes never depend on the draw.
+                text = re.sub(r"^Stamp:.*$", f"Stamp: '{fixed_stamp}'", text, flags=re.M)
+            path.write_text(text.replace(written_stamp, fixed_stamp))
 
     nodes = {node.name: node for node in model.get_layers()}
     env = _env()
