@@ -9,7 +9,7 @@
    (arXiv 2103.05579) Table 1, and the same model pruned to 95 %.
 
 rule4ml (a learned predictor of hls4ml resources) pulls in TensorFlow, which must never
-enter hwprune's environment; it is not compared here.
+enter hwprune's environment; benchmarks/rule4ml_compare.py asks it from a venv of its own.
 
     python -m benchmarks.fpga_resources [--quick] [--skip-synthesis] [--out FILE]
 """
