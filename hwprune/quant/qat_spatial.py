@@ -12,67 +12,24 @@ gradient the float pooling's (straight through).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from hwprune.errors import OptionError
 from hwprune.frontends.torch_spatial import pool_layer
 from hwprune.prune.masks import WeightMask, module_mask
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
-
-EXACT_BITS = 53
+from hwprune.quant.fixed import Fixed, quantize, to_real
+from hwprune.quant.qat_core import QuantizedWeights
 POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 PAD_TYPES = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)
 
 
-def _fake_quant(x: torch.Tensor, t: Fixed) -> torch.Tensor:
-    from hwprune.quant.qat import fake_quant
+class _QATConv(QuantizedWeights):
+    """Shared by QATConv1d and QATConv2d: the conv's own forward sums the quantized values."""
 
-    return fake_quant(x, t)
-
-
-class _QATConv:
-    """Shared by QATConv1d and QATConv2d (mixed into the torch conv classes)."""
-
-    input_t: Fixed
-    weight_t: Fixed
-    bias_t: Fixed
-    result_t: Fixed
-
-    def set_types(self, input_t: Fixed, weight_t: Fixed, bias_t: Fixed, result_t: Fixed) -> None:
-        self.input_t, self.weight_t, self.bias_t, self.result_t = input_t, weight_t, bias_t, result_t
-
-    @property
-    def product_frac(self) -> int:
-        return self.input_t.frac_bits + self.weight_t.frac_bits
-
-    def quantized_weight(self) -> torch.Tensor:
-        return _fake_quant(self.weight.double(), self.weight_t)
-
-    def quantized_bias(self) -> torch.Tensor:
-        bias = self.bias if self.bias is not None else torch.zeros(self.out_channels, dtype=torch.float64)
-        return _fake_quant(bias.double(), self.bias_t)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w, b = self.quantized_weight(), self.quantized_bias()
-        if self.bias_t.frac_bits > self.product_frac:
-            b = _fake_quant(b, Fixed(MAX_WIDTH, MAX_WIDTH - self.product_frac, True, Rounding.TRN, Overflow.WRAP))
-        with torch.no_grad():
-            x_abs = max(-self.input_t.min_value, self.input_t.max_value)
-            bound = float((b.abs() + x_abs * w.abs().reshape(w.shape[0], -1).sum(dim=1)).max()) if len(b) else 0.0
-        if math.ldexp(bound, self.product_frac) >= 2.0 ** EXACT_BITS:
-            raise OptionError(f"QAT {type(self).__name__}: the accumulator would need more than {EXACT_BITS} bits, "
-                              "beyond exact float64 sums; use fewer weight or activation bits")
-        acc = self._conv_forward(x.double(), w, b)
-        return _fake_quant(acc, self.result_t).to(x.dtype)
-
-    def extra_repr(self) -> str:
-        types = f", weight={self.weight_t}, bias={self.bias_t}, result={self.result_t}" if hasattr(self, "result_t") else ""
-        return super().extra_repr() + types
+    def _sum(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, w, b)
 
 
 class QATConv1d(_QATConv, nn.Conv1d):
