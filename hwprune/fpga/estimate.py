@@ -14,13 +14,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from hwprune.backends.hls4ml.options import STRATEGIES as HLS_STRATEGIES, check_strategy
 from hwprune.errors import OptionError, UnsupportedLayerError
 from hwprune.fpga.constants import csd_digits, dsp_tiles, significant_bits
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed, from_grid
 
-STRATEGIES = ("latency", "resource", "da")
+STRATEGIES = tuple(HLS_STRATEGIES)
 FAMILIES = {
     # family: (DSP A-port bits, B-port bits, yosys synth_xilinx -family)
     "7series": (25, 18, "xc7"),  # DSP48E1, UG479
@@ -43,12 +44,7 @@ class Options:
     clock_mhz: float = 200.0
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
-            raise OptionError(f"--reuse-factor must be a positive integer, got {self.reuse_factor!r}")
-        if self.strategy == "da" and self.reuse_factor != 1:
-            raise OptionError("the DA strategy is fully parallel: --reuse-factor must be 1 (as in hls4ml and da4ml)")
+        check_strategy(self.strategy, self.reuse_factor)
         if self.family not in FAMILIES:
             raise OptionError(f"unknown FPGA family {self.family!r}; known: {', '.join(FAMILIES)}")
         if not self.clock_mhz > 0:

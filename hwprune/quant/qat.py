@@ -37,10 +37,10 @@ from hwprune.errors import ModelError, OptionError, UnsupportedLayerError
 from hwprune.frontends.torch import from_torch, sequential_leaves
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import ReLU, WeightedLayer
-from hwprune.prune.masks import WeightMask, module_mask, strip_masks
+from hwprune.prune.masks import strip_masks
 from hwprune.quant.calibrate import QuantConfig, accumulator_type, calibrate
 from hwprune.quant.fixed import Fixed, quantize
-from hwprune.quant.qat_core import EXACT_BITS, FakeQuant, QuantizedWeights, fake_quant  # noqa: F401 (API)
+from hwprune.quant.qat_core import EXACT_BITS, FakeQuant, QuantizedWeights, carry_over, fake_quant  # noqa: F401 (API)
 from hwprune.quant.qat_spatial import (
     PAD_TYPES, POOL_TYPES, QATPool, _QATConv, plain_conv_class, qat_conv_class, rebuilt_conv,
 )
@@ -105,14 +105,7 @@ def _rebuilt_linear(old: nn.Linear, cls, dtype=None) -> nn.Linear:
     """A ``cls`` Linear with ``old``'s unmasked weights, bias and mask."""
     dtype = dtype or old.weight.dtype
     new = cls(old.in_features, old.out_features, bias=old.bias is not None, dtype=dtype)
-    mask = module_mask(old)
-    with torch.no_grad():
-        new.weight.copy_(old.weight if mask is None else old.parametrizations.weight.original)
-        if old.bias is not None:
-            new.bias.copy_(old.bias)
-    if mask is not None:
-        parametrize.register_parametrization(new, "weight", WeightMask(mask.to(dtype)))
-    return new
+    return carry_over(old, new, dtype)
 
 
 def _float_view(model: nn.Module) -> nn.Sequential:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn.utils import parametrize
 
 from hwprune.errors import OptionError
+from hwprune.prune.masks import WeightMask, module_mask
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
 
 # float64 carries integers exactly up to 2**53: the widest accumulator QAT can sum exactly.
@@ -86,3 +88,16 @@ class QuantizedWeights:
     def extra_repr(self) -> str:
         types = f", weight={self.weight_t}, bias={self.bias_t}, result={self.result_t}" if hasattr(self, "result_t") else ""
         return super().extra_repr() + types
+
+
+def carry_over(old, new, dtype):
+    """``new`` (a rebuilt Linear or conv of the same shape) with ``old``'s unmasked
+    weights, bias and mask; returns ``new``."""
+    mask = module_mask(old)
+    with torch.no_grad():
+        new.weight.copy_(old.weight if mask is None else old.parametrizations.weight.original)
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    if mask is not None:
+        parametrize.register_parametrization(new, "weight", WeightMask(mask.to(dtype)))
+    return new

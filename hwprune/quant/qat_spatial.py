@@ -15,12 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from hwprune.frontends.torch_spatial import pool_layer
-from hwprune.prune.masks import WeightMask, module_mask
 from hwprune.quant.fixed import Fixed, quantize, to_real
-from hwprune.quant.qat_core import QuantizedWeights
+from hwprune.quant.qat_core import QuantizedWeights, carry_over
 POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 PAD_TYPES = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)
 
@@ -46,14 +44,7 @@ def rebuilt_conv(old, cls, dtype=None):
     new = cls(old.in_channels, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
               dilation=old.dilation, groups=old.groups, bias=old.bias is not None, padding_mode=old.padding_mode,
               dtype=dtype)
-    mask = module_mask(old)
-    with torch.no_grad():
-        new.weight.copy_(old.weight if mask is None else old.parametrizations.weight.original)
-        if old.bias is not None:
-            new.bias.copy_(old.bias)
-    if mask is not None:
-        parametrize.register_parametrization(new, "weight", WeightMask(mask.to(dtype)))
-    return new
+    return carry_over(old, new, dtype)
 
 
 def qat_conv_class(conv):

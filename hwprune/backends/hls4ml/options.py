@@ -29,6 +29,17 @@ def check_part(part: str) -> str:
     return text
 
 
+def check_strategy(strategy: str, reuse_factor: int) -> None:
+    """OptionError unless ``strategy`` is one of hls4ml's and ``reuse_factor`` suits it
+    (shared by the backend and the FPGA resource estimate)."""
+    if strategy not in STRATEGIES:
+        raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if not isinstance(reuse_factor, int) or reuse_factor < 1:
+        raise OptionError(f"--reuse-factor must be a positive integer, got {reuse_factor!r}")
+    if strategy == "da" and reuse_factor != 1:
+        raise OptionError("the da strategy (distributed arithmetic) is fully parallel: it runs with --reuse-factor 1 only")
+
+
 @dataclass(frozen=True)
 class HlsOptions:
     strategy: str = "latency"
@@ -42,12 +53,7 @@ class HlsOptions:
     storage: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
-            raise OptionError(f"--reuse-factor must be a positive integer, got {self.reuse_factor!r}")
-        if self.strategy == "da" and self.reuse_factor != 1:
-            raise OptionError("the da strategy (distributed arithmetic) runs with --reuse-factor 1 only")
+        check_strategy(self.strategy, self.reuse_factor)
         if self.tool not in TOOLS:
             raise OptionError(f"the HLS tool must be one of {', '.join(TOOLS)}, got {self.tool!r}")
         if self.io_type not in IO_TYPES:
