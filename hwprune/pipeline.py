@@ -181,6 +181,14 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
     return from_torch(strip_masks(module), graph.source_input_shape, graph.name)
 
 
+def _has_zero_slice(weight: np.ndarray) -> bool:
+    """Whether an output unit (axis 0) or an input unit (last axis) of a weight is all zero:
+    a dead unit needs one or the other."""
+    nonzero = weight != 0
+    return bool((~nonzero.reshape(nonzero.shape[0], -1).any(axis=1)).any()
+                or (~np.moveaxis(nonzero, -1, 0).reshape(nonzero.shape[-1], -1).any(axis=1)).any())
+
+
 def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
     """Drop Dense units and conv filters that read nothing (all-zero weights) or that
     nothing reads.
@@ -196,6 +204,8 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
     if len(graph.input_shape) > 1 and graph.input_layout == "channels_last":
         return graph, {}  # a channels-last model (Keras) has no torch twin to prune through
+    if not any(_has_zero_slice(layer.weight) for layer in graph.weighted_layers()):
+        return graph, {}  # no unit without inputs and none without readers: skip the torch round trip
     from hwprune.frontends.torch import from_torch, to_torch
     from hwprune.prune.structured import remove_pruned_neurons
 

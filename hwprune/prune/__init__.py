@@ -12,18 +12,38 @@
 - ``algorithms``: one-shot, iterative, gradual, lottery ticket, LR rewinding, sensitivity.
 """
 
-from hwprune.prune.algorithms import (
-    LayerCollapseWarning, PruneResult, SensitivityTable, default_reinit_seed, gradual, iterative, lottery, lr_rewinding,
-    oneshot, reinitialized, sensitivity_scan, train_with_mask,
-)
-from hwprune.prune.collapse import CollapseWarning, check_collapse
-from hwprune.prune.criteria import METHODS, SCOPES, compute_masks
-from hwprune.prune.masks import (
-    apply_masks, get_masks, load_original_weights, original_weights, prunable_modules, sparsity, strip_masks,
-)
-from hwprune.prune.schedules import check_sparsity, constant, per_round_fraction, polynomial_decay
-from hwprune.prune.structured import remove_pruned_neurons
-from hwprune.prune.train import evaluate, fit, make_cnn, make_mlp
+import importlib
+
+# Where each public name lives. They are imported on first use (PEP 562), so that the
+# graph-only parts (``structured``, ``schedules``) do not pull in torch, which takes
+# a second to import.
+_HOMES = {
+    "algorithms": ("LayerCollapseWarning", "PruneResult", "SensitivityTable", "default_reinit_seed", "gradual",
+                   "iterative", "lottery", "lr_rewinding", "oneshot", "reinitialized", "sensitivity_scan",
+                   "train_with_mask"),
+    "collapse": ("CollapseWarning", "check_collapse"),
+    "criteria": ("METHODS", "SCOPES", "compute_masks"),
+    "masks": ("apply_masks", "get_masks", "load_original_weights", "original_weights", "prunable_modules",
+              "sparsity", "strip_masks"),
+    "schedules": ("check_sparsity", "constant", "per_round_fraction", "polynomial_decay"),
+    "structured": ("remove_pruned_neurons",),
+    "train": ("evaluate", "fit", "make_cnn", "make_mlp"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name):
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME_OF))
+
 
 __all__ = [
     "CollapseWarning", "LayerCollapseWarning", "METHODS", "PruneResult", "SCOPES", "SensitivityTable",

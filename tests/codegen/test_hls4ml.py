@@ -169,3 +169,23 @@ def test_keras_conv_models_convert_with_their_types(name, shape, tmp_path):
     assert nodes[conv.name].class_name.startswith("Conv")
     assert nodes[conv.name].get_attr("pad_left") == conv.padding[-1][0]
     assert conversion.skipped[-1] == quantized.layers[-1].name  # the softmax
+
+
+def test_the_two_compiles_of_hls4mls_build_script_run_side_by_side(monkeypatch):
+    import os
+    from pathlib import Path
+
+    import hls4ml
+
+    from hwprune.harness.hls4ml_engine import _parallel_compiles
+
+    script = (Path(hls4ml.__file__).parent / "templates" / "vivado" / "build_lib.sh").read_text()
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    lines = _parallel_compiles(script).splitlines()
+    model = next(i for i, line in enumerate(lines) if line.endswith("-c firmware/${PROJECT}.cpp -o ${PROJECT}.o &"))
+    assert lines[model + 1] == "HWPRUNE_MODEL_PID=$!"
+    assert lines[model + 2].endswith("-c ${PROJECT}_bridge.cpp -o ${PROJECT}_bridge.o")
+    assert lines[model + 3] == "wait $HWPRUNE_MODEL_PID"  # under set -e, a failed model compile stops the build
+    assert "-shared" in lines[model + 4]
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert _parallel_compiles(script) == script

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,26 @@ def _tb_rows(values: np.ndarray, t) -> list[list[str]]:
     return [[np.format_float_positional(v, unique=True, trim="0") for v in row] for row in reals]
 
 
+@contextlib.contextmanager
+def _without_keras():
+    """Let hls4ml's writer skip importing Keras, unless something imported it already.
+
+    hls4ml's YAML writer imports keras only to register how a Keras model object is
+    saved; hwprune's project config holds none, and on the torch backend the import alone
+    takes seconds. A ``None`` entry in ``sys.modules`` makes that import fail at once,
+    which the writer catches.
+    """
+    if "keras" in sys.modules:
+        yield
+        return
+    sys.modules["keras"] = None
+    try:
+        yield
+    finally:
+        if sys.modules.get("keras", 0) is None:
+            del sys.modules["keras"]
+
+
 def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray, y_int: np.ndarray) -> dict:
     """Write the project into ``out_dir`` (created; it must not exist) and return its summary."""
     import hls4ml
@@ -120,7 +141,8 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
     project = graph.name
     with contextlib.redirect_stdout(io.StringIO()):  # hls4ml prints progress on stdout
         model, conversion = build_model(graph, options, out_dir, project)
-        model.write()
+        with _without_keras():
+            model.write()
     # No absolute path in the project, and hls4ml's random library stamp (drawn while
     # writing) replaced by a hash of the graph and options: same inputs, same bytes.
     written_stamp, fixed_stamp = str(model.config.config["Stamp"]), stamp(graph, options)
