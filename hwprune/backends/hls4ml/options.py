@@ -9,7 +9,7 @@ from hwprune.errors import OptionError
 
 STRATEGIES = {"latency": "Latency", "resource": "Resource", "da": "distributed_arithmetic"}
 TOOLS = ("Vitis", "Vivado")
-IO_TYPES = ("io_parallel",)
+IO_TYPES = ("io_parallel", "io_stream")
 STORAGES = ("auto", "dense", "compressed")
 DEFAULT_PART = "xcvu13p-flga2577-2-e"  # hls4ml's own default part (Virtex UltraScale+)
 
