@@ -165,6 +165,8 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
             continue
         layers.append(entry)
         conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items()}}
+        if layer.kind == "flatten":  # io_stream may make it a Repack with a type of its own: the input's
+            conf["Precision"]["result"] = value_types[index].hls()
         if layer.kind in WEIGHTED:
             conf.update(ReuseFactor=options.reuse_factor, Strategy=options.hls4ml_strategy)
         precisions[layer.name] = conf

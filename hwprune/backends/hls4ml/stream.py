@@ -37,7 +37,7 @@ def inserted_layers(model, graph, converted: tuple[str, ...], same_type) -> dict
             continue
         prefix = PADDING.get(node.class_name) or REPACK[1]
         target = node.name[len(prefix):]
-        if target not in index_of or target not in converted and node.class_name != REPACK[0]:
+        if target not in index_of or target not in converted:
             raise ModelError(f"hls4ml inserted {node.class_name} {node.name!r} for a layer hwprune does not know")
         index = index_of[target]
         if node.class_name in PADDING:
