@@ -136,6 +136,6 @@ def run(args) -> int:
              f"{report['mcu']['target']}" if report.get("mcu") else "")
           + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else ""),
           file=sys.stderr)
-    for warning in fidelity.warnings(fid):
+    for warning in fidelity.warnings(fid) + list((report.get("fpga") or {}).get("warnings", [])):
         print(f"hwprune export: warning: {warning}", file=sys.stderr)
     return 1 if report["bit_exact"] is False else 0
