@@ -246,3 +246,25 @@ def test_io_stream_padding_inserted_by_hls4ml_is_checked(tmp_path):
     first.precision = FixedPrecisionType(graph.input_t.width + 1, graph.input_t.int_bits + 1)
     with pytest.raises(ModelError, match="'zp1d_conv1_relu' \\(inserted by hls4ml for io_stream\\): its type is"):
         check_model(model, graph, conversion, options)
+
+
+@pytest.mark.parametrize("io_type", ["parallel", "stream"])
+def test_a_model_ending_in_flatten_converts_in_both_io_types(io_type, tmp_path):
+    """hls4ml removes a final Flatten in io_parallel and makes it a Repack in io_stream;
+    the Repack must carry the pooled value's (unsigned) type, not the model default."""
+    from hwprune.ir.layers import Flatten
+    from hwprune.ir.spatial import Conv2D, MaxPool2D
+
+    rng = np.random.default_rng(0)
+    graph = Graph("cf", (6, 6, 2), (Conv2D("conv", rng.normal(0, .3, (3, 3, 3, 2)), rng.normal(0, .3, 3),
+                                           padding=((1, 1), (1, 1))), ReLU("r0"), MaxPool2D("pool", pool_size=2),
+                                    Flatten("fl")))
+    graph = calibrate(graph, rng.standard_normal((50, 6, 6, 2)))
+    model, _ = build_model(graph, HlsOptions(io_type=io_type), tmp_path / "p", "cf")
+    kinds = {n.name: n.class_name for n in model.get_layers()}
+    if io_type == "stream":
+        assert kinds["repack_fl"] == "Repack" and kinds["zp2d_conv"] == "ZeroPadding2D"
+        precision = model.graph["repack_fl"].get_output_variable().type.precision
+        assert not precision.signed and precision.width == graph.output_t.width
+    else:
+        assert "fl" not in kinds and "repack_fl" not in kinds
