@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="run an exported model on inputs and write its outputs")
     p.add_argument("dir", metavar="DIR", help="an export folder")
     p.add_argument("--inputs", required=True, metavar="X.npy", help="float inputs (N, *input_shape), in the source model's layout (N, C, H, W for a torch conv model)")
-    p.add_argument("--out", required=True, metavar="Y.npy", help="where to write the float32 outputs")
+    p.add_argument("--out", required=True, metavar="Y.npy", help="where to write the float32 outputs, (N, *output_shape) in the source "
+                                                                "model's layout (a conv output as N, C, H, W for torch)")
     p.add_argument("--engine", default="reference",
                    help="reference (numpy integers), host (compiled C), mcu (Cortex-M firmware in the emulator) or "
                         "hls4ml (C simulation of DIR/hls4ml)")
@@ -41,7 +42,9 @@ def run(args) -> int:
         engine = get_engine(args.engine)
     x = load_array(args.inputs, "inputs")  # the source model's layout; quantize_input checks it
     y_int = engine.run(Path(args.dir) / C_DIR, reference.quantize_input(graph, x)).outputs
-    y = to_real(y_int, graph.output_t).astype(np.float32)
+    y = to_real(y_int, graph.output_t).astype(np.float32).reshape(len(y_int), *graph.output_shape)
+    if len(graph.output_shape) > 1:
+        y = graph.to_source(y)  # a model ending in a conv or pooling: its outputs in the source layout (NCHW)
     with output_file(args.out, args.force, inputs=(args.dir, args.inputs)) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, y)

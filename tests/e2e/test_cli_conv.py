@@ -57,6 +57,25 @@ def test_prune_filters_then_export_halves_the_bytes(cli, tmp_path):
     assert np.mean(torch_out.argmax(1) == np.load(tmp_path / "host.npy").argmax(1)) > 0.95
 
 
+def test_a_model_ending_in_a_conv_predicts_in_nchw(cli, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)).eval()
+    torch.save(model, tmp_path / "m.pt")
+    x = np.random.default_rng(0).standard_normal((20, 2, 6, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    cli("export", tmp_path / "m.pt", "--calibration", tmp_path / "x.npy", "--weight-bits", "12",
+        "--activation-bits", "12", "--out", tmp_path / "e", check_exit=0)
+    for engine in ("reference", "host"):
+        cli("predict", tmp_path / "e", "--inputs", tmp_path / "x.npy", "--engine", engine,
+            "--out", tmp_path / f"{engine}.npy", check_exit=0)
+    y = np.load(tmp_path / "host.npy")
+    assert np.array_equal(y, np.load(tmp_path / "reference.npy"))
+    with torch.no_grad():
+        expected = model(torch.tensor(x)).numpy()
+    assert y.shape == expected.shape == (20, 3, 3, 2)  # torch's own layout
+    assert np.abs(y - expected).max() < 0.05
+
+
 @pytest.mark.parametrize("module,message", [
     (nn.Conv2d(1, 4, 3, dilation=2), "module '0' (Conv2d): dilation=(2, 2) is not supported"),
     (nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular"), "module '0' (Conv2d): padding_mode='circular'"),
