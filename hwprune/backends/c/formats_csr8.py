@@ -4,15 +4,16 @@ Three byte streams, all in row order (input order within a row):
 
 - ``values``: the nonzero weights;
 - ``columns``: each nonzero's input index as a uint8 (so at most 256 inputs);
-- ``counts``: each row's number of nonzeros as a uint8 (so at most 255 a row).
+- ``counts``: each row's number of nonzeros as a uint8 (at most 254 a row), then 255
+  after the last row: the kernel's row loop ends on that byte, with no row counter.
 
-Against csr this drops the row pointers (2 bytes a row on a 256x256 layer) for one count
+Against csr this drops the row pointers (2 bytes a row past 255 nonzeros) for one count
 byte, and the kernel (``kernels/dense_csr8.c.j2``) reads the count instead of subtracting
-two pointers, walks the row four nonzeros per loop turn with 32-bit counters, and does
-the remainder first (input order is kept for the general arithmetic path). On the
-Cortex-M4 that is about 4.5 instructions per nonzero and a dozen per row (docs/kernels.md),
-where csr spends 40 per row. A layer with more than 256 inputs or a row with more than
-255 nonzeros is not eligible: ``auto`` skips the format for that layer.
+two pointers, does the count's remainder first (input order is kept for the general
+arithmetic path), then four nonzeros a turn. On the Cortex-M4 that is about 4.3
+instructions per nonzero and 17 per row where csr spends 4.5 and 43 (docs/kernels.md). A
+layer with more than 256 inputs or a row with more than 254 nonzeros is not eligible:
+``auto`` skips the format for that layer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import numpy as np
 from hwprune.backends.c.formats import EncodedArray, FormatNotApplicable, StorageFormat, register_format
 
 MAX_INPUTS = 256
-MAX_ROW_NONZEROS = 255
+MAX_ROW_NONZEROS = 254
+END = 255  # after the last row's count: the kernel's loop ends on it
 
 
 def _check_csr8(w: np.ndarray, value_c_type: str) -> dict[str, int]:
@@ -33,8 +35,8 @@ def _check_csr8(w: np.ndarray, value_c_type: str) -> dict[str, int]:
                                   f"choose csr")
     densest = int(np.count_nonzero(w, axis=1).max()) if w.size else 0
     if densest > MAX_ROW_NONZEROS:
-        raise FormatNotApplicable(f"a row holds {densest} nonzeros, more than a uint8 count "
-                                  f"({MAX_ROW_NONZEROS}); choose csr")
+        raise FormatNotApplicable(f"a row holds {densest} nonzeros, more than a uint8 count takes "
+                                  f"({MAX_ROW_NONZEROS}, 255 ends the rows); choose csr")
     return {}
 
 
@@ -43,16 +45,16 @@ def _encode_csr8(w: np.ndarray, value_c_type: str) -> tuple[EncodedArray, ...]:
     return (
         EncodedArray("values", "value", value_c_type, w[rows, cols]),
         EncodedArray("columns", "index", "uint8_t", cols),
-        EncodedArray("counts", "pointer", "uint8_t", np.count_nonzero(w, axis=1)),
+        EncodedArray("counts", "pointer", "uint8_t", np.append(np.count_nonzero(w, axis=1), END)),
     )
 
 
 def _decode_csr8(arrays: Mapping[str, np.ndarray], shape) -> np.ndarray:
     w = np.zeros(shape, dtype=np.int64)
     counts = np.asarray(arrays["counts"], dtype=np.int64)
-    if counts.size != shape[0]:
+    if counts.size != shape[0] + 1 or counts[-1] != END:
         raise ValueError(f"csr8: {counts.size} row counts for {shape[0]} rows")
-    rows = np.repeat(np.arange(shape[0]), counts)
+    rows = np.repeat(np.arange(shape[0]), counts[:-1])
     w[rows, np.asarray(arrays["columns"])] = np.asarray(arrays["values"])
     return w
 
