@@ -268,7 +268,7 @@ def render_markdown(report: dict) -> str:
         if h.get("softmax"):
             lines.append(f"- {h['softmax']}")
     lines += ["", "## Layers", "",
-              "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | entropy bound | MACs sparse / dense |",
+              "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | bound: mask + values | MACs sparse / dense |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["layers"]:
         if not r.get("weighted", r["kind"] == "dense"):
@@ -277,10 +277,12 @@ def render_markdown(report: dict) -> str:
         lines.append(
             f"| {r['name']} | {r['kind']} | {r['format']} | {r['nonzero_weights']} / {r['total_weights']} | "
             f"{r['weight_bytes']} | {r['dense_weight_bytes']} | {r['csr_weight_bytes']} | "
-            f"{r['bits_per_nonzero']:.2f} | {r['entropy_bits_per_nonzero']:.2f} | {r['macs_sparse']} / {r['macs']} |"
+            f"{r['bits_per_nonzero']:.2f} | {r['entropy_bits_per_nonzero'] + r['value_bits']:.2f} | "
+            f"{r['macs_sparse']} / {r['macs']} |"
         )
-    lines += ["", "Bits per nonzero count every byte of weight storage (values, indices, row pointers); the entropy",
-              "bound is log2 C(n, k) / k, the fewest bits per nonzero any index format could spend on the mask.", ""]
+    lines += ["", "Bits per nonzero count every byte of weight storage (values, indices, row pointers). The bound",
+              "is log2 C(n, k) / k, the fewest bits per nonzero any format could spend on where the k nonzeros",
+              "of n are, plus the width of one value (every format stores the values at full width).", ""]
     if (report.get("energy_proxy_pj") or {}).get("total") is not None:
         from hwprune.energy import markdown_lines
 

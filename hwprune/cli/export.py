@@ -25,8 +25,11 @@ def add_parser(sub) -> None:
                         "over the whole input type")
     p.add_argument("--sparsity", type=float, metavar="S",
                    help="one-shot layer-wise magnitude pruning to this fraction first, 0 <= S < 1 (float models only)")
-    p.add_argument("--weight-bits", type=int, metavar="N", help="fixed-point width of weights, 2 to 16 (default 8)")
-    p.add_argument("--activation-bits", type=int, metavar="N", help="fixed-point width of activations, 2 to 16 (default 8)")
+    p.add_argument("--weight-bits", type=int, metavar="N",
+                   help="fixed-point width of weights, 2 to 16 (default 8; 16 with --backend hls4ml, as hls4ml's "
+                        "own default type)")
+    p.add_argument("--activation-bits", type=int, metavar="N",
+                   help="fixed-point width of activations, 2 to 16 (default 8; 16 with --backend hls4ml)")
     p.add_argument("--name", metavar="NAME",
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
                         "not a keyword, not starting with _ (default: the model's name, from its file name); give "

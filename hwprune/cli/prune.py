@@ -23,7 +23,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="PRUNED.pt", help="output file (must not exist unless --force)")
     p.add_argument("--sparsity", required=True, type=float, help="fraction of the prunable weights to remove, in [0, 1)")
     p.add_argument("--method", default="magnitude", choices=METHODS,
-                   help="magnitude (default), random, neurons (Linear rows), filters (Conv channels), nm (2:4)")
+                   help="magnitude (default), random, neurons (Linear rows), filters (Conv channels), nm (N of "
+                        "every M consecutive weights kept: --nm, else the N:M with M in 4, 8, 16 that --sparsity "
+                        "names, e.g. 0.5 is 2:4, 0.75 is 1:4, 0.875 is 1:8)")
+    p.add_argument("--nm", metavar="N:M", help="--method nm: keep N of every M consecutive weights (default: from "
+                                                "--sparsity, which must then equal 1 - N/M)")
     p.add_argument("--scope", default="layer", choices=("layer", "global"),
                    help="the sparsity per layer (default) or one threshold over all layers")
     p.add_argument("--schedule", default="oneshot", choices=SCHEDULES,
@@ -78,12 +82,17 @@ def _check_options(args) -> None:
         raise OptionError("--schedule lottery prunes by magnitude; drop --method or use another schedule")
     if not 0.0 <= args.min_density <= 1.0:
         raise OptionError(f"--min-density must be in [0, 1], got {args.min_density}")
+    if args.nm is not None and args.method != "nm":
+        raise OptionError(f"--nm applies to --method nm only, not {args.method}")
 
 
 def _prune(args, model, x, y):
-    from hwprune.prune import algorithms
+    from hwprune.prune import algorithms, schedules
 
-    common = dict(scope=args.scope, strip=True, criteria={"min_density": args.min_density}, lr=args.lr,
+    criteria = {"min_density": args.min_density}
+    if args.method == "nm":
+        criteria["n"], criteria["m"] = schedules.nm_pattern(args.sparsity, args.nm)
+    common = dict(scope=args.scope, strip=True, criteria=criteria, lr=args.lr,
                   batch_size=args.batch_size, seed=args.seed, progress=True, threads=args.threads,
                   lr_schedule=args.lr_schedule, warmup=args.warmup_steps)
     rounds = 5 if args.rounds is None else args.rounds
@@ -114,6 +123,10 @@ def run(args) -> int:
     from hwprune.prune.train import as_tensors, check_fits
 
     _check_options(args)
+    if args.method == "nm":
+        from hwprune.prune.schedules import nm_pattern
+
+        nm_pattern(args.sparsity, args.nm)  # a sparsity that is no N:M fails before any work
     if args.threads < 1:
         raise OptionError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -135,6 +148,11 @@ def run(args) -> int:
     findings = worth_reporting(result.warnings, args.method)
     for finding in findings:
         print(f"hwprune prune: warning: {finding}", file=sys.stderr)
+    if args.method in ("neurons", "filters") and abs(result.sparsity - args.sparsity) > 0.05:
+        pruned = "Linear layers before the output layer" if args.method == "neurons" else "Conv layers"
+        print(f"hwprune prune: warning: reached {result.sparsity:.1%} sparsity of all prunable weights, not the "
+              f"requested {args.sparsity:.0%}: --method {args.method} removes whole units of {pruned} only, and "
+              "--sparsity is the fraction of those it removes", file=sys.stderr)
     if args.rewind == "lr" and args.lr_schedule == "constant" and not args.warmup_steps:
         print("hwprune prune: warning: --rewind lr with a constant learning rate has no schedule to rewind: it is "
               "retraining from the pruned weights; give --lr-schedule step, cosine or onecycle", file=sys.stderr)

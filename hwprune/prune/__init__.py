@@ -9,7 +9,8 @@
 - ``lr``: learning-rate schedules (constant, step, cosine, onecycle; warm-up), pure
   functions of the step, so that a resumed run replays them (LR rewinding);
 - ``train``: ``fit``/``evaluate`` and small reference models;
-- ``algorithms``: one-shot, iterative, gradual, lottery ticket, LR rewinding, sensitivity.
+- ``algorithms``: one-shot, iterative, gradual, lottery ticket, LR rewinding;
+- ``sensitivity``: the per-layer sensitivity scan.
 """
 
 import importlib
@@ -18,9 +19,9 @@ import importlib
 # graph-only parts (``structured``, ``schedules``) do not pull in torch, which takes
 # a second to import.
 _HOMES = {
-    "algorithms": ("LayerCollapseWarning", "PruneResult", "SensitivityTable", "default_reinit_seed", "gradual",
-                   "iterative", "lottery", "lr_rewinding", "oneshot", "reinitialized", "sensitivity_scan",
-                   "train_with_mask"),
+    "algorithms": ("LayerCollapseWarning", "PruneResult", "default_reinit_seed", "gradual",
+                   "iterative", "lottery", "lr_rewinding", "oneshot", "reinitialized", "train_with_mask"),
+    "sensitivity": ("SensitivityTable", "sensitivity_scan"),
     "collapse": ("CollapseWarning", "check_collapse"),
     "criteria": ("METHODS", "SCOPES", "compute_masks"),
     "masks": ("apply_masks", "get_masks", "load_original_weights", "original_weights", "prunable_modules",

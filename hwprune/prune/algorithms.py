@@ -18,7 +18,9 @@ training set so that arms compare at equal cost:
 - ``lr_rewinding`` (or ``lottery(rewind="lr")`` from init): Renda et al. 2020: like
   lottery, but the trained weights are kept and only the learning-rate schedule
   (``hwprune.prune.lr``) is replayed from step ``k``.
-- ``sensitivity_scan``: accuracy when one layer alone is pruned to each sparsity.
+
+``sensitivity_scan`` (accuracy when one layer alone is pruned to each sparsity) is in
+``hwprune.prune.sensitivity``.
 """
 
 from __future__ import annotations
@@ -400,41 +402,3 @@ def lr_rewinding(model, x, y, sparsity, rounds=5, epochs=10, rewind_iteration=0,
         accuracy = _prune_and_replay(model, x_t, y_t, opts, final, rounds, epochs, k, scope, exclude, criteria,
                                      history, on_round, bar)
     return _finish(model, x_t, y_t, accuracy, history, "lr-rewinding", strip, exclude)
-
-
-@dataclass(frozen=True)
-class SensitivityTable:
-    """``accuracy[layer][i]``: validation accuracy with only ``layer`` pruned to ``sparsities[i]``."""
-
-    sparsities: tuple[float, ...]
-    accuracy: dict[str, tuple[float, ...]]
-    baseline: float
-
-    def to_markdown(self) -> str:
-        head = "| layer | " + " | ".join(f"{s:.0%}" for s in self.sparsities) + " |"
-        rule = "|---|" + "---|" * len(self.sparsities)
-        rows = [f"| {name} | " + " | ".join(f"{a:.3f}" for a in accs) + " |" for name, accs in self.accuracy.items()]
-        return "\n".join([f"dense baseline: {self.baseline:.3f}", "", head, rule, *rows])
-
-
-def sensitivity_scan(model, x, y, x_val, y_val, sparsities, layers=None, method="magnitude", epochs=0,
-                     criteria=None, **train) -> SensitivityTable:
-    """Prune each of ``layers`` (default: every prunable module) alone to each sparsity and
-    measure validation accuracy, after ``epochs`` of retraining on ``(x, y)`` (0: none)."""
-    opts, criteria = _options(train), criteria or {}
-    sparsities = tuple(schedules.check_sparsity(s) for s in sparsities)
-    names = list(prunable_modules(model)) if layers is None else list(layers)
-    prunable_modules(model, exclude=names)  # an unknown name is an OptionError here
-    table = {}
-    with _rounds_bar(len(names) * len(sparsities), "sensitivity", opts.progress) as bar:
-        for name in names:
-            row = []
-            for s in sparsities:
-                pruned = copy.deepcopy(model)
-                apply_masks(pruned, compute_masks(pruned, {name: s}, method=method, seed=opts.seed, **criteria))
-                if epochs:
-                    opts.fit(pruned, x, y, epochs)
-                row.append(evaluate(pruned, x_val, y_val))
-                bar.update(1)
-            table[name] = tuple(row)
-    return SensitivityTable(sparsities, table, evaluate(model, x_val, y_val))

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from math import gcd
 from typing import Callable
 
 from hwprune.errors import OptionError
@@ -80,3 +81,29 @@ def iterative(round: int, rounds: int, final_sparsity: float) -> float:
     if round == rounds:
         return final  # exact, with no rounding error from the power
     return 1.0 - (1.0 - final) ** (round / rounds)
+
+
+NM_GROUPS = (4, 8, 16)
+
+
+def nm_pattern(sparsity: float, given: str | None) -> tuple[int, int]:
+    """(N, M) for N:M pruning: from ``given`` ("N:M", the CLI's ``--nm``), else the pattern with M in NM_GROUPS whose
+    sparsity 1 - N/M is ``sparsity``; the two must agree."""
+    if given is not None:
+        parts = given.split(":")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 0 < int(parts[0]) <= int(parts[1]):
+            raise OptionError(f"--nm must read N:M with integers 0 < N <= M, e.g. 2:4; got {given!r}")
+        n, m = int(parts[0]), int(parts[1])
+        if abs((1 - n / m) - sparsity) > 1e-9:
+            raise OptionError(f"--nm {n}:{m} removes {1 - n / m:.2%} of the weights, not --sparsity {sparsity:g}; "
+                              f"give --sparsity {1 - n / m:g}")
+        return n, m
+    for m in NM_GROUPS:
+        n = round((1 - sparsity) * m)
+        if 0 < n <= m and abs((1 - n / m) - sparsity) < 1e-9:
+            return n, m
+    reduced = {(n // gcd(n, m), m // gcd(n, m)) for m in NM_GROUPS for n in range(1, m + 1)}
+    near = sorted(reduced, key=lambda p: (abs(1 - p[0] / p[1] - sparsity), p[1]))
+    options = ", ".join(f"{1 - n / m:g} ({n}:{m})" for n, m in near[:3])
+    raise OptionError(f"--method nm keeps N of every M weights; --sparsity {sparsity:g} is no N:M with M in "
+                      f"{', '.join(map(str, NM_GROUPS))}: the nearest are {options} (or give --nm N:M)")

@@ -13,8 +13,6 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, summarize, write_outputs
 from hwprune.sweep.pareto import Point, aggregate, best_point, dominates, pareto_front
 from hwprune.sweep.runner import check_engine, prepare_folder, run_trials

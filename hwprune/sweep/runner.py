@@ -46,6 +46,9 @@ class SweepRun:
 def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool) -> None:
     """Create the sweep folder, or check that a resumed one belongs to the same sweep."""
     marker = out / SPEC_FILE
+    if resume and not out.exists():  # a mistyped folder must not start hours of new trials
+        raise OptionError(f"--resume: {out} does not exist, so there is no sweep to finish; "
+                          "run without --resume to start one")
     if out.exists() and resume:
         if not marker.is_file():
             raise OptionError(f"--resume: {out} holds no {SPEC_FILE}; it is not a sweep folder")

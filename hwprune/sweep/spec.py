@@ -111,6 +111,11 @@ class SweepSpec:
         for m in self.methods:
             if m not in METHODS:
                 raise OptionError(f"--method {m!r} is not one of {', '.join(METHODS)}")
+        if "nm" in self.methods:
+            from hwprune.prune.schedules import nm_pattern
+
+            for s in self.sparsities:  # N:M keeps N of every M weights: each sparsity must be one
+                nm_pattern(s, None)
         for s in self.schedules:
             if s not in SCHEDULES:
                 raise OptionError(f"--schedule {s!r} is not one of {', '.join(SCHEDULES)}")

@@ -45,10 +45,13 @@ def _load_model(inputs: Inputs, work: Path):
 
 
 def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):
-    from hwprune.prune import algorithms
+    from hwprune.prune import algorithms, schedules
 
     train = dict(lr=spec.lr, batch_size=spec.batch_size, seed=trial.seed)
     common = dict(method=trial.method, scope="layer", epochs=spec.epochs, strip=True, **train)
+    if trial.method == "nm":
+        n, m = schedules.nm_pattern(trial.sparsity, None)
+        common["criteria"] = {"n": n, "m": m}
     x, y = inputs.x_train, inputs.y_train
     if trial.schedule == "oneshot":
         return algorithms.oneshot(model, x, y, trial.sparsity, **common)

@@ -5,6 +5,7 @@ run in the emulator."""
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -256,3 +257,15 @@ def test_export_options_take_every_format_and_both_goals():
         ExportOptions(optimize="fast")
     with pytest.raises(OptionError, match="--format"):
         ExportOptions(format="rle")
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not installed")
+@pytest.mark.parametrize("core", ["m0plus", "m4", "m7"])
+def test_every_format_is_bit_exact_built_with_arm_none_eabi_gcc(core, tmp_path, rng):
+    """``--cc gcc``: the same sources through the GNU toolchain (its own ACLE header)."""
+    graph = _every_format_graph(np.random.default_rng(3))
+    export_c(graph, tmp_path, EMULATED_FORMATS)
+    engine = McuEngine(target=TARGETS[core], cc="gcc")
+    result = verify(tmp_path, random_inputs(graph, rng, 12), [engine])
+    assert result.comparison("mcu").bit_exact, result.comparison("mcu").report()
+    assert engine.last_measurement.instructions > 0

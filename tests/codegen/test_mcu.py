@@ -6,6 +6,8 @@ vectors per run keep the emulation short.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -220,3 +222,13 @@ def test_the_jet_tagger_at_95_percent_exports_for_the_m4(tmp_path):
         assert report[key] > 0, key
     assert report["latency_us"] == pytest.approx(report["cycles"] / 120)
     assert report["flash_bytes"] < 8 * 1024  # 95 % pruned: a few hundred weights
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not installed")
+@pytest.mark.parametrize("case", ["cnn_dense", "cnn_csr", "wide"])
+def test_conv_and_int64_graphs_are_bit_exact_built_with_arm_none_eabi_gcc(exports, case):
+    path, graph, x = exports[case]
+    engine = McuEngine(target="stm32l4r5", cc="gcc")
+    comparison = verify(path, x, [engine]).comparison("mcu")
+    assert comparison.bit_exact, comparison.report()
+    assert comparison.layers == tuple(layer.name for layer in graph.layers)

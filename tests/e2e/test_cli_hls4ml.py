@@ -126,3 +126,23 @@ def test_fpga_options_without_the_hls4ml_backend(tmp_path, cli):
     line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_3layer.json", "--weights", DATA / "KERAS_3layer_weights.h5",
                             "--strategy", "resource")
     assert "--strategy" in line and "--backend hls4ml" in line
+
+
+@pytest.mark.parametrize("flags, widths", [((), (16, 16)), (("--weight-bits", "8"), (8, 16))])
+def test_the_hls4ml_backend_defaults_to_hls4mls_16_bits(tmp_path, cli, flags, widths):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((50, 16)))
+    out = tmp_path / "out"
+    cli("export", DATA / "KERAS_3layer.json", "--weights", DATA / "KERAS_3layer_weights.h5", "--backend", "hls4ml",
+        "--calibration", tmp_path / "x.npy", "--no-compile", "--out", out, *flags, check_exit=0)
+    meta = json.loads((out / "export.json").read_text())
+    assert (meta["weight_bits"], meta["activation_bits"]) == widths
+    from hwprune.ir.io import load_graph
+
+    graph = load_graph(out)
+    assert {layer.weight_t.width for layer in graph.weighted_layers()} == {widths[0]}
+    assert graph.input_t.width == widths[1]
+    c_only = tmp_path / "c_only"
+    cli("export", DATA / "KERAS_3layer.json", "--weights", DATA / "KERAS_3layer_weights.h5",
+        "--calibration", tmp_path / "x.npy", "--no-compile", "--out", c_only, *flags, check_exit=0)
+    meta = json.loads((c_only / "export.json").read_text())
+    assert (meta["weight_bits"], meta["activation_bits"]) == (widths[0] if flags else 8, 8)

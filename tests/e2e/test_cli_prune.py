@@ -69,6 +69,25 @@ def test_neurons_method_removes_whole_rows_and_plain_output(cli, files, tmp_path
     assert int((rows == 0).all(dim=1).sum()) == 12  # half of the 24 hidden units
 
 
+@pytest.mark.parametrize("sparsity, nm, kept", [("0.75", [], (1, 4)), ("0.875", ["--nm", "1:8"], (1, 8))])
+def test_nm_keeps_n_of_every_m_weights_as_the_sparsity_says(cli, files, tmp_path, sparsity, nm, kept):
+    out = tmp_path / "p.pt"
+    report = _run_json(cli, files / "trained.pt", "--data", files / "train.npz", "--out", out, "--sparsity", sparsity,
+                       "--method", "nm", "--epochs", "1", *nm)
+    assert report["sparsity"] == pytest.approx(float(sparsity))
+    n, m = kept
+    for module in prunable_modules(load_torch_model(out)).values():
+        groups = (module.weight != 0).reshape(module.weight.shape[0], -1, m).sum(dim=-1)
+        assert int(groups.max()) <= n
+
+
+def test_a_structured_method_that_misses_the_sparsity_says_so(cli, files, tmp_path):
+    code, stdout, err = cli("prune", files / "trained.pt", "--data", files / "train.npz", "--out", tmp_path / "p.pt",
+                            "--sparsity", "0.5", "--method", "neurons", "--epochs", "1")
+    assert code == 0, err
+    assert "warning: reached" in err and "not the requested 50%" in err and "--method neurons removes whole units" in err
+
+
 def _bad_data(root):
     np.savez(root / "no_y.npz", x=np.zeros((4, 64), np.float32))
     np.savez(root / "negative.npz", x=np.zeros((2, 64), np.float32), y=np.array([0, -3]))
@@ -86,6 +105,10 @@ def _bad_data(root):
         ("junk.pt", "train.npz", [], "not a readable torch model"),
         ("trained.pt", "train.npz", ["--method", "filters"], "no Conv layers"),
         ("init.pt", "train.npz", ["--method", "random", "--schedule", "lottery"], "by magnitude"),
+        ("trained.pt", "train.npz", ["--method", "nm", "--sparsity", "0.7"],
+         r"0.7 is no N:M .* nearest are 0.6875 \(5:16\), 0.75 \(1:4\)"),
+        ("trained.pt", "train.npz", ["--method", "nm", "--nm", "1:4"], "removes 75.00% .* give --sparsity 0.75"),
+        ("trained.pt", "train.npz", ["--nm", "2:4"], "--nm applies to --method nm only"),
     ],
 )
 def test_errors_are_one_line_exit_2_and_no_output(cli, files, tmp_path, model, data, extra, message):

@@ -162,6 +162,8 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(iris, tmp_path):
     (["--address", "127.0.0.1:1"], "no Ray cluster answers"),
     (["--bits", "8,1"], "2 to 16"),
     (["--method", "magnitude,filters"], "--method filters found no Conv layers to prune"),
+    (["--resume"], "does not exist, so there is no sweep to finish"),
+    (["--method", "nm", "--sparsity", "0.6"], "0.6 is no N:M"),
 ])
 def test_bad_input_is_one_line_exit_2(cli, iris, tmp_path, args, message):
     out = tmp_path / "bad"

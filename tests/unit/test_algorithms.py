@@ -3,7 +3,7 @@ import torch
 
 from hwprune.data import load_dataset
 from hwprune.errors import OptionError
-from hwprune.prune import algorithms, schedules
+from hwprune.prune import algorithms, schedules, sensitivity
 from hwprune.prune.masks import apply_masks, prunable_modules, sparsity
 from hwprune.prune.train import evaluate, fit, make_mlp, steps_per_epoch
 
@@ -140,13 +140,13 @@ def test_lr_rewinding_one_round_from_step_zero_is_oneshot_retraining(data, train
 
 def test_sensitivity_scan(data, trained):
     x_val, y_val = data
-    table = algorithms.sensitivity_scan(trained, *data, x_val, y_val, sparsities=[0.0, 0.95], layers=["0", "4"])
+    table = sensitivity.sensitivity_scan(trained, *data, x_val, y_val, sparsities=[0.0, 0.95], layers=["0", "4"])
     assert set(table.accuracy) == {"0", "4"}
     assert table.accuracy["0"][0] == table.baseline == evaluate(trained, x_val, y_val)
     assert table.accuracy["0"][1] < table.baseline
     assert "| 0 |" in table.to_markdown()
     with pytest.raises(OptionError):
-        algorithms.sensitivity_scan(trained, *data, x_val, y_val, sparsities=[0.5], layers=["9"])
+        sensitivity.sensitivity_scan(trained, *data, x_val, y_val, sparsities=[0.5], layers=["9"])
 
 
 def test_layer_collapse_is_warned_and_returned(data, trained):

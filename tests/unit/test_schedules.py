@@ -81,3 +81,20 @@ def test_iterative_rejects_bad_rounds():
         schedules.iterative(0, 0, 0.9)
     with pytest.raises(OptionError, match="round must be"):
         schedules.iterative(4, 3, 0.9)
+
+
+@pytest.mark.parametrize("sparsity, pattern", [(0.5, (2, 4)), (0.75, (1, 4)), (0.875, (1, 8)), (0.625, (3, 8)),
+                                               (0.9375, (1, 16)), (0.0, (4, 4))])
+def test_nm_pattern_of_a_sparsity(sparsity, pattern):
+    assert schedules.nm_pattern(sparsity, None) == pattern
+    n, m = pattern
+    assert schedules.nm_pattern(sparsity, f"{n}:{m}") == pattern
+
+
+@pytest.mark.parametrize("sparsity, given, message", [
+    (0.9, None, r"0.9 is no N:M.*nearest are 0.875 \(1:8\), 0.9375 \(1:16\)"),
+    (0.5, "1:4", r"removes 75.00%"), (0.5, "4:2", "0 < N <= M"), (0.5, "2-4", "N:M"),
+])
+def test_nm_pattern_errors(sparsity, given, message):
+    with pytest.raises(OptionError, match=message):
+        schedules.nm_pattern(sparsity, given)

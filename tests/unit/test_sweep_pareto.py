@@ -30,7 +30,7 @@ def test_grid_expands_to_every_combination_with_unique_ids():
     ({"sparsities": ()}, "--sparsity is empty"), ({"methods": ()}, "--method is empty"),
     ({"sparsities": (1.0,)}, "[0, 1)"), ({"bits": (1,)}, "2 to 16"), ({"methods": ("bogus",)}, "bogus"),
     ({"seeds": 0}, "--seeds"), ({"objective": "speed"}, "--objective"), ({"min_accuracy": 97.0}, "fraction"),
-    ({"bits": (8, 8)}, "twice"),
+    ({"bits": (8, 8)}, "twice"), ({"methods": ("nm",), "sparsities": (0.5, 0.7)}, "0.7 is no N:M"),
 ])
 def test_bad_grids_name_the_option(change, word):
     with pytest.raises(OptionError, match=word.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
