@@ -43,7 +43,7 @@ COEFFICIENTS = {
     ("cortex-m4", "rice"): (33.35, 107.49, 0.0),
     ("cortex-m4", "nm"): (6.41, 0.05, 0.0),
     ("cortex-m4", "unrolled"): (2.62, 5.26, 0.0),
-    ("cortex-m4", "csr8"): (4.25, 15.71, 0.0),
+    ("cortex-m4", "csr8"): (4.25, 13.7, 0.0),
     ("cortex-m7", "dense"): (0.0, 0.0, 1.7),
     ("cortex-m7", "csr"): (4.51, 47.52, 0.0),
     ("cortex-m7", "bitmask"): (8.78, 0.0, 1.2),
@@ -51,7 +51,7 @@ COEFFICIENTS = {
     ("cortex-m7", "rice"): (35.99, 22.16, 0.0),
     ("cortex-m7", "nm"): (6.47, 0.05, 0.0),
     ("cortex-m7", "unrolled"): (2.53, 6.46, 0.0),
-    ("cortex-m7", "csr8"): (4.25, 17.71, 0.0),
+    ("cortex-m7", "csr8"): (4.25, 13.45, 0.0),
 }
 
 
