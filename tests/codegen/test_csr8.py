@@ -1,5 +1,5 @@
 """csr8 (uint8 columns, a uint8 count a row, 255 after the last): eligibility, the
-arrays, bit-exact on the host and on Cortex-M0+, M4 (SMLAD path) and M7 in the emulator,
+arrays, bit-exact on the host and on Cortex-M0+, M4 (SMLAD path), M7 and M33 in the emulator,
 on the fast and the general arithmetic path, and fewer instructions than csr on the M4."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hwprune.quant.calibrate import QuantConfig, calibrate
 from codegen_graphs import random_inputs, random_typed_graph
 from test_export_c import assert_bit_exact
 
-TARGETS = {"m0plus": "mspm0g3507", "m4": "stm32l4r5", "m7": "pic32czca90"}
+TARGETS = {"m0plus": "mspm0g3507", "m4": "stm32l4r5", "m7": "pic32czca90", "m33": "nrf54l15"}
 
 
 def _zeros(n_out):
@@ -109,3 +109,14 @@ def test_compiles_clean_under_the_strict_warnings(tmp_path):
         export_c(graph, tmp_path / name, "csr8")
         compile_object(tmp_path / name / "model.c", tmp_path / f"{name}.o", [tmp_path / name], flags=STRICT,
                        compiler=compiler)  # raises on any warning
+
+
+def test_optimize_speed_takes_csr8_when_unrolled_does_not_fit(rng):
+    graph = _graph(rng, [64, 48], 0.85)
+    layer = graph.weighted_layers()[0]
+    sizes = {s.format: s.weight_bytes for s in candidates(layer)}
+    assert sizes["csr8"] < sizes["csr"] and sizes["csr8"] < sizes["unrolled"]
+    assert choose_formats(graph, "auto", "speed", "cortex-m4")[0].format == "unrolled"
+    within = choose_formats(graph, "auto", "speed", "cortex-m4", flash_budget=sizes["csr8"])
+    assert within[0].format == "csr8"
+    assert choose_formats(graph, "auto", "size")[0].format != "csr8"  # rice or rel: fewer bytes
