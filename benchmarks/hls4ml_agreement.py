@@ -1,7 +1,7 @@
 """hls4ml projects of the shared Keras models: C simulation against the integer reference,
 and argmax agreement with Keras float, on 1,000 N(0,1) inputs each.
 
-    python benchmarks/hls4ml_agreement.py [--bits 16] [--vectors 1000] [--json OUT.json]
+    python benchmarks/hls4ml_agreement.py [--bits 16] [--vectors 1000] [--io-type parallel|stream] [--json OUT.json]
 
 Per model (jet tagger dense / 70 % / 95 % pruned-retrained weights, Conv1D, Conv2D):
 hwprune reads the Keras 2 files, calibrates its fixed-point types on the 1,000 inputs
@@ -45,18 +45,18 @@ MODELS = {
 }
 
 
-def run_model(label: str, bits: int, vectors: int, work: Path, other_bits=(8, 12)) -> dict:
+def run_model(label: str, bits: int, vectors: int, work: Path, other_bits=(8, 12), io_type="parallel") -> dict:
     arch, weights = (MODELS_DIR / f for f in MODELS[label])
     graph = from_keras_json(arch, weights)
     x = np.random.default_rng(0).standard_normal((vectors, *graph.input_shape))
     keras_class = keras_twin(arch, weights).predict(x, verbose=0).argmax(axis=1)
-    row = {"model": label, "weights": weights.name, "vectors": vectors, "bits": bits}
+    row = {"model": label, "weights": weights.name, "vectors": vectors, "bits": bits, "io_type": io_type}
     for b in (*other_bits, bits):
         q = calibrate(graph, x, QuantConfig(b, b))
         row[f"agreement_{b}"] = int((reference.predict(q, x).argmax(axis=1) == keras_class).sum())
-    strategies = {"latency": HlsOptions()}
+    strategies = {"latency": HlsOptions(io_type=io_type)}
     if graph.layers[0].kind == "dense":
-        strategies["resource"] = HlsOptions(strategy="resource", storage="compressed")
+        strategies["resource"] = HlsOptions(strategy="resource", storage="compressed", io_type=io_type)
     for name, hls in strategies.items():
         out = work / f"{label.replace(' ', '_').replace('%', 'pc')}_{name}"
         write_export(q, out, x, ExportOptions(weight_bits=bits, activation_bits=bits), hls=hls, source=str(arch))
@@ -79,13 +79,15 @@ def main(argv=None) -> int:
     parser.add_argument("--bits", type=int, default=16)
     parser.add_argument("--vectors", type=int, default=1000)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--io-type", choices=["parallel", "stream"], default="parallel",
+                        help="hls4ml I/O of every project (the export's --io-type)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="hwprune-bench-") as tmp:
         os.environ.setdefault("HWPRUNE_CACHE_DIR", str(Path(tmp) / "cache"))
         for label in args.models:
-            rows.append(run_model(label, args.bits, args.vectors, Path(tmp)))
+            rows.append(run_model(label, args.bits, args.vectors, Path(tmp), io_type=args.io_type))
             r = rows[-1]
             print(f"{label}: done", file=sys.stderr)
     b = args.bits

@@ -293,6 +293,11 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     if float_graph is not None:
         zeroed = fidelity.zeroed_by_quantization(float_graph, graph)
         fid = fidelity.measure(fidelity.float_outputs(float_graph, vectors), y_int, graph, zeroed)
+    if hls is not None and options.target is not None:  # an hls4ml project is built for an FPGA target only
+        from hwprune.backends.hls4ml.target import check_fpga_target
+        from hwprune.targets import get_target
+
+        check_fpga_target(get_target(options.target))
     out = Path(out)
     with output_dir(out, force, inputs=(*inputs, source or None)) as tmp:
         save_graph(graph, tmp)

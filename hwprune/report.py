@@ -166,6 +166,8 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     if target_spec:
         t = target_spec
         fit = {"name": t.name, "description": t.description}
+        if t.kind == "fpga":  # the part the hls4ml project was written for, else the target file's
+            fit["part"] = (meta.get("hls4ml") or {}).get("part") or t.part
         if t.flash_bytes and flash is not None:
             fit.update(flash_bytes=t.flash_bytes, flash_used=flash / t.flash_bytes,
                        ram_bytes=t.ram_bytes, ram_used=ram / t.ram_bytes,

@@ -19,14 +19,18 @@ from hwprune.paths import targets_dir
 KINDS = ("host", "mcu", "fpga")
 #: The Cortex-M cores the cross build and the emulator know (hwprune.harness.cross.CORES).
 MCU_CORES = ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33")
-_OPTIONAL = {"energy_source", "resource_source", "run_current_ua_per_mhz", "supply_v", "family"}
+_OPTIONAL = {"energy_source", "resource_source", "run_current_ua_per_mhz", "supply_v", "family",
+             "part", "strategy", "reuse_factor", "io_type"}
 _KEYS_BY_KIND = {
     "host": set(),
     "mcu": {"cpu", "flash_kib", "ram_kib", "clock_mhz", "energy_nj_per_cycle", "energy_source",
             "run_current_ua_per_mhz", "supply_v"},
-    "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source", "family"},
+    # part: the full AMD part number for hls4ml; strategy, reuse_factor, io_type: the hls4ml
+    # defaults for this chip (export --backend hls4ml and resources; the command line overrides)
+    "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source", "family", "part", "strategy",
+             "reuse_factor", "io_type"},
 }
-_INTEGER_KEYS = {"flash_kib", "ram_kib", "lut", "ff", "dsp", "bram_36k"}
+_INTEGER_KEYS = {"flash_kib", "ram_kib", "lut", "ff", "dsp", "bram_36k", "reuse_factor"}
 _NUMBER_KEYS = {"clock_mhz", "energy_nj_per_cycle", "run_current_ua_per_mhz", "supply_v"}
 _UNITS = {"flash_kib": "KiB", "ram_kib": "KiB", "clock_mhz": "MHz", "energy_nj_per_cycle": "nJ per cycle",
           "run_current_ua_per_mhz": "uA per MHz", "supply_v": "V", "lut": "LUTs", "ff": "flip-flops",
@@ -53,6 +57,12 @@ class Target:
     resource_source: Optional[str] = None
     #: FPGA family ("7series" or "ultrascale+"): DSP width and the yosys mapping. Optional.
     family: Optional[str] = None
+    #: FPGA: the full AMD part number (package and speed grade) an hls4ml project is built for
+    part: Optional[str] = None
+    #: FPGA: hls4ml defaults for this chip (latency|resource|da, >= 1, parallel|stream)
+    strategy: Optional[str] = None
+    reuse_factor: Optional[int] = None
+    io_type: Optional[str] = None
 
     @property
     def flash_bytes(self) -> Optional[int]:
@@ -74,8 +84,8 @@ def parse_target(path: Path) -> Target:
         key = sorted(unknown)[0]
         stem = key.split("_")[0]
         with_unit = [k for k in sorted(known) if k.startswith(f"{stem}_")]
-        hint = (f"; units are part of the key names: did you mean {with_unit[0]!r}?" if with_unit
-                else f"; known keys are {sorted(known)}")
+        hint = (f"; units are part of the key names: did you mean {with_unit[0]!r}?" if with_unit and with_unit[0] in _UNITS
+                else f"; did you mean {with_unit[0]!r}?" if with_unit else f"; known keys are {sorted(known)}")
         raise TargetError(f"{path}: unknown key {key!r}{hint}")
     for key in ("name", "kind", "description"):
         if key not in data:
@@ -93,6 +103,8 @@ def parse_target(path: Path) -> Target:
         _check_value(path, key, value)
     if kind == "mcu" and data["cpu"] not in MCU_CORES:
         raise TargetError(f"{path}: unknown core cpu = {data['cpu']!r}; known cores are {', '.join(MCU_CORES)}")
+    if kind == "fpga":
+        _check_hls_defaults(path, data)
     current, volts = data.get("run_current_ua_per_mhz"), data.get("supply_v")
     if (current is None) != (volts is None):
         raise TargetError(f"{path}: give run_current_ua_per_mhz and supply_v together (energy = their product)")
@@ -118,6 +130,25 @@ def _check_value(path, key: str, value) -> None:
         unit = _UNITS.get(key, "")
         hint = f" in the key's unit ({unit}); the unit belongs in the key name, not the value" if unit else ""
         raise TargetError(f"{path}: {key} = {value!r} must be {what}{hint}")
+
+
+def _check_hls_defaults(path, data: dict) -> None:
+    """An FPGA target's part and hls4ml defaults, checked as the command line checks them."""
+    from hwprune.backends.hls4ml.options import IO_NAMES, STRATEGIES, check_part
+    from hwprune.errors import OptionError
+
+    if "part" in data:
+        try:
+            check_part(data["part"])
+        except OptionError:
+            raise TargetError(f"{path}: part = {data['part']!r} is not an AMD/Xilinx part number "
+                              "(e.g. xc7z020clg400-1: device, package, speed grade)") from None
+    if "strategy" in data and data["strategy"] not in STRATEGIES:
+        raise TargetError(f"{path}: strategy = {data['strategy']!r} must be one of {', '.join(STRATEGIES)}")
+    if data.get("strategy") == "da" and data.get("reuse_factor", 1) != 1:
+        raise TargetError(f"{path}: strategy = 'da' (distributed arithmetic) is fully parallel: reuse_factor must be 1")
+    if "io_type" in data and data["io_type"] not in IO_NAMES:
+        raise TargetError(f"{path}: io_type = {data['io_type']!r} must be one of {', '.join(IO_NAMES)}")
 
 
 def available_targets(directory: Path | None = None) -> dict[str, Target]:

@@ -48,7 +48,9 @@ def add_parser(sub) -> None:
     p.add_argument("--target", metavar="NAME|PATH",
                    help="chip to build for (hwprune targets, or a target .toml file): the firmware is cross-built "
                         "and emulated, flash/RAM/stack/cycles/energy measured, and a model that does not fit is an "
-                        "error (default: sizes compared with stm32l4r5, no emulation)")
+                        "error (default: sizes compared with stm32l4r5, no emulation); an FPGA target adds the FPGA "
+                        "resource estimate to the report, and with --backend hls4ml gives the part, clock and "
+                        "hls4ml defaults (flags override them)")
     p.add_argument("--cc", choices=["clang", "gcc"],
                    help="Cortex-M cross compiler (default: $HWPRUNE_MCU_CC, else clang from the ziglang package)")
     p.add_argument("--no-compile", action="store_true",
@@ -65,7 +67,9 @@ def add_parser(sub) -> None:
                    help="hls4ml strategy: latency (default), resource (weights in memory) or da (distributed "
                         "arithmetic, da4ml)")
     p.add_argument("--reuse-factor", type=int, help="hls4ml reuse factor, >= 1 (default 1)")
-    p.add_argument("--part", help="FPGA part (default xcvu13p-flga2577-2-e)")
+    p.add_argument("--part", help="FPGA part (default: the --target's part, else xcvu13p-flga2577-2-e)")
+    p.add_argument("--io-type", choices=["parallel", "stream"],
+                   help="hls4ml I/O: parallel (arrays, the default) or stream (hls::stream between layers)")
     p.add_argument("--hls-tool", choices=["Vitis", "Vivado"], help="HLS tool the project is for (default Vitis)")
     p.add_argument("--weight-storage", choices=["auto", "dense", "compressed"],
                    help="resource strategy: weights dense, compressed (nonzeros only) or the smaller per layer")
@@ -77,18 +81,17 @@ def run(args) -> int:
     from hwprune.pipeline import ExportOptions, export_model, load_array, load_model
     from hwprune.targets import get_target
 
-    if args.target:
-        get_target(args.target)  # an unknown target fails before any work
+    target = get_target(args.target) if args.target else None  # an unknown target fails before any work
     hls = None
     fpga = {"strategy": args.strategy, "reuse_factor": args.reuse_factor, "part": args.part, "tool": args.hls_tool,
-            "storage": args.weight_storage}
+            "storage": args.weight_storage, "io_type": args.io_type}
     if args.backend == "hls4ml":
-        from hwprune.backends.hls4ml import HlsOptions
+        from hwprune.backends.hls4ml.target import hls_options
 
-        hls = HlsOptions(**{k: v for k, v in fpga.items() if v is not None})
+        hls = hls_options(target, **fpga)  # the flags over the FPGA target's part, clock and defaults
     elif any(v is not None for v in fpga.values()):
         flags = {"strategy": "--strategy", "reuse_factor": "--reuse-factor", "part": "--part", "tool": "--hls-tool",
-                 "storage": "--weight-storage"}
+                 "storage": "--weight-storage", "io_type": "--io-type"}
         given = [flags[k] for k, v in fpga.items() if v is not None]
         raise OptionError(f"{', '.join(given)}: FPGA options, for --backend hls4ml only")
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
@@ -130,7 +133,9 @@ def run(args) -> int:
     print(f"hwprune export: wrote {out}: {report['nonzero_weights']}/{report['total_weights']} nonzero weights, "
           f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}"
           + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "
-             f"{report['mcu']['target']}" if report.get("mcu") else ""), file=sys.stderr)
-    for warning in fidelity.warnings(fid):
+             f"{report['mcu']['target']}" if report.get("mcu") else "")
+          + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else ""),
+          file=sys.stderr)
+    for warning in fidelity.warnings(fid) + list((report.get("fpga") or {}).get("warnings", [])):
         print(f"hwprune export: warning: {warning}", file=sys.stderr)
     return 1 if report["bit_exact"] is False else 0

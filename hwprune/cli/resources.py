@@ -19,10 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="an export folder (or any folder with graph.json + weights.npz)")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="hls4ml strategy: latency, resource, or da (distributed arithmetic); default: the "
-                        "export's (an hls4ml export), else latency")
+                        "export's (an hls4ml export), else the part's target file default, else latency")
     p.add_argument("--reuse-factor", type=int, metavar="R",
                    help="multiplications per multiplier (II = R); 1 = fully parallel (the only choice for da); "
-                        "default: the export's, else 1")
+                        "default: the export's, else the part's target file default (for its own strategy), else 1")
     p.add_argument("--part", metavar="PART",
                    help="FPGA part to compare with (hwprune targets; e.g. xcvu9p, xc7z020, xc7a35t); "
                         "default: the export's target when it is an FPGA")
@@ -44,9 +44,12 @@ def run(args) -> int:
     target = fit.fpga_target(args.part) if args.part else None  # an unknown part fails before any work
     graph = load_model(directory)
     target = target or _export_fpga_target(directory)
-    strategy, reuse = fit.export_strategy(_export_meta(directory))
-    options = fit.options_for(target, args.strategy or strategy,
-                              args.reuse_factor if args.reuse_factor is not None else reuse)
+    from hwprune.backends.hls4ml.options import pick_strategy
+
+    # the flags, over the export's hls4ml options, over the target file's defaults (as export does)
+    strategy, reuse = pick_strategy(args.strategy, args.reuse_factor,
+                                    *fit.export_strategy(_export_meta(directory), target))
+    options = fit.options_for(target, strategy, reuse)
     if args.plot and not args.sweep_sparsity:
         raise OptionError("--plot needs --sweep-sparsity")
     est = estimate(graph, options)
@@ -102,13 +105,13 @@ def _export_meta(directory: Path) -> dict:
 
 
 def _export_fpga_target(directory: Path):
-    from hwprune.fpga.fit import fpga_target
-    from hwprune.targets import get_target
+    from hwprune.report_mcu import export_target
 
-    name = _export_meta(directory).get("target")
-    if name and get_target(name).kind == "fpga":
-        return fpga_target(name)
-    return None
+    meta = _export_meta(directory)
+    if not meta.get("target"):
+        return None
+    target, _ = export_target(meta)  # a target given as a .toml path is stored in the export
+    return target if target.kind == "fpga" else None
 
 
 def _test_vectors(directory: Path):
@@ -138,7 +141,8 @@ def render_text(result: dict) -> str:
     if part:
         used = ", ".join(f"{k.upper().replace('_36K', '36')} {v['used']:,}/{v['available']:,} "
                          f"({v['fraction'] * 100:.1f} %)" for k, v in part["resources"].items())
-        lines.append(f"part {part['name']}: {used}: " + ("fits" if part["fits"] else "DOES NOT FIT"))
+        number = f" ({part['part_number']})" if part.get("part_number") else ""
+        lines.append(f"part {part['name']}{number}: {used}: " + ("fits" if part["fits"] else "DOES NOT FIT"))
     syn = result.get("synthesized")
     if syn:
         lines.append(f"synthesized ({syn['tool']}), {syn['vectors']} test vectors, every netlist equal to the reference:")

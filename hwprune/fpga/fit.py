@@ -53,7 +53,8 @@ def fit(est: Estimate, target: Target) -> dict:
         available = getattr(target, key)
         rows[key] = {"used": used[key], "available": available, "fraction": used[key] / available if available else None}
     over = [key for key in rows if rows[key]["used"] > rows[key]["available"]]
-    return {"name": target.name, "description": target.description, "source": target.resource_source,
+    return {"name": target.name, "part_number": target.part, "description": target.description,
+            "source": target.resource_source,
             "resources": rows, "fits": not over, "over": over}
 
 
@@ -123,10 +124,14 @@ def plot_sweep(rows: list[dict], path: Path, title: str, target: Optional[Target
     plt.close(fig)
 
 
-def export_strategy(meta: dict) -> tuple[str, int]:
+def export_strategy(meta: dict, target: Optional[Target] = None) -> tuple[str, int]:
     """The hls4ml strategy and reuse factor an export was written with (export.json's
-    ``hls4ml`` block); Latency, 1 when it names none."""
+    ``hls4ml`` block); else the FPGA target file's defaults; else Latency, 1."""
     hls = meta.get("hls4ml") if isinstance(meta.get("hls4ml"), dict) else {}
+    if not (meta.get("strategy") or hls.get("strategy")) and target is not None:
+        from hwprune.backends.hls4ml.options import pick_strategy
+
+        return pick_strategy(None, None, target.strategy, target.reuse_factor)
     strategy = str(meta.get("strategy") or hls.get("strategy") or "latency").lower()
     strategy = {"distributed_arithmetic": "da"}.get(strategy, strategy)
     return strategy, int(meta.get("reuse_factor") or hls.get("reuse_factor") or 1)
@@ -134,8 +139,8 @@ def export_strategy(meta: dict) -> tuple[str, int]:
 
 def report_figures(graph: Graph, target: Target, meta: dict) -> dict:
     """The FPGA figures of ``verify --json`` and report.json for an export aimed at an FPGA:
-    the estimate with the export's strategy and reuse factor (Latency, 1 when it names none)."""
-    strategy, reuse = export_strategy(meta)
+    the estimate with the export's strategy and reuse factor (else the target's defaults)."""
+    strategy, reuse = export_strategy(meta, target)
     try:
         est = estimate(graph, options_for(target, strategy, reuse))
     except HwpruneError as exc:  # the figures are extra: verification must not fail on them
@@ -159,6 +164,7 @@ def markdown_lines(report: dict) -> list[str]:
     lines = [f"- FPGA estimate ({f['strategy']}, reuse {f['reuse_factor']}; rules in docs/fpga_resources.md): "
              f"{report['dsp']:,} DSP, {report['lut']:,} LUT, {report['ff']:,} FF, {report['bram']} BRAM36, "
              f"latency {report['latency_cycles']} cycles, II {report['ii']}",
-             f"- part {part['name']}: {use}" + ("" if part["fits"] else " — DOES NOT FIT")]
+             f"- part {part['name']}" + (f" ({part['part_number']})" if part.get("part_number") else "")
+             + f": {use}" + ("" if part["fits"] else " — DOES NOT FIT")]
     lines += [f"- **warning**: {w}" for w in f["warnings"]]
     return lines

@@ -189,3 +189,82 @@ def test_the_two_compiles_of_hls4mls_build_script_run_side_by_side(monkeypatch):
     assert "-shared" in lines[model + 4]
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert _parallel_compiles(script) == script
+
+
+def test_options_come_from_the_fpga_target_and_flags_override_them(tmp_path):
+    from hwprune.backends.hls4ml.target import hls_options
+    from hwprune.errors import TargetError
+    from hwprune.targets import get_target, parse_target
+
+    z = hls_options(get_target("xc7z020"))
+    assert (z.part, z.clock_period_ns, z.target, z.io_type) == ("xc7z020clg400-1", 10.0, "xc7z020", "io_parallel")
+    assert hls_options(get_target("xcvu9p"), part="xcvu13p-flga2577-2-e").part == "xcvu13p-flga2577-2-e"
+    assert hls_options(None, part="xc7z020clg400-1", io_type="stream").io_type == "io_stream"
+    assert hls_options(None) == HlsOptions()  # no target, no flags: HlsOptions' defaults
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\nkind = "fpga"\ndescription = "d"\nclock_mhz = 250\nlut = 1\nff = 1\ndsp = 1\n'
+                    'bram_36k = 1\npart = "xcku5p-ffvb676-2-e"\nstrategy = "resource"\nreuse_factor = 4\nio_type = "stream"\n')
+    mine = parse_target(path)
+    o = hls_options(mine)
+    assert (o.strategy, o.reuse_factor, o.io_type, o.clock_period_ns) == ("resource", 4, "io_stream", 4.0)
+    o = hls_options(mine, strategy="da", io_type="parallel")  # the target's reuse factor goes with its strategy
+    assert (o.strategy, o.reuse_factor, o.io_type) == ("da", 1, "io_parallel")
+    assert hls_options(mine, reuse_factor=2).reuse_factor == 2
+    with pytest.raises(TargetError, match=r"target 'stm32l4r5' is not one \(kind 'mcu'\); give an FPGA target \(.*xc7z020"):
+        hls_options(get_target("stm32l4r5"))
+    path.write_text(path.read_text().replace('part = "xcku5p-ffvb676-2-e"\n', ""))
+    with pytest.raises(TargetError, match="names no FPGA part"):
+        hls_options(parse_target(path))
+    assert hls_options(parse_target(path), part="xcku5p-ffvb676-2-e").part == "xcku5p-ffvb676-2-e"
+
+
+def test_io_type_names():
+    assert HlsOptions(io_type="stream").io_type == HlsOptions(io_type="io_stream").io_type == "io_stream"
+    with pytest.raises(OptionError, match="--io-type must be one of parallel, stream"):
+        HlsOptions(io_type="axi")
+
+
+def test_io_stream_padding_inserted_by_hls4ml_is_checked(tmp_path):
+    """hls4ml puts a ZeroPadding layer before a padded conv in io_stream; hwprune accepts it
+    only with the conv's input type (exact zeros), and refuses any other type."""
+    from pathlib import Path
+
+    from hwprune.backends.hls4ml.convert import _same_type, check_model
+    from hwprune.frontends.keras import from_keras_json
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    graph = calibrate(from_keras_json(data / "KERAS_conv1d_small.json", data / "KERAS_conv1d_small_weights.h5"),
+                      np.random.default_rng(0).standard_normal((100, 10, 4)))
+    options = HlsOptions(io_type="stream")
+    model, conversion = build_model(graph, options, tmp_path / "p", "c1")
+    padding = [n for n in model.get_layers() if n.class_name == "ZeroPadding1D"]
+    assert [n.name for n in padding] == [f"zp1d_{l.name}" for l in graph.layers if l.kind == "conv1d"]
+    first = padding[0].get_output_variable().type
+    assert _same_type(first.precision, graph.input_t)
+    from hls4ml.model.types import FixedPrecisionType
+
+    first.precision = FixedPrecisionType(graph.input_t.width + 1, graph.input_t.int_bits + 1)
+    with pytest.raises(ModelError, match="'zp1d_conv1_relu' \\(inserted by hls4ml for io_stream\\): its type is"):
+        check_model(model, graph, conversion, options)
+
+
+@pytest.mark.parametrize("io_type", ["parallel", "stream"])
+def test_a_model_ending_in_flatten_converts_in_both_io_types(io_type, tmp_path):
+    """hls4ml removes a final Flatten in io_parallel and makes it a Repack in io_stream;
+    the Repack must carry the pooled value's (unsigned) type, not the model default."""
+    from hwprune.ir.layers import Flatten
+    from hwprune.ir.spatial import Conv2D, MaxPool2D
+
+    rng = np.random.default_rng(0)
+    graph = Graph("cf", (6, 6, 2), (Conv2D("conv", rng.normal(0, .3, (3, 3, 3, 2)), rng.normal(0, .3, 3),
+                                           padding=((1, 1), (1, 1))), ReLU("r0"), MaxPool2D("pool", pool_size=2),
+                                    Flatten("fl")))
+    graph = calibrate(graph, rng.standard_normal((50, 6, 6, 2)))
+    model, _ = build_model(graph, HlsOptions(io_type=io_type), tmp_path / "p", "cf")
+    kinds = {n.name: n.class_name for n in model.get_layers()}
+    if io_type == "stream":
+        assert kinds["repack_fl"] == "Repack" and kinds["zp2d_conv"] == "ZeroPadding2D"
+        precision = model.graph["repack_fl"].get_output_variable().type.precision
+        assert not precision.signed and precision.width == graph.output_t.width
+    else:
+        assert "fl" not in kinds and "repack_fl" not in kinds

@@ -53,6 +53,6 @@ def test_a_bad_name_is_refused_before_any_work(cli, softmax_model, tmp_path, nam
 def test_export_help_gives_ranges_and_what_happens_without_calibration(cli):
     _, stdout, _ = cli("export", "--help", check_exit=0)
     text = " ".join(stdout.split())
-    assert "2 to 16 (default 8)" in text and "0 <= S < 1" in text
+    assert "2 to 16 (default 8; 16 with --backend hls4ml" in text and "0 <= S < 1" in text
     assert "Required for a float model" in text and "Optional for a quantized graph" in text
     assert "--name NAME" in text

@@ -128,6 +128,55 @@ def test_fpga_options_without_the_hls4ml_backend(tmp_path, cli):
     assert "--strategy" in line and "--backend hls4ml" in line
 
 
+@needs_gxx
+def test_fpga_target_and_io_stream(pruned, cli):
+    """--target xc7z020 gives the part and the clock; io_stream with compressed Resource
+    weights (hwprune's COO kernel behind a stream) is bit-exact; resources agrees."""
+    folder = pruned / "export_stream"
+    cli("export", pruned / "pruned.pt", "--calibration", pruned / "calibration.npy", "--out", folder,
+        "--backend", "hls4ml", "--target", "xc7z020", "--io-type", "stream", "--strategy", "resource",
+        "--reuse-factor", "2", "--weight-storage", "compressed", "--keep-dead-neurons", check_exit=0)
+    code, stdout, err = cli("verify", folder, "--json")
+    report = json.loads(stdout)
+    assert code == 0, err
+    assert report["engines"]["hls4ml"]["bit_exact"] and report["engines"]["hls4ml"]["mismatches"] == 0
+    assert report["target"]["name"] == "xc7z020" and report["target"]["part"] == "xc7z020clg400-1"
+    options = report["hls4ml"]["options"]
+    assert (options["io_type"], options["target"], options["clock_period_ns"]) == ("io_stream", "xc7z020", 10.0)
+    assert report["weight_memory_bits"] <= 0.3 * report["dense_weight_memory_bits"]
+    project = folder / "hls4ml"
+    top = next((project / "firmware").glob("*.cpp")).read_text()
+    assert "hls::stream<input_t>" in top and "nnet::dense_coo<" in top
+    config = (project / "hls4ml_config.yml").read_text()
+    assert "Part: xc7z020clg400-1" in config and "ClockPeriod: 10.0" in config and "IOType: io_stream" in config
+    resources = json.loads(cli("resources", folder, "--json", check_exit=0)[1])
+    assert (resources["strategy"], resources["reuse_factor"], resources["clock_mhz"]) == ("resource", 2, 100.0)
+    assert resources["part"]["part_number"] == "xc7z020clg400-1"
+
+
+@needs_gxx
+@pytest.mark.parametrize("name,shape,padding", [("conv1d_small", (10, 4), "zeropad1d_cl"),
+                                                ("conv2d_model", (8, 8, 1), "zeropad2d_cl")])
+def test_keras_conv_models_in_io_stream(tmp_path, cli, name, shape, padding):
+    """'same' convolutions in io_stream: hls4ml inserts zero padding layers, checked by
+    hwprune; C simulation equals the reference."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((64, *shape)))
+    folder = tmp_path / "e"
+    cli("export", DATA / f"KERAS_{name}.json", "--weights", DATA / f"KERAS_{name}_weights.h5", "--calibration",
+        tmp_path / "x.npy", "--out", folder, "--backend", "hls4ml", "--io-type", "stream", check_exit=0)
+    code, stdout, err = cli("verify", folder, "--json")
+    engine = json.loads(stdout)["engines"]["hls4ml"]
+    assert code == 0 and engine["bit_exact"] and engine["mismatches"] == 0, (engine, err)
+    top = next((folder / "hls4ml" / "firmware").glob("*.cpp")).read_text()
+    assert f"nnet::{padding}<" in top and "hls::stream" in top
+
+
+def test_an_mcu_target_cannot_take_an_hls4ml_project(tmp_path, cli):
+    line = _one_line_exit_2(cli, tmp_path, DATA / "KERAS_3layer.json", "--weights", DATA / "KERAS_3layer_weights.h5",
+                            "--backend", "hls4ml", "--target", "stm32l4r5")
+    assert "target 'stm32l4r5' is not one (kind 'mcu')" in line and "xc7z020" in line
+
+
 @pytest.mark.parametrize("flags, widths", [((), (16, 16)), (("--weight-bits", "8"), (8, 16))])
 def test_the_hls4ml_backend_defaults_to_hls4mls_16_bits(tmp_path, cli, flags, widths):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((50, 16)))

@@ -73,3 +73,44 @@ def test_a_target_can_be_a_path(tmp_path):
     assert get_target(str(path)).name == "x"
     with pytest.raises(TargetError, match="does not exist"):
         get_target(str(tmp_path / "missing.toml"))
+
+
+def test_fpga_targets_name_their_full_part_number():
+    from hwprune.backends.hls4ml import check_part
+
+    parts = {n: t.part for n, t in available_targets().items() if t.kind == "fpga"}
+    assert parts == {"xc7a35t": "xc7a35tcpg236-1", "xc7z020": "xc7z020clg400-1", "xcvu9p": "xcvu9p-flga2104-2L-e"}
+    for name, part in parts.items():
+        assert part.lower().startswith(name) and check_part(part) == part
+
+
+_FPGA = 'name = "x"\nkind = "fpga"\ndescription = "d"\nclock_mhz = 100\nlut = 1\nff = 1\ndsp = 1\nbram_36k = 1\n'
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('part = "xc9z999"\n', "part = 'xc9z999' is not an AMD/Xilinx part number"),
+        ('strategy = "fast"\n', "strategy = 'fast' must be one of latency, resource, da"),
+        ('strategy = "da"\nreuse_factor = 2\n', "reuse_factor must be 1"),
+        ('reuse_factor = "4"\n', "reuse_factor = '4' must be a positive integer"),
+        ('reuse_factor = 0\n', "reuse_factor = 0 must be a positive integer"),
+        ('io_type = "io_stream"\n', "io_type = 'io_stream' must be one of parallel, stream"),
+        ("reuse = 2\n", "unknown key 'reuse'; did you mean 'reuse_factor'?"),
+    ],
+)
+def test_bad_fpga_defaults(tmp_path, extra, message):
+    path = tmp_path / "x.toml"
+    path.write_text(_FPGA + extra)
+    with pytest.raises(TargetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_target(path)
+
+
+def test_fpga_defaults_parse_and_stay_out_of_other_kinds(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text(_FPGA + 'part = "xcku5p-ffvb676-2-e"\nstrategy = "resource"\nreuse_factor = 4\nio_type = "stream"\n')
+    t = parse_target(path)
+    assert (t.part, t.strategy, t.reuse_factor, t.io_type) == ("xcku5p-ffvb676-2-e", "resource", 4, "stream")
+    path.write_text(_MCU + 'flash_kib = 64\nenergy_nj_per_cycle = 0.2\npart = "xc7z020clg400-1"\n')
+    with pytest.raises(TargetError, match=r"keys \['part'\] do not apply to a target of kind 'mcu'"):
+        parse_target(path)

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from hwprune.backends.hls4ml.options import HlsOptions
+from hwprune.backends.hls4ml.stream import inserted_layers
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Layer
@@ -164,6 +165,8 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
             continue
         layers.append(entry)
         conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items()}}
+        if layer.kind == "flatten":  # io_stream may make it a Repack with a type of its own: the input's
+            conf["Precision"]["result"] = value_types[index].hls()
         if layer.kind in WEIGHTED:
             conf.update(ReuseFactor=options.reuse_factor, Strategy=options.hls4ml_strategy)
         precisions[layer.name] = conf
@@ -189,9 +192,13 @@ def _same_type(precision, t: Fixed) -> bool:
 def check_model(model, graph: Graph, conversion: Conversion, options: HlsOptions) -> None:
     """Read every type, strategy and reuse factor back from hls4ml's model."""
     by_name = {layer.name: layer for layer in model.get_layers()}
+    inserted = inserted_layers(model, graph, conversion.converted, _same_type)  # io_stream only
+    replaced = set(inserted.values()) - set(by_name)  # a Flatten that hls4ml turned into a Repack
     for name in conversion.converted:
         ir_layer = graph.layer(name)
         node = by_name.get(name)
+        if node is None and (name in replaced or (ir_layer.kind == "flatten" and name == conversion.converted[-1])):
+            continue  # io_stream made it a Repack; or hls4ml removed a final Flatten, which changes no value
         if node is None:
             raise ModelError(f"layer {name!r}: hls4ml dropped it during conversion (it has {sorted(by_name)})")
         for key, t in ir_layer.types().items():
@@ -213,7 +220,7 @@ def check_model(model, graph: Graph, conversion: Conversion, options: HlsOptions
             if strategy != options.hls4ml_strategy.lower():
                 raise ModelError(f"layer {name!r}: hls4ml's strategy is {strategy!r}, expected "
                                  f"{options.hls4ml_strategy!r}")
-    extra = set(by_name) - set(conversion.converted) - {conversion.layer_list[0]["name"]}
+    extra = set(by_name) - set(conversion.converted) - set(inserted) - {conversion.layer_list[0]["name"]}
     if extra:
         raise ModelError(f"hls4ml added layers hwprune does not model: {sorted(extra)}")
     out = model.get_output_variables()[0].type.precision

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from hwprune.errors import OptionError
 
 STRATEGIES = {"latency": "Latency", "resource": "Resource", "da": "distributed_arithmetic"}
 TOOLS = ("Vitis", "Vivado")
-IO_TYPES = ("io_parallel",)
+IO_TYPES = ("io_parallel", "io_stream")
+#: the short names of the command line (--io-type) and of target files (io_type = "stream")
+IO_NAMES = {"parallel": "io_parallel", "stream": "io_stream"}
 STORAGES = ("auto", "dense", "compressed")
 DEFAULT_PART = "xcvu13p-flga2577-2-e"  # hls4ml's own default part (Virtex UltraScale+)
 
@@ -40,6 +43,19 @@ def check_strategy(strategy: str, reuse_factor: int) -> None:
         raise OptionError("the da strategy (distributed arithmetic) is fully parallel: it runs with --reuse-factor 1 only")
 
 
+def pick_strategy(strategy: Optional[str], reuse_factor: Optional[int], default_strategy: Optional[str],
+                  default_reuse: Optional[int]) -> tuple[str, int]:
+    """The strategy and reuse factor from what the command line gave (None: not given) and
+    the defaults (a target file's, an export's). A default reuse factor goes with its own
+    strategy: ``--strategy da`` on a target that defaults to resource with reuse 4 runs
+    with reuse 1, not 4. Shared by ``export --backend hls4ml`` and ``resources``."""
+    chosen = strategy or default_strategy or "latency"
+    if reuse_factor is not None:
+        return chosen, reuse_factor
+    same = strategy is None or strategy == (default_strategy or "latency")
+    return chosen, (default_reuse if same and default_reuse is not None else 1)
+
+
 @dataclass(frozen=True)
 class HlsOptions:
     strategy: str = "latency"
@@ -51,13 +67,16 @@ class HlsOptions:
     #: Resource strategy: weight storage per layer; compressed keeps only the nonzero
     #: weights (hwprune's COO kernel), auto picks the smaller per layer.
     storage: str = "auto"
+    #: the target file the part and defaults came from (``--target``), None without one
+    target: Optional[str] = None
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy, self.reuse_factor)
         if self.tool not in TOOLS:
             raise OptionError(f"the HLS tool must be one of {', '.join(TOOLS)}, got {self.tool!r}")
+        object.__setattr__(self, "io_type", IO_NAMES.get(self.io_type, self.io_type))
         if self.io_type not in IO_TYPES:
-            raise OptionError(f"io type must be one of {', '.join(IO_TYPES)}, got {self.io_type!r}")
+            raise OptionError(f"--io-type must be one of {', '.join(IO_NAMES)}, got {self.io_type!r}")
         if self.storage not in STORAGES:
             raise OptionError(f"--weight-storage must be one of {', '.join(STORAGES)}, got {self.storage!r}")
         if not self.clock_period_ns > 0:
@@ -70,4 +89,5 @@ class HlsOptions:
 
     def to_json(self) -> dict:
         return {"strategy": self.strategy, "reuse_factor": self.reuse_factor, "part": self.part, "tool": self.tool,
-                "io_type": self.io_type, "clock_period_ns": self.clock_period_ns, "storage": self.storage}
+                "io_type": self.io_type, "clock_period_ns": self.clock_period_ns, "storage": self.storage,
+                "target": self.target}

@@ -179,7 +179,8 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
     _check_weight_files(out_dir, model, graph, compressed)
 
     context = dict(project=project, version=hwprune.__version__, model=graph.name, strategy=options.strategy,
-                   reuse_factor=options.reuse_factor, part=options.part, tool=options.tool, io_type=options.io_type,
+                   reuse_factor=options.reuse_factor, part=options.part, target=options.target, tool=options.tool,
+                   io_type=options.io_type,
                    clock_period_ns=options.clock_period_ns, hls4ml_version=hls4ml.__version__, layers=rows,
                    skipped=list(conversion.skipped), softmax_note=SOFTMAX_NOTE, vectors=int(x_int.shape[0]),
                    output_type=str(graph.output_t),
