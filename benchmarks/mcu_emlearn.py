@@ -1,17 +1,18 @@
 """hwprune against emlearn on the Cortex-M4: the digits MLP 64-256-128-10.
 
-    python benchmarks/mcu_emlearn.py [--vectors 100]
+    python benchmarks/mcu_emlearn.py [--vectors 100] [--formats csr8,csr,rice,unrolled]
 
 Same data (sklearn's digits, hwprune.data's 80/20 stratified split, pixels scaled to
 [0, 1]), same architecture, same emulator, same compiler (zig's clang -O2, Cortex-M4):
 
 - hwprune: trained, pruned to 90 % (global magnitude, fine-tuned), 8-bit fixed point,
-  exported as C and verified bit-exact in the emulator;
+  exported as C once per storage format in ``--formats`` (every layer in that format),
+  each export verified bit-exact in the emulator on the measured vectors;
 - emlearn: scikit-learn's MLPClassifier (float, dense) converted by emlearn
   (``emlearn.convert(method="inline")``), built for the M4 with its FPU.
 
 Prints accuracy, instructions and cycles per inference (mean over the vectors) and flash
-of each, and their ratios. Needs the ``bench`` extra (emlearn).
+of each, and each export's ratios to emlearn. Needs the ``bench`` extra (emlearn).
 """
 
 from __future__ import annotations
@@ -28,17 +29,27 @@ TARGET = "stm32l4r5"
 SIZES = (64, 256, 128, 10)
 
 
-def hwprune_side(root: Path, vectors: int, seed: int):
+def hwprune_side(root: Path, vectors: int, seed: int, formats: list[str]):
+    from hwprune.backends.c import export_c, load_export
     from hwprune.demo import DemoConfig, run_demo
-    from hwprune.harness.mcu import measure_mcu
+    from hwprune.harness import verify
+    from hwprune.harness.mcu import McuEngine, measure_mcu
 
     config = DemoConfig(sizes=SIZES, sparsity=0.9, seed=seed)
     report = run_demo(root / "hwprune_digits", config=config)
     with np.load(root / "hwprune_digits" / "vectors.npz") as data:
         x_int = data["x_int"][:vectors]
-    m = measure_mcu(root / "hwprune_digits", TARGET, x_int, progress=True)
+    graph = load_export(root / "hwprune_digits" / "c")
+    measured = {}
+    for fmt in formats:
+        out = root / f"hwprune_{fmt}"
+        export_c(graph, out, fmt)
+        comparison = verify(out, x_int, [McuEngine(target=TARGET)]).comparison("mcu")
+        if not comparison.bit_exact:
+            raise SystemExit(f"the {fmt} export is not bit-exact in the emulator:\n{comparison.report()}")
+        measured[fmt] = measure_mcu(out, TARGET, x_int, progress=True)
     accuracy = {s["stage"]: s["accuracy"] for s in report["stages"]}
-    return report, m, accuracy
+    return report, measured, accuracy
 
 
 def emlearn_side(root: Path, data, vectors: int, seed: int):
@@ -76,6 +87,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=100, help="test images emulated per side")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--formats", default="csr8,csr,rice,unrolled",
+                        help="hwprune storage formats, one export each (every layer in that format)")
     args = parser.parse_args(argv)
     try:
         import emlearn  # noqa: F401
@@ -87,7 +100,8 @@ def main(argv=None) -> int:
     data = load_dataset("digits", seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="hwprune-bench-") as tmp:
         root = Path(tmp)
-        report, ours, accuracy = hwprune_side(root, args.vectors, args.seed)
+        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+        report, ours, accuracy = hwprune_side(root, args.vectors, args.seed, formats)
         if not report["bit_exact"]:
             print("the hwprune export is not bit-exact; no figures", file=sys.stderr)
             return 1
@@ -96,13 +110,18 @@ def main(argv=None) -> int:
     ours_acc = [v for k, v in accuracy.items() if "fixed point" in k][0]
     print(f"digits MLP {'-'.join(map(str, SIZES))} on {TARGET} (Cortex-M4), {args.vectors} test images, "
           f"zig clang -O2")
-    print(f"{'':<34} {'accuracy':>9} {'instructions':>13} {'cycles':>10} {'flash B':>9} {'RAM B':>7}")
-    print(f"{'emlearn MLP (float, dense)':<34} {theirs['accuracy'] * 100:>8.2f}% {theirs['instructions']:>13.0f} "
+    print(f"{'':<38} {'accuracy':>9} {'instructions':>13} {'cycles':>10} {'flash B':>9} {'RAM B':>7}")
+    print(f"{'emlearn MLP (float, dense)':<38} {theirs['accuracy'] * 100:>8.2f}% {theirs['instructions']:>13.0f} "
           f"{theirs['cycles']:>10.0f} {theirs['flash_bytes']:>9} {theirs['ram_bytes']:>7}")
-    print(f"{'hwprune (90 % pruned, int8)':<34} {ours_acc * 100:>8.2f}% {ours.instructions:>13.0f} "
-          f"{ours.cycles:>10.0f} {ours.flash_bytes:>9} {ours.ram_bytes:>7}")
-    print(f"{'hwprune / emlearn':<34} {'':>9} {ours.instructions / theirs['instructions']:>13.3f} "
-          f"{ours.cycles / theirs['cycles']:>10.3f} {ours.flash_bytes / theirs['flash_bytes']:>9.3f}")
+    for fmt, m in ours.items():
+        print(f"{'hwprune ' + fmt + ' (90 % pruned, int8)':<38} {ours_acc * 100:>8.2f}% {m.instructions:>13.0f} "
+              f"{m.cycles:>10.0f} {m.flash_bytes:>9} {m.ram_bytes:>7}")
+    for fmt, m in ours.items():
+        print(f"{'hwprune ' + fmt + ' / emlearn':<38} {'':>9} {m.instructions / theirs['instructions']:>13.3f} "
+              f"{m.cycles / theirs['cycles']:>10.3f} {m.flash_bytes / theirs['flash_bytes']:>9.3f}")
+    both = [f for f, m in ours.items() if m.instructions <= 0.1 * theirs["instructions"]
+            and m.flash_bytes <= 0.06 * theirs["flash_bytes"]]
+    print(f"at most 0.1x emlearn's instructions and 0.06x its flash in one export: {', '.join(both) or 'none'}")
     print(f"hwprune's dense float model: {dense_float * 100:.2f} % (pruned int8 minus dense float: "
           f"{(ours_acc - dense_float) * 100:+.2f} points); "
           f"emlearn's emulated predictions equal scikit-learn's on {theirs['agreement_with_sklearn'] * 100:.0f} % "

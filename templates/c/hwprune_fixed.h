@@ -55,8 +55,9 @@ static inline int32_t hwprune_shr_i32(int32_t v, int s, int rounding)
     }
     q = hwprune_floor_shr_i32(v, s);
     if (rounding == HWPRUNE_RND) {
-        /* Bit s-1 of a negative v is the complement of the same bit of ~v. */
-        half = v < 0 ? 1 - (((~v) >> (s - 1)) & 1) : ((v >> (s - 1)) & 1);
+        /* Bit s-1 of v's two's complement pattern: an unsigned shift, defined in C
+         * for a negative v too, and one bit-field extract on a Cortex-M. */
+        half = (int32_t)(((uint32_t)v >> (s - 1)) & 1u);
         q += half;
     }
     return q;
@@ -159,7 +160,7 @@ static inline int64_t hwprune_shr_i64(int64_t v, int s, int rounding)
     }
     q = hwprune_floor_shr_i64(v, s);
     if (rounding == HWPRUNE_RND) {
-        half = v < 0 ? 1 - (((~v) >> (s - 1)) & 1) : ((v >> (s - 1)) & 1);
+        half = (int64_t)(((uint64_t)v >> (s - 1)) & 1u);
         q += half;
     }
     return q;

@@ -184,13 +184,13 @@ def test_optimize_speed_picks_fewer_instructions_within_the_flash_budget(rng):
 # -- Cortex-M builds in the emulator ------------------------------------------------------------
 
 EMULATED_FORMATS = {"fc1": "dense", "fc2": "dense", "fc3": "csr", "fc4": "bitmask", "fc5": "rel", "fc6": "rice",
-                    "fc7": "nm", "fc8": "unrolled"}
+                    "fc7": "nm", "fc8": "unrolled", "fc9": "csr8"}
 
 
 def _every_format_graph(rng) -> Graph:
-    """Eight layers, one per format; fc1 reads signed inputs (SXTB16), fc2 unsigned ReLU
+    """Nine layers, one per format; fc1 reads signed inputs (SXTB16), fc2 unsigned ReLU
     outputs (UXTB16), with row and column counts that leave remainders of 4."""
-    sizes = [14, 22, 17, 9, 12, 10, 16, 8, 6]
+    sizes = [14, 22, 17, 9, 12, 10, 16, 8, 11, 6]
     graph = _mlp(rng, sizes, sparsity=0.0)
     layers = []
     for layer in graph.layers:

@@ -159,11 +159,12 @@ def test_dense_layer_work_scales_with_its_size(tmp_path):
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), sizes=st.lists(st.integers(1, 9), min_size=2, max_size=4))
-def test_random_typed_graphs_are_bit_exact_on_the_m4(tmp_path, seed, sizes):
+@given(seed=st.integers(0, 10_000), sizes=st.lists(st.integers(1, 9), min_size=2, max_size=4),
+       fmt=st.sampled_from(["auto", "csr8"]))
+def test_random_typed_graphs_are_bit_exact_on_the_m4(tmp_path, seed, sizes, fmt):
     graph = random_typed_graph(f"hyp{seed}", sizes, seed)
-    path = tmp_path / f"g{seed}_{'_'.join(map(str, sizes))}"
-    export_c(graph, path, "auto")
+    path = tmp_path / f"g{seed}_{'_'.join(map(str, sizes))}_{fmt}"
+    export_c(graph, path, fmt)
     x = random_inputs(graph, np.random.default_rng(seed), 4)
     result = verify(path, x, [McuEngine(target="stm32l4r5")])
     assert result.comparison("mcu").bit_exact, result.report()

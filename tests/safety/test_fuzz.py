@@ -33,7 +33,7 @@ def graph_specs(draw):
     widths = (low, draw(st.integers(low, 16)))
     zero_rows = draw(st.booleans())
     extremes = draw(st.floats(0.0, 0.5))
-    fmt = draw(st.sampled_from(["dense", "csr", "auto"]))
+    fmt = draw(st.sampled_from(["dense", "csr", "csr8", "auto"]))
     seed = draw(st.integers(0, 2**31 - 1))
     return sizes, sparsity, widths, zero_rows, extremes, fmt, seed
 

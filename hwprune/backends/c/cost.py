@@ -35,6 +35,7 @@ COEFFICIENTS = {
     ("cortex-m0plus", "rice"): (44.32, 279.51, 0.0),
     ("cortex-m0plus", "nm"): (13.7, 0.11, 0.0),
     ("cortex-m0plus", "unrolled"): (4.51, 16.05, 0.0),
+    ("cortex-m0plus", "csr8"): (7.25, 39.7, 0.0),
     ("cortex-m4", "dense"): (0.0, 0.0, 1.89),
     ("cortex-m4", "csr"): (4.5, 42.74, 0.0),
     ("cortex-m4", "bitmask"): (8.76, 0.0, 1.05),
@@ -42,6 +43,7 @@ COEFFICIENTS = {
     ("cortex-m4", "rice"): (33.35, 107.49, 0.0),
     ("cortex-m4", "nm"): (6.41, 0.05, 0.0),
     ("cortex-m4", "unrolled"): (2.62, 5.26, 0.0),
+    ("cortex-m4", "csr8"): (4.25, 13.7, 0.0),
     ("cortex-m7", "dense"): (0.0, 0.0, 1.7),
     ("cortex-m7", "csr"): (4.51, 47.52, 0.0),
     ("cortex-m7", "bitmask"): (8.78, 0.0, 1.2),
@@ -49,6 +51,7 @@ COEFFICIENTS = {
     ("cortex-m7", "rice"): (35.99, 22.16, 0.0),
     ("cortex-m7", "nm"): (6.47, 0.05, 0.0),
     ("cortex-m7", "unrolled"): (2.53, 6.46, 0.0),
+    ("cortex-m7", "csr8"): (4.25, 13.45, 0.0),
 }
 
 

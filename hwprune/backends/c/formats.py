@@ -375,4 +375,4 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
 
 
 # Formats defined in their own modules register themselves on import.
-from hwprune.backends.c import formats_mask, formats_nm  # noqa: E402,F401
+from hwprune.backends.c import formats_mask, formats_nm, formats_csr8  # noqa: E402,F401,I001 (registration order: csr8 last)
