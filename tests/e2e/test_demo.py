@@ -22,5 +22,10 @@ def test_demo(cli, tmp_path):
     assert "Accuracy at each stage" in md and "bit-exact" in md
     assert (out / "c" / "model.c").is_file() and (out / "report.png").is_file()
 
+    # The demo's folder is a complete export: verify accepts it, and it re-exports.
+    code, stdout, err = cli("verify", out, "--json")
+    assert code == 0 and json.loads(stdout)["bit_exact"], err
+    cli("export", out, "--format", "csr", "--out", tmp_path / "again", check_exit=0)
+
     code, _, stderr = cli("demo", "--out", out)
     assert code == 2 and "pass --force" in stderr
