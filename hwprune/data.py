@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -88,15 +90,26 @@ def check_labels(y, where: str = "labels") -> np.ndarray:
     return y
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception as a short reason; an empty file raises EOFError without words."""
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    return str(exc) or type(exc).__name__
+
+
 def load_npz(path) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from an ``.npz`` file holding arrays ``x`` (features) and ``y`` (class indices)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give an .npz file holding arrays x and y")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({_reason(exc)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single array, not an .npz archive; save with np.savez(path, x=features, y=labels)")
     with archive:
         missing = [key for key in ("x", "y") if key not in archive.files]
         if missing:
@@ -104,7 +117,10 @@ def load_npz(path) -> tuple[np.ndarray, np.ndarray]:
                 f"{path}: missing array(s) {', '.join(missing)}; it holds {', '.join(archive.files) or 'nothing'}. "
                 "Save with np.savez(path, x=features, y=labels)"
             )
-        x, y = archive["x"], archive["y"]
+        try:
+            x, y = archive["x"], archive["y"]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise DataError(f"{path}: arrays x and y cannot be read ({_reason(exc)})") from None
     if x.dtype.kind not in "fiub":
         raise DataError(f"{path}: x must be numeric, got dtype {x.dtype}")
     if x.ndim < 2:

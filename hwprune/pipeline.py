@@ -73,7 +73,14 @@ class ExportOptions:
             raise OptionError(f"--format must be one of {', '.join(policies())}, got {self.format!r}")
         if self.optimize not in OPTIMIZE:
             raise OptionError(f"--optimize must be size or speed, got {self.optimize!r}")
-        QuantConfig(self.weight_bits or DEFAULT_BITS, self.activation_bits or DEFAULT_BITS)  # checks the widths
+        QuantConfig(*(DEFAULT_BITS if bits is None else bits  # checks the widths (0 too)
+                      for bits in (self.weight_bits, self.activation_bits)))
+        if self.cc is not None:
+            from hwprune.targets import get_target
+
+            if self.target is None or get_target(self.target).kind != "mcu":
+                raise OptionError(f"--cc {self.cc} chooses the Cortex-M cross compiler; it needs a Cortex-M --target "
+                                  f"(hwprune targets), got {self.target or 'none'}")
 
     def with_default_bits(self, hls: bool) -> "ExportOptions":
         """These options with every width not given set to the backend's default."""
@@ -169,7 +176,11 @@ def load_array(path, what: str) -> np.ndarray:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{what} {path}: no such file") from None
-    except (ValueError, OSError) as exc:
+    except IsADirectoryError:
+        raise DataError(f"{what} {path}: is a folder; give a .npy file") from None
+    except EOFError:
+        raise DataError(f"{what} {path}: not a readable .npy array (the file is empty or cut short)") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{what} {path}: not a readable .npy array ({exc})") from None
     if isinstance(arr, np.lib.npyio.NpzFile):
         raise DataError(f"{what} {path}: give a single .npy array, not an .npz archive")

@@ -78,6 +78,8 @@ def parse_target(path: Path) -> Target:
         data = tomllib.loads(Path(path).read_text())
     except tomllib.TOMLDecodeError as exc:
         raise TargetError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise TargetError(f"{path}: not a target .toml file (not UTF-8 text)") from None
     known = {f.name for f in fields(Target)}
     unknown = set(data) - known
     if unknown:
@@ -166,6 +168,8 @@ def get_target(name: str) -> Target:
     """A target by name (``targets/NAME.toml``) or by the path of a TOML file."""
     if str(name).endswith(".toml") or "/" in str(name):
         path = Path(name)
+        if path.is_dir():
+            raise TargetError(f"target {path} is a folder; give a target name or a target .toml file")
         if not path.is_file():
             raise TargetError(f"target file {path} does not exist")
         return parse_target(path)

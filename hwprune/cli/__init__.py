@@ -20,8 +20,15 @@ from hwprune.errors import HwpruneError
 COMMANDS = ("demo", "export", "verify", "predict", "report", "prune", "targets", "sweep", "resources")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error contract: one line on stderr and exit 2, not the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hwprune",
         description="Prune, quantize and lower neural networks to bit-exact sparse C.",
     )

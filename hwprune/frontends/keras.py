@@ -159,10 +159,16 @@ def _keras2_weights(h5file, where: str) -> Callable[[str, int], tuple[np.ndarray
             return ()
         group = root[layer_name]
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-        try:
-            return tuple(np.asarray(group[n], dtype=np.float64) for n in names)
-        except KeyError as exc:
-            raise WeightError(f"{where}: layer {layer_name!r}: weight {exc} listed but missing") from None
+        arrays = []
+        for n in names:
+            if n not in group:
+                raise WeightError(f"{where}: layer {layer_name!r}: weight {n!r} is listed in weight_names but missing")
+            try:
+                arrays.append(np.asarray(group[n], dtype=np.float64))
+            except (TypeError, ValueError, OSError) as exc:
+                raise WeightError(f"{where}: layer {layer_name!r}: weight {n!r} is not numeric "
+                                  f"(dtype {group[n].dtype}; {exc})") from None
+        return tuple(arrays)
 
     return weights_of
 
@@ -177,6 +183,8 @@ def from_keras_json(json_path, weights_path, name: Optional[str] = None) -> Grap
         raise ModelError(f"{json_path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{json_path}: not a Keras architecture JSON file ({exc})") from None
+    if weights_path.is_dir():
+        raise ModelError(f"{weights_path}: is a folder; --weights takes an HDF5 weights file (.h5)")
     if not weights_path.is_file():
         raise ModelError(f"{weights_path}: no such weights file")
     h5py = _h5py()
