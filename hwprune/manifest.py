@@ -90,8 +90,12 @@ def check(folder: Path) -> dict:
     """The manifest of a complete folder whose listed files all match their hashes, or a
     FolderError naming the first file that is missing or differs."""
     folder = Path(folder)
+    if folder.is_file():
+        raise FolderError(f"{folder}: a file, not an export folder (give the folder hwprune export wrote)")
     if not folder.is_dir():
         raise FolderError(f"{folder}: no such folder")
+    if not (folder / MANIFEST_FILE).is_file():
+        _not_an_export(folder)
     data = read(folder)
     for name, digest in sorted(data["files"].items()):
         path = folder / name
@@ -101,6 +105,16 @@ def check(folder: Path) -> dict:
             raise FolderError(f"{folder}: {name} does not match {MANIFEST_FILE} (changed after export); "
                               "run hwprune export again")
     return data
+
+
+def _not_an_export(folder: Path) -> None:
+    """A clearer FolderError for the folders users mistake for an export: a folder inside
+    one (c/, hls4ml/) and a sweep's folder."""
+    for parent in folder.resolve().parents:
+        if (parent / MANIFEST_FILE).is_file():
+            raise FolderError(f"{folder}: a folder inside the export {parent}; give the export folder itself")
+    if (folder / "sweep.json").is_file():
+        raise FolderError(f"{folder}: a sweep folder, not an export; its best model's export is {folder / 'best'}")
 
 
 def foreign_content(folder: Path) -> Optional[str]:

@@ -65,6 +65,8 @@ def check_target(path: Path, force: bool, inputs: Iterable = (), folder: bool = 
     for given in inputs:
         if given is not None and _within(Path(given).resolve(), resolved):
             raise OutputError(f"{refuse}: it is or holds the input {given}")
+        if given is not None and _within(resolved, Path(given).resolve()):  # e.g. a file of the input export folder
+            raise OutputError(f"{refuse}: it is inside the input {given}")
     if folder:
         if path.is_symlink() or not path.is_dir():
             raise OutputError(f"{refuse}: it is a file, not a folder hwprune wrote")

@@ -116,11 +116,12 @@ def _check_quantized(graph: Graph) -> None:
                 raise ModelError(f"layer {layer.name!r}: {key} {t} is wider than {MAX_WIDTH} bits")
 
 
-def quantize_input(graph: Graph, x) -> np.ndarray:
+def quantize_input(graph: Graph, x, what: str = "inputs") -> np.ndarray:
     """Float inputs in the source model's layout (``Graph.from_source``) to integers of
-    the graph's input type, ``(N, *input_shape)`` (channels-last, as ``run`` takes them)."""
+    the graph's input type, ``(N, *input_shape)`` (channels-last, as ``run`` takes them).
+    ``what`` names the inputs in errors (the file they came from)."""
     _check_quantized(graph)
-    x = graph.from_source(np.asarray(x, dtype=np.float64), "inputs", single_ok=True)
+    x = graph.from_source(np.asarray(x, dtype=np.float64), what, single_ok=True)
     return quantize(x, graph.input_t)
 
 

@@ -66,7 +66,7 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
 
 def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None,
             engines: Optional[list] = None, cc: Optional[str] = None, check: bool = True,
-            compile: Optional[bool] = None) -> dict:
+            compile: Optional[bool] = None, inputs_name: str = "inputs") -> dict:
     """Verify and measure an export folder; the dict behind report.json and verify --json.
 
     ``engines``: names of the engines to compare with the reference (default: all but
@@ -74,7 +74,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     ``hwprune.report_mcu.select_engines``); ``cc``: the cross compiler of the mcu engine.
     ``check``: refuse a folder without a manifest or whose files differ from it (off only
     while the export itself writes the folder). ``compile``: build and run the C (default:
-    as the export did; ``hwprune verify`` always does)."""
+    as the export did; ``hwprune verify`` always does). ``inputs_name`` names ``inputs`` in errors."""
     from hwprune import fidelity, report_mcu
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
@@ -95,7 +95,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         vectors = read_vectors(export_dir, graph)
         x_int, stored = vectors["x_int"], vectors["y_int"]
     else:
-        x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64))
+        x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64), inputs_name)
     if compile is None:
         compile = meta.get("compiled", True)
 

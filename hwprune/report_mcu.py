@@ -65,6 +65,12 @@ def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]
             out.append(mcu)
         else:
             out.append(name)
+    if cc is not None and mcu is None:
+        from hwprune.errors import OptionError
+
+        raise OptionError(f"--cc {cc} is the mcu engine's cross compiler, and the mcu engine does not run here "
+                          f"(target {target.name!r}{'' if target.kind == 'mcu' else ', not a Cortex-M'}); "
+                          "pass --engine mcu, a Cortex-M --target, or drop --cc")
     return out, mcu
 
 

@@ -41,7 +41,7 @@ def run(args) -> int:
     else:
         engine = get_engine(args.engine)
     x = load_array(args.inputs, "inputs")  # the source model's layout; quantize_input checks it
-    y_int = engine.run(Path(args.dir) / C_DIR, reference.quantize_input(graph, x)).outputs
+    y_int = engine.run(Path(args.dir) / C_DIR, reference.quantize_input(graph, x, f"inputs ({args.inputs})")).outputs
     y = to_real(y_int, graph.output_t).astype(np.float32).reshape(len(y_int), *graph.output_shape)
     if len(graph.output_shape) > 1:
         y = graph.to_source(y)  # a model ending in a conv or pooling: its outputs in the source layout (NCHW)

@@ -34,7 +34,8 @@ def run(args) -> int:
 
     inputs = load_array(args.inputs, "inputs") if args.inputs else None
     report = analyze(args.dir, inputs, target=args.target, engines=args.engine, cc=args.cc,
-                     compile=True)  # also a folder exported with --no-compile
+                     compile=True,  # also a folder exported with --no-compile
+                     inputs_name=f"inputs ({args.inputs})")
     if args.json:
         print(json.dumps(report, default=_json_default))
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from hwprune.backends.hls4ml.options import HlsOptions, pick_strategy
-from hwprune.errors import TargetError
+from hwprune.errors import OptionError, TargetError
 from hwprune.targets import Target
 
 
@@ -42,4 +42,7 @@ def hls_options(target: Optional[Target], strategy: Optional[str] = None, reuse_
         chosen, reuse = pick_strategy(strategy, reuse_factor, target.strategy, target.reuse_factor)
         given.update(part=part or target.part, io_type=io_type or target.io_type, target=target.name,
                      clock_period_ns=1000.0 / float(target.clock_mhz))
+    if storage is not None and chosen != "resource":
+        raise OptionError(f"--weight-storage {storage}: weights are stored in memory with the resource strategy only; "
+                          f"with {chosen} they are constants in the logic (add --strategy resource)")
     return HlsOptions(strategy=chosen, reuse_factor=reuse, **{k: v for k, v in given.items() if v is not None})
