@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hwprune.errors import OptionError
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -27,6 +29,10 @@ class DemoConfig:
     weight_bits: int = 8
     activation_bits: int = 8
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32 - 1:  # scikit-learn's split takes 0 .. 2**32 - 1; fine-tuning uses seed + 1
+            raise OptionError(f"--seed must be an integer from 0 to {2**32 - 2}, got {self.seed}")
 
 
 def _say(message: str) -> None:

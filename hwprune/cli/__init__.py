@@ -69,19 +69,19 @@ def main(argv: list[str] | None = None) -> int:
     except HwpruneError as exc:
         print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:  # a disk or permission fault outside the checks: still one line
-        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # before OSError, its base class
         # The reader of stdout went away (``hwprune verify --json | head``): not an error of
         # this command. Point stdout at /dev/null so the interpreter's final flush is quiet.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a disk or permission fault outside the checks: still one line
+        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

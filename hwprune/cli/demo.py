@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
                                    "write DIR/report.md and DIR/report.json.")
     p.add_argument("--out", default="hwprune-demo", metavar="DIR", help="output folder (default: hwprune-demo)")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
-    p.add_argument("--seed", type=int, default=0, help="any integer (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="0 to 4294967294 (default 0)")
     p.set_defaults(run=run)
 
 

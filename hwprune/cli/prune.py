@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 SCHEDULES = ("oneshot", "iterative", "gradual", "lottery")
 METHODS = ("magnitude", "random", "neurons", "filters", "nm")
@@ -82,6 +83,9 @@ def _check_options(args) -> None:
         raise OptionError("--schedule lottery prunes by magnitude; drop --method or use another schedule")
     if not 0.0 <= args.min_density <= 1.0:
         raise OptionError(f"--min-density must be in [0, 1], got {args.min_density}")
+    if Path(args.out).suffix not in (".pt", ".pth"):
+        raise OptionError(f"--out {args.out}: the pruned model is a torch module file; name it .pt or .pth "
+                          "(hwprune export reads it by that suffix)")
     if args.nm is not None and args.method != "nm":
         raise OptionError(f"--nm applies to --method nm only, not {args.method}")
 
@@ -113,7 +117,7 @@ def run(args) -> int:
     import torch
 
     from hwprune.data import load_npz
-    from hwprune.errors import ModelError, OptionError
+    from hwprune.errors import HwpruneError, ModelError, OptionError
     from hwprune.frontends.torch import load_torch_model, save_torch_model
     from hwprune.outputs import output_file
     from hwprune.prune.algorithms import LayerCollapseWarning
@@ -134,7 +138,10 @@ def run(args) -> int:
         model = load_torch_model(args.model, trust_model=args.trust_model)
         x, y = load_npz(args.data)
         x_t, y_t = as_tensors(x, y)
-        check_fits(model, x_t, y_t)
+        try:
+            check_fits(model, x_t, y_t)
+        except HwpruneError as exc:  # name the files: the data and the model do not fit together
+            raise type(exc)(f"{args.data} with {args.model}: {exc}") from None
         if not prunable_modules(model):
             raise ModelError(f"{args.model}: the model has no Linear or Conv layers to prune")
         if not compute_masks(model, args.sparsity, method=args.method, scope=args.scope):

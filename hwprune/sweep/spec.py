@@ -156,9 +156,11 @@ class SweepSpec:
 
 def parse_list(text: str, convert, option: str) -> tuple:
     """``"0.5,0.7"`` -> ``(0.5, 0.7)``; an empty list or a bad item is an OptionError."""
-    items = [item.strip() for item in str(text).split(",") if item.strip()]
-    if not items:
+    items = [item.strip() for item in str(text).split(",")]
+    if not any(items):
         raise OptionError(f"{option} is empty: give a comma-separated list")
+    if not all(items):  # "0.5,,0.9": a value left out, not a list of two
+        raise OptionError(f"{option} {text!r} has an empty item; give a comma-separated list such as 0.5,0.7,0.9")
     try:
         return tuple(convert(item) for item in items)
     except ValueError:
