@@ -55,7 +55,10 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a malformed command line (one line, exit 2)
+        return exc.code if isinstance(exc.code, int) else 2
     command = f"hwprune {args.command}"
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
