@@ -340,6 +340,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),
             "formats": {s.name: s.format for s in c_export.layers},
             "compiled": options.compile,
+            **({"cc": options.cc} if options.cc else {}),  # verify and report measure with the same compiler
             "fidelity": fid,
         }
         if hls is not None:

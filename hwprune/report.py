@@ -100,7 +100,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         compile = meta.get("compiled", True)
 
     target_spec, chosen = report_mcu.export_target(meta, target)
-    selected, mcu = report_mcu.select_engines(target_spec, chosen, engines, cc)
+    selected, mcu = report_mcu.select_engines(target_spec, chosen, engines, cc, default_cc=meta.get("cc"))
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
                              "note": "the numpy integer reference; the definition of the output"}}
     if compile:

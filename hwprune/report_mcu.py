@@ -29,12 +29,14 @@ def export_target(meta: dict, override: Optional[str] = None) -> tuple[Target, b
     return get_target(meta.get("target") or DEFAULT_TARGET), bool(meta.get("target_given"))
 
 
-def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]] = None, cc: Optional[str] = None):
+def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]] = None, cc: Optional[str] = None,
+                   default_cc: Optional[str] = None):
     """Engines for ``verify``: the names given, else every registered one but the reference,
     with ``mcu`` only for a chosen Cortex-M target. Returns (engines, the McuEngine or None).
 
     An ``mcu`` engine that was asked for by name and cannot run is an error (ToolchainError);
-    one chosen by default and unavailable is reported as skipped.
+    one chosen by default and unavailable is reported as skipped. ``cc``: the cross compiler
+    asked for (an error when the mcu engine does not run); ``default_cc``: the export's.
     """
     from hwprune.harness.engines import ENGINES
     from hwprune.harness.mcu import McuEngine
@@ -57,7 +59,7 @@ def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]
             if target.kind != "mcu":
                 raise TargetError(f"the mcu engine needs a Cortex-M target; {target.name!r} is a {target.kind} target "
                                   "(pass --target NAME)")
-            mcu = McuEngine(target=target, cc=cc, progress=True)
+            mcu = McuEngine(target=target, cc=cc or default_cc, progress=True)
             if engines:
                 reason = mcu.unavailable_reason()
                 if reason:

@@ -15,13 +15,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from hwprune.manifest import check, replace_files
-    from hwprune.report import REPORT_JSON, REPORT_MD, write_report
+    from hwprune.report import write_report
     from hwprune.tempdirs import temp_dir
 
     directory = Path(args.dir)
     check(directory)
     with temp_dir("report") as tmp:
         write_report(directory, target=args.target, into=tmp)
+        written = sorted(p.name for p in Path(tmp).iterdir())  # report.png, report_mcu.png too, when drawn
         replace_files(directory, tmp)  # the manifest is rewritten last
-    print(f"hwprune report: wrote {directory / REPORT_MD} and {directory / REPORT_JSON}", file=sys.stderr)
+    print(f"hwprune report: wrote {', '.join(written)} in {directory}", file=sys.stderr)
     return 0

@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
                    help="an engine to compare with the reference (repeatable; default: host, plus mcu when the "
                         "export was made for a Cortex-M target and its toolchain is installed)")
     p.add_argument("--target", metavar="NAME|PATH", help="the Cortex-M target of the mcu engine (default: the export's)")
-    p.add_argument("--cc", choices=["clang", "gcc"], help="the mcu engine's cross compiler (default: clang from ziglang)")
+    p.add_argument("--cc", choices=["clang", "gcc"],
+                   help="the mcu engine's cross compiler (default: the export's --cc, else clang from ziglang)")
     p.set_defaults(run=run)
 
 

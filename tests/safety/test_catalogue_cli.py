@@ -3,6 +3,7 @@ unreadable data files, flags that mean nothing together, folders of the wrong ki
 case is one line on stderr, exit 2, and the disk unchanged (as in test_catalogue.py).
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,20 @@ def test_closed_stdout_pipe_is_not_an_error():
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and err == "", err
+
+
+def test_verify_measures_with_the_exports_compiler(world, tmp_path, run):
+    """An export cross-built with --cc gcc records it; verify and report build with it too, so
+    their flash and cycle figures are the export's (not clang's)."""
+    from hwprune.report_mcu import select_engines
+    from hwprune.targets import get_target
+
+    code, _, err = run("export", world / "m.pt", "--calibration", world / "x.npy", "--out", tmp_path / "g",
+                       "--target", "stm32l4r5", "--cc", "gcc", "--no-compile")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "g" / "export.json").read_text())
+    assert meta["cc"] == "gcc"
+    _, mcu = select_engines(get_target("stm32l4r5"), True, None, None, default_cc=meta["cc"])
+    assert mcu.cc == "gcc"
+    _, mcu = select_engines(get_target("stm32l4r5"), True, None, "clang", default_cc=meta["cc"])
+    assert mcu.cc == "clang"  # the command line wins
