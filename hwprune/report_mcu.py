@@ -83,14 +83,13 @@ def dense_baseline(graph, engine, x_int, formats: dict):
     """The same model with every layer stored dense, measured on the same target (first
     few vectors): what the chosen formats gain. None when every layer is dense already or
     the baseline cannot be built."""
-    import tempfile
-
     from hwprune.backends.c import export_c
     from hwprune.harness.mcu import measure_mcu
+    from hwprune.tempdirs import temp_dir
 
     if not formats or all(f == "dense" for f in formats.values()):
         return None
-    with tempfile.TemporaryDirectory(prefix="hwprune-dense-") as tmp:
+    with temp_dir("dense") as tmp:
         try:
             export_c(graph, tmp, "dense")
             target = engine.target if engine.target is not None else engine.last_measurement.target

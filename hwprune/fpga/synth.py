@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -21,6 +20,7 @@ from hwprune.fpga import da
 from hwprune.fpga.netlist import CARRY_CELLS, LUT_CELLS, Netlist
 from hwprune.ir.graph import Graph
 from hwprune.quant.fixed import Fixed
+from hwprune.tempdirs import temp_dir
 
 YOSYS_TIMEOUT_S = 3600
 # lookup_table.v is left out: its $readmemh stops yosys, and no traced layer uses tables.
@@ -134,7 +134,7 @@ def synthesize_graph(graph: Graph, x_int: np.ndarray, family: str = "xcup", prog
     in_types = [graph.input_t] + types[:-1]
     rows = []
     layers = [(i, l) for i, l in enumerate(graph.layers) if da.supports(l)]
-    with tempfile.TemporaryDirectory(prefix="hwprune-synth-") as tmp:
+    with temp_dir("synth") as tmp:
         for i, layer in layers:
             rows.append(synthesize_layer(layer, graph.input_shape_of(i), in_types[i], types[i], inputs[i],
                                          trace[i][1], family, Path(tmp)))

@@ -18,13 +18,11 @@ counted apart (``io_bytes``).
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -174,9 +172,9 @@ _CACHE: list[Path] = []
 
 def _cache_dir() -> Path:
     if not _CACHE:
-        root = Path(tempfile.mkdtemp(prefix="hwprune-mcu-"))
-        atexit.register(shutil.rmtree, root, ignore_errors=True)
-        _CACHE.append(root)
+        from hwprune.tempdirs import process_dir
+
+        _CACHE.append(process_dir("mcu"))  # named with the pid: removed at exit, or by the next run after a kill
     return _CACHE[0]
 
 

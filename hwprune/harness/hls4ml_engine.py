@@ -25,6 +25,7 @@ from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_en
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import GRAPH_FILE, load_graph
 from hwprune.quant.fixed import from_grid, to_real
+from hwprune.tempdirs import temp_dir
 
 PROJECT_DIR = "hls4ml"
 BUILD_TIMEOUT_S = 1800
@@ -142,7 +143,7 @@ class Hls4mlEngine(Engine):
         summary = read_summary(project)
         library, workdir = build_library(project, summary)
         n_out = int(np.prod(graph.output_shape))
-        with tempfile.TemporaryDirectory(prefix="hwprune-csim-") as tmp:
+        with temp_dir("csim") as tmp:
             in_path, out_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
             np.save(in_path, to_real(x.reshape(x.shape[0], -1), graph.input_t))
             env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from hwprune.sweep.spec import OBJECTIVES, SweepSpec, Trial
+from hwprune.tempdirs import temp_dir
 
 ALGORITHMS = ("oneshot", "gradual", "iterative")
 
@@ -75,8 +76,7 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
 
     started = time.perf_counter()
     torch.set_num_threads(1)  # small networks: one thread each, the workers share the cores
-    with tempfile.TemporaryDirectory(prefix="hwprune-trial-") as tmp:
-        work = Path(tmp)
+    with temp_dir("trial") as work:  # named with the pid: a killed Ray worker's folder is removed by the next run
         model = _load_model(inputs, work)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # collapse warnings are recorded below

@@ -140,3 +140,15 @@ def test_verify_measures_with_the_exports_compiler(world, tmp_path, run):
     assert mcu.cc == "gcc"
     _, mcu = select_engines(get_target("stm32l4r5"), True, None, "clang", default_cc=meta["cc"])
     assert mcu.cc == "clang"  # the command line wins
+
+
+def test_temporary_folders_carry_the_pid():
+    """The Cortex-M build cache is named hwprune-mcu-<pid>-...: a run killed before its atexit
+    (a Ray worker, SIGKILL) leaves a folder the next run recognises and removes."""
+    import os
+
+    from hwprune.harness import cross
+    from hwprune.tempdirs import _NAME
+
+    match = _NAME.fullmatch(cross._cache_dir().name)
+    assert match and int(match["pid"]) == os.getpid()
