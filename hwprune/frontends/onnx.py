@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, WeightError
 from hwprune.frontends.torch import _first_line, _torch, from_torch
 
 
@@ -281,6 +281,12 @@ def onnx_to_sequential(model, path) -> tuple[object, tuple[int, ...]]:
             raise UnsupportedLayerError(
                 f"{path}: node {node.name!r} has op type {node.op_type!r}, which is not supported; supported op "
                 f"types are {', '.join(sorted(OPS))}")
+        for name in node.input:  # NaN or Inf weights: named here, by node and initializer, not as a torch module
+            value = constants.get(name)
+            if value is not None and value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+                index = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+                raise WeightError(f"{path}: node {node.name!r} ({node.op_type}): initializer {name!r} has a "
+                                  f"non-finite value {value[index]} at index {index}")
         data = [name for name in node.input if name and name not in constants]
         if data != [previous]:
             raise ctx.fail(node, f"its inputs {list(node.input)} do not continue a chain of layers")
@@ -305,4 +311,8 @@ def load_onnx(path, name: str = "model"):
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
     module, input_shape = onnx_to_sequential(_read(path), path)
-    return from_torch(module, name=name, fallback_input_shape=input_shape)
+    graph = from_torch(module, name=name, fallback_input_shape=input_shape)
+    if graph.source_input_shape != tuple(input_shape):
+        raise ShapeError(f"{path}: the graph input is declared (N, {', '.join(map(str, input_shape))}), but its "
+                         f"first layer takes (N, {', '.join(map(str, graph.source_input_shape))})")
+    return graph

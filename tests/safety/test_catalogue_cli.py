@@ -47,10 +47,25 @@ def world(tmp_path_factory):
         (root / name).chmod(0o644)
         with h5py.File(root / name, "r+") as f:
             edit(f["fc2_relu/fc2_relu"])
+    _onnx_gemm(root / "nan.onnx", np.where(np.eye(3, 6) > 0, np.nan, 1.0))
+    _onnx_gemm(root / "shape.onnx", np.ones((3, 5)))  # declares 6 inputs, computes on 5
     from hwprune.cli import main
 
     assert main(["export", str(root / "m.pt"), "--out", str(root / "e"), "--calibration", str(root / "x.npy")]) == 0
     return root
+
+
+def _onnx_gemm(path: Path, weight: np.ndarray) -> None:
+    """One Gemm node whose graph input is declared (1, 6)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weight.astype(np.float32), "w"), numpy_helper.from_array(np.zeros(3, np.float32), "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
 EXPORT = ["export", "{d}/m.pt", "--calibration", "{d}/x.npy", "--out", "{d}/o"]
@@ -76,6 +91,11 @@ CATALOGUE = [
     ("Keras weight that is text", [*KERAS, "--weights", "{d}/k_text.h5"],
      "k_text.h5: layer 'fc2_relu': weight 'fc2_relu/kernel:0' is not numeric"),
     ("Keras --weights is a folder", [*KERAS, "--weights", "{d}/afolder"], "afolder: is a folder; --weights takes"),
+    ("ONNX initializer with NaN", ["export", "{d}/nan.onnx", "--calibration", "{d}/x.npy", "--out", "{d}/o"],
+     "nan.onnx: node 'fc' (Gemm): initializer 'w' has a non-finite value nan at index (0, 0)"),
+    ("ONNX input declared wider than its first layer", ["export", "{d}/shape.onnx", "--calibration", "{d}/x.npy",
+                                                        "--out", "{d}/o"],
+     "shape.onnx: the graph input is declared (N, 6), but its first layer takes (N, 5)"),
     ("--target a binary file", [*EXPORT, "--target", "{d}/x.npy"], "x.npy: not a target .toml file"),
     ("--target a folder", [*EXPORT, "--target", "{d}/afolder/"], "is a folder; give a target name or a target .toml"),
     ("--activation-bits 0", [*EXPORT, "--activation-bits", "0"], "activation-bits must be an integer from 2 to 16, got 0"),
