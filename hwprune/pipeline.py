@@ -14,6 +14,7 @@ An export folder is self-contained::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from typing import Optional
 import numpy as np
 
 from hwprune import __version__, fidelity, manifest, reference
-from hwprune.errors import DataError, ModelError, OptionError
+from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
@@ -96,6 +97,17 @@ def model_name(path: Path) -> str:
     return name if (name[0].isalpha() or name[0] == "_") else f"m_{name}"
 
 
+@contextlib.contextmanager
+def _naming(*files):
+    """Errors of a frontend that name a layer but not the file: prefixed with the file(s)."""
+    try:
+        yield
+    except HwpruneError as exc:
+        if any(str(exc).startswith(str(f)) for f in files):
+            raise
+        raise type(exc)(f"{' with '.join(map(str, files))}: {exc}") from None
+
+
 def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model: bool = False,
                weights=None) -> Graph:
     """A float or quantized graph from a model file or an hwprune graph / export folder.
@@ -121,12 +133,15 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
     if path.suffix in (".json", ".keras") or weights is not None:
         from hwprune.frontends.keras import load_keras
 
-        return load_keras(path, weights)
+        with _naming(path, *([weights] if weights is not None else [])):
+            return load_keras(path, weights)
     name = model_name(path)
     if path.suffix in (".pt", ".pth"):
         from hwprune.frontends.torch import from_torch, load_torch_model
 
-        return from_torch(load_torch_model(path, trust_model), name=name, fallback_input_shape=input_shape)
+        module = load_torch_model(path, trust_model)
+        with _naming(path):
+            return from_torch(module, name=name, fallback_input_shape=input_shape)
     if path.suffix == ".pt2":
         from hwprune.frontends.torch_export import load_exported_program
 

@@ -26,6 +26,10 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     torch.manual_seed(0)
     torch.save(nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 3)).eval(), root / "m.pt")
+    nan = nn.Sequential(nn.Linear(6, 3)).eval()
+    with torch.no_grad():
+        nan[0].weight[1, 2] = float("nan")
+    torch.save(nan, root / "nan.pt")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 6))
     np.save(root / "x.npy", x)
@@ -42,7 +46,8 @@ def world(tmp_path_factory):
     shutil.copy(DATA / "KERAS_3layer.json", root / "k.json")
     np.save(root / "k.npy", rng.normal(size=(20, 16)))
     for name, edit in {"k_missing.h5": lambda g: g.__delitem__("kernel:0"),
-                       "k_text.h5": lambda g: (g.__delitem__("kernel:0"), g.create_dataset("kernel:0", data=[b"ab"]))}.items():
+                       "k_text.h5": lambda g: (g.__delitem__("kernel:0"), g.create_dataset("kernel:0", data=[b"ab"])),
+                       "k_nan.h5": lambda g: g["kernel:0"].__setitem__((3, 4), np.nan)}.items():
         shutil.copy(DATA / "KERAS_3layer_weights.h5", root / name)
         (root / name).chmod(0o644)
         with h5py.File(root / name, "r+") as f:
@@ -96,6 +101,10 @@ CATALOGUE = [
     ("ONNX input declared wider than its first layer", ["export", "{d}/shape.onnx", "--calibration", "{d}/x.npy",
                                                         "--out", "{d}/o"],
      "shape.onnx: the graph input is declared (N, 6), but its first layer takes (N, 5)"),
+    ("torch weight NaN names the file", ["export", "{d}/nan.pt", "--calibration", "{d}/x.npy", "--out", "{d}/o"],
+     "nan.pt: module '0' (Linear): weight has a non-finite value nan at index (1, 2)"),
+    ("Keras weight NaN names both files", [*KERAS, "--weights", "{d}/k_nan.h5"],
+     "k.json with {d}/k_nan.h5: layer 'fc2_relu': weight has a non-finite value nan"),
     ("--target a binary file", [*EXPORT, "--target", "{d}/x.npy"], "x.npy: not a target .toml file"),
     ("--target a folder", [*EXPORT, "--target", "{d}/afolder/"], "is a folder; give a target name or a target .toml"),
     ("--activation-bits 0", [*EXPORT, "--activation-bits", "0"], "activation-bits must be an integer from 2 to 16, got 0"),
