@@ -29,8 +29,12 @@ def run(args) -> int:
     from hwprune.pipeline import C_DIR, load_array
     from hwprune.quant.fixed import to_real
 
+    from hwprune.errors import OptionError
     from hwprune.manifest import check
 
+    if args.target is not None and args.engine != "mcu":
+        raise OptionError(f"--target chooses the chip of the mcu engine; --engine {args.engine} does not use it "
+                          "(add --engine mcu or drop --target)")
     check(Path(args.dir))
     check_target(Path(args.out), args.force, (args.dir, args.inputs), folder=False)
     graph = load_graph(args.dir)

@@ -122,6 +122,8 @@ CATALOGUE = [
      "inputs ({d}/x5.npy) have shape (30, 5)"),
     ("predict --force onto a file of the input export", ["predict", "{d}/e", "--inputs", "{d}/x.npy", "--out",
                                                          "{d}/e/weights.npz", "--force"], "it is inside the input"),
+    ("predict --target without the mcu engine", ["predict", "{d}/e", "--inputs", "{d}/x.npy", "--out", "{d}/y.npy",
+                                                 "--target", "stm32l4r5"], "--engine reference does not use it"),
     ("report on the export's c/ folder", ["report", "{d}/e/c"], "a folder inside the export"),
     ("report on a sweep folder", ["report", "{d}/sweep"], "a sweep folder, not an export; its best model's export"),
     ("verify on a file", ["verify", "{d}/m.pt"], "m.pt: a file, not an export folder"),
