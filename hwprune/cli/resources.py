@@ -52,6 +52,12 @@ def run(args) -> int:
     options = fit.options_for(target, strategy, reuse)
     if args.plot and not args.sweep_sparsity:
         raise OptionError("--plot needs --sweep-sparsity")
+    if args.plot:  # checked before the sweep: matplotlib picks the format by the suffix
+        from hwprune.outputs import check_target
+
+        if Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise OptionError(f"--plot {args.plot}: name a .png, .svg or .pdf file")
+        check_target(Path(args.plot), True, folder=False)  # replaces a plot; refuses a folder or a file as parent
     est = estimate(graph, options)
     result = est.to_dict()
     messages = []
