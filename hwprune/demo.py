@@ -40,6 +40,9 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**32 - 1:  # scikit-learn's split takes 0 .. 2**32 - 1; fine-tuning uses seed + 1
             raise OptionError(f"--seed must be an integer from 0 to {2**32 - 2}, got {self.seed}")
+        if self.format == "nm":  # known before the training: the demo's magnitude masks have no N:M pattern
+            raise OptionError("--format nm stores N:M masks, and the demo prunes by unstructured magnitude; use "
+                              "hwprune prune --method nm, then hwprune export --format nm")
 
 
 def _say(message: str) -> None:

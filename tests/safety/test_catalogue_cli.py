@@ -134,6 +134,8 @@ CATALOGUE = [
     ("sweep grid with an empty item", ["sweep", "{d}/m.pt", "--data", "{d}/train.npz", "--target", "stm32l4r5",
                                        "--min-accuracy", "0.5", "--out", "{d}/s", "--sparsity", "0.5,,0.9"],
      "--sparsity '0.5,,0.9' has an empty item"),
+    ("demo --format nm (before the training)", ["demo", "--format", "nm", "--out", "{d}/o"],
+     "--format nm stores N:M masks, and the demo prunes by unstructured magnitude"),
     ("demo --seed below 0", ["demo", "--seed", "-5", "--out", "{d}/o"], "--seed must be an integer from 0 to"),
 ]
 
