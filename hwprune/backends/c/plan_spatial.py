@@ -53,6 +53,21 @@ class Window:
     def taps(self) -> int:
         return self.k_h * self.k_w
 
+    @property
+    def padded_h(self) -> int:
+        """Rows of the zero-bordered input every window falls inside: the padding above,
+        the input, and as many rows below as the last window needs."""
+        return max(self.pad_top + self.in_h, (self.out_h - 1) * self.stride_h + self.k_h)
+
+    @property
+    def padded_w(self) -> int:
+        return max(self.pad_left + self.in_w, (self.out_w - 1) * self.stride_w + self.k_w)
+
+    @property
+    def needs_padding(self) -> bool:
+        """Whether some window reaches past the input (a csro kernel then reads a padded copy)."""
+        return self.pad_top > 0 or self.pad_left > 0 or (self.padded_h, self.padded_w) != (self.in_h, self.in_w)
+
 
 def window(layer: Layer, input_shape: Shape, output_shape: Shape) -> Window:
     if layer.kind.startswith("globalavgpool"):
