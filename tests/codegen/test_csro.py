@@ -158,3 +158,32 @@ def test_fewer_cycles_than_dense_and_csr_at_90_percent_on_the_m4(tmp_path):
         cycles[fmt] = sum(l.cycles for l in engine.last_measurement.layers if l.name in ("same", "strided", "valid"))
     assert cycles["csro"] < 0.5 * cycles["dense"], cycles
     assert cycles["csro"] < 0.5 * cycles["csr"], cycles
+
+
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m4", "cortex-m7"])
+def test_optimize_speed_picks_csro_for_sparse_convs_by_the_cost_model(core):
+    from hwprune.backends.c import cost
+
+    sparse, _ = cnn(sparsity=0.9)
+    chosen = {s.name: s for s in choose_formats(sparse, "auto", "speed", core)}
+    assert {chosen[n].format for n in ("same", "strided", "valid")} == {"csro"}
+    assert chosen["same"].positions == 7 * 9 and chosen["same"].family == "conv"
+    full, _ = cnn(sparsity=0.0)
+    chosen = {s.name: s for s in choose_formats(full, "auto", "speed", core)}
+    assert chosen["same"].format == "dense"
+    # Conv costs scale with the output positions; a Dense layer's do not.
+    assert cost.instructions(chosen["same"], core) > 63 * cost.instructions(encode(full.layers[0], "dense"), core) * 0.99
+
+
+def test_measured_speeds_include_csro(rng):
+    from hwprune.harness.format_speed import measure_formats
+    from hwprune.targets import get_target
+
+    graph, x = cnn(sparsity=0.9)
+    cycles = measure_formats(graph, get_target("stm32l4r5"), x[:2], formats=("dense", "csro"))
+    convs = ("same", "strided", "valid")
+    assert set(cycles) == {(l, f) for l in convs for f in ("dense", "csro")} | {("fc", "dense")}
+    chosen = {s.name: s.format for s in choose_formats(graph, "auto", "speed", "cortex-m4", measured=cycles)}
+    for n in convs:  # the fastest as measured (the first conv's 27-entry filters are cheap dense)
+        assert cycles[(n, chosen[n])] == min(cycles[(n, f)] for f in ("dense", "csro")), (chosen, cycles)
+    assert chosen["strided"] == chosen["valid"] == "csro", (chosen, cycles)

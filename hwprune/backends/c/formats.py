@@ -18,6 +18,7 @@ the narrowest C integer that holds it, and not at all when it is zero everywhere
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Union
@@ -73,6 +74,8 @@ class LayerStorage:
     arrays: tuple[EncodedArray, ...]
     params: tuple[tuple[str, int], ...] = ()  # what the kernel needs besides arrays (e.g. a bit width)
     code_bytes: int = 0  # flash of weights held as instructions (the unrolled format)
+    family: str = "dense"  # the kernel family: "dense" or "conv" (``kernel_family``)
+    positions: int = 1  # output positions the filter matrix runs at (a conv's, when its input shape was given)
 
     @property
     def total_weights(self) -> int:
@@ -268,12 +271,12 @@ def encode(layer: WeightedLayer, format: str, input_shape=None) -> LayerStorage:
     if not layer.is_quantized():
         raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
     w, acc0 = dense_integers(layer)
-    window = None
-    if FORMATS[format].spatial:
-        from hwprune.backends.c.formats_csro import window_of
+    from hwprune.backends.c.formats_csro import window_of
 
-        window = window_of(layer, input_shape)
-    return encode_matrix(layer.name, w, acc0, layer.weight_t.c_type, format, window)
+    window = window_of(layer, input_shape)
+    storage = encode_matrix(layer.name, w, acc0, layer.weight_t.c_type, format, window)
+    positions = window.out_h * window.out_w if window is not None else 1
+    return dataclasses.replace(storage, family=kernel_family(layer.kind), positions=positions)
 
 
 def encode_matrix(name: str, w: np.ndarray, acc0: np.ndarray, value_c_type: str, format: str,
