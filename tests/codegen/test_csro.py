@@ -105,18 +105,20 @@ def test_dense_depthwise_and_shapeless_layers_are_not_eligible(rng):
     assert "csro" in {s.format for s in candidates(graph.layers[0], (7, 9, 3))}
 
 
+@pytest.mark.parametrize("fmt", ["csro", "dense"])  # dense: the padded dense conv kernel
 @pytest.mark.parametrize("case", ["calibrated", "random_types_4", "random_types_6", "random_types_14", "1d"])
-def test_bit_exact_on_the_host_with_strict_warnings(case, tmp_path):
+def test_bit_exact_on_the_host_with_strict_warnings(case, fmt, tmp_path):
     seed = int(case.rsplit("_", 1)[1]) if case.startswith("random") else 3
     graph, x = conv1d() if case == "1d" else cnn(seed=seed, random_types=case.startswith("random"))
-    plan = plan_model(graph, choose_formats(graph, _formats(graph)))
+    formats = _formats(graph) if fmt == "csro" else "dense"
+    plan = plan_model(graph, choose_formats(graph, formats))
     fast = {s.layer.name: s.arithmetic.fast for s in plan.steps if s.storage is not None}
     if case == "calibrated":
         assert all(fast.values())
-    export_c(graph, tmp_path, _formats(graph))
+    export_c(graph, tmp_path, formats)
     run = STRICT_ENGINE.run(tmp_path, x)
     assert np.array_equal(run.outputs, reference.run(graph, x))
-    assert_bit_exact(graph, x, tmp_path / "traced", _formats(graph))  # layer by layer
+    assert_bit_exact(graph, x, tmp_path / "traced", formats)  # layer by layer
 
 
 def test_random_types_take_the_general_path_with_wider_inputs():
@@ -131,6 +133,9 @@ def test_random_types_take_the_general_path_with_wider_inputs():
 def test_bit_exact_on_cortex_m(core, tmp_path):
     graph, x = cnn()
     export_c(graph, tmp_path / "cnn", _formats(graph))
+    export_c(graph, tmp_path / "dense", "dense")  # the padded dense conv kernel, SMLAD on the M4 and M7
+    result = verify(tmp_path / "dense", x, [McuEngine(target=TARGETS[core])])
+    assert result.comparison("mcu").bit_exact, result.comparison("mcu").report()
     if core == "m4":
         assert "__smlad" in (tmp_path / "cnn" / "model.c").read_text()
     for directory, (g, xs) in ((tmp_path / "cnn", (graph, x)), (tmp_path / "1d", conv1d())):
