@@ -61,18 +61,17 @@ COEFFICIENTS = {
 
 
 # (core, conv format) -> (per_entry, per_filter, per_weight) per output position, fitted on
-# 2026-11-30 (docs/mcu.md). The dense conv kernel checks every tap's bounds: its cost per
-# weight is well above the Dense kernel's.
+# 2026-11-30 (docs/mcu.md). csr's conv kernel decodes and checks every nonzero's tap.
 CONV_COEFFICIENTS = {
     ("cortex-m0plus", "csr"): (41.53, 70.33, 0.0),
-    ("cortex-m0plus", "csro"): (7.24, 45.49, 0.0),
-    ("cortex-m0plus", "dense"): (0.0, 0.0, 5.33),
+    ("cortex-m0plus", "csro"): (7.87, 36.09, 0.0),
+    ("cortex-m0plus", "dense"): (0.0, 0.0, 5.46),
     ("cortex-m4", "csr"): (21.08, 52.89, 0.0),
-    ("cortex-m4", "csro"): (4.25, 18.24, 0.0),
-    ("cortex-m4", "dense"): (0.0, 0.0, 3.27),
+    ("cortex-m4", "csro"): (3.39, 18.38, 0.0),
+    ("cortex-m4", "dense"): (0.0, 0.0, 1.82),
     ("cortex-m7", "csr"): (21.08, 53.6, 0.0),
-    ("cortex-m7", "csro"): (4.24, 18.48, 0.0),
-    ("cortex-m7", "dense"): (0.0, 0.0, 3.29),
+    ("cortex-m7", "csro"): (3.4, 19.38, 0.0),
+    ("cortex-m7", "dense"): (0.0, 0.0, 1.77),
 }
 
 
