@@ -1,12 +1,13 @@
 """hwprune against emlearn on the Cortex-M4: the digits MLP 64-256-128-10.
 
-    python benchmarks/mcu_emlearn.py [--vectors 100] [--formats csr8,csr,rice,unrolled]
+    python benchmarks/mcu_emlearn.py [--vectors 100] [--formats auto,csr8,csr,rice,unrolled]
 
 Same data (sklearn's digits, hwprune.data's 80/20 stratified split, pixels scaled to
 [0, 1]), same architecture, same emulator, same compiler (zig's clang -O2, Cortex-M4):
 
 - hwprune: trained, pruned to 90 % (global magnitude, fine-tuned), 8-bit fixed point,
-  exported as C once per storage format in ``--formats`` (every layer in that format),
+  exported as C once per storage format in ``--formats`` (every layer in that format;
+  ``auto`` is what ``hwprune export`` chooses by default, ``--optimize balanced``),
   each export verified bit-exact in the emulator on the measured vectors;
 - emlearn: scikit-learn's MLPClassifier (float, dense) converted by emlearn
   (``emlearn.convert(method="inline")``), built for the M4 with its FPU.
@@ -83,12 +84,17 @@ def emlearn_side(root: Path, data, vectors: int, seed: int):
             "ram_bytes": fw.static_ram_bytes + run.stack_bytes, "agreement_with_sklearn": agree}
 
 
+def label(fmt: str) -> str:
+    return "auto (default)" if fmt == "auto" else fmt
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=100, help="test images emulated per side")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--formats", default="csr8,csr,rice,unrolled",
-                        help="hwprune storage formats, one export each (every layer in that format)")
+    parser.add_argument("--formats", default="auto,csr8,csr,rice,unrolled",
+                        help="hwprune storage formats, one export each (every layer in that format; auto: what "
+                             "export chooses by default, --optimize balanced)")
     args = parser.parse_args(argv)
     try:
         import emlearn  # noqa: F401
@@ -114,12 +120,12 @@ def main(argv=None) -> int:
     print(f"{'emlearn MLP (float, dense)':<38} {theirs['accuracy'] * 100:>8.2f}% {theirs['instructions']:>13.0f} "
           f"{theirs['cycles']:>10.0f} {theirs['flash_bytes']:>9} {theirs['ram_bytes']:>7}")
     for fmt, m in ours.items():
-        print(f"{'hwprune ' + fmt + ' (90 % pruned, int8)':<38} {ours_acc * 100:>8.2f}% {m.instructions:>13.0f} "
+        print(f"{'hwprune ' + label(fmt) + ' (90 %, int8)':<38} {ours_acc * 100:>8.2f}% {m.instructions:>13.0f} "
               f"{m.cycles:>10.0f} {m.flash_bytes:>9} {m.ram_bytes:>7}")
     for fmt, m in ours.items():
-        print(f"{'hwprune ' + fmt + ' / emlearn':<38} {'':>9} {m.instructions / theirs['instructions']:>13.3f} "
+        print(f"{'hwprune ' + label(fmt) + ' / emlearn':<38} {'':>9} {m.instructions / theirs['instructions']:>13.3f} "
               f"{m.cycles / theirs['cycles']:>10.3f} {m.flash_bytes / theirs['flash_bytes']:>9.3f}")
-    both = [f for f, m in ours.items() if m.instructions <= 0.1 * theirs["instructions"]
+    both = [label(f) for f, m in ours.items() if m.instructions <= 0.1 * theirs["instructions"]
             and m.flash_bytes <= 0.06 * theirs["flash_bytes"]]
     print(f"at most 0.1x emlearn's instructions and 0.06x its flash in one export: {', '.join(both) or 'none'}")
     print(f"hwprune's dense float model: {dense_float * 100:.2f} % (pruned int8 minus dense float: "

@@ -1,8 +1,9 @@
 """``hwprune demo``: the whole pipeline on the digits set that scikit-learn ships.
 
 Train a 64-128-64-10 MLP, prune it to 90 % (global magnitude), fine-tune with the masks
-fixed, quantize to 8 bits, export C, verify it bit for bit on the host against the
-integer reference, and write report.md / report.json / report.png.
+fixed, quantize to 8 bits, export C, verify it bit for bit against the integer reference
+on the host and, for the default Cortex-M4 target, in the emulator (flash, RAM, cycles,
+latency and energy measured), and write report.md / report.json / report.png.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -27,6 +29,11 @@ class DemoConfig:
     weight_bits: int = 8
     activation_bits: int = 8
     seed: int = 0
+    # The export's choices (as ``hwprune export``): a Cortex-M target runs the firmware in
+    # the emulator and adds flash, RAM, cycles, latency and energy measured on that chip.
+    target: Optional[str] = "stm32l4r5"
+    format: str = "auto"
+    optimize: str = "balanced"
 
 
 def _say(message: str) -> None:
@@ -93,12 +100,14 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
     quantized = calibrate(graph, data.x_train, QuantConfig(config.weight_bits, config.activation_bits))
     y_ref = reference.predict(quantized, data.x_test)
     q_accuracy = float(np.mean(y_ref.argmax(axis=1) == data.y_test))
-    formats = {s.name: s.format for s in choose_formats(quantized, "auto")}  # what the export will choose
+    formats = {s.name: s.format for s in choose_formats(quantized, config.format, config.optimize)}  # as the export
     stage(f"pruned, {config.weight_bits}-bit fixed point (integer reference)", q_accuracy, achieved,
           export_proxy(quantized, formats))
 
-    _say("exporting C, compiling it on the host and comparing every output with the reference")
-    options = ExportOptions(config.weight_bits, config.activation_bits, config.sparsity, "auto")
+    where = f"on the host and, for {config.target}, in the Cortex-M emulator" if config.target else "on the host"
+    _say(f"exporting C, compiling it {where} and comparing every output with the reference")
+    options = ExportOptions(config.weight_bits, config.activation_bits, config.sparsity, config.format,
+                            config.optimize, target=config.target)
     extra = {
         "stages": stages,
         "demo": {
@@ -119,5 +128,10 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
     _say(f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'} on {report['vectors']} test vectors; "
          f"weights {report['weight_bytes']} B as exported vs {report['dense_weight_bytes']} B dense; "
          f"{time.perf_counter() - started:.1f} s")
+    if report.get("mcu"):
+        m = report["mcu"]
+        _say(f"on {m['target']}: flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B, "
+             f"{report['cycles']:.0f} cycles = {report['latency_us']:.1f} us and {report['energy_uj']:.3f} uJ "
+             "per inference")
     _say(f"wrote {out}/report.md, report.json, report.png and the C sources in {out}/c/")
     return report

@@ -51,7 +51,7 @@ class ExportOptions:
     activation_bits: Optional[int] = None
     sparsity: Optional[float] = None
     format: str = "auto"
-    optimize: str = "size"
+    optimize: str = "balanced"
     # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
     # chip the firmware is built, emulated and measured for (when the toolchain is there).
     target: Optional[str] = None
@@ -72,7 +72,7 @@ class ExportOptions:
         if self.format not in policies():
             raise OptionError(f"--format must be one of {', '.join(policies())}, got {self.format!r}")
         if self.optimize not in OPTIMIZE:
-            raise OptionError(f"--optimize must be size or speed, got {self.optimize!r}")
+            raise OptionError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {self.optimize!r}")
         QuantConfig(self.weight_bits or DEFAULT_BITS, self.activation_bits or DEFAULT_BITS)  # checks the widths
 
     def with_default_bits(self, hls: bool) -> "ExportOptions":

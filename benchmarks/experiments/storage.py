@@ -46,7 +46,7 @@ def exported(s: c.Setup, model) -> dict:
 
     graph = calibrate(from_torch(model), s.x_train, QuantConfig(BITS, BITS))
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_c(graph, Path(tmp) / "c")
+        result = export_c(graph, Path(tmp) / "c", optimize="size")  # the fewest bytes: a storage comparison
     accuracy = float((reference.predict(graph, s.x_test.astype(np.float64)).argmax(axis=1) == s.y_test).mean())
     return {"weight_bytes": result.weight_bytes, "bias_bytes": result.bias_bytes,
             "index_bytes": sum(layer.index_bytes + layer.pointer_bytes for layer in result.layers),

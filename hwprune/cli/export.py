@@ -38,10 +38,12 @@ def add_parser(sub) -> None:
 
     p.add_argument("--format", default="auto", choices=list(policies()),
                    help="weight storage of every weighted layer (auto: chosen per layer by --optimize)")
-    p.add_argument("--optimize", default="size", choices=["size", "speed"],
-                   help="what auto chooses per layer: the fewest weight bytes (size), or the fewest cycles on the "
-                        "target's core among formats whose weights fit its flash (speed: measured in the Cortex-M "
-                        "emulator, one build per format; estimated by a per-format cost model without the toolchain)")
+    p.add_argument("--optimize", default="balanced", choices=["size", "speed", "balanced"],
+                   help="what auto chooses per layer: the smallest product of weight bytes and cycles (balanced, "
+                        "the default: a format that saves bytes but runs several times slower loses), the fewest "
+                        "weight bytes (size), or the fewest cycles on the target's core among formats whose weights "
+                        "fit its flash (speed: measured in the Cortex-M emulator, one build per format); cycles "
+                        "come from a per-format cost model fitted on the emulator unless measured")
     p.add_argument("--keep-dead-neurons", action="store_true",
                    help="keep units whose weights are all zero (default: remove them, folding their constant "
                         "output into the next layer's bias)")

@@ -12,7 +12,7 @@ import pytest
 
 from hwprune.backends.c import arena, cost, export_c
 from hwprune.backends.c.formats import (
-    FORMATS, FormatNotApplicable, choose_formats, decode_weights, encode_matrix,
+    FORMATS, FormatNotApplicable, candidates, choose_formats, decode_weights, encode_matrix,
 )
 from hwprune.backends.c.formats_mask import rel_entries
 from hwprune.backends.c.formats_nm import nm_fits
@@ -182,6 +182,22 @@ def test_optimize_speed_picks_fewer_instructions_within_the_flash_budget(rng):
     assert fixed[0].format == "dense"
     with pytest.raises(OptionError, match="--optimize"):
         choose_formats(graph, "auto", "fast")
+
+
+def test_optimize_balanced_takes_the_smallest_bytes_times_cycles(rng):
+    sparse = _mlp(rng, [64, 96, 10], sparsity=0.9)
+    chosen = choose_formats(sparse, "auto", "balanced", "cortex-m4")
+    for storage, layer in zip(chosen, sparse.weighted_layers()):
+        everything = candidates(layer)
+        best = min(s.weight_bytes * cost.instructions(s, "cortex-m4") for s in everything)
+        assert storage.weight_bytes * cost.instructions(storage, "cortex-m4") == best
+    size = choose_formats(sparse, "auto", "size")
+    # Against the smallest: a little more flash, several times fewer instructions.
+    assert cost.totals(chosen, "cortex-m4") < 0.5 * cost.totals(size, "cortex-m4")
+    assert sum(s.weight_bytes for s in chosen) < 1.5 * sum(s.weight_bytes for s in size)
+    assert [s.format for s in choose_formats(sparse)] == [s.format for s in chosen]  # the default
+    dense = _mlp(rng, [64, 96, 10], sparsity=0.0)
+    assert [s.format for s in choose_formats(dense, "auto", "balanced")] == ["dense", "dense"]
 
 
 # -- Cortex-M builds in the emulator ------------------------------------------------------------

@@ -77,7 +77,8 @@ def test_a_model_too_big_for_the_target_is_exit_2_and_writes_nothing(exported, c
     small = tmp_path / "small.toml"
     small.write_text('name = "small"\nkind = "mcu"\ndescription = "d"\ncpu = "cortex-m0plus"\nflash_kib = 1\n'
                      'ram_kib = 1\nclock_mhz = 16\nenergy_nj_per_cycle = 0.2\n')
-    code, _, stderr = cli("export", out, "--target", small, "--out", tmp_path / "too_big", check_exit=2)
+    code, _, stderr = cli("export", out, "--target", small, "--format", "dense", "--out", tmp_path / "too_big",
+                          check_exit=2)
     assert len(stderr.strip().splitlines()) == 1
     assert "does not fit small" in stderr and "flash" in stderr and "> 1024 B" in stderr
     assert not (tmp_path / "too_big").exists()

@@ -18,6 +18,11 @@ def test_demo(cli, tmp_path):
     assert report["csr_weight_bytes"] < report["dense_weight_bytes"]
     assert report["weight_bytes"] < report["dense_weight_bytes"]
     assert report["macs_sparse"] < report["macs"] / 5
+    # The default target: the firmware ran in the Cortex-M4 emulator, bit for bit, and
+    # pruning pays on the chip in cycles and flash against every layer stored dense.
+    assert report["engines"]["mcu"]["bit_exact"] and report["mcu"]["target"] == "stm32l4r5"
+    baseline = report["mcu"]["dense_baseline"]
+    assert report["cycles"] < 0.5 * baseline["cycles"] and report["flash_bytes"] < 0.5 * baseline["flash_bytes"]
     md = (out / "report.md").read_text()
     assert "Accuracy at each stage" in md and "bit-exact" in md
     assert (out / "c" / "model.c").is_file() and (out / "report.png").is_file()

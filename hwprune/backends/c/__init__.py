@@ -108,13 +108,13 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage], graph_location: str
 CODE_ALLOWANCE_BYTES = 32 * 1024
 
 
-def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str = "size", target=None,
+def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str = "balanced", target=None,
              measured=None, graph_dir=None) -> CExport:
     """Write the C sources of a quantized ``graph`` into ``out_dir`` (created if needed).
 
-    ``formats``: ``"auto"`` (per layer the fewest weight bytes, or with ``optimize="speed"``
-    the fewest instructions on ``target``'s core among formats that fit its flash), a
-    format name for every Dense layer, or ``{layer name: policy}`` (``"*"``: default).
+    ``formats``: ``"auto"`` (chosen per layer by ``optimize``, on ``target``'s core: see
+    ``formats.choose_formats``), a format name for every weighted layer, or ``{layer
+    name: policy}`` (``"*"``: default).
     ``measured``: cycles per ``(layer, format)`` from ``harness.format_speed`` for
     ``optimize="speed"``; without it a per-format cost model estimates them.
     Files are written in place; wrap the call in ``hwprune.outputs.output_dir`` for an
@@ -145,6 +145,11 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str 
         written.append(out_dir / header)
     location = GRAPH_DIR if graph_dir is None else Path(os.path.relpath(graph_dir, out_dir)).as_posix()
     manifest = _manifest(plan, storages, location)
+    if optimize == "balanced":
+        from hwprune.backends.c import cost
+
+        manifest["optimize"] = {"goal": "balanced", "core": core, "instructions": cost.ESTIMATED,
+                                "estimated_instructions": {s.name: round(cost.instructions(s, core)) for s in storages}}
     if optimize == "speed":
         from hwprune.backends.c import cost
 

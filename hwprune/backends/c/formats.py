@@ -345,19 +345,22 @@ def choose_format(layer: WeightedLayer, policy: str = "auto", input_shape=None) 
 FormatSpec = Union[str, Mapping[str, str]]
 
 
-OPTIMIZE = ("size", "speed")
+OPTIMIZE = ("size", "speed", "balanced")
 
 
-def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "size", core: str = "cortex-m4",
+def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "balanced", core: str = "cortex-m4",
                    flash_budget: Optional[int] = None,
                    measured: Optional[Mapping[tuple[str, str], float]] = None) -> list[LayerStorage]:
     """Every weighted layer encoded: one policy for all, or ``{layer name: policy}`` with
     ``auto`` for the layers not named (an ``"*"`` key sets that default).
 
-    ``auto`` picks per layer the fewest weight bytes (``optimize="size"``), or with
+    ``auto`` picks per layer the fewest weight bytes (``optimize="size"``); with
     ``"speed"`` the fewest cycles on ``core`` among the formats whose weights, all layers
-    together, fit ``flash_budget`` bytes: ``measured`` cycles per ``(layer, format)``
-    (``harness.format_speed``) where given, else the instructions of ``cost``'s model."""
+    together, fit ``flash_budget`` bytes; with ``"balanced"`` the smallest product of
+    weight bytes and cycles (neither a format that saves bytes by running several times
+    slower, nor one that buys speed with several times the bytes). Cycles are
+    ``measured`` per ``(layer, format)`` (``harness.format_speed``) where given, else the
+    instructions of ``cost``'s model."""
     if optimize not in OPTIMIZE:
         raise OptionError(f"--optimize must be one of {list(OPTIMIZE)}, got {optimize!r}")
     dense = graph.weighted_layers()
@@ -378,6 +381,14 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
     if optimize == "size":
         return [choose_format(layer, policy[layer.name], shape[layer.name]) for layer in dense]
     from hwprune.backends.c import cost
+
+    if optimize == "balanced":
+        def bytes_times_cycles(s: LayerStorage) -> float:
+            work = measured.get((s.name, s.format)) if measured is not None else None
+            return s.weight_bytes * (work if work is not None else cost.instructions(s, core))
+
+        return [choose_format(l, policy[l.name], shape[l.name]) if policy[l.name] != "auto"
+                else min(candidates(l, shape[l.name]), key=bytes_times_cycles) for l in dense]
 
     fixed = {l.name: choose_format(l, policy[l.name], shape[l.name]) for l in dense if policy[l.name] != "auto"}
     free = [l for l in dense if policy[l.name] == "auto"]
