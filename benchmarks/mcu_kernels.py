@@ -34,6 +34,7 @@ from hwprune.ir import Conv2D, Dense, Flatten, Graph, MaxPool2D, ReLU
 from hwprune.quant.calibrate import QuantConfig, calibrate
 
 TARGETS = {"m0plus": "mspm0g3507", "m4": "stm32l4r5", "m7": "pic32czca90"}
+NO_CONV = "stores conv layers only"
 TARGETS_CPU = {"m0plus": "cortex-m0plus", "m4": "cortex-m4", "m7": "cortex-m7"}
 SPARSITIES = (0.0, 0.5, 0.9, 0.95)
 CASES = ("256x256", "16-64-32-32-5", "cnn")
@@ -148,6 +149,9 @@ def main(argv=None) -> int:
                     dense_cycles = dense_conv = None
                     terms = conv_terms(graph)
                     for fmt in formats:
+                        if FORMATS[fmt].spatial and not terms:
+                            print(f"{core:<7} {case:<15} {sparsity:>8.2f} {fmt:<9} n/a ({NO_CONV})")
+                            continue
                         try:
                             m = measure(graph, x, fmt, target, Path(tmp))
                         except HwpruneError as exc:
