@@ -305,7 +305,7 @@ def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = Non
         accum_t = getattr(layer, "accum_t", None)
         if not _is_weighted(layer):
             return Context(**common, accum_bits=accum_t.width if accum_t is not None else 0)
-        s = encode(layer, formats.get(layer.name, "dense"))
+        s = encode(layer, formats.get(layer.name, "dense"), graph.input_shape_of(index))
         return Context(**common, stored_bytes=s.weight_bytes + s.bias_bytes, format=s.format,
                        weight_bits=layer.weight_t.width, accum_bits=accum_t.width)
 

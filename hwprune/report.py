@@ -39,7 +39,7 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
         if isinstance(layer, WeightedLayer):  # Dense and conv: a conv's MACs are over every output position
             encoded = {fmt: encode(layer, fmt) for fmt in ("dense", "csr")}
             fmt = formats.get(layer.name, "dense")
-            chosen = encoded[fmt] if fmt in encoded else encode(layer, fmt)
+            chosen = encoded[fmt] if fmt in encoded else encode(layer, fmt, shape_in)
             dense, csr = encoded["dense"], encoded["csr"]
             n, k = layer.weight.size, layer.nonzero_weights
             row.update(

@@ -34,12 +34,13 @@ def measure_formats(graph: Graph, target: Target, x_int: np.ndarray, cc: Optiona
     from hwprune.harness.mcu import measure_mcu
 
     layers = graph.weighted_layers()
+    shapes = {l.name: graph.input_shape_of(i) for i, l in enumerate(graph.layers)}
     x = np.asarray(x_int)[:VECTORS]
     cycles: dict[tuple[str, str], float] = {}
     for fmt in formats or FORMATS:
         if not FORMATS[fmt].in_auto:
             continue
-        chosen = {layer.name: fmt if _applies(layer, fmt) else "dense" for layer in layers}
+        chosen = {layer.name: fmt if _applies(layer, fmt, shapes[layer.name]) else "dense" for layer in layers}
         if fmt != "dense" and all(f == "dense" for f in chosen.values()):
             continue
         with tempfile.TemporaryDirectory(prefix="hwprune-speed-") as tmp:
@@ -52,12 +53,12 @@ def measure_formats(graph: Graph, target: Target, x_int: np.ndarray, cc: Optiona
     return cycles
 
 
-def _applies(layer, fmt: str) -> bool:
+def _applies(layer, fmt: str, input_shape=None) -> bool:
     """The layer's kind has a kernel in ``fmt`` and its weights have the structure."""
     if fmt not in usable_formats(layer):
         return False
     try:
-        encode(layer, fmt)
+        encode(layer, fmt, input_shape)
     except FormatNotApplicable:
         return False
     return True

@@ -17,9 +17,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from hwprune import reference
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
 from hwprune.ir.graph import Graph
@@ -142,23 +144,67 @@ class Hls4mlEngine(Engine):
         x = check_inputs(graph, x_int)
         summary = read_summary(project)
         library, workdir = build_library(project, summary)
-        n_out = int(np.prod(graph.output_shape))
-        with temp_dir("csim") as tmp:
-            in_path, out_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
-            np.save(in_path, to_real(x.reshape(x.shape[0], -1), graph.input_t))
-            env = dict(os.environ, OMP_NUM_THREADS="1")
-            try:
-                done = subprocess.run([sys.executable, "-m", "hwprune.harness.hls4ml_csim", str(library),
-                                       summary["project"], str(in_path), str(out_path), str(n_out)],
-                                      capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=workdir)
-            except subprocess.TimeoutExpired:
-                raise ToolchainError(f"C simulation of {project} ran longer than {RUN_TIMEOUT_S} s") from None
-            if done.returncode != 0:
-                tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-                raise ToolchainError(f"C simulation of {project} failed (exit {done.returncode}): {tail}")
-            y = np.load(out_path)
-        outputs = from_grid(y, graph.output_t, f"C simulation outputs of {project}")
-        return EngineRun(self.name, outputs.reshape(x.shape[0], *graph.output_shape), ())
+        y = _simulate(project, summary, library, workdir, graph, x)
+        outputs = from_grid(y, graph.output_t, f"C simulation outputs of {project}").reshape(x.shape[0],
+                                                                                           *graph.output_shape)
+        trace: tuple = ()
+        expected = reference.run(graph, x)
+        if not np.array_equal(outputs, expected.reshape(outputs.shape)):
+            trace = trace_layers(graph, summary, x, expected)  # where it starts to differ
+        return EngineRun(self.name, outputs, trace)
+
+
+def _simulate(project: Path, summary: dict, library: Path, workdir: Path, graph: Graph, x: np.ndarray,
+              traced: Optional[dict] = None) -> tuple:
+    """The C simulation's outputs as reals (vectors, outputs); with ``traced`` ({hls4ml layer:
+    size}) also those layers' outputs, as (outputs, {layer: reals})."""
+    n_out = int(np.prod(graph.output_shape))
+    with temp_dir("csim") as tmp:
+        in_path, out_path, trace_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy", Path(tmp) / "trace.npz"
+        np.save(in_path, to_real(x.reshape(x.shape[0], -1), graph.input_t))
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        command = [sys.executable, "-m", "hwprune.harness.hls4ml_csim", str(library), summary["project"],
+                   str(in_path), str(out_path), str(n_out)]
+        if traced is not None:
+            command += [str(trace_path), *(f"{name}={size}" for name, size in traced.items())]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=workdir)
+        except subprocess.TimeoutExpired:
+            raise ToolchainError(f"C simulation of {project} ran longer than {RUN_TIMEOUT_S} s") from None
+        if done.returncode != 0:
+            tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            raise ToolchainError(f"C simulation of {project} failed (exit {done.returncode}): {tail}")
+        y = np.load(out_path)
+        if traced is None:
+            return y
+        with np.load(trace_path) as data:
+            return y, {name: data[name] for name in data.files}
+
+
+def trace_layers(graph: Graph, summary: dict, x: np.ndarray, y_int: np.ndarray) -> tuple:
+    """Every layer's output in C simulation, as integers of the layer's type: a twin of the
+    project written with hls4ml's trace hooks, compiled (cached like any build) and run on
+    ``x``. Layers hls4ml inserts (stream padding, repacking) are not in the graph and are
+    left out; so are layers with no hls4ml counterpart (a final softmax)."""
+    from hwprune.backends.hls4ml.options import HlsOptions
+    from hwprune.backends.hls4ml.project import export_hls4ml, read_summary
+
+    options = HlsOptions(**summary["options"])
+    types, shapes = graph.value_types(), graph.shapes
+    with temp_dir("trace") as tmp:
+        twin = Path(tmp) / PROJECT_DIR
+        export_hls4ml(graph, twin, options, x, y_int.reshape(x.shape[0], -1), trace=True)
+        twin_summary = read_summary(twin)
+        library, workdir = build_library(twin, twin_summary)
+    in_project = {row["name"] for row in twin_summary["layers"] if row.get("in_project")}
+    sizes = {layer.name: int(np.prod(shapes[i])) for i, layer in enumerate(graph.layers) if layer.name in in_project}
+    _, reals = _simulate(twin, twin_summary, library, workdir, graph, x, traced=sizes)
+    out = []
+    for i, layer in enumerate(graph.layers):
+        if layer.name in reals:
+            values = from_grid(reals[layer.name], types[i], f"C simulation trace of layer {layer.name!r}")
+            out.append((layer.name, values.reshape(x.shape[0], *shapes[i])))
+    return tuple(out)
 
 
 register_engine(Hls4mlEngine.name, Hls4mlEngine)

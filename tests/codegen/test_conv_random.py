@@ -1,7 +1,8 @@
 """Hypothesis: random conv and pooling layers, host C == integer reference, bit for bit.
 
 Kernel 1 to 5, stride 1 to 3, every padding (valid, same, any asymmetric pair below the
-kernel), 1 to 16 channels, widths 2 to 16, 1-D and 2-D, depthwise, dense and csr storage,
+kernel), 1 to 16 channels, widths 2 to 16, 1-D and 2-D, depthwise, dense, csr and csro
+storage (csro where the layer is eligible: not depthwise, at most 254 nonzeros a filter),
 calibrated types and random ones (narrow saturating or wrapping accumulators take the
 kernels' general path). One example is a batch of models compiled into one program, so a
 C build serves many layers.
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from hwprune import reference
 from hwprune.backends.c import export_c
+from hwprune.backends.c.formats import FormatNotApplicable, choose_formats
 from hwprune.harness.build import compile_executable
 from hwprune.ir import AvgPool1D, AvgPool2D, Conv1D, Conv2D, Graph, MaxPool1D, MaxPool2D, ReLU
 from hwprune.ir.spatial import window_count
@@ -49,7 +51,7 @@ def conv_model(draw, index: int):
     cout = cin * draw(st.integers(1, 2)) if depthwise else draw(st.integers(1, 16))
     seed = draw(st.integers(0, 2**32 - 1))
     return dict(index=index, rank=rank, axes=axes, cin=cin, cout=cout, depthwise=depthwise, seed=seed,
-                sparsity=draw(st.sampled_from([0.0, 0.5, 0.9])), format=draw(st.sampled_from(["dense", "csr"])),
+                sparsity=draw(st.sampled_from([0.0, 0.5, 0.9])), format=draw(st.sampled_from(["dense", "csr", "csro"])),
                 random_types=draw(st.booleans()), relu=draw(st.booleans()),
                 pool=draw(st.sampled_from([None, "max", "avg", "avg_count_pad"])))
 
@@ -103,6 +105,15 @@ def _random_types(graph: Graph, rng) -> Graph:
     return graph.with_layers(layers, input_t=random_type(rng, (2, 10)))
 
 
+def _eligible(graph: Graph, fmt: str) -> str:
+    """``fmt``, or csr where the conv does not fit it (csro: depthwise, > 254 nonzeros a filter)."""
+    try:
+        choose_formats(graph, fmt)
+    except FormatNotApplicable:
+        return "csr"
+    return fmt
+
+
 def run_in_one_program(models, directory: Path) -> list[np.ndarray]:
     """Export every model, compile them with one main(), return each model's C outputs."""
     includes, blocks, sources = [], [], []
@@ -147,7 +158,7 @@ def test_random_conv_layers_host_c_equals_reference(tmp_path_factory, data):
     models = []
     for spec in specs:
         graph, x_int = build(spec)
-        models.append((graph, x_int, spec["format"]))
+        models.append((graph, x_int, _eligible(graph, spec["format"])))
     outputs = run_in_one_program(models, tmp_path_factory.mktemp("convs"))
     for spec, (graph, x_int, _), got in zip(specs, models, outputs):
         want = reference.run(graph, x_int)

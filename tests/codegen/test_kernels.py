@@ -55,7 +55,7 @@ def test_the_smallest_format_is_within_5_percent_of_the_bound_on_256x256(sparsit
         try:
             stored.append(encode_matrix("fc", w, np.zeros(256, dtype=np.int64), "int8_t", f))
         except FormatNotApplicable:
-            assert f in ("nm", "unrolled")  # no N:M structure; too many nonzeros to unroll at 50 %
+            assert f in ("nm", "unrolled", "csro")  # no N:M structure; too many to unroll at 50 %; not a conv
     best = min(stored, key=lambda s: s.weight_bytes)
     bound = best.entropy_bits / best.nonzero_weights + 8  # mask bound + 8 value bits
     assert best.bits_per_nonzero <= 1.05 * bound, (best.format, best.bits_per_nonzero, bound)
@@ -98,11 +98,14 @@ def test_rice_parameter_grows_with_sparsity(rng):
 
 
 def test_formats_take_any_2d_integer_matrix_such_as_a_conv_filter_bank(rng):
+    from hwprune.backends.c.plan_spatial import Window
+
     filters = masked(rng, (6, 3, 3, 4), 0.7).reshape(6, -1)  # (out, kh * kw * in)
+    window = Window(8, 8, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1, in_per_group=4)  # csro's offsets need the geometry
     for fmt in FORMATS:
         if fmt == "nm":
             continue
-        s = encode_matrix("conv", filters, np.zeros(6, dtype=np.int64), "int8_t", fmt)
+        s = encode_matrix("conv", filters, np.zeros(6, dtype=np.int64), "int8_t", fmt, window)
         assert np.array_equal(decode_weights(s), filters)
 
 

@@ -195,3 +195,31 @@ def test_the_hls4ml_backend_defaults_to_hls4mls_16_bits(tmp_path, cli, flags, wi
         "--calibration", tmp_path / "x.npy", "--no-compile", "--out", c_only, *flags, check_exit=0)
     meta = json.loads((c_only / "export.json").read_text())
     assert (meta["weight_bits"], meta["activation_bits"]) == (widths[0] if flags else 8, 8)
+
+
+@needs_gxx
+def test_a_csim_mismatch_is_traced_layer_by_layer(exports, monkeypatch):
+    """When C simulation's outputs differ from the reference, the engine builds a traced twin
+    of the project and hands back every layer's output, so the report names the first layer
+    that differs. Here the engine is told the reference says otherwise; the trace itself
+    must then equal the reference layer by layer."""
+    from types import SimpleNamespace
+
+    from hwprune import reference
+    from hwprune.harness import hls4ml_engine, verify
+    from hwprune.ir.io import load_graph
+
+    folder = exports["resource"]
+    graph = load_graph(folder)
+    with np.load(folder / "vectors.npz") as data:
+        x = data["x_int"][:20]
+    engine = hls4ml_engine.Hls4mlEngine()
+    assert engine.run(folder, x).trace == ()  # equal outputs: no second build
+    monkeypatch.setattr(hls4ml_engine, "reference", SimpleNamespace(run=lambda g, xs: reference.run(g, xs) + 1))
+    run = engine.run(folder, x)
+    expected = dict(reference.run(graph, x, trace=True))
+    assert [name for name, _ in run.trace] == [l.name for l in graph.layers if l.kind in ("dense", "relu")]
+    for name, values in run.trace:
+        assert np.array_equal(values, np.asarray(expected[name]).reshape(values.shape)), name
+    comparison = verify(folder / "c", x, [engine]).comparison("hls4ml")
+    assert comparison.bit_exact and len(comparison.layers) == len(run.trace)

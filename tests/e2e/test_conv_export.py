@@ -73,7 +73,8 @@ def test_digits_cnn_pruned_80_percent_exports_bit_exact(digits, tmp_path):
     assert report["macs"] == graph.macs == conv0["macs"] + conv1["macs"] + 64 * 10
     assert report["macs_sparse"] < 0.35 * report["macs"]
     assert report["weight_bytes"] < report["dense_weight_bytes"]
-    assert conv1["format"] == "csr" and conv1["weight_bytes"] == conv1["csr_weight_bytes"]
+    # balanced: csro, csr's bytes or fewer (a count byte a filter for its pointers) at a fraction of its cycles
+    assert conv1["format"] == "csro" and conv1["weight_bytes"] <= conv1["csr_weight_bytes"]
     energy = report["energy_proxy_pj"]  # the proxy has rules for conv and pooling
     assert energy["total"] > 0 and {"conv2d", "maxpool2d"} <= {l["kind"] for l in energy["layers"]}
 

@@ -10,9 +10,14 @@ Coefficients were fitted (least squares) to emulator counts of 256x256 int8 laye
 50, 90 and 95 % sparsity, clang -O2, by ``python benchmarks/kernels.py --fit`` (bitmask
 walks every mask chunk: per weight, not per row); the table in docs/kernels.md shows the
 counts. A core missing here (the M33) uses the M4's row for cores with the DSP extension
-and the M0+'s otherwise. Conv layers are costed per filter-matrix entry, not per output
-position: the model compares formats of one layer, not layers with each other. Entries are what the kernel walks:
-nonzeros, plus rel's filler entries and nm's padding slots.
+and the M0+'s otherwise. Entries are what the kernel walks: nonzeros, plus rel's filler
+entries and nm's padding slots.
+
+Conv kernels have coefficients of their own (``CONV_COEFFICIENTS``), per output position,
+times the layer's output positions (``LayerStorage.positions``; 1 when the storage was
+encoded without the layer's input shape). They were fitted by ``python
+benchmarks/mcu_kernels.py --cases cnn --formats dense,csr,csro`` over the two convs of its
+CNN at 0, 50, 90 and 95 %; "per_row" is per filter, "per_weight" per filter-matrix entry.
 """
 
 from __future__ import annotations
@@ -55,6 +60,21 @@ COEFFICIENTS = {
 }
 
 
+# (core, conv format) -> (per_entry, per_filter, per_weight) per output position, fitted on
+# 2026-11-30 (docs/mcu.md). csr's conv kernel decodes and checks every nonzero's tap.
+CONV_COEFFICIENTS = {
+    ("cortex-m0plus", "csr"): (41.53, 70.33, 0.0),
+    ("cortex-m0plus", "csro"): (7.87, 36.09, 0.0),
+    ("cortex-m0plus", "dense"): (0.0, 0.0, 5.46),
+    ("cortex-m4", "csr"): (21.08, 52.89, 0.0),
+    ("cortex-m4", "csro"): (3.39, 18.38, 0.0),
+    ("cortex-m4", "dense"): (0.0, 0.0, 1.82),
+    ("cortex-m7", "csr"): (21.08, 53.6, 0.0),
+    ("cortex-m7", "csro"): (3.4, 19.38, 0.0),
+    ("cortex-m7", "dense"): (0.0, 0.0, 1.77),
+}
+
+
 def stored_entries(storage: LayerStorage) -> int:
     """Entries the kernel walks: values stored (with rel's fillers and nm's padding)."""
     if storage.format == "dense":
@@ -71,9 +91,10 @@ def core_row(core: str) -> str:
 
 
 def instructions(storage: LayerStorage, core: str = "cortex-m4") -> float:
-    per_entry, per_row, per_weight = COEFFICIENTS[(core_row(core), storage.format)]
-    return (per_entry * stored_entries(storage) + per_row * storage.out_features
-            + per_weight * storage.total_weights)
+    table = CONV_COEFFICIENTS if storage.family == "conv" else COEFFICIENTS
+    per_entry, per_row, per_weight = table[(core_row(core), storage.format)]
+    return storage.positions * (per_entry * stored_entries(storage) + per_row * storage.out_features
+                                + per_weight * storage.total_weights)
 
 
 def choose_for_speed(candidates: list[list[LayerStorage]], core: str, flash_budget: int | None,

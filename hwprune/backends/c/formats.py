@@ -18,6 +18,7 @@ the narrowest C integer that holds it, and not at all when it is zero everywhere
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Union
@@ -73,6 +74,8 @@ class LayerStorage:
     arrays: tuple[EncodedArray, ...]
     params: tuple[tuple[str, int], ...] = ()  # what the kernel needs besides arrays (e.g. a bit width)
     code_bytes: int = 0  # flash of weights held as instructions (the unrolled format)
+    family: str = "dense"  # the kernel family: "dense" or "conv" (``kernel_family``)
+    positions: int = 1  # output positions the filter matrix runs at (a conv's, when its input shape was given)
 
     @property
     def total_weights(self) -> int:
@@ -182,7 +185,9 @@ class StorageFormat:
     ``choose_params(weights, value_c_type)`` picks per layer what the encoding is parametrised by (a gap
     width, a Rice parameter, the N:M pattern) or raises ``FormatNotApplicable``;
     ``code_bytes(weights)`` estimates flash the kernel spends holding weights as code.
-    ``auto`` policies consider a format only when ``in_auto``.
+    ``auto`` policies consider a format only when ``in_auto``. A ``spatial`` format needs a
+    conv layer's geometry (``plan_spatial.Window``): ``choose_params`` is called with
+    ``window=`` (None for a layer without one) and returns what ``encode`` needs of it.
     """
 
     name: str
@@ -192,6 +197,7 @@ class StorageFormat:
     choose_params: Optional[Callable[[np.ndarray, str], dict[str, int]]] = None
     code_bytes: Optional[Callable[[np.ndarray], int]] = None
     in_auto: bool = True
+    spatial: bool = False
 
 
 def _encode_dense(w: np.ndarray, value_c_type: str) -> tuple[EncodedArray, ...]:
@@ -257,25 +263,36 @@ def formats_for(layer: WeightedLayer) -> list[str]:
     return [name for name in FORMATS if (kernels / f"{family}_{name}.c.j2").is_file()]
 
 
-def encode(layer: WeightedLayer, format: str) -> LayerStorage:
-    """The layer stored in ``format`` (a name in ``FORMATS``)."""
+def encode(layer: WeightedLayer, format: str, input_shape=None) -> LayerStorage:
+    """The layer stored in ``format`` (a name in ``FORMATS``); ``input_shape`` (the layer's,
+    channels-last) is needed by spatial formats only."""
     if format not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown storage format {format!r}; choose one of {sorted(FORMATS)}")
     if not layer.is_quantized():
         raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
     w, acc0 = dense_integers(layer)
-    return encode_matrix(layer.name, w, acc0, layer.weight_t.c_type, format)
+    from hwprune.backends.c.formats_csro import window_of
+
+    window = window_of(layer, input_shape)
+    storage = encode_matrix(layer.name, w, acc0, layer.weight_t.c_type, format, window)
+    positions = window.out_h * window.out_w if window is not None else 1
+    return dataclasses.replace(storage, family=kernel_family(layer.kind), positions=positions)
 
 
-def encode_matrix(name: str, w: np.ndarray, acc0: np.ndarray, value_c_type: str, format: str) -> LayerStorage:
+def encode_matrix(name: str, w: np.ndarray, acc0: np.ndarray, value_c_type: str, format: str,
+                  window=None) -> LayerStorage:
     """Any 2-D integer matrix ``(out, in)`` (a Dense weight, a conv filter bank reshaped to
-    ``(out, -1)``) and its accumulator-typed bias, stored in ``format``."""
+    ``(out, -1)``) and its accumulator-typed bias, stored in ``format`` (``window``: a conv's
+    geometry, for spatial formats)."""
     fmt = FORMATS[format]
     w = np.asarray(w, dtype=np.int64)
     if w.ndim != 2:
         raise ModelError(f"layer {name!r}: storage formats take a 2-D weight matrix, got shape {w.shape}")
     try:
-        params = fmt.choose_params(w, value_c_type) if fmt.choose_params else {}
+        if fmt.spatial:
+            params = fmt.choose_params(w, value_c_type, window=window)
+        else:
+            params = fmt.choose_params(w, value_c_type) if fmt.choose_params else {}
     except FormatNotApplicable as exc:
         raise FormatNotApplicable(f"layer {name!r}: {exc}") from None
     arrays = fmt.encode(w, value_c_type, **params)
@@ -294,10 +311,10 @@ def decode_weights(storage: LayerStorage) -> np.ndarray:
 
 def usable_formats(layer: WeightedLayer) -> list[str]:
     """The formats with a kernel for the layer's kind."""
-    return formats_for(layer) if layer.kind != "dense" else list(FORMATS)
+    return formats_for(layer) if layer.kind != "dense" else [f for f in FORMATS if not FORMATS[f].spatial]
 
 
-def candidates(layer: WeightedLayer) -> list[LayerStorage]:
+def candidates(layer: WeightedLayer, input_shape=None) -> list[LayerStorage]:
     """The layer in every format ``auto`` considers, that has a kernel for the layer's kind
     and whose structure the layer has."""
     out = []
@@ -305,24 +322,24 @@ def candidates(layer: WeightedLayer) -> list[LayerStorage]:
         if not FORMATS[name].in_auto:
             continue
         try:
-            out.append(encode(layer, name))
+            out.append(encode(layer, name, input_shape))
         except FormatNotApplicable:
             continue
     return out
 
 
-def choose_format(layer: WeightedLayer, policy: str = "auto") -> LayerStorage:
+def choose_format(layer: WeightedLayer, policy: str = "auto", input_shape=None) -> LayerStorage:
     """The layer encoded by ``policy``: a format name, or ``auto`` for the fewest weight
     bytes (the earliest registered format, dense first, on a tie) among the formats with a
     kernel for the layer's kind."""
     usable = usable_formats(layer)
     if policy == "auto":
-        return min(candidates(layer), key=lambda s: s.weight_bytes)  # min keeps the first of equals
+        return min(candidates(layer, input_shape), key=lambda s: s.weight_bytes)  # min keeps the first of equals
     if policy not in FORMATS:
         raise OptionError(f"layer {layer.name!r}: unknown format policy {policy!r}; choose one of {list(policies())}")
     if policy not in usable:
         raise OptionError(f"layer {layer.name!r}: format {policy!r} has no {layer.kind} kernel; choose one of {usable}")
-    return encode(layer, policy)
+    return encode(layer, policy, input_shape)
 
 
 FormatSpec = Union[str, Mapping[str, str]]
@@ -360,8 +377,9 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
                 f"of model {graph.name!r}; its weighted layers are {[l.name for l in dense]}"
             )
     policy = {l.name: per_layer.get(l.name, default) for l in dense}
+    shape = {l.name: graph.input_shape_of(i) for i, l in enumerate(graph.layers) if l.name in policy}
     if optimize == "size":
-        return [choose_format(layer, policy[layer.name]) for layer in dense]
+        return [choose_format(layer, policy[layer.name], shape[layer.name]) for layer in dense]
     from hwprune.backends.c import cost
 
     if optimize == "balanced":
@@ -369,13 +387,13 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
             work = measured.get((s.name, s.format)) if measured is not None else None
             return s.weight_bytes * (work if work is not None else cost.instructions(s, core))
 
-        return [choose_format(l, policy[l.name]) if policy[l.name] != "auto"
-                else min(candidates(l), key=bytes_times_cycles) for l in dense]
+        return [choose_format(l, policy[l.name], shape[l.name]) if policy[l.name] != "auto"
+                else min(candidates(l, shape[l.name]), key=bytes_times_cycles) for l in dense]
 
-    fixed = {l.name: choose_format(l, policy[l.name]) for l in dense if policy[l.name] != "auto"}
+    fixed = {l.name: choose_format(l, policy[l.name], shape[l.name]) for l in dense if policy[l.name] != "auto"}
     free = [l for l in dense if policy[l.name] == "auto"]
     budget = None if flash_budget is None else flash_budget - sum(s.weight_bytes for s in fixed.values())
-    options = [candidates(l) for l in free]
+    options = [candidates(l, shape[l.name]) for l in free]
     if measured is not None:
         options = [[s for s in c if (s.name, s.format) in measured] or c for c in options]
         cost_of = lambda s: measured.get((s.name, s.format), cost.instructions(s, core))  # noqa: E731
@@ -386,4 +404,4 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
 
 
 # Formats defined in their own modules register themselves on import.
-from hwprune.backends.c import formats_mask, formats_nm, formats_csr8  # noqa: E402,F401,I001 (registration order: csr8 last)
+from hwprune.backends.c import formats_mask, formats_nm, formats_csr8, formats_csro  # noqa: E402,F401,I001 (registration order: csr8, csro last)

@@ -5,9 +5,10 @@ Layout: every activation is channels-last, row-major, so element ``(h, w, c)`` o
 
 - Conv: for each output position and filter, the Dense arithmetic (``plan.dense_arithmetic``,
   the reference's own summing rule) over the filter's nonzero weights in storage order
-  (kh, kw, cin), taps on padding skipped (they add an exact zero). The input is read in
-  place: no im2col buffer at all. Dense storage walks the filter; csr storage decodes each
-  nonzero's column into ``(i, j, c)`` with constant divisions.
+  (kh, kw, cin), taps on padding skipped or multiplied by the zero border of a padded copy
+  (they add an exact zero either way). No im2col buffer. Dense storage (not depthwise)
+  and csro read the padded copy (``Window.padded_h``/``padded_w``) with no check; csr
+  decodes each nonzero's column into ``(i, j, c)`` with constant divisions and checks it.
 - MaxPool: the largest input cell of the window (padding never wins), cast to ``accum_t``
   then to ``result_t``.
 - AvgPool / GlobalAvgPool: ``acc = accum(acc + x)`` per input cell (both on a common grid,
@@ -52,6 +53,21 @@ class Window:
     @property
     def taps(self) -> int:
         return self.k_h * self.k_w
+
+    @property
+    def padded_h(self) -> int:
+        """Rows of the zero-bordered input every window falls inside: the padding above,
+        the input, and as many rows below as the last window needs."""
+        return max(self.pad_top + self.in_h, (self.out_h - 1) * self.stride_h + self.k_h)
+
+    @property
+    def padded_w(self) -> int:
+        return max(self.pad_left + self.in_w, (self.out_w - 1) * self.stride_w + self.k_w)
+
+    @property
+    def needs_padding(self) -> bool:
+        """Whether some window reaches past the input (a csro kernel then reads a padded copy)."""
+        return self.pad_top > 0 or self.pad_left > 0 or (self.padded_h, self.padded_w) != (self.in_h, self.in_w)
 
 
 def window(layer: Layer, input_shape: Shape, output_shape: Shape) -> Window:

@@ -127,8 +127,12 @@ def _without_keras():
             del sys.modules["keras"]
 
 
-def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray, y_int: np.ndarray) -> dict:
-    """Write the project into ``out_dir`` (created; it must not exist) and return its summary."""
+def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray, y_int: np.ndarray,
+                  trace: bool = False) -> dict:
+    """Write the project into ``out_dir`` (created; it must not exist) and return its summary.
+
+    ``trace``: a twin for diagnosis, whose C simulation also hands back every layer's
+    output (hls4ml's trace hooks, compiled out of synthesis); never the exported project."""
     import hls4ml
 
     out_dir = Path(out_dir)
@@ -141,6 +145,10 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
     project = graph.name
     with contextlib.redirect_stdout(io.StringIO()):  # hls4ml prints progress on stdout
         model, conversion = build_model(graph, options, out_dir, project)
+        if trace:
+            model.config.trace_output = True
+            for node in model.get_layers():
+                node.set_attr("trace", True)
         with _without_keras():
             model.write()
     # No absolute path in the project, and hls4ml's random library stamp (drawn while
