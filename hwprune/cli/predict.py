@@ -35,6 +35,8 @@ def run(args) -> int:
     if args.target is not None and args.engine != "mcu":
         raise OptionError(f"--target chooses the chip of the mcu engine; --engine {args.engine} does not use it "
                           "(add --engine mcu or drop --target)")
+    if Path(args.out).suffix != ".npy":
+        raise OptionError(f"--out {args.out}: predict writes a NumPy array; give a file name ending in .npy")
     check(Path(args.dir))
     check_target(Path(args.out), args.force, (args.dir, args.inputs), folder=False)
     graph = load_graph(args.dir)

@@ -12,7 +12,6 @@ falls back to ``backends.c.cost``'s model, and says so.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +21,7 @@ from hwprune.backends.c import export_c
 from hwprune.backends.c.formats import FORMATS, FormatNotApplicable, encode, usable_formats
 from hwprune.ir.graph import Graph
 from hwprune.targets import Target
+from hwprune.tempdirs import temp_dir
 
 MEASURED = "measured in the Cortex-M emulator (cycles per inference, per layer)"
 VECTORS = 2
@@ -43,7 +43,7 @@ def measure_formats(graph: Graph, target: Target, x_int: np.ndarray, cc: Optiona
         chosen = {layer.name: fmt if _applies(layer, fmt, shapes[layer.name]) else "dense" for layer in layers}
         if fmt != "dense" and all(f == "dense" for f in chosen.values()):
             continue
-        with tempfile.TemporaryDirectory(prefix="hwprune-speed-") as tmp:
+        with temp_dir("speed") as tmp:  # carries the pid: a killed run's folder is removed later
             export_c(graph, Path(tmp), chosen)
             measured = measure_mcu(tmp, target, x_int=x, cc=cc)
         by_name = {layer.name: layer.cycles for layer in measured.layers}

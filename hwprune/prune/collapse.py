@@ -54,8 +54,8 @@ def worth_reporting(findings, method: str) -> tuple:
 
 
 def _suggest(density_floor: float) -> str:
-    return (f"prune with min_density (e.g. min_density={density_floor:g}) so every layer keeps some weights, "
-            "use layer scope, or exclude the layer")
+    return (f"keep a floor per layer (hwprune prune --min-density {density_floor:g}; min_density= in Python) so "
+            "every layer keeps some weights, use layer scope (--scope layer), or exclude the layer")
 
 
 def _in_units(module: nn.Module, previous: nn.Module | None, prev_units: int | None) -> torch.Tensor | None:
@@ -130,7 +130,7 @@ def check_collapse(model: nn.Module, masks: dict[str, torch.Tensor] | None = Non
                     name, "dead_units", density, kept, total, units,
                     f"layer {name!r}: {len(units)} of {keep.shape[0]} units receive no input "
                     f"({int(cut_off.sum())} of them only through dead units) and output a constant; "
-                    "after structured pruning this is intended (remove_pruned_neurons drops them), otherwise "
+                    "after structured pruning this is intended (export removes them), otherwise "
                     + _suggest(floor)))
         previous, prev_dead = module, dead
     return warnings
