@@ -9,7 +9,7 @@ from pathlib import Path
 def add_parser(sub) -> None:
     from hwprune.pipeline import MAX_VECTORS, RANDOM_VECTORS
 
-    p = sub.add_parser("export", help="quantize a model and lower it to C, and to an hls4ml project (and verify it)",
+    p = sub.add_parser("export", help="quantize a model, lower it to C (and to an hls4ml project with --backend hls4ml) and verify it",
                        description="Read MODEL (a torch module .pt, a torch.export program .pt2, an ONNX model "
                                    ".onnx, a Keras .keras file or architecture .json with --weights, or an hwprune "
                                    "graph or export folder), "
