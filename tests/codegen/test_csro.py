@@ -192,3 +192,20 @@ def test_measured_speeds_include_csro(rng):
     for n in convs:  # the fastest as measured (the first conv's 27-entry filters are cheap dense)
         assert cycles[(n, chosen[n])] == min(cycles[(n, f)] for f in ("dense", "csro")), (chosen, cycles)
     assert chosen["strided"] == chosen["valid"] == "csro", (chosen, cycles)
+
+
+@pytest.mark.parametrize("formats", ["csro", "dense", "csr"])
+def test_static_bytes_count_every_padded_copy_the_c_declares(formats, tmp_path):
+    """model.h's STATIC_BYTES is the arena plus the padded input copies that model.c
+    declares (their sizes read from the C source, not from the planner)."""
+    import re
+
+    graph, _ = cnn()
+    policy = {"*": "dense", **{l.name: formats for l in graph.weighted_layers() if l.kind == "conv2d"}}
+    export_c(graph, tmp_path, policy)
+    header, source = (tmp_path / "model.h").read_text(), (tmp_path / "model.c").read_text()
+    macro = {m[0]: int(m[1]) for m in re.findall(r"#define \w+_(ARENA_BYTES|STATIC_BYTES) (\d+)", header)}
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4}
+    copies = [sizes[t] * int(n) for t, n in re.findall(r"static (u?int\d+_t) \w+_padded\[(\d+)\];", source)]
+    assert (len(copies) > 0) == (formats != "csr")  # csr checks every tap, keeps no copy
+    assert macro["STATIC_BYTES"] == macro["ARENA_BYTES"] + sum(copies)

@@ -195,6 +195,14 @@ class ModelPlan:
     def has_fused(self) -> bool:
         return any(s.fused for s in self.steps)
 
+    @property
+    def padded_bytes(self) -> int:
+        """Static zero-bordered input copies of padded conv layers (``plan_spatial.padded_copy_bytes``),
+        outside the arena."""
+        from hwprune.backends.c.plan_spatial import padded_copy_bytes
+
+        return sum(padded_copy_bytes(s) for s in self.steps)
+
 
 def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = True) -> ModelPlan:
     if not graph.is_quantized:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer, Shape
 from hwprune.quant.fixed import Fixed
@@ -68,6 +70,20 @@ class Window:
     def needs_padding(self) -> bool:
         """Whether some window reaches past the input (a csro kernel then reads a padded copy)."""
         return self.pad_top > 0 or self.pad_left > 0 or (self.padded_h, self.padded_w) != (self.in_h, self.in_w)
+
+
+# Conv kernels that read a padded layer through a static zero-bordered copy of its input
+# (templates/c/kernels/conv_common.j2 padded_buffer); depthwise and csr check every tap.
+PADDED_COPY_FORMATS = ("dense", "csro")
+
+
+def padded_copy_bytes(step) -> int:
+    """Bytes of the static padded input copy ``step``'s kernel keeps (0 if none)."""
+    g, storage = getattr(step, "window", None), getattr(step, "storage", None)
+    if (g is None or storage is None or step.layer.kind not in CONV_KINDS or g.multiplier
+            or storage.format not in PADDED_COPY_FORMATS or not g.needs_padding):
+        return 0
+    return g.padded_h * g.padded_w * g.channels * np.dtype(step.source.c_type.removesuffix("_t")).itemsize
 
 
 def window(layer: Layer, input_shape: Shape, output_shape: Shape) -> Window:

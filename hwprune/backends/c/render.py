@@ -120,6 +120,7 @@ def render(plan: ModelPlan) -> dict[str, str]:
         "input_c": plan.input.c_type, "output_c": plan.output.c_type,
         "input_size": plan.input.size, "output_size": plan.output.size,
         "activation_bytes": plan.arena_bytes,
+        "static_bytes": plan.arena_bytes + plan.padded_bytes,
     }
     layers = []
     for step in plan.steps:
