@@ -82,8 +82,18 @@ def run(args) -> int:
                                                      if not _traceable(l) and l.kind not in ("flatten", "softmax")]}
     if args.sweep_sparsity:
         rows = fit.sweep_sparsity(graph, options)
+        title = f"{graph.name}: {options.strategy}, reuse {options.reuse_factor}"
+        from hwprune.manifest import MANIFEST_FILE, replace_files
+
         plot = Path(args.plot) if args.plot else directory / "resources_sweep.png"
-        fit.plot_sweep(rows, plot, f"{graph.name}: {options.strategy}, reuse {options.reuse_factor}", target)
+        if args.plot or not (directory / MANIFEST_FILE).is_file():
+            fit.plot_sweep(rows, plot, title, target)
+        else:  # into the export, listed in its manifest: the folder stays complete and --force may replace it
+            from hwprune.tempdirs import temp_dir
+
+            with temp_dir("plot") as staged:
+                fit.plot_sweep(rows, staged / plot.name, title, target)
+                replace_files(directory, staged)
         result["sparsity_sweep"] = {"plot": str(plot), "rows": rows}
     for message in messages:
         print(f"hwprune resources: warning: {message}", file=sys.stderr)

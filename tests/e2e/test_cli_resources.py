@@ -118,3 +118,15 @@ def test_a_netlist_that_does_not_compute_the_layer_is_an_error(small_export, tmp
     with pytest.raises(VerificationError, match="differs from the integer reference"):
         check_netlist(replace(netlist, cells=tuple(broken)), logic, trace[1][1], in_t, trace[2][1],
                       layer.result_t, "fc2")
+
+
+def test_the_default_sweep_plot_joins_the_exports_manifest(cli, tmp_path):
+    folder = _export(tmp_path, "e", "xc7z020")
+    cli("resources", folder, "--sweep-sparsity", check_exit=0)
+    assert (folder / "resources_sweep.png").stat().st_size > 1000
+    cli("verify", folder, check_exit=0)  # still a complete export: the plot is listed
+    cli("export", folder, "--out", folder, "--force", check_exit=2)  # (it is the input: refused for that reason)
+    copy = tmp_path / "copy"
+    cli("export", folder, "--out", copy, check_exit=0)
+    cli("resources", copy, "--sweep-sparsity", check_exit=0)
+    cli("export", folder, "--out", copy, "--force", check_exit=0)  # the plot is hwprune's: replaced
