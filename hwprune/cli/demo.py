@@ -15,11 +15,11 @@ def add_parser(sub) -> None:
                    help="a chip (hwprune targets; default stm32l4r5, a Cortex-M4F): for a Cortex-M target the "
                         "firmware is cross-built and run in the emulator, bit for bit, and its flash, RAM, cycles, "
                         "latency and energy are reported; host: the host C check alone")
-    from hwprune.backends.c.formats import policies
+    from hwprune.backends.c.formats import OPTIMIZE, policies
 
     p.add_argument("--format", default="auto", choices=list(policies()),
                    help="weight storage, as for hwprune export (default auto)")
-    p.add_argument("--optimize", default="balanced", choices=["size", "speed", "balanced"],
+    p.add_argument("--optimize", default="balanced", choices=list(OPTIMIZE),
                    help="what auto chooses per layer, as for hwprune export (default balanced)")
     p.set_defaults(run=run)
 

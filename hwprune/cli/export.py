@@ -34,11 +34,11 @@ def add_parser(sub) -> None:
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
                         "not a keyword, not starting with _ (default: the model's name, from its file name); give "
                         "each model of a firmware its own")
-    from hwprune.backends.c.formats import policies
+    from hwprune.backends.c.formats import OPTIMIZE, policies
 
     p.add_argument("--format", default="auto", choices=list(policies()),
                    help="weight storage of every weighted layer (auto: chosen per layer by --optimize)")
-    p.add_argument("--optimize", default="balanced", choices=["size", "speed", "balanced"],
+    p.add_argument("--optimize", default="balanced", choices=list(OPTIMIZE),
                    help="what auto chooses per layer: the smallest product of weight bytes and cycles (balanced, "
                         "the default: a format that saves bytes but runs several times slower loses), the fewest "
                         "weight bytes (size), or the fewest cycles on the target's core among formats whose weights "
