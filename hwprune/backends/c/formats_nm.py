@@ -14,13 +14,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
 import numpy as np
 
 from hwprune.backends.c import bitstream
 from hwprune.backends.c.formats import (
-    C_BYTES, EncodedArray, FormatNotApplicable, StorageFormat, narrowest_unsigned, register_format,
+    C_BYTES, EncodedArray, FormatNotApplicable, StorageFormat, _decode_csr, _encode_csr, register_format,
 )
 
 NM_PATTERNS = ((1, 8), (1, 4), (2, 4))  # sparsest first
@@ -103,22 +104,8 @@ def _decode_nm(arrays: Mapping[str, np.ndarray], shape, n: int, m: int) -> np.nd
 
 
 def _encode_unrolled(w: np.ndarray, value_c_type: str) -> tuple[EncodedArray, ...]:
-    rows, cols = np.nonzero(w)
-    row_ptr = np.concatenate([[0], np.cumsum(np.count_nonzero(w, axis=1))])
-    return (
-        EncodedArray("values", "code", value_c_type, w[rows, cols]),
-        EncodedArray("columns", "code", narrowest_unsigned(max(w.shape[1] - 1, 0)), cols),
-        EncodedArray("row_ptr", "code", narrowest_unsigned(int(row_ptr[-1])), row_ptr),
-    )
-
-
-def _decode_unrolled(arrays: Mapping[str, np.ndarray], shape) -> np.ndarray:
-    w = np.zeros(shape, dtype=np.int64)
-    ptr = np.asarray(arrays["row_ptr"])
-    for j in range(shape[0]):
-        span = slice(int(ptr[j]), int(ptr[j + 1]))
-        w[j, np.asarray(arrays["columns"])[span]] = np.asarray(arrays["values"])[span]
-    return w
+    """csr's arrays, every one held as code: the kernel writes them into its instructions."""
+    return tuple(replace(a, role="code") for a in _encode_csr(w, value_c_type))
 
 
 def _check_unrolled(w: np.ndarray, value_c_type: str) -> dict[str, int]:
@@ -139,7 +126,7 @@ register_format(StorageFormat(
     choose_params=_choose_nm,
 ))
 register_format(StorageFormat(
-    "unrolled", _encode_unrolled, _decode_unrolled,
+    "unrolled", _encode_unrolled, _decode_csr,
     "constant weights in the instructions, one multiply-accumulate per nonzero: the fastest, flash permitting",
     choose_params=_check_unrolled, code_bytes=_unrolled_code_bytes,
 ))
