@@ -44,6 +44,20 @@ def _within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+def refuse_replacing(path: Path, inputs: Iterable = ()) -> None:
+    """OutputError when replacing ``path`` would remove the current folder or one of the
+    ``inputs`` (paths, None skipped), or write inside an input folder."""
+    resolved = Path(path).resolve()
+    refuse = f"--force will not replace {path}"
+    if _within(Path.cwd().resolve(), resolved):
+        raise OutputError(f"{refuse}: it is or holds the current folder; choose a new output folder")
+    for given in inputs:
+        if given is not None and _within(Path(given).resolve(), resolved):
+            raise OutputError(f"{refuse}: it is or holds the input {given}")
+        if given is not None and _within(resolved, Path(given).resolve()):  # e.g. a file of the input export folder
+            raise OutputError(f"{refuse}: it is inside the input {given}")
+
+
 def check_target(path: Path, force: bool, inputs: Iterable = (), folder: bool = True) -> None:
     """Fail (OutputError) before any work when ``path`` cannot or must not be written."""
     path = Path(path)
@@ -58,15 +72,8 @@ def check_target(path: Path, force: bool, inputs: Iterable = (), folder: bool = 
         return
     if not force:
         raise OutputExistsError(f"{path} exists already; pass --force to replace it")
-    resolved = path.resolve()
+    refuse_replacing(path, inputs)
     refuse = f"--force will not replace {path}"
-    if _within(Path.cwd().resolve(), resolved):
-        raise OutputError(f"{refuse}: it is or holds the current folder; choose a new output folder")
-    for given in inputs:
-        if given is not None and _within(Path(given).resolve(), resolved):
-            raise OutputError(f"{refuse}: it is or holds the input {given}")
-        if given is not None and _within(resolved, Path(given).resolve()):  # e.g. a file of the input export folder
-            raise OutputError(f"{refuse}: it is inside the input {given}")
     if folder:
         if path.is_symlink() or not path.is_dir():
             raise OutputError(f"{refuse}: it is a file, not a folder hwprune wrote")

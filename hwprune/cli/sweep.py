@@ -73,7 +73,7 @@ def run(args) -> int:
     inputs = load_inputs(Path(args.model), Path(args.data), Path(args.test) if args.test else None,
                          methods=spec.methods)
     summary = sweep(spec, inputs, args.out, address=args.address, resume=args.resume, force=args.force,
-                    workers=args.workers)
+                    workers=args.workers, protect=(args.model, args.data, args.test))
     if args.json:
         print(json.dumps(summary))
     run_info = summary["run"]

@@ -68,11 +68,12 @@ def _check_methods(module, methods, model) -> None:
 
 
 def sweep(spec: SweepSpec, inputs: Inputs, out, address: Optional[str] = None, resume: bool = False,
-          force: bool = False, workers: Optional[int] = None, progress: bool = True) -> dict:
-    """Run (or finish) the sweep in ``out``; return the summary written to sweep.json."""
+          force: bool = False, workers: Optional[int] = None, progress: bool = True, protect=()) -> dict:
+    """Run (or finish) the sweep in ``out``; return the summary written to sweep.json.
+    ``protect``: paths ``force`` must never remove (the model and data files)."""
     out = Path(out)
     check_engine(address)
-    prepare_folder(out, spec, resume, force)
+    prepare_folder(out, spec, resume, force, protect)
     run = run_trials(spec, inputs, out, address, workers, progress)
     summary = summarize(spec, run)
     write_outputs(out, summary)

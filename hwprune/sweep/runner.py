@@ -43,8 +43,10 @@ class SweepRun:
     workers: int
 
 
-def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool) -> None:
-    """Create the sweep folder, or check that a resumed one belongs to the same sweep."""
+def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool, inputs=()) -> None:
+    """Create the sweep folder, or check that a resumed one belongs to the same sweep.
+    ``--force`` replaces only a sweep folder that holds nothing but what a sweep writes,
+    and never the current folder or one holding ``inputs`` (the model and data files)."""
     marker = out / SPEC_FILE
     if resume and not out.exists():  # a mistyped folder must not start hours of new trials
         raise OptionError(f"--resume: {out} does not exist, so there is no sweep to finish; "
@@ -64,8 +66,14 @@ def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool) -> Non
             raise OutputExistsError(f"{out} exists already; pass --resume to finish that sweep or --force to replace it")
         if not marker.is_file():
             raise OutputExistsError(f"--force replaces only a sweep folder; {out} holds no {SPEC_FILE}, so it stays")
-        if out.resolve() == Path.cwd().resolve():
-            raise OutputExistsError("--force will not replace the current folder")
+        from hwprune.outputs import refuse_replacing
+        from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, SWEEP_MD, SWEEP_PNG
+
+        refuse_replacing(out, inputs)
+        written = {SPEC_FILE, TRIALS_DIR, SWEEP_JSON, SWEEP_MD, SWEEP_PNG, BEST_DIR}
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in written)
+        if foreign:
+            raise OutputExistsError(f"--force will not replace {out}: it holds {foreign[0]}, which hwprune did not write")
         shutil.rmtree(out)
     (out / TRIALS_DIR).mkdir(parents=True)
     marker.write_text(json.dumps({"fingerprint": spec.fingerprint, "spec": spec.to_dict()}, indent=1) + "\n")

@@ -112,3 +112,26 @@ def test_a_trial_that_raises_unexpectedly_is_recorded_with_its_message(monkeypat
     record, archive = runner._trial_task(_spec(), trial, None)
     assert archive is None and record["id"] == trial.id
     assert record["error"] == "TypeError: float() argument must be a string or a real number, not 'dict'"
+
+
+def test_force_replaces_only_a_folder_that_holds_nothing_but_a_sweep(tmp_path, monkeypatch):
+    from hwprune.errors import OutputError
+    from hwprune.sweep.runner import SPEC_FILE, prepare_folder
+
+    out = tmp_path / "s"
+    prepare_folder(out, _spec(), resume=False, force=False)
+    (out / "sweep.json").write_text("{}")
+    (out / "best").mkdir()
+    (out / "best" / "report.md").write_text("x")
+    prepare_folder(out, _spec(), resume=False, force=True)  # a sweep's own files: replaced
+    assert sorted(p.name for p in out.iterdir()) == [SPEC_FILE, "trials"]
+    (out / "model.pt").write_text("the user's model")
+    with pytest.raises(OutputError, match="it is or holds the input"):
+        prepare_folder(out, _spec(), resume=False, force=True, inputs=(out / "model.pt",))
+    with pytest.raises(OutputError, match="holds model.pt, which hwprune did not write"):
+        prepare_folder(out, _spec(), resume=False, force=True)
+    (out / "model.pt").unlink()
+    monkeypatch.chdir(out / "trials")
+    with pytest.raises(OutputError, match="current folder"):
+        prepare_folder(out, _spec(), resume=False, force=True)
+    assert (out / SPEC_FILE).is_file()
