@@ -28,6 +28,7 @@ from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
+from hwprune.prune.graph import prune_graph, remove_dead_neurons  # noqa: F401 (part of this module's API)
 from hwprune.quant.calibrate import QuantConfig, calibrate
 
 VECTORS_FILE = "vectors.npz"
@@ -205,56 +206,6 @@ def load_array(path, what: str) -> np.ndarray:
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise DataError(f"{what} {path}: non-finite value at index {idx}")
     return arr.astype(np.float64)
-
-
-def prune_graph(graph: Graph, sparsity: float) -> Graph:
-    """One-shot layer-wise magnitude pruning of a float graph (the quick estimate of export)."""
-    if graph.is_quantized:
-        raise OptionError("--sparsity applies to float models; this graph is quantized already (prune before quantizing)")
-    from hwprune.frontends.torch import from_torch, to_torch
-    from hwprune.prune.criteria import compute_masks
-    from hwprune.prune.masks import apply_masks, strip_masks
-
-    module = to_torch(graph)
-    apply_masks(module, compute_masks(module, sparsity, method="magnitude", scope="layer"))
-    return from_torch(strip_masks(module), graph.source_input_shape, graph.name)
-
-
-def _has_zero_slice(weight: np.ndarray) -> bool:
-    """Whether an output unit (axis 0) or an input unit (last axis) of a weight is all zero:
-    a dead unit needs one or the other."""
-    nonzero = weight != 0
-    return bool((~nonzero.reshape(nonzero.shape[0], -1).any(axis=1)).any()
-                or (~np.moveaxis(nonzero, -1, 0).reshape(nonzero.shape[-1], -1).any(axis=1)).any())
-
-
-def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
-    """Drop Dense units and conv filters that read nothing (all-zero weights) or that
-    nothing reads.
-
-    A dead unit still outputs a constant, ``relu(bias)``; it is folded into the next
-    layer's bias first, so the float function does not change
-    (``prune.structured.remove_pruned_neurons``). Returns the smaller graph and the
-    number of units removed per layer.
-    """
-    if graph.is_quantized:
-        return graph, {}
-    if any(getattr(layer, "depthwise", False) for layer in graph.layers):
-        return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
-    if len(graph.input_shape) > 1 and graph.input_layout == "channels_last":
-        return graph, {}  # a channels-last model (Keras) has no torch twin to prune through
-    if not any(_has_zero_slice(layer.weight) for layer in graph.weighted_layers()):
-        return graph, {}  # no unit without inputs and none without readers: skip the torch round trip
-    from hwprune.frontends.torch import from_torch, to_torch
-    from hwprune.prune.structured import remove_pruned_neurons
-
-    smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.source_input_shape, graph.name)
-    removed = {
-        a.name: a.out_channels - b.out_channels
-        for a, b in zip(graph.weighted_layers(), smaller.weighted_layers())
-        if a.out_channels != b.out_channels
-    }
-    return (smaller, removed) if removed else (graph, {})
 
 
 def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:
