@@ -286,7 +286,7 @@ def render_markdown(report: dict) -> str:
               "is log2 C(n, k) / k, the fewest bits per nonzero any format could spend on where the k nonzeros",
               "of n are, plus the width of one value (every format stores the values at full width).", ""]
     if (report.get("energy_proxy_pj") or {}).get("total") is not None:
-        from hwprune.energy import markdown_lines
+        from hwprune.report_energy import markdown_lines
 
         lines += markdown_lines(report["energy_proxy_pj"])
     lines += report_mcu_markdown(report)
@@ -314,7 +314,7 @@ def render_plot(report: dict, path: Path) -> None:
     rows = [r for r in report["layers"] if r.get("weighted", r["kind"] == "dense")]
     energy = report.get("energy_proxy_pj") or {}
     if energy.get("total") is not None:
-        from hwprune.energy import plot as plot_energy
+        from hwprune.report_energy import plot as plot_energy
 
         fig, (ax, energy_ax) = plt.subplots(1, 2, figsize=(2 * max(4.5, 1.3 * len(rows) + 2), 3.4))
         plot_energy(energy_ax, energy)
