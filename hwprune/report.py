@@ -75,7 +75,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     ``check``: refuse a folder without a manifest or whose files differ from it (off only
     while the export itself writes the folder). ``compile``: build and run the C (default:
     as the export did; ``hwprune verify`` always does). ``inputs_name`` names ``inputs`` in errors."""
-    from hwprune import fidelity, report_mcu
+    from hwprune import report_mcu
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
     from hwprune.manifest import check as check_manifest
