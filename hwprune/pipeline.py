@@ -146,7 +146,7 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
     if path.suffix == ".pt2":
         from hwprune.frontends.torch_export import load_exported_program
 
-        return load_exported_program(path, name)
+        return load_exported_program(path, name, trust_model=trust_model)
     if path.suffix == ".onnx":
         from hwprune.frontends.onnx import load_onnx
 

@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
                    help="write the C sources without compiling or verifying them (no C compiler needed; run "
                         "hwprune verify DIR later)")
     p.add_argument("--trust-model", action="store_true",
-                   help="unpickle a .pt model even if loading runs code from it (only for files you trust)")
+                   help="unpickle a .pt or .pt2 model even if loading runs code from it (only for files you trust)")
     p.add_argument("--force", action="store_true",
                    help="replace DIR if it is an export folder hwprune wrote (never another folder)")
     p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")

@@ -9,12 +9,15 @@ pickled: the same layers, the same BatchNorm folding, the same errors.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import operator
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
 from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.frontends.pt2_scan import check_pt2
 from hwprune.frontends.torch import _first_line, _torch, from_torch
 
 # op name -> handler(node, tensor(arg), rank of the input) returning a module, or None to skip it
@@ -119,18 +122,42 @@ def _adaptive_pool(node, tensor, rank):
     return cls(node.args[1])
 
 
-def load_exported_program(path, name: str = "model"):
-    """A float IR graph from a ``torch.export.save`` file."""
+def load_exported_program(path, name: str = "model", trust_model: bool = False):
+    """A float IR graph from a ``torch.export.save`` file.
+
+    Unless ``trust_model``, every pickle in the archive is checked first (``pt2_scan``):
+    torch unpickles some parts with ``weights_only=False``, and they could run code.
+    """
     torch = _torch()
     path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    if not trust_model:
+        check_pt2(path)
     try:
-        program = torch.export.load(path)
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError, OSError) as exc:
-        raise ModelError(f"{path}: not a readable torch.export program ({type(exc).__name__}: {_first_line(exc)})") from None
+        with _quiet_torch():
+            program = torch.export.load(path)
     except Exception as exc:  # torch.export raises many kinds for a damaged archive
         raise ModelError(f"{path}: not a readable torch.export program ({type(exc).__name__}: {_first_line(exc)})") from None
     return from_torch(program_to_sequential(program, path), name=name,
                       fallback_input_shape=_input_shape(program, path))
+
+
+@contextlib.contextmanager
+def _quiet_torch():
+    """torch.export logs a traceback (and warns) on a damaged archive before raising: the one
+    line hwprune prints is the error, so torch's loggers are silenced around the load."""
+    loggers = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.export.pt2_archive")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _input_shape(program, path) -> tuple[int, ...]:
