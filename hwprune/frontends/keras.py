@@ -29,7 +29,9 @@ import numpy as np
 
 from hwprune.errors import ModelError, UnsupportedLayerError, WeightError
 from hwprune.frontends import keras_layers
+from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
+from hwprune.limits import check_declared
 
 SUPPORTED = tuple(keras_layers.CONVERTERS)
 
@@ -145,12 +147,6 @@ def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[Kera
 
 # -- Keras 2: JSON + HDF5 ----------------------------------------------------------------------
 
-def _h5py():
-    import h5py
-
-    return h5py
-
-
 def _keras2_weights(h5file, where: str) -> Callable[[str, int], tuple[np.ndarray, ...]]:
     root = h5file["model_weights"] if "model_weights" in h5file else h5file  # save() vs save_weights()
 
@@ -163,11 +159,7 @@ def _keras2_weights(h5file, where: str) -> Callable[[str, int], tuple[np.ndarray
         for n in names:
             if n not in group:
                 raise WeightError(f"{where}: layer {layer_name!r}: weight {n!r} is listed in weight_names but missing")
-            try:
-                arrays.append(np.asarray(group[n], dtype=np.float64))
-            except (TypeError, ValueError, OSError) as exc:
-                raise WeightError(f"{where}: layer {layer_name!r}: weight {n!r} is not numeric "
-                                  f"(dtype {group[n].dtype}; {exc})") from None
+            arrays.append(read_array(group[n], f"{where}: layer {layer_name!r}: weight {n!r}"))
         return tuple(arrays)
 
     return weights_of
@@ -187,12 +179,7 @@ def from_keras_json(json_path, weights_path, name: Optional[str] = None) -> Grap
         raise ModelError(f"{weights_path}: is a folder; --weights takes an HDF5 weights file (.h5)")
     if not weights_path.is_file():
         raise ModelError(f"{weights_path}: no such weights file")
-    h5py = _h5py()
-    try:
-        h5file = h5py.File(weights_path, "r")
-    except OSError as exc:
-        raise ModelError(f"{weights_path}: not an HDF5 weights file ({exc})") from None
-    with h5file:
+    with open_h5(weights_path, str(weights_path), "not an HDF5 weights file") as h5file:
         _, shape, layers = layers_from_config(top, _keras2_weights(h5file, str(weights_path)), str(json_path))
     return graph_from_layers(name or json_path.stem, shape, layers, str(json_path))
 
@@ -225,18 +212,15 @@ def from_keras_file(path, name: Optional[str] = None) -> Graph:
         raise ModelError(f"{path}: no such file")
     try:
         with zipfile.ZipFile(path) as archive:
+            for member in ("config.json", "model.weights.h5"):  # a zip declares sizes: check before inflating
+                check_declared(archive.getinfo(member).file_size, f"{path}: {member}")
             top = json.loads(archive.read("config.json"))
             weights = archive.read("model.weights.h5")
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: not a Keras 3 .keras file ({type(exc).__name__}: {exc})") from None
     import io
 
-    h5py = _h5py()
-    try:
-        h5file = h5py.File(io.BytesIO(weights), "r")
-    except OSError as exc:
-        raise ModelError(f"{path}: model.weights.h5 is not readable HDF5 ({exc})") from None
-    with h5file:
+    with open_h5(io.BytesIO(weights), f"{path}: model.weights.h5", "not readable HDF5") as h5file:
         layers_group = h5file["layers"] if "layers" in h5file else None
 
         _, entries = _model_config(top, str(path))
@@ -247,7 +231,8 @@ def from_keras_file(path, name: Optional[str] = None) -> Graph:
             if layers_group is None or key not in layers_group or "vars" not in layers_group[key]:
                 return ()
             variables = layers_group[key]["vars"]
-            return tuple(np.asarray(variables[str(i)], dtype=np.float64) for i in range(len(variables)))
+            return tuple(read_array(variables[str(i)], f"{path}: layer {layer_name!r}: variable {i}")
+                         for i in range(len(variables)))
 
         _, shape, layers = layers_from_config(top, weights_of, str(path))
     return graph_from_layers(name or path.stem, shape, layers, str(path))
