@@ -49,3 +49,20 @@ def _size(nbytes: int) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.1f} {unit}"
     return f"{nbytes} B"
+
+
+def check_activations(graph, where: str) -> None:
+    """Every value a graph computes for one example (its input, each layer's padded input and
+    output, as float64) within the budget: a few bytes of padding or input shape can declare
+    gigabytes that the reference would allocate for the first vector."""
+    shape = tuple(graph.input_shape)
+    check_declared(declared_bytes(shape, 8), f"{where}: the input of shape {shape} (one example)")
+    for layer, out in zip(graph.layers, graph.shapes):
+        padding = getattr(layer, "padding", None)
+        if padding and len(shape) == len(padding) + 1:
+            padded = tuple(n + before + after for n, (before, after) in zip(shape[:-1], padding)) + shape[-1:]
+            check_declared(declared_bytes(padded, 8), f"{where}: layer {layer.name!r}: its padded input of shape "
+                                                      f"{padded} (one example)")
+        check_declared(declared_bytes(out, 8), f"{where}: layer {layer.name!r}: its output of shape {tuple(out)} "
+                                               "(one example)")
+        shape = tuple(out)

@@ -31,7 +31,7 @@ from hwprune.errors import ModelError, UnsupportedLayerError, WeightError
 from hwprune.frontends import keras_layers
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
-from hwprune.limits import check_declared
+from hwprune.limits import check_activations, check_declared
 
 SUPPORTED = tuple(keras_layers.CONVERTERS)
 
@@ -142,7 +142,9 @@ def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[Kera
                 f"{', '.join(SUPPORTED)}"
             )
         convert(builder, layer.name, _c_name(layer.name), layer.config, layer.weights)
-    return builder.graph(_c_name(name), where)
+    graph = builder.graph(_c_name(name), where)
+    check_activations(graph, where)
+    return graph
 
 
 # -- Keras 2: JSON + HDF5 ----------------------------------------------------------------------

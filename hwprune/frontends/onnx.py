@@ -19,8 +19,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, WeightError
+from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
+from hwprune.frontends.onnx_limits import read_model
 from hwprune.frontends.torch import _first_line, _torch, from_torch
+from hwprune.limits import check_activations
 
 
 @dataclass
@@ -235,8 +237,10 @@ def _read(path: Path):
     import onnx
 
     try:
-        model = onnx.load(str(path))
+        model = read_model(path)  # declared sizes and external data locations checked first
         onnx.checker.check_model(model)
+    except HwpruneError:
+        raise
     except FileNotFoundError:
         raise ModelError(f"{path}: no such file") from None
     except Exception as exc:  # protobuf DecodeError, onnx ValidationError, ...
@@ -312,6 +316,7 @@ def load_onnx(path, name: str = "model"):
         raise ModelError(f"{path}: no such file")
     module, input_shape = onnx_to_sequential(_read(path), path)
     graph = from_torch(module, name=name, fallback_input_shape=input_shape)
+    check_activations(graph, str(path))
     if graph.source_input_shape != tuple(input_shape):
         raise ShapeError(f"{path}: the graph input is declared (N, {', '.join(map(str, input_shape))}), but its "
                          f"first layer takes (N, {', '.join(map(str, graph.source_input_shape))})")
