@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
                    help="keep at least this fraction of every layer's weights, in [0, 1] (against layer collapse; default 0)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, > 0 (default 0.001)")
     p.add_argument("--batch-size", type=int, default=64, help=">= 1 (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="any integer (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="0 to 4294967295 (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads, >= 1 (default 1: small networks train fastest on one; raise it for large ones)")
     p.add_argument("--trust-model", action="store_true",
@@ -81,6 +81,8 @@ def _check_options(args) -> None:
         raise OptionError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
     if args.schedule == "lottery" and args.method != "magnitude":
         raise OptionError("--schedule lottery prunes by magnitude; drop --method or use another schedule")
+    if not 0 <= args.seed < 2**32:  # numpy's and torch's generators take 0 .. 2**32 - 1 everywhere
+        raise OptionError(f"--seed must be an integer from 0 to {2**32 - 1}, got {args.seed}")
     if not 0.0 <= args.min_density <= 1.0:
         raise OptionError(f"--min-density must be in [0, 1], got {args.min_density}")
     if Path(args.out).suffix not in (".pt", ".pth"):

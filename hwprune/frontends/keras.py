@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hwprune.errors import ModelError, UnsupportedLayerError, WeightError
+from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError, WeightError
 from hwprune.frontends import keras_layers
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
@@ -117,14 +117,33 @@ def _shape(dims, where: str) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
+#: What a configuration of the wrong shape raises in the code that reads it (a dict where a list
+#: was expected, a missing key, a string where a number was): the file's fault, said in one line.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+
+
+def _malformed(where: str, exc: BaseException) -> ModelError:
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return ModelError(f"{where}: malformed Keras configuration ({type(exc).__name__}: {text})")
+
+
 def layers_from_config(top: dict, weights_of: Callable[[str, int], tuple[np.ndarray, ...]], where: str):
     """The model's name, input shape and layers with their weights."""
+    try:
+        return _layers_from_config(top, weights_of, where)
+    except HwpruneError:
+        raise
+    except MALFORMED as exc:
+        raise _malformed(where, exc) from None
+
+
+def _layers_from_config(top, weights_of, where: str):
     name, entries = _model_config(top, where)
     _check_chain(entries, where)
     shape = _input_shape(entries, where)
     layers = []
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "class_name" not in entry:
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
             raise ModelError(f"{where}: layer {index} is not a Keras layer entry")
         config = entry.get("config", {})
         layer_name = str(config.get("name", entry.get("name", f"layer{index}")))
@@ -141,7 +160,12 @@ def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[Kera
                 f"{where}: layer {layer.name!r} ({layer.class_name}) is not supported; supported layers are "
                 f"{', '.join(SUPPORTED)}"
             )
-        convert(builder, layer.name, _c_name(layer.name), layer.config, layer.weights)
+        try:
+            convert(builder, layer.name, _c_name(layer.name), layer.config, layer.weights)
+        except HwpruneError:
+            raise
+        except MALFORMED as exc:
+            raise _malformed(f"{where}: layer {layer.name!r} ({layer.class_name})", exc) from None
     graph = builder.graph(_c_name(name), where)
     check_activations(graph, where)
     return graph

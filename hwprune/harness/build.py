@@ -49,7 +49,13 @@ def find_cc() -> Compiler:
     tried = []
     env_cc = os.environ.get("CC", "").strip()
     if env_cc:
-        command = tuple(shlex.split(env_cc))
+        try:
+            command = tuple(shlex.split(env_cc))
+        except ValueError as exc:  # an unbalanced quote
+            raise ToolchainError(f"$CC is {env_cc!r}, which is not a valid command line ({exc}); set CC to a "
+                                 "compiler and its flags, quoted as in a shell") from None
+        if not command:
+            raise ToolchainError(f"$CC is {env_cc!r}, which names no compiler; set CC or unset it")
         program = shutil.which(command[0])
         if program is None:
             raise ToolchainError(f"no C compiler found: $CC is {env_cc!r}, and {command[0]!r} is not on the PATH; "
