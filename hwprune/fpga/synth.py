@@ -67,17 +67,19 @@ def synthesize_logic(logic, name: str, family: str, workdir: Path) -> Netlist:
     if yosys_path() is None:
         raise ToolchainError("--synthesize needs yosys on PATH (Debian/Ubuntu: apt-get install yosys)")
     da.write_rtl(logic, name, workdir / name)
-    src = workdir / name / "src"
+    # yosys splits a script's arguments at spaces: paths relative to workdir (made of the layer's
+    # C name and fixed file names) keep a TMPDIR with spaces out of the script.
+    src = Path(name) / "src"
     sources = [src / "static" / s for s in STATIC_SOURCES] + [src / f"{name}.v"]
     net_json = workdir / f"{name}.net.json"
     script = workdir / f"{name}.ys"
     script.write_text(
-        "read_verilog " + " ".join(str(s) for s in sources) + "\n"
+        "read_verilog " + " ".join(s.as_posix() for s in sources) + "\n"
         f"synth_xilinx -family {family} -top {name} -flatten -noiopad\n"
-        f"write_json {net_json}\n"
+        f"write_json {net_json.name}\n"
     )
-    proc = subprocess.run([yosys_path(), "-q", "-s", str(script)], capture_output=True, text=True,
-                          timeout=YOSYS_TIMEOUT_S)
+    proc = subprocess.run([yosys_path(), "-q", "-s", script.name], capture_output=True, text=True,
+                          timeout=YOSYS_TIMEOUT_S, cwd=workdir)
     if proc.returncode != 0 or not net_json.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise ToolchainError(f"yosys failed on layer {name!r} (exit {proc.returncode}): {' | '.join(tail)}")

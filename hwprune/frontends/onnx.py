@@ -52,6 +52,7 @@ class Context:
 
 
 Handler = Callable[[object, dict, Context], Optional[object]]
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError)
 OPS: dict[str, Handler] = {}
 
 
@@ -314,8 +315,14 @@ def load_onnx(path, name: str = "model"):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
-    module, input_shape = onnx_to_sequential(_read(path), path)
-    graph = from_torch(module, name=name, fallback_input_shape=input_shape)
+    model = _read(path)
+    try:
+        module, input_shape = onnx_to_sequential(model, path)
+        graph = from_torch(module, name=name, fallback_input_shape=input_shape)
+    except HwpruneError:
+        raise
+    except MALFORMED as exc:  # values of the wrong shape or type where a handler reads them: the file's fault
+        raise ModelError(f"{path}: malformed ONNX model ({type(exc).__name__}: {_first_line(exc)[:200]})") from None
     check_activations(graph, str(path))
     if graph.source_input_shape != tuple(input_shape):
         raise ShapeError(f"{path}: the graph input is declared (N, {', '.join(map(str, input_shape))}), but its "
