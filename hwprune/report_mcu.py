@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hwprune.errors import TargetError, ToolchainError
-from hwprune.targets import Target, get_target
+from hwprune.targets import Target, get_target, target_from_dict
 
 DEFAULT_TARGET = "stm32l4r5"
 MCU_PLOT = "report_mcu.png"
@@ -24,8 +24,9 @@ def export_target(meta: dict, override: Optional[str] = None) -> tuple[Target, b
     if override:
         return get_target(override), True
     spec = meta.get("target_spec")
-    if isinstance(spec, dict):
-        return Target(**spec), True
+    if spec is not None:  # a target file's keys, stored by export: checked as the file was
+        return target_from_dict({k: v for k, v in spec.items() if v is not None} if isinstance(spec, dict) else spec,
+                                "export.json: target_spec"), True
     return get_target(meta.get("target") or DEFAULT_TARGET), bool(meta.get("target_given"))
 
 

@@ -80,6 +80,13 @@ def parse_target(path: Path) -> Target:
         raise TargetError(f"{path}: not valid TOML ({exc})") from None
     except UnicodeDecodeError:
         raise TargetError(f"{path}: not a target .toml file (not UTF-8 text)") from None
+    return target_from_dict(data, path)
+
+
+def target_from_dict(data, path) -> Target:
+    """A Target from a target file's keys (``path`` names where they came from), checked as a file is."""
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise TargetError(f"{path}: a target is a table of keys, got {type(data).__name__}")
     known = {f.name for f in fields(Target)}
     unknown = set(data) - known
     if unknown:

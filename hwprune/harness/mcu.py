@@ -19,7 +19,7 @@ from hwprune.harness.cross import CrossCompiler, build_firmware, find_cross_cc, 
 from hwprune.harness.cycles import get_cycle_table
 from hwprune.harness.emulator import emulate
 from hwprune.harness.engines import Engine, EngineRun, Model, _parse_records, check_inputs, register_engine
-from hwprune.targets import Target, get_target
+from hwprune.targets import Target, get_target, target_from_dict
 
 DEFAULT_TARGET = "stm32l4r5"
 
@@ -107,7 +107,7 @@ def _export_target(export_dir: Optional[Path]) -> Optional[Target]:
             continue  # the C manifest, not the export folder's
         spec = meta.get("target_spec")
         if isinstance(spec, dict) and spec.get("kind") == "mcu":
-            return Target(**spec)
+            return target_from_dict({k: v for k, v in spec.items() if v is not None}, f"{meta_path}: target_spec")
         name = meta.get("target")
         if name:
             try:
