@@ -53,6 +53,8 @@ def test_a_bad_target_spec_in_an_export_folder(spec, files, run):
     code, _, err = run("export", files / "m.pt", "--calibration", files / "x.npy", "--out", files / "e",
                        "--target", TARGETS / "stm32l4r5.toml", "--no-compile")
     assert code == 0, err
+    code, _, err = run("report", files / "e")
+    assert code == 0, err  # the spec export wrote reads back
     meta = json.loads((files / "e" / "export.json").read_text())
     meta["target_spec"] = spec
     (files / "e" / "export.json").write_text(json.dumps(meta))
