@@ -224,7 +224,7 @@ def _keras3_keys(entries: list) -> list[str]:
     seen: dict[str, int] = {}
     keys = []
     for entry in entries:
-        base = _snake_case(str(entry.get("class_name", "")))
+        base = _snake_case(str(entry.get("class_name", "") if isinstance(entry, dict) else ""))
         count = seen.get(base, 0)
         seen[base] = count + 1
         keys.append(base if count == 0 else f"{base}_{count}")

@@ -6,16 +6,18 @@ tiny, nothing is compiled, and the example counts are modest so the module stays
 """
 
 import copy
+import io
 import json
-import tempfile
+import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hwprune.errors import HwpruneError
-from hwprune.frontends.keras import from_keras_json
+from hwprune.frontends.keras import from_keras_file, from_keras_json
 from hwprune.ir.graph import Graph
 from hwprune.targets import Target, parse_target
 
@@ -25,8 +27,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from hwprune.frontends.onnx import load_onnx  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-SCRATCH = Path(tempfile.mkdtemp(prefix="hwprune-fuzz-"))
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 garbage = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=8),
@@ -65,6 +66,11 @@ def mangled(draw, document):
     return doc
 
 
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
 def _outcome(load):
     try:
         result = load()
@@ -78,18 +84,43 @@ KERAS = json.loads((DATA / "KERAS_3layer.json").read_text())
 
 @FUZZ
 @given(mangled(KERAS))
-def test_fuzzed_keras_config_is_a_graph_or_an_hwprune_error(config):
-    path = SCRATCH / "k.json"
+def test_fuzzed_keras_config_is_a_graph_or_an_hwprune_error(scratch, config):
+    path = scratch / "k.json"
     path.write_text(json.dumps(config, allow_nan=True))
     result = _outcome(lambda: from_keras_json(path, DATA / "KERAS_3layer_weights.h5"))
+    assert result == "error" or isinstance(result, Graph)
+
+
+KERAS3 = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+    {"class_name": "InputLayer", "config": {"name": "input", "batch_shape": [None, 6]}},
+    {"class_name": "Dense", "config": {"name": "dense", "units": 3, "activation": "relu", "use_bias": True}}]}}
+
+
+@pytest.fixture(scope="module")
+def keras3_weights():
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f["layers/dense/vars/0"] = np.ones((6, 3), np.float32)
+        f["layers/dense/vars/1"] = np.zeros(3, np.float32)
+    return buffer.getvalue()
+
+
+@FUZZ
+@given(mangled(KERAS3))
+def test_fuzzed_keras3_file_is_a_graph_or_an_hwprune_error(scratch, keras3_weights, config):
+    path = scratch / "m.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config, allow_nan=True))
+        archive.writestr("model.weights.h5", keras3_weights)
+    result = _outcome(lambda: from_keras_file(path))
     assert result == "error" or isinstance(result, Graph)
 
 
 @FUZZ
 @given(st.sampled_from(["null", "[]", "7", '"text"', '{"config": null}', '{"class_name": "Model"}',
                         '{"config": {"layers": [null, 3]}}', '{"config": {"layers": [{"class_name": []}]}}']))
-def test_degenerate_keras_documents(text):
-    path = SCRATCH / "d.json"
+def test_degenerate_keras_documents(scratch, text):
+    path = scratch / "d.json"
     path.write_text(text)
     assert _outcome(lambda: from_keras_json(path, DATA / "KERAS_3layer_weights.h5")) == "error"
 
@@ -159,8 +190,8 @@ def mangled_onnx(draw):
 
 @FUZZ
 @given(mangled_onnx())
-def test_fuzzed_onnx_is_a_graph_or_an_hwprune_error(data):
-    path = SCRATCH / "m.onnx"
+def test_fuzzed_onnx_is_a_graph_or_an_hwprune_error(scratch, data):
+    path = scratch / "m.onnx"
     path.write_bytes(data)
     result = _outcome(lambda: load_onnx(path))
     assert result == "error" or isinstance(result, Graph)
@@ -168,11 +199,11 @@ def test_fuzzed_onnx_is_a_graph_or_an_hwprune_error(data):
 
 @FUZZ
 @given(st.binary(max_size=64), st.integers(0, 1000))
-def test_garbled_onnx_bytes_are_an_hwprune_error(noise, where):
+def test_garbled_onnx_bytes_are_an_hwprune_error(scratch, noise, where):
     data = bytearray(BASE.SerializeToString())
     where = min(where, len(data))
     data[where:where + len(noise)] = noise
-    path = SCRATCH / "g.onnx"
+    path = scratch / "g.onnx"
     path.write_bytes(bytes(data))
     result = _outcome(lambda: load_onnx(path))
     assert result == "error" or isinstance(result, Graph)
@@ -186,7 +217,7 @@ toml_values = st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True), s
 
 @FUZZ
 @given(st.data())
-def test_fuzzed_target_toml_values_are_a_target_or_an_hwprune_error(data):
+def test_fuzzed_target_toml_values_are_a_target_or_an_hwprune_error(scratch, data):
     lines = TARGET.splitlines()
     keyed = [i for i, line in enumerate(lines) if "=" in line and not line.lstrip().startswith("#")]
     for _ in range(data.draw(st.integers(1, 3))):
@@ -196,7 +227,7 @@ def test_fuzzed_target_toml_values_are_a_target_or_an_hwprune_error(data):
         if isinstance(value, float):
             value = repr(value).replace("nan", "nan").replace("inf", "inf")
         lines[index] = f"{key} = {value}"
-    path = SCRATCH / "stm32l4r5.toml"
+    path = scratch / "stm32l4r5.toml"
     path.write_text("\n".join(lines) + "\n")
     result = _outcome(lambda: parse_target(path))
     assert result == "error" or isinstance(result, Target)
