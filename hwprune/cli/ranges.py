@@ -2,7 +2,8 @@
 
 Every numeric flag of every command takes one of these, so ``--epochs 100000000000000000000``,
 ``--lr inf`` or ``--seed -1`` is one line and exit 2 before any work (argparse reports
-the flag: ``argument --epochs: ...``), never a run that cannot end or a traceback.
+the flag: ``--epochs must be an integer from 0 to 100000, got ...``), never a run that
+cannot end or a traceback.
 The bounds are generous: far beyond any sensible run, well inside what the code and the
 libraries it calls can take.
 """
@@ -40,19 +41,20 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def float_range(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
+def float_range(low: float, high: float, low_open: bool = False, high_open: bool = False,
+                what: str = "a number") -> Callable[[str], float]:
     """An argparse type: a finite number in the interval from ``low`` to ``high`` (an end
-    is left out when ``low_open`` / ``high_open``)."""
-    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    is left out when ``low_open`` / ``high_open``); ``what`` names it in the message."""
+    interval = f"{what + ' ' if what else ''}in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {interval}, got {text!r}") from None
         inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
         if not (math.isfinite(value) and inside):
-            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be {interval}, got {text}")
         return value
 
     parse.__name__ = "number"
@@ -60,7 +62,7 @@ def float_range(low: float, high: float, low_open: bool = False, high_open: bool
 
 
 BITS = int_range(2, 16)
-FRACTION = float_range(0.0, 1.0)  # [0, 1]
-SPARSITY = float_range(0.0, 1.0, high_open=True)  # [0, 1)
+FRACTION = float_range(0.0, 1.0, what="a fraction")  # [0, 1]
+SPARSITY = float_range(0.0, 1.0, high_open=True, what="")  # [0, 1)
 REUSE_FACTOR = int_range(1, MAX_REUSE)
 SEED = int_range(0, MAX_SEED)
