@@ -112,12 +112,17 @@ def run(args) -> int:
         from hwprune.harness.build import find_cc
 
         find_cc()
-        if args.cc:  # the cross compiler asked for builds and runs the firmware, or nothing is written
+        if target is not None and target.kind == "mcu":
+            # A Cortex-M --target asks for the firmware to be cross-built and emulated (with
+            # --cc, $HWPRUNE_MCU_CC or clang): it runs, or nothing is written; never a host
+            # figure in place of the firmware's.
             from hwprune.harness.mcu import McuEngine
 
             reason = McuEngine(target=target, cc=args.cc).unavailable_reason()
             if reason:
-                raise ToolchainError(f"--cc {args.cc}: the firmware cannot be built and emulated: {reason}")
+                asked = f"--cc {args.cc}" if args.cc else f"--target {args.target}"
+                raise ToolchainError(f"{asked}: the firmware cannot be built and emulated: {reason} (or export with "
+                                     "--no-compile)")
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None,
                        trust_model=args.trust_model, weights=args.weights)

@@ -247,6 +247,15 @@ def test_export_cc_gcc_without_arm_gcc_is_exit_2(case, run, monkeypatch, path_wi
     assert not (case / "o").exists()
 
 
+def test_export_for_a_cortex_m_whose_compiler_is_missing_is_exit_2(case, run, monkeypatch, path_without_arm_gcc):
+    """The compiler chosen by $HWPRUNE_MCU_CC is asked for as much as one given by --cc."""
+    monkeypatch.setenv("PATH", path_without_arm_gcc)
+    monkeypatch.setenv("HWPRUNE_MCU_CC", "gcc")
+    code, _, err = run("export", "m.pt", "--calibration", "x.npy", "--out", "o", "--target", "stm32l4r5")
+    assert code == 2 and "--target stm32l4r5: the firmware cannot be built and emulated" in one_line(err), err
+    assert not (case / "o").exists()
+
+
 def test_verify_cc_gcc_without_arm_gcc_is_exit_2(case, run, monkeypatch, path_without_arm_gcc):
     monkeypatch.setenv("PATH", path_without_arm_gcc)
     code, _, err = run("verify", case / "m4", "--cc", "gcc")
