@@ -16,7 +16,8 @@ import hashlib
 import json
 import os
 import re
-from pathlib import Path
+import stat
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable, Optional
 
 from hwprune import __version__
@@ -27,12 +28,22 @@ PENDING_FILE = ".hwprune-manifest.pending.json"
 FORMAT = "hwprune-manifest"
 VERSION = 1
 _CHUNK = 1 << 20
+# No file hwprune writes comes near this (the weights of a model that fits an FPGA or a
+# microcontroller are megabytes); a larger one, such as a sparse file of hundreds of GB
+# planted in a folder, is refused from its size before a byte of it is read.
+MAX_FILE_BYTES = 1 << 30
+MAX_MANIFEST_BYTES = 16 << 20
 
 
-def file_hash(path: Path) -> str:
+def file_hash(path: Path, limit: int = MAX_FILE_BYTES) -> str:
+    """The SHA-256 of ``path``, reading at most ``limit`` bytes (FolderError past that)."""
     digest = hashlib.sha256()
+    read = 0
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_CHUNK), b""):
+            read += len(block)
+            if read > limit:
+                raise FolderError(f"{path}: larger than {limit} bytes; no file of an hwprune export is")
             digest.update(block)
     return digest.hexdigest()
 
@@ -77,6 +88,10 @@ def read(folder: Path, pending_ok: bool = False) -> dict:
     if not path.is_file():
         raise FolderError(f"{folder}: no {MANIFEST_FILE}, so not a complete hwprune export (interrupted, or made "
                           "by hand); run hwprune export again")
+    if path.is_symlink():
+        raise FolderError(f"{path}: a symbolic link; hwprune writes its manifest as a plain file")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise FolderError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes, not a manifest hwprune wrote")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
@@ -97,6 +112,7 @@ def check(folder: Path) -> dict:
     if not (folder / MANIFEST_FILE).is_file():
         _not_an_export(folder)
     data = read(folder)
+    check_paths(folder, data["files"])
     for name, digest in sorted(data["files"].items()):
         path = folder / name
         if not path.is_file():
@@ -105,6 +121,41 @@ def check(folder: Path) -> dict:
             raise FolderError(f"{folder}: {name} does not match {MANIFEST_FILE} (changed after export); "
                               "run hwprune export again")
     return data
+
+
+def check_paths(folder: Path, names: Iterable) -> None:
+    """FolderError unless every listed name is a relative path inside ``folder`` and every
+    file below ``folder`` stays inside it and within ``MAX_FILE_BYTES``: checked from the
+    names and ``lstat`` alone, before any file is opened. Symbolic links are followed only
+    to say where they lead; one that leaves the folder is refused, listed or not (the
+    readers of a folder open graph.json, the C sources, ... by name)."""
+    folder = Path(folder)
+    for name in names:
+        parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+        if (not parts or "\\" in name or "\0" in name or PurePosixPath(name).is_absolute()
+                or PureWindowsPath(name).drive or any(p in ("..", ".") for p in parts)):
+            raise FolderError(f"{folder}: {MANIFEST_FILE} lists {name!r}, a path outside the folder; hwprune lists "
+                              "only relative paths inside it; run hwprune export again")
+    root = folder.resolve()
+    for dirpath, dirs, files in os.walk(folder):  # never follows a linked folder
+        for name in [*dirs, *files]:
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                target = path.resolve()
+                if target != root and root not in target.parents:
+                    raise FolderError(f"{folder}: {rel} is a symbolic link to {target}, outside the folder")
+                if not target.exists():
+                    continue  # a dangling link: a listed one is reported missing below
+                st = target.stat()
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                raise FolderError(f"{folder}: {rel} is not a regular file (a device, socket or pipe)")
+            if st.st_size > MAX_FILE_BYTES:
+                raise FolderError(f"{folder}: {rel} holds {st.st_size} bytes, more than any file of an hwprune "
+                                  f"export ({MAX_FILE_BYTES} bytes)")
 
 
 def _not_an_export(folder: Path) -> None:

@@ -66,7 +66,7 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
 
 def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[str] = None,
             engines: Optional[list] = None, cc: Optional[str] = None, check: bool = True,
-            compile: Optional[bool] = None, inputs_name: str = "inputs") -> dict:
+            compile: Optional[bool] = None, inputs_name: str = "inputs", trust_export: bool = False) -> dict:
     """Verify and measure an export folder; the dict behind report.json and verify --json.
 
     ``engines``: names of the engines to compare with the reference (default: all but
@@ -74,10 +74,14 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     ``hwprune.report_mcu.select_engines``); ``cc``: the cross compiler of the mcu engine.
     ``check``: refuse a folder without a manifest or whose files differ from it (off only
     while the export itself writes the folder). ``compile``: build and run the C (default:
-    as the export did; ``hwprune verify`` always does). ``inputs_name`` names ``inputs`` in errors."""
+    as the export did; ``hwprune verify`` always does). ``inputs_name`` names ``inputs`` in errors.
+    ``trust_export``: compile the folder's C and hls4ml project as they are, without first
+    comparing them with what hwprune regenerates from its graph (``harness.regenerate``)."""
     from hwprune import report_mcu
     from hwprune.errors import ToolchainError
     from hwprune.harness import measure_export, verify
+    from hwprune.harness.verify import require_engines
+    from hwprune.harness.regenerate import check_code
     from hwprune.manifest import check as check_manifest
     from hwprune.pipeline import C_DIR, EXPORT_FILE, read_vectors
     from hwprune.reference import quantize_input
@@ -90,17 +94,24 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         meta = json.loads((export_dir / EXPORT_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         raise HwpruneError(f"{export_dir}: {EXPORT_FILE} is missing or unreadable ({exc}); re-run hwprune export") from None
+    if compile is None:
+        compile = meta.get("compiled", True)
+    if check and compile:  # before anything of the folder is compiled or run
+        check_code(export_dir, trust_export)
     stored = None
     if inputs is None:
         vectors = read_vectors(export_dir, graph)
         x_int, stored = vectors["x_int"], vectors["y_int"]
     else:
         x_int = quantize_input(graph, np.asarray(inputs, dtype=np.float64), inputs_name)
-    if compile is None:
-        compile = meta.get("compiled", True)
 
     target_spec, chosen = report_mcu.export_target(meta, target)
     selected, mcu = report_mcu.select_engines(target_spec, chosen, engines, cc, default_cc=meta.get("cc"))
+    if compile:  # an engine or a cross compiler the user asked for runs, or the command fails
+        if engines:
+            require_engines(selected, export_dir / C_DIR)
+        if cc and mcu is not None and mcu.unavailable_reason():
+            raise ToolchainError(f"--cc {cc}: the mcu engine cannot run: {mcu.unavailable_reason()}")
     engines = {"reference": {"available": True, "bit_exact": True, "mismatches": 0,
                              "note": "the numpy integer reference; the definition of the output"}}
     if compile:
@@ -338,13 +349,14 @@ PRODUCER_KEYS = ("stages", "demo")
 
 
 def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: Optional[str] = None,
-                 check: bool = True, into=None, engines: Optional[list] = None, cc: Optional[str] = None) -> dict:
+                 check: bool = True, into=None, engines: Optional[list] = None, cc: Optional[str] = None,
+                 trust_export: bool = False) -> dict:
     """Measure ``export_dir`` and write report.json, report.md and report.png into it (or
     into the folder ``into``)."""
     from hwprune.report_mcu import MCU_PLOT, render_plot as render_mcu_plot
 
     export_dir = Path(export_dir)
-    report = analyze(export_dir, inputs, target, engines, cc, check=check)
+    report = analyze(export_dir, inputs, target, engines, cc, check=check, trust_export=trust_export)
     previous = export_dir / REPORT_JSON
     if extra is None and previous.is_file():
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 import threading
@@ -24,6 +25,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with the CLI's error contract: one line on stderr and exit 2, not the usage block."""
 
     def error(self, message):
+        # A range of ``cli.ranges`` reads as "--epochs must be ...", not "argument --epochs: must be ..."
+        message = re.sub(r"^argument (--[\w-]+): must be ", r"\1 must be ", str(message))
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hwprune.cli import ranges
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on sklearn's digits (a few seconds)",
@@ -10,7 +12,7 @@ def add_parser(sub) -> None:
                                    "in a Cortex-M4 emulator, and write DIR/report.md and DIR/report.json.")
     p.add_argument("--out", default="hwprune-demo", metavar="DIR", help="output folder (default: hwprune-demo)")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
-    p.add_argument("--seed", type=int, default=0, help="0 to 4294967294 (default 0)")
+    p.add_argument("--seed", type=ranges.int_range(0, ranges.MAX_SEED - 1), default=0, help="0 to 4294967294 (default 0)")
     p.add_argument("--target", metavar="NAME|PATH", default="stm32l4r5",
                    help="a chip (hwprune targets; default stm32l4r5, a Cortex-M4F): for a Cortex-M target the "
                         "firmware is cross-built and run in the emulator, bit for bit, and its flash, RAM, cycles, "

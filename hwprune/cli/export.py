@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hwprune.cli import ranges
+
 
 def add_parser(sub) -> None:
     from hwprune.pipeline import MAX_VECTORS, RANDOM_VECTORS
@@ -23,12 +25,12 @@ def add_parser(sub) -> None:
                         "graph): they choose its fixed-point ranges. Optional for a quantized graph or export folder: "
                         f"without it the folder's stored test vectors are used, else {RANDOM_VECTORS} random inputs "
                         "over the whole input type")
-    p.add_argument("--sparsity", type=float, metavar="S",
+    p.add_argument("--sparsity", type=ranges.SPARSITY, metavar="S",
                    help="one-shot layer-wise magnitude pruning to this fraction first, 0 <= S < 1 (float models only)")
-    p.add_argument("--weight-bits", type=int, metavar="N",
+    p.add_argument("--weight-bits", type=ranges.BITS, metavar="N",
                    help="fixed-point width of weights, 2 to 16 (default 8; 16 with --backend hls4ml, as hls4ml's "
                         "own default type)")
-    p.add_argument("--activation-bits", type=int, metavar="N",
+    p.add_argument("--activation-bits", type=ranges.BITS, metavar="N",
                    help="fixed-point width of activations, 2 to 16 (default 8; 16 with --backend hls4ml)")
     p.add_argument("--name", metavar="NAME",
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
@@ -68,7 +70,8 @@ def add_parser(sub) -> None:
     p.add_argument("--strategy", choices=["latency", "resource", "da"],
                    help="hls4ml strategy: latency (default), resource (weights in memory) or da (distributed "
                         "arithmetic, da4ml)")
-    p.add_argument("--reuse-factor", type=int, help="hls4ml reuse factor, >= 1 (default 1)")
+    p.add_argument("--reuse-factor", type=ranges.REUSE_FACTOR,
+                   help=f"hls4ml reuse factor, 1 to {ranges.MAX_REUSE} (default 1)")
     p.add_argument("--part", help="FPGA part (default: the --target's part, else xcvu13p-flga2577-2-e)")
     p.add_argument("--io-type", choices=["parallel", "stream"],
                    help="hls4ml I/O: parallel (arrays, the default) or stream (hls::stream between layers)")
@@ -79,7 +82,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwprune.errors import OptionError
+    from hwprune.errors import OptionError, ToolchainError
     from hwprune.pipeline import ExportOptions, export_model, load_array, load_model
     from hwprune.targets import get_target
 
@@ -109,6 +112,17 @@ def run(args) -> int:
         from hwprune.harness.build import find_cc
 
         find_cc()
+        if target is not None and target.kind == "mcu":
+            # A Cortex-M --target asks for the firmware to be cross-built and emulated (with
+            # --cc, $HWPRUNE_MCU_CC or clang): it runs, or nothing is written; never a host
+            # figure in place of the firmware's.
+            from hwprune.harness.mcu import McuEngine
+
+            reason = McuEngine(target=target, cc=args.cc).unavailable_reason()
+            if reason:
+                asked = f"--cc {args.cc}" if args.cc else f"--target {args.target}"
+                raise ToolchainError(f"{asked}: the firmware cannot be built and emulated: {reason} (or export with "
+                                     "--no-compile)")
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None,
                        trust_model=args.trust_model, weights=args.weights)

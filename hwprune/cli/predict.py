@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
                         "hls4ml (C simulation of DIR/hls4ml)")
     p.add_argument("--target", metavar="NAME|PATH", help="the Cortex-M target of the mcu engine (default: the export's)")
     p.add_argument("--force", action="store_true", help="replace Y.npy if it exists")
+    p.add_argument("--trust-export", action="store_true",
+                   help="compile and run the folder's C and hls4ml project as they are (only for folders you trust); "
+                        "by default they must equal what hwprune regenerates from the folder's graph and options")
     p.set_defaults(run=run)
 
 
@@ -30,6 +33,7 @@ def run(args) -> int:
     from hwprune.quant.fixed import to_real
 
     from hwprune.errors import OptionError
+    from hwprune.harness.regenerate import check_code
     from hwprune.manifest import check
 
     if args.target is not None and args.engine != "mcu":
@@ -39,6 +43,8 @@ def run(args) -> int:
         raise OptionError(f"--out {args.out}: predict writes a NumPy array; give a file name ending in .npy")
     check(Path(args.dir))
     check_target(Path(args.out), args.force, (args.dir, args.inputs), folder=False)
+    if args.engine != "reference":  # an engine that compiles or runs the folder's code
+        check_code(Path(args.dir), args.trust_export)
     graph = load_graph(args.dir)
     if args.engine == "mcu":
         from hwprune.harness.mcu import McuEngine

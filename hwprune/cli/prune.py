@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from hwprune.cli import ranges
+
 SCHEDULES = ("oneshot", "iterative", "gradual", "lottery")
 METHODS = ("magnitude", "random", "neurons", "filters", "nm")
 LR_SCHEDULES = ("constant", "step", "cosine", "onecycle")  # hwprune.prune.lr, without importing torch for --help
@@ -22,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("model", metavar="MODEL.pt")
     p.add_argument("--data", required=True, metavar="TRAIN.npz", help="arrays x (inputs) and y (class indices)")
     p.add_argument("--out", required=True, metavar="PRUNED.pt", help="output file (must not exist unless --force)")
-    p.add_argument("--sparsity", required=True, type=float, help="fraction of the prunable weights to remove, in [0, 1)")
+    p.add_argument("--sparsity", required=True, type=ranges.SPARSITY, help="fraction of the prunable weights to remove, in [0, 1)")
     p.add_argument("--method", default="magnitude", choices=METHODS,
                    help="magnitude (default), random, neurons (Linear rows), filters (Conv channels), nm (N of "
                         "every M consecutive weights kept: --nm, else the N:M with M in 4, 8, 16 that --sparsity "
@@ -33,10 +35,11 @@ def add_parser(sub) -> None:
                    help="the sparsity per layer (default) or one threshold over all layers")
     p.add_argument("--schedule", default="oneshot", choices=SCHEDULES,
                    help="oneshot (default), iterative (--rounds), gradual (polynomial decay), lottery")
-    p.add_argument("--epochs", type=int, default=10,
-                   help="fine-tuning epochs, >= 0 (>= 1 for gradual and lottery; in total, per round for lottery); default 10")
-    p.add_argument("--rounds", type=int, default=None, help="pruning rounds of iterative and lottery, >= 1 (default 5)")
-    p.add_argument("--rewind-iteration", type=int, default=None,
+    p.add_argument("--epochs", type=ranges.int_range(0, ranges.MAX_EPOCHS), default=10,
+                   help=f"fine-tuning epochs, 0 to {ranges.MAX_EPOCHS} (>= 1 for gradual and lottery; in total, per round for lottery); default 10")
+    p.add_argument("--rounds", type=ranges.int_range(1, ranges.MAX_ROUNDS), default=None,
+                   help=f"pruning rounds of iterative and lottery, 1 to {ranges.MAX_ROUNDS} (default 5)")
+    p.add_argument("--rewind-iteration", type=ranges.int_range(0, ranges.MAX_STEPS), default=None,
                    help="lottery: rewind survivors to their values after this many steps, >= 0 (default 0: init)")
     p.add_argument("--rewind", default=None, choices=("weights", "lr"),
                    help="lottery: after each pruning round, rewind the weights and the learning rate to "
@@ -45,15 +48,17 @@ def add_parser(sub) -> None:
     p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
                    help="learning rate over each training run: constant (default), step (/10 at 1/2 and 3/4), "
                         "cosine, onecycle (OneCycleLR's shape)")
-    p.add_argument("--warmup-steps", type=int, default=0,
+    p.add_argument("--warmup-steps", type=ranges.int_range(0, ranges.MAX_STEPS), default=0,
                    help="ramp the learning rate up linearly over the first N steps of each run, >= 0 (default 0)")
-    p.add_argument("--min-density", type=float, default=0.0,
+    p.add_argument("--min-density", type=ranges.FRACTION, default=0.0,
                    help="keep at least this fraction of every layer's weights, in [0, 1] (against layer collapse; default 0)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, > 0 (default 0.001)")
-    p.add_argument("--batch-size", type=int, default=64, help=">= 1 (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="0 to 4294967295 (default 0)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads, >= 1 (default 1: small networks train fastest on one; raise it for large ones)")
+    p.add_argument("--lr", type=ranges.float_range(0.0, ranges.MAX_LR, low_open=True), default=1e-3,
+                   help=f"Adam learning rate, > 0 and <= {ranges.MAX_LR:g} (default 0.001)")
+    p.add_argument("--batch-size", type=ranges.int_range(1, ranges.MAX_BATCH), default=64,
+                   help=f"1 to {ranges.MAX_BATCH} (default 64)")
+    p.add_argument("--seed", type=ranges.SEED, default=0, help=f"0 to {ranges.MAX_SEED} (default 0)")
+    p.add_argument("--threads", type=ranges.int_range(1, ranges.MAX_THREADS), default=1,
+                   help=f"torch CPU threads, 1 to {ranges.MAX_THREADS} (default 1: small networks train fastest on one; raise it for large ones)")
     p.add_argument("--trust-model", action="store_true",
                    help="unpickle MODEL even if loading runs code from it (only for files you trust)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -126,7 +131,7 @@ def run(args) -> int:
     from hwprune.prune.collapse import worth_reporting
     from hwprune.prune.criteria import compute_masks
     from hwprune.prune.masks import prunable_modules
-    from hwprune.prune.train import as_tensors, check_fits
+    from hwprune.prune.train import as_tensors, check_finite, check_fits
 
     _check_options(args)
     if args.method == "nm":
@@ -152,6 +157,7 @@ def run(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LayerCollapseWarning)  # reported below, one line each
             result = _prune(args, model, x_t, y_t)
+        check_finite(result.model)  # NaN/Inf from training (or from MODEL) is never saved
         save_torch_model(result.model, tmp)  # a plain nn.Sequential: export reads it without --trust-model
 
     findings = worth_reporting(result.warnings, args.method)

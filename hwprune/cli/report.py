@@ -10,6 +10,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("report", help="render report.md and report.json for an export folder")
     p.add_argument("dir", metavar="DIR", help="an export folder")
     p.add_argument("--target", help="compare sizes with this chip instead of the export's")
+    p.add_argument("--trust-export", action="store_true",
+                   help="compile and run the folder's C and hls4ml project as they are (only for folders you trust); "
+                        "by default they must equal what hwprune regenerates from the folder's graph and options")
     p.set_defaults(run=run)
 
 
@@ -21,7 +24,7 @@ def run(args) -> int:
     directory = Path(args.dir)
     check(directory)
     with temp_dir("report") as tmp:
-        write_report(directory, target=args.target, into=tmp)
+        write_report(directory, target=args.target, into=tmp, trust_export=args.trust_export)
         written = sorted(p.name for p in Path(tmp).iterdir())  # report.png, report_mcu.png too, when drawn
         replace_files(directory, tmp)  # the manifest is rewritten last
     print(f"hwprune report: wrote {', '.join(written)} in {directory}", file=sys.stderr)

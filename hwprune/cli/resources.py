@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from hwprune.cli import ranges
+
 
 def add_parser(sub) -> None:
     from hwprune.fpga.estimate import STRATEGIES
@@ -20,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="hls4ml strategy: latency, resource, or da (distributed arithmetic); default: the "
                         "export's (an hls4ml export), else the part's target file default, else latency")
-    p.add_argument("--reuse-factor", type=int, metavar="R",
+    p.add_argument("--reuse-factor", type=ranges.REUSE_FACTOR, metavar="R",
                    help="multiplications per multiplier (II = R); 1 = fully parallel (the only choice for da); "
                         "default: the export's, else the part's target file default (for its own strategy), else 1")
     p.add_argument("--part", metavar="PART",

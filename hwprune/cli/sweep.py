@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from hwprune.cli import ranges
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -23,17 +25,20 @@ def add_parser(sub) -> None:
     p.add_argument("--method", default="magnitude", help="comma-separated: magnitude, random, neurons (Linear rows), filters (Conv channels), nm (2:4)")
     p.add_argument("--schedule", default="oneshot", help="comma-separated: oneshot, gradual, iterative")
     p.add_argument("--bits", default="8", help="comma-separated weight widths, each 2 to 16")
-    p.add_argument("--activation-bits", type=int, default=8, help="activation width, 2 to 16 (default 8)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration, >= 1 (default 3)")
-    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs per trial, >= 1 (default 10)")
+    p.add_argument("--activation-bits", type=ranges.BITS, default=8, help="activation width, 2 to 16 (default 8)")
+    p.add_argument("--seeds", type=ranges.int_range(1, ranges.MAX_SEEDS), default=3,
+                   help=f"seeds per configuration, 1 to {ranges.MAX_SEEDS} (default 3)")
+    p.add_argument("--epochs", type=ranges.int_range(1, ranges.MAX_EPOCHS), default=10,
+                   help=f"fine-tuning epochs per trial, 1 to {ranges.MAX_EPOCHS} (default 10)")
     p.add_argument("--objective", default="flash", choices=("flash", "cycles", "energy", "lut"),
                    help="cost to minimize: flash (host, MCU), cycles (MCU), energy (emulated on an MCU, "
                         "else the 45 nm proxy), lut (FPGA)")
-    p.add_argument("--min-accuracy", type=float, required=True, metavar="A",
+    p.add_argument("--min-accuracy", type=ranges.FRACTION, required=True, metavar="A",
                    help="the bar: mean test accuracy over seeds, a fraction in [0, 1]")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--address", metavar="HOST:PORT", help="join a running Ray cluster (default: start a local one)")
-    p.add_argument("--workers", type=int, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--workers", type=ranges.int_range(1, ranges.MAX_THREADS),
+                   help="CPUs of the local Ray (default: all)")
     p.add_argument("--resume", action="store_true", help="finish the sweep in DIR without redoing finished trials")
     p.add_argument("--force", action="store_true", help="replace DIR if it is a sweep folder")
     p.add_argument("--trust-model", action="store_true",

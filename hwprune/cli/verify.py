@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--target", metavar="NAME|PATH", help="the Cortex-M target of the mcu engine (default: the export's)")
     p.add_argument("--cc", choices=["clang", "gcc"],
                    help="the mcu engine's cross compiler (default: the export's --cc, else clang from ziglang)")
+    p.add_argument("--trust-export", action="store_true",
+                   help="compile and run the folder's C and hls4ml project as they are (only for folders you trust); "
+                        "by default they must equal what hwprune regenerates from the folder's graph and options")
     p.set_defaults(run=run)
 
 
@@ -36,7 +39,7 @@ def run(args) -> int:
     inputs = load_array(args.inputs, "inputs") if args.inputs else None
     report = analyze(args.dir, inputs, target=args.target, engines=args.engine, cc=args.cc,
                      compile=True,  # also a folder exported with --no-compile
-                     inputs_name=f"inputs ({args.inputs})")
+                     inputs_name=f"inputs ({args.inputs})", trust_export=args.trust_export)
     if args.json:
         print(json.dumps(report, default=_json_default))
     else:

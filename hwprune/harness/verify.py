@@ -11,6 +11,7 @@ import numpy as np
 from hwprune.harness.compare import Comparison, compare
 from hwprune.harness.engines import ENGINES, Engine, ReferenceEngine, check_inputs, get_engine
 from hwprune.backends.c import load_export
+from hwprune.errors import ToolchainError
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,17 @@ class VerifyResult:
 
 
 STORED = "stored y_int"
+
+
+def require_engines(engines: Sequence[Union[str, Engine]], export_dir) -> None:
+    """ToolchainError naming the first engine of ``engines`` (the ones a user asked for by
+    name) that cannot run on ``export_dir`` here: an engine asked for is never skipped."""
+    for engine in map(get_engine, engines):
+        reason = engine.unavailable_reason()
+        if not reason and hasattr(engine, "skip_reason"):
+            reason = engine.skip_reason(export_dir)
+        if reason:
+            raise ToolchainError(f"--engine {engine.name} cannot run: {reason}")
 
 
 def verify(export_dir, x_int, engines: Optional[Sequence[Union[str, Engine]]] = None,

@@ -11,13 +11,14 @@ over the cores; pass ``threads=None`` to keep torch's own setting, or a number.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Callable
 
 import numpy as np
 
 from hwprune.data import check_labels
-from hwprune.errors import DataError, OptionError, ShapeError
+from hwprune.errors import DataError, OptionError, ShapeError, WeightError
 from hwprune.prune import lr as lr_schedules
 from hwprune.prune.lr import LR_SCHEDULES  # noqa: F401  (re-exported)
 
@@ -152,8 +153,8 @@ def _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_
         raise OptionError(f"epochs must be an integer >= 0, got {epochs!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise OptionError(f"batch size must be an integer >= 1, got {batch_size!r}")
-    if not lr > 0:
-        raise OptionError(f"learning rate must be > 0, got {lr!r}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise OptionError(f"learning rate must be a finite number > 0, got {lr!r}")
     lr_schedules.check_schedule(lr_schedule, warmup)
     x_t, y_t = as_tensors(x, y)
     if len(x_t) == 0:
@@ -185,13 +186,33 @@ def _fit(model, x, y, epochs, lr, batch_size, seed, optimizer, weight_decay, lr_
                 idx = perm[start:start + batch_size]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(x_t[idx]), y_t[idx])
+                if not torch.isfinite(loss):
+                    raise _diverged(f"the loss is {loss.item()} at step {step + 1}", lr)
                 loss.backward()
                 opt.step()
                 step += 1
                 bar.update(1)
                 if progress and step % 20 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+    check_finite(model, lr)  # the last step's update is checked by no later loss
     return evaluate(model, x_t, y_t)
+
+
+def check_finite(model, lr=None) -> None:
+    """WeightError naming the first parameter of ``model`` that holds a NaN or an infinity
+    (``lr``: the training run's rate, to say the run diverged): such a model must never be
+    saved or exported."""
+    torch = _torch()
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            if lr is None:
+                raise WeightError(f"parameter {name} holds NaN or infinite values")
+            raise _diverged(f"parameter {name} holds NaN or infinite values", lr)
+
+
+def _diverged(what: str, lr) -> WeightError:
+    return WeightError(f"training diverged: {what} (learning rate {lr}); lower the learning rate or check the "
+                       "data's scale")
 
 
 def predict_classes(model, x, batch_size: int = 4096) -> np.ndarray:

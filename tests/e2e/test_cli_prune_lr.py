@@ -42,7 +42,7 @@ def test_lottery_with_lr_rewinding_is_the_library_call(cli, files, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--rewind", "lr"], "--rewind applies to --schedule lottery only, not oneshot"),
-    (["--warmup-steps", "-1"], "--warmup-steps must be >= 0, got -1"),
+    (["--warmup-steps", "-1"], "--warmup-steps must be an integer from 0 to 1000000000, got -1"),
 ])
 def test_bad_lr_options_are_one_line_exit_2(cli, files, tmp_path, extra, message):
     code, stdout, err = cli("prune", files / "init.pt", "--data", files / "train.npz", "--out", tmp_path / "p.pt",

@@ -180,7 +180,7 @@ def test_no_model_meets_the_bar_exits_1_with_the_best_accuracy(cli, iris, local_
     out = tmp_path / "judged"
     shutil.copytree(local_sweep, out)
     code, _, err = _sweep(cli, iris, out, "--resume", "--min-accuracy", "1.01", check_exit=None)
-    assert code == 2 and "--min-accuracy is a fraction in [0, 1]" in err
+    assert code == 2 and "--min-accuracy must be a fraction in [0, 1], got 1.01" in err
     code, _, err = _sweep(cli, iris, out, "--resume", "--min-accuracy", "1.0", check_exit=None)
     assert code == 1, err
     assert "the best accuracy reached is" in err

@@ -112,7 +112,7 @@ CATALOGUE = [
                                                         "Cortex-M --target (hwprune targets), got none"),
     ("--cc with an FPGA target", [*EXPORT, "--cc", "clang", "--target", "xc7z020"], "got xc7z020"),
     ("a flag of the wrong type", [*EXPORT, "--weight-bits", "4.5"],
-     "hwprune export: error: argument --weight-bits: invalid int value: '4.5' (see hwprune export --help)"),
+     "hwprune export: error: --weight-bits must be an integer from 2 to 16, got '4.5' (see hwprune export --help)"),
     ("--weight-storage without the resource strategy", [*EXPORT, "--backend", "hls4ml", "--no-compile",
                                                         "--weight-storage", "compressed"],
      "--weight-storage compressed: weights are stored in memory with the resource strategy only"),
