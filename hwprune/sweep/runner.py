@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Optional
 
 from hwprune.errors import HwpruneError, OptionError, OutputExistsError, ToolchainError
+from hwprune.manifest import foreign_content as export_foreign
 from hwprune.sweep.spec import SweepSpec, Trial
-from hwprune.sweep.trial import Inputs, run_trial, unpack_export
+from hwprune.sweep.trial import UNPACK_PREFIX, Inputs, run_trial, unpack_export
 
 SPEC_FILE = "sweep-spec.json"
 TRIALS_DIR = "trials"
@@ -43,10 +45,11 @@ class SweepRun:
     workers: int
 
 
-def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool, inputs=()) -> None:
+def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool) -> bool:
     """Create the sweep folder, or check that a resumed one belongs to the same sweep.
-    ``--force`` replaces only a sweep folder that holds nothing but what a sweep writes,
-    and never the current folder or one holding ``inputs`` (the model and data files)."""
+    True when ``--force`` is to replace an existing folder: nothing is written then, and
+    the caller builds the new sweep beside it and swaps it into place at the end
+    (``outputs.output_dir`` judges what it may replace)."""
     marker = out / SPEC_FILE
     if resume and not out.exists():  # a mistyped folder must not start hours of new trials
         raise OptionError(f"--resume: {out} does not exist, so there is no sweep to finish; "
@@ -60,23 +63,41 @@ def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool, inputs
                             if k not in spec.JUDGING and stored.get("spec", {}).get(k) != v)
             raise OptionError(f"--resume: {out} is a different sweep (it differs in {', '.join(differ) or 'its inputs'}); "
                               "give the same options or another --out")
-        return
-    if out.exists():
+        return False
+    if out.exists() or out.is_symlink():
         if not force:
             raise OutputExistsError(f"{out} exists already; pass --resume to finish that sweep or --force to replace it")
-        if not marker.is_file():
-            raise OutputExistsError(f"--force replaces only a sweep folder; {out} holds no {SPEC_FILE}, so it stays")
-        from hwprune.outputs import refuse_replacing
-        from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, SWEEP_MD, SWEEP_PNG
+        return True
+    start_folder(out, spec)
+    return False
 
-        refuse_replacing(out, inputs)
-        written = {SPEC_FILE, TRIALS_DIR, SWEEP_JSON, SWEEP_MD, SWEEP_PNG, BEST_DIR}
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in written)
-        if foreign:
-            raise OutputExistsError(f"--force will not replace {out}: it holds {foreign[0]}, which hwprune did not write")
-        shutil.rmtree(out)
+
+def start_folder(out: Path, spec: SweepSpec) -> None:
+    """The sweep's first files in ``out`` (which may exist, empty): its trials folder and its spec."""
     (out / TRIALS_DIR).mkdir(parents=True)
-    marker.write_text(json.dumps({"fingerprint": spec.fingerprint, "spec": spec.to_dict()}, indent=1) + "\n")
+    (out / SPEC_FILE).write_text(json.dumps({"fingerprint": spec.fingerprint, "spec": spec.to_dict()}, indent=1) + "\n")
+
+
+def trial_foreign(folder: Path) -> Optional[str]:
+    """Why ``folder`` (DIR/trials) holds something a sweep did not write, or None."""
+    for trial in sorted(folder.iterdir()):
+        here = f"{TRIALS_DIR}/{trial.name}"
+        if trial.is_symlink() or not trial.is_dir():
+            return f"it holds {here}, which hwprune did not write"
+        for entry in sorted(trial.iterdir()):
+            if entry.is_symlink():
+                return f"it holds {here}/{entry.name}, which hwprune did not write"
+            if entry.name in (RESULT_FILE, f".{RESULT_FILE}.tmp") and entry.is_file():
+                continue
+            if entry.name.startswith(UNPACK_PREFIX) and entry.is_dir():  # left by a kill while unpacking
+                continue
+            if entry.name == "export" and entry.is_dir():
+                why = export_foreign(entry)
+                if why is None:
+                    continue
+                return f"{here}/export is not an export hwprune wrote ({why})"
+            return f"it holds {here}/{entry.name}, which hwprune did not write"
+    return None
 
 
 def finished(out: Path, trial: Trial) -> Optional[dict]:
