@@ -15,16 +15,18 @@ shared file system.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from hwprune.errors import HwpruneError, OptionError, OutputExistsError, ToolchainError
 from hwprune.manifest import foreign_content as export_foreign
@@ -153,35 +155,94 @@ def check_engine(address: Optional[str]) -> None:
         _check_address(address)
 
 
+# Ray's own switch for a cluster confined to this machine (its default on macOS and
+# Windows): the node address stays 127.0.0.1 instead of being rewritten to the machine's
+# address, and Ray's servers then listen on loopback only.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
+
+
+def ray_token_path() -> Path:
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def _private_token() -> None:
+    """Ray writes its token with the umask's permissions; only its owner may read it."""
+    token = ray_token_path()
+    if token.is_file() and not token.is_symlink() and token.stat().st_uid == os.getuid():
+        os.chmod(token, 0o600)
+
+
+@contextlib.contextmanager
+def _local_only() -> Iterator[None]:
+    """While a local Ray starts: its node on loopback, its files private to the user.
+    ``umask`` 077 makes the token file (and Ray's session folder) 0600/0700 from the
+    start; the environment variable is read when ray is imported, the constant later."""
+    saved_env = os.environ.get(LOCAL_ONLY_ENV)
+    os.environ[LOCAL_ONLY_ENV] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    saved_constant = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    mask = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(mask)
+        if constants is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_env is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = saved_env
+
+
 def _init_ray(address: Optional[str], workers: Optional[int]):
     if address:
-        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+        token = ray_token_path()
         if "RAY_AUTH_MODE" not in os.environ and (token.is_file() or os.environ.get("RAY_AUTH_TOKEN")):
             # 'ray start' enables token authentication; Ray reads the mode when it is imported.
             os.environ["RAY_AUTH_MODE"] = "token"
-    try:
-        import ray
-    except ImportError:
-        raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'") from None
-    if address:
-        _check_address(address)
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    kwargs = dict(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
-    if address:
-        kwargs.pop("include_dashboard")
-        host = address.rpartition(":")[0]
-        if _is_loopback(host):
-            # A cluster on this machine's loopback: the driver joins it as a local node.
-            kwargs["_node_ip_address"] = host
+    with contextlib.ExitStack() as local:
+        if not address:
+            local.enter_context(_local_only())
         try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError) as exc:
-            raise OptionError(f"--address {address}: cannot join the Ray cluster there "
-                              f"({str(exc).strip().splitlines()[-1]})") from None
-    else:
-        # The local instance talks over loopback only.
-        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kwargs)
+            import ray
+        except ImportError:
+            raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'") from None
+        if address:
+            _check_address(address)
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        kwargs = dict(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
+        terminate = signal.getsignal(signal.SIGTERM)
+        try:
+            if address:
+                _join(ray, address, kwargs)
+            else:
+                ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, _node_ip_address=LOOPBACK, **kwargs)
+                _private_token()
+        except BaseException:  # interrupted or failed half-way: no Ray process outlives the sweep
+            ray.shutdown()
+            raise
+        finally:
+            # ray.init makes SIGTERM exit at once (sys.exit); the CLI's handler unwinds instead,
+            # so the sweep shuts Ray down and says why it stopped.
+            if terminate is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, terminate)
     return ray
+
+
+def _join(ray, address: str, kwargs: dict) -> None:
+    kwargs.pop("include_dashboard")
+    host = address.rpartition(":")[0]
+    if _is_loopback(host):
+        # A cluster on this machine's loopback: the driver joins it as a local node.
+        kwargs["_node_ip_address"] = host
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError) as exc:
+        raise OptionError(f"--address {address}: cannot join the Ray cluster there "
+                          f"({str(exc).strip().splitlines()[-1]})") from None
 
 
 def _trial_task(spec: SweepSpec, trial: Trial, inputs: Inputs):
