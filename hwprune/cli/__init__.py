@@ -15,7 +15,7 @@ import threading
 import warnings
 
 from hwprune import __version__
-from hwprune.errors import HwpruneError
+from hwprune.errors import HwpruneError, Terminated
 
 COMMANDS = ("demo", "export", "verify", "predict", "report", "prune", "targets", "sweep", "resources")
 
@@ -47,10 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: unwinds like Ctrl-C, so temporary files are removed on the way out."""
 
 
 def _terminate(signum, frame):
@@ -88,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:  # the shell's convention: 128 + the signal's number
         terminated = isinstance(exc, Terminated)
-        print(f"{command}: interrupted ({'SIGTERM' if terminated else 'SIGINT'})",
-              file=sys.stderr)
+        print(f"{command}: interrupted ({'SIGTERM' if terminated else 'SIGINT'})", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 

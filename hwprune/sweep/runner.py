@@ -197,6 +197,30 @@ def _local_only() -> Iterator[None]:
             os.environ[LOCAL_ONLY_ENV] = saved_env
 
 
+@contextlib.contextmanager
+def _sigterm_held(ray) -> Iterator[None]:
+    """While Ray starts: a SIGTERM is recorded, then delivered to the previous handler
+    once ``ray.init`` returned. ``ray.init`` would install a handler that calls sys.exit
+    wherever the interpreter is, even where the exception is dropped (a logging lock's
+    release), and keep it for the whole sweep; hwprune's handler unwinds instead, so the
+    sweep shuts Ray down and says why it stopped."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: caught.append(signum))
+    utils = ray._private.utils
+    install = utils.set_sigterm_handler
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = install
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    if caught:
+        signal.raise_signal(signal.SIGTERM)
+
+
 def _init_ray(address: Optional[str], workers: Optional[int]):
     if address:
         token = ray_token_path()
@@ -214,21 +238,17 @@ def _init_ray(address: Optional[str], workers: Optional[int]):
             _check_address(address)
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         kwargs = dict(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
-        terminate = signal.getsignal(signal.SIGTERM)
         try:
-            if address:
-                _join(ray, address, kwargs)
-            else:
-                ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, _node_ip_address=LOOPBACK, **kwargs)
-                _private_token()
+            with _sigterm_held(ray):
+                if address:
+                    _join(ray, address, kwargs)
+                else:
+                    ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, _node_ip_address=LOOPBACK,
+                             **kwargs)
+                    _private_token()
         except BaseException:  # interrupted or failed half-way: no Ray process outlives the sweep
             ray.shutdown()
             raise
-        finally:
-            # ray.init makes SIGTERM exit at once (sys.exit); the CLI's handler unwinds instead,
-            # so the sweep shuts Ray down and says why it stopped.
-            if terminate is not None and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, terminate)
     return ray
 
 
