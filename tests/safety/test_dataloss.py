@@ -63,6 +63,10 @@ def _state(path: Path, old: dict) -> str:
 
 def test_output_dir_killed_at_random_moments_keeps_the_old_folder_or_the_new(tmp_path):
     """35 kills of a replacement, both with the atomic exchange and with the fallback."""
+    _old_folder(tmp_path / "timed")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", REPLACE, str(tmp_path / "timed"), "exchange"], env=ENV, check=True)
+    seconds = time.perf_counter() - started  # kills spread over the whole run, and a little after
     rng = random.Random(24)
     seen = {"old": 0, "new": 0}
     for n in range(35):
@@ -70,13 +74,39 @@ def test_output_dir_killed_at_random_moments_keeps_the_old_folder_or_the_new(tmp
         old = _old_folder(out)
         mode = "fallback" if n % 2 else "exchange"
         proc = subprocess.Popen([sys.executable, "-c", REPLACE, str(out), mode], env=ENV)
-        time.sleep(rng.uniform(0.0, 0.35))
+        time.sleep(rng.uniform(0.0, 1.2 * seconds))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
         state = _state(out, old)
         assert state in ("old", "new"), (n, mode, state)
         seen[state] += 1
     assert seen["old"] and seen["new"], seen  # the kills landed before and after the swap
+
+
+# The same replacement killed at its k-th rename (os.rename or os.replace): the moments
+# between the renames that a timed kill rarely hits.
+AT_RENAME = textwrap.dedent("""
+    import os, signal, sys
+    calls = [0]
+    def counted(real):
+        def rename(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == int(sys.argv[3]):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        return rename
+    os.rename, os.replace = counted(os.rename), counted(os.replace)
+""") + REPLACE
+
+
+@pytest.mark.parametrize("mode", ["exchange", "fallback"])
+def test_output_dir_killed_at_each_rename(mode, tmp_path):
+    for k in range(1, 5):
+        out = tmp_path / f"o{k}"
+        old = _old_folder(out)
+        proc = subprocess.run([sys.executable, "-c", AT_RENAME, str(out), mode, str(k)], env=ENV)
+        state = _state(out, old)
+        assert state in ("old", "new"), (k, proc.returncode, state)
 
 
 @pytest.fixture(scope="module")
