@@ -69,3 +69,8 @@ class VerificationError(HwpruneError):
     """Engines that disagree (bit-exactness failed)."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's handler: it unwinds like Ctrl-C, so temporary files are
+    removed on the way out."""

@@ -16,7 +16,7 @@ import threading
 import warnings
 
 from hwprune import __version__
-from hwprune.errors import HwpruneError
+from hwprune.errors import HwpruneError, Terminated
 
 COMMANDS = ("demo", "export", "verify", "predict", "report", "prune", "targets", "sweep", "resources")
 
@@ -53,7 +53,7 @@ def _one_line(text: str) -> str:
 
 
 def _terminate(signum, frame):
-    raise KeyboardInterrupt  # unwinds like Ctrl-C: temporary files are removed on the way out
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a disk or permission fault outside the checks: still one line
         print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # the shell's convention: 128 + the signal's number
+        terminated = isinstance(exc, Terminated)
+        print(f"{command}: interrupted ({'SIGTERM' if terminated else 'SIGINT'})", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sweep-sparsity", action="store_true",
                    help="estimate the model pruned to 0-95 %% (magnitude, per layer) and plot LUTs and DSPs")
     p.add_argument("--plot", metavar="PNG", help="where --sweep-sparsity writes its plot (default DIR/resources_sweep.png)")
+    p.add_argument("--force", action="store_true", help="replace the --sweep-sparsity plot if it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)
 
@@ -54,12 +55,8 @@ def run(args) -> int:
     options = fit.options_for(target, strategy, reuse)
     if args.plot and not args.sweep_sparsity:
         raise OptionError("--plot needs --sweep-sparsity")
-    if args.plot:  # checked before the sweep: matplotlib picks the format by the suffix
-        from hwprune.outputs import check_target
-
-        if Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
-            raise OptionError(f"--plot {args.plot}: name a .png, .svg or .pdf file")
-        check_target(Path(args.plot), True, folder=False)  # replaces a plot; refuses a folder or a file as parent
+    if args.sweep_sparsity:  # checked before the sweep: matplotlib picks the format by the suffix
+        _check_plot(args, directory)
     est = estimate(graph, options)
     result = est.to_dict()
     messages = []
@@ -88,11 +85,17 @@ def run(args) -> int:
         from hwprune.manifest import MANIFEST_FILE, replace_files
 
         plot = Path(args.plot) if args.plot else directory / "resources_sweep.png"
-        if args.plot or not (directory / MANIFEST_FILE).is_file():
-            fit.plot_sweep(rows, plot, title, target)
-        else:  # into the export, listed in its manifest: the folder stays complete and --force may replace it
-            from hwprune.tempdirs import temp_dir
+        from hwprune.tempdirs import temp_dir
 
+        if args.plot or not (directory / MANIFEST_FILE).is_file():
+            import shutil
+
+            from hwprune.outputs import output_file
+
+            with temp_dir("plot") as staged, output_file(plot, force=True) as tmp:  # checked above, with --force
+                fit.plot_sweep(rows, staged / plot.name, title, target)  # the name's suffix picks the format
+                shutil.copyfile(staged / plot.name, tmp)
+        else:  # into the export, listed in its manifest: the folder stays complete and --force may replace it
             with temp_dir("plot") as staged:
                 fit.plot_sweep(rows, staged / plot.name, title, target)
                 replace_files(directory, staged)
@@ -104,6 +107,29 @@ def run(args) -> int:
     else:
         print(render_text(result))
     return 0
+
+
+def _check_plot(args, directory: Path) -> None:
+    """The plot follows --force like every output; it never lands inside an export folder
+    (its files are listed in its manifest; the default plot joins that list) nor inside
+    DIR."""
+    from hwprune.errors import OptionError
+    from hwprune.manifest import MANIFEST_FILE
+    from hwprune.outputs import check_target
+
+    if not args.plot:
+        default = directory / "resources_sweep.png"
+        if default.exists() and not args.force:
+            raise OptionError(f"{default} exists already; pass --force to replace it")
+        return
+    plot = Path(args.plot)
+    if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise OptionError(f"--plot {args.plot}: name a .png, .svg or .pdf file")
+    for parent in plot.resolve().parents:
+        if (parent / MANIFEST_FILE).is_file():
+            raise OptionError(f"--plot {args.plot}: inside the export folder {parent}, whose files hwprune "
+                              "never overwrites; name a file outside it (or drop --plot to add the plot to DIR)")
+    check_target(plot, args.force, inputs=(directory,), folder=False)
 
 
 def _traceable(layer) -> bool:

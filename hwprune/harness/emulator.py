@@ -16,13 +16,22 @@ penalty.
 
 The stack is filled with a pattern before the first vector; its high-water mark is the
 lowest word that no longer holds the pattern.
+
+SIGINT and SIGTERM while unicorn runs: Python runs a signal handler at the next bytecode,
+which is usually the first one of a hook's ctypes callback, before unicorn's wrapper has
+entered its ``try``; an exception raised there is printed and dropped by ctypes, and the
+emulation went on. So while emulating, the handlers only record the signal and stop the
+emulator; the signal is delivered again to the previous handler once unicorn returned.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 from elftools.elf.elffile import ELFFile
@@ -70,6 +79,51 @@ def _owner_of(ranges, address: int) -> Optional[int]:
     return None
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_stop(uc) -> Iterator:
+    """Yield ``check()``: re-delivers, outside unicorn, a SIGINT or SIGTERM that arrived
+    while it ran (the handler then raises, e.g. KeyboardInterrupt). On leaving, a signal
+    not yet re-delivered is re-delivered after the previous handlers are back."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield lambda: None
+        return
+    caught: list[int] = []
+
+    def record(signum, _frame):
+        caught.append(signum)
+        with contextlib.suppress(Exception):
+            uc.emu_stop()
+
+    previous = {s: signal.getsignal(s) for s in _SIGNALS}
+    for number, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # an ignored signal stays ignored
+            signal.signal(number, record)
+
+    def deliver():
+        if caught:
+            signum = caught[0]
+            caught.clear()
+            restore()
+            signal.raise_signal(signum)  # runs the previous handler now (or its default action)
+            for number, handler in previous.items():  # it returned: the emulation may go on
+                if handler is not signal.SIG_IGN:
+                    signal.signal(number, record)
+
+    def restore():
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+    try:
+        yield deliver
+    finally:
+        restore()
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, output_size: int,
             function_names: Sequence[Optional[str]], table: CycleTable, count: bool = True,
             progress: bool = False, per_instruction: bool = False) -> Emulation:
@@ -77,10 +131,20 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
 
     ``per_instruction`` also counts with unicorn's per-instruction hook (slow): a cross-check
     of the block counts, equal wherever no IT-block condition fails (always on ARMv6-M)."""
-    from unicorn import Uc, UcError, UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB
-    import unicorn.arm_const as arm
+    from unicorn import Uc, UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB
 
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+    with _signals_stop(uc) as deliver:
+        return _emulate(uc, deliver, fw, x, input_c_type, output_c_type, output_size, function_names, table,
+                        count, progress, per_instruction)
+
+
+def _emulate(uc, deliver, fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, output_size: int,
+             function_names: Sequence[Optional[str]], table: CycleTable, count: bool, progress: bool,
+             per_instruction: bool) -> Emulation:
+    from unicorn import UcError, UC_HOOK_BLOCK, UC_HOOK_CODE
+    import unicorn.arm_const as arm
+
     uc.ctl_set_cpu_model(getattr(arm, fw.core.unicorn_model))
     flash_end = 0
     with open(fw.elf, "rb") as f:
@@ -137,6 +201,7 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
         uc.reg_write(arm.UC_ARM_REG_SP, fw.ram_end)
         uc.reg_write(arm.UC_ARM_REG_LR, sentinel | 1)
         uc.emu_start(init | 1, sentinel, timeout=MAX_SECONDS_PER_VECTOR * 1_000_000)
+        deliver()
     if count:
         uc.hook_add(UC_HOOK_BLOCK, on_block)
     hooked = [0]
@@ -165,6 +230,7 @@ def emulate(fw: Firmware, x: np.ndarray, input_c_type: str, output_c_type: str, 
             hooked[0] = 0
             try:
                 uc.emu_start(entry | 1, sentinel, timeout=MAX_SECONDS_PER_VECTOR * 1_000_000)
+                deliver()  # a signal stopped it: its handler raises here, outside unicorn
             except UcError as exc:
                 pc = uc.reg_read(arm.UC_ARM_REG_PC)
                 raise ToolchainError(f"{fw.elf.name} ({fw.core.name}): the emulator stopped at pc 0x{pc:08x} on "

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune import reference
+from hwprune import cachedir, reference
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
 from hwprune.ir.graph import Graph
@@ -46,10 +46,8 @@ def find_project(model) -> Path:
 
 
 def cache_root() -> Path:
-    """Where compiled projects are kept between runs: ``$HWPRUNE_CACHE_DIR`` or
-    ``~/.cache/hwprune``; an hls4ml compile takes seconds to minutes of g++."""
-    base = os.environ.get("HWPRUNE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hwprune")
-    return Path(base) / "hls4ml"
+    """Where compiled projects are kept between runs (bounded in size: ``cachedir``)."""
+    return cachedir.cache_root() / "hls4ml"
 
 
 _WEIGHTS_LINE = 'WEIGHTS_DIR="\\"${BASEDIR}/firmware/weights\\""'
@@ -89,7 +87,10 @@ def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
     digest = hashlib.sha256(repr((sorted(summary["files"].items()), _compiler_id())).encode()).hexdigest()[:24]
     root = cache_root()
     final = root / digest
-    if not final.is_dir():
+    if final.is_dir():
+        cachedir.touch(final)
+    else:
+        cachedir.max_bytes()  # a malformed bound fails before the compile
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=root))
         try:
@@ -114,6 +115,7 @@ def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        cachedir.evict(root, keep=final)
     libraries = sorted((final / "firmware").glob(f"{summary['project']}-*.so"))
     if len(libraries) != 1:
         raise ToolchainError(f"the build of {project} in {final} left {len(libraries)} libraries; expected one")

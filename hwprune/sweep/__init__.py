@@ -13,9 +13,10 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
-from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, summarize, write_outputs
+from hwprune.outputs import output_dir
+from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, foreign_content, summarize, write_outputs
 from hwprune.sweep.pareto import Point, aggregate, best_point, dominates, pareto_front
-from hwprune.sweep.runner import check_engine, prepare_folder, run_trials
+from hwprune.sweep.runner import check_engine, prepare_folder, run_trials, start_folder
 from hwprune.sweep.spec import OBJECTIVES, SweepSpec, Trial, check_objective, parse_list
 from hwprune.sweep.trial import Inputs
 
@@ -70,10 +71,23 @@ def _check_methods(module, methods, model) -> None:
 def sweep(spec: SweepSpec, inputs: Inputs, out, address: Optional[str] = None, resume: bool = False,
           force: bool = False, workers: Optional[int] = None, progress: bool = True, protect=()) -> dict:
     """Run (or finish) the sweep in ``out``; return the summary written to sweep.json.
-    ``protect``: paths ``force`` must never remove (the model and data files)."""
+    ``protect``: paths ``force`` must never remove (the model and data files).
+
+    A new sweep is written in ``out`` itself, so that ``--resume`` finishes it after a
+    kill. ``force`` over an existing sweep builds the new one beside it and swaps it in
+    at the end: a kill leaves the old sweep whole (and the next run removes the new one's
+    remains), at the price that a killed forced sweep starts over."""
     out = Path(out)
     check_engine(address)
-    prepare_folder(out, spec, resume, force, protect)
+    if not prepare_folder(out, spec, resume, force):
+        return _run(spec, inputs, out, address, workers, progress)
+    with output_dir(out, force=True, inputs=protect, with_manifest=False, foreign=foreign_content) as work:
+        start_folder(work, spec)
+        summary = _run(spec, inputs, work, address, workers, progress)
+    return summary
+
+
+def _run(spec: SweepSpec, inputs: Inputs, out: Path, address, workers, progress) -> dict:
     run = run_trials(spec, inputs, out, address, workers, progress)
     summary = summarize(spec, run)
     write_outputs(out, summary)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Optional
 
+from hwprune.manifest import foreign_content as export_foreign
+from hwprune.outputs import is_temporary_sibling, output_dir
 from hwprune.sweep.pareto import Point, aggregate, best_point, pareto_front
-from hwprune.sweep.runner import TRIALS_DIR, SweepRun
+from hwprune.sweep.runner import SPEC_FILE, TRIALS_DIR, SweepRun, trial_foreign
 from hwprune.sweep.spec import OBJECTIVES, SweepSpec
 
 SWEEP_JSON = "sweep.json"
@@ -135,13 +138,54 @@ def render_plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def foreign_content(folder: Path) -> Optional[str]:
+    """Why ``folder`` is not wholly a sweep's (None when it is): no spec, or anything a
+    sweep does not write, at any depth (a user's file in trials/ counts)."""
+    folder = Path(folder)
+    if not (folder / SPEC_FILE).is_file():
+        return f"it holds no {SPEC_FILE}, so it is not a sweep folder"
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            return f"it holds {name}, which hwprune did not write"
+        if name in (SPEC_FILE, SWEEP_JSON, SWEEP_MD, SWEEP_PNG) and entry.is_file():
+            continue
+        if is_temporary_sibling(entry) or name in _PARTIALS:  # left by a kill
+            continue
+        if name == TRIALS_DIR and entry.is_dir():
+            why = trial_foreign(entry)
+        elif name == BEST_DIR and entry.is_dir():
+            why = export_foreign(entry)
+            why = why and f"{BEST_DIR}/ is not an export hwprune wrote ({why})"
+        else:
+            why = f"it holds {name}, which hwprune did not write"
+        if why:
+            return why
+    return None
+
+
+def _partial(name: str) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    return f".{stem}.partial{dot}{suffix}"  # the suffix stays last: matplotlib picks the format by it
+
+
+_PARTIALS = {_partial(n) for n in (SWEEP_JSON, SWEEP_MD, SWEEP_PNG)}
+
+
+def _write(path: Path, write) -> None:
+    """``write(tmp)`` then rename: a kill never leaves a half-written summary file."""
+    tmp = path.with_name(_partial(path.name))
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def write_outputs(out: Path, summary: dict) -> None:
-    (out / SWEEP_JSON).write_text(json.dumps(summary, indent=1) + "\n")
-    (out / SWEEP_MD).write_text(render_markdown(summary))
-    render_plot(summary, out / SWEEP_PNG)
-    best = out / BEST_DIR
-    if best.exists():
-        shutil.rmtree(best)
+    _write(out / SWEEP_JSON, lambda p: p.write_text(json.dumps(summary, indent=1) + "\n"))
+    _write(out / SWEEP_MD, lambda p: p.write_text(render_markdown(summary)))
+    _write(out / SWEEP_PNG, lambda p: render_plot(summary, p))
     trial = best_trial(summary)
-    if trial is not None:
-        shutil.copytree(out / TRIALS_DIR / trial["id"] / "export", best)
+    if trial is None:
+        shutil.rmtree(out / BEST_DIR, ignore_errors=True)
+        return
+    with output_dir(out / BEST_DIR, force=True, with_manifest=False) as staged:  # swapped in whole, or not at all
+        shutil.copytree(out / TRIALS_DIR / trial["id"] / "export", staged, dirs_exist_ok=True)

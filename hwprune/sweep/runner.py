@@ -15,19 +15,23 @@ shared file system.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from hwprune.errors import HwpruneError, OptionError, OutputExistsError, ToolchainError
+from hwprune.manifest import foreign_content as export_foreign
 from hwprune.sweep.spec import SweepSpec, Trial
-from hwprune.sweep.trial import Inputs, run_trial, unpack_export
+from hwprune.sweep.trial import UNPACK_PREFIX, Inputs, run_trial, unpack_export
 
 SPEC_FILE = "sweep-spec.json"
 TRIALS_DIR = "trials"
@@ -43,10 +47,11 @@ class SweepRun:
     workers: int
 
 
-def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool, inputs=()) -> None:
+def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool) -> bool:
     """Create the sweep folder, or check that a resumed one belongs to the same sweep.
-    ``--force`` replaces only a sweep folder that holds nothing but what a sweep writes,
-    and never the current folder or one holding ``inputs`` (the model and data files)."""
+    True when ``--force`` is to replace an existing folder: nothing is written then, and
+    the caller builds the new sweep beside it and swaps it into place at the end
+    (``outputs.output_dir`` judges what it may replace)."""
     marker = out / SPEC_FILE
     if resume and not out.exists():  # a mistyped folder must not start hours of new trials
         raise OptionError(f"--resume: {out} does not exist, so there is no sweep to finish; "
@@ -60,23 +65,41 @@ def prepare_folder(out: Path, spec: SweepSpec, resume: bool, force: bool, inputs
                             if k not in spec.JUDGING and stored.get("spec", {}).get(k) != v)
             raise OptionError(f"--resume: {out} is a different sweep (it differs in {', '.join(differ) or 'its inputs'}); "
                               "give the same options or another --out")
-        return
-    if out.exists():
+        return False
+    if out.exists() or out.is_symlink():
         if not force:
             raise OutputExistsError(f"{out} exists already; pass --resume to finish that sweep or --force to replace it")
-        if not marker.is_file():
-            raise OutputExistsError(f"--force replaces only a sweep folder; {out} holds no {SPEC_FILE}, so it stays")
-        from hwprune.outputs import refuse_replacing
-        from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, SWEEP_MD, SWEEP_PNG
+        return True
+    start_folder(out, spec)
+    return False
 
-        refuse_replacing(out, inputs)
-        written = {SPEC_FILE, TRIALS_DIR, SWEEP_JSON, SWEEP_MD, SWEEP_PNG, BEST_DIR}
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in written)
-        if foreign:
-            raise OutputExistsError(f"--force will not replace {out}: it holds {foreign[0]}, which hwprune did not write")
-        shutil.rmtree(out)
+
+def start_folder(out: Path, spec: SweepSpec) -> None:
+    """The sweep's first files in ``out`` (which may exist, empty): its trials folder and its spec."""
     (out / TRIALS_DIR).mkdir(parents=True)
-    marker.write_text(json.dumps({"fingerprint": spec.fingerprint, "spec": spec.to_dict()}, indent=1) + "\n")
+    (out / SPEC_FILE).write_text(json.dumps({"fingerprint": spec.fingerprint, "spec": spec.to_dict()}, indent=1) + "\n")
+
+
+def trial_foreign(folder: Path) -> Optional[str]:
+    """Why ``folder`` (DIR/trials) holds something a sweep did not write, or None."""
+    for trial in sorted(folder.iterdir()):
+        here = f"{TRIALS_DIR}/{trial.name}"
+        if trial.is_symlink() or not trial.is_dir():
+            return f"it holds {here}, which hwprune did not write"
+        for entry in sorted(trial.iterdir()):
+            if entry.is_symlink():
+                return f"it holds {here}/{entry.name}, which hwprune did not write"
+            if entry.name in (RESULT_FILE, f".{RESULT_FILE}.tmp") and entry.is_file():
+                continue
+            if entry.name.startswith(UNPACK_PREFIX) and entry.is_dir():  # left by a kill while unpacking
+                continue
+            if entry.name == "export" and entry.is_dir():
+                why = export_foreign(entry)
+                if why is None:
+                    continue
+                return f"{here}/export is not an export hwprune wrote ({why})"
+            return f"it holds {here}/{entry.name}, which hwprune did not write"
+    return None
 
 
 def finished(out: Path, trial: Trial) -> Optional[dict]:
@@ -132,35 +155,114 @@ def check_engine(address: Optional[str]) -> None:
         _check_address(address)
 
 
+# Ray's own switch for a cluster confined to this machine (its default on macOS and
+# Windows): the node address stays 127.0.0.1 instead of being rewritten to the machine's
+# address, and Ray's servers then listen on loopback only.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
+
+
+def ray_token_path() -> Path:
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def _private_token() -> None:
+    """Ray writes its token with the umask's permissions; only its owner may read it."""
+    token = ray_token_path()
+    if token.is_file() and not token.is_symlink() and token.stat().st_uid == os.getuid():
+        os.chmod(token, 0o600)
+
+
+@contextlib.contextmanager
+def _local_only() -> Iterator[None]:
+    """While a local Ray starts: its node on loopback, its files private to the user.
+    ``umask`` 077 makes the token file (and Ray's session folder) 0600/0700 from the
+    start; the environment variable is read when ray is imported, the constant later."""
+    saved_env = os.environ.get(LOCAL_ONLY_ENV)
+    os.environ[LOCAL_ONLY_ENV] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    saved_constant = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    mask = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(mask)
+        if constants is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_env is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = saved_env
+
+
+@contextlib.contextmanager
+def _sigterm_held(ray) -> Iterator[None]:
+    """While Ray starts: a SIGTERM is recorded, then delivered to the previous handler
+    once ``ray.init`` returned. ``ray.init`` would install a handler that calls sys.exit
+    wherever the interpreter is, even where the exception is dropped (a logging lock's
+    release), and keep it for the whole sweep; hwprune's handler unwinds instead, so the
+    sweep shuts Ray down and says why it stopped."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: caught.append(signum))
+    utils = ray._private.utils
+    install = utils.set_sigterm_handler
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = install
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    if caught:
+        signal.raise_signal(signal.SIGTERM)
+
+
 def _init_ray(address: Optional[str], workers: Optional[int]):
     if address:
-        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+        token = ray_token_path()
         if "RAY_AUTH_MODE" not in os.environ and (token.is_file() or os.environ.get("RAY_AUTH_TOKEN")):
             # 'ray start' enables token authentication; Ray reads the mode when it is imported.
             os.environ["RAY_AUTH_MODE"] = "token"
-    try:
-        import ray
-    except ImportError:
-        raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'") from None
-    if address:
-        _check_address(address)
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    kwargs = dict(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
-    if address:
-        kwargs.pop("include_dashboard")
-        host = address.rpartition(":")[0]
-        if _is_loopback(host):
-            # A cluster on this machine's loopback: the driver joins it as a local node.
-            kwargs["_node_ip_address"] = host
+    with contextlib.ExitStack() as local:
+        if not address:
+            local.enter_context(_local_only())
         try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError) as exc:
-            raise OptionError(f"--address {address}: cannot join the Ray cluster there "
-                              f"({str(exc).strip().splitlines()[-1]})") from None
-    else:
-        # The local instance talks over loopback only.
-        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kwargs)
+            import ray
+        except ImportError:
+            raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'") from None
+        if address:
+            _check_address(address)
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        kwargs = dict(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
+        try:
+            with _sigterm_held(ray):
+                if address:
+                    _join(ray, address, kwargs)
+                else:
+                    ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, _node_ip_address=LOOPBACK,
+                             **kwargs)
+                    _private_token()
+        except BaseException:  # interrupted or failed half-way: no Ray process outlives the sweep
+            ray.shutdown()
+            raise
     return ray
+
+
+def _join(ray, address: str, kwargs: dict) -> None:
+    kwargs.pop("include_dashboard")
+    host = address.rpartition(":")[0]
+    if _is_loopback(host):
+        # A cluster on this machine's loopback: the driver joins it as a local node.
+        kwargs["_node_ip_address"] = host
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError) as exc:
+        raise OptionError(f"--address {address}: cannot join the Ray cluster there "
+                          f"({str(exc).strip().splitlines()[-1]})") from None
 
 
 def _trial_task(spec: SweepSpec, trial: Trial, inputs: Inputs):

@@ -119,10 +119,13 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
     return record, buffer.getvalue()
 
 
+UNPACK_PREFIX = ".unpack-"
+
+
 def unpack_export(archive: bytes, destination: Path) -> Path:
     """Unpack a trial's archive so that its export folder becomes ``destination``."""
     destination = Path(destination)
-    with tempfile.TemporaryDirectory(prefix=".unpack-", dir=destination.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=UNPACK_PREFIX, dir=destination.parent) as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             tar.extractall(tmp, filter="data")
         (Path(tmp) / "export").replace(destination)

@@ -116,22 +116,38 @@ def test_a_trial_that_raises_unexpectedly_is_recorded_with_its_message(monkeypat
 
 def test_force_replaces_only_a_folder_that_holds_nothing_but_a_sweep(tmp_path, monkeypatch):
     from hwprune.errors import OutputError
+    from hwprune.outputs import check_target
+    from hwprune.sweep.outputs import foreign_content
     from hwprune.sweep.runner import SPEC_FILE, prepare_folder
 
     out = tmp_path / "s"
-    prepare_folder(out, _spec(), resume=False, force=False)
+    assert prepare_folder(out, _spec(), resume=False, force=False) is False  # a new sweep: started in place
     (out / "sweep.json").write_text("{}")
+    assert prepare_folder(out, _spec(), resume=False, force=True) is True  # replaced beside, nothing removed here
+    assert sorted(p.name for p in out.iterdir()) == [SPEC_FILE, "sweep.json", "trials"]
+
+    def check(inputs=()):
+        check_target(out, True, inputs, folder=True, foreign=foreign_content)
+
+    check()  # a sweep's own files: replaceable
     (out / "best").mkdir()
     (out / "best" / "report.md").write_text("x")
-    prepare_folder(out, _spec(), resume=False, force=True)  # a sweep's own files: replaced
-    assert sorted(p.name for p in out.iterdir()) == [SPEC_FILE, "trials"]
+    with pytest.raises(OutputError, match="best/ is not an export hwprune wrote"):
+        check()
+    (out / "best" / "report.md").unlink()
+    (out / "best").rmdir()
+    (out / "trials" / "t1").mkdir()
+    (out / "trials" / "t1" / "notes.txt").write_text("the user's notes")
+    with pytest.raises(OutputError, match="trials/t1/notes.txt, which hwprune did not write"):
+        check()
+    (out / "trials" / "t1" / "notes.txt").unlink()
     (out / "model.pt").write_text("the user's model")
     with pytest.raises(OutputError, match="it is or holds the input"):
-        prepare_folder(out, _spec(), resume=False, force=True, inputs=(out / "model.pt",))
+        check(inputs=(out / "model.pt",))
     with pytest.raises(OutputError, match="holds model.pt, which hwprune did not write"):
-        prepare_folder(out, _spec(), resume=False, force=True)
+        check()
     (out / "model.pt").unlink()
     monkeypatch.chdir(out / "trials")
     with pytest.raises(OutputError, match="current folder"):
-        prepare_folder(out, _spec(), resume=False, force=True)
+        check()
     assert (out / SPEC_FILE).is_file()
