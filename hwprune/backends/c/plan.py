@@ -33,6 +33,8 @@ from hwprune.backends.c import arena
 from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
+from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
+from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
 from hwprune.backends.c.plan_spatial import PoolArithmetic, Window, pool_arithmetic, window
 from hwprune.ir.layers import Layer, WeightedLayer
 from hwprune.quant.fixed import Fixed
@@ -162,6 +164,7 @@ class Step:
     relu_is_identity: bool = False  # the fused ReLU needs no cast of its own
     window: Optional[Window] = None  # conv and pooling geometry (plan_spatial)
     pool: Optional[PoolArithmetic] = None
+    merge: Optional[MergeArithmetic] = None  # Add, Multiply, Concatenate, Clip (plan_merge)
 
     @property
     def source(self) -> Tensor:
@@ -212,7 +215,7 @@ class ModelPlan:
 
 
 def _has_kernel(layer: Layer) -> bool:
-    return layer.weighted or layer.spatial or layer.passthrough or layer.kind == "relu"
+    return layer.weighted or layer.spatial or layer.passthrough or layer.kind == "relu" or layer.kind in MERGE_KINDS
 
 
 def _fused_relus(graph: Graph, fuse_relu: bool) -> dict[str, str]:
@@ -306,6 +309,10 @@ def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = Tru
         elif layer.spatial:
             step = Step(index, layer, sources, written, function, window=geometry,
                         pool=pool_arithmetic(layer, source.t, geometry))
+        elif layer.kind in MERGE_KINDS:
+            step = Step(index, layer, sources, written, function,
+                        merge=merge_arithmetic(layer, graph.input_shapes(layer), graph.input_types(layer),
+                                               graph.shape_of(layer.name)))
         else:
             step = Step(index, layer, sources, written, function, relu=relu_cast(source.t, written.t))
         steps.append(step)

@@ -1,0 +1,66 @@
+"""DAGs through the integer reference and the host C build: residual Add, Concatenate,
+Multiply (a squeeze-excite scale), Clip; the liveness arena against its bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwprune import reference
+from hwprune.backends.c import export_c
+from hwprune.backends.c.formats import choose_formats
+from hwprune.backends.c.plan import plan_model
+from hwprune.harness.engines import HostCEngine
+from hwprune.ir import (
+    Add, Clip, Concatenate, Conv2D, Dense, Flatten, GlobalAvgPool2D, Graph, GraphInput, MaxPool2D, Multiply, ReLU,
+)
+from hwprune.quant.calibrate import QuantConfig, calibrate, float_forward
+
+ENGINE = HostCEngine(trace=True)
+
+
+def _conv(name, rng, cin, cout, k, inputs, pad=None):
+    p = k // 2 if pad is None else pad
+    return Conv2D(name, rng.normal(size=(cout, k, k, cin)) * 0.4, rng.normal(size=cout) * 0.1,
+                  padding=((p, p), (p, p)), inputs=inputs)
+
+
+def residual_graph(rng) -> Graph:
+    """conv -> relu -> {conv -> relu6 -> conv, 1x1 shortcut} -> add -> relu -> concat with a
+    pooled branch -> squeeze-excite multiply -> pool -> dense."""
+    layers = (
+        _conv("c0", rng, 3, 4, 3, ("input",)), ReLU("r0", inputs=("c0",)),
+        _conv("c1", rng, 4, 6, 3, ("r0",)), Clip("r1", 0.0, 6.0, inputs=("c1",)),
+        _conv("c2", rng, 6, 6, 3, ("r1",)), _conv("sc", rng, 4, 6, 1, ("r0",)),
+        Add("add", inputs=("c2", "sc")), ReLU("r2", inputs=("add",)),
+        MaxPool2D("mp", pool_size=(1, 1), inputs=("r0",)),
+        Concatenate("cat", axis=-1, inputs=("r2", "mp")),
+        GlobalAvgPool2D("gap", inputs=("cat",)), Dense("se", rng.normal(size=(10, 10)), None, inputs=("gap",)),
+        Multiply("scale", inputs=("cat", "se")),
+        GlobalAvgPool2D("gap2", inputs=("scale",)), Dense("fc", rng.normal(size=(5, 10)), None, inputs=("gap2",)),
+    )
+    return Graph("dag", (GraphInput("input", (6, 5, 3)),), layers)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_dag_reference_equals_host_c(rng, tmp_path, bits):
+    graph = residual_graph(rng)
+    x = rng.normal(size=(64, 6, 5, 3))
+    assert float_forward(graph, x).shape == (64, 5)
+    q = calibrate(graph, x, QuantConfig(bits, bits))
+    x_int = reference.quantize_input(q, rng.normal(size=(12, 6, 5, 3)))
+    export_c(q, tmp_path / "c", "auto")
+    run = ENGINE.run(tmp_path / "c", x_int)
+    expected = reference.run(q, x_int, trace=True)
+    assert [name for name, _ in run.trace] == [layer.name for layer in q.layers]
+    for (name, want), (_, got) in zip(expected, run.trace):
+        bad = np.argwhere(want.reshape(len(want), -1) != got.reshape(len(got), -1))
+        assert not len(bad), f"layer {name!r} vector/element {bad[0]}: reference " \
+            f"{want.reshape(len(want), -1)[tuple(bad[0])]}, C {got.reshape(len(got), -1)[tuple(bad[0])]}"
+    assert np.array_equal(run.outputs, expected[-1][1])
+
+
+def test_dag_arena_reuses_dead_tensors_within_its_bounds(rng):
+    q = calibrate(residual_graph(rng), rng.normal(size=(32, 6, 5, 3)), QuantConfig(8, 8))
+    plan = plan_model(q, choose_formats(q, "auto"))
+    assert plan.arena_io_bound <= plan.arena_live_bound <= plan.arena_bytes < plan.arena_never_reuse
