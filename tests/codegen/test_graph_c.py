@@ -64,3 +64,21 @@ def test_dag_arena_reuses_dead_tensors_within_its_bounds(rng):
     q = calibrate(residual_graph(rng), rng.normal(size=(32, 6, 5, 3)), QuantConfig(8, 8))
     plan = plan_model(q, choose_formats(q, "auto"))
     assert plan.arena_io_bound <= plan.arena_live_bound <= plan.arena_bytes < plan.arena_never_reuse
+
+
+def test_dag_is_bit_exact_on_the_cortex_m4_emulator(rng, tmp_path):
+    pytest.importorskip("unicorn")
+    from hwprune.errors import ToolchainError
+    from hwprune.harness import verify
+    from hwprune.harness.mcu import McuEngine
+
+    q = calibrate(residual_graph(rng), rng.normal(size=(32, 6, 5, 3)), QuantConfig(8, 8))
+    export_c(q, tmp_path / "c", "auto")
+    x = reference.quantize_input(q, rng.normal(size=(2, 6, 5, 3)))
+    try:
+        result = verify(tmp_path / "c", x, [McuEngine(target="stm32l4r5")])
+    except ToolchainError as exc:  # no cross compiler on this machine: say so, never pass
+        pytest.skip(str(exc))
+    comparison = result.comparison("mcu")
+    assert comparison.bit_exact, comparison.report()
+    assert comparison.layers == tuple(layer.name for layer in q.layers)
