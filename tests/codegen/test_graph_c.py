@@ -82,3 +82,18 @@ def test_dag_is_bit_exact_on_the_cortex_m4_emulator(rng, tmp_path):
     comparison = result.comparison("mcu")
     assert comparison.bit_exact, comparison.report()
     assert comparison.layers == tuple(layer.name for layer in q.layers)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chain_arena_is_no_larger_than_the_two_consecutive_tensors_bound(seed):
+    """A chain's lower bound is its largest pair of consecutive stored tensors, which is
+    what the ping-pong arena of the chain-only planner used: the liveness planner meets it."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 40, size=rng.integers(3, 8))
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers += [Dense(f"fc{i}", rng.normal(size=(b, a)), None), ReLU(f"r{i}")]
+    graph = Graph.chain("chain", (int(sizes[0]),), layers[:-1])
+    q = calibrate(graph, rng.normal(size=(16, sizes[0])), QuantConfig(8, 8))
+    plan = plan_model(q, choose_formats(q, "dense"), fuse_relu=bool(seed % 2))
+    assert plan.arena_bytes == plan.arena_live_bound
