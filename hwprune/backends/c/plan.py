@@ -161,6 +161,7 @@ class Step:
     arithmetic: Optional[DenseArithmetic] = None
     relu: Optional[Cast] = None  # a ReLU layer's cast, or the cast of a ReLU fused into this Dense
     out: Optional[Tensor] = None  # a Dense with a fused ReLU writes the ReLU's output here
+    out_layer: Optional[str] = None  # ... and that ReLU's name
     relu_is_identity: bool = False  # the fused ReLU needs no cast of its own
     window: Optional[Window] = None  # conv and pooling geometry (plan_spatial)
     pool: Optional[PoolArithmetic] = None
@@ -303,7 +304,7 @@ def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = Tru
                 relu = relu_cast(out_t, written.t)
                 identity = relu.shift == 0 and written.t.max_int >= out_t.max_int
                 dest = Tensor("hwprune_trace_fused", out_t.c_type, size(layer.name), out_t)
-                extra = dict(relu=relu, out=written, relu_is_identity=identity)
+                extra = dict(relu=relu, out=written, out_layer=fused[layer.name], relu_is_identity=identity)
             step = Step(index, layer, sources, dest, function, storage=by_name[layer.name],
                         arithmetic=dense_arithmetic(layer, source.t), window=geometry, **extra)
         elif layer.spatial:
