@@ -97,3 +97,41 @@ def test_chain_arena_is_no_larger_than_the_two_consecutive_tensors_bound(seed):
     q = calibrate(graph, rng.normal(size=(16, sizes[0])), QuantConfig(8, 8))
     plan = plan_model(q, choose_formats(q, "dense"), fuse_relu=bool(seed % 2))
     assert plan.arena_bytes == plan.arena_live_bound
+
+
+def mobilenet_v2_blocks(rng, channels=8, expand=3, blocks=2) -> Graph:
+    """MobileNetV2 inverted residuals: 1x1 expand, ReLU6, 3x3 depthwise, ReLU6, 1x1 project,
+    Add of the block's input (stride 1, equal channels)."""
+    layers = [_conv("stem", rng, 3, channels, 3, ("input",)), Clip("stem6", 0.0, 6.0, inputs=("stem",))]
+    x = "stem6"
+    for b in range(blocks):
+        hidden = channels * expand
+        layers += [
+            _conv(f"b{b}_expand", rng, channels, hidden, 1, (x,)), Clip(f"b{b}_e6", 0.0, 6.0, inputs=(f"b{b}_expand",)),
+            Conv2D(f"b{b}_dw", rng.normal(size=(hidden, 3, 3, 1)) * 0.5, rng.normal(size=hidden) * 0.1,
+                   padding=((1, 1), (1, 1)), depthwise=True, inputs=(f"b{b}_e6",)),
+            Clip(f"b{b}_d6", 0.0, 6.0, inputs=(f"b{b}_dw",)),
+            _conv(f"b{b}_project", rng, hidden, channels, 1, (f"b{b}_d6",)),
+            Add(f"b{b}_add", inputs=(x, f"b{b}_project")),
+        ]
+        x = f"b{b}_add"
+    layers += [GlobalAvgPool2D("gap", inputs=(x,)), Dense("fc", rng.normal(size=(4, channels)), None, inputs=("gap",))]
+    return Graph("mbv2", (GraphInput("input", (6, 6, 3)),), tuple(layers))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_mobilenet_v2_blocks_are_bit_exact_on_host_and_m4(rng, tmp_path, bits):
+    pytest.importorskip("unicorn")
+    from hwprune.errors import ToolchainError
+    from hwprune.harness import verify
+    from hwprune.harness.mcu import McuEngine
+
+    q = calibrate(mobilenet_v2_blocks(rng), rng.normal(size=(32, 6, 6, 3)), QuantConfig(bits, bits))
+    export_c(q, tmp_path / "c", "auto")
+    x = reference.quantize_input(q, rng.normal(size=(8, 6, 6, 3)))
+    assert np.array_equal(HostCEngine().run(tmp_path / "c", x).outputs, reference.run(q, x))
+    try:
+        result = verify(tmp_path / "c", x[:2], [McuEngine(target="stm32l4r5")])
+    except ToolchainError as exc:
+        pytest.skip(str(exc))
+    assert result.comparison("mcu").bit_exact, result.comparison("mcu").report()
