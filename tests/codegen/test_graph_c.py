@@ -135,3 +135,21 @@ def test_mobilenet_v2_blocks_are_bit_exact_on_host_and_m4(rng, tmp_path, bits):
     except ToolchainError as exc:
         pytest.skip(str(exc))
     assert result.comparison("mcu").bit_exact, result.comparison("mcu").report()
+
+
+def test_a_dag_goes_through_export_verify_and_report(rng, tmp_path):
+    import json
+
+    from hwprune.harness import verify
+    from hwprune.pipeline import ExportOptions, export_model
+
+    x = rng.normal(size=(24, 6, 5, 3))
+    out = export_model(residual_graph(rng), tmp_path / "e", x, ExportOptions())
+    with np.load(out / "vectors.npz") as vectors:
+        x_int = vectors["x_int"][:4]
+    result = verify(out / "c", x_int, [ENGINE])
+    assert result.comparison("host").bit_exact, result.comparison("host").report()
+    rows = {row["name"]: row for row in json.loads((out / "report.json").read_text())["layers"]}
+    assert rows["add"]["inputs"] == ["c2", "sc"] and rows["cat"]["inputs"] == ["r2", "mp"]
+    manifest = json.loads((out / "c" / "export.json").read_text())
+    assert manifest["arena_live_bound_bytes"] <= manifest["arena_bytes"] < manifest["arena_never_reuse_bytes"]
