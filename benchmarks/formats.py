@@ -82,7 +82,7 @@ def layer_graph(sparsity: float, rng, size=256) -> Graph:
     k = int(round(sparsity * w.size))
     if k:
         w.flat[np.argsort(np.abs(w), axis=None, kind="stable")[:k]] = 0.0
-    return Graph("bench", (size,), (Dense("fc", w, rng.normal(0, 0.1, size)), ReLU("relu")))
+    return Graph.chain("bench", (size,), (Dense("fc", w, rng.normal(0, 0.1, size)), ReLU("relu")))
 
 
 def time_export(c_dir: Path, reps: int) -> float:

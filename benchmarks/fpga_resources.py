@@ -55,7 +55,7 @@ def dense_layer_graph(n: int, bits: int, sparsity: float, seed: int) -> tuple[Gr
     if sparsity:
         cut = np.quantile(np.abs(w), sparsity)
         w[np.abs(w) <= cut] = 0.0
-    g = Graph(f"dense{n}", (n,), (Dense("fc", w, rng.normal(size=n) * 0.1),))
+    g = Graph.chain(f"dense{n}", (n,), (Dense("fc", w, rng.normal(size=n) * 0.1),))
     x = rng.normal(size=(128, n))
     q = calibrate(g, x, QuantConfig(bits, bits))
     return q, reference.quantize_input(q, x)
@@ -111,7 +111,7 @@ def jet_tagger(weights_file: Path, fixed: Fixed | None, bits: int, seed: int = 0
             if i < len(names) - 1:
                 layers.append(ReLU(f"relu{i + 1}"))
     layers.append(Softmax("softmax"))
-    graph = Graph("jet_tagger", (16,), tuple(layers))
+    graph = Graph.chain("jet_tagger", (16,), tuple(layers))
     if fixed is None:
         x = np.random.default_rng(seed).normal(size=(512, 16))
         return calibrate(graph, x, QuantConfig(bits, bits))

@@ -52,7 +52,7 @@ def layer_graph(size: int, sparsity: float, seed: int = 0, nm: bool = False) -> 
         live = np.flatnonzero(w)
         w.flat[live[np.argsort(np.abs(w.flat[live]), kind="stable")[:k]]] = 0.0
     x = rng.uniform(-1, 1, (64, size))
-    return calibrate(Graph("bench", (size,), (Dense("fc", w, rng.normal(0, 0.1, size)), ReLU("relu"))),
+    return calibrate(Graph.chain("bench", (size,), (Dense("fc", w, rng.normal(0, 0.1, size)), ReLU("relu"))),
                      x, QuantConfig(8, 8))
 
 

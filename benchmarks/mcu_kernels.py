@@ -62,7 +62,7 @@ def conv_graph(sparsity: float, rng) -> tuple[Graph, np.ndarray]:
         Dense("fc", _prune(rng.normal(0, 0.1, (10, 144)), sparsity), rng.normal(0, 0.1, 10)),
     )
     x = rng.uniform(-1, 1, (64, 12, 12, 4))
-    return calibrate(Graph("bench_cnn", (12, 12, 4), layers), x, QuantConfig(8, 8)), x
+    return calibrate(Graph.chain("bench_cnn", (12, 12, 4), layers), x, QuantConfig(8, 8)), x
 
 
 def case_graph(case: str, sparsity: float, rng) -> tuple[Graph, np.ndarray]:
@@ -75,7 +75,7 @@ def case_graph(case: str, sparsity: float, rng) -> tuple[Graph, np.ndarray]:
         if k < len(sizes) - 2:
             layers.append(ReLU(f"relu{k + 1}"))
     x = rng.uniform(-1, 1, (64, sizes[0]))
-    graph = calibrate(Graph(f"bench_{sizes[0]}_{len(sizes)}", (sizes[0],), tuple(layers)), x, QuantConfig(8, 8))
+    graph = calibrate(Graph.chain(f"bench_{sizes[0]}_{len(sizes)}", (sizes[0],), tuple(layers)), x, QuantConfig(8, 8))
     return graph, x
 
 
@@ -91,10 +91,10 @@ def conv_terms(graph: Graph) -> dict[str, tuple[int, int, int, int]]:
     from hwprune.reference import dense_integers
 
     terms = {}
-    for index, layer in enumerate(graph.layers):
+    for layer in graph.layers:
         if layer.kind in ("conv1d", "conv2d"):
             w, _ = dense_integers(layer)
-            positions = int(np.prod(graph.shapes[index][:-1]))
+            positions = int(np.prod(graph.shape_of(layer.name)[:-1]))
             terms[layer.name] = (positions, int(np.count_nonzero(w)), w.shape[0], w.size)
     return terms
 

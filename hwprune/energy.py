@@ -295,17 +295,14 @@ def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = Non
 
     if not graph.is_quantized:
         raise HwpruneError(f"model {graph.name!r} is not quantized; use float_proxy for a float model")
-    types = graph.value_types()
-    in_types = [graph.input_t, *types[:-1]]
-
     def context_of(index, layer) -> Context:
-        in_t, out_t = in_types[index], types[index]
-        common = dict(shape_in=graph.input_shape_of(index), shape_out=graph.shapes[index],
+        in_t, out_t = graph.input_types(layer)[0], graph.type_of(layer.name)
+        common = dict(shape_in=graph.input_shapes(layer)[0], shape_out=graph.shape_of(layer.name),
                       in_bytes=in_t.storage_bits // 8, out_bytes=out_t.storage_bits // 8, in_bits=in_t.width)
         accum_t = getattr(layer, "accum_t", None)
         if not _is_weighted(layer):
             return Context(**common, accum_bits=accum_t.width if accum_t is not None else 0)
-        s = encode(layer, formats.get(layer.name, "dense"), graph.input_shape_of(index))
+        s = encode(layer, formats.get(layer.name, "dense"), graph.input_shapes(layer)[0])
         return Context(**common, stored_bytes=s.weight_bytes + s.bias_bytes, format=s.format,
                        weight_bits=layer.weight_t.width, accum_bits=accum_t.width)
 
@@ -325,7 +322,7 @@ def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable]
     fmt = "csr" if sparse else "dense"
 
     def context_of(index, layer) -> Context:
-        common = dict(shape_in=graph.input_shape_of(index), shape_out=graph.shapes[index], in_bytes=4, out_bytes=4,
+        common = dict(shape_in=graph.input_shapes(layer)[0], shape_out=graph.shape_of(layer.name), in_bytes=4, out_bytes=4,
                       in_bits=32, accum_bits=32)
         if not _is_weighted(layer):
             return Context(**common)

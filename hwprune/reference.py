@@ -2,7 +2,10 @@
 
 Everything after the input cast is int64 arithmetic; no float touches a value. Every
 engine (host C, Cortex-M emulation, hls4ml C simulation) must equal this bit for bit.
-Kernels are looked up by layer ``kind`` in ``KERNELS``; a new layer kind adds one.
+Kernels are looked up by layer ``kind`` in ``KERNELS``; a new layer kind adds one. A
+one-input layer's kernel takes ``(layer, x, in_t)``; a layer that reads several tensors
+(``Layer.arity != 1``) takes the list of operands and the list of their types. The
+graph runs in its topological order, every layer reading its inputs by name.
 """
 
 from __future__ import annotations
@@ -125,20 +128,34 @@ def quantize_input(graph: Graph, x, what: str = "inputs") -> np.ndarray:
     return quantize(x, graph.input_t)
 
 
+def run_layer(graph: Graph, layer: Layer, values: dict[str, np.ndarray]) -> np.ndarray:
+    """``layer``'s output from ``values`` (tensor name -> integers, batch first)."""
+    operands = [values[source] for source in layer.inputs]
+    types = list(graph.input_types(layer))
+    if layer.arity == 1:
+        return KERNELS[layer.kind](layer, operands[0], types[0])
+    return KERNELS[layer.kind](layer, operands, types)
+
+
 def run(graph: Graph, x_int, trace: bool = False):
     """Integer inputs to integer outputs; with ``trace``, a list of (layer, output) pairs."""
     _check_quantized(graph)
     x = graph.check_batch(x_int, "integer inputs", single_ok=True)
     if x.dtype.kind not in "iu":
         raise ModelError(f"integer reference: inputs must be integers, got dtype {x.dtype}")
-    x = x.astype(np.int64).reshape(x.shape[0], *graph.input_shape)
-    in_t = graph.input_t
+    values = {graph.input.name: x.astype(np.int64).reshape(x.shape[0], *graph.input_shape)}
+    # Without a trace a tensor is dropped after its last reader, as the C arena reuses it.
+    last_read = {source: layer.name for layer in graph.layers for source in layer.inputs}
     steps = []
-    for layer, out_t in zip(graph.layers, graph.value_types()):
-        x = KERNELS[layer.kind](layer, x, in_t)
-        in_t = out_t
-        steps.append((layer.name, x))
-    return steps if trace else x
+    for layer in graph.layers:
+        values[layer.name] = run_layer(graph, layer, values)
+        steps.append((layer.name, values[layer.name]))
+        if not trace:
+            steps.clear()
+            for source in dict.fromkeys(layer.inputs):
+                if last_read[source] == layer.name and source not in graph.outputs:
+                    del values[source]
+    return steps if trace else values[graph.output]
 
 
 def predict(graph: Graph, x) -> np.ndarray:
@@ -146,5 +163,6 @@ def predict(graph: Graph, x) -> np.ndarray:
     return to_real(run(graph, quantize_input(graph, x)), graph.output_t)
 
 
-# Convolution and pooling kernels register themselves in KERNELS.
+# Convolution, pooling and merge kernels register themselves in KERNELS.
+import hwprune.reference_merge  # noqa: E402,F401
 import hwprune.reference_spatial  # noqa: E402,F401

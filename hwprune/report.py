@@ -29,11 +29,11 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
     from hwprune.ir.layers import WeightedLayer
 
     rows = []
-    shapes_in = [graph.input_shape_of(i) for i in range(len(graph.layers))]
-    for index, (layer, shape_in, shape_out) in enumerate(zip(graph.layers, shapes_in, graph.shapes)):
+    for layer in graph.layers:
+        shape_in, shape_out = graph.input_shapes(layer)[0], graph.shape_of(layer.name)
         if layer.kind == "softmax":
             continue  # not computed by any engine (the outputs are logits); see report["outputs"]
-        row = {"name": layer.name, "kind": layer.kind, "input_shape": list(shape_in),
+        row = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs), "input_shape": list(shape_in),
                "output_shape": list(shape_out), "weighted": isinstance(layer, WeightedLayer),
                "types": {k: str(v) for k, v in layer.types().items()}}
         if isinstance(layer, WeightedLayer):  # Dense and conv: a conv's MACs are over every output position
@@ -54,8 +54,8 @@ def _layer_rows(graph, formats: dict) -> list[dict]:
                 value_bits=layer.weight_t.width,
                 dense_weight_bytes=dense.weight_bytes,
                 csr_weight_bytes=csr.weight_bytes,
-                macs=graph.layer_macs(index),
-                macs_sparse=graph.layer_macs(index, nonzero_only=True),
+                macs=graph.layer_macs(layer),
+                macs_sparse=graph.layer_macs(layer, nonzero_only=True),
             )
         else:
             row.update(format=None, total_weights=0, nonzero_weights=0, weight_bytes=0, bias_bytes=0,

@@ -146,14 +146,12 @@ def estimate(graph: Graph, options: Options = Options()) -> Estimate:
     if not graph.is_quantized:
         raise OptionError(f"model {graph.name!r} is not quantized; FPGA resources need its fixed-point types")
     rows = []
-    in_t = graph.input_t
-    for i, (layer, out_t) in enumerate(zip(graph.layers, graph.value_types())):
+    for layer in graph.layers:
         fn = RULES.get(layer.kind)
         if fn is None:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no FPGA resource rule for layer kind {layer.kind!r}; "
                                         f"known kinds are {sorted(RULES)}")
-        rows.append(fn(layer, graph.input_shape_of(i), in_t, options))
-        in_t = out_t
+        rows.append(fn(layer, graph.input_shapes(layer)[0], graph.input_types(layer)[0], options))
     return Estimate(graph.name, options, tuple(rows))
 
 

@@ -130,16 +130,16 @@ def synthesize_graph(graph: Graph, x_int: np.ndarray, family: str = "xcup", prog
     reason = unavailable_reason()
     if reason:
         raise ToolchainError(f"--synthesize: {reason}")
-    trace = reference.run(graph, x_int, trace=True)
-    inputs = [np.asarray(x_int)] + [out for _, out in trace[:-1]]
-    types = graph.value_types()
-    in_types = [graph.input_t] + types[:-1]
+    values = dict(reference.run(graph, x_int, trace=True))
+    values[graph.input.name] = np.asarray(x_int)
     rows = []
-    layers = [(i, l) for i, l in enumerate(graph.layers) if da.supports(l)]
+    layers = [l for l in graph.layers if da.supports(l)]
     with temp_dir("synth") as tmp:
-        for i, layer in layers:
-            rows.append(synthesize_layer(layer, graph.input_shape_of(i), in_types[i], types[i], inputs[i],
-                                         trace[i][1], family, Path(tmp)))
+        for layer in layers:
+            source = layer.inputs[0]
+            rows.append(synthesize_layer(layer, graph.shape_of(source), graph.type_of(source),
+                                         graph.type_of(layer.name), values[source], values[layer.name], family,
+                                         Path(tmp)))
             if progress is not None:
                 progress(layer.name)
     return rows

@@ -65,7 +65,7 @@ class Builder:
                 f"{where}: layer {self.pending_norm[0]!r} (BatchNormalization) has no Dense or Conv to fold into")
         if not self.layers:
             raise ModelError(f"{where}: the model has no layers hwprune computes")
-        return Graph(name, self.input_shape, tuple(self.layers))
+        return Graph.chain(name, self.input_shape, tuple(self.layers))
 
 
 Converter = Callable[[Builder, str, str, dict, tuple], None]

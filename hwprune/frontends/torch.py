@@ -25,8 +25,6 @@ from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax, WeightedLayer
 
-SPATIAL_KINDS = ("conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "globalavgpool1d",
-                 "globalavgpool2d")
 
 
 def _torch():
@@ -246,7 +244,7 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
         raise UnsupportedLayerError(f"module {pad[0]!r} ({pad[2]}): no conv follows it to fold the padding into")
     if not is_c_identifier(name):
         raise ModelError(f"model name {name!r} must be a C identifier")
-    if any(layer.kind in SPATIAL_KINDS for layer in layers):
+    if any(layer.spatial for layer in layers):
         return _channels_first_graph(name, layers, input_shape or fallback_input_shape)
     if input_shape is None and layers and isinstance(layers[0], Dense):
         input_shape = (layers[0].in_features,)
@@ -255,7 +253,7 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
     if input_shape is None:
         raise ModelError("cannot infer the input shape: the model does not start with a Linear layer; pass "
                          "input_shape (hwprune export takes it from --calibration)")
-    return Graph(name, tuple(input_shape), tuple(layers))
+    return Graph.chain(name, tuple(input_shape), tuple(layers))
 
 
 def _channels_first_graph(name: str, layers: list[Layer], shape) -> Graph:
@@ -267,15 +265,15 @@ def _channels_first_graph(name: str, layers: list[Layer], shape) -> Graph:
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2:
         raise ShapeError(f"a conv model takes (channels, length) or (channels, height, width) inputs; got {shape}")
-    first = next(layer for layer in layers if layer.kind in SPATIAL_KINDS)
+    first = next(layer for layer in layers if layer.spatial)
     two_d = first.kind.endswith("2d")
     if len(shape) != (3 if two_d else 2):  # said here in the source's layout, not the IR's channels-last one
         raise ShapeError(f"layer {first.name!r} ({first.kind}) takes (channels, {'height, width' if two_d else 'length'})"
                          f" inputs as the source model does; got {shape} per example")
-    graph = Graph(name, (*shape[1:], shape[0]), tuple(layers), input_layout="channels_first")
+    graph = Graph.chain(name, (*shape[1:], shape[0]), tuple(layers), input_layout="channels_first")
     layers = list(graph.layers)
     for index, layer in enumerate(graph.layers):
-        flat_in = graph.input_shape_of(index)
+        flat_in = graph.input_shape_of_layer(layer)
         if not isinstance(layer, Flatten) or len(flat_in) < 2:
             continue
         after = next((j for j in range(index + 1, len(layers)) if not isinstance(layers[j], (ReLU, Flatten))), None)
@@ -296,15 +294,15 @@ def to_torch(graph: Graph):
     """
     torch = _torch()
     nn = torch.nn
-    spatial = any(layer.kind in SPATIAL_KINDS for layer in graph.layers)
+    spatial = any(layer.spatial for layer in graph.layers)
     if spatial and graph.input_layout != "channels_first":
         raise UnsupportedLayerError(f"model {graph.name!r}: to_torch builds channels-first modules; this conv "
                                     "graph takes channels-last inputs")
     modules = {}
     flat_in: tuple = ()  # the spatial shape a Flatten flattened, until the Dense that reads it
     for index, layer in enumerate(graph.layers):
-        if isinstance(layer, Flatten) and len(graph.input_shape_of(index)) >= 2:
-            flat_in = graph.input_shape_of(index)
+        if isinstance(layer, Flatten) and len(graph.input_shape_of_layer(layer)) >= 2:
+            flat_in = graph.input_shape_of_layer(layer)
         if isinstance(layer, Dense):
             weight = layer.weight
             if len(flat_in) >= 2:  # undo the frontend's column order
@@ -316,8 +314,8 @@ def to_torch(graph: Graph):
                 linear.weight.copy_(torch.tensor(weight))
                 linear.bias.copy_(torch.tensor(layer.bias))
             modules[layer.name] = linear
-        elif layer.kind in SPATIAL_KINDS:
-            modules.update(torch_spatial.to_torch_modules(layer, torch.float64, graph.input_shape_of(index)[-1]))
+        elif layer.spatial:
+            modules.update(torch_spatial.to_torch_modules(layer, torch.float64, graph.input_shape_of_layer(layer)[-1]))
             following = graph.layers[index + 1] if index + 1 < len(graph.layers) else None
             if layer.kind.startswith("globalavgpool") and not isinstance(following, Flatten):
                 modules[f"{layer.name}_flatten"] = nn.Flatten()

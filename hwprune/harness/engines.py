@@ -182,9 +182,9 @@ class HostCEngine(Engine):
             data = np.fromfile(out_path, dtype="=i8")
         sizes = [layer["size"] for layer in manifest["layers"]]
         outputs, layers = _parse_records(data, x.shape[0], sizes, self.trace)
-        shapes = graph.shapes
         trace = tuple(
-            (layer.name, values.reshape(x.shape[0], *shape)) for layer, values, shape in zip(graph.layers, layers, shapes)
+            (layer.name, values.reshape(x.shape[0], *graph.shape_of(layer.name)))
+            for layer, values in zip(graph.layers, layers)
         ) if self.trace else ()
         return EngineRun(self.name, outputs.reshape(x.shape[0], *graph.output_shape), trace)
 

@@ -34,7 +34,7 @@ def measure_formats(graph: Graph, target: Target, x_int: np.ndarray, cc: Optiona
     from hwprune.harness.mcu import measure_mcu
 
     layers = graph.weighted_layers()
-    shapes = {l.name: graph.input_shape_of(i) for i, l in enumerate(graph.layers)}
+    shapes = {l.name: graph.input_shapes(l)[0] for l in graph.layers}
     x = np.asarray(x_int)[:VECTORS]
     cycles: dict[tuple[str, str], float] = {}
     for fmt in formats or FORMATS:

@@ -195,20 +195,19 @@ def trace_layers(graph: Graph, summary: dict, x: np.ndarray, y_int: np.ndarray) 
     from hwprune.backends.hls4ml.project import export_hls4ml, read_summary
 
     options = HlsOptions(**summary["options"])
-    types, shapes = graph.value_types(), graph.shapes
     with temp_dir("trace") as tmp:
         twin = Path(tmp) / PROJECT_DIR
         export_hls4ml(graph, twin, options, x, y_int.reshape(x.shape[0], -1), trace=True)
         twin_summary = read_summary(twin)
         library, workdir = build_library(twin, twin_summary)
     in_project = {row["name"] for row in twin_summary["layers"] if row.get("in_project")}
-    sizes = {layer.name: int(np.prod(shapes[i])) for i, layer in enumerate(graph.layers) if layer.name in in_project}
+    sizes = {layer.name: int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers if layer.name in in_project}
     _, reals = _simulate(twin, twin_summary, library, workdir, graph, x, traced=sizes)
     out = []
-    for i, layer in enumerate(graph.layers):
+    for layer in graph.layers:
         if layer.name in reals:
-            values = from_grid(reals[layer.name], types[i], f"C simulation trace of layer {layer.name!r}")
-            out.append((layer.name, values.reshape(x.shape[0], *shapes[i])))
+            values = from_grid(reals[layer.name], graph.type_of(layer.name), f"C simulation trace of layer {layer.name!r}")
+            out.append((layer.name, values.reshape(x.shape[0], *graph.shape_of(layer.name))))
     return tuple(out)
 
 

@@ -251,7 +251,7 @@ class McuEngine(Engine):
                        for words, out in zip(traced.trace_words, traced.outputs)]
             data = np.concatenate(records) if records else np.zeros(0, dtype=np.int64)
             _, layers = _parse_records(data, x.shape[0], sizes, True)
-            values = [v.reshape(x.shape[0], *shape) for v, shape in zip(layers, graph.shapes)]
+            values = [v.reshape(x.shape[0], *graph.shape_of(layer.name)) for v, layer in zip(layers, graph.layers)]
             # The last layer is checked on the measured (untraced) build: the firmware a user ships.
             values[-1] = outputs
             trace = tuple((layer.name, v) for layer, v in zip(graph.layers, values))

@@ -1,12 +1,14 @@
 """The intermediate representation where frontends and backends meet."""
 
-from hwprune.ir.graph import Graph
+from hwprune.ir.graph import INPUT, Graph, GraphInput
 from hwprune.ir.io import load_graph, save_graph
 from hwprune.ir.layers import (
-    LAYER_KINDS, AvgPool1D, AvgPool2D, Conv1D, Conv2D, Dense, Flatten, GlobalAvgPool1D, GlobalAvgPool2D, Layer,
-    MaxPool1D, MaxPool2D, ReLU, Softmax, WeightedLayer,
+    LAYER_KINDS, VARIADIC, Add, AvgPool1D, AvgPool2D, Clip, Concatenate, Conv1D, Conv2D, Dense, Flatten,
+    GlobalAvgPool1D, GlobalAvgPool2D, Identity, Layer, MaxPool1D, MaxPool2D, Multiply, ReLU, Reshape, Softmax,
+    WeightedLayer, kinds,
 )
 
-__all__ = ["Graph", "Layer", "WeightedLayer", "Dense", "ReLU", "Flatten", "Softmax", "Conv1D", "Conv2D", "MaxPool1D",
-           "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "LAYER_KINDS", "load_graph",
-           "save_graph"]
+__all__ = ["Graph", "GraphInput", "INPUT", "Layer", "WeightedLayer", "Dense", "ReLU", "Clip", "Flatten", "Reshape",
+           "Identity", "Softmax", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "GlobalAvgPool1D", "GlobalAvgPool2D", "Add", "Multiply", "Concatenate", "LAYER_KINDS", "VARIADIC", "kinds",
+           "load_graph", "save_graph"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar, Optional
 
 import numpy as np
@@ -11,17 +11,35 @@ from hwprune.errors import ShapeError, WeightError
 from hwprune.quant.fixed import Fixed
 
 Shape = tuple[int, ...]
+#: ``Layer.arity`` of a layer that reads two or more inputs.
+VARIADIC = -1
 
 
 @dataclass(frozen=True, eq=False)
 class Layer:
+    """One node of a graph. ``inputs`` names the tensors it reads, in operand order: the
+    names of earlier layers (a layer's name is its output tensor's) or of graph inputs.
+    ``Graph.chain`` fills it in for a layer that reads the previous layer's output."""
+
     name: str
+    inputs: tuple[str, ...] = field(default=(), kw_only=True)
 
     kind: ClassVar[str] = "layer"
-    #: Whether the layer produces new values (and so carries a ``result_t``).
+    #: Whether the layer produces new values (and so carries a ``result_t``); a layer that
+    #: does not passes its (single) input's type on.
     computes: ClassVar[bool] = False
+    #: How many inputs it reads: a number, or ``VARIADIC`` (two or more).
+    arity: ClassVar[int] = 1
+    #: Carries a weight array and hls4ml's four types (``WeightedLayer``).
+    weighted: ClassVar[bool] = False
+    #: Slides a window over a spatial axis (conv, pooling) and so needs a channels-last input.
+    spatial: ClassVar[bool] = False
+    #: Output element i depends on input element i only (its shape passes through).
+    elementwise: ClassVar[bool] = False
+    #: Moves no data: its output is its input, reinterpreted (Flatten, Reshape, Softmax's marker).
+    passthrough: ClassVar[bool] = False
 
-    def output_shape(self, input_shape: Shape) -> Shape:
+    def output_shape(self, *input_shapes: Shape) -> Shape:
         raise NotImplementedError
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -36,8 +54,8 @@ class Layer:
     def with_(self, **changes) -> "Layer":
         return replace(self, **changes)
 
-    def mac_count(self, input_shape: Shape, nonzero_only: bool = False) -> int:
-        """Multiply-accumulates per inference for this input shape (0 without weights)."""
+    def mac_count(self, *input_shapes: Shape, nonzero_only: bool = False) -> int:
+        """Multiply-accumulates per inference for these input shapes (0 without weights)."""
         return 0
 
 
@@ -56,6 +74,7 @@ class WeightedLayer(Layer):
     result_t: Optional[Fixed] = None
 
     computes: ClassVar[bool] = True
+    weighted: ClassVar[bool] = True
     #: Number of weight axes and what they mean (for error messages).
     weight_axes: ClassVar[tuple[str, ...]] = ()
 

@@ -1,13 +1,17 @@
 """On-disk format of a graph: ``graph.json`` (structure and types) + ``weights.npz``.
 
-``graph.json``::
+``graph.json``, version 2::
 
-    {"format": "hwprune-graph", "version": 1,
-     "name": "digits_mlp", "input_shape": [64], "input_t": "ufixed<8,1,RND,SAT>" | null,
+    {"format": "hwprune-graph", "version": 2, "name": "resnet",
+     "inputs": [{"name": "input", "shape": [32, 32, 3], "t": "ufixed<8,1,RND,SAT>" | null}],
+     "outputs": ["fc"],
      "input_layout": "channels_first" (only for a source model with channels first),
-     "layers": [{"kind": "dense", "name": "fc1",
+     "layers": [{"kind": "conv2d", "name": "c1", "inputs": ["input"],
                  "weight_t": "fixed<8,1,RND,SAT>", ..., "arrays": ["weight", "bias"]},
-                {"kind": "relu", "name": "relu1", "result_t": "ufixed<8,3,RND,SAT>"}, ...]}
+                {"kind": "add", "name": "add1", "inputs": ["c2", "c1"], "result_t": "..."}, ...]}
+
+Version 1 (a chain: ``input_shape``/``input_t`` and layers without ``inputs``) is read
+as the chain it describes (``Graph.chain``), so older export folders still load.
 
 ``weights.npz`` holds each array as ``<layer>.<field>`` in float64; in a quantized graph
 the values lie on their type's grid, so they read back bit for bit.
@@ -23,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError
-from hwprune.ir.graph import Graph
+from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.layers import LAYER_KINDS, Layer
 from hwprune.quant.fixed import Fixed
 
 FORMAT = "hwprune-graph"
-VERSION = 1
+VERSION = 2
+CHAIN_VERSION = 1  # read only: every layer reads the one before it
 GRAPH_FILE = "graph.json"
 WEIGHTS_FILE = "weights.npz"
 
@@ -46,6 +51,8 @@ def graph_to_json(graph: Graph) -> dict:
                 arrays.append(f.name)
             elif isinstance(value, Fixed):
                 entry[f.name] = str(value)
+            elif f.name == "inputs":
+                entry[f.name] = list(value)
             else:
                 entry[f.name] = value
         if arrays:
@@ -55,8 +62,8 @@ def graph_to_json(graph: Graph) -> dict:
         "format": FORMAT,
         "version": VERSION,
         "name": graph.name,
-        "input_shape": list(graph.input_shape),
-        "input_t": str(graph.input_t) if graph.input_t else None,
+        "inputs": [{"name": i.name, "shape": list(i.shape), "t": str(i.t) if i.t else None} for i in graph.inputs],
+        "outputs": list(graph.outputs),
         "layers": layers,
     }
     if graph.input_layout != "channels_last":  # written only when it says something
@@ -90,7 +97,11 @@ def _layer_from_json(entry: dict, arrays, where: str) -> Layer:
             kwargs[f.name] = np.asarray(arrays[key], dtype=np.float64)
         elif f.name in entry:
             value = entry[f.name]
-            kwargs[f.name] = Fixed.parse(value) if (f.name.endswith("_t") and value is not None) else value
+            if f.name.endswith("_t") and value is not None:
+                value = Fixed.parse(value)
+            elif f.name == "inputs":
+                value = tuple(value)
+            kwargs[f.name] = value
     return cls(**kwargs)
 
 
@@ -105,8 +116,9 @@ def load_graph(directory: Path) -> Graph:
         raise ModelError(f"{graph_path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{graph_path}: not an hwprune graph (expected \"format\": \"{FORMAT}\")")
-    if meta.get("version") != VERSION:
-        raise ModelError(f"{graph_path}: graph format version {meta.get('version')!r}, this hwprune reads {VERSION}")
+    if meta.get("version") not in (CHAIN_VERSION, VERSION):
+        raise ModelError(f"{graph_path}: graph format version {meta.get('version')!r}, this hwprune reads "
+                         f"{CHAIN_VERSION} and {VERSION}; re-export the model with this hwprune")
     try:
         with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -118,9 +130,15 @@ def load_graph(directory: Path) -> Graph:
         layers = [
             _layer_from_json(entry, arrays, f"{graph_path} layer {i}") for i, entry in enumerate(meta["layers"])
         ]
-        input_t = Fixed.parse(meta["input_t"]) if meta.get("input_t") else None
-        return Graph(meta["name"], tuple(meta["input_shape"]), tuple(layers), input_t,
-                     meta.get("input_layout", "channels_last"))
+        layout = meta.get("input_layout", "channels_last")
+        if meta["version"] == CHAIN_VERSION:
+            if any("inputs" in entry for entry in meta["layers"]):
+                raise ModelError(f"{graph_path}: a version {CHAIN_VERSION} graph names no layer inputs")
+            input_t = Fixed.parse(meta["input_t"]) if meta.get("input_t") else None
+            return Graph.chain(meta["name"], tuple(meta["input_shape"]), tuple(layers), input_t, layout)
+        inputs = tuple(GraphInput(i["name"], tuple(i["shape"]), Fixed.parse(i["t"]) if i.get("t") else None)
+                       for i in meta["inputs"])
+        return Graph(meta["name"], inputs, tuple(layers), tuple(meta["outputs"]), layout)
     except HwpruneError:
         raise
     except (KeyError, TypeError, ValueError) as exc:

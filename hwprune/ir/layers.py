@@ -29,7 +29,8 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from hwprune.errors import ShapeError
-from hwprune.ir.base import Layer, Shape, WeightedLayer
+from hwprune.ir.base import VARIADIC, Layer, Shape, WeightedLayer
+from hwprune.ir.merge import Add, Concatenate, Multiply
 from hwprune.ir.spatial import (
     AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D,
 )
@@ -67,7 +68,7 @@ class Dense(WeightedLayer):
     def macs(self) -> int:
         return int(self.weight.size)
 
-    def mac_count(self, input_shape: Shape, nonzero_only: bool = False) -> int:
+    def mac_count(self, *input_shapes: Shape, nonzero_only: bool = False) -> int:
         return self.nonzero_weights if nonzero_only else self.macs
 
 
@@ -79,6 +80,32 @@ class ReLU(Layer):
 
     kind: ClassVar[str] = "relu"
     computes: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Clip(Layer):
+    """``y = result(min(max(x, min_value), max_value))`` (ReLU6 is ``Clip(0, 6)``, torch's
+    hardtanh ``Clip(-1, 1)``). The bounds are real numbers; on the input's grid the clamp
+    compares the integer ``x`` with ``ceil(min * 2^f)`` and ``floor(max * 2^f)``, exactly."""
+
+    min_value: float = 0.0
+    max_value: float = 6.0
+    result_t: Optional[Fixed] = None
+
+    kind: ClassVar[str] = "clip"
+    computes: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        lo, hi = float(self.min_value), float(self.max_value)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ShapeError(f"layer {self.name!r}: Clip bounds must be finite with min <= max, got {lo}, {hi}")
+        object.__setattr__(self, "min_value", lo)
+        object.__setattr__(self, "max_value", hi)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
@@ -89,6 +116,7 @@ class Flatten(Layer):
     """Reshape to one axis (row-major, channels-last); values and type pass through."""
 
     kind: ClassVar[str] = "flatten"
+    passthrough: ClassVar[bool] = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (int(np.prod(input_shape)),)
@@ -100,15 +128,57 @@ class Softmax(Layer):
     (softmax does not change the argmax), so engines pass values through unchanged."""
 
     kind: ClassVar[str] = "softmax"
+    passthrough: ClassVar[bool] = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
 
+@dataclass(frozen=True, eq=False)
+class Reshape(Layer):
+    """The same values, row-major in the IR's channels-last layout, as ``target_shape``."""
+
+    target_shape: tuple[int, ...] = ()
+
+    kind: ClassVar[str] = "reshape"
+    passthrough: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_shape", tuple(int(d) for d in self.target_shape))
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if int(np.prod(input_shape)) != int(np.prod(self.target_shape)) or min(self.target_shape, default=0) < 1:
+            raise ShapeError(f"layer {self.name!r}: cannot reshape {tuple(input_shape)} to {self.target_shape}")
+        return self.target_shape
+
+
+@dataclass(frozen=True, eq=False)
+class Identity(Layer):
+    """Its input unchanged; frontends may emit it, ``ir.passes.remove_identity`` drops it."""
+
+    kind: ClassVar[str] = "identity"
+    passthrough: ClassVar[bool] = True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+
+#: THE registry of layer kinds: ``kind`` -> class. Every property a backend or pass asks
+#: about (``weighted``, ``spatial``, ``elementwise``, ``passthrough``, ``arity``,
+#: ``computes``) is a class attribute, so no module keeps a list of kind names.
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Dense, ReLU, Flatten, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D,
-                GlobalAvgPool1D, GlobalAvgPool2D)
+    for cls in (Dense, ReLU, Clip, Flatten, Reshape, Identity, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D,
+                AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Add, Multiply, Concatenate)
 }
-__all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Flatten", "Softmax", "Conv1D", "Conv2D", "MaxPool1D",
-           "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "LAYER_KINDS"]
+
+
+def kinds(**properties) -> frozenset[str]:
+    """The kinds whose class has every given property value, e.g. ``kinds(spatial=True)``."""
+    return frozenset(k for k, cls in LAYER_KINDS.items()
+                     if all(getattr(cls, p) == v for p, v in properties.items()))
+
+
+__all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Clip", "Flatten", "Reshape", "Identity", "Softmax",
+           "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D",
+           "GlobalAvgPool2D", "Add", "Multiply", "Concatenate", "LAYER_KINDS", "VARIADIC", "kinds"]

@@ -107,6 +107,7 @@ class _Conv(WeightedLayer):
     depthwise: bool = False
 
     rank: ClassVar[int] = 0
+    spatial: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -144,7 +145,7 @@ class _Conv(WeightedLayer):
                              f"channels, got input shape {tuple(input_shape)}")
         return (*spatial, self.out_channels)
 
-    def mac_count(self, input_shape: Shape, nonzero_only: bool = False) -> int:
+    def mac_count(self, input_shape: Shape, *, nonzero_only: bool = False) -> int:
         """Multiply-accumulates over every output position, taps on padding not counted."""
         self.output_shape(input_shape)
         per_offset = [taps_inside(n, k, s, p)
@@ -184,6 +185,7 @@ class _Pool(Layer):
     result_t: Optional[Fixed] = None
 
     computes: ClassVar[bool] = True
+    spatial: ClassVar[bool] = True
     rank: ClassVar[int] = 0
     op: ClassVar[str] = ""
 
@@ -245,6 +247,7 @@ class _GlobalAvgPool(Layer):
     result_t: Optional[Fixed] = None
 
     computes: ClassVar[bool] = True
+    spatial: ClassVar[bool] = True
     rank: ClassVar[int] = 0
     op: ClassVar[str] = "avg"
 

@@ -12,6 +12,10 @@ weights; a conv's accumulator bound is over one filter):
   SAT. When a ReLU follows, the ReLU output is unsigned ``activation_bits`` and the Dense
   result gets one more (sign) bit with the same fraction, so the ReLU is a plain clamp.
 
+Add, Multiply, Concatenate and Clip: ``result_t`` from the calibration data as a
+ReLU's (unsigned when never negative), or as a weighted layer's when a ReLU follows;
+their operands keep the types their producers have (Add aligns them exactly).
+
 Pooling: MaxPool keeps its input type (``accum_t = result_t = x``: max is exact).
 AvgPool and GlobalAvgPool accumulate in a signed type with ``ceil(log2(count))`` more
 integer bits (the sum never overflows) and as many more fraction bits (the truncating
@@ -27,7 +31,7 @@ import numpy as np
 
 from hwprune.errors import DataError, OptionError, ShapeError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense, Layer, ReLU, WeightedLayer
+from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Layer, Multiply, ReLU, WeightedLayer
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 from hwprune.windows import float_spatial
 
@@ -46,30 +50,41 @@ class QuantConfig:
                 raise OptionError(f"{key.replace('_', '-')} must be an integer from 2 to 16, got {bits!r}")
 
 
+def _broadcast_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rank = max(a.ndim, b.ndim)
+    grow = lambda v: v.reshape(v.shape[0], *([1] * (rank - v.ndim)), *v.shape[1:])  # noqa: E731
+    return grow(a), grow(b)
+
+
+def _float_layer(layer: Layer, xs: list[np.ndarray]) -> np.ndarray:
+    x = xs[0]
+    if isinstance(layer, Dense):
+        return x @ layer.weight.T + layer.bias
+    if layer.spatial:
+        return float_spatial(layer, x)
+    if isinstance(layer, ReLU):
+        return np.maximum(x, 0.0)
+    if isinstance(layer, Clip):
+        return np.clip(x, layer.min_value, layer.max_value)
+    if isinstance(layer, (Add, Multiply)):
+        a, b = _broadcast_pair(*xs)
+        return a + b if isinstance(layer, Add) else a * b
+    if isinstance(layer, Concatenate):
+        return np.concatenate(xs, axis=layer.resolved_axis(x.ndim - 1) + 1)
+    if layer.passthrough:  # Flatten, Reshape, Identity, the Softmax marker
+        return x.reshape(x.shape[0], *layer.output_shape(x.shape[1:]))
+    raise ShapeError(f"layer {layer.name!r}: float simulation has no rule for {layer.kind!r}")
+
+
 def float_forward(graph: Graph, x, trace: bool = False):
-    """The float (float64) network, layer by layer; ignores any fixed-point types.
-    ``x`` is in the source model's layout (``Graph.from_source``)."""
-    x = graph.from_source(np.asarray(x, dtype=np.float64))
+    """The float (float64) network, layer by layer in topological order; ignores any
+    fixed-point types. ``x`` is in the source model's layout (``Graph.from_source``)."""
+    values = {graph.input.name: graph.from_source(np.asarray(x, dtype=np.float64))}
     outputs = []
     for layer in graph.layers:
-        if isinstance(layer, Dense):
-            x = x @ layer.weight.T + layer.bias
-        elif layer.kind in SPATIAL_KINDS:
-            x = float_spatial(layer, x)
-        elif isinstance(layer, ReLU):
-            x = np.maximum(x, 0.0)
-        elif layer.kind == "flatten":
-            x = x.reshape(x.shape[0], -1)
-        elif layer.kind == "softmax":
-            pass
-        else:
-            raise ShapeError(f"layer {layer.name!r}: float simulation has no rule for {layer.kind!r}")
-        outputs.append((layer.name, x))
-    return outputs if trace else x
-
-
-SPATIAL_KINDS = ("conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "globalavgpool1d",
-                 "globalavgpool2d")
+        values[layer.name] = _float_layer(layer, [values[s] for s in layer.inputs])
+        outputs.append((layer.name, values[layer.name]))
+    return outputs if trace else values[graph.output]
 
 
 def _value_type(max_abs: float, bits: int, signed: bool, config: QuantConfig) -> Fixed:
@@ -96,22 +111,36 @@ def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig()) -> Graph:
     input_t = _value_type(float(np.abs(x).max()), act, bool(x.min() < 0), config)
 
     layers: list[Layer] = []
-    in_t = input_t
-    for index, layer in enumerate(graph.layers):
+    types = {graph.input.name: input_t}
+    for layer in graph.layers:
         out = outputs[layer.name]
-        nxt = graph.layers[index + 1] if index + 1 < len(graph.layers) else None
-        if isinstance(layer, WeightedLayer):
-            layer = _quantize_dense(layer, in_t, out, isinstance(nxt, ReLU), config)
-            in_t = layer.result_t
-        elif layer.kind in SPATIAL_KINDS:
-            layer = _quantize_pool(layer, in_t, graph.input_shape_of(index), config)
-            in_t = layer.result_t
+        in_t = types[layer.inputs[0]]
+        # A ReLU that reads nothing else lets its producer keep a sign bit more (a plain clamp).
+        relu_follows = bool(graph.consumers(layer.name)) and all(
+            isinstance(c, ReLU) for c in graph.consumers(layer.name)) and layer.name not in graph.outputs
+        if layer.weighted:
+            layer = _quantize_dense(layer, in_t, out, relu_follows, config)
+        elif layer.spatial:
+            layer = _quantize_pool(layer, in_t, graph.input_shape_of_layer(layer), config)
         elif isinstance(layer, ReLU):
-            relu_t = _value_type(float(out.max(initial=0.0)), act, False, config)
-            layer = layer.with_(result_t=relu_t)
-            in_t = relu_t
+            layer = layer.with_(result_t=_value_type(float(out.max(initial=0.0)), act, False, config))
+        elif layer.computes:  # Clip, Add, Multiply, Concatenate: the output's range
+            layer = layer.with_(result_t=_result_type(out, relu_follows, config))
+        types[layer.name] = layer.result_t if layer.computes else in_t
         layers.append(layer)
     return graph.with_layers(layers, input_t=input_t)
+
+
+def _result_type(out: np.ndarray, relu_follows: bool, config: QuantConfig) -> Fixed:
+    """``activation_bits`` wide with the integer bits the data needs, unsigned when it is
+    never negative; before a ReLU, one more (sign) bit with the same fraction as Dense."""
+    act = config.activation_bits
+    if relu_follows:
+        relu_int = int_bits_for(float(out.max(initial=0.0)), False)
+        return Fixed(act + 1, relu_int + 1, True, config.rounding, config.overflow)
+    if out.size and out.min() >= 0:
+        return _value_type(float(out.max(initial=0.0)), act, False, config)
+    return _value_type(float(np.abs(out).max(initial=0.0)), act, True, config)
 
 
 def accumulator_type(weight_q: np.ndarray, bias_q: np.ndarray, in_t: Fixed, weight_t: Fixed, bias_t: Fixed,

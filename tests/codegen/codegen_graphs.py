@@ -42,7 +42,7 @@ def calibrated_mlp(name: str, sizes, rng, sparsity=0.0, zero_rows=(), zero_layer
     if softmax:
         layers.append(Softmax("softmax"))
     input_shape = tuple(flatten_shape) if flatten_shape is not None else (sizes[0],)
-    graph = Graph(name, input_shape, layers)
+    graph = Graph.chain(name, input_shape, layers)
     x = rng.normal(size=(64, *input_shape))
     if not signed_input:
         x = np.abs(x)
@@ -97,7 +97,7 @@ def random_typed_graph(name: str, sizes, seed: int, sparsity=0.5, relu_prob=0.6,
             relu_t = random_type(rng, width_range)
             layers.append(ReLU(f"relu{k + 1}", relu_t))
             in_t = relu_t
-    return Graph(name, (sizes[0],), layers, input_t)
+    return Graph.chain(name, (sizes[0],), layers, input_t)
 
 
 def wide_graph() -> Graph:
@@ -110,7 +110,7 @@ def wide_graph() -> Graph:
     relu = ReLU("relu1", Fixed(32, 10, False, Rounding.TRN, Overflow.SAT))
     fc2 = Dense("fc2", _on_grid(rng, (4, 6), w2_t, 0.3), _on_grid(rng, (4,), Fixed(20, 12), 0.0), w2_t, Fixed(20, 12),
                 Fixed(50, 20, True, Rounding.TRN, Overflow.WRAP), Fixed(31, 5, False, Rounding.RND, Overflow.SAT))
-    return Graph("wide", (5,), (fc1, relu, fc2), in_t)
+    return Graph.chain("wide", (5,), (fc1, relu, fc2), in_t)
 
 
 def random_inputs(graph: Graph, rng, n: int = 40) -> np.ndarray:

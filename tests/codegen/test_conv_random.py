@@ -78,7 +78,7 @@ def build(spec) -> tuple[Graph, np.ndarray]:
             else:
                 layers.append((AvgPool1D if rank == 1 else AvgPool2D)(
                     "pool", pool_size=size, stride=stride, padding=pad, count_pad=spec["pool"] == "avg_count_pad"))
-    graph = Graph(name, (*widths, spec["cin"]), tuple(layers))
+    graph = Graph.chain(name, (*widths, spec["cin"]), tuple(layers))
     x = rng.normal(size=(32, *graph.input_shape))
     bits = int(rng.integers(3, 9))
     graph = calibrate(graph, x, QuantConfig(bits, bits))
@@ -165,5 +165,5 @@ def test_random_conv_layers_host_c_equals_reference(tmp_path_factory, data):
         if not np.array_equal(got, want):
             bad = tuple(int(i) for i in np.argwhere(got != want)[0])
             raise AssertionError(f"{graph.name} {spec} {[l.kind for l in graph.layers]} "
-                                 f"{[str(t) for t in graph.value_types()]}: output {bad} C {got[bad]} "
+                                 f"{[str(graph.type_of(l.name)) for l in graph]}: output {bad} C {got[bad]} "
                                  f"reference {want[bad]}")

@@ -57,7 +57,7 @@ def _graph(rng, sizes, sparsity, empty_rows=0):
         layers.append(Dense(f"fc{k + 1}", w, rng.normal(size=n_out) * 0.3))
         if k < len(sizes) - 2:
             layers.append(ReLU(f"relu{k + 1}"))
-    float_graph = Graph("c8", (sizes[0],), tuple(layers))
+    float_graph = Graph.chain("c8", (sizes[0],), tuple(layers))
     return calibrate(float_graph, rng.uniform(-1, 1, (64, sizes[0])), QuantConfig(8, 8))
 
 

@@ -49,7 +49,7 @@ def cnn(seed=0, sparsity=0.6, random_types=False) -> tuple[Graph, np.ndarray]:
         Dense("fc", rng.normal(size=(5, 18)) * 0.3,
               rng.normal(size=5) * 0.3),
     )
-    graph = Graph("csro_cnn", (7, 9, 3), layers)
+    graph = Graph.chain("csro_cnn", (7, 9, 3), layers)
     x = rng.normal(size=(32, 7, 9, 3))
     graph = calibrate(graph, x, QuantConfig(8, 8))
     if random_types:
@@ -62,7 +62,7 @@ def conv1d(seed=1) -> tuple[Graph, np.ndarray]:
     layers = (Conv1D("c1", _filters(rng, (5, 4, 6), 0.5), rng.normal(size=5) * 0.3, stride=(2,), padding=((2, 1),)),
               ReLU("r1"),
               Conv1D("c2", _filters(rng, (3, 3, 5), 0.5), rng.normal(size=3) * 0.3))
-    graph = calibrate(Graph("csro_1d", (17, 6), layers), rng.normal(size=(32, 17, 6)), QuantConfig(8, 8))
+    graph = calibrate(Graph.chain("csro_1d", (17, 6), layers), rng.normal(size=(32, 17, 6)), QuantConfig(8, 8))
     return graph, reference.quantize_input(graph, rng.normal(size=(6, 17, 6)))
 
 
@@ -96,7 +96,7 @@ def test_dense_depthwise_and_shapeless_layers_are_not_eligible(rng):
         choose_formats(mlp, "csro")
     assert "csro" not in {s.format for s in candidates(mlp.weighted_layers()[0])}
     depthwise = Conv2D("dw", rng.normal(size=(4, 3, 3, 1)), np.zeros(4), depthwise=True)
-    dw = calibrate(Graph("dw", (5, 5, 4), (depthwise,)), rng.normal(size=(8, 5, 5, 4)), QuantConfig(8, 8))
+    dw = calibrate(Graph.chain("dw", (5, 5, 4), (depthwise,)), rng.normal(size=(8, 5, 5, 4)), QuantConfig(8, 8))
     with pytest.raises(FormatNotApplicable, match="depthwise"):
         choose_formats(dw, "csro")
     graph, _ = cnn()

@@ -132,7 +132,7 @@ def test_production_build_without_trace_equals_reference(tmp_path, rng):
 
 
 def test_a_model_without_computing_layers_copies_its_input(tmp_path, rng):
-    graph = Graph("just_flatten", (2, 3), (Flatten("flatten"),), Fixed(8, 3))
+    graph = Graph.chain("just_flatten", (2, 3), (Flatten("flatten"),), Fixed(8, 3))
     assert_bit_exact(graph, random_inputs(graph, rng, 5), tmp_path, "auto")
 
 
@@ -156,7 +156,7 @@ def test_exported_files_and_their_contents(tmp_path, rng):
 
 
 def test_graphs_the_backend_cannot_export_are_model_errors(tmp_path, rng):
-    graph = Graph("float_model", (4,), (Dense("fc", rng.normal(size=(3, 4))), ReLU("relu")))
+    graph = Graph.chain("float_model", (4,), (Dense("fc", rng.normal(size=(3, 4))), ReLU("relu")))
     with pytest.raises(ModelError, match="not quantized"):
         export_c(graph, tmp_path)
 
@@ -166,6 +166,6 @@ def test_graphs_the_backend_cannot_export_are_model_errors(tmp_path, rng):
         def output_shape(self, input_shape):
             return input_shape
 
-    graph = Graph("mystery_model", (4,), (Mystery("odd"),), Fixed(8, 3))
+    graph = Graph.chain("mystery_model", (4,), (Mystery("odd"),), Fixed(8, 3))
     with pytest.raises(ModelError, match="no kernel for 'mystery'"):
         export_c(graph, tmp_path)

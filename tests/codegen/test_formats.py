@@ -137,6 +137,6 @@ def test_unquantized_layers_are_model_errors(rng):
         encode(layer, "dense")
     with pytest.raises(ModelError, match="not quantized"):
         dense_integers(layer)
-    graph = Graph("g", (4,), (layer, ReLU("r")))
+    graph = Graph.chain("g", (4,), (layer, ReLU("r")))
     with pytest.raises(ModelError, match="not quantized"):
         choose_formats(graph)

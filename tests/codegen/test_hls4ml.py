@@ -30,7 +30,7 @@ def _pruned_mlp(sparsity=0.9, seed=0, sizes=(12, 20, 6)) -> Graph:
         layers.append(Dense(f"fc{i}", weight=w, bias=rng.normal(0, 0.3, n_out)))
         layers.append(ReLU(f"relu{i}"))
     layers[-1] = Softmax("softmax")
-    return Graph("tiny", (sizes[0],), tuple(layers))
+    return Graph.chain("tiny", (sizes[0],), tuple(layers))
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,7 @@ def test_a_model_ending_in_flatten_converts_in_both_io_types(io_type, tmp_path):
     from hwprune.ir.spatial import Conv2D, MaxPool2D
 
     rng = np.random.default_rng(0)
-    graph = Graph("cf", (6, 6, 2), (Conv2D("conv", rng.normal(0, .3, (3, 3, 3, 2)), rng.normal(0, .3, 3),
+    graph = Graph.chain("cf", (6, 6, 2), (Conv2D("conv", rng.normal(0, .3, (3, 3, 3, 2)), rng.normal(0, .3, 3),
                                            padding=((1, 1), (1, 1))), ReLU("r0"), MaxPool2D("pool", pool_size=2),
                                     Flatten("fl")))
     graph = calibrate(graph, rng.standard_normal((50, 6, 6, 2)))

@@ -112,14 +112,30 @@ def test_formats_take_any_2d_integer_matrix_such_as_a_conv_filter_bank(rng):
 # -- arena and fused ReLU -----------------------------------------------------------------------
 
 
+def _chain_buffers(sizes):
+    return [arena.Buffer(f"t{i}", n, i, i + 1) for i, n in enumerate(sizes)]
+
+
 def test_arena_holds_the_largest_two_consecutive_tensors():
-    placed = arena.place([100, 30, 200, 8])
-    assert placed.nbytes == 32 + 200  # sizes aligned to 8: 104, 32, 200, 8
-    assert placed.offsets == (0, placed.nbytes - 32, 0, placed.nbytes - 8)
+    placed = arena.plan(_chain_buffers([100, 30, 200, 8]))
+    assert placed.nbytes == placed.live_bound == 32 + 200  # sizes aligned to 8: 104, 32, 200, 8
+    assert placed.never_reuse == 104 + 32 + 200 + 8
+    sizes = [104, 32, 200, 8]
     for t in range(3):  # consecutive tensors never overlap
-        lo, hi = sorted([(placed.offsets[t], [104, 32, 200, 8][t]), (placed.offsets[t + 1], [104, 32, 200, 8][t + 1])])
+        lo, hi = sorted([(placed.offsets[f"t{t}"], sizes[t]), (placed.offsets[f"t{t + 1}"], sizes[t + 1])])
         assert lo[0] + lo[1] <= hi[0]
-    assert arena.place([]).nbytes == 0
+    assert arena.plan([]).nbytes == 0
+
+
+def test_arena_planner_checks_its_plan_and_reuses_dead_tensors():
+    # a skip tensor live across two steps, and one dead early whose bytes a later one reuses
+    buffers = [arena.Buffer("a", 64, 0, 3), arena.Buffer("b", 32, 1, 2), arena.Buffer("c", 32, 2, 3),
+               arena.Buffer("d", 64, 4, 5)]
+    placed = arena.plan(buffers)
+    assert placed.nbytes == placed.live_bound == 128 and placed.never_reuse == 192
+    arena.check(buffers, placed.offsets, placed.nbytes)
+    with pytest.raises(AssertionError, match="live together and overlap"):
+        arena.check(buffers, {"a": 0, "b": 32, "c": 64, "d": 0}, 128)
 
 
 def _mlp(rng, sizes, sparsity=0.5):
@@ -130,7 +146,7 @@ def _mlp(rng, sizes, sparsity=0.5):
         layers.append(Dense(f"fc{k + 1}", w, rng.normal(size=n_out) * 0.3))
         if k < len(sizes) - 2:
             layers.append(ReLU(f"relu{k + 1}"))
-    graph = Graph("mlp", (sizes[0],), tuple(layers))
+    graph = Graph.chain("mlp", (sizes[0],), tuple(layers))
     return calibrate(graph, rng.normal(size=(64, sizes[0])), QuantConfig(8, 8))
 
 
@@ -160,7 +176,7 @@ def test_nm_is_bit_exact_on_every_arithmetic_path(seed, tmp_path):
             w = layer.weight * nm_mask(rng, layer.weight.shape, n, m)
             layer = Dense(layer.name, w, layer.bias, layer.weight_t, layer.bias_t, layer.accum_t, layer.result_t)
         layers.append(layer)
-    graph = Graph(graph.name, graph.input_shape, tuple(layers), graph.input_t)
+    graph = Graph.chain(graph.name, graph.input_shape, tuple(layers), graph.input_t)
     assert_bit_exact(graph, random_inputs(graph, rng, 40), tmp_path, "nm")
 
 
@@ -219,7 +235,7 @@ def _every_format_graph(rng) -> Graph:
             layer = Dense(layer.name, layer.weight * keep, layer.bias, layer.weight_t, layer.bias_t, layer.accum_t,
                           layer.result_t)
         layers.append(layer)
-    return Graph("every", graph.input_shape, tuple(layers), graph.input_t)
+    return Graph.chain("every", graph.input_shape, tuple(layers), graph.input_t)
 
 
 TARGETS = {"m0plus": "mspm0g3507", "m4": "stm32l4r5", "m7": "pic32czca90", "m33": "nrf54l15"}

@@ -51,7 +51,7 @@ def small_cnn(rng) -> tuple[Graph, np.ndarray]:
         Dense("fc", rng.normal(size=(3, 48)), rng.normal(size=3)),
     )
     x = rng.normal(size=(20, 8, 6, 2))
-    return calibrate(Graph("cnn", (8, 6, 2), layers), x, QuantConfig(8, 8)), x
+    return calibrate(Graph.chain("cnn", (8, 6, 2), layers), x, QuantConfig(8, 8)), x
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from hwprune.pipeline import ExportOptions, export_model
 def _export(tmp_path, name, target, shape=(6, 5, 3), bits=4, seed=0):
     rng = np.random.default_rng(seed)
     n_in, n_hidden, n_out = shape
-    g = Graph("tiny", (n_in,), (Dense("fc1", rng.normal(size=(n_hidden, n_in)), rng.normal(size=n_hidden) * 0.1),
+    g = Graph.chain("tiny", (n_in,), (Dense("fc1", rng.normal(size=(n_hidden, n_in)), rng.normal(size=n_hidden) * 0.1),
                                 ReLU("relu1"), Dense("fc2", rng.normal(size=(n_out, n_hidden)), np.zeros(n_out))))
     x = rng.normal(size=(48, n_in))
     return export_model(g, tmp_path / name, x, ExportOptions(weight_bits=bits, activation_bits=bits, target=target))
@@ -101,7 +101,7 @@ def test_a_netlist_that_does_not_compute_the_layer_is_an_error(small_export, tmp
 
     graph = load_graph(small_export)
     layer = graph.layers[2]
-    in_t = graph.value_types()[1]
+    (in_t,) = graph.input_types(layer)
     with np.load(small_export / "vectors.npz") as v:
         x_int = v["x_int"]
     trace = reference.run(graph, x_int, trace=True)

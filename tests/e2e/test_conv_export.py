@@ -91,7 +91,7 @@ def test_conv1d_stride_avgpool_linear_head_is_bit_exact(tmp_path):
     model = strip_masks(model)
     x = rng.normal(size=(120, 3, 24))
     graph = from_torch(model, (3, 24), name="cnn1d")
-    assert graph.shapes[0] == (12, 8) and graph.layers[5].count_pad  # torch counts the padding
+    assert graph.shape_of(graph.layers[0].name) == (12, 8) and graph.layers[5].count_pad  # torch counts the padding
     with torch.no_grad():
         assert np.allclose(float_forward(graph, x), model(torch.tensor(x)).numpy(), atol=1e-12)
     quantized = calibrate(graph, x, QuantConfig(8, 8))

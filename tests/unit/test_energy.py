@@ -20,7 +20,7 @@ def _float_mlp(rng, sizes=(32, 48, 10), sparsity=0.5) -> tuple[Graph, np.ndarray
         layers.append(Dense(f"fc{k}", w, rng.normal(size=n_out) * 0.1))
         if k < len(sizes) - 2:
             layers.append(ReLU(f"relu{k}"))
-    return Graph("net", (sizes[0],), layers), rng.normal(size=(64, sizes[0]))
+    return Graph.chain("net", (sizes[0],), layers), rng.normal(size=(64, sizes[0]))
 
 
 def test_table_holds_horowitz_figures_each_with_its_source():
@@ -97,7 +97,7 @@ def test_a_layer_kind_without_a_rule_is_named():
     class Odd(ReLU):
         kind = "odd"
 
-    g = Graph("g", (3,), [Odd("weird")])
+    g = Graph.chain("g", (3,), [Odd("weird")])
     with pytest.raises(HwpruneError, match="'weird': the energy proxy has no rule for 'odd'"):
         float_proxy(g)
 
@@ -108,7 +108,7 @@ def test_convolutions_and_pooling_are_counted_per_output_position(rng):
 
     w = rng.normal(size=(4, 3, 3, 2))
     w[rng.random(w.shape) < 0.7] = 0.0
-    g = Graph("cnn", (8, 8, 2), [Conv2D("conv", w, rng.normal(size=4)), ReLU("relu"),
+    g = Graph.chain("cnn", (8, 8, 2), [Conv2D("conv", w, rng.normal(size=4)), ReLU("relu"),
                                  MaxPool2D("pool", pool_size=(2, 2)), Flatten("flat"),
                                  Dense("fc", rng.normal(size=(3, 36)), np.zeros(3))])
     q = calibrate(g, rng.normal(size=(32, 8, 8, 2)), QuantConfig(8, 8))

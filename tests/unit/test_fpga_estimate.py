@@ -33,7 +33,7 @@ def _typed_dense(weight, x_t=Fixed(16, 6), acc=Fixed(40, 20)):
     t = Fixed(16, 6, True, Rounding.TRN, Overflow.WRAP)
     w = np.asarray(weight, dtype=np.float64) * 2.0 ** -10
     layer = Dense("fc", w, np.zeros(w.shape[0]), weight_t=t, bias_t=t, accum_t=acc, result_t=t)
-    return Graph("m", (w.shape[1],), (layer,), input_t=x_t)
+    return Graph.chain("m", (w.shape[1],), (layer,), input_t=x_t)
 
 
 def test_powers_of_two_and_small_constants_use_no_dsp():
@@ -49,7 +49,7 @@ def test_powers_of_two_and_small_constants_use_no_dsp():
 
 def test_pruning_never_costs_more():
     rng = np.random.default_rng(0)
-    g = Graph("m", (24,), (Dense("fc1", rng.normal(size=(16, 24)), rng.normal(size=16)), ReLU("r"),
+    g = Graph.chain("m", (24,), (Dense("fc1", rng.normal(size=(16, 24)), rng.normal(size=16)), ReLU("r"),
                            Dense("fc2", rng.normal(size=(4, 16)), np.zeros(4))))
     q = calibrate(g, rng.normal(size=(64, 24)), QuantConfig(12, 12))
     previous = None
@@ -64,7 +64,7 @@ def test_pruning_never_costs_more():
 
 def test_reuse_factor_shares_multipliers_and_sets_ii():
     rng = np.random.default_rng(1)
-    g = Graph("m", (32,), (Dense("fc", rng.normal(size=(32, 32)), np.zeros(32)),))
+    g = Graph.chain("m", (32,), (Dense("fc", rng.normal(size=(32, 32)), np.zeros(32)),))
     q = calibrate(g, rng.normal(size=(64, 32)), QuantConfig(16, 16))
     for strategy in ("latency", "resource"):
         for reuse in (2, 8, 32):
@@ -99,7 +99,7 @@ def test_bad_options_and_unknown_kinds():
 
 def test_conv_streams_one_position_per_interval():
     rng = np.random.default_rng(2)
-    g = Graph("c", (20, 3), (Conv1D("c1", rng.normal(size=(4, 3, 3)), np.zeros(4)), ReLU("r"), Flatten("f"),
+    g = Graph.chain("c", (20, 3), (Conv1D("c1", rng.normal(size=(4, 3, 3)), np.zeros(4)), ReLU("r"), Flatten("f"),
                              Dense("d", rng.normal(size=(2, 72)), np.zeros(2))))
     q = calibrate(g, rng.normal(size=(32, 20, 3)), QuantConfig(8, 8))
     est = estimate(q, Options(reuse_factor=2))
@@ -178,7 +178,7 @@ def test_da_needs_da4ml_or_says_how(monkeypatch):
 def test_prune_quantized_hits_the_sparsity_on_transposed_weights():
     t = Fixed(8, 1)
     w = np.ldexp(np.arange(1, 201, dtype=np.float64).reshape(10, 20), -7).T  # not C-contiguous
-    g = Graph("m", (10,), (Dense("fc", w, np.zeros(20), weight_t=Fixed(16, 8), bias_t=t, accum_t=Fixed(32, 16),
+    g = Graph.chain("m", (10,), (Dense("fc", w, np.zeros(20), weight_t=Fixed(16, 8), bias_t=t, accum_t=Fixed(32, 16),
                                  result_t=t),), input_t=t)
     pruned = prune_quantized(g, 0.9).layers[0].weight
     assert np.count_nonzero(pruned) == 20

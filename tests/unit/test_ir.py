@@ -14,26 +14,26 @@ def mlp(rng, sizes=(6, 5, 3)):
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers.append(Dense(f"fc{i}", rng.normal(size=(b, a)), rng.normal(size=b)))
         layers.append(ReLU(f"relu{i}"))
-    return Graph("net", (sizes[0],), tuple(layers[:-1]) + (Softmax("sm"),))
+    return Graph.chain("net", (sizes[0],), tuple(layers[:-1]) + (Softmax("sm"),))
 
 
 def test_shapes_are_checked_on_build(rng):
     g = mlp(rng)
-    assert g.shapes == ((5,), (5,), (3,), (3,)) and g.output_shape == (3,)
+    assert [g.shape_of(l.name) for l in g] == [(5,), (5,), (3,), (3,)] and g.output_shape == (3,)
     with pytest.raises(ShapeError, match=r"layer 'fc1'.*expects input shape \(5,\), got \(4,\)"):
-        Graph("bad", (6,), (Dense("fc0", np.ones((4, 6)), None), Dense("fc1", np.ones((2, 5)), None)))
+        Graph.chain("bad", (6,), (Dense("fc0", np.ones((4, 6)), None), Dense("fc1", np.ones((2, 5)), None)))
     with pytest.raises(ShapeError, match="add a Flatten"):
-        Graph("bad", (2, 3), (Dense("fc0", np.ones((4, 6)), None),))
-    assert Graph("ok", (2, 3), (Flatten("f"), Dense("fc0", np.ones((4, 6)), None))).output_shape == (4,)
+        Graph.chain("bad", (2, 3), (Dense("fc0", np.ones((4, 6)), None),))
+    assert Graph.chain("ok", (2, 3), (Flatten("f"), Dense("fc0", np.ones((4, 6)), None))).output_shape == (4,)
 
 
 def test_graph_rules(rng):
     with pytest.raises(ModelError, match="unique"):
-        Graph("g", (2,), (ReLU("a"), ReLU("a")))
-    with pytest.raises(ModelError, match="last layer"):
-        Graph("g", (2,), (Softmax("s"), ReLU("a")))
+        Graph.chain("g", (2,), (ReLU("a"), ReLU("a")))
+    with pytest.raises(ModelError, match="Softmax is only supported as a model output"):
+        Graph.chain("g", (2,), (Softmax("s"), ReLU("a")))
     with pytest.raises(ModelError, match="C identifier"):
-        Graph("my-net", (2,), (ReLU("a"),))
+        Graph.chain("my-net", (2,), (ReLU("a"),))
     with pytest.raises(WeightError, match=r"layer 'fc'.*non-finite.*\(1, 0\)"):
         Dense("fc", np.array([[1.0], [np.nan]]), None)
     with pytest.raises(ShapeError, match="bias shape"):
@@ -45,7 +45,7 @@ def test_quantized_graph_round_trips_through_disk(rng, tmp_path):
     q = calibrate(g, rng.normal(size=(50, 6)), QuantConfig(6, 7))
     save_graph(q, tmp_path)
     back = load_graph(tmp_path)
-    assert [str(t) for t in back.value_types()] == [str(t) for t in q.value_types()]
+    assert [str(back.type_of(l.name)) for l in back] == [str(q.type_of(l.name)) for l in q]
     x = reference.quantize_input(q, rng.normal(size=(30, 6)))
     assert np.array_equal(reference.run(back, x), reference.run(q, x))
     for a, b in zip(q.dense_layers(), back.dense_layers()):

@@ -29,20 +29,20 @@ def cnn(rng, quantized=False):
         Flatten("f"),
         Dense("fc", rng.normal(size=(3, 48)), rng.normal(size=3), **types),
     )
-    return Graph("cnn", (8, 6, 2), layers, T8 if quantized else None)
+    return Graph.chain("cnn", (8, 6, 2), layers, T8 if quantized else None)
 
 
 def test_shapes_channels_last(rng):
     g = cnn(rng)
-    assert g.shapes == ((8, 6, 4), (8, 6, 4), (4, 3, 4), (2, 3, 8), (2, 3, 8), (48,), (3,))
-    g1 = Graph("g1", (16, 3), (
+    assert [g.shape_of(l.name) for l in g] == [(8, 6, 4), (8, 6, 4), (4, 3, 4), (2, 3, 8), (2, 3, 8), (48,), (3,)]
+    g1 = Graph.chain("g1", (16, 3), (
         Conv1D("c", np.ones((5, 3, 3)), None, stride=(2,), padding=((1, 0),)),
         AvgPool1D("a", pool_size=(2,)),
         MaxPool1D("m", pool_size=(3,), stride=(1,), padding=((1, 1),)),
         GlobalAvgPool1D("g"),
     ))
-    assert g1.shapes == ((8, 5), (4, 5), (4, 5), (5,))  # (16 + 1 - 3) // 2 + 1 = 8
-    assert Graph("g2", (5, 4, 3), (GlobalAvgPool2D("g"),)).output_shape == (3,)
+    assert [g1.shape_of(l.name) for l in g1] == [(8, 5), (4, 5), (4, 5), (5,)]  # (16 + 1 - 3) // 2 + 1 = 8
+    assert Graph.chain("g2", (5, 4, 3), (GlobalAvgPool2D("g"),)).output_shape == (3,)
     conv = g.layers[0]
     assert conv.kernel_size == (3, 3) and conv.in_channels_per_group == 2 and conv.out_channels == 4
     assert conv.filter_matrix.shape == (4, 18)
@@ -52,13 +52,13 @@ def test_shapes_channels_last(rng):
 
 def test_bad_geometry_is_named(rng):
     with pytest.raises(ShapeError, match=r"layer 'c'.*expects 2 input channels"):
-        Graph("g", (5, 5, 3), (Conv2D("c", np.ones((1, 3, 3, 2)), None),))
+        Graph.chain("g", (5, 5, 3), (Conv2D("c", np.ones((1, 3, 3, 2)), None),))
     with pytest.raises(ShapeError, match=r"layer 'c'.*\(height, width, channels\)"):
-        Graph("g", (5, 3), (Conv2D("c", np.ones((1, 3, 3, 3)), None),))
+        Graph.chain("g", (5, 3), (Conv2D("c", np.ones((1, 3, 3, 3)), None),))
     with pytest.raises(ShapeError, match=r"layer 'c'.*does not fit"):
-        Graph("g", (2, 1), (Conv1D("c", np.ones((1, 3, 1)), None),))
+        Graph.chain("g", (2, 1), (Conv1D("c", np.ones((1, 3, 1)), None),))
     with pytest.raises(ShapeError, match=r"layer 'd'.*multiple"):
-        Graph("g", (5, 3), (Conv1D("d", np.ones((4, 3, 1)), None, depthwise=True),))
+        Graph.chain("g", (5, 3), (Conv1D("d", np.ones((4, 3, 1)), None, depthwise=True),))
     with pytest.raises(ShapeError, match="one input channel per filter"):
         Conv1D("d", np.ones((4, 3, 2)), None, depthwise=True)
     with pytest.raises(ShapeError, match=r"Conv2D weight must be 4-D \(out, kh, kw, in_per_group\)"):
@@ -72,7 +72,7 @@ def test_bad_geometry_is_named(rng):
     with pytest.raises(WeightError, match=r"layer 'c'.*non-finite"):
         Conv1D("c", np.full((1, 1, 1), np.inf), None)
     with pytest.raises(ShapeError, match="expects input shape"):
-        Graph("g", (4, 4, 1), (Conv2D("c", np.ones((2, 3, 3, 1)), None), Flatten("f"), Dense("d", np.ones((2, 9)), None)))
+        Graph.chain("g", (4, 4, 1), (Conv2D("c", np.ones((2, 3, 3, 1)), None), Flatten("f"), Dense("d", np.ones((2, 9)), None)))
 
 
 def brute_force_macs(layer, input_shape, nonzero_only):
@@ -102,8 +102,8 @@ def test_macs_count_every_product_inside_the_input(case):
     cls = Conv1D if rank == 1 else Conv2D
     layer = cls("c", w, None, stride=stride, padding=pad)
     shape = (*(int(n) for n in rng.integers(3, 7, size=rank)), cin)
-    g = Graph("g", shape, (layer, Flatten("f")))
-    assert g.macs == g.layer_macs(0) == brute_force_macs(layer, shape, False)
+    g = Graph.chain("g", shape, (layer, Flatten("f")))
+    assert g.macs == g.layer_macs("c") == brute_force_macs(layer, shape, False)
     assert g.nonzero_macs == brute_force_macs(layer, shape, True)
     assert g.total_weights == w.size and g.nonzero_weights == np.count_nonzero(w)
 
@@ -114,8 +114,8 @@ def test_graph_figures_cover_every_weighted_layer(rng):
     assert [l.name for l in g.dense_layers()] == ["fc"]
     assert g.total_weights == 4 * 9 * 2 + 8 * 9 + 3 * 48
     # c0: 'same' padding on 8x6, 3x3 kernel: per offset the windows inside are 7, 8, 7 and 5, 6, 5.
-    assert g.layer_macs(0) == (7 + 8 + 7) * (5 + 6 + 5) * 4 * 2
-    assert g.layer_macs(6) == 3 * 48 and g.layer_macs(2) == 0
+    assert g.layer_macs("c0") == (7 + 8 + 7) * (5 + 6 + 5) * 4 * 2
+    assert g.layer_macs("fc") == 3 * 48 and g.layer_macs(g.layers[2]) == 0
     assert "c0" in g.summary() and "72/72 nonzero" in g.summary()
 
 
@@ -126,7 +126,7 @@ def test_conv_graph_round_trips_through_disk(rng, tmp_path, quantized):
     meta = json.loads((tmp_path / "graph.json").read_text())
     assert meta["layers"][3]["padding"] == [[0, 1], [2, 0]] and meta["layers"][3]["depthwise"] is True
     back = load_graph(tmp_path)
-    assert back.shapes == g.shapes and back.is_quantized == quantized
+    assert [back.shape_of(l.name) for l in back] == [g.shape_of(l.name) for l in g] and back.is_quantized == quantized
     for a, b in zip(g.layers, back.layers):
         assert type(a) is type(b) and a.name == b.name
         assert {k: str(v) for k, v in a.types().items()} == {k: str(v) for k, v in b.types().items()}
@@ -135,7 +135,7 @@ def test_conv_graph_round_trips_through_disk(rng, tmp_path, quantized):
         for key in ("stride", "padding", "pool_size", "depthwise", "count_pad"):
             assert getattr(a, key, None) == getattr(b, key, None)
     if quantized:
-        assert [str(t) for t in back.value_types()] == [str(t) for t in g.value_types()]
+        assert [str(back.type_of(l.name)) for l in back] == [str(g.type_of(l.name)) for l in g]
 
 
 def test_unknown_conv_key_is_refused(rng, tmp_path):

@@ -43,7 +43,7 @@ def test_dense_matches_oracle(rng, case, signed_input):
     weight_t, bias_t, accum_t, result_t = CASES[case]
     in_t = Fixed(7, 2, signed_input, Rounding.RND, Overflow.SAT)
     layer = quantized_dense(rng, 9, 6, weight_t, bias_t, accum_t, result_t, zero_row=True)
-    graph = Graph("g", (9,), (layer,), in_t)
+    graph = Graph.chain("g", (9,), (layer,), in_t)
     x = rng.integers(in_t.min_int, in_t.max_int, (40, 9), endpoint=True)
     got = reference.run(graph, x)
     want = np.array([oracle.dense(row, in_t, layer) for row in x])
@@ -53,7 +53,7 @@ def test_dense_matches_oracle(rng, case, signed_input):
 def test_relu_casts_to_its_own_type(rng):
     in_t = Fixed(8, 4)
     relu_t = Fixed(4, 2, False, Rounding.RND, Overflow.SAT)
-    graph = Graph("g", (5,), (ReLU("r", relu_t),), in_t)
+    graph = Graph.chain("g", (5,), (ReLU("r", relu_t),), in_t)
     x = np.arange(-128, 128).reshape(-1, 1).repeat(5, axis=1)[::5]
     got = reference.run(graph, x)
     want = np.array([[oracle.cast_value(max(oracle.value(v, in_t), 0), relu_t) for v in row] for row in x])
@@ -63,7 +63,7 @@ def test_relu_casts_to_its_own_type(rng):
 def test_trace_names_every_layer_and_softmax_passes_through(rng):
     t = Fixed(8, 3, True, Rounding.RND, Overflow.SAT)
     layer = quantized_dense(rng, 4, 3, Fixed(8, 1), Fixed(16, 4), Fixed(24, 8), t)
-    graph = Graph("g", (2, 2), (Flatten("flat"), layer, ReLU("r", t.with_(signed=False)), Softmax("sm")), t)
+    graph = Graph.chain("g", (2, 2), (Flatten("flat"), layer, ReLU("r", t.with_(signed=False)), Softmax("sm")), t)
     x = rng.integers(-128, 128, (5, 2, 2))
     steps = reference.run(graph, x, trace=True)
     assert [name for name, _ in steps] == ["flat", "fc", "r", "sm"]
@@ -74,8 +74,8 @@ def test_trace_names_every_layer_and_softmax_passes_through(rng):
 def test_reference_refuses_float_graphs_and_bad_shapes(rng):
     layer = Dense("fc", rng.normal(size=(3, 4)), np.zeros(3))
     with pytest.raises(ModelError, match="not quantized"):
-        reference.run(Graph("g", (4,), (layer,)), np.zeros((1, 4), dtype=np.int64))
+        reference.run(Graph.chain("g", (4,), (layer,)), np.zeros((1, 4), dtype=np.int64))
     t = Fixed(8, 3)
     q = quantized_dense(rng, 4, 3, Fixed(8, 1), Fixed(16, 4), Fixed(24, 8), t)
     with pytest.raises(ShapeError, match="expects"):
-        reference.run(Graph("g", (4,), (q,), t), np.zeros((2, 5), dtype=np.int64))
+        reference.run(Graph.chain("g", (4,), (q,), t), np.zeros((2, 5), dtype=np.int64))

@@ -89,7 +89,7 @@ def test_conv_matches_oracle(rng, case, conv):
     cls, w_shape, in_shape, geometry = CONVS[conv]
     in_t = Fixed(7, 2, conv % 2 == 0, Rounding.RND, Overflow.SAT)
     layer = quantized_conv(rng, cls, w_shape, CASES[case], **geometry)
-    graph = Graph("g", in_shape, (layer,), in_t)
+    graph = Graph.chain("g", in_shape, (layer,), in_t)
     x = rng.integers(in_t.min_int, in_t.max_int, (4, *in_shape), endpoint=True)
     got = reference.run(graph, x)
     want = np.stack([oracle_conv(row, in_t, layer, graph.output_shape) for row in x])
@@ -120,7 +120,7 @@ def test_pooling_matches_oracle(rng, types, pool):
     accum_t, result_t = POOL_TYPES[types]
     layer = cls("pool", accum_t=accum_t, result_t=result_t, **geometry)
     in_t = Fixed(7, 2, True, Rounding.RND, Overflow.SAT)
-    graph = Graph("g", in_shape, (layer,), in_t)
+    graph = Graph.chain("g", in_shape, (layer,), in_t)
     x = rng.integers(in_t.min_int, in_t.max_int, (5, *in_shape), endpoint=True)
     got = reference.run(graph, x)
     want = np.stack([oracle_pool(row, in_t, layer, graph.output_shape) for row in x])
@@ -131,6 +131,6 @@ def test_average_truncates_toward_zero():
     """-5/3 LSB is -1 LSB (C division), not -2 (floor)."""
     t = Fixed(8, 4, True, Rounding.TRN, Overflow.WRAP)
     layer = GlobalAvgPool1D("g", accum_t=t, result_t=t)
-    graph = Graph("g", (3, 1), (layer,), t)
+    graph = Graph.chain("g", (3, 1), (layer,), t)
     assert reference.run(graph, np.array([[[-2], [-2], [-1]], [[2], [2], [1]]])).tolist() == [[-1], [1]]
     assert oracle.cast_value(Fraction(-5, 3) / 16, t) == -2  # what a floor (TRN) would give

@@ -130,13 +130,13 @@ def test_a_graph_without_dead_units_skips_the_torch_round_trip(monkeypatch):
     from hwprune.pipeline import remove_dead_neurons
 
     rng = np.random.default_rng(0)
-    graph = Graph("g", (4,), (Dense("a", weight=rng.normal(size=(5, 4)), bias=np.zeros(5)), ReLU("r"),
+    graph = Graph.chain("g", (4,), (Dense("a", weight=rng.normal(size=(5, 4)), bias=np.zeros(5)), ReLU("r"),
                               Dense("b", weight=rng.normal(size=(3, 5)), bias=np.zeros(3))))
     monkeypatch.setattr(structured, "remove_pruned_neurons", lambda module: pytest.fail("torch round trip"))
     assert remove_dead_neurons(graph) == (graph, {})
     monkeypatch.undo()
     w = graph.layers[2].weight.copy()
     w[:, 1] = 0.0  # unit 1 of layer a: nothing reads it
-    dead = Graph("g", (4,), (graph.layers[0], graph.layers[1], Dense("b", weight=w, bias=np.zeros(3))))
+    dead = Graph.chain("g", (4,), (graph.layers[0], graph.layers[1], Dense("b", weight=w, bias=np.zeros(3))))
     smaller, removed = remove_dead_neurons(dead)
     assert removed == {"a": 1}

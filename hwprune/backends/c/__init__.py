@@ -76,6 +76,7 @@ class CExport:
 
 def _manifest(plan: ModelPlan, storages: list[LayerStorage], graph_location: str) -> dict:
     g = plan.graph
+    fused_into = {s.out_layer: s.layer.name for s in plan.steps if s.fused}
     return {
         "format": MANIFEST_FORMAT,
         "version": 1,
@@ -90,11 +91,15 @@ def _manifest(plan: ModelPlan, storages: list[LayerStorage], graph_location: str
         "output_c_type": plan.output.c_type,
         "activation_bytes": plan.arena_bytes,
         "arena_bytes": plan.arena_bytes,
+        # What the liveness plan is measured against: no arena can be smaller than the most
+        # bytes live at one step, nor than one layer's inputs and output in the arena.
+        "arena_live_bound_bytes": plan.arena_live_bound,
+        "arena_io_bound_bytes": plan.arena_io_bound,
+        "arena_never_reuse_bytes": plan.arena_never_reuse,
         "layers": [
-            {"index": s.index, "name": s.layer.name, "kind": s.layer.kind, "size": s.dest.size,
-             "type": str(s.dest.t), "c_type": s.dest.c_type, "code": s.function is not None,
-             **({"fused_into": plan.steps[s.index - 1].layer.name}
-                if s.index and plan.steps[s.index - 1].fused and s.function is None else {})}
+            {"index": s.index, "name": s.layer.name, "kind": s.layer.kind, "inputs": list(s.layer.inputs),
+             "size": s.dest.size, "type": str(s.dest.t), "c_type": s.dest.c_type, "code": s.function is not None,
+             **({"fused_into": fused_into[s.layer.name]} if s.layer.name in fused_into and s.function is None else {})}
             for s in plan.steps
         ],
         "storage": [s.summary() for s in storages],

@@ -377,7 +377,7 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
                 f"of model {graph.name!r}; its weighted layers are {[l.name for l in dense]}"
             )
     policy = {l.name: per_layer.get(l.name, default) for l in dense}
-    shape = {l.name: graph.input_shape_of(i) for i, l in enumerate(graph.layers) if l.name in policy}
+    shape = {name: graph.input_shape_of_layer(name) for name in policy}
     if optimize == "size":
         return [choose_format(layer, policy[layer.name], shape[layer.name]) for layer in dense]
     from hwprune.backends.c import cost

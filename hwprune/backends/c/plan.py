@@ -16,9 +16,10 @@ Every choice mirrors ``hwprune.reference`` so that the C equals it bit for bit:
   other, so it is bit-identical by construction; the ReLU's cast is left out when it is
   the identity on the values it receives (same fraction bits, range wide enough). The
   Dense layer's own output is then never stored, except in traced builds.
-- Activations live in one static arena (see ``arena``), sized at generation time; the
-  first layer reads ``input``, the last writes ``output``. Flatten and Softmax move no
-  data: their output is their input.
+- Activations live in one static arena planned by tensor liveness (see ``arena``), sized
+  at generation time; layers read the graph input as ``input``, and the layer that
+  produces the graph output writes ``output``. Pass-through layers (Flatten, Reshape,
+  Softmax's marker) move no data: their output is their input's buffer.
 """
 
 from __future__ import annotations
@@ -32,15 +33,15 @@ from hwprune.backends.c import arena
 from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
-from hwprune.backends.c.plan_spatial import CONV_KINDS, POOL_KINDS, PoolArithmetic, Window, pool_arithmetic, window
+from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
+from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
+from hwprune.backends.c.plan_spatial import PoolArithmetic, Window, pool_arithmetic, window
 from hwprune.ir.layers import Layer, WeightedLayer
 from hwprune.quant.fixed import Fixed
 from hwprune.reference import dense_integers, dense_sum
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
-COMPUTE_KINDS = ("dense", "relu", *CONV_KINDS, *POOL_KINDS)
-PASS_THROUGH_KINDS = ("flatten", "softmax")
 BUFFER_MEMBERS = {"int8_t": "i8", "uint8_t": "u8", "int16_t": "i16", "uint16_t": "u16",
                   "int32_t": "i32", "uint32_t": "u32", "int64_t": "i64", "uint64_t": "u64"}
 
@@ -153,16 +154,23 @@ class Tensor:
 class Step:
     index: int
     layer: Layer
-    source: Tensor
+    sources: tuple[Tensor, ...]  # what the kernel reads, in the layer's operand order
     dest: Tensor
     function: Optional[str]  # None: a pass-through layer, no code
     storage: Optional[LayerStorage] = None
     arithmetic: Optional[DenseArithmetic] = None
     relu: Optional[Cast] = None  # a ReLU layer's cast, or the cast of a ReLU fused into this Dense
     out: Optional[Tensor] = None  # a Dense with a fused ReLU writes the ReLU's output here
+    out_layer: Optional[str] = None  # ... and that ReLU's name
     relu_is_identity: bool = False  # the fused ReLU needs no cast of its own
     window: Optional[Window] = None  # conv and pooling geometry (plan_spatial)
     pool: Optional[PoolArithmetic] = None
+    merge: Optional[MergeArithmetic] = None  # Add, Multiply, Concatenate, Clip (plan_merge)
+
+    @property
+    def source(self) -> Tensor:
+        """The first (for most layers the only) input."""
+        return self.sources[0]
 
     @property
     def fused(self) -> bool:
@@ -182,6 +190,9 @@ class ModelPlan:
     output: Tensor
     arena_bytes: int
     arena_members: tuple[str, ...]  # C types the arena holds
+    arena_live_bound: int = 0  # the most activation bytes live at one step (no arena is smaller)
+    arena_io_bound: int = 0  # the most bytes one layer reads and writes in the arena
+    arena_never_reuse: int = 0  # every stored tensor in bytes of its own
 
     @property
     def max_size(self) -> int:
@@ -204,68 +215,111 @@ class ModelPlan:
         return sum(padded_copy_bytes(s) for s in self.steps)
 
 
+def _has_kernel(layer: Layer) -> bool:
+    return layer.weighted or layer.spatial or layer.passthrough or layer.kind == "relu" or layer.kind in MERGE_KINDS
+
+
+def _fused_relus(graph: Graph, fuse_relu: bool) -> dict[str, str]:
+    """Dense layer -> the ReLU fused into it: the ReLU is the Dense's only reader, and the
+    Dense's own output is no model output."""
+    fused = {}
+    for layer in graph.layers:
+        readers = graph.consumers(layer.name)
+        if (fuse_relu and layer.kind == "dense" and len(readers) == 1 and readers[0].kind == "relu"
+                and layer.name not in graph.outputs):
+            fused[layer.name] = readers[0].name
+    return fused
+
+
 def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = True) -> ModelPlan:
     if not graph.is_quantized:
         raise ModelError(f"model {graph.name!r} is not quantized; the C backend needs a fixed-point graph "
                          "(run quant.calibrate first)")
-    layers = graph.layers
-    for layer in layers:
-        if layer.kind not in COMPUTE_KINDS + PASS_THROUGH_KINDS:
+    for layer in graph.layers:
+        if not _has_kernel(layer):
             raise ModelError(f"layer {layer.name!r}: the C backend has no kernel for {layer.kind!r} layers")
     by_name = {s.name: s for s in storages}
-    size = lambda shape: int(np.prod(shape))  # noqa: E731
-    types = graph.value_types()
-    fused = {i for i, l in enumerate(layers[:-1]) if fuse_relu and l.kind == "dense" and layers[i + 1].kind == "relu"}
-    # Layers whose kernel writes memory, with the index of the tensor it writes.
-    writers = {i: (i + 1 if i in fused else i) for i, l in enumerate(layers)
-               if l.kind in COMPUTE_KINDS and i - 1 not in fused}
-    order = sorted(writers)
-    stored = [writers[i] for i in order[:-1]]  # the last writer writes `output`
-    placed = arena.place([size(graph.shapes[t]) * C_BYTES[types[t].c_type] for t in stored])
-    where = dict(zip(stored, placed.offsets))
-
-    source = Tensor("input", graph.input_t.c_type, size(graph.input_shape), graph.input_t)
-    inputs = source
-    steps = []
-    for index, (layer, out_t) in enumerate(zip(layers, types)):
-        n = size(graph.shapes[index])
-        if index not in writers:  # pass-through, or a ReLU fused into the Dense before it
-            steps.append(Step(index, layer, source, source, None))
-            continue
-        t = writers[index]
-        written_t = types[t]
-        if index == order[-1]:
-            written = Tensor("output", written_t.c_type, n, written_t)
+    size = lambda name: int(np.prod(graph.shape_of(name)))  # noqa: E731
+    fused = _fused_relus(graph, fuse_relu)
+    fused_into = {relu: dense for dense, relu in fused.items()}
+    # The buffer that holds each tensor: a pass-through layer's is its input's; a fused ReLU's
+    # is written by its Dense; the graph input is `input`.
+    holder: dict[str, str] = {graph.input.name: graph.input.name}
+    writer: dict[str, Layer] = {}  # buffer -> the layer whose kernel writes it
+    for layer in graph.layers:
+        if layer.passthrough:
+            holder[layer.name] = holder[layer.inputs[0]]
+        elif layer.name in fused_into:
+            holder[layer.name] = layer.name
+        elif layer.name in fused:
+            holder[layer.name] = fused[layer.name]
+            writer[fused[layer.name]] = layer
         else:
-            member, elem = BUFFER_MEMBERS[written_t.c_type], C_BYTES[written_t.c_type]
-            offset = where[t] // elem
-            expr = f"hwprune_arena.{member}" if offset == 0 else f"(hwprune_arena.{member} + {offset})"
-            written = Tensor(expr, written_t.c_type, n, written_t)
+            holder[layer.name] = layer.name
+            writer[layer.name] = layer
+    out_buffer = holder[graph.output]
+    position = {layer.name: i for i, layer in enumerate(graph.layers)}
+    last_read = {b: position[w.name] for b, w in writer.items()}
+    for layer in graph.layers:
+        for source in layer.inputs:
+            b = holder[source]
+            if b in last_read:
+                last_read[b] = max(last_read[b], position[layer.name])
+    stored = [b for b in writer if b != out_buffer]
+    nbytes = {b: size(b) * C_BYTES[graph.type_of(b).c_type] for b in writer}
+    placed = arena.plan([arena.Buffer(b, nbytes[b], position[writer[b].name], last_read[b]) for b in stored])
+    io_bound = max((sum(nbytes[b] for b in {holder[s] for s in layer.inputs} | {holder[layer.name]} if b in stored)
+                    for layer in graph.layers), default=0)
+
+    def tensor(buffer: str) -> Tensor:
+        t = graph.type_of(buffer)
+        if buffer == graph.input.name:
+            return Tensor("input", t.c_type, size(buffer), t)
+        if buffer == out_buffer:
+            return Tensor("output", t.c_type, size(buffer), t)
+        member, elem = BUFFER_MEMBERS[t.c_type], C_BYTES[t.c_type]
+        offset = placed.offsets[buffer] // elem
+        expr = f"hwprune_arena.{member}" if offset == 0 else f"(hwprune_arena.{member} + {offset})"
+        return Tensor(expr, t.c_type, size(buffer), t)
+
+    steps = []
+    for index, layer in enumerate(graph.layers):
+        sources = tuple(tensor(holder[s]) for s in layer.inputs)
+        written = tensor(holder[layer.name])
+        if writer.get(holder[layer.name]) is not layer:  # pass-through, or a ReLU fused into its Dense
+            steps.append(Step(index, layer, sources, written, None))
+            continue
         function = f"hwprune_{graph.name}_{index}_{layer.name}"
         geometry = None
-        if layer.kind in CONV_KINDS + POOL_KINDS:
-            geometry = window(layer, graph.input_shape_of(index), graph.shapes[index])
-        if isinstance(layer, WeightedLayer):
+        if layer.spatial:
+            geometry = window(layer, graph.input_shape_of_layer(layer), graph.shape_of(layer.name))
+        source = sources[0]
+        if layer.weighted:
             if layer.name not in by_name:
                 raise ModelError(f"layer {layer.name!r}: no storage was chosen for it")
             extra = {}
             dest = written
-            if index in fused:
-                relu = relu_cast(out_t, written_t)
-                identity = relu.shift == 0 and written_t.max_int >= out_t.max_int
-                dest = Tensor("hwprune_trace_fused", out_t.c_type, n, out_t)
-                extra = dict(relu=relu, out=written, relu_is_identity=identity)
-            step = Step(index, layer, source, dest, function, storage=by_name[layer.name],
+            if layer.name in fused:
+                out_t = graph.type_of(layer.name)
+                relu = relu_cast(out_t, written.t)
+                identity = relu.shift == 0 and written.t.max_int >= out_t.max_int
+                dest = Tensor("hwprune_trace_fused", out_t.c_type, size(layer.name), out_t)
+                extra = dict(relu=relu, out=written, out_layer=fused[layer.name], relu_is_identity=identity)
+            step = Step(index, layer, sources, dest, function, storage=by_name[layer.name],
                         arithmetic=dense_arithmetic(layer, source.t), window=geometry, **extra)
-        elif layer.kind in POOL_KINDS:
-            step = Step(index, layer, source, written, function, window=geometry,
+        elif layer.spatial:
+            step = Step(index, layer, sources, written, function, window=geometry,
                         pool=pool_arithmetic(layer, source.t, geometry))
+        elif layer.kind in MERGE_KINDS:
+            step = Step(index, layer, sources, written, function,
+                        merge=merge_arithmetic(layer, graph.input_shapes(layer), graph.input_types(layer),
+                                               graph.shape_of(layer.name)))
         else:
-            step = Step(index, layer, source, written, function, relu=relu_cast(source.t, out_t))
+            step = Step(index, layer, sources, written, function, relu=relu_cast(source.t, written.t))
         steps.append(step)
-        source = written
-    members = tuple(sorted({types[t].c_type for t in stored}))
-    return ModelPlan(graph, tuple(steps), inputs, source, placed.nbytes, members)
+    members = tuple(sorted({graph.type_of(b).c_type for b in stored}))
+    return ModelPlan(graph, tuple(steps), tensor(graph.input.name), tensor(out_buffer), placed.nbytes, members,
+                     placed.live_bound, io_bound, placed.never_reuse)
 
 
 def buffer_length(nbytes: int, c_type: str) -> int:

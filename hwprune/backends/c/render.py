@@ -101,6 +101,8 @@ def _kernel(plan: ModelPlan, step: Step) -> str:
                        g=step.window)
     elif step.pool is not None:
         context.update(p=step.pool, g=step.window)
+    elif step.merge is not None:
+        context.update(m=step.merge)
     else:
         context.update(cast=step.relu)
     try:

@@ -150,23 +150,24 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
     layers = [{"class_name": "InputLayer", "name": source, "input_shape": list(graph.input_shape)}]
     precisions = {source: {"Precision": {"result": graph.input_t.hls()}}}
     converted, skipped = [], []
-    value_types = [graph.input_t, *graph.value_types()]
-    for index, layer in enumerate(graph.layers):
-        if layer.kind.startswith("maxpool") and not value_types[index].signed and any(
+    graph.require_chain("the hls4ml backend")
+    for layer in graph.layers:
+        (in_t,) = graph.input_types(layer)
+        if layer.kind.startswith("maxpool") and not in_t.signed and any(
                 p != (0, 0) for p in layer.padding):
             raise ModelError(f"layer {layer.name!r}: hls4ml pads max pooling with the input type's lowest bit "
-                             f"pattern, which for the unsigned {value_types[index]} is a large positive value")
+                             f"pattern, which for the unsigned {in_t} is a large positive value")
         fn = MAPPERS.get(layer.kind)
         if fn is None:
             raise ModelError(f"layer {layer.name!r}: the hls4ml backend has no mapping for {layer.kind!r}")
-        entry = fn(layer, source, graph.input_shape_of(index), options)
+        entry = fn(layer, source, graph.input_shape_of_layer(layer), options)
         if entry is None:
             skipped.append(layer.name)
             continue
         layers.append(entry)
         conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items()}}
         if layer.kind == "flatten":  # io_stream may make it a Repack with a type of its own: the input's
-            conf["Precision"]["result"] = value_types[index].hls()
+            conf["Precision"]["result"] = in_t.hls()
         if layer.kind in WEIGHTED:
             conf.update(ReuseFactor=options.reuse_factor, Strategy=options.hls4ml_strategy)
         precisions[layer.name] = conf

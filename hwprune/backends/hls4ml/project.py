@@ -52,10 +52,10 @@ def _check_order_free(graph: Graph, options: HlsOptions) -> None:
     """Resource and DA (and hls4ml's convolutions under any strategy) sum the products in
     another order than the reference: allowed only where the order cannot change a bit
     (exact products, an accumulator that never overflows or wraps)."""
-    for index, layer in enumerate(graph.layers):
+    for layer in graph.layers:
         if layer.kind not in WEIGHTED or (options.strategy == "latency" and layer.kind == "dense"):
             continue
-        in_t = graph.input_t if index == 0 else graph.value_types()[index - 1]
+        (in_t,) = graph.input_types(layer)
         w, acc0 = dense_integers(layer)
         if not dense_sum(layer, in_t, w.reshape(w.shape[0], -1), acc0).fast:
             raise OptionError(

@@ -29,25 +29,23 @@ def inserted_layers(model, graph, converted: tuple[str, ...], same_type) -> dict
     hwprune type. A layer that breaks the rules above is a ModelError naming it."""
     if str(model.config.get_config_value("IOType")) != "io_stream":
         return {}
-    index_of = {layer.name: i for i, layer in enumerate(graph.layers)}
-    value_types = [graph.input_t, *graph.value_types()]  # value_types[i]: the input of layer i
     out = {}
     for node in model.get_layers():
         if node.name in converted or node.name not in _candidates(node):
             continue
         prefix = PADDING.get(node.class_name) or REPACK[1]
         target = node.name[len(prefix):]
-        if target not in index_of or target not in converted:
+        if graph.producer(target) is None or target not in converted:
             raise ModelError(f"hls4ml inserted {node.class_name} {node.name!r} for a layer hwprune does not know")
-        index = index_of[target]
+        layer = graph.layer(target)
         if node.class_name in PADDING:
-            if not graph.layers[index].kind.startswith("conv"):
+            if not layer.kind.startswith("conv"):
                 raise ModelError(f"hls4ml inserted {node.name!r} before {target!r}, which is not a convolution")
-            expected = value_types[index]  # the convolution's input, padded with exact zeros
+            (expected,) = graph.input_types(layer)  # the convolution's input, padded with exact zeros
         else:
-            if graph.layers[index].kind != "flatten":
+            if layer.kind != "flatten":
                 raise ModelError(f"hls4ml repacks {target!r}, which is not a Flatten")
-            expected = value_types[index + 1]  # a Flatten passes its input's type on
+            expected = graph.type_of(target)  # a Flatten passes its input's type on
         got = node.get_output_variable().type.precision
         if not same_type(got, expected):
             raise ModelError(f"layer {node.name!r} (inserted by hls4ml for io_stream): its type is {got}, "
