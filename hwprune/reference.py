@@ -148,3 +148,4 @@ def predict(graph: Graph, x) -> np.ndarray:
 
 # Convolution and pooling kernels register themselves in KERNELS.
 import hwprune.reference_spatial  # noqa: E402,F401
+import hwprune.reference_int8  # noqa: E402,F401 (TFLite's int8 dialect)

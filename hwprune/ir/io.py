@@ -25,7 +25,7 @@ import numpy as np
 from hwprune.errors import HwpruneError, ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import LAYER_KINDS, Layer
-from hwprune.quant.fixed import Fixed
+from hwprune.quant.int8 import DialectType, parse_type
 
 FORMAT = "hwprune-graph"
 VERSION = 1
@@ -44,7 +44,7 @@ def graph_to_json(graph: Graph) -> dict:
             value = getattr(layer, f.name)
             if isinstance(value, np.ndarray):
                 arrays.append(f.name)
-            elif isinstance(value, Fixed):
+            elif isinstance(value, DialectType):
                 entry[f.name] = str(value)
             else:
                 entry[f.name] = value
@@ -90,7 +90,7 @@ def _layer_from_json(entry: dict, arrays, where: str) -> Layer:
             kwargs[f.name] = np.asarray(arrays[key], dtype=np.float64)
         elif f.name in entry:
             value = entry[f.name]
-            kwargs[f.name] = Fixed.parse(value) if (f.name.endswith("_t") and value is not None) else value
+            kwargs[f.name] = parse_type(value) if (f.name.endswith("_t") and value is not None) else value
     return cls(**kwargs)
 
 
@@ -118,7 +118,7 @@ def load_graph(directory: Path) -> Graph:
         layers = [
             _layer_from_json(entry, arrays, f"{graph_path} layer {i}") for i, entry in enumerate(meta["layers"])
         ]
-        input_t = Fixed.parse(meta["input_t"]) if meta.get("input_t") else None
+        input_t = parse_type(meta["input_t"]) if meta.get("input_t") else None
         return Graph(meta["name"], tuple(meta["input_shape"]), tuple(layers), input_t,
                      meta.get("input_layout", "channels_last"))
     except HwpruneError:
