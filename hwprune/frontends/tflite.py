@@ -183,7 +183,10 @@ def _convert(r: _Reader, name: str) -> TfliteModel:
     if sg.InputsLength() != 1 or sg.OutputsLength() != 1:
         raise ModelError(f"{r.path}: {sg.InputsLength()} inputs and {sg.OutputsLength()} outputs; one of each is supported")
     input_tensor = int(sg.Inputs(0))
-    input_t = _activation_type(r, input_tensor, "the model input")
+    if sg.OperatorsLength() == 0:
+        raise ModelError(f"{r.path}: the model has no operators")
+    first = f"operator 0 ({r.opname(sg.Operators(0))}) input"  # errors name the operator that reads the input
+    input_t = _activation_type(r, input_tensor, first)
     current, current_t = input_tensor, input_t
     shape = r.shape(input_tensor)[1:]
     layers, tensors = [], {}
