@@ -23,7 +23,7 @@ from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D, Reshape, int8_types
 from hwprune.ir.layers import Softmax
-from hwprune.quant.int8 import Int8Affine, activation_range, conv_multipliers, fc_multiplier
+from hwprune.quant.int8 import Int8Affine, activation_range, conv_multipliers
 
 try:  # the generated schema classes; a default dependency
     import tflite
@@ -235,7 +235,7 @@ def _convert(r: _Reader, name: str) -> TfliteModel:
                         result_t=out_t, act_min=lo, act_max=hi)
         elif kind == "FULLY_CONNECTED":
             opts = _options(op, tflite.FullyConnectedOptions)
-            w, scale, bias, per_channel = _weights(r, op, where, 0)
+            w, scale, bias, _ = _weights(r, op, where, 0)
             if w.ndim != 2:
                 raise ModelError(f"{r.path}: {where}: weights of shape {w.shape}; (outputs, inputs) expected")
             if int(np.prod(shape)) != w.shape[1]:
@@ -243,11 +243,7 @@ def _convert(r: _Reader, name: str) -> TfliteModel:
             if shape != (w.shape[1],):  # FULLY_CONNECTED flattens its input
                 layers.append(Reshape(f"flatten_{i}", shape=(w.shape[1],)))
                 tensors[layers[-1].name] = current
-            if per_channel:
-                mult, shift = conv_multipliers(in_t.scale, scale, out_t.scale)
-            else:
-                m, s = fc_multiplier(in_t.scale, float(scale[0]), out_t.scale)
-                mult, shift = np.full(w.shape[0], m), np.full(w.shape[0], s)
+            mult, shift = conv_multipliers(in_t.scale, np.broadcast_to(scale, (w.shape[0],)), out_t.scale)
             lo, hi = activation_range(_act(r, opts, where), out_t)
             layer = Int8Dense(lname, weight=w, bias=bias, **int8_types(out_t),
                               weight_scale=np.broadcast_to(scale, (w.shape[0],)).astype(np.float64),

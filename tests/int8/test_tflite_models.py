@@ -16,7 +16,9 @@ pytest.importorskip("tflite_micro")
 from hwprune.harness.tflm import TflmEngine  # noqa: E402
 from hwprune.harness.compare import compare  # noqa: E402
 
-MODELS = {"ad01_int8": 8, "kws_ref_model": 4, "vww_96_int8": 2}
+# AD runs 1,000 inputs (0.7 s): its last layer has rare off-by-one outputs if the multiplier is
+# computed in float32 as LiteRT does, not in double as TFLM does (8 of 640,000 outputs)
+MODELS = {"ad01_int8": 1000, "kws_ref_model": 4, "vww_96_int8": 2}
 
 
 def _cli(*args):
