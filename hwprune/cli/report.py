@@ -18,8 +18,14 @@ def run(args) -> int:
     from hwprune.report import write_report
     from hwprune.tempdirs import temp_dir
 
+    from hwprune.errors import FolderError
+    from hwprune.pipeline_int8 import is_int8_export
+
     directory = Path(args.dir)
     check(directory)
+    if is_int8_export(directory):
+        raise FolderError(f"{directory}: an int8 (.tflite) export has no C sources to report on yet; its "
+                          "verification is in report.json (hwprune verify runs it again)")
     with temp_dir("report") as tmp:
         write_report(directory, target=args.target, into=tmp)
         written = sorted(p.name for p in Path(tmp).iterdir())  # report.png, report_mcu.png too, when drawn

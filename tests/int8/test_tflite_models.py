@@ -65,6 +65,18 @@ def test_export_and_verify_with_tflm(tmp_path, data_dir):
     code, stdout, err = _cli("verify", out, "--engine", "tflm")
     assert code == 0, err
     assert "tflm: bit-exact" in stdout and "(13 layers compared)" in stdout
+    x = np.random.default_rng(3).normal(0, 20, size=(3, 49, 10, 1))
+    np.save(tmp_path / "x.npy", x)
+    outputs = {}
+    for engine in ("reference", "tflm"):
+        code, _, err = _cli("predict", out, "--inputs", tmp_path / "x.npy", "--out", tmp_path / f"{engine}.npy",
+                            "--engine", engine)
+        assert code == 0, err
+        outputs[engine] = np.load(tmp_path / f"{engine}.npy")
+    assert outputs["reference"].shape == (3, 12)
+    assert np.array_equal(outputs["reference"], outputs["tflm"])
+    code, _, err = _cli("report", out)
+    assert code == 2 and "no C sources" in err
 
 
 def test_verify_names_the_first_differing_operator(tmp_path, data_dir):
