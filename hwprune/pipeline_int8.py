@@ -4,6 +4,7 @@ An int8 export folder::
 
     DIR/graph.json, DIR/weights.npz   the int8 graph read from the file (ir.io format)
     DIR/model.tflite                  the original file: the tflm engine's oracle runs it
+    DIR/c/                            model_int8.c, hwprune_int8.h (backends/c_int8.py)
     DIR/vectors.npz                   x (the inputs' real values), x_int (int8), y_int (reference)
     DIR/export.json                   {"dialect": "tflite-int8", ...}
     DIR/report.json                   what verification found
@@ -32,7 +33,8 @@ INT8_VECTORS = 32  # stored test vectors (VWW's input is 27 KB each); benchmarks
 EXPORT_FILE = "export.json"
 VECTORS_FILE = "vectors.npz"
 REPORT_FILE = "report.json"
-DEFAULT_ENGINES = ("tflm",)
+DEFAULT_ENGINES = ("tflm", "host")
+C_DIR = "c"
 
 
 def is_int8_export(folder) -> bool:
@@ -84,6 +86,18 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
         comparisons.append(compare(((graph.layers[-1].name, np.asarray(stored, dtype=np.int64)),), expected[-1:],
                                    "reference/stored y_int"))
     for name in engines:
+        if name == "host":  # the int8 dialect's own C (backends/c_int8), not the ap_fixed export's
+            reason = _host_reason(folder)
+            if reason:
+                skipped.append(("host", reason))
+                continue
+            from hwprune.backends.c_int8 import run_host
+            from hwprune.tempdirs import temp_dir
+
+            with temp_dir("int8") as work:
+                trace = run_host(graph, folder / C_DIR, x_int, Path(work))
+            comparisons.append(compare(expected, trace, "host"))
+            continue
         engine = get_engine(name)
         if engine.name in ("reference",):
             continue
@@ -94,6 +108,19 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
         run = engine.run(folder, x_int)
         comparisons.append(compare(expected, run.trace or ((graph.layers[-1].name, run.outputs),), engine.name))
     return comparisons, skipped
+
+
+def _host_reason(folder: Path) -> str:
+    if not (Path(folder) / C_DIR).is_dir():
+        return f"{folder} holds no {C_DIR}/ folder"
+    from hwprune.errors import ToolchainError
+    from hwprune.harness.build import find_cc
+
+    try:
+        find_cc()
+    except ToolchainError as exc:
+        return str(exc)
+    return ""
 
 
 def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None) -> Path:
@@ -111,6 +138,9 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
     with output_dir(out, force, inputs=(model_path,)) as tmp:
         save_graph(graph, tmp)
         shutil.copyfile(model_path, tmp / "model.tflite")
+        from hwprune.backends.c_int8 import write_int8_c
+
+        write_int8_c(graph, tmp / C_DIR)
         np.savez(tmp / VECTORS_FILE, x=graph.input_t.to_real(x_int), x_int=x_int.astype(np.int8),
                  y_int=y_int.astype(np.int8))
         meta = {"hwprune_version": __version__, "dialect": DIALECT, "source": str(model_path), "model": graph.name,
@@ -177,7 +207,7 @@ def print_export(out: Path) -> int:
     import sys
 
     report = json.loads((Path(out) / REPORT_FILE).read_text())
-    verdict = {True: f"bit-exact with TFLite Micro on {report['vectors']} vectors",
+    verdict = {True: f"{' and '.join(report['engines'])} bit-exact on {report['vectors']} vectors",
                False: f"NOT bit-exact ({report['mismatches']} mismatching elements)",
                None: "not verified (" + "; ".join(report["skipped"].values()) + ")"}[report["bit_exact"]]
     print(f"hwprune export: wrote {out}: int8 ({DIALECT}), {report['nonzero_weights']}/{report['total_weights']} "

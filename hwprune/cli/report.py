@@ -24,8 +24,8 @@ def run(args) -> int:
     directory = Path(args.dir)
     check(directory)
     if is_int8_export(directory):
-        raise FolderError(f"{directory}: an int8 (.tflite) export has no C sources to report on yet; its "
-                          "verification is in report.json (hwprune verify runs it again)")
+        raise FolderError(f"{directory}: hwprune report does not render int8 (.tflite) exports yet; "
+                          "report.json holds their verification (hwprune verify runs it again)")
     with temp_dir("report") as tmp:
         write_report(directory, target=args.target, into=tmp)
         written = sorted(p.name for p in Path(tmp).iterdir())  # report.png, report_mcu.png too, when drawn

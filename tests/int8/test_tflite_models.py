@@ -28,6 +28,20 @@ def _cli(*args):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+def test_host_c_equals_reference_on_every_tensor(tmp_path, data_dir, name):
+    """The int8 C (zero weights skipped) on the host, every layer's output."""
+    from hwprune.backends.c_int8 import run_host, write_int8_c
+
+    graph = read_tflite(data_dir / f"{name}.tflite", name).graph
+    x = np.random.default_rng(11).integers(-128, 128, size=(min(MODELS[name], 50), *graph.input_shape))
+    x[0] = -128
+    write_int8_c(graph, tmp_path / "c")
+    result = compare(reference.run(graph, x, trace=True), run_host(graph, tmp_path / "c", x, tmp_path), "host")
+    assert result.bit_exact, result.report()
+    assert len(result.layers) == len(graph.layers)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_reference_equals_tflm_on_every_tensor(data_dir, name):
     model = read_tflite(data_dir / f"{name}.tflite", name)
     graph = model.graph
@@ -60,11 +74,11 @@ def test_export_and_verify_with_tflm(tmp_path, data_dir):
     out = tmp_path / "kws"
     code, _, err = _cli("export", data_dir / "kws_ref_model.tflite", "--out", out)
     assert code == 0, err
-    assert "bit-exact with TFLite Micro" in err
+    assert "tflm and host bit-exact" in err
     assert (out / "model.tflite").read_bytes() == (data_dir / "kws_ref_model.tflite").read_bytes()
-    code, stdout, err = _cli("verify", out, "--engine", "tflm")
+    code, stdout, err = _cli("verify", out, "--engine", "tflm", "--engine", "host")
     assert code == 0, err
-    assert "tflm: bit-exact" in stdout and "(13 layers compared)" in stdout
+    assert "tflm: bit-exact" in stdout and "host: bit-exact" in stdout and "(13 layers compared)" in stdout
     x = np.random.default_rng(3).normal(0, 20, size=(3, 49, 10, 1))
     np.save(tmp_path / "x.npy", x)
     outputs = {}
@@ -76,7 +90,7 @@ def test_export_and_verify_with_tflm(tmp_path, data_dir):
     assert outputs["reference"].shape == (3, 12)
     assert np.array_equal(outputs["reference"], outputs["tflm"])
     code, _, err = _cli("report", out)
-    assert code == 2 and "no C sources" in err
+    assert code == 2 and "does not render int8" in err
 
 
 def test_verify_names_the_first_differing_operator(tmp_path, data_dir):
