@@ -33,7 +33,7 @@ static inline int8_t hwp_clamp(int32_t v, int32_t lo, int32_t hi) {
 
 /* FULLY_CONNECTED: rows of nonzero weights only (zero weights are skipped: ``cols``/``vals``
  * hold each output's nonzero weights, ``start`` where each output's begin). */
-static void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
+static inline void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
                       const int8_t *vals, const int32_t *bias, const int32_t *mult, const int8_t *shift,
                       int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
     for (int o = 0; o < n_out; o++) {
@@ -45,7 +45,7 @@ static void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *sta
 
 /* CONV_2D / DEPTHWISE_CONV_2D over an (h, w, c) input; weights (out, kh, kw, cin_per_group),
  * each filter's nonzero taps as (kh, kw, cin) triples packed in ``taps``. */
-static void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
+static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
                         int stride_h, int stride_w, int pad_t, int pad_l, int depth_mult, const uint32_t *start,
                         const uint16_t *taps, const int8_t *vals, const int32_t *bias, const int32_t *mult,
                         const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
@@ -68,7 +68,7 @@ static void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c
 }
 
 /* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
-static void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
+static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                         int kw, int stride_h, int stride_w, int pad_t, int pad_l, int is_max, int32_t lo,
                         int32_t hi) {
     for (int oy = 0; oy < out_h; oy++) {
