@@ -142,3 +142,22 @@ def test_bad_files_are_one_line_exit_2_nothing_written(tmp_path, data_dir):
         assert message in err and len(err.strip().splitlines()) == 1, (name, err)
         assert not out.exists()
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".out_{name}")] == []
+
+
+def test_cortex_m4_firmware_equals_reference(tmp_path, data_dir):
+    """The int8 C cross-built for the STM32L4R5's Cortex-M4 and run in the emulator (2 vectors)."""
+    from hwprune.backends.c_int8 import write_int8_c
+    from hwprune.errors import ToolchainError
+    from hwprune.harness.cross import find_cross_cc
+    from hwprune.harness.mcu_int8 import run_mcu
+
+    try:
+        find_cross_cc()
+    except ToolchainError as exc:
+        pytest.skip(str(exc))
+    graph = read_tflite(data_dir / "ad01_int8.tflite", "ad").graph
+    write_int8_c(graph, tmp_path / "c")
+    x = np.random.default_rng(5).integers(-128, 128, size=(2, *graph.input_shape))
+    run = run_mcu(graph, tmp_path / "c", x, tmp_path)
+    assert np.array_equal(run.outputs, reference.run(graph, x))
+    assert run.cycles > graph.nonzero_macs  # at least a cycle per multiply that is not skipped
