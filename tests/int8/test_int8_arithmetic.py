@@ -1,7 +1,5 @@
 """TFLite's int8 arithmetic (quant/int8.py) against hand-worked values and TFLM's own tensors."""
 
-import math
-
 import numpy as np
 import pytest
 
