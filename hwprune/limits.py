@@ -57,7 +57,7 @@ def check_activations(graph, where: str) -> None:
     gigabytes that the reference would allocate for the first vector."""
     shape = tuple(graph.input_shape)
     check_declared(declared_bytes(shape, 8), f"{where}: the input of shape {shape} (one example)")
-    for layer, out in zip(graph.layers, graph.shapes):
+    for layer, out in ((layer, graph.shape_of(layer.name)) for layer in graph.layers):
         padding = getattr(layer, "padding", None)
         if padding and len(shape) == len(padding) + 1:
             padded = tuple(n + before + after for n, (before, after) in zip(shape[:-1], padding)) + shape[-1:]

@@ -26,6 +26,7 @@ import numpy as np
 from hwprune import __version__, fidelity, manifest, reference
 from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
 from hwprune.ir.graph import Graph, check_c_name
+from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
 from hwprune.prune.graph import prune_graph, remove_dead_neurons  # noqa: F401 (part of this module's API)
@@ -90,7 +91,7 @@ class ExportOptions:
         return replace(self, weight_bits=self.weight_bits or default, activation_bits=self.activation_bits or default)
 
 
-MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".onnx", ".keras", ".json")
+MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".onnx", ".keras", ".json", ".tflite")
 
 
 def model_name(path: Path) -> str:
@@ -151,9 +152,13 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
         from hwprune.frontends.onnx import load_onnx
 
         return load_onnx(path, name)
+    if path.suffix == ".tflite":
+        from hwprune.frontends.tflite import load_tflite
+
+        return load_tflite(path, name)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
                      "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, or .json with "
-                     "--weights) or an hwprune graph folder")
+                     "--weights), an int8 TFLite model (.tflite) or an hwprune graph folder")
 
 
 def read_vectors(folder, graph: Optional[Graph] = None) -> dict[str, np.ndarray]:
@@ -345,6 +350,11 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if not isinstance(model, Graph):
         source = source or str(model)
     graph = model if isinstance(model, Graph) else load_model(model, trust_model=trust_model)
+    if is_int8_graph(graph):  # TFLite's int8 dialect: exported as the file holds it (pipeline_int8)
+        from hwprune.pipeline_int8 import check_options, export_int8
+
+        check_options(options, hls)
+        return export_int8(graph, source, out, options, force, calibration)
     if calibration is not None:
         calibration = np.asarray(calibration, dtype=np.float64)
         graph.from_source(calibration, calibration_name)  # the source model's layout

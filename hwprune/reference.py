@@ -166,3 +166,4 @@ def predict(graph: Graph, x) -> np.ndarray:
 # Convolution, pooling and merge kernels register themselves in KERNELS.
 import hwprune.reference_merge  # noqa: E402,F401
 import hwprune.reference_spatial  # noqa: E402,F401
+import hwprune.reference_int8  # noqa: E402,F401 (TFLite's int8 dialect)

@@ -50,7 +50,9 @@ def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]
 
             raise OptionError(f"unknown engine {unknown[0]!r}; known engines are {sorted(ENGINES)}")
     else:
-        names = [n for n in ENGINES if n not in ("reference", "mcu")]
+        # engines that are not run by default (mcu: it needs a target; tflm: a .tflite) only by name
+        names = [n for n, factory in ENGINES.items() if n not in ("reference", "mcu")
+                 and getattr(factory, "by_default", True)]
         if target.kind == "mcu" and chosen:
             names.append("mcu")
     mcu = None

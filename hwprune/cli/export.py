@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("export", help="quantize a model, lower it to C (and to an hls4ml project with --backend hls4ml) and verify it",
                        description="Read MODEL (a torch module .pt, a torch.export program .pt2, an ONNX model "
-                                   ".onnx, a Keras .keras file or architecture .json with --weights, or an hwprune "
+                                   ".onnx, a Keras .keras file or architecture .json with --weights, an int8 TFLite .tflite, or an hwprune "
                                    "graph or export folder), "
                                    "optionally prune it, quantize it to fixed point and write C sources, "
                                    "test vectors and a report to DIR.")
@@ -129,6 +129,13 @@ def run(args) -> int:
     if model.is_quantized and any(v is not None for v in bits.values()):
         raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
                           "models only")
+    from hwprune.ir.int8 import is_int8_graph
+
+    if is_int8_graph(model):  # a .tflite model: exported in TFLite's int8 dialect
+        from hwprune.pipeline_int8 import check_options, export_int8, print_export
+
+        check_options(options, hls)
+        return print_export(export_int8(model, args.model, args.out, options, args.force, calibration))
     out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
                        calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
                        else "calibration inputs", hls=hls)

@@ -46,6 +46,19 @@ def run(args) -> int:
     if args.engine != "reference":  # an engine that compiles or runs the folder's code
         check_code(Path(args.dir), args.trust_export)
     graph = load_graph(args.dir)
+    from hwprune.pipeline_int8 import is_int8_export
+
+    if is_int8_export(args.dir):  # TFLite's int8 dialect: inputs quantized as TFLite's QUANTIZE does
+        if args.engine not in ("reference", "tflm"):
+            raise OptionError(f"--engine {args.engine}: an int8 (.tflite) export runs on reference or tflm")
+        x = graph.check_batch(load_array(args.inputs, "inputs"), f"inputs ({args.inputs})", single_ok=True)
+        y_int = get_engine(args.engine).run(graph if args.engine == "reference" else Path(args.dir),
+                                            graph.input_t.quantize(x)).outputs
+        y = graph.output_t.to_real(y_int).astype(np.float32)
+        with output_file(args.out, args.force, inputs=(args.dir, args.inputs)) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, y)
+        return 0
     if args.engine == "mcu":
         from hwprune.harness.mcu import McuEngine
 

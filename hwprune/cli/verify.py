@@ -36,6 +36,10 @@ def run(args) -> int:
     from hwprune.pipeline import load_array
     from hwprune.report import _json_default, analyze
 
+    from hwprune.pipeline_int8 import is_int8_export, run_verify
+
+    if is_int8_export(args.dir):  # a .tflite model's export: TFLite's int8 dialect
+        return run_verify(args)
     inputs = load_array(args.inputs, "inputs") if args.inputs else None
     report = analyze(args.dir, inputs, target=args.target, engines=args.engine, cc=args.cc,
                      compile=True,  # also a folder exported with --no-compile

@@ -13,3 +13,4 @@ __all__ = [
 
 # Engines that register themselves (the Cortex-M emulator).
 from hwprune.harness import mcu as _mcu  # noqa: E402,F401
+from hwprune.harness import tflm as _tflm  # noqa: E402,F401

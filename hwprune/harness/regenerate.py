@@ -92,6 +92,13 @@ def _export_meta(folder: Path) -> dict:
 
 
 def _regenerate_c(folder: Path, graph, meta: dict, tmp: Path) -> None:
+    from hwprune.ir.int8 import is_int8_graph
+
+    if is_int8_graph(graph):  # TFLite's int8 dialect: one source, no format choice
+        from hwprune.backends.c_int8 import write_int8_c
+
+        write_int8_c(graph, tmp / C_DIR)
+        return
     formats = meta.get("formats", {})
     optimize = meta.get("optimize", "balanced")
     if not isinstance(formats, dict) or not all(isinstance(v, str) for v in formats.values()):

@@ -2,6 +2,7 @@
 
 from hwprune.ir.graph import INPUT, Graph, GraphInput
 from hwprune.ir.io import load_graph, save_graph
+import hwprune.ir.int8  # noqa: E402,F401 (registers the int8 dialect's layer kinds)
 from hwprune.ir.layers import (
     LAYER_KINDS, VARIADIC, Add, AvgPool1D, AvgPool2D, Clip, Concatenate, Conv1D, Conv2D, Dense, Flatten,
     GlobalAvgPool1D, GlobalAvgPool2D, Identity, Layer, MaxPool1D, MaxPool2D, Multiply, ReLU, Reshape, Softmax,

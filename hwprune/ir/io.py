@@ -29,7 +29,7 @@ import numpy as np
 from hwprune.errors import HwpruneError, ModelError
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.layers import LAYER_KINDS, Layer
-from hwprune.quant.fixed import Fixed
+from hwprune.quant.int8 import DialectType, parse_type
 
 FORMAT = "hwprune-graph"
 VERSION = 2
@@ -49,7 +49,7 @@ def graph_to_json(graph: Graph) -> dict:
             value = getattr(layer, f.name)
             if isinstance(value, np.ndarray):
                 arrays.append(f.name)
-            elif isinstance(value, Fixed):
+            elif isinstance(value, DialectType):
                 entry[f.name] = str(value)
             elif f.name == "inputs":
                 entry[f.name] = list(value)
@@ -98,7 +98,7 @@ def _layer_from_json(entry: dict, arrays, where: str) -> Layer:
         elif f.name in entry:
             value = entry[f.name]
             if f.name.endswith("_t") and value is not None:
-                value = Fixed.parse(value)
+                value = parse_type(value)
             elif f.name == "inputs":
                 value = tuple(value)
             kwargs[f.name] = value
@@ -134,9 +134,9 @@ def load_graph(directory: Path) -> Graph:
         if meta["version"] == CHAIN_VERSION:
             if any("inputs" in entry for entry in meta["layers"]):
                 raise ModelError(f"{graph_path}: a version {CHAIN_VERSION} graph names no layer inputs")
-            input_t = Fixed.parse(meta["input_t"]) if meta.get("input_t") else None
+            input_t = parse_type(meta["input_t"]) if meta.get("input_t") else None
             return Graph.chain(meta["name"], tuple(meta["input_shape"]), tuple(layers), input_t, layout)
-        inputs = tuple(GraphInput(i["name"], tuple(i["shape"]), Fixed.parse(i["t"]) if i.get("t") else None)
+        inputs = tuple(GraphInput(i["name"], tuple(i["shape"]), parse_type(i["t"]) if i.get("t") else None)
                        for i in meta["inputs"])
         return Graph(meta["name"], inputs, tuple(layers), tuple(meta["outputs"]), layout)
     except HwpruneError:

@@ -50,8 +50,9 @@ def test_graph_errors_name_the_layer():
 
 def test_kind_registry_holds_every_property():
     assert kinds(spatial=True) == {"conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d",
-                                   "globalavgpool1d", "globalavgpool2d"}
-    assert kinds(weighted=True) == {"dense", "conv1d", "conv2d"}
+                                   "globalavgpool1d", "globalavgpool2d", "int8_conv2d", "int8_maxpool2d",
+                                   "int8_avgpool2d"}
+    assert kinds(weighted=True) == {"dense", "conv1d", "conv2d", "int8_dense", "int8_conv2d"}
     assert {"add", "multiply", "relu", "clip"} <= kinds(elementwise=True)
     assert {"flatten", "reshape", "identity", "softmax"} == kinds(passthrough=True)
     assert set(LAYER_KINDS) >= {"add", "concatenate", "multiply", "clip", "reshape", "identity"}

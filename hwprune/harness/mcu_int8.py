@@ -1,0 +1,56 @@
+"""The int8 dialect's C (``backends.c_int8``) on a Cortex-M core in the emulator.
+
+The firmware is ``model_int8.c`` with a harness of its own (int8 input and output buffers
+in ``.hwprune_io``, ``hwprune_mcu_infer`` calling ``<name>_predict``), linked and run like
+the ap_fixed exports (``harness.cross``, ``harness.emulator``); cycles come from the
+target core's cycle table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hwprune.harness.cross import link_firmware
+from hwprune.harness.cycles import get_cycle_table
+from hwprune.harness.emulator import emulate
+from hwprune.ir.graph import Graph
+from hwprune.targets import get_target
+
+HARNESS = """#include <stdint.h>
+#define HWPRUNE_IO __attribute__((section(".hwprune_io"), used))
+void %(name)s_predict(const int8_t *in, int8_t *out);
+HWPRUNE_IO int8_t hwprune_mcu_input[%(in_size)d];
+HWPRUNE_IO int8_t hwprune_mcu_output[%(out_size)d];
+__attribute__((noinline, used)) int hwprune_mcu_infer(void);
+int hwprune_mcu_infer(void) { %(name)s_predict(hwprune_mcu_input, hwprune_mcu_output); return 0; }
+int main(void) { return hwprune_mcu_infer(); }
+"""
+
+
+@dataclass(frozen=True)
+class Int8McuRun:
+    outputs: np.ndarray  # (vectors, *output_shape) int64
+    cycles: float  # per inference, mean
+    instructions: float
+    flash_bytes: int
+    static_ram_bytes: int
+    stack_bytes: int
+
+
+def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: str = "stm32l4r5") -> Int8McuRun:
+    chosen = get_target(target)
+    harness = Path(work) / "harness_int8.c"
+    harness.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
+                                  "out_size": int(np.prod(graph.output_shape))})
+    c_dir = Path(c_dir)
+    fw = link_firmware([c_dir / "model_int8.c", harness], [c_dir], chosen.cpu, opt="-O2",
+                       depends=[c_dir / "hwprune_int8.h"])
+    x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
+    emulation = emulate(fw, x, "int8_t", "int8_t", int(np.prod(graph.output_shape)), [f"{graph.name}_predict"],
+                        get_cycle_table(chosen.cpu))
+    return Int8McuRun(emulation.outputs.reshape(len(x), *graph.output_shape), float(emulation.cycles.sum(axis=1).mean()),
+                      float(emulation.instructions.sum(axis=1).mean()), fw.flash_bytes, fw.static_ram_bytes,
+                      emulation.stack_bytes)

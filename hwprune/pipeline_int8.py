@@ -1,0 +1,216 @@
+"""Export and verification of TFLite int8 models (the int8 dialect's side of ``pipeline``).
+
+An int8 export folder::
+
+    DIR/graph.json, DIR/weights.npz   the int8 graph read from the file (ir.io format)
+    DIR/model.tflite                  the original file: the tflm engine's oracle runs it
+    DIR/c/                            model_int8.c, hwprune_int8.h (backends/c_int8.py)
+    DIR/vectors.npz                   x (the inputs' real values), x_int (int8), y_int (reference)
+    DIR/export.json                   {"dialect": "tflite-int8", ...}
+    DIR/report.json                   what verification found
+    DIR/hwprune-manifest.json         written last
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hwprune import __version__, reference
+from hwprune.errors import DataError, ModelError, OptionError
+from hwprune.harness.compare import Comparison, compare
+from hwprune.ir.graph import Graph
+from hwprune.ir.int8 import is_int8_graph
+from hwprune.ir.io import load_graph, save_graph
+from hwprune.outputs import output_dir
+
+DIALECT = "tflite-int8"
+INT8_VECTORS = 32  # stored test vectors (VWW's input is 27 KB each); benchmarks run 1,000
+EXPORT_FILE = "export.json"
+VECTORS_FILE = "vectors.npz"
+REPORT_FILE = "report.json"
+DEFAULT_ENGINES = ("tflm", "host")
+C_DIR = "c"
+
+
+def is_int8_export(folder) -> bool:
+    try:
+        return json.loads((Path(folder) / EXPORT_FILE).read_text()).get("dialect") == DIALECT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def random_int8(graph: Graph, count: int, seed: int) -> np.ndarray:
+    """Inputs over the whole int8 range (both ends included)."""
+    return np.random.default_rng(seed).integers(-128, 127, size=(count, *graph.input_shape), endpoint=True)
+
+
+def dead_channel_macs(graph: Graph) -> int:
+    """MACs of output channels whose weights are all zero (their output is a constant)."""
+    total = 0
+    for i, layer in enumerate(graph.layers):
+        if hasattr(layer, "filter_matrix"):
+            dead = ~np.any(layer.filter_matrix != 0, axis=1)
+            if dead.any():
+                per_channel = layer.mac_count(graph.input_shape_of(i)) / layer.out_channels
+                total += int(round(per_channel * int(dead.sum())))
+    return total
+
+
+def figures(graph: Graph) -> dict:
+    return {"macs": graph.macs, "nonzero_macs": graph.nonzero_macs, "dead_channel_macs": dead_channel_macs(graph),
+            "total_weights": graph.total_weights, "nonzero_weights": graph.nonzero_weights,
+            "weight_bytes": graph.total_weights}
+
+
+def check_options(options, hls=None) -> None:
+    if hls is not None:
+        raise OptionError("--backend hls4ml does not take TFLite's int8 dialect (scale/zero-point types); use the C backend")
+    if options.sparsity:
+        raise OptionError("--sparsity applies to float models; a .tflite model is exported as its weights are")
+
+
+def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[np.ndarray],
+                engines: Sequence[str] = DEFAULT_ENGINES) -> tuple[list[Comparison], list[tuple[str, str]]]:
+    """Every engine against the reference, layer by layer; (comparisons, skipped engines)."""
+    from hwprune.harness.engines import get_engine
+
+    steps = reference.run(graph, x_int, trace=True)
+    expected = tuple((name, np.asarray(v, dtype=np.int64)) for name, v in steps)
+    comparisons, skipped = [], []
+    if stored is not None:
+        comparisons.append(compare(((graph.layers[-1].name, np.asarray(stored, dtype=np.int64)),), expected[-1:],
+                                   "reference/stored y_int"))
+    for name in engines:
+        if name == "host":  # the int8 dialect's own C (backends/c_int8), not the ap_fixed export's
+            reason = _host_reason(folder)
+            if reason:
+                skipped.append(("host", reason))
+                continue
+            from hwprune.backends.c_int8 import run_host
+            from hwprune.tempdirs import temp_dir
+
+            with temp_dir("int8") as work:
+                trace = run_host(graph, folder / C_DIR, x_int, Path(work))
+            comparisons.append(compare(expected, trace, "host"))
+            continue
+        engine = get_engine(name)
+        if engine.name in ("reference",):
+            continue
+        reason = engine.unavailable_reason() or (engine.skip_reason(folder) if hasattr(engine, "skip_reason") else "")
+        if reason:
+            skipped.append((engine.name, reason))
+            continue
+        run = engine.run(folder, x_int)
+        comparisons.append(compare(expected, run.trace or ((graph.layers[-1].name, run.outputs),), engine.name))
+    return comparisons, skipped
+
+
+def _host_reason(folder: Path) -> str:
+    if not (Path(folder) / C_DIR).is_dir():
+        return f"{folder} holds no {C_DIR}/ folder"
+    from hwprune.errors import ToolchainError
+    from hwprune.harness.build import find_cc
+
+    try:
+        find_cc()
+    except ToolchainError as exc:
+        return str(exc)
+    return ""
+
+
+def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None) -> Path:
+    """Write an int8 export folder for ``graph`` read from ``model_path`` (a .tflite file)."""
+    if not is_int8_graph(graph):
+        raise ModelError(f"{model_path}: not an int8 model")
+    if options.name:
+        graph = graph.replace(name=options.name)
+    if calibration is not None:  # real-valued inputs: quantized as TFLite's QUANTIZE would
+        x_int = graph.input_t.quantize(graph.check_batch(calibration, "calibration inputs"))
+    else:
+        x_int = random_int8(graph, INT8_VECTORS, options.seed)
+    y_int = reference.run(graph, x_int)
+    out = Path(out)
+    with output_dir(out, force, inputs=(model_path,)) as tmp:
+        save_graph(graph, tmp)
+        shutil.copyfile(model_path, tmp / "model.tflite")
+        from hwprune.backends.c_int8 import write_int8_c
+
+        write_int8_c(graph, tmp / C_DIR)
+        np.savez(tmp / VECTORS_FILE, x=graph.input_t.to_real(x_int), x_int=x_int.astype(np.int8),
+                 y_int=y_int.astype(np.int8))
+        meta = {"hwprune_version": __version__, "dialect": DIALECT, "source": str(model_path), "model": graph.name,
+                "tflite": "model.tflite"}
+        (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        comparisons, skipped = verify_int8(tmp, graph, x_int, None)
+        (tmp / REPORT_FILE).write_text(json.dumps(_report(graph, x_int, comparisons, skipped), indent=2) + "\n")
+    return out
+
+
+def _report(graph: Graph, x_int, comparisons, skipped) -> dict:
+    ran = [c for c in comparisons if not c.engine.startswith("reference/")]
+    return {"dialect": DIALECT, "model": graph.name, "vectors": int(len(x_int)),
+            "bit_exact": all(c.bit_exact for c in comparisons) if ran else None,
+            "mismatches": sum(c.mismatches for c in comparisons),
+            "engines": {c.engine: {"bit_exact": c.bit_exact, "mismatches": c.mismatches, "first_layer": c.first_layer}
+                        for c in comparisons},
+            "skipped": dict(skipped), **figures(graph)}
+
+
+def read_int8_vectors(folder: Path, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    path = folder / VECTORS_FILE
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            x_int, y_int = npz["x_int"], npz["y_int"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable or incomplete ({type(exc).__name__}); run hwprune export again") from None
+    graph.check_batch(x_int, f"{path}: x_int")
+    return x_int.astype(np.int64), y_int.astype(np.int64)
+
+
+def run_verify(args) -> int:
+    """``hwprune verify DIR`` on an int8 export folder."""
+    import sys
+
+    from hwprune.manifest import check
+    from hwprune.pipeline import load_array
+
+    folder = Path(args.dir)
+    check(folder)
+    graph = load_graph(folder)
+    x_int, stored = read_int8_vectors(folder, graph)
+    if args.inputs:
+        x = graph.check_batch(load_array(args.inputs, "inputs"), f"inputs ({args.inputs})")
+        x_int, stored = graph.input_t.quantize(x), None
+    comparisons, skipped = verify_int8(folder, graph, x_int, stored, args.engine or DEFAULT_ENGINES)
+    report = _report(graph, x_int, comparisons, skipped)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for c in comparisons:
+            print(c.report())
+        for name, why in skipped:
+            print(f"{name}: skipped ({why})")
+        print(f"{len(x_int)} vectors, {report['mismatches']} mismatching elements: "
+              f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact' if report['bit_exact'] is False else 'nothing verified'}")
+    if not report["bit_exact"]:
+        print(f"hwprune verify: {report['mismatches']} mismatching elements; see the engine notes", file=sys.stderr)
+    return 0 if report["bit_exact"] else 1
+
+
+def print_export(out: Path) -> int:
+    """The export command's one line on stderr; exit 1 when an engine disagreed."""
+    import sys
+
+    report = json.loads((Path(out) / REPORT_FILE).read_text())
+    verdict = {True: f"{' and '.join(report['engines'])} bit-exact on {report['vectors']} vectors",
+               False: f"NOT bit-exact ({report['mismatches']} mismatching elements)",
+               None: "not verified (" + "; ".join(report["skipped"].values()) + ")"}[report["bit_exact"]]
+    print(f"hwprune export: wrote {out}: int8 ({DIALECT}), {report['nonzero_weights']}/{report['total_weights']} "
+          f"nonzero weights, {report['macs']} MACs ({report['nonzero_macs']} on nonzero weights); {verdict}",
+          file=sys.stderr)
+    return 1 if report["bit_exact"] is False else 0

@@ -1,0 +1,96 @@
+/* TFLite's int8 dialect: TFLite Micro's reference kernels in C99 (hwprune/reference_int8.py
+ * is their definition; every function here must equal it bit for bit). */
+#ifndef HWPRUNE_INT8_H
+#define HWPRUNE_INT8_H
+
+#include <stdint.h>
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul */
+static inline int32_t hwp_srdhm(int32_t a, int32_t b) {
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates toward zero */
+}
+
+/* gemmlowp's RoundingDivideByPOT: round half away from zero */
+static inline int32_t hwp_rdbp(int32_t x, int exponent) {
+    int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    int32_t remainder = x & mask;
+    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLM's reference MultiplyByQuantizedMultiplier (two roundings) */
+static inline int32_t hwp_mbqm(int32_t x, int32_t multiplier, int shift) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    return hwp_rdbp(hwp_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+static inline int8_t hwp_clamp(int32_t v, int32_t lo, int32_t hi) {
+    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+/* FULLY_CONNECTED: rows of nonzero weights only (zero weights are skipped: ``cols``/``vals``
+ * hold each output's nonzero weights, ``start`` where each output's begin). */
+static inline void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
+                      const int8_t *vals, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                      int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
+    for (int o = 0; o < n_out; o++) {
+        int32_t acc = bias[o];
+        for (uint32_t k = start[o]; k < start[o + 1]; k++) acc += (int32_t)vals[k] * ((int32_t)x[cols[k]] - in_zp);
+        y[o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
+    }
+}
+
+/* CONV_2D / DEPTHWISE_CONV_2D over an (h, w, c) input; weights (out, kh, kw, cin_per_group),
+ * each filter's nonzero taps as (kh, kw, cin) triples packed in ``taps``. */
+static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
+                        int stride_h, int stride_w, int pad_t, int pad_l, int depth_mult, const uint32_t *start,
+                        const uint16_t *taps, const int8_t *vals, const int32_t *bias, const int32_t *mult,
+                        const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
+    for (int oy = 0; oy < out_h; oy++) {
+        for (int ox = 0; ox < out_w; ox++) {
+            int y0 = oy * stride_h - pad_t, x0 = ox * stride_w - pad_l;
+            for (int o = 0; o < out_c; o++) {
+                int32_t acc = bias[o];
+                int group = depth_mult ? o / depth_mult : -1;
+                for (uint32_t k = start[o]; k < start[o + 1]; k++) {
+                    int iy = y0 + taps[3 * k], ix = x0 + taps[3 * k + 1];
+                    if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) continue; /* padding adds nothing */
+                    int c = group >= 0 ? group : taps[3 * k + 2];
+                    acc += (int32_t)vals[k] * ((int32_t)x[(iy * in_w + ix) * in_c + c] - in_zp);
+                }
+                y[(oy * out_w + ox) * out_c + o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
+            }
+        }
+    }
+}
+
+/* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
+static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
+                        int kw, int stride_h, int stride_w, int pad_t, int pad_l, int is_max, int32_t lo,
+                        int32_t hi) {
+    for (int oy = 0; oy < out_h; oy++) {
+        for (int ox = 0; ox < out_w; ox++) {
+            for (int ch = 0; ch < c; ch++) {
+                int32_t acc = is_max ? -128 : 0, count = 0;
+                for (int dy = 0; dy < kh; dy++) {
+                    int iy = oy * stride_h - pad_t + dy;
+                    if (iy < 0 || iy >= in_h) continue;
+                    for (int dx = 0; dx < kw; dx++) {
+                        int ix = ox * stride_w - pad_l + dx;
+                        if (ix < 0 || ix >= in_w) continue;
+                        int32_t v = x[(iy * in_w + ix) * c + ch];
+                        if (is_max) acc = v > acc ? v : acc; else acc += v;
+                        count++;
+                    }
+                }
+                if (!is_max) acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                y[(oy * out_w + ox) * c + ch] = hwp_clamp(acc, lo, hi);
+            }
+        }
+    }
+}
+
+#endif

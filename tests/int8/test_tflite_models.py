@@ -1,0 +1,163 @@
+"""MLPerf Tiny's int8 models: the .tflite reader, the int8 reference and TFLM agree on every
+intermediate tensor; bad files are one line and exit 2 with nothing written."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hwprune import reference
+from hwprune.errors import ModelError
+from hwprune.frontends.tflite import read_tflite
+from hwprune.ir.io import load_graph, save_graph
+
+pytest.importorskip("tflite_micro")
+from hwprune.harness.tflm import TflmEngine  # noqa: E402
+from hwprune.harness.compare import compare  # noqa: E402
+
+# AD runs 1,000 inputs (0.7 s): its last layer has rare off-by-one outputs if the multiplier is
+# computed in float32 as LiteRT does, not in double as TFLM does (8 of 640,000 outputs)
+MODELS = {"ad01_int8": 1000, "kws_ref_model": 4, "vww_96_int8": 2}
+
+
+def _cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "hwprune", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_host_c_equals_reference_on_every_tensor(tmp_path, data_dir, name):
+    """The int8 C (zero weights skipped) on the host, every layer's output."""
+    from hwprune.backends.c_int8 import run_host, write_int8_c
+
+    graph = read_tflite(data_dir / f"{name}.tflite", name).graph
+    x = np.random.default_rng(11).integers(-128, 128, size=(min(MODELS[name], 50), *graph.input_shape))
+    x[0] = -128
+    write_int8_c(graph, tmp_path / "c")
+    result = compare(reference.run(graph, x, trace=True), run_host(graph, tmp_path / "c", x, tmp_path), "host")
+    assert result.bit_exact, result.report()
+    assert len(result.layers) == len(graph.layers)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_reference_equals_tflm_on_every_tensor(data_dir, name):
+    model = read_tflite(data_dir / f"{name}.tflite", name)
+    graph = model.graph
+    x = np.random.default_rng(7).integers(-128, 128, size=(MODELS[name], *graph.input_shape))
+    x[0] = -128  # the range's ends
+    x[1] = 127
+    expected = reference.run(graph, x, trace=True)
+    run = TflmEngine(data_dir / f"{name}.tflite").run(graph, x)
+    result = compare(expected, run.trace, "tflm")
+    assert result.bit_exact, result.report()
+    assert len(result.layers) == len(graph.layers)
+
+
+def test_int8_graph_round_trips_through_ir_io(tmp_path, data_dir):
+    graph = read_tflite(data_dir / "kws_ref_model.tflite", "kws").graph
+    save_graph(graph, tmp_path)
+    back = load_graph(tmp_path)
+    x = np.random.default_rng(0).integers(-128, 128, size=(2, *graph.input_shape))
+    assert back.input_t == graph.input_t
+    assert np.array_equal(reference.run(back, x), reference.run(graph, x))
+
+
+def test_vww_dead_channels_and_zero_weights_are_counted(data_dir):
+    graph = read_tflite(data_dir / "vww_96_int8.tflite", "vww").graph
+    assert graph.total_weights == 208112
+    assert graph.total_weights - graph.nonzero_weights == 172258  # 82.8 % zeros, no pruning
+
+
+def test_export_and_verify_with_tflm(tmp_path, data_dir):
+    out = tmp_path / "kws"
+    code, _, err = _cli("export", data_dir / "kws_ref_model.tflite", "--out", out)
+    assert code == 0, err
+    assert "tflm and host bit-exact" in err
+    assert (out / "model.tflite").read_bytes() == (data_dir / "kws_ref_model.tflite").read_bytes()
+    code, stdout, err = _cli("verify", out, "--engine", "tflm", "--engine", "host")
+    assert code == 0, err
+    assert "tflm: bit-exact" in stdout and "host: bit-exact" in stdout and "(13 layers compared)" in stdout
+    x = np.random.default_rng(3).normal(0, 20, size=(3, 49, 10, 1))
+    np.save(tmp_path / "x.npy", x)
+    outputs = {}
+    for engine in ("reference", "tflm"):
+        code, _, err = _cli("predict", out, "--inputs", tmp_path / "x.npy", "--out", tmp_path / f"{engine}.npy",
+                            "--engine", engine)
+        assert code == 0, err
+        outputs[engine] = np.load(tmp_path / f"{engine}.npy")
+    assert outputs["reference"].shape == (3, 12)
+    assert np.array_equal(outputs["reference"], outputs["tflm"])
+    code, _, err = _cli("report", out)
+    assert code == 2 and "does not render int8" in err
+
+
+def test_verify_names_the_first_differing_operator(tmp_path, data_dir):
+    """A graph changed after export: the tflm comparison points at the changed operator."""
+    out = tmp_path / "ad"
+    code, _, err = _cli("export", data_dir / "ad01_int8.tflite", "--out", out)
+    assert code == 0, err
+    graph = load_graph(out)
+    layer = graph.layers[3]
+    w = layer.weight.copy()
+    w[0, :] = 0
+    changed = graph.with_layers([*graph.layers[:3], layer.with_(weight=w), *graph.layers[4:]])
+    x = np.random.default_rng(0).integers(-128, 128, size=(4, *graph.input_shape))
+    run = TflmEngine(out / "model.tflite").run(changed, x)
+    result = compare(reference.run(changed, x, trace=True), run.trace, "tflm")
+    assert not result.bit_exact
+    assert result.first_layer == "fully_connected_3"
+
+
+def _bad_files(tmp_path, data_dir):
+    data = (data_dir / "ad01_int8.tflite").read_bytes()
+    scale = np.float32(0.39101523).tobytes()  # the input tensor's scale, once in the file
+    assert data.count(scale) == 1
+    files = {
+        "zero_scale": (data.replace(scale, b"\0\0\0\0"), "operator 0 (FULLY_CONNECTED) input: tensor 'input_1' has scale 0"),
+        "truncated": (data[: len(data) // 2], "truncated or corrupt TFLite flatbuffer"),
+        "not_tflite": (b"hello world, not a model", "not a TFLite flatbuffer"),
+        "resnet_add": ((data_dir / "pretrainedResnet_quant.tflite").read_bytes(), "operator 3 (ADD) is not supported"),
+    }
+    import tflite_micro
+
+    from pathlib import Path
+
+    sine = Path(tflite_micro.__file__).parent / "python" / "tflite_micro" / "sine_float.tflite"
+    if sine.is_file():
+        files["float"] = (sine.read_bytes(), "operator 0 (FULLY_CONNECTED) input has FLOAT32 tensor")
+    return files
+
+
+def test_bad_files_are_one_line_exit_2_nothing_written(tmp_path, data_dir):
+    for name, (content, message) in _bad_files(tmp_path, data_dir).items():
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(content)
+        with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            read_tflite(path)
+        out = tmp_path / f"out_{name}"
+        code, stdout, err = _cli("export", path, "--out", out)
+        assert code == 2, (name, err)
+        assert message in err and len(err.strip().splitlines()) == 1, (name, err)
+        assert not out.exists()
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".out_{name}")] == []
+
+
+def test_cortex_m4_firmware_equals_reference(tmp_path, data_dir):
+    """The int8 C cross-built for the STM32L4R5's Cortex-M4 and run in the emulator (2 vectors)."""
+    from hwprune.backends.c_int8 import write_int8_c
+    from hwprune.errors import ToolchainError
+    from hwprune.harness.cross import find_cross_cc
+    from hwprune.harness.mcu_int8 import run_mcu
+
+    try:
+        find_cross_cc()
+    except ToolchainError as exc:
+        pytest.skip(str(exc))
+    graph = read_tflite(data_dir / "ad01_int8.tflite", "ad").graph
+    write_int8_c(graph, tmp_path / "c")
+    x = np.random.default_rng(5).integers(-128, 128, size=(2, *graph.input_shape))
+    run = run_mcu(graph, tmp_path / "c", x, tmp_path)
+    assert np.array_equal(run.outputs, reference.run(graph, x))
+    assert run.cycles > graph.nonzero_macs  # at least a cycle per multiply that is not skipped
