@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,9 @@ from typing import Optional
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from hwprune.bug_log import internal_error
 from hwprune.errors import TargetError, ToolchainError
-from hwprune.harness.build import COMPILE_TIMEOUT_S
+from hwprune.harness.build import COMPILE_TIMEOUT_S, compiles_empty_program
 from hwprune.harness.measure import section_sizes
 from hwprune.paths import templates_dir
 
@@ -245,7 +247,13 @@ def link_firmware(sources, include_dirs, core, defines=(), opt: str = "-O2", com
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"cross-compiling {sources[0]} took longer than {COMPILE_TIMEOUT_S} s") from None
         if out.returncode != 0:
-            raise ToolchainError(f"cross-compiling {sources[0]} for {core.name} failed:\n{(out.stderr + out.stdout).strip()}")
+            output = (out.stderr + out.stdout).strip()
+            failed = f"cross-compiling {sources[0]} for {core.name} failed"
+            if not strict or not compiles_empty_program(compiler.command, flags):  # third-party C, or a compiler that builds nothing
+                raise ToolchainError(f"{failed}:\n{output}")
+            first = next((line for line in output.splitlines() if "error" in line), "")
+            raise internal_error(f"the cross compiler rejected hwprune's generated C for {core.name}" + (f" ({first.strip()})" if first else ""),
+                                 f"$ {shlex.join(command)}\nexit status {out.returncode}\n{output}")
         tmp.replace(elf)
     return _read_firmware(elf, core, str(compiler), (*flags, *defines), traced, trace_words)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from hwprune import reference
 from hwprune.backends.c import C_SOURCES, export_c, load_export, read_manifest
+from hwprune.bug_log import internal_error
 from hwprune.errors import DataError, OptionError, ToolchainError
 from hwprune.harness.build import HOST_FLAGS, Compiler, compile_executable, find_cc
 from hwprune.ir.graph import Graph
@@ -176,9 +177,8 @@ class HostCEngine(Engine):
             except subprocess.TimeoutExpired:
                 raise ToolchainError(f"the host build of {export_dir} ran longer than {RUN_TIMEOUT_S} s") from None
             if done.returncode != 0:
-                raise ToolchainError(
-                    f"the host build of {export_dir} failed (exit status {done.returncode}): {done.stderr.strip()}"
-                )
+                raise internal_error(f"the host build of {export_dir} crashed (exit status {done.returncode})",
+                                     f"$ {exe} {in_path} {out_path}\n{done.stderr.strip()}")
             data = np.fromfile(out_path, dtype="=i8")
         sizes = [layer["size"] for layer in manifest["layers"]]
         outputs, layers = _parse_records(data, x.shape[0], sizes, self.trace)

@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from hwprune import reference
+from hwprune.bug_log import internal_error
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
 from hwprune.ir.graph import Graph
@@ -105,8 +106,8 @@ def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
             except subprocess.TimeoutExpired:
                 raise ToolchainError(f"compiling the hls4ml project {project} took longer than {BUILD_TIMEOUT_S} s") from None
             if done.returncode != 0:
-                tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-                raise ToolchainError(f"g++ failed on the hls4ml project {project}: {tail}")
+                raise internal_error(f"g++ failed on the hls4ml project {project}",
+                                     f"$ bash build_lib.sh (in a copy of {project})\n{done.stdout}\n{done.stderr}")
             try:
                 os.rename(tmp / "p", final)
             except OSError:
@@ -175,8 +176,8 @@ def _simulate(project: Path, summary: dict, library: Path, workdir: Path, graph:
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"C simulation of {project} ran longer than {RUN_TIMEOUT_S} s") from None
         if done.returncode != 0:
-            tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            raise ToolchainError(f"C simulation of {project} failed (exit {done.returncode}): {tail}")
+            raise internal_error(f"C simulation of {project} failed (exit {done.returncode})",
+                                 f"$ {' '.join(command)}\n{done.stdout}\n{done.stderr}")
         y = np.load(out_path)
         if traced is None:
             return y
