@@ -131,7 +131,7 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
         return load_graph(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
-    if path.suffix in (".json", ".keras") or weights is not None:
+    if path.suffix in (".json", ".keras", ".h5", ".hdf5") or weights is not None:
         from hwprune.frontends.keras import load_keras
 
         with _naming(path, *([weights] if weights is not None else [])):
@@ -152,8 +152,8 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
 
         return load_onnx(path, name)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
-                     "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, or .json with "
-                     "--weights) or an hwprune graph folder")
+                     "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, a whole-model "
+                     ".h5, or .json with --weights) or an hwprune graph folder")
 
 
 def read_vectors(folder, graph: Optional[Graph] = None) -> dict[str, np.ndarray]:

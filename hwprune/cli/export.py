@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("export", help="quantize a model, lower it to C (and to an hls4ml project with --backend hls4ml) and verify it",
                        description="Read MODEL (a torch module .pt, a torch.export program .pt2, an ONNX model "
-                                   ".onnx, a Keras .keras file or architecture .json with --weights, or an hwprune "
+                                   ".onnx, a Keras .keras file, whole-model .h5 or architecture .json with --weights, or an hwprune "
                                    "graph or export folder), "
                                    "optionally prune it, quantize it to fixed point and write C sources, "
                                    "test vectors and a report to DIR.")
