@@ -165,7 +165,8 @@ def _squeeze(node, attrs, ctx):
 
 @op("Softmax", "LogSoftmax")
 def _softmax(node, attrs, ctx):
-    return _torch().nn.Softmax(dim=-1)
+    nn = _torch().nn
+    return (nn.LogSoftmax if node.op_type == "LogSoftmax" else nn.Softmax)(dim=-1)
 
 
 @op("Identity", "Dropout")

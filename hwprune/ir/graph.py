@@ -44,6 +44,11 @@ def check_c_name(name: str, what: str = "--name") -> str:
 LOGITS_NOTE = "outputs are logits (the model's final Softmax is not computed)"
 
 
+def logits_note(graph: "Graph") -> str:
+    """LOGITS_NOTE naming the function the model ends in (Softmax or LogSoftmax)."""
+    return LOGITS_NOTE.replace("Softmax", graph.layers[-1].function) if outputs_are_logits(graph) else LOGITS_NOTE
+
+
 def outputs_are_logits(graph: "Graph") -> bool:
     """Whether the trained network ended in a Softmax that engines leave out."""
     return bool(graph.layers) and graph.layers[-1].kind == "softmax"
