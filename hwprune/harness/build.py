@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from hwprune import children
 from hwprune.bug_log import internal_error
 from hwprune.errors import ToolchainError
 from hwprune.tempdirs import temp_dir
@@ -42,7 +43,7 @@ class Compiler:
 
 def _version(command: Sequence[str]) -> str:
     try:
-        out = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=30)
+        out = children.run([*command, "--version"], timeout=30)
     except OSError:
         return ""
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""
@@ -76,8 +77,8 @@ def compiles_empty_program(command: Sequence[str], flags: Sequence[str]) -> bool
         source = Path(tmp) / "probe.c"
         source.write_text("int hwprune_probe(void);\nint hwprune_probe(void) { return 0; }\n")
         try:
-            out = subprocess.run([*command, *flags, "-c", str(source), "-o", str(Path(tmp) / "probe.o")],
-                                 capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            out = children.run([*command, *flags, "-c", str(source), "-o", str(Path(tmp) / "probe.o")],
+                               timeout=COMPILE_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired):
             return False
         return out.returncode == 0
@@ -86,7 +87,7 @@ def compiles_empty_program(command: Sequence[str], flags: Sequence[str]) -> bool
 def _run(compiler: Compiler, args: list[str], what: str, flags: Sequence[str] = ()) -> None:
     command = [*compiler.command, *args]
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        out = children.run(command, timeout=COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"{what}: the compiler ran longer than {COMPILE_TIMEOUT_S} s: {shlex.join(command)}") from None
     except OSError as exc:

@@ -16,7 +16,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from hwprune import reference
+from hwprune import children, reference
 from hwprune.backends.c import C_SOURCES, export_c, load_export, read_manifest
 from hwprune.bug_log import internal_error
 from hwprune.errors import DataError, OptionError, ToolchainError
@@ -172,8 +172,7 @@ class HostCEngine(Engine):
             in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
             x.reshape(x.shape[0], -1).astype("=i8").tofile(in_path)
             try:
-                done = subprocess.run([str(exe), str(in_path), str(out_path)], capture_output=True, text=True,
-                                      timeout=RUN_TIMEOUT_S)
+                done = children.run([str(exe), str(in_path), str(out_path)], timeout=RUN_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 raise ToolchainError(f"the host build of {export_dir} ran longer than {RUN_TIMEOUT_S} s") from None
             if done.returncode != 0:
