@@ -116,7 +116,7 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
     where = f"on the host and, for {config.target}, in the Cortex-M emulator" if config.target else "on the host"
     _say(f"exporting C, compiling it {where} and comparing every output with the reference")
     options = ExportOptions(config.weight_bits, config.activation_bits, config.sparsity, config.format,
-                            config.optimize, target=config.target)
+                            config.optimize, target=config.target, task="classification")
     extra = {
         "stages": stages,
         "demo": {

@@ -1,7 +1,8 @@
 """The one error hierarchy of hwprune.
 
 Every error says what was wrong, where, and (when there is one) what to do. The CLI
-prints the message to stderr without a traceback and exits with code 2.
+prints the message to stderr without a traceback and exits with code 2 (bad input), or 1
+for an ``InternalError`` (hwprune's own output failed: a bug, not the user's input).
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ class TargetError(HwpruneError):
 
 class ToolchainError(HwpruneError):
     """A compiler or simulator that is missing or failed."""
+
+
+class InternalError(ToolchainError):
+    """A tool failed on what hwprune itself wrote (its generated C does not compile, its
+    firmware or simulation crashes): a bug in hwprune. ``bug_log.internal_error`` makes
+    one whose message names the log holding the details."""
+
+    exit_code = 1
 
 
 class VerificationError(HwpruneError):

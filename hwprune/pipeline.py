@@ -64,10 +64,13 @@ class ExportOptions:
     cc: Optional[str] = None  # the Cortex-M cross compiler: clang (zig) or gcc
     require_fit: bool = True  # a model too large for the chosen target is an error (False: reported only)
     name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
+    task: Optional[str] = None  # fidelity's terms: classification, regression; None: from the final Softmax
 
     def __post_init__(self) -> None:
         if self.name is not None:
             check_c_name(self.name)
+        if self.task is not None and self.task not in fidelity.TASKS:
+            raise OptionError(f"--task must be one of {', '.join(fidelity.TASKS)}, got {self.task!r}")
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
             raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
         from hwprune.backends.c.formats import OPTIMIZE, policies
@@ -132,7 +135,7 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
         return load_graph(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
-    if path.suffix in (".json", ".keras") or weights is not None:
+    if path.suffix in (".json", ".keras", ".h5", ".hdf5") or weights is not None:
         from hwprune.frontends.keras import load_keras
 
         with _naming(path, *([weights] if weights is not None else [])):
@@ -157,8 +160,8 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
 
         return load_tflite(path, name)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
-                     "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, or .json with "
-                     "--weights), an int8 TFLite model (.tflite) or an hwprune graph folder")
+                     "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, a whole-model "
+                     ".h5, or .json with --weights), an int8 TFLite model (.tflite) or an hwprune graph folder")
 
 
 def read_vectors(folder, graph: Optional[Graph] = None) -> dict[str, np.ndarray]:
@@ -274,7 +277,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     fid = None
     if float_graph is not None:
         zeroed = fidelity.zeroed_by_quantization(float_graph, graph)
-        fid = fidelity.measure(fidelity.float_outputs(float_graph, vectors), y_int, graph, zeroed)
+        fid = fidelity.measure(fidelity.float_outputs(float_graph, vectors), y_int, graph, zeroed, options.task)
     if hls is not None and options.target is not None:  # an hls4ml project is built for an FPGA target only
         from hwprune.backends.hls4ml.target import check_fpga_target
         from hwprune.targets import get_target

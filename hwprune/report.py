@@ -15,7 +15,7 @@ import numpy as np
 
 from hwprune import __version__
 from hwprune.errors import HwpruneError
-from hwprune.ir.graph import LOGITS_NOTE, outputs_are_logits
+from hwprune.ir.graph import logits_note, outputs_are_logits
 from hwprune.ir.io import load_graph
 
 REPORT_JSON = "report.json"
@@ -161,7 +161,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "bits_per_nonzero": weight_bytes * 8 / max(nonzero, 1),
         "input_type": str(graph.input_t),
         "output_type": str(graph.output_t),
-        "outputs": LOGITS_NOTE if outputs_are_logits(graph) else "the last layer's values",
+        "outputs": logits_note(graph) if outputs_are_logits(graph) else "the last layer's values",
         "removed_neurons": meta.get("removed_neurons", {}),
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),

@@ -1,7 +1,9 @@
 """The ``hwprune`` command line. One module per subcommand, each with ``add_parser``.
 
 The CLI is a contract that other tools script: errors go to stderr as one line, exit
-code 2 for bad input, 1 when verification fails; machine-readable output (``--json``)
+code 2 for bad input, 1 when verification fails or hwprune itself failed (its own C does
+not compile, a tool crashes, an unexpected exception: "this is a bug in hwprune" and the
+path of a log with the details); machine-readable output (``--json``)
 is one JSON object alone on stdout, progress goes to stderr.
 """
 
@@ -13,9 +15,11 @@ import re
 import signal
 import sys
 import threading
+import traceback
 import warnings
 
 from hwprune import __version__
+from hwprune.bug_log import write_log
 from hwprune.errors import HwpruneError, Terminated
 
 COMMANDS = ("demo", "export", "verify", "predict", "report", "prune", "targets", "sweep", "resources")
@@ -89,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         terminated = isinstance(exc, Terminated)
         print(f"{command}: interrupted ({'SIGTERM' if terminated else 'SIGINT'})", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    except Exception as exc:  # a crash of hwprune itself: one line, and the traceback kept in a log
+        what = f"{type(exc).__name__}: {_one_line(exc)}"
+        path = write_log(f"$ hwprune {' '.join(map(str, sys.argv[1:] if argv is None else argv))}\n{what}", traceback.format_exc())
+        print(f"{command}: error: internal error ({what}); this is a bug in hwprune; the details are in {path} "
+              "(please report it with that file)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

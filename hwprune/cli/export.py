@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("export", help="quantize a model, lower it to C (and to an hls4ml project with --backend hls4ml) and verify it",
                        description="Read MODEL (a torch module .pt, a torch.export program .pt2, an ONNX model "
-                                   ".onnx, a Keras .keras file or architecture .json with --weights, an int8 TFLite .tflite, or an hwprune "
+                                   ".onnx, a Keras .keras file or whole-model .h5 or architecture .json with --weights, an int8 TFLite .tflite, or an hwprune "
                                    "graph or export folder), "
                                    "optionally prune it, quantize it to fixed point and write C sources, "
                                    "test vectors and a report to DIR.")
@@ -64,6 +64,10 @@ def add_parser(sub) -> None:
                    help="unpickle a .pt or .pt2 model even if loading runs code from it (only for files you trust)")
     p.add_argument("--force", action="store_true",
                    help="replace DIR if it is an export folder hwprune wrote (never another folder)")
+    p.add_argument("--task", choices=["classification", "regression"],
+                   help="how the float model is compared with the integer one: top-1 agreement (classification, the "
+                        "default for a model ending in Softmax or LogSoftmax) or error relative to the output range "
+                        "and SQNR (regression, the default otherwise)")
     p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
     p.add_argument("--backend", default="c", choices=["c", "hls4ml"],
                    help="c: C sources only; hls4ml: an hls4ml project in DIR/hls4ml/ too (C simulation checked)")
@@ -103,7 +107,7 @@ def run(args) -> int:
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
                             remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
-                            compile=not args.no_compile)
+                            compile=not args.no_compile, task=args.task)
     from hwprune.outputs import check_target
 
     inputs = (args.model, args.calibration)
@@ -150,9 +154,7 @@ def run(args) -> int:
         verdict = f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'} on {report['vectors']} vectors"
         sizes = f"flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B, "
     fid = report.get("fidelity")
-    agreement = ""
-    if fid and fid.get("top1_agreement") is not None:
-        agreement = f", top-1 agreement with the float model {fid['top1_agreement']:.1%}"
+    agreement = f", {fidelity.summary(fid)}" if fidelity.summary(fid) else ""
     print(f"hwprune export: wrote {out}: {report['nonzero_weights']}/{report['total_weights']} nonzero weights, "
           f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}"
           + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "

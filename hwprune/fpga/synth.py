@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune import children
 from hwprune.errors import ToolchainError, VerificationError
 from hwprune.fpga import da
 from hwprune.fpga.netlist import CARRY_CELLS, LUT_CELLS, Netlist
@@ -78,8 +79,7 @@ def synthesize_logic(logic, name: str, family: str, workdir: Path) -> Netlist:
         f"synth_xilinx -family {family} -top {name} -flatten -noiopad\n"
         f"write_json {net_json.name}\n"
     )
-    proc = subprocess.run([yosys_path(), "-q", "-s", script.name], capture_output=True, text=True,
-                          timeout=YOSYS_TIMEOUT_S, cwd=workdir)
+    proc = children.run([yosys_path(), "-q", "-s", script.name], timeout=YOSYS_TIMEOUT_S, cwd=workdir)
     if proc.returncode != 0 or not net_json.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise ToolchainError(f"yosys failed on layer {name!r} (exit {proc.returncode}): {' | '.join(tail)}")

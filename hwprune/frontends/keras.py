@@ -1,9 +1,12 @@
 """Keras models -> float IR graphs, with h5py alone (TensorFlow is never imported).
 
-Three ways in, one mapping:
+Four ways in, one mapping:
 
 - Keras 2: the architecture JSON (``model.to_json()``) and the HDF5 weights
   (``model.save_weights``): ``from_keras_json(json_path, weights_path)``;
+- a whole model in one HDF5 file (``model.save('x.h5')``, Keras 2, or Keras 3's legacy
+  format): the architecture is the file's ``model_config`` attribute (JSON, read as data),
+  the weights its ``model_weights`` group: ``from_keras_h5(path)``;
 - Keras 3: a ``.keras`` file (a zip of ``config.json`` and ``model.weights.h5``):
   ``from_keras_file(path)``;
 - a live model object (tf.keras or Keras 3): ``from_keras_model(model)`` reads only its
@@ -210,6 +213,24 @@ def from_keras_json(json_path, weights_path, name: Optional[str] = None) -> Grap
     return graph_from_layers(name or json_path.stem, shape, layers, str(json_path))
 
 
+def from_keras_h5(path, name: Optional[str] = None) -> Graph:
+    """A whole Keras model in one HDF5 file (``model.save('x.h5')``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    with open_h5(path, str(path), "not an HDF5 file") as h5file:  # links, external storage, sizes checked
+        config = h5file.attrs.get("model_config")
+        if config is None:
+            raise ModelError(f"{path}: holds weights only (no model_config attribute, as model.save_weights writes); "
+                             f"pass the architecture JSON as the model and this file as --weights")
+        try:
+            top = json.loads(config.decode() if isinstance(config, bytes) else str(config))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: the model_config attribute is not JSON ({exc})") from None
+        _, shape, layers = layers_from_config(top, _keras2_weights(h5file, str(path)), str(path))
+    return graph_from_layers(name or path.stem, shape, layers, str(path))
+
+
 # -- Keras 3: .keras --------------------------------------------------------------------------
 
 def _snake_case(name: str) -> str:
@@ -298,8 +319,13 @@ def from_keras_model(model, name: Optional[str] = None) -> Graph:
 
 
 def load_keras(path, weights=None) -> Graph:
-    """``MODEL.json`` with ``weights`` (Keras 2) or ``MODEL.keras`` (Keras 3)."""
+    """``MODEL.json`` with ``weights`` (Keras 2), ``MODEL.h5`` (a whole model) or ``MODEL.keras``
+    (Keras 3)."""
     path = Path(path)
+    if path.suffix in (".h5", ".hdf5"):
+        if weights is not None:
+            raise ModelError(f"{path}: a whole-model .h5 file holds its weights; drop --weights")
+        return from_keras_h5(path)
     if path.suffix == ".keras":
         if weights is not None:
             raise ModelError(f"{path}: a .keras file holds its weights; drop --weights")

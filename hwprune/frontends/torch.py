@@ -228,7 +228,7 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
         elif isinstance(child, (nn.Identity, nn.Dropout)):
             continue
         elif isinstance(child, (nn.Softmax, nn.LogSoftmax)) and last:
-            layers.append(Softmax(_layer_name(path, "softmax", used)))
+            layers.append(Softmax(_layer_name(path, "softmax", used), log=isinstance(child, nn.LogSoftmax)))
         elif isinstance(child, (nn.Softmax, nn.LogSoftmax)):
             raise UnsupportedLayerError(f"module {path!r} ({type(child).__name__}): only supported as the last layer")
         else:

@@ -76,7 +76,8 @@ def _reshape(node, tensor, rank):
 
 @handles("aten.softmax.int", "aten._softmax.default", "aten.log_softmax.int", "aten._log_softmax.default")
 def _softmax(node, tensor, rank):
-    return _torch().nn.Softmax(dim=node.args[1])
+    nn = _torch().nn
+    return (nn.LogSoftmax if "log_softmax" in str(node.target) else nn.Softmax)(dim=node.args[1])
 
 
 @handles("aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")

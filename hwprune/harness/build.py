@@ -2,7 +2,9 @@
 
 The compiler is ``$CC`` when set (it may carry arguments, e.g. ``ccache gcc``), else the
 first of ``cc``, ``gcc``, ``clang`` on the PATH. Any warning is an error: generated code
-that warns is a bug in hwprune, not something for the user to ignore.
+that warns is a bug in hwprune, not something for the user to ignore. When a build fails,
+the same compiler and flags are tried on an empty program: if that fails too, the compiler
+is broken (ToolchainError, exit 2), else hwprune's C is (an InternalError with a log, exit 1).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from hwprune import children
+from hwprune.bug_log import internal_error
 from hwprune.errors import ToolchainError
+from hwprune.tempdirs import temp_dir
 
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 HOST_FLAGS = (*WARNINGS, "-O2")
@@ -38,7 +43,7 @@ class Compiler:
 
 def _version(command: Sequence[str]) -> str:
     try:
-        out = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=30)
+        out = children.run([*command, "--version"], timeout=30)
     except OSError:
         return ""
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""
@@ -71,18 +76,36 @@ def find_cc() -> Compiler:
     )
 
 
-def _run(compiler: Compiler, args: list[str], what: str) -> None:
+def compiles_empty_program(command: Sequence[str], flags: Sequence[str]) -> bool:
+    """Whether the compiler ``command`` with ``flags`` compiles an empty program to an object
+    file: when it does, a failed build is the fault of the sources, not of the compiler."""
+    with temp_dir("probe") as tmp:
+        source = Path(tmp) / "probe.c"
+        source.write_text("int hwprune_probe(void);\nint hwprune_probe(void) { return 0; }\n")
+        try:
+            out = children.run([*command, *flags, "-c", str(source), "-o", str(Path(tmp) / "probe.o")],
+                               timeout=COMPILE_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return out.returncode == 0
+
+
+def _run(compiler: Compiler, args: list[str], what: str, flags: Sequence[str] = ()) -> None:
     command = [*compiler.command, *args]
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        out = children.run(command, timeout=COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"{what}: the compiler ran longer than {COMPILE_TIMEOUT_S} s: {shlex.join(command)}") from None
     except OSError as exc:
         raise ToolchainError(f"{what}: cannot run {compiler}: {exc}") from None
     if out.returncode != 0:
         output = (out.stderr + out.stdout).strip()
-        raise ToolchainError(f"the C compiler failed {what} (exit status {out.returncode}: {shlex.join(command)})"
-                             + (f":\n{output}" if output else ""))
+        failed = f"the C compiler failed {what} (exit status {out.returncode}: {shlex.join(command)})"
+        if not compiles_empty_program(compiler.command, flags):
+            raise ToolchainError(failed + (f":\n{output}" if output else ""))
+        first = next((line for line in output.splitlines() if "error" in line), "")
+        raise internal_error(f"{compiler} rejected hwprune's generated C {what}" + (f" ({first.strip()})" if first else ""),
+                             f"$ {shlex.join(command)}\nexit status {out.returncode}\n{output}")
 
 
 def compile_executable(
@@ -97,7 +120,7 @@ def compile_executable(
     compiler = compiler or find_cc()
     args = [*flags, *(f"-I{d}" for d in include_dirs), *(f"-D{d}" for d in defines)]
     args += [str(s) for s in sources] + ["-o", str(output)]
-    _run(compiler, args, f"building {Path(output).name}")
+    _run(compiler, args, f"building {Path(output).name}", flags)
     return Path(output)
 
 
@@ -113,5 +136,5 @@ def compile_object(
     compiler = compiler or find_cc()
     args = [*flags, *(f"-I{d}" for d in include_dirs), *(f"-D{d}" for d in defines)]
     args += ["-c", str(source), "-o", str(output)]
-    _run(compiler, args, f"compiling {Path(source).name}")
+    _run(compiler, args, f"compiling {Path(source).name}", flags)
     return Path(output)

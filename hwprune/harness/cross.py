@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,10 @@ from typing import Optional
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from hwprune import children
+from hwprune.bug_log import internal_error
 from hwprune.errors import TargetError, ToolchainError
-from hwprune.harness.build import COMPILE_TIMEOUT_S
+from hwprune.harness.build import COMPILE_TIMEOUT_S, compiles_empty_program
 from hwprune.harness.measure import section_sizes
 from hwprune.paths import templates_dir
 
@@ -93,7 +96,7 @@ class CrossCompiler:
 
 def _version(command) -> str:
     try:
-        out = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+        out = children.run([*command, "--version"], timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     text = (out.stdout or out.stderr).strip()
@@ -127,7 +130,7 @@ _ZIG_VERSION: list[str] = []
 def _zig_version() -> str:
     if not _ZIG_VERSION:
         try:
-            out = subprocess.run([sys.executable, "-m", "ziglang", "version"], capture_output=True, text=True, timeout=60)
+            out = children.run([sys.executable, "-m", "ziglang", "version"], timeout=60)
             _ZIG_VERSION.append(f"zig {out.stdout.strip()}" if out.returncode == 0 else "zig")
         except (OSError, subprocess.TimeoutExpired):
             _ZIG_VERSION.append("zig")
@@ -241,11 +244,17 @@ def link_firmware(sources, include_dirs, core, defines=(), opt: str = "-O2", com
         command = [*compiler.command, *flags, *defines, *(f"-I{d}" for d in include_dirs), *map(str, sources),
                    "-T", str(mcu / "link.ld"), "-Wl,--gc-sections", "-Wl,-e,Reset_Handler", "-o", str(tmp)]
         try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            out = children.run(command, timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"cross-compiling {sources[0]} took longer than {COMPILE_TIMEOUT_S} s") from None
         if out.returncode != 0:
-            raise ToolchainError(f"cross-compiling {sources[0]} for {core.name} failed:\n{(out.stderr + out.stdout).strip()}")
+            output = (out.stderr + out.stdout).strip()
+            failed = f"cross-compiling {sources[0]} for {core.name} failed"
+            if not strict or not compiles_empty_program(compiler.command, flags):  # third-party C, or a compiler that builds nothing
+                raise ToolchainError(f"{failed}:\n{output}")
+            first = next((line for line in output.splitlines() if "error" in line), "")
+            raise internal_error(f"the cross compiler rejected hwprune's generated C for {core.name}" + (f" ({first.strip()})" if first else ""),
+                                 f"$ {shlex.join(command)}\nexit status {out.returncode}\n{output}")
         tmp.replace(elf)
     return _read_firmware(elf, core, str(compiler), (*flags, *defines), traced, trace_words)
 

@@ -36,6 +36,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
+from hwprune.bug_log import internal_error
 from hwprune.errors import ToolchainError
 from hwprune.harness.cross import ENTRY, Firmware
 from hwprune.harness.cycles import CycleTable, block_cycles, decode_block
@@ -233,15 +234,16 @@ def _emulate(uc, deliver, fw: Firmware, x: np.ndarray, input_c_type: str, output
                 deliver()  # a signal stopped it: its handler raises here, outside unicorn
             except UcError as exc:
                 pc = uc.reg_read(arm.UC_ARM_REG_PC)
-                raise ToolchainError(f"{fw.elf.name} ({fw.core.name}): the emulator stopped at pc 0x{pc:08x} on "
-                                     f"vector {v}: {exc}") from None
+                raise internal_error(f"the firmware {fw.elf.name} ({fw.core.name}) crashed in the emulator at pc "
+                                     f"0x{pc:08x} on vector {v}", f"{exc}\nELF: {fw.elf}\nflags: {' '.join(fw.flags)}") from None
             pc = uc.reg_read(arm.UC_ARM_REG_PC)
             if pc & ~1 != sentinel:
-                raise ToolchainError(f"{fw.elf.name}: vector {v} did not return within {MAX_SECONDS_PER_VECTOR} s "
-                                     f"(pc 0x{pc:08x})")
+                raise internal_error(f"the firmware {fw.elf.name}: vector {v} did not return within "
+                                     f"{MAX_SECONDS_PER_VECTOR} s", f"pc 0x{pc:08x}\nELF: {fw.elf}\nflags: {' '.join(fw.flags)}")
             status = uc.reg_read(arm.UC_ARM_REG_R0)
             if status != 0:
-                raise ToolchainError(f"{fw.elf.name}: predict returned {status} on vector {v}")
+                raise internal_error(f"the firmware {fw.elf.name}: predict returned {status} on vector {v}",
+                                     f"ELF: {fw.elf}\nflags: {' '.join(fw.flags)}")
             raw = uc.mem_read(out_addr, output_size * out_dtype.itemsize)
             outputs[v] = np.frombuffer(bytes(raw), dtype=out_dtype)
             instructions[v] = instr_row

@@ -16,8 +16,9 @@ from typing import Callable, Union
 
 import numpy as np
 
-from hwprune import reference
+from hwprune import children, reference
 from hwprune.backends.c import C_SOURCES, export_c, load_export, read_manifest
+from hwprune.bug_log import internal_error
 from hwprune.errors import DataError, OptionError, ToolchainError
 from hwprune.harness.build import HOST_FLAGS, Compiler, compile_executable, find_cc
 from hwprune.ir.graph import Graph
@@ -171,14 +172,12 @@ class HostCEngine(Engine):
             in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
             x.reshape(x.shape[0], -1).astype("=i8").tofile(in_path)
             try:
-                done = subprocess.run([str(exe), str(in_path), str(out_path)], capture_output=True, text=True,
-                                      timeout=RUN_TIMEOUT_S)
+                done = children.run([str(exe), str(in_path), str(out_path)], timeout=RUN_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 raise ToolchainError(f"the host build of {export_dir} ran longer than {RUN_TIMEOUT_S} s") from None
             if done.returncode != 0:
-                raise ToolchainError(
-                    f"the host build of {export_dir} failed (exit status {done.returncode}): {done.stderr.strip()}"
-                )
+                raise internal_error(f"the host build of {export_dir} crashed (exit status {done.returncode})",
+                                     f"$ {exe} {in_path} {out_path}\n{done.stderr.strip()}")
             data = np.fromfile(out_path, dtype="=i8")
         sizes = [layer["size"] for layer in manifest["layers"]]
         outputs, layers = _parse_records(data, x.shape[0], sizes, self.trace)

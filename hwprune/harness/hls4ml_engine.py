@@ -21,7 +21,8 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune import cachedir, reference
+from hwprune import cachedir, children, reference
+from hwprune.bug_log import internal_error
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
 from hwprune.ir.graph import Graph
@@ -55,7 +56,7 @@ _WEIGHTS_LINE = 'WEIGHTS_DIR="\\"${BASEDIR}/firmware/weights\\""'
 
 def _compiler_id() -> str:
     try:
-        return subprocess.run(["g++", "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[0]
+        return children.run(["g++", "--version"], timeout=60).stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.TimeoutExpired):
         return "g++"
 
@@ -101,13 +102,12 @@ def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
             script = _parallel_compiles(script.replace(_WEIGHTS_LINE, 'WEIGHTS_DIR="\\"firmware/weights\\""'))
             (tmp / "p" / "build_lib.sh").write_text(script)
             try:
-                done = subprocess.run(["bash", "build_lib.sh"], cwd=tmp / "p", capture_output=True, text=True,
-                                      timeout=BUILD_TIMEOUT_S)
+                done = children.run(["bash", "build_lib.sh"], cwd=tmp / "p", timeout=BUILD_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 raise ToolchainError(f"compiling the hls4ml project {project} took longer than {BUILD_TIMEOUT_S} s") from None
             if done.returncode != 0:
-                tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-                raise ToolchainError(f"g++ failed on the hls4ml project {project}: {tail}")
+                raise internal_error(f"g++ failed on the hls4ml project {project}",
+                                     f"$ bash build_lib.sh (in a copy of {project})\n{done.stdout}\n{done.stderr}")
             try:
                 os.rename(tmp / "p", final)
             except OSError:
@@ -173,12 +173,12 @@ def _simulate(project: Path, summary: dict, library: Path, workdir: Path, graph:
         if traced is not None:
             command += [str(trace_path), *(f"{name}={size}" for name, size in traced.items())]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=workdir)
+            done = children.run(command, timeout=RUN_TIMEOUT_S, env=env, cwd=workdir)
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"C simulation of {project} ran longer than {RUN_TIMEOUT_S} s") from None
         if done.returncode != 0:
-            tail = "; ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            raise ToolchainError(f"C simulation of {project} failed (exit {done.returncode}): {tail}")
+            raise internal_error(f"C simulation of {project} failed (exit {done.returncode})",
+                                 f"$ {' '.join(command)}\n{done.stdout}\n{done.stderr}")
         y = np.load(out_path)
         if traced is None:
             return y

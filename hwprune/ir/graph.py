@@ -18,6 +18,11 @@ LAYOUTS = ("channels_last", "channels_first")
 LOGITS_NOTE = "outputs are logits (the model's final Softmax is not computed)"
 
 
+def logits_note(graph: "Graph") -> str:
+    """LOGITS_NOTE naming the function the model ends in (Softmax or LogSoftmax)."""
+    return LOGITS_NOTE.replace("Softmax", graph.layers[-1].function) if outputs_are_logits(graph) else LOGITS_NOTE
+
+
 def outputs_are_logits(graph: "Graph") -> bool:
     """Whether the trained network ended in a Softmax that engines leave out."""
     return any(graph.layer(name).kind == "softmax" for name in graph.outputs)

@@ -124,11 +124,18 @@ class Flatten(Layer):
 
 @dataclass(frozen=True, eq=False)
 class Softmax(Layer):
-    """A marker that the trained network ended in softmax. Exported graphs end in logits
-    (softmax does not change the argmax), so engines pass values through unchanged."""
+    """A marker that the trained network ended in softmax (``log``: in log-softmax). Exported
+    graphs end in logits (neither changes the argmax), so engines pass values through
+    unchanged."""
+
+    log: bool = False
 
     kind: ClassVar[str] = "softmax"
     passthrough: ClassVar[bool] = True
+
+    @property
+    def function(self) -> str:
+        return "LogSoftmax" if self.log else "Softmax"
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)

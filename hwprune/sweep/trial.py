@@ -90,7 +90,8 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
         # Formats follow the objective: the fewest bytes for flash, the fewest cycles otherwise.
         optimize = "speed" if spec.objective in ("cycles", "energy") else "size"
         options = ExportOptions(weight_bits=trial.bits, activation_bits=spec.activation_bits,
-                                sparsity=trial.sparsity, target=spec.target, optimize=optimize)
+                                sparsity=trial.sparsity, target=spec.target, optimize=optimize,
+                                task="classification")
         out = write_export(quantized, work / "export", inputs.x_test, options,
                            source=f"hwprune sweep trial {trial.id}", removed_neurons=removed)
         report = json.loads((out / "report.json").read_text())

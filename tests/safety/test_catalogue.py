@@ -135,7 +135,7 @@ CATALOGUE = [
      "not a valid ONNX model"),
     ("ONNX with an unsupported op", None,
      ["export", "{d}/tanh.onnx", "--calibration", "{d}/x.npy", "--out", "{d}/o"], {},
-     "node 'act' has op type 'Tanh', which is not supported; supported op types are"),
+     "node 'act' (Tanh): op type 'Tanh' is not supported; supported op types are"),
     (".pt2 with an unsupported module", None,
      ["export", "{d}/tanh.pt2", "--calibration", "{d}/x.npy", "--out", "{d}/o"], {},
      "(aten.tanh.default) is not supported"),

@@ -96,10 +96,11 @@ def test_a_3_bit_export_warns_with_its_figure(tmp_path, run):
         optimizer.step()
     torch.save(model.eval(), tmp_path / "d.pt")
     np.save(tmp_path / "x.npy", x[:300])
-    code, _, err = run("export", tmp_path / "d.pt", "--out", tmp_path / "e8", "--calibration", tmp_path / "x.npy")
+    code, _, err = run("export", tmp_path / "d.pt", "--out", tmp_path / "e8", "--calibration", tmp_path / "x.npy",
+                       "--task", "classification")
     assert code == 0 and "warning" not in err, err
     code, _, err = run("export", tmp_path / "d.pt", "--out", tmp_path / "e3", "--calibration", tmp_path / "x.npy",
-                       "--weight-bits", "3", "--activation-bits", "3")
+                       "--weight-bits", "3", "--activation-bits", "3", "--task", "classification")
     fidelity = json.loads((tmp_path / "e3" / "report.json").read_text())["fidelity"]
     agreement = fidelity["top1_agreement"]
     assert code == 0 and agreement < 0.9 and fidelity["zeroed_by_quantization"]["zeroed"] > 0

@@ -15,7 +15,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 from hwprune.errors import ModelError, UnsupportedLayerError, WeightError  # noqa: E402
-from hwprune.frontends.keras import from_keras_file, from_keras_json, from_keras_model  # noqa: E402
+from hwprune.frontends.keras import from_keras_file, from_keras_h5, from_keras_json, from_keras_model  # noqa: E402
 from hwprune.quant.calibrate import float_forward  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -77,6 +77,46 @@ def test_live_model_matches_keras_predict(saved):
     model, path, x, expected = saved
     graph = from_keras_model(model)
     np.testing.assert_allclose(_ours(graph, x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_keras3_legacy_h5_of_the_whole_model_matches_keras_predict(saved, tmp_path):
+    """``model.save('x.h5')``: Keras 3 still writes the legacy layout (model_config + model_weights)."""
+    model, path, x, expected = saved
+    h5 = tmp_path / f"{path.stem}.h5"
+    model.save(h5)
+    with h5py.File(h5, "r") as f:
+        assert "model_config" in f.attrs and "model_weights" in f
+    np.testing.assert_allclose(_ours(from_keras_h5(h5), x), expected, rtol=1e-4, atol=1e-5)
+
+
+def _keras2_full_model_h5(json_path, weights_path, out):
+    """What Keras 2's ``model.save`` writes: the architecture JSON as the ``model_config``
+    attribute and the weights file's groups under ``model_weights``."""
+    with h5py.File(out, "w") as f, h5py.File(weights_path, "r") as weights:
+        f.attrs["model_config"] = Path(json_path).read_text().encode()
+        f.attrs["keras_version"] = b"2.0.0"
+        group = f.create_group("model_weights")
+        for key, value in weights.attrs.items():
+            group.attrs[key] = value
+        for key in weights:
+            weights.copy(weights[key], group, key)
+    return out
+
+
+def test_keras2_full_model_h5_equals_its_json_and_weights(tmp_path):
+    json_path, weights_path = DATA / "KERAS_conv1d_small.json", DATA / "KERAS_conv1d_small_weights.h5"
+    h5 = _keras2_full_model_h5(json_path, weights_path, tmp_path / "conv1d_small.h5")
+    x = np.random.default_rng(0).standard_normal((20, 10, 4))
+    assert np.array_equal(float_forward(from_keras_h5(h5), x), float_forward(from_keras_json(json_path, weights_path), x))
+
+
+def test_full_model_h5_refusals_name_the_file(tmp_path):
+    with pytest.raises(ModelError, match="holds weights only.*--weights"):
+        from_keras_h5(DATA / "KERAS_3layer_weights.h5")
+    model = keras.Sequential([keras.Input((4,)), L.Dense(3, name="d"), L.Lambda(lambda t: t * 2, name="code")])
+    model.save(tmp_path / "lambda.h5")
+    with pytest.raises(UnsupportedLayerError, match=r"'code' \(Lambda\) is not supported"):
+        from_keras_h5(tmp_path / "lambda.h5")  # read as data: the Lambda's code never runs
 
 
 def test_batchnorm_is_folded_not_kept(saved):

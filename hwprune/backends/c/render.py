@@ -15,7 +15,7 @@ import numpy as np
 import hwprune
 from hwprune.backends.c.formats import c_type_range, kernel_family
 from hwprune.backends.c.plan import BUFFER_MEMBERS, ModelPlan, Step, buffer_length
-from hwprune.ir.graph import LOGITS_NOTE, outputs_are_logits
+from hwprune.ir.graph import logits_note, outputs_are_logits
 from hwprune.paths import templates_dir
 
 VALUES_PER_LINE = 16
@@ -79,7 +79,8 @@ def banner(plan: ModelPlan, file: str) -> str:
         f"Input {g.input_shape} {g.input_t} -> output {g.output_shape} {g.output_t}.",
     ]
     if outputs_are_logits(g):
-        lines.append(LOGITS_NOTE[0].upper() + LOGITS_NOTE[1:] + ".")
+        note = logits_note(g)
+        lines.append(note[0].upper() + note[1:] + ".")
     for step in plan.steps:
         if step.layer.kind == "softmax":
             continue  # not computed: listing it would promise probabilities

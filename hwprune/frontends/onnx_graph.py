@@ -1,0 +1,271 @@
+"""ONNX graphs made ready for the chain walk of ``frontends.onnx``: nodes in topological
+order, constant subgraphs folded, every node labelled for messages.
+
+Exporters write more than a chain of layers. onnxruntime runs nodes in any order, so files
+whose nodes are out of order exist (and fail ``onnx.checker``): they are sorted first, and a
+cycle is one line naming a node on it. torch's exporters compute a Reshape's target shape
+at run time (``Shape`` -> ``Gather`` -> ``Unsqueeze`` -> ``Concat``) and tf2onnx reshapes
+constant biases: every node whose inputs are all constants is evaluated here with numpy
+(a fixed table of shape and arithmetic ops, never code from the file), and a ``Shape``
+of a tensor whose shape is static is a constant. The batch dimension is taken as 1 in that
+arithmetic: hwprune runs one example at a time and the handlers read only the trailing
+dimensions of a shape.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from hwprune.errors import ModelError, UnsupportedLayerError
+
+
+def label(node, index: int) -> str:
+    """How a message names a node: by its name, or by its index and op when it has none."""
+    if node.name:
+        return f"node {node.name!r} ({node.op_type})"
+    return f"node #{index} ({node.op_type}, unnamed)"
+
+
+@dataclass
+class Context:
+    """What a handler sees: the file, constant tensors, static shapes of values (None for an
+    unknown dimension), the layers so far and the layout state of the walk."""
+
+    path: Path
+    constants: dict[str, np.ndarray]
+    shapes: dict[str, tuple]
+    graph_input: str = ""
+    modules: list = field(default_factory=list)
+    bias_pending: bool = False  # the last module is a MatMul's Linear or a Conv that an Add may complete
+    index: int = 0  # the current node's position in the file
+    input_channels_last: bool = False  # a Transpose at the input: the model takes NHWC / NLC data
+    flatten_channels_last: Optional[tuple] = None  # a Transpose to channels-last waits for its Flatten
+    permute_next_linear: Optional[tuple] = None  # the IR shape a channels-last Flatten flattened
+    unsqueezed: Optional[tuple] = None  # the axes an Unsqueeze added, until the Squeeze that removes them
+
+    def const(self, node, index: int) -> Optional[np.ndarray]:
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        name = node.input[index]
+        if name not in self.constants:
+            raise self.fail(node, f"input {name!r} must be a constant (an initializer, or computed from them)")
+        return self.constants[name]
+
+    def shape(self, node, index: int = 0) -> Optional[tuple]:
+        return self.shapes.get(node.input[index])
+
+    def rank(self, node) -> int:
+        shape = self.shape(node)
+        return 2 if shape is None else len(shape)
+
+    def where(self, node) -> str:
+        return f"{self.path}: {label(node, self.index)}"
+
+    def fail(self, node, why: str):
+        return UnsupportedLayerError(f"{self.where(node)}: {why}")
+
+
+Handler = Callable[[object, dict, Context], object]
+OPS: dict[str, Handler] = {}
+
+
+def op(*names: str):
+    """Register a handler: it returns the torch.nn module (or a list of them) that computes
+    the node, or None when the node changes the layers before it or nothing at all."""
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            OPS[name] = fn
+        return fn
+
+    return register
+
+
+def topological_order(nodes, graph_inputs, path) -> list[int]:
+    """Indices of ``nodes`` in an order where every node comes after the producers of its
+    inputs (the file's order where it already is one); ModelError naming a node on a cycle,
+    or a node reading a value that nothing produces."""
+    producer = {}
+    for i, node in enumerate(nodes):
+        for name in node.output:
+            if name:
+                producer[name] = i
+    available = set(graph_inputs)
+    waiting = [0] * len(nodes)
+    consumers: dict[int, list[int]] = {i: [] for i in range(len(nodes))}
+    for i, node in enumerate(nodes):
+        for name in set(n for n in node.input if n):
+            if name in producer and name not in available:
+                waiting[i] += 1
+                consumers[producer[name]].append(i)
+            elif name not in available:
+                raise ModelError(f"{path}: {label(node, i)} reads {name!r}, which no node, initializer or graph "
+                                 "input provides")
+    ready = deque(i for i in range(len(nodes)) if waiting[i] == 0)
+    order = []
+    while ready:
+        i = ready.popleft()
+        order.append(i)
+        for j in sorted(consumers[i]):
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                ready.append(j)
+    if len(order) != len(nodes):
+        stuck = min(i for i in range(len(nodes)) if waiting[i] > 0)
+        raise ModelError(f"{path}: the graph has a cycle: {label(nodes[stuck], stuck)} depends on its own output "
+                         "(through the nodes that feed it)")
+    return order
+
+
+# -- constant folding ----------------------------------------------------------------------------
+
+Fold = Callable[[list, dict], np.ndarray]
+FOLDS: dict[str, Fold] = {}
+
+
+def folds(*names: str):
+    def register(fn: Fold) -> Fold:
+        for name in names:
+            FOLDS[name] = fn
+        return fn
+
+    return register
+
+
+def _axes(values: list, attrs: dict, rank: int, index: int = 1):
+    axes = attrs.get("axes")
+    if axes is None and len(values) > index and values[index] is not None:
+        axes = values[index]
+    return None if axes is None else [int(a) % rank for a in np.asarray(axes).reshape(-1)]
+
+
+@folds("Identity")
+def _identity(values, attrs):
+    return values[0]
+
+
+@folds("Cast")
+def _cast(values, attrs):
+    from onnx import helper
+
+    return values[0].astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
+
+
+@folds("Gather")
+def _gather(values, attrs):
+    return np.take(values[0], values[1].astype(np.int64), axis=int(attrs.get("axis", 0)))
+
+
+@folds("Concat")
+def _concat(values, attrs):
+    return np.concatenate([np.atleast_1d(v) if v.ndim == 0 else v for v in values], axis=int(attrs["axis"]))
+
+
+@folds("Unsqueeze")
+def _unsqueeze(values, attrs):
+    axes = attrs.get("axes", values[1] if len(values) > 1 else None)
+    axes = [int(a) for a in np.asarray(axes).reshape(-1)]
+    rank = values[0].ndim + len(axes)
+    return np.expand_dims(values[0], tuple(sorted(a % rank for a in axes)))
+
+
+@folds("Squeeze")
+def _squeeze(values, attrs):
+    axes = _axes(values, attrs, values[0].ndim)
+    return np.squeeze(values[0], axis=None if axes is None else tuple(axes))
+
+
+@folds("Reshape")
+def _reshape(values, attrs):
+    x, shape = values[0], [int(d) for d in values[1].reshape(-1)]
+    if not attrs.get("allowzero", 0):
+        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    return x.reshape(shape)
+
+
+@folds("Transpose")
+def _transpose(values, attrs):
+    return np.transpose(values[0], attrs.get("perm"))
+
+
+@folds("Slice")
+def _slice(values, attrs):
+    x = values[0]
+    if "starts" in attrs:  # opset < 10: attributes
+        starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
+    else:
+        starts, ends = values[1], values[2]
+        axes = values[3] if len(values) > 3 and values[3] is not None else None
+        steps = values[4] if len(values) > 4 and values[4] is not None else None
+    starts, ends = np.asarray(starts).reshape(-1), np.asarray(ends).reshape(-1)
+    axes = range(len(starts)) if axes is None else np.asarray(axes).reshape(-1)
+    steps = [1] * len(starts) if steps is None else np.asarray(steps).reshape(-1)
+    index = [slice(None)] * x.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        index[int(axis) % x.ndim] = slice(int(start), int(max(min(end, 2**62), -(2**62))), int(step))
+    return x[tuple(index)]
+
+
+def _binary(function):
+    return lambda values, attrs: np.asarray(function(values[0], values[1])).astype(np.result_type(values[0], values[1]))
+
+
+def _divide(a, b):
+    return np.trunc(np.divide(a, b)) if np.asarray(a).dtype.kind in "iu" else np.divide(a, b)  # ONNX truncates
+
+
+FOLDS.update(Add=_binary(np.add), Sub=_binary(np.subtract), Mul=_binary(np.multiply), Div=_binary(_divide))
+
+
+@folds("ConstantOfShape")
+def _constant_of_shape(values, attrs):
+    from onnx import numpy_helper
+
+    value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, dtype=np.float32)
+    return np.full([int(d) for d in values[0].reshape(-1)], value.reshape(-1)[0], dtype=value.dtype)
+
+
+def constant_of(node, attrs: dict, where: str) -> np.ndarray:
+    """The tensor of a ``Constant`` node, whichever attribute holds it."""
+    from onnx import numpy_helper
+
+    if "value" in attrs:
+        return numpy_helper.to_array(attrs["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
+                       ("value_ints", np.int64)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    raise ModelError(f"{where}: only a Constant holding a tensor, floats or ints is supported")
+
+
+def fold(nodes: list, attrs_of: list, constants: dict, shapes: dict, path) -> list[int]:
+    """Evaluate every Constant, every foldable node whose inputs are constants and every
+    ``Shape`` of a static shape, in order; their outputs join ``constants``. Returns the
+    positions (in ``nodes``) of the nodes that remain."""
+    remaining = []
+    for position, (index, node) in enumerate(nodes):
+        attrs = attrs_of[position]
+        where = f"{path}: {label(node, index)}"
+        if node.op_type == "Constant":
+            constants[node.output[0]] = constant_of(node, attrs, where)
+            continue
+        if node.op_type == "Shape":
+            shape = shapes.get(node.input[0])
+            if shape is not None and all(d is not None for d in shape[1:]):
+                full = np.array([1, *shape[1:]], dtype=np.int64)  # the batch taken as 1 (module docstring)
+                constants[node.output[0]] = full[attrs.get("start", 0):attrs.get("end", len(full))]
+                continue
+        present = [name for name in node.input if name]
+        if node.op_type in FOLDS and present and all(name in constants for name in present):
+            values = [constants[name] if name else None for name in node.input]
+            try:
+                constants[node.output[0]] = FOLDS[node.op_type](values, attrs)
+            except (ValueError, IndexError, TypeError, KeyError) as exc:
+                raise ModelError(f"{where}: cannot evaluate it on its constant inputs ({exc})") from None
+            continue
+        remaining.append(position)
+    return remaining
