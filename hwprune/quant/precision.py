@@ -199,7 +199,11 @@ def read_config(path) -> PrecisionSpec:
         if suffix == ".json":
             data = json.loads(text)
         elif suffix == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise OptionError(f"--config {path}: reading TOML needs Python 3.11 or later; give YAML or "
+                                  "JSON") from None
 
             data = tomllib.loads(text)
         else:
