@@ -210,6 +210,8 @@ def read_config(path) -> PrecisionSpec:
             import yaml
 
             data = yaml.safe_load(text)
+    except OptionError:
+        raise
     except Exception as exc:  # json, tomllib and yaml each raise their own error types
         raise OptionError(f"--config {path}: not valid {suffix[1:].upper()} ({str(exc).splitlines()[0]})") from None
     return parse_config(data if data is not None else {}, f"--config {path}")
