@@ -12,6 +12,11 @@ rule4ml (a learned predictor of hls4ml resources) pulls in TensorFlow, which mus
 enter hwprune's environment; benchmarks/rule4ml_compare.py asks it from a venv of its own.
 
     python -m benchmarks.fpga_resources [--quick] [--skip-synthesis] [--out FILE]
+    python -m benchmarks.fpga_resources --published     # Table 1 from the command line only
+
+3. ``--published``: every row of Fahim et al. Table 1 reproduced from the command line,
+   ``hwprune export --precision`` / ``--config`` then ``hwprune resources --json``, printed
+   as row | published DSP/LUT/FF | estimate | ratio.
 """
 
 from __future__ import annotations
@@ -45,8 +50,15 @@ GRID = (
 QUICK_GRID = [(16, 4, 0.0), (16, 8, 0.5), (16, 8, 0.9)]
 
 # Fahim et al. 2021, Table 1 (VU9P, 200 MHz, hls4ml 0.5.0, Vivado HLS 2019.2, reuse 1).
+# The 14-bit FF and latency were not found in any source reachable here.
 PUBLISHED = {16: {"dsp": 1852, "lut": 89209, "ff": 11266, "latency_ns": 50.0},
-             14: {"dsp": 1132, "lut": 90019, "ff": None, "latency_ns": None}}
+             14: {"dsp": 1132, "lut": 90019, "ff": None, "latency_ns": None},
+             6: {"dsp": 38, "lut": 63251, "ff": 4394, "latency_ns": None}}
+CONFIGS = Path(__file__).parent / "configs"
+# (row, published key, the types as the command line gives them, what the estimate's rules were fitted on)
+TABLE1_ROWS = [("16-bit PTQ", 16, ["--precision", "fixed<16,6>"], "fitted here (CSD threshold -> DSP)"),
+               ("14-bit PTQ", 14, ["--precision", "fixed<14,6>"], "independent check"),
+               ("6-bit QAT", 6, ["--config", str(CONFIGS / "jet_tagger_qat6.yaml")], "independent check")]
 
 
 def dense_layer_graph(n: int, bits: int, sparsity: float, seed: int) -> tuple[Graph, np.ndarray]:
@@ -166,6 +178,41 @@ def jet_table() -> list[dict]:
     return rows
 
 
+def published_table(workdir: Path) -> list[dict]:
+    """Fahim et al. Table 1 from the command line: export with the row's types, estimate
+    with ``hwprune resources --json`` on the VU9P, Latency, reuse 1."""
+    import subprocess
+
+    calibration = workdir / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).normal(size=(512, 16)))
+    rows = []
+    print(f"{'row':<11} | {'pub DSP':>7} {'pub LUT':>7} {'pub FF':>7} | {'DSP':>6} {'LUT':>7} {'FF':>7} | "
+          f"{'DSP x':>5} {'LUT x':>5} {'FF x':>5} | rules")
+    for label, key, types, fitted in TABLE1_ROWS:
+        out = workdir / label.replace(" ", "_")
+        export = [sys.executable, "-m", "hwprune", "export", str(MODELS / "KERAS_3layer.json"), "--weights",
+                  str(MODELS / "KERAS_3layer_weights.h5"), "--calibration", str(calibration), "--out", str(out),
+                  "--force", "--no-compile", "--target", "xcvu9p", *types]
+        subprocess.run(export, check=True, capture_output=True, text=True)
+        resources = [sys.executable, "-m", "hwprune", "resources", str(out), "--part", "xcvu9p", "--strategy",
+                     "latency", "--reuse-factor", "1", "--json"]
+        est = json.loads(subprocess.run(resources, check=True, capture_output=True, text=True).stdout)
+        pub = PUBLISHED[key]
+        ratios = {k: (est[k] / pub[k] if pub[k] else None) for k in ("dsp", "lut", "ff")}
+        rows.append({"row": label, "published": pub, "estimate": {k: est[k] for k in ("dsp", "lut", "ff")},
+                     "ratios": ratios, "rules": fitted, "command": " ".join(types)})
+
+        def r(v):
+            return f"{'-' if v is None else f'{v:.2f}':>5}"
+
+        def n(v):
+            return f"{'-' if v is None else f'{v:,}':>7}"
+
+        print(f"{label:<11} | {n(pub['dsp'])} {n(pub['lut'])} {n(pub['ff'])} | {est['dsp']:>6,} {est['lut']:>7,} "
+              f"{est['ff']:>7,} | {r(ratios['dsp'])} {r(ratios['lut'])} {r(ratios['ff'])} | {fitted}", flush=True)
+    return rows
+
+
 def markdown(results: dict) -> str:
     """The tables of docs/fpga_resources.md from a results file."""
     lines = ["| model | types | nonzero | DSP | LUT | FF | latency (ns at 200 MHz) | DSP / pub | LUT / pub | FF / pub | latency / pub |",
@@ -198,7 +245,18 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-synthesis", action="store_true", help="the jet-tagger table only")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--markdown", type=Path, metavar="RESULTS.json", help="print the tables of a results file")
+    parser.add_argument("--published", action="store_true",
+                        help="Fahim et al. Table 1 through the command line (export --precision/--config, resources)")
     args = parser.parse_args(argv)
+    if args.published:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="hwprune-table1-") as tmp:
+            rows = published_table(Path(tmp))
+        out = args.out.with_name("fpga_table1.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+        return 0
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return 0

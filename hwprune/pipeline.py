@@ -31,6 +31,7 @@ from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
 from hwprune.prune.graph import prune_graph, remove_dead_neurons  # noqa: F401 (part of this module's API)
 from hwprune.quant.calibrate import QuantConfig, calibrate
+from hwprune.quant.precision import PrecisionSpec
 
 VECTORS_FILE = "vectors.npz"
 EXPORT_FILE = "export.json"
@@ -65,6 +66,8 @@ class ExportOptions:
     require_fit: bool = True  # a model too large for the chosen target is an error (False: reported only)
     name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
     task: Optional[str] = None  # fidelity's terms: classification, regression; None: from the final Softmax
+    # types (and hls4ml settings) the user gave: --precision or --config (quant.precision)
+    spec: Optional[PrecisionSpec] = None
 
     def __post_init__(self) -> None:
         if self.name is not None:
@@ -241,19 +244,31 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
         return graph
     if calibration is None:
         raise DataError("a float model needs calibration inputs to choose its fixed-point types: pass --calibration X.npy")
-    quantized = calibrate(graph, calibration, QuantConfig(options.weight_bits, options.activation_bits))
+    quantized = calibrate(graph, calibration, QuantConfig(options.weight_bits, options.activation_bits), options.spec)
     fidelity.check_ranges(quantized, calibration, calibration_name)
     return quantized
 
 
+def precision_report(graph: Graph, calibration, options: ExportOptions) -> Optional[dict]:
+    """export.json's ``precision``: where the user's types came from and what they lose on
+    the calibration data (``quant.losses``); None when calibration chose every type."""
+    if options.spec is None or graph.is_quantized or calibration is None:
+        return None
+    from hwprune.quant.losses import losses
+
+    return {"given": options.spec.source, "warnings": losses(graph, calibration, options.spec)}
+
+
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
                  source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None,
-                 float_graph: Optional[Graph] = None, inputs: tuple = (), hls=None) -> Path:
+                 float_graph: Optional[Graph] = None, inputs: tuple = (), hls=None,
+                 precision: Optional[dict] = None) -> Path:
     """Write a complete export folder for a quantized graph (atomically, manifest last).
 
     ``float_graph``: the float model ``graph`` was quantized from; the export then measures
     fidelity (``hwprune.fidelity``). ``inputs``: paths ``force`` must never replace.
     ``hls`` (``backends.hls4ml.HlsOptions``): an hls4ml project too, in ``DIR/hls4ml/``.
+    ``precision``: the user's types and their losses (``precision_report``), kept in export.json.
     """
     from hwprune.backends.c import export_c
     from hwprune.report import write_report
@@ -316,6 +331,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "compiled": options.compile,
             **({"cc": options.cc} if options.cc else {}),  # verify and report measure with the same compiler
             "fidelity": fid,
+            **({"precision": precision} if precision is not None else {}),
         }
         if hls is not None:
             meta["hls4ml"] = hls.to_json()
@@ -374,4 +390,5 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if vectors is None:
         vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
     return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed,
-                        float_graph=None if graph.is_quantized else graph, hls=hls)
+                        float_graph=None if graph.is_quantized else graph, hls=hls,
+                        precision=precision_report(graph, calibration, options))

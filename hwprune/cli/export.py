@@ -32,6 +32,18 @@ def add_parser(sub) -> None:
                         "own default type)")
     p.add_argument("--activation-bits", type=ranges.BITS, metavar="N",
                    help="fixed-point width of activations, 2 to 16 (default 8; 16 with --backend hls4ml)")
+    p.add_argument("--precision", metavar="TYPE",
+                   help="one type for every tensor (input, weights, biases, accumulators, results), as hls4ml "
+                        "spells it: 'fixed<16,6>', 'ufixed<8,0>', 'fixed<16,6,RND,SAT>', 'ap_fixed<16,6,AP_RND,AP_SAT>' "
+                        "(default rounding TRN and overflow WRAP, as ap_fixed); the accumulator gets it too, as hls4ml "
+                        "does with a model-wide precision")
+    p.add_argument("--config", metavar="FILE",
+                   help="per-layer types, reuse factors and strategies in the shape of hls4ml's hls_config (Model: "
+                        "defaults, LayerName: entries; YAML, JSON or TOML); a type not given, or 'auto', is "
+                        "calibrated (docs/precision.md)")
+    p.add_argument("--write-config", metavar="FILE",
+                   help="also write the configuration the export used (every type, reuse factor and strategy) to FILE "
+                        "(.yaml or .json), to edit and export again with --config")
     p.add_argument("--name", metavar="NAME",
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
                         "not a keyword, not starting with _ (default: the model's name, from its file name); give "
@@ -91,13 +103,14 @@ def run(args) -> int:
     from hwprune.targets import get_target
 
     target = get_target(args.target) if args.target else None  # an unknown target fails before any work
+    spec = _precision_spec(args)
     hls = None
     fpga = {"strategy": args.strategy, "reuse_factor": args.reuse_factor, "part": args.part, "tool": args.hls_tool,
             "storage": args.weight_storage, "io_type": args.io_type}
     if args.backend == "hls4ml":
         from hwprune.backends.hls4ml.target import hls_options
 
-        hls = hls_options(target, **fpga)  # the flags over the FPGA target's part, clock and defaults
+        hls = hls_options(target, **fpga, spec=spec)  # the flags over the config's over the FPGA target's
     elif any(v is not None for v in fpga.values()):
         flags = {"strategy": "--strategy", "reuse_factor": "--reuse-factor", "part": "--part", "tool": "--hls-tool",
                  "storage": "--weight-storage", "io_type": "--io-type"}
@@ -107,11 +120,18 @@ def run(args) -> int:
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
                             remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
-                            compile=not args.no_compile, task=args.task)
+                            compile=not args.no_compile, task=args.task, spec=spec)
     from hwprune.outputs import check_target
 
-    inputs = (args.model, args.calibration)
+    inputs = (args.model, args.calibration, args.config)
     check_target(Path(args.out), args.force, inputs)  # a refused --out fails before any work
+    if args.write_config:
+        from hwprune.quant.precision import config_text
+
+        config_text({}, args.write_config)  # checks the suffix
+        if Path(args.write_config).resolve() in {Path(p).resolve() for p in inputs if p}:
+            raise OptionError(f"--write-config {args.write_config}: that is an input of this export")
+        check_target(Path(args.write_config), True, inputs, folder=False)
     if options.compile:
         from hwprune.harness.build import find_cc
 
@@ -130,9 +150,9 @@ def run(args) -> int:
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None,
                        trust_model=args.trust_model, weights=args.weights)
-    if model.is_quantized and any(v is not None for v in bits.values()):
-        raise OptionError(f"{args.model} is quantized already; --weight-bits and --activation-bits apply to float "
-                          "models only")
+    if model.is_quantized and (any(v is not None for v in bits.values()) or spec is not None):
+        raise OptionError(f"{args.model} is quantized already; --weight-bits, --activation-bits, --precision and "
+                          "--config apply to float models only")
     from hwprune.ir.int8 import is_int8_graph
 
     if is_int8_graph(model):  # a .tflite model: exported in TFLite's int8 dialect
@@ -161,6 +181,45 @@ def run(args) -> int:
              f"{report['mcu']['target']}" if report.get("mcu") else "")
           + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else ""),
           file=sys.stderr)
-    for warning in fidelity.warnings(fid) + list((report.get("fpga") or {}).get("warnings", [])):
+    meta = json.loads((out / "export.json").read_text())
+    for warning in ((meta.get("precision") or {}).get("warnings", []) + fidelity.warnings(fid)
+                    + list((report.get("fpga") or {}).get("warnings", []))):
         print(f"hwprune export: warning: {warning}", file=sys.stderr)
+    if args.write_config:
+        _write_config(out, args.write_config, hls)
     return 1 if report["bit_exact"] is False else 0
+
+
+def _precision_spec(args):
+    """The types the user gave (--precision or --config), checked before any work; None: calibrate all."""
+    from hwprune.errors import OptionError
+    from hwprune.quant.precision import PrecisionSpec, read_config
+
+    if args.precision is not None and args.config is not None:
+        raise OptionError("--precision and --config: give one (a configuration's Model: Precision is the model-wide type)")
+    if args.precision is not None:
+        if args.weight_bits is not None or args.activation_bits is not None:
+            raise OptionError("--precision sets every type; it cannot be combined with --weight-bits or --activation-bits")
+        return PrecisionSpec.uniform(args.precision)
+    return read_config(args.config) if args.config is not None else None
+
+
+def _write_config(out: Path, path: str, hls) -> None:
+    """The configuration the export in ``out`` used, to ``path`` (written whole, then renamed)."""
+    import os
+
+    from hwprune.ir.io import load_graph
+    from hwprune.quant.precision import chosen_config, config_text
+
+    graph = load_graph(out)
+    if hls is None:
+        config = chosen_config(graph)
+    else:
+        config = chosen_config(graph, hls.strategy, hls.reuse_factor,
+                               {n: s for n, s, _ in hls.layers if s is not None},
+                               {n: r for n, _, r in hls.layers if r is not None})
+    target = Path(path)
+    staged = target.with_name(f".{target.name}.hwprune{os.getpid()}.tmp")
+    staged.write_text(config_text(config, target))
+    staged.replace(target)
+    print(f"hwprune export: wrote the configuration to {target}", file=sys.stderr)

@@ -50,9 +50,11 @@ def run(args) -> int:
     from hwprune.backends.hls4ml.options import pick_strategy
 
     # the flags, over the export's hls4ml options, over the target file's defaults (as export does)
-    strategy, reuse = pick_strategy(args.strategy, args.reuse_factor,
-                                    *fit.export_strategy(_export_meta(directory), target))
-    options = fit.options_for(target, strategy, reuse)
+    meta = _export_meta(directory)
+    strategy, reuse = pick_strategy(args.strategy, args.reuse_factor, *fit.export_strategy(meta, target))
+    # a flag on the command line is for every layer; else the export's per-layer settings stand
+    layers = () if (args.strategy or args.reuse_factor) else fit.export_layers(meta)
+    options = fit.options_for(target, strategy, reuse, layers)
     if args.plot and not args.sweep_sparsity:
         raise OptionError("--plot needs --sweep-sparsity")
     if args.sweep_sparsity:  # checked before the sweep: matplotlib picks the format by the suffix

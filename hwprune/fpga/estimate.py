@@ -9,7 +9,7 @@ their sources and which constants are calibrated guesses: ``docs/fpga_resources.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -42,6 +42,8 @@ class Options:
     reuse_factor: int = 1
     family: str = "ultrascale+"
     clock_mhz: float = 200.0
+    #: per-layer (name, strategy, reuse factor) from a configuration file; None: the model's
+    layers: tuple = ()
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy, self.reuse_factor)
@@ -49,6 +51,13 @@ class Options:
             raise OptionError(f"unknown FPGA family {self.family!r}; known: {', '.join(FAMILIES)}")
         if not self.clock_mhz > 0:
             raise OptionError(f"clock must be positive, got {self.clock_mhz} MHz")
+
+    def for_layer(self, name: str) -> "Options":
+        for n, strategy, reuse in self.layers:
+            if n == name:
+                return replace(self, strategy=strategy or self.strategy, reuse_factor=reuse or self.reuse_factor,
+                               layers=())
+        return self
 
     @property
     def dsp_shape(self) -> tuple[int, int]:
@@ -151,7 +160,7 @@ def estimate(graph: Graph, options: Options = Options()) -> Estimate:
         if fn is None:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no FPGA resource rule for layer kind {layer.kind!r}; "
                                         f"known kinds are {sorted(RULES)}")
-        rows.append(fn(layer, graph.input_shapes(layer)[0], graph.input_types(layer)[0], options))
+        rows.append(fn(layer, graph.input_shapes(layer)[0], graph.input_types(layer)[0], options.for_layer(layer.name)))
     return Estimate(graph.name, options, tuple(rows))
 
 

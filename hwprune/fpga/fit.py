@@ -39,11 +39,20 @@ def family_of(target: Target) -> str:
     return "7series" if target.name.startswith("xc7") else "ultrascale+"
 
 
-def options_for(target: Optional[Target], strategy: str, reuse_factor: int) -> Options:
+def options_for(target: Optional[Target], strategy: str, reuse_factor: int, layers: tuple = ()) -> Options:
+    """``layers``: per-layer (name, strategy, reuse factor) of an export's configuration."""
     if target is None:
-        return Options(strategy=strategy, reuse_factor=reuse_factor)
+        return Options(strategy=strategy, reuse_factor=reuse_factor, layers=layers)
     return Options(strategy=strategy, reuse_factor=reuse_factor, family=family_of(target),
-                   clock_mhz=float(target.clock_mhz))
+                   clock_mhz=float(target.clock_mhz), layers=layers)
+
+
+def export_layers(meta: dict) -> tuple:
+    """The per-layer strategies and reuse factors an hls4ml export was written with."""
+    from hwprune.backends.hls4ml.options import layers_from_json
+
+    hls = meta.get("hls4ml") if isinstance(meta.get("hls4ml"), dict) else {}
+    return layers_from_json(hls.get("layers", {}))
 
 
 def fit(est: Estimate, target: Target) -> dict:
@@ -142,7 +151,7 @@ def report_figures(graph: Graph, target: Target, meta: dict) -> dict:
     the estimate with the export's strategy and reuse factor (else the target's defaults)."""
     strategy, reuse = export_strategy(meta, target)
     try:
-        est = estimate(graph, options_for(target, strategy, reuse))
+        est = estimate(graph, options_for(target, strategy, reuse, export_layers(meta)))
     except HwpruneError as exc:  # the figures are extra: verification must not fail on them
         return {key: None for key in ("dsp", "lut", "ff", "bram", "latency_cycles", "ii")} | {
             "fpga": {"strategy": strategy, "reuse_factor": reuse, "error": str(exc)}}

@@ -191,10 +191,10 @@ def trace_layers(graph: Graph, summary: dict, x: np.ndarray, y_int: np.ndarray) 
     project written with hls4ml's trace hooks, compiled (cached like any build) and run on
     ``x``. Layers hls4ml inserts (stream padding, repacking) are not in the graph and are
     left out; so are layers with no hls4ml counterpart (a final softmax)."""
-    from hwprune.backends.hls4ml.options import HlsOptions
+    from hwprune.backends.hls4ml.options import options_from_json
     from hwprune.backends.hls4ml.project import export_hls4ml, read_summary
 
-    options = HlsOptions(**summary["options"])
+    options = options_from_json(summary["options"])
     with temp_dir("trace") as tmp:
         twin = Path(tmp) / PROJECT_DIR
         export_hls4ml(graph, twin, options, x, y_int.reshape(x.shape[0], -1), trace=True)

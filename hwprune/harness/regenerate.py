@@ -134,7 +134,7 @@ def _measured(folder: Path, optimize: str) -> Optional[dict]:
 
 
 def _regenerate_hls4ml(folder: Path, graph, meta: dict, tmp: Path) -> None:
-    from hwprune.backends.hls4ml.options import HlsOptions
+    from hwprune.backends.hls4ml.options import options_from_json
     from hwprune.backends.hls4ml.project import export_hls4ml
     from hwprune.reference import run
 
@@ -143,8 +143,8 @@ def _regenerate_hls4ml(folder: Path, graph, meta: dict, tmp: Path) -> None:
         raise FolderError(f"{folder}: an {HLS4ML_DIR}/ project but no hls4ml options in {EXPORT_FILE}; "
                           "run hwprune export again")
     try:
-        hls = HlsOptions(**options)
-    except TypeError as exc:
+        hls = options_from_json(options)
+    except (TypeError, ValueError) as exc:
         raise FolderError(f"{folder / EXPORT_FILE}: unreadable hls4ml options ({exc})") from None
     x_int = np.asarray(read_vectors(folder, graph)["x_int"], dtype=np.int64)
     # The testbench holds the reference's outputs, as the export computed them (verify

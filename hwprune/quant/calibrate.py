@@ -26,6 +26,7 @@ range (``result_t``: the input's integer bits, the config's rounding and overflo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from hwprune.errors import DataError, OptionError, ShapeError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Layer, Multiply, ReLU, WeightedLayer
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
+from hwprune.quant.precision import PrecisionSpec, input_name
 from hwprune.windows import float_spatial
 
 
@@ -102,30 +104,36 @@ def _check_calibration(graph: Graph, x) -> np.ndarray:
     return x
 
 
-def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig()) -> Graph:
+def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig(), spec: Optional[PrecisionSpec] = None) -> Graph:
     """A quantized copy of a float graph, its types chosen from the ranges seen on ``x``
-    (in the source model's layout)."""
+    (in the source model's layout). ``spec``: types the user gave (``--precision``,
+    ``--config``); only what it leaves open is calibrated."""
+    spec = spec or PrecisionSpec()
+    spec.check_layers(graph)
     x = _check_calibration(graph, x)
     outputs = dict(float_forward(graph, graph.to_source(x), trace=True))
     act = config.activation_bits
-    input_t = _value_type(float(np.abs(x).max()), act, bool(x.min() < 0), config)
+    input_t = (spec.type_for(input_name(graph), "result")
+               or _value_type(float(np.abs(x).max()), act, bool(x.min() < 0), config))
 
     layers: list[Layer] = []
     types = {graph.input.name: input_t}
     for layer in graph.layers:
         out = outputs[layer.name]
         in_t = types[layer.inputs[0]]
+        given = spec.given(layer.name)
         # A ReLU that reads nothing else lets its producer keep a sign bit more (a plain clamp).
         relu_follows = bool(graph.consumers(layer.name)) and all(
             isinstance(c, ReLU) for c in graph.consumers(layer.name)) and layer.name not in graph.outputs
         if layer.weighted:
-            layer = _quantize_dense(layer, in_t, out, relu_follows, config)
+            layer = _quantize_dense(layer, in_t, out, relu_follows, config, given)
         elif layer.spatial:
             layer = _quantize_pool(layer, in_t, graph.input_shape_of_layer(layer), config)
+            layer = layer.with_(**{f"{k}_t": t for k, t in given.items() if t is not None and f"{k}_t" in layer.types()})
         elif isinstance(layer, ReLU):
-            layer = layer.with_(result_t=_value_type(float(out.max(initial=0.0)), act, False, config))
+            layer = layer.with_(result_t=given["result"] or _value_type(float(out.max(initial=0.0)), act, False, config))
         elif layer.computes:  # Clip, Add, Multiply, Concatenate: the output's range
-            layer = layer.with_(result_t=_result_type(out, relu_follows, config))
+            layer = layer.with_(result_t=given["result"] or _result_type(out, relu_follows, config))
         types[layer.name] = layer.result_t if layer.computes else in_t
         layers.append(layer)
     return graph.with_layers(layers, input_t=input_t)
@@ -176,20 +184,27 @@ def _quantize_pool(layer: Layer, in_t: Fixed, input_shape: tuple, config: QuantC
 
 
 def _quantize_dense(layer: WeightedLayer, in_t: Fixed, out: np.ndarray, relu_follows: bool,
-                    config: QuantConfig) -> WeightedLayer:
-    weight_t = Fixed(config.weight_bits, int_bits_for(float(np.abs(layer.weight).max(initial=0.0)), True),
-                     True, Rounding.RND, Overflow.SAT)
+                    config: QuantConfig, given: Optional[dict] = None) -> WeightedLayer:
+    """``given``: the types the user set (None: calibrate that one)."""
+    given = given or {}
+    weight_t = given.get("weight") or Fixed(
+        config.weight_bits, int_bits_for(float(np.abs(layer.weight).max(initial=0.0)), True), True,
+        Rounding.RND, Overflow.SAT)
     w_q = quantize(layer.weight, weight_t)
     # Pruned weights stay exactly zero, and a weight that rounds to zero adds nothing.
     product_frac = in_t.frac_bits + weight_t.frac_bits
     bias_int_bits = int_bits_for(float(np.abs(layer.bias).max(initial=0.0)), True)
-    bias_t = Fixed(min(max(bias_int_bits + product_frac, 2), 32), bias_int_bits, True, Rounding.RND, Overflow.SAT)
+    bias_t = given.get("bias") or Fixed(min(max(bias_int_bits + product_frac, 2), 32), bias_int_bits, True,
+                                        Rounding.RND, Overflow.SAT)
     b_q = quantize(layer.bias, bias_t)
 
-    accum_t = accumulator_type(w_q.reshape(w_q.shape[0], -1), b_q, in_t, weight_t, bias_t, layer.name)
+    accum_t = given.get("accum") or accumulator_type(w_q.reshape(w_q.shape[0], -1), b_q, in_t, weight_t, bias_t,
+                                                     layer.name)
 
     act = config.activation_bits
-    if relu_follows:
+    if given.get("result"):
+        result_t = given["result"]
+    elif relu_follows:
         relu_int = int_bits_for(float(out.max(initial=0.0)), False)
         result_t = Fixed(act + 1, relu_int + 1, True, config.rounding, config.overflow)
     else:

@@ -20,14 +20,14 @@ from typing import Callable
 
 import numpy as np
 
-from hwprune.backends.hls4ml.options import HlsOptions
+from hwprune.backends.hls4ml.options import STRATEGIES, HlsOptions
 from hwprune.backends.hls4ml.stream import inserted_layers
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed
+from hwprune.quant.precision import input_name
 
-INPUT_NAME = "x_in"  # hls4ml refuses a layer named "input"
 WEIGHTED = ("dense", "conv1d", "conv2d")
 TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result"}
 
@@ -124,14 +124,6 @@ class Conversion:
     skipped: tuple[str, ...]  # IR layers with nothing to compute in hls4ml (flat Flatten, final Softmax)
 
 
-def _input_name(graph: Graph) -> str:
-    names = {layer.name for layer in graph.layers}
-    name = INPUT_NAME
-    while name in names:
-        name += "_"
-    return name
-
-
 def stamp(graph: Graph, options: HlsOptions) -> str:
     """A deterministic library stamp (hls4ml draws a random one), so that outputs are
     byte-identical for the same inputs."""
@@ -146,7 +138,7 @@ def stamp(graph: Graph, options: HlsOptions) -> str:
 def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: str) -> Conversion:
     if not graph.is_quantized:
         raise ModelError(f"model {graph.name!r} is not quantized; the hls4ml backend needs fixed-point types")
-    source = _input_name(graph)
+    source = input_name(graph)
     layers = [{"class_name": "InputLayer", "name": source, "input_shape": list(graph.input_shape)}]
     precisions = {source: {"Precision": {"result": graph.input_t.hls()}}}
     converted, skipped = [], []
@@ -169,7 +161,7 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
         if layer.kind == "flatten":  # io_stream may make it a Repack with a type of its own: the input's
             conf["Precision"]["result"] = in_t.hls()
         if layer.kind in WEIGHTED:
-            conf.update(ReuseFactor=options.reuse_factor, Strategy=options.hls4ml_strategy)
+            conf.update(ReuseFactor=options.reuse_of(layer.name), Strategy=STRATEGIES[options.strategy_of(layer.name)])
         precisions[layer.name] = conf
         converted.append(layer.name)
         source = layer.name
@@ -203,7 +195,7 @@ def check_model(model, graph: Graph, conversion: Conversion, options: HlsOptions
         if node is None:
             raise ModelError(f"layer {name!r}: hls4ml dropped it during conversion (it has {sorted(by_name)})")
         for key, t in ir_layer.types().items():
-            if options.strategy == "da" and key in ("weight_t", "bias_t"):
+            if options.strategy_of(name) == "da" and key in ("weight_t", "bias_t"):
                 # da4ml writes the weights and biases as exact constants into adder trees, so
                 # hls4ml drops their types; the values are on their grid already.
                 continue
@@ -212,15 +204,14 @@ def check_model(model, graph: Graph, conversion: Conversion, options: HlsOptions
                 raise ModelError(f"layer {name!r}: hls4ml's {key} is {got.precision if got else None}, "
                                  f"expected {t.hls()}")
         if ir_layer.kind in WEIGHTED:
-            rf = node.get_attr("reuse_factor")
-            if rf != options.reuse_factor:
+            rf, wanted_rf = node.get_attr("reuse_factor"), options.reuse_of(name)
+            if rf != wanted_rf:
                 valid = _valid_reuse_factors(model, node)
-                raise OptionError(f"layer {name!r}: reuse factor {options.reuse_factor} is not valid for its shape; "
+                raise OptionError(f"layer {name!r}: reuse factor {wanted_rf} is not valid for its shape; "
                                   f"valid reuse factors are {valid}")
-            strategy = str(node.get_attr("strategy")).lower()
-            if strategy != options.hls4ml_strategy.lower():
-                raise ModelError(f"layer {name!r}: hls4ml's strategy is {strategy!r}, expected "
-                                 f"{options.hls4ml_strategy!r}")
+            strategy, wanted = str(node.get_attr("strategy")).lower(), STRATEGIES[options.strategy_of(name)]
+            if strategy != wanted.lower():
+                raise ModelError(f"layer {name!r}: hls4ml's strategy is {strategy!r}, expected {wanted!r}")
     extra = set(by_name) - set(conversion.converted) - set(inserted) - {conversion.layer_list[0]["name"]}
     if extra:
         raise ModelError(f"hls4ml added layers hwprune does not model: {sorted(extra)}")

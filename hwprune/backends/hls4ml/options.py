@@ -69,9 +69,18 @@ class HlsOptions:
     storage: str = "auto"
     #: the target file the part and defaults came from (``--target``), None without one
     target: Optional[str] = None
+    #: per-layer settings from a configuration file (``--config``): (name, strategy, reuse factor),
+    #: None for what the layer takes from the model-wide values
+    layers: tuple = ()
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy, self.reuse_factor)
+        object.__setattr__(self, "layers", tuple(sorted((str(n), s, r) for n, s, r in self.layers)))
+        for name, _, _ in self.layers:
+            try:
+                check_strategy(self.strategy_of(name), self.reuse_of(name))
+            except OptionError as exc:
+                raise OptionError(f"layer {name!r}: {exc}") from None
         if self.tool not in TOOLS:
             raise OptionError(f"the HLS tool must be one of {', '.join(TOOLS)}, got {self.tool!r}")
         object.__setattr__(self, "io_type", IO_NAMES.get(self.io_type, self.io_type))
@@ -87,7 +96,40 @@ class HlsOptions:
     def hls4ml_strategy(self) -> str:
         return STRATEGIES[self.strategy]
 
+    def strategy_of(self, layer: str) -> str:
+        return next((s for n, s, _ in self.layers if n == layer and s is not None), self.strategy)
+
+    def reuse_of(self, layer: str) -> int:
+        return next((r for n, _, r in self.layers if n == layer and r is not None), self.reuse_factor)
+
+    def strategies(self) -> set:
+        """Every strategy some layer uses."""
+        return {self.strategy} | {s for _, s, _ in self.layers if s is not None}
+
     def to_json(self) -> dict:
-        return {"strategy": self.strategy, "reuse_factor": self.reuse_factor, "part": self.part, "tool": self.tool,
-                "io_type": self.io_type, "clock_period_ns": self.clock_period_ns, "storage": self.storage,
-                "target": self.target}
+        out = {"strategy": self.strategy, "reuse_factor": self.reuse_factor, "part": self.part, "tool": self.tool,
+               "io_type": self.io_type, "clock_period_ns": self.clock_period_ns, "storage": self.storage,
+               "target": self.target}
+        if self.layers:
+            out["layers"] = layer_settings(self.layers)
+        return out
+
+
+def layer_settings(layers) -> dict:
+    """(name, strategy, reuse factor) triples as export.json stores them."""
+    return {n: {k: v for k, v in (("strategy", s), ("reuse_factor", r)) if v is not None} for n, s, r in layers}
+
+
+def options_from_json(stored: dict) -> "HlsOptions":
+    """The HlsOptions an export recorded (``export.json``'s ``hls4ml``, a project summary's
+    ``options``); TypeError or ValueError when they are not options this version writes."""
+    stored = dict(stored)
+    layers = layers_from_json(stored.pop("layers", {}))
+    return HlsOptions(**stored, layers=layers)
+
+
+def layers_from_json(settings) -> tuple:
+    """The inverse of ``layer_settings`` (export.json -> (name, strategy, reuse factor))."""
+    if not isinstance(settings, dict):
+        return ()
+    return tuple((n, v.get("strategy"), v.get("reuse_factor")) for n, v in settings.items() if isinstance(v, dict))

@@ -53,18 +53,19 @@ def _check_order_free(graph: Graph, options: HlsOptions) -> None:
     another order than the reference: allowed only where the order cannot change a bit
     (exact products, an accumulator that never overflows or wraps)."""
     for layer in graph.layers:
-        if layer.kind not in WEIGHTED or (options.strategy == "latency" and layer.kind == "dense"):
+        strategy = options.strategy_of(layer.name)
+        if layer.kind not in WEIGHTED or (strategy == "latency" and layer.kind == "dense"):
             continue
         (in_t,) = graph.input_types(layer)
         w, acc0 = dense_integers(layer)
         if not dense_sum(layer, in_t, w.reshape(w.shape[0], -1), acc0).fast:
             raise OptionError(
-                f"layer {layer.name!r}: its accumulator {layer.accum_t} can round or saturate, so the {options.strategy} "
+                f"layer {layer.name!r}: its accumulator {layer.accum_t} can round or saturate, so the {strategy} "
                 "strategy's summation order could change the result; use --strategy latency or a wider accumulator")
 
 
 def _storage(layer, cost, options: HlsOptions) -> str:
-    if options.strategy != "resource":
+    if options.strategy_of(layer.name) != "resource":
         return "constants in logic"
     if layer.kind != "dense":
         return "dense"
@@ -173,7 +174,7 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
                "weights": 0, "nonzero": 0, "storage": None, "in_project": layer.name in conversion.converted}
         if layer.kind in WEIGHTED:
             cost = layer_cost(layer)
-            if layer.kind != "dense" and options.strategy == "resource" and options.storage == "compressed":
+            if layer.kind != "dense" and options.strategy_of(layer.name) == "resource" and options.storage == "compressed":
                 raise OptionError(f"layer {layer.name!r}: compressed weights are implemented for Dense layers only")
             storage = _storage(layer, cost, options)
             if storage == "compressed":
@@ -211,7 +212,7 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
         "multiplications": sum(r["nonzero"] for r in costs),
         "multiplications_dense": sum(r["weights"] for r in costs),
         "multiplier_weights": sum(r["multiplier_weights"] for r in costs),
-        "da_adder_cost": (sum(r["da_adder_cost"] for r in costs) if options.strategy == "da" else None),
+        "da_adder_cost": (sum(r["da_adder_cost"] or 0 for r in costs) if "da" in options.strategies() else None),
         "weight_memory_bits": sum(memory) if all(m is not None for m in memory) else None,
         "dense_weight_memory_bits": sum(r["dense_memory_bits"] for r in costs),
         "files": _hashes(out_dir),

@@ -28,8 +28,13 @@ def check_fpga_target(target: Target) -> None:
 
 def hls_options(target: Optional[Target], strategy: Optional[str] = None, reuse_factor: Optional[int] = None,
                 part: Optional[str] = None, tool: Optional[str] = None, storage: Optional[str] = None,
-                io_type: Optional[str] = None) -> HlsOptions:
-    """HlsOptions from the command line's values (None: not given) over ``target``'s."""
+                io_type: Optional[str] = None, spec=None) -> HlsOptions:
+    """HlsOptions from the command line's values (None: not given) over a configuration
+    file's (``spec``, a ``quant.precision.PrecisionSpec``: its model-wide strategy and reuse
+    factor, and its per-layer ones) over ``target``'s."""
+    if spec is not None:
+        strategy = strategy or spec.strategy
+        reuse_factor = reuse_factor if reuse_factor is not None else spec.reuse_factor
     given = {"tool": tool, "storage": storage}
     if target is None:
         chosen, reuse = pick_strategy(strategy, reuse_factor, None, None)
@@ -45,4 +50,7 @@ def hls_options(target: Optional[Target], strategy: Optional[str] = None, reuse_
     if storage is not None and chosen != "resource":
         raise OptionError(f"--weight-storage {storage}: weights are stored in memory with the resource strategy only; "
                           f"with {chosen} they are constants in the logic (add --strategy resource)")
+    if spec is not None:
+        names = sorted(set(spec.layer_strategy) | set(spec.layer_reuse))
+        given["layers"] = tuple((n, spec.layer_strategy.get(n), spec.layer_reuse.get(n)) for n in names)
     return HlsOptions(strategy=chosen, reuse_factor=reuse, **{k: v for k, v in given.items() if v is not None})
