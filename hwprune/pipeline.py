@@ -240,12 +240,13 @@ def quantize_graph(graph: Graph, calibration: Optional[np.ndarray], options: Exp
 
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
                  source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None,
-                 float_graph: Optional[Graph] = None, inputs: tuple = (), hls=None) -> Path:
+                 float_graph: Optional[Graph] = None, inputs: tuple = (), hls=None, rtl=None) -> Path:
     """Write a complete export folder for a quantized graph (atomically, manifest last).
 
     ``float_graph``: the float model ``graph`` was quantized from; the export then measures
     fidelity (``hwprune.fidelity``). ``inputs``: paths ``force`` must never replace.
     ``hls`` (``backends.hls4ml.HlsOptions``): an hls4ml project too, in ``DIR/hls4ml/``.
+    ``rtl`` (``backends.rtl.RtlOptions``): pipelined Verilog too, in ``DIR/rtl/``.
     """
     from hwprune.backends.c import export_c
     from hwprune.report import write_report
@@ -291,6 +292,10 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             from hwprune.backends.hls4ml import export_hls4ml
 
             export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, y_int)
+        if rtl is not None:
+            from hwprune.backends.rtl import RTL_DIR, export_rtl
+
+            export_rtl(graph, tmp / RTL_DIR, rtl, x_int, y_int)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -311,6 +316,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         }
         if hls is not None:
             meta["hls4ml"] = hls.to_json()
+        if rtl is not None:
+            meta["rtl"] = rtl.to_json()
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         report = write_report(tmp, extra=report_extra, cc=options.cc, check=False)
         if options.target is not None and options.require_fit:  # the default target only compares sizes
@@ -333,7 +340,7 @@ def _measured_speeds(graph: Graph, target, x_int: np.ndarray, options: ExportOpt
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,
                  source: str = "", trust_model: bool = False, calibration_name: str = "calibration inputs",
-                 hls=None) -> Path:
+                 hls=None, rtl=None) -> Path:
     """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report.
 
     ``model``: a Graph, a model file (``load_model``; ``trust_model`` opens a pickle that
@@ -345,6 +352,10 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if not isinstance(model, Graph):
         source = source or str(model)
     graph = model if isinstance(model, Graph) else load_model(model, trust_model=trust_model)
+    if rtl is not None:
+        from hwprune.backends.rtl import check_supported
+
+        check_supported(graph)  # a layer the RTL cannot map fails before any work
     if calibration is not None:
         calibration = np.asarray(calibration, dtype=np.float64)
         graph.from_source(calibration, calibration_name)  # the source model's layout
@@ -361,4 +372,4 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if vectors is None:
         vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
     return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed,
-                        float_graph=None if graph.is_quantized else graph, hls=hls)
+                        float_graph=None if graph.is_quantized else graph, hls=hls, rtl=rtl)
