@@ -77,7 +77,7 @@ def _environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
-def _hex_lines(words: list[int], width: int) -> str:
+def hex_lines(words: list[int], width: int) -> str:
     digits = max(1, math.ceil(width / 4))
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
@@ -113,9 +113,9 @@ def export_rtl(graph: Graph, out_dir, options: RtlOptions, x_int: np.ndarray, y_
     in_width, out_width = sum(p.width for p in in_ports), sum(p.width for p in out_ports)
     y = np.asarray(y_int).reshape(len(y_int), -1)
     (out_dir / "tb").mkdir()
-    (out_dir / "tb" / "inputs.hex").write_text(_hex_lines(trace.pack(x_int, in_ports, graph.input_t), in_width))
+    (out_dir / "tb" / "inputs.hex").write_text(hex_lines(trace.pack(x_int, in_ports, graph.input_t), in_width))
     expected = pack_outputs(y, out_ports, graph.output_t)
-    (out_dir / "tb" / "expected.hex").write_text(_hex_lines(expected, out_width))
+    (out_dir / "tb" / "expected.hex").write_text(hex_lines(expected, out_width))
     summary = {
         "module": name,
         "hwprune_version": __version__,
