@@ -15,8 +15,9 @@
                                 clock, stages, da4ml's cost; what the engines and pnr read
     rtl/README.md               the tools and commands
 
-The pipeline depth follows the clock: at ``levels_per_cycle`` adder levels per clock (the
-period over ``adder_level_ns``), da4ml cuts the adder graph into stages. A result cycle is
+The pipeline depth follows the clock: at ``levels_per_cycle`` levels of logic per clock (the
+period over ``adder_level_ns``; ``stages.py`` says what a level is), da4ml cuts the adder
+graph into stages. A result cycle is
 ``stages + 1`` clocks after its input (the input register, the stage registers, the
 output register).
 """
@@ -33,7 +34,7 @@ import jinja2
 import numpy as np
 
 from hwprune import __version__
-from hwprune.backends.rtl import trace
+from hwprune.backends.rtl import stages, trace
 from hwprune.errors import OptionError, ToolchainError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
@@ -45,10 +46,11 @@ SUMMARY = "rtl.json"
 # table files, and no traced layer uses tables: a table op is refused below).
 STATIC_SOURCES = ("shift_adder.v", "negative.v", "mux.v", "multiplier.v")
 DEFAULT_CLOCK_MHZ = 200.0
-# One adder level (a carry chain of 8-20 bits plus routing) in ns. Chosen so that the jet
-# tagger meets 200 MHz on an ECP5-85F speed grade 6 with margin (docs/fpga_pnr.md); the
-# Xilinx estimate's 1.6 ns (hwprune.fpga.estimate.ADDER_LEVEL_NS) is a faster fabric.
-DEFAULT_ADDER_LEVEL_NS = 2.5
+# One level of logic in ns, register overhead included: measured on the ECP5-85F, speed
+# grade 6 (nextpnr 0.11, the jet tagger at 95 %): stages of one carry chain ran at 264.8 MHz
+# (3.8 ns), of a carry chain and a LUT at 188.5 MHz (5.3 ns). At 200 MHz this cuts one carry
+# chain per stage; faster parts (Xilinx UltraScale+) meet the clock with margin.
+DEFAULT_ADDER_LEVEL_NS = 3.8
 MAX_VECTORS_IN_TESTBENCH = 2000  # the testbench's input memory (the export keeps at most 2,000)
 
 
@@ -65,8 +67,10 @@ class RtlOptions:
                 raise OptionError(f"{flag} must be a positive number, got {value!r}")
 
     @property
-    def levels_per_cycle(self) -> int:
-        return max(1, int(1000.0 / self.clock_mhz / self.adder_level_ns))
+    def levels_per_cycle(self) -> float:
+        """Levels of logic (a carry chain is one, a LUT half) between two registers; at least
+        one carry chain and its gate (``stages.pipeline``)."""
+        return max(stages.MIN_STAGE_LEVELS, round(1000.0 / self.clock_mhz / self.adder_level_ns, 3))
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -86,7 +90,6 @@ def export_rtl(graph: Graph, out_dir, options: RtlOptions, x_int: np.ndarray, y_
     """Write ``out_dir`` (the export's ``rtl/``); returns the summary written to rtl.json."""
     import da4ml
     from da4ml.codegen import VerilogModel
-    from da4ml.trace.pipeline import to_pipeline
 
     logic = trace.trace_graph(graph)
     if any(abs(op.opcode) == 8 for op in logic.ops):  # da4ml's lookup-table op: not emitted here
@@ -96,7 +99,7 @@ def export_rtl(graph: Graph, out_dir, options: RtlOptions, x_int: np.ndarray, y_
     with temp_dir("rtl") as tmp:
         # da4ml writes a whole project (Vivado/Quartus scripts, a C++ binder); only the
         # Verilog is kept, so the folder holds what the flow uses and nothing that varies.
-        pipe = to_pipeline(logic, options.levels_per_cycle, verbose=False)
+        pipe = stages.pipeline(logic, options.levels_per_cycle)
         VerilogModel(pipe, name, tmp, print_latency=False).write()
         src = out_dir / "src"
         (src / "static").mkdir(parents=True)
@@ -108,7 +111,7 @@ def export_rtl(graph: Graph, out_dir, options: RtlOptions, x_int: np.ndarray, y_
             # A lint pragma name Verilator added in 5.010; 5.006 (Debian 12) stops on it.
             # WIDTH is its older name and covers it in every version; no logic changes.
             (src / "static" / static).write_text(text.replace("WIDTHTRUNC", "WIDTH"))
-    stages = len(pipe.solutions)
+    n_stages = len(pipe.solutions)
     in_ports, out_ports = trace.ports(logic)
     in_width, out_width = sum(p.width for p in in_ports), sum(p.width for p in out_ports)
     y = np.asarray(y_int).reshape(len(y_int), -1)
@@ -122,10 +125,10 @@ def export_rtl(graph: Graph, out_dir, options: RtlOptions, x_int: np.ndarray, y_
         "da4ml_version": da4ml.__version__,
         "options": options.to_json(),
         "levels_per_cycle": options.levels_per_cycle,
-        "adder_levels": float(logic.latency[1]),
-        "stages": stages,
-        "latency_cycles": stages + 1,
-        "latency_ns": (stages + 1) * 1000.0 / options.clock_mhz,
+        "levels": stages.depth(logic),
+        "stages": n_stages,
+        "latency_cycles": n_stages + 1,
+        "latency_ns": (n_stages + 1) * 1000.0 / options.clock_mhz,
         "da4ml_cost": float(logic.cost),
         "register_bits": int(pipe.reg_bits) + out_width,
         "inputs": [p.to_json() for p in in_ports],
