@@ -122,9 +122,11 @@ def _failure(what: str, output: str, code: int) -> HwpruneError:
     lines = [l for l in output.splitlines() if l.strip()]
     errors = [l for l in lines if "ERROR" in l or "error" in l.lower()[:10]]
     # nextpnr: "Design requires 9000 X, but only 5280 are available" (or a failed placement)
-    over = [l for l in lines if "but only" in l or "Unable to place" in l or "utilisation" in l.lower() and "%" in l]
+    over = [l for l in lines if "but only" in l or "Unable to place" in l or "Failed to expand region" in l]
     detail = " | ".join((over or errors or lines)[-3:])
-    if any("but only" in l or "Unable to place" in l for l in lines):
+    # nextpnr-ice40 packs the logic cells first and stops when they exceed the device
+    # ("Failed to expand region (0, 0) |_> (25, 31) of 5753 ICESTORM_LCs")
+    if any("but only" in l or "Unable to place" in l or "Failed to expand region" in l for l in lines):
         return FitError(f"the design does not fit: {what}: {detail}")
     return ToolchainError(f"{what} failed (exit {code}): {detail}")
 
@@ -213,7 +215,12 @@ def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: 
                    "--timing-allow-fail", "--threads", "1", "--seed", "1", *_pin_file(flow, work)]
         if flow.out_of_context:
             command.append("--out-of-context")
-        pnr_s = _run(command, work, f"{Path(nextpnr[0]).name} on {target.name}", "nextpnr.log")
+        try:
+            pnr_s = _run(command, work, f"{Path(nextpnr[0]).name} on {target.name}", "nextpnr.log")
+        except FitError as exc:
+            synth = result["synthesis"]
+            raise FitError(f"{exc} (after synthesis: LUT {synth['lut']:,}, FF {synth['ff']:,}; {target.name} "
+                           f"({target.device}) has {target.lut:,} LUTs and {target.ff:,} FFs)") from None
         report = json.loads((work / "report.json").read_text())
         logic = re.search(r"Total LUT4s:\s+(\d+)/", (work / "nextpnr.log").read_text())
         result["place_and_route"] = {"seconds": round(pnr_s, 1),
