@@ -118,15 +118,19 @@ def _run(command: list[str], cwd: Path, what: str, log: str) -> float:
     return time.perf_counter() - start
 
 
+FIT_MESSAGES = ("but only", "Unable to place", "Failed to expand region", "Unable to find legal placement")
+
+
 def _failure(what: str, output: str, code: int) -> HwpruneError:
     lines = [l for l in output.splitlines() if l.strip()]
     errors = [l for l in lines if "ERROR" in l or "error" in l.lower()[:10]]
     # nextpnr: "Design requires 9000 X, but only 5280 are available" (or a failed placement)
-    over = [l for l in lines if "but only" in l or "Unable to place" in l or "Failed to expand region" in l]
+    over = [l for l in lines if any(k in l for k in FIT_MESSAGES)]
     detail = " | ".join((over or errors or lines)[-3:])
     # nextpnr-ice40 packs the logic cells first and stops when they exceed the device
     # ("Failed to expand region (0, 0) |_> (25, 31) of 5753 ICESTORM_LCs")
-    if any("but only" in l or "Unable to place" in l or "Failed to expand region" in l for l in lines):
+    # nextpnr-ecp5's placer giving up on a nearly full part ("Unable to find legal placement")
+    if any(k in l for l in lines for k in FIT_MESSAGES):
         return FitError(f"the design does not fit: {what}: {detail}")
     return ToolchainError(f"{what} failed (exit {code}): {detail}")
 
