@@ -262,13 +262,14 @@ def precision_report(graph: Graph, calibration, options: ExportOptions) -> Optio
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
                  source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None,
                  float_graph: Optional[Graph] = None, inputs: tuple = (), hls=None,
-                 precision: Optional[dict] = None) -> Path:
+                 precision: Optional[dict] = None, rtl=None) -> Path:
     """Write a complete export folder for a quantized graph (atomically, manifest last).
 
     ``float_graph``: the float model ``graph`` was quantized from; the export then measures
     fidelity (``hwprune.fidelity``). ``inputs``: paths ``force`` must never replace.
     ``hls`` (``backends.hls4ml.HlsOptions``): an hls4ml project too, in ``DIR/hls4ml/``.
     ``precision``: the user's types and their losses (``precision_report``), kept in export.json.
+    ``rtl`` (``backends.rtl.RtlOptions``): pipelined Verilog too, in ``DIR/rtl/``.
     """
     from hwprune.backends.c import export_c
     from hwprune.report import write_report
@@ -314,6 +315,10 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             from hwprune.backends.hls4ml import export_hls4ml
 
             export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, y_int)
+        if rtl is not None:
+            from hwprune.backends.rtl import RTL_DIR, export_rtl
+
+            export_rtl(graph, tmp / RTL_DIR, rtl, x_int, y_int)
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -335,6 +340,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
         }
         if hls is not None:
             meta["hls4ml"] = hls.to_json()
+        if rtl is not None:
+            meta["rtl"] = rtl.to_json()
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         report = write_report(tmp, extra=report_extra, cc=options.cc, check=False)
         if options.target is not None and options.require_fit:  # the default target only compares sizes
@@ -357,7 +364,7 @@ def _measured_speeds(graph: Graph, target, x_int: np.ndarray, options: ExportOpt
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,
                  source: str = "", trust_model: bool = False, calibration_name: str = "calibration inputs",
-                 hls=None) -> Path:
+                 hls=None, rtl=None) -> Path:
     """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report.
 
     ``model``: a Graph, a model file (``load_model``; ``trust_model`` opens a pickle that
@@ -374,6 +381,10 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
 
         check_options(options, hls)
         return export_int8(graph, source, out, options, force, calibration)
+    if rtl is not None:
+        from hwprune.backends.rtl import check_supported
+
+        check_supported(graph)  # a layer the RTL cannot map fails before any work
     if calibration is not None:
         calibration = np.asarray(calibration, dtype=np.float64)
         graph.from_source(calibration, calibration_name)  # the source model's layout
@@ -391,4 +402,4 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
         vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
     return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed,
                         float_graph=None if graph.is_quantized else graph, hls=hls,
-                        precision=precision_report(graph, calibration, options))
+                        precision=precision_report(graph, calibration, options), rtl=rtl)

@@ -52,11 +52,11 @@ def random_int8(graph: Graph, count: int, seed: int) -> np.ndarray:
 def dead_channel_macs(graph: Graph) -> int:
     """MACs of output channels whose weights are all zero (their output is a constant)."""
     total = 0
-    for i, layer in enumerate(graph.layers):
+    for layer in graph.layers:
         if hasattr(layer, "filter_matrix"):
             dead = ~np.any(layer.filter_matrix != 0, axis=1)
             if dead.any():
-                per_channel = layer.mac_count(graph.input_shape_of(i)) / layer.out_channels
+                per_channel = layer.mac_count(graph.input_shape_of_layer(layer)) / layer.out_channels
                 total += int(round(per_channel * int(dead.sum())))
     return total
 

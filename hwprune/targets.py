@@ -20,21 +20,26 @@ KINDS = ("host", "mcu", "fpga")
 #: The Cortex-M cores the cross build and the emulator know (hwprune.harness.cross.CORES).
 MCU_CORES = ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33")
 _OPTIONAL = {"energy_source", "resource_source", "run_current_ua_per_mhz", "supply_v", "family",
-             "part", "strategy", "reuse_factor", "io_type"}
+             "part", "strategy", "reuse_factor", "io_type", "device", "device_family", "package", "speed_grade",
+             "io_pins", "bram_kbit"}
 _KEYS_BY_KIND = {
     "host": set(),
     "mcu": {"cpu", "flash_kib", "ram_kib", "clock_mhz", "energy_nj_per_cycle", "energy_source",
             "run_current_ua_per_mhz", "supply_v"},
     # part: the full AMD part number for hls4ml; strategy, reuse_factor, io_type: the hls4ml
     # defaults for this chip (export --backend hls4ml and resources; the command line overrides)
+    # device, device_family, package, speed_grade: the Lattice/Gowin part as nextpnr names it
+    # (hwprune.fpga.pnr); io_pins: user I/O of that package; bram_kbit: block RAM as the
+    # vendor counts it (bram_36k is then its 36 Kb equivalent)
     "fpga": {"clock_mhz", "lut", "ff", "dsp", "bram_36k", "resource_source", "family", "part", "strategy",
-             "reuse_factor", "io_type"},
+             "reuse_factor", "io_type", "device", "device_family", "package", "speed_grade", "io_pins", "bram_kbit"},
 }
-_INTEGER_KEYS = {"flash_kib", "ram_kib", "lut", "ff", "dsp", "bram_36k", "reuse_factor"}
+_INTEGER_KEYS = {"flash_kib", "ram_kib", "lut", "ff", "dsp", "bram_36k", "reuse_factor", "speed_grade", "io_pins",
+                 "bram_kbit"}
 _NUMBER_KEYS = {"clock_mhz", "energy_nj_per_cycle", "run_current_ua_per_mhz", "supply_v"}
 _UNITS = {"flash_kib": "KiB", "ram_kib": "KiB", "clock_mhz": "MHz", "energy_nj_per_cycle": "nJ per cycle",
           "run_current_ua_per_mhz": "uA per MHz", "supply_v": "V", "lut": "LUTs", "ff": "flip-flops",
-          "dsp": "DSP slices", "bram_36k": "36 Kb block RAMs"}
+          "dsp": "DSP slices", "bram_36k": "36 Kb block RAMs", "io_pins": "user I/O pins", "bram_kbit": "Kbit"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,15 @@ class Target:
     strategy: Optional[str] = None
     reuse_factor: Optional[int] = None
     io_type: Optional[str] = None
+    #: FPGA, Lattice/Gowin: the vendor's part number (e.g. LFE5U-85F-6BG381C), its family as
+    #: nextpnr-himbaechel names it (GW1N-9C), the package and speed grade nextpnr places for
+    device: Optional[str] = None
+    device_family: Optional[str] = None
+    package: Optional[str] = None
+    speed_grade: Optional[int] = None
+    #: FPGA: the package's user I/O pins; block RAM in Kbit as the datasheet gives it
+    io_pins: Optional[int] = None
+    bram_kbit: Optional[int] = None
 
     @property
     def flash_bytes(self) -> Optional[int]:

@@ -81,8 +81,11 @@ def add_parser(sub) -> None:
                         "default for a model ending in Softmax or LogSoftmax) or error relative to the output range "
                         "and SQNR (regression, the default otherwise)")
     p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
-    p.add_argument("--backend", default="c", choices=["c", "hls4ml"],
-                   help="c: C sources only; hls4ml: an hls4ml project in DIR/hls4ml/ too (C simulation checked)")
+    p.add_argument("--backend", default="c", choices=["c", "hls4ml", "rtl"],
+                   help="c: C sources only; hls4ml: an hls4ml project in DIR/hls4ml/ too (C simulation checked); "
+                        "rtl: pipelined Verilog in DIR/rtl/ too (da4ml; simulated with verilator when installed)")
+    p.add_argument("--clock-mhz", type=float, metavar="MHZ",
+                   help="--backend rtl: the clock the pipeline is cut for (default: the FPGA --target's clock, else 200)")
     p.add_argument("--strategy", choices=["latency", "resource", "da"],
                    help="hls4ml strategy: latency (default), resource (weights in memory) or da (distributed "
                         "arithmetic, da4ml)")
@@ -116,6 +119,7 @@ def run(args) -> int:
                  "storage": "--weight-storage", "io_type": "--io-type"}
         given = [flags[k] for k, v in fpga.items() if v is not None]
         raise OptionError(f"{', '.join(given)}: FPGA options, for --backend hls4ml only")
+    rtl = _rtl_options(args, target)
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
@@ -162,7 +166,7 @@ def run(args) -> int:
         return print_export(export_int8(model, args.model, args.out, options, args.force, calibration))
     out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
                        calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
-                       else "calibration inputs", hls=hls)
+                       else "calibration inputs", hls=hls, rtl=rtl)
     import json
 
     from hwprune import fidelity
@@ -179,7 +183,8 @@ def run(args) -> int:
           f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}"
           + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "
              f"{report['mcu']['target']}" if report.get("mcu") else "")
-          + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else ""),
+          + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else "")
+          + (f"; Verilog in {out / 'rtl'}" if args.backend == "rtl" else ""),
           file=sys.stderr)
     meta = json.loads((out / "export.json").read_text())
     for warning in ((meta.get("precision") or {}).get("warnings", []) + fidelity.warnings(fid)
@@ -223,3 +228,20 @@ def _write_config(out: Path, path: str, hls) -> None:
     staged.write_text(config_text(config, target))
     staged.replace(target)
     print(f"hwprune export: wrote the configuration to {target}", file=sys.stderr)
+
+
+def _rtl_options(args, target):
+    """``--backend rtl``'s options (None for the other backends); da4ml is checked here,
+    before any work."""
+    from hwprune.errors import OptionError
+
+    if args.backend != "rtl":
+        if args.clock_mhz is not None:
+            raise OptionError("--clock-mhz: the clock of --backend rtl's pipeline, for --backend rtl only")
+        return None
+    from hwprune.backends.rtl import RtlOptions
+    from hwprune.fpga.da import require_da4ml
+
+    require_da4ml()
+    clock = args.clock_mhz or (target.clock_mhz if target is not None and target.kind == "fpga" else None)
+    return RtlOptions(clock_mhz=clock) if clock else RtlOptions()

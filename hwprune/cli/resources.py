@@ -34,6 +34,11 @@ def add_parser(sub) -> None:
                    help="estimate the model pruned to 0-95 %% (magnitude, per layer) and plot LUTs and DSPs")
     p.add_argument("--plot", metavar="PNG", help="where --sweep-sparsity writes its plot (default DIR/resources_sweep.png)")
     p.add_argument("--force", action="store_true", help="replace the --sweep-sparsity plot if it exists")
+    p.add_argument("--place-and-route", metavar="PART",
+                   help="synthesize the export's RTL (export --backend rtl) with yosys and place and route it with "
+                        "nextpnr on a Lattice or Gowin PART (lfe5u85f, ice40up5k, gw1nr9): LUTs, FFs, DSPs, BRAM, "
+                        "Fmax, latency, beside the estimate; a design that does not fit is exit 1 "
+                        "(needs pip install 'hwprune[fpga]')")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)
 
@@ -45,6 +50,7 @@ def run(args) -> int:
 
     directory = Path(args.dir)
     target = fit.fpga_target(args.part) if args.part else None  # an unknown part fails before any work
+    pnr_target = _pnr_target(args.place_and_route, directory) if args.place_and_route else None
     graph = load_model(directory)
     target = target or _export_fpga_target(directory)
     from hwprune.backends.hls4ml.options import pick_strategy
@@ -81,6 +87,8 @@ def run(args) -> int:
                                  "ff": sum(r.ff for r in rows), "layers": [r.to_dict() for r in rows],
                                  "not_synthesized": [l.name for l in graph.layers
                                                      if not _traceable(l) and l.kind not in ("flatten", "softmax")]}
+    if pnr_target is not None:
+        result["place_and_route"] = _place_and_route(directory, graph, pnr_target)
     if args.sweep_sparsity:
         rows = fit.sweep_sparsity(graph, options)
         title = f"{graph.name}: {options.strategy}, reuse {options.reuse_factor}"
@@ -132,6 +140,35 @@ def _check_plot(args, directory: Path) -> None:
             raise OptionError(f"--plot {args.plot}: inside the export folder {parent}, whose files hwprune "
                               "never overwrites; name a file outside it (or drop --plot to add the plot to DIR)")
     check_target(plot, args.force, inputs=(directory,), folder=False)
+
+
+def _pnr_target(name: str, directory: Path):
+    """The part, checked with its tools and the export's RTL before any work."""
+    from hwprune.errors import ModelError
+    from hwprune.fpga import fit, pnr
+
+    target = fit.fpga_target(name)
+    pnr.tools(target)  # an AMD part, or a missing tool: one line, exit 2
+    if not (directory / "rtl" / "rtl.json").is_file():
+        raise ModelError(f"{directory}: no RTL to place and route; export with --backend rtl")
+    from hwprune.harness.regenerate import check_export
+
+    check_export(directory)  # the Verilog the tools read is what hwprune writes from the graph
+    return target
+
+
+def _place_and_route(directory: Path, graph, target) -> dict:
+    """nextpnr's figures beside the DA estimate of the same graph (the logic the RTL holds)."""
+    from hwprune.fpga import pnr
+    from hwprune.fpga.estimate import Options, estimate
+
+    routed = pnr.place_and_route(directory / "rtl", target)
+    est = estimate(graph, Options(strategy="da", family=target.family, clock_mhz=routed["clock_target_mhz"]))
+    routed["estimate"] = {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "latency_cycles": est.latency_cycles,
+                          "method": "distributed arithmetic (da4ml), per layer"}
+    routed["lut_error"] = routed["lut"] / est.lut - 1 if est.lut else None
+    routed["lut_logic_error"] = routed["lut_logic"] / est.lut - 1 if est.lut else None
+    return routed
 
 
 def _traceable(layer) -> bool:
@@ -197,6 +234,9 @@ def render_text(result: dict) -> str:
                          f"{r['estimate_lut'] / max(r['lut'], 1):.2f}x)  CARRY {r['carry']:>5}  FF {r['ff']:>5}")
         if syn["not_synthesized"]:
             lines.append(f"  not synthesized (no DA tracer for their kind): {', '.join(syn['not_synthesized'])}")
+    pnr = result.get("place_and_route")
+    if pnr:
+        lines += render_pnr(pnr)
     sweep = result.get("sparsity_sweep")
     if sweep:
         lines.append(f"sparsity sweep (plot: {sweep['plot']}):")
@@ -204,3 +244,25 @@ def render_text(result: dict) -> str:
             lines.append(f"  {r['sparsity'] * 100:>4.0f} %  nonzero {r['nonzero_weights']:>7}  DSP {r['dsp']:>6}  "
                          f"LUT {r['lut']:>8}  FF {r['ff']:>7}")
     return "\n".join(lines)
+
+
+def render_pnr(r: dict) -> list[str]:
+    est = r["estimate"]
+
+    def error(key):
+        return "" if r.get(key) is None else f" ({r[key] * 100:+.0f} % against the estimate)"
+
+    fmax = f"{r['fmax_mhz']:.1f} MHz" if r["fmax_mhz"] else "no clock path"
+    ns = f", {r['latency_ns_at_fmax']:.0f} ns at Fmax" if r["latency_ns_at_fmax"] else ""
+    lines = [f"placed and routed on {r['part']} ({r['device']}) with {r['tools']['yosys']} + {r['tools']['nextpnr']}"
+             + (" out of context" if r["out_of_context"] else f", ports behind a serial wrapper ({r['wrapper_ff']} FF)")
+             + f": synthesis {r['synthesis']['seconds']:.0f} s, place-and-route {r['place_and_route']['seconds']:.0f} s",
+             f"  LUT {r['lut']:,} placed{error('lut_error')}; LUT4 of the logic {r['lut_logic']:,}"
+             f"{error('lut_logic_error')}; estimate {est['lut']:,}",
+             f"  FF {r['ff']:,} (estimate {est['ff']:,})  DSP {r['dsp']}  BRAM {r['bram']}",
+             f"  Fmax {fmax} against {r['clock_target_mhz']:g} MHz ({'met' if r['meets_clock'] else 'NOT met'}); "
+             f"latency {r['latency_cycles']} cycles{ns}; fits"]
+    if "xilinx" in r:
+        x = r["xilinx"]
+        lines.append(f"  yosys synth_xilinx (7 series): {x['lut6']:,} LUT6, {x['carry4']:,} CARRY4, {x['ff']:,} FF")
+    return lines

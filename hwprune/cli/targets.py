@@ -26,5 +26,5 @@ def run(args) -> int:
         def cell(v, width):
             return f"{'-' if v is None else v:>{width}}"
         print(f"{t.name:<12} {t.kind:<5} {cell(t.flash_kib, 9)} {cell(t.ram_kib, 8)} {cell(t.clock_mhz, 5)} "
-              f"{cell(t.energy_nj_per_cycle, 8)}  {t.cpu or t.part or '-':<20} {t.description}")
+              f"{cell(t.energy_nj_per_cycle, 8)}  {t.cpu or t.part or t.device or '-':<20} {t.description}")
     return 0

@@ -85,6 +85,18 @@ def supports(layer) -> bool:
     return layer.kind in TRACERS
 
 
+def check_exact_sum(layer, in_t: Fixed) -> None:
+    """UnsupportedLayerError unless the layer's accumulator holds every partial sum exactly."""
+    from hwprune.reference import dense_integers, dense_sum
+
+    w, acc0 = dense_integers(layer)
+    plan = dense_sum(layer, in_t, w, acc0)
+    if not (plan.fast and plan.never_overflows):
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r}: its accumulator {layer.accum_t} rounds or overflows partial sums; "
+            "distributed arithmetic sums exactly, so it would not equal the reference")
+
+
 def layer_logic(layer, in_shape, in_t: Fixed):
     """The layer as a da4ml CombLogic over its flattened input."""
     require_da4ml()
@@ -94,14 +106,7 @@ def layer_logic(layer, in_shape, in_t: Fixed):
         raise UnsupportedLayerError(f"layer {layer.name!r}: no distributed-arithmetic tracer for {layer.kind!r}; "
                                     f"known kinds are {sorted(TRACERS)}")
     if layer.kind == "dense":
-        from hwprune.reference import dense_integers, dense_sum
-
-        w, acc0 = dense_integers(layer)
-        plan = dense_sum(layer, in_t, w, acc0)
-        if not (plan.fast and plan.never_overflows):
-            raise UnsupportedLayerError(
-                f"layer {layer.name!r}: its accumulator {layer.accum_t} rounds or overflows partial sums; "
-                "distributed arithmetic sums exactly, so it would not equal the reference")
+        check_exact_sum(layer, in_t)
     n = int(np.prod(in_shape))
     inp = FixedVariableArrayInput((n,), solver_options=dict(SOLVER_OPTIONS))
     # The inputs are already on in_t's grid and in its range: declare their width only.

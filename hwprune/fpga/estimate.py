@@ -26,6 +26,10 @@ FAMILIES = {
     # family: (DSP A-port bits, B-port bits, yosys synth_xilinx -family)
     "7series": (25, 18, "xc7"),  # DSP48E1, UG479
     "ultrascale+": (27, 18, "xcup"),  # DSP48E2, UG579
+    # Lattice and Gowin (place-and-route with nextpnr, hwprune.fpga.pnr): their multipliers
+    "ecp5": (18, 18, "xc7"),  # MULT18X18D, ECP5 family datasheet FPGA-DS-02012
+    "ice40": (16, 16, "xc7"),  # SB_MAC16, iCE40 UltraPlus datasheet FPGA-DS-02008
+    "gowin": (18, 18, "xc7"),  # MULT18X18, Gowin GW1NR datasheet DS117
 }
 
 # Calibrated guesses (docs/fpga_resources.md says which figure each was fitted to).

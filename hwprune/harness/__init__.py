@@ -5,6 +5,7 @@ from hwprune.harness.engines import ENGINES, Engine, EngineRun, HostCEngine, Ref
 from hwprune.harness.measure import Footprint, measure_export
 from hwprune.harness.verify import VerifyResult, verify
 from hwprune.harness import hls4ml_engine  # noqa: F401  registers the "hls4ml" engine
+from hwprune.harness import verilator_engine  # noqa: F401  registers the "verilator" engine
 
 __all__ = [
     "Comparison", "Mismatch", "compare", "ENGINES", "Engine", "EngineRun", "HostCEngine", "ReferenceEngine",

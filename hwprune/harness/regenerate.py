@@ -3,10 +3,10 @@
 The manifest of an export folder holds hashes, not a signature: anyone who edits
 ``c/model.c`` (a constructor that calls ``system``) or ``hls4ml/build_lib.sh`` can hash
 the files again. So before an engine compiles or runs anything from a folder,
-``check_export`` writes the C sources, and the hls4ml project when there is one, again
+``check_export`` writes the C sources, and the hls4ml project and the RTL when there are, again
 from the folder's data (``graph.json`` + ``weights.npz``, the options and formats of
 ``export.json``, the stored test vectors for the hls4ml testbench) into a temporary
-folder, and compares the two byte for byte: every file of ``c/`` and of ``hls4ml/``, and
+folder, and compares the two byte for byte: every file of ``c/``, ``hls4ml/`` and ``rtl/``, and
 no file more (a stray ``c/stdint.h`` would be found by ``#include <stdint.h>`` through
 ``-Ic/``). Exports are reproducible (no timestamp, no absolute path, hls4ml's random
 stamp replaced by a hash), so a folder hwprune wrote passes; any difference is refused
@@ -14,7 +14,7 @@ with one line naming the first differing file. ``trust=True`` (``--trust-export`
 the comparison and warns.
 
 What is compared is what an engine compiles, executes or reads to run: the whole of
-``c/`` and ``hls4ml/``. The other files (``vectors.npz``, ``report.*``, ``export.json``)
+``c/``, ``hls4ml/`` and ``rtl/`` (Verilator's testbench and sources). The other files (``vectors.npz``, ``report.*``, ``export.json``)
 are data, checked against the manifest's hashes only. An export written by another
 hwprune version regenerates differently (the banner names the version) and is refused:
 export it again from its folder (``hwprune export DIR --out NEW``).
@@ -38,6 +38,7 @@ from hwprune.report_mcu import export_target
 from hwprune.tempdirs import temp_dir
 
 TRUST_FLAG = "--trust-export"
+RTL_DIR = "rtl"  # backends.rtl.RTL_DIR (imported there lazily: da4ml is an optional extra)
 
 
 def check_export(folder, trust: bool = False) -> dict:
@@ -73,6 +74,9 @@ def compare_with_regenerated(folder: Path) -> None:
             if "hls4ml" in meta or (folder / HLS4ML_DIR).exists():
                 _regenerate_hls4ml(folder, graph, meta, tmp)
                 _compare(folder, tmp, HLS4ML_DIR)
+            if "rtl" in meta or (folder / RTL_DIR).exists():  # what Verilator compiles
+                _regenerate_rtl(folder, graph, meta, tmp)
+                _compare(folder, tmp, RTL_DIR)
     except FolderError:
         raise
     except HwpruneError as exc:
@@ -150,6 +154,21 @@ def _regenerate_hls4ml(folder: Path, graph, meta: dict, tmp: Path) -> None:
     # The testbench holds the reference's outputs, as the export computed them (verify
     # compares the stored ones with the reference separately).
     export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, run(graph, x_int))
+
+
+def _regenerate_rtl(folder: Path, graph, meta: dict, tmp: Path) -> None:
+    from hwprune.backends.rtl import RtlOptions, export_rtl
+    from hwprune.reference import run
+
+    options = meta.get("rtl")
+    if not isinstance(options, dict):
+        raise FolderError(f"{folder}: an {RTL_DIR}/ folder but no rtl options in {EXPORT_FILE}; run hwprune export again")
+    try:
+        rtl = RtlOptions(**options)
+    except TypeError as exc:
+        raise FolderError(f"{folder / EXPORT_FILE}: unreadable rtl options ({exc})") from None
+    x_int = np.asarray(read_vectors(folder, graph)["x_int"], dtype=np.int64)
+    export_rtl(graph, tmp / RTL_DIR, rtl, x_int, run(graph, x_int))
 
 
 def _compare(folder: Path, regenerated: Path, sub: str) -> None:

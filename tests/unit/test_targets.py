@@ -78,10 +78,21 @@ def test_a_target_can_be_a_path(tmp_path):
 def test_fpga_targets_name_their_full_part_number():
     from hwprune.backends.hls4ml import check_part
 
-    parts = {n: t.part for n, t in available_targets().items() if t.kind == "fpga"}
+    parts = {n: t.part for n, t in available_targets().items() if t.kind == "fpga" and t.family not in LATTICE_GOWIN}
     assert parts == {"xc7a35t": "xc7a35tcpg236-1", "xc7z020": "xc7z020clg400-1", "xcvu9p": "xcvu9p-flga2104-2L-e"}
     for name, part in parts.items():
         assert part.lower().startswith(name) and check_part(part) == part
+
+
+LATTICE_GOWIN = ("ecp5", "ice40", "gowin")
+
+
+def test_lattice_and_gowin_targets_name_what_nextpnr_places():
+    targets = {n: t for n, t in available_targets().items() if t.family in LATTICE_GOWIN}
+    assert set(targets) == {"lfe5u85f", "ice40up5k", "gw1nr9"}
+    for t in targets.values():
+        assert t.part is None and t.device and t.io_pins and t.bram_kbit and "datasheet" in t.resource_source
+    assert targets["lfe5u85f"].lut == 83640 and targets["lfe5u85f"].speed_grade == 6
 
 
 _FPGA = 'name = "x"\nkind = "fpga"\ndescription = "d"\nclock_mhz = 100\nlut = 1\nff = 1\ndsp = 1\nbram_36k = 1\n'
