@@ -113,6 +113,9 @@ class Graph:
     def __post_init__(self) -> None:
         if not is_c_identifier(self.name):
             raise ModelError(f"model name {self.name!r} must be a C identifier (letters, digits, _)")
+        if not all(isinstance(i, GraphInput) for i in self.inputs):
+            raise ModelError(f"model {self.name!r}: Graph takes its inputs as GraphInput(name, shape, t); a chain of "
+                             "layers after one input of a given shape is Graph.chain(name, shape, layers)")
         inputs = tuple(GraphInput(str(i.name), tuple(int(d) for d in i.shape), i.t) for i in self.inputs)
         if not inputs:
             raise ModelError(f"model {self.name!r} has no inputs")

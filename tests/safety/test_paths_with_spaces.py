@@ -22,7 +22,7 @@ def test_synthesis_in_a_folder_with_a_space(tmp_path):
     from hwprune.ir.io import load_graph
 
     rng = np.random.default_rng(0)
-    graph = Graph("tiny", (6,), (Dense("fc1", rng.normal(size=(5, 6)), rng.normal(size=5) * 0.1), ReLU("relu1"),
+    graph = Graph.chain("tiny", (6,), (Dense("fc1", rng.normal(size=(5, 6)), rng.normal(size=5) * 0.1), ReLU("relu1"),
                                  Dense("fc2", rng.normal(size=(3, 5)), np.zeros(3))))
     folder = export_model(graph, tmp_path / "e", rng.normal(size=(48, 6)),
                           ExportOptions(weight_bits=4, activation_bits=4, target="xc7z020", compile=False))
@@ -30,7 +30,8 @@ def test_synthesis_in_a_folder_with_a_space(tmp_path):
     with np.load(folder / "vectors.npz") as vectors:
         x_int = vectors["x_int"]
     trace = reference.run(graph, x_int, trace=True)
-    layer, in_t = graph.layers[2], graph.value_types()[1]
+    layer = graph.layers[2]
+    (in_t,) = graph.input_types(layer)
     logic = da.layer_logic(layer, (5,), in_t)
     workdir = tmp_path / "my tmp dir"  # yosys splits its script's arguments at spaces
     workdir.mkdir()

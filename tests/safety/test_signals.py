@@ -41,7 +41,7 @@ def firmware(tmp_path_factory):
     layers = (Dense("d0", rng.normal(size=(64, 12)), rng.normal(size=64)), ReLU("r0"),
               Dense("d1", rng.normal(size=(4, 64)), rng.normal(size=4)))
     x = rng.normal(size=(2000, 12))
-    graph = calibrate(Graph("sig", (12,), layers), x[:100], QuantConfig(8, 8))
+    graph = calibrate(Graph.chain("sig", (12,), layers), x[:100], QuantConfig(8, 8))
     folder = tmp_path_factory.mktemp("sig") / "c"
     export_c(graph, folder, "dense")
     return build_firmware(folder, "cortex-m4"), read_manifest(folder), reference.quantize_input(graph, x)
