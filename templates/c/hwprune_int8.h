@@ -93,4 +93,23 @@ static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     }
 }
 
+/* TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0, two roundings) */
+static inline int32_t hwp_mbqm_small(int32_t x, int32_t multiplier, int shift) {
+    return hwp_rdbp(hwp_srdhm(x, multiplier), -shift);
+}
+
+/* ADD of two int8 tensors of n values (reference_integer_ops::Add): each operand plus its
+ * offset (minus its zero point), shifted left, scaled by its multiplier below one; the sum
+ * scaled by the output multiplier, plus the output offset, clamped. */
+static inline void hwp_add_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t a_offset, int32_t b_offset,
+                              int left_shift, int32_t a_mult, int a_shift, int32_t b_mult, int b_shift,
+                              int32_t out_mult, int out_shift, int32_t out_offset, int32_t lo, int32_t hi) {
+    for (int k = 0; k < n; k++) {
+        int32_t sa = (int32_t)((uint32_t)((int32_t)a[k] + a_offset) << left_shift);
+        int32_t sb = (int32_t)((uint32_t)((int32_t)b[k] + b_offset) << left_shift);
+        int32_t sum = hwp_mbqm_small(sa, a_mult, a_shift) + hwp_mbqm_small(sb, b_mult, b_shift);
+        y[k] = hwp_clamp(hwp_mbqm_small(sum, out_mult, out_shift) + out_offset, lo, hi);
+    }
+}
+
 #endif
