@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=2)
     parser.add_argument("--target", default="stm32l4r5")
-    parser.add_argument("--models", nargs="+", default=["ad01_int8", "kws_ref_model", "vww_96_int8"])
+    parser.add_argument("--models", nargs="+", default=["ad01_int8", "kws_ref_model", "vww_96_int8", "pretrainedResnet_quant"])
     args = parser.parse_args(argv)
     print("| model | vectors | bit-exact | cycles | instructions | cycles/MAC | flash B | static RAM B | stack B | .tflite B | s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
