@@ -1,9 +1,10 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
 hand-written kernels of ``templates/c/hwprune_int8.h``, and a host engine that runs it.
 
-Every weighted layer stores only its nonzero weights, per output channel (values, their
-column or (kh, kw, cin) tap, and where each channel starts): zero weights are never
-multiplied. Activations live in one static int8 arena planned by tensor liveness
+A weighted layer whose weights are mostly zeros stores only its nonzero weights, per
+output channel (values, their column or (kh, kw, cin) tap, and where each channel starts):
+zero weights are never multiplied. One with more than half nonzero (``DENSE_ABOVE``) stores
+every weight in the file's order, one byte each, and its kernel walks them with no index. Activations live in one static int8 arena planned by tensor liveness
 (``backends.c.arena``, the planner the ap_fixed C uses), so a graph whose tensors branch
 and join (a residual ADD) keeps each tensor until its last reader; on a chain it is the
 ping-pong of two buffers.
@@ -24,6 +25,7 @@ from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 
 HEADER = "hwprune_int8.h"
+DENSE_ABOVE = 0.5  # nonzero fraction above which a layer's weights are stored dense
 SOURCE = "model_int8.c"
 
 
@@ -63,6 +65,39 @@ def plan_int8(graph: Graph) -> arena.Arena:
     return arena.plan(buffers)
 
 
+def stored_dense(layer) -> bool:
+    """Whether a weighted layer keeps every weight (one byte each, no index): above
+    ``DENSE_ABOVE`` nonzeros the per-weight index costs more flash and cycles than the
+    zeros it skips."""
+    return layer.nonzero_weights > DENSE_ABOVE * layer.weight.size
+
+
+def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> tuple[list[str], str]:
+    """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution."""
+    conv = layer.kind == "int8_conv2d"
+    dense = stored_dense(layer)
+    common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
+              _array("int8_t", f"{p}_shift", layer.out_shift)]
+    if dense:
+        arrays = [_array("int8_t", f"{p}_w", layer.filter_matrix), *common]
+        weights = f"{p}_w"
+    else:
+        starts, cols, vals = _nonzeros(layer, conv)
+        arrays = [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
+                  _array("int8_t", f"{p}_vals", vals), *common]
+        weights = f"{p}_start, {p}_cols, {p}_vals"
+    q = f"{p}_bias, {p}_mult, {p}_shift, {in_t.zero_point}, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"
+    suffix = "dense_s8" if dense else "s8"
+    if not conv:
+        n_in = f"{layer.filter_matrix.shape[1]}, " if dense else ""
+        return arrays, f"hwp_fc_{suffix}({src}, {dst}, {n_in}{layer.out_features}, {weights}, {q});"
+    (ih, iw, ic), (oh, ow, oc) = in_shape, out_shape
+    mult = layer.out_channels // ic if layer.depthwise else 0
+    window = f"{layer.weight.shape[1]}, {layer.weight.shape[2]}, " if dense else ""
+    return arrays, (f"hwp_conv_{suffix}({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {window}{layer.stride[0]}, "
+                    f"{layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}, {mult}, {weights}, {q});")
+
+
 def render_int8(graph: Graph) -> str:
     """The C of an int8 graph: ``void <name>_predict(const int8_t *in, int8_t *out)``, with a
     ``HWPRUNE_INT8_TRACE(index, data, size)`` hook after every layer."""
@@ -80,21 +115,9 @@ def render_int8(graph: Graph) -> str:
         in_t, in_shape = graph.input_types(layer)[0], graph.input_shapes(layer)[0]
         p = f"l{i}"
         if layer.kind in ("int8_dense", "int8_conv2d"):
-            conv = layer.kind == "int8_conv2d"
-            starts, cols, vals = _nonzeros(layer, conv)
-            data += [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
-                     _array("int8_t", f"{p}_vals", vals), _array("int32_t", f"{p}_bias", layer.bias),
-                     _array("int32_t", f"{p}_mult", layer.out_multiplier), _array("int8_t", f"{p}_shift", layer.out_shift)]
-            q = (f"{in_t.zero_point}, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}")
-            if conv:
-                (ih, iw, ic), (oh, ow, oc) = in_shape, out_shape
-                mult = layer.out_channels // ic if layer.depthwise else 0
-                calls.append(f"hwp_conv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {layer.stride[0]}, "
-                             f"{layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}, {mult}, {p}_start, "
-                             f"{p}_cols, {p}_vals, {p}_bias, {p}_mult, {p}_shift, {q});")
-            else:
-                calls.append(f"hwp_fc_s8({src}, {dst}, {layer.out_features}, {p}_start, {p}_cols, {p}_vals, "
-                             f"{p}_bias, {p}_mult, {p}_shift, {q});")
+            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape)
+            data += arrays
+            calls.append(call)
         elif layer.kind in ("int8_avgpool2d", "int8_maxpool2d"):
             (ih, iw, c), (oh, ow, _) = in_shape, out_shape
             calls.append(f"hwp_pool_s8({src}, {dst}, {ih}, {iw}, {c}, {oh}, {ow}, {layer.pool_size[0]}, "

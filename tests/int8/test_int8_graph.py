@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import plan_int8, run_host, write_int8_c
+from hwprune.backends.c_int8 import plan_int8, run_host, stored_dense, write_int8_c
 from hwprune.errors import ModelError, ShapeError
 from hwprune.harness.compare import compare
 from hwprune.ir.graph import Graph, GraphInput
@@ -18,9 +18,11 @@ from hwprune.quant.int8 import Int8Affine, activation_range, add_int8, add_param
 IN_T = Int8Affine(0.05, -3)
 
 
-def _conv(rng, name: str, source: str, in_t: Int8Affine, out_t: Int8Affine, channels: int = 3) -> Int8Conv2D:
+def _conv(rng, name: str, source: str, in_t: Int8Affine, out_t: Int8Affine, zeros: float = 0.0) -> Int8Conv2D:
+    """A 3x3 convolution of 3 channels, ``zeros`` of its weights zero (above half: stored sparse)."""
+    channels = 3
     w = rng.integers(-127, 128, size=(channels, 3, 3, channels))
-    w[0, 1] = 0  # a few zero taps: the C skips them
+    w[rng.random(w.shape) < zeros] = 0
     scales = np.full(channels, 0.004)
     mult, shift = conv_multipliers(in_t.scale, scales, out_t.scale)
     lo, hi = activation_range("relu", out_t)
@@ -34,7 +36,7 @@ def _residual(rng) -> Graph:
     layers = (
         _conv(rng, "c1", "x", IN_T, c1_t),
         Int8Add.from_params("a1", add_params(IN_T, c1_t, a1_t, "relu"), a1_t, inputs=("x", "c1")),
-        _conv(rng, "c2", "a1", a1_t, c2_t),
+        _conv(rng, "c2", "a1", a1_t, c2_t, zeros=0.7),
         Int8Add.from_params("a2", add_params(c2_t, c1_t, a2_t), a2_t, inputs=("c2", "c1")),
     )
     return Graph("residual", (GraphInput("x", (6, 5, 3), IN_T),), layers)
@@ -62,6 +64,7 @@ def test_residual_graph_round_trips_and_host_c_equals_reference(tmp_path):
     back = load_graph(tmp_path / "g")
     assert back.layer("a2").inputs == ("c2", "c1") and back.layer("a1").out_multiplier == graph.layer("a1").out_multiplier
     x = _inputs(back)
+    assert [stored_dense(layer) for layer in back.weighted_layers()] == [True, False]  # both C kernels run
     write_int8_c(back, tmp_path / "c")
     result = compare(reference.run(graph, x, trace=True), run_host(back, tmp_path / "c", x, tmp_path), "host")
     assert result.bit_exact, result.report()
