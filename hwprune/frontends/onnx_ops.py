@@ -70,9 +70,10 @@ def _matmul(node, attrs, ctx):
     return _dense(node, ctx, value, np.asarray(b.T, np.float64), np.zeros(b.shape[1]))
 
 
-def _bias(node, ctx, value: Value, constant: np.ndarray) -> Value:
+def _bias(node, ctx, index: int, constant: np.ndarray) -> Value:
+    value = ctx.value(node, index)
     layer = ctx.producer(value)
-    if layer is None or not layer.weighted or not ctx.sole_reader(node, value) or value.layout == "cl":
+    if layer is None or not layer.weighted or not ctx.sole_reader(node, value, index) or value.layout == "cl":
         raise ctx.fail(node, "an Add of a constant is supported as the bias of the MatMul or Conv right before it "
                              "(and only reader of its output); an Add of two computed tensors is an IR Add")
     out = layer.out_channels
@@ -108,7 +109,7 @@ def _binary(node, attrs, ctx):
         if node.op_type == "Mul":
             raise ctx.fail(node, "a Mul by a constant is not supported (only the product of two computed tensors)")
         data = 1 if consts[0] else 0
-        return _bias(node, ctx, ctx.value(node, data), ctx.const(node, 1 - data))
+        return _bias(node, ctx, data, ctx.const(node, 1 - data))
     a, b = _merge_operands(node, ctx, [ctx.value(node, 0), ctx.value(node, 1)])
     dims_a, dims_b = ctx.onnx_dims(a), ctx.onnx_dims(b)
     if dims_a != dims_b:

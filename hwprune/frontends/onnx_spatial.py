@@ -165,3 +165,22 @@ def _global_pool(node, attrs, ctx):
         raise ctx.fail(node, f"only 1-D and 2-D pooling is supported, got {dims}-D")
     value = _spatial_value(node, ctx, dims)
     return ctx.emit(node, (GlobalAvgPool1D if dims == 1 else GlobalAvgPool2D)("globalavgpool"), [value], sole=True)
+
+
+@op("ReduceMean")
+def _reduce_mean(node, attrs, ctx):
+    """The mean over every spatial axis (torch.export writes global average pooling so)."""
+    value = ctx.value(node)
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = ctx.const(node, 1)
+    axes = None if axes is None else sorted(int(a) % value.rank for a in np.asarray(axes).reshape(-1))
+    dims = value.rank - 2
+    if value.layout != "cf" or dims not in (1, 2) or axes != list(range(2, value.rank)):
+        raise ctx.fail(node, f"axes={axes}: only the mean over every spatial axis of a (N, C, L) or (N, C, H, W) "
+                             "tensor (global average pooling) is supported")
+    value = _spatial_value(node, ctx, dims)
+    layer = (GlobalAvgPool1D if dims == 1 else GlobalAvgPool2D)("globalavgpool")
+    if attrs.get("keepdims", 1):
+        return ctx.emit(node, layer, [value], sole=True)
+    return ctx.emit(node, layer, [value], layout="flat", rank=2, sole=True)

@@ -95,9 +95,9 @@ class Context:
         if value.unsqueezed:
             raise self.fail(node, "only a BatchNormalization may come between an Unsqueeze and its Squeeze")
 
-    def sole_reader(self, node, value: Value) -> bool:
-        """Whether this node is the only reader of ``value``'s IR tensor."""
-        return value.sole and self.readers.get(node.input[0], 0) == 1
+    def sole_reader(self, node, value: Value, index: int = 0) -> bool:
+        """Whether this node is the only reader of ``value`` (its input ``index``) and so of its IR tensor."""
+        return value.sole and self.readers.get(node.input[index], 0) == 1
 
     def onnx_shape(self, node, index: int = 0) -> Optional[tuple]:
         return self.shapes.get(node.input[index])
