@@ -1,0 +1,98 @@
+"""Keras functional models with branches (a residual Add, a Concatenate of two paths, a
+Multiply, ReLU(max_value) as Clip, a DepthwiseConv2D): read from .keras and whole-model .h5
+files with h5py alone, equal to Keras 3's predict (torch backend) and bit-exact once exported."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+from hwprune.cli import main  # noqa: E402
+from hwprune.errors import UnsupportedLayerError  # noqa: E402
+from hwprune.frontends.keras import from_keras_file, from_keras_h5, from_keras_model  # noqa: E402
+from hwprune.quant.calibrate import float_forward  # noqa: E402
+
+L = keras.layers
+
+
+def residual():
+    """conv-BN-ReLU6, a residual Add over a conv-BN block, a depthwise conv, pooling, Dense."""
+    x = keras.Input((6, 6, 3), name="image")
+    h = L.ReLU(max_value=6.0, name="stem_relu6")(L.BatchNormalization(name="stem_bn")(
+        L.Conv2D(4, 3, padding="same", name="stem")(x)))
+    body = L.BatchNormalization(name="body_bn")(L.Conv2D(4, 3, padding="same", name="body")(h))
+    h = L.ReLU(name="block_out")(L.Add(name="residual")([h, body]))
+    h = L.DepthwiseConv2D(3, depth_multiplier=2, padding="valid", activation="relu", name="depthwise")(h)
+    y = L.Dense(3, name="head")(L.Flatten(name="flat")(L.MaxPooling2D(2, name="pool")(h)))
+    return keras.Model(x, y, name="residual")
+
+
+def branches():
+    """Two Dense paths joined by Concatenate, a Multiply of two paths, a three-way Add."""
+    x = keras.Input((8,), name="features")
+    a = L.Dense(6, activation="relu", name="left")(x)
+    b = L.Dense(6, activation="relu6", name="right")(x)
+    c = L.Dense(6, name="gate")(x)
+    joined = L.Concatenate(name="join")([a, L.Multiply(name="gated")([b, c])])
+    summed = L.Add(name="sum3")([a, b, c])
+    y = L.Dense(4, name="head")(L.Concatenate(name="all")([joined, summed]))
+    return keras.Model(x, y, name="branches")
+
+
+MODELS = {"residual": residual, "branches": branches}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def saved(request, tmp_path_factory):
+    rng = np.random.default_rng(0)
+    model = MODELS[request.param]()
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2, w.shape) if i in (0, 3) else rng.normal(0, 0.5, w.shape)
+                               for i, w in enumerate(layer.get_weights())])
+    folder = tmp_path_factory.mktemp("keras_dag")
+    model.save(folder / f"{request.param}.keras")
+    model.save(folder / f"{request.param}.h5")
+    x = rng.standard_normal((32, *model.input_shape[1:])) * 2
+    return model, folder / f"{request.param}.keras", folder / f"{request.param}.h5", x
+
+
+def test_functional_graphs_match_keras_predict(saved):
+    model, keras_path, h5_path, x = saved
+    expected = model.predict(x, verbose=0)
+    for graph in (from_keras_file(keras_path), from_keras_h5(h5_path), from_keras_model(model)):
+        assert not graph.is_chain
+        kinds = {layer.kind for layer in graph.layers}
+        assert "batchnorm" not in kinds and {"add", "concatenate", "conv2d", "clip"} & kinds
+        np.testing.assert_allclose(float_forward(graph, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_residual_layers_read_their_branches(saved):
+    model, keras_path, _, _ = saved
+    if model.name != "residual":
+        pytest.skip("the residual model's wiring")
+    graph = from_keras_file(keras_path)
+    assert graph.layer("residual").inputs == ("stem_relu6", "body")  # body_bn folded into body
+    assert graph.layer("stem_relu6").kind == "clip" and graph.layer("stem_relu6").max_value == 6.0
+    depthwise = graph.layer("depthwise")
+    assert depthwise.depthwise and depthwise.weight.shape == (8, 3, 3, 1)
+
+
+def test_functional_export_is_bit_exact(saved, tmp_path, capsys):
+    model, keras_path, h5_path, x = saved
+    np.save(tmp_path / "x.npy", x)
+    path = keras_path if model.name == "residual" else h5_path
+    code = main(["export", str(path), "--calibration", str(tmp_path / "x.npy"), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code == 0 and "bit-exact" in err, err
+
+
+def test_a_norm_before_a_merge_is_refused():
+    x = keras.Input((4,))
+    a = L.ReLU(name="act")(L.Dense(4)(x))
+    model = keras.Model(x, L.Add(name="join")([L.BatchNormalization(name="norm")(a), a]))
+    with pytest.raises(UnsupportedLayerError, match=r"'norm' \(BatchNormalization\) is followed by the merge 'join'"):
+        from_keras_model(model)
