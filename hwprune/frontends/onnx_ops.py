@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwprune.errors import ShapeError
 from hwprune.frontends.onnx_graph import label, op
 from hwprune.frontends.onnx_values import Value
+from hwprune.ir.graph import INPUT
 from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Flatten, Multiply, ReLU, Softmax, WeightedLayer
 
 
@@ -38,6 +40,9 @@ def _dense(node, ctx, value: Value, weight: np.ndarray, bias: np.ndarray) -> Val
     if len(shape) != 1 or value.rank != 2:
         raise ctx.fail(node, f"it reads a tensor of shape (N, {', '.join(map(str, ctx.onnx_dims(value)))}); "
                              "a Gemm or MatMul reads (N, features): add a Flatten before it")
+    if weight.shape[1] != shape[0] and value.ir == INPUT:
+        raise ShapeError(f"{ctx.path}: the graph input is declared (N, {shape[0]}), but its first layer takes "
+                         f"(N, {weight.shape[1]}) ({label(node, ctx.index)})")
     if weight.shape[1] != shape[0]:
         raise ctx.fail(node, f"its weight has {weight.shape[1]} inputs, the tensor it reads has {shape[0]} features")
     if value.perm is not None:
