@@ -99,9 +99,6 @@ class Context:
         """Whether this node is the only reader of ``value`` (its input ``index``) and so of its IR tensor."""
         return value.sole and self.readers.get(node.input[index], 0) == 1
 
-    def onnx_shape(self, node, index: int = 0) -> Optional[tuple]:
-        return self.shapes.get(node.input[index])
-
     def shape(self, node, index: int = 0) -> Optional[tuple]:
         """The ONNX input shape: declared in the file, else the IR shape in ONNX order."""
         declared = self.shapes.get(node.input[index])
@@ -120,10 +117,6 @@ class Context:
         else:
             dims = ir
         return (*dims, *([1] * len(value.unsqueezed)))
-
-    def rank(self, node) -> int:
-        value = self.values.get(node.input[0])
-        return value.rank if value is not None else 2
 
     def ir_shape(self, value: Value) -> tuple:
         return self.ir_shapes[value.ir]
