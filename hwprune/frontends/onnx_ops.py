@@ -120,13 +120,15 @@ def _binary(node, attrs, ctx):
     if dims_a != dims_b:
         big, small = (a, b) if len(ctx.ir_shape(a)) >= len(ctx.ir_shape(b)) else (b, a)
         dims_big, dims_small = ctx.onnx_dims(big), ctx.onnx_dims(small)
-        per_channel = (big.layout == "cf" and len(ctx.ir_shape(small)) == 1 and len(dims_small) == len(dims_big)
+        per_channel = (big.layout == "cf" and small.layout == "cf" and len(dims_small) == len(dims_big)
                        and dims_small[0] == dims_big[0] and all(d == 1 for d in dims_small[1:]))
         if not per_channel:
             raise ctx.fail(node, f"operands of shapes (N, {', '.join(map(str, dims_a))}) and "
                                  f"(N, {', '.join(map(str, dims_b))}): hwprune's {cls.__name__} takes equal shapes, "
                                  "or a per-channel (N, C, 1, ...) operand against (N, C, ...)")
-        return ctx.emit(node, cls(cls.kind), [a, b], layout=big.layout, rank=big.rank, perm=big.perm, sole=True)
+        channel = ctx.reshaped(node, small, (dims_small[0],))  # the IR repeats a (C,) operand per position
+        operands = [big, channel] if big is a else [channel, big]
+        return ctx.emit(node, cls(cls.kind), operands, layout=big.layout, rank=big.rank, perm=big.perm, sole=True)
     return ctx.emit(node, cls(cls.kind), [a, b], sole=True)
 
 

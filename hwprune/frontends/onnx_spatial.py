@@ -56,6 +56,10 @@ def _describe(attrs, begin, end) -> str:
 
 def _spatial_value(node, ctx, dims: int, plain: bool = True):
     value = ctx.value(node, 0, plain=plain)
+    ir = ctx.ir_shape(value)
+    if value.layout == "cf" and value.rank == dims + 2 and len(ir) == 1 and dims in (1, 2):  # (N, C, 1, 1) held as (C,)
+        value = ctx.reshaped(node, value, (1,) * dims + (ir[0],)).but(affine=value.affine, pad=value.pad,
+                                                                      unsqueezed=value.unsqueezed)
     if value.layout != "cf" or value.rank != dims + 2 or len(ctx.ir_shape(value)) != dims + 1:
         raise ctx.fail(node, f"it reads a tensor of shape (N, {', '.join(map(str, ctx.onnx_dims(value)))}); "
                              f"a {dims}-D {node.op_type} reads (N, C, {'L' if dims == 1 else 'H, W'})")

@@ -30,7 +30,7 @@ import numpy as np
 from hwprune.errors import ShapeError, UnsupportedLayerError
 from hwprune.frontends.onnx_graph import label
 from hwprune.ir.graph import INPUT, is_c_identifier
-from hwprune.ir.layers import Layer
+from hwprune.ir.layers import Layer, Reshape
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,10 +122,10 @@ class Context:
         return self.ir_shapes[value.ir]
 
     # -- making layers -------------------------------------------------------------------------
-    def emit(self, node, layer: Layer, inputs: list[Value], **value) -> Value:
-        """Append ``layer`` reading ``inputs``; its output value (layout from ``value``,
-        defaulting to the first input's layout and rank)."""
-        layer = layer.with_(name=self._name(node, layer.kind), inputs=tuple(v.ir for v in inputs))
+    def emit(self, node, layer: Layer, inputs: list[Value], suffix: str = "", **value) -> Value:
+        """Append ``layer`` reading ``inputs``, named after the node (and ``suffix``); its
+        output value (layout from ``value``, defaulting to the first input's layout and rank)."""
+        layer = layer.with_(name=self._name(node, layer.kind, suffix), inputs=tuple(v.ir for v in inputs))
         try:
             shape = tuple(layer.output_shape(*(self.ir_shapes[v.ir] for v in inputs)))
         except ShapeError as exc:
@@ -143,9 +143,16 @@ class Context:
     def producer(self, value: Value) -> Optional[Layer]:
         return next((l for l in self.layers if l.name == value.ir), None)
 
-    def _name(self, node, kind: str) -> str:
+    def reshaped(self, node, value: Value, shape: tuple) -> Value:
+        """``value`` with its IR tensor reshaped (a per-channel ``(N, C, 1, 1)`` tensor held as
+        ``(C,)`` where a conv needs ``(1, 1, C)``, or the other way round)."""
+        if tuple(self.ir_shapes[value.ir]) == tuple(shape):
+            return value
+        return self.emit(node, Reshape("reshape", target_shape=shape), [value], suffix="_reshape", sole=True)
+
+    def _name(self, node, kind: str, suffix: str = "") -> str:
         base = "".join(c if c.isalnum() or c == "_" else "_" for c in node.name).strip("_")
-        base = base if base and is_c_identifier(base) else f"{kind}_{self.index}"
+        base = (base if base and is_c_identifier(base) else f"{kind}_{self.index}") + suffix
         name, n = base, 1
         while name in self.names:
             n += 1

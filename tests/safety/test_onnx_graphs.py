@@ -79,6 +79,45 @@ def test_a_branching_torch_export_equals_onnxruntime_and_exports_bit_exact(branc
         assert code == 0 and "bit-exact" in err, err
 
 
+class SqueezeExcite(nn.Module):
+    """A per-channel gate from a 1x1 conv over global pooling (its (N, C, 1, 1) output held as
+    (C,) and reshaped where a conv or the Mul needs it), a BatchNorm after the Mul that folds
+    through Flatten into the Linear after it (columns in the IR's order), a BatchNorm1d after a
+    ReLU that folds into the next Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.gate = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+        self.bn, self.bn1 = nn.BatchNorm2d(4), nn.BatchNorm1d(3)
+        self.fc, self.fc2 = nn.Linear(4 * 5 * 5, 3), nn.Linear(3, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        y = self.bn(h * torch.relu(self.gate(nn.functional.adaptive_avg_pool2d(h, 1))))
+        return self.fc2(self.bn1(torch.relu(self.fc(torch.flatten(y, 1)))))
+
+
+def test_squeeze_excite_and_waiting_batchnorms_equal_onnxruntime_and_export_bit_exact(tmp_path, run):
+    torch.manual_seed(1)
+    model = SqueezeExcite().eval()
+    with torch.no_grad():
+        for bn in (model.bn, model.bn1):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "se.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 2, 5, 5),), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=13)
+    graph = load_model(path)
+    assert [l.kind for l in graph.layers].count("reshape") == 2 and "multiply" in [l.kind for l in graph.layers]
+    x = np.random.default_rng(2).normal(size=(12, 2, 5, 5))
+    assert np.abs(float_forward(graph, x) - _ort(path, x)).max() < 1e-5
+    np.save(tmp_path / "x.npy", x)
+    code, _, err = run("export", path, "--out", tmp_path / "e", "--calibration", tmp_path / "x.npy")
+    assert code == 0 and "bit-exact" in err, err
+
+
 def _save(tmp_path, name, nodes, initializers, in_shape, out_shape):
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
