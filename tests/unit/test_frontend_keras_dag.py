@@ -2,8 +2,10 @@
 Multiply, ReLU(max_value) as Clip, a DepthwiseConv2D): read from .keras and whole-model .h5
 files with h5py alone, equal to Keras 3's predict (torch backend) and bit-exact once exported."""
 
+import json
 import os
 
+import h5py
 import numpy as np
 import pytest
 
@@ -68,6 +70,42 @@ def test_functional_graphs_match_keras_predict(saved):
         kinds = {layer.kind for layer in graph.layers}
         assert "batchnorm" not in kinds and {"add", "concatenate", "conv2d", "clip"} & kinds
         np.testing.assert_allclose(float_forward(graph, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def _keras2_inbound(nodes):
+    """Keras 3's inbound nodes (``keras_history`` inside ``args``) as Keras 2 writes them."""
+    names = []
+
+    def walk(node):
+        if isinstance(node, dict) and "keras_history" in node.get("config", {}):
+            names.append([node["config"]["keras_history"][0], 0, 0, {}])
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(nodes)
+    return [names] if names else []
+
+
+def test_keras2_functional_config_reads_the_same_graph(saved, tmp_path):
+    """Keras 2's functional format: ``inbound_nodes`` as ``[[[name, 0, 0, {}], ...]]`` and
+    ``output_layers`` as ``[[name, 0, 0]]``."""
+    model, _, h5_path, x = saved
+    keras2 = tmp_path / "keras2.h5"
+    with h5py.File(h5_path, "r") as source, h5py.File(keras2, "w") as target:
+        config = json.loads(source.attrs["model_config"])
+        for layer in config["config"]["layers"]:
+            layer["inbound_nodes"] = _keras2_inbound(layer["inbound_nodes"])
+        config["config"]["output_layers"] = [config["config"]["output_layers"]]
+        target.attrs["model_config"] = json.dumps(config).encode()
+        source.copy(source["model_weights"], target, "model_weights")
+    with h5py.File(keras2, "r") as f:
+        layers = json.loads(f.attrs["model_config"])["config"]["layers"]
+    assert any(len(layer["inbound_nodes"][0]) == 2 for layer in layers if layer["inbound_nodes"])
+    np.testing.assert_array_equal(float_forward(from_keras_h5(keras2), x), float_forward(from_keras_h5(h5_path), x))
 
 
 def test_residual_layers_read_their_branches(saved):
