@@ -108,15 +108,18 @@ def test_keras2_functional_config_reads_the_same_graph(saved, tmp_path):
     np.testing.assert_array_equal(float_forward(from_keras_h5(keras2), x), float_forward(from_keras_h5(h5_path), x))
 
 
-def test_residual_layers_read_their_branches(saved):
+def test_layers_read_their_branches(saved):
     model, keras_path, _, _ = saved
-    if model.name != "residual":
-        pytest.skip("the residual model's wiring")
     graph = from_keras_file(keras_path)
-    assert graph.layer("residual").inputs == ("stem_relu6", "body")  # body_bn folded into body
-    assert graph.layer("stem_relu6").kind == "clip" and graph.layer("stem_relu6").max_value == 6.0
-    depthwise = graph.layer("depthwise")
-    assert depthwise.depthwise and depthwise.weight.shape == (8, 3, 3, 1)
+    if model.name == "residual":
+        assert graph.layer("residual").inputs == ("stem_relu6", "body")  # body_bn folded into body
+        assert graph.layer("stem_relu6").kind == "clip" and graph.layer("stem_relu6").max_value == 6.0
+        depthwise = graph.layer("depthwise")
+        assert depthwise.depthwise and depthwise.weight.shape == (8, 3, 3, 1)
+    else:  # a three-way Add is a chain of two; relu6 as an activation is a Clip
+        assert graph.layer("sum3_1").inputs == ("left_relu", "right_relu6")
+        assert graph.layer("sum3").inputs == ("sum3_1", "gate")
+        assert graph.layer("right_relu6").kind == "clip" and graph.layer("all").inputs == ("join", "sum3")
 
 
 def test_functional_export_is_bit_exact(saved, tmp_path, capsys):
