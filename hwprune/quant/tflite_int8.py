@@ -31,7 +31,7 @@ from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D, int8_types
 from hwprune.ir.layers import Clip, Dense, Flatten, Identity, ReLU, Reshape, Softmax
 from hwprune.ir.spatial import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
-from hwprune.quant.calibrate import _check_calibration, float_forward
+from hwprune.quant.calibrate import float_forward
 from hwprune.quant.int8 import INT32_MAX, INT32_MIN, Int8Affine, activation_range, conv_multipliers
 
 #: ``--quant`` choices: the power-of-two ap_fixed types (the default) or TFLite's int8 scheme
@@ -101,7 +101,7 @@ def quantize_tflite_int8(graph: Graph, x) -> Graph:
     """An int8-dialect copy of the float chain ``graph``, calibrated on ``x`` (the source
     model's layout)."""
     graph.require_chain("--quant tflite-int8")
-    x = _check_calibration(graph, x)
+    x = graph.from_source(np.asarray(x, dtype=np.float64), "calibration inputs")
     values = dict(float_forward(graph, graph.to_source(x), trace=True))
     values[graph.input.name] = x
     input_t = affine_from_range(float(x.min()), float(x.max()))
@@ -118,7 +118,7 @@ def quantize_tflite_int8(graph: Graph, x) -> Graph:
         if act_layer is not None:
             fused.add(act_layer.name)
         out_shape = graph.shape_of(layer.name)
-        if isinstance(layer, (Dense, Conv2D)) and not isinstance(layer, (Int8Dense, Int8Conv2D)):
+        if isinstance(layer, (Dense, Conv2D)):
             out = values[out_name]
             out_t = affine_from_range(float(out.min()), float(out.max()))
             scales = weight_scales(layer.weight)
