@@ -155,16 +155,19 @@ def test_what_tflite_cannot_express_is_one_error_naming_the_layer():
         write_tflite(q)
 
 
-def test_cli_options_refused_in_one_line(tmp_path):
+def test_cli_options_refused_in_one_line(tmp_path, capsys):
+    from hwprune.cli import main
+
     model, _ = _mlp()
     torch.save(model, tmp_path / "m.pt")
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(8, 16)))
-    base = [sys.executable, "-m", "hwprune", "export", str(tmp_path / "m.pt"), "--quant", "tflite-int8",
+    base = ["export", str(tmp_path / "m.pt"), "--quant", "tflite-int8",
             "--calibration", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out")]
     for extra, message in ((["--backend", "hls4ml"], "--backend hls4ml does not take TFLite's int8 dialect"),
                            (["--weight-bits", "6"], "--quant tflite-int8 is 8 bits"),
                            (["--format", "csr"], "--format csr: the int8 C stores")):
-        proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 2, proc.stderr
-        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        code = main(base + extra)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert message in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "out").exists()
