@@ -16,6 +16,7 @@ An int8 export folder::
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Optional, Sequence
@@ -29,7 +30,6 @@ from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
 from hwprune.outputs import output_dir
-from hwprune.backends.c_int8 import weight_bytes as c_weight_bytes
 
 DIALECT = "tflite-int8"
 INT8_VECTORS = 32  # stored test vectors (VWW's input is 27 KB each); benchmarks run 1,000
@@ -67,7 +67,16 @@ def dead_channel_macs(graph: Graph) -> int:
 def figures(graph: Graph) -> dict:
     return {"macs": graph.macs, "nonzero_macs": graph.nonzero_macs, "dead_channel_macs": dead_channel_macs(graph),
             "total_weights": graph.total_weights, "nonzero_weights": graph.nonzero_weights,
-            "weight_bytes": graph.total_weights, "c_weight_bytes": c_weight_bytes(graph)}
+            "weight_bytes": graph.total_weights}
+
+
+_C_ARRAY = re.compile(r"static const (u?int(8|16|32))_t \w+\[(\d+)\]")
+
+
+def c_weight_bytes(source: str) -> int:
+    """Bytes of the constant arrays of an int8 model's C (weights however stored, their
+    indexes, biases, multipliers, shifts): what the model adds to flash besides code."""
+    return sum(int(m.group(2)) // 8 * int(m.group(3)) for m in _C_ARRAY.finditer(source))
 
 
 def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None) -> None:
@@ -161,13 +170,14 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         from hwprune.backends.c_int8 import write_int8_c
 
         write_int8_c(graph, tmp / C_DIR)
+        extra = {"c_weight_bytes": c_weight_bytes((tmp / C_DIR / "model_int8.c").read_text()), **(extra or {})}
         np.savez(tmp / VECTORS_FILE, x=graph.input_t.to_real(x_int), x_int=x_int.astype(np.int8),
                  y_int=y_int.astype(np.int8))
         meta = {"hwprune_version": __version__, "dialect": DIALECT, "source": str(model_path), "model": graph.name,
-                "tflite": "model.tflite", **(extra or {})}
+                "tflite": "model.tflite", **extra}
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         comparisons, skipped = verify_int8(tmp, graph, x_int, None)
-        report = {**_report(graph, x_int, comparisons, skipped), **(extra or {})}
+        report = {**_report(graph, x_int, comparisons, skipped), **extra}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return out
 

@@ -152,15 +152,3 @@ def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path) -> list[t
     offsets = np.cumsum([0, *sizes])
     return [(layer.name, per_vector[:, offsets[i]:offsets[i + 1]].reshape(n, *shape))
             for i, (layer, shape) in enumerate((layer, graph.shape_of(layer.name)) for layer in graph.layers)]
-
-
-def weight_bytes(graph: Graph) -> int:
-    """Bytes of the constant arrays ``render_int8`` writes for the weighted layers (nonzero
-    values, their indexes, channel starts, biases, multipliers, shifts): what they add to flash."""
-    total = 0
-    for layer in graph.layers:
-        if layer.kind in ("int8_dense", "int8_conv2d"):
-            starts, cols, vals = _nonzeros(layer, layer.kind == "int8_conv2d")
-            out = layer.out_channels
-            total += 4 * len(starts) + 2 * max(len(cols), 1) + max(len(vals), 1) + 4 * out + 4 * out + out
-    return total
