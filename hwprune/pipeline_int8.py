@@ -160,11 +160,14 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
     else:
         x_int = random_int8(graph, INT8_VECTORS, options.seed)
     y_int = reference.run(graph, x_int)
+    tflite_file = Path(model_path) / "model.tflite" if Path(model_path).is_dir() else Path(model_path)
+    if tflite_bytes is None and not tflite_file.is_file():
+        raise ModelError(f"{model_path}: no .tflite file to keep beside the int8 graph (expected {tflite_file})")
     out = Path(out)
     with output_dir(out, force, inputs=(model_path,)) as tmp:
         save_graph(graph, tmp)
-        if tflite_bytes is None:
-            shutil.copyfile(model_path, tmp / "model.tflite")
+        if tflite_bytes is None:  # an int8 export folder read again keeps its own file
+            shutil.copyfile(tflite_file, tmp / "model.tflite")
         else:
             (tmp / "model.tflite").write_bytes(tflite_bytes)
         from hwprune.backends.c_int8 import write_int8_c

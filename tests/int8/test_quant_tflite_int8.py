@@ -100,9 +100,11 @@ def test_export_is_bit_exact_on_every_tensor(exports, name, sparsity):
         assert np.mean(y.argmax(1) == expected[: len(y)]) >= 0.9
 
 
-def test_folder_holds_the_tflite_it_was_verified_with(exports):
+def test_folder_holds_the_tflite_it_was_verified_with(exports, tmp_path):
     pytest.importorskip("tflite_micro")
     out = exports["cnn", 0.9][0]
+    again = export_model(out, tmp_path / "again")  # an int8 folder exported again keeps its file
+    assert (again / "model.tflite").read_bytes() == (out / "model.tflite").read_bytes()
     graph = read_tflite(out / "model.tflite", "cnn").graph
     kinds = [layer.kind for layer in graph.layers]
     assert kinds == ["int8_conv2d", "int8_maxpool2d", "int8_conv2d", "int8_conv2d", "int8_avgpool2d", "reshape",
