@@ -69,8 +69,8 @@ def main(argv=None) -> int:
         for label, module, sparsity in cases:
             graph = from_torch(module, shape, name=name)
             with temp_dir("bench") as work:
-                out = export_model(graph, Path(work) / name, x_train, ExportOptions(quant="tflite-int8", sparsity=sparsity),
-                                   source=name)
+                options = ExportOptions(quant="tflite-int8", sparsity=sparsity)
+                out = export_model(graph, Path(work) / name, x_train, options, source=name)
                 report = json.loads((out / "report.json").read_text())
                 int8 = load_graph(out)
                 x_int = int8.input_t.quantize(graph.from_source(x_test))

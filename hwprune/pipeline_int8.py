@@ -83,13 +83,16 @@ def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None
     """``converted``: the float model to quantize (``--quant tflite-int8``), which
     ``--sparsity`` prunes first; a .tflite model is exported as its weights are."""
     if converted is not None and converted.is_quantized:
-        raise OptionError(f"{converted.name}: --quant tflite-int8 quantizes a float model; this one has its types already")
+        raise OptionError(f"{converted.name}: --quant tflite-int8 quantizes a float model; this one has its types "
+                          "already")
     if converted is not None and options.spec is not None:
         raise OptionError("--precision and --config set ap_fixed types; --quant tflite-int8 chooses int8 scales")
     if hls is not None:
-        raise OptionError("--backend hls4ml does not take TFLite's int8 dialect (scale/zero-point types); use the C backend")
+        raise OptionError("--backend hls4ml does not take TFLite's int8 dialect (scale/zero-point types); use the C "
+                          "backend")
     if rtl is not None:
-        raise OptionError("--backend rtl does not take TFLite's int8 dialect (scale/zero-point types); use the C backend")
+        raise OptionError("--backend rtl does not take TFLite's int8 dialect (scale/zero-point types); use the C "
+                          "backend")
     if options.sparsity and converted is None:
         raise OptionError("--sparsity applies to float models; a .tflite model is exported as its weights are")
     if options.format != "auto":
@@ -265,7 +268,8 @@ def export_converted(float_graph: Graph, source: str, out, options, force: bool,
     from hwprune.tempdirs import temp_dir
 
     if calibration is None:
-        raise DataError("--quant tflite-int8 needs calibration inputs to choose the int8 scales: pass --calibration X.npy")
+        raise DataError("--quant tflite-int8 needs calibration inputs to choose the int8 scales: pass --calibration "
+                        "X.npy")
     quantized = quantize_tflite_int8(float_graph, calibration)
     data = write_tflite(quantized)
     with temp_dir("tflite") as work:

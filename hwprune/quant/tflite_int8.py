@@ -159,5 +159,6 @@ def quantize_tflite_int8(graph: Graph, x) -> Graph:
         layers.append(new)
         shape = out_shape
     # a chain again: each layer reads the one before it (a fused activation's readers read its layer)
-    chained = [layer.with_(inputs=(prev,)) for prev, layer in zip([graph.input.name] + [l.name for l in layers], layers)]
+    readers = [graph.input.name] + [layer.name for layer in layers]
+    chained = [layer.with_(inputs=(prev,)) for prev, layer in zip(readers, layers)]
     return Graph(graph.name, (GraphInput(graph.input.name, graph.input_shape, input_t),), tuple(chained))

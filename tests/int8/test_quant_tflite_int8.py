@@ -15,7 +15,6 @@ from hwprune import reference
 from hwprune.backends.tflite_file import write_tflite
 from hwprune.errors import ModelError, UnsupportedLayerError
 from hwprune.frontends.tflite import read_tflite
-from hwprune.frontends.torch import from_torch
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Clip, Dense, ReLU
 from hwprune.ir.spatial import Conv1D, Conv2D
