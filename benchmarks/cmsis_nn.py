@@ -183,7 +183,8 @@ def render_cmsis_nn(graph: Graph) -> CmsisNnC:
                 n_in = int(np.prod(in_shapes[0]))
                 head += f", {p}_f = {{{n_in}, 1, 1, {layer.out_features}}};"
                 fc = f"const cmsis_nn_fc_params {p}_p = {{{in_off}, 0, {out_off}, {act}}};"
-                if len(set(np.asarray(layer.out_multiplier).tolist())) == 1 and len(set(np.asarray(layer.out_shift).tolist())) == 1:
+                m, e = layer.out_multiplier, layer.out_shift
+                if np.all(m == m[0]) and np.all(e == e[0]):  # per-tensor, as TFLite's FULLY_CONNECTED is
                     q = (f"const cmsis_nn_per_tensor_quant_params {p}_q = {{{int(layer.out_multiplier[0])}, "
                          f"{int(layer.out_shift[0])}}};")
                     call = f"arm_fully_connected_s8(&ctx, &{p}_p, &{p}_q, {io})"
@@ -215,7 +216,8 @@ def render_cmsis_nn(graph: Graph) -> CmsisNnC:
             params = (f"const cmsis_nn_pool_params {p}_p = {{{{{layer.stride[1]}, {layer.stride[0]}}}, "
                       f"{{{layer.padding[1][0]}, {layer.padding[0][0]}}}, {act}}};")
             fn = "arm_avgpool_s8" if layer.kind == "int8_avgpool2d" else "arm_max_pool_s8"
-            calls.append(f"{{ {head} {params}\n      STEP({fn}(&ctx, &{p}_p, &{p}_in, {src}, &{p}_f, &{p}_out, {dst})); }}")
+            call = f"{fn}(&ctx, &{p}_p, &{p}_in, {src}, &{p}_f, &{p}_out, {dst})"
+            calls.append(f"{{ {head} {params}\n      STEP({call}); }}")
             if fn == "arm_avgpool_s8":
                 checks.append(f"if (arm_avgpool_s8_get_buffer_size({out_shape[1]}, {out_shape[2]}) > "
                               f"(int32_t)sizeof scratch) return {i + 1};")
@@ -238,7 +240,8 @@ def render_cmsis_nn(graph: Graph) -> CmsisNnC:
         + "".join(data)
         + f"static int8_t arena[{arena}] __attribute__((aligned(4)));\n"
         f"static int32_t scratch[{scratch_words}];\n"
-        "#define STEP(call) do { arm_cmsis_nn_status s_ = (call); if (s_ != ARM_CMSIS_NN_SUCCESS) return 100 + (int)s_; } while (0)\n"
+        "#define STEP(call) do { arm_cmsis_nn_status s_ = (call); \\\n"
+        "    if (s_ != ARM_CMSIS_NN_SUCCESS) return 100 + (int)s_; } while (0)\n"
         f"int {graph.name}_cmsis_predict(const int8_t *in, int8_t *out);\n"
         f"int {graph.name}_cmsis_check_scratch(void);\n"
         f"int {graph.name}_cmsis_predict(const int8_t *in, int8_t *out) {{\n"
@@ -294,7 +297,8 @@ def run_cmsis_nn(graph: Graph, x_int: np.ndarray, work: Path, target: str = "stm
     model_c, harness_c = work / "model_cmsis_nn.c", work / "harness_cmsis_nn.c"
     model_c.write_text(rendered.source)
     out_size = int(np.prod(graph.output_shape))
-    harness_c.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)), "out_size": out_size})
+    harness_c.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
+                                    "out_size": out_size})
     sources = cmsis_nn_sources(folder)
     fw = link_firmware([model_c, harness_c, *sources], [folder / "Include", LIBC], chosen.cpu, opt="-O2", fpu=True,
                        strict=False, depends=[*sorted((folder / "Include").rglob("*.h")), LIBC / "string.h"])

@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     target = get_target(args.target)
     nj = target.energy_nj_per_cycle
-    print(f"target {target.name} ({target.cpu}, {target.clock_mhz:g} MHz, {nj} nJ/cycle); {args.vectors} vectors per model")
+    print(f"target {target.name} ({target.cpu}, {target.clock_mhz:g} MHz, {nj} nJ/cycle); "
+          f"{args.vectors} vectors per model")
     print("| model | bit-exact hwprune / CMSIS-NN | hwprune cycles | CMSIS-NN cycles | hwprune / CMSIS-NN | "
           "best published | hwprune / published | CMSIS-NN / published | flash B hwprune / CMSIS-NN | "
           "RAM B hwprune / CMSIS-NN | energy uJ hwprune / CMSIS-NN | MACs | MACs skipped by hwprune | s |")
