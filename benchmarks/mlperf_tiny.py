@@ -73,10 +73,17 @@ def main(argv=None) -> int:
         x = np.random.default_rng(args.seed).integers(-128, 127, size=(args.vectors, *graph.input_shape), endpoint=True)
         start = time.perf_counter()
         expected = reference.run(graph, x)
-        with temp_dir("bench") as work:
-            write_int8_c(graph, work / "c")
-            ours = run_mcu(graph, work / "c", x, work, args.target)
-            theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target)
+        side = "CMSIS-NN"
+        try:  # one side that cannot build or run is reported in its row; the other models still run
+            with temp_dir("bench") as work:
+                theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target)
+                side = "hwprune"
+                write_int8_c(graph, work / "c")
+                ours = run_mcu(graph, work / "c", x, work, args.target)
+        except HwpruneError as exc:
+            print(f"| {label} | {side} failed: {str(exc).splitlines()[0]} |", flush=True)
+            failed = True
+            continue
         exact = []
         for side, run in (("hwprune", ours), ("CMSIS-NN", theirs)):
             same = bool(np.array_equal(run.outputs, expected))
@@ -91,7 +98,7 @@ def main(argv=None) -> int:
               f"{ours.flash_bytes:,} / {theirs.flash_bytes:,} | "
               f"{ours.static_ram_bytes + ours.stack_bytes:,} / {theirs.static_ram_bytes + theirs.stack_bytes:,} | "
               f"{ours.cycles * nj / 1000:,.1f} / {theirs.cycles * nj / 1000:,.1f} | {macs:,} | "
-              f"{(macs - graph.nonzero_macs) / macs:.1%} | {time.perf_counter() - start:.0f} |")
+              f"{(macs - graph.nonzero_macs) / macs:.1%} | {time.perf_counter() - start:.0f} |", flush=True)
     return 1 if failed else 0
 
 
