@@ -81,7 +81,9 @@ def main(argv=None) -> int:
                 write_int8_c(graph, work / "c")
                 ours = run_mcu(graph, work / "c", x, work, args.target)
         except HwpruneError as exc:
-            print(f"| {label} | {side} failed: {str(exc).splitlines()[0]} |", flush=True)
+            done = "" if side == "CMSIS-NN" else (f" (CMSIS-NN: bit-exact {np.array_equal(theirs.outputs, expected)}, "
+                                                  f"{theirs.cycles:,.0f} cycles)")
+            print(f"| {label} | {side} failed: {str(exc).splitlines()[0]}{done} |", flush=True)
             failed = True
             continue
         exact = []
