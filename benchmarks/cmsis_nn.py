@@ -104,8 +104,8 @@ def _source_tensor(graph: Graph, name: str) -> str:
 def plan_arena(graph: Graph) -> tuple[dict[str, int], int]:
     """First-fit offsets of the computed tensors by liveness, largest first as TFLM's greedy
     planner places them (a tensor lives from its producer's step to its last reader's; the
-    graph output to the end), then checked:
-    no two tensors alive at one step share a byte. Returns (offsets, arena bytes)."""
+    graph output to the end), then checked: no two tensors alive at one step share a byte.
+    Returns (offsets, arena bytes)."""
     steps = [layer for layer in graph.layers if layer.kind not in ALIASES]
     index = {layer.name: i for i, layer in enumerate(steps)}
     live = {layer.name: [i, i] for i, layer in enumerate(steps)}
