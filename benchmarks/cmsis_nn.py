@@ -15,7 +15,7 @@ against its ``*_get_buffer_size`` functions once, before the first inference.
 ``ARM_MATH_DSP`` from the core's ``__ARM_FEATURE_DSP``) and runs it with
 ``harness.emulator.emulate`` and the target core's cycle table, the path ``harness.mcu_int8``
 runs hwprune's own int8 C on. CMSIS-NN (Apache-2.0) is not vendored: its folder comes from
-``$CMSIS_NN_DIR`` (default ``/work/shared/third_party/cmsis-nn``).
+``$CMSIS_NN_DIR`` (default ``../shared/third_party/cmsis-nn`` beside the repository).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from hwprune.targets import get_target
 
 LIBC = Path(__file__).resolve().parent / "c" / "libc"  # string.h for a freestanding build
 ENV = "CMSIS_NN_DIR"
-DEFAULT_DIR = Path("/work/shared/third_party/cmsis-nn")
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "third_party" / "cmsis-nn"
 ALIASES = ("reshape", "softmax")  # no code: the tensor is its input's
 # CMSIS-NN's sources outside the *s8* files that the s8 kernels call
 EXTRA_SOURCES = ("NNSupportFunctions/arm_q7_to_q15_with_offset.c", "NNSupportFunctions/arm_nntables.c")
