@@ -12,7 +12,8 @@ Four ways in, one mapping:
 - a live model object (tf.keras or Keras 3): ``from_keras_model(model)`` reads only its
   ``get_config()`` and ``get_weights()``.
 
-Supported layers: InputLayer, Dense, Conv1D/2D, Activation (relu, softmax, linear), ReLU,
+Supported layers: InputLayer, Dense, Conv1D/2D, Activation (relu, softmax, linear, sigmoid,
+tanh), ReLU, LeakyReLU, PReLU (``keras_activations``),
 BatchNormalization (folded into the Dense or Conv right before it, or into the next
 Dense), Flatten, MaxPooling and AveragePooling 1D/2D, Dropout (dropped at inference).
 The model must be a chain (Sequential, or a functional model whose every layer reads the
@@ -31,7 +32,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError, WeightError
-from hwprune.frontends import keras_layers
+from hwprune.frontends import keras_activations, keras_layers  # noqa: F401 (keras_activations registers)
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.limits import check_activations, check_declared

@@ -70,6 +70,9 @@ class Builder:
 
 Converter = Callable[[Builder, str, str, dict, tuple], None]
 CONVERTERS: dict[str, Converter] = {}
+#: Activation names (``activation="sigmoid"``) -> a function of the IR layer name making the layer
+#: (``keras_activations`` registers its own; relu, softmax and linear are below).
+ACTIVATIONS: dict[str, Callable[[str], Layer]] = {}
 
 
 def converter(*class_names: str):
@@ -85,6 +88,8 @@ def weight_count(class_name: str, config: dict) -> int:
     """How many arrays ``get_weights()`` holds for a layer of this class."""
     if class_name in ("Dense", "Conv1D", "Conv2D"):
         return 2 if config.get("use_bias", True) else 1
+    if class_name == "PReLU":
+        return 1
     if class_name == "BatchNormalization":
         return int(config.get("scale", True)) + int(config.get("center", True)) + 2
     return 0
@@ -106,9 +111,12 @@ def _activation(builder: Builder, keras_name: str, name: str, activation) -> Non
         builder.add(ReLU(f"{name}_relu" if builder.layers and builder.layers[-1].name == name else name))
     elif activation == "softmax":
         builder.add(Softmax(f"{name}_softmax" if builder.layers and builder.layers[-1].name == name else name))
+    elif activation in ACTIVATIONS:
+        builder.add(ACTIVATIONS[activation](
+            f"{name}_{activation}" if builder.layers and builder.layers[-1].name == name else name))
     else:
         raise UnsupportedLayerError(f"layer {keras_name!r}: activation {activation!r} is not supported "
-                                    "(relu, softmax, linear are)")
+                                    f"({', '.join(['relu', 'softmax', 'linear', *ACTIVATIONS])} are)")
 
 
 @converter("InputLayer")

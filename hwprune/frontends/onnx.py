@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import onnx_spatial  # noqa: F401  (registers the spatial handlers)
+from hwprune.frontends import onnx_activations, onnx_spatial  # noqa: F401  (register their handlers)
 from hwprune.frontends.onnx_graph import OPS, Context, fold, label, op, topological_order
 from hwprune.frontends.onnx_limits import read_model
 from hwprune.frontends.torch import _first_line, _torch, from_torch

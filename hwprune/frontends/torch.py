@@ -3,6 +3,7 @@
 Supported: ``nn.Sequential`` (nested too) and modules whose ``forward`` is a chain,
 found with ``torch.fx``; of Linear, Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d,
 AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0) before a conv, ReLU, Flatten, Identity,
+Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid (``torch_activations``; torch.sigmoid/tanh too),
 Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a marker).
 BatchNorm is folded into the Linear or conv right before it, or else into the next one
 when only Identity or Dropout come between (before a conv only if the conv has no
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import torch_spatial
+from hwprune.frontends import torch_activations, torch_spatial
 from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
     SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes, save_torch_model)
 from hwprune.ir.graph import Graph, is_c_identifier
@@ -94,6 +95,8 @@ def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
             out.append((where, nn.Flatten()))
         elif node.op == "call_method" and node.target == "relu":
             out.append((where, nn.ReLU()))
+        elif torch_activations.function_module(node) is not None:  # torch.sigmoid, torch.tanh
+            out.append((where, torch_activations.function_module(node)))
         else:
             raise UnsupportedLayerError(
                 f"module {type(module).__name__}: operation {node.op} {node.target!r} at {where!r} is not supported"
@@ -219,6 +222,9 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
             )
         elif isinstance(child, nn.ReLU):
             layers.append(ReLU(_layer_name(path, "relu", used)))
+        elif isinstance(child, torch_activations.module_types()):
+            name = _layer_name(path, torch_activations.name_prefix(child), used)
+            layers.append(torch_activations.activation_layer(path, child, name))
         elif isinstance(child, nn.Flatten):
             if child.start_dim != 1 or child.end_dim != -1:
                 raise UnsupportedLayerError(f"module {path!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
@@ -234,7 +240,8 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
         else:
             raise UnsupportedLayerError(
                 f"module {path!r} ({type(child).__name__}) is not supported; hwprune reads Linear, Conv1d/2d, "
-                "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, BatchNorm1d/2d (folded), Flatten, "
+                "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, Sigmoid, Tanh, LeakyReLU, PReLU, "
+                "Hardsigmoid, BatchNorm1d/2d (folded), Flatten, "
                 "Identity, Dropout and a final Softmax"
             )
     if pending is not None:
@@ -325,6 +332,8 @@ def to_torch(graph: Graph):
             modules[layer.name] = nn.Flatten()
         elif isinstance(layer, Softmax):
             modules[layer.name] = nn.Softmax(dim=-1)
+        elif torch_activations.to_torch_module(layer) is not None:
+            modules[layer.name] = torch_activations.to_torch_module(layer)
         else:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no torch module for {layer.kind!r}")
     from collections import OrderedDict
