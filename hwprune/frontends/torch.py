@@ -3,7 +3,7 @@
 Supported: ``nn.Sequential`` (nested too) and modules whose ``forward`` is a chain,
 found with ``torch.fx``; of Linear, Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d,
 AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0) before a conv, ReLU, Flatten, Identity,
-Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid (``torch_activations``; torch.sigmoid/tanh too),
+Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid, SiLU (``torch_activations``; torch.sigmoid/tanh too),
 Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a marker).
 BatchNorm is folded into the Linear or conv right before it, or else into the next one
 when only Identity or Dropout come between (before a conv only if the conv has no
@@ -23,7 +23,7 @@ from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, Weight
 from hwprune.frontends import torch_activations, torch_spatial
 from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
     SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes, save_torch_model)
-from hwprune.ir.graph import Graph, is_c_identifier
+from hwprune.ir.graph import INPUT, Graph, is_c_identifier
 from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax, WeightedLayer
 
 
@@ -223,8 +223,8 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
         elif isinstance(child, nn.ReLU):
             layers.append(ReLU(_layer_name(path, "relu", used)))
         elif isinstance(child, torch_activations.module_types()):
-            name = _layer_name(path, torch_activations.name_prefix(child), used)
-            layers.append(torch_activations.activation_layer(path, child, name))
+            names = [_layer_name(path + suffix, prefix, used) for suffix, prefix in torch_activations.names(child)]
+            layers.extend(torch_activations.activation_layers(path, child, names, layers[-1].name if layers else INPUT))
         elif isinstance(child, nn.Flatten):
             if child.start_dim != 1 or child.end_dim != -1:
                 raise UnsupportedLayerError(f"module {path!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
@@ -306,6 +306,7 @@ def to_torch(graph: Graph):
         raise UnsupportedLayerError(f"model {graph.name!r}: to_torch builds channels-first modules; this conv "
                                     "graph takes channels-last inputs")
     modules = {}
+    swish = torch_activations.swish_sigmoids(graph)
     flat_in: tuple = ()  # the spatial shape a Flatten flattened, until the Dense that reads it
     for index, layer in enumerate(graph.layers):
         if isinstance(layer, Flatten) and len(graph.input_shape_of_layer(layer)) >= 2:
@@ -332,8 +333,10 @@ def to_torch(graph: Graph):
             modules[layer.name] = nn.Flatten()
         elif isinstance(layer, Softmax):
             modules[layer.name] = nn.Softmax(dim=-1)
-        elif torch_activations.to_torch_module(layer) is not None:
-            modules[layer.name] = torch_activations.to_torch_module(layer)
+        elif layer.name in swish:  # the Sigmoid of a SiLU: nn.SiLU stands at its Multiply
+            continue
+        elif torch_activations.to_torch_module(layer, swish) is not None:
+            modules[layer.name] = torch_activations.to_torch_module(layer, swish)
         else:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no torch module for {layer.kind!r}")
     from collections import OrderedDict

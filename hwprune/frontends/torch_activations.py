@@ -1,8 +1,9 @@
 """torch activations -> IR activation layers, and back (``frontends.torch`` calls both).
 
 ``nn.Sigmoid``, ``nn.Tanh``, ``nn.LeakyReLU``, ``nn.PReLU`` (one slope, or one per channel:
-torch's channel axis 1 is the IR's last axis) and ``nn.Hardsigmoid`` (``relu6(x + 3) / 6``:
-slope 1/6, shift 1/2); in a traced ``forward`` also ``torch.sigmoid``/``torch.tanh`` (and
+torch's channel axis 1 is the IR's last axis), ``nn.Hardsigmoid`` (``relu6(x + 3) / 6``:
+slope 1/6, shift 1/2) and ``nn.SiLU`` (swish, ``x * sigmoid(x)``: a Sigmoid and a Multiply,
+the graph's one branch); in a traced ``forward`` also ``torch.sigmoid``/``torch.tanh`` (and
 their ``torch.nn.functional`` and method spellings), mapped to the modules.
 """
 
@@ -15,10 +16,11 @@ import numpy as np
 from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.ir.activations import HardSigmoid, LeakyReLU, Sigmoid, Tanh
 from hwprune.ir.base import Layer
+from hwprune.ir.merge import Multiply
 
 #: torch.nn class name -> the name prefix of the IR layer made from it
 MODULES = {"Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyReLU": "leaky_relu", "PReLU": "prelu",
-           "Hardsigmoid": "hard_sigmoid"}
+           "Hardsigmoid": "hard_sigmoid", "SiLU": "silu"}
 METHODS = {"sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
@@ -62,11 +64,22 @@ def function_module(node):
     return None
 
 
-def name_prefix(module) -> str:
-    return MODULES.get(type(module).__name__, "hard_sigmoid")
+def names(module) -> list[tuple[str, str]]:
+    """``(path suffix, name prefix)`` of each IR layer the module becomes (SiLU: two)."""
+    prefix = MODULES.get(type(module).__name__, "hard_sigmoid")
+    return [("_sigmoid", prefix), ("", prefix)] if prefix == "silu" else [("", prefix)]
 
 
-def activation_layer(path: str, module, name: str) -> Layer:
+def activation_layers(path: str, module, names: list[str], previous: str) -> list[Layer]:
+    """The IR layers of ``module`` (names from ``names``), reading the tensor ``previous``.
+    SiLU (swish) is ``x * sigmoid(x)``: a Sigmoid and a Multiply of its input by it."""
+    if type(module).__name__ == "SiLU":
+        sigmoid, silu = names
+        return [Sigmoid(sigmoid, inputs=(previous,)), Multiply(silu, inputs=(previous, sigmoid))]
+    return [_activation_layer(path, module, names[0])]
+
+
+def _activation_layer(path: str, module, name: str) -> Layer:
     kind = type(module).__name__
     if kind == "Sigmoid":
         return Sigmoid(name)
@@ -86,10 +99,27 @@ def activation_layer(path: str, module, name: str) -> Layer:
     return LeakyReLU(name, alpha=alpha)
 
 
-def to_torch_module(layer: Layer):
-    """The float64 torch module computing ``layer``; None for a kind this module does not own."""
+def swish_sigmoids(graph) -> dict[str, str]:
+    """Sigmoid -> the Multiply that makes it a SiLU: ``Multiply(x, Sigmoid(x))``, the Sigmoid
+    read by nothing else."""
+    found = {}
+    for layer in graph.layers:
+        if isinstance(layer, Multiply) and len(layer.inputs) == 2:
+            source, gate = layer.inputs
+            producer = next((l for l in graph.layers if l.name == gate), None)
+            if (isinstance(producer, Sigmoid) and producer.inputs == (source,)
+                    and [c.name for c in graph.consumers(gate)] == [layer.name]):
+                found[gate] = layer.name
+    return found
+
+
+def to_torch_module(layer: Layer, swish: dict[str, str]):
+    """The float64 torch module computing ``layer`` (``swish``: ``swish_sigmoids``); None for
+    a kind this module does not own."""
     torch = _torch()
     nn = torch.nn
+    if isinstance(layer, Multiply) and layer.name in swish.values():
+        return nn.SiLU()
     if isinstance(layer, Sigmoid):
         return nn.Sigmoid()
     if isinstance(layer, Tanh):

@@ -1,4 +1,4 @@
-"""LeakyReLU, PReLU, HardSigmoid, Sigmoid and Tanh: the integer reference against exact
+"""LeakyReLU, PReLU, HardSigmoid, Sigmoid, Tanh and SiLU (Sigmoid and Multiply): the integer reference against exact
 rationals and against the host C build (bit for bit, layer by layer), the quantized model
 close to torch, and the errors for types hls4ml's arithmetic cannot follow."""
 
@@ -39,7 +39,7 @@ def _torch_model() -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 10), nn.LeakyReLU(0.1), nn.Linear(10, 10), nn.Sigmoid(), nn.Linear(10, 10),
                           nn.Tanh(), nn.Linear(10, 10), nn.PReLU(10), nn.Linear(10, 10), nn.Hardsigmoid(),
-                          nn.Linear(10, 4))
+                          nn.Linear(10, 10), nn.SiLU(), nn.Linear(10, 4))
     with torch.no_grad():
         model[7].weight.copy_(torch.linspace(-0.4, 0.6, 10))
     return model.double().eval()

@@ -46,11 +46,28 @@ def test_torch_activations_map_and_round_trip(rng):
     assert np.allclose(to_torch(graph)(torch.tensor(x)).detach().numpy(), want, rtol=0, atol=1e-12)
 
 
+def test_torch_silu_is_a_sigmoid_and_a_multiply(rng):
+    from hwprune.frontends.torch import from_torch, to_torch
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(4, 6), nn.SiLU(), nn.Linear(6, 2)).double().eval()
+    graph = from_torch(model)
+    assert [(l.kind, l.inputs) for l in graph.layers] == [
+        ("dense", ("input",)), ("sigmoid", ("dense_0",)), ("multiply", ("dense_0", "silu_1_sigmoid")),
+        ("dense", ("silu_1",))]
+    x = rng.normal(size=(20, 4)) * 3
+    want = model(torch.tensor(x)).detach().numpy()
+    assert np.allclose(float_forward(graph, x), want, rtol=0, atol=1e-12)
+    back = to_torch(graph)
+    assert [type(m).__name__ for m in back] == ["Linear", "SiLU", "Linear"]
+    assert np.allclose(back(torch.tensor(x)).detach().numpy(), want, rtol=0, atol=1e-12)
+
+
 def test_torch_activations_load_safely(tmp_path):
     from hwprune.frontends.torch import load_torch_model, save_torch_model
 
     model = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4),
-                          nn.LeakyReLU(), nn.Linear(4, 4), nn.PReLU(), nn.Linear(4, 4), nn.Hardsigmoid())
+                          nn.LeakyReLU(), nn.Linear(4, 4), nn.PReLU(), nn.Linear(4, 4), nn.Hardsigmoid(), nn.SiLU())
     torch.save(model, tmp_path / "m.pt")
     loaded = load_torch_model(tmp_path / "m.pt")  # the allow-list: no --trust-model needed
     assert [type(m).__name__ for m in loaded] == [type(m).__name__ for m in model]
