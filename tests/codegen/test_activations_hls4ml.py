@@ -70,7 +70,8 @@ def _program(layers) -> str:
                 lines.append(f"static {key}_param_t {key}_alpha[N];")
                 calls.append(f"for (unsigned i = 0; i < N; i++) {key}_alpha[i] = {key}_slopes[i % "
                              f"{layer.alpha.size}];")
-                lines.append(f"static const double {key}_slopes[] = {{{', '.join(repr(float(a)) for a in layer.alpha)}}};")
+                slopes = ", ".join(repr(float(a)) for a in layer.alpha)
+                lines.append(f"static const double {key}_slopes[] = {{{slopes}}};")
                 calls.append(f"nnet::prelu<in_t, {key}_param_t, {key}_out_t, {key}_cfg>(x, {key}_alpha, {key}_y);")
             else:
                 calls.append(f"nnet::leaky_relu<in_t, {key}_param_t, {key}_out_t, {key}_cfg>(x, "
@@ -79,7 +80,8 @@ def _program(layers) -> str:
     lines += ["int main() {", "    static in_t x[N];",
               f"    for (unsigned i = 0; i < N; i++) x[i].V = (int)i - {n // 2};", *("    " + c for c in calls)]
     for key in layers:
-        lines.append(f'    for (unsigned i = 0; i < N; i++) printf("{key} %lld\\n", (long long){key}_y[i].V.to_int64());')
+        lines.append(f'    for (unsigned i = 0; i < N; i++) printf("{key} %lld\\n", '
+                     f'(long long){key}_y[i].V.to_int64());')
     lines += ["    return 0;", "}"]
     return "\n".join(lines) + "\n"
 

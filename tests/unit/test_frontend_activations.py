@@ -64,7 +64,7 @@ def test_torch_silu_is_a_sigmoid_and_a_multiply(rng):
 
 
 def test_torch_activations_load_safely(tmp_path):
-    from hwprune.frontends.torch import load_torch_model, save_torch_model
+    from hwprune.frontends.torch import load_torch_model
 
     model = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4),
                           nn.LeakyReLU(), nn.Linear(4, 4), nn.PReLU(), nn.Linear(4, 4), nn.Hardsigmoid(), nn.SiLU())
