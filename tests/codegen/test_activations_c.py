@@ -14,7 +14,7 @@ from hwprune import reference
 from hwprune.backends.c import export_c
 from hwprune.errors import ModelError, ShapeError
 from hwprune.harness.engines import HostCEngine
-from hwprune.ir import Graph, HardSigmoid, LeakyReLU, Sigmoid, load_graph, save_graph
+from hwprune.ir import Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh, load_graph, save_graph
 from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.quant.fixed import Fixed, to_real
 from hwprune.reference import KERNELS
@@ -134,3 +134,22 @@ def test_types_hls4ml_cannot_follow_are_errors():
                          result_t=Fixed(8, 1, False))
     with pytest.raises(ModelError, match="cannot hold the clamp bound 1"):
         KERNELS["hard_sigmoid"](narrow, np.zeros((1, 1), dtype=np.int64), Fixed(8, 1))
+
+
+@pytest.mark.parametrize("act", [Sigmoid("a"), Tanh("a"), HardSigmoid("a", 0.2, 0.5), HardSigmoid("a", 1 / 6, 0.5),
+                                 LeakyReLU("a", alpha=np.array([0.1])), LeakyReLU("a", alpha=np.linspace(0, 1, 6))])
+def test_dead_units_fold_through_activations(act):
+    """A unit with no inputs outputs act(bias), folded into the next bias; PReLU's per-channel
+    slopes tie it to its channels, so such a graph is kept whole."""
+    from hwprune.prune.graph import remove_dead_neurons
+    from hwprune.quant.calibrate import float_forward
+
+    rng = np.random.default_rng(8)
+    w = rng.normal(size=(6, 4))
+    w[2] = 0
+    g = Graph.chain("m", (4,), (Dense("d0", w, rng.normal(size=6)), act,
+                                Dense("d1", rng.normal(size=(3, 6)), rng.normal(size=3))))
+    smaller, removed = remove_dead_neurons(g)
+    assert removed == ({} if getattr(act, "per_channel", False) else {"d0": 1})
+    x = rng.normal(size=(10, 4))
+    assert np.allclose(float_forward(smaller, x), float_forward(g, x), rtol=0, atol=1e-12)
