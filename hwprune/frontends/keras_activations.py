@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import UnsupportedLayerError, WeightError
-from hwprune.frontends.keras_layers import ACTIVATIONS, Builder, converter
+from hwprune.frontends.keras_builder import Builder
+from hwprune.frontends.keras_layers import ACTIVATIONS, converter
 from hwprune.ir.activations import LeakyReLU, Sigmoid, Tanh
 
 ACTIVATIONS.update(sigmoid=Sigmoid, tanh=Tanh)

@@ -87,14 +87,16 @@ def test_onnx_activations(rng, tmp_path):
              helper.make_node("MatMul", ["a0", "w1"], ["m1"]), helper.make_node("Tanh", ["m1"], ["a1"]),
              helper.make_node("MatMul", ["a1", "w2"], ["m2"]), helper.make_node("LeakyRelu", ["m2"], ["a2"], alpha=0.3),
              helper.make_node("MatMul", ["a2", "w3"], ["m3"]), helper.make_node("HardSigmoid", ["m3"], ["a3"]),
-             helper.make_node("MatMul", ["a3", "w4"], ["m4"]), helper.make_node("PRelu", ["m4", "slope"], ["y"])]
+             helper.make_node("MatMul", ["a3", "w4"], ["m4"]), helper.make_node("PRelu", ["m4", "slope"], ["p"]),
+             helper.make_node("Sigmoid", ["p"], ["gate"]), helper.make_node("Mul", ["p", "gate"], ["y"])]  # SiLU
     graph = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 6])], inits)
     path = tmp_path / "acts.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     g = load_onnx(path, "acts")
     assert [l.kind for l in g.layers if l.kind != "dense"] == ["sigmoid", "tanh", "leaky_relu", "hard_sigmoid",
-                                                                "leaky_relu"]
+                                                                "leaky_relu", "sigmoid", "multiply"]
+    assert np.allclose(next(l for l in g.layers if l.kind == "leaky_relu" and l.per_channel).alpha, slope)
     hard = next(l for l in g.layers if l.kind == "hard_sigmoid")
     assert (hard.slope, hard.shift) == (np.float32(0.2), 0.5)  # ONNX's defaults, as float32 attributes
     x = rng.normal(size=(30, 6)).astype(np.float32) * 2
@@ -126,3 +128,27 @@ def test_keras_activations(rng):
     x = rng.normal(size=(30, 5)) * 2
     want = keras.ops.convert_to_numpy(model.predict(x.astype(np.float32), verbose=0))
     assert np.allclose(float_forward(g, x), want, rtol=0, atol=1e-5)
+
+
+def test_onnx_prelu_per_channel_after_a_conv(rng, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hwprune.frontends.onnx import load_onnx
+
+    w = rng.normal(size=(3, 2, 3, 3)).astype(np.float32)
+    slope = np.array([-0.2, 0.1, 0.7], np.float32).reshape(3, 1, 1)  # ONNX's per-channel form for NCHW
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["c", "slope"], ["y"])]
+    graph = helper.make_graph(nodes, "cp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3, 5, 5])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(slope, "slope")])
+    path = tmp_path / "cp.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    g = load_onnx(path, "cp")
+    assert g.layers[-1].kind == "leaky_relu" and g.layers[-1].alpha.tolist() == pytest.approx([-0.2, 0.1, 0.7])
+    x = rng.normal(size=(4, 2, 5, 5)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = float_forward(g, x)  # channels-last
+    assert np.allclose(np.moveaxis(got, -1, 1), want, rtol=0, atol=1e-4)
