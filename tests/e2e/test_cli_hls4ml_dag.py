@@ -65,3 +65,8 @@ def test_resources_and_report_of_a_graph_with_branches(exports, cli):
     report = json.loads((exports["parallel"] / "report.json").read_text())
     energy = {row["name"]: row for row in report["energy_proxy_pj"]["layers"]}
     assert energy["mul"]["mults"] == 6 and energy["add"]["adds"] == 48
+    markdown = (exports["parallel"] / "report.md").read_text()
+    assert "| add | add <- r1, c0 |" in markdown and "](report_graph.png)" in markdown
+    assert (exports["parallel"] / "report_graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = cli("verify", exports["parallel"])  # the drawing is listed in the manifest like every file
+    assert code == 0, err
