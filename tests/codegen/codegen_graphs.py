@@ -126,11 +126,11 @@ def quantized_inputs(graph: Graph, x) -> np.ndarray:
     return quantize(x, graph.input_t)
 
 
-def small_dag(rng, clip: bool = True):
+def small_dag(rng):
     """A small CNN with branches, for the hls4ml backend (every kind hls4ml maps): conv ->
-    relu -> conv -> clip(0, 6) (a ReLU with ``clip=False``: hls4ml streams no ReLU6), a skip
-    Add of the clipped (unsigned) branch and the signed first conv, a Concatenate of three
-    tensors, max pooling, two Dense layers on one tensor gated by a Multiply."""
+    relu -> conv -> ReLU6, a skip Add of the clipped (unsigned) branch and the signed first
+    conv, a Concatenate of three tensors, max pooling, a Dense clipped to [-1, 1] (hardtanh)
+    gated by a Multiply with another Dense reading the same tensor."""
     from hwprune.ir import Add, Clip, Concatenate, Conv2D, GraphInput, MaxPool2D, Multiply
 
     def conv(name, cin, cout, source):
@@ -138,11 +138,12 @@ def small_dag(rng, clip: bool = True):
                       padding=((1, 1), (1, 1)), inputs=(source,))
 
     layers = (conv("c0", 2, 3, "input"), ReLU("r0", inputs=("c0",)), conv("c1", 3, 3, "r0"),
-              Clip("r1", 0.0, 6.0, inputs=("c1",)) if clip else ReLU("r1", inputs=("c1",)),
+              Clip("r1", 0.0, 6.0, inputs=("c1",)),
               Add("add", inputs=("r1", "c0")), Concatenate("cat", axis=-1, inputs=("add", "c0", "r0")),
               MaxPool2D("mp", pool_size=(2, 2), inputs=("cat",)), Flatten("fl", inputs=("mp",)),
               Dense("fc1", rng.normal(size=(6, 36)) * 0.3, rng.normal(size=6) * 0.1, inputs=("fl",)),
+              Clip("ht", -1.0, 1.0, inputs=("fc1",)),
               Dense("gate", rng.normal(size=(6, 36)) * 0.3, None, inputs=("fl",)),
-              Multiply("mul", inputs=("fc1", "gate")),
+              Multiply("mul", inputs=("ht", "gate")),
               Dense("fc2", rng.normal(size=(4, 6)) * 0.3, None, inputs=("mul",)))
     return Graph("dag", (GraphInput("input", (4, 4, 2)),), layers)

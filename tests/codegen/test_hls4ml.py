@@ -270,11 +270,11 @@ def test_a_model_ending_in_flatten_converts_in_both_io_types(io_type, tmp_path):
         assert "fl" not in kinds and "repack_fl" not in kinds
 
 
-def _small_dag(clip=True, bits=8):
+def _small_dag(bits=8):
     from codegen_graphs import small_dag
 
     rng = np.random.default_rng(0)
-    return calibrate(small_dag(rng, clip=clip), rng.normal(size=(40, 4, 4, 2)), QuantConfig(bits, bits))
+    return calibrate(small_dag(rng), rng.normal(size=(40, 4, 4, 2)), QuantConfig(bits, bits))
 
 
 def test_a_graph_with_branches_converts_each_layer_reading_its_own_inputs(tmp_path):
@@ -289,6 +289,9 @@ def test_a_graph_with_branches_converts_each_layer_reading_its_own_inputs(tmp_pa
     assert list(nodes["cat_part1"].inputs) == ["add", "c0"] and list(nodes["cat"].inputs) == ["cat_part1", "r0"]
     assert nodes["cat"].get_attr("op") == "concatenate3d" and nodes["cat"].get_attr("axis") == 3
     assert nodes["r1"].get_attr("activation") == "relu6"
+    assert nodes["ht"].get_attr("activation") == "relu"  # written over by hwprune's clip kernel
+    in_t = graph.input_types("ht")[0]
+    assert conversion.clips == (("ht", -(2 ** in_t.frac_bits), 2 ** in_t.frac_bits),)
     for name in ("add", "mul", "cat", "cat_part1"):
         p, t = nodes[name].get_output_variable().type.precision, graph.type_of(name if name != "cat_part1" else "cat")
         assert (p.width, p.integer, p.signed) == (t.width, t.int_bits, t.signed)
@@ -299,7 +302,7 @@ def test_io_stream_clones_a_tensor_with_several_readers_in_its_own_type(tmp_path
 
     from hwprune.backends.hls4ml.convert import check_model
 
-    graph = _small_dag(clip=False)
+    graph = _small_dag()
     options = HlsOptions(io_type="stream")
     model, conversion = build_model(graph, options, tmp_path / "p", "dag")
     clones = sorted(n.name for n in model.get_layers() if n.class_name == "Clone")
@@ -310,17 +313,35 @@ def test_io_stream_clones_a_tensor_with_several_readers_in_its_own_type(tmp_path
         check_model(model, graph, conversion, options)
 
 
-@pytest.mark.parametrize("bounds, io_type, message", [
-    ((-1.0, 1.0), "parallel", "hls4ml has no activation that clips"),
-    ((0.0, 6.0), "stream", "ReLU1 and ReLU6 in io_parallel only"),
+@pytest.mark.parametrize("bounds, io_type, native", [
+    ((-1.0, 1.0), "parallel", None), ((0.0, 6.0), "stream", None), ((0.0, 6.0), "parallel", "relu6"),
+    ((0.0, 1.0), "parallel", "relu1"), ((0.0, 1.0), "stream", None), ((0.0, 1e3), "stream", "relu"),
 ])
-def test_a_clip_without_an_exact_hls4ml_activation_is_refused(bounds, io_type, message, tmp_path):
+def test_a_clip_is_an_hls4ml_activation_or_hwprunes_kernel(bounds, io_type, native, tmp_path):
     from hwprune.ir.layers import Clip
+    from hwprune.reference_merge import clip_bounds
 
     graph = Graph.chain("clip", (4,), (Dense("fc", np.eye(4) * 3, None), Clip("c", *bounds)))
     graph = calibrate(graph, np.random.default_rng(0).normal(size=(20, 4)), QuantConfig(8, 8))
-    with pytest.raises(ModelError, match=message):
-        build_model(graph, HlsOptions(io_type=io_type), tmp_path / "p", "clip")
+    model, conversion = build_model(graph, HlsOptions(io_type=io_type), tmp_path / "p", "clip")
+    assert model.graph["c"].get_attr("activation") == (native or "relu")
+    expected = () if native else (("c", *clip_bounds(graph.layer("c"), graph.input_types("c")[0])),)
+    assert conversion.clips == expected
+
+
+def test_the_clip_kernel_replaces_the_relu_call_and_states_its_bounds(tmp_path):
+    from hwprune.ir.layers import Clip
+
+    graph = Graph.chain("clip", (4,), (Dense("fc", np.eye(4) * 3, None), Clip("c", -1.0, 1.0)))
+    graph = calibrate(graph, np.random.default_rng(0).normal(size=(20, 4)), QuantConfig(8, 8))
+    x = reference.quantize_input(graph, np.random.default_rng(1).normal(size=(3, 4)))
+    export_hls4ml(graph, tmp_path / "p", HlsOptions(), x, reference.run(graph, x))
+    top = (tmp_path / "p" / "firmware" / "clip.cpp").read_text()
+    params = (tmp_path / "p" / "firmware" / "parameters.h").read_text()
+    frac = graph.input_types("c")[0].frac_bits
+    assert "nnet::relu<" not in top and "nnet::clip<" in top and "_clip>(" in top
+    assert f"lo_bits = {-(2 ** frac)}LL;" in params and f"hi_bits = {2 ** frac}LL;" in params
+    assert (tmp_path / "p" / "firmware" / "nnet_utils" / "nnet_clip.h").is_file()
 
 
 def test_a_clip_at_zero_and_past_the_types_range_is_a_plain_relu(tmp_path):

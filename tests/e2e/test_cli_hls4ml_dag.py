@@ -1,8 +1,9 @@
 """A graph with branches through ``hwprune export --backend hls4ml`` -> ``hwprune verify``
 (hls4ml's C simulation against the integer reference), ``resources`` and ``report``.
 
-Two projects, compiled once each: io_parallel (Merge, pairwise Concatenate, ReLU6) and
-io_stream (hls4ml adds Clone layers where a tensor has several readers).
+Two projects, compiled once each: io_parallel (Merge, pairwise Concatenate, hls4ml's ReLU6,
+hwprune's clip kernel for [-1, 1]) and io_stream (hls4ml adds Clone layers where a tensor
+has several readers; both clips in hwprune's kernel).
 """
 
 import json
@@ -13,7 +14,10 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
+from hwprune import reference  # noqa: E402
 from hwprune.ir.io import load_graph, save_graph  # noqa: E402
+from hwprune.pipeline import read_vectors  # noqa: E402
+from hwprune.reference_merge import clip_bounds  # noqa: E402
 from tests.codegen.codegen_graphs import small_dag  # noqa: E402
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
@@ -23,9 +27,9 @@ needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not i
 def exports(tmp_path_factory, cli):
     root = tmp_path_factory.mktemp("hls4ml-dag")
     out = {}
-    for io_type, clip in (("parallel", True), ("stream", False)):
+    for io_type in ("parallel", "stream"):
         rng = np.random.default_rng(0)
-        save_graph(small_dag(rng, clip=clip), root / f"model_{io_type}")
+        save_graph(small_dag(rng), root / f"model_{io_type}")
         np.save(root / "calibration.npy", rng.normal(size=(30, 4, 4, 2)))
         out[io_type] = root / f"export_{io_type}"
         cli("export", root / f"model_{io_type}", "--calibration", root / "calibration.npy", "--out", out[io_type],
@@ -47,7 +51,14 @@ def test_a_graph_with_branches_is_bit_exact_in_c_simulation(exports, cli, io_typ
     assert add_types[0] != add_types[1] and add_types[0].signed != add_types[1].signed  # exact alignment matters
     assert len(set(graph.input_types("cat"))) > 1
     project = json.loads((exports[io_type] / "hls4ml" / "hwprune_hls4ml.json").read_text())
-    assert {r["name"] for r in project["layers"] if r["in_project"]} >= {"add", "cat", "mul", "r1"}
+    assert {r["name"] for r in project["layers"] if r["in_project"]} >= {"add", "cat", "mul", "r1", "ht"}
+    top = (exports[io_type] / "hls4ml" / "firmware" / "dag.cpp").read_text()
+    assert top.count("nnet::clip<") == (1 if io_type == "parallel" else 2)
+    assert ("nnet::relu6<" in top) == (io_type == "parallel")
+    # the clamps act on the test vectors: both bounds of [-1, 1] are reached
+    trace = dict(reference.run(graph, read_vectors(exports[io_type], graph)["x_int"], trace=True))
+    lo, hi = clip_bounds(graph.layer("ht"), graph.input_types("ht")[0])
+    assert (trace["ht"] == lo).any() and (trace["ht"] == hi).any()
 
 
 def test_resources_and_report_of_a_graph_with_branches(exports, cli):

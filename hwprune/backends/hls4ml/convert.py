@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwprune.backends.hls4ml.clip import BOUNDS_KEY
 from hwprune.backends.hls4ml.mappers import MAPPERS, Operands
 from hwprune.backends.hls4ml.options import STRATEGIES, HlsOptions
 from hwprune.backends.hls4ml.stream import inserted_layers
@@ -43,6 +44,8 @@ class Conversion:
     auxiliary: tuple[tuple[str, str], ...] = ()
     #: the hls4ml layer whose output is the model's
     output: str = ""
+    #: Clip layers hls4ml writes as a relu, to switch to hwprune's kernel: (name, lo, hi) on the input's grid
+    clips: tuple[tuple[str, int, int], ...] = ()
 
 
 def stamp(graph: Graph, options: HlsOptions) -> str:
@@ -68,7 +71,7 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
     tensors = {graph.input.name: source}  # IR tensor -> the hls4ml tensor holding its values
     layers = [{"class_name": "InputLayer", "name": source, "input_shape": list(graph.input_shape)}]
     precisions = {source: {"Precision": {"result": graph.input_t.hls()}}}
-    converted, skipped, auxiliary = [], [], []
+    converted, skipped, auxiliary, clips = [], [], [], []
     taken = {source} | {layer.name for layer in graph.layers}
     for layer in graph.layers:
         fn = MAPPERS.get(layer.kind)
@@ -82,6 +85,8 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
             tensors[layer.name] = operands.source
             continue
         entries = [entries] if isinstance(entries, dict) else list(entries)
+        if BOUNDS_KEY in entries[-1]:
+            clips.append((layer.name, *entries[-1].pop(BOUNDS_KEY)))
         result = {"result": graph.type_of(layer.name).hls()}
         for entry in entries[:-1]:
             if entry["name"] in taken:
@@ -107,7 +112,7 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
                       "LayerName": precisions},
     }
     return Conversion(layers, config, tuple(converted), tuple(skipped), tuple(auxiliary),
-                      output=tensors[graph.output])
+                      output=tensors[graph.output], clips=tuple(clips))
 
 
 def _same_type(precision, t: Fixed) -> bool:

@@ -18,8 +18,8 @@ What each merge layer computes in hls4ml (``nnet_merge.h``) and why it equals th
   (a value cast to that type casts to itself again).
 - Clip -> ``relu`` / ``relu6`` / ``relu1`` where one of them clamps at the same integers:
   ``relu_max`` compares the input with 0 and the integer bound exactly and assigns the bound
-  (or the input) to the result type. hls4ml 1.3.0 streams ``relu`` only. Other bounds have no
-  hls4ml function: a ModelError.
+  (or the input) to the result type. hls4ml 1.3.0 streams ``relu`` only. Other bounds go to
+  hwprune's ``nnet::clip`` (``clip.py``), which compares with the bounds' bit patterns.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from hwprune.backends.hls4ml.clip import BOUNDS_KEY
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer
@@ -95,8 +96,9 @@ def _clip(layer, ops: Operands, options: HlsOptions) -> dict:
         probe = type(layer)(layer.name, 0.0, float(in_t.max_int) / 2.0 ** in_t.frac_bits if top is None else top)
         if clip_bounds(probe, in_t) == wanted:
             return {"class_name": "Activation", "name": layer.name, "inputs": [ops.source], "activation": name}
-    raise ModelError(f"layer {layer.name!r}: hls4ml has no activation that clips {in_t} to "
-                     f"[{layer.min_value}, {layer.max_value}] (it has ReLU, and ReLU1 and ReLU6 in io_parallel only)")
+    # hwprune's own kernel (backends/hls4ml/clip.py), written over a relu after hls4ml writes it
+    return {"class_name": "Activation", "name": layer.name, "inputs": [ops.source], "activation": "relu",
+            BOUNDS_KEY: wanted}
 
 
 @mapper("flatten", "reshape")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import hwprune
+from hwprune.backends.hls4ml.clip import clip_layer
 from hwprune.backends.hls4ml.compressed import compress_layer
 from hwprune.backends.hls4ml.convert import WEIGHTED, build_model, stamp
 from hwprune.backends.hls4ml.options import HlsOptions
@@ -166,6 +167,8 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
             path.write_text(text.replace(written_stamp, fixed_stamp))
 
     nodes = {node.name: node for node in model.get_layers()}
+    for name, lo, hi in conversion.clips:
+        clip_layer(out_dir, name, nodes[name], lo, hi)
     env = _env()
     rows, costs, compressed = [], [], set()
     for layer in graph.layers:
