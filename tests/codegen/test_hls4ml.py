@@ -274,7 +274,7 @@ def _small_dag(bits=8):
     from codegen_graphs import small_dag
 
     rng = np.random.default_rng(0)
-    return calibrate(small_dag(rng), rng.normal(size=(40, 4, 4, 2)), QuantConfig(bits, bits))
+    return calibrate(small_dag(rng), rng.normal(size=(40, 4, 3, 2)), QuantConfig(bits, bits))
 
 
 def test_a_graph_with_branches_converts_each_layer_reading_its_own_inputs(tmp_path):
@@ -283,12 +283,13 @@ def test_a_graph_with_branches_converts_each_layer_reading_its_own_inputs(tmp_pa
     nodes = {node.name: node for node in model.get_layers()}
     assert nodes["add"].class_name == "Merge" and nodes["add"].get_attr("op") == "add"
     assert nodes["mul"].class_name == "Merge" and nodes["mul"].get_attr("op") == "multiply"
-    assert list(nodes["add"].inputs) == ["r1", "c0"] and list(nodes["gate"].inputs) == ["fl"]
+    assert list(nodes["add"].inputs) == ["r1", "c0"] and list(nodes["gate"].inputs) == ["gap"]
+    assert nodes["gap"].class_name == "GlobalPooling2D" and nodes["gap"].get_attr("pool_op") == "Average"
     # three tensors are joined two at a time, the partial join of the layer's own type
     assert conversion.auxiliary == (("cat_part1", "cat"),)
     assert list(nodes["cat_part1"].inputs) == ["add", "c0"] and list(nodes["cat"].inputs) == ["cat_part1", "r0"]
     assert nodes["cat"].get_attr("op") == "concatenate3d" and nodes["cat"].get_attr("axis") == 3
-    assert nodes["r1"].get_attr("activation") == "relu6"
+    assert nodes["r1"].get_attr("activation") == "relu1"
     assert nodes["ht"].get_attr("activation") == "relu"  # written over by hwprune's clip kernel
     in_t = graph.input_types("ht")[0]
     assert conversion.clips == (("ht", -(2 ** in_t.frac_bits), 2 ** in_t.frac_bits),)
@@ -306,7 +307,7 @@ def test_io_stream_clones_a_tensor_with_several_readers_in_its_own_type(tmp_path
     options = HlsOptions(io_type="stream")
     model, conversion = build_model(graph, options, tmp_path / "p", "dag")
     clones = sorted(n.name for n in model.get_layers() if n.class_name == "Clone")
-    assert clones == ["clone_c0", "clone_fl", "clone_r0"]
+    assert clones == ["clone_c0", "clone_cat", "clone_r0"]
     variable = next(iter(model.graph["clone_r0"].variables.values()))
     variable.type.precision = FixedPrecisionType(graph.type_of("r0").width + 2, 4)
     with pytest.raises(ModelError, match="'clone_r0' \\(inserted by hls4ml for io_stream\\): its type is"):

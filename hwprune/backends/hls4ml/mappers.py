@@ -190,3 +190,17 @@ def _pool(layer, ops: Operands, options: HlsOptions) -> dict:
 
 for _kind in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
     MAPPERS[_kind] = _pool
+
+
+@mapper("globalavgpool1d", "globalavgpool2d")
+def _global_pool(layer, ops: Operands, options: HlsOptions) -> dict:
+    # hls4ml's pool_op Average: the accumulator type's running sum, then a C division by the
+    # count, as the reference's ``average`` (reference_spatial) defines it
+    shape = ops.shape
+    entry = {"class_name": f"GlobalAveragePooling{layer.rank}D", "name": layer.name, "inputs": [ops.source],
+             "data_format": "channels_last", "n_filt": int(shape[-1])}
+    if layer.rank == 1:
+        entry["n_in"] = int(shape[0])
+    else:
+        entry["in_height"], entry["in_width"] = int(shape[0]), int(shape[1])
+    return entry
