@@ -31,6 +31,7 @@ from hwprune.quant.precision import input_name
 WEIGHTED = ("dense", "conv1d", "conv2d")
 TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result"}
 
+
 @dataclass(frozen=True)
 class Conversion:
     """What ``to_layer_list`` made: hls4ml's layer dicts and configuration, and which IR
