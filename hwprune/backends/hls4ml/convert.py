@@ -29,7 +29,8 @@ from hwprune.quant.fixed import Fixed
 from hwprune.quant.precision import input_name
 
 WEIGHTED = ("dense", "conv1d", "conv2d")
-TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result"}
+TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result",
+             "param_t": "param"}  # a type not here is a layer attribute (activations.py)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
             precisions[entry["name"]] = {"Precision": dict(result)}
             auxiliary.append((entry["name"], layer.name))
         layers.extend(entries)
-        conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items()}}
+        conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items() if k in TYPE_KEYS}}
         if not layer.computes:  # io_stream may make a Reshape a Repack with a type of its own: the input's
             conf["Precision"].update(result)
         if layer.kind in WEIGHTED:
