@@ -10,7 +10,7 @@ import numpy as np
 
 from hwprune.fpga.constants import dsp_tiles
 from hwprune.fpga.estimate import LUT_MULTIPLIER_FACTOR, NARROW_PRODUCT_BITS, LayerResources, Options, rule
-from hwprune.reference_merge import add_grid
+from hwprune.reference.merge import add_grid
 
 
 def _elements(shapes) -> int:

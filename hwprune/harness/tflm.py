@@ -1,7 +1,7 @@
 """The ``tflm`` engine: TFLite Micro's own interpreter (``pip install tflite-micro``) on the
 original ``.tflite`` file an int8 export was made from.
 
-It is the oracle of the int8 dialect: its reference kernels are what ``reference_int8``
+It is the oracle of the int8 dialect: its reference kernels are what ``reference.int8``
 implements. The interpreter keeps every tensor (``kPreserveAllTensors``), so the engine
 returns a trace of every IR layer (the tensor each one produced, ``frontends.tflite``),
 and a mismatch names the first operator that differs.

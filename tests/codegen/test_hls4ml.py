@@ -320,7 +320,7 @@ def test_io_stream_clones_a_tensor_with_several_readers_in_its_own_type(tmp_path
 ])
 def test_a_clip_is_an_hls4ml_activation_or_hwprunes_kernel(bounds, io_type, native, tmp_path):
     from hwprune.ir.layers import Clip
-    from hwprune.reference_merge import clip_bounds
+    from hwprune.reference.merge import clip_bounds
 
     graph = Graph.chain("clip", (4,), (Dense("fc", np.eye(4) * 3, None), Clip("c", *bounds)))
     graph = calibrate(graph, np.random.default_rng(0).normal(size=(20, 4)), QuantConfig(8, 8))

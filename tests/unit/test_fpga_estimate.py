@@ -199,7 +199,7 @@ def _dag():
 
 
 def test_merge_layers_have_rules_and_branches_run_side_by_side():
-    from hwprune.reference_merge import add_grid
+    from hwprune.reference.merge import add_grid
 
     graph = _dag()
     result = estimate(graph)

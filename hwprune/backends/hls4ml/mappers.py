@@ -34,7 +34,7 @@ from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed
-from hwprune.reference_merge import clip_bounds
+from hwprune.reference.merge import clip_bounds
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ for _kind in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
 @mapper("globalavgpool1d", "globalavgpool2d")
 def _global_pool(layer, ops: Operands, options: HlsOptions) -> dict:
     # hls4ml's pool_op Average: the accumulator type's running sum, then a C division by the
-    # count, as the reference's ``average`` (reference_spatial) defines it
+    # count, as the reference's ``average`` (reference.spatial) defines it
     shape = ops.shape
     entry = {"class_name": f"GlobalAveragePooling{layer.rank}D", "name": layer.name, "inputs": [ops.source],
              "data_format": "channels_last", "n_filt": int(shape[-1])}
