@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -25,6 +24,7 @@ import numpy as np
 
 from hwprune import __version__, fidelity, manifest, reference
 from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
+from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, VECTORS_FILE, read_vectors
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
@@ -34,10 +34,6 @@ from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.quant.precision import PrecisionSpec
 from hwprune.quant.tflite_int8 import INT8_QUANT, QUANT_SCHEMES
 
-VECTORS_FILE = "vectors.npz"
-EXPORT_FILE = "export.json"
-C_DIR = "c"
-HLS4ML_DIR = "hls4ml"
 RANDOM_VECTORS = 256
 MAX_VECTORS = 2000
 
@@ -171,58 +167,6 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
                      "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, a whole-model "
                      ".h5, or .json with --weights), an int8 TFLite model (.tflite) or an hwprune graph folder")
-
-
-def read_vectors(folder, graph: Optional[Graph] = None) -> dict[str, np.ndarray]:
-    """The stored test vectors of an export folder (x, x_int, y_int), checked."""
-    path = Path(folder) / VECTORS_FILE
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; the test vectors are missing (run hwprune export again)") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}); run hwprune export again") from None
-    missing = [key for key in ("x", "x_int", "y_int") if key not in arrays]
-    if missing:
-        raise DataError(f"{path}: arrays {missing} are missing; it holds {sorted(arrays)}")
-    x, x_int, y_int = arrays["x"], arrays["x_int"], arrays["y_int"]
-    if x.dtype.kind != "f" or x_int.dtype.kind not in "iu" or y_int.dtype.kind not in "iu":
-        raise DataError(f"{path}: x must be floats and x_int, y_int integers; got {x.dtype}, {x_int.dtype}, {y_int.dtype}")
-    if not (len(x) == len(x_int) == len(y_int)) or len(x) == 0:
-        raise DataError(f"{path}: x, x_int and y_int must hold the same nonzero number of vectors, "
-                        f"got {len(x)}, {len(x_int)}, {len(y_int)}")
-    if graph is not None:
-        graph.from_source(x, f"{path}: x")
-        if x_int.shape[1:] != graph.input_shape or y_int.shape[1:] != graph.output_shape:
-            raise DataError(f"{path}: x_int has shape {x_int.shape} and y_int {y_int.shape}; model {graph.name!r} "
-                            f"needs (N, {', '.join(map(str, graph.input_shape))}) and (N, "
-                            f"{', '.join(map(str, graph.output_shape))})")
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{path}: x holds a non-finite value")
-    return arrays
-
-
-def load_array(path, what: str) -> np.ndarray:
-    path = Path(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{what} {path}: is a folder; give a .npy file") from None
-    except EOFError:
-        raise DataError(f"{what} {path}: not a readable .npy array (the file is empty or cut short)") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{what} {path}: not a readable .npy array ({exc})") from None
-    if isinstance(arr, np.lib.npyio.NpzFile):
-        raise DataError(f"{what} {path}: give a single .npy array, not an .npz archive")
-    if arr.dtype.kind not in "fiu":
-        raise DataError(f"{what} {path}: expected numbers, got dtype {arr.dtype}")
-    if not np.all(np.isfinite(arr)):
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise DataError(f"{what} {path}: non-finite value at index {idx}")
-    return arr.astype(np.float64)
 
 
 def random_vectors(graph: Graph, count: int, seed: int) -> np.ndarray:

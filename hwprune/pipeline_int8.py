@@ -29,15 +29,12 @@ from hwprune.harness.compare import Comparison, compare
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
+from hwprune.exportdir import C_DIR, EXPORT_FILE, REPORT_FILE, VECTORS_FILE
 from hwprune.outputs import output_dir
 
 DIALECT = "tflite-int8"
 INT8_VECTORS = 32  # stored test vectors (VWW's input is 27 KB each); benchmarks run 1,000
-EXPORT_FILE = "export.json"
-VECTORS_FILE = "vectors.npz"
-REPORT_FILE = "report.json"
 DEFAULT_ENGINES = ("tflm", "host")
-C_DIR = "c"
 
 
 def is_int8_export(folder) -> bool:
@@ -215,7 +212,7 @@ def run_verify(args) -> int:
     import sys
 
     from hwprune.manifest import check
-    from hwprune.pipeline import load_array
+    from hwprune.exportdir import load_array
 
     folder = Path(args.dir)
     check(folder)

@@ -83,7 +83,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
     from hwprune.harness.verify import require_engines
     from hwprune.harness.regenerate import check_code
     from hwprune.manifest import check as check_manifest
-    from hwprune.pipeline import C_DIR, EXPORT_FILE, read_vectors
+    from hwprune.exportdir import C_DIR, EXPORT_FILE, read_vectors
     from hwprune.reference import quantize_input
 
     export_dir = Path(export_dir)
@@ -195,7 +195,7 @@ def _fpga_figures(export_dir: Path, report: dict) -> dict:
     """Weight memory of the exported artifact: the hls4ml project's when there is one, else
     the C arrays'; and what pruning left to compute on the FPGA."""
     from hwprune.backends.hls4ml.project import SUMMARY, read_summary
-    from hwprune.pipeline import HLS4ML_DIR
+    from hwprune.exportdir import HLS4ML_DIR
 
     project = export_dir / HLS4ML_DIR
     if not (project / SUMMARY).is_file():

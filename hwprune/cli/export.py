@@ -108,7 +108,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from hwprune.errors import OptionError, ToolchainError
-    from hwprune.pipeline import ExportOptions, export_model, load_array, load_model
+    from hwprune.pipeline import ExportOptions, export_model, load_model
+    from hwprune.exportdir import load_array
     from hwprune.targets import get_target
 
     target = get_target(args.target) if args.target else None  # an unknown target fails before any work

@@ -29,7 +29,7 @@ def run(args) -> int:
     from hwprune.harness import get_engine
     from hwprune.ir.io import load_graph
     from hwprune.outputs import check_target, output_file
-    from hwprune.pipeline import C_DIR, load_array
+    from hwprune.exportdir import C_DIR, load_array
     from hwprune.quant.fixed import to_real
 
     from hwprune.errors import OptionError

@@ -178,7 +178,7 @@ def _traceable(layer) -> bool:
 
 
 def _export_meta(directory: Path) -> dict:
-    from hwprune.pipeline import EXPORT_FILE
+    from hwprune.exportdir import EXPORT_FILE
 
     try:
         meta = json.loads((directory / EXPORT_FILE).read_text())
@@ -201,7 +201,7 @@ def _test_vectors(directory: Path):
     import numpy as np
 
     from hwprune.errors import DataError
-    from hwprune.pipeline import VECTORS_FILE
+    from hwprune.exportdir import VECTORS_FILE
 
     path = directory / VECTORS_FILE
     if not path.is_file():

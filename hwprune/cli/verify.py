@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwprune.pipeline import load_array
+    from hwprune.exportdir import load_array
     from hwprune.report import _json_default, analyze
 
     from hwprune.pipeline_int8 import is_int8_export, run_verify

@@ -34,12 +34,11 @@ from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
 from hwprune.bug_log import trust_folder
 from hwprune.errors import FolderError, HwpruneError
 from hwprune.ir.io import load_graph
-from hwprune.pipeline import C_DIR, EXPORT_FILE, HLS4ML_DIR, read_vectors
+from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, RTL_DIR, read_vectors
 from hwprune.report_mcu import export_target
 from hwprune.tempdirs import temp_dir
 
 TRUST_FLAG = "--trust-export"
-RTL_DIR = "rtl"  # backends.rtl.RTL_DIR (imported there lazily: da4ml is an optional extra)
 
 
 def check_export(folder, trust: bool = False) -> dict:

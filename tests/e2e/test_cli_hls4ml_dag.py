@@ -16,7 +16,7 @@ pytest.importorskip("hls4ml")
 
 from hwprune import reference  # noqa: E402
 from hwprune.ir.io import load_graph, save_graph  # noqa: E402
-from hwprune.pipeline import read_vectors  # noqa: E402
+from hwprune.exportdir import read_vectors  # noqa: E402
 from hwprune.reference.merge import clip_bounds  # noqa: E402
 from tests.codegen.codegen_graphs import small_dag  # noqa: E402
 

@@ -34,13 +34,13 @@ import jinja2
 import numpy as np
 
 from hwprune import __version__
+from hwprune.exportdir import RTL_DIR  # noqa: F401  (re-exported by backends.rtl)
 from hwprune.backends.rtl import stages, trace
 from hwprune.errors import OptionError, ToolchainError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 from hwprune.tempdirs import temp_dir
 
-RTL_DIR = "rtl"  # the subfolder of an export folder
 SUMMARY = "rtl.json"
 # da4ml's cells the traced graphs use; lookup_table.v is left out (its $readmemh needs
 # table files, and no traced layer uses tables: a table op is refused below).
