@@ -45,7 +45,7 @@ def targets(rounds: int) -> list[float]:
 def run_seed(s: c.Setup, seed: int, rounds: int) -> list[dict]:
     import copy
 
-    from hwprune.prune import algorithms
+    from hwprune.prune import rewinding
     from hwprune.prune.collapse import check_collapse
     from hwprune.prune.masks import get_masks, sparsity
     from hwprune.prune.train import steps_per_epoch
@@ -70,14 +70,14 @@ def run_seed(s: c.Setup, seed: int, rounds: int) -> list[dict]:
 
     masks = {"init": {}, "k": {}}
     for arm, rewind, key in (("rewind_init", 0, "init"), ("rewind_k", k, "k")):
-        algorithms.lottery(init, s.x_train, s.y_train, FINAL, rounds=rounds, epochs=epochs, rewind_iteration=rewind,
+        rewinding.lottery(init, s.x_train, s.y_train, FINAL, rounds=rounds, epochs=epochs, rewind_iteration=rewind,
                            scope="global", on_round=recorder(arm, masks[key]), **train)
     dense_model = c.dense(s, seed)  # the same recipe from the same init: the round-0 network
-    algorithms.lr_rewinding(dense_model, s.x_train, s.y_train, FINAL, rounds=rounds, epochs=epochs, scope="global",
+    rewinding.lr_rewinding(dense_model, s.x_train, s.y_train, FINAL, rounds=rounds, epochs=epochs, scope="global",
                             on_round=recorder("lr_rewind"), **train)
     for arm, key in (("reinit_init", "init"), ("reinit_k", "k")):
         for r in range(1, rounds + 1):
-            result = algorithms.train_with_mask(init, masks[key][r], s.x_train, s.y_train, epochs, reinit=True,
+            result = rewinding.train_with_mask(init, masks[key][r], s.x_train, s.y_train, epochs, reinit=True,
                                                 reinit_seed=seed + REINIT_SEED_OFFSET, **train)
             rows.append(c.row(s, arm, levels[r], seed, result=result))
     return rows

@@ -54,7 +54,7 @@ def integer_accuracy(s: c.Setup, graph) -> float:
 
 def run_point(s: c.Setup, seed: int, target: float, epochs: tuple[int, int]) -> list[dict]:
     from hwprune.frontends.torch import from_torch
-    from hwprune.prune import algorithms
+    from hwprune.prune import algorithms, rewinding
     from hwprune.prune.masks import strip_masks
     from hwprune.prune.train import evaluate
     from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -66,7 +66,7 @@ def run_point(s: c.Setup, seed: int, target: float, epochs: tuple[int, int]) -> 
     pruned = algorithms.gradual(dense, s.x_train, s.y_train, target, scope="global", epochs=prune_epochs, **train)
     rows = []
     # float and PTQ: 10 more float epochs with the mask fixed, then calibrate.
-    tuned = algorithms.train_with_mask(pruned.model, pruned.masks, s.x_train, s.y_train, extra_epochs, **train)
+    tuned = rewinding.train_with_mask(pruned.model, pruned.masks, s.x_train, s.y_train, extra_epochs, **train)
     plain = strip_masks(copy.deepcopy(tuned.model))
     rows.append(c.row(s, "float", target, seed, result=tuned))
     for bits in BITS:
@@ -76,11 +76,11 @@ def run_point(s: c.Setup, seed: int, target: float, epochs: tuple[int, int]) -> 
     for bits in BITS:
         # After pruning: types calibrated on the pruned network, QAT fine-tuning, mask fixed.
         qat = prepare_qat(pruned.model, bits, ACTIVATION_BITS, calibration_x=s.x_train)
-        after = algorithms.train_with_mask(qat, pruned.masks, s.x_train, s.y_train, extra_epochs, **train)
+        after = rewinding.train_with_mask(qat, pruned.masks, s.x_train, s.y_train, extra_epochs, **train)
         # During pruning: QAT from the dense model on, through pruning and fine-tuning.
         qat_dense = prepare_qat(dense, bits, ACTIVATION_BITS, calibration_x=s.x_train)
         during = algorithms.gradual(qat_dense, s.x_train, s.y_train, target, scope="global", epochs=prune_epochs, **train)
-        during = algorithms.train_with_mask(during.model, during.masks, s.x_train, s.y_train, extra_epochs, **train)
+        during = rewinding.train_with_mask(during.model, during.masks, s.x_train, s.y_train, extra_epochs, **train)
         for arm, result in ((f"qat{bits}", after), (f"qatdur{bits}", during)):
             accuracy = integer_accuracy(s, qat_graph(result.model))
             rows.append(c.row(s, arm, target, seed, result=result, torch_test_accuracy=evaluate(result.model, s.x_test, s.y_test)))

@@ -100,7 +100,7 @@ def oneshot_rows(s: c.Setup, seed: int, budgets, sparsities) -> tuple[list[dict]
 
 
 def imp_rows(s: c.Setup, seed: int, rounds: int, budget: int, dense) -> list[dict]:
-    from hwprune.prune import algorithms, schedules
+    from hwprune.prune import algorithms, rewinding, schedules
     from hwprune.prune.train import steps_per_epoch
 
     levels = [round(schedules.iterative(r, rounds, IMP_FINAL), 4) for r in range(rounds + 1)]
@@ -119,7 +119,7 @@ def imp_rows(s: c.Setup, seed: int, rounds: int, budget: int, dense) -> list[dic
         return on_round
 
     for arm, rewind in (("weight_rewind", "weights"), ("lr_rewind", "lr")):
-        algorithms.lottery(init, s.x_train, s.y_train, IMP_FINAL, rounds=rounds, epochs=epochs, rewind_iteration=k,
+        rewinding.lottery(init, s.x_train, s.y_train, IMP_FINAL, rounds=rounds, epochs=epochs, rewind_iteration=k,
                            rewind=rewind, scope="global", on_round=recorder(arm), **kw)
     algorithms.iterative(dense, s.x_train, s.y_train, IMP_FINAL, rounds=rounds, epochs=rounds * budget,
                          scope="global", on_round=recorder("finetune"),

@@ -98,7 +98,7 @@ def _check_options(args) -> None:
 
 
 def _prune(args, model, x, y):
-    from hwprune.prune import algorithms, schedules
+    from hwprune.prune import algorithms, rewinding, schedules
 
     criteria = {"min_density": args.min_density}
     if args.method == "nm":
@@ -114,7 +114,7 @@ def _prune(args, model, x, y):
                                     epochs=args.epochs, **common)
     if args.schedule == "gradual":
         return algorithms.gradual(model, x, y, args.sparsity, method=args.method, epochs=args.epochs, **common)
-    return algorithms.lottery(model, x, y, args.sparsity, rounds=rounds, epochs=args.epochs,
+    return rewinding.lottery(model, x, y, args.sparsity, rounds=rounds, epochs=args.epochs,
                               rewind_iteration=args.rewind_iteration or 0, rewind=args.rewind or "weights", **common)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from hwprune.data import load_dataset
 from hwprune.frontends.torch import load_torch_model
-from hwprune.prune import algorithms
+from hwprune.prune import rewinding
 from hwprune.prune.train import make_mlp
 
 pytestmark = pytest.mark.filterwarnings("ignore::hwprune.prune.algorithms.LayerCollapseWarning")
@@ -33,7 +33,7 @@ def test_lottery_with_lr_rewinding_is_the_library_call(cli, files, tmp_path):
     report = json.loads(stdout)
     assert (report["rewind"], report["lr_schedule"], report["warmup_steps"]) == ("lr", "onecycle", 2)
     data = np.load(files / "train.npz")
-    expected = algorithms.lottery(make_mlp((64, 16, 10), seed=0), data["x"], data["y"], 0.8, rounds=2, epochs=3,
+    expected = rewinding.lottery(make_mlp((64, 16, 10), seed=0), data["x"], data["y"], 0.8, rounds=2, epochs=3,
                                   rewind_iteration=4, rewind="lr", lr=3e-3, lr_schedule="onecycle", warmup=2,
                                   seed=1, strip=True)
     pruned = load_torch_model(out)

@@ -3,7 +3,7 @@ import torch
 
 from hwprune.data import load_dataset
 from hwprune.errors import OptionError
-from hwprune.prune import algorithms, schedules, sensitivity
+from hwprune.prune import algorithms, rewinding, schedules, sensitivity
 from hwprune.prune.masks import apply_masks, prunable_modules, sparsity
 from hwprune.prune.train import evaluate, fit, make_mlp, steps_per_epoch
 
@@ -95,18 +95,18 @@ def test_gradual_whose_end_is_past_training_still_reaches_the_target(data, train
 def test_lottery_rewinding_to_init_equals_training_the_mask_from_init(data):
     init = make_mlp((64, 32, 16, 10), seed=1)
     seen = []
-    ticket = algorithms.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2, lr=3e-3,
+    ticket = rewinding.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2, lr=3e-3,
                                 on_round=lambda r, m: seen.append((r, sparsity(m)[0])))
     assert [h["round"] for h in ticket.history] == [0, 1, 2]
     assert seen == [(h["round"], h["sparsity"]) for h in ticket.history]
-    again = algorithms.train_with_mask(init, ticket.masks, *data, epochs=2, lr=3e-3)
+    again = rewinding.train_with_mask(init, ticket.masks, *data, epochs=2, lr=3e-3)
     assert _same(ticket.model, again.model)
 
 
 def test_lottery_rewinds_to_the_weights_after_k_steps(data):
     init = make_mlp((64, 32, 16, 10), seed=1)
     k = steps_per_epoch(len(data[0]), 64)  # one epoch: the first epoch of any run
-    ticket = algorithms.lottery(init, *data, sparsity=0.6, rounds=1, epochs=3, rewind_iteration=k, lr=3e-3)
+    ticket = rewinding.lottery(init, *data, sparsity=0.6, rounds=1, epochs=3, rewind_iteration=k, lr=3e-3)
     early = make_mlp((64, 32, 16, 10), seed=1)
     fit(early, *data, epochs=1, lr=3e-3)
     apply_masks(early, ticket.masks)
@@ -116,25 +116,25 @@ def test_lottery_rewinds_to_the_weights_after_k_steps(data):
 
 def test_lottery_reinit_control_keeps_the_mask_and_draws_new_weights(data):
     init = make_mlp((64, 32, 16, 10), seed=1)
-    ticket = algorithms.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2)
-    control = algorithms.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2, reinit=True, reinit_seed=5)
+    ticket = rewinding.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2)
+    control = rewinding.lottery(init, *data, sparsity=0.8, rounds=2, epochs=2, reinit=True, reinit_seed=5)
     assert control.algorithm == "lottery-reinit"
     assert all(torch.equal(ticket.masks[k], control.masks[k]) for k in ticket.masks)
-    fresh = algorithms.reinitialized(init, 5)
-    assert not _same(fresh, init) and _same(fresh, algorithms.reinitialized(init, 5))
+    fresh = rewinding.reinitialized(init, 5)
+    assert not _same(fresh, init) and _same(fresh, rewinding.reinitialized(init, 5))
     assert control.sparsity == ticket.sparsity
 
 
 def test_lottery_rejects_a_rewind_point_past_the_run(data):
     with pytest.raises(OptionError, match="rewind iteration"):
-        algorithms.lottery(make_mlp((64, 10)), *data, sparsity=0.5, epochs=1, rewind_iteration=5)
+        rewinding.lottery(make_mlp((64, 10)), *data, sparsity=0.5, epochs=1, rewind_iteration=5)
 
 
 def test_lr_rewinding_one_round_from_step_zero_is_oneshot_retraining(data, trained):
-    a = algorithms.lr_rewinding(trained, *data, sparsity=0.7, rounds=1, epochs=2, lr_schedule="cosine")
+    a = rewinding.lr_rewinding(trained, *data, sparsity=0.7, rounds=1, epochs=2, lr_schedule="cosine")
     b = algorithms.oneshot(trained, *data, sparsity=0.7, epochs=2, lr_schedule="cosine")
     assert _same(a.model, b.model)
-    c = algorithms.lr_rewinding(trained, *data, sparsity=0.7, rounds=3, epochs=2, rewind_iteration=3)
+    c = rewinding.lr_rewinding(trained, *data, sparsity=0.7, rounds=3, epochs=2, rewind_iteration=3)
     assert [h["round"] for h in c.history] == [1, 2, 3] and c.sparsity == pytest.approx(0.7, abs=1e-3)
 
 

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from hwprune.energy import (
-    RULES, dense_float_graph, export_proxy, float_proxy, load_table, report_section,
-)
+from hwprune.energy import dense_float_graph, export_proxy, float_proxy, load_table, report_section
+from hwprune.energy_rules import RULES
 from hwprune.errors import HwpruneError
 from hwprune.ir import Dense, Graph, ReLU
 from hwprune.paths import costs_dir

@@ -9,7 +9,7 @@ import torch
 from hwprune.cli.prune import LR_SCHEDULES as CLI_SCHEDULES
 from hwprune.data import load_dataset
 from hwprune.errors import OptionError
-from hwprune.prune import algorithms, lr
+from hwprune.prune import algorithms, lr, rewinding
 from hwprune.prune.train import fit, make_mlp, steps_per_epoch
 
 torch.set_num_threads(1)
@@ -77,7 +77,7 @@ def test_lr_rewinding_replays_the_original_schedule_from_step_k(data, monkeypatc
     epochs, k, base = 4, 5, 3e-3
     total = epochs * steps_per_epoch(len(data[0]), 64)
     seen = _record_rates(monkeypatch)
-    result = algorithms.lottery(make_mlp((64, 16, 10), seed=2), *data, sparsity=0.75, rounds=2, epochs=epochs,
+    result = rewinding.lottery(make_mlp((64, 16, 10), seed=2), *data, sparsity=0.75, rounds=2, epochs=epochs,
                                 rewind_iteration=k, rewind="lr", lr=base, lr_schedule=schedule, warmup=2)
     original = seen[:total]
     assert original == pytest.approx(lr.rates(base, schedule, total, warmup=2), rel=1e-12)
@@ -93,35 +93,35 @@ def test_lr_rewinding_replays_the_original_schedule_from_step_k(data, monkeypatc
 def test_lr_rewinding_keeps_the_trained_weights_and_weight_rewinding_does_not(data):
     init = make_mlp((64, 16, 10), seed=3)
     common = dict(sparsity=0.5, rounds=1, epochs=2, rewind_iteration=2, lr=3e-3, lr_schedule="cosine")
-    by_lr = algorithms.lottery(init, *data, rewind="lr", **common)
+    by_lr = rewinding.lottery(init, *data, rewind="lr", **common)
     trained = make_mlp((64, 16, 10), seed=3)
     fit(trained, *data, epochs=2, lr=3e-3, lr_schedule="cosine")
-    again = algorithms.lr_rewinding(trained, *data, **common)
+    again = rewinding.lr_rewinding(trained, *data, **common)
     assert all(torch.equal(p, q) for p, q in zip(by_lr.model.parameters(), again.model.parameters()))
-    by_weights = algorithms.lottery(init, *data, **common)
+    by_weights = rewinding.lottery(init, *data, **common)
     assert not all(torch.equal(p, q) for p, q in zip(by_lr.model.parameters(), by_weights.model.parameters()))
     with pytest.raises(OptionError, match="rewind must be one of weights, lr"):
-        algorithms.lottery(init, *data, rewind="both", **common)
+        rewinding.lottery(init, *data, rewind="both", **common)
 
 
 def test_default_reinit_seed_cannot_be_another_seeds_init():
-    derived = [algorithms.default_reinit_seed(s) for s in range(-3, 1000)]
+    derived = [rewinding.default_reinit_seed(s) for s in range(-3, 1000)]
     assert len(set(derived)) == len(derived)
     assert all(2**63 <= d < 2**64 for d in derived)  # above every seed a study uses
-    assert algorithms.default_reinit_seed(7) == algorithms.default_reinit_seed(7)
+    assert rewinding.default_reinit_seed(7) == rewinding.default_reinit_seed(7)
     torch.manual_seed(derived[-1])  # torch accepts it
     init = make_mlp((4, 3), seed=1)
-    fresh = algorithms.reinitialized(init, algorithms.default_reinit_seed(0))
+    fresh = rewinding.reinitialized(init, rewinding.default_reinit_seed(0))
     assert not torch.equal(fresh[0].weight, make_mlp((4, 3), seed=1)[0].weight)
 
 
 def test_reinit_control_uses_the_derived_seed_by_default(data):
     init = make_mlp((64, 16, 10), seed=0)
     masks = algorithms.oneshot(init, *data, sparsity=0.5, epochs=0).masks
-    a = algorithms.train_with_mask(init, masks, *data, epochs=1, reinit=True, seed=0)
-    b = algorithms.train_with_mask(init, masks, *data, epochs=1, reinit=True, seed=0,
-                                   reinit_seed=algorithms.default_reinit_seed(0))
-    c = algorithms.train_with_mask(init, masks, *data, epochs=1, reinit=True, seed=0, reinit_seed=1)
+    a = rewinding.train_with_mask(init, masks, *data, epochs=1, reinit=True, seed=0)
+    b = rewinding.train_with_mask(init, masks, *data, epochs=1, reinit=True, seed=0,
+                                   reinit_seed=rewinding.default_reinit_seed(0))
+    c = rewinding.train_with_mask(init, masks, *data, epochs=1, reinit=True, seed=0, reinit_seed=1)
     assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(a.model.parameters(), c.model.parameters()))
 
