@@ -281,6 +281,6 @@ def _operands(node, merge: Merge, names: dict, path) -> tuple[str, ...]:
     """The tensors a merge reads, in operand order; a constant or scalar operand is refused."""
     tensors = list(node.args[0]) if merge.kind == "concatenate" else list(node.args[:2])
     if len(tensors) < 2 or any(getattr(t, "name", None) not in names for t in tensors):
-        raise UnsupportedLayerError(f"{path}: node {node.name!r} ({node.target}): only a {merge.kind} of tensors "
-                                    "computed by the model is supported (not with a constant or a scalar)")
+        raise UnsupportedLayerError(f"{path}: node {node.name!r} ({node.target}): {merge.kind} is supported only of "
+                                    "tensors computed by the model (not with a constant or a scalar)")
     return tuple(names[t.name] for t in tensors)

@@ -143,7 +143,7 @@ def module_ops(module) -> tuple[list[Op], tuple[str, ...]]:
             if len(tensors) < 2 or not all(t in names for t in tensors) \
                     or (what != "concatenate" and len(node.args) != 2) \
                     or (what == "add" and node.kwargs.get("alpha", 1) != 1):
-                raise UnsupportedLayerError(f"{where}: only a {what} of tensors computed by the model is supported "
+                raise UnsupportedLayerError(f"{where}: {what} is supported only of tensors computed by the model "
                                             "(not with a constant, a scalar or alpha)")
             inputs = tuple(names[t] for t in tensors)  # operand order, a tensor added to itself twice
             dim = _arg(node, 1, "dim", 0) if what == "concatenate" else 1

@@ -1,0 +1,118 @@
+"""torch modules and .pt2 programs that are graphs (residual adds, concatenations,
+products) -> IR graphs, with torch as the oracle of the float function."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hwprune.errors import UnsupportedLayerError
+from hwprune.frontends.torch import from_torch
+from hwprune.frontends.torch_export import load_exported_program
+from hwprune.quant.calibrate import float_forward
+from torch_dag_models import Inception, ResNet8, SkipMLP, randomize_batchnorm
+
+MODELS = {
+    "resnet8": (lambda: ResNet8(width=0.25, size=8), (3, 8, 8)),
+    "inception": (Inception, (2, 6, 6)),
+    "skip_mlp": (SkipMLP, (6,)),
+}
+
+
+def torch_out(model, x):
+    with torch.no_grad():
+        return model(torch.tensor(x, dtype=torch.float32)).double().numpy()
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_graph_models_from_fx_and_pt2_equal_torch(kind, tmp_path):
+    make, shape = MODELS[kind]
+    torch.manual_seed(0)
+    model = randomize_batchnorm(make())
+    x = np.random.default_rng(0).normal(size=(6, *shape))
+    expected = torch_out(model, x)
+    traced = from_torch(model, input_shape=shape, name=kind)
+    torch.export.save(torch.export.export(model, (torch.randn(2, *shape),)), tmp_path / "m.pt2")
+    exported = load_exported_program(tmp_path / "m.pt2", kind)
+    for graph in (traced, exported):
+        assert not graph.is_chain
+        assert not any(l.kind in ("identity", "softmax") for l in graph.layers)
+        assert np.abs(float_forward(graph, x) - expected).max() < 1e-5
+    # the same layers either way: BatchNorm folded, Dropout gone, ReLU6/clamp as Clip
+    assert [l.kind for l in traced.layers] == [l.kind for l in exported.layers]
+    kinds = {l.kind for l in traced.layers}
+    assert {"resnet8": {"add"}, "inception": {"concatenate", "multiply", "clip"},
+            "skip_mlp": {"add", "concatenate"}}[kind] <= kinds
+
+
+def test_resnet8_graph_matches_the_benchmark_architecture():
+    graph = from_torch(randomize_batchnorm(ResNet8(width=0.25, size=8)), input_shape=(3, 8, 8), name="resnet8")
+    adds = [l for l in graph.layers if l.kind == "add"]
+    assert len(adds) == 3 and len(graph.dense_layers()) == 1
+    assert len([l for l in graph.layers if l.kind == "conv2d"]) == 9  # stem, 3 x 2 convs, 2 shortcuts
+    shortcut = graph.layer("stack2_shortcut_0")
+    assert shortcut.kernel_size == (1, 1) and shortcut.stride == (2, 2)
+    assert adds[0].inputs == ("relu", "stack1_conv2_0")  # stack 1 adds its input
+
+
+class CatAxes(nn.Module):
+    """torch.cat on the width axis and on the channels (counted from the end)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 3, 1)
+        self.b = nn.Conv2d(2, 3, (1, 3), padding=(0, 1))
+        self.c = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        wide = torch.cat([self.a(x), self.b(x)], dim=3)
+        return torch.cat([self.c(wide), wide], dim=-3)
+
+
+def test_cat_axes_are_moved_to_channels_last(tmp_path):
+    torch.manual_seed(1)
+    model = CatAxes().eval()
+    graph = from_torch(model, input_shape=(2, 4, 5), name="cat_axes")
+    cats = [l for l in graph.layers if l.kind == "concatenate"]
+    assert [c.axis for c in cats] == [1, -1] and graph.output_shape == (4, 10, 5)
+    x = np.random.default_rng(1).normal(size=(3, 2, 4, 5))
+    assert np.abs(graph.to_source(float_forward(graph, x)) - torch_out(model, x)).max() < 1e-5
+
+
+class Tanh(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return x + torch.tanh(self.fc(x))
+
+
+class SharedBatchNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.bn, self.fc2, self.fc3 = nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2), nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = self.bn(torch.relu(self.fc1(x)))
+        return self.fc2(y) + self.fc3(y)
+
+
+class AddConstant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x) + 1.0
+
+
+@pytest.mark.parametrize("model, message", [
+    (Tanh(), r"^node 'tanh' \(call_function tanh\) is not supported; hwprune reads"),
+    (SharedBatchNorm(), r"^module 'bn' \(BatchNorm1d\) cannot be folded: several layers read it"),
+    (AddConstant(), r"^node 'add' \(call_function add\): add is supported only of tensors computed by the model"),
+])
+def test_unsupported_graph_nodes_are_named(model, message):
+    with pytest.raises(UnsupportedLayerError, match=message) as info:
+        from_torch(model.eval())
+    assert "\n" not in str(info.value)
