@@ -116,3 +116,10 @@ def test_unsupported_graph_nodes_are_named(model, message):
     with pytest.raises(UnsupportedLayerError, match=message) as info:
         from_torch(model.eval())
     assert "\n" not in str(info.value)
+
+
+def test_unsupported_node_in_a_pt2_graph_is_named(tmp_path):
+    torch.export.save(torch.export.export(Tanh().eval(), (torch.randn(2, 4),)), tmp_path / "t.pt2")
+    with pytest.raises(UnsupportedLayerError, match=r"node 'tanh' \(aten\.tanh\.default\) is not supported") as info:
+        load_exported_program(tmp_path / "t.pt2")
+    assert "\n" not in str(info.value)
