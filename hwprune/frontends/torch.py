@@ -1,17 +1,24 @@
 """torch.nn modules -> float IR graphs.
 
-Supported: ``nn.Sequential`` (nested too) and modules whose ``forward`` is a chain,
-found with ``torch.fx``; of Linear, Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d,
-AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0) before a conv, ReLU, Flatten, Identity,
-Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a marker).
-BatchNorm is folded into the Linear or conv right before it, or else into the next one
-when only Identity or Dropout come between (before a conv only if the conv has no
-padding). Anything else is an error that names the module and its type.
+Supported: ``nn.Sequential`` (nested too), read leaf by leaf, and any module whose
+``forward`` ``torch.fx`` can trace (``torch_fx``): chains, and graphs with residual adds
+(``+``), products of tensors (``*``) and ``torch.cat``. Of Linear, Conv1d, Conv2d (groups 1
+or depthwise), MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0)
+before a conv, ReLU, ReLU6 and Hardtanh/clamp (Clip), Flatten (and a ``view(batch, -1)``),
+Identity, Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a
+marker). ``torch_graph.translate`` maps them to the IR: BatchNorm is folded into the Linear
+or conv right before it, or else into the next one when only Identity or Dropout come
+between (before a conv only if the conv has no padding). Anything else is an error that
+names the module or the fx node and its call.
 
 A model with conv or pooling layers takes channels-first inputs, ``(C, L)`` or
 ``(C, H, W)``; its graph is channels-last with ``input_layout="channels_first"``, and a
 Linear after a Flatten of a spatial tensor gets its columns permuted to the IR's order
 (``torch_spatial``), so the graph computes what the module computes.
+
+Loading (``torch_load``) stays safe: a pickled ``nn.Sequential`` of the layers above reads
+as data; a model of the user's own class (any graph model) needs ``--trust-model`` and its
+class importable, or can be saved as a ``.pt2`` program (``torch.export``), read as data.
 """
 
 from __future__ import annotations
@@ -164,6 +171,8 @@ def to_torch(graph: Graph):
                 modules[f"{layer.name}_flatten"] = nn.Flatten()
         elif isinstance(layer, ReLU):
             modules[layer.name] = nn.ReLU()
+        elif isinstance(layer, Clip):
+            modules[layer.name] = nn.Hardtanh(layer.min_value, layer.max_value)
         elif isinstance(layer, Flatten):
             modules[layer.name] = nn.Flatten()
         elif isinstance(layer, Softmax):

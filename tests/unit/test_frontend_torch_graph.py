@@ -123,3 +123,21 @@ def test_unsupported_node_in_a_pt2_graph_is_named(tmp_path):
     with pytest.raises(UnsupportedLayerError, match=r"node 'tanh' \(aten\.tanh\.default\) is not supported") as info:
         load_exported_program(tmp_path / "t.pt2")
     assert "\n" not in str(info.value)
+
+
+def test_relu6_hardtanh_and_padding_chain_loads_safely_as_clip(tmp_path, rng):
+    from hwprune.frontends.torch import load_torch_model, to_torch
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(2, 3, 3, stride=2), nn.ReLU6(),
+                          nn.Conv2d(3, 3, 3, padding=1, groups=3), nn.Hardtanh(-0.5, 0.25), nn.Flatten(),
+                          nn.Linear(27, 2)).eval()
+    torch.save(model, tmp_path / "clip.pt")
+    graph = from_torch(load_torch_model(tmp_path / "clip.pt"), input_shape=(2, 6, 6), name="clip")
+    assert [l.kind for l in graph.layers] == ["conv2d", "clip", "conv2d", "clip", "flatten", "dense"]
+    assert [(l.min_value, l.max_value) for l in graph.layers if l.kind == "clip"] == [(0.0, 6.0), (-0.5, 0.25)]
+    assert graph.layers[2].depthwise
+    x = rng.normal(size=(4, 2, 6, 6)) * 3
+    assert np.abs(float_forward(graph, x) - torch_out(model, x)).max() < 1e-5
+    back = from_torch(to_torch(graph), graph.source_input_shape, graph.name)
+    assert np.array_equal(float_forward(back, x), float_forward(graph, x))
