@@ -141,3 +141,28 @@ def test_relu6_hardtanh_and_padding_chain_loads_safely_as_clip(tmp_path, rng):
     assert np.abs(float_forward(graph, x) - torch_out(model, x)).max() < 1e-5
     back = from_torch(to_torch(graph), graph.source_input_shape, graph.name)
     assert np.array_equal(float_forward(back, x), float_forward(graph, x))
+
+
+def test_one_shot_pruning_of_graphs_and_chains():
+    """export --sparsity: layer-wise magnitude masks on a graph with branches, and on a conv
+    chain the same weights as the masks of its whole nn.Sequential twin."""
+    from hwprune.frontends.torch import to_torch
+    from hwprune.prune.criteria import compute_masks
+    from hwprune.prune.graph import prune_graph, remove_dead_neurons
+    from hwprune.prune.masks import apply_masks, strip_masks
+
+    torch.manual_seed(3)
+    resnet = from_torch(randomize_batchnorm(ResNet8(width=0.25, size=8)), input_shape=(3, 8, 8), name="r")
+    pruned = prune_graph(resnet, 0.5)
+    for before, after in zip(resnet.weighted_layers(), pruned.weighted_layers()):
+        kept = after.weight != 0
+        assert kept.sum() == before.weight.size - round(0.5 * before.weight.size), after.name
+        assert np.abs(before.weight[~kept]).max() <= np.abs(before.weight[kept]).min()
+    assert remove_dead_neurons(pruned)[1] == {}  # units feeding an Add stay
+    chain = from_torch(nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(36, 3)).eval(),
+                       input_shape=(2, 5, 5), name="c")
+    twin = to_torch(chain)
+    apply_masks(twin, compute_masks(twin, 0.6, method="magnitude", scope="layer"))
+    expected = from_torch(strip_masks(twin), chain.source_input_shape, chain.name)
+    for a, b in zip(prune_graph(chain, 0.6).weighted_layers(), expected.weighted_layers()):
+        assert np.array_equal(a.weight, b.weight), a.name
