@@ -5,9 +5,11 @@ left by a kill, or one whose files were edited by hand, never passes ``check``. 
 generic: every file below the folder is listed, so a new backend subfolder (``hls4ml/``)
 or report section needs no change here.
 
-The manifest is first written under a pending name inside the temporary folder and takes
-its final name only after the folder was renamed into place: a hidden temporary folder
-left by a kill therefore never holds a manifest that ``check`` accepts.
+The manifest is written under a pending name inside the temporary folder, renamed to its
+final name once every file is hashed, and only then is the folder swapped into place
+(``outputs.swap_into_place``). A kill before that rename leaves a temporary folder with no
+manifest; a kill after it leaves a complete one under a hidden temporary name, which the
+next run removes (``outputs.clean_stale_siblings``) and nothing reads as an export.
 """
 
 from __future__ import annotations

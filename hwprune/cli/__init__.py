@@ -56,7 +56,13 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+#: Set once SIGTERM arrived: a library may turn the Terminated its handler raised into a
+#: KeyboardInterrupt of its own (Ray's wait does, from a C++ "interrupted" status).
+_sigterm_received = threading.Event()
+
+
 def _terminate(signum, frame):
+    _sigterm_received.set()
     raise Terminated
 
 
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.showwarning = show_warning
     if threading.current_thread() is threading.main_thread():
+        _sigterm_received.clear()
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.run(args) or 0)
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # the shell's convention: 128 + the signal's number
-        terminated = isinstance(exc, Terminated)
+        terminated = isinstance(exc, Terminated) or _sigterm_received.is_set()
         print(f"{command}: interrupted ({'SIGTERM' if terminated else 'SIGINT'})", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except Exception as exc:  # a crash of hwprune itself: one line, and the traceback kept in a log

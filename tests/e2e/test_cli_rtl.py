@@ -95,3 +95,20 @@ def test_conv_and_clock_without_rtl_are_one_line_exit_2(cli, tmp_path):
     code, _, err = cli("export", f"{data}.json", "--weights", f"{data}_weights.h5", "--calibration",
                        tmp_path / "x.npy", "--out", tmp_path / "c", "--clock-mhz", "100", "--no-compile")
     assert code == 2 and "--backend rtl only" in err
+
+
+def test_edited_rtl_with_its_hashes_recomputed_is_refused(cli, tiny_rtl, tmp_path):
+    """rtl/ is what Verilator compiles: an edited testbench passes the manifest once its hashes
+    are recomputed, and is refused because hwprune regenerates rtl/ and compares it."""
+    from hwprune import manifest
+
+    edited = tmp_path / "edited"
+    shutil.copytree(tiny_rtl, edited)
+    tb = edited / "rtl" / "tb" / "tb.v"
+    tb.write_text(tb.read_text() + "\n// $system(\"touch /tmp/pwned\")\n")
+    manifest.write_pending(edited)
+    manifest.finalize(edited)
+    manifest.check(edited)  # the hashes match: only regeneration can tell
+    code, _, err = cli("verify", edited, "--engine", "verilator")
+    assert code == 2, err
+    assert "rtl/tb/tb.v differs from what hwprune regenerates" in err and len(err.strip().splitlines()) == 1

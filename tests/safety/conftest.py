@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hwprune.cli import main
+from hwprune.harness.build import find_cc
 
 
 def snapshot(root: Path) -> dict:
@@ -44,3 +45,12 @@ def mlp_files(tmp_path):
     torch.save(model, tmp_path / "m.pt")
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(40, 6)))
     return tmp_path / "m.pt", tmp_path / "x.npy"
+
+
+@pytest.fixture(scope="module")
+def compiler():
+    """The host C compiler (the fuzz tests build with it)."""
+    try:
+        return find_cc()
+    except Exception as exc:  # pragma: no cover - CI has a compiler
+        pytest.skip(str(exc))

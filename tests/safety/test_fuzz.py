@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hwprune.harness.build import find_cc
 from hwprune.ir import Dense, Graph
 from hwprune.quant.calibrate import QuantConfig
 from hwprune.quant.fixed import to_real
@@ -59,14 +58,6 @@ def _graph(index: int, spec):
     rng = np.random.default_rng(seed)
     graph = random_typed_graph(f"g{index}", sizes, seed, sparsity=sparsity, width_range=widths)
     return _saturate(graph, rng, extremes, zero_rows), fmt, random_inputs(graph, rng, VECTORS)
-
-
-@pytest.fixture(scope="module")
-def compiler():
-    try:
-        return find_cc()
-    except Exception as exc:  # pragma: no cover - CI has a compiler
-        pytest.skip(str(exc))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

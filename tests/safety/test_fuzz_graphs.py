@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hwprune import reference
-from hwprune.harness.build import find_cc
 from hwprune.ir import (
     Add, AvgPool2D, Clip, Concatenate, Conv2D, Dense, GlobalAvgPool2D, Graph, GraphInput, MaxPool2D, ReLU,
 )
@@ -79,14 +78,6 @@ def _build(index: int, spec):
     q = calibrate(graph, rng.normal(size=(32, *shape)) * 1.5, QuantConfig(bits, bits))
     x = reference.quantize_input(q, rng.normal(size=(VECTORS, *shape)) * 2.0)  # past the calibrated range too
     return q, x
-
-
-@pytest.fixture(scope="module")
-def compiler():
-    try:
-        return find_cc()
-    except Exception as exc:  # pragma: no cover - CI has a compiler
-        pytest.skip(str(exc))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -69,7 +69,6 @@ def _loopback(host: str) -> bool:
     return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
 
 
-@pytest.mark.xfail(reason="after merging the range checks, SIGTERM during a sweep is reported as SIGINT (exit 130); open defect", strict=False)
 def test_sweep_ray_listens_on_loopback_only_and_sigterm_ends_it(tmp_path):
     torch.manual_seed(0)
     torch.save(nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)).eval(), tmp_path / "m.pt")
