@@ -92,7 +92,8 @@ def _pad(node, tensor, rank):
 @handles("aten.add.Tensor", "aten.add_.Tensor")
 def _add(node, tensor, rank):
     if node.kwargs.get("alpha", 1) != 1:
-        raise UnsupportedLayerError(f"node {node.name!r} ({node.target}): alpha={node.kwargs['alpha']} is not supported")
+        raise UnsupportedLayerError(f"node {node.name!r} ({node.target}): alpha={node.kwargs['alpha']} is not "
+                                    "supported")
     return Merge("add")
 
 

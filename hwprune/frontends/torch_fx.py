@@ -58,7 +58,8 @@ def _targets():
     return {
         torch.relu: lambda node: nn.ReLU(), F.relu: lambda node: nn.ReLU(), "relu": lambda node: nn.ReLU(),
         F.relu6: lambda node: nn.ReLU6(),
-        F.hardtanh: lambda node: nn.Hardtanh(float(_arg(node, 1, "min_val", -1.0)), float(_arg(node, 2, "max_val", 1.0))),
+        F.hardtanh: lambda node: nn.Hardtanh(float(_arg(node, 1, "min_val", -1.0)),
+                                             float(_arg(node, 2, "max_val", 1.0))),
         torch.clamp: clamp, torch.clip: clamp, "clamp": clamp, "clip": clamp,
         torch.flatten: flatten, "flatten": flatten,
         "view": _view, "reshape": _view, torch.reshape: _view,

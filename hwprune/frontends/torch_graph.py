@@ -389,7 +389,8 @@ def _permute_flattened(graph: Graph) -> Graph:
                 if isinstance(reader, Dense) and reader.name not in seen:
                     seen.add(reader.name)
                     dense = layers[reader.name]
-                    layers[reader.name] = dense.with_(weight=dense.weight[:, torch_spatial.flatten_permutation(flat_in)])
+                    columns = torch_spatial.flatten_permutation(flat_in)
+                    layers[reader.name] = dense.with_(weight=dense.weight[:, columns])
                 elif not isinstance(reader, Dense):
                     frontier.append(reader.name)
     return graph.with_layers([layers[layer.name] for layer in graph.layers])

@@ -26,7 +26,8 @@ class Stack(nn.Module):
 
 
 class ResNet8(nn.Module):
-    """MLPerf Tiny's ResNet-8 (``benchmarks/graphs.py``) at ``width`` times its filters, on ``size`` x ``size`` images."""
+    """MLPerf Tiny's ResNet-8 (``benchmarks/graphs.py``) at ``width`` times its filters, on
+    ``size`` x ``size`` images."""
 
     def __init__(self, width=1.0, size=32, classes=10):
         super().__init__()
