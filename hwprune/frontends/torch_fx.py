@@ -55,6 +55,13 @@ def _targets():
     def softmax(cls):
         return lambda node: cls(dim=_arg(node, 1, "dim", None))
 
+    def pool(cls, keys):
+        """``F.max_pool2d(x, 2)`` and the like: the module with the same arguments."""
+        return lambda node: cls(*node.args[1:], **{k: v for k, v in node.kwargs.items() if k in keys})
+
+    max_keys = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+    avg_keys = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+
     return {
         torch.relu: lambda node: nn.ReLU(), F.relu: lambda node: nn.ReLU(), "relu": lambda node: nn.ReLU(),
         F.relu6: lambda node: nn.ReLU6(),
@@ -68,6 +75,8 @@ def _targets():
         F.softmax: softmax(nn.Softmax), torch.softmax: softmax(nn.Softmax), "softmax": softmax(nn.Softmax),
         F.log_softmax: softmax(nn.LogSoftmax), torch.log_softmax: softmax(nn.LogSoftmax),
         "log_softmax": softmax(nn.LogSoftmax),
+        F.max_pool1d: pool(nn.MaxPool1d, max_keys), F.max_pool2d: pool(nn.MaxPool2d, max_keys),
+        F.avg_pool1d: pool(nn.AvgPool1d, avg_keys[:-1]), F.avg_pool2d: pool(nn.AvgPool2d, avg_keys),
         F.adaptive_avg_pool1d: lambda node: nn.AdaptiveAvgPool1d(_arg(node, 1, "output_size", None)),
         F.adaptive_avg_pool2d: lambda node: nn.AdaptiveAvgPool2d(_arg(node, 1, "output_size", None)),
         operator.add: "add", operator.iadd: "add", torch.add: "add", "add": "add", "add_": "add",

@@ -173,3 +173,25 @@ def test_one_shot_pruning_of_graphs_and_chains():
     expected = from_torch(strip_masks(twin), chain.source_input_shape, chain.name)
     for a, b in zip(prune_graph(chain, 0.6).weighted_layers(), expected.weighted_layers()):
         assert np.array_equal(a.weight, b.weight), a.name
+
+
+class FunctionalPools(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        y = nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+        y = nn.functional.avg_pool2d(y, kernel_size=2, stride=2) + nn.functional.max_pool2d(y, 2, 2)
+        return self.fc(torch.flatten(y, 1))
+
+
+def test_functional_pooling_and_a_flatten_of_a_sum(rng):
+    torch.manual_seed(4)
+    model = FunctionalPools().eval()
+    graph = from_torch(model, input_shape=(2, 8, 8), name="pools")
+    assert [l.kind for l in graph.layers] == ["conv2d", "relu", "maxpool2d", "avgpool2d", "maxpool2d", "add",
+                                              "flatten", "dense"]
+    x = rng.normal(size=(3, 2, 8, 8))
+    assert np.abs(float_forward(graph, x) - torch_out(model, x)).max() < 1e-5
