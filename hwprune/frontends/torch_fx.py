@@ -86,13 +86,18 @@ def _targets():
 
 
 def _view(node):
-    """``x.view(batch, -1)`` (or ``reshape``): the Flatten of each example."""
+    """``x.view(batch, -1)`` (or ``reshape``): the Flatten of each example; ``x.view(-1, n)``
+    too, when ``n`` is what one example holds (``torch_graph`` checks it)."""
     dims = node.args[1:]
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     batch_expression = len(dims) == 2 and hasattr(dims[0], "op")
     if len(dims) == 2 and (batch_expression or dims[1] == -1):
         return _torch().nn.Flatten()
+    if len(dims) == 2 and dims[0] == -1 and isinstance(dims[1], int):
+        flatten = _torch().nn.Flatten()
+        flatten.features = dims[1]  # an attribute of this fresh module, read by torch_graph
+        return flatten
     raise UnsupportedLayerError(f"node {node.name!r} ({node.op} {_name(node)}): only a reshape to (batch, -1) is "
                                 f"supported, got {tuple(getattr(d, 'name', d) for d in dims)}")
 

@@ -252,6 +252,10 @@ class _Translation:
             if child.start_dim != 1 or child.end_dim != -1:
                 raise UnsupportedLayerError(f"module {path!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
             self.add(op, Flatten(self.name(op, "flatten")))
+            features = getattr(child, "features", None)  # x.view(-1, n): n must be one example's size
+            if features is not None and self.shapes[self.tensor[op.name]] != (features,):
+                raise UnsupportedLayerError(f"module {path!r} (view): -1, {features} is not one example's "
+                                            f"{self.shapes[self.tensor[op.name]][0]} values flattened")
         elif isinstance(child, torch_spatial.spatial_types()):
             self.add(op, torch_spatial.pool_layer(path, child, self.name(op, "pool")))
         elif isinstance(child, (nn.Softmax, nn.LogSoftmax)) and last:

@@ -195,3 +195,23 @@ def test_functional_pooling_and_a_flatten_of_a_sum(rng):
                                               "flatten", "dense"]
     x = rng.normal(size=(3, 2, 8, 8))
     assert np.abs(float_forward(graph, x) - torch_out(model, x)).max() < 1e-5
+
+
+class LeNetView(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.features = features
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc = nn.Linear(features, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).view(-1, self.features))
+
+
+def test_view_minus_one_n_is_a_flatten_only_when_n_is_one_example(rng):
+    model = LeNetView(2 * 4 * 4).eval()
+    graph = from_torch(model, input_shape=(1, 6, 6), name="lenet")
+    x = rng.normal(size=(3, 1, 6, 6))
+    assert np.abs(float_forward(graph, x) - torch_out(model, x)).max() < 1e-5
+    with pytest.raises(UnsupportedLayerError, match=r"module 'view' \(view\): -1, 16 is not one example's 32 values"):
+        from_torch(LeNetView(16).eval(), input_shape=(1, 6, 6))
