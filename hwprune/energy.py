@@ -256,6 +256,24 @@ def _relu(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
 
 
+@rule("leaky_relu", "hard_sigmoid")
+def _scaled_activation(layer, c: Context) -> LayerWork:
+    """A product by the slope per element (LeakyReLU: counted on every element, as hardware
+    that does not branch computes it), a comparison, and HardSigmoid's shift."""
+    const_t = layer.param_t if layer.kind == "leaky_relu" else layer.slope_t
+    adds = c.n_in * (2 if layer.kind == "hard_sigmoid" else 1)
+    return LayerWork(layer.name, layer.kind, mults=c.n_in, mult_bits=(const_t.width if const_t else 32, c.in_bits),
+                     adds=adds, add_bits=c.in_bits, **c.traffic(c.n_in))
+
+
+@rule("sigmoid", "tanh")
+def _table_activation(layer, c: Context) -> LayerWork:
+    """An index (one addition) and one table entry read per element; the table is stored."""
+    entry = layer.table_t.storage_bits // 8 if layer.table_t else 4
+    return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, weight_bytes=c.n_in * entry,
+                     stored_bytes=layer.table_size * entry, **c.traffic(c.n_in))
+
+
 @rule("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
 def _pool(layer, c: Context) -> LayerWork:
     """Every output reads its window (a comparison or an addition per element)."""

@@ -13,7 +13,8 @@ Four ways in, one mapping:
   ``get_config()`` and ``get_weights()``.
 
 Supported layers: InputLayer, Dense, Conv1D/2D, DepthwiseConv2D, Activation (relu, relu6,
-softmax, linear), ReLU (with max_value: a Clip), BatchNormalization (folded into the Dense
+softmax, linear, sigmoid, tanh), ReLU (with max_value: a Clip), LeakyReLU, PReLU
+(``keras_activations``), BatchNormalization (folded into the Dense
 or Conv right before it, or into the next Dense), Flatten, MaxPooling and AveragePooling
 1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate. Sequential models and
 functional ones (each layer's ``inbound_nodes`` name the layers it reads, Keras 2's
@@ -34,7 +35,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import keras_layers
+from hwprune.frontends import keras_activations, keras_layers  # noqa: F401 (keras_activations registers)
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.limits import check_activations, check_declared

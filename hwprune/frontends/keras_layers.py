@@ -14,11 +14,14 @@ import numpy as np
 
 from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.frontends.keras_builder import Builder
-from hwprune.ir.layers import Add, Clip, Concatenate, Conv2D, Dense, Flatten, Multiply, ReLU, Softmax
+from hwprune.ir.layers import Add, Clip, Concatenate, Conv2D, Dense, Flatten, Layer, Multiply, ReLU, Softmax
 
 
 Converter = Callable[[Builder, str, str, dict, tuple], None]
 CONVERTERS: dict[str, Converter] = {}
+#: Activation names (``activation="sigmoid"``) -> a function of the IR layer name making the layer
+#: (``keras_activations`` registers its own; relu, softmax and linear are below).
+ACTIVATIONS: dict[str, Callable[[str], Layer]] = {}
 
 
 def converter(*class_names: str):
@@ -34,6 +37,8 @@ def weight_count(class_name: str, config: dict) -> int:
     """How many arrays ``get_weights()`` holds for a layer of this class."""
     if class_name in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D"):
         return 2 if config.get("use_bias", True) else 1
+    if class_name == "PReLU":
+        return 1
     if class_name == "BatchNormalization":
         return int(config.get("scale", True)) + int(config.get("center", True)) + 2
     return 0
@@ -57,9 +62,11 @@ def _activation(builder: Builder, keras_name: str, name: str, activation) -> Non
         builder.add(Clip(f"{name}_relu6" if builder.current == name else name, min_value=0.0, max_value=6.0))
     elif activation == "softmax":
         builder.add(Softmax(f"{name}_softmax" if builder.current == name else name))
+    elif activation in ACTIVATIONS:
+        builder.add(ACTIVATIONS[activation](f"{name}_{activation}" if builder.current == name else name))
     else:
         raise UnsupportedLayerError(f"layer {keras_name!r}: activation {activation!r} is not supported "
-                                    "(relu, relu6, softmax, linear are)")
+                                    f"({', '.join(['relu', 'relu6', 'softmax', 'linear', *ACTIVATIONS])} are)")
 
 
 @converter("InputLayer")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError, WeightError
-from hwprune.frontends import onnx_ops, onnx_spatial  # noqa: F401  (register the handlers)
+from hwprune.frontends import onnx_activations, onnx_ops, onnx_spatial  # noqa: F401  (register the handlers)
 from hwprune.frontends.onnx_graph import OPS, fold, topological_order
 from hwprune.frontends.onnx_limits import read_model
 from hwprune.frontends.onnx_values import Context, Value

@@ -4,7 +4,8 @@ Supported: ``nn.Sequential`` (nested too), read leaf by leaf, and any module who
 ``forward`` ``torch.fx`` can trace (``torch_fx``): chains, and graphs with residual adds
 (``+``), products of tensors (``*``) and ``torch.cat``. Of Linear, Conv1d, Conv2d (groups 1
 or depthwise), MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0)
-before a conv, ReLU, ReLU6 and Hardtanh/clamp (Clip), Flatten (and a ``view(batch, -1)``),
+before a conv, ReLU, ReLU6 and Hardtanh/clamp (Clip), Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid,
+SiLU (``torch_activations``), Flatten (and a ``view(batch, -1)``),
 Identity, Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a
 marker). ``torch_graph.translate`` maps them to the IR: BatchNorm is folded into the Linear
 or conv right before it, or else into the next one when only Identity or Dropout come
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import ModelError, UnsupportedLayerError
-from hwprune.frontends import torch_fx, torch_spatial
+from hwprune.frontends import torch_activations, torch_fx, torch_spatial
 from hwprune.frontends.torch_graph import INPUT, Op, layer_name as _layer_name, translate  # noqa: F401
 from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
     SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes, save_torch_model)
@@ -102,6 +103,8 @@ def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
             out.append((where, nn.Flatten()))
         elif node.op == "call_method" and node.target == "relu":
             out.append((where, nn.ReLU()))
+        elif torch_activations.function_module(node) is not None:  # torch.sigmoid, torch.tanh
+            out.append((where, torch_activations.function_module(node)))
         else:
             raise UnsupportedLayerError(
                 f"module {type(module).__name__}: operation {node.op} {node.target!r} at {where!r} is not supported"
@@ -149,6 +152,7 @@ def to_torch(graph: Graph):
         raise UnsupportedLayerError(f"model {graph.name!r}: to_torch builds channels-first modules; this conv "
                                     "graph takes channels-last inputs")
     modules = {}
+    swish = torch_activations.swish_sigmoids(graph)
     flat_in: tuple = ()  # the spatial shape a Flatten flattened, until the Dense that reads it
     for index, layer in enumerate(graph.layers):
         if isinstance(layer, Flatten) and len(graph.input_shape_of_layer(layer)) >= 2:
@@ -177,6 +181,10 @@ def to_torch(graph: Graph):
             modules[layer.name] = nn.Flatten()
         elif isinstance(layer, Softmax):
             modules[layer.name] = nn.Softmax(dim=-1)
+        elif layer.name in swish:  # the Sigmoid of a SiLU: nn.SiLU stands at its Multiply
+            continue
+        elif torch_activations.to_torch_module(layer, swish) is not None:
+            modules[layer.name] = torch_activations.to_torch_module(layer, swish)
         else:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no torch module for {layer.kind!r}")
     from collections import OrderedDict

@@ -89,6 +89,19 @@ def _pad(node, tensor, rank):
     return (nn.ConstantPad1d if len(pad) == 2 else nn.ConstantPad2d)(tuple(pad), float(value or 0.0))
 
 
+@handles("aten.sigmoid.default", "aten.tanh.default", "aten.hardsigmoid.default", "aten.silu.default",
+         "aten.leaky_relu.default", "aten.prelu.default")
+def _activation(node, tensor, rank):
+    nn = _torch().nn
+    kind = str(node.target).split(".")[1]
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(float(node.args[1]) if len(node.args) > 1 else 0.01)
+    if kind == "prelu":
+        weight = tensor(node.args[1])
+        return _with_params(nn.PReLU(weight.numel(), dtype=weight.dtype), weight=weight.reshape(-1))
+    return {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "hardsigmoid": nn.Hardsigmoid, "silu": nn.SiLU}[kind]()
+
+
 @handles("aten.add.Tensor", "aten.add_.Tensor")
 def _add(node, tensor, rank):
     if node.kwargs.get("alpha", 1) != 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 
 from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.frontends import torch_activations
 from hwprune.frontends.torch_graph import INPUT, SUPPORTED, Merge, Op
 
 
@@ -177,6 +178,9 @@ def _what(node, traced, targets, where: str):
     """The torch.nn module (or Merge kind) that computes ``node``."""
     if node.op == "call_module":
         return traced.get_submodule(node.target)
+    activation = torch_activations.function_module(node)  # torch.sigmoid, torch.tanh and their spellings
+    if activation is not None:
+        return activation
     target = node.target
     known = node.op in ("call_function", "call_method") and isinstance(target, str) == (node.op == "call_method")
     try:

@@ -24,14 +24,15 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import torch_spatial
+from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError
+from hwprune.frontends import torch_activations, torch_spatial
+from hwprune.frontends.torch_fold import batchnorm_affine, fold_after, fold_before_conv, linear_arrays
 from hwprune.ir.graph import INPUT, Graph, GraphInput, is_c_identifier
-from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Flatten, Layer, Multiply, ReLU, Softmax, WeightedLayer
+from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Flatten, Layer, Multiply, ReLU, Softmax
 
 SUPPORTED = ("Linear, Conv1d/2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, ReLU6, Hardtanh, "
-             "BatchNorm1d/2d (folded), Flatten, Identity, Dropout, + (Add), * (Multiply), torch.cat and a final "
-             "Softmax")
+             "Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid, SiLU, BatchNorm1d/2d (folded), Flatten, Identity, "
+             "Dropout, + (Add), * (Multiply), torch.cat and a final Softmax")
 
 
 @dataclass(frozen=True)
@@ -71,58 +72,6 @@ def layer_name(path: str, kind: str, used: set[str]) -> str:
         name = f"{base}_{n}"
     used.add(name)
     return name
-
-
-def finite(path: str, kind: str, label: str, values: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(values)):
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
-        raise WeightError(f"module {path!r} ({kind}): {label} has a non-finite value {values[idx]} at index {idx}")
-    return values
-
-
-def _linear_arrays(path: str, linear) -> tuple[np.ndarray, np.ndarray]:
-    weight = linear.weight.detach().cpu().double().numpy()
-    bias = linear.bias.detach().cpu().double().numpy() if linear.bias is not None else np.zeros(weight.shape[0])
-    return finite(path, "Linear", "weight", weight), finite(path, "Linear", "bias", bias)
-
-
-def _batchnorm_affine(path: str, bn) -> tuple[np.ndarray, np.ndarray]:
-    """BatchNorm1d/2d in eval mode as ``scale * x + shift`` per feature or channel."""
-    kind = type(bn).__name__
-    if bn.running_mean is None or bn.running_var is None:
-        raise UnsupportedLayerError(f"module {path!r} ({kind}): it keeps no running statistics "
-                                    "(track_running_stats=False), so it has no fixed inference form to fold")
-    mean = finite(path, kind, "running_mean", bn.running_mean.detach().cpu().double().numpy())
-    var = finite(path, kind, "running_var", bn.running_var.detach().cpu().double().numpy())
-    gamma = bn.weight.detach().cpu().double().numpy() if bn.weight is not None else np.ones_like(mean)
-    beta = bn.bias.detach().cpu().double().numpy() if bn.bias is not None else np.zeros_like(mean)
-    scale = finite(path, kind, "weight", gamma) / np.sqrt(var + bn.eps)
-    return scale, finite(path, kind, "bias", beta) - mean * scale
-
-
-def _fold_after(layer: WeightedLayer, path: str, scale: np.ndarray, shift: np.ndarray) -> WeightedLayer:
-    """BatchNorm(layer(x)) = layer with (diag(scale) W, scale * b + shift)."""
-    if scale.shape != (layer.out_channels,):
-        raise ShapeError(f"module {path!r}: BatchNorm over {scale.size} features follows {layer.name!r} with "
-                         f"{layer.out_channels} outputs")
-    axes = (-1,) + (1,) * (layer.weight.ndim - 1)
-    return layer.with_(weight=layer.weight * scale.reshape(axes), bias=layer.bias * scale + shift)
-
-
-def _fold_before_conv(pending, conv: WeightedLayer) -> WeightedLayer:
-    """conv(scale * x + shift): exact when no zero padding meets the shifted values."""
-    path, scale, shift, kind = pending
-    if any(p != (0, 0) for p in conv.padding) and np.any(shift != 0):
-        raise UnsupportedLayerError(f"module {path!r} ({kind}) cannot be folded into the padded conv "
-                                    f"{conv.name!r} after it (its zero padding would not be shifted); fold it "
-                                    "into the layer before it")
-    channels = np.arange(conv.out_channels) // (conv.out_channels // scale.size) if conv.depthwise else None
-    per_filter_scale = scale[channels][:, None] if conv.depthwise else scale[None, :]
-    per_filter_shift = shift[channels][:, None] if conv.depthwise else shift[None, :]
-    weight = conv.weight * per_filter_scale.reshape(per_filter_scale.shape[0], *([1] * (conv.rank)), -1)
-    w = conv.weight.reshape(conv.out_channels, -1, conv.in_channels_per_group)
-    bias = conv.bias + (w * per_filter_shift[:, None, :]).sum(axis=(1, 2))
-    return conv.with_(weight=weight, bias=bias)
 
 
 def clip_bounds(path: str, module) -> tuple[float, float]:
@@ -172,8 +121,8 @@ class _Translation:
         for name in outputs:
             self.readers[self.root[name]] = self.readers.get(self.root[name], 0) + 1
 
-    def add(self, op: Op, layer: Layer) -> None:
-        layer = layer.with_(inputs=tuple(self.tensor[s] for s in op.inputs))
+    def add(self, op: Op, layer: Layer, inputs: tuple[str, ...] = ()) -> None:
+        layer = layer.with_(inputs=inputs or tuple(self.tensor[s] for s in op.inputs))
         try:
             self.shapes[layer.name] = tuple(layer.output_shape(*(self.shapes[s] for s in layer.inputs)))
         except ShapeError as exc:
@@ -224,7 +173,7 @@ class _Translation:
         if isinstance(child, Merge):
             self.merge(op)
         elif isinstance(child, nn.Linear):
-            weight, bias = _linear_arrays(path, child)
+            weight, bias = linear_arrays(path, child)
             pending = self.take_bn(op)
             if pending is not None:  # Linear(scale * x + shift) = (W diag(scale)) x + (W shift + b)
                 _, scale, shift, _ = pending
@@ -234,7 +183,7 @@ class _Translation:
             pad = self.pending_pad.pop(op.inputs[0], None)
             layer = torch_spatial.conv_layer(path, child, self.name(op, "conv"), pad and pad[1])
             pending = self.take_bn(op)
-            self.add(op, _fold_before_conv(pending, layer) if pending is not None else layer)
+            self.add(op, fold_before_conv(pending, layer) if pending is not None else layer)
         elif isinstance(child, tuple(torch_spatial.spatial_types()[-4:])):
             padding = torch_spatial.padding_module(path, child)
             self.alias(op)
@@ -248,6 +197,11 @@ class _Translation:
         elif isinstance(child, nn.Hardtanh):  # ReLU6 is a Hardtanh(0, 6)
             lo, hi = clip_bounds(path, child)
             self.add(op, Clip(self.name(op, "clip"), min_value=lo, max_value=hi))
+        elif isinstance(child, torch_activations.module_types()):  # SiLU: a Sigmoid and a Multiply
+            names = [layer_name(path + suffix, prefix, self.used) for suffix, prefix in torch_activations.names(child)]
+            source = self.tensor[op.inputs[0]]
+            for layer in torch_activations.activation_layers(path, child, names, source):
+                self.add(op, layer, layer.inputs)
         elif isinstance(child, nn.Flatten):
             if child.start_dim != 1 or child.end_dim != -1:
                 raise UnsupportedLayerError(f"module {path!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
@@ -276,7 +230,7 @@ class _Translation:
         self.tensor[op.name] = self.tensor[source]
 
     def batchnorm(self, op: Op) -> None:
-        scale, shift = _batchnorm_affine(op.path, op.module)
+        scale, shift = batchnorm_affine(op.path, op.module)
         source = op.inputs[0]
         producer = self.tensor.get(source)
         if source in self.pending_bn:  # BatchNorm after BatchNorm: one affine map
@@ -285,7 +239,7 @@ class _Translation:
         elif producer in self.index and self.layers[self.index[producer]].weighted \
                 and self.readers.get(self.root[source], 0) == 1:
             at = self.index[producer]
-            self.layers[at] = _fold_after(self.layers[at], op.path, scale, shift)
+            self.layers[at] = fold_after(self.layers[at], op.path, scale, shift)
         else:
             self.pending_bn[op.name] = (op.path, scale, shift, type(op.module).__name__)
         self.tensor[op.name] = self.tensor[source]  # readers other than a Linear or conv are refused

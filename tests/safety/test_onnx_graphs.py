@@ -130,7 +130,7 @@ def _save(tmp_path, name, nodes, initializers, in_shape, out_shape):
 
 def test_dense_branches_with_clip_concat_and_a_dead_node(tmp_path, run):
     """Two Gemm paths from one input, Clip(0, 6), Relu, their Add, Mul and Concat; a node no
-    output reads (Tanh, unsupported) is never translated."""
+    output reads (Softplus, unsupported) is never translated."""
     rng = np.random.default_rng(1)
     f = lambda *s: (rng.normal(size=s) * 0.5).astype(np.float32)  # noqa: E731
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["a"], transB=1, name="left"),
@@ -141,7 +141,7 @@ def test_dense_branches_with_clip_concat_and_a_dead_node(tmp_path, run):
              helper.make_node("Add", ["a6", "br"], ["s"], name="sum"),
              helper.make_node("Mul", ["s", "a"], ["p"], name="product"),
              helper.make_node("Concat", ["p", "br"], ["c"], axis=1, name="join"),
-             helper.make_node("Tanh", ["c"], ["unused"], name="dead"),
+             helper.make_node("Softplus", ["c"], ["unused"], name="dead"),
              helper.make_node("Gemm", ["c", "w3", "b3"], ["y"], transB=1, name="head")]
     inits = {"w1": f(6, 5), "b1": f(6), "lo": np.float32(0), "hi": np.float32(6), "w2": f(5, 6), "b2": f(6),
              "w3": f(3, 12), "b3": f(3)}

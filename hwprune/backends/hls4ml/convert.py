@@ -29,7 +29,8 @@ from hwprune.quant.fixed import Fixed
 from hwprune.quant.precision import input_name
 
 WEIGHTED = ("dense", "conv1d", "conv2d")
-TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result"}
+TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result",
+             "param_t": "param"}  # a type not here is a layer attribute (activations.py)
 
 # kind -> function(layer, input name, input shape, options) -> hls4ml layer dict, or None to skip
 LayerMapper = Callable[[Layer, str, tuple, HlsOptions], "dict | None"]
@@ -157,7 +158,7 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
             skipped.append(layer.name)
             continue
         layers.append(entry)
-        conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items()}}
+        conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items() if k in TYPE_KEYS}}
         if layer.kind == "flatten":  # io_stream may make it a Repack with a type of its own: the input's
             conf["Precision"]["result"] = in_t.hls()
         if layer.kind in WEIGHTED:
