@@ -215,3 +215,31 @@ def test_view_minus_one_n_is_a_flatten_only_when_n_is_one_example(rng):
     assert np.abs(float_forward(graph, x) - torch_out(model, x)).max() < 1e-5
     with pytest.raises(UnsupportedLayerError, match=r"module 'view' \(view\): -1, 16 is not one example's 32 values"):
         from_torch(LeNetView(16).eval(), input_shape=(1, 6, 6))
+
+
+class Activations(nn.Module):
+    """Sigmoid, Tanh, LeakyReLU, PReLU per channel, Hardsigmoid and SiLU on two branches."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.prelu = nn.PReLU(3)
+        self.act = nn.Sequential(nn.LeakyReLU(0.2), nn.Hardsigmoid(), nn.SiLU())
+
+    def forward(self, x):
+        y = self.prelu(self.conv(x))
+        return torch.cat([torch.sigmoid(y) * torch.tanh(y), self.act(y)], 1)
+
+
+def test_activations_in_a_graph_from_fx_and_pt2(tmp_path, rng):
+    torch.manual_seed(5)
+    model = Activations().eval()
+    with torch.no_grad():
+        model.prelu.weight.copy_(torch.tensor([0.1, -0.3, 0.5]))
+    x = rng.normal(size=(4, 2, 5, 5)) * 3
+    torch.export.save(torch.export.export(model, (torch.randn(2, 2, 5, 5),)), tmp_path / "a.pt2")
+    for graph in (from_torch(model, input_shape=(2, 5, 5)), load_exported_program(tmp_path / "a.pt2")):
+        assert {"sigmoid", "tanh", "leaky_relu", "hard_sigmoid", "multiply", "concatenate"} <= {
+            l.kind for l in graph.layers}
+        got = graph.to_source(float_forward(graph, x))
+        assert np.abs(got - torch_out(model, x)).max() < 1e-5
