@@ -110,15 +110,15 @@ def _bad(cli, tmp_path, args, message):
 
 
 def test_unsupported_layer(cli, tmp_path):
-    torch.save(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), tmp_path / "m.pt")
+    torch.save(nn.Sequential(nn.Linear(4, 4), nn.GELU(), nn.Linear(4, 2)), tmp_path / "m.pt")
     np.save(tmp_path / "x.npy", np.zeros((8, 4)))
-    # Tanh is outside the safe loader's allow-list: refused before anything is unpickled ...
+    # GELU is outside the safe loader's allow-list: refused before anything is unpickled ...
     _bad(cli, tmp_path, ["export", tmp_path / "m.pt", "--calibration", tmp_path / "x.npy"],
-         "holds torch.nn.modules.activation.Tanh")
+         "holds torch.nn.modules.activation.GELU")
     # ... and with --trust-model the frontend names it
     code, _, stderr = cli("export", tmp_path / "m.pt", "--calibration", tmp_path / "x.npy", "--trust-model",
                           "--out", tmp_path / "out")
-    assert code == 2 and "module '1' (Tanh) is not supported" in stderr and not (tmp_path / "out").exists()
+    assert code == 2 and "module '1' (GELU) is not supported" in stderr and not (tmp_path / "out").exists()
 
 
 def test_nan_weights(cli, tmp_path):
