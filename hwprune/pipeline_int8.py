@@ -96,7 +96,8 @@ def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None
     if options.sparsity and converted is None:
         raise OptionError("--sparsity applies to float models; a .tflite model is exported as its weights are")
     if options.format != "auto":
-        raise OptionError(f"--format {options.format}: the int8 C stores each output channel's nonzero weights; "
+        raise OptionError(f"--format {options.format}: the int8 C stores a layer dense or as each output channel's "
+                          "nonzero weights by its density; "
                           "--format applies to ap_fixed exports")
 
 

@@ -1,7 +1,7 @@
 """The ``tflm`` engine: TFLite Micro's own interpreter (``pip install tflite-micro``) on the
 original ``.tflite`` file an int8 export was made from.
 
-It is the oracle of the int8 dialect: its reference kernels are what ``reference_int8``
+It is the oracle of the int8 dialect: its reference kernels are what ``reference.int8``
 implements. The interpreter keeps every tensor (``kPreserveAllTensors``), so the engine
 returns a trace of every IR layer (the tensor each one produced, ``frontends.tflite``),
 and a mismatch names the first operator that differs.
@@ -82,7 +82,7 @@ class TflmEngine(Engine):
                 data = np.asarray(interpreter.GetTensor(parsed.tensors[layer.name], 0)["tensor_data"])
                 layers[layer.name][i] = data.reshape(layers[layer.name].shape[1:])
         trace = tuple((layer.name, layers[layer.name]) for layer in graph.layers)
-        return EngineRun(self.name, trace[-1][1], trace)
+        return EngineRun(self.name, layers[graph.output], trace)
 
 
 def _graph_of(model) -> Graph:

@@ -11,7 +11,7 @@ LeakyReLU (one slope, or one per channel: PReLU), HardSigmoid, Sigmoid and Tanh.
 - **Sigmoid / Tanh**: a table of ``table_size`` entries of ``table_t`` over
   ``[-range, range)`` (8 for sigmoid, 4 for tanh). Entry ``i`` is the function at
   ``2 * range * (i - size/2) / size``, computed in float32 as hls4ml's table initialiser
-  does (``reference_activations.table``). The index of ``x`` is
+  does (``reference.activations.table``). The index of ``x`` is
   ``trunc(x * size / (2 * range)) + size / 2`` (``trunc`` towards zero), clamped to
   ``[0, size - 1]``; ``y = result(table[index])``.
 

@@ -18,7 +18,7 @@ from hwprune.ir import Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh, load
 from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.quant.fixed import Fixed, to_real
 from hwprune.reference import KERNELS
-from hwprune.reference_activations import table, table_index
+from hwprune.reference.activations import table, table_index
 
 ENGINE = HostCEngine(trace=True)
 torch = pytest.importorskip("torch")

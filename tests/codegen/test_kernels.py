@@ -14,8 +14,8 @@ from hwprune.backends.c import arena, cost, export_c
 from hwprune.backends.c.formats import (
     FORMATS, FormatNotApplicable, candidates, choose_formats, decode_weights, encode_matrix,
 )
-from hwprune.backends.c.formats_mask import rel_entries
-from hwprune.backends.c.formats_nm import nm_fits
+from hwprune.backends.c.formats.mask import rel_entries
+from hwprune.backends.c.formats.nm import nm_fits
 from hwprune.backends.c.plan import plan_model
 from hwprune.errors import OptionError
 from hwprune.harness import verify

@@ -1,5 +1,5 @@
 """What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh
-(``plan.plan_model`` calls it); the arithmetic is ``reference_activations``', in the C
+(``plan.plan_model`` calls it); the arithmetic is ``reference.activations``', in the C
 integer it fits.
 
 - LeakyReLU: ``x > 0 ? cast(x) : cast(x * a)``, ``a`` one slope or ``a[i % channels]``.
@@ -20,7 +20,7 @@ from hwprune.errors import ModelError
 from hwprune.ir.activations import ACTIVATION_CLASSES
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed
-from hwprune.reference_activations import hard_sigmoid_grid, index_step, leaky_slopes, table
+from hwprune.reference.activations import hard_sigmoid_grid, index_step, leaky_slopes, table
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1

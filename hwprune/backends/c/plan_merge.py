@@ -1,10 +1,10 @@
 """What the generated C computes for Add, Multiply, Concatenate and Clip (``plan.plan_model``
-calls it); the arithmetic is ``reference_merge``'s, in the C integer it fits.
+calls it); the arithmetic is ``reference.merge``'s, in the C integer it fits.
 
 - Add: each operand scaled onto the common grid by a multiplication (never a shift of a
   negative value), the exact sum cast once to ``result_t``.
 - Multiply: the exact product cast once. Concatenate: each element cast from its operand's
-  type. Clip: the integer clamp bounds of ``reference_merge.clip_bounds``, then the cast.
+  type. Clip: the integer clamp bounds of ``reference.merge.clip_bounds``, then the cast.
 - A shorter operand (``(C,)`` against ``(H, W, C)``) is read at ``i % n``, as hls4ml does.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed
-from hwprune.reference_merge import add_grid, clip_bounds, product_bits
+from hwprune.reference.merge import add_grid, clip_bounds, product_bits
 
 INT32_MAX = (1 << 31) - 1
 

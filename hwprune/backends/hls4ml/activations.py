@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh (``convert.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprune.backends.hls4ml.convert import mapper
+from hwprune.backends.hls4ml.mappers import Operands, mapper
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.quant.fixed import Fixed
 
@@ -29,24 +29,24 @@ def _precision(t: Fixed):
 
 
 @mapper("leaky_relu")
-def _leaky_relu(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
+def _leaky_relu(layer, ops: Operands, options: HlsOptions) -> dict:
     if not layer.per_channel:
-        return {"class_name": "LeakyReLU", "name": layer.name, "inputs": [source], "activation": "LeakyReLU",
+        return {"class_name": "LeakyReLU", "name": layer.name, "inputs": [ops.source], "activation": "LeakyReLU",
                 "activ_param": float(layer.alpha[0])}
-    alpha = np.broadcast_to(layer.alpha, tuple(shape)).reshape(-1)
-    return {"class_name": "PReLU", "name": layer.name, "inputs": [source], "activation": "prelu",
+    alpha = np.broadcast_to(layer.alpha, tuple(ops.shape)).reshape(-1)
+    return {"class_name": "PReLU", "name": layer.name, "inputs": [ops.source], "activation": "prelu",
             "param_data": np.ascontiguousarray(alpha)}
 
 
 @mapper("hard_sigmoid")
-def _hard_sigmoid(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
-    return {"class_name": "HardActivation", "name": layer.name, "inputs": [source], "activation": "hard_sigmoid",
+def _hard_sigmoid(layer, ops: Operands, options: HlsOptions) -> dict:
+    return {"class_name": "HardActivation", "name": layer.name, "inputs": [ops.source], "activation": "hard_sigmoid",
             "slope": float(layer.slope), "shift": float(layer.shift),
             "slope_prec": _precision(layer.slope_t), "shift_prec": _precision(layer.shift_t)}
 
 
-def _table_activation(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
-    return {"class_name": "Activation", "name": layer.name, "inputs": [source], "activation": layer.function,
+def _table_activation(layer, ops: Operands, options: HlsOptions) -> dict:
+    return {"class_name": "Activation", "name": layer.name, "inputs": [ops.source], "activation": layer.function,
             "table_size": int(layer.table_size), "table_t": _precision(layer.table_t)}
 
 

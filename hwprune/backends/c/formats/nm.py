@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from hwprune.backends.c import bitstream
-from hwprune.backends.c.formats import (
+from hwprune.backends.c.formats.core import (
     C_BYTES, EncodedArray, FormatNotApplicable, StorageFormat, _decode_csr, _encode_csr, register_format,
 )
 

@@ -16,7 +16,7 @@ from hwprune.errors import ModelError
 from hwprune.ir.layers import Clip, Concatenate, Layer
 from hwprune.ir.merge import Add, Multiply
 from hwprune.quant.fixed import Fixed, cast
-from hwprune.reference import kernel
+from hwprune.reference.core import kernel
 
 
 def _aligned(shorter: np.ndarray, rank: int) -> np.ndarray:

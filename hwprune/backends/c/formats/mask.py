@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from hwprune.backends.c import bitstream
-from hwprune.backends.c.formats import C_BYTES, EncodedArray, StorageFormat, register_format
+from hwprune.backends.c.formats.core import C_BYTES, EncodedArray, StorageFormat, register_format
 
 REL_WIDTHS = range(2, 8)
 RICE_PARAMETERS = range(0, 16)

@@ -1,12 +1,5 @@
-"""The integer reference: THE definition of a quantized model's output.
-
-Everything after the input cast is int64 arithmetic; no float touches a value. Every
-engine (host C, Cortex-M emulation, hls4ml C simulation) must equal this bit for bit.
-Kernels are looked up by layer ``kind`` in ``KERNELS``; a new layer kind adds one. A
-one-input layer's kernel takes ``(layer, x, in_t)``; a layer that reads several tensors
-(``Layer.arity != 1``) takes the list of operands and the list of their types. The
-graph runs in its topological order, every layer reading its inputs by name.
-"""
+"""The registry of kernels, the graph walk and the Dense, ReLU, Flatten and Softmax kernels
+(the package docstring says what the reference is)."""
 
 from __future__ import annotations
 
@@ -161,10 +154,3 @@ def run(graph: Graph, x_int, trace: bool = False):
 def predict(graph: Graph, x) -> np.ndarray:
     """Float inputs to the real values of the integer outputs (float64)."""
     return to_real(run(graph, quantize_input(graph, x)), graph.output_t)
-
-
-# Convolution, pooling and merge kernels register themselves in KERNELS.
-import hwprune.reference_merge  # noqa: E402,F401
-import hwprune.reference_spatial  # noqa: E402,F401
-import hwprune.reference_int8  # noqa: E402,F401 (TFLite's int8 dialect)
-import hwprune.reference_activations  # noqa: E402,F401 (LeakyReLU, HardSigmoid, Sigmoid, Tanh)

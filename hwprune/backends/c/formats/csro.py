@@ -28,7 +28,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from hwprune.backends.c.formats import EncodedArray, FormatNotApplicable, StorageFormat, register_format
+from hwprune.backends.c.formats.core import EncodedArray, FormatNotApplicable, StorageFormat, register_format
 
 MAX_ROW_NONZEROS = 254
 END = 255  # after the last filter's count: the kernel's loop ends on it

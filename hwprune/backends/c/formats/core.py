@@ -1,20 +1,5 @@
-"""How a weighted layer's weights are stored in C: one encoder per format, in a registry.
-
-A format turns the integer weight matrix ``(out, in)`` into a few C arrays and back. The
-kernel that reads them is ``templates/c/kernels/dense_<format>.c.j2``; a new format is one
-more ``StorageFormat`` in ``FORMATS`` plus that template, and the ``auto`` policy starts
-considering it. dense and csr live here; bitmask, rel and rice in ``formats_mask``, nm
-and unrolled in ``formats_nm`` (docs/kernels.md). A conv layer is stored as its
-filter matrix ``(out_channels, kh*kw*cin)`` (``WeightedLayer.filter_matrix``), read by
-``kernels/conv_<format>.c.j2``; a format without that template is not chosen for convs.
-
-The figure of merit is ``bits_per_nonzero``: every byte spent on weights (values,
-indices, pointers) per nonzero weight, to compare with ``entropy_bits``, the information
-bound of the mask (log2 C(n, k) bits for k nonzeros among n).
-
-The bias is stored already cast to the accumulator type (the kernel's first step), in
-the narrowest C integer that holds it, and not at all when it is zero everywhere.
-"""
+"""dense and csr, the registry of formats and the choice of one per layer (the package
+docstring says what a format is)."""
 
 from __future__ import annotations
 
@@ -271,7 +256,7 @@ def encode(layer: WeightedLayer, format: str, input_shape=None) -> LayerStorage:
     if not layer.is_quantized():
         raise ModelError(f"layer {layer.name!r} is not quantized; the C backend needs a fixed-point graph")
     w, acc0 = dense_integers(layer)
-    from hwprune.backends.c.formats_csro import window_of
+    from hwprune.backends.c.formats.csro import window_of
 
     window = window_of(layer, input_shape)
     storage = encode_matrix(layer.name, w, acc0, layer.weight_t.c_type, format, window)
@@ -401,7 +386,3 @@ def choose_formats(graph: Graph, formats: FormatSpec = "auto", optimize: str = "
         cost_of = None
     fast = dict(zip((l.name for l in free), cost.choose_for_speed(options, core, budget, cost_of)))
     return [fixed.get(l.name) or fast[l.name] for l in dense]
-
-
-# Formats defined in their own modules register themselves on import.
-from hwprune.backends.c import formats_mask, formats_nm, formats_csr8, formats_csro  # noqa: E402,F401,I001 (registration order: csr8, csro last)

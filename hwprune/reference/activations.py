@@ -19,8 +19,8 @@ import numpy as np
 from hwprune.errors import ModelError
 from hwprune.ir.activations import HardSigmoid, LeakyReLU, _TableActivation
 from hwprune.quant.fixed import Fixed, cast, from_grid, quantize
-from hwprune.reference import kernel
-from hwprune.reference_merge import product_bits
+from hwprune.reference.core import kernel
+from hwprune.reference.merge import product_bits
 
 # hls4ml's table index is a C `int`.
 INDEX_BITS = 31

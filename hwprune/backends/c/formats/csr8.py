@@ -22,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hwprune.backends.c.formats import EncodedArray, FormatNotApplicable, StorageFormat, register_format
+from hwprune.backends.c.formats.core import EncodedArray, FormatNotApplicable, StorageFormat, register_format
 
 MAX_INPUTS = 256
 MAX_ROW_NONZEROS = 254
