@@ -1,30 +1,38 @@
 """torch.nn modules -> float IR graphs.
 
-Supported: ``nn.Sequential`` (nested too) and modules whose ``forward`` is a chain,
-found with ``torch.fx``; of Linear, Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d,
-AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0) before a conv, ReLU, Flatten, Identity,
-Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid, SiLU (``torch_activations``; torch.sigmoid/tanh too),
-Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a marker).
-BatchNorm is folded into the Linear or conv right before it, or else into the next one
-when only Identity or Dropout come between (before a conv only if the conv has no
-padding). Anything else is an error that names the module and its type.
+Supported: ``nn.Sequential`` (nested too), read leaf by leaf, and any module whose
+``forward`` ``torch.fx`` can trace (``torch_fx``): chains, and graphs with residual adds
+(``+``), products of tensors (``*``) and ``torch.cat``. Of Linear, Conv1d, Conv2d (groups 1
+or depthwise), MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0)
+before a conv, ReLU, ReLU6 and Hardtanh/clamp (Clip), Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid,
+SiLU (``torch_activations``), Flatten (and a ``view(batch, -1)``),
+Identity, Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a
+marker). ``torch_graph.translate`` maps them to the IR: BatchNorm is folded into the Linear
+or conv right before it, or else into the next one when only Identity or Dropout come
+between (before a conv only if the conv has no padding). Anything else is an error that
+names the module or the fx node and its call.
 
 A model with conv or pooling layers takes channels-first inputs, ``(C, L)`` or
 ``(C, H, W)``; its graph is channels-last with ``input_layout="channels_first"``, and a
 Linear after a Flatten of a spatial tensor gets its columns permuted to the IR's order
 (``torch_spatial``), so the graph computes what the module computes.
+
+Loading (``torch_load``) stays safe: a pickled ``nn.Sequential`` of the layers above reads
+as data; a model of the user's own class (any graph model) needs ``--trust-model`` and its
+class importable, or can be saved as a ``.pt2`` program (``torch.export``), read as data.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import torch_activations, torch_spatial
+from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.frontends import torch_activations, torch_fx, torch_spatial
+from hwprune.frontends.torch_graph import INPUT, Op, layer_name as _layer_name, translate  # noqa: F401
 from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
     SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes, save_torch_model)
-from hwprune.ir.graph import INPUT, Graph, is_c_identifier
-from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax, WeightedLayer
+from hwprune.ir.graph import Graph
+from hwprune.ir.layers import Clip, Dense, Flatten, ReLU, Softmax
 
 
 
@@ -105,70 +113,6 @@ def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
-def _layer_name(path: str, kind: str, used: set[str]) -> str:
-    base = path.replace(".", "_")
-    if not is_c_identifier(base):
-        base = f"{kind}_{base}"
-    name, n = base, 1
-    while name in used:
-        n += 1
-        name = f"{base}_{n}"
-    used.add(name)
-    return name
-
-
-def _finite(path: str, kind: str, label: str, values: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(values)):
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
-        raise WeightError(f"module {path!r} ({kind}): {label} has a non-finite value {values[idx]} at index {idx}")
-    return values
-
-
-def _linear_arrays(path: str, linear) -> tuple[np.ndarray, np.ndarray]:
-    weight = linear.weight.detach().cpu().double().numpy()
-    bias = linear.bias.detach().cpu().double().numpy() if linear.bias is not None else np.zeros(weight.shape[0])
-    return _finite(path, "Linear", "weight", weight), _finite(path, "Linear", "bias", bias)
-
-
-def _batchnorm_affine(path: str, bn) -> tuple[np.ndarray, np.ndarray]:
-    """BatchNorm1d/2d in eval mode as ``scale * x + shift`` per feature or channel."""
-    kind = type(bn).__name__
-    if bn.running_mean is None or bn.running_var is None:
-        raise UnsupportedLayerError(f"module {path!r} ({kind}): it keeps no running statistics "
-                                    "(track_running_stats=False), so it has no fixed inference form to fold")
-    mean = _finite(path, kind, "running_mean", bn.running_mean.detach().cpu().double().numpy())
-    var = _finite(path, kind, "running_var", bn.running_var.detach().cpu().double().numpy())
-    gamma = bn.weight.detach().cpu().double().numpy() if bn.weight is not None else np.ones_like(mean)
-    beta = bn.bias.detach().cpu().double().numpy() if bn.bias is not None else np.zeros_like(mean)
-    scale = _finite(path, kind, "weight", gamma) / np.sqrt(var + bn.eps)
-    return scale, _finite(path, kind, "bias", beta) - mean * scale
-
-
-def _fold_after(layer: WeightedLayer, path: str, scale: np.ndarray, shift: np.ndarray) -> WeightedLayer:
-    """BatchNorm(layer(x)) = layer with (diag(scale) W, scale * b + shift)."""
-    if scale.shape != (layer.out_channels,):
-        raise ShapeError(f"module {path!r}: BatchNorm over {scale.size} features follows {layer.name!r} with "
-                         f"{layer.out_channels} outputs")
-    axes = (-1,) + (1,) * (layer.weight.ndim - 1)
-    return layer.with_(weight=layer.weight * scale.reshape(axes), bias=layer.bias * scale + shift)
-
-
-def _fold_before_conv(pending, conv: WeightedLayer) -> WeightedLayer:
-    """conv(scale * x + shift): exact when no zero padding meets the shifted values."""
-    path, scale, shift, kind = pending
-    if any(p != (0, 0) for p in conv.padding) and np.any(shift != 0):
-        raise UnsupportedLayerError(f"module {path!r} ({kind}) cannot be folded into the padded conv "
-                                    f"{conv.name!r} after it (its zero padding would not be shifted); fold it "
-                                    "into the layer before it")
-    channels = np.arange(conv.out_channels) // (conv.out_channels // scale.size) if conv.depthwise else None
-    per_filter_scale = scale[channels][:, None] if conv.depthwise else scale[None, :]
-    per_filter_shift = shift[channels][:, None] if conv.depthwise else shift[None, :]
-    weight = conv.weight * per_filter_scale.reshape(per_filter_scale.shape[0], *([1] * (conv.rank)), -1)
-    w = conv.weight.reshape(conv.out_channels, -1, conv.in_channels_per_group)
-    bias = conv.bias + (w * per_filter_shift[:, None, :]).sum(axis=(1, 2))
-    return conv.with_(weight=weight, bias=bias)
-
-
 def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "model",
                fallback_input_shape: tuple[int, ...] | None = None) -> Graph:
     """A float IR graph equivalent to ``module`` in eval mode.
@@ -176,121 +120,23 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
     Without ``input_shape`` it is read off a first Linear layer, else taken from
     ``fallback_input_shape`` (e.g. the shape of the data at hand).
     """
-    torch = _torch()
-    nn = torch.nn
+    nn = _torch().nn
     if not isinstance(module, nn.Module):
         raise ModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
-    layers: list[Layer] = []
-    used: set[str] = set()
-    chain = _chain(module)
-    pending = None  # (path, scale, shift) of a BatchNorm waiting for the next Linear or conv
-    pad = None  # (path, padding, type name) of a padding module waiting for its conv
-    pads = tuple(torch_spatial.spatial_types()[-4:])
-    for index, (path, child) in enumerate(chain):
-        last = index == len(chain) - 1
-        if pad is not None and not isinstance(child, (nn.Conv1d, nn.Conv2d)):
-            raise UnsupportedLayerError(f"module {pad[0]!r} ({pad[2]}) is folded into a conv right after it, but "
-                                        f"{path!r} ({type(child).__name__}) follows it")
-        if isinstance(child, nn.Linear):
-            weight, bias = _linear_arrays(path, child)
-            if pending is not None:
-                # Linear(scale * x + shift) = (W diag(scale)) x + (W shift + b)
-                _, scale, shift, _ = pending
-                weight, bias = weight * scale[None, :], bias + weight @ shift
-                pending = None
-            layers.append(Dense(_layer_name(path, "dense", used), weight, bias))
-        elif isinstance(child, (nn.Conv1d, nn.Conv2d)):
-            layer = torch_spatial.conv_layer(path, child, _layer_name(path, "conv", used), pad and pad[1])
-            pad = None
-            if pending is not None:
-                layer, pending = _fold_before_conv(pending, layer), None
-            layers.append(layer)
-        elif isinstance(child, pads):
-            pad = (path, torch_spatial.padding_module(path, child), type(child).__name__)
-        elif isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            scale, shift = _batchnorm_affine(path, child)
-            if pending is None and layers and isinstance(layers[-1], WeightedLayer):
-                layers[-1] = _fold_after(layers[-1], path, scale, shift)
-            elif pending is None:
-                pending = (path, scale, shift, type(child).__name__)
-            else:
-                pending = (pending[0], pending[1] * scale, pending[2] * scale + shift, pending[3])
-        elif pending is not None and not isinstance(child, (nn.Identity, nn.Dropout)):
-            raise UnsupportedLayerError(
-                f"module {pending[0]!r} ({pending[3]}) cannot be folded: {path!r} ({type(child).__name__}) comes "
-                "between it and the next Linear or conv; hwprune folds BatchNorm into an adjacent Linear or conv"
-            )
-        elif isinstance(child, nn.ReLU):
-            layers.append(ReLU(_layer_name(path, "relu", used)))
-        elif isinstance(child, torch_activations.module_types()):
-            names = [_layer_name(path + suffix, prefix, used) for suffix, prefix in torch_activations.names(child)]
-            layers.extend(torch_activations.activation_layers(path, child, names, layers[-1].name if layers else INPUT))
-        elif isinstance(child, nn.Flatten):
-            if child.start_dim != 1 or child.end_dim != -1:
-                raise UnsupportedLayerError(f"module {path!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
-            layers.append(Flatten(_layer_name(path, "flatten", used)))
-        elif isinstance(child, torch_spatial.spatial_types()):
-            layers.append(torch_spatial.pool_layer(path, child, _layer_name(path, "pool", used)))
-        elif isinstance(child, (nn.Identity, nn.Dropout)):
-            continue
-        elif isinstance(child, (nn.Softmax, nn.LogSoftmax)) and last:
-            layers.append(Softmax(_layer_name(path, "softmax", used), log=isinstance(child, nn.LogSoftmax)))
-        elif isinstance(child, (nn.Softmax, nn.LogSoftmax)):
-            raise UnsupportedLayerError(f"module {path!r} ({type(child).__name__}): only supported as the last layer")
-        else:
-            raise UnsupportedLayerError(
-                f"module {path!r} ({type(child).__name__}) is not supported; hwprune reads Linear, Conv1d/2d, "
-                "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, Sigmoid, Tanh, LeakyReLU, PReLU, "
-                "Hardsigmoid, BatchNorm1d/2d (folded), Flatten, "
-                "Identity, Dropout and a final Softmax"
-            )
-    if pending is not None:
-        raise UnsupportedLayerError(f"module {pending[0]!r} ({pending[3]}) cannot be folded: no Linear or conv "
-                                    "follows it")
-    if pad is not None:
-        raise UnsupportedLayerError(f"module {pad[0]!r} ({pad[2]}): no conv follows it to fold the padding into")
-    if not is_c_identifier(name):
-        raise ModelError(f"model name {name!r} must be a C identifier")
-    if any(layer.spatial for layer in layers):
-        return _channels_first_graph(name, layers, input_shape or fallback_input_shape)
-    if input_shape is None and layers and isinstance(layers[0], Dense):
-        input_shape = (layers[0].in_features,)
-    if input_shape is None:
-        input_shape = fallback_input_shape
-    if input_shape is None:
-        raise ModelError("cannot infer the input shape: the model does not start with a Linear layer; pass "
-                         "input_shape (hwprune export takes it from --calibration)")
-    return Graph.chain(name, tuple(input_shape), tuple(layers))
+    if isinstance(module, nn.Sequential) or not list(module.children()):
+        ops, outputs = _chain_ops(_chain(module))
+    else:
+        ops, outputs = torch_fx.module_ops(module)
+    return translate(ops, outputs, name, input_shape, fallback_input_shape)
 
 
-def _channels_first_graph(name: str, layers: list[Layer], shape) -> Graph:
-    """The graph of a conv model: input channels-last, Linear columns after Flatten permuted."""
-    if shape is None:
-        raise ModelError("cannot infer the input shape of a conv model: pass input_shape as the model takes it, "
-                         "(channels, length) or (channels, height, width) (hwprune export takes it from "
-                         "--calibration)")
-    shape = tuple(int(d) for d in shape)
-    if len(shape) < 2:
-        raise ShapeError(f"a conv model takes (channels, length) or (channels, height, width) inputs; got {shape}")
-    first = next(layer for layer in layers if layer.spatial)
-    two_d = first.kind.endswith("2d")
-    if len(shape) != (3 if two_d else 2):  # said here in the source's layout, not the IR's channels-last one
-        raise ShapeError(f"layer {first.name!r} ({first.kind}) takes (channels, {'height, width' if two_d else 'length'})"
-                         f" inputs as the source model does; got {shape} per example")
-    graph = Graph.chain(name, (*shape[1:], shape[0]), tuple(layers), input_layout="channels_first")
-    layers = list(graph.layers)
-    for index, layer in enumerate(graph.layers):
-        flat_in = graph.input_shape_of_layer(layer)
-        if not isinstance(layer, Flatten) or len(flat_in) < 2:
-            continue
-        after = next((j for j in range(index + 1, len(layers)) if not isinstance(layers[j], (ReLU, Flatten))), None)
-        if after is None or not isinstance(layers[after], Dense):
-            raise UnsupportedLayerError(
-                f"layer {layer.name!r} (Flatten) of a {flat_in} tensor must be followed by a Linear (hwprune "
-                "flattens channels-last and reorders that Linear's columns)")
-        dense = layers[after]
-        layers[after] = dense.with_(weight=dense.weight[:, torch_spatial.flatten_permutation(flat_in)])
-    return graph.with_layers(layers)
+def _chain_ops(leaves: list[tuple[str, object]]) -> tuple[list[Op], tuple[str, ...]]:
+    """A chain of leaf modules as ops, each reading the one before it."""
+    ops, previous = [], INPUT
+    for path, child in leaves:
+        ops.append(Op(f"op:{path}", path, child, (previous,)))
+        previous = ops[-1].name
+    return ops, (previous,)
 
 
 def to_torch(graph: Graph):
@@ -329,6 +175,8 @@ def to_torch(graph: Graph):
                 modules[f"{layer.name}_flatten"] = nn.Flatten()
         elif isinstance(layer, ReLU):
             modules[layer.name] = nn.ReLU()
+        elif isinstance(layer, Clip):
+            modules[layer.name] = nn.Hardtanh(layer.min_value, layer.max_value)
         elif isinstance(layer, Flatten):
             modules[layer.name] = nn.Flatten()
         elif isinstance(layer, Softmax):

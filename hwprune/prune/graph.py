@@ -1,4 +1,4 @@
-"""Pruning applied to an IR graph, through its torch twin (``frontends.torch``).
+"""Pruning applied to an IR graph, through torch twins of its layers (``frontends.torch``).
 
 Graph-only callers (export, sweep trials) use these without importing torch unless a
 graph actually needs the round trip.
@@ -13,16 +13,35 @@ from hwprune.ir.graph import Graph
 
 
 def prune_graph(graph: Graph, sparsity: float) -> Graph:
-    """One-shot layer-wise magnitude pruning of a float graph (the quick estimate of export)."""
+    """One-shot layer-wise magnitude pruning of a float graph (the quick estimate of export).
+
+    The masks come from ``prune.criteria`` on torch twins of the weighted layers alone (a
+    graph with branches has no ``nn.Sequential`` twin), and are applied to the IR weights."""
     if graph.is_quantized:
         raise OptionError("--sparsity applies to float models; this graph is quantized already (prune before quantizing)")
-    from hwprune.frontends.torch import from_torch, to_torch
-    from hwprune.prune.criteria import compute_masks
-    from hwprune.prune.masks import apply_masks, strip_masks
+    import torch
 
-    module = to_torch(graph)
-    apply_masks(module, compute_masks(module, sparsity, method="magnitude", scope="layer"))
-    return from_torch(strip_masks(module), graph.source_input_shape, graph.name)
+    from hwprune.frontends.torch_spatial import to_torch_modules
+    from hwprune.prune.criteria import compute_masks
+
+    twins = torch.nn.ModuleDict()
+    for layer in graph.weighted_layers():
+        if layer.kind == "dense":
+            twin = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
+            with torch.no_grad():
+                twin.weight.copy_(torch.tensor(layer.weight))
+        else:
+            twin = dict(to_torch_modules(layer, torch.float64, graph.input_shape_of_layer(layer)[-1]))[layer.name]
+        twins[layer.name] = twin
+    masks = compute_masks(twins, sparsity, method="magnitude", scope="layer")
+    layers = []
+    for layer in graph.layers:
+        if layer.name in masks:
+            keep = masks[layer.name].numpy()
+            keep = keep if layer.kind == "dense" else np.moveaxis(keep, 1, -1)  # torch's (out, in, *k) to the IR's
+            layer = layer.with_(weight=layer.weight * keep)
+        layers.append(layer)
+    return graph.with_layers(layers)
 
 
 def _has_zero_slice(weight: np.ndarray) -> bool:
@@ -50,6 +69,8 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}  # PReLU's slopes are tied to their channels: kept whole
     if len(graph.input_shape) > 1 and graph.input_layout == "channels_last":
         return graph, {}  # a channels-last model (Keras) has no torch twin to prune through
+    if not graph.is_chain:
+        return graph, {}  # a unit feeding an Add or a Concatenate is tied to others: kept whole
     if not any(_has_zero_slice(layer.weight) for layer in graph.weighted_layers()):
         return graph, {}  # no unit without inputs and none without readers: skip the torch round trip
     from hwprune.frontends.torch import from_torch, to_torch
