@@ -3,7 +3,7 @@
 Per model: a few random int8 inputs, outputs compared with the reference, cycles and
 instructions per inference, flash, static RAM and stack.
 
-    python -m benchmarks.int8_m4 [--vectors 2] [--models ad01_int8 kws_ref_model vww_96_int8]
+    python -m benchmarks.int8_m4 [--vectors 2] [--models ad01_int8 kws_ref_model vww_96_int8 pretrainedResnet_quant]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=2)
     parser.add_argument("--target", default="stm32l4r5")
-    parser.add_argument("--models", nargs="+", default=["ad01_int8", "kws_ref_model", "vww_96_int8"])
+    parser.add_argument("--models", nargs="+",
+                        default=["ad01_int8", "kws_ref_model", "vww_96_int8", "pretrainedResnet_quant"])
     args = parser.parse_args(argv)
     print("| model | vectors | bit-exact | cycles | instructions | cycles/MAC | flash B | static RAM B | stack B | .tflite B | s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")

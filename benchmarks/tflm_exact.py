@@ -5,7 +5,7 @@ For each model: N random int8 inputs over the whole range (seeded), the referenc
 (``backends.c_int8``) compiled for the host, every intermediate tensor compared; prints
 mismatching elements per model and engine, and the MAC figures.
 
-    python -m benchmarks.tflm_exact [--vectors 1000] [--models ad01_int8 kws_ref_model vww_96_int8]
+    python -m benchmarks.tflm_exact [--vectors 1000] [--models ad01_int8 kws_ref_model vww_96_int8 pretrainedResnet_quant]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hwprune.pipeline_int8 import dead_channel_macs
 from hwprune.tempdirs import temp_dir
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
-MODELS = ("ad01_int8", "kws_ref_model", "vww_96_int8")
+MODELS = ("ad01_int8", "kws_ref_model", "vww_96_int8", "pretrainedResnet_quant")
 CHUNK = 50  # vectors per reference call (bounds the im2col memory of VWW)
 
 

@@ -14,8 +14,24 @@ import platform
 import sys
 import tempfile
 
+from pathlib import Path
+from typing import Optional
+
 from hwprune import __version__
-from hwprune.errors import InternalError
+from hwprune.errors import HwpruneError, InternalError, ToolchainError
+
+#: Export folders whose code runs as it is (``--trust-export``): a failure of that code is
+#: the folder's, not hwprune's.
+_TRUSTED: set[Path] = set()
+
+
+def trust_folder(folder) -> None:
+    _TRUSTED.add(Path(folder).resolve())
+
+
+def _trusted(path) -> bool:
+    path = Path(path).resolve()
+    return any(path == folder or folder in path.parents for folder in _TRUSTED)
 
 
 def write_log(what: str, details: str) -> str:
@@ -27,8 +43,13 @@ def write_log(what: str, details: str) -> str:
     return path
 
 
-def internal_error(what: str, details: str) -> InternalError:
-    """An InternalError saying ``what`` failed, with ``details`` (a command, its output) in a log."""
+def internal_error(what: str, details: str, code: Optional[Path] = None) -> HwpruneError:
+    """An InternalError saying ``what`` failed, with ``details`` (a command, its output) in a
+    log; a ToolchainError (exit 2) instead when ``code``, what failed, is in a folder run with
+    ``--trust-export``: that code may not be what hwprune wrote."""
     path = write_log(what, details)
+    if code is not None and _trusted(code):
+        return ToolchainError(f"{what}; the folder's code ran as it is (--trust-export), so it may not be what "
+                              f"hwprune wrote; the details are in {path}")
     return InternalError(f"{what}: this is a bug in hwprune; the details are in {path} (please report it with "
                          "that file)")

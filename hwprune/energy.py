@@ -213,6 +213,8 @@ class Context:
     format: str = "dense"  # weighted layers: a dense-format kernel multiplies zeros too
     weight_bits: int = 0
     accum_bits: int = 0
+    #: every tensor the layer reads, in operand order: (elements, bytes per element, bits)
+    operands: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def n_in(self) -> int:
@@ -256,6 +258,24 @@ def _relu(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
 
 
+@rule("leaky_relu", "hard_sigmoid")
+def _scaled_activation(layer, c: Context) -> LayerWork:
+    """A product by the slope per element (LeakyReLU: counted on every element, as hardware
+    that does not branch computes it), a comparison, and HardSigmoid's shift."""
+    const_t = layer.param_t if layer.kind == "leaky_relu" else layer.slope_t
+    adds = c.n_in * (2 if layer.kind == "hard_sigmoid" else 1)
+    return LayerWork(layer.name, layer.kind, mults=c.n_in, mult_bits=(const_t.width if const_t else 32, c.in_bits),
+                     adds=adds, add_bits=c.in_bits, **c.traffic(c.n_in))
+
+
+@rule("sigmoid", "tanh")
+def _table_activation(layer, c: Context) -> LayerWork:
+    """An index (one addition) and one table entry read per element; the table is stored."""
+    entry = layer.table_t.storage_bits // 8 if layer.table_t else 4
+    return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, weight_bytes=c.n_in * entry,
+                     stored_bytes=layer.table_size * entry, **c.traffic(c.n_in))
+
+
 @rule("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
 def _pool(layer, c: Context) -> LayerWork:
     """Every output reads its window (a comparison or an addition per element)."""
@@ -269,7 +289,39 @@ def _global_pool(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.accum_bits or c.in_bits, **c.traffic(c.n_in))
 
 
-@rule("flatten")
+@rule("clip")
+def _clip(layer, c: Context) -> LayerWork:
+    return LayerWork(layer.name, layer.kind, adds=2 * c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
+
+
+def _merge_traffic(c: Context) -> dict:
+    """Every operand read once (a shorter, broadcast operand is read once per use)."""
+    read = sum(c.n_out * nbytes for _, nbytes, _ in c.operands)
+    return dict(activation_bytes_read=read, activation_bytes_written=c.n_out * c.out_bytes,
+                live_activation_bytes=sum(n * nbytes for n, nbytes, _ in c.operands) + c.n_out * c.out_bytes)
+
+
+@rule("add")
+def _add(layer, c: Context) -> LayerWork:
+    bits = max(b for _, _, b in c.operands) + 1
+    return LayerWork(layer.name, layer.kind, adds=c.n_out, add_bits=bits, **_merge_traffic(c))
+
+
+@rule("multiply")
+def _multiply(layer, c: Context) -> LayerWork:
+    a, b = (bits for _, _, bits in c.operands)
+    return LayerWork(layer.name, layer.kind, mults=c.n_out, mult_bits=(a, b), **_merge_traffic(c))
+
+
+@rule("concatenate")
+def _concatenate(layer, c: Context) -> LayerWork:
+    # a copy of every element into the joined tensor (C), or wiring (FPGA): the copy's traffic counts
+    read = sum(n * nbytes for n, nbytes, _ in c.operands)
+    return LayerWork(layer.name, layer.kind, activation_bytes_read=read, activation_bytes_written=c.n_out * c.out_bytes,
+                     live_activation_bytes=read + c.n_out * c.out_bytes)
+
+
+@rule("flatten", "reshape", "identity")
 def _flatten(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind)  # a view: no data moves
 
@@ -297,8 +349,11 @@ def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = Non
         raise HwpruneError(f"model {graph.name!r} is not quantized; use float_proxy for a float model")
     def context_of(index, layer) -> Context:
         in_t, out_t = graph.input_types(layer)[0], graph.type_of(layer.name)
+        operands = tuple((int(np.prod(shape)), t.storage_bits // 8, t.width)
+                         for shape, t in zip(graph.input_shapes(layer), graph.input_types(layer)))
         common = dict(shape_in=graph.input_shapes(layer)[0], shape_out=graph.shape_of(layer.name),
-                      in_bytes=in_t.storage_bits // 8, out_bytes=out_t.storage_bits // 8, in_bits=in_t.width)
+                      in_bytes=in_t.storage_bits // 8, out_bytes=out_t.storage_bits // 8, in_bits=in_t.width,
+                      operands=operands)
         accum_t = getattr(layer, "accum_t", None)
         if not _is_weighted(layer):
             return Context(**common, accum_bits=accum_t.width if accum_t is not None else 0)
@@ -323,7 +378,7 @@ def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable]
 
     def context_of(index, layer) -> Context:
         common = dict(shape_in=graph.input_shapes(layer)[0], shape_out=graph.shape_of(layer.name), in_bytes=4, out_bytes=4,
-                      in_bits=32, accum_bits=32)
+                      in_bits=32, accum_bits=32, operands=tuple((int(np.prod(s)), 4, 32) for s in graph.input_shapes(layer)))
         if not _is_weighted(layer):
             return Context(**common)
         mask = (np.asarray(layer.weight) != 0).astype(np.int64).reshape(layer.weight.shape[0], -1)

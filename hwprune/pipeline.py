@@ -32,6 +32,7 @@ from hwprune.outputs import output_dir
 from hwprune.prune.graph import prune_graph, remove_dead_neurons  # noqa: F401 (part of this module's API)
 from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.quant.precision import PrecisionSpec
+from hwprune.quant.tflite_int8 import INT8_QUANT, QUANT_SCHEMES
 
 VECTORS_FILE = "vectors.npz"
 EXPORT_FILE = "export.json"
@@ -68,8 +69,13 @@ class ExportOptions:
     task: Optional[str] = None  # fidelity's terms: classification, regression; None: from the final Softmax
     # types (and hls4ml settings) the user gave: --precision or --config (quant.precision)
     spec: Optional[PrecisionSpec] = None
+    # the numeric scheme of a float model: power-of-two ap_fixed types, or TFLite's int8
+    # (scale and zero point; quant.tflite_int8); a .tflite model is int8 whatever it says
+    quant: str = "ap_fixed"
 
     def __post_init__(self) -> None:
+        if self.quant not in QUANT_SCHEMES:
+            raise OptionError(f"--quant must be one of {', '.join(QUANT_SCHEMES)}, got {self.quant!r}")
         if self.name is not None:
             check_c_name(self.name)
         if self.task is not None and self.task not in fidelity.TASKS:
@@ -379,8 +385,12 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if is_int8_graph(graph):  # TFLite's int8 dialect: exported as the file holds it (pipeline_int8)
         from hwprune.pipeline_int8 import check_options, export_int8
 
-        check_options(options, hls)
+        check_options(options, hls, rtl)
         return export_int8(graph, source, out, options, force, calibration)
+    if options.quant == INT8_QUANT:
+        from hwprune.pipeline_int8 import check_options
+
+        check_options(options, hls, rtl, converted=graph)
     if rtl is not None:
         from hwprune.backends.rtl import check_supported
 
@@ -393,6 +403,10 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     removed: dict[str, int] = {}
     if options.remove_dead_neurons:
         graph, removed = remove_dead_neurons(graph)
+    if options.quant == INT8_QUANT:
+        from hwprune.pipeline_int8 import export_converted
+
+        return export_converted(graph, source, out, options, force, calibration, removed)
     vectors = calibration
     stored = Path(source) if source else None
     if vectors is None and stored is not None and (stored / VECTORS_FILE).exists():

@@ -3,7 +3,9 @@
 An int8 export folder::
 
     DIR/graph.json, DIR/weights.npz   the int8 graph read from the file (ir.io format)
-    DIR/model.tflite                  the original file: the tflm engine's oracle runs it
+    DIR/model.tflite                  the original file, or for a float model quantized by hwprune
+                                      (--quant tflite-int8) the file written from its int8 graph:
+                                      the tflm engine's oracle runs it
     DIR/c/                            model_int8.c, hwprune_int8.h (backends/c_int8.py)
     DIR/vectors.npz                   x (the inputs' real values), x_int (int8), y_int (reference)
     DIR/export.json                   {"dialect": "tflite-int8", ...}
@@ -14,6 +16,7 @@ An int8 export folder::
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Optional, Sequence
@@ -67,11 +70,35 @@ def figures(graph: Graph) -> dict:
             "weight_bytes": graph.total_weights}
 
 
-def check_options(options, hls=None) -> None:
+_C_ARRAY = re.compile(r"static const (u?int(8|16|32))_t \w+\[(\d+)\]")
+
+
+def c_weight_bytes(source: str) -> int:
+    """Bytes of the constant arrays of an int8 model's C (weights however stored, their
+    indexes, biases, multipliers, shifts): what the model adds to flash besides code."""
+    return sum(int(m.group(2)) // 8 * int(m.group(3)) for m in _C_ARRAY.finditer(source))
+
+
+def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None) -> None:
+    """``converted``: the float model to quantize (``--quant tflite-int8``), which
+    ``--sparsity`` prunes first; a .tflite model is exported as its weights are."""
+    if converted is not None and converted.is_quantized:
+        raise OptionError(f"{converted.name}: --quant tflite-int8 quantizes a float model; this one has its types "
+                          "already")
+    if converted is not None and options.spec is not None:
+        raise OptionError("--precision and --config set ap_fixed types; --quant tflite-int8 chooses int8 scales")
     if hls is not None:
-        raise OptionError("--backend hls4ml does not take TFLite's int8 dialect (scale/zero-point types); use the C backend")
-    if options.sparsity:
+        raise OptionError("--backend hls4ml does not take TFLite's int8 dialect (scale/zero-point types); use the C "
+                          "backend")
+    if rtl is not None:
+        raise OptionError("--backend rtl does not take TFLite's int8 dialect (scale/zero-point types); use the C "
+                          "backend")
+    if options.sparsity and converted is None:
         raise OptionError("--sparsity applies to float models; a .tflite model is exported as its weights are")
+    if options.format != "auto":
+        raise OptionError(f"--format {options.format}: the int8 C stores a layer dense or as each output channel's "
+                          "nonzero weights by its density; "
+                          "--format applies to ap_fixed exports")
 
 
 def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[np.ndarray],
@@ -123,8 +150,11 @@ def _host_reason(folder: Path) -> str:
     return ""
 
 
-def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None) -> Path:
-    """Write an int8 export folder for ``graph`` read from ``model_path`` (a .tflite file)."""
+def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None,
+                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None) -> Path:
+    """Write an int8 export folder for ``graph`` read from ``model_path`` (a .tflite file).
+    ``tflite_bytes``: the file to keep instead of ``model_path``'s (a float model quantized
+    by hwprune, ``model_path`` its source); ``extra``: more of export.json and report.json."""
     if not is_int8_graph(graph):
         raise ModelError(f"{model_path}: not an int8 model")
     if options.name:
@@ -134,20 +164,28 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
     else:
         x_int = random_int8(graph, INT8_VECTORS, options.seed)
     y_int = reference.run(graph, x_int)
+    tflite_file = Path(model_path) / "model.tflite" if Path(model_path).is_dir() else Path(model_path)
+    if tflite_bytes is None and not tflite_file.is_file():
+        raise ModelError(f"{model_path}: no .tflite file to keep beside the int8 graph (expected {tflite_file})")
     out = Path(out)
     with output_dir(out, force, inputs=(model_path,)) as tmp:
         save_graph(graph, tmp)
-        shutil.copyfile(model_path, tmp / "model.tflite")
+        if tflite_bytes is None:  # an int8 export folder read again keeps its own file
+            shutil.copyfile(tflite_file, tmp / "model.tflite")
+        else:
+            (tmp / "model.tflite").write_bytes(tflite_bytes)
         from hwprune.backends.c_int8 import write_int8_c
 
         write_int8_c(graph, tmp / C_DIR)
+        extra = {"c_weight_bytes": c_weight_bytes((tmp / C_DIR / "model_int8.c").read_text()), **(extra or {})}
         np.savez(tmp / VECTORS_FILE, x=graph.input_t.to_real(x_int), x_int=x_int.astype(np.int8),
                  y_int=y_int.astype(np.int8))
         meta = {"hwprune_version": __version__, "dialect": DIALECT, "source": str(model_path), "model": graph.name,
-                "tflite": "model.tflite"}
+                "tflite": "model.tflite", **extra}
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         comparisons, skipped = verify_int8(tmp, graph, x_int, None)
-        (tmp / REPORT_FILE).write_text(json.dumps(_report(graph, x_int, comparisons, skipped), indent=2) + "\n")
+        report = {**_report(graph, x_int, comparisons, skipped), **extra}
+        (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return out
 
 
@@ -214,3 +252,40 @@ def print_export(out: Path) -> int:
           f"nonzero weights, {report['macs']} MACs ({report['nonzero_macs']} on nonzero weights); {verdict}",
           file=sys.stderr)
     return 1 if report["bit_exact"] is False else 0
+
+
+def export_converted(float_graph: Graph, source: str, out, options, force: bool, calibration: np.ndarray,
+                     removed_neurons: Optional[dict] = None) -> Path:
+    """``export --quant tflite-int8``: the float (optionally pruned) ``float_graph``
+    quantized as TFLite's converter does (``quant.tflite_int8``), written as a ``.tflite``
+    file, read back and exported; the read-back graph is what the folder holds, so the
+    tflm engine, the reference and the C run the same file's model. ``calibration``: float
+    inputs in the source model's layout (its first ones are the test vectors)."""
+    from hwprune.backends.tflite_file import write_tflite
+    from hwprune.errors import InternalError
+    from hwprune.frontends.tflite import read_tflite
+    from hwprune.quant.calibrate import float_forward
+    from hwprune.quant.tflite_int8 import quantize_tflite_int8
+    from hwprune.tempdirs import temp_dir
+
+    if calibration is None:
+        raise DataError("--quant tflite-int8 needs calibration inputs to choose the int8 scales: pass --calibration "
+                        "X.npy")
+    quantized = quantize_tflite_int8(float_graph, calibration)
+    data = write_tflite(quantized)
+    with temp_dir("tflite") as work:
+        (Path(work) / "model.tflite").write_bytes(data)
+        graph = read_tflite(Path(work) / "model.tflite", float_graph.name).graph
+    x = float_graph.from_source(np.asarray(calibration, dtype=np.float64))[:INT8_VECTORS * 8]
+    x_int = graph.input_t.quantize(x)
+    if not np.array_equal(reference.run(graph, x_int), reference.run(quantized, x_int)):
+        raise InternalError(f"{source}: the .tflite written for the int8 graph reads back as another model")
+    float_out = float_forward(float_graph, float_graph.to_source(x))
+    int8_out = graph.output_t.to_real(reference.run(graph, x_int))
+    # how far the int8 model is from the float one on the test vectors (relative to the float outputs' range)
+    fidelity = {"max_abs_error_of_range": float(np.abs(int8_out - float_out).max() / (float(np.ptp(float_out)) or 1.0))}
+    if float_out.ndim == 2 and float_out.shape[1] > 1:
+        fidelity["top1_agreement"] = float(np.mean(float_out.argmax(1) == int8_out.argmax(1)))
+    extra = {"quant": "tflite-int8", "sparsity_requested": options.sparsity,
+             "removed_neurons": removed_neurons or {}, "fidelity": fidelity}
+    return export_int8(graph, source, out, options, force, x, tflite_bytes=data, extra=extra)

@@ -167,3 +167,4 @@ def predict(graph: Graph, x) -> np.ndarray:
 import hwprune.reference_merge  # noqa: E402,F401
 import hwprune.reference_spatial  # noqa: E402,F401
 import hwprune.reference_int8  # noqa: E402,F401 (TFLite's int8 dialect)
+import hwprune.reference_activations  # noqa: E402,F401 (LeakyReLU, HardSigmoid, Sigmoid, Tanh)

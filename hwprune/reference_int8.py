@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import ModelError
-from hwprune.ir.int8 import Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D
-from hwprune.quant.int8 import INT32_MAX, Int8Affine, requantize
+from hwprune.ir.int8 import Int8Add, Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D
+from hwprune.quant.int8 import INT32_MAX, Int8Affine, add_int8, requantize
 from hwprune.reference import kernel
 from hwprune.windows import as_2d, conv_columns, inside, patches
 
@@ -69,3 +69,10 @@ def int8_maxpool(layer: Int8MaxPool2D, x: np.ndarray, in_t) -> np.ndarray:
     x2, window, stride, padding = as_2d(x, layer)
     largest = patches(x2, window, stride, padding, fill=np.iinfo(np.int64).min).max(axis=(3, 4))
     return np.clip(largest, layer.act_min, layer.act_max)
+
+
+@kernel("int8_add")
+def int8_add(layer: Int8Add, xs, in_ts) -> np.ndarray:
+    a, b = xs
+    t1, t2 = (_check_in_t(layer, t) for t in in_ts)
+    return add_int8(a, b, layer.params(t1, t2))

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune import __version__
+from hwprune import __version__, report_graph
 from hwprune.errors import HwpruneError
 from hwprune.ir.graph import logits_note, outputs_are_logits
 from hwprune.ir.io import load_graph
@@ -283,12 +283,14 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Layers", "",
               "| layer | kind | format | nonzero / total | weight B | dense B | csr B | bits/nonzero | bound: mask + values | MACs sparse / dense |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    branched = report_graph.is_branched(report)
     for r in report["layers"]:
+        kind = r["kind"] + (f" <- {', '.join(r['inputs'])}" if branched else "")  # what a layer of a graph reads
         if not r.get("weighted", r["kind"] == "dense"):
-            lines.append(f"| {r['name']} | {r['kind']} | | | | | | | | |")
+            lines.append(f"| {r['name']} | {kind} | | | | | | | | |")
             continue
         lines.append(
-            f"| {r['name']} | {r['kind']} | {r['format']} | {r['nonzero_weights']} / {r['total_weights']} | "
+            f"| {r['name']} | {kind} | {r['format']} | {r['nonzero_weights']} / {r['total_weights']} | "
             f"{r['weight_bytes']} | {r['dense_weight_bytes']} | {r['csr_weight_bytes']} | "
             f"{r['bits_per_nonzero']:.2f} | {r['entropy_bits_per_nonzero'] + r['value_bits']:.2f} | "
             f"{r['macs_sparse']} / {r['macs']} |"
@@ -296,6 +298,7 @@ def render_markdown(report: dict) -> str:
     lines += ["", "Bits per nonzero count every byte of weight storage (values, indices, row pointers). The bound",
               "is log2 C(n, k) / k, the fewest bits per nonzero any format could spend on where the k nonzeros",
               "of n are, plus the width of one value (every format stores the values at full width).", ""]
+    lines += report_graph.markdown(report)
     if (report.get("energy_proxy_pj") or {}).get("total") is not None:
         from hwprune.report_energy import markdown_lines
 
@@ -369,8 +372,9 @@ def write_report(export_dir, extra: Optional[dict] = None, inputs=None, target: 
     (into / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     (into / REPORT_MD).write_text(render_markdown(report))
     render_plot(report, into / REPORT_PNG)
-    if not render_mcu_plot(report, into / MCU_PLOT) and (into / MCU_PLOT).exists():
-        (into / MCU_PLOT).unlink()  # a figure from an earlier run would no longer match
+    for draw, name in ((render_mcu_plot, MCU_PLOT), (report_graph.render_plot, report_graph.GRAPH_PLOT)):
+        if not draw(report, into / name) and (into / name).exists():
+            (into / name).unlink()  # a figure from an earlier run would no longer match
     return report
 
 

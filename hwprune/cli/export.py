@@ -27,6 +27,12 @@ def add_parser(sub) -> None:
                         "over the whole input type")
     p.add_argument("--sparsity", type=ranges.SPARSITY, metavar="S",
                    help="one-shot layer-wise magnitude pruning to this fraction first, 0 <= S < 1 (float models only)")
+    p.add_argument("--quant", choices=["ap_fixed", "tflite-int8"],
+                   help="numeric scheme of a float model: ap_fixed (the default: power-of-two fixed-point types, "
+                        "as hls4ml) or tflite-int8 (TFLite's full-integer scheme: per-tensor int8 activations with "
+                        "a scale and zero point from the calibration data's min and max, per-channel symmetric int8 "
+                        "weights, int32 biases, fused ReLU/ReLU6; written as DIR/model.tflite too, so that "
+                        "verify --engine tflm runs TFLite Micro on it; docs/tflite.md)")
     p.add_argument("--weight-bits", type=ranges.BITS, metavar="N",
                    help="fixed-point width of weights, 2 to 16 (default 8; 16 with --backend hls4ml, as hls4ml's "
                         "own default type)")
@@ -124,7 +130,9 @@ def run(args) -> int:
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
                             remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
-                            compile=not args.no_compile, task=args.task, spec=spec)
+                            compile=not args.no_compile, task=args.task, spec=spec, quant=args.quant or "ap_fixed")
+    if args.quant == "tflite-int8" and any(v is not None for v in bits.values()):
+        raise OptionError("--weight-bits and --activation-bits set ap_fixed widths; --quant tflite-int8 is 8 bits")
     from hwprune.outputs import check_target
 
     inputs = (args.model, args.calibration, args.config)
@@ -159,11 +167,13 @@ def run(args) -> int:
                           "--config apply to float models only")
     from hwprune.ir.int8 import is_int8_graph
 
-    if is_int8_graph(model):  # a .tflite model: exported in TFLite's int8 dialect
-        from hwprune.pipeline_int8 import check_options, export_int8, print_export
+    if is_int8_graph(model) and args.quant == "ap_fixed":
+        raise OptionError(f"--quant ap_fixed: {args.model} is an int8 TFLite model; it is exported in its own scheme")
+    if is_int8_graph(model) or args.quant == "tflite-int8":  # exported in TFLite's int8 dialect
+        from hwprune.pipeline_int8 import print_export
 
-        check_options(options, hls)
-        return print_export(export_int8(model, args.model, args.out, options, args.force, calibration))
+        return print_export(export_model(model, args.out, calibration, options, force=args.force, source=args.model,
+                                         hls=hls, rtl=rtl))
     out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
                        calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
                        else "calibration inputs", hls=hls, rtl=rtl)

@@ -1,7 +1,10 @@
 """FPGA resources of a quantized graph before synthesis: DSP, LUT, FF, BRAM, latency, II.
 
 Rules per layer kind live in ``RULES`` (``@rule("dense")``); a new layer kind (Conv1D,
-Conv2D, pooling) adds one. Every figure comes from the nonzero constant multiplications,
+Conv2D, pooling: ``fpga.spatial``; Add, Multiply, Concatenate, Clip: ``fpga.merge``) adds one.
+A rule gets its input's shape and type; a layer that reads several tensors gets tuples of
+their shapes and types, in operand order. On a graph with branches the latency is the
+longest path from the input to an output, the branches running side by side. Every figure comes from the nonzero constant multiplications,
 their bit widths, the accumulator widths, the strategy and the reuse factor. The rules,
 their sources and which constants are calibrated guesses: ``docs/fpga_resources.md``.
 """
@@ -101,6 +104,8 @@ class Estimate:
     model: str
     options: Options
     layers: tuple[LayerResources, ...]
+    #: the longest path's latency on a graph with branches (None: the layers in a row)
+    critical_path_cycles: Optional[int] = None
 
     def _sum(self, key: str) -> int:
         return int(sum(getattr(l, key) for l in self.layers))
@@ -127,6 +132,8 @@ class Estimate:
 
     @property
     def latency_cycles(self) -> int:
+        if self.critical_path_cycles is not None:
+            return self.critical_path_cycles
         return self._sum("latency_cycles")
 
     @property
@@ -164,8 +171,19 @@ def estimate(graph: Graph, options: Options = Options()) -> Estimate:
         if fn is None:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no FPGA resource rule for layer kind {layer.kind!r}; "
                                         f"known kinds are {sorted(RULES)}")
-        rows.append(fn(layer, graph.input_shapes(layer)[0], graph.input_types(layer)[0], options.for_layer(layer.name)))
-    return Estimate(graph.name, options, tuple(rows))
+        shapes, types = graph.input_shapes(layer), graph.input_types(layer)
+        if len(layer.inputs) == 1:
+            shapes, types = shapes[0], types[0]
+        rows.append(fn(layer, shapes, types, options.for_layer(layer.name)))
+    return Estimate(graph.name, options, tuple(rows), critical_path(graph, rows))
+
+
+def critical_path(graph: Graph, rows) -> int:
+    """Cycles from the inputs to the last output along the slowest path (a chain: the sum)."""
+    done = {name: 0 for name in graph.input_names}
+    for layer, row in zip(graph.layers, rows):
+        done[layer.name] = max(done[s] for s in layer.inputs) + row.latency_cycles
+    return max(done[name] for name in graph.outputs)
 
 
 # -- dense ------------------------------------------------------------------------------
@@ -291,6 +309,8 @@ def relu(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
 
 
 @rule("flatten")
+@rule("reshape")
+@rule("identity")
 @rule("softmax")
 def passthrough(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
     return LayerResources(layer.name, layer.kind, method="wiring (no logic)")

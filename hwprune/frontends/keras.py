@@ -12,11 +12,15 @@ Four ways in, one mapping:
 - a live model object (tf.keras or Keras 3): ``from_keras_model(model)`` reads only its
   ``get_config()`` and ``get_weights()``.
 
-Supported layers: InputLayer, Dense, Conv1D/2D, Activation (relu, softmax, linear), ReLU,
-BatchNormalization (folded into the Dense or Conv right before it, or into the next
-Dense), Flatten, MaxPooling and AveragePooling 1D/2D, Dropout (dropped at inference).
-The model must be a chain (Sequential, or a functional model whose every layer reads the
-one before). Anything else is an error naming the layer.
+Supported layers: InputLayer, Dense, Conv1D/2D, DepthwiseConv2D, Activation (relu, relu6,
+softmax, linear, sigmoid, tanh), ReLU (with max_value: a Clip), LeakyReLU, PReLU
+(``keras_activations``), BatchNormalization (folded into the Dense
+or Conv right before it, or into the next Dense), Flatten, MaxPooling and AveragePooling
+1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate. Sequential models and
+functional ones (each layer's ``inbound_nodes`` name the layers it reads, Keras 2's
+``[name, node, tensor, kwargs]`` lists as Keras 3's ``keras_history``) become IR graphs
+with the same branches; one input, each layer called once. Anything else is an error
+naming the layer.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError, WeightError
-from hwprune.frontends import keras_layers
+from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
+from hwprune.frontends import keras_activations, keras_layers  # noqa: F401 (keras_activations registers)
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.limits import check_activations, check_declared
@@ -45,6 +49,7 @@ class KerasLayer:
     name: str
     config: dict
     weights: tuple[np.ndarray, ...]
+    sources: tuple[str, ...] = ()  # the Keras layers it reads (none: the model's input)
 
 
 def _c_name(name: str) -> str:
@@ -64,20 +69,34 @@ def _model_config(top: dict, where: str) -> tuple[str, list[dict]]:
     return str(config.get("name") or "model"), config["layers"]
 
 
-def _check_chain(entries: list[dict], where: str) -> None:
-    """A functional model must be a chain: each layer reads exactly the layer before it."""
-    previous = None
+def _sources(entries: list[dict], where: str) -> list[tuple[str, ...]]:
+    """The layers each layer reads: its ``inbound_nodes`` in a functional model, the layer
+    before it in a Sequential one (none for the first: the model's input)."""
+    functional = any(isinstance(e, dict) and "inbound_nodes" in e for e in entries)
+    out, previous = [], None
     for entry in entries:
-        nodes = entry.get("inbound_nodes")
         name = entry.get("config", {}).get("name", entry.get("name"))
-        if nodes:
-            sources = _inbound_names(nodes)
-            if len(sources) != 1 or (previous is not None and sources[0] != previous):
-                raise UnsupportedLayerError(
-                    f"{where}: layer {name!r} reads {sources}; only chains of layers (each reading the one "
-                    "before) are supported"
-                )
+        if not functional:
+            out.append(() if previous is None else (previous,))
+        else:
+            nodes = entry.get("inbound_nodes") or []
+            if len(nodes) > 1:
+                raise UnsupportedLayerError(f"{where}: layer {name!r} is called {len(nodes)} times (a shared layer); "
+                                            "hwprune reads layers called once")
+            out.append(tuple(_inbound_names(nodes)))
         previous = name
+    return out
+
+
+def _outputs(top: dict) -> tuple[str, ...]:
+    """The layers a functional model returns (``output_layers``); empty for a Sequential one."""
+    config = top.get("config", top) if isinstance(top, dict) and "class_name" in top else top
+    outputs = config.get("output_layers") if isinstance(config, dict) else None
+    if not outputs:
+        return ()
+    if isinstance(outputs[0], str):  # Keras 3 writes one output as a single [name, node, tensor]
+        outputs = [outputs]
+    return tuple(str(o[0]) for o in outputs)
 
 
 def _inbound_names(nodes) -> list[str]:
@@ -90,7 +109,7 @@ def _inbound_names(nodes) -> list[str]:
                 return
             for value in node.values():
                 walk(value)
-        elif isinstance(node, list):
+        elif isinstance(node, (list, tuple)):  # a live model's get_config() holds tuples
             if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):  # Keras 2 [name, i, j, {}]
                 names.append(node[0])
                 return
@@ -131,7 +150,8 @@ def _malformed(where: str, exc: BaseException) -> ModelError:
 
 
 def layers_from_config(top: dict, weights_of: Callable[[str, int], tuple[np.ndarray, ...]], where: str):
-    """The model's name, input shape and layers with their weights."""
+    """The model's name, input shape, layers with their weights, and output layers (none:
+    the last layer)."""
     try:
         return _layers_from_config(top, weights_of, where)
     except HwpruneError:
@@ -142,7 +162,7 @@ def layers_from_config(top: dict, weights_of: Callable[[str, int], tuple[np.ndar
 
 def _layers_from_config(top, weights_of, where: str):
     name, entries = _model_config(top, where)
-    _check_chain(entries, where)
+    sources = _sources(entries, where)
     shape = _input_shape(entries, where)
     layers = []
     for index, entry in enumerate(entries):
@@ -150,13 +170,42 @@ def _layers_from_config(top, weights_of, where: str):
             raise ModelError(f"{where}: layer {index} is not a Keras layer entry")
         config = entry.get("config", {})
         layer_name = str(config.get("name", entry.get("name", f"layer{index}")))
-        layers.append(KerasLayer(entry["class_name"], layer_name, config, weights_of(layer_name, index)))
-    return name, shape, layers
+        layers.append(KerasLayer(entry["class_name"], layer_name, config, weights_of(layer_name, index),
+                                 sources[index]))
+    return name, shape, layers, _outputs(top)
 
 
-def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[KerasLayer], where: str) -> Graph:
-    builder = keras_layers.Builder(input_shape)
+def _in_order(layers: list[KerasLayer], where: str) -> list[KerasLayer]:
+    """The layers in an order where each comes after the layers it reads (Keras writes them so)."""
+    known = {layer.name for layer in layers}
     for layer in layers:
+        unknown = [s for s in layer.sources if s not in known]
+        if unknown:
+            raise ModelError(f"{where}: layer {layer.name!r} reads {unknown}, which are not layers of the model")
+    done: set[str] = set()
+    ordered: list[KerasLayer] = []
+    pending = list(layers)
+    while pending:
+        ready = [layer for layer in pending if all(s in done for s in layer.sources)]
+        if not ready:
+            raise ModelError(f"{where}: layers {[l.name for l in pending]} read each other in a cycle")
+        for layer in ready:
+            ordered.append(layer)
+            done.add(layer.name)
+        pending = [layer for layer in pending if layer.name not in done]
+    return ordered
+
+
+def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[KerasLayer], where: str,
+                      outputs: tuple[str, ...] = ()) -> Graph:
+    readers: dict[str, int] = {}
+    for layer in layers:
+        for source in layer.sources:
+            readers[source] = readers.get(source, 0) + 1
+    for output in outputs:
+        readers[output] = readers.get(output, 0) + 1
+    builder = keras_layers.Builder(input_shape, readers)
+    for layer in _in_order(layers, where):
         convert = keras_layers.CONVERTERS.get(layer.class_name)
         if convert is None:
             raise UnsupportedLayerError(
@@ -164,12 +213,16 @@ def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[Kera
                 f"{', '.join(SUPPORTED)}"
             )
         try:
+            builder.begin(layer.name, layer.sources)
             convert(builder, layer.name, _c_name(layer.name), layer.config, layer.weights)
-        except HwpruneError:
+            builder.finish(layer.name)
+        except HwpruneError as exc:
+            if type(exc) in (ShapeError, ModelError) and layer.name not in str(exc):
+                raise type(exc)(f"{where}: layer {layer.name!r} ({layer.class_name}): {exc}") from None
             raise
         except MALFORMED as exc:
             raise _malformed(f"{where}: layer {layer.name!r} ({layer.class_name})", exc) from None
-    graph = builder.graph(_c_name(name), where)
+    graph = builder.graph(_c_name(name), where, outputs)
     check_activations(graph, where)
     return graph
 
@@ -209,8 +262,9 @@ def from_keras_json(json_path, weights_path, name: Optional[str] = None) -> Grap
     if not weights_path.is_file():
         raise ModelError(f"{weights_path}: no such weights file")
     with open_h5(weights_path, str(weights_path), "not an HDF5 weights file") as h5file:
-        _, shape, layers = layers_from_config(top, _keras2_weights(h5file, str(weights_path)), str(json_path))
-    return graph_from_layers(name or json_path.stem, shape, layers, str(json_path))
+        _, shape, layers, outputs = layers_from_config(top, _keras2_weights(h5file, str(weights_path)),
+                                                       str(json_path))
+    return graph_from_layers(name or json_path.stem, shape, layers, str(json_path), outputs)
 
 
 def from_keras_h5(path, name: Optional[str] = None) -> Graph:
@@ -227,8 +281,8 @@ def from_keras_h5(path, name: Optional[str] = None) -> Graph:
             top = json.loads(config.decode() if isinstance(config, bytes) else str(config))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelError(f"{path}: the model_config attribute is not JSON ({exc})") from None
-        _, shape, layers = layers_from_config(top, _keras2_weights(h5file, str(path)), str(path))
-    return graph_from_layers(name or path.stem, shape, layers, str(path))
+        _, shape, layers, outputs = layers_from_config(top, _keras2_weights(h5file, str(path)), str(path))
+    return graph_from_layers(name or path.stem, shape, layers, str(path), outputs)
 
 
 # -- Keras 3: .keras --------------------------------------------------------------------------
@@ -281,8 +335,8 @@ def from_keras_file(path, name: Optional[str] = None) -> Graph:
             return tuple(read_array(variables[str(i)], f"{path}: layer {layer_name!r}: variable {i}")
                          for i in range(len(variables)))
 
-        _, shape, layers = layers_from_config(top, weights_of, str(path))
-    return graph_from_layers(name or path.stem, shape, layers, str(path))
+        _, shape, layers, outputs = layers_from_config(top, weights_of, str(path))
+    return graph_from_layers(name or path.stem, shape, layers, str(path), outputs)
 
 
 # -- a live model ------------------------------------------------------------------------------
@@ -312,10 +366,10 @@ def from_keras_model(model, name: Optional[str] = None) -> Graph:
                               f"{len(flat) - start} are left")
         return tuple(flat[start:cursor[0]])
 
-    model_name, shape, layers = layers_from_config(top, weights_of, where)
+    model_name, shape, layers, outputs = layers_from_config(top, weights_of, where)
     if cursor[0] != len(flat):
         raise WeightError(f"{where}: {len(flat) - cursor[0]} weight arrays are left over after the last layer")
-    return graph_from_layers(name or model_name, shape, layers, where)
+    return graph_from_layers(name or model_name, shape, layers, where, outputs)
 
 
 def load_keras(path, weights=None) -> Graph:

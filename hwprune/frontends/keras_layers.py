@@ -1,75 +1,27 @@
 """One converter per Keras layer class: Keras configuration + weights -> IR layers.
 
 A converter checks that the weights fit the layer (``WeightError`` naming it when they
-do not) and appends IR layers to a ``Builder``, which tracks the running shape and folds
-BatchNormalization into a neighbouring Dense or Conv.
+do not) and appends IR layers to a ``Builder`` (``keras_builder``), which knows the tensors
+the layer reads and folds BatchNormalization into a neighbouring Dense or Conv. Merge
+layers (Add, Multiply, Concatenate) read every tensor the Keras layer reads.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
-from hwprune.errors import ModelError, UnsupportedLayerError, WeightError
-from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax
-
-
-class Builder:
-    """The IR layers made so far, the shape after them, and a BatchNorm waiting to fold."""
-
-    def __init__(self, input_shape: tuple[int, ...]):
-        self.input_shape = tuple(input_shape)
-        self.shape = tuple(input_shape)
-        self.layers: list[Layer] = []
-        self.open_linear = False  # the last layer is a Dense/Conv with nothing applied after it
-        self.pending_norm: Optional[tuple[str, np.ndarray, np.ndarray]] = None  # (name, scale, shift)
-
-    def add(self, layer: Layer, linear: bool = False) -> None:
-        if self.pending_norm is not None and not isinstance(layer, Flatten):
-            name = self.pending_norm[0]
-            if not isinstance(layer, Dense):
-                raise UnsupportedLayerError(
-                    f"layer {name!r} (BatchNormalization) follows an activation and is followed by "
-                    f"{layer.kind!r}; it can fold only into the Dense or Conv right before it or into the next Dense")
-            layer = self._fold_into_next(layer)
-        self.shape = tuple(layer.output_shape(self.shape))
-        self.layers.append(layer)
-        self.open_linear = linear
-
-    def _fold_into_next(self, dense: Dense) -> Dense:
-        _, scale, shift = self.pending_norm
-        self.pending_norm = None
-        # The norm acted per channel (last axis); a Flatten in between repeats it per position.
-        repeat = dense.in_features // scale.size
-        scale, shift = np.tile(scale, repeat), np.tile(shift, repeat)
-        return dense.with_(weight=dense.weight * scale[None, :], bias=dense.bias + dense.weight @ shift)
-
-    def fold_norm(self, name: str, scale: np.ndarray, shift: np.ndarray) -> None:
-        channels = self.shape[-1]
-        if scale.shape != (channels,):
-            raise WeightError(f"layer {name!r} (BatchNormalization): {scale.size} channels, its input has {channels}")
-        if self.open_linear:
-            last = self.layers[-1]
-            axes = (slice(None),) + (None,) * (last.weight.ndim - 1)
-            self.layers[-1] = last.with_(weight=last.weight * scale[axes], bias=last.bias * scale + shift)
-            return
-        if self.pending_norm is not None:
-            raise UnsupportedLayerError(f"layer {name!r} (BatchNormalization): two norms in a row cannot fold")
-        self.pending_norm = (name, scale, shift)
-
-    def graph(self, name: str, where: str) -> Graph:
-        if self.pending_norm is not None:
-            raise UnsupportedLayerError(
-                f"{where}: layer {self.pending_norm[0]!r} (BatchNormalization) has no Dense or Conv to fold into")
-        if not self.layers:
-            raise ModelError(f"{where}: the model has no layers hwprune computes")
-        return Graph.chain(name, self.input_shape, tuple(self.layers))
+from hwprune.errors import UnsupportedLayerError, WeightError
+from hwprune.frontends.keras_builder import Builder
+from hwprune.ir.layers import Add, Clip, Concatenate, Conv2D, Dense, Flatten, Layer, Multiply, ReLU, Softmax
 
 
 Converter = Callable[[Builder, str, str, dict, tuple], None]
 CONVERTERS: dict[str, Converter] = {}
+#: Activation names (``activation="sigmoid"``) -> a function of the IR layer name making the layer
+#: (``keras_activations`` registers its own; relu, softmax and linear are below).
+ACTIVATIONS: dict[str, Callable[[str], Layer]] = {}
 
 
 def converter(*class_names: str):
@@ -83,8 +35,10 @@ def converter(*class_names: str):
 
 def weight_count(class_name: str, config: dict) -> int:
     """How many arrays ``get_weights()`` holds for a layer of this class."""
-    if class_name in ("Dense", "Conv1D", "Conv2D"):
+    if class_name in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D"):
         return 2 if config.get("use_bias", True) else 1
+    if class_name == "PReLU":
+        return 1
     if class_name == "BatchNormalization":
         return int(config.get("scale", True)) + int(config.get("center", True)) + 2
     return 0
@@ -103,18 +57,23 @@ def _activation(builder: Builder, keras_name: str, name: str, activation) -> Non
     if activation == "linear":
         return
     if activation == "relu":
-        builder.add(ReLU(f"{name}_relu" if builder.layers and builder.layers[-1].name == name else name))
+        builder.add(ReLU(f"{name}_relu" if builder.current == name else name))
+    elif activation == "relu6":
+        builder.add(Clip(f"{name}_relu6" if builder.current == name else name, min_value=0.0, max_value=6.0))
     elif activation == "softmax":
-        builder.add(Softmax(f"{name}_softmax" if builder.layers and builder.layers[-1].name == name else name))
+        builder.add(Softmax(f"{name}_softmax" if builder.current == name else name))
+    elif activation in ACTIVATIONS:
+        builder.add(ACTIVATIONS[activation](f"{name}_{activation}" if builder.current == name else name))
     else:
         raise UnsupportedLayerError(f"layer {keras_name!r}: activation {activation!r} is not supported "
-                                    "(relu, softmax, linear are)")
+                                    f"({', '.join(['relu', 'relu6', 'softmax', 'linear', *ACTIVATIONS])} are)")
 
 
 @converter("InputLayer")
 def _input(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
-    if builder.layers:
-        raise UnsupportedLayerError(f"layer {keras_name!r} (InputLayer) is not the first layer")
+    if builder.layers or builder.tensors:
+        raise UnsupportedLayerError(f"layer {keras_name!r} (InputLayer) is not the first layer; hwprune reads "
+                                    "models with one input")
 
 
 @converter("Dropout")
@@ -150,10 +109,13 @@ def _activation_layer(builder: Builder, keras_name: str, name: str, config: dict
 @converter("ReLU")
 def _relu(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
     slope = config.get("negative_slope", config.get("alpha", 0.0)) or 0.0
-    if config.get("max_value") is not None or float(slope) != 0.0 or float(config.get("threshold", 0.0) or 0.0) != 0.0:
-        raise UnsupportedLayerError(f"layer {keras_name!r} (ReLU): only the plain ReLU (no max_value, "
-                                    "negative_slope or threshold) is supported")
-    builder.add(ReLU(name))
+    if float(slope) != 0.0 or float(config.get("threshold", 0.0) or 0.0) != 0.0:
+        raise UnsupportedLayerError(f"layer {keras_name!r} (ReLU): negative_slope and threshold are not supported "
+                                    "(the plain ReLU and ReLU with max_value are)")
+    if config.get("max_value") is not None:  # ReLU6 and its kin: a clamp to [0, max_value]
+        builder.add(Clip(name, min_value=0.0, max_value=float(config["max_value"])))
+    else:
+        builder.add(ReLU(name))
 
 
 @converter("Softmax")
@@ -255,3 +217,50 @@ CONVERTERS["Conv2D"] = _conv(2)
 for _rank in (1, 2):
     CONVERTERS[f"MaxPooling{_rank}D"] = CONVERTERS[f"MaxPool{_rank}D"] = _pool(_rank, "max")
     CONVERTERS[f"AveragePooling{_rank}D"] = CONVERTERS[f"AvgPool{_rank}D"] = _pool(_rank, "avg")
+
+
+def _depthwise(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+    """Keras' output channel ``c * depth_multiplier + m`` reads input channel ``c``, as the IR's
+    depthwise conv (output ``o`` reads input ``o // multiplier``)."""
+    class_name = "DepthwiseConv2D"
+    _check_spatial(builder, keras_name, class_name, 2, config)
+    if any(d != 1 for d in _tuple(config.get("dilation_rate", 1), 2)):
+        raise UnsupportedLayerError(f"layer {keras_name!r} ({class_name}): dilation is not supported")
+    kernel, stride = _tuple(config["kernel_size"], 2), _tuple(config.get("strides", 1), 2)
+    multiplier, cin = int(config.get("depth_multiplier", 1)), builder.shape[-1]
+    use_bias = config.get("use_bias", True)
+    _expect(keras_name, class_name, weights, [(*kernel, cin, multiplier)] + ([(cin * multiplier,)] if use_bias else []))
+    padding = _resolve_padding(keras_name, class_name, config.get("padding", "valid"), builder.shape[:-1], kernel, stride)
+    weight = np.moveaxis(weights[0].reshape(*kernel, cin * multiplier), -1, 0)[..., None]  # (out, kh, kw, 1)
+    bias = weights[1] if use_bias else np.zeros(cin * multiplier)
+    builder.add(Conv2D(name, weight=weight, bias=bias, stride=stride, padding=padding, depthwise=True), linear=True)
+    _activation(builder, keras_name, name, config.get("activation"))
+
+
+CONVERTERS["DepthwiseConv2D"] = _depthwise
+
+
+def _binary(cls):
+    def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+        """Keras merges any number of tensors; the IR's Add and Multiply take two: a chain of them."""
+        inputs = list(builder.inputs)
+        for i in range(1, len(inputs) - 1):
+            builder.inputs = [builder.current if i > 1 else inputs[0], inputs[i]]
+            builder.merge(cls(f"{name}_{i}"))
+        builder.inputs = [builder.current if len(inputs) > 2 else inputs[0], inputs[-1]]
+        builder.merge(cls(name))
+        _activation(builder, keras_name, name, config.get("activation"))
+
+    return convert
+
+
+CONVERTERS["Add"] = _binary(Add)
+CONVERTERS["Multiply"] = _binary(Multiply)
+
+
+@converter("Concatenate")
+def _concatenate(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+    axis = int(config.get("axis", -1))
+    if axis == 0:
+        raise UnsupportedLayerError(f"layer {keras_name!r} (Concatenate): axis 0 is the batch axis")
+    builder.merge(Concatenate(name, axis=axis if axis < 0 else axis - 1))  # Keras counts the batch axis

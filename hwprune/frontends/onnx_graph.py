@@ -1,4 +1,4 @@
-"""ONNX graphs made ready for the chain walk of ``frontends.onnx``: nodes in topological
+"""ONNX graphs made ready for the walk of ``frontends.onnx``: nodes in topological
 order, constant subgraphs folded, every node labelled for messages.
 
 Exporters write more than a chain of layers. onnxruntime runs nodes in any order, so files
@@ -15,13 +15,11 @@ dimensions of a shape.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
-from hwprune.errors import ModelError, UnsupportedLayerError
+from hwprune.errors import ModelError
 
 
 def label(node, index: int) -> str:
@@ -31,52 +29,14 @@ def label(node, index: int) -> str:
     return f"node #{index} ({node.op_type}, unnamed)"
 
 
-@dataclass
-class Context:
-    """What a handler sees: the file, constant tensors, static shapes of values (None for an
-    unknown dimension), the layers so far and the layout state of the walk."""
-
-    path: Path
-    constants: dict[str, np.ndarray]
-    shapes: dict[str, tuple]
-    graph_input: str = ""
-    modules: list = field(default_factory=list)
-    bias_pending: bool = False  # the last module is a MatMul's Linear or a Conv that an Add may complete
-    index: int = 0  # the current node's position in the file
-    input_channels_last: bool = False  # a Transpose at the input: the model takes NHWC / NLC data
-    flatten_channels_last: Optional[tuple] = None  # a Transpose to channels-last waits for its Flatten
-    permute_next_linear: Optional[tuple] = None  # the IR shape a channels-last Flatten flattened
-    unsqueezed: Optional[tuple] = None  # the axes an Unsqueeze added, until the Squeeze that removes them
-
-    def const(self, node, index: int) -> Optional[np.ndarray]:
-        if index >= len(node.input) or not node.input[index]:
-            return None
-        name = node.input[index]
-        if name not in self.constants:
-            raise self.fail(node, f"input {name!r} must be a constant (an initializer, or computed from them)")
-        return self.constants[name]
-
-    def shape(self, node, index: int = 0) -> Optional[tuple]:
-        return self.shapes.get(node.input[index])
-
-    def rank(self, node) -> int:
-        shape = self.shape(node)
-        return 2 if shape is None else len(shape)
-
-    def where(self, node) -> str:
-        return f"{self.path}: {label(node, self.index)}"
-
-    def fail(self, node, why: str):
-        return UnsupportedLayerError(f"{self.where(node)}: {why}")
-
-
-Handler = Callable[[object, dict, Context], object]
+Handler = Callable[[object, dict, object], object]  # (node, attributes, onnx_values.Context)
 OPS: dict[str, Handler] = {}
 
 
 def op(*names: str):
-    """Register a handler: it returns the torch.nn module (or a list of them) that computes
-    the node, or None when the node changes the layers before it or nothing at all."""
+    """Register a handler: it returns the ``onnx_values.Value`` of the node's output, made
+    with ``Context.emit`` (a new IR layer) or from an input's value (a node that computes
+    nothing, or that changes the layer before it: a bias, a BatchNorm)."""
     def register(fn: Handler) -> Handler:
         for name in names:
             OPS[name] = fn

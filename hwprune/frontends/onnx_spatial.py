@@ -3,8 +3,9 @@
 Padding is explicit (``pads``) or ``auto_pad``: ``VALID`` is none, ``SAME_UPPER`` and
 ``SAME_LOWER`` pad so that the output has ``ceil(input / stride)`` positions, the odd cell at
 the end (upper) or the beginning (lower), which needs the input's static shape. A conv
-takes any padding (an asymmetric one becomes a ZeroPad that ``from_torch`` folds into it);
-pooling takes symmetric padding only, and its message names ``auto_pad``.
+takes any padding (a Pad before it is folded into it), and ``group`` 1 or one group per
+input channel (depthwise); pooling takes symmetric padding only, and its message names
+``auto_pad``. ONNX is channels-first: an IR conv weight is ``(out, *kernel, in_per_group)``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.frontends.onnx_graph import op
-from hwprune.frontends.torch_load import _torch
-
-
-def _t(array: np.ndarray):
-    return _torch().from_numpy(np.array(array, dtype=np.float64))
+from hwprune.ir.layers import (
+    AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D,
+)
 
 
 def _auto_pad(attrs) -> str:
@@ -55,75 +54,137 @@ def _describe(attrs, begin, end) -> str:
     return f"pads={pads}" if mode == "NOTSET" else f"auto_pad={mode} (pads {pads})"
 
 
+def _spatial_value(node, ctx, dims: int, plain: bool = True):
+    value = ctx.value(node, 0, plain=plain)
+    ir = ctx.ir_shape(value)
+    if value.layout == "cf" and value.rank == dims + 2 and len(ir) == 1 and dims in (1, 2):  # (N, C, 1, 1) held as (C,)
+        value = ctx.reshaped(node, value, (1,) * dims + (ir[0],)).but(affine=value.affine, pad=value.pad,
+                                                                      unsqueezed=value.unsqueezed)
+    if value.layout != "cf" or value.rank != dims + 2 or len(ctx.ir_shape(value)) != dims + 1:
+        raise ctx.fail(node, f"it reads a tensor of shape (N, {', '.join(map(str, ctx.onnx_dims(value)))}); "
+                             f"a {dims}-D {node.op_type} reads (N, C, {'L' if dims == 1 else 'H, W'})")
+    return value
+
+
+def _fold_before_conv(node, ctx, affine, weight, bias, padding, depthwise):
+    """conv(scale * x + shift): exact when no zero padding meets the shifted values."""
+    where, scale, shift = affine
+    if any(p != (0, 0) for p in padding) and np.any(shift != 0):
+        raise ctx.fail(node, f"the BatchNormalization {where} before it cannot fold into this padded conv (its zero "
+                             "padding would not be shifted); fold it into the layer before it")
+    out = weight.shape[0]
+    per_filter = (np.arange(out) // (out // scale.size)) if depthwise else None
+    scale_of = scale[per_filter][:, None] if depthwise else scale[None, :]  # (out or 1, in_per_group)
+    shift_of = shift[per_filter][:, None] if depthwise else shift[None, :]
+    taps = weight.reshape(out, -1, weight.shape[-1])
+    bias = bias + (taps * shift_of[:, None, :]).sum(axis=(1, 2))
+    weight = weight * scale_of.reshape(scale_of.shape[0], *([1] * (weight.ndim - 2)), -1)
+    return weight, bias
+
+
 @op("Conv")
 def _conv(node, attrs, ctx):
-    torch = _torch()
-    weight = ctx.const(node, 1)
+    weight = np.asarray(ctx.const(node, 1), np.float64)
     dims = weight.ndim - 2
     if dims not in (1, 2):
         raise ctx.fail(node, f"only 1-D and 2-D convolutions are supported, got {dims}-D")
-    groups = int(attrs.get("group", 1))
+    value = _spatial_value(node, ctx, dims, plain=False)
+    if value.unsqueezed:
+        ctx.require_plain(node, value)
+    if any(int(d) != 1 for d in attrs.get("dilations", [1] * dims)):
+        raise ctx.fail(node, f"dilations={list(attrs['dilations'])} is not supported; hwprune supports dilation 1")
+    groups, channels = int(attrs.get("group", 1)), ctx.ir_shape(value)[-1]
+    depthwise = groups > 1
+    if depthwise and (groups != channels or weight.shape[1] != 1):
+        raise ctx.fail(node, f"group={groups} is not supported; hwprune supports group=1 and depthwise "
+                             f"group={channels} (one per input channel)")
     begin, end = resolve_pads(node, attrs, ctx, weight.shape[2:], dims)
-    symmetric = begin == end
-    cls = torch.nn.Conv1d if dims == 1 else torch.nn.Conv2d
+    padding = tuple(zip(begin, end))
+    if value.pad is not None:
+        padding = tuple((a + c, b + d) for (a, b), (c, d) in zip(padding, value.pad))
     bias = ctx.const(node, 2)
-    conv = cls(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
-               stride=tuple(attrs.get("strides", [1] * dims)), padding=tuple(begin) if symmetric else 0,
-               dilation=tuple(attrs.get("dilations", [1] * dims)), groups=groups, bias=True, dtype=torch.float64)
-    with torch.no_grad():
-        conv.weight.copy_(_t(weight))
-        conv.bias.copy_(_t(np.zeros(weight.shape[0]) if bias is None else bias))
-    ctx.bias_pending = True  # tf2onnx may add the bias in an Add of its own
-    if symmetric:
-        return conv
-    nn = torch.nn
-    pad = nn.ZeroPad1d((begin[0], end[0])) if dims == 1 else nn.ZeroPad2d((begin[1], end[1], begin[0], end[0]))
-    return [pad, conv]
+    bias = np.zeros(weight.shape[0]) if bias is None else np.asarray(bias, np.float64)
+    weight = np.moveaxis(weight, 1, -1)  # (out, in/groups, *k) -> (out, *k, in/groups)
+    if value.affine is not None:
+        weight, bias = _fold_before_conv(node, ctx, value.affine, weight, bias, padding, depthwise)
+    cls = Conv1D if dims == 1 else Conv2D
+    layer = cls("conv", weight, bias, stride=tuple(attrs.get("strides", [1] * dims)), padding=padding,
+                depthwise=depthwise)
+    return ctx.emit(node, layer, [value.but(affine=None, pad=None)], sole=True)
 
 
 @op("MaxPool", "AveragePool")
 def _pool(node, attrs, ctx):
-    nn = _torch().nn
-    kernel = tuple(attrs["kernel_shape"])
+    kernel = tuple(int(k) for k in attrs["kernel_shape"])
     dims = len(kernel)
     if dims not in (1, 2):
         raise ctx.fail(node, f"only 1-D and 2-D pooling is supported, got {dims}-D")
+    value = _spatial_value(node, ctx, dims)
     begin, end = resolve_pads(node, attrs, ctx, kernel, dims)
     if begin != end:
         raise ctx.fail(node, f"only symmetric padding is supported for pooling, got {_describe(attrs, begin, end)}")
-    common = dict(stride=tuple(attrs.get("strides", kernel)), padding=tuple(begin),
-                  ceil_mode=bool(attrs.get("ceil_mode", 0)))
+    if attrs.get("ceil_mode", 0):
+        raise ctx.fail(node, "ceil_mode=1 is not supported")
+    if any(int(d) != 1 for d in attrs.get("dilations", [1] * dims)):
+        raise ctx.fail(node, f"dilations={list(attrs['dilations'])} is not supported")
+    geometry = dict(pool_size=kernel, stride=tuple(attrs.get("strides", kernel)),
+                    padding=tuple((b, b) for b in begin))
     if node.op_type == "MaxPool":
-        return (nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(kernel, **common)
-    return (nn.AvgPool1d if dims == 1 else nn.AvgPool2d)(
-        kernel, count_include_pad=bool(attrs.get("count_include_pad", 0)), **common)
+        if len(node.output) > 1 and node.output[1]:
+            raise ctx.fail(node, "its Indices output is not supported")
+        return ctx.emit(node, (MaxPool1D if dims == 1 else MaxPool2D)("maxpool", **geometry), [value], sole=True)
+    count_pad = bool(attrs.get("count_include_pad", 0)) and any(begin)
+    layer = (AvgPool1D if dims == 1 else AvgPool2D)("avgpool", count_pad=count_pad, **geometry)
+    return ctx.emit(node, layer, [value], sole=True)
 
 
 @op("Pad")
 def _pad(node, attrs, ctx):
     """Zero padding (old exporters put one before pooling, often of nothing): dropped when
-    empty, else a ZeroPad layer that ``from_torch`` folds into the convolution after it."""
+    empty, else folded into the Conv right after it."""
+    value = ctx.value(node)
     mode = attrs.get("mode", b"constant")
     pads = attrs.get("pads")
     if pads is None:
         pads = ctx.const(node, 1)
     pads = [int(p) for p in np.asarray(pads).reshape(-1)]
-    value = attrs.get("value", 0.0) if "value" in attrs else (ctx.const(node, 2) if len(node.input) > 2 else 0.0)
-    if mode not in (b"constant", "constant") or float(np.asarray(value).reshape(-1)[0] if np.size(value) else 0.0) != 0.0:
+    fill = attrs.get("value", 0.0) if "value" in attrs else (ctx.const(node, 2) if len(node.input) > 2 else 0.0)
+    if mode not in (b"constant", "constant") or float(np.asarray(fill).reshape(-1)[0] if np.size(fill) else 0.0) != 0.0:
         raise ctx.fail(node, "only zero padding is supported")
     if not any(pads):
-        return None
+        return value.but(sole=ctx.sole_reader(node, value))
     rank = len(pads) // 2
     begin, end = pads[:rank], pads[rank:]
-    if rank not in (3, 4) or begin[:2] != [0, 0] or end[:2] != [0, 0]:
-        raise ctx.fail(node, f"only padding of the spatial axes is supported, got pads={pads}")
-    nn = _torch().nn
-    if rank == 3:
-        return nn.ZeroPad1d((begin[2], end[2]))
-    return nn.ZeroPad2d((begin[3], end[3], begin[2], end[2]))
+    if rank not in (3, 4) or begin[:2] != [0, 0] or end[:2] != [0, 0] or min(pads) < 0:
+        raise ctx.fail(node, f"only zero padding of the spatial axes is supported, got pads={pads}")
+    _spatial_value(node, ctx, rank - 2)
+    return value.but(pad=tuple(zip(begin[2:], end[2:])), sole=ctx.sole_reader(node, value))
 
 
 @op("GlobalAveragePool")
 def _global_pool(node, attrs, ctx):
-    nn = _torch().nn
-    return nn.AdaptiveAvgPool1d(1) if ctx.rank(node) == 3 else nn.AdaptiveAvgPool2d(1)
+    value = ctx.value(node)
+    dims = value.rank - 2
+    if dims not in (1, 2):
+        raise ctx.fail(node, f"only 1-D and 2-D pooling is supported, got {dims}-D")
+    value = _spatial_value(node, ctx, dims)
+    return ctx.emit(node, (GlobalAvgPool1D if dims == 1 else GlobalAvgPool2D)("globalavgpool"), [value], sole=True)
+
+
+@op("ReduceMean")
+def _reduce_mean(node, attrs, ctx):
+    """The mean over every spatial axis (torch.export writes global average pooling so)."""
+    value = ctx.value(node)
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = ctx.const(node, 1)
+    axes = None if axes is None else sorted(int(a) % value.rank for a in np.asarray(axes).reshape(-1))
+    dims = value.rank - 2
+    if value.layout != "cf" or dims not in (1, 2) or axes != list(range(2, value.rank)):
+        raise ctx.fail(node, f"axes={axes}: only the mean over every spatial axis of a (N, C, L) or (N, C, H, W) "
+                             "tensor (global average pooling) is supported")
+    value = _spatial_value(node, ctx, dims)
+    layer = (GlobalAvgPool1D if dims == 1 else GlobalAvgPool2D)("globalavgpool")
+    if attrs.get("keepdims", 1):
+        return ctx.emit(node, layer, [value], sole=True)
+    return ctx.emit(node, layer, [value], layout="flat", rank=2, sole=True)

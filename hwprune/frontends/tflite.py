@@ -1,10 +1,13 @@
 """TFLite int8 models (``.tflite``) -> an int8 ``ir.Graph``, without TensorFlow.
 
 The flatbuffer is read with the generated schema classes of the ``tflite`` package (over
-``flatbuffers``). Supported: one subgraph whose operators form a chain (each reads the
-previous one's output) of int8 FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D,
-AVERAGE_POOL_2D, MAX_POOL_2D and RESHAPE, optionally ending in SOFTMAX (kept as the IR's
-marker: the graph's outputs are the softmax's int8 input). Every tensor has batch 1.
+``flatbuffers``). Supported: one subgraph with one input and one output, whose operators
+are int8 FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE
+and ADD (two tensors of one shape: residual connections), the model output optionally
+written by a SOFTMAX (kept as the IR's marker: the graph's output is the softmax's int8
+input). The graph follows the file's tensors: each operator reads the layers that wrote
+its input tensors (or the graph input), so branches and joins carry over. Every tensor
+has batch 1.
 
 Everything TFLM's Prepare derives from the file (per-channel multipliers and shifts, the
 fused activation's clamp, explicit padding) is computed here once, exactly as TFLM does,
@@ -20,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError
-from hwprune.ir.graph import Graph
-from hwprune.ir.int8 import Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D, int8_types
+from hwprune.ir.graph import INPUT, Graph, GraphInput
+from hwprune.ir.int8 import Int8Add, Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D, int8_types
 from hwprune.ir.layers import Reshape, Softmax
-from hwprune.quant.int8 import Int8Affine, activation_range, conv_multipliers
+from hwprune.quant.int8 import Int8Affine, activation_range, add_params, conv_multipliers
 
 try:  # the generated schema classes; a default dependency
     import tflite
@@ -32,7 +35,8 @@ try:  # the generated schema classes; a default dependency
 except ImportError:  # pragma: no cover - reported when a .tflite file is given
     tflite = None
 
-SUPPORTED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "SOFTMAX")
+SUPPORTED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "ADD",
+             "SOFTMAX")
 _ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 
 
@@ -182,47 +186,51 @@ def _convert(r: _Reader, name: str) -> TfliteModel:
     sg = r.sg
     if sg.InputsLength() != 1 or sg.OutputsLength() != 1:
         raise ModelError(f"{r.path}: {sg.InputsLength()} inputs and {sg.OutputsLength()} outputs; one of each is supported")
-    input_tensor = int(sg.Inputs(0))
+    input_tensor, model_output = int(sg.Inputs(0)), int(sg.Outputs(0))
     if sg.OperatorsLength() == 0:
         raise ModelError(f"{r.path}: the model has no operators")
     first = f"operator 0 ({r.opname(sg.Operators(0))}) input"  # errors name the operator that reads the input
     input_t = _activation_type(r, input_tensor, first)
-    current, current_t = input_tensor, input_t
-    shape = r.shape(input_tensor)[1:]
+    # tensor index -> (IR name of the layer or graph input holding it, its type, its shape without batch)
+    produced = {input_tensor: (INPUT, input_t, r.shape(input_tensor)[1:])}
     layers, tensors = [], {}
-    n_ops = sg.OperatorsLength()
-    output_tensor = None
-    for i in range(n_ops):
+    output_name, output_tensor = None, None
+    for i in range(sg.OperatorsLength()):
         op = sg.Operators(i)
         kind = r.opname(op)
         where = f"operator {i} ({kind})"
         if kind not in SUPPORTED:
-            hint = "; residual ADD needs the graph IR" if kind == "ADD" else ""
             raise UnsupportedLayerError(f"{r.path}: {where} is not supported; supported operators are "
-                                        f"{', '.join(SUPPORTED)}{hint}")
+                                        f"{', '.join(SUPPORTED)}")
         inputs, outputs = op.InputsAsNumpy(), op.OutputsAsNumpy()
-        in_t = _activation_type(r, int(inputs[0]), f"{where} input")
-        if int(inputs[0]) != current or len(outputs) != 1:
-            raise UnsupportedLayerError(f"{r.path}: {where} does not read the previous operator's output: only chains "
-                                        "of operators are supported")
+        if len(outputs) != 1:
+            raise UnsupportedLayerError(f"{r.path}: {where} has {len(outputs)} outputs; one is supported")
+        sources = [int(t) for t in inputs[: 2 if kind == "ADD" else 1]]
+        for t in sources:
+            if t not in produced:
+                raise UnsupportedLayerError(f"{r.path}: {where} reads tensor {r.tensor_name(t)!r}, which is neither the "
+                                            "model input nor an earlier operator's output (constant operands are "
+                                            "not supported)")
+        src, in_t, shape = produced[sources[0]]
         out_index = int(outputs[0])
-        if kind == "SOFTMAX":
-            if i != n_ops - 1:
-                raise UnsupportedLayerError(f"{r.path}: {where}: SOFTMAX is supported only as the last operator")
+        if kind == "SOFTMAX":  # the IR's marker: its output is its input, the logits
             _activation_type(r, out_index, f"{where} output")
-            layers.append(Softmax(f"softmax_{i}"))
-            tensors[layers[-1].name] = current
-            output_tensor = current
-            if out_index != int(sg.Outputs(0)):
-                raise ModelError(f"{r.path}: {where}: the last operator's output is not the model output")
-            break
+            if out_index != model_output:
+                raise UnsupportedLayerError(f"{r.path}: {where}: SOFTMAX is supported only as the model output")
+            layers.append(Softmax(f"softmax_{i}", inputs=(src,)))
+            tensors[layers[-1].name] = sources[0]
+            output_name, output_tensor = layers[-1].name, sources[0]
+            produced[out_index] = (layers[-1].name, in_t, shape)
+            continue
         out_t = _activation_type(r, out_index, f"{where} output")
         out_shape = r.shape(out_index)[1:]
         lname = f"{kind.lower()}_{i}"
-        if kind == "RESHAPE":
+        if kind == "ADD":
+            layer = _add(r, op, lname, where, [produced[t] for t in sources], out_t, out_shape)
+        elif kind == "RESHAPE":
             if out_t != in_t:
                 raise ModelError(f"{r.path}: {where}: input and output quantization differ")
-            layer = Reshape(lname, target_shape=out_shape)
+            layer = Reshape(lname, target_shape=out_shape, inputs=(src,))
         elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             opts = _options(op, tflite.Pool2DOptions)
             if out_t != in_t:
@@ -232,7 +240,7 @@ def _convert(r: _Reader, name: str) -> TfliteModel:
             lo, hi = activation_range(_act(r, opts, where), out_t)
             cls = Int8AvgPool2D if kind == "AVERAGE_POOL_2D" else Int8MaxPool2D
             layer = cls(lname, pool_size=window, stride=stride, padding=padding, accum_t=int8_types(out_t)["accum_t"],
-                        result_t=out_t, act_min=lo, act_max=hi)
+                        result_t=out_t, act_min=lo, act_max=hi, inputs=(src,))
         elif kind == "FULLY_CONNECTED":
             opts = _options(op, tflite.FullyConnectedOptions)
             w, scale, bias, _ = _weights(r, op, where, 0)
@@ -241,13 +249,14 @@ def _convert(r: _Reader, name: str) -> TfliteModel:
             if int(np.prod(shape)) != w.shape[1]:
                 raise ModelError(f"{r.path}: {where}: input of {int(np.prod(shape))} values for {w.shape[1]} weights")
             if shape != (w.shape[1],):  # FULLY_CONNECTED flattens its input
-                layers.append(Reshape(f"flatten_{i}", target_shape=(w.shape[1],)))
-                tensors[layers[-1].name] = current
+                layers.append(Reshape(f"flatten_{i}", target_shape=(w.shape[1],), inputs=(src,)))
+                tensors[layers[-1].name] = sources[0]
+                src = layers[-1].name
             mult, shift = conv_multipliers(in_t.scale, np.broadcast_to(scale, (w.shape[0],)), out_t.scale)
             lo, hi = activation_range(_act(r, opts, where), out_t)
             layer = Int8Dense(lname, weight=w, bias=bias, **int8_types(out_t),
                               weight_scale=np.broadcast_to(scale, (w.shape[0],)).astype(np.float64),
-                              out_multiplier=mult, out_shift=shift, act_min=lo, act_max=hi)
+                              out_multiplier=mult, out_shift=shift, act_min=lo, act_max=hi, inputs=(src,))
             out_shape = (w.shape[0],)
         else:  # CONV_2D, DEPTHWISE_CONV_2D
             depthwise = kind == "DEPTHWISE_CONV_2D"
@@ -263,20 +272,31 @@ def _convert(r: _Reader, name: str) -> TfliteModel:
             lo, hi = activation_range(_act(r, opts, where), out_t)
             layer = Int8Conv2D(lname, weight=w, bias=bias, stride=stride, padding=padding, depthwise=depthwise,
                                **int8_types(out_t), weight_scale=np.broadcast_to(scale, (w.shape[0],)).astype(np.float64),
-                               out_multiplier=mult, out_shift=shift, act_min=lo, act_max=hi)
+                               out_multiplier=mult, out_shift=shift, act_min=lo, act_max=hi, inputs=(src,))
         layers.append(layer)
         tensors[lname] = out_index
-        current, current_t, shape = out_index, out_t, tuple(out_shape)
-    if output_tensor is None:
-        output_tensor = current
-        if current != int(sg.Outputs(0)):
-            raise ModelError(f"{r.path}: the last operator's output is not the model output")
-    graph = Graph.chain(name, r.shape(input_tensor)[1:], tuple(layers), input_t)
+        produced[out_index] = (lname, out_t, tuple(out_shape))
+        if out_index == model_output:
+            output_name, output_tensor = lname, out_index
+    if output_name is None:
+        raise ModelError(f"{r.path}: no operator writes the model output {r.tensor_name(model_output)!r}")
+    graph = Graph(name, (GraphInput(INPUT, r.shape(input_tensor)[1:], input_t),), tuple(layers), (output_name,))
     for layer, ir_shape in ((layer, graph.shape_of(layer.name)) for layer in graph.layers):  # the IR's geometry must match the file's shapes
         want = r.shape(tensors[layer.name])[1:]
         if layer.kind not in ("reshape", "softmax") and int(np.prod(want)) != int(np.prod(ir_shape)):
             raise ModelError(f"{r.path}: layer {layer.name}: shape {ir_shape} differs from the file's {want}")
     return TfliteModel(graph, tensors, input_tensor, output_tensor)
+
+
+def _add(r: _Reader, op, name: str, where: str, operands, out_t: Int8Affine, out_shape) -> Int8Add:
+    """ADD of two int8 tensors of one shape, with the parameters TFLM's Prepare computes."""
+    (a, a_t, a_shape), (b, b_t, b_shape) = operands
+    if a_shape != b_shape or tuple(out_shape) != a_shape:
+        raise UnsupportedLayerError(f"{r.path}: {where}: operands of shapes {a_shape} and {b_shape} into {out_shape}; "
+                                    "only ADD of two tensors of one shape is supported (no broadcasting)")
+    opts = _options(op, tflite.AddOptions)
+    params = add_params(a_t, b_t, out_t, _act(r, opts, where))
+    return Int8Add.from_params(name, params, out_t, inputs=(a, b))
 
 
 def _act(r: _Reader, opts, where: str) -> str:

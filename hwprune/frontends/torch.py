@@ -3,6 +3,7 @@
 Supported: ``nn.Sequential`` (nested too) and modules whose ``forward`` is a chain,
 found with ``torch.fx``; of Linear, Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d,
 AdaptiveAvgPool1d/2d(1), ZeroPad/ConstantPad(0) before a conv, ReLU, Flatten, Identity,
+Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid, SiLU (``torch_activations``; torch.sigmoid/tanh too),
 Dropout (dropped at inference), BatchNorm1d/2d and a final Softmax (kept as a marker).
 BatchNorm is folded into the Linear or conv right before it, or else into the next one
 when only Identity or Dropout come between (before a conv only if the conv has no
@@ -19,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import torch_spatial
+from hwprune.frontends import torch_activations, torch_spatial
 from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
     SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes, save_torch_model)
-from hwprune.ir.graph import Graph, is_c_identifier
+from hwprune.ir.graph import INPUT, Graph, is_c_identifier
 from hwprune.ir.layers import Dense, Flatten, Layer, ReLU, Softmax, WeightedLayer
 
 
@@ -94,6 +95,8 @@ def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
             out.append((where, nn.Flatten()))
         elif node.op == "call_method" and node.target == "relu":
             out.append((where, nn.ReLU()))
+        elif torch_activations.function_module(node) is not None:  # torch.sigmoid, torch.tanh
+            out.append((where, torch_activations.function_module(node)))
         else:
             raise UnsupportedLayerError(
                 f"module {type(module).__name__}: operation {node.op} {node.target!r} at {where!r} is not supported"
@@ -219,6 +222,9 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
             )
         elif isinstance(child, nn.ReLU):
             layers.append(ReLU(_layer_name(path, "relu", used)))
+        elif isinstance(child, torch_activations.module_types()):
+            names = [_layer_name(path + suffix, prefix, used) for suffix, prefix in torch_activations.names(child)]
+            layers.extend(torch_activations.activation_layers(path, child, names, layers[-1].name if layers else INPUT))
         elif isinstance(child, nn.Flatten):
             if child.start_dim != 1 or child.end_dim != -1:
                 raise UnsupportedLayerError(f"module {path!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
@@ -234,7 +240,8 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "
         else:
             raise UnsupportedLayerError(
                 f"module {path!r} ({type(child).__name__}) is not supported; hwprune reads Linear, Conv1d/2d, "
-                "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, BatchNorm1d/2d (folded), Flatten, "
+                "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, Sigmoid, Tanh, LeakyReLU, PReLU, "
+                "Hardsigmoid, BatchNorm1d/2d (folded), Flatten, "
                 "Identity, Dropout and a final Softmax"
             )
     if pending is not None:
@@ -299,6 +306,7 @@ def to_torch(graph: Graph):
         raise UnsupportedLayerError(f"model {graph.name!r}: to_torch builds channels-first modules; this conv "
                                     "graph takes channels-last inputs")
     modules = {}
+    swish = torch_activations.swish_sigmoids(graph)
     flat_in: tuple = ()  # the spatial shape a Flatten flattened, until the Dense that reads it
     for index, layer in enumerate(graph.layers):
         if isinstance(layer, Flatten) and len(graph.input_shape_of_layer(layer)) >= 2:
@@ -325,6 +333,10 @@ def to_torch(graph: Graph):
             modules[layer.name] = nn.Flatten()
         elif isinstance(layer, Softmax):
             modules[layer.name] = nn.Softmax(dim=-1)
+        elif layer.name in swish:  # the Sigmoid of a SiLU: nn.SiLU stands at its Multiply
+            continue
+        elif torch_activations.to_torch_module(layer, swish) is not None:
+            modules[layer.name] = torch_activations.to_torch_module(layer, swish)
         else:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no torch module for {layer.kind!r}")
     from collections import OrderedDict

@@ -177,7 +177,7 @@ class HostCEngine(Engine):
                 raise ToolchainError(f"the host build of {export_dir} ran longer than {RUN_TIMEOUT_S} s") from None
             if done.returncode != 0:
                 raise internal_error(f"the host build of {export_dir} crashed (exit status {done.returncode})",
-                                     f"$ {exe} {in_path} {out_path}\n{done.stderr.strip()}")
+                                     f"$ {exe} {in_path} {out_path}\n{done.stderr.strip()}", code=export_dir)
             data = np.fromfile(out_path, dtype="=i8")
         sizes = [layer["size"] for layer in manifest["layers"]]
         outputs, layers = _parse_records(data, x.shape[0], sizes, self.trace)

@@ -107,7 +107,8 @@ def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
                 raise ToolchainError(f"compiling the hls4ml project {project} took longer than {BUILD_TIMEOUT_S} s") from None
             if done.returncode != 0:
                 raise internal_error(f"g++ failed on the hls4ml project {project}",
-                                     f"$ bash build_lib.sh (in a copy of {project})\n{done.stdout}\n{done.stderr}")
+                                     f"$ bash build_lib.sh (in a copy of {project})\n{done.stdout}\n{done.stderr}",
+                                     code=project)
             try:
                 os.rename(tmp / "p", final)
             except OSError:
@@ -178,7 +179,7 @@ def _simulate(project: Path, summary: dict, library: Path, workdir: Path, graph:
             raise ToolchainError(f"C simulation of {project} ran longer than {RUN_TIMEOUT_S} s") from None
         if done.returncode != 0:
             raise internal_error(f"C simulation of {project} failed (exit {done.returncode})",
-                                 f"$ {' '.join(command)}\n{done.stdout}\n{done.stderr}")
+                                 f"$ {' '.join(command)}\n{done.stdout}\n{done.stderr}", code=project)
         y = np.load(out_path)
         if traced is None:
             return y

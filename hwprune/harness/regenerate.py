@@ -31,6 +31,7 @@ import numpy as np
 
 from hwprune import manifest
 from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
+from hwprune.bug_log import trust_folder
 from hwprune.errors import FolderError, HwpruneError
 from hwprune.ir.io import load_graph
 from hwprune.pipeline import C_DIR, EXPORT_FILE, HLS4ML_DIR, read_vectors
@@ -55,6 +56,7 @@ def check_code(folder, trust: bool = False) -> None:
     warns. Call it before an engine compiles or runs anything from the folder."""
     folder = Path(folder)
     if trust:
+        trust_folder(folder)
         warnings.warn(f"{TRUST_FLAG}: the C sources and hls4ml project of {folder} are compiled and run as they "
                       "are, without comparing them with what hwprune regenerates from its graph")
         return

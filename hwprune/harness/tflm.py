@@ -82,7 +82,7 @@ class TflmEngine(Engine):
                 data = np.asarray(interpreter.GetTensor(parsed.tensors[layer.name], 0)["tensor_data"])
                 layers[layer.name][i] = data.reshape(layers[layer.name].shape[1:])
         trace = tuple((layer.name, layers[layer.name]) for layer in graph.layers)
-        return EngineRun(self.name, trace[-1][1], trace)
+        return EngineRun(self.name, layers[graph.output], trace)
 
 
 def _graph_of(model) -> Graph:

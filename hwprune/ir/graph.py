@@ -63,15 +63,15 @@ def _topological(model: str, inputs: tuple[GraphInput, ...], layers: tuple[Layer
                 raise ModelError(f"layer {layer.name!r}: input {source!r} is neither a layer nor an input of model "
                                  f"{model!r} (graph inputs: {sorted(available)})")
     placed: list[Layer] = []
-    pending = {layer.name: layer for layer in layers}
+    pending = list(layers)
     while pending:
-        ready = [layer for layer in pending.values() if all(s in available for s in layer.inputs)]
-        if not ready:
-            raise ModelError(f"model {model!r}: layers form a cycle: {_cycle(pending)}")
-        for layer in ready:
-            placed.append(layer)
-            available.add(layer.name)
-            del pending[layer.name]
+        # the first layer in the given order whose inputs exist: a topological order is kept as it is
+        index = next((i for i, layer in enumerate(pending) if all(s in available for s in layer.inputs)), None)
+        if index is None:
+            raise ModelError(f"model {model!r}: layers form a cycle: {_cycle({l.name: l for l in pending})}")
+        layer = pending.pop(index)
+        placed.append(layer)
+        available.add(layer.name)
     return tuple(placed)
 
 

@@ -15,6 +15,10 @@ adds nothing), in int32; ``y = clamp(MultiplyByQuantizedMultiplier(acc, m, s) + 
 act_min, act_max)``. Pooling: AVERAGE_POOL_2D sums the cells inside the input and divides
 by their count rounding half away from zero; MAX_POOL_2D takes their maximum; both clamp
 to ``act_min``/``act_max`` and keep the input's type. RESHAPE is the IR's own ``Reshape``.
+ADD (``Int8Add``) of two same-shape tensors is TFLM's ``reference_integer_ops::Add``: each
+operand ``(x - zp) << left_shift`` scaled by its own multiplier (below one), the two summed,
+the sum scaled by the output multiplier, plus the output zero point, clamped; the operands'
+zero points come from their types, so only the multipliers and shifts are stored.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from hwprune.errors import ShapeError, WeightError
 from hwprune.ir.base import Layer, Shape
 from hwprune.ir.layers import LAYER_KINDS, Dense
 from hwprune.ir.spatial import _Conv, _Pool
-from hwprune.quant.int8 import Int8Affine, IntType
+from hwprune.quant.int8 import AddParams, Int8Affine, IntType
 
 
 class _Int8Weighted:
@@ -119,7 +123,63 @@ class Int8MaxPool2D(_Int8Pool):
     op: ClassVar[str] = "max"
 
 
-INT8_KINDS = (Int8Dense, Int8Conv2D, Int8AvgPool2D, Int8MaxPool2D)
+@dataclass(frozen=True, eq=False)
+class Int8Add(Layer):
+    """TFLite ADD (int8) of two tensors of one shape; the parameters are ``quant.int8.add_params``'."""
+
+    result_t: Optional[Int8Affine] = None
+    left_shift: int = 20
+    in1_multiplier: int = 0
+    in1_shift: int = 0
+    in2_multiplier: int = 0
+    in2_shift: int = 0
+    out_multiplier: int = 0
+    out_shift: int = 0
+    act_min: int = -128
+    act_max: int = 127
+
+    kind: ClassVar[str] = "int8_add"
+    computes: ClassVar[bool] = True
+    arity: ClassVar[int] = 2
+    elementwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        where = f"layer {self.name!r}"
+        for label in ("left_shift", "in1_multiplier", "in1_shift", "in2_multiplier", "in2_shift", "out_multiplier",
+                      "out_shift", "act_min", "act_max"):
+            object.__setattr__(self, label, int(getattr(self, label)))
+        if not 0 <= self.left_shift <= 23:  # (x - zp) of int8 spans 9 bits: the shifted value stays in int32
+            raise ShapeError(f"{where}: left_shift {self.left_shift} is outside 0..23")
+        for label in ("in1", "in2", "out"):
+            m, e = getattr(self, f"{label}_multiplier"), getattr(self, f"{label}_shift")
+            if not 0 <= m < (1 << 31) or not -31 <= e <= 0:
+                raise ShapeError(f"{where}: {label} multiplier {m} (Q31) and shift {e} (-31..0) are out of range")
+        if not (-128 <= self.act_min <= self.act_max <= 127):
+            raise ShapeError(f"{where}: activation clamp {self.act_min}..{self.act_max} is not inside int8")
+
+    @classmethod
+    def from_params(cls, name: str, p, result_t: Int8Affine, **kwargs) -> "Int8Add":
+        """The layer of an ``AddParams`` (its offsets are the operand and output types' zero points)."""
+        return cls(name, result_t=result_t, left_shift=p.left_shift, in1_multiplier=p.input1_multiplier,
+                   in1_shift=p.input1_shift, in2_multiplier=p.input2_multiplier, in2_shift=p.input2_shift,
+                   out_multiplier=p.output_multiplier, out_shift=p.output_shift, act_min=p.act_min,
+                   act_max=p.act_max, **kwargs)
+
+    def params(self, in1: Int8Affine, in2: Int8Affine) -> AddParams:
+        """The kernel's parameters once the operands' types are known."""
+        return AddParams(-in1.zero_point, -in2.zero_point, self.left_shift, self.in1_multiplier, self.in1_shift,
+                         self.in2_multiplier, self.in2_shift, self.out_multiplier, self.out_shift,
+                         self.result_t.zero_point, self.act_min, self.act_max)
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        a, b = (tuple(s) for s in input_shapes)
+        if a != b:
+            raise ShapeError(f"layer {self.name!r}: int8 ADD operands {self.inputs[0]!r} {a} and {self.inputs[1]!r} "
+                             f"{b} must have one shape (broadcasting is not supported)")
+        return a
+
+
+INT8_KINDS = (Int8Dense, Int8Conv2D, Int8AvgPool2D, Int8MaxPool2D, Int8Add)
 LAYER_KINDS.update({cls.kind: cls for cls in INT8_KINDS})
 
 
@@ -132,5 +192,5 @@ def is_int8_graph(graph) -> bool:
     return isinstance(graph.input_t, Int8Affine)
 
 
-__all__ = ["Int8Dense", "Int8Conv2D", "Int8AvgPool2D", "Int8MaxPool2D", "INT8_KINDS", "int8_types",
+__all__ = ["Int8Dense", "Int8Conv2D", "Int8AvgPool2D", "Int8MaxPool2D", "Int8Add", "INT8_KINDS", "int8_types",
            "is_int8_graph"]

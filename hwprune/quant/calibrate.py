@@ -16,6 +16,8 @@ Add, Multiply, Concatenate and Clip: ``result_t`` from the calibration data as a
 ReLU's (unsigned when never negative), or as a weighted layer's when a ReLU follows;
 their operands keep the types their producers have (Add aligns them exactly).
 
+LeakyReLU, HardSigmoid, Sigmoid, Tanh: ``quant/calibrate_activations.py``.
+
 Pooling: MaxPool keeps its input type (``accum_t = result_t = x``: max is exact).
 AvgPool and GlobalAvgPool accumulate in a signed type with ``ceil(log2(count))`` more
 integer bits (the sum never overflows) and as many more fraction bits (the truncating
@@ -34,6 +36,7 @@ from hwprune.errors import DataError, OptionError, ShapeError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Layer, Multiply, ReLU, WeightedLayer
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
+from hwprune.quant.calibrate_activations import ACTIVATIONS, float_activation, quantize_activation
 from hwprune.quant.precision import PrecisionSpec, input_name
 from hwprune.windows import float_spatial
 
@@ -68,6 +71,8 @@ def _float_layer(layer: Layer, xs: list[np.ndarray]) -> np.ndarray:
         return np.maximum(x, 0.0)
     if isinstance(layer, Clip):
         return np.clip(x, layer.min_value, layer.max_value)
+    if isinstance(layer, ACTIVATIONS):
+        return float_activation(layer, x)
     if isinstance(layer, (Add, Multiply)):
         a, b = _broadcast_pair(*xs)
         return a + b if isinstance(layer, Add) else a * b
@@ -132,6 +137,9 @@ def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig(), spec: Option
             layer = layer.with_(**{f"{k}_t": t for k, t in given.items() if t is not None and f"{k}_t" in layer.types()})
         elif isinstance(layer, ReLU):
             layer = layer.with_(result_t=given["result"] or _value_type(float(out.max(initial=0.0)), act, False, config))
+        elif isinstance(layer, ACTIVATIONS):  # LeakyReLU, HardSigmoid, Sigmoid, Tanh
+            layer = quantize_activation(layer, out, config, given,
+                                        lambda o, r=relu_follows: _result_type(o, r, config))
         elif layer.computes:  # Clip, Add, Multiply, Concatenate: the output's range
             layer = layer.with_(result_t=given["result"] or _result_type(out, relu_follows, config))
         types[layer.name] = layer.result_t if layer.computes else in_t

@@ -67,6 +67,49 @@ static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     }
 }
 
+/* FULLY_CONNECTED with every weight stored: w is (n_out, n_in), row-major */
+static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
+                                   const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
+                                   int32_t out_zp, int32_t lo, int32_t hi) {
+    for (int o = 0; o < n_out; o++) {
+        const int8_t *row = w + (int32_t)o * n_in;
+        int32_t acc = bias[o];
+        for (int i = 0; i < n_in; i++) acc += (int32_t)row[i] * ((int32_t)x[i] - in_zp);
+        y[o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
+    }
+}
+
+/* CONV_2D / DEPTHWISE_CONV_2D with every weight stored: w is (out, kh, kw, cin_per_group);
+ * a depthwise filter (depth_mult > 0) reads input channel o / depth_mult. */
+static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+                                     int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                                     int depth_mult, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                                     const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
+    int cin = depth_mult ? 1 : in_c;
+    for (int oy = 0; oy < out_h; oy++) {
+        for (int ox = 0; ox < out_w; ox++) {
+            int y0 = oy * stride_h - pad_t, x0 = ox * stride_w - pad_l;
+            for (int o = 0; o < out_c; o++) {
+                const int8_t *filter = w + (int32_t)o * kh * kw * cin;
+                int c0 = depth_mult ? o / depth_mult : 0;
+                int32_t acc = bias[o];
+                for (int dy = 0; dy < kh; dy++) {
+                    int iy = y0 + dy;
+                    if (iy < 0 || iy >= in_h) continue; /* padding adds nothing */
+                    for (int dx = 0; dx < kw; dx++) {
+                        int ix = x0 + dx;
+                        if (ix < 0 || ix >= in_w) continue;
+                        const int8_t *xp = x + (iy * in_w + ix) * in_c + c0;
+                        const int8_t *wp = filter + (dy * kw + dx) * cin;
+                        for (int c = 0; c < cin; c++) acc += (int32_t)wp[c] * ((int32_t)xp[c] - in_zp);
+                    }
+                }
+                y[(oy * out_w + ox) * out_c + o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
+            }
+        }
+    }
+}
+
 /* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
 static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                         int kw, int stride_h, int stride_w, int pad_t, int pad_l, int is_max, int32_t lo,
@@ -90,6 +133,25 @@ static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
                 y[(oy * out_w + ox) * c + ch] = hwp_clamp(acc, lo, hi);
             }
         }
+    }
+}
+
+/* TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0, two roundings) */
+static inline int32_t hwp_mbqm_small(int32_t x, int32_t multiplier, int shift) {
+    return hwp_rdbp(hwp_srdhm(x, multiplier), -shift);
+}
+
+/* ADD of two int8 tensors of n values (reference_integer_ops::Add): each operand plus its
+ * offset (minus its zero point), shifted left, scaled by its multiplier below one; the sum
+ * scaled by the output multiplier, plus the output offset, clamped. */
+static inline void hwp_add_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t a_offset, int32_t b_offset,
+                              int left_shift, int32_t a_mult, int a_shift, int32_t b_mult, int b_shift,
+                              int32_t out_mult, int out_shift, int32_t out_offset, int32_t lo, int32_t hi) {
+    for (int k = 0; k < n; k++) {
+        int32_t sa = (int32_t)((uint32_t)((int32_t)a[k] + a_offset) << left_shift);
+        int32_t sb = (int32_t)((uint32_t)((int32_t)b[k] + b_offset) << left_shift);
+        int32_t sum = hwp_mbqm_small(sa, a_mult, a_shift) + hwp_mbqm_small(sb, b_mult, b_shift);
+        y[k] = hwp_clamp(hwp_mbqm_small(sum, out_mult, out_shift) + out_offset, lo, hi);
     }
 }
 

@@ -124,3 +124,27 @@ def random_inputs(graph: Graph, rng, n: int = 40) -> np.ndarray:
 
 def quantized_inputs(graph: Graph, x) -> np.ndarray:
     return quantize(x, graph.input_t)
+
+
+def small_dag(rng):
+    """A small CNN with branches, for the hls4ml backend (every kind hls4ml maps): conv ->
+    relu -> conv -> ReLU1 (hls4ml's relu1 in io_parallel), a skip Add of the clipped (unsigned) branch and the signed first
+    conv, a Concatenate of three tensors, max pooling, a Dense clipped to [-1, 1] (hardtanh)
+    gated by a Multiply with a Dense on the global average of the joined tensor (over 12
+    positions: a division that is no shift)."""
+    from hwprune.ir import Add, Clip, Concatenate, Conv2D, GlobalAvgPool2D, GraphInput, MaxPool2D, Multiply
+
+    def conv(name, cin, cout, source):
+        return Conv2D(name, rng.normal(size=(cout, 3, 3, cin)) * 0.4, rng.normal(size=cout) * 0.1,
+                      padding=((1, 1), (1, 1)), inputs=(source,))
+
+    layers = (conv("c0", 2, 3, "input"), ReLU("r0", inputs=("c0",)), conv("c1", 3, 3, "r0"),
+              Clip("r1", 0.0, 1.0, inputs=("c1",)),
+              Add("add", inputs=("r1", "c0")), Concatenate("cat", axis=-1, inputs=("add", "c0", "r0")),
+              MaxPool2D("mp", pool_size=(2, 2), inputs=("cat",)), Flatten("fl", inputs=("mp",)),
+              Dense("fc1", rng.normal(size=(6, 18)) * 0.3, rng.normal(size=6) * 0.1, inputs=("fl",)),
+              Clip("ht", -1.0, 1.0, inputs=("fc1",)), GlobalAvgPool2D("gap", inputs=("cat",)),
+              Dense("gate", rng.normal(size=(6, 9)) * 0.3, None, inputs=("gap",)),
+              Multiply("mul", inputs=("ht", "gate")),
+              Dense("fc2", rng.normal(size=(4, 6)) * 0.3, None, inputs=("mul",)))
+    return Graph("dag", (GraphInput("input", (4, 3, 2)),), layers)

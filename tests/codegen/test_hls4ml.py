@@ -268,3 +268,106 @@ def test_a_model_ending_in_flatten_converts_in_both_io_types(io_type, tmp_path):
         assert not precision.signed and precision.width == graph.output_t.width
     else:
         assert "fl" not in kinds and "repack_fl" not in kinds
+
+
+def _small_dag(bits=8):
+    from codegen_graphs import small_dag
+
+    rng = np.random.default_rng(0)
+    return calibrate(small_dag(rng), rng.normal(size=(40, 4, 3, 2)), QuantConfig(bits, bits))
+
+
+def test_a_graph_with_branches_converts_each_layer_reading_its_own_inputs(tmp_path):
+    graph = _small_dag()
+    model, conversion = build_model(graph, HlsOptions(), tmp_path / "p", "dag")
+    nodes = {node.name: node for node in model.get_layers()}
+    assert nodes["add"].class_name == "Merge" and nodes["add"].get_attr("op") == "add"
+    assert nodes["mul"].class_name == "Merge" and nodes["mul"].get_attr("op") == "multiply"
+    assert list(nodes["add"].inputs) == ["r1", "c0"] and list(nodes["gate"].inputs) == ["gap"]
+    assert nodes["gap"].class_name == "GlobalPooling2D" and nodes["gap"].get_attr("pool_op") == "Average"
+    # three tensors are joined two at a time, the partial join of the layer's own type
+    assert conversion.auxiliary == (("cat_part1", "cat"),)
+    assert list(nodes["cat_part1"].inputs) == ["add", "c0"] and list(nodes["cat"].inputs) == ["cat_part1", "r0"]
+    assert nodes["cat"].get_attr("op") == "concatenate3d" and nodes["cat"].get_attr("axis") == 3
+    assert nodes["r1"].get_attr("activation") == "relu1"
+    assert nodes["ht"].get_attr("activation") == "relu"  # written over by hwprune's clip kernel
+    in_t = graph.input_types("ht")[0]
+    assert conversion.clips == (("ht", -(2 ** in_t.frac_bits), 2 ** in_t.frac_bits),)
+    for name in ("add", "mul", "cat", "cat_part1"):
+        p, t = nodes[name].get_output_variable().type.precision, graph.type_of(name if name != "cat_part1" else "cat")
+        assert (p.width, p.integer, p.signed) == (t.width, t.int_bits, t.signed)
+
+
+def test_io_stream_clones_a_tensor_with_several_readers_in_its_own_type(tmp_path):
+    from hls4ml.model.types import FixedPrecisionType
+
+    from hwprune.backends.hls4ml.convert import check_model
+
+    graph = _small_dag()
+    options = HlsOptions(io_type="stream")
+    model, conversion = build_model(graph, options, tmp_path / "p", "dag")
+    clones = sorted(n.name for n in model.get_layers() if n.class_name == "Clone")
+    assert clones == ["clone_c0", "clone_cat", "clone_r0"]
+    variable = next(iter(model.graph["clone_r0"].variables.values()))
+    variable.type.precision = FixedPrecisionType(graph.type_of("r0").width + 2, 4)
+    with pytest.raises(ModelError, match="'clone_r0' \\(inserted by hls4ml for io_stream\\): its type is"):
+        check_model(model, graph, conversion, options)
+
+
+@pytest.mark.parametrize("bounds, io_type, native", [
+    ((-1.0, 1.0), "parallel", None), ((0.0, 6.0), "stream", None), ((0.0, 6.0), "parallel", "relu6"),
+    ((0.0, 1.0), "parallel", "relu1"), ((0.0, 1.0), "stream", None), ((0.0, 1e3), "stream", "relu"),
+])
+def test_a_clip_is_an_hls4ml_activation_or_hwprunes_kernel(bounds, io_type, native, tmp_path):
+    from hwprune.ir.layers import Clip
+    from hwprune.reference_merge import clip_bounds
+
+    graph = Graph.chain("clip", (4,), (Dense("fc", np.eye(4) * 3, None), Clip("c", *bounds)))
+    graph = calibrate(graph, np.random.default_rng(0).normal(size=(20, 4)), QuantConfig(8, 8))
+    model, conversion = build_model(graph, HlsOptions(io_type=io_type), tmp_path / "p", "clip")
+    assert model.graph["c"].get_attr("activation") == (native or "relu")
+    expected = () if native else (("c", *clip_bounds(graph.layer("c"), graph.input_types("c")[0])),)
+    assert conversion.clips == expected
+
+
+def test_the_clip_kernel_replaces_the_relu_call_and_states_its_bounds(tmp_path):
+    from hwprune.ir.layers import Clip
+
+    graph = Graph.chain("clip", (4,), (Dense("fc", np.eye(4) * 3, None), Clip("c", -1.0, 1.0)))
+    graph = calibrate(graph, np.random.default_rng(0).normal(size=(20, 4)), QuantConfig(8, 8))
+    x = reference.quantize_input(graph, np.random.default_rng(1).normal(size=(3, 4)))
+    export_hls4ml(graph, tmp_path / "p", HlsOptions(), x, reference.run(graph, x))
+    top = (tmp_path / "p" / "firmware" / "clip.cpp").read_text()
+    params = (tmp_path / "p" / "firmware" / "parameters.h").read_text()
+    frac = graph.input_types("c")[0].frac_bits
+    assert "nnet::relu<" not in top and "nnet::clip<" in top and "_clip>(" in top
+    assert f"lo_bits = {-(2 ** frac)}LL;" in params and f"hi_bits = {2 ** frac}LL;" in params
+    assert (tmp_path / "p" / "firmware" / "nnet_utils" / "nnet_clip.h").is_file()
+
+
+def test_a_clip_at_zero_and_past_the_types_range_is_a_plain_relu(tmp_path):
+    from hwprune.ir.layers import Clip
+
+    graph = Graph.chain("clip", (4,), (Dense("fc", np.eye(4) * 3, None), Clip("c", 0.0, 1000.0)))
+    graph = calibrate(graph, np.random.default_rng(0).normal(size=(20, 4)), QuantConfig(8, 8))
+    model, _ = build_model(graph, HlsOptions(io_type="stream"), tmp_path / "p", "clip")
+    assert model.graph["c"].get_attr("activation") == "relu"
+
+
+@pytest.mark.parametrize("io_type", ["parallel", "stream"])
+def test_a_broadcast_add_converts_in_io_parallel_only(io_type, tmp_path):
+    from hwprune.ir import Add, Flatten, GraphInput
+    from hwprune.ir.spatial import Conv2D
+
+    rng = np.random.default_rng(0)
+    layers = (Conv2D("c", rng.normal(size=(3, 1, 1, 2)), None, inputs=("input",)), Flatten("f", inputs=("input",)),
+              Dense("d", rng.normal(size=(3, 8)), None, inputs=("f",)), Add("add", inputs=("c", "d")))
+    graph = calibrate(Graph("bc", (GraphInput("input", (2, 2, 2)),), layers), rng.normal(size=(20, 2, 2, 2)),
+                      QuantConfig(8, 8))
+    assert graph.shape_of("add") == (2, 2, 3)
+    if io_type == "stream":
+        with pytest.raises(ModelError, match="broadcasts .* in io_parallel only"):
+            build_model(graph, HlsOptions(io_type=io_type), tmp_path / "p", "bc")
+    else:
+        model, _ = build_model(graph, HlsOptions(io_type=io_type), tmp_path / "p", "bc")
+        assert model.graph["add"].get_output_variable().shape == [2, 2, 3]

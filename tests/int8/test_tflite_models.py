@@ -18,7 +18,7 @@ from hwprune.harness.compare import compare  # noqa: E402
 
 # AD runs 1,000 inputs (0.7 s): its last layer has rare off-by-one outputs if the multiplier is
 # computed in float32 as LiteRT does, not in double as TFLM does (8 of 640,000 outputs)
-MODELS = {"ad01_int8": 1000, "kws_ref_model": 4, "vww_96_int8": 2}
+MODELS = {"ad01_int8": 1000, "kws_ref_model": 4, "vww_96_int8": 2, "pretrainedResnet_quant": 8}
 
 
 def _cli(*args):
@@ -29,10 +29,13 @@ def _cli(*args):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_host_c_equals_reference_on_every_tensor(tmp_path, data_dir, name):
-    """The int8 C (zero weights skipped) on the host, every layer's output."""
-    from hwprune.backends.c_int8 import run_host, write_int8_c
+    """The int8 C (dense layers, and VWW's sparse ones with zero weights skipped) on the host,
+    every layer's output."""
+    from hwprune.backends.c_int8 import run_host, stored_dense, write_int8_c
 
     graph = read_tflite(data_dir / f"{name}.tflite", name).graph
+    if name == "vww_96_int8":  # its pointwise layers are mostly zeros: both kernels run
+        assert {stored_dense(layer) for layer in graph.weighted_layers()} == {True, False}
     x = np.random.default_rng(11).integers(-128, 128, size=(min(MODELS[name], 50), *graph.input_shape))
     x[0] = -128
     write_int8_c(graph, tmp_path / "c")
@@ -110,6 +113,47 @@ def test_verify_names_the_first_differing_operator(tmp_path, data_dir):
     assert result.first_layer == "fully_connected_3"
 
 
+def test_resnet_is_a_graph_with_three_residual_adds(data_dir):
+    """ResNet-8's operators keep the file's tensors: each ADD joins a block's input path and its
+    convolutions, and the C keeps the skip tensor alive across the block."""
+    from hwprune.backends.c_int8 import plan_int8
+
+    graph = read_tflite(data_dir / "pretrainedResnet_quant.tflite", "resnet").graph
+    adds = [layer for layer in graph.layers if layer.kind == "int8_add"]
+    assert [layer.inputs for layer in adds] == [("conv_2d_0", "conv_2d_2"), ("conv_2d_6", "conv_2d_5"),
+                                                ("conv_2d_10", "conv_2d_9")]
+    assert [c.name for c in graph.consumers("add_3")] == ["conv_2d_4", "conv_2d_6"]
+    assert not graph.is_chain and graph.outputs == ("softmax_15",)
+    plan = plan_int8(graph)
+    # conv_2d_0's output (16 KiB) lives until add_3 while conv_2d_1 and conv_2d_2 write theirs
+    assert plan.nbytes == plan.live_bound == 3 * 32 * 32 * 16
+
+
+def test_export_and_verify_resnet_with_tflm(tmp_path, data_dir):
+    out = tmp_path / "resnet"
+    code, _, err = _cli("export", data_dir / "pretrainedResnet_quant.tflite", "--out", out)
+    assert code == 0, err
+    assert "tflm and host bit-exact" in err
+    code, stdout, err = _cli("verify", out, "--engine", "tflm", "--engine", "host")
+    assert code == 0, err
+    assert "tflm: bit-exact" in stdout and "host: bit-exact" in stdout and "(16 layers compared)" in stdout
+    assert "hwp_add_s8(" in (out / "c" / "model_int8.c").read_text()
+
+
+def _unsupported_operator(data_dir) -> bytes:
+    """ResNet-8 with its AVERAGE_POOL_2D turned into a MUL (both opcode fields rewritten in place)."""
+    import tflite
+
+    data = bytearray((data_dir / "pretrainedResnet_quant.tflite").read_bytes())
+    model = tflite.Model.GetRootAsModel(bytes(data), 0)
+    code = next(model.OperatorCodes(i) for i in range(model.OperatorCodesLength())
+                if model.OperatorCodes(i).BuiltinCode() == 1)  # AVERAGE_POOL_2D
+    table = code._tab  # the generated reader's table: where each field's bytes are
+    data[table.Pos + table.Offset(4)] = 18  # deprecated_builtin_code (int8): MUL
+    data[table.Pos + table.Offset(10): table.Pos + table.Offset(10) + 4] = (18).to_bytes(4, "little")  # builtin_code
+    return bytes(data)
+
+
 def _bad_files(tmp_path, data_dir):
     data = (data_dir / "ad01_int8.tflite").read_bytes()
     scale = np.float32(0.39101523).tobytes()  # the input tensor's scale, once in the file
@@ -118,7 +162,7 @@ def _bad_files(tmp_path, data_dir):
         "zero_scale": (data.replace(scale, b"\0\0\0\0"), "operator 0 (FULLY_CONNECTED) input: tensor 'input_1' has scale 0"),
         "truncated": (data[: len(data) // 2], "truncated or corrupt TFLite flatbuffer"),
         "not_tflite": (b"hello world, not a model", "not a TFLite flatbuffer"),
-        "resnet_add": ((data_dir / "pretrainedResnet_quant.tflite").read_bytes(), "operator 3 (ADD) is not supported"),
+        "unsupported_op": (_unsupported_operator(data_dir), "operator 12 (MUL) is not supported"),
     }
     import tflite_micro
 

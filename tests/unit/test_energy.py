@@ -120,3 +120,19 @@ def test_convolutions_and_pooling_are_counted_per_output_position(rng):
     assert dense.layers[0].work.weight_bytes == 36 * dense.layers[0].work.stored_bytes
     assert dense.layers[2].work.activation_bytes_read == 3 * 3 * 4 * 4  # every output reads its 2x2 window
     assert csr.total() < dense.total() < float_proxy(dense_float_graph(g)).total()
+
+
+def test_merge_layers_count_their_operations_and_every_operand():
+    from hwprune.ir import Add, Concatenate, GraphInput, Multiply
+
+    rng = np.random.default_rng(2)
+    layers = (Dense("a", rng.normal(size=(8, 6)), None, inputs=("input",)), ReLU("r", inputs=("a",)),
+              Add("add", inputs=("a", "r")), Multiply("mul", inputs=("add", "r")),
+              Concatenate("cat", inputs=("mul", "a", "r")))
+    graph = Graph("dag", (GraphInput("input", (6,)),), layers)
+    q = calibrate(graph, rng.normal(size=(64, 6)), QuantConfig(8, 8))
+    rows = {row["name"]: row for row in export_proxy(q, {}).to_json()["layers"]}
+    assert rows["add"]["adds"] == 8 and rows["add"]["mults"] == 0
+    assert rows["mul"]["mults"] == 8 and rows["mul"]["mult_bits"] == [q.type_of("add").width, q.type_of("r").width]
+    assert rows["cat"]["activation_bytes"] == 2 * 24  # 24 one-byte elements read, 24 written
+    assert float_proxy(graph).total() > export_proxy(q, {}).total()

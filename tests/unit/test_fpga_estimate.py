@@ -183,3 +183,41 @@ def test_prune_quantized_hits_the_sparsity_on_transposed_weights():
     pruned = prune_quantized(g, 0.9).layers[0].weight
     assert np.count_nonzero(pruned) == 20
     assert np.array_equal(pruned != 0, w >= np.sort(w.ravel())[180])
+
+
+def _dag():
+    from hwprune.ir import Add, Clip, Concatenate, GraphInput, Multiply
+
+    rng = np.random.default_rng(3)
+    layers = (Dense("a", rng.normal(size=(8, 6)), None, inputs=("input",)), Clip("clip", 0.0, 6.0, inputs=("a",)),
+              Dense("b", rng.normal(size=(8, 8)), None, inputs=("clip",)), Dense("c", rng.normal(size=(8, 6)), None,
+                                                                                inputs=("input",)),
+              Add("add", inputs=("b", "c")), Multiply("mul", inputs=("add", "c")),
+              Concatenate("cat", inputs=("mul", "clip")), Dense("out", rng.normal(size=(3, 16)), None, inputs=("cat",)))
+    graph = Graph("dag", (GraphInput("input", (6,)),), layers)
+    return calibrate(graph, rng.normal(size=(64, 6)), QuantConfig(8, 8))
+
+
+def test_merge_layers_have_rules_and_branches_run_side_by_side():
+    from hwprune.reference_merge import add_grid
+
+    graph = _dag()
+    result = estimate(graph)
+    rows = {row.name: row for row in result.layers}
+    _, bits = add_grid(list(graph.input_types("add")))
+    assert rows["add"].lut >= 8 * bits  # an adder of the exact sum's width per element
+    assert rows["mul"].dsp + rows["mul"].lut > 0 and rows["clip"].lut > 0
+    # a, clip, b, add, mul, cat, out is the longest path; c runs beside a -> clip -> b
+    longest = sum(rows[n].latency_cycles for n in ("a", "clip", "b", "add", "mul", "cat", "out"))
+    assert result.latency_cycles == longest < sum(row.latency_cycles for row in result.layers)
+    concat_types = graph.input_types("cat")
+    assert rows["cat"].lut == sum(8 * graph.type_of("cat").width // 2 for t in concat_types
+                                  if t != graph.type_of("cat"))
+
+
+def test_a_chains_latency_is_still_the_sum_of_its_layers():
+    rng = np.random.default_rng(0)
+    graph = calibrate(Graph.chain("c", (6,), (Dense("a", rng.normal(size=(5, 6)), None), ReLU("r"),
+                                              Dense("b", rng.normal(size=(3, 5)), None))), rng.normal(size=(30, 6)))
+    result = estimate(graph)
+    assert result.latency_cycles == sum(row.latency_cycles for row in result.layers)

@@ -106,3 +106,12 @@ def test_multiply_concatenate_clip_reshape_match_their_real_definitions(rng):
     assert np.array_equal(clip, quantize(np.clip(to_real(x, t), 0, 6), Fixed(8, 3, signed=False)))
     g = Graph.chain("g", (2, 3), (Reshape("r", (3, 2)),), t)
     assert np.array_equal(reference.run(g, x), x.reshape(4, 3, 2))
+
+
+def test_a_topological_order_is_kept_as_given():
+    x = (GraphInput("x", (4,)),)
+    layers = (ReLU("b", inputs=("x",)), ReLU("a", inputs=("x",)), Add("s", inputs=("a", "b")),
+              ReLU("c", inputs=("b",)), Add("t", inputs=("s", "c")))
+    assert [l.name for l in Graph("g", x, layers, outputs=("t",)).layers] == ["b", "a", "s", "c", "t"]
+    shuffled = (layers[2], layers[4], layers[3], layers[1], layers[0])  # not topological: sorted, stably
+    assert [l.name for l in Graph("g", x, shuffled, outputs=("t",)).layers] == ["a", "b", "s", "c", "t"]

@@ -33,7 +33,7 @@ from hwprune.backends.c import arena
 from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
-from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
+from hwprune.backends.c.plan_activations import ACTIVATION_KINDS, ActivationArithmetic, activation_arithmetic
 from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
 from hwprune.backends.c.plan_spatial import PoolArithmetic, Window, pool_arithmetic, window
 from hwprune.ir.layers import Layer, WeightedLayer
@@ -166,6 +166,7 @@ class Step:
     window: Optional[Window] = None  # conv and pooling geometry (plan_spatial)
     pool: Optional[PoolArithmetic] = None
     merge: Optional[MergeArithmetic] = None  # Add, Multiply, Concatenate, Clip (plan_merge)
+    activation: Optional[ActivationArithmetic] = None  # LeakyReLU, HardSigmoid, Sigmoid, Tanh (plan_activations)
 
     @property
     def source(self) -> Tensor:
@@ -216,7 +217,8 @@ class ModelPlan:
 
 
 def _has_kernel(layer: Layer) -> bool:
-    return layer.weighted or layer.spatial or layer.passthrough or layer.kind == "relu" or layer.kind in MERGE_KINDS
+    return (layer.weighted or layer.spatial or layer.passthrough or layer.kind == "relu" or layer.kind in MERGE_KINDS
+            or layer.kind in ACTIVATION_KINDS)
 
 
 def _fused_relus(graph: Graph, fuse_relu: bool) -> dict[str, str]:
@@ -314,6 +316,8 @@ def plan_model(graph: Graph, storages: list[LayerStorage], fuse_relu: bool = Tru
             step = Step(index, layer, sources, written, function,
                         merge=merge_arithmetic(layer, graph.input_shapes(layer), graph.input_types(layer),
                                                graph.shape_of(layer.name)))
+        elif layer.kind in ACTIVATION_KINDS:
+            step = Step(index, layer, sources, written, function, activation=activation_arithmetic(layer, source.t))
         else:
             step = Step(index, layer, sources, written, function, relu=relu_cast(source.t, written.t))
         steps.append(step)

@@ -104,6 +104,8 @@ def _kernel(plan: ModelPlan, step: Step) -> str:
         context.update(p=step.pool, g=step.window)
     elif step.merge is not None:
         context.update(m=step.merge)
+    elif step.activation is not None:
+        context.update(m=step.activation)
     else:
         context.update(cast=step.relu)
     try:

@@ -16,101 +16,21 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from hwprune.backends.hls4ml.clip import BOUNDS_KEY
+from hwprune.backends.hls4ml.mappers import MAPPERS, Operands
 from hwprune.backends.hls4ml.options import STRATEGIES, HlsOptions
 from hwprune.backends.hls4ml.stream import inserted_layers
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed
 from hwprune.quant.precision import input_name
 
 WEIGHTED = ("dense", "conv1d", "conv2d")
-TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result"}
-
-# kind -> function(layer, input name, input shape, options) -> hls4ml layer dict, or None to skip
-LayerMapper = Callable[[Layer, str, tuple, HlsOptions], "dict | None"]
-MAPPERS: dict[str, LayerMapper] = {}
-
-
-def mapper(kind: str):
-    def register(fn: LayerMapper) -> LayerMapper:
-        MAPPERS[kind] = fn
-        return fn
-
-    return register
-
-
-@mapper("dense")
-def _dense(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
-    return {"class_name": "Dense", "name": layer.name, "inputs": [source], "n_in": layer.in_features,
-            "n_out": layer.out_features, "weight_data": np.ascontiguousarray(layer.weight.T),
-            "bias_data": np.asarray(layer.bias), "activation": "linear"}
-
-
-@mapper("relu")
-def _relu(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
-    return {"class_name": "Activation", "name": layer.name, "inputs": [source], "activation": "relu"}
-
-
-@mapper("flatten")
-def _flatten(layer, source: str, shape: tuple, options: HlsOptions):
-    if len(shape) == 1:
-        return None  # already flat: nothing to do
-    return {"class_name": "Reshape", "name": layer.name, "inputs": [source], "target_shape": [int(np.prod(shape))]}
-
-
-def _conv(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
-    if layer.depthwise:
-        raise ModelError(f"layer {layer.name!r}: depthwise convolutions are not mapped to hls4ml yet")
-    out_shape = layer.output_shape(shape)
-    entry = {"class_name": "Conv1D" if layer.rank == 1 else "Conv2D", "name": layer.name, "inputs": [source],
-             "data_format": "channels_last", "n_chan": int(shape[-1]), "n_filt": layer.out_channels,
-             # IR (out, k..., in) -> hls4ml / Keras (k..., in, out)
-             "weight_data": np.ascontiguousarray(np.moveaxis(layer.weight, 0, -1)),
-             "bias_data": np.asarray(layer.bias), "activation": "linear"}
-    entry.update(_geometry(layer, shape, out_shape, layer.kernel_size, "filt"))
-    return entry
-
-
-def _geometry(layer, shape: tuple, out_shape: tuple, window: tuple, prefix: str) -> dict:
-    if layer.rank == 1:
-        (left, right), = layer.padding
-        return {"in_width": int(shape[0]), "out_width": int(out_shape[0]), f"{prefix}_width": int(window[0]),
-                "stride_width": int(layer.stride[0]), "pad_left": left, "pad_right": right}
-    (top, bottom), (left, right) = layer.padding
-    return {"in_height": int(shape[0]), "in_width": int(shape[1]), "out_height": int(out_shape[0]),
-            "out_width": int(out_shape[1]), f"{prefix}_height": int(window[0]), f"{prefix}_width": int(window[1]),
-            "stride_height": int(layer.stride[0]), "stride_width": int(layer.stride[1]),
-            "pad_top": top, "pad_bottom": bottom, "pad_left": left, "pad_right": right}
-
-
-MAPPERS["conv1d"] = MAPPERS["conv2d"] = _conv
-
-
-def _pool(layer, source: str, shape: tuple, options: HlsOptions) -> dict:
-    if getattr(layer, "count_pad", False) and any(p != (0, 0) for p in layer.padding):
-        raise ModelError(f"layer {layer.name!r}: hls4ml's average pooling does not count padding; "
-                         "this layer does (count_pad)")
-    out_shape = layer.output_shape(shape)
-    entry = {"class_name": f"{'Max' if layer.op == 'max' else 'Average'}Pooling{layer.rank}D", "name": layer.name,
-             "inputs": [source], "data_format": "channels_last", "n_filt": int(shape[-1])}
-    entry.update(_geometry(layer, shape, out_shape, layer.pool_size, "pool"))
-    if layer.rank == 1:
-        entry["n_in"], entry["n_out"] = entry.pop("in_width"), entry.pop("out_width")
-    return entry
-
-
-for _kind in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
-    MAPPERS[_kind] = _pool
-
-
-@mapper("softmax")
-def _softmax(layer, source: str, shape: tuple, options: HlsOptions):
-    return None  # the project ends at the logits (see the module docstring)
+TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result",
+             "param_t": "param"}  # a type not here is a layer attribute (activations.py)
 
 
 @dataclass(frozen=True)
@@ -122,6 +42,12 @@ class Conversion:
     config: dict
     converted: tuple[str, ...]  # IR layer names that became hls4ml layers, in order
     skipped: tuple[str, ...]  # IR layers with nothing to compute in hls4ml (flat Flatten, final Softmax)
+    #: hls4ml layers added for an IR layer (a Concatenate of three tensors joins two pairs): name -> IR layer
+    auxiliary: tuple[tuple[str, str], ...] = ()
+    #: the hls4ml layer whose output is the model's
+    output: str = ""
+    #: Clip layers hls4ml writes as a relu, to switch to hwprune's kernel: (name, lo, hi) on the input's grid
+    clips: tuple[tuple[str, int, int], ...] = ()
 
 
 def stamp(graph: Graph, options: HlsOptions) -> str:
@@ -136,35 +62,50 @@ def stamp(graph: Graph, options: HlsOptions) -> str:
 
 
 def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: str) -> Conversion:
+    """hls4ml's layer list: each IR layer reads the hls4ml tensors its inputs became (a
+    layer that computes nothing in hls4ml hands its input's tensor on)."""
     if not graph.is_quantized:
         raise ModelError(f"model {graph.name!r} is not quantized; the hls4ml backend needs fixed-point types")
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ModelError(f"model {graph.name!r} has inputs {list(graph.input_names)} and outputs "
+                         f"{list(graph.outputs)}; the hls4ml backend takes one input and one output")
     source = input_name(graph)
+    tensors = {graph.input.name: source}  # IR tensor -> the hls4ml tensor holding its values
     layers = [{"class_name": "InputLayer", "name": source, "input_shape": list(graph.input_shape)}]
     precisions = {source: {"Precision": {"result": graph.input_t.hls()}}}
-    converted, skipped = [], []
-    graph.require_chain("the hls4ml backend")
+    converted, skipped, auxiliary, clips = [], [], [], []
+    taken = {source} | {layer.name for layer in graph.layers}
     for layer in graph.layers:
-        (in_t,) = graph.input_types(layer)
-        if layer.kind.startswith("maxpool") and not in_t.signed and any(
-                p != (0, 0) for p in layer.padding):
-            raise ModelError(f"layer {layer.name!r}: hls4ml pads max pooling with the input type's lowest bit "
-                             f"pattern, which for the unsigned {in_t} is a large positive value")
         fn = MAPPERS.get(layer.kind)
         if fn is None:
             raise ModelError(f"layer {layer.name!r}: the hls4ml backend has no mapping for {layer.kind!r}")
-        entry = fn(layer, source, graph.input_shape_of_layer(layer), options)
-        if entry is None:
+        operands = Operands(tuple(tensors[s] for s in layer.inputs), graph.input_shapes(layer),
+                            graph.input_types(layer), options.io_type)
+        entries = fn(layer, operands, options)
+        if entries is None:
             skipped.append(layer.name)
+            tensors[layer.name] = operands.source
             continue
-        layers.append(entry)
-        conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items()}}
-        if layer.kind == "flatten":  # io_stream may make it a Repack with a type of its own: the input's
-            conf["Precision"]["result"] = in_t.hls()
+        entries = [entries] if isinstance(entries, dict) else list(entries)
+        if BOUNDS_KEY in entries[-1]:
+            clips.append((layer.name, *entries[-1].pop(BOUNDS_KEY)))
+        result = {"result": graph.type_of(layer.name).hls()}
+        for entry in entries[:-1]:
+            if entry["name"] in taken:
+                raise ModelError(f"layer {layer.name!r}: hls4ml needs a layer named {entry['name']!r} for it, "
+                                 "a name the model uses already; rename that layer")
+            taken.add(entry["name"])
+            precisions[entry["name"]] = {"Precision": dict(result)}
+            auxiliary.append((entry["name"], layer.name))
+        layers.extend(entries)
+        conf = {"Precision": {TYPE_KEYS[k]: t.hls() for k, t in layer.types().items() if k in TYPE_KEYS}}
+        if not layer.computes:  # io_stream may make a Reshape a Repack with a type of its own: the input's
+            conf["Precision"].update(result)
         if layer.kind in WEIGHTED:
             conf.update(ReuseFactor=options.reuse_of(layer.name), Strategy=STRATEGIES[options.strategy_of(layer.name)])
         precisions[layer.name] = conf
         converted.append(layer.name)
-        source = layer.name
+        tensors[layer.name] = layer.name
     config = {
         "OutputDir": str(output_dir), "ProjectName": project, "Backend": options.tool, "Part": options.part,
         "ClockPeriod": options.clock_period_ns, "IOType": options.io_type, "WriteWeightsTxt": True,
@@ -172,7 +113,8 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
                                 "Strategy": options.hls4ml_strategy, "BramFactor": 1_000_000_000},
                       "LayerName": precisions},
     }
-    return Conversion(layers, config, tuple(converted), tuple(skipped))
+    return Conversion(layers, config, tuple(converted), tuple(skipped), tuple(auxiliary),
+                      output=tensors[graph.output], clips=tuple(clips))
 
 
 def _same_type(precision, t: Fixed) -> bool:
@@ -190,7 +132,7 @@ def check_model(model, graph: Graph, conversion: Conversion, options: HlsOptions
     for name in conversion.converted:
         ir_layer = graph.layer(name)
         node = by_name.get(name)
-        if node is None and (name in replaced or (ir_layer.kind == "flatten" and name == conversion.converted[-1])):
+        if node is None and (name in replaced or (not ir_layer.computes and name == conversion.output)):
             continue  # io_stream made it a Repack; or hls4ml removed a final Flatten, which changes no value
         if node is None:
             raise ModelError(f"layer {name!r}: hls4ml dropped it during conversion (it has {sorted(by_name)})")
@@ -212,7 +154,13 @@ def check_model(model, graph: Graph, conversion: Conversion, options: HlsOptions
             strategy, wanted = str(node.get_attr("strategy")).lower(), STRATEGIES[options.strategy_of(name)]
             if strategy != wanted.lower():
                 raise ModelError(f"layer {name!r}: hls4ml's strategy is {strategy!r}, expected {wanted!r}")
-    extra = set(by_name) - set(conversion.converted) - set(inserted) - {conversion.layer_list[0]["name"]}
+    for name, owner in conversion.auxiliary:
+        node = by_name.get(name)
+        if node is None or not _same_type(node.get_output_variable().type.precision, graph.type_of(owner)):
+            raise ModelError(f"layer {name!r} (part of {owner!r}): hls4ml dropped it or changed its type "
+                             f"from {graph.type_of(owner).hls()}")
+    extra = (set(by_name) - set(conversion.converted) - set(inserted) - {name for name, _ in conversion.auxiliary}
+             - {conversion.layer_list[0]["name"]})
     if extra:
         raise ModelError(f"hls4ml added layers hwprune does not model: {sorted(extra)}")
     out = model.get_output_variables()[0].type.precision
@@ -237,7 +185,8 @@ def build_model(graph: Graph, options: HlsOptions, output_dir: Path, project: st
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            model = ModelGraph.from_layer_list(conversion.config, conversion.layer_list)
+            model = ModelGraph.from_layer_list(conversion.config, conversion.layer_list,
+                                               outputs=[conversion.output] if conversion.output else None)
         except Exception as exc:  # hls4ml raises bare exceptions (assert, Exception) for what it refuses
             raise ModelError(f"hls4ml refused model {graph.name!r}: {type(exc).__name__}: {exc}") from None
     check_model(model, graph, conversion, options)

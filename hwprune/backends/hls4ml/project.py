@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import hwprune
+from hwprune.backends.hls4ml.clip import clip_layer
 from hwprune.backends.hls4ml.compressed import compress_layer
 from hwprune.backends.hls4ml.convert import WEIGHTED, build_model, stamp
 from hwprune.backends.hls4ml.options import HlsOptions
@@ -166,12 +167,15 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
             path.write_text(text.replace(written_stamp, fixed_stamp))
 
     nodes = {node.name: node for node in model.get_layers()}
+    for name, lo, hi in conversion.clips:
+        clip_layer(out_dir, name, nodes[name], lo, hi)
     env = _env()
     rows, costs, compressed = [], [], set()
     for layer in graph.layers:
         row = {"name": layer.name, "kind": layer.kind, "types": {k: (layer.types()[k].hls() if k in layer.types() else None)
                                                          for k in ("weight_t", "bias_t", "accum_t", "result_t")},
-               "weights": 0, "nonzero": 0, "storage": None, "in_project": layer.name in conversion.converted}
+               "weights": 0, "nonzero": 0, "storage": None, "in_project": layer.name in conversion.converted,
+               "inputs": list(layer.inputs)}
         if layer.kind in WEIGHTED:
             cost = layer_cost(layer)
             if layer.kind != "dense" and options.strategy_of(layer.name) == "resource" and options.storage == "compressed":
@@ -189,7 +193,7 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
 
     context = dict(project=project, version=hwprune.__version__, model=graph.name, strategy=options.strategy,
                    reuse_factor=options.reuse_factor, part=options.part, target=options.target, tool=options.tool,
-                   io_type=options.io_type,
+                   io_type=options.io_type, branched=not graph.is_chain,
                    clock_period_ns=options.clock_period_ns, hls4ml_version=hls4ml.__version__, layers=rows,
                    skipped=list(conversion.skipped), softmax_note=SOFTMAX_NOTE, vectors=int(x_int.shape[0]),
                    output_type=str(graph.output_t),

@@ -1,0 +1,115 @@
+"""MLPerf Tiny's int8 models on one Cortex-M4: hwprune's int8 C beside CMSIS-NN, in one run.
+
+For each model, the same random int8 inputs (seeded) run through hwprune's int8 C
+(``backends.c_int8`` via ``harness.mcu_int8``) and through the same graph as CMSIS-NN
+calls (``benchmarks.cmsis_nn``), both cross-built by the project's firmware build and run
+in the same emulator with the same cycle table; both outputs are compared with the
+integer reference (equal to TFLite Micro's, ``benchmarks.tflm_exact``). Printed per model:
+cycles of each and their ratio, the best published MLPerf Tiny cycles on the same
+board (STM32L4R5 at 120 MHz, latency x clock), flash, RAM (static + stack), energy at the
+target's nJ/cycle and the share of MACs hwprune skips (those on zero weights of the layers
+its C stores sparse; CMSIS-NN runs every MAC). A model the .tflite reader refuses is listed with its reason.
+
+    python -m benchmarks.mlperf_tiny [--vectors 2] [--models ad01_int8 kws_ref_model vww_96_int8 pretrainedResnet_quant]
+
+Both sides build with ``$HWPRUNE_MCU_CC`` (default zig's clang; ``gcc`` for arm-none-eabi-gcc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.cmsis_nn import run_cmsis_nn
+from hwprune import reference
+from hwprune.backends.c_int8 import stored_dense, write_int8_c
+from hwprune.errors import HwpruneError
+from hwprune.frontends.tflite import read_tflite
+from hwprune.harness.mcu_int8 import run_mcu
+from hwprune.targets import get_target
+from hwprune.tempdirs import temp_dir
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+MODELS = {"ad01_int8": "AD", "kws_ref_model": "KWS", "vww_96_int8": "VWW", "pretrainedResnet_quant": "IC"}
+# The best published MLPerf Tiny results on the STM32L4R5 (Cortex-M4F at 120 MHz), as cycles
+# per inference (latency x clock).
+PUBLISHED_CYCLES = {"AD": 486_000, "KWS": 5_184_000, "IC": 19_812_000, "VWW": 10_668_000}
+
+
+def _mismatches(got: np.ndarray, want: np.ndarray) -> str:
+    bad = np.argwhere(got != want)
+    first = ", ".join(f"{tuple(int(i) for i in idx)}: {int(got[tuple(idx)])} != {int(want[tuple(idx)])}"
+                      for idx in bad[:3])
+    return f"{len(bad)} of {want.size} outputs differ ({first})"
+
+
+
+def skipped_macs(graph) -> int:
+    """MACs on zero weights of the layers the int8 C stores sparse (a dense-stored layer
+    multiplies its zeros too)."""
+    return sum(graph.layer_macs(layer) - graph.layer_macs(layer, nonzero_only=True)
+               for layer in graph.weighted_layers() if not stored_dense(layer))
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vectors", type=int, default=2, help="random int8 inputs per model (both sides)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", default="stm32l4r5")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    args = parser.parse_args(argv)
+    target = get_target(args.target)
+    nj = target.energy_nj_per_cycle
+    print(f"target {target.name} ({target.cpu}, {target.clock_mhz:g} MHz, {nj} nJ/cycle); "
+          f"{args.vectors} vectors per model")
+    print("| model | bit-exact hwprune / CMSIS-NN | hwprune cycles | CMSIS-NN cycles | hwprune / CMSIS-NN | "
+          "best published | hwprune / published | CMSIS-NN / published | flash B hwprune / CMSIS-NN | "
+          "RAM B hwprune / CMSIS-NN | energy uJ hwprune / CMSIS-NN | MACs | MACs skipped by hwprune | s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    failed = False
+    for name in args.models:
+        label = MODELS[name]
+        try:
+            graph = read_tflite(DATA / f"{name}.tflite", name).graph
+        except HwpruneError as exc:
+            print(f"| {label} | not run: {exc} |")
+            continue
+        x = np.random.default_rng(args.seed).integers(-128, 127, size=(args.vectors, *graph.input_shape), endpoint=True)
+        start = time.perf_counter()
+        expected = reference.run(graph, x)
+        side = "CMSIS-NN"
+        try:  # one side that cannot build or run is reported in its row; the other models still run
+            with temp_dir("bench") as work:
+                theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target)
+                side = "hwprune"
+                write_int8_c(graph, work / "c")
+                ours = run_mcu(graph, work / "c", x, work, args.target)
+        except HwpruneError as exc:
+            done = "" if side == "CMSIS-NN" else (f" (CMSIS-NN: bit-exact {np.array_equal(theirs.outputs, expected)}, "
+                                                  f"{theirs.cycles:,.0f} cycles)")
+            print(f"| {label} | {side} failed: {str(exc).splitlines()[0]}{done} |", flush=True)
+            failed = True
+            continue
+        exact = []
+        for side, run in (("hwprune", ours), ("CMSIS-NN", theirs)):
+            same = bool(np.array_equal(run.outputs, expected))
+            if not same:
+                print(f"{label} {side}: {_mismatches(run.outputs, expected)}", file=sys.stderr)
+            exact.append(same)
+        failed |= not all(exact)
+        best = PUBLISHED_CYCLES[label]
+        macs = graph.macs
+        print(f"| {label} | {exact[0]} / {exact[1]} | {ours.cycles:,.0f} | {theirs.cycles:,.0f} | "
+              f"{ours.cycles / theirs.cycles:.2f} | {best:,} | {ours.cycles / best:.2f} | {theirs.cycles / best:.2f} | "
+              f"{ours.flash_bytes:,} / {theirs.flash_bytes:,} | "
+              f"{ours.static_ram_bytes + ours.stack_bytes:,} / {theirs.static_ram_bytes + theirs.stack_bytes:,} | "
+              f"{ours.cycles * nj / 1000:,.1f} / {theirs.cycles * nj / 1000:,.1f} | {macs:,} | "
+              f"{skipped_macs(graph) / macs:.1%} | {time.perf_counter() - start:.0f} |", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh
+(``plan.plan_model`` calls it); the arithmetic is ``reference_activations``', in the C
+integer it fits.
+
+- LeakyReLU: ``x > 0 ? cast(x) : cast(x * a)``, ``a`` one slope or ``a[i % channels]``.
+- HardSigmoid: ``v = x * S + H`` with ``S`` the slope already scaled onto the sum's grid
+  (a multiplication, never a shift of a negative value), clamped to ``[0, ONE]``, cast.
+- Sigmoid, Tanh: the table is a ``static const`` array of ``table_t`` integers (the
+  reference's own), the index ``x * k / 2^f`` (C's division truncates towards zero, as
+  hls4ml's conversion to ``int`` does) plus ``size / 2``, clamped; the entry cast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwprune.errors import ModelError
+from hwprune.ir.activations import ACTIVATION_CLASSES
+from hwprune.ir.base import Layer
+from hwprune.quant.fixed import Fixed
+from hwprune.reference_activations import hard_sigmoid_grid, index_step, leaky_slopes, table
+
+INT32_MAX = (1 << 31) - 1
+INT64_MAX = (1 << 63) - 1
+ACTIVATION_KINDS = frozenset(cls.kind for cls in ACTIVATION_CLASSES)
+
+
+def _magnitude(t: Fixed) -> int:
+    return max(-t.min_int, t.max_int)
+
+
+def _bits(*bounds: int) -> int:
+    if max(bounds) <= INT32_MAX:
+        return 32
+    if max(bounds) <= INT64_MAX:
+        return 64
+    raise ModelError(f"a value of {max(bounds)} does not fit a 64-bit C integer")
+
+
+@dataclass(frozen=True)
+class ActivationArithmetic:
+    bits: int  # 32 or 64: the C integer every value is formed in
+    casts: tuple  # plan.Cast: the result (LeakyReLU: the positive side, then the product)
+    constants: tuple[int, ...] = ()  # LeakyReLU: the slopes; HardSigmoid: (S, H, ONE)
+    table: tuple[int, ...] = ()  # Sigmoid, Tanh: the entries
+    table_c: str = ""  # ... their C type
+    step: int = 1  # table entries per unit of input
+    divisor: int = 1  # 2^f: the input's grid (f > 0), else 1
+    multiplier: int = 1  # 2^-f when the input has negative fraction bits
+    channels: int = 1  # LeakyReLU: slopes repeat every `channels` values
+
+    @property
+    def c_int(self) -> str:
+        return f"int{self.bits}_t"
+
+
+def activation_arithmetic(layer: Layer, in_t: Fixed) -> ActivationArithmetic:
+    from hwprune.backends.c.plan import Cast
+
+    out_t = layer.result_t
+    if layer.kind == "leaky_relu":
+        a = leaky_slopes(layer, in_t)
+        bits = _bits(_magnitude(in_t) * _magnitude(layer.param_t), _magnitude(out_t))
+        casts = (Cast(in_t.frac_bits - out_t.frac_bits, out_t, bits),
+                 Cast(in_t.frac_bits + layer.param_t.frac_bits - out_t.frac_bits, out_t, bits))
+        return ActivationArithmetic(bits, casts, tuple(int(v) for v in a), channels=int(a.size))
+    if layer.kind == "hard_sigmoid":
+        s, h, frac = hard_sigmoid_grid(layer, in_t)
+        scaled = s << (frac - in_t.frac_bits - layer.slope_t.frac_bits)
+        one = 1 << frac
+        bits = _bits(_magnitude(in_t) * abs(scaled) + abs(h), one, _magnitude(out_t))
+        return ActivationArithmetic(bits, (Cast(frac - out_t.frac_bits, out_t, bits),), (scaled, h, one))
+    if layer.kind in ("sigmoid", "tanh"):
+        k = index_step(layer, in_t)
+        f = in_t.frac_bits
+        entries = table(layer)
+        t = layer.table_t
+        bits = _bits(_magnitude(in_t) * k << max(-f, 0), _magnitude(t), _magnitude(out_t))
+        return ActivationArithmetic(bits, (Cast(t.frac_bits - out_t.frac_bits, out_t, bits),),
+                                    table=tuple(int(v) for v in np.asarray(entries)), table_c=t.c_type, step=k,
+                                    divisor=1 << max(f, 0), multiplier=1 << max(-f, 0))
+    raise ModelError(f"layer {layer.name!r}: the C backend has no kernel for {layer.kind!r} layers")

@@ -1,0 +1,54 @@
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh (``mappers.MAPPERS``).
+
+hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
+defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
+``activ_param`` literal, which the C++ converts to ``param_t`` exactly (the IR's slope is on
+that grid); a PReLU's slopes are a weight of ``param_t``, one per element (hls4ml's
+``alpha[i]``), so per-channel slopes are repeated over the other axes; a HardSigmoid's
+slope and shift are literals that hls4ml's ``slope_t``/``shift_t`` constants round as the
+reference does (``slope_prec``/``shift_prec``). Sigmoid and Tanh pass their table size and
+``table_t`` as layer attributes (hls4ml reads no ``table`` precision from the configuration
+for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwprune.backends.hls4ml.mappers import Operands, mapper
+from hwprune.backends.hls4ml.options import HlsOptions
+from hwprune.quant.fixed import Fixed
+
+
+def _precision(t: Fixed):
+    from hls4ml.model.types import FixedPrecisionType, RoundingMode, SaturationMode
+
+    return FixedPrecisionType(width=t.width, integer=t.int_bits, signed=t.signed,
+                              rounding_mode=RoundingMode.from_string(t.rounding.value),
+                              saturation_mode=SaturationMode.from_string(t.overflow.value))
+
+
+@mapper("leaky_relu")
+def _leaky_relu(layer, ops: Operands, options: HlsOptions) -> dict:
+    if not layer.per_channel:
+        return {"class_name": "LeakyReLU", "name": layer.name, "inputs": [ops.source], "activation": "LeakyReLU",
+                "activ_param": float(layer.alpha[0])}
+    alpha = np.broadcast_to(layer.alpha, tuple(ops.shape)).reshape(-1)
+    return {"class_name": "PReLU", "name": layer.name, "inputs": [ops.source], "activation": "prelu",
+            "param_data": np.ascontiguousarray(alpha)}
+
+
+@mapper("hard_sigmoid")
+def _hard_sigmoid(layer, ops: Operands, options: HlsOptions) -> dict:
+    return {"class_name": "HardActivation", "name": layer.name, "inputs": [ops.source], "activation": "hard_sigmoid",
+            "slope": float(layer.slope), "shift": float(layer.shift),
+            "slope_prec": _precision(layer.slope_t), "shift_prec": _precision(layer.shift_t)}
+
+
+def _table_activation(layer, ops: Operands, options: HlsOptions) -> dict:
+    return {"class_name": "Activation", "name": layer.name, "inputs": [ops.source], "activation": layer.function,
+            "table_size": int(layer.table_size), "table_t": _precision(layer.table_t)}
+
+
+mapper("sigmoid")(_table_activation)
+mapper("tanh")(_table_activation)

@@ -1,0 +1,67 @@
+"""Float simulation and type choice of LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh
+(``quant.calibrate`` calls both).
+
+- LeakyReLU: ``param_t`` 16 bits wide with the integer bits the largest slope needs (RND,
+  SAT), the slopes moved onto its grid; ``result_t`` from the calibration data, signed.
+- HardSigmoid: ``slope_t`` and ``shift_t`` 16 bits wide with at least 0 integer bits
+  (hls4ml's defaults are ``ufixed<16,0>`` and ``ufixed<2,0>``; 0.5 is exact in both),
+  truncating as hls4ml's constants do; ``result_t`` unsigned ``activation_bits`` with one
+  integer bit, so the clamp bound 1 is a value.
+- Sigmoid: ``table_t`` ``fixed<activation_bits + 4, 1>`` (the table's values are in
+  ``[0, 1)``; four more fraction bits than the result, so the final cast rounds the table
+  value once); ``result_t`` ``ufixed<activation_bits, 0>`` (RND, SAT). Tanh: the same with
+  ``result_t`` signed, ``fixed<activation_bits, 1>``. 1024 entries, as hls4ml.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from hwprune.ir.activations import HardSigmoid, LeakyReLU, Sigmoid, Tanh
+from hwprune.ir.base import Layer
+from hwprune.quant.fixed import Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
+
+ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh)
+CONSTANT_BITS = 16
+
+
+def float_activation(layer: Layer, x: np.ndarray) -> np.ndarray:
+    if isinstance(layer, LeakyReLU):
+        return np.where(x > 0, x, x * layer.alpha)  # per channel: alpha meets the last axis
+    if isinstance(layer, HardSigmoid):
+        return np.clip(layer.slope * x + layer.shift, 0.0, 1.0)
+    if isinstance(layer, Sigmoid):
+        return 1.0 / (1.0 + np.exp(-x))
+    return np.tanh(x)
+
+
+def _constant_type(value: float, at_least_int: Optional[int], rounding: Rounding, overflow: Overflow) -> Fixed:
+    signed = value < 0
+    int_bits = int_bits_for(abs(value), signed)
+    if at_least_int is not None:
+        int_bits = max(int_bits, at_least_int + (1 if signed else 0))
+    return Fixed(CONSTANT_BITS, int_bits, signed, rounding, overflow)
+
+
+def quantize_activation(layer: Layer, out: np.ndarray, config, given: dict, result_type) -> Layer:
+    """The layer with its types chosen (``given``: the types the user set; ``result_type``:
+    ``calibrate``'s rule for a signed result from data)."""
+    act = config.activation_bits
+    result = given.get("result")
+    if isinstance(layer, LeakyReLU):
+        param_t = given.get("param") or Fixed(CONSTANT_BITS, int_bits_for(float(np.abs(layer.alpha).max()), True),
+                                              True, Rounding.RND, Overflow.SAT)
+        alpha = to_real(quantize(layer.alpha, param_t), param_t)
+        return layer.with_(alpha=alpha, param_t=param_t, result_t=result or result_type(out))
+    if isinstance(layer, HardSigmoid):
+        # TRN, WRAP: what hls4ml's FixedPrecisionType gives a constant by default.
+        slope_t = given.get("slope") or _constant_type(layer.slope, 0, Rounding.TRN, Overflow.WRAP)
+        shift_t = given.get("shift") or _constant_type(layer.shift, 0, Rounding.TRN, Overflow.WRAP)
+        return layer.with_(slope_t=slope_t, shift_t=shift_t,
+                           result_t=result or Fixed(act, 1, False, config.rounding, config.overflow))
+    table_t = given.get("table") or Fixed(act + 4, 1, True, Rounding.TRN, Overflow.WRAP)
+    signed = isinstance(layer, Tanh)
+    return layer.with_(table_t=table_t,
+                       result_t=result or Fixed(act, 1 if signed else 0, signed, config.rounding, config.overflow))

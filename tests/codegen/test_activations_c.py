@@ -1,0 +1,155 @@
+"""LeakyReLU, PReLU, HardSigmoid, Sigmoid, Tanh and SiLU (Sigmoid and Multiply): the integer reference against exact
+rationals and against the host C build (bit for bit, layer by layer), the quantized model
+close to torch, and the errors for types hls4ml's arithmetic cannot follow."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from hwprune import reference
+from hwprune.backends.c import export_c
+from hwprune.errors import ModelError, ShapeError
+from hwprune.harness.engines import HostCEngine
+from hwprune.ir import Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh, load_graph, save_graph
+from hwprune.quant.calibrate import QuantConfig, calibrate
+from hwprune.quant.fixed import Fixed, to_real
+from hwprune.reference import KERNELS
+from hwprune.reference_activations import table, table_index
+
+ENGINE = HostCEngine(trace=True)
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+def _cast(v: Fraction, t: Fixed) -> int:
+    """ap_fixed's assignment of the exact value ``v`` (scale, round, then overflow)."""
+    scaled = v * 2 ** t.frac_bits + (Fraction(1, 2) if t.rounding.value == "RND" else 0)
+    q = math.floor(scaled)
+    if t.overflow.value == "SAT":
+        return max(t.min_int, min(t.max_int, q))
+    q %= 1 << t.width
+    return q - (1 << t.width) if t.signed and q > t.max_int else q
+
+
+def _torch_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 10), nn.LeakyReLU(0.1), nn.Linear(10, 10), nn.Sigmoid(), nn.Linear(10, 10),
+                          nn.Tanh(), nn.Linear(10, 10), nn.PReLU(10), nn.Linear(10, 10), nn.Hardsigmoid(),
+                          nn.Linear(10, 10), nn.SiLU(), nn.Linear(10, 4))
+    with torch.no_grad():
+        model[7].weight.copy_(torch.linspace(-0.4, 0.6, 10))
+    return model.double().eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    from hwprune.frontends.torch import from_torch
+
+    net = _torch_model()
+    return net, from_torch(net, name="acts")
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_reference_equals_host_c_layer_by_layer(model, tmp_path, bits):
+    _, graph = model
+    rng = np.random.default_rng(bits)
+    q = calibrate(graph, rng.normal(size=(200, 6)) * 2, QuantConfig(bits, bits))
+    x_int = reference.quantize_input(q, rng.normal(size=(40, 6)) * 3)
+    export_c(q, tmp_path / "c", "auto")
+    run = ENGINE.run(tmp_path / "c", x_int)
+    expected = reference.run(q, x_int, trace=True)
+    assert [name for name, _ in run.trace] == [layer.name for layer in q.layers]
+    for (name, want), (_, got) in zip(expected, run.trace):
+        bad = np.argwhere(want != got.reshape(want.shape))
+        assert not len(bad), f"layer {name!r} vector/element {bad[0]}: reference {want[tuple(bad[0])]}, " \
+                             f"C {got.reshape(want.shape)[tuple(bad[0])]}"
+    assert np.array_equal(run.outputs, expected[-1][1])
+
+
+def test_quantized_model_is_close_to_torch(model):
+    net, graph = model
+    rng = np.random.default_rng(5)
+    q = calibrate(graph, rng.normal(size=(500, 6)), QuantConfig(16, 16))
+    x = rng.normal(size=(100, 6))
+    want = net(torch.tensor(x)).detach().numpy()
+    # 16-bit types, 1024-entry tables over [-8, 8) and [-4, 4): a step of 1/64 or 1/128 in x.
+    assert np.abs(reference.predict(q, x) - want).max() < 0.005
+    q8 = calibrate(graph, rng.normal(size=(500, 6)), QuantConfig(8, 8))
+    assert np.abs(reference.predict(q8, x) - want).max() < 0.05
+
+
+def test_activation_layers_survive_save_and_load(model, tmp_path):
+    _, graph = model
+    q = calibrate(graph, np.random.default_rng(6).normal(size=(50, 6)), QuantConfig(8, 8))
+    save_graph(q, tmp_path / "g")
+    back = load_graph(tmp_path / "g")
+    x = reference.quantize_input(q, np.random.default_rng(7).normal(size=(20, 6)))
+    assert [l.kind for l in back.layers] == [l.kind for l in q.layers]
+    assert np.array_equal(reference.run(back, x), reference.run(q, x))
+
+
+def test_leaky_and_hard_sigmoid_against_exact_rationals():
+    in_t = Fixed(9, 4)
+    x = np.arange(in_t.min_int, in_t.max_int + 1, dtype=np.int64)
+    out = Fixed(7, 2, rounding="RND", overflow="SAT")
+    param_t = Fixed(8, 0, rounding="RND", overflow="SAT")
+    alphas = np.array([0.3046875, -0.5, 0.0078125])
+    prelu = LeakyReLU("p", alpha=alphas, param_t=param_t, result_t=out)
+    got = KERNELS["leaky_relu"](prelu, x[: 510].reshape(-1, 3), in_t).reshape(-1)
+    for i, (q, y) in enumerate(zip(x[:510], got)):
+        v = Fraction(int(q), 2 ** in_t.frac_bits)
+        assert y == _cast(v if v > 0 else v * Fraction(alphas[i % 3]), out), (int(q), int(y))
+    slope_t, shift_t = Fixed(16, 0, False), Fixed(2, 0, False)
+    hard = HardSigmoid("h", slope=0.2, shift=0.5, slope_t=slope_t, shift_t=shift_t, result_t=Fixed(6, 1, False))
+    got = KERNELS["hard_sigmoid"](hard, x[None, :], in_t)[0]
+    s = Fraction(math.floor(0.2 * 2 ** 16), 2 ** 16)  # hls4ml's slope constant: TRN to ufixed<16,0>
+    for q, y in zip(x, got):
+        v = min(max(s * Fraction(int(q), 2 ** in_t.frac_bits) + Fraction(1, 2), Fraction(0)), Fraction(1))
+        assert y == _cast(v, hard.result_t), (int(q), int(y))
+
+
+def test_table_index_truncates_towards_zero_and_clamps():
+    in_t = Fixed(12, 5)  # 7 fraction bits; 64 entries per unit: index = trunc(q / 2) + 512
+    sig = Sigmoid("s", table_size=1024, table_t=Fixed(18, 8), result_t=Fixed(18, 8))
+    x = np.array([[-2048, -3, -1, 0, 1, 3, 1020, 2047]])
+    assert table_index(sig, x, in_t).tolist() == [[0, 511, 512, 512, 512, 513, 1022, 1023]]
+    t = table(sig)
+    assert t.shape == (1024,) and to_real(t[512], sig.table_t) == 0.5  # sigmoid(0) on the table's grid
+
+
+def test_types_hls4ml_cannot_follow_are_errors():
+    with pytest.raises(ShapeError, match="table_size must be a multiple of 16"):
+        Sigmoid("s", table_size=1000)
+    with pytest.raises(ShapeError, match="3 PReLU slopes do not match input shape"):
+        Graph.chain("g", (4,), (LeakyReLU("p", alpha=np.ones(3)),))
+    wide = Sigmoid("s", table_t=Fixed(18, 8), result_t=Fixed(8, 0, False))
+    with pytest.raises(ModelError, match="overflows hls4ml's int table index"):
+        KERNELS["sigmoid"](wide, np.zeros((1, 1), dtype=np.int64), Fixed(40, 30))
+    # slope * x + shift would be ap_fixed<..., 1>: the clamp's `datareg = 1` would wrap to -1 in hls4ml.
+    narrow = HardSigmoid("h", slope=0.2, shift=0.25, slope_t=Fixed(16, -2, False), shift_t=Fixed(4, -1, False),
+                         result_t=Fixed(8, 1, False))
+    with pytest.raises(ModelError, match="cannot hold the clamp bound 1"):
+        KERNELS["hard_sigmoid"](narrow, np.zeros((1, 1), dtype=np.int64), Fixed(8, 1))
+
+
+@pytest.mark.parametrize("act", [Sigmoid("a"), Tanh("a"), HardSigmoid("a", 0.2, 0.5), HardSigmoid("a", 1 / 6, 0.5),
+                                 LeakyReLU("a", alpha=np.array([0.1])), LeakyReLU("a", alpha=np.linspace(0, 1, 6))])
+def test_dead_units_fold_through_activations(act):
+    """A unit with no inputs outputs act(bias), folded into the next bias; PReLU's per-channel
+    slopes tie it to its channels, so such a graph is kept whole."""
+    from hwprune.prune.graph import remove_dead_neurons
+    from hwprune.quant.calibrate import float_forward
+
+    rng = np.random.default_rng(8)
+    w = rng.normal(size=(6, 4))
+    w[2] = 0
+    g = Graph.chain("m", (4,), (Dense("d0", w, rng.normal(size=6)), act,
+                                Dense("d1", rng.normal(size=(3, 6)), rng.normal(size=3))))
+    smaller, removed = remove_dead_neurons(g)
+    assert removed == ({} if getattr(act, "per_channel", False) else {"d0": 1})
+    x = rng.normal(size=(10, 4))
+    assert np.allclose(float_forward(smaller, x), float_forward(g, x), rtol=0, atol=1e-12)
