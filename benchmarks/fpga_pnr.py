@@ -57,14 +57,15 @@ def run_case(name: str, out: Path, part: str, models: Path, vectors: int, clock_
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | nonzero | Verilator | LUT placed | LUT4 logic | estimate | placed / est. | FF | Fmax MHz "
-             "| latency | synth s | pnr s |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | nonzero | Verilator | LUT placed | LUT4 logic | LUT est. | placed / est. | FF | FF est. "
+             "| FF / est. | Fmax MHz | latency | synth s | pnr s |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lat = f"{r['latency_cycles']} cyc, {r['latency_ns_at_fmax']:.0f} ns" if r["latency_ns_at_fmax"] else "-"
         lines.append(f"| {r['model']} | {r['nonzero']} | {'bit-exact' if r['bit_exact'] else 'MISMATCH'} on "
                      f"{r['vectors']} | {r['lut']:,} | {r['lut_logic']:,} | {r['estimate']['lut']:,} | "
-                     f"{r['lut'] / r['estimate']['lut']:.2f} | {r['ff']:,} | {r['fmax_mhz']} | {lat} | "
+                     f"{r['lut'] / r['estimate']['lut']:.2f} | {r['ff']:,} | {r['estimate']['ff']:,} | "
+                     f"{(r['ff'] - r['wrapper_ff']) / r['estimate']['ff']:.2f} | {r['fmax_mhz']} | {lat} | "
                      f"{r['synthesis']['seconds']:.0f} | {r['place_and_route']['seconds']:.0f} |")
     dense = next((r for r in rows if r["model"] == "dense"), None)
     for r in rows:

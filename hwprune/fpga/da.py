@@ -137,20 +137,64 @@ def pipeline_cycles(logic, levels_per_cycle: int) -> int:
     return max(1, math.ceil(depth / levels_per_cycle))
 
 
+# Lattice and Gowin parts are placed with nextpnr from hwprune's own RTL (--backend rtl,
+# hwprune.fpga.pnr): there the estimate pipelines each layer as that backend does.
+RTL_FAMILIES = ("ecp5", "ice40", "gowin")
+
+
+def rtl_pipeline(logic, clock_mhz: float) -> tuple[int, int]:
+    """(stages, flip-flops) of ``logic`` cut as ``--backend rtl`` cuts it at ``clock_mhz``
+    (``backends/rtl/stages.py``): the registers between stages and after the last, at the
+    bits synthesis keeps (``stages.register_bits``); the input register is the previous
+    layer's output register."""
+    # backends.rtl traces layers with this module: imported here, not at the top
+    from hwprune.backends.rtl import RtlOptions, stages
+
+    pipe = stages.pipeline(logic, RtlOptions(clock_mhz=clock_mhz).levels_per_cycle)
+    return len(pipe.solutions), sum(stages.register_bits(pipe)[1:])
+
+
+# nextpnr-ecp5 packs every carry chain with two extra CCU2C cells (two LUT4s each): a feed-in,
+# as its carry input is connected (constants are packed before carries), and a feed-out at
+# the chain's end, as its carry output is (ecp5/pack.cc, split_carry_chain: make_carry_feed_in,
+# make_carry_feed_out). On the jet tagger they are the 902 placed TRELLIS_COMB beyond the
+# logic's 3,110 LUT4s: 225 chains after synthesis, 4 each, plus one.
+ECP5_CHAIN_FEED_LUTS = 4
+# da4ml opcodes that synthesize to a carry chain: x +- (y << s), x + constant, and the
+# negations inside relu(-x), quantize(-x) and the negating multiplexer.
+CARRY_OPCODES = (0, 1, 4, -2, -3, -6)
+
+
+def carry_chains(logic) -> int:
+    """The adder graph's carry chains: one per adder, constant addition or negation."""
+    return sum(1 for op in logic.ops if op.opcode in CARRY_OPCODES)
+
+
 def dense_da_estimate(layer, in_shape, in_t: Fixed, options):
     from hwprune.fpga.estimate import LayerResources
 
     logic = layer_logic(layer, in_shape, in_t)
-    cycles = pipeline_cycles(logic, options.adder_levels_per_cycle)
-    out_bits = sum(io_widths(logic)[1])
-    in_bits = sum(io_widths(logic)[0])
-    # Registers: the output of every stage; inside the graph each cut holds about as many
-    # live bits as the wider of the layer's inputs and outputs (a calibrated guess).
-    ff = out_bits + (cycles - 1) * max(in_bits, out_bits)
+    lut = lut_estimate(logic)
+    chains = carry_chains(logic)
+    if options.family == "ecp5":
+        lut += ECP5_CHAIN_FEED_LUTS * chains
+    if options.family in RTL_FAMILIES:
+        cycles, ff = rtl_pipeline(logic, options.clock_mhz)
+        how = "hwprune RTL pipeline"
+    else:
+        cycles = pipeline_cycles(logic, options.adder_levels_per_cycle)
+        out_bits = sum(io_widths(logic)[1])
+        in_bits = sum(io_widths(logic)[0])
+        # Registers: the output of every stage; inside the graph each cut holds about as many
+        # live bits as the wider of the layer's inputs and outputs (a calibrated guess).
+        ff = out_bits + (cycles - 1) * max(in_bits, out_bits)
+        how = "da4ml adder graph"
     nonzero = int(np.count_nonzero(layer.weight))
-    return LayerResources(layer.name, layer.kind, dsp=0, lut=lut_estimate(logic), ff=ff, latency_cycles=cycles,
-                          ii=1, products={"zero": int(layer.weight.size - nonzero), "adder_graph": nonzero},
-                          method="da4ml adder graph (adder bits, saturation muxes x2)")
+    feeds = " + carry feed-in/out" if options.family == "ecp5" else ""
+    return LayerResources(layer.name, layer.kind, dsp=0, lut=lut, ff=ff, latency_cycles=cycles, ii=1,
+                          products={"zero": int(layer.weight.size - nonzero), "adder_graph": nonzero,
+                                    "carry_chains": chains},
+                          method=f"{how} (adder bits, saturation muxes x2{feeds})")
 
 
 # -- the netlist's ports ----------------------------------------------------------------
