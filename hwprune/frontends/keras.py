@@ -201,6 +201,8 @@ def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[Kera
     readers: dict[str, int] = {}
     for layer in layers:
         for source in layer.sources:
+            if not isinstance(source, str):  # a malformed inbound_nodes entry
+                raise ModelError(f"{where}: layer {layer.name!r} reads {source!r}, which is not a layer name")
             readers[source] = readers.get(source, 0) + 1
     for output in outputs:
         readers[output] = readers.get(output, 0) + 1
