@@ -112,6 +112,20 @@ def _check_options(args) -> None:
     if Path(args.out).suffix and (source.is_dir() or source.suffix not in (".pt", ".pth")):
         raise OptionError(f"--out {args.out}: {args.model} is not a torch module file; hwprune prune writes it as an "
                           "hwprune graph folder: give --out a name without a suffix (hwprune export reads the folder)")
+    if (source.is_dir() or source.suffix not in (".pt", ".pth")) and args.method in ("filters", "neurons"):
+        _check_unit_options(args)  # a graph for sure: its options fail before any work
+
+
+def _check_unit_options(args) -> None:
+    """Options of unit removal on a graph (``prune.structured_graph``)."""
+    from hwprune.errors import OptionError
+
+    if args.schedule not in ("oneshot", "iterative"):
+        raise OptionError(f"--method {args.method} on a graph removes units with --schedule oneshot or iterative, "
+                          f"not {args.schedule}")
+    if args.min_density:
+        raise OptionError("--min-density applies to weight pruning; --method filters and neurons keep one unit "
+                          "of every layer")
     if args.nm is not None and args.method != "nm":
         raise OptionError(f"--nm applies to --method nm only, not {args.method}")
 
@@ -184,12 +198,7 @@ def _prune_graph(args, graph, x, y):
         raise ModelError(f"{args.model}: the model has no Dense or conv layers to prune")
     _check_fit(args, twin, x, y)
     if args.method in ("filters", "neurons"):
-        if args.schedule not in ("oneshot", "iterative"):
-            raise OptionError(f"--method {args.method} on a graph removes units with --schedule oneshot or iterative, "
-                              f"not {args.schedule}")
-        if args.min_density:
-            raise OptionError("--min-density applies to weight pruning; --method filters and neurons keep one unit "
-                              "of every layer")
+        _check_unit_options(args)
         train = TrainOptions(lr=args.lr, batch_size=args.batch_size, seed=args.seed, progress=True,
                              threads=args.threads, lr_schedule=args.lr_schedule, warmup=args.warmup_steps)
         rounds = (5 if args.rounds is None else args.rounds) if args.schedule == "iterative" else 1

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from hwprune.errors import ModelError, OptionError, UnsupportedLayerError
+from hwprune.errors import ModelError, OptionError
 from hwprune.frontends.torch import from_torch, sequential_leaves
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import ReLU, WeightedLayer
