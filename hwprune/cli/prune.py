@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
                     "channels an Add or a Concatenate ties removed together). With --schedule lottery MODEL "
                     "is the network at initialization (iterative magnitude pruning with rewinding).")
     p.add_argument("model", metavar="MODEL")
+    p.add_argument("--weights", metavar="W.h5", help="the HDF5 weights of a Keras 2 architecture .json MODEL")
     p.add_argument("--data", required=True, metavar="TRAIN.npz",
                    help="arrays x (inputs, in the model's layout) and y (class indices)")
     p.add_argument("--out", required=True, metavar="PRUNED.pt|DIR",
@@ -106,8 +107,8 @@ def _check_options(args) -> None:
     if not 0.0 <= args.min_density <= 1.0:
         raise OptionError(f"--min-density must be in [0, 1], got {args.min_density}")
     if Path(args.out).suffix not in ("", ".pt", ".pth"):
-        raise OptionError(f"--out {args.out}: the pruned model is a torch module file (.pt or .pth) or an hwprune "
-                          "graph folder (a name without a suffix); hwprune export reads either")
+        raise OptionError(f"--out {args.out}: name it .pt or .pth (a torch module file) or give a folder name without "
+                          "a suffix (an hwprune graph folder); hwprune export reads either")
     source = Path(args.model)
     if Path(args.out).suffix and (source.is_dir() or source.suffix not in (".pt", ".pth")):
         raise OptionError(f"--out {args.out}: {args.model} is not a torch module file; hwprune prune writes it as an "
@@ -159,7 +160,7 @@ def _load(args, x_shape):
 
     source = Path(args.model)
     if source.is_dir() or source.suffix not in (".pt", ".pth"):
-        return None, load_model(source, x_shape, trust_model=args.trust_model)
+        return None, load_model(source, x_shape, trust_model=args.trust_model, weights=args.weights)
     module = load_torch_model(source, trust_model=args.trust_model)
     to_file = Path(args.out).suffix in (".pt", ".pth")
     try:
@@ -245,7 +246,7 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     to_file = Path(args.out).suffix in (".pt", ".pth")
     writer = output_file if to_file else output_dir
-    with writer(args.out, force=args.force, inputs=(args.model, args.data)) as tmp:  # fails before any work
+    with writer(args.out, force=args.force, inputs=(args.model, args.data, args.weights)) as tmp:  # fails before any work
         x, y = load_npz(args.data)
         x_t, y_t = as_tensors(x, y)
         model, graph = _load(args, tuple(x_t.shape[1:]))

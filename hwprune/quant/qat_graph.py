@@ -135,16 +135,14 @@ def _source_graph(model, input_shape) -> tuple[Graph, dict]:
         masks = {name: mask for name, m in prunable_modules(model).items()
                  if (mask := module_mask(m)) is not None}
         graph = strip_masks(copy.deepcopy(model)).to_graph()
-        return graph, masks
     elif isinstance(model, nn.Module):
         graph, masks = from_torch(model, input_shape), {}
     else:
         raise ModelError(f"QAT reads a torch module, a GraphTwin or an IR graph, got {type(model).__name__}")
     if graph.is_quantized:
         raise ModelError(f"model {graph.name!r} is quantized already; QAT starts from the float model")
-    twin = GraphTwin(graph)
-    for name, module in prunable_modules(twin).items():
-        if bool((module.weight == 0).any()):
+    for name, module in prunable_modules(GraphTwin(graph)).items():
+        if name not in masks and bool((module.weight == 0).any()):
             masks[name] = module.weight != 0
     return graph, masks
 
