@@ -123,8 +123,10 @@ class GraphTwin(nn.Module):
         kind = step.kind
         if kind in ("add", "multiply"):
             a, b = args
-            if a.dim() != b.dim():  # trailing-axis broadcast (IR rule) in the IR's channels-last layout
+            if a.dim() != b.dim():  # the IR's trailing-axis broadcast, in its channels-last layout
                 a, b = _channels_last(a), _channels_last(b)
+                rank = max(a.dim(), b.dim())
+                a, b = (t.reshape(t.shape[0], *([1] * (rank - t.dim())), *t.shape[1:]) for t in (a, b))
                 return _channels_first(a + b if kind == "add" else a * b)
             return a + b if kind == "add" else a * b
         if kind == "concatenate":

@@ -165,3 +165,29 @@ def test_keras_functional_graph_trains_channels_last():
     assert np.allclose(y, np.asarray(model.predict(x, verbose=0)), atol=1e-5)
     smaller = remove_units(graph, candidates(graph, channel_units(graph), "filters")[:2])
     assert GraphTwin(smaller)(torch.tensor(x)).shape == (8, 3)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first"])
+def test_squeeze_excite_product_broadcasts_per_channel(layout):
+    """A Dense of pooled channels scales a conv's channels: the twin broadcasts as the IR
+    does, the Multiply ties the conv's filters to the Dense's units, QAT stays exact."""
+    from hwprune.ir import Conv2D, Dense, Flatten, Graph, GraphInput
+    from hwprune.ir.layers import Multiply
+    from hwprune.ir.spatial import GlobalAvgPool2D
+
+    rng = np.random.default_rng(0)
+    layers = (Conv2D("conv", rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4), padding=((1, 1), (1, 1)),
+                     inputs=("input",)),
+              GlobalAvgPool2D("squeeze", inputs=("conv",)),
+              Dense("excite", rng.normal(size=(4, 4)), rng.normal(size=4), inputs=("squeeze",)),
+              Multiply("scale", inputs=("conv", "excite")),
+              Flatten("flat", inputs=("scale",)),
+              Dense("fc", rng.normal(size=(3, 100)), np.zeros(3), inputs=("flat",)))
+    graph = Graph("se", (GraphInput("input", (5, 5, 2)),), layers, input_layout=layout)
+    x = rng.normal(size=(6, 5, 5, 2) if layout == "channels_last" else (6, 2, 5, 5))
+    with torch.no_grad():
+        assert np.allclose(GraphTwin(graph)(torch.tensor(x)).numpy(), float_forward(graph, x), rtol=0, atol=1e-12)
+    assert {u.family for u in channel_units(graph)} == {("conv", "excite")}
+    qat = prepare_qat(graph, 8, 8, calibration_x=x)
+    with torch.no_grad():
+        assert np.array_equal(qat(torch.tensor(x)).numpy(), reference.predict(qat_graph(qat), x))
