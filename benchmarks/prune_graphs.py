@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     dense = from_torch(ResNet8().eval(), (3, 32, 32), name="resnet8")  # BatchNorm at its init folds to identity
     twin = GraphTwin(dense, torch.float32)
-    fit(twin, x, y, args.epochs, lr=2e-3, batch_size=32)
+    fit(twin, x, y, args.epochs, lr=3e-3, batch_size=32)
     dense = twin.to_graph()
     seconds = time.perf_counter() - start
     train = TrainOptions(lr=1e-3, batch_size=32)
