@@ -113,6 +113,8 @@ def _check_options(args) -> None:
     if Path(args.out).suffix and (source.is_dir() or source.suffix not in (".pt", ".pth")):
         raise OptionError(f"--out {args.out}: {args.model} is not a torch module file; hwprune prune writes it as an "
                           "hwprune graph folder: give --out a name without a suffix (hwprune export reads the folder)")
+    if args.nm is not None and args.method != "nm":
+        raise OptionError(f"--nm applies to --method nm only, not {args.method}")
     if (source.is_dir() or source.suffix not in (".pt", ".pth")) and args.method in ("filters", "neurons"):
         _check_unit_options(args)  # a graph for sure: its options fail before any work
 
@@ -127,8 +129,6 @@ def _check_unit_options(args) -> None:
     if args.min_density:
         raise OptionError("--min-density applies to weight pruning; --method filters and neurons keep one unit "
                           "of every layer")
-    if args.nm is not None and args.method != "nm":
-        raise OptionError(f"--nm applies to --method nm only, not {args.method}")
 
 
 def _prune(args, model, x, y):
