@@ -16,8 +16,10 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from hwprune.ir.io import load_graph
+from hwprune.frontends.torch import from_torch
+from hwprune.ir.io import load_graph, save_graph
 from hwprune.pipeline import load_model
+from hwprune.quant.calibrate import calibrate
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))  # the model classes, importable by name
 from torch_dag_models import ResNet8, SkipMLP, TensorIf, randomize_batchnorm  # noqa: E402
@@ -50,6 +52,7 @@ def files(tmp_path_factory):
     features = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
     np.savez(tmp / "features.npz", x=features, y=(features[:, 0] > 0).astype(np.int64))
     torch.save(TensorIf(), tmp / "tensor_if.pt")
+    save_graph(calibrate(from_torch(skip, (6,)), features), tmp / "quantized")  # a quantized graph folder
     return tmp
 
 
@@ -120,12 +123,10 @@ def test_other_formats_prune_into_graph_folders(files, model, extra):
     ("resnet8.pt2", "p.pt", (), "is not a torch module file"),
     ("skip_mlp.pt", "p.pt", ("--trust-model",), "is a graph with branches"),
     ("resnet8.pt2", "p", ("--method", "filters", "--schedule", "gradual"), "oneshot or iterative"),
-    ("magnitude_m4", "p", (), "quantized already"),
+    ("quantized", "p", (), "quantized already"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(files, model, out, extra, message):
-    if not (files / model).exists():
-        pytest.skip(f"{model} is written by an earlier test")
-    data = "features.npz" if "tensor_if" in model or "skip" in model else "digits32.npz"
+    data = "digits32.npz" if "resnet" in model else "features.npz"
     code, stdout, stderr = hwprune("prune", model, "--data", data, "--out", out, "--sparsity", "0.5",
                                    "--epochs", "1", *extra, cwd=files)
     assert code == 2, stderr
