@@ -35,7 +35,7 @@ def converter(*class_names: str):
 
 def weight_count(class_name: str, config: dict) -> int:
     """How many arrays ``get_weights()`` holds for a layer of this class."""
-    if class_name in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D"):
+    if class_name in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D", "QDense", "QConv1D", "QConv2D"):
         return 2 if config.get("use_bias", True) else 1
     if class_name == "PReLU":
         return 1

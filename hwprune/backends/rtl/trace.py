@@ -46,7 +46,9 @@ class Port:
 
 
 def unsupported_layers(graph: Graph) -> list:
-    return [layer for layer in graph.layers if layer.kind not in da.TRACERS and layer.kind not in WIRING]
+    """Layers with no tracer, and layers that round half to even (da4ml has TRN and RND only)."""
+    return [layer for layer in graph.layers if (layer.kind not in da.TRACERS and layer.kind not in WIRING)
+            or not da.traceable_types(layer)]
 
 
 def check_supported(graph: Graph) -> None:
