@@ -38,9 +38,10 @@ def kif(t: Fixed) -> tuple[int, int, int]:
 
 
 def traceable_types(layer) -> bool:
-    """Whether da4ml can cast to every type of the layer: its quantize rounds TRN or RND, not
-    RND_CONV (QKeras's round half to even)."""
-    return all(t is None or t.rounding is not Rounding.RND_CONV for t in layer.types().values())
+    """Whether da4ml can make every cast of the layer: its quantize rounds TRN or RND, not
+    RND_CONV (QKeras's round half to even). Weights and biases lie on their grids already."""
+    return all(t is None or t.rounding is not Rounding.RND_CONV
+               for key, t in layer.types().items() if key not in ("weight_t", "bias_t"))
 
 
 def _quantize(v, t: Fixed):

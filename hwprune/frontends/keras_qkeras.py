@@ -36,6 +36,7 @@ from hwprune.errors import UnsupportedLayerError
 from hwprune.frontends.keras_builder import Builder
 from hwprune.frontends.keras_layers import CONVERTERS, _activation, converter
 from hwprune.ir.layers import Clip, ReLU
+from hwprune.quant.exact import exact_type
 from hwprune.quant.fixed import Fixed, Overflow, Rounding
 
 QUANTIZERS = ("quantized_bits", "quantized_relu")
@@ -166,26 +167,13 @@ def _weighted(class_name: str):
             arrays[1] = bias_q.values(arrays[1])
         plain(builder, keras_name, name, {**config, "activation": "linear"}, tuple(arrays))
         layer = builder.layers[-1]
-        bias_t = bias_q.t if bias_q is not None and len(arrays) > 1 else _exact_bias_type(layer.bias, where)
+        bias_t = bias_q.t if bias_q is not None and len(arrays) > 1 else exact_type(layer.bias, f"{where}: bias")
         builder.layers[-1] = layer.with_(weight_t=kernel_q.t, bias_t=bias_t)
         builder.open_linear = False  # a BatchNorm after it cannot fold exactly
         builder.linear.discard(layer.name)
         _quantizer_layer(builder, keras_name, name, config.get("activation"))
 
     return convert
-
-
-def _exact_bias_type(bias: np.ndarray, where: str) -> Fixed:
-    """A type that holds a float bias exactly (a bias without a quantizer; zeros without bias)."""
-    frac = 0
-    while frac < 40 and not np.array_equal(np.ldexp(bias, frac), np.round(np.ldexp(bias, frac))):
-        frac += 1
-    magnitude = int(np.abs(np.ldexp(bias, frac)).max(initial=0.0))
-    width = magnitude.bit_length() + 1
-    if frac >= 40 or width > 32:
-        raise UnsupportedLayerError(f"{where}: its float bias (no bias_quantizer) has no exact fixed-point type of "
-                                    "at most 32 bits")
-    return Fixed(max(width, 2), max(width, 2) - frac, True, Rounding.RND_CONV, Overflow.SAT)
 
 
 for _class in ("QDense", "QConv1D", "QConv2D"):

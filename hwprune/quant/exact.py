@@ -6,11 +6,14 @@ fixed-point grid is exact (the sums stay far below float64's 53 bits). ``complet
 gives every tensor the model leaves undeclared a type that holds it exactly:
 
 - a weighted layer: its declared ``weight_t``/``bias_t`` (the weights must lie on their
-  grids), an accumulator with the product's fraction bits and room for the worst case
+  grids; with ``exact_weights``, undeclared ones get the narrowest type that holds the
+  values exactly, as a QONNX model's weights after their Quant nodes), an accumulator with the product's fraction bits and room for the worst case
   (``calibrate.accumulator_type``), and ``result_t`` equal to it (no rounding);
 - ReLU without a declared type: the input's type without its sign bit (exact);
 - Clip, MaxPool: the input's type; Add: the finer fraction and one integer bit more;
-- passthrough layers pass their input's type on.
+- passthrough layers pass their input's type on;
+- the graph input, when it has no type: the type of the quantizer that reads it (a Clip or
+  ReLU with a declared type, widened by a sign bit for the ReLU), else ``DEFAULT_INPUT_T``.
 
 So the only roundings are the ones the model declares, where it declares them. A kind
 whose output would need rounding (an average, a table) is refused unless its types are
@@ -18,6 +21,8 @@ given.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from hwprune.errors import UnsupportedLayerError
 from hwprune.ir.graph import Graph
@@ -37,7 +42,28 @@ def _exact(width: int, int_bits: int, signed: bool, where: str) -> Fixed:
     return Fixed(max(width, 1), int_bits, signed, Rounding.TRN, Overflow.WRAP)
 
 
-def _weighted(layer, in_t: Fixed) -> Layer:
+def exact_type(values: np.ndarray, where: str, max_width: int = 32) -> Fixed:
+    """The narrowest signed type whose grid and range hold every value exactly."""
+    nonzero = np.asarray(values, dtype=np.float64)
+    nonzero = nonzero[nonzero != 0]
+    if not nonzero.size:
+        return Fixed(2, 2, True, Rounding.TRN, Overflow.WRAP)
+    _, exponents = np.frexp(nonzero)  # |v| = m * 2^e with 0.5 <= m < 1: v * 2^(53 - e) is an integer
+    for frac in range(-int(exponents.max()), 54 - int(exponents.min())):
+        scaled = np.ldexp(nonzero, frac)
+        if np.array_equal(scaled, np.round(scaled)):
+            width = max(int(np.abs(scaled).max()).bit_length() + 1, 2)
+            if width <= max_width:
+                return Fixed(width, width - frac, True, Rounding.TRN, Overflow.WRAP)
+            break
+    raise UnsupportedLayerError(f"{where}: its float values have no exact fixed-point type of at most {max_width} "
+                                "bits; declare their quantizer")
+
+
+def _weighted(layer, in_t: Fixed, exact_weights: bool) -> Layer:
+    if exact_weights:
+        layer = layer.with_(weight_t=layer.weight_t or exact_type(layer.weight, f"layer {layer.name!r}: weights"),
+                            bias_t=layer.bias_t or exact_type(layer.bias, f"layer {layer.name!r}: bias"))
     if layer.weight_t is None or layer.bias_t is None:
         raise UnsupportedLayerError(f"layer {layer.name!r} ({layer.kind}) has float weights in a quantized model: "
                                     "hwprune keeps a quantized model's arithmetic only when every weighted layer "
@@ -63,16 +89,28 @@ def _output_type(layer: Layer, in_types: list[Fixed]) -> Fixed:
                                 "type, and its output cannot be held exactly; hwprune reads it in float models only")
 
 
-def complete_types(graph: Graph, input_t: Fixed = DEFAULT_INPUT_T) -> Graph:
+def _input_type(graph: Graph, default: Fixed) -> Fixed:
+    readers = graph.consumers(graph.input.name)
+    if len(readers) == 1 and isinstance(readers[0], (Clip, ReLU)) and readers[0].result_t is not None:
+        t = readers[0].result_t
+        # a ReLU's quantizer: negative inputs saturate to the lowest value, which the ReLU zeroes
+        return t if isinstance(readers[0], Clip) or t.signed else t.with_(width=t.width + 1, int_bits=t.int_bits + 1,
+                                                                          signed=True)
+    return default
+
+
+def complete_types(graph: Graph, input_t: Fixed = DEFAULT_INPUT_T, exact_weights: bool = False) -> Graph:
     """``graph`` with every type its layers leave undeclared set so that nothing rounds
-    but what the model declares; ``input_t``: the graph input's type when it has none."""
-    input_t = graph.input_t or input_t
+    but what the model declares; ``input_t``: the graph input's type when it has none and
+    no quantizer reads it; ``exact_weights``: undeclared weight and bias types are the
+    narrowest that hold the values (else such a layer is refused)."""
+    input_t = graph.input_t or _input_type(graph, input_t)
     types = {graph.input.name: input_t}
     layers = []
     for layer in graph.layers:
         in_types = [types[name] for name in layer.inputs]
         if layer.weighted:
-            layer = _weighted(layer, in_types[0])
+            layer = _weighted(layer, in_types[0], exact_weights)
         elif layer.spatial and layer.op == "max":
             layer = layer.with_(accum_t=layer.accum_t or in_types[0], result_t=layer.result_t or in_types[0])
         elif layer.computes and not layer.is_quantized():
@@ -91,4 +129,4 @@ def declares_types(graph: Graph) -> bool:
     return any(t is not None for layer in graph.layers for t in layer.types().values())
 
 
-__all__ = ["DEFAULT_INPUT_T", "complete_types", "declares_types"]
+__all__ = ["DEFAULT_INPUT_T", "complete_types", "declares_types", "exact_type"]
