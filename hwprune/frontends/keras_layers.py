@@ -139,7 +139,7 @@ def _batch_norm(builder: Builder, keras_name: str, name: str, config: dict, weig
     beta = arrays.pop(0) if center_on else np.zeros(channels)
     mean, variance = arrays
     scale = gamma / np.sqrt(variance + float(config.get("epsilon", 1e-3)))
-    builder.fold_norm(keras_name, scale, beta - scale * mean)
+    builder.fold_norm(keras_name, scale, beta - scale * mean, name)
 
 
 # -- convolutions and pooling (channels-last, as Keras' default and hls4ml) ----------------------

@@ -21,8 +21,9 @@ activation or a quantizer), QActivation (a quantizer or a Keras activation). A q
 is a serialized object (``{"class_name": ..., "config": ...}``) or the string QKeras also
 accepts (``"quantized_relu(3,1)"``), read as literals, never evaluated. Refused with one
 line: ``alpha`` other than None or 1 (per-channel scales), ``quantized_po2``, stochastic
-rounding, a leaky or bounded ``quantized_relu``, QBatchNormalization and a BatchNorm that
-would fold into a quantized layer (either would move weights off their declared grid).
+rounding, a leaky or bounded ``quantized_relu``, QBatchNormalization. A float BatchNorm
+next to a quantized layer stays a layer of its own (folding it would move the weights off
+their declared grid), computed exactly (``quant.exact``).
 """
 
 from __future__ import annotations
@@ -150,9 +151,8 @@ def _weighted(class_name: str):
 
     def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
         where = f"layer {keras_name!r} ({class_name})"
-        if builder.pending_norm is not None:
-            raise UnsupportedLayerError(f"layer {builder.pending_norm[0]!r} (BatchNormalization) would fold into "
-                                        f"{keras_name!r}, a quantized layer, moving its weights off their grid")
+        if builder.pending_norm is not None:  # folding it would move the weights off their grid
+            builder.current = builder.normalize_pending()
         kernel_q = parse_quantizer(config.get("kernel_quantizer"), f"{where}: kernel_quantizer")
         bias_q = parse_quantizer(config.get("bias_quantizer"), f"{where}: bias_quantizer")
         for label, q in (("kernel_quantizer", kernel_q), ("bias_quantizer", bias_q)):

@@ -179,9 +179,11 @@ def _graph(ctx: Context, path, name: str, outputs: list[str], layout: str) -> Gr
         value = ctx.values.get(tensor)
         if value is None or value.ir == INPUT:
             raise ModelError(f"{path}: the graph output {tensor!r} is not computed by any supported node")
+        if value.affine is not None and not value.unsqueezed:  # a final BatchNorm: a layer of its own
+            value = ctx.normalize(value, ctx.unique("output_bn"))
         pending = value.affine or value.pad or value.unsqueezed
         if pending or value.perm is not None:
-            why = ("a BatchNormalization, Pad or Unsqueeze has nothing after it to fold into" if pending else
+            why = ("a Pad or Unsqueeze has nothing after it to fold into" if pending else
                    "it is a flattened channels-first tensor, which hwprune holds channels-last; end the model in "
                    "a Gemm or MatMul")
             raise UnsupportedLayerError(f"{path}: graph output {tensor!r}: {why}")

@@ -10,6 +10,8 @@ gives every tensor the model leaves undeclared a type that holds it exactly:
   values exactly, as a QONNX model's weights after their Quant nodes), an accumulator with the product's fraction bits and room for the worst case
   (``calibrate.accumulator_type``), and ``result_t`` equal to it (no rounding);
 - ReLU without a declared type: the input's type without its sign bit (exact);
+- a float BatchNorm (QKeras computes it in float): scale and bias in the narrowest types
+  that hold them, the result exact (``x * scale + bias`` with all its bits);
 - Clip, MaxPool: the input's type; Add: the finer fraction and one integer bit more;
 - passthrough layers pass their input's type on;
 - the graph input, when it has no type: the type of the quantizer that reads it (a Clip or
@@ -25,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import UnsupportedLayerError
+from hwprune.ir.activations import BatchNorm
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Layer, ReLU
 from hwprune.quant.calibrate import accumulator_type
@@ -75,6 +78,17 @@ def _weighted(layer, in_t: Fixed, exact_weights: bool) -> Layer:
     return layer.with_(accum_t=accum_t, result_t=layer.result_t or accum_t)
 
 
+def _batchnorm(layer: BatchNorm, in_t: Fixed) -> Layer:
+    scale_t = layer.scale_t or exact_type(layer.scale, f"layer {layer.name!r}: scale")
+    bias_t = layer.bias_t or exact_type(layer.bias, f"layer {layer.name!r}: bias")
+    frac = max(in_t.frac_bits + scale_t.frac_bits, bias_t.frac_bits)
+    bound = (max(-in_t.min_int, in_t.max_int) * int(np.abs(np.ldexp(layer.scale, frac - in_t.frac_bits)).max())
+             + int(np.abs(np.ldexp(layer.bias, frac)).max()))
+    width = bound.bit_length() + 1
+    return layer.with_(scale_t=scale_t, bias_t=bias_t,
+                       result_t=layer.result_t or _exact(width, width - frac, True, layer.name))
+
+
 def _output_type(layer: Layer, in_types: list[Fixed]) -> Fixed:
     in_t = in_types[0]
     if isinstance(layer, ReLU):
@@ -111,6 +125,8 @@ def complete_types(graph: Graph, input_t: Fixed = DEFAULT_INPUT_T, exact_weights
         in_types = [types[name] for name in layer.inputs]
         if layer.weighted:
             layer = _weighted(layer, in_types[0], exact_weights)
+        elif isinstance(layer, BatchNorm):
+            layer = _batchnorm(layer, in_types[0])
         elif layer.spatial and layer.op == "max":
             layer = layer.with_(accum_t=layer.accum_t or in_types[0], result_t=layer.result_t or in_types[0])
         elif layer.computes and not layer.is_quantized():
