@@ -78,9 +78,11 @@ class Quantizer:
 
 def _from_string(text: str, where: str) -> tuple[str, dict]:
     """``"quantized_relu(3,1)"`` -> ("quantized_relu", {"bits": 3, "integer": 1}); literals only."""
+    if len(text) > 200:  # a quantizer call is short; a long string is not one
+        raise UnsupportedLayerError(f"{where}: cannot read the quantizer {text[:40]!r}...")
     try:
         node = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError):
         raise UnsupportedLayerError(f"{where}: cannot read the quantizer {text!r}") from None
     if isinstance(node, ast.Name):
         return node.id, {}
@@ -89,7 +91,7 @@ def _from_string(text: str, where: str) -> tuple[str, dict]:
     try:
         args = [ast.literal_eval(a) for a in node.args]
         kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, RecursionError):
         raise UnsupportedLayerError(f"{where}: the quantizer {text!r} has arguments that are not literals") from None
     names = ("bits", "integer", "symmetric", "keep_negative", "alpha") if node.func.id == "quantized_bits" else (
         "bits", "integer", "use_sigmoid", "negative_slope")
