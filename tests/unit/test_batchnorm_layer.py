@@ -107,3 +107,16 @@ def test_onnx_norms_before_a_padded_conv_and_at_the_output(tmp_path):
     want = np.concatenate([session.run(None, {"x": row[None]})[0] for row in data])
     np.testing.assert_allclose(graph.to_source(float_forward(graph, data)), want, rtol=1e-4, atol=1e-4)
     _export_is_bit_exact(graph, data, tmp_path)
+
+
+def test_fpga_estimate_counts_one_product_per_element(rng):
+    from hwprune.fpga import estimate
+    from hwprune.ir import Dense, Flatten
+    from hwprune.quant.calibrate import calibrate
+
+    chain = Graph.chain("bn", (4, 3), (BatchNorm("norm", scale=np.array([1.0, 0.75, -1.3]), bias=np.ones(3)),
+                                       Flatten("flat"), Dense("fc", rng.normal(size=(2, 12)), np.zeros(2))))
+    quantized = calibrate(chain, rng.normal(size=(20, 4, 3)))
+    row = next(r for r in estimate(quantized).layers if r.kind == "batchnorm")
+    assert sum(row.products.values()) == 12 and row.products["shift"] == 4  # scale 1.0: a wire
+    assert row.lut > 0 and row.latency_cycles == 1
