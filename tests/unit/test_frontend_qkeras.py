@@ -170,8 +170,47 @@ def test_qconv1d_with_string_quantizers_and_a_symmetric_activation(tmp_path, rng
     assert np.array_equal(got, expected)
 
 
+def qkeras_po2(x, bits, max_value=None):
+    """QKeras's quantized_po2 (log2_rounding "rnd"), its float32 log as TensorFlow takes it."""
+    effect = bits - 1 - (0 if max_value is not None and max_value <= 1 else 1)
+    x = np.asarray(x, dtype=np.float32)
+    magnitude = np.abs(x) if max_value is None else np.minimum(np.abs(x), np.float32(max_value))
+    log2 = np.log(np.maximum(magnitude, np.float32(1e-7))) / np.float32(np.log(2.0))
+    exponent = np.where(np.abs(x) < np.float32(1e-7), -(2 ** effect), np.clip(np.round(log2), -(2 ** effect),
+                                                                                 2 ** effect - 1))
+    return np.where(x >= 0, 1.0, -1.0) * 2.0 ** exponent.astype(np.float64)
+
+
+def test_quantized_po2_weights(tmp_path, rng):
+    kernel, bias = rng.normal(0, 0.5, (5, 3)), rng.normal(0, 0.3, 3)
+    kernel[0, 0], kernel[1, 1] = 0.0, 40.0  # a zero becomes the smallest power; a large one the largest
+    layers = [{"class_name": "QDense", "config": {"name": "fc", "units": 3, "activation": "linear",
+                                                  "kernel_quantizer": {"class_name": "quantized_po2",
+                                                                       "config": {"bits": 4, "max_value": None}},
+                                                  "bias_quantizer": _bits(6, 1)}}]
+    json_path, h5_path = _write_model(tmp_path, layers, {"fc": [kernel, bias]}, (5,))
+    graph = from_keras_json(json_path, h5_path)
+    want = qkeras_po2(kernel, 4)
+    assert want[0, 0] == 2.0 ** -4 and want[1, 1] == 8.0
+    assert np.array_equal(graph.layer("fc").weight, want.T)
+    x = _inputs(graph, 50, spread=1 << 11)
+    got = to_real(reference.run(graph, reference.quantize_input(graph, x)), graph.output_t)
+    assert np.array_equal(got, x @ want + qkeras_bits(bias.astype(np.float32), 6, 1))
+
+
+def test_quantized_po2_weight_on_a_rounding_boundary_is_refused(tmp_path):
+    kernel = np.full((2, 2), 0.25)
+    kernel[1, 0] = 2.0 ** -4.5  # float32's log decides which power: hwprune does not guess
+    layers = [{"class_name": "QDense", "config": {"name": "fc", "units": 2, "kernel_quantizer": "quantized_po2(4)",
+                                                  "bias_quantizer": _bits(4, 0)}}]
+    json_path, h5_path = _write_model(tmp_path, layers, {"fc": [kernel, np.zeros(2)]}, (2,))
+    with pytest.raises(UnsupportedLayerError, match=r"'fc'.*halfway between two powers of two"):
+        from_keras_json(json_path, h5_path)
+
+
 @pytest.mark.parametrize("quantizer, message", [
-    ({"class_name": "quantized_po2", "config": {"bits": 4}}, "quantized_po2"),
+    ({"class_name": "quantized_po2", "config": {"bits": 4, "quadratic_approximation": True}}, "quadratic"),
+    ({"class_name": "binary", "config": {}}, "'binary' is not supported"),
     (_bits(4, 0, alpha="auto_po2"), "alpha='auto_po2'"),
     ("quantized_bits(4, 0, __import__('os'))", "not literals"),
 ])
