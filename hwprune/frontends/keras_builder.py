@@ -32,7 +32,8 @@ class Builder:
         self.layers: list[Layer] = []
         self.shapes: dict[str, tuple] = {INPUT: self.input_shape}
         self.tensors: dict[str, str] = {}  # Keras layer name -> IR tensor name
-        self.norms: dict[str, tuple] = {}  # Keras layer name -> BatchNorm (name, scale, shift, IR name) waiting after it
+        # Keras layer name -> the BatchNorm (name, scale, shift, IR name) waiting after it
+        self.norms: dict[str, tuple] = {}
         self.normalized: dict[tuple[str, str], str] = {}  # (norm, IR tensor) -> the BatchNorm layer made for it
         self.readers = readers or {}  # Keras layer name -> how many layers read its output
         self.linear: set[str] = set()  # IR tensors a Dense or Conv wrote with nothing applied after

@@ -143,8 +143,8 @@ def parse_quantizer(spec, where: str):
     else:
         kind, config = spec["class_name"], dict(spec.get("config") or {})
     if kind not in QUANTIZERS:
-        raise UnsupportedLayerError(f"{where}: quantizer {kind!r} is not supported ({', '.join(QUANTIZERS)} with "
-                                    "alpha None or 1 are)")
+        raise UnsupportedLayerError(f"{where}: quantizer {kind!r} is not supported (quantized_bits with alpha None "
+                                    "or 1, quantized_relu, and quantized_po2 on weights are)")
     if config.get("use_stochastic_rounding"):
         raise UnsupportedLayerError(f"{where}: {kind} with stochastic rounding has no fixed integer semantics")
     bits, integer = int(config.get("bits", 8)), int(config.get("integer", 0))

@@ -7,7 +7,8 @@ gives every tensor the model leaves undeclared a type that holds it exactly:
 
 - a weighted layer: its declared ``weight_t``/``bias_t`` (the weights must lie on their
   grids; with ``exact_weights``, undeclared ones get the narrowest type that holds the
-  values exactly, as a QONNX model's weights after their Quant nodes), an accumulator with the product's fraction bits and room for the worst case
+  values exactly, as a QONNX model's weights after their Quant nodes), an accumulator
+  with the product's fraction bits and room for the worst case
   (``calibrate.accumulator_type``), and ``result_t`` equal to it (no rounding);
 - ReLU without a declared type: the input's type without its sign bit (exact);
 - a float BatchNorm (QKeras computes it in float): scale and bias in the narrowest types

@@ -22,7 +22,7 @@ from hwprune import reference
 from hwprune.errors import UnsupportedLayerError
 from hwprune.exportdir import read_vectors
 from hwprune.frontends.keras import from_keras_file, from_keras_json
-from hwprune.pipeline import ExportOptions, export_model, random_vectors
+from hwprune.pipeline import ExportOptions, export_model
 from hwprune.quant.fixed import Rounding, to_real
 
 DATA = Path(__file__).resolve().parents[1] / "data"
