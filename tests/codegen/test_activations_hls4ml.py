@@ -5,8 +5,8 @@
    and its ap_types, equals the integer reference element for element; a fine ``table_t``
    (23 fraction bits) makes the table's float32 ``expf``/``tanhf`` count bit by bit.
 2. One model with sigmoid, tanh, leaky ReLU, PReLU, hard sigmoid and a BatchNorm after an
-   activation (hls4ml's ``normalize``), exported with the hls4ml backend: its C simulation
-   equals the reference on every vector.
+   activation (hls4ml's ``normalize``), two results rounding half to even (``AP_RND_CONV``),
+   exported with the hls4ml backend: its C simulation equals the reference on every vector.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from hwprune.ir import BatchNorm, Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh
-from hwprune.quant.fixed import Fixed
+from hwprune.quant.calibrate import calibrate
+from hwprune.quant.fixed import Fixed, Rounding
 from hwprune.reference import KERNELS
 
 hls4ml = pytest.importorskip("hls4ml")
@@ -128,7 +129,11 @@ def test_hls4ml_csim_equals_the_reference_with_every_activation(tmp_path, monkey
 
     monkeypatch.setenv("HWPRUNE_CACHE_DIR", str(tmp_path / "cache"))
     x = np.random.default_rng(4).normal(size=(64, 6)) * 2
-    out = export_model(_model(), tmp_path / "e", x, ExportOptions(), hls=HlsOptions())
+    # The norm and the Dense after it round half to even (AP_RND_CONV, QKeras's rounding).
+    graph = calibrate(_model(), x)
+    graph = graph.with_layers([layer.with_(result_t=layer.result_t.with_(rounding=Rounding.RND_CONV))
+                               if layer.name in ("norm", "fc4") else layer for layer in graph.layers])
+    out = export_model(graph, tmp_path / "e", x, ExportOptions(), hls=HlsOptions())
     report = json.loads((out / "report.json").read_text())
     for engine in ("host", "hls4ml"):
         run = report["engines"][engine]
