@@ -234,8 +234,3 @@ for _class in ("QDense", "QConv1D", "QConv2D"):
 def _qactivation(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
     _quantizer_layer(builder, keras_name, name, config.get("activation"))
 
-
-@converter("QBatchNormalization")
-def _qbatchnorm(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
-    raise UnsupportedLayerError(f"layer {keras_name!r} (QBatchNormalization) is not supported: folding it would move "
-                                "the neighbouring layer's weights off their quantized grid")
