@@ -14,7 +14,8 @@ engines return logits), so training sees logits.
 
 ``to_graph`` writes the current weights (masks baked in) back into the graph it was made
 from: the same layers, names and structure. In float64 the twin computes what
-``quant.calibrate.float_forward`` computes, to rounding.
+``quant.calibrate.float_forward`` computes, to rounding. A BatchNorm the frontends could
+not fold (``ir.BatchNorm``) trains as a per-channel affine map (``ChannelAffine``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ from hwprune.errors import UnsupportedLayerError
 from hwprune.frontends import torch_activations, torch_spatial
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Clip, Dense, Layer, ReLU
+
+
+class ChannelAffine(nn.Module):
+    """``x * scale + bias`` per channel (axis 1): the IR's inference-time BatchNorm, trainable."""
+
+    def __init__(self, scale, bias, dtype) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(np.asarray(scale), dtype=dtype))
+        self.bias = nn.Parameter(torch.tensor(np.asarray(bias), dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1, *([1] * (x.dim() - 2)))
+        return x * self.scale.reshape(shape) + self.bias.reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,8 @@ class GraphTwin(nn.Module):
             module = nn.ReLU()
         elif isinstance(layer, Clip):
             module = nn.Hardtanh(layer.min_value, layer.max_value)
+        elif layer.kind == "batchnorm":
+            module = ChannelAffine(layer.scale, layer.bias, dtype)
         elif layer.kind not in ("add", "multiply", "concatenate", "flatten", "reshape", "identity", "softmax"):
             module = torch_activations.to_torch_module(layer, {})
             if module is None:
@@ -164,6 +180,9 @@ class GraphTwin(nn.Module):
                 if not isinstance(layer, Dense):
                     weight = np.moveaxis(weight, 1, -1)  # torch's (out, in, *k) to the IR's (out, *k, in)
                 layer = layer.with_(weight=weight, bias=bias)
+            elif isinstance(module, ChannelAffine):
+                layer = layer.with_(scale=module.scale.detach().cpu().double().numpy(),
+                                    bias=module.bias.detach().cpu().double().numpy())
             elif isinstance(module, nn.PReLU):
                 layer = layer.with_(alpha=module.weight.detach().cpu().double().numpy().reshape(-1))
             layers.append(layer)
