@@ -140,6 +140,20 @@ def _chain_ops(leaves: list[tuple[str, object]]) -> tuple[list[Op], tuple[str, .
     return ops, (previous,)
 
 
+def _sequence(graph: Graph, swish: dict[str, str]) -> bool:
+    """Whether ``graph`` is a chain once each SiLU's Sigmoid and Multiply count as one layer."""
+    if len(graph.inputs) != 1:
+        return False
+    previous = graph.inputs[0].name
+    for layer in graph.layers:
+        if layer.name in swish:
+            continue
+        if (layer.inputs[0] != previous) if layer.name in swish.values() else (layer.inputs != (previous,)):
+            return False
+        previous = layer.name
+    return graph.outputs == (previous,)
+
+
 def to_torch(graph: Graph):
     """A float64 ``nn.Sequential`` computing ``graph`` (its float weights), for fine-tuning.
 
@@ -150,14 +164,14 @@ def to_torch(graph: Graph):
     """
     torch = _torch()
     nn = torch.nn
-    if not graph.is_chain:
+    swish = torch_activations.swish_sigmoids(graph)
+    if not _sequence(graph, swish):
         return GraphTwin(graph, torch.float64)
     spatial = any(layer.spatial for layer in graph.layers)
     if spatial and graph.input_layout != "channels_first":
         raise UnsupportedLayerError(f"model {graph.name!r}: to_torch builds channels-first modules; this conv "
                                     "graph takes channels-last inputs")
     modules = {}
-    swish = torch_activations.swish_sigmoids(graph)
     flat_in: tuple = ()  # the spatial shape a Flatten flattened, until the Dense that reads it
     for index, layer in enumerate(graph.layers):
         if isinstance(layer, Flatten) and len(graph.input_shape_of_layer(layer)) >= 2:
