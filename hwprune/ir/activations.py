@@ -34,6 +34,7 @@ from hwprune.quant.fixed import Fixed
 class _Activation(Layer):
     computes: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
