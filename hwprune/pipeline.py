@@ -24,7 +24,8 @@ import numpy as np
 
 from hwprune import __version__, fidelity, manifest, reference
 from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
-from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, VECTORS_FILE, read_vectors
+from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, HLS4ML_DIR, VECTORS_FILE, read_vectors
+from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
@@ -239,7 +240,11 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
     vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
-    y_int = reference.run(graph, x_int)
+    y_int = reference.run(graph, x_int)  # the graph as quantized defines the outputs
+    dead = None
+    if options.remove_dead_neurons:
+        graph, dead = remove_dead_channels(graph)
+        check_same_outputs(graph, x_int, y_int, source or graph.name)
     fid = None
     if float_graph is not None:
         zeroed = fidelity.zeroed_by_quantization(float_graph, graph)
@@ -279,6 +284,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "format_policy": options.format,
             "optimize": options.optimize,
             "removed_neurons": removed_neurons or {},
+            **({DEAD_CHANNELS_KEY: dead.to_json()} if dead is not None else {}),
             "target": target.name,
             "target_given": options.target is not None,
             **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),

@@ -31,7 +31,7 @@ from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, REPORT_FILE, VECTORS_FILE
-from hwprune.ir.dead_channels import remove_dead_channels
+from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.outputs import output_dir
 
 DIALECT = "tflite-int8"
@@ -192,18 +192,6 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
     return out
 
 
-def check_same_outputs(graph: Graph, x_int: np.ndarray, y_int: np.ndarray, source) -> None:
-    """A rewritten graph must compute the original's outputs on the test vectors: a bug in
-    hwprune otherwise, reported with the first differing element."""
-    from hwprune.errors import InternalError
-
-    got = reference.run(graph, x_int)
-    if not np.array_equal(got, y_int):
-        bad = tuple(int(i) for i in np.argwhere(got != y_int)[0])
-        raise InternalError(f"{source}: dead-channel removal changed output {bad}: {int(got[bad])} instead of "
-                            f"{int(y_int[bad])}")
-
-
 def _report(graph: Graph, x_int, comparisons, skipped) -> dict:
     ran = [c for c in comparisons if not c.engine.startswith("reference/")]
     return {"dialect": DIALECT, "model": graph.name, "vectors": int(len(x_int)),
@@ -264,8 +252,8 @@ def print_export(out: Path) -> int:
                False: f"NOT bit-exact ({report['mismatches']} mismatching elements)",
                None: "not verified (" + "; ".join(report["skipped"].values()) + ")"}[report["bit_exact"]]
     dead = report.get(DEAD_CHANNELS_KEY) or {}
-    removed = (f"; {dead['channels_removed']} dead channels removed (MACs {dead['macs_before']} -> {dead['macs_after']})"
-               if dead.get("channels_removed") else "")
+    removed = (f"; {dead['filters_removed']} dead filters removed (MACs {dead['macs_before']} -> {dead['macs_after']})"
+               if dead.get("filters_removed") else "")
     print(f"hwprune export: wrote {out}: int8 ({DIALECT}), {report['nonzero_weights']}/{report['total_weights']} "
           f"nonzero weights, {report['macs']} MACs ({report['nonzero_macs']} on nonzero weights){removed}; {verdict}",
           file=sys.stderr)

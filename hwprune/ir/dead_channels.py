@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwprune import reference
+from hwprune.errors import InternalError
+from hwprune.ir.channels import channel_count, is_channelwise, is_depthwise, is_flatten, remove_unread, take_outputs, tensors
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense
 from hwprune.quant.fixed import MAX_WIDTH, apply_overflow, cast, from_grid
@@ -52,6 +54,7 @@ class DeadChannels:
     ``kept``: (reader, tensor, channel, why) of constant channels a reader could not absorb."""
 
     removed: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    filters_removed: int = 0  # output channels of weighted layers (Dense units, conv filters)
     folded: dict[str, int] = field(default_factory=dict)
     kept: list[tuple[str, str, int, str]] = field(default_factory=list)
     macs_before: int = 0
@@ -59,12 +62,8 @@ class DeadChannels:
     nonzero_macs_before: int = 0
     nonzero_macs_after: int = 0
 
-    @property
-    def channels_removed(self) -> int:
-        return sum(len(v) for v in self.removed.values())
-
     def to_json(self) -> dict:
-        return {"channels_removed": self.channels_removed,
+        return {"filters_removed": self.filters_removed,
                 "removed": {k: list(v) for k, v in self.removed.items()},
                 "folded": dict(self.folded),
                 "kept": [{"reader": r, "tensor": t, "channel": c, "why": w} for r, t, c, w in self.kept],
@@ -72,7 +71,7 @@ class DeadChannels:
                 "nonzero_macs_before": self.nonzero_macs_before, "nonzero_macs_after": self.nonzero_macs_after}
 
     def summary(self) -> str:
-        return (f"{self.channels_removed} dead channels removed in {len(self.removed)} tensors, MACs "
+        return (f"{self.filters_removed} dead filters removed ({len(self.removed)} tensors lost channels), MACs "
                 f"{self.macs_before:,} -> {self.macs_after:,}, on nonzero weights {self.nonzero_macs_before:,} -> "
                 f"{self.nonzero_macs_after:,}; {len(self.kept)} constant channels kept")
 
@@ -84,46 +83,35 @@ def remove_dead_channels(graph: Graph) -> tuple[Graph, DeadChannels]:
     if not graph.is_quantized:
         report.macs_after, report.nonzero_macs_after = report.macs_before, report.nonzero_macs_before
         return graph, report
-    counts = {name: _channels(graph, name) for name in _tensors(graph)}
+    counts = {name: channel_count(graph, name) for name in tensors(graph)}
+    weighted = {layer.name for layer in graph.weighted_layers()}
     origin = {name: np.arange(n) for name, n in counts.items()}  # original index of each remaining channel
     kept: dict[tuple[str, str, int], str] = {}
     for _ in range(MAX_ROUNDS):
         graph, folded = _fold(graph, _constants(graph), kept, report.folded, origin)
-        graph, removed = _remove(graph, origin)
+        graph, removed = remove_unread(graph, origin)
         if not folded and not removed:
             break
-    for name, channels in origin.items():
-        lost = sorted(set(range(counts[name])) - set(channels.tolist()))
+    for name, remaining in origin.items():
+        lost = sorted(set(range(counts[name])) - set(remaining.tolist()))
         if lost:
             report.removed[name] = tuple(lost)
+            report.filters_removed += len(lost) if name in weighted else 0
     # a constant channel a reader could not absorb may have gone anyway, when nothing reads it
     report.kept = [(r, t, c, why) for (r, t, c), why in sorted(kept.items()) if c in set(origin[t].tolist())]
     report.macs_after, report.nonzero_macs_after = graph.macs, graph.nonzero_macs
     return graph, report
 
 
-# -- structure --------------------------------------------------------------------------------
+def check_same_outputs(graph: Graph, x_int: np.ndarray, y_int: np.ndarray, source) -> None:
+    """A rewritten graph must compute the original's outputs on the test vectors: a bug in
+    hwprune otherwise, reported with the first differing element."""
+    got = reference.run(graph, x_int)
+    if not np.array_equal(got, y_int):
+        bad = tuple(int(i) for i in np.argwhere(got != y_int)[0])
+        raise InternalError(f"{source}: dead-channel removal changed output {bad}: {int(got[bad])} instead of "
+                            f"{int(y_int[bad])}")
 
-def _tensors(graph: Graph) -> list[str]:
-    return [*graph.input_names, *(layer.name for layer in graph.layers)]
-
-
-def _channels(graph: Graph, name: str) -> int:
-    shape = graph.shape_of(name)
-    return int(shape[-1]) if shape else 1
-
-
-def _is_depthwise(layer) -> bool:
-    return layer.weighted and bool(getattr(layer, "depthwise", False))
-
-
-def _is_flatten(graph: Graph, layer) -> bool:
-    """Flatten, or a Reshape to one axis: feature ``p * C + c`` is channel c at position p."""
-    return layer.kind == "flatten" or (layer.kind == "reshape" and len(graph.shape_of(layer.name)) == 1)
-
-
-def _is_channelwise(layer) -> bool:
-    return layer.channelwise and layer.arity == 1 and not getattr(layer, "per_channel", False)
 
 
 def _pad_value(in_t) -> int:
@@ -132,14 +120,6 @@ def _pad_value(in_t) -> int:
 
 
 # -- constants --------------------------------------------------------------------------------
-
-def _take_outputs(layer, keep: np.ndarray):
-    """A weighted layer with only the output channels ``keep`` (weights, bias, per-channel
-    parameters: every array whose first axis runs over the output channels)."""
-    n = layer.out_channels
-    changes = {k: v[keep] for k, v in layer.arrays().items() if v.ndim >= 1 and v.shape[0] == n}
-    return layer.with_(**changes)
-
 
 def _uniform(y: np.ndarray) -> dict[int, int]:
     """Channels (last axis) of a one-vector output that hold one value everywhere."""
@@ -158,12 +138,16 @@ def _constants(graph: Graph) -> dict[str, dict[int, int]]:
             dead = np.flatnonzero(~np.any(layer.filter_matrix != 0, axis=1))
             if dead.size:
                 (in_t,) = graph.input_types(layer)
-                x = np.zeros((1, *graph.input_shape_of_layer(layer)), dtype=np.int64)
-                y = reference.KERNELS[layer.kind](_take_outputs(layer, dead), x, in_t)
+                shape = graph.input_shape_of_layer(layer)
+                if is_depthwise(layer):  # the dead filters alone, each reading a channel of its own
+                    shape = (*shape[:-1], dead.size)
+                # their weights are all zero: any input gives the constants
+                x = np.zeros((1, *shape), dtype=np.int64)
+                y = reference.KERNELS[layer.kind](take_outputs(layer, dead), x, in_t)
                 found = {int(dead[j]): v for j, v in _uniform(y).items()}
         elif layer.arity == 1 and consts.get(layer.inputs[0]):
             source = consts[layer.inputs[0]]
-            if _is_channelwise(layer):
+            if is_channelwise(layer):
                 channels = np.array(sorted(source))
                 (in_t,) = graph.input_types(layer)
                 shape = graph.input_shape_of_layer(layer)
@@ -171,7 +155,7 @@ def _constants(graph: Graph) -> dict[str, dict[int, int]]:
                                     (1, *shape[:-1], len(channels))).copy()
                 y = reference.KERNELS[layer.kind](layer, x, in_t)
                 found = {int(channels[j]): v for j, v in _uniform(y).items()}
-            elif _is_flatten(graph, layer):
+            elif is_flatten(graph, layer):
                 shape = graph.input_shape_of_layer(layer)
                 c_in = int(shape[-1]) if shape else 1
                 positions = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
@@ -203,7 +187,7 @@ def _slices(layer, w: np.ndarray, c: int, in_channels: int) -> tuple[np.ndarray,
     if isinstance(layer, Dense):
         return np.arange(w.shape[0]), w[:, c:c + 1]
     taps = w.reshape(w.shape[0], -1, w.shape[-1])
-    if _is_depthwise(layer):
+    if is_depthwise(layer):
         m = layer.multiplier(in_channels)
         filters = np.arange(c * m, (c + 1) * m)
         return filters, taps[filters, :, 0]
@@ -213,7 +197,7 @@ def _slices(layer, w: np.ndarray, c: int, in_channels: int) -> tuple[np.ndarray,
 def _zero_slice(layer, weight: np.ndarray, c: int, in_channels: int) -> None:
     if isinstance(layer, Dense):
         weight[:, c] = 0
-    elif _is_depthwise(layer):
+    elif is_depthwise(layer):
         m = layer.multiplier(in_channels)
         weight[c * m:(c + 1) * m] = 0
     else:
@@ -240,7 +224,7 @@ def _fold_layer(graph: Graph, layer, source: dict[int, int], kept: dict, origin:
     (in_t,) = graph.input_types(layer)
     int8 = isinstance(in_t, Int8Affine)
     pad = _pad_value(in_t)
-    in_channels = _channels(graph, layer.inputs[0])
+    in_channels = channel_count(graph, layer.inputs[0])
     weight_int = layer.weight.astype(np.int64) if int8 else from_grid(layer.weight, layer.weight_t)
     patterns = _tap_patterns(graph, layer)
     fast = True
@@ -306,109 +290,3 @@ def _bias_for(layer, acc0: np.ndarray):
         if np.array_equal(cast(ints, t.frac_bits, acc_t), acc0):
             return np.ldexp(ints.astype(np.float64), -t.frac_bits), t
     return None, None
-
-
-# -- removal ----------------------------------------------------------------------------------
-
-class _Groups:
-    """Union-find over (tensor, channel) nodes numbered ``offset[tensor] + channel``."""
-
-    def __init__(self, graph: Graph):
-        self.offset, total = {}, 0
-        for name in _tensors(graph):
-            self.offset[name] = total
-            total += _channels(graph, name)
-        self.parent = np.arange(total)
-        self.blocked = np.zeros(total, dtype=bool)
-
-    def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-
-    def node(self, tensor: str, channel: int) -> int:
-        return self.offset[tensor] + int(channel)
-
-
-def _link_and_block(graph: Graph) -> _Groups:
-    groups = _Groups(graph)
-
-    def block(tensor, channels=None):
-        n = _channels(graph, tensor)
-        idx = np.arange(n) if channels is None else np.asarray(channels, dtype=np.int64)
-        groups.blocked[groups.offset[tensor] + idx] = True
-
-    for name in (*graph.input_names, *graph.outputs):
-        block(name)
-    for layer in graph.layers:
-        source = layer.inputs[0]
-        if layer.arity != 1:
-            for s in layer.inputs:
-                block(s)
-            block(layer.name)
-        elif _is_depthwise(layer):
-            m = layer.multiplier(_channels(graph, source))
-            for o in range(layer.out_channels):
-                groups.union(groups.node(source, o // m), groups.node(layer.name, o))
-        elif layer.weighted:
-            w = layer.weight.reshape(layer.out_channels, -1, layer.weight.shape[-1])
-            block(source, np.flatnonzero(np.any(w != 0, axis=(0, 1))))
-        elif _is_channelwise(layer):
-            for c in range(_channels(graph, source)):
-                groups.union(groups.node(source, c), groups.node(layer.name, c))
-        elif _is_flatten(graph, layer):
-            c_in = _channels(graph, source)
-            for f in range(_channels(graph, layer.name)):
-                groups.union(groups.node(source, f % c_in), groups.node(layer.name, f))
-        else:  # a reader or writer that mixes or rearranges channels
-            block(source)
-            block(layer.name)
-    return groups
-
-
-def _removable(graph: Graph) -> dict[str, np.ndarray]:
-    """Tensor -> bool mask of the channels to remove (every tensor keeps one)."""
-    groups = _link_and_block(graph)
-    n = len(groups.parent)
-    roots = np.array([groups.find(i) for i in range(n)])
-    while True:
-        blocked_roots = np.zeros(n, dtype=bool)
-        blocked_roots[roots[groups.blocked]] = True
-        remove = ~blocked_roots[roots]
-        emptied = [name for name in _tensors(graph)
-                   if remove[groups.offset[name]:groups.offset[name] + _channels(graph, name)].all()]
-        if not emptied:
-            break
-        for name in emptied:  # a tensor of no channels is no tensor: its first channel stays
-            groups.blocked[groups.offset[name]] = True
-    return {name: remove[groups.offset[name]:groups.offset[name] + _channels(graph, name)]
-            for name in _tensors(graph)}
-
-
-def _remove(graph: Graph, origin: dict[str, np.ndarray]) -> tuple[Graph, bool]:
-    remove = _removable(graph)
-    if not any(mask.any() for mask in remove.values()):
-        return graph, False
-    keep = {name: np.flatnonzero(~mask) for name, mask in remove.items()}
-    layers = []
-    for layer in graph.layers:
-        source = layer.inputs[0] if layer.arity == 1 else None
-        if layer.weighted:
-            layer = _take_outputs(layer, keep[layer.name])
-            if not _is_depthwise(layer):
-                w = layer.weight
-                layer = layer.with_(weight=w[:, keep[source]] if w.ndim == 2 else w[..., keep[source]])
-        elif layer.kind == "reshape" and _is_flatten(graph, layer):
-            layer = layer.with_(target_shape=(len(keep[layer.name]),))
-        layers.append(layer)
-    for name in origin:
-        origin[name] = origin[name][keep[name]]
-    return graph.with_layers(layers), True
