@@ -65,8 +65,9 @@ def add_parser(sub) -> None:
                         "fit its flash (speed: measured in the Cortex-M emulator, one build per format); cycles "
                         "come from a per-format cost model fitted on the emulator unless measured")
     p.add_argument("--keep-dead-neurons", action="store_true",
-                   help="keep units whose weights are all zero (default: remove them, folding their constant "
-                        "output into the next layer's bias)")
+                   help="keep units and channels whose weights are all zero or that nothing reads (default: "
+                        "remove them, folding their constant output exactly into every reader's bias, in the float "
+                        "model and again in the quantized graph, ap_fixed and int8 alike)")
     p.add_argument("--target", metavar="NAME|PATH",
                    help="chip to build for (hwprune targets, or a target .toml file): the firmware is cross-built "
                         "and emulated, flash/RAM/stack/cycles/energy measured, and a model that does not fit is an "
