@@ -241,14 +241,14 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
     y_int = reference.run(graph, x_int)  # the graph as quantized defines the outputs
-    dead = None
-    if options.remove_dead_neurons:
-        graph, dead = remove_dead_channels(graph)
-        check_same_outputs(graph, x_int, y_int, source or graph.name)
     fid = None
     if float_graph is not None:
         zeroed = fidelity.zeroed_by_quantization(float_graph, graph)
         fid = fidelity.measure(fidelity.float_outputs(float_graph, vectors), y_int, graph, zeroed, options.task)
+    dead = None
+    if options.remove_dead_neurons:
+        graph, dead = remove_dead_channels(graph)
+        check_same_outputs(graph, x_int, y_int, source or graph.name)
     if hls is not None and options.target is not None:  # an hls4ml project is built for an FPGA target only
         from hwprune.backends.hls4ml.target import check_fpga_target
         from hwprune.targets import get_target
