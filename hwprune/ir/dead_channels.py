@@ -37,7 +37,9 @@ import numpy as np
 
 from hwprune import reference
 from hwprune.errors import InternalError
-from hwprune.ir.channels import channel_count, is_channelwise, is_depthwise, is_flatten, remove_unread, take_outputs, tensors
+from hwprune.ir.channels import (
+    channel_count, is_channelwise, is_depthwise, is_flatten, remove_unread, take_outputs, tensors,
+)
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense
 from hwprune.quant.fixed import MAX_WIDTH, apply_overflow, cast, from_grid
@@ -111,7 +113,6 @@ def check_same_outputs(graph: Graph, x_int: np.ndarray, y_int: np.ndarray, sourc
         bad = tuple(int(i) for i in np.argwhere(got != y_int)[0])
         raise InternalError(f"{source}: dead-channel removal changed output {bad}: {int(got[bad])} instead of "
                             f"{int(y_int[bad])}")
-
 
 
 def _pad_value(in_t) -> int:
@@ -234,7 +235,7 @@ def _fold_layer(graph: Graph, layer, source: dict[int, int], kept: dict, origin:
         fast = plan.fast
     delta = np.zeros(layer.out_channels, dtype=object)  # Python integers: exact whatever the sums
     weight = layer.weight.copy()
-    count = 0
+    done = []
     for c, value in sorted(source.items()):
         filters, slab = _slices(layer, weight_int, c, in_channels)
         if not slab.any():
@@ -251,24 +252,34 @@ def _fold_layer(graph: Graph, layer, source: dict[int, int], kept: dict, origin:
             for j, o in enumerate(filters):
                 delta[o] += int(sums[0, j]) * (value - pad)
         _zero_slice(layer, weight, c, in_channels)
-        kept.pop(where, None)
-        count += 1
-    if not count:
+        done.append(where)
+    if not done:
         return None
+    folded = _with_bias(layer, weight, delta, int8, None if int8 else (acc0, plan))
+    for where in done:
+        if folded is None:
+            kept[where] = "the folded bias does not fit a bias type"
+        else:
+            kept.pop(where, None)
+    return None if folded is None else (folded, len(done))
+
+
+def _with_bias(layer, weight: np.ndarray, delta: np.ndarray, int8: bool, fixed):
+    """``layer`` with ``weight`` and ``delta`` (accumulator units of the products, per filter)
+    added where it starts summing; None where no bias can hold it."""
     if not any(delta):
-        return layer.with_(weight=weight), count
+        return layer.with_(weight=weight)
     if int8:
         bias = layer.bias + np.array([float(d) for d in delta])
         if bias.min() < INT32_MIN or bias.max() > INT32_MAX:
-            return None  # cannot happen for a layer whose accumulator fits int32; kept whole
-        return layer.with_(weight=weight, bias=bias), count
-    new_acc0 = np.array([int(a) + (int(d) << plan.shift) for a, d in zip(acc0, delta)], dtype=object)
+            return None  # not for a layer whose accumulator fits int32: |delta| is below its bound
+        return layer.with_(weight=weight, bias=bias)
+    acc0, plan = fixed
+    start = np.array([int(a) + (int(d) << plan.shift) for a, d in zip(acc0, delta)], dtype=object)
     if not plan.never_overflows:  # a wrapping accumulator: the sum is modular, so is its start
-        new_acc0 = apply_overflow(np.array([int(v) for v in new_acc0], dtype=np.int64), layer.accum_t)
-    bias, bias_t = _bias_for(layer, np.array([int(v) for v in new_acc0], dtype=np.int64))
-    if bias is None:
-        return None
-    return layer.with_(weight=weight, bias=bias, bias_t=bias_t), count
+        start = apply_overflow(np.array([int(v) for v in start], dtype=np.int64), layer.accum_t)
+    bias, bias_t = _bias_for(layer, np.array([int(v) for v in start], dtype=np.int64))
+    return None if bias is None else layer.with_(weight=weight, bias=bias, bias_t=bias_t)
 
 
 def _bias_for(layer, acc0: np.ndarray):
