@@ -191,12 +191,15 @@ def run(args) -> int:
         sizes = f"flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B, "
     fid = report.get("fidelity")
     agreement = f", {fidelity.summary(fid)}" if fidelity.summary(fid) else ""
+    dead = report.get("dead_channels") or {}
     print(f"hwprune export: wrote {out}: {report['nonzero_weights']}/{report['total_weights']} nonzero weights, "
           f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}"
           + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "
              f"{report['mcu']['target']}" if report.get("mcu") else "")
           + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else "")
-          + (f"; Verilog in {out / 'rtl'}" if args.backend == "rtl" else ""),
+          + (f"; Verilog in {out / 'rtl'}" if args.backend == "rtl" else "")
+          + (f"; {dead['filters_removed']} dead filters removed (MACs {dead['macs_before']} -> {dead['macs_after']})"
+             if dead.get("filters_removed") else ""),
           file=sys.stderr)
     meta = json.loads((out / "export.json").read_text())
     for warning in ((meta.get("precision") or {}).get("warnings", []) + fidelity.warnings(fid)
