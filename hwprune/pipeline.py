@@ -57,6 +57,8 @@ class ExportOptions:
     # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
     # chip the firmware is built, emulated and measured for (when the toolchain is there).
     target: Optional[str] = None
+    # units without weights or readers go: from the float model (prune.graph) and, bit-exactly,
+    # from the quantized graph in both dialects (ir.dead_channels); False keeps every channel
     remove_dead_neurons: bool = True
     seed: int = 0
     compile: bool = True  # False: write the sources without compiling or verifying them

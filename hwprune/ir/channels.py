@@ -11,7 +11,9 @@ import numpy as np
 
 from hwprune.ir.graph import Graph
 
+
 # -- structure --------------------------------------------------------------------------------
+
 
 def tensors(graph: Graph) -> list[str]:
     return [*graph.input_names, *(layer.name for layer in graph.layers)]
