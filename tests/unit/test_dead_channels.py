@@ -196,3 +196,21 @@ def test_fixed_add_keeps_the_channel_and_float_graphs_pass_through():
     assert remove_dead_channels(graph)[1].filters_removed == 0
     float_graph = Graph.chain("f", (2,), (Dense("a", np.zeros((2, 2)), np.ones(2)), Dense("b", np.ones((1, 2)))))
     assert remove_dead_channels(float_graph)[0] is float_graph
+
+
+def test_a_per_channel_batchnorm_keeps_its_channels():
+    """BatchNorm scales each channel its own way: its channels stay (dead or not)."""
+    from hwprune.ir import BatchNorm
+
+    rng = np.random.default_rng(6)
+    w = to_real(rng.integers(-100, 100, size=(3, 1, 1, 2)), T8)
+    w[1] = 0
+    c = Conv2D("c", w, np.array([0.5, 1.0, -0.25]), T8, T8, Fixed(24, 10), T8)
+    bn = BatchNorm("bn", scale=np.array([0.5, -1.0, 2.0]), bias=np.array([0.25, 0.0, -0.5]), scale_t=T8, bias_t=T8,
+                   result_t=Fixed(12, 6))
+    d = Conv2D("d", to_real(rng.integers(-100, 100, size=(2, 1, 1, 3)), T8), np.zeros(2), T8, T8, Fixed(30, 14),
+               Fixed(12, 6))
+    graph = Graph.chain("bn_chain", (3, 3, 2), (c, bn, d), T8)
+    reduced, report = remove_dead_channels(graph)
+    assert report.filters_removed == 0 and kept_channels(reduced, "bn") == 3
+    assert_same(graph, reduced, fixed_inputs(graph, rng))
