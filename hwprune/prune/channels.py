@@ -12,12 +12,14 @@ Slots that are the same channel seen from different layers are joined (a union-f
   branch of an ``Add`` removes the matching channel of the other branch;
 - ``Concatenate`` on the channel axis maps operand ``k``'s channel ``c`` to the result's
   channel ``offset_k + c``; on another axis it joins channel ``c`` of every operand;
-- ``Flatten`` maps feature ``f`` to channel ``f % C`` of its channels-last input;
+- ``Flatten`` (and a Reshape to one axis) maps feature ``f`` to channel ``f % C`` of its
+  channels-last input;
 - a Dense or a conv (not depthwise) starts new slots: its output rows, the *producers*.
 
 A class of joined slots is a *unit*: the producer rows in it, and every consumer's input
 columns reading it, go together. Units that touch a graph input or output, or a layer
-without a rule here (Reshape, a per-channel PReLU, a depthwise multiplier, Softmax), are
+without a rule here (a Reshape other than to one axis, a per-channel PReLU or BatchNorm, a
+depthwise multiplier, Softmax), are
 *pinned* and stay. ``remove_units`` deletes units physically: producer rows (weights and
 bias), depthwise filters, and consumer columns (a conv's input channel, a Dense column,
 every position of a flattened channel); shapes follow, and the graph checks them again.
@@ -35,12 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwprune.errors import OptionError
+from hwprune.ir.channels import _Groups, channel_count, is_channelwise, is_depthwise, is_flatten, take_outputs, tensors
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, Layer
-
-#: Kinds whose output channel c is their input channel c (one input).
-CHANNELWISE = ("relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "identity", "maxpool1d", "maxpool2d",
-               "avgpool1d", "avgpool2d", "globalavgpool1d", "globalavgpool2d")
 
 
 @dataclass(frozen=True)
@@ -54,78 +53,43 @@ class Unit:
     score: float
 
 
-class _Slots:
-    def __init__(self, graph: Graph) -> None:
-        self.base: dict[str, int] = {}
-        total = 0
-        for name in (*graph.input_names, *(layer.name for layer in graph.layers)):
-            self.base[name] = total
-            total += graph.shape_of(name)[-1]
-        self.parent = list(range(total))
-        self.pinned = np.zeros(total, dtype=bool)
-        self.names = {v: k for k, v in self.base.items()}
-
-    def id(self, tensor: str, c: int) -> int:
-        return self.base[tensor] + c
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def join(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-            self.pinned[min(ra, rb)] |= self.pinned[max(ra, rb)]
-
-    def pin(self, tensor: str, count: int) -> None:
-        for c in range(count):
-            self.pinned[self.find(self.id(tensor, c))] = True
+def _pin(graph: Graph, groups: _Groups, tensor: str) -> None:
+    start = groups.offset[tensor]
+    groups.blocked[start:start + channel_count(graph, tensor)] = True
 
 
-def _link(graph: Graph, slots: _Slots, layer: Layer) -> None:
-    """Join (or pin) the slots of ``layer``'s output and inputs, by the rules of the module doc."""
-    out = graph.shape_of(layer.name)[-1]
-    ins = [graph.shape_of(s)[-1] for s in layer.inputs]
-    name = layer.name
-    if layer.weighted and not getattr(layer, "depthwise", False):
+def _link(graph: Graph, groups: _Groups, layer: Layer) -> None:
+    """Join (or pin) the slots of ``layer``'s output and inputs, by the rules of the module doc
+    (``ir.channels`` holds the per-layer properties and the union-find it shares with the
+    dead-channel pass, which keeps merges whole; here an Add or a Concatenate ties)."""
+    name, out = layer.name, channel_count(graph, layer.name)
+    join = groups.union
+    if layer.weighted and not is_depthwise(layer):
         return  # new slots: the producer rows
-    if layer.weighted:  # depthwise
-        if layer.multiplier(ins[0]) != 1:
-            slots.pin(name, out), slots.pin(layer.inputs[0], ins[0])
-            return
-        channelwise = True
-    else:
-        channelwise = layer.kind in CHANNELWISE or (layer.kind == "leaky_relu" and not layer.per_channel)
-    if channelwise:
+    if is_depthwise(layer) and layer.multiplier(channel_count(graph, layer.inputs[0])) != 1:
+        _pin(graph, groups, name), _pin(graph, groups, layer.inputs[0])
+    elif is_depthwise(layer) or is_channelwise(layer):
         for c in range(out):
-            slots.join(slots.id(name, c), slots.id(layer.inputs[0], c))
+            join(groups.node(name, c), groups.node(layer.inputs[0], c))
     elif layer.kind in ("add", "multiply"):
         for source in layer.inputs:
             for c in range(out):
-                slots.join(slots.id(name, c), slots.id(source, c))
+                join(groups.node(name, c), groups.node(source, c))
     elif layer.kind == "concatenate":
         rank = len(graph.shape_of(name))
-        if layer.resolved_axis(rank) == rank - 1:
-            offset = 0
-            for source, n in zip(layer.inputs, ins):
-                for c in range(n):
-                    slots.join(slots.id(name, offset + c), slots.id(source, c))
-                offset += n
-        else:
-            for source in layer.inputs:
-                for c in range(out):
-                    slots.join(slots.id(name, c), slots.id(source, c))
-    elif layer.kind == "flatten":
-        channels = ins[0]
+        offset, on_channels = 0, layer.resolved_axis(rank) == rank - 1
+        for source in layer.inputs:
+            n = channel_count(graph, source)
+            for c in range(n):
+                join(groups.node(name, offset + c if on_channels else c), groups.node(source, c))
+            offset += n
+    elif is_flatten(graph, layer):
+        channels = channel_count(graph, layer.inputs[0])
         for f in range(out):
-            slots.join(slots.id(name, f), slots.id(layer.inputs[0], f % channels))
+            join(groups.node(name, f), groups.node(layer.inputs[0], f % channels))
     else:  # no rule: what it reads and writes stays whole
-        slots.pin(name, out)
-        for source, n in zip(layer.inputs, ins):
-            slots.pin(source, n)
+        for tensor in (name, *layer.inputs):
+            _pin(graph, groups, tensor)
 
 
 def _score(layer, row: int) -> float:
@@ -135,31 +99,28 @@ def _score(layer, row: int) -> float:
 def channel_units(graph: Graph) -> list[Unit]:
     """The units of ``graph`` that can be removed (not pinned), in the order of their first
     producer row."""
-    slots = _Slots(graph)
+    groups = _Groups(graph)
     for layer in graph.layers:
-        _link(graph, slots, layer)
-    for name in graph.input_names:
-        slots.pin(name, graph.shape_of(name)[-1])
-    for name in graph.outputs:
-        slots.pin(name, graph.shape_of(name)[-1])
-    members: dict[int, list[int]] = {}
-    for i in range(len(slots.parent)):
-        members.setdefault(slots.find(i), []).append(i)
+        _link(graph, groups, layer)
+    for name in (*graph.input_names, *graph.outputs):
+        _pin(graph, groups, name)
+    roots = np.array([groups.find(i) for i in range(len(groups.parent))])
+    pinned = set(roots[groups.blocked].tolist())
+    members: dict[int, list[tuple[str, int]]] = {}
+    for name in tensors(graph):
+        for c in range(channel_count(graph, name)):
+            members.setdefault(int(roots[groups.node(name, c)]), []).append((name, c))
     producers: dict[int, list[tuple[str, int]]] = {}
     for layer in graph.weighted_layers():
-        if not getattr(layer, "depthwise", False):
+        if not is_depthwise(layer):
             for row in range(layer.out_channels):
-                producers.setdefault(slots.find(slots.id(layer.name, row)), []).append((layer.name, row))
+                producers.setdefault(int(roots[groups.node(layer.name, row)]), []).append((layer.name, row))
     units = []
     for root, rows in producers.items():
-        if slots.pinned[root]:
+        if root in pinned:
             continue
-        where = []
-        for i in members[root]:
-            tensor = max((b, n) for n, b in slots.base.items() if b <= i)
-            where.append((tensor[1], i - tensor[0]))
         score = float(np.mean([_score(graph.layer(n), r) for n, r in rows]))
-        units.append(Unit(tuple(rows), tuple(where), tuple(sorted({n for n, _ in rows})), score))
+        units.append(Unit(tuple(rows), tuple(members[root]), tuple(sorted({n for n, _ in rows})), score))
     return sorted(units, key=lambda u: u.producers[0])
 
 
@@ -198,20 +159,19 @@ def remove_units(graph: Graph, units: list[Unit]) -> Graph:
     deleted (see the module doc); the smaller graph checks its shapes again."""
     if graph.is_quantized:
         raise OptionError(f"model {graph.name!r} is quantized; remove channels from the float graph")
-    keep = {name: np.ones(graph.shape_of(name)[-1], dtype=bool)
-            for name in (*graph.input_names, *(layer.name for layer in graph.layers))}
+    keep = {name: np.ones(channel_count(graph, name), dtype=bool) for name in tensors(graph)}
     for u in units:
         for tensor, c in u.slots:
             keep[tensor][c] = False
     layers = []
     for layer in graph.layers:
         if layer.weighted:
-            rows = keep[layer.name]
-            weight, bias = layer.weight[rows], layer.bias[rows]
-            if not getattr(layer, "depthwise", False):
+            layer = take_outputs(layer, keep[layer.name])  # weights, bias, any per-output array
+            if not is_depthwise(layer):
                 columns = keep[layer.inputs[0]]
-                weight = weight[:, columns] if isinstance(layer, Dense) else weight[..., columns]
-            if weight.shape != layer.weight.shape:
-                layer = layer.with_(weight=weight, bias=bias)
+                layer = layer.with_(weight=layer.weight[:, columns] if isinstance(layer, Dense)
+                                    else layer.weight[..., columns])
+        elif layer.kind == "reshape" and is_flatten(graph, layer):
+            layer = layer.with_(target_shape=(int(keep[layer.name].sum()),))
         layers.append(layer)
     return graph.with_layers(layers)
