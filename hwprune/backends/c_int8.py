@@ -25,6 +25,7 @@ from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 
 HEADER = "hwprune_int8.h"
+HEADERS = (HEADER, "hwprune_int8_simd.h")
 DENSE_ABOVE = 0.5  # nonzero fraction above which a layer's weights are stored dense
 SOURCE = "model_int8.c"
 
@@ -72,30 +73,66 @@ def stored_dense(layer) -> bool:
     return layer.nonzero_weights > DENSE_ABOVE * layer.weight.size
 
 
+def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
+    """A weight matrix (n_rows, k) in the row-blocked order the kernels read
+    (``hwp_row`` in hwprune_int8_simd.h): per block of ``rows`` rows, each group of four
+    columns holds the block's rows one after the other, then the block's last k % 4 columns
+    row by row; the rows after the last full block stay as they are."""
+    matrix = np.asarray(matrix)
+    n, k = matrix.shape
+    full, k4 = n // rows * rows, k // 4 * 4
+    parts = []
+    for b in range(0, full, rows):
+        block = matrix[b:b + rows]
+        parts.append(block[:, :k4].reshape(rows, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
+        parts.append(block[:, k4:].reshape(-1))
+    parts.append(matrix[full:].reshape(-1))
+    return np.concatenate(parts)
+
+
+def scratch_halfwords(layer) -> int:
+    """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
+    widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none."""
+    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
+        return 0
+    return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
+
+
 def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> tuple[list[str], str]:
     """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution."""
     conv = layer.kind == "int8_conv2d"
     dense = stored_dense(layer)
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
               _array("int8_t", f"{p}_shift", layer.out_shift)]
-    if dense:
-        arrays = [_array("int8_t", f"{p}_w", layer.filter_matrix), *common]
-        weights = f"{p}_w"
-    else:
-        starts, cols, vals = _nonzeros(layer, conv)
-        arrays = [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
-                  _array("int8_t", f"{p}_vals", vals), *common]
-        weights = f"{p}_start, {p}_cols, {p}_vals"
     q = f"{p}_bias, {p}_mult, {p}_shift, {in_t.zero_point}, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"
-    suffix = "dense_s8" if dense else "s8"
+    if conv:
+        (ih, iw, ic), (oh, ow, oc) = in_shape, out_shape
+        mult = layer.out_channels // ic if layer.depthwise else 0
+        geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
+        kh, kw = layer.weight.shape[1:3]
+    if dense and conv and mult == 1:  # one filter per channel: taps outermost, four channels a word
+        w = np.transpose(layer.weight[..., 0], (1, 2, 0))
+        return ([_array("int8_t", f"{p}_w", w), *common],
+                f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
+    if dense and conv and mult > 1:  # several filters per channel: the scalar kernel, weights as stored
+        return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *common],
+                f"hwp_conv_dense_scalar_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {geometry}, "
+                f"{mult}, {p}_w, {q});")
+    if dense:
+        arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4)), *common]
+        if not conv:
+            return arrays, (f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, "
+                            f"{p}_w, {q}, hwp_scratch);")
+        return arrays, (f"hwp_conv_dense_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
+                        f"{geometry}, {p}_w, {q}, hwp_scratch);")
+    starts, cols, vals = _nonzeros(layer, conv)
+    arrays = [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
+              _array("int8_t", f"{p}_vals", vals), *common]
+    weights = f"{p}_start, {p}_cols, {p}_vals"
     if not conv:
-        n_in = f"{layer.filter_matrix.shape[1]}, " if dense else ""
-        return arrays, f"hwp_fc_{suffix}({src}, {dst}, {n_in}{layer.out_features}, {weights}, {q});"
-    (ih, iw, ic), (oh, ow, oc) = in_shape, out_shape
-    mult = layer.out_channels // ic if layer.depthwise else 0
-    window = f"{layer.weight.shape[1]}, {layer.weight.shape[2]}, " if dense else ""
-    return arrays, (f"hwp_conv_{suffix}({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {window}{layer.stride[0]}, "
-                    f"{layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}, {mult}, {weights}, {q});")
+        return arrays, f"hwp_fc_s8({src}, {dst}, {layer.out_features}, {weights}, {q});"
+    return arrays, (f"hwp_conv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {geometry}, {mult}, {weights}, "
+                    f"{q});")
 
 
 def render_int8(graph: Graph) -> str:
@@ -108,6 +145,7 @@ def render_int8(graph: Graph) -> str:
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
+    scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
         srcs = [where[s] for s in layer.inputs]
@@ -142,6 +180,9 @@ def render_int8(graph: Graph) -> str:
             + "".join(data)
             + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once) */\n"
             f"static int8_t hwp_arena[{max(plan.nbytes, 1)}];\n"
+            "/* widened inputs of the DSP kernels (hwprune_int8_simd.h); none on other cores */\n"
+            f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{max(scratch, 1)}];\n#else\n"
+            "#define hwp_scratch ((int16_t *)0)\n#endif\n"
             f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
             f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n}}\n")
 
@@ -169,8 +210,9 @@ def write_int8_c(graph: Graph, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SOURCE).write_text(render_int8(graph))
-    shutil.copyfile(templates_dir() / "c" / HEADER, out_dir / HEADER)
-    return [out_dir / SOURCE, out_dir / HEADER]
+    for header in HEADERS:
+        shutil.copyfile(templates_dir() / "c" / header, out_dir / header)
+    return [out_dir / SOURCE, *(out_dir / header for header in HEADERS)]
 
 
 def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path) -> list[tuple[str, np.ndarray]]:
