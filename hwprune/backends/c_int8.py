@@ -90,6 +90,17 @@ def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def depthwise_weights(weight: np.ndarray) -> np.ndarray:
+    """Depthwise filters (c, kh, kw) in the order ``hwp_dwconv_s8`` reads them: per block of
+    four channels, each tap's four weights as (w0, w2, w1, w3); then the last c % 4
+    channels tap by tap (kh, kw, c)."""
+    c = weight.shape[0]
+    taps = weight.reshape(c, -1)
+    c4 = c // 4 * 4
+    blocks = taps[:c4].reshape(c4 // 4, 4, -1)[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
+
+
 def scratch_halfwords(layer) -> int:
     """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
     widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none."""
@@ -110,9 +121,8 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
         mult = layer.out_channels // ic if layer.depthwise else 0
         geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
         kh, kw = layer.weight.shape[1:3]
-    if dense and conv and mult == 1:  # one filter per channel: taps outermost, four channels a word
-        w = np.transpose(layer.weight[..., 0], (1, 2, 0))
-        return ([_array("int8_t", f"{p}_w", w), *common],
+    if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
+        return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0])), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
     if dense and conv and mult > 1:  # several filters per channel: the scalar kernel, weights as stored
         return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *common],

@@ -343,14 +343,18 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
 #endif
 }
 
-/* DEPTHWISE_CONV_2D with one filter per channel (depth multiplier 1) and every weight stored,
- * w in (kh, kw, c) order so that four channels' weights of a tap are one word. With the
- * DSP extension four channels at a time: a word of inputs and one of weights widened, four
- * 16x16 MACs (SMLABB/SMLATT); taps in the padding are skipped (they add nothing). */
+/* DEPTHWISE_CONV_2D with one filter per channel (depth multiplier 1) and every weight stored
+ * as int16, widened at export: for each block of four channels, each tap's four weights as
+ * (w0, w2, w1, w3), the tap order (kh, kw); then the last c % 4 channels as (kh, kw, c).
+ * With the DSP extension four channels at a time: a word of inputs widened minus the zero
+ * point (SXTAB16), four 16x16 MACs (SMLABB/SMLATT) against two words of weights; taps in
+ * the padding are skipped (they add nothing). */
 static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
-                                 int kw, int stride_h, int stride_w, int pad_t, int pad_l, const int8_t *w,
+                                 int kw, int stride_h, int stride_w, int pad_t, int pad_l, const int16_t *w,
                                  const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                  int32_t out_zp, int32_t lo, int32_t hi) {
+    int taps = kh * kw, c4 = c & ~3;
+    const int16_t *w_tail = w + taps * c4;
 #if HWP_SIMD
     int32_t off2 = hwp_offset_pair(in_zp);
 #endif
@@ -363,20 +367,45 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
             int8_t *out = y + (oy * out_w + ox) * c;
             int ch = 0;
 #if HWP_SIMD
-            for (; ch + 4 <= c; ch += 4) {
+            for (; ch < c4; ch += 4) {
                 int32_t s0 = bias[ch], s1 = bias[ch + 1], s2 = bias[ch + 2], s3 = bias[ch + 3];
+                const int16_t *wb = w + ch * taps;
                 for (int dy = dy0; dy < dy1; dy++) {
                     const int8_t *xp = x + ((y0 + dy) * in_w + x0 + dx0) * c + ch;
-                    const int8_t *wp = w + (dy * kw + dx0) * c + ch;
-                    for (int dx = dx0; dx < dx1; dx++, xp += c, wp += c) {
-                        int32_t v = hwp_ld32(xp), u = hwp_ld32(wp);
-                        int32_t xa = hwp_sxtab16(off2, v), xb = hwp_sxtab16(off2, HWP_ROR8(v));
-                        int32_t ua = hwp_sxtb16(u), ub = hwp_sxtb16(HWP_ROR8(u));
-                        s0 = hwp_smlabb(ua, xa, s0);
-                        s2 = hwp_smlatt(ua, xa, s2);
-                        s1 = hwp_smlabb(ub, xb, s1);
-                        s3 = hwp_smlatt(ub, xb, s3);
+                    const int16_t *wp = wb + (dy * kw + dx0) * 4;
+                    int n = dx1 - dx0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+                    if (n > 0) {
+                        int32_t v, t, u;
+                        __asm__ volatile(
+                            "1:\n\t"
+                            "ldr %[v], [%[xp]]\n\t"
+                            "ldr %[u], [%[wp]], #4\n\t"
+                            "add %[xp], %[xp], %[c]\n\t"
+                            "sxtab16 %[t], %[off], %[v]\n\t"
+                            "sxtab16 %[v], %[off], %[v], ror #8\n\t"
+                            "smlabb %[s0], %[u], %[t], %[s0]\n\t"
+                            "smlatt %[s2], %[u], %[t], %[s2]\n\t"
+                            "ldr %[u], [%[wp]], #4\n\t"
+                            "smlabb %[s1], %[u], %[v], %[s1]\n\t"
+                            "smlatt %[s3], %[u], %[v], %[s3]\n\t"
+                            "subs %[n], %[n], #1\n\t"
+                            "bne 1b\n\t"
+                            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(xp), [wp] "+r"(wp),
+                              [n] "+r"(n), [v] "=&r"(v), [t] "=&r"(t), [u] "=&r"(u)
+                            : [c] "r"(c), [off] "r"(off2)
+                            : "cc", "memory");
                     }
+#else
+                    for (; n > 0; n--, xp += c, wp += 4) {
+                        int32_t v = hwp_ld32(xp), wa = hwp_ld32(wp), wb2 = hwp_ld32(wp + 2);
+                        int32_t xa = hwp_sxtab16(off2, v), xb = hwp_sxtab16(off2, HWP_ROR8(v));
+                        s0 = hwp_smlabb(wa, xa, s0);
+                        s2 = hwp_smlatt(wa, xa, s2);
+                        s1 = hwp_smlabb(wb2, xb, s1);
+                        s3 = hwp_smlatt(wb2, xb, s3);
+                    }
+#endif
                 }
                 out[ch] = hwp_clamp(hwp_mbqm(s0, mult[ch], shift[ch]) + out_zp, lo, hi);
                 out[ch + 1] = hwp_clamp(hwp_mbqm(s1, mult[ch + 1], shift[ch + 1]) + out_zp, lo, hi);
@@ -387,9 +416,13 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
             for (; ch < c; ch++) {
                 int32_t acc = bias[ch];
                 for (int dy = dy0; dy < dy1; dy++) {
-                    const int8_t *xp = x + ((y0 + dy) * in_w + x0 + dx0) * c + ch;
-                    const int8_t *wp = w + (dy * kw + dx0) * c + ch;
-                    for (int dx = dx0; dx < dx1; dx++, xp += c, wp += c) acc += (int32_t)*wp * ((int32_t)*xp - in_zp);
+                    for (int dx = dx0; dx < dx1; dx++) {
+                        int32_t xv = x[((y0 + dy) * in_w + x0 + dx) * c + ch];
+                        int tap = dy * kw + dx;
+                        int32_t wv = ch < c4 ? w[(ch & ~3) * taps + tap * 4 + ((ch & 1) << 1 | (ch >> 1 & 1))]
+                                             : w_tail[tap * (c - c4) + ch - c4];
+                        acc += wv * (xv - in_zp);
+                    }
                 }
                 out[ch] = hwp_clamp(hwp_mbqm(acc, mult[ch], shift[ch]) + out_zp, lo, hi);
             }
