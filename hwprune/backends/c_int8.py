@@ -97,7 +97,7 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     c = weight.shape[0]
     taps = weight.reshape(c, -1)
     c4 = c // 4 * 4
-    blocks = taps[:c4].reshape(c4 // 4, 4, -1)[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
+    blocks = taps[:c4].reshape(c4 // 4, 4, taps.shape[1])[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
 
@@ -225,8 +225,11 @@ def write_int8_c(graph: Graph, out_dir: Path) -> list[Path]:
     return [out_dir / SOURCE, *(out_dir / header for header in HEADERS)]
 
 
-def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path) -> list[tuple[str, np.ndarray]]:
-    """Compile ``c_dir``'s model with a tracing driver and run it; every layer's outputs."""
+def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path,
+             defines: tuple[str, ...] = ()) -> list[tuple[str, np.ndarray]]:
+    """Compile ``c_dir``'s model with a tracing driver and run it; every layer's outputs.
+    ``defines``: preprocessor names set for the build (``HWPRUNE_INT8_PORTABLE_SIMD`` runs
+    the DSP kernels with their instructions written in C)."""
     from hwprune.harness.build import HOST_FLAGS, find_cc
 
     compiler = find_cc()
@@ -234,9 +237,9 @@ def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path) -> list[t
     driver = work / "driver_int8.c"
     driver.write_text(DRIVER % {"in_size": int(np.prod(graph.input_shape)), "out_size": int(np.prod(graph.output_shape)),
                                 "name": graph.name})
-    digest = hashlib.sha256((Path(c_dir) / SOURCE).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256((Path(c_dir) / SOURCE).read_bytes() + " ".join(defines).encode()).hexdigest()[:12]
     exe = work / f"int8-{digest}"
-    flags = list(HOST_FLAGS)
+    flags = [*HOST_FLAGS, *(f"-D{name}" for name in defines)]
     if not exe.exists():  # the same sources in the same work folder: built once
         done = subprocess.run([*compiler.command, *flags, "-I", str(c_dir), "-o", str(exe), str(driver)],
                               capture_output=True, text=True, timeout=600)

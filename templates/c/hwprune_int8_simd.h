@@ -32,9 +32,9 @@
 #define hwp_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
 #elif defined(HWPRUNE_INT8_PORTABLE_SIMD)
 #define HWP_SIMD 1
-static inline int32_t hwp_s8_of(uint32_t v) { return (int32_t)(v & 0xffu ^ 0x80u) - 0x80; }
-static inline int32_t hwp_lo16(int32_t v) { return (int32_t)((uint32_t)v & 0xffffu ^ 0x8000u) - 0x8000; }
-static inline int32_t hwp_hi16(int32_t v) { return (int32_t)((uint32_t)v >> 16 ^ 0x8000u) - 0x8000; }
+static inline int32_t hwp_s8_of(uint32_t v) { return (int32_t)((v & 0xffu) ^ 0x80u) - 0x80; }
+static inline int32_t hwp_lo16(int32_t v) { return (int32_t)(((uint32_t)v & 0xffffu) ^ 0x8000u) - 0x8000; }
+static inline int32_t hwp_hi16(int32_t v) { return (int32_t)(((uint32_t)v >> 16) ^ 0x8000u) - 0x8000; }
 static inline int32_t hwp_sxtab16(int32_t a, int32_t b) {
     uint32_t lo = ((uint32_t)a + (uint32_t)hwp_s8_of((uint32_t)b)) & 0xffffu;
     uint32_t hi = (((uint32_t)a >> 16) + (uint32_t)hwp_s8_of((uint32_t)b >> 16)) & 0xffffu;
