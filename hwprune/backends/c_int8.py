@@ -28,6 +28,7 @@ HEADER = "hwprune_int8.h"
 HEADERS = (HEADER, "hwprune_int8_simd.h")
 DENSE_ABOVE = 0.5  # nonzero fraction above which a layer's weights are stored dense
 SOURCE = "model_int8.c"
+INT32_MIN = -(1 << 31)
 
 
 def _array(ctype: str, name: str, values) -> str:
@@ -113,6 +114,9 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
     """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution."""
     conv = layer.kind == "int8_conv2d"
     dense = stored_dense(layer)
+    if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
+        raise ModelError(f"layer {layer.name!r}: output multiplier {INT32_MIN} is not a TFLite multiplier (they lie "
+                         "in [2^30, 2^31) or are 0)")
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
               _array("int8_t", f"{p}_shift", layer.out_shift)]
     q = f"{p}_bias, {p}_mult, {p}_shift, {in_t.zero_point}, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"

@@ -54,6 +54,19 @@ static inline int32_t hwp_smlatt(int32_t a, int32_t b, int32_t acc) {
 #define HWP_SIMD 0
 #endif
 
+/* hwp_mbqm + output zero point + clamp, without branches, for multipliers other than
+ * INT32_MIN (TFLite's lie in [2^30, 2^31); backends/c_int8 refuses others): the saturating
+ * case of SaturatingRoundingDoublingHighMul cannot occur, and RoundingDivideByPOT by
+ * e = max(-shift, 0) adds one when the remainder exceeds (mask >> 1) + (x < 0), which
+ * for e = 0 (mask 0) never holds. */
+static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi) {
+    int32_t left = shift & ~(shift >> 31), right = left - shift;
+    int32_t s = (int32_t)(((int64_t)(int32_t)((uint32_t)acc << left) * multiplier + ((int64_t)1 << 30)) >> 31);
+    uint32_t mask = ((uint32_t)1 << right) - 1u;
+    int32_t r = (s >> right) + (((uint32_t)s & mask) > (mask >> 1) + ((uint32_t)s >> 31));
+    return hwp_clamp(r + out_zp, lo, hi);
+}
+
 #if HWP_SIMD
 static inline int32_t hwp_ld32(const void *p) {
     int32_t v;
@@ -113,44 +126,62 @@ static inline void hwp_im2col(const int8_t *x, int16_t *col, int j, int pix, int
     }
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One group of hwp_mm2x2: r8/r9 the first column's (x0, x2)/(x1, x3), r10/r11 the second's;
+ * u the first row's four weights, then the second's (overwritten by their widened halves). */
+#define HWP_MM2X2_MACS                                                                                        \
+    "sxtb16 r12, %[u]\n\t"                                                                                    \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                           \
+    "smlad %[a00], r12, r8, %[a00]\n\t"                                                                       \
+    "smlad %[a01], r12, r10, %[a01]\n\t"                                                                      \
+    "smlad %[a00], %[u], r9, %[a00]\n\t"                                                                      \
+    "smlad %[a01], %[u], r11, %[a01]\n\t"                                                                     \
+    "ldr %[u], [%[w]], #4\n\t"                                                                               \
+    "sxtb16 r12, %[u]\n\t"                                                                                    \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                           \
+    "smlad %[a10], r12, r8, %[a10]\n\t"                                                                       \
+    "smlad %[a11], r12, r10, %[a11]\n\t"                                                                      \
+    "smlad %[a10], %[u], r9, %[a10]\n\t"                                                                      \
+    "smlad %[a11], %[u], r11, %[a11]\n\t"
+#endif
+
 /* Two weight rows times two columns, the rows interleaved (hwp_row, R = 2):
  * s[0] += w0.c0, s[1] += w0.c1, s[2] += w1.c0, s[3] += w1.c1; four SMLADs per word. */
 static inline void hwp_mm2x2(const int8_t *w, int k_all, const int16_t *col, int32_t *s) {
     int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
     int groups = k_all >> 2;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    /* Written out so that the five loads of a group run back to back (pipelined) and no
-     * accumulator spills: 6 loads, 4 SXTB16, 8 SMLAD and 3 loop instructions per 16 MACs. */
+    /* Written out so that no accumulator spills: per group of four inputs one LDM of the
+     * two columns' four words (r8-r11, written back), two weight words, 4 SXTB16 and 8
+     * SMLAD; two groups per pass over the loop's test. */
+    if (groups & 1) {
+        int32_t u;
+        __asm__ volatile(
+            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
+            "ldr %[u], [%[w]], #4\n\t"
+            HWP_MM2X2_MACS
+            : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w), [col] "+r"(col),
+              [u] "=&r"(u)
+            :
+            : "r8", "r9", "r10", "r11", "r12", "memory");
+    }
+    groups >>= 1;
     if (groups > 0) {
-        int32_t c0a, c0b, c1a, c1b, u, v;
+        int32_t u;
         __asm__ volatile(
             "1:\n\t"
-            "ldr %[c0a], [%[col]]\n\t"
-            "ldr %[c0b], [%[col], #4]\n\t"
-            "ldr %[c1a], [%[col], #8]\n\t"
-            "ldr %[c1b], [%[col], #12]\n\t"
+            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
             "ldr %[u], [%[w]], #4\n\t"
-            "adds %[col], %[col], #16\n\t"
-            "sxtb16 %[v], %[u]\n\t"
-            "smlad %[a00], %[v], %[c0a], %[a00]\n\t"
-            "smlad %[a01], %[v], %[c1a], %[a01]\n\t"
-            "sxtb16 %[u], %[u], ror #8\n\t"
-            "smlad %[a00], %[u], %[c0b], %[a00]\n\t"
-            "smlad %[a01], %[u], %[c1b], %[a01]\n\t"
+            HWP_MM2X2_MACS
+            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
             "ldr %[u], [%[w]], #4\n\t"
-            "sxtb16 %[v], %[u]\n\t"
-            "smlad %[a10], %[v], %[c0a], %[a10]\n\t"
-            "smlad %[a11], %[v], %[c1a], %[a11]\n\t"
-            "sxtb16 %[u], %[u], ror #8\n\t"
-            "smlad %[a10], %[u], %[c0b], %[a10]\n\t"
-            "smlad %[a11], %[u], %[c1b], %[a11]\n\t"
+            HWP_MM2X2_MACS
             "subs %[n], %[n], #1\n\t"
             "bne 1b\n\t"
             : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w), [col] "+r"(col),
-              [n] "+r"(groups), [c0a] "=&r"(c0a), [c0b] "=&r"(c0b), [c1a] "=&r"(c1a), [c1b] "=&r"(c1b), [u] "=&r"(u),
-              [v] "=&r"(v)
+              [n] "+r"(groups), [u] "=&r"(u)
             :
-            : "cc", "memory");
+            : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
     }
 #else
     for (; groups > 0; groups--) {
@@ -269,7 +300,7 @@ static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_o
     for (; o + 4 <= n_out; o += 4) {
         int32_t s[4] = {bias[o], bias[o + 1], bias[o + 2], bias[o + 3]};
         hwp_mm4x1(w + o * n_in, n_in, scratch, s);
-        for (int r = 0; r < 4; r++) y[o + r] = hwp_clamp(hwp_mbqm(s[r], mult[o + r], shift[o + r]) + out_zp, lo, hi);
+        for (int r = 0; r < 4; r++) y[o + r] = hwp_rq(s[r], mult[o + r], shift[o + r], out_zp, lo, hi);
     }
 #else
     (void)scratch;
@@ -278,7 +309,7 @@ static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_o
         hwp_row_t row = hwp_row(w, o, n_in, n_out, 4);
         int32_t acc = bias[o];
         for (int k = 0; k < n_in; k++) acc += hwp_row_w(row, k, n_in & ~3, n_in & 3) * ((int32_t)x[k] - in_zp);
-        y[o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
+        y[o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
     }
 }
 
@@ -301,10 +332,10 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
         for (int o = 0; o < pairs; o += 2) {
             int32_t s[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
             hwp_mm2x2(w + o * k_all, k_all, scratch, s);
-            yp[o] = hwp_clamp(hwp_mbqm(s[0], mult[o], shift[o]) + out_zp, lo, hi);
-            yq[o] = hwp_clamp(hwp_mbqm(s[1], mult[o], shift[o]) + out_zp, lo, hi);
-            yp[o + 1] = hwp_clamp(hwp_mbqm(s[2], mult[o + 1], shift[o + 1]) + out_zp, lo, hi);
-            yq[o + 1] = hwp_clamp(hwp_mbqm(s[3], mult[o + 1], shift[o + 1]) + out_zp, lo, hi);
+            yp[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
+            yq[o] = hwp_rq(s[1], mult[o], shift[o], out_zp, lo, hi);
+            yp[o + 1] = hwp_rq(s[2], mult[o + 1], shift[o + 1], out_zp, lo, hi);
+            yq[o + 1] = hwp_rq(s[3], mult[o + 1], shift[o + 1], out_zp, lo, hi);
         }
         if (pairs < out_c) { /* an odd last channel: its plain row against both columns */
             int o = pairs, k4 = k_all & ~3, t = k_all - k4;
@@ -314,8 +345,8 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
                 s0 += (int32_t)row[k] * scratch[hwp_col_index(k, k4, t, 2, 0)];
                 s1 += (int32_t)row[k] * scratch[hwp_col_index(k, k4, t, 2, 1)];
             }
-            yp[o] = hwp_clamp(hwp_mbqm(s0, mult[o], shift[o]) + out_zp, lo, hi);
-            yq[o] = hwp_clamp(hwp_mbqm(s1, mult[o], shift[o]) + out_zp, lo, hi);
+            yp[o] = hwp_rq(s0, mult[o], shift[o], out_zp, lo, hi);
+            yq[o] = hwp_rq(s1, mult[o], shift[o], out_zp, lo, hi);
         }
     }
 #else
@@ -337,7 +368,7 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
                         acc += hwp_row_w(row, k0 + c, k_all & ~3, k_all & 3) * ((int32_t)xp[c] - in_zp);
                 }
             }
-            y[p * out_c + o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
+            y[p * out_c + o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
         }
     }
 #endif
@@ -407,10 +438,10 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
                     }
 #endif
                 }
-                out[ch] = hwp_clamp(hwp_mbqm(s0, mult[ch], shift[ch]) + out_zp, lo, hi);
-                out[ch + 1] = hwp_clamp(hwp_mbqm(s1, mult[ch + 1], shift[ch + 1]) + out_zp, lo, hi);
-                out[ch + 2] = hwp_clamp(hwp_mbqm(s2, mult[ch + 2], shift[ch + 2]) + out_zp, lo, hi);
-                out[ch + 3] = hwp_clamp(hwp_mbqm(s3, mult[ch + 3], shift[ch + 3]) + out_zp, lo, hi);
+                out[ch] = hwp_rq(s0, mult[ch], shift[ch], out_zp, lo, hi);
+                out[ch + 1] = hwp_rq(s1, mult[ch + 1], shift[ch + 1], out_zp, lo, hi);
+                out[ch + 2] = hwp_rq(s2, mult[ch + 2], shift[ch + 2], out_zp, lo, hi);
+                out[ch + 3] = hwp_rq(s3, mult[ch + 3], shift[ch + 3], out_zp, lo, hi);
             }
 #endif
             for (; ch < c; ch++) {
@@ -424,7 +455,7 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
                         acc += wv * (xv - in_zp);
                     }
                 }
-                out[ch] = hwp_clamp(hwp_mbqm(acc, mult[ch], shift[ch]) + out_zp, lo, hi);
+                out[ch] = hwp_rq(acc, mult[ch], shift[ch], out_zp, lo, hi);
             }
         }
     }
