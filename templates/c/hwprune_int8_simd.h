@@ -143,6 +143,18 @@ static inline void hwp_im2col(const int8_t *x, int16_t *col, int j, int pix, int
     "smlad %[a11], r12, r10, %[a11]\n\t"                                                                      \
     "smlad %[a10], %[u], r9, %[a10]\n\t"                                                                      \
     "smlad %[a11], %[u], r11, %[a11]\n\t"
+/* One group of hwp_mm4x1: r12/lr the column's (x0, x2)/(x1, x3); r8, r9 two rows' weights */
+#define HWP_MM4X1_ROW(a, reg)                                                                                 \
+    "sxtb16 r10, " reg "\n\t"                                                                                 \
+    "sxtb16 " reg ", " reg ", ror #8\n\t"                                                                     \
+    "smlad %[" a "], r10, r12, %[" a "]\n\t"                                                                  \
+    "smlad %[" a "], " reg ", lr, %[" a "]\n\t"
+#define HWP_MM4X1_GROUP                                                                                       \
+    "ldmia %[col]!, {r12, lr}\n\t"                                                                            \
+    "ldmia %[w]!, {r8, r9}\n\t"                                                                               \
+    HWP_MM4X1_ROW("a0", "r8") HWP_MM4X1_ROW("a1", "r9")                                                       \
+    "ldmia %[w]!, {r8, r9}\n\t"                                                                               \
+    HWP_MM4X1_ROW("a2", "r8") HWP_MM4X1_ROW("a3", "r9")
 #endif
 
 /* Two weight rows times two columns, the rows interleaved (hwp_row, R = 2):
@@ -220,8 +232,29 @@ static inline void hwp_mm2x2(const int8_t *w, int k_all, const int16_t *col, int
 /* Four interleaved weight rows (hwp_row, R = 4) times one column */
 static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int32_t *s) {
     int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    const int16_t *end = col + (k_all & ~3);
-    while (col != end) {
+    int groups = k_all >> 2;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    /* Written out so that no accumulator spills: per group of four inputs one LDM of the
+     * column's two words (r12, lr), two LDMs of two rows' weight words (r8, r9), 8 SXTB16
+     * and 8 SMLAD; four groups per pass over the loop's test. */
+    for (; groups & 3; groups--) {
+        __asm__ volatile(HWP_MM4X1_GROUP
+                         : [a0] "+r"(s0), [a1] "+r"(s1), [a2] "+r"(s2), [a3] "+r"(s3), [w] "+r"(w), [col] "+r"(col)
+                         :
+                         : "r8", "r9", "r10", "r12", "lr", "memory");
+    }
+    groups >>= 2;
+    if (groups > 0) {
+        __asm__ volatile("1:\n\t" HWP_MM4X1_GROUP HWP_MM4X1_GROUP HWP_MM4X1_GROUP HWP_MM4X1_GROUP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(s0), [a1] "+r"(s1), [a2] "+r"(s2), [a3] "+r"(s3), [w] "+r"(w), [col] "+r"(col),
+                           [n] "+r"(groups)
+                         :
+                         : "r8", "r9", "r10", "r12", "lr", "cc", "memory");
+    }
+#else
+    for (; groups > 0; groups--) {
         int32_t ca = hwp_ld32(col), cb = hwp_ld32(col + 2), u = hwp_ld32(w);
         s0 = hwp_smlad(hwp_sxtb16(u), ca, s0);
         s0 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s0);
@@ -237,6 +270,7 @@ static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int
         col += 4;
         w += 16;
     }
+#endif
     int t = k_all & 3;
     for (int i = 0; i < t; i++) {
         int32_t a = col[i];
