@@ -23,10 +23,12 @@ from hwprune.backends.c import arena
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
+from hwprune.quant.int8 import wrap_int32
 
 HEADER = "hwprune_int8.h"
 HEADERS = (HEADER, "hwprune_int8_simd.h")
-DENSE_ABOVE = 0.5  # nonzero fraction above which a layer's weights are stored dense
+DENSE_ABOVE = 0.1  # nonzero fraction above which a convolution's weights are stored dense
+POINTWISE_DENSE_ABOVE = 0.3  # the same for a matrix product (FULLY_CONNECTED, 1x1 CONV_2D)
 SOURCE = "model_int8.c"
 INT32_MIN = -(1 << 31)
 
@@ -67,11 +69,23 @@ def plan_int8(graph: Graph) -> arena.Arena:
     return arena.plan(buffers)
 
 
+def pointwise(layer) -> bool:
+    """A FULLY_CONNECTED, or a 1x1 CONV_2D of stride 1 without padding: a matrix product whose
+    inputs are never padding (``hwp_pw_sparse_s8`` stores it sparse)."""
+    if layer.kind == "int8_dense":
+        return True
+    return (not layer.depthwise and tuple(layer.weight.shape[1:3]) == (1, 1) and tuple(layer.stride) == (1, 1)
+            and not np.any(np.asarray(layer.padding)))
+
+
 def stored_dense(layer) -> bool:
-    """Whether a weighted layer keeps every weight (one byte each, no index): above
-    ``DENSE_ABOVE`` nonzeros the per-weight index costs more flash and cycles than the
-    zeros it skips."""
-    return layer.nonzero_weights > DENSE_ABOVE * layer.weight.size
+    """Whether a weighted layer keeps every weight (one byte each, no index). Measured on the
+    Cortex-M4 (benchmarks/int8_m4): a dense-stored product runs at about 1.4 cycles per MAC
+    with SMLAD, a sparse matrix product (``hwp_pw_sparse_s8``) at about 4.5 cycles per
+    nonzero, a sparse convolution with padding checks (``hwp_conv_s8``) at about 15: the
+    sparse forms win below ``POINTWISE_DENSE_ABOVE`` and ``DENSE_ABOVE`` nonzeros."""
+    density = layer.nonzero_weights / layer.weight.size
+    return density > (POINTWISE_DENSE_ABOVE if pointwise(layer) else DENSE_ABOVE)
 
 
 def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
@@ -139,12 +153,19 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
                             f"{p}_w, {q}, hwp_scratch);")
         return arrays, (f"hwp_conv_dense_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
                         f"{geometry}, {p}_w, {q}, hwp_scratch);")
-    starts, cols, vals = _nonzeros(layer, conv)
+    starts, cols, vals = _nonzeros(layer, conv and not pointwise(layer))
     arrays = [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
-              _array("int8_t", f"{p}_vals", vals), *common]
+              _array("int8_t", f"{p}_vals", vals)]
     weights = f"{p}_start, {p}_cols, {p}_vals"
-    if not conv:
-        return arrays, f"hwp_fc_s8({src}, {dst}, {layer.out_features}, {weights}, {q});"
+    if pointwise(layer):  # no padding: the zero point folds into the bias
+        folded = wrap_int32(np.asarray(layer.bias, dtype=np.int64)
+                            - in_t.zero_point * layer.filter_matrix.astype(np.int64).sum(axis=1))
+        pixels, in_c = (1, layer.filter_matrix.shape[1]) if not conv else (oh * ow, ic)
+        return ([*arrays, _array("int32_t", f"{p}_folded", folded), *common[1:]],
+                f"hwp_pw_sparse_s8({src}, {dst}, {pixels}, {in_c}, {layer.out_channels if conv else layer.out_features}, "
+                f"{weights}, {p}_folded, {p}_mult, {p}_shift, {layer.result_t.zero_point}, {layer.act_min}, "
+                f"{layer.act_max});")
+    arrays += common
     return arrays, (f"hwp_conv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {geometry}, {mult}, {weights}, "
                     f"{q});")
 

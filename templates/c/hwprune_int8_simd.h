@@ -495,4 +495,32 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
     }
 }
 
+/* FULLY_CONNECTED (pixels 1) or a 1x1 CONV_2D of stride 1 without padding, storing only
+ * each output channel's nonzero weights (``vals``, their input channel in ``cols``, where
+ * each channel's begin in ``start``): zero weights are never multiplied. No input is ever
+ * padding, so the zero point folds into the bias exactly: ``folded`` is bias - in_zp *
+ * sum(w) (wrapping in int32, as the sum would). Two pixels share each weight and index
+ * load; on every core (no DSP instruction). */
+static inline void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
+                                    const uint32_t *start, const uint16_t *cols, const int8_t *vals,
+                                    const int32_t *folded, const int32_t *mult, const int8_t *shift, int32_t out_zp,
+                                    int32_t lo, int32_t hi) {
+    for (int p = 0; p < pixels; p += 2) {
+        const int8_t *x0 = x + p * in_c, *x1 = p + 1 < pixels ? x0 + in_c : x0;
+        int8_t *y0 = y + p * out_c;
+        for (int o = 0; o < out_c; o++) {
+            int32_t a0 = folded[o], a1 = a0;
+            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
+            const int8_t *v = vals + start[o];
+            for (; c != end; c++, v++) {
+                int32_t wv = *v;
+                a0 += wv * x0[*c];
+                a1 += wv * x1[*c];
+            }
+            y0[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
+            if (p + 1 < pixels) y0[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+}
+
 #endif

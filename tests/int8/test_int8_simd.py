@@ -5,7 +5,7 @@ in pairs, an odd last pixel and channel), 1x1 convolutions, depthwise convolutio
 channels (blocks of four and the rest). Each graph runs in the reference, in the host C
 with the DSP instructions written in C (HWPRUNE_INT8_PORTABLE_SIMD), in the host C's
 scalar kernels, and on the Cortex-M4 in the emulator; every layer's output is compared as
-integers. The requantization's C is checked against the reference on edge values."""
+integers. Two graphs hold mostly-zero layers (a sparse FC, 1x1 and 2x3 convolution). The requantization's C is checked against the reference on edge values."""
 
 import subprocess
 
@@ -30,41 +30,46 @@ def _types(rng, out_t, n):
             "act_min": -128, "act_max": 127}
 
 
-def _conv(rng, name, source, cin, cout, k, stride, pad, depthwise=False):
+def _conv(rng, name, source, cin, cout, k, stride, pad, depthwise=False, zeros=0.0):
     out_t = Int8Affine(0.1, int(rng.integers(-20, 20)))
     w = rng.integers(-127, 128, size=(cout, k[0], k[1], 1 if depthwise else cin))
+    w[rng.random(w.shape) < zeros] = 0
     return Int8Conv2D(name, weight=w, bias=rng.integers(-3000, 3000, size=cout), stride=stride, padding=pad,
                       depthwise=depthwise, inputs=(source,), **_types(rng, out_t, cout))
 
 
-def _conv_graph(rng, cin, c1, width):
-    """conv 3x3 (pad 1, stride 1) -> depthwise 3x3 (pad 1/2, stride 2) -> conv 1x1 -> conv 2x3 stride 2 -> depthwise 3x3"""
+def _conv_graph(rng, cin, c1, width, sparse=False):
+    """conv 3x3 (pad 1, stride 1) -> depthwise 3x3 (pad 1/2, stride 2) -> conv 1x1 -> conv 2x3 stride 2 -> depthwise
+    3x3; ``sparse``: the 1x1 and 2x3 convolutions mostly zeros (their sparse kernels)."""
     layers = (
         _conv(rng, "c0", "x", cin, c1, (3, 3), (1, 1), ((1, 1), (1, 1))),
         _conv(rng, "d1", "c0", c1, c1, (3, 3), (2, 2), ((1, 1), (0, 2)), depthwise=True),
-        _conv(rng, "p2", "d1", c1, c1 + 2, (1, 1), (1, 1), ((0, 0), (0, 0))),
-        _conv(rng, "c3", "p2", c1 + 2, 3, (2, 3), (2, 1), ((0, 1), (1, 1))),
+        _conv(rng, "p2", "d1", c1, c1 + 2, (1, 1), (1, 1), ((0, 0), (0, 0)), zeros=0.8 if sparse else 0.0),
+        _conv(rng, "c3", "p2", c1 + 2, 3, (2, 3), (2, 1), ((0, 1), (1, 1)), zeros=0.95 if sparse else 0.0),
         _conv(rng, "d4", "c3", 3, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), depthwise=True),
     )
-    return Graph(f"conv{cin}x{c1}", (GraphInput("x", (5, width, cin), Int8Affine(0.05, int(rng.integers(-9, 9)))),),
+    return Graph(f"conv{cin}x{c1}{'s' if sparse else ''}", (GraphInput("x", (5, width, cin), Int8Affine(0.05, int(rng.integers(-9, 9)))),),
                  layers)
 
 
-def _fc_graph(rng, n_in, widths):
+def _fc_graph(rng, n_in, widths, zeros=0.0):
     layers, source, size = [], "x", n_in
     for i, n_out in enumerate(widths):
         out_t = Int8Affine(0.1, int(rng.integers(-20, 20)))
-        layers.append(Int8Dense(f"f{i}", weight=rng.integers(-127, 128, size=(n_out, size)),
+        w = rng.integers(-127, 128, size=(n_out, size))
+        w[rng.random(w.shape) < (zeros if i == 1 else 0.0)] = 0
+        layers.append(Int8Dense(f"f{i}", weight=w,
                                 bias=rng.integers(-3000, 3000, size=n_out), inputs=(source,),
                                 **_types(rng, out_t, n_out)))
         source, size = f"f{i}", n_out
-    return Graph(f"fc{n_in}", (GraphInput("x", (n_in,), Int8Affine(0.05, int(rng.integers(-9, 9)))),), tuple(layers))
+    return Graph(f"fc{n_in}{'s' if zeros else ''}", (GraphInput("x", (n_in,), Int8Affine(0.05, int(rng.integers(-9, 9)))),), tuple(layers))
 
 
 def _graphs():
     rng = np.random.default_rng(26)
     graphs = [_fc_graph(rng, n_in, widths) for n_in, widths in ((1, (5, 4)), (7, (3, 9, 1)), (9, (8, 2, 6)))]
     graphs += [_conv_graph(rng, cin, c1, width) for cin, c1, width in ((1, 4, 5), (3, 5, 4), (4, 8, 7), (5, 9, 3))]
+    graphs += [_fc_graph(rng, 11, (9, 7, 3), zeros=0.85), _conv_graph(rng, 3, 6, 5, sparse=True)]
     return graphs
 
 
@@ -75,6 +80,13 @@ def _inputs(graph, n):
     x = np.random.default_rng(3).integers(-128, 128, size=(n, *graph.input_shape))
     x[0], x[1] = -128, 127
     return x
+
+
+def test_sparse_graphs_run_the_sparse_kernels():
+    from hwprune.backends.c_int8 import stored_dense
+
+    assert [stored_dense(layer) for layer in GRAPHS[-2].weighted_layers()] == [True, False, True]
+    assert [stored_dense(layer) for layer in GRAPHS[-1].weighted_layers()] == [True, True, False, False, True]
 
 
 def test_row_blocks_and_depthwise_order_hold_every_weight_once():
