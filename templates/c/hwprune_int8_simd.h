@@ -408,6 +408,22 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
 #endif
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One tap of hwp_dwconv_s8's four channels: v the inputs' word, widened minus the zero point
+ * into t (x0, x2) and v (x1, x3); u the weights (w0, w2), then (w1, w3). */
+#define HWP_DW_TAP                                                                                            \
+    "ldr %[v], [%[xp]]\n\t"                                                                                   \
+    "ldr %[u], [%[wp]], #4\n\t"                                                                               \
+    "add %[xp], %[xp], %[c]\n\t"                                                                              \
+    "sxtab16 %[t], %[off], %[v]\n\t"                                                                          \
+    "sxtab16 %[v], %[off], %[v], ror #8\n\t"                                                                  \
+    "smlabb %[s0], %[u], %[t], %[s0]\n\t"                                                                     \
+    "smlatt %[s2], %[u], %[t], %[s2]\n\t"                                                                     \
+    "ldr %[u], [%[wp]], #4\n\t"                                                                               \
+    "smlabb %[s1], %[u], %[v], %[s1]\n\t"                                                                     \
+    "smlatt %[s3], %[u], %[v], %[s3]\n\t"
+#endif
+
 /* DEPTHWISE_CONV_2D with one filter per channel (depth multiplier 1) and every weight stored
  * as int16, widened at export: for each block of four channels, each tap's four weights as
  * (w0, w2, w1, w3), the tap order (kh, kw); then the last c % 4 channels as (kh, kw, c).
@@ -435,6 +451,25 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
             for (; ch < c4; ch += 4) {
                 int32_t s0 = bias[ch], s1 = bias[ch + 1], s2 = bias[ch + 2], s3 = bias[ch + 3];
                 const int16_t *wb = w + ch * taps;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+                if (kh == 3 && kw == 3 && dy0 == 0 && dy1 == 3 && dx0 == 0 && dx1 == 3) { /* a whole 3x3 window */
+                    const int8_t *xp = x + (y0 * in_w + x0) * c + ch;
+                    const int16_t *wp = wb;
+                    int32_t v, t, u, row = (in_w - 3) * c;
+                    __asm__ volatile(HWP_DW_TAP HWP_DW_TAP HWP_DW_TAP "add %[xp], %[xp], %[row]\n\t"
+                                     HWP_DW_TAP HWP_DW_TAP HWP_DW_TAP "add %[xp], %[xp], %[row]\n\t"
+                                     HWP_DW_TAP HWP_DW_TAP HWP_DW_TAP
+                                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(xp),
+                                       [wp] "+r"(wp), [v] "=&r"(v), [t] "=&r"(t), [u] "=&r"(u)
+                                     : [c] "r"(c), [off] "r"(off2), [row] "r"(row)
+                                     : "memory");
+                    out[ch] = hwp_rq(s0, mult[ch], shift[ch], out_zp, lo, hi);
+                    out[ch + 1] = hwp_rq(s1, mult[ch + 1], shift[ch + 1], out_zp, lo, hi);
+                    out[ch + 2] = hwp_rq(s2, mult[ch + 2], shift[ch + 2], out_zp, lo, hi);
+                    out[ch + 3] = hwp_rq(s3, mult[ch + 3], shift[ch + 3], out_zp, lo, hi);
+                    continue;
+                }
+#endif
                 for (int dy = dy0; dy < dy1; dy++) {
                     const int8_t *xp = x + ((y0 + dy) * in_w + x0 + dx0) * c + ch;
                     const int16_t *wp = wb + (dy * kw + dx0) * 4;
@@ -443,17 +478,7 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
                     if (n > 0) {
                         int32_t v, t, u;
                         __asm__ volatile(
-                            "1:\n\t"
-                            "ldr %[v], [%[xp]]\n\t"
-                            "ldr %[u], [%[wp]], #4\n\t"
-                            "add %[xp], %[xp], %[c]\n\t"
-                            "sxtab16 %[t], %[off], %[v]\n\t"
-                            "sxtab16 %[v], %[off], %[v], ror #8\n\t"
-                            "smlabb %[s0], %[u], %[t], %[s0]\n\t"
-                            "smlatt %[s2], %[u], %[t], %[s2]\n\t"
-                            "ldr %[u], [%[wp]], #4\n\t"
-                            "smlabb %[s1], %[u], %[v], %[s1]\n\t"
-                            "smlatt %[s3], %[u], %[v], %[s3]\n\t"
+                            "1:\n\t" HWP_DW_TAP
                             "subs %[n], %[n], #1\n\t"
                             "bne 1b\n\t"
                             : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(xp), [wp] "+r"(wp),
