@@ -67,7 +67,7 @@ def figures(graph: Graph) -> dict:
             "weight_bytes": graph.total_weights}
 
 
-_C_ARRAY = re.compile(r"static const (u?int(8|16|32))_t \w+\[(\d+)\]")
+_C_ARRAY = re.compile(r"static const (u?int(8|16|32))_t \w+\[(\d+)\]")  # an alignment attribute may follow
 
 
 def c_weight_bytes(source: str) -> int:

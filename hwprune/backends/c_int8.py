@@ -33,10 +33,12 @@ SOURCE = "model_int8.c"
 INT32_MIN = -(1 << 31)
 
 
-def _array(ctype: str, name: str, values) -> str:
+def _array(ctype: str, name: str, values, aligned: bool = False) -> str:
+    """``aligned``: on a word boundary, as LDM (the DSP kernels' loads of weight words) needs."""
     values = [int(v) for v in np.asarray(values).reshape(-1)] or [0]
     body = ",".join(str(v) for v in values)
-    return f"static const {ctype} {name}[{len(values)}] = {{{body}}};\n"
+    align = " __attribute__((aligned(4)))" if aligned else ""
+    return f"static const {ctype} {name}[{len(values)}]{align} = {{{body}}};\n"
 
 
 def _nonzeros(layer, conv: bool):
@@ -140,14 +142,14 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
         geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
         kh, kw = layer.weight.shape[1:3]
     if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
-        return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0])), *common],
+        return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
     if dense and conv and mult > 1:  # several filters per channel: the scalar kernel, weights as stored
         return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *common],
                 f"hwp_conv_dense_scalar_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {geometry}, "
                 f"{mult}, {p}_w, {q});")
     if dense:
-        arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4)), *common]
+        arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4), aligned=True), *common]
         if not conv:
             return arrays, (f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, "
                             f"{p}_w, {q}, hwp_scratch);")
@@ -215,10 +217,11 @@ def render_int8(graph: Graph) -> str:
             + "".join(data)
             + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once) */\n"
             f"static int8_t hwp_arena[{max(plan.nbytes, 1)}];\n"
-            "/* widened inputs of the DSP kernels (hwprune_int8_simd.h); none on other cores */\n"
-            f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{max(scratch, 1)}];\n#else\n"
-            "#define hwp_scratch ((int16_t *)0)\n#endif\n"
-            f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
+            + ("/* widened inputs of the DSP kernels (hwprune_int8_simd.h); none on other cores */\n"
+               f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{scratch}] __attribute__((aligned(4)));\n"
+               "#else\n#define hwp_scratch ((int16_t *)0)\n#endif\n"
+               if scratch else "")
+            + f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
             f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n}}\n")
 
 
