@@ -110,8 +110,13 @@ def test_host_c_simd_and_scalar_equal_reference_on_every_tensor(tmp_path, graph)
         assert len(result.layers) == len(graph.layers)
 
 
-def test_cortex_m4_dsp_kernels_equal_reference(tmp_path):
-    """The same graphs cross-built for the Cortex-M4 (SXTB16/SMLAD, the written-out loops)."""
+@pytest.mark.parametrize("target, graphs", [("stm32l4r5", GRAPHS), ("mspm0g3507", GRAPHS[2:4]),
+                                            ("nrf54l15", GRAPHS[5:6]), ("pic32czca90", GRAPHS[6:7])],
+                         ids=("cortex-m4", "cortex-m0plus", "cortex-m33", "cortex-m7"))
+def test_firmware_kernels_equal_reference(tmp_path, target, graphs):
+    """The graphs cross-built (-Wall -Wextra -Werror) for the Cortex-M4 (SXTB16/SMLAD, the
+    written-out loops; every graph), the M0+ (no DSP extension: the scalar kernels over the
+    same weight layouts), the M33 and the M7 (DSP, one graph each)."""
     from hwprune.errors import ToolchainError
     from hwprune.harness.cross import find_cross_cc
     from hwprune.harness.mcu_int8 import run_mcu
@@ -120,10 +125,10 @@ def test_cortex_m4_dsp_kernels_equal_reference(tmp_path):
         find_cross_cc()
     except ToolchainError as exc:
         pytest.skip(str(exc))
-    for graph in GRAPHS:
+    for graph in graphs:
         x = _inputs(graph, 3)
         write_int8_c(graph, tmp_path / graph.name / "c")
-        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name)
+        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, target)
         want = reference.run(graph, x)
         bad = np.argwhere(run.outputs != want)
         assert not len(bad), f"{graph.name}: {len(bad)} outputs differ, first {[tuple(b) for b in bad[:3]]}: " \
