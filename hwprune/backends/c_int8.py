@@ -1,13 +1,18 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
-hand-written kernels of ``templates/c/hwprune_int8.h``, and a host engine that runs it.
+hand-written kernels of ``templates/c/hwprune_int8.h`` and ``hwprune_int8_simd.h``, and a
+host engine that runs it.
 
-A weighted layer whose weights are mostly zeros stores only its nonzero weights, per
-output channel (values, their column or (kh, kw, cin) tap, and where each channel starts):
-zero weights are never multiplied. One with more than half nonzero (``DENSE_ABOVE``) stores
-every weight in the file's order, one byte each, and its kernel walks them with no index. Activations live in one static int8 arena planned by tensor liveness
-(``backends.c.arena``, the planner the ap_fixed C uses), so a graph whose tensors branch
-and join (a residual ADD) keeps each tensor until its last reader; on a chain it is the
-ping-pong of two buffers.
+Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favour
+(``stored_dense``). Sparse: each output channel's nonzero weights (values, their column or
+(kh, kw, cin) tap, where each channel starts), so zero weights are never multiplied.
+Dense: every weight, one byte each, in the order the DSP kernels read (``block_rows``:
+four FULLY_CONNECTED rows or two convolution rows interleaved a word at a time;
+``depthwise_weights``: int16, four channels a tap); cores without the DSP extension run
+scalar kernels over the same arrays. The DSP kernels widen inputs into one static int16
+scratch (its size the largest layer's need, counted in RAM). Activations live in one
+static int8 arena planned by tensor liveness (``backends.c.arena``, the planner the
+ap_fixed C uses), so a graph whose tensors branch and join (a residual ADD) keeps each
+tensor until its last reader; on a chain it is the ping-pong of two buffers.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from hwprune.quant.int8 import wrap_int32
 
 HEADER = "hwprune_int8.h"
 HEADERS = (HEADER, "hwprune_int8_simd.h")
-DENSE_ABOVE = 0.1  # nonzero fraction above which a convolution's weights are stored dense
-POINTWISE_DENSE_ABOVE = 0.3  # the same for a matrix product (FULLY_CONNECTED, 1x1 CONV_2D)
+# Cortex-M4 cycles of the int8 kernels, read from benchmarks/int8_kernels.py and profiles of
+# MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
+DENSE_CYCLES_PER_MAC = 1.45
+SPARSE_CYCLES_PER_NONZERO = {"fc": 8.0, "pointwise": 5.0, "conv": 18.0}
 SOURCE = "model_int8.c"
 INT32_MIN = -(1 << 31)
 
@@ -81,13 +88,22 @@ def pointwise(layer) -> bool:
 
 
 def stored_dense(layer) -> bool:
-    """Whether a weighted layer keeps every weight (one byte each, no index). Measured on the
-    Cortex-M4 (benchmarks/int8_m4): a dense-stored product runs at about 1.4 cycles per MAC
-    with SMLAD, a sparse matrix product (``hwp_pw_sparse_s8``) at about 4.5 cycles per
-    nonzero, a sparse convolution with padding checks (``hwp_conv_s8``) at about 15: the
-    sparse forms win below ``POINTWISE_DENSE_ABOVE`` and ``DENSE_ABOVE`` nonzeros."""
-    density = layer.nonzero_weights / layer.weight.size
-    return density > (POINTWISE_DENSE_ABOVE if pointwise(layer) else DENSE_ABOVE)
+    """Whether a weighted layer keeps every weight (one byte each, no index): the cheaper of
+    the two by the Cortex-M4 cycles per output channel estimated below (both pay the same
+    requantization). Dense: about ``DENSE_CYCLES_PER_MAC`` per MAC with SMLAD, plus the
+    im2col of a convolution's columns shared by the channels (a word of four inputs at a
+    time when the input channels are a multiple of four, one input at a time otherwise).
+    Sparse: per nonzero weight ``SPARSE_CYCLES_PER_NONZERO`` of its kernel (the matrix
+    product shares each index between two pixels; a convolution checks each tap for padding)."""
+    k = layer.filter_matrix.shape[1]
+    nonzero_per_channel = layer.nonzero_weights / layer.out_channels if layer.kind == "int8_conv2d" else \
+        layer.nonzero_weights / layer.out_features
+    dense = DENSE_CYCLES_PER_MAC * k
+    if layer.kind == "int8_conv2d" and not layer.depthwise:
+        per_input = 1.5 if layer.weight.shape[-1] % 4 == 0 else 8.0
+        dense += per_input * k / layer.out_channels
+    kind = "fc" if layer.kind == "int8_dense" else "pointwise" if pointwise(layer) else "conv"
+    return dense < SPARSE_CYCLES_PER_NONZERO[kind] * nonzero_per_channel
 
 
 def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
