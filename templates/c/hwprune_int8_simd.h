@@ -118,9 +118,15 @@ static inline void hwp_im2col(const int8_t *x, int16_t *col, int j, int pix, int
                         hwp_st32(dst + 2, 0);
                     }
                 }
-            } else {
-                for (int c = 0; c < in_c; c++)
-                    col[hwp_col_index(k0 + c, k4, tail, 2, j)] = (int16_t)(inside ? (int32_t)src[c] - in_zp : 0);
+            } else { /* groups of four cross taps: each input to its place in the group */
+                for (int c = 0; c < in_c; c++) {
+                    int k = k0 + c;
+                    int16_t v = (int16_t)(inside ? (int32_t)src[c] - in_zp : 0);
+                    if (k < k4)
+                        col[2 * (k & ~3) + 4 * j + ((k & 1) << 1 | (k >> 1 & 1))] = v;
+                    else
+                        col[2 * k4 + j * tail + (k - k4)] = v;
+                }
             }
         }
     }
@@ -339,10 +345,24 @@ static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_o
 #else
     (void)scratch;
 #endif
-    for (; o < n_out; o++) {
+    for (; o < n_out / 4 * 4; o++) { /* cores without DSP: rows inside the blocks of four */
         hwp_row_t row = hwp_row(w, o, n_in, n_out, 4);
         int32_t acc = bias[o];
         for (int k = 0; k < n_in; k++) acc += hwp_row_w(row, k, n_in & ~3, n_in & 3) * ((int32_t)x[k] - in_zp);
+        y[o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
+    }
+    for (; o < n_out; o++) { /* the rows after the last block of four, stored plainly */
+        const int8_t *row = w + (int32_t)o * n_in;
+        int32_t acc = bias[o];
+        int k = 0;
+#if HWP_SIMD
+        for (; k < k4; k += 4) {
+            int32_t u = hwp_ld32(row + k);
+            acc = hwp_smlad(hwp_sxtb16(u), hwp_ld32(scratch + k), acc);
+            acc = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), hwp_ld32(scratch + k + 2), acc);
+        }
+#endif
+        for (; k < n_in; k++) acc += (int32_t)row[k] * ((int32_t)x[k] - in_zp);
         y[o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
     }
 }
