@@ -36,6 +36,7 @@ HEADERS = (HEADER, "hwprune_int8_simd.h")
 # MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
 DENSE_CYCLES_PER_MAC = 1.45
 SPARSE_CYCLES_PER_NONZERO = {"fc": 8.0, "pointwise": 5.0, "conv": 18.0}
+SPARSE_BELOW = 0.1
 SOURCE = "model_int8.c"
 INT32_MIN = -(1 << 31)
 
@@ -94,7 +95,10 @@ def stored_dense(layer) -> bool:
     im2col of a convolution's columns shared by the channels (a word of four inputs at a
     time when the input channels are a multiple of four, one input at a time otherwise).
     Sparse: per nonzero weight ``SPARSE_CYCLES_PER_NONZERO`` of its kernel (the matrix
-    product shares each index between two pixels; a convolution checks each tap for padding)."""
+    product shares each index between two pixels; a convolution checks each tap for padding).
+    A layer is stored sparse only where that is also smaller (flash), and always then when at
+    most ``SPARSE_BELOW`` of its weights are nonzero (a layer pruned that far is pruned for
+    its flash; the estimates put both forms within a few cycles per output there)."""
     k = layer.filter_matrix.shape[1]
     nonzero_per_channel = layer.nonzero_weights / layer.out_channels if layer.kind == "int8_conv2d" else \
         layer.nonzero_weights / layer.out_features
@@ -103,7 +107,11 @@ def stored_dense(layer) -> bool:
         per_input = 1.5 if layer.weight.shape[-1] % 4 == 0 else 8.0
         dense += per_input * k / layer.out_channels
     kind = "fc" if layer.kind == "int8_dense" else "pointwise" if pointwise(layer) else "conv"
-    return dense < SPARSE_CYCLES_PER_NONZERO[kind] * nonzero_per_channel
+    # sparse bytes: a value and a 16-bit index (three for a convolution's tap) per nonzero, a channel start each
+    sparse_bytes = layer.nonzero_weights * (3 if kind != "conv" else 7) + 4 * (layer.filter_matrix.shape[0] + 1)
+    if sparse_bytes >= layer.weight.size:
+        return True
+    return dense < SPARSE_CYCLES_PER_NONZERO[kind] * nonzero_per_channel and nonzero_per_channel > SPARSE_BELOW * k
 
 
 def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:

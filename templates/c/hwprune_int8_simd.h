@@ -331,27 +331,27 @@ static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
 static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                    int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
-    int o = 0;
+    int o, full = n_out & ~3;
 #if HWP_SIMD
     int k4 = n_in & ~3;
     int32_t off2 = hwp_offset_pair(in_zp);
     for (int k = 0; k < k4; k += 4) hwp_widen4(x + k, scratch + k, off2);
     for (int k = k4; k < n_in; k++) scratch[k] = (int16_t)((int32_t)x[k] - in_zp);
-    for (; o + 4 <= n_out; o += 4) {
+    for (o = 0; o < full; o += 4) {
         int32_t s[4] = {bias[o], bias[o + 1], bias[o + 2], bias[o + 3]};
         hwp_mm4x1(w + o * n_in, n_in, scratch, s);
         for (int r = 0; r < 4; r++) y[o + r] = hwp_rq(s[r], mult[o + r], shift[o + r], out_zp, lo, hi);
     }
 #else
     (void)scratch;
-#endif
-    for (; o < n_out / 4 * 4; o++) { /* cores without DSP: rows inside the blocks of four */
+    for (o = 0; o < full; o++) { /* the rows inside the blocks of four, one MAC at a time */
         hwp_row_t row = hwp_row(w, o, n_in, n_out, 4);
         int32_t acc = bias[o];
         for (int k = 0; k < n_in; k++) acc += hwp_row_w(row, k, n_in & ~3, n_in & 3) * ((int32_t)x[k] - in_zp);
         y[o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
     }
-    for (; o < n_out; o++) { /* the rows after the last block of four, stored plainly */
+#endif
+    for (o = full; o < n_out; o++) { /* the rows after the last block of four, stored plainly */
         const int8_t *row = w + (int32_t)o * n_in;
         int32_t acc = bias[o];
         int k = 0;

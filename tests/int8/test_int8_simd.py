@@ -44,7 +44,7 @@ def _conv_graph(rng, cin, c1, width, sparse=False):
     layers = (
         _conv(rng, "c0", "x", cin, c1, (3, 3), (1, 1), ((1, 1), (1, 1))),
         _conv(rng, "d1", "c0", c1, c1, (3, 3), (2, 2), ((1, 1), (0, 2)), depthwise=True),
-        _conv(rng, "p2", "d1", c1, c1 + 2, (1, 1), (1, 1), ((0, 0), (0, 0)), zeros=0.8 if sparse else 0.0),
+        _conv(rng, "p2", "d1", c1, c1 + 2, (1, 1), (1, 1), ((0, 0), (0, 0)), zeros=0.9 if sparse else 0.0),
         _conv(rng, "c3", "p2", c1 + 2, 3, (2, 3), (2, 1), ((0, 1), (1, 1)), zeros=0.95 if sparse else 0.0),
         _conv(rng, "d4", "c3", 3, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), depthwise=True),
     )
@@ -69,7 +69,7 @@ def _graphs():
     rng = np.random.default_rng(26)
     graphs = [_fc_graph(rng, n_in, widths) for n_in, widths in ((1, (5, 4)), (7, (3, 9, 1)), (9, (8, 2, 6)))]
     graphs += [_conv_graph(rng, cin, c1, width) for cin, c1, width in ((1, 4, 5), (3, 5, 4), (4, 8, 7), (5, 9, 3))]
-    graphs += [_fc_graph(rng, 11, (9, 7, 3), zeros=0.85), _conv_graph(rng, 3, 6, 5, sparse=True)]
+    graphs += [_fc_graph(rng, 11, (40, 33, 3), zeros=0.9), _conv_graph(rng, 3, 16, 5, sparse=True)]
     return graphs
 
 
