@@ -70,21 +70,9 @@ static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     }
 }
 
-/* FULLY_CONNECTED with every weight stored, one MAC at a time (cores without the DSP
- * extension): w is (n_out, n_in), row-major */
-static inline void hwp_fc_dense_scalar_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
-                                   const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
-                                   int32_t out_zp, int32_t lo, int32_t hi) {
-    for (int o = 0; o < n_out; o++) {
-        const int8_t *row = w + (int32_t)o * n_in;
-        int32_t acc = bias[o];
-        for (int i = 0; i < n_in; i++) acc += (int32_t)row[i] * ((int32_t)x[i] - in_zp);
-        y[o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
-    }
-}
-
-/* CONV_2D / DEPTHWISE_CONV_2D with every weight stored: w is (out, kh, kw, cin_per_group);
- * a depthwise filter (depth_mult > 0) reads input channel o / depth_mult. */
+/* DEPTHWISE_CONV_2D with several filters per channel (hwprune_int8_simd.h, on every core,
+ * takes the other convolutions), every weight stored as the file holds it: w is (out, kh,
+ * kw, cin_per_group); filter o (depth_mult > 0) reads input channel o / depth_mult. */
 static inline void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                      int depth_mult, const int8_t *w, const int32_t *bias, const int32_t *mult,

@@ -292,11 +292,6 @@ static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int
 }
 #endif
 
-/* Scratch halfwords the kernels below need (0 without the DSP path): FULLY_CONNECTED one
- * widened input vector, CONV_2D two widened columns. */
-#define HWP_FC_SCRATCH(n_in) (HWP_SIMD ? (n_in) : 0)
-#define HWP_CONV_SCRATCH(k_all) (HWP_SIMD ? 2 * (k_all) : 0)
-
 /* A row-blocked weight matrix (n_rows x k_all, blocks of R rows): within a full block, each
  * group of four inputs holds the R rows' four weights one row after the other, then come
  * the R rows' last k_all % 4 weights; rows after the last full block are stored plainly.
@@ -325,9 +320,9 @@ static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
     return k < k4 ? row.base[(k & ~3) * row.rows + row.r * 4 + (k & 3)] : row.base[k4 * row.rows + row.r * t + (k - k4)];
 }
 
-/* FULLY_CONNECTED with every weight stored, rows blocked by 4 (hwp_row); ``scratch``
- * holds HWP_FC_SCRATCH(n_in) halfwords. With the DSP extension the input is widened once,
- * then four rows at a time. */
+/* FULLY_CONNECTED with every weight stored, rows blocked by 4 (hwp_row); ``scratch`` holds
+ * n_in halfwords on DSP cores (backends/c_int8.scratch_halfwords). With the DSP extension
+ * the input is widened once, then four rows at a time. */
 static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                    int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
@@ -368,7 +363,7 @@ static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_o
 }
 
 /* CONV_2D with every weight stored, w (out, kh, kw, cin) with rows blocked by 2
- * (hwp_row); ``scratch`` holds HWP_CONV_SCRATCH(kh * kw * in_c) halfwords. With the
+ * (hwp_row); ``scratch`` holds 2 * kh * kw * in_c halfwords on DSP cores. With the
  * DSP extension a matrix product: two output pixels' columns at a time (im2col), two
  * output channels per pass over them. */
 static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
