@@ -94,7 +94,8 @@ def quantized_layers(path: Path, architecture: Path | None) -> bool:
         with h5py.File(path, "r") as h5:
             config = h5.attrs.get("model_config", b"")
             text = config.decode() if isinstance(config, bytes) else str(config)
-    return any(tag in text for tag in ('"QDense"', '"QConv', '"QActivation"', "HGQ", '"HQuantize"', '"QBatchNorm'))
+    return any(tag in text for tag in ('"QDense"', '"QConv', '"QActivation"', '"FixedPointQuantizer"', '"HQuantize"',
+                                       '"HDense"', '"QBatchNorm'))
 
 
 # ---- the source frameworks -------------------------------------------------------------------
@@ -186,6 +187,55 @@ ORACLES = {".onnx": ("onnxruntime", _onnx_oracle), ".pt": ("torch", _torch_oracl
            ".keras": ("Keras 3 (torch)", _keras_oracle)}
 
 
+def declared_input_shape(path: Path, architecture: Path | None):
+    """One example's input shape as the file declares it (source layout), for a file no
+    framework here runs; None when it declares none."""
+    if path.suffix == ".onnx":
+        import onnx
+        model = onnx.load(str(path), load_external_data=False)
+        initializers = {t.name for t in model.graph.initializer}
+        inputs = [i for i in model.graph.input if i.name not in initializers]
+        dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:] if inputs else []
+        return tuple(dims) if dims and all(d > 0 for d in dims) else None
+    from hwprune.pipeline import load_model  # Keras layouts are channels-last, as the IR's
+    try:
+        graph = load_model(architecture or path, weights=path if architecture else None)
+    except Exception:  # a file hwprune refuses: its export below says why
+        return _keras_config_shape(path, architecture)
+    return tuple(graph.input_shape)
+
+
+def _keras_config_shape(path: Path, architecture: Path | None):
+    text = architecture.read_text() if architecture is not None else None
+    if text is None and path.suffix in (".h5", ".hdf5"):
+        import h5py
+        with h5py.File(path, "r") as h5:
+            config = h5.attrs.get("model_config")
+            text = config.decode() if isinstance(config, bytes) else config
+    elif text is None and path.suffix == ".keras":
+        import zipfile
+        with zipfile.ZipFile(path) as archive:
+            text = archive.read("config.json").decode()
+    if not text:
+        return None
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("batch_input_shape", "batch_shape"):
+                if isinstance(node.get(key), list) and not found:
+                    found.append(node[key])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(json.loads(text))
+    if not found or any(d is None for d in found[0][1:]):
+        return None
+    return tuple(int(d) for d in found[0][1:])
+
+
 # ---- hwprune ---------------------------------------------------------------------------------
 
 def _hwprune_export(model: Path, architecture, calibration: Path, out: Path, extra: list[str], timeout: float):
@@ -201,7 +251,9 @@ def _hwprune_export(model: Path, architecture, calibration: Path, out: Path, ext
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout:.0f} s"
     lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("warning")]
-    return done.returncode, (lines[-1] if lines else "")
+    reason = lines[-1] if lines else ""
+    reason = reason.removeprefix("hwprune export: error: ").replace(f"{model.parent}/", "")
+    return done.returncode, reason.split("; supported ")[0]
 
 
 def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: int, timeout: float) -> dict:
@@ -220,9 +272,12 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
     except Exception as exc:  # the survey reports any framework failure as a row, not a crash
         x, y_source = None, None
         row["argmax"] = f"{oracle_name} cannot run it: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-    if x is None:  # hwprune still gets a calibration set when the input shape is known to it
-        row["outcome"], row["reason"] = "not checked", row["argmax"]
-        return row
+    if x is None:  # no oracle: hwprune still runs, on inputs of the shape the file declares
+        shape = declared_input_shape(path, architecture)
+        if shape is None:
+            row["outcome"], row["reason"] = "not checked", row["argmax"]
+            return row
+        x, y_source = rng.standard_normal((SAMPLES, *shape)).astype(np.float32), None
     calibration = work / "x.npy"
     np.save(calibration, x)
     np.save(work / "x_mcu.npy", x[:mcu_vectors])
@@ -235,6 +290,13 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
         return row
     export = json.loads((host_dir / "export.json").read_text())
     task = (export.get("fidelity") or {}).get("task")
+    if y_source is None:
+        rc, reason_mcu = _hwprune_export(path, architecture, work / "x_mcu.npy", mcu_dir, ["--target", MCU_TARGET],
+                                         timeout)
+        row["m4"] = {0: "bit-exact", 1: "not bit-exact", 2: "refused", None: "timeout"}.get(rc, f"exit {rc}")
+        row["outcome"] = "exported, not checked" if rc == 0 else f"M4 {row['m4']}"
+        row["reason"] = row["argmax"] if rc == 0 else reason_mcu
+        return row
     if task != "classification" and 2 <= y_source.shape[1] <= MAX_CLASSES:
         task = "classification"  # class scores without a final Softmax (mnist-8's logits): argmax still counts
     if task == "classification":
@@ -272,7 +334,8 @@ def markdown(rows: list[dict], command: str) -> str:
              "| # | file | source | exporter | host 16-bit | M4 8-bit | argmax vs source | outcome | reason |",
              "|---:|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows, 1):
-        owner = f" ({r['owner']})" if r["owner"] and r["outcome"] != "pass" else ""
+        owner = r["owner"] or (QUANTIZED_OWNER if "BatchNormalization" in r["reason"] else "")
+        owner = f" ({owner})" if owner and r["outcome"] != "pass" else ""
         reason = r["reason"].replace("|", "\\|")
         lines.append(f"| {i} | {r['file']} | {r['source']} | {r['exporter']} | {r['host']} | {r['m4']} | "
                      f"{r['argmax']} | {r['outcome']}{owner} | {reason} |")
