@@ -350,6 +350,9 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", help="survey only files whose name contains one of these")
     p.add_argument("--mcu-vectors", type=int, default=10, help="inputs run in the Cortex-M4 emulator (default 10)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per export")
+    p.add_argument("--update", type=Path, metavar="ROWS.json",
+                   help="rows of an earlier run (--json): the files surveyed now replace theirs, the others are kept "
+                        "(to re-run a few files after a change)")
     args = p.parse_args(argv)
     rows = []
     for path, info, folder in model_files(args.folders):
@@ -359,6 +362,10 @@ def main(argv=None) -> int:
             row = survey_one(path, info, folder, Path(work), args.mcu_vectors, args.timeout)
         rows.append(row)
         print(f"{row['file']:<60} {row['outcome']:<16} {row['argmax']:<10} {row['reason'][:150]}", flush=True)
+    if args.update is not None:
+        fresh = {row["file"]: row for row in rows}
+        earlier = json.loads(args.update.read_text())
+        rows = [fresh.pop(row["file"], row) for row in earlier] + list(fresh.values())
     command = "python -m benchmarks.survey " + " ".join(sys.argv[1:] if argv is None else argv)
     table = markdown(rows, command)
     print(table)
