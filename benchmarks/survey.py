@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.keras_twin import keras_twin
+
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 SAMPLES = 200
@@ -125,9 +127,14 @@ def _keras_model(path: Path, architecture: Path | None, work: Path):
         def __init__(self, *args, groups=1, **kwargs):
             super().__init__(*args, **kwargs)
 
-    if architecture is not None:
-        path = _keras2_full_model(architecture, path, work / "keras2_full.h5")
-    return keras.models.load_model(str(path), compile=False, custom_objects={"DepthwiseConv2D": DepthwiseConv2D})
+    custom = {"DepthwiseConv2D": DepthwiseConv2D}
+    if architecture is None:
+        return keras.models.load_model(str(path), compile=False, custom_objects=custom)
+    try:
+        return keras.models.load_model(str(_keras2_full_model(architecture, path, work / "keras2_full.h5")),
+                                       compile=False, custom_objects=custom)
+    except (TypeError, ValueError):  # a Keras 2.0 config Keras 3 cannot read: rebuilt layer by layer
+        return keras_twin(architecture, path)
 
 
 def _keras_oracle(path, architecture, work):
@@ -135,7 +142,7 @@ def _keras_oracle(path, architecture, work):
     shape = tuple(model.inputs[0].shape[1:])
     if None in shape:
         raise ValueError(f"input shape {shape} has an unknown size")
-    return shape, lambda x: np.asarray(model.predict(x, verbose=0, batch_size=50)).reshape(len(x), -1)
+    return shape, lambda x: np.asarray(model.predict(x, verbose=0, batch_size=50)).reshape(len(x), -1), "Keras 3"
 
 
 def _onnx_oracle(path, _architecture, _work):
@@ -149,7 +156,15 @@ def _onnx_oracle(path, _architecture, _work):
     shape = tuple(dims[1:])
     if None in shape:
         raise ValueError(f"input shape {shape} has an unknown size")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session.run(None, {i.name: np.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim], np.float32)
+                           for i in inputs})
+    except Exception:  # onnxruntime dropped old opsets (Gemm-6): ONNX's own reference evaluator runs them
+        from onnx.reference import ReferenceEvaluator
+        session, framework = ReferenceEvaluator(onnx.load(str(path))), "onnx.reference"
+    else:
+        framework = "onnxruntime"
     name = inputs[0].name
     extra = {i.name: np.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim], np.float32)
              for i in inputs[1:]}
@@ -164,7 +179,7 @@ def _onnx_oracle(path, _architecture, _work):
             padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
             outputs.append(session.run(None, {name: padded, **extra})[0].reshape(batch, -1)[:len(chunk)])
         return np.concatenate(outputs)
-    return shape, run
+    return shape, run, framework
 
 
 def _torch_oracle(path, _architecture, _work):
@@ -179,7 +194,7 @@ def _torch_oracle(path, _architecture, _work):
     def run(x):
         with torch.no_grad():
             return model(torch.from_numpy(x.astype(np.float32))).numpy().reshape(len(x), -1)
-    return shape, run
+    return shape, run, "torch"
 
 
 ORACLES = {".onnx": ("onnxruntime", _onnx_oracle), ".pt": ("torch", _torch_oracle),
@@ -266,9 +281,11 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
     rng = np.random.default_rng(0)
     started = time.time()
     try:
-        shape, run = make_oracle(path, architecture, work)
+        shape, run, oracle_name = make_oracle(path, architecture, work)
         x = rng.standard_normal((SAMPLES, *shape)).astype(np.float32)
         y_source = run(x)
+        if len(y_source) != SAMPLES:
+            raise ValueError(f"its output has {len(y_source)} rows for {SAMPLES} inputs (not one per example)")
     except Exception as exc:  # the survey reports any framework failure as a row, not a crash
         x, y_source = None, None
         row["argmax"] = f"{oracle_name} cannot run it: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"

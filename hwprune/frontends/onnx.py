@@ -136,7 +136,8 @@ def onnx_to_graph(model, path, name: str = "model", order=None) -> Graph:
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in constants]  # opset 9 lists initializers here too
     if len(inputs) != 1:
-        raise ModelError(f"{path}: the model takes {len(inputs)} inputs; hwprune reads models with one")
+        names = ", ".join(repr(i.name) for i in inputs[:4]) + (", ..." if len(inputs) > 4 else "")
+        raise ModelError(f"{path}: the model takes {len(inputs)} inputs ({names}); hwprune reads models with one")
     dims = inputs[0].type.tensor_type.shape.dim
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
     if len(shape) < 2 or any(d is None or d <= 0 for d in shape[1:]):
