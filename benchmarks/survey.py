@@ -5,7 +5,7 @@ For every model file of the folder(s) (gathered by ``benchmarks/survey_files.py`
 
 1. the source framework runs it on 200 seeded random inputs (Keras 3 with
    ``KERAS_BACKEND=torch``, onnxruntime, torch);
-2. ``hwprune export`` with 16-bit weights and activations for the host, calibrated on those
+2. ``hwprune export`` with 16-bit weights and activations (a quantized file: its own types) for the host, calibrated on those
    200 inputs, which are also its test vectors: exit 0 means every engine equals the integer
    reference bit for bit;
 3. ``hwprune export --target stm32l4r5`` (Cortex-M4F) at the default 8 bits on the first
@@ -289,6 +289,8 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
     except Exception as exc:  # the survey reports any framework failure as a row, not a crash
         x, y_source = None, None
         row["argmax"] = f"{oracle_name} cannot run it: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        if row["owner"]:  # the frameworks these files come from are not installable without TensorFlow
+            row["argmax"] = "no oracle here (QKeras and HGQ need TensorFlow, QONNX/Brevitas the qonnx package)"
     if x is None:  # no oracle: hwprune still runs, on inputs of the shape the file declares
         shape = declared_input_shape(path, architecture)
         if shape is None:
@@ -299,8 +301,9 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
     np.save(calibration, x)
     np.save(work / "x_mcu.npy", x[:mcu_vectors])
     host_dir, mcu_dir = work / "host16", work / "m4"
-    rc, reason = _hwprune_export(path, architecture, calibration, host_dir,
-                                 ["--weight-bits", "16", "--activation-bits", "16"], timeout)
+    # A quantized file (QKeras, HGQ, QONNX) keeps the types it declares: no widths to give.
+    widths = [] if row["owner"] else ["--weight-bits", "16", "--activation-bits", "16"]
+    rc, reason = _hwprune_export(path, architecture, calibration, host_dir, widths, timeout)
     row["host"] = {0: "bit-exact", 1: "not bit-exact", 2: "refused", None: "timeout"}.get(rc, f"exit {rc}")
     if rc != 0:
         row["outcome"], row["reason"] = row["host"], reason

@@ -251,6 +251,10 @@ def _transpose(node, attrs, ctx):
         return value.but(layout="cf", sole=sole)
     if rank in (3, 4) and perm == to_last and value.layout == "cf" and len(ctx.ir_shape(value)) == rank - 1:
         return value.but(layout="cl", sole=sole)
+    if rank not in (3, 4):
+        raise ctx.fail(node, f"perm={perm} on a tensor of shape {ctx.shape(node)}: it moves the batch axis or the "
+                             "features of a (N, features) tensor; a Transpose is supported only between the "
+                             "channels-last and channels-first layouts of a 3-D or 4-D tensor")
     raise ctx.fail(node, f"perm={perm} on a tensor of shape {ctx.shape(node)}: a Transpose is supported from "
                          f"channels-last (perm={to_first}, at the input) or to channels-last (perm={to_last}, "
                          "before Flatten)")

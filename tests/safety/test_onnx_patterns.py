@@ -243,3 +243,14 @@ def test_tf2onnx_reshape_of_a_one_channel_nhwc_input_is_its_transpose(tmp_path):
     assert graph.input_layout == "channels_last" and graph.input_shape == (5, 6, 1)
     x = np.random.default_rng(6).normal(size=(8, 5, 6, 1))
     assert np.abs(float_forward(graph, x) - _ort(path, x)).max() < 1e-5
+
+
+def test_onnxmltools_transpose_of_a_feature_vector_is_one_line(tmp_path):
+    """OnnxMLTools 1.3 wraps a Keras BatchNormalization of a Dense in Transposes of the
+    (1, features) tensor, which onnxruntime rejects too: refused, naming the node."""
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="dense"),
+             helper.make_node("Transpose", ["g"], ["y"], name="Transpose")]
+    path = _save(tmp_path, "omt_bn", nodes, {"w": _f32(rng, 4, 3), "b": _f32(rng, 3)}, [1, 4], [3, 1], opset=7)
+    with pytest.raises(UnsupportedLayerError, match=r"'Transpose' \(Transpose\): perm=\[1, 0\] .* moves the batch"):
+        load_model(path)
