@@ -83,12 +83,12 @@ def _sources(entries: list[dict], where: str) -> list[tuple[str, ...]]:
             if len(nodes) > 1:
                 raise UnsupportedLayerError(f"{where}: layer {name!r} is called {len(nodes)} times (a shared layer); "
                                             "hwprune reads layers called once")
-            out.append(tuple(_inbound_names(nodes)))
+            out.append(tuple(_inbound_names(nodes, name, where)))
         previous = name
     return out
 
 
-def _outputs(top: dict) -> tuple[str, ...]:
+def _outputs(top: dict, where: str) -> tuple[str, ...]:
     """The layers a functional model returns (``output_layers``); empty for a Sequential one."""
     config = top.get("config", top) if isinstance(top, dict) and "class_name" in top else top
     outputs = config.get("output_layers") if isinstance(config, dict) else None
@@ -96,22 +96,33 @@ def _outputs(top: dict) -> tuple[str, ...]:
         return ()
     if isinstance(outputs[0], str):  # Keras 3 writes one output as a single [name, node, tensor]
         outputs = [outputs]
+    for o in outputs:
+        if len(o) > 2 and o[2] != 0:
+            raise UnsupportedLayerError(f"{where}: the model returns output {o[2]} of layer {o[0]!r}; hwprune reads "
+                                        "layers with one output")
     return tuple(str(o[0]) for o in outputs)
 
 
-def _inbound_names(nodes) -> list[str]:
+def _inbound_names(nodes, reader: str, where: str) -> list[str]:
+    """The layers ``reader`` reads; each history is [layer, call, output index, ...]."""
     names: list[str] = []
+
+    def take(history) -> None:
+        if len(history) > 2 and history[2] != 0:  # a layer with several outputs (LSTM states, attention scores)
+            raise UnsupportedLayerError(f"{where}: layer {reader!r} reads output {history[2]} of layer "
+                                        f"{history[0]!r}; hwprune reads layers with one output")
+        names.append(str(history[0]))
 
     def walk(node) -> None:
         if isinstance(node, dict):
             if "keras_history" in node.get("config", {}):  # Keras 3
-                names.append(node["config"]["keras_history"][0])
+                take(node["config"]["keras_history"])
                 return
             for value in node.values():
                 walk(value)
         elif isinstance(node, (list, tuple)):  # a live model's get_config() holds tuples
             if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):  # Keras 2 [name, i, j, {}]
-                names.append(node[0])
+                take(node)
                 return
             for value in node:
                 walk(value)
@@ -172,7 +183,7 @@ def _layers_from_config(top, weights_of, where: str):
         layer_name = str(config.get("name", entry.get("name", f"layer{index}")))
         layers.append(KerasLayer(entry["class_name"], layer_name, config, weights_of(layer_name, index),
                                  sources[index]))
-    return name, shape, layers, _outputs(top)
+    return name, shape, layers, _outputs(top, where)
 
 
 def _in_order(layers: list[KerasLayer], where: str) -> list[KerasLayer]:
