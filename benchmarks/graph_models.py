@@ -22,6 +22,7 @@ models pad explicitly so both frameworks compute the same network.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,11 +42,11 @@ def resnet8_filters(width: float) -> list[int]:
     return [max(1, int(round(n * width))) for n in (16, 32, 64)]
 
 
-def mobilenet_plan(alpha: float):
+def mobilenet_plan(alpha: float, stages=MOBILENET_STAGES):
     """(stem channels, [(cin, hidden, cout, stride, residual), ...])."""
     stem = divisible(32 * alpha)
     blocks, cin = [], stem
-    for t, c, n, s in MOBILENET_STAGES:
+    for t, c, n, s in stages:
         cout = divisible(c * alpha)
         for i in range(n):
             stride = s if i == 0 else 1
@@ -108,9 +109,9 @@ class _Inverted(nn.Module):
 
 
 class TorchMobileNetV2(nn.Module):
-    def __init__(self, alpha: float = 0.35, classes: int = 10):
+    def __init__(self, alpha: float = 0.35, classes: int = 10, stages=MOBILENET_STAGES):
         super().__init__()
-        stem, blocks = mobilenet_plan(alpha)
+        stem, blocks = mobilenet_plan(alpha, stages)
         self.stem = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, stem, 3, 2, bias=False), _bn(stem),
                                   nn.ReLU6())
         self.blocks = nn.Sequential(*(_Inverted(*b) for b in blocks))
@@ -193,10 +194,10 @@ def keras_resnet8(width: float = 1.0, size: int = 32, classes: int = 10):
     return keras.Model(inputs, outputs, name="resnet8")
 
 
-def keras_mobilenet_v2(alpha: float = 0.35, size: int = 96, classes: int = 10):
+def keras_mobilenet_v2(alpha: float = 0.35, size: int = 96, classes: int = 10, stages=MOBILENET_STAGES):
     keras = _keras()
     L = keras.layers
-    stem, blocks = mobilenet_plan(alpha)
+    stem, blocks = mobilenet_plan(alpha, stages)
     inputs = keras.Input((size, size, 3), name="image")
     x = L.Conv2D(stem, 3, strides=2, padding="same", use_bias=False, name="stem")(inputs)
     x = L.ReLU(6.0, name="stem_relu6")(L.BatchNormalization(name="stem_bn")(x))
@@ -241,3 +242,28 @@ def randomize_keras_batchnorm(model, seed: int = 0):
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
                                rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
     return model
+
+
+# ---- model files and what each framework computes ----------------------------------------------
+
+
+def save_model_files(torch_model: nn.Module, keras_model, folder, name: str, x_nchw: np.ndarray) -> dict:
+    """``name``.pt2 (torch.export), ``name``.onnx (torch's ONNX exporter) and ``name``.keras,
+    each with its framework's float outputs on ``x_nchw`` (channels-last for Keras): frontend ->
+    (path, source-layout inputs, outputs)."""
+    import onnxruntime
+
+    folder = Path(folder)
+    x = torch.as_tensor(x_nchw, dtype=torch.float32)
+    with torch.no_grad():
+        y_torch = torch_model(x).numpy()
+    torch.export.save(torch.export.export(torch_model, (x[:2],)), folder / f"{name}.pt2")
+    torch.onnx.export(torch_model, (x[:2],), str(folder / f"{name}.onnx"), dynamo=False,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    session = onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    y_onnx = session.run(None, {"x": x_nchw.astype(np.float32)})[0]
+    keras_model.save(folder / f"{name}.keras")
+    x_nhwc = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
+    y_keras = np.asarray(keras_model.predict(x_nhwc, verbose=0))
+    return {"pt2": (folder / f"{name}.pt2", x_nchw, y_torch), "onnx": (folder / f"{name}.onnx", x_nchw, y_onnx),
+            "keras": (folder / f"{name}.keras", x_nhwc, y_keras)}
