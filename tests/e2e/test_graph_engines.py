@@ -3,7 +3,8 @@ filters, 8x8 images), a MobileNetV2 stack (two stages) and a concatenation net, 
 torch.export, torch's ONNX exporter and Keras 3. The float graph equals each framework
 within 1e-5; at 8 and 16 bits all 18 quantized graphs run in one host executable equal to
 the reference; two of them run as Cortex-M4 firmware, and the MobileNetV2 stack (depthwise
-convs, ReLU6, a residual Add) in hls4ml's C simulation, all bit for bit."""
+convs, ReLU6, a residual Add) in hls4ml's C simulation, all bit for bit. Two tests, not
+one per check: the suite spreads tests over processes, and each would build the fixtures."""
 
 import json
 import shutil
@@ -60,42 +61,30 @@ def quantized(files):
     return out
 
 
-def test_the_float_graph_equals_torch_onnxruntime_and_keras(files):
+def test_float_host_c_and_m4_equal_their_oracles(files, quantized, tmp_path):
+    """One test (the suite spreads tests over processes; module fixtures would be built again)."""
     for (name, frontend), (path, x, expected) in files.items():
-        graph = load_model(path)
+        graph = quantized[name, frontend, 8][0]
         assert not graph.is_chain and {"add", "concatenate"} & {layer.kind for layer in graph.layers}
         diff = np.abs(float_model(graph, x) - expected).max()
         assert diff < 1e-5, (name, frontend, diff)
-
-
-@pytest.fixture(scope="module")
-def host_build(quantized, tmp_path_factory):
     keys = sorted(quantized)
-    root = tmp_path_factory.mktemp("graph_engines_c")
-    graphs = [quantized[k][1] for k in keys]
-    outputs = build_and_run(graphs, [quantized[k][2] for k in keys], root, ["auto"] * len(keys))
-    return root, dict(zip(keys, outputs))
-
-
-def test_host_c_equals_the_reference_on_every_graph_at_8_and_16_bits(quantized, host_build):
-    _, outputs = host_build
-    assert len(outputs) == 18
-    problems = [first_difference(quantized[k][1], quantized[k][2], y) for k, y in outputs.items()]
+    assert len(keys) == 18
+    graphs, inputs = [quantized[k][1] for k in keys], [quantized[k][2] for k in keys]
+    outputs = build_and_run(graphs, inputs, tmp_path, ["auto"] * len(keys))  # one compiler run
+    problems = [first_difference(g, x, y) for g, x, y in zip(graphs, inputs, outputs)]
     assert not any(problems), [p for p in problems if p][:1]
-
-
-@pytest.mark.parametrize("key", [("resnet8", "keras", 8), ("mobilenetv2", "pt2", 16)])
-def test_cortex_m4_firmware_equals_the_reference(quantized, host_build, key):
-    root, _ = host_build
-    _, q, x = quantized[key]
-    got = McuEngine(target="stm32l4r5").run(root / q.name, x).outputs
-    assert not first_difference(q, x, got.reshape(len(x), *q.output_shape))
+    for key in (("resnet8", "keras", 8), ("mobilenetv2", "pt2", 16)):
+        _, q, x = quantized[key]
+        got = McuEngine(target="stm32l4r5").run(tmp_path / q.name, x).outputs
+        assert not first_difference(q, x, got.reshape(len(x), *q.output_shape)), key
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
-def test_depthwise_relu6_and_residual_add_are_bit_exact_in_hls4ml(files, quantized, tmp_path):
+def test_depthwise_relu6_and_residual_add_are_bit_exact_in_hls4ml(files, tmp_path):
     path, x, _ = files["mobilenetv2", "onnx"]
-    graph, q, _ = quantized["mobilenetv2", "onnx", 8]
+    graph = load_model(path)
+    q = quantize_graph(graph, x, ExportOptions(weight_bits=8, activation_bits=8))
     assert sum(layer.kind == "conv2d" and layer.depthwise for layer in q.layers) == 3
     out = write_export(q, tmp_path / "export", x[:VECTORS], ExportOptions(weight_bits=8, activation_bits=8),
                        source=str(path), float_graph=graph, hls=HlsOptions())
