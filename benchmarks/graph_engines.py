@@ -14,7 +14,9 @@ hls4ml backend (reference, host C, hls4ml's C simulation). Export seconds includ
 verification. The arena columns are the C backend's liveness plan against the most bytes
 live at one step (no plan is smaller) and against a plan that never reuses memory.
 Weights are random and BatchNorm statistics are set away from 0 and 1: the figures measure
-exactness, memory and speed, not accuracy.
+exactness, memory and speed, not accuracy. hls4ml's C simulation is g++ over the whole
+project: at full size (ResNet-8 on 32x32) one build takes tens of minutes on a shared 2-core
+machine, so the recorded hls4ml runs (docs/graphs.md) use smaller inputs (``--size``).
 """
 
 from __future__ import annotations
