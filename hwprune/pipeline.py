@@ -24,7 +24,8 @@ import numpy as np
 
 from hwprune import __version__, fidelity, manifest, reference
 from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
-from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, VECTORS_FILE, read_vectors
+from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, HLS4ML_DIR, VECTORS_FILE, read_vectors
+from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
@@ -56,6 +57,8 @@ class ExportOptions:
     # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
     # chip the firmware is built, emulated and measured for (when the toolchain is there).
     target: Optional[str] = None
+    # units without weights or readers go: from the float model (prune.graph) and, bit-exactly,
+    # from the quantized graph in both dialects (ir.dead_channels); False keeps every channel
     remove_dead_neurons: bool = True
     seed: int = 0
     compile: bool = True  # False: write the sources without compiling or verifying them
@@ -239,11 +242,15 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
     vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
-    y_int = reference.run(graph, x_int)
+    y_int = reference.run(graph, x_int)  # the graph as quantized defines the outputs
     fid = None
     if float_graph is not None:
         zeroed = fidelity.zeroed_by_quantization(float_graph, graph)
         fid = fidelity.measure(fidelity.float_outputs(float_graph, vectors), y_int, graph, zeroed, options.task)
+    dead = None
+    if options.remove_dead_neurons:
+        graph, dead = remove_dead_channels(graph)
+        check_same_outputs(graph, x_int, y_int, source or graph.name)
     if hls is not None and options.target is not None:  # an hls4ml project is built for an FPGA target only
         from hwprune.backends.hls4ml.target import check_fpga_target
         from hwprune.targets import get_target
@@ -279,6 +286,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "format_policy": options.format,
             "optimize": options.optimize,
             "removed_neurons": removed_neurons or {},
+            **({DEAD_CHANNELS_KEY: dead.to_json()} if dead is not None else {}),
             "target": target.name,
             "target_given": options.target is not None,
             **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),

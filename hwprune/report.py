@@ -163,6 +163,7 @@ def analyze(export_dir, inputs: Optional[np.ndarray] = None, target: Optional[st
         "output_type": str(graph.output_t),
         "outputs": logits_note(graph) if outputs_are_logits(graph) else "the last layer's values",
         "removed_neurons": meta.get("removed_neurons", {}),
+        "dead_channels": meta.get("dead_channels"),
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),
         "layers": layers,
@@ -260,6 +261,11 @@ def render_markdown(report: dict) -> str:
     if report.get("removed_neurons"):
         removed = ", ".join(f"{n} from {name}" for name, n in report["removed_neurons"].items())
         lines.append(f"- dead neurons removed before export (their constant output folded into the next bias): {removed}")
+    dead = report.get("dead_channels") or {}
+    if dead.get("filters_removed"):
+        lines.append(f"- dead channels removed from the quantized graph (constants folded exactly into every reader): "
+                     f"{dead['filters_removed']} filters or units; MACs {dead['macs_before']} -> "
+                     f"{dead['macs_after']}")
     target = report.get("target")
     if target and "flash_bytes" in target:
         lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of flash, "
