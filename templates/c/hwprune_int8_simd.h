@@ -30,6 +30,7 @@
 #define hwp_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
 #define hwp_smlabb(a, b, acc) ((int32_t)__smlabb((a), (b), (acc)))
 #define hwp_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
+#define hwp_ssat8(a) ((int32_t)__ssat((a), 8))
 #elif defined(HWPRUNE_INT8_PORTABLE_SIMD)
 #define HWP_SIMD 1
 static inline int32_t hwp_s8_of(uint32_t v) { return (int32_t)((v & 0xffu) ^ 0x80u) - 0x80; }
@@ -50,6 +51,7 @@ static inline int32_t hwp_smlabb(int32_t a, int32_t b, int32_t acc) {
 static inline int32_t hwp_smlatt(int32_t a, int32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(hwp_hi16(a) * hwp_hi16(b)));
 }
+static inline int32_t hwp_ssat8(int32_t a) { return a < -128 ? -128 : (a > 127 ? 127 : a); }
 #else
 #define HWP_SIMD 0
 #endif
@@ -60,6 +62,27 @@ static inline int32_t hwp_smlatt(int32_t a, int32_t b, int32_t acc) {
  * e = max(-shift, 0) adds one when the remainder exceeds (mask >> 1) + (x < 0), which
  * for e = 0 (mask 0) never holds. */
 static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi) {
+#if HWP_SIMD
+    /* DSP cores, shift in [-31, -2] (e = -shift >= 2; convolutions' usual case) and multiplier
+     * >= 0: both roundings in one 64-bit multiply-accumulate (SMLAL) and one shift. With
+     * x = (acc * m + 2^30) >> 31, RoundingDivideByPOT is floor((x + 2^(e-1) - [x < 0]) / 2^e);
+     * nested floors merge, so it is floor((acc * m + 2^30 + 2^(30+e) - [x < 0] 2^31) / 2^(31+e)).
+     * [acc < 0] replaces [x < 0]: they differ only when -2^30 <= acc * m < 0, where x = 0 and
+     * both sums lie in [0, 2^(31+e)), giving 0. The addend's high word is 2^(e-2) - [acc < 0],
+     * its low word 2^30 + [acc < 0] 2^31; the sum's low word only carries, so the result is
+     * its high word shifted right by e - 1 (no 64-bit shift). */
+    if (shift <= -2) {
+        int32_t neg = acc >> 31;
+        uint64_t add = (uint64_t)(uint32_t)(neg + (1 << (-shift - 2))) << 32 | (0x40000000u | (uint32_t)neg << 31);
+        int32_t h = (int32_t)((uint64_t)((int64_t)acc * multiplier + (int64_t)add) >> 32);
+        /* SSAT clamps to int8; a fused activation's narrower bound (lo > -128 or hi < 127,
+         * constants at the inlined call) costs a compare more each */
+        int32_t v = hwp_ssat8((h >> (-shift - 1)) + out_zp);
+        if (lo > -128 && v < lo) v = lo;
+        if (hi < 127 && v > hi) v = hi;
+        return (int8_t)v;
+    }
+#endif
     int32_t left = shift & ~(shift >> 31), right = left - shift;
     int32_t s = (int32_t)(((int64_t)(int32_t)((uint32_t)acc << left) * multiplier + ((int64_t)1 << 30)) >> 31);
     uint32_t mask = ((uint32_t)1 << right) - 1u;

@@ -136,6 +136,10 @@ def test_firmware_kernels_equal_reference(tmp_path, target, graphs):
 
 
 def test_requantization_c_equals_reference_on_edge_values(tmp_path):
+    """hwp_mbqm and hwp_rq against the reference, built plainly (the scalar cores' hwp_rq) and
+    with the DSP kernels in C (hwp_rq's one-multiply-accumulate path for shifts -31..-2): the
+    int32 extremes, multipliers 0, 2^30, 2^31 - 1, and accumulators whose first rounding's
+    result lands on a tie of the second (x = +-(2k + 1) 2^(e-1)) or one beside it."""
     from hwprune.harness.build import HOST_FLAGS, find_cc
 
     rng = np.random.default_rng(1)
@@ -145,6 +149,12 @@ def test_requantization_c_equals_reference_on_edge_values(tmp_path):
     mult[:3] = (2 ** 30, -2 ** 31, 0)
     shift = rng.integers(-31, 8, size=len(acc))
     shift[:4] = (0, -31, 7, -1)
+    # multiplier 2^30: x = (acc + 1) >> 1, so acc = 2x - 1 with x = +-(2k + 1) 2^(e-1) + {-1, 0, 1}
+    e = rng.integers(2, 20, size=600)
+    x = (2 * rng.integers(0, 50, size=600) + 1) * 2 ** (e - 1) * rng.choice([-1, 1], size=600) + rng.integers(-1, 2, 600)
+    acc = np.concatenate([acc, 2 * x - 1, [2 ** 31 - 1, -2 ** 31, -1, 1, -2 ** 31, 2 ** 31 - 1]])
+    mult = np.concatenate([mult, np.full(600, 2 ** 30), [2 ** 31 - 1, 2 ** 31 - 1, 2 ** 30, 2 ** 30, 0, 2 ** 30]])
+    shift = np.concatenate([shift, -e, [-2, -2, -2, -2, -31, -31]])
     rows = ",".join(f"{{{a},{m},{s}}}" for a, m, s in zip(acc, mult, shift))
     source = tmp_path / "rq.c"
     source.write_text(f'#include <stdio.h>\n#include "hwprune_int8.h"\nstatic const long long v[][3] = {{{rows}}};\n'
@@ -152,16 +162,20 @@ def test_requantization_c_equals_reference_on_edge_values(tmp_path):
                       "printf(\"%ld %ld\\n\", (long)hwp_mbqm((int32_t)v[i][0], (int32_t)v[i][1], (int)v[i][2]), "
                       "(long)hwp_rq((int32_t)v[i][0], (int32_t)v[i][1], (int)v[i][2], 0, -128, 127)); "
                       "return 0; }\n")
-    exe = tmp_path / "rq"
-    subprocess.run([*find_cc().command, *HOST_FLAGS, "-I", str(templates_dir() / "c"), "-o", str(exe), str(source)],
-                   check=True, capture_output=True, timeout=120)
-    got = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
-                                                    check=True).stdout.split()]).reshape(-1, 2)
     want = np.array([int(multiply_by_quantized_multiplier(np.array([a]), int(m), int(s))[0])
                      for a, m, s in zip(acc, mult, shift)])
-    bad = np.flatnonzero(got[:, 0] != want)
-    assert not len(bad), [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 0]), int(want[i])) for i in bad[:5]]
-    # hwp_rq (the DSP kernels' requantization, clamped to int8) for every multiplier but INT32_MIN
-    usable = mult != -2 ** 31
-    bad = np.flatnonzero(usable & (got[:, 1] != np.clip(want, -128, 127)))
-    assert not len(bad), [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 1]), int(want[i])) for i in bad[:5]]
+    for defines in ((), PORTABLE):
+        exe = tmp_path / f"rq{len(defines)}"
+        subprocess.run([*find_cc().command, *HOST_FLAGS, *(f"-D{d}" for d in defines), "-I",
+                        str(templates_dir() / "c"), "-o", str(exe), str(source)], check=True, capture_output=True,
+                       timeout=120)
+        got = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                                                        check=True).stdout.split()]).reshape(-1, 2)
+        bad = np.flatnonzero(got[:, 0] != want)
+        assert not len(bad), [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 0]), int(want[i])) for i in bad[:5]]
+        # hwp_rq (the DSP kernels' requantization, clamped to int8) for every multiplier but INT32_MIN;
+        # the output's zero point 0 and clamp [-128, 127] keep results near zero (the ties) visible
+        usable = mult != -2 ** 31
+        bad = np.flatnonzero(usable & (got[:, 1] != np.clip(want, -128, 127)))
+        assert not len(bad), (defines, [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 1]), int(want[i]))
+                                        for i in bad[:5]])
