@@ -71,7 +71,7 @@ static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int3
      * both sums lie in [0, 2^(31+e)), giving 0. The addend's high word is 2^(e-2) - [acc < 0],
      * its low word 2^30 + [acc < 0] 2^31; the sum's low word only carries, so the result is
      * its high word shifted right by e - 1 (no 64-bit shift). */
-    if (shift <= -2) {
+    if (__builtin_expect(shift <= -2, 1)) {
         int32_t neg = acc >> 31;
         uint64_t add = (uint64_t)(uint32_t)(neg + (1 << (-shift - 2))) << 32 | (0x40000000u | (uint32_t)neg << 31);
         int32_t h = (int32_t)((uint64_t)((int64_t)acc * multiplier + (int64_t)add) >> 32);
@@ -358,7 +358,11 @@ static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_o
     for (o = 0; o < full; o += 4) {
         int32_t s[4] = {bias[o], bias[o + 1], bias[o + 2], bias[o + 3]};
         hwp_mm4x1(w + o * n_in, n_in, scratch, s);
-        for (int r = 0; r < 4; r++) y[o + r] = hwp_rq(s[r], mult[o + r], shift[o + r], out_zp, lo, hi);
+        /* written out: a loop here stays rolled around hwp_rq's two paths */
+        y[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
+        y[o + 1] = hwp_rq(s[1], mult[o + 1], shift[o + 1], out_zp, lo, hi);
+        y[o + 2] = hwp_rq(s[2], mult[o + 2], shift[o + 2], out_zp, lo, hi);
+        y[o + 3] = hwp_rq(s[3], mult[o + 3], shift[o + 3], out_zp, lo, hi);
     }
 #else
     (void)scratch;
