@@ -16,7 +16,9 @@ file on anything malformed).
 
 from __future__ import annotations
 
+import os
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,25 @@ TFLITE_FILE = "model.tflite"
 C_DIR = "c"
 HLS4ML_DIR = "hls4ml"
 RTL_DIR = "rtl"
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export folder as the run that wrote it returns it: where it is, its report and
+    its export.json, so the caller need not read them back. It stands for the folder where a
+    path is expected (``os.fspath``, ``export / "c"``)."""
+    folder: Path
+    report: dict = field(repr=False)
+    meta: dict = field(repr=False)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.folder)
+
+    def __truediv__(self, name) -> Path:
+        return self.folder / name
+
+    def __str__(self) -> str:
+        return str(self.folder)
 
 
 def read_vectors(folder, graph=None) -> dict[str, np.ndarray]:

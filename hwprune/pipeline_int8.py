@@ -24,12 +24,14 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hwprune import __version__, reference
+from hwprune.backends.c.options import COptions
+from hwprune.backends.registry import ordered
 from hwprune.errors import DataError, ModelError, OptionError
 from hwprune.harness.compare import Comparison, compare
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
-from hwprune.exportdir import C_DIR, EXPORT_FILE, REPORT_FILE, VECTORS_FILE
+from hwprune.exportdir import C_DIR, EXPORT_FILE, REPORT_FILE, VECTORS_FILE, Export
 from hwprune.outputs import output_dir
 
 DIALECT = "tflite-int8"
@@ -76,7 +78,7 @@ def c_weight_bytes(source: str) -> int:
     return sum(int(m.group(2)) // 8 * int(m.group(3)) for m in _C_ARRAY.finditer(source))
 
 
-def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None) -> None:
+def check_options(options, backends: Sequence = (), converted: Optional[Graph] = None) -> None:
     """``converted``: the float model to quantize (``--quant tflite-int8``), which
     ``--sparsity`` prunes first; a .tflite model is exported as its weights are."""
     if converted is not None and converted.is_quantized:
@@ -84,16 +86,15 @@ def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None
                           "already")
     if converted is not None and options.spec is not None:
         raise OptionError("--precision and --config set ap_fixed types; --quant tflite-int8 chooses int8 scales")
-    if hls is not None:
-        raise OptionError("--backend hls4ml does not take TFLite's int8 dialect (scale/zero-point types); use the C "
-                          "backend")
-    if rtl is not None:
-        raise OptionError("--backend rtl does not take TFLite's int8 dialect (scale/zero-point types); use the C "
-                          "backend")
+    for backend, _ in ordered(backends):
+        if backend.name != "c":
+            raise OptionError(f"--backend {backend.name} does not take TFLite's int8 dialect (scale/zero-point "
+                              "types); use the C backend")
     if options.sparsity and converted is None:
         raise OptionError("--sparsity applies to float models; a .tflite model is exported as its weights are")
-    if options.format != "auto":
-        raise OptionError(f"--format {options.format}: the int8 C stores a layer dense or as each output channel's "
+    c_format = next((opts.format for opts in backends if isinstance(opts, COptions)), "auto")
+    if c_format != "auto":
+        raise OptionError(f"--format {c_format}: the int8 C stores a layer dense or as each output channel's "
                           "nonzero weights by its density; "
                           "--format applies to ap_fixed exports")
 
@@ -148,7 +149,7 @@ def _host_reason(folder: Path) -> str:
 
 
 def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None,
-                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None) -> Path:
+                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None) -> Export:
     """Write an int8 export folder for ``graph`` read from ``model_path`` (a .tflite file).
     ``tflite_bytes``: the file to keep instead of ``model_path``'s (a float model quantized
     by hwprune, ``model_path`` its source); ``extra``: more of export.json and report.json."""
@@ -183,7 +184,7 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         comparisons, skipped = verify_int8(tmp, graph, x_int, None)
         report = {**_report(graph, x_int, comparisons, skipped), **extra}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    return out
+    return Export(out, report, meta)
 
 
 def _report(graph: Graph, x_int, comparisons, skipped) -> dict:
@@ -237,11 +238,11 @@ def run_verify(args) -> int:
     return 0 if report["bit_exact"] else 1
 
 
-def print_export(out: Path) -> int:
+def print_export(exported: Export) -> int:
     """The export command's one line on stderr; exit 1 when an engine disagreed."""
     import sys
 
-    report = json.loads((Path(out) / REPORT_FILE).read_text())
+    out, report = exported.folder, exported.report
     verdict = {True: f"{' and '.join(report['engines'])} bit-exact on {report['vectors']} vectors",
                False: f"NOT bit-exact ({report['mismatches']} mismatching elements)",
                None: "not verified (" + "; ".join(report["skipped"].values()) + ")"}[report["bit_exact"]]
@@ -252,7 +253,7 @@ def print_export(out: Path) -> int:
 
 
 def export_converted(float_graph: Graph, source: str, out, options, force: bool, calibration: np.ndarray,
-                     removed_neurons: Optional[dict] = None) -> Path:
+                     removed_neurons: Optional[dict] = None) -> Export:
     """``export --quant tflite-int8``: the float (optionally pruned) ``float_graph``
     quantized as TFLite's converter does (``quant.tflite_int8``), written as a ``.tflite``
     file, read back and exported; the read-back graph is what the folder holds, so the

@@ -108,6 +108,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from hwprune.errors import OptionError, ToolchainError
+    from hwprune.backends.c.options import COptions
     from hwprune.pipeline import ExportOptions, export_model, load_model
     from hwprune.exportdir import load_array
     from hwprune.targets import get_target
@@ -129,9 +130,10 @@ def run(args) -> int:
     rtl = _rtl_options(args, target)
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
-                            format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
-                            remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
-                            compile=not args.no_compile, task=args.task, spec=spec, quant=args.quant or "ap_fixed")
+                            target=args.target, remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
+                            task=args.task, spec=spec, quant=args.quant or "ap_fixed")
+    c_options = COptions(format=args.format, optimize=args.optimize, cc=args.cc, compile=not args.no_compile)
+    backends = tuple(b for b in (c_options, hls, rtl) if b is not None)
     if args.quant == "tflite-int8" and any(v is not None for v in bits.values()):
         raise OptionError("--weight-bits and --activation-bits set ap_fixed widths; --quant tflite-int8 is 8 bits")
     from hwprune.outputs import check_target
@@ -145,7 +147,7 @@ def run(args) -> int:
         if Path(args.write_config).resolve() in {Path(p).resolve() for p in inputs if p}:
             raise OptionError(f"--write-config {args.write_config}: that is an input of this export")
         check_target(Path(args.write_config), True, inputs, folder=False)
-    if options.compile:
+    if c_options.compile:
         from hwprune.harness.build import find_cc
 
         find_cc()
@@ -174,15 +176,13 @@ def run(args) -> int:
         from hwprune.pipeline_int8 import print_export
 
         return print_export(export_model(model, args.out, calibration, options, force=args.force, source=args.model,
-                                         hls=hls, rtl=rtl))
-    out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
-                       calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
-                       else "calibration inputs", hls=hls, rtl=rtl)
-    import json
-
+                                         backends=backends))
+    exported = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
+                            calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
+                            else "calibration inputs", backends=backends)
     from hwprune import fidelity
 
-    report = json.loads((out / "report.json").read_text())
+    out, report, meta = exported.folder, exported.report, exported.meta
     if report["bit_exact"] is None:
         verdict, sizes = "not compiled or verified (--no-compile)", ""
     else:
@@ -197,7 +197,6 @@ def run(args) -> int:
           + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else "")
           + (f"; Verilog in {out / 'rtl'}" if args.backend == "rtl" else ""),
           file=sys.stderr)
-    meta = json.loads((out / "export.json").read_text())
     for warning in ((meta.get("precision") or {}).get("warnings", []) + fidelity.warnings(fid)
                     + list((report.get("fpga") or {}).get("warnings", []))):
         print(f"hwprune export: warning: {warning}", file=sys.stderr)

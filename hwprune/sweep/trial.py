@@ -8,7 +8,6 @@ process, in a local Ray worker or on another machine of a cluster.
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import tempfile
 import time
@@ -70,6 +69,7 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
     from hwprune import reference
     from hwprune.frontends.torch import from_torch
     from hwprune.prune.collapse import worth_reporting
+    from hwprune.backends.c.options import COptions
     from hwprune.pipeline import ExportOptions, remove_dead_neurons, write_export
     from hwprune.prune.train import evaluate
     from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -90,11 +90,11 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
         # Formats follow the objective: the fewest bytes for flash, the fewest cycles otherwise.
         optimize = "speed" if spec.objective in ("cycles", "energy") else "size"
         options = ExportOptions(weight_bits=trial.bits, activation_bits=spec.activation_bits,
-                                sparsity=trial.sparsity, target=spec.target, optimize=optimize,
-                                task="classification")
-        out = write_export(quantized, work / "export", inputs.x_test, options,
-                           source=f"hwprune sweep trial {trial.id}", removed_neurons=removed)
-        report = json.loads((out / "report.json").read_text())
+                                sparsity=trial.sparsity, target=spec.target, task="classification")
+        exported = write_export(quantized, work / "export", inputs.x_test, options,
+                                source=f"hwprune sweep trial {trial.id}", removed_neurons=removed,
+                                backends=(COptions(optimize=optimize),))
+        out, report = exported.folder, exported.report
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             tar.add(out, arcname="export")

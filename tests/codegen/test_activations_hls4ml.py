@@ -127,7 +127,7 @@ def test_hls4ml_csim_equals_the_reference_with_every_activation(tmp_path, monkey
 
     monkeypatch.setenv("HWPRUNE_CACHE_DIR", str(tmp_path / "cache"))
     x = np.random.default_rng(4).normal(size=(64, 6)) * 2
-    out = export_model(_model(), tmp_path / "e", x, ExportOptions(), hls=HlsOptions())
+    out = export_model(_model(), tmp_path / "e", x, ExportOptions(), backends=(HlsOptions(),))
     report = json.loads((out / "report.json").read_text())
     for engine in ("host", "hls4ml"):
         run = report["engines"][engine]
