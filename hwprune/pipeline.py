@@ -41,9 +41,8 @@ from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.quant.losses import losses
 from hwprune.quant.precision import PrecisionSpec
 from hwprune.quant.tflite_int8 import INT8_QUANT, QUANT_SCHEMES
-from hwprune.report import write_report
-from hwprune.report_mcu import DEFAULT_TARGET, check_fit
-from hwprune.targets import get_target
+from hwprune.report import check_fit, write_report
+from hwprune.targets import DEFAULT_TARGET, get_target
 
 RANDOM_VECTORS = 256
 MAX_VECTORS = 2000

@@ -185,6 +185,9 @@ def available_targets(directory: Path | None = None) -> dict[str, Target]:
     return targets
 
 
+#: The chip an export compares its sizes with when none is named (it is not emulated then).
+DEFAULT_TARGET = "stm32l4r5"
+
 def get_target(name: str) -> Target:
     """A target by name (``targets/NAME.toml``) or by the path of a TOML file."""
     if str(name).endswith(".toml") or "/" in str(name):

@@ -195,7 +195,7 @@ def _export_meta(directory: Path) -> dict:
 
 
 def _export_fpga_target(directory: Path):
-    from hwprune.report_mcu import export_target
+    from hwprune.harness.select import export_target
 
     meta = _export_meta(directory)
     if not meta.get("target"):

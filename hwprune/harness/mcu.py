@@ -200,7 +200,7 @@ class McuRun(EngineRun):
 class McuEngine(Engine):
     name = "mcu"
     description = "the export cross-built for a Cortex-M target and run in the unicorn emulator"
-    by_default = False  # it needs a target: hwprune.report_mcu.select_engines decides
+    by_default = False  # it needs a target: hwprune.harness.select.select_engines decides
 
     def __init__(self, target: Union[None, str, Path, Target] = None, cc: Optional[str] = None, opt: str = "-O2",
                  trace: bool = True, progress: bool = False):

@@ -35,7 +35,7 @@ from hwprune.bug_log import trust_folder
 from hwprune.errors import FolderError, HwpruneError
 from hwprune.ir.io import load_graph
 from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, RTL_DIR, read_vectors
-from hwprune.report_mcu import export_target
+from hwprune.harness.select import export_target
 from hwprune.tempdirs import temp_dir
 
 TRUST_FLAG = "--trust-export"
