@@ -32,6 +32,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from hwprune import children
+from hwprune.backends.c import C_SOURCES, read_manifest
 from hwprune.bug_log import internal_error
 from hwprune.errors import TargetError, ToolchainError
 from hwprune.harness.build import COMPILE_TIMEOUT_S, compiles_empty_program
@@ -182,8 +183,6 @@ def _cache_dir() -> Path:
 
 
 def _trace_words(export_dir: Path) -> int:
-    from hwprune.backends.c import read_manifest
-
     return sum(2 + layer["size"] for layer in read_manifest(export_dir)["layers"])
 
 
@@ -193,8 +192,6 @@ def build_firmware(export_dir, core, traced: bool = False, opt: str = "-O2",
 
     The same sources, core, flags and compiler reuse the ELF built before in this process.
     """
-    from hwprune.backends.c import C_SOURCES
-
     export_dir = Path(export_dir)
     mcu = templates_dir() / "mcu"
     words = _trace_words(export_dir)

@@ -26,9 +26,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hwprune.backends.c.formats import LayerStorage
+from hwprune.backends.c.formats.core import LayerStorage
 
 ESTIMATED = "estimated by the per-format cost model (hwprune/backends/c/cost.py), not measured"
+MEASURED = "measured in the Cortex-M emulator (cycles per inference, per layer)"  # harness.format_speed
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 
 # (core, format) -> (per_entry, per_row, per_weight), fitted on 2026-11-30 (docs/kernels.md).

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwprune.backends.c.cast import Cast
 from hwprune.errors import ModelError
 from hwprune.ir.activations import ACTIVATION_CLASSES
 from hwprune.ir.base import Layer
@@ -42,7 +43,7 @@ def _bits(*bounds: int) -> int:
 @dataclass(frozen=True)
 class ActivationArithmetic:
     bits: int  # 32 or 64: the C integer every value is formed in
-    casts: tuple  # plan.Cast: the result (LeakyReLU: the positive side, then the product)
+    casts: tuple  # Cast: the result (LeakyReLU: the positive side, then the product)
     constants: tuple[int, ...] = ()  # LeakyReLU: the slopes; HardSigmoid: (S, H, ONE)
     table: tuple[int, ...] = ()  # Sigmoid, Tanh: the entries
     table_c: str = ""  # ... their C type
@@ -57,8 +58,6 @@ class ActivationArithmetic:
 
 
 def activation_arithmetic(layer: Layer, in_t: Fixed) -> ActivationArithmetic:
-    from hwprune.backends.c.plan import Cast
-
     out_t = layer.result_t
     if layer.kind == "leaky_relu":
         a = leaky_slopes(layer, in_t)
