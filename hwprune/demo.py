@@ -16,7 +16,17 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune import reference
+from hwprune.backends.c.formats import choose_formats
+from hwprune.backends.c.options import COptions
+from hwprune.data import load_dataset
+from hwprune.energy import export_proxy, float_proxy
 from hwprune.errors import OptionError
+from hwprune.frontends.torch import from_torch
+from hwprune.outputs import check_target
+from hwprune.pipeline import ExportOptions, write_export
+from hwprune.prune.train import evaluate, fit, make_mlp
+from hwprune.quant.calibrate import QuantConfig, calibrate
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,6 @@ def _say(message: str) -> None:
 def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dict:
     import torch
 
-    from hwprune.outputs import check_target
-
     check_target(Path(out), force)  # fail before the training, not after
     started = time.perf_counter()
     # Small matrices: one thread is faster than several fighting over the cores.
@@ -68,17 +76,8 @@ def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dic
 def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
     import torch
 
-    from hwprune import reference
-    from hwprune.backends.c.formats import choose_formats
-    from hwprune.energy import export_proxy, float_proxy
-    from hwprune.data import load_dataset
-    from hwprune.frontends.torch import from_torch
-    from hwprune.backends.c.options import COptions
-    from hwprune.pipeline import ExportOptions, write_export
     from hwprune.prune.criteria import compute_masks
     from hwprune.prune.masks import apply_masks, sparsity, strip_masks
-    from hwprune.prune.train import evaluate, fit, make_mlp
-    from hwprune.quant.calibrate import QuantConfig, calibrate
 
     torch.manual_seed(config.seed)
     data = load_dataset("digits", seed=config.seed)

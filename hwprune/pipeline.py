@@ -30,6 +30,11 @@ from hwprune.backends.c.options import DEFAULT_BITS, COptions
 from hwprune.backends.registry import BackendContext, ordered
 from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
 from hwprune.exportdir import EXPORT_FILE, VECTORS_FILE, Export, read_vectors
+from hwprune.frontends.keras import load_keras
+from hwprune.frontends.torch import from_torch, load_torch_model
+from hwprune.frontends.torch_export import load_exported_program
+from hwprune.frontends.onnx import load_onnx
+from hwprune.frontends.tflite import load_tflite
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
@@ -145,28 +150,18 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
     if path.suffix in (".json", ".keras", ".h5", ".hdf5") or weights is not None:
-        from hwprune.frontends.keras import load_keras
-
         with _naming(path, *([weights] if weights is not None else [])):
             return load_keras(path, weights)
     name = model_name(path)
     if path.suffix in (".pt", ".pth"):
-        from hwprune.frontends.torch import from_torch, load_torch_model
-
         module = load_torch_model(path, trust_model)
         with _naming(path):
             return from_torch(module, name=name, fallback_input_shape=input_shape)
     if path.suffix == ".pt2":
-        from hwprune.frontends.torch_export import load_exported_program
-
         return load_exported_program(path, name, trust_model=trust_model)
     if path.suffix == ".onnx":
-        from hwprune.frontends.onnx import load_onnx
-
         return load_onnx(path, name)
     if path.suffix == ".tflite":
-        from hwprune.frontends.tflite import load_tflite
-
         return load_tflite(path, name)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
                      "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, a whole-model "

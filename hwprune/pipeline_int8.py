@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -25,14 +26,23 @@ import numpy as np
 
 from hwprune import __version__, reference
 from hwprune.backends.c.options import COptions
+from hwprune.backends.c_int8 import run_host, write_int8_c
 from hwprune.backends.registry import ordered
-from hwprune.errors import DataError, ModelError, OptionError
+from hwprune.backends.tflite_file import write_tflite
+from hwprune.errors import DataError, InternalError, ModelError, OptionError, ToolchainError
+from hwprune.exportdir import C_DIR, EXPORT_FILE, Export, REPORT_FILE, VECTORS_FILE, load_array
+from hwprune.frontends.tflite import read_tflite
+from hwprune.harness.build import find_cc
 from hwprune.harness.compare import Comparison, compare
+from hwprune.harness.engines import get_engine
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
-from hwprune.exportdir import C_DIR, EXPORT_FILE, REPORT_FILE, VECTORS_FILE, Export
+from hwprune.manifest import check
 from hwprune.outputs import output_dir
+from hwprune.quant.calibrate import float_forward
+from hwprune.quant.tflite_int8 import quantize_tflite_int8
+from hwprune.tempdirs import temp_dir
 
 DIALECT = "tflite-int8"
 INT8_VECTORS = 32  # stored test vectors (VWW's input is 27 KB each); benchmarks run 1,000
@@ -102,8 +112,6 @@ def check_options(options, backends: Sequence = (), converted: Optional[Graph] =
 def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[np.ndarray],
                 engines: Sequence[str] = DEFAULT_ENGINES) -> tuple[list[Comparison], list[tuple[str, str]]]:
     """Every engine against the reference, layer by layer; (comparisons, skipped engines)."""
-    from hwprune.harness.engines import get_engine
-
     steps = reference.run(graph, x_int, trace=True)
     expected = tuple((name, np.asarray(v, dtype=np.int64)) for name, v in steps)
     comparisons, skipped = [], []
@@ -116,8 +124,6 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
             if reason:
                 skipped.append(("host", reason))
                 continue
-            from hwprune.backends.c_int8 import run_host
-            from hwprune.tempdirs import temp_dir
 
             with temp_dir("int8") as work:
                 trace = run_host(graph, folder / C_DIR, x_int, Path(work))
@@ -138,8 +144,6 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
 def _host_reason(folder: Path) -> str:
     if not (Path(folder) / C_DIR).is_dir():
         return f"{folder} holds no {C_DIR}/ folder"
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.build import find_cc
 
     try:
         find_cc()
@@ -172,7 +176,6 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
             shutil.copyfile(tflite_file, tmp / "model.tflite")
         else:
             (tmp / "model.tflite").write_bytes(tflite_bytes)
-        from hwprune.backends.c_int8 import write_int8_c
 
         write_int8_c(graph, tmp / C_DIR)
         extra = {"c_weight_bytes": c_weight_bytes((tmp / C_DIR / "model_int8.c").read_text()), **(extra or {})}
@@ -210,11 +213,6 @@ def read_int8_vectors(folder: Path, graph: Graph) -> tuple[np.ndarray, np.ndarra
 
 def run_verify(args) -> int:
     """``hwprune verify DIR`` on an int8 export folder."""
-    import sys
-
-    from hwprune.manifest import check
-    from hwprune.exportdir import load_array
-
     folder = Path(args.dir)
     check(folder)
     graph = load_graph(folder)
@@ -240,8 +238,6 @@ def run_verify(args) -> int:
 
 def print_export(exported: Export) -> int:
     """The export command's one line on stderr; exit 1 when an engine disagreed."""
-    import sys
-
     out, report = exported.folder, exported.report
     verdict = {True: f"{' and '.join(report['engines'])} bit-exact on {report['vectors']} vectors",
                False: f"NOT bit-exact ({report['mismatches']} mismatching elements)",
@@ -259,13 +255,6 @@ def export_converted(float_graph: Graph, source: str, out, options, force: bool,
     file, read back and exported; the read-back graph is what the folder holds, so the
     tflm engine, the reference and the C run the same file's model. ``calibration``: float
     inputs in the source model's layout (its first ones are the test vectors)."""
-    from hwprune.backends.tflite_file import write_tflite
-    from hwprune.errors import InternalError
-    from hwprune.frontends.tflite import read_tflite
-    from hwprune.quant.calibrate import float_forward
-    from hwprune.quant.tflite_int8 import quantize_tflite_int8
-    from hwprune.tempdirs import temp_dir
-
     if calibration is None:
         raise DataError("--quant tflite-int8 needs calibration inputs to choose the int8 scales: pass --calibration "
                         "X.npy")

@@ -21,6 +21,7 @@ import numpy as np
 
 from hwprune.backends.c import arena
 from hwprune.errors import ModelError, ToolchainError
+from hwprune.harness.build import HOST_FLAGS, find_cc
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 
@@ -175,8 +176,6 @@ def write_int8_c(graph: Graph, out_dir: Path) -> list[Path]:
 
 def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path) -> list[tuple[str, np.ndarray]]:
     """Compile ``c_dir``'s model with a tracing driver and run it; every layer's outputs."""
-    from hwprune.harness.build import HOST_FLAGS, find_cc
-
     compiler = find_cc()
     sizes = [int(np.prod(s)) for s in (graph.shape_of(layer.name) for layer in graph.layers)]
     driver = work / "driver_int8.c"

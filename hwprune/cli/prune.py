@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from hwprune.cli import ranges
+from hwprune.errors import HwpruneError, ModelError, OptionError
+from hwprune.outputs import output_file
+from hwprune.prune.schedules import check_sparsity, nm_pattern
 
 SCHEDULES = ("oneshot", "iterative", "gradual", "lottery")
 METHODS = ("magnitude", "random", "neurons", "filters", "nm")
@@ -67,9 +71,6 @@ def add_parser(sub) -> None:
 
 
 def _check_options(args) -> None:
-    from hwprune.errors import OptionError
-    from hwprune.prune.schedules import check_sparsity
-
     check_sparsity(args.sparsity, "--sparsity")
     if args.epochs < 0 or (args.schedule in ("gradual", "lottery") and args.epochs < 1):
         raise OptionError(f"--epochs must be >= {1 if args.schedule in ('gradual', 'lottery') else 0} "
@@ -119,14 +120,10 @@ def _prune(args, model, x, y):
 
 
 def run(args) -> int:
-    import warnings
-
     import torch
 
     from hwprune.data import load_npz
-    from hwprune.errors import HwpruneError, ModelError, OptionError
     from hwprune.frontends.torch import load_torch_model, save_torch_model
-    from hwprune.outputs import output_file
     from hwprune.prune.algorithms import LayerCollapseWarning
     from hwprune.prune.collapse import worth_reporting
     from hwprune.prune.criteria import compute_masks
@@ -135,8 +132,6 @@ def run(args) -> int:
 
     _check_options(args)
     if args.method == "nm":
-        from hwprune.prune.schedules import nm_pattern
-
         nm_pattern(args.sparsity, args.nm)  # a sparsity that is no N:M fails before any work
     if args.threads < 1:
         raise OptionError(f"--threads must be at least 1, got {args.threads}")

@@ -203,6 +203,5 @@ def to_torch(graph: Graph):
             modules[layer.name] = torch_activations.to_torch_module(layer, swish)
         else:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no torch module for {layer.kind!r}")
-    from collections import OrderedDict
 
     return nn.Sequential(OrderedDict(modules))

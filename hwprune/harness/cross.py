@@ -38,6 +38,7 @@ from hwprune.errors import TargetError, ToolchainError
 from hwprune.harness.build import COMPILE_TIMEOUT_S, compiles_empty_program
 from hwprune.harness.measure import section_sizes
 from hwprune.paths import templates_dir
+from hwprune.tempdirs import process_dir
 
 MCU_TEMPLATES = ("startup.c", "harness.c", "link.ld")
 CC_ENV = "HWPRUNE_MCU_CC"
@@ -176,8 +177,6 @@ _CACHE: list[Path] = []
 
 def _cache_dir() -> Path:
     if not _CACHE:
-        from hwprune.tempdirs import process_dir
-
         _CACHE.append(process_dir("mcu"))  # named with the pid: removed at exit, or by the next run after a kill
     return _CACHE[0]
 

@@ -16,8 +16,10 @@ from typing import Optional
 import numpy as np
 
 from hwprune.errors import ModelError
+from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.engines import Engine, EngineRun, Model, check_inputs, register_engine
 from hwprune.ir.graph import Graph
+from hwprune.ir.io import load_graph
 
 TFLITE_FILE = "model.tflite"
 
@@ -58,8 +60,6 @@ class TflmEngine(Engine):
         return ""
 
     def run(self, model: Model, x_int) -> EngineRun:
-        from hwprune.frontends.tflite import read_tflite
-
         path = self.tflite_path or find_tflite(model)
         if path is None:
             raise ModelError(f"{model}: no {TFLITE_FILE} to run TFLite Micro on")
@@ -86,8 +86,6 @@ class TflmEngine(Engine):
 
 
 def _graph_of(model) -> Graph:
-    from hwprune.ir.io import load_graph
-
     folder = Path(model)
     return load_graph(folder if (folder / "graph.json").is_file() else folder.parent)
 

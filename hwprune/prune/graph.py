@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import OptionError
+from hwprune.frontends.torch import from_torch, to_torch
+from hwprune.frontends.torch_spatial import to_torch_modules
 from hwprune.ir.graph import Graph
 
 
@@ -21,7 +23,6 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
         raise OptionError("--sparsity applies to float models; this graph is quantized already (prune before quantizing)")
     import torch
 
-    from hwprune.frontends.torch_spatial import to_torch_modules
     from hwprune.prune.criteria import compute_masks
 
     twins = torch.nn.ModuleDict()
@@ -73,7 +74,6 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}  # a unit feeding an Add or a Concatenate is tied to others: kept whole
     if not any(_has_zero_slice(layer.weight) for layer in graph.weighted_layers()):
         return graph, {}  # no unit without inputs and none without readers: skip the torch round trip
-    from hwprune.frontends.torch import from_torch, to_torch
     from hwprune.prune.structured import remove_pruned_neurons
 
     smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.source_input_shape, graph.name)

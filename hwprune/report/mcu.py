@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hwprune.backends.c import export_c
 from hwprune.errors import TargetError, ToolchainError
+from hwprune.harness.mcu import measure_mcu
 from hwprune.targets import Target
+from hwprune.tempdirs import temp_dir
 
 MCU_PLOT = "report_mcu.png"
 
@@ -24,10 +27,6 @@ def dense_baseline(graph, engine, x_int, formats: dict):
     """The same model with every layer stored dense, measured on the same target (first
     few vectors): what the chosen formats gain. None when every layer is dense already or
     the baseline cannot be built."""
-    from hwprune.backends.c import export_c
-    from hwprune.harness.mcu import measure_mcu
-    from hwprune.tempdirs import temp_dir
-
     if not formats or all(f == "dense" for f in formats.values()):
         return None
     with temp_dir("dense") as tmp:

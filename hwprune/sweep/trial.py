@@ -11,12 +11,19 @@ import io
 import tarfile
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from hwprune import reference
+from hwprune.backends.c.options import COptions
+from hwprune.frontends.torch import from_torch, load_torch_model
+from hwprune.pipeline import ExportOptions, remove_dead_neurons, write_export
+from hwprune.prune.train import evaluate
+from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.sweep.spec import OBJECTIVES, SweepSpec, Trial
 from hwprune.tempdirs import temp_dir
 
@@ -37,8 +44,6 @@ class Inputs:
 
 
 def _load_model(inputs: Inputs, work: Path):
-    from hwprune.frontends.torch import load_torch_model
-
     path = work / f"model{inputs.model_suffix}"
     path.write_bytes(inputs.model_bytes)
     return load_torch_model(path, trust_model=inputs.trust_model)
@@ -62,17 +67,9 @@ def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):
 
 def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, bytes]:
     """The trial's record and its export folder (a tar archive, ``export/`` at its root)."""
-    import warnings
-
     import torch
 
-    from hwprune import reference
-    from hwprune.frontends.torch import from_torch
     from hwprune.prune.collapse import worth_reporting
-    from hwprune.backends.c.options import COptions
-    from hwprune.pipeline import ExportOptions, remove_dead_neurons, write_export
-    from hwprune.prune.train import evaluate
-    from hwprune.quant.calibrate import QuantConfig, calibrate
 
     started = time.perf_counter()
     torch.set_num_threads(1)  # small networks: one thread each, the workers share the cores
