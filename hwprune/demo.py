@@ -74,6 +74,7 @@ def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dic
 
 
 def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
+    # torch and the pruning modules (which import it) load when the demo runs: importing torch takes seconds
     import torch
 
     from hwprune.prune.criteria import compute_masks

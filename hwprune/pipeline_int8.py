@@ -26,7 +26,7 @@ import numpy as np
 
 from hwprune import __version__, reference
 from hwprune.backends.c.options import COptions
-from hwprune.backends.c_int8 import run_host, write_int8_c
+from hwprune.backends.c_int8 import write_int8_c
 from hwprune.backends.registry import ordered
 from hwprune.backends.tflite_file import write_tflite
 from hwprune.errors import DataError, InternalError, ModelError, OptionError, ToolchainError
@@ -35,6 +35,7 @@ from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.build import find_cc
 from hwprune.harness.compare import Comparison, compare
 from hwprune.harness.engines import get_engine
+from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from hwprune.errors import ToolchainError, UnsupportedLayerError
+from hwprune import reference
 from hwprune.fpga import stages
 from hwprune.fpga.resources import LayerResources, dense_integers
 from hwprune.quant.fixed import Fixed
@@ -87,10 +88,8 @@ def supports(layer) -> bool:
 
 def check_exact_sum(layer, in_t: Fixed) -> None:
     """UnsupportedLayerError unless the layer's accumulator holds every partial sum exactly."""
-    from hwprune.reference import dense_integers, dense_sum
-
-    w, acc0 = dense_integers(layer)
-    plan = dense_sum(layer, in_t, w, acc0)
+    w, acc0 = reference.dense_integers(layer)  # the filter matrix and the bias on the accumulator's grid
+    plan = reference.dense_sum(layer, in_t, w, acc0)
     if not (plan.fast and plan.never_overflows):
         raise UnsupportedLayerError(
             f"layer {layer.name!r}: its accumulator {layer.accum_t} rounds or overflows partial sums; "

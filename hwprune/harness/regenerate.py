@@ -31,6 +31,7 @@ import numpy as np
 
 from hwprune import manifest
 from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
+from hwprune.backends.c_int8 import write_int8_c
 from hwprune.backends.hls4ml.options import options_from_json
 from hwprune.backends.hls4ml.project import export_hls4ml
 from hwprune.backends.rtl import RtlOptions, export_rtl
@@ -103,8 +104,6 @@ def _export_meta(folder: Path) -> dict:
 
 def _regenerate_c(folder: Path, graph, meta: dict, tmp: Path) -> None:
     if is_int8_graph(graph):  # TFLite's int8 dialect: one source, no format choice
-        from hwprune.backends.c_int8 import write_int8_c
-
         write_int8_c(graph, tmp / C_DIR)
         return
     formats = meta.get("formats", {})

@@ -21,6 +21,7 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
     graph with branches has no ``nn.Sequential`` twin), and are applied to the IR weights."""
     if graph.is_quantized:
         raise OptionError("--sparsity applies to float models; this graph is quantized already (prune before quantizing)")
+    # torch (and prune.criteria, which imports it) load only when a graph is pruned: exporting does not need it
     import torch
 
     from hwprune.prune.criteria import compute_masks
@@ -74,7 +75,7 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}  # a unit feeding an Add or a Concatenate is tied to others: kept whole
     if not any(_has_zero_slice(layer.weight) for layer in graph.weighted_layers()):
         return graph, {}  # no unit without inputs and none without readers: skip the torch round trip
-    from hwprune.prune.structured import remove_pruned_neurons
+    from hwprune.prune.structured import remove_pruned_neurons  # imports torch: loaded only for a round trip
 
     smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.source_input_shape, graph.name)
     removed = {

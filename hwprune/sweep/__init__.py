@@ -56,7 +56,7 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, me
 
 
 def _check_methods(module, methods, model) -> None:
-    from hwprune.prune.criteria import compute_masks
+    from hwprune.prune.criteria import compute_masks  # imports torch: loaded when a sweep checks its model
 
     for method in ("neurons", "filters"):
         if method in methods and not compute_masks(module, 0.5, method=method, scope="layer"):

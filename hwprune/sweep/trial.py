@@ -50,7 +50,7 @@ def _load_model(inputs: Inputs, work: Path):
 
 
 def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):
-    from hwprune.prune import algorithms, schedules
+    from hwprune.prune import algorithms, schedules  # import torch: loaded in the trial's process
 
     train = dict(lr=spec.lr, batch_size=spec.batch_size, seed=trial.seed)
     common = dict(method=trial.method, scope="layer", epochs=spec.epochs, strip=True, **train)
@@ -67,7 +67,7 @@ def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):
 
 def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, bytes]:
     """The trial's record and its export folder (a tar archive, ``export/`` at its root)."""
-    import torch
+    import torch  # a trial runs in its own process (Ray): torch loads there, not where trials are planned
 
     from hwprune.prune.collapse import worth_reporting
 

@@ -24,21 +24,41 @@ def _resolve(name: str, modules: dict) -> str:
     return name
 
 
+def _statements(tree: ast.Module, in_functions: bool):
+    """The statements that run when the module is imported (and, with ``in_functions``,
+    when its functions run); never those under ``if TYPE_CHECKING:``."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            pending.extend(node.orelse)
+            continue
+        yield node
+        if in_functions:
+            pending.extend(ast.iter_child_nodes(node))
+
+
 def import_graph(in_functions: bool = False, package: Path = PACKAGE) -> dict[str, set[str]]:
     """Module -> the hwprune modules it imports when it is imported (its top-level
-    statements), and with ``in_functions`` those its functions import when they run."""
+    statements), and with ``in_functions`` those its functions import when they run.
+    Importing ``a.b.c`` runs the ``__init__`` of ``a`` and ``a.b`` too: they are edges,
+    except the packages the importing module itself lies in (they are running already)."""
     modules = _modules(package)
     edges = {}
     for name, path in modules.items():
         targets = set()
-        tree = ast.parse(path.read_text())
-        for node in (ast.walk(tree) if in_functions else tree.body):
+        for node in _statements(ast.parse(path.read_text()), in_functions):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hwprune"):
                 for alias in node.names:
                     targets.add(_resolve(f"{node.module}.{alias.name}", modules) or _resolve(node.module, modules))
             elif isinstance(node, ast.Import):
                 targets.update(_resolve(a.name, modules) for a in node.names if a.name.startswith("hwprune"))
-        edges[name] = {t for t in targets if t and t != name}
+        packages = set()
+        for target in filter(None, targets):
+            parts = target.split(".")
+            packages.update(".".join(parts[:i]) for i in range(2, len(parts)))
+        packages = {p for p in packages if p in modules and not name.startswith(p + ".")}
+        edges[name] = {t for t in targets | packages if t and t != name}
     return edges
 
 
@@ -94,7 +114,21 @@ def test_the_import_graph_sees_imports_inside_functions(tmp_path):
     (package / "sub" / "low.py").write_text("def f():\n    from hwprune import high\n    return high\n")
     (package / "high.py").write_text("import hwprune.sub.low\n")
     assert cycles(import_graph(package=package)) == []
-    assert cycles(import_graph(in_functions=True, package=package)) == [["hwprune.high", "hwprune.sub.low"]]
+    assert cycles(import_graph(in_functions=True, package=package)) == [["hwprune.high", "hwprune.sub", "hwprune.sub.low"]]
+
+
+def test_the_import_graph_sees_the_packages_an_import_initialises(tmp_path):
+    package = tmp_path / "hwprune"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from hwprune.sub.api import f\n")
+    (package / "sub" / "api.py").write_text("from hwprune.low import g\n")
+    (package / "sub" / "leaf.py").write_text("x = 1\n")
+    # low imports only a leaf of sub, but that runs sub/__init__, which imports api, which imports low
+    (package / "low.py").write_text("from hwprune.sub.leaf import x\ng = x\n")
+    assert cycles(import_graph(package=package)) == [["hwprune.low", "hwprune.sub", "hwprune.sub.api"]]
+    (package / "low.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from hwprune.sub.leaf import x\n")
+    assert cycles(import_graph(in_functions=True, package=package)) == []
 
 
 def test_no_module_over_400_lines():

@@ -22,11 +22,12 @@ CNN at 0, 50, 90 and 95 %; "per_row" is per filter, "per_weight" per filter-matr
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
-from hwprune.backends.c.formats.core import LayerStorage
+if TYPE_CHECKING:  # for the annotations only: the format registry's package imports this module (formats.choose)
+    from hwprune.backends.c.formats.core import LayerStorage
 
 ESTIMATED = "estimated by the per-format cost model (hwprune/backends/c/cost.py), not measured"
 MEASURED = "measured in the Cortex-M emulator (cycles per inference, per layer)"  # harness.format_speed
