@@ -100,6 +100,17 @@ def _scaled_activation(layer, c: Context) -> LayerWork:
                      adds=adds, add_bits=c.in_bits, **c.traffic(c.n_in))
 
 
+@rule("batchnorm")
+def _batchnorm(layer, c: Context) -> LayerWork:
+    """A product by the channel's scale and an addition of its bias per element; the scales
+    and biases are stored."""
+    scale_bits = layer.scale_t.width if layer.scale_t else 32
+    stored = layer.channels * ((layer.scale_t.storage_bits if layer.scale_t else 32)
+                               + (layer.bias_t.storage_bits if layer.bias_t else 32)) // 8
+    return LayerWork(layer.name, layer.kind, mults=c.n_in, mult_bits=(scale_bits, c.in_bits), adds=c.n_in,
+                     add_bits=c.in_bits, weight_bytes=stored, stored_bytes=stored, **c.traffic(c.n_in))
+
+
 @rule("sigmoid", "tanh")
 def _table_activation(layer, c: Context) -> LayerWork:
     """An index (one addition) and one table entry read per element; the table is stored."""

@@ -21,7 +21,7 @@ from hwprune.errors import ToolchainError, UnsupportedLayerError
 from hwprune import reference
 from hwprune.fpga import stages
 from hwprune.fpga.resources import LayerResources, dense_integers
-from hwprune.quant.fixed import Fixed
+from hwprune.quant.fixed import Fixed, Rounding
 
 # hard_dc=2 bounds the adder depth two levels above the minimum and skips da4ml's search
 # over decomposition depths: ten times faster than its default, within 3 % of its cost.
@@ -40,9 +40,18 @@ def kif(t: Fixed) -> tuple[int, int, int]:
     return int(t.signed), t.int_bits - int(t.signed), t.frac_bits
 
 
+def traceable_types(layer) -> bool:
+    """Whether da4ml can make every cast of the layer: its quantize rounds TRN or RND, not
+    RND_CONV (QKeras's round half to even). Weights and biases lie on their grids already."""
+    return all(t is None or t.rounding is not Rounding.RND_CONV
+               for key, t in layer.types().items() if key not in ("weight_t", "bias_t"))
+
+
 def _quantize(v, t: Fixed):
     from da4ml.trace.ops import quantize
 
+    if t.rounding is Rounding.RND_CONV:
+        raise UnsupportedLayerError(f"da4ml cannot round {t} (half to even); it rounds TRN or RND only")
     k, i, f = kif(t)
     return quantize(v, k, i, f, overflow_mode=t.overflow.value, round_mode=t.rounding.value)
 

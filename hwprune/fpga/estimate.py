@@ -277,6 +277,36 @@ def relu(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
                           ii=1, method="sign-gated bits")
 
 
+@rule("batchnorm")
+def batchnorm(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
+    """Per element a product by its channel's constant scale (classified as a Dense weight at
+    reuse 1: a shift, LUTs, or a DSP), the bias addition, and the result cast; one cycle."""
+    from hwprune.reference.activations import batchnorm_grid
+
+    scales, _, frac = batchnorm_grid(layer, in_t)
+    positions = int(np.prod(in_shape)) // layer.channels
+    dsp_a, dsp_b = options.dsp_shape
+    sum_bits = in_t.width + max(significant_bits(int(s)) for s in scales) + 1
+    dsp = lut = 0
+    counts = {"zero": 0, "shift": 0, "lut": 0, "dsp": 0}
+    for value in scales:
+        digits, sig = csd_digits(int(value)), significant_bits(int(value))
+        if value == 0:
+            counts["zero"] += positions
+        elif digits == 1:
+            counts["shift"] += positions
+        elif digits <= CSD_DIGITS_IN_LUTS or in_t.width + sig + 1 <= NARROW_PRODUCT_BITS:
+            counts["lut"] += positions
+            lut += positions * (digits - 1) * (in_t.width + sig)
+        else:
+            counts["dsp"] += positions
+            dsp += positions * dsp_tiles(in_t.width, sig + 1, dsp_a, dsp_b)
+    n = int(np.prod(in_shape))
+    lut += n * sum_bits + n * layer.result_t.width // 2  # the bias addition and the cast
+    return LayerResources(layer.name, layer.kind, dsp=dsp, lut=lut, ff=n * layer.result_t.width, latency_cycles=1,
+                          ii=1, products=counts, method="constant per-channel products")
+
+
 @rule("flatten")
 @rule("reshape")
 @rule("identity")

@@ -16,7 +16,9 @@ Supported layers: InputLayer, Dense, Conv1D/2D, DepthwiseConv2D, Activation (rel
 softmax, linear, sigmoid, tanh), ReLU (with max_value: a Clip), LeakyReLU, PReLU
 (``keras_activations``), BatchNormalization (folded into the Dense
 or Conv right before it, or into the next Dense), Flatten, MaxPooling and AveragePooling
-1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate. Sequential models and
+1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate; QKeras's QDense, QConv1D,
+QConv2D and QActivation with their declared fixed-point types (``keras_qkeras``: such a model
+is read quantized, as QKeras computes it). Sequential models and
 functional ones (each layer's ``inbound_nodes`` name the layers it reads, Keras 2's
 ``[name, node, tensor, kwargs]`` lists as Keras 3's ``keras_history``) become IR graphs
 with the same branches; one input, each layer called once. Anything else is an error
@@ -36,10 +38,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import keras_activations, keras_layers  # noqa: F401 (keras_activations registers)
+from hwprune.frontends import keras_activations, keras_layers, keras_qkeras  # noqa: F401 (they register converters)
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.limits import check_activations, check_declared
+from hwprune.quant.exact import complete_types, declares_types
 
 SUPPORTED = tuple(keras_layers.CONVERTERS)
 
@@ -227,6 +230,11 @@ def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[Kera
             raise _malformed(f"{where}: layer {layer.name!r} ({layer.class_name})", exc) from None
     graph = builder.graph(_c_name(name), where, outputs)
     check_activations(graph, where)
+    if declares_types(graph):  # a quantized model (QKeras): its own types, nothing calibrated
+        try:
+            graph = complete_types(graph)
+        except HwpruneError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
     return graph
 
 

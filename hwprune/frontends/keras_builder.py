@@ -6,7 +6,8 @@ builder at the IR tensors a layer reads, converters ``add`` IR layers after them
 reading the previous one) or ``merge`` them, and ``finish`` records the IR tensor that
 stands for the layer's output. A BatchNormalization folds into the Dense or Conv right
 before it when that layer's output has no other reader, or else waits for the next Dense
-(through a Flatten).
+(through a Flatten); where neither exists (the model's first layer before a conv, after an
+activation or a merge, before a merge, at an output) it is an IR BatchNorm layer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from hwprune.errors import ModelError, UnsupportedLayerError, WeightError
+from hwprune.ir.activations import BatchNorm
 from hwprune.ir.graph import INPUT, Graph, GraphInput
 from hwprune.ir.layers import Dense, Flatten, Layer
 
@@ -30,13 +32,15 @@ class Builder:
         self.layers: list[Layer] = []
         self.shapes: dict[str, tuple] = {INPUT: self.input_shape}
         self.tensors: dict[str, str] = {}  # Keras layer name -> IR tensor name
-        self.norms: dict[str, tuple] = {}  # Keras layer name -> BatchNorm (name, scale, shift) waiting after it
+        # Keras layer name -> the BatchNorm (name, scale, shift, IR name) waiting after it
+        self.norms: dict[str, tuple] = {}
+        self.normalized: dict[tuple[str, str], str] = {}  # (norm, IR tensor) -> the BatchNorm layer made for it
         self.readers = readers or {}  # Keras layer name -> how many layers read its output
         self.linear: set[str] = set()  # IR tensors a Dense or Conv wrote with nothing applied after
         self.inputs: list[str] = [INPUT]
         self.current = INPUT
         self.open_linear = False  # a norm may fold into the layer that wrote ``current``
-        self.pending_norm: Optional[tuple[str, np.ndarray, np.ndarray]] = None
+        self.pending_norm: Optional[tuple[str, np.ndarray, np.ndarray, str]] = None
         self.last = ""  # the Keras layer converted last
 
     # -- one Keras layer -------------------------------------------------------------------------
@@ -47,12 +51,12 @@ class Builder:
         if missing:
             raise ModelError(f"layer {keras_name!r} reads {missing}, which no earlier layer of the model writes")
         self.inputs = [self.tensors[s] for s in sources] or [INPUT]
+        if len(sources) > 1:  # a merge: each norm waiting on an operand becomes a layer
+            self.inputs = [self._normalize(self.norms[s], t) if s in self.norms else t
+                           for s, t in zip(sources, self.inputs)]
         self.current = self.inputs[0]
         waiting = [self.norms[s] for s in sources if s in self.norms]
-        if waiting and len(sources) > 1:
-            raise UnsupportedLayerError(f"layer {waiting[0][0]!r} (BatchNormalization) is followed by the merge "
-                                        f"{keras_name!r}; it can fold only into a Dense or Conv")
-        self.pending_norm = waiting[0] if waiting else None
+        self.pending_norm = waiting[0] if waiting and len(sources) == 1 else None
         self.open_linear = (len(sources) == 1 and self.current in self.linear
                             and self.readers.get(sources[0], 1) == 1)
 
@@ -69,12 +73,10 @@ class Builder:
     def add(self, layer: Layer, linear: bool = False) -> None:
         """Append a one-input layer reading the current tensor; it becomes the current one."""
         if self.pending_norm is not None and not isinstance(layer, Flatten):
-            name = self.pending_norm[0]
-            if not isinstance(layer, Dense):
-                raise UnsupportedLayerError(
-                    f"layer {name!r} (BatchNormalization) follows an activation and is followed by "
-                    f"{layer.kind!r}; it can fold only into the Dense or Conv right before it or into the next Dense")
-            layer = self._fold_into_next(layer)
+            if isinstance(layer, Dense) and layer.weight_t is None:
+                layer = self._fold_into_next(layer)
+            else:  # nothing to fold into: the norm is a layer of its own
+                self.current = self.normalize_pending()
         self._append(layer.with_(inputs=(self.current,)))
         self.open_linear = linear
         if linear:
@@ -93,35 +95,62 @@ class Builder:
         self.layers.append(layer)
         self.current = layer.name
 
+    def normalize_pending(self) -> str:
+        """The waiting norm made a layer on the current tensor; returns that layer's tensor."""
+        tensor = self._normalize(self.pending_norm, self.current)
+        self.pending_norm = None
+        return tensor
+
+    def _normalize(self, norm: tuple, tensor: str) -> str:
+        """The IR tensor of ``norm`` applied to ``tensor`` (made once): a BatchNorm layer, its
+        channels repeated when a Flatten came between."""
+        key = (norm[0], tensor)
+        if key not in self.normalized:
+            _, scale, shift, ir_name = norm
+            repeat = self.shapes[tensor][-1] // scale.size
+            name = ir_name if ir_name not in self.shapes else f"{ir_name}_{len(self.normalized) + 1}"
+            layer = BatchNorm(name, scale=np.tile(scale, repeat), bias=np.tile(shift, repeat), inputs=(tensor,))
+            current = self.current
+            self._append(layer)
+            self.current = current
+            self.normalized[key] = name
+        return self.normalized[key]
+
     def _fold_into_next(self, dense: Dense) -> Dense:
-        _, scale, shift = self.pending_norm
+        _, scale, shift, _ = self.pending_norm
         self.pending_norm = None
         # The norm acted per channel (last axis); a Flatten in between repeats it per position.
         repeat = dense.in_features // scale.size
         scale, shift = np.tile(scale, repeat), np.tile(shift, repeat)
         return dense.with_(weight=dense.weight * scale[None, :], bias=dense.bias + dense.weight @ shift)
 
-    def fold_norm(self, name: str, scale: np.ndarray, shift: np.ndarray) -> None:
+    def fold_norm(self, name: str, scale: np.ndarray, shift: np.ndarray, ir_name: str = "") -> None:
         channels = self.shape[-1]
         if scale.shape != (channels,):
             raise WeightError(f"layer {name!r} (BatchNormalization): {scale.size} channels, its input has {channels}")
-        if self.open_linear and self.pending_norm is None:
+        if self.open_linear and self.pending_norm is None and self._layer(self.current).weight_t is None:
             index = next(i for i, l in enumerate(self.layers) if l.name == self.current)
             last = self.layers[index]
             axes = (slice(None),) + (None,) * (last.weight.ndim - 1)
             self.layers[index] = last.with_(weight=last.weight * scale[axes], bias=last.bias * scale + shift)
             return
-        if self.pending_norm is not None:
-            raise UnsupportedLayerError(f"layer {name!r} (BatchNormalization): two norms in a row cannot fold")
-        self.pending_norm = (name, scale, shift)
+        if self.pending_norm is not None:  # two norms in a row: one affine map
+            first, s0, h0, first_ir = self.pending_norm
+            self.pending_norm = (first, s0 * scale, h0 * scale + shift, first_ir)
+            return
+        self.pending_norm = (name, scale, shift, ir_name or name)
+
+    def _layer(self, name: str) -> Layer:
+        return next(l for l in self.layers if l.name == name)
 
     # -- the whole model ---------------------------------------------------------------------------
     def graph(self, name: str, where: str, outputs: tuple[str, ...] = ()) -> Graph:
         """The graph whose outputs are those of the Keras layers ``outputs`` (default: the last one)."""
-        for keras_name, norm in self.norms.items():
-            if keras_name in (outputs or (self.last,)):
-                raise UnsupportedLayerError(f"{where}: layer {norm[0]!r} (BatchNormalization) has no Dense or Conv "
-                                            "to fold into")
+        for keras_name in outputs or (self.last,):
+            if keras_name in self.norms:  # a final norm: a layer of its own
+                self.tensors[keras_name] = self._normalize(self.norms[keras_name], self.tensors[keras_name])
+                if keras_name == self.last:
+                    self.current = self.tensors[keras_name]
         if not self.layers:
             raise ModelError(f"{where}: the model has no layers hwprune computes")
         missing = [o for o in outputs if o not in self.tensors]

@@ -36,7 +36,7 @@ def converter(*class_names: str):
 
 def weight_count(class_name: str, config: dict) -> int:
     """How many arrays ``get_weights()`` holds for a layer of this class."""
-    if class_name in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D"):
+    if class_name in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D", "QDense", "QConv1D", "QConv2D"):
         return 2 if config.get("use_bias", True) else 1
     if class_name == "PReLU":
         return 1
@@ -140,7 +140,7 @@ def _batch_norm(builder: Builder, keras_name: str, name: str, config: dict, weig
     beta = arrays.pop(0) if center_on else np.zeros(channels)
     mean, variance = arrays
     scale = gamma / np.sqrt(variance + float(config.get("epsilon", 1e-3)))
-    builder.fold_norm(keras_name, scale, beta - scale * mean)
+    builder.fold_norm(keras_name, scale, beta - scale * mean, name)
 
 
 # -- convolutions and pooling (channels-last, as Keras' default and hls4ml) ----------------------

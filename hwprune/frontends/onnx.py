@@ -13,7 +13,8 @@ graph output depends on are dropped. Layout: ONNX is channels-first, the IR chan
 (``onnx_values``); a model whose input is only read by a Transpose from channels-last
 (keras2onnx, tf2onnx) takes channels-last data, one with convolutions or pooling otherwise
 takes channels-first data as its source did. torch's old BatchNorm1d export (``Unsqueeze``
--> BatchNormalization -> ``Squeeze``) is a BatchNorm.
+-> BatchNormalization -> ``Squeeze``) is a BatchNorm. QONNX ``Quant``/``BipolarQuant``
+nodes make a quantized graph of the types they declare (``onnx_quant``).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError, WeightError
-from hwprune.frontends import onnx_activations, onnx_ops, onnx_spatial  # noqa: F401  (register the handlers)
+from hwprune.frontends import onnx_activations, onnx_ops, onnx_quant, onnx_spatial  # noqa: F401  (register the handlers)
 from hwprune.frontends.onnx_graph import OPS, fold, topological_order
 from hwprune.frontends.onnx_limits import read_model
 from hwprune.frontends.onnx_values import Context, Value
 from hwprune.frontends.torch_load import _first_line
 from hwprune.ir.graph import INPUT, Graph, GraphInput
 from hwprune.limits import check_activations
+from hwprune.quant.exact import complete_types, declares_types
 
 #: What a handler raises on values of the wrong shape or type: the file's fault, a ModelError.
 MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError)
@@ -177,9 +179,11 @@ def _graph(ctx: Context, path, name: str, outputs: list[str], layout: str) -> Gr
         value = ctx.values.get(tensor)
         if value is None or value.ir == INPUT:
             raise ModelError(f"{path}: the graph output {tensor!r} is not computed by any supported node")
+        if value.affine is not None and not value.unsqueezed:  # a final BatchNorm: a layer of its own
+            value = ctx.normalize(value, ctx.unique("output_bn"))
         pending = value.affine or value.pad or value.unsqueezed
         if pending or value.perm is not None:
-            why = ("a BatchNormalization, Pad or Unsqueeze has nothing after it to fold into" if pending else
+            why = ("a Pad or Unsqueeze has nothing after it to fold into" if pending else
                    "it is a flattened channels-first tensor, which hwprune holds channels-last; end the model in "
                    "a Gemm or MatMul")
             raise UnsupportedLayerError(f"{path}: graph output {tensor!r}: {why}")
@@ -203,4 +207,9 @@ def load_onnx(path, name: str = "model"):
     except MALFORMED as exc:  # values of the wrong shape or type where a handler reads them: the file's fault
         raise ModelError(f"{path}: malformed ONNX model ({type(exc).__name__}: {_first_line(exc)[:200]})") from None
     check_activations(graph, str(path))
+    if declares_types(graph):  # QONNX Quant nodes: the model's own types, nothing calibrated
+        try:
+            graph = complete_types(graph, exact_weights=True)
+        except HwpruneError as exc:
+            raise type(exc)(f"{path}: {exc}") from None
     return graph

@@ -105,6 +105,9 @@ def _conv(node, attrs, ctx):
     bias = ctx.const(node, 2)
     bias = np.zeros(weight.shape[0]) if bias is None else np.asarray(bias, np.float64)
     weight = np.moveaxis(weight, 1, -1)  # (out, in/groups, *k) -> (out, *k, in/groups)
+    if value.affine is not None and any(p != (0, 0) for p in padding) and np.any(value.affine[2] != 0):
+        # zero padding would not be shifted: the norm stays a layer of its own
+        value = ctx.normalize(value, ctx._name(node, "batchnorm", "_bn"))
     if value.affine is not None:
         weight, bias = _fold_before_conv(node, ctx, value.affine, weight, bias, padding, depthwise)
     cls = Conv1D if dims == 1 else Conv2D

@@ -11,7 +11,8 @@ one. A ``Value`` says how an ONNX tensor sits in the IR tensor that holds it:
   tensor transposed to channels-last before Flatten).
 
 Besides the layout, a value may carry what its next layer must absorb: a BatchNorm that had
-no Dense or conv before it to fold into (``affine``), zero padding for the next conv
+no Dense or conv before it to fold into (``affine``; a reader that cannot absorb it gets an
+IR BatchNorm layer before it, ``Context.normalize``), zero padding for the next conv
 (``pad``), or the trailing unit axes an Unsqueeze added (``unsqueezed``). Several ONNX
 tensors may share one IR tensor (Identity, Dropout, a Transpose of the layout): ``sole``
 says that nothing else reads the IR tensor, so a BatchNorm or a bias may change the layer
@@ -30,6 +31,7 @@ import numpy as np
 from hwprune.errors import ShapeError, UnsupportedLayerError
 from hwprune.frontends.onnx_graph import label
 from hwprune.ir.graph import INPUT, is_c_identifier
+from hwprune.ir.activations import BatchNorm
 from hwprune.ir.layers import Layer, Reshape
 
 
@@ -83,8 +85,23 @@ class Context:
             raise self.fail(node, f"input {name!r} is a constant where hwprune expects a computed tensor")
         value = self.values[name]
         if plain:
+            if value.affine is not None:
+                value = self.normalize(value, self._name(node, "batchnorm", "_bn"))
             self.require_plain(node, value)
         return value
+
+    def normalize(self, value: Value, name: str) -> Value:
+        """``value`` with the BatchNorm waiting on it made an IR BatchNorm layer (a reader that
+        no Dense or conv is: an activation, an Add, a padded conv, a graph output)."""
+        where, scale, shift = value.affine
+        ir_shape = self.ir_shapes[value.ir]
+        if value.layout == "cl" or not ir_shape or ir_shape[-1] != scale.size:
+            raise UnsupportedLayerError(f"{self.path}: the BatchNormalization {where} acts on an axis hwprune does "
+                                        f"not hold last (tensor shape {ir_shape}); it cannot be kept as a layer")
+        layer = BatchNorm(name, scale=scale, bias=shift, inputs=(value.ir,))
+        self.layers.append(layer)
+        self.ir_shapes[name] = tuple(ir_shape)
+        return value.but(ir=name, affine=None, sole=True)
 
     def require_plain(self, node, value: Value) -> None:
         if value.affine is not None:
@@ -152,7 +169,10 @@ class Context:
 
     def _name(self, node, kind: str, suffix: str = "") -> str:
         base = "".join(c if c.isalnum() or c == "_" else "_" for c in node.name).strip("_")
-        base = (base if base and is_c_identifier(base) else f"{kind}_{self.index}") + suffix
+        return self.unique((base if base and is_c_identifier(base) else f"{kind}_{self.index}") + suffix)
+
+    def unique(self, base: str) -> str:
+        """``base``, or ``base_2``, ``base_3``, ...: a layer name not taken yet."""
         name, n = base, 1
         while name in self.names:
             n += 1

@@ -1,5 +1,6 @@
 """Element-wise activations with hls4ml 1.3.0's fixed-point semantics (``nnet_activation.h``):
-LeakyReLU (one slope, or one per channel: PReLU), HardSigmoid, Sigmoid and Tanh.
+LeakyReLU (one slope, or one per channel: PReLU), HardSigmoid, Sigmoid and Tanh; and the
+per-channel affine map of a BatchNorm that cannot fold into a neighbour (``nnet_batchnorm.h``).
 
 - **LeakyReLU**: ``y = result(x)`` when ``x > 0``, else ``y = result(alpha * x)`` with the
   slope a constant of ``param_t`` and the product exact (``nnet::leaky_relu`` /
@@ -15,7 +16,14 @@ LeakyReLU (one slope, or one per channel: PReLU), HardSigmoid, Sigmoid and Tanh.
   ``trunc(x * size / (2 * range)) + size / 2`` (``trunc`` towards zero), clamped to
   ``[0, size - 1]``; ``y = result(table[index])``.
 
-Slopes and shifts are real numbers on their types' grid in a quantized graph, as weights are.
+- **BatchNorm**: ``y = result(x * scale[c] + bias[c])`` per channel ``c`` (the last axis),
+  with ``scale`` of ``scale_t``, ``bias`` of ``bias_t`` and the product and the sum exact
+  (hls4ml's ``normalize``: ``product(data, scale) + bias`` assigned to ``res_T``). Frontends
+  fold a BatchNorm into the Dense or conv beside it where they can; this layer is the one
+  they cannot fold: the first layer before a conv, after an activation or an Add.
+
+Slopes, shifts, scales and biases are real numbers on their types' grid in a quantized graph,
+as weights are.
 """
 
 from __future__ import annotations
@@ -130,4 +138,42 @@ class Tanh(_TableActivation):
     function: ClassVar[str] = "tanh"
 
 
-ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh)
+@dataclass(frozen=True, eq=False)
+class BatchNorm(_Activation):
+    """``x * scale + bias`` per channel (the last axis): an inference-time BatchNorm."""
+
+    scale: np.ndarray = None  # type: ignore[assignment]
+    bias: np.ndarray = None  # type: ignore[assignment]
+    scale_t: Optional[Fixed] = None
+    bias_t: Optional[Fixed] = None
+    result_t: Optional[Fixed] = None
+
+    kind: ClassVar[str] = "batchnorm"
+
+    def __post_init__(self) -> None:
+        arrays = []
+        for label, value in (("scale", self.scale), ("bias", self.bias)):
+            a = np.asarray(value, dtype=np.float64).reshape(-1)
+            if a.size < 1:
+                raise ShapeError(f"layer {self.name!r}: BatchNorm {label} is empty")
+            if not np.all(np.isfinite(a)):
+                raise WeightError(f"layer {self.name!r}: BatchNorm {label} is not finite ({a[~np.isfinite(a)][0]})")
+            a.setflags(write=False)
+            arrays.append(a)
+        if arrays[0].size != arrays[1].size:
+            raise ShapeError(f"layer {self.name!r}: BatchNorm has {arrays[0].size} scales and {arrays[1].size} biases")
+        object.__setattr__(self, "scale", arrays[0])
+        object.__setattr__(self, "bias", arrays[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.scale.size)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if not input_shape or input_shape[-1] != self.channels:
+            raise ShapeError(f"layer {self.name!r}: a BatchNorm of {self.channels} channels does not match input "
+                             f"shape {tuple(input_shape)} (channels are the last axis)")
+        return tuple(input_shape)
+
+
+ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, BatchNorm)

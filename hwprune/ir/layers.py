@@ -9,8 +9,8 @@ Weighted layers (Dense, Conv1D, Conv2D) share ``weight``, ``bias`` and four type
 (``weight_t``, ``bias_t``, ``accum_t``, ``result_t``). ``weight.reshape(out, -1)`` is the
 filter matrix of every one of them (a conv filter's ``(kh, kw, cin)`` elements are
 contiguous, as in CMSIS-NN), so a storage format written for Dense matrices stores conv
-filters unchanged. BatchNorm has no IR layer: frontends fold it into the adjacent
-weighted layer. Padding is explicit (frontends resolve "valid"/"same"); dilation is 1.
+filters unchanged. Frontends fold a BatchNorm into the adjacent weighted layer; one that
+cannot fold is a ``BatchNorm`` layer (``ir.activations``). Padding is explicit (frontends resolve "valid"/"same"); dilation is 1.
 
 Weights are float64 arrays. In a quantized graph every weight lies exactly on the grid of
 its layer's ``weight_t`` (``quant.fixed.from_grid`` recovers the integers without loss),
@@ -29,7 +29,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from hwprune.errors import ShapeError
-from hwprune.ir.activations import HardSigmoid, LeakyReLU, Sigmoid, Tanh
+from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Sigmoid, Tanh
 from hwprune.ir.base import VARIADIC, Layer, Shape, WeightedLayer
 from hwprune.ir.merge import Add, Concatenate, Multiply
 from hwprune.ir.spatial import (
@@ -178,7 +178,7 @@ LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
     for cls in (Dense, ReLU, Clip, Flatten, Reshape, Identity, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D,
                 AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Add, Multiply, Concatenate,
-                LeakyReLU, HardSigmoid, Sigmoid, Tanh)
+                LeakyReLU, HardSigmoid, Sigmoid, Tanh, BatchNorm)
 }
 
 
@@ -190,5 +190,5 @@ def kinds(**properties) -> frozenset[str]:
 
 __all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Clip", "Flatten", "Reshape", "Identity", "Softmax",
            "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D",
-           "GlobalAvgPool2D", "Add", "Multiply", "Concatenate", "LeakyReLU", "HardSigmoid", "Sigmoid", "Tanh",
+           "GlobalAvgPool2D", "Add", "Multiply", "Concatenate", "LeakyReLU", "HardSigmoid", "Sigmoid", "Tanh", "BatchNorm",
            "LAYER_KINDS", "VARIADIC", "kinds"]

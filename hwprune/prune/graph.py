@@ -67,8 +67,8 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}
     if any(getattr(layer, "depthwise", False) for layer in graph.layers):
         return graph, {}  # a depthwise conv ties its filters to its input channels: kept whole
-    if any(getattr(layer, "per_channel", False) for layer in graph.layers):
-        return graph, {}  # PReLU's slopes are tied to their channels: kept whole
+    if any(getattr(layer, "per_channel", False) or layer.kind == "batchnorm" for layer in graph.layers):
+        return graph, {}  # PReLU's slopes and a BatchNorm's scales are tied to their channels: kept whole
     if len(graph.input_shape) > 1 and graph.input_layout == "channels_last":
         return graph, {}  # a channels-last model (Keras) has no torch twin to prune through
     if not graph.is_chain:

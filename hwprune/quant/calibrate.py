@@ -16,7 +16,7 @@ Add, Multiply, Concatenate and Clip: ``result_t`` from the calibration data as a
 ReLU's (unsigned when never negative), or as a weighted layer's when a ReLU follows;
 their operands keep the types their producers have (Add aligns them exactly).
 
-LeakyReLU, HardSigmoid, Sigmoid, Tanh: ``quant/calibrate_activations.py``.
+LeakyReLU, HardSigmoid, Sigmoid, Tanh, BatchNorm: ``quant/calibrate_activations.py``.
 
 Pooling: MaxPool keeps its input type (``accum_t = result_t = x``: max is exact).
 AvgPool and GlobalAvgPool accumulate in a signed type with ``ceil(log2(count))`` more
@@ -137,9 +137,9 @@ def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig(), spec: Option
             layer = layer.with_(**{f"{k}_t": t for k, t in given.items() if t is not None and f"{k}_t" in layer.types()})
         elif isinstance(layer, ReLU):
             layer = layer.with_(result_t=given["result"] or _value_type(float(out.max(initial=0.0)), act, False, config))
-        elif isinstance(layer, ACTIVATIONS):  # LeakyReLU, HardSigmoid, Sigmoid, Tanh
+        elif isinstance(layer, ACTIVATIONS):  # LeakyReLU, HardSigmoid, Sigmoid, Tanh, BatchNorm
             layer = quantize_activation(layer, out, config, given,
-                                        lambda o, r=relu_follows: _result_type(o, r, config))
+                                        lambda o, r=relu_follows: _result_type(o, r, config), in_t)
         elif layer.computes:  # Clip, Add, Multiply, Concatenate: the output's range
             layer = layer.with_(result_t=given["result"] or _result_type(out, relu_follows, config))
         types[layer.name] = layer.result_t if layer.computes else in_t

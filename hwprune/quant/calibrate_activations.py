@@ -1,5 +1,5 @@
-"""Float simulation and type choice of LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh
-(``quant.calibrate`` calls both).
+"""Float simulation and type choice of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh and
+BatchNorm (``quant.calibrate`` calls both).
 
 - LeakyReLU: ``param_t`` 16 bits wide with the integer bits the largest slope needs (RND,
   SAT), the slopes moved onto its grid; ``result_t`` from the calibration data, signed.
@@ -11,6 +11,10 @@
   ``[0, 1)``; four more fraction bits than the result, so the final cast rounds the table
   value once); ``result_t`` ``ufixed<activation_bits, 0>`` (RND, SAT). Tanh: the same with
   ``result_t`` signed, ``fixed<activation_bits, 1>``. 1024 entries, as hls4ml.
+- BatchNorm: ``scale_t`` ``weight_bits`` wide with the integer bits the largest scale needs
+  (RND, SAT); ``bias_t`` with the product's fraction bits (the bias enters the sum without
+  rounding, as a Dense bias) and the integer bits of the largest bias, at most 32 bits;
+  ``result_t`` from the calibration data, as a Dense layer's.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.ir.activations import HardSigmoid, LeakyReLU, Sigmoid, Tanh
+from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Sigmoid, Tanh
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 
-ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh)
+ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, BatchNorm)
 CONSTANT_BITS = 16
 
 
@@ -34,6 +38,8 @@ def float_activation(layer: Layer, x: np.ndarray) -> np.ndarray:
         return np.clip(layer.slope * x + layer.shift, 0.0, 1.0)
     if isinstance(layer, Sigmoid):
         return 1.0 / (1.0 + np.exp(-x))
+    if isinstance(layer, BatchNorm):
+        return x * layer.scale + layer.bias  # per channel: the last axis
     return np.tanh(x)
 
 
@@ -45,11 +51,21 @@ def _constant_type(value: float, at_least_int: Optional[int], rounding: Rounding
     return Fixed(CONSTANT_BITS, int_bits, signed, rounding, overflow)
 
 
-def quantize_activation(layer: Layer, out: np.ndarray, config, given: dict, result_type) -> Layer:
+def quantize_activation(layer: Layer, out: np.ndarray, config, given: dict, result_type,
+                        in_t: Optional[Fixed] = None) -> Layer:
     """The layer with its types chosen (``given``: the types the user set; ``result_type``:
-    ``calibrate``'s rule for a signed result from data)."""
+    ``calibrate``'s rule for a signed result from data; ``in_t``: the input's type)."""
     act = config.activation_bits
     result = given.get("result")
+    if isinstance(layer, BatchNorm):
+        scale_t = given.get("scale") or Fixed(config.weight_bits, int_bits_for(float(np.abs(layer.scale).max()), True),
+                                               True, Rounding.RND, Overflow.SAT)
+        bias_int = int_bits_for(float(np.abs(layer.bias).max()), True)
+        bias_t = given.get("bias") or Fixed(min(max(bias_int + in_t.frac_bits + scale_t.frac_bits, 2), 32), bias_int,
+                                            True, Rounding.RND, Overflow.SAT)
+        return layer.with_(scale=to_real(quantize(layer.scale, scale_t), scale_t), scale_t=scale_t,
+                           bias=to_real(quantize(layer.bias, bias_t), bias_t), bias_t=bias_t,
+                           result_t=result or result_type(out))
     if isinstance(layer, LeakyReLU):
         param_t = given.get("param") or Fixed(CONSTANT_BITS, int_bits_for(float(np.abs(layer.alpha).max()), True),
                                               True, Rounding.RND, Overflow.SAT)

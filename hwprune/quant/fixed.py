@@ -7,6 +7,8 @@ module is the only place in Python that knows how a value changes type; its C tw
 
 - rounding ``TRN`` drops the extra fraction bits (floor, towards minus infinity);
   ``RND`` adds half an LSB first (round half towards plus infinity, ``AP_RND``);
+  ``RND_CONV`` rounds to the nearest value, a tie to the even one (``AP_RND_CONV``: what
+  TensorFlow's ``round`` does, and so QKeras's quantizers, and hls4ml's types for them);
 - overflow ``WRAP`` keeps the low ``width`` bits (two's complement); ``SAT`` clamps to
   the type's range.
 
@@ -31,6 +33,7 @@ MAX_WIDTH = 62
 class Rounding(str, Enum):
     TRN = "TRN"
     RND = "RND"
+    RND_CONV = "RND_CONV"
 
 
 class Overflow(str, Enum):
@@ -152,6 +155,11 @@ def shift_round(q, shift: int, rounding: Rounding) -> np.ndarray:
         return np.zeros_like(q)
     if rounding is Rounding.RND:
         q = q + np.int64(1 << (shift - 1))
+    elif rounding is Rounding.RND_CONV:
+        floor = q >> np.int64(shift)
+        rest = q - (floor << np.int64(shift))  # in [0, 2**shift)
+        half = np.int64(1 << (shift - 1))
+        return floor + ((rest > half) | ((rest == half) & (floor & 1 == 1)))
     return q >> np.int64(shift)
 
 
@@ -184,6 +192,9 @@ def quantize(x, to: Fixed) -> np.ndarray:
         # Not floor(scaled + 0.5): that add rounds when |scaled| nears 2**52. The remainder
         # scaled - floor is exact (Sterbenz), so comparing it with one half is too.
         floor = floor + (scaled - floor >= 0.5)
+    elif to.rounding is Rounding.RND_CONV:
+        rest = scaled - floor
+        floor = floor + ((rest > 0.5) | ((rest == 0.5) & (np.mod(floor, 2) == 1)))
     return apply_overflow(floor.astype(np.int64), to)
 
 

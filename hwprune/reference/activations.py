@@ -1,4 +1,4 @@
-"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh (semantics:
+"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh and BatchNorm (semantics:
 ``hwprune.ir.activations``, which follow hls4ml 1.3.0's ``nnet_activation.h``).
 
 The Sigmoid and Tanh tables are computed as hls4ml's C++ initialisers compute them, in
@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from hwprune.errors import ModelError
-from hwprune.ir.activations import HardSigmoid, LeakyReLU, _TableActivation
+from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, _TableActivation
 from hwprune.quant.fixed import Fixed, cast, from_grid, quantize
 from hwprune.reference.core import kernel
 from hwprune.reference.merge import product_bits
@@ -148,6 +148,28 @@ def hard_sigmoid_grid(layer: HardSigmoid, in_t: Fixed) -> tuple[int, int, int]:
     if int_bits + frac > 62:
         raise ModelError(f"layer {layer.name!r}: slope * x + shift needs {int_bits + frac} bits; use narrower types")
     return s, h << (frac - layer.shift_t.frac_bits), frac
+
+
+def batchnorm_grid(layer: BatchNorm, in_t: Fixed) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(scales, biases, frac)``: integers such that ``x * scales + biases`` is the exact sum
+    ``x * scale + bias`` with ``frac`` fraction bits (the finer of the product's and the
+    bias's grid); checks that int64 holds it."""
+    s = from_grid(layer.scale, layer.scale_t, f"layer {layer.name!r} scale")
+    b = from_grid(layer.bias, layer.bias_t, f"layer {layer.name!r} bias")
+    product_frac = in_t.frac_bits + layer.scale_t.frac_bits
+    frac = max(product_frac, layer.bias_t.frac_bits)
+    s, b = s << np.int64(frac - product_frac), b << np.int64(frac - layer.bias_t.frac_bits)
+    bound = max(-in_t.min_int, in_t.max_int) * int(np.abs(s).max()) + int(np.abs(b).max())
+    if bound.bit_length() > 62:
+        raise ModelError(f"layer {layer.name!r}: x * scale + bias for input {in_t}, scale {layer.scale_t} and bias "
+                         f"{layer.bias_t} needs {bound.bit_length() + 1} bits; use narrower types")
+    return s, b, frac
+
+
+@kernel("batchnorm")
+def batchnorm(layer: BatchNorm, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    s, b, frac = batchnorm_grid(layer, in_t)  # per channel: numpy repeats them along the last axis
+    return cast(x * s + b, frac, layer.result_t)
 
 
 @kernel("hard_sigmoid")

@@ -6,7 +6,8 @@
  * with frac_in fraction bits to such a type is
  *
  *     shift = frac_in - (width - int_bits)
- *     shift > 0:  drop `shift` bits, TRN = floor, RND = add half an LSB, then floor
+ *     shift > 0:  drop `shift` bits, TRN = floor, RND = add half an LSB, then floor,
+ *                 RND_CONV = to the nearest, a tie to the even value (ap_fixed's AP_RND_CONV)
  *     shift <= 0: multiply by 2^-shift (exactly, however large)
  *     then WRAP = keep the low `width` bits (two's complement), SAT = clamp
  *
@@ -26,6 +27,7 @@
 
 #define HWPRUNE_TRN 0
 #define HWPRUNE_RND 1
+#define HWPRUNE_RND_CONV 2
 #define HWPRUNE_WRAP 0
 #define HWPRUNE_SAT 1
 
@@ -51,7 +53,7 @@ static inline int32_t hwprune_shr_i32(int32_t v, int s, int rounding)
     }
     if (s >= 32) {
         /* |v| <= 2^31 <= 2^(s-1): floor gives the sign, half-up rounding gives 0. */
-        return (rounding == HWPRUNE_RND || v >= 0) ? 0 : -1;
+        return (rounding != HWPRUNE_TRN || v >= 0) ? 0 : -1;
     }
     q = hwprune_floor_shr_i32(v, s);
     if (rounding == HWPRUNE_RND) {
@@ -59,6 +61,11 @@ static inline int32_t hwprune_shr_i32(int32_t v, int s, int rounding)
          * for a negative v too, and one bit-field extract on a Cortex-M. */
         half = (int32_t)(((uint32_t)v >> (s - 1)) & 1u);
         q += half;
+    } else if (rounding == HWPRUNE_RND_CONV && (((uint32_t)v >> (s - 1)) & 1u)) {
+        /* At or past the half: up, unless exactly the half (no lower bit set) and q even. */
+        if (((uint32_t)v & ((((uint32_t)1) << (s - 1)) - 1u)) != 0u || (q & 1) != 0) {
+            q += 1;
+        }
     }
     return q;
 }
@@ -156,12 +163,16 @@ static inline int64_t hwprune_shr_i64(int64_t v, int s, int rounding)
         return v;
     }
     if (s >= 64) {
-        return (rounding == HWPRUNE_RND || v >= 0) ? 0 : -1;
+        return (rounding != HWPRUNE_TRN || v >= 0) ? 0 : -1;
     }
     q = hwprune_floor_shr_i64(v, s);
     if (rounding == HWPRUNE_RND) {
         half = (int64_t)(((uint64_t)v >> (s - 1)) & 1u);
         q += half;
+    } else if (rounding == HWPRUNE_RND_CONV && (((uint64_t)v >> (s - 1)) & 1u)) {
+        if (((uint64_t)v & ((((uint64_t)1) << (s - 1)) - 1u)) != 0u || (q & 1) != 0) {
+            q += 1;
+        }
     }
     return q;
 }

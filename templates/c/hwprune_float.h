@@ -79,6 +79,8 @@ static inline int64_t hwprune_quantize_f32(float x, int width, int frac_bits, in
     }
     if (rounding == HWPRUNE_RND && s - (float)v >= 0.5f) {
         v += 1;
+    } else if (rounding == HWPRUNE_RND_CONV && (s - (float)v > 0.5f || (s - (float)v == 0.5f && (v & 1) != 0))) {
+        v += 1;
     }
     if (v < hwprune_min_i64(width, is_signed) || v > hwprune_max_i64(width, is_signed)) {
         *outside = 1;

@@ -4,8 +4,9 @@
    (``sigmoid``, ``tanh``, ``leaky_relu``, ``prelu``, ``hard_sigmoid``), compiled with g++
    and its ap_types, equals the integer reference element for element; a fine ``table_t``
    (23 fraction bits) makes the table's float32 ``expf``/``tanhf`` count bit by bit.
-2. One model with sigmoid, tanh, leaky ReLU, PReLU and hard sigmoid, exported with the
-   hls4ml backend: its C simulation equals the reference on every vector.
+2. One model with sigmoid, tanh, leaky ReLU, PReLU, hard sigmoid and a BatchNorm after an
+   activation (hls4ml's ``normalize``), two results rounding half to even (``AP_RND_CONV``),
+   exported with the hls4ml backend: its C simulation equals the reference on every vector.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwprune.ir import Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh
-from hwprune.quant.fixed import Fixed
+from hwprune.ir import BatchNorm, Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh
+from hwprune.quant.calibrate import calibrate
+from hwprune.quant.fixed import Fixed, Rounding
 from hwprune.reference import KERNELS
 
 hls4ml = pytest.importorskip("hls4ml")
@@ -117,7 +119,7 @@ def _model() -> Graph:
     return Graph.chain("acts", (6,), (
         dense("fc0", 8, 6), LeakyReLU("leaky", alpha=np.array([0.1])), dense("fc1", 8, 8), Sigmoid("sig"),
         dense("fc2", 8, 8), Tanh("tanh"), dense("fc3", 8, 8), LeakyReLU("prelu", alpha=rng.uniform(-0.3, 0.5, 8)),
-        dense("fc4", 8, 8), HardSigmoid("hsig", 1 / 6, 0.5), dense("fc5", 3, 8)))
+        BatchNorm("norm", scale=rng.uniform(-2, 2, 8), bias=rng.normal(size=8)), dense("fc4", 8, 8), HardSigmoid("hsig", 1 / 6, 0.5), dense("fc5", 3, 8)))
 
 
 @needs_gxx
@@ -127,11 +129,16 @@ def test_hls4ml_csim_equals_the_reference_with_every_activation(tmp_path, monkey
 
     monkeypatch.setenv("HWPRUNE_CACHE_DIR", str(tmp_path / "cache"))
     x = np.random.default_rng(4).normal(size=(64, 6)) * 2
-    out = export_model(_model(), tmp_path / "e", x, ExportOptions(), backends=(HlsOptions(),))
+    # The norm and the Dense after it round half to even (AP_RND_CONV, QKeras's rounding).
+    graph = calibrate(_model(), x)
+    graph = graph.with_layers([layer.with_(result_t=layer.result_t.with_(rounding=Rounding.RND_CONV))
+                               if layer.name in ("norm", "fc4") else layer for layer in graph.layers])
+    out = export_model(graph, tmp_path / "e", x, ExportOptions(), backends=(HlsOptions(),))
     report = json.loads((out / "report.json").read_text())
     for engine in ("host", "hls4ml"):
         run = report["engines"][engine]
         assert run["available"] and run["bit_exact"] and run["mismatches"] == 0, (engine, run)
     top = next((out / "hls4ml" / "firmware").glob("*.cpp")).read_text()
-    for call in ("nnet::leaky_relu<", "nnet::sigmoid<", "nnet::tanh<", "nnet::prelu<", "nnet::hard_sigmoid<"):
+    for call in ("nnet::leaky_relu<", "nnet::sigmoid<", "nnet::tanh<", "nnet::prelu<", "nnet::hard_sigmoid<",
+                 "nnet::normalize<"):
         assert call in top

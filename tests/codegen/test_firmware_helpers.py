@@ -1,7 +1,7 @@
 """The generated firmware helpers against the Python numeric model, and C names that do not clash.
 
 - ``hwprune_float.h``'s ``hwprune_quantize_f32`` equals ``quant.fixed.quantize`` on every
-  value of every 8-bit type (int_bits -3..11, signed and unsigned, TRN/RND x WRAP/SAT),
+  value of every 8-bit type (int_bits -3..11, signed and unsigned, TRN/RND/RND_CONV x WRAP/SAT),
   the ties halfway between them and values far outside their range, and on 10,000
   random floats (any exponent, subnormals, exact ties, out of range);
 - a generated ``<name>_quantize_input`` / ``_dequantize_output`` / ``_argmax`` equal the
@@ -54,7 +54,7 @@ def _run_c(exe: Path, x: np.ndarray, types: list[Fixed], work: Path) -> tuple[np
     """(values, out-of-range flags) of hwprune_quantize_f32 for x[i] in types[i]."""
     rows = np.zeros(len(x), dtype=ROW)
     rows["x"] = x
-    rows["args"] = [(t.width, t.frac_bits, int(t.signed), int(t.rounding is Rounding.RND),
+    rows["args"] = [(t.width, t.frac_bits, int(t.signed), {Rounding.TRN: 0, Rounding.RND: 1, Rounding.RND_CONV: 2}[t.rounding],
                      int(t.overflow is Overflow.SAT)) for t in types]
     rows.tofile(work / "in.bin")
     done = subprocess.run([str(exe), str(work / "in.bin"), str(work / "out.bin")], capture_output=True, text=True,
@@ -99,7 +99,7 @@ def test_c_quantize_equals_python_on_every_8_bit_value_tie_and_out_of_range(floa
         k = np.arange(t.min_int - 256, t.max_int + 257, dtype=np.float64)
         values = (k[:, None] + np.array([0.0, 0.25, 0.5, 0.75])[None, :]).reshape(-1)
         cases.append((t, np.ldexp(values, -t.frac_bits)))
-    assert _compare(float_c, cases, tmp_path) == 120 * 768 * 4  # 120 types, 512 + 256 integers each
+    assert _compare(float_c, cases, tmp_path) == 30 * len(MODES) * 768 * 4  # 30 types per mode, 512 + 256 integers each
 
 
 def _random_floats(rng, t: Fixed, n: int) -> np.ndarray:

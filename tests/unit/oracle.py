@@ -13,7 +13,8 @@ def cast_value(v: Fraction, t) -> int:
     scaled = v * Fraction(2) ** t.frac_bits
     if t.rounding.value == "RND":
         scaled += Fraction(1, 2)
-    q = floor(scaled)
+    # RND_CONV: to the nearest, a tie to the even integer (Python's round of a Fraction)
+    q = round(scaled) if t.rounding.value == "RND_CONV" else floor(scaled)
     if t.overflow.value == "SAT":
         return max(t.min_int, min(t.max_int, q))
     q %= 1 << t.width

@@ -50,7 +50,8 @@ def _run(exe: Path, *args) -> None:
 
 
 def _code(t: Fixed) -> tuple[int, int, int, int]:
-    return t.width, int(t.signed), int(t.rounding is Rounding.RND), int(t.overflow is Overflow.SAT)
+    rounding = {Rounding.TRN: 0, Rounding.RND: 1, Rounding.RND_CONV: 2}[t.rounding]  # the HWPRUNE_* codes
+    return t.width, int(t.signed), rounding, int(t.overflow is Overflow.SAT)
 
 
 def _sweep_types():
@@ -170,6 +171,15 @@ def test_quantize_sanity():
     assert quantize([0.2, -0.2, 2.0, -2.25], wrap).tolist() == [0, -1, -8, 7]
     u = Fixed(3, 1, False, Rounding.RND, Overflow.SAT)  # step 0.25, range [0, 1.75]
     assert quantize([-0.1, 0.37, 3.0], u).tolist() == [0, 1, 7]
+
+
+def test_round_half_to_even_is_numpys_round():
+    # RND_CONV is ap_fixed's AP_RND_CONV and TensorFlow's round: a tie goes to the even integer.
+    t = Fixed(8, 8, True, Rounding.RND_CONV, Overflow.SAT)
+    x = np.arange(-40, 41) / 4.0  # every quarter: ties at each half
+    assert np.array_equal(quantize(x, t), np.round(x).astype(np.int64))
+    assert np.array_equal(cast(np.arange(-40, 41), 2, t), np.round(x).astype(np.int64))
+    assert quantize([0.5, 1.5, 2.5, -0.5, -1.5, -2.5], t).tolist() == [0, 2, 2, 0, -2, -2]
 
 
 def test_compiler_is_found():

@@ -131,9 +131,14 @@ def test_functional_export_is_bit_exact(saved, tmp_path, capsys):
     assert code == 0 and "bit-exact" in err, err
 
 
-def test_a_norm_before_a_merge_is_refused():
+def test_a_norm_before_a_merge_is_a_layer_of_its_own():
     x = keras.Input((4,))
     a = L.ReLU(name="act")(L.Dense(4)(x))
     model = keras.Model(x, L.Add(name="join")([L.BatchNormalization(name="norm")(a), a]))
-    with pytest.raises(UnsupportedLayerError, match=r"'norm' \(BatchNormalization\) is followed by the merge 'join'"):
-        from_keras_model(model)
+    norm = model.get_layer("norm")
+    norm.set_weights([np.array([0.5, 2.0, -1.0, 1.5]), np.array([0.1, -0.2, 0.3, 0.0]),
+                      np.array([0.2, 0.1, -0.3, 0.4]), np.array([1.5, 0.7, 2.0, 1.0])])
+    graph = from_keras_model(model)
+    assert graph.layer("norm").kind == "batchnorm" and graph.layer("join").inputs == ("norm", "act")
+    data = np.random.default_rng(3).normal(size=(16, 4)).astype(np.float32)
+    np.testing.assert_allclose(float_forward(graph, data), model.predict(data, verbose=0), rtol=1e-5, atol=1e-5)

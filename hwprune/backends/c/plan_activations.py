@@ -1,4 +1,4 @@
-"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh
+"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh and BatchNorm
 (``plan.plan_model`` calls it); the arithmetic is ``reference.activations``', in the C
 integer it fits.
 
@@ -8,6 +8,8 @@ integer it fits.
 - Sigmoid, Tanh: the table is a ``static const`` array of ``table_t`` integers (the
   reference's own), the index ``x * k / 2^f`` (C's division truncates towards zero, as
   hls4ml's conversion to ``int`` does) plus ``size / 2``, clamped; the entry cast.
+- BatchNorm: ``cast(x * S[c] + B[c])`` with the scales and biases on the sum's grid
+  (``reference.activations.batchnorm_grid``), ``c = i % channels``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hwprune.errors import ModelError
 from hwprune.ir.activations import ACTIVATION_CLASSES
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed
-from hwprune.reference.activations import hard_sigmoid_grid, index_step, leaky_slopes, table
+from hwprune.reference.activations import batchnorm_grid, hard_sigmoid_grid, index_step, leaky_slopes, table
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
@@ -44,13 +46,14 @@ def _bits(*bounds: int) -> int:
 class ActivationArithmetic:
     bits: int  # 32 or 64: the C integer every value is formed in
     casts: tuple  # Cast: the result (LeakyReLU: the positive side, then the product)
-    constants: tuple[int, ...] = ()  # LeakyReLU: the slopes; HardSigmoid: (S, H, ONE)
+    constants: tuple[int, ...] = ()  # LeakyReLU: the slopes; HardSigmoid: (S, H, ONE); BatchNorm: the scales
+    biases: tuple[int, ...] = ()  # BatchNorm: the biases on the sum's grid
     table: tuple[int, ...] = ()  # Sigmoid, Tanh: the entries
     table_c: str = ""  # ... their C type
     step: int = 1  # table entries per unit of input
     divisor: int = 1  # 2^f: the input's grid (f > 0), else 1
     multiplier: int = 1  # 2^-f when the input has negative fraction bits
-    channels: int = 1  # LeakyReLU: slopes repeat every `channels` values
+    channels: int = 1  # LeakyReLU, BatchNorm: constants repeat every `channels` values
 
     @property
     def c_int(self) -> str:
@@ -71,6 +74,12 @@ def activation_arithmetic(layer: Layer, in_t: Fixed) -> ActivationArithmetic:
         one = 1 << frac
         bits = _bits(_magnitude(in_t) * abs(scaled) + abs(h), one, _magnitude(out_t))
         return ActivationArithmetic(bits, (Cast(frac - out_t.frac_bits, out_t, bits),), (scaled, h, one))
+    if layer.kind == "batchnorm":
+        scales, biases, frac = batchnorm_grid(layer, in_t)
+        bits = _bits(_magnitude(in_t) * int(np.abs(scales).max()) + int(np.abs(biases).max()), _magnitude(out_t))
+        return ActivationArithmetic(bits, (Cast(frac - out_t.frac_bits, out_t, bits),),
+                                    tuple(int(v) for v in scales), biases=tuple(int(v) for v in biases),
+                                    channels=int(scales.size))
     if layer.kind in ("sigmoid", "tanh"):
         k = index_step(layer, in_t)
         f = in_t.frac_bits

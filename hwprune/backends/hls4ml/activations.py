@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid and Tanh (``mappers.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh and BatchNorm (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
@@ -52,3 +52,14 @@ def _table_activation(layer, ops: Operands, options: HlsOptions) -> dict:
 
 mapper("sigmoid")(_table_activation)
 mapper("tanh")(_table_activation)
+
+
+@mapper("batchnorm")
+def _batchnorm(layer, ops: Operands, options: HlsOptions) -> dict:
+    """hls4ml's BatchNormalization with its scale and bias given (``normalize``: the product
+    and the sum exact, one cast to the result); ``n_filt`` channels repeat along the last axis."""
+    shape = tuple(ops.shape)
+    n_in = int(np.prod(shape))
+    return {"class_name": "BatchNormalization", "name": layer.name, "inputs": [ops.source], "n_in": n_in,
+            "n_filt": -1 if len(shape) == 1 else layer.channels,
+            "scale_data": np.ascontiguousarray(layer.scale), "bias_data": np.ascontiguousarray(layer.bias)}

@@ -31,7 +31,7 @@ from hwprune.quant.precision import input_name
 
 WEIGHTED = ("dense", "conv1d", "conv2d")
 TYPE_KEYS = {"weight_t": "weight", "bias_t": "bias", "accum_t": "accum", "result_t": "result",
-             "param_t": "param"}  # a type not here is a layer attribute (activations.py)
+             "param_t": "param", "scale_t": "scale"}  # a type not here is a layer attribute (activations.py)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ class Port:
 
 
 def unsupported_layers(graph: Graph) -> list:
-    return [layer for layer in graph.layers if layer.kind not in da.TRACERS and layer.kind not in WIRING]
+    """Layers with no tracer, and layers that round half to even (da4ml has TRN and RND only)."""
+    return [layer for layer in graph.layers if (layer.kind not in da.TRACERS and layer.kind not in WIRING)
+            or not da.traceable_types(layer)]
 
 
 def check_supported(graph: Graph) -> None:
@@ -56,6 +58,11 @@ def check_supported(graph: Graph) -> None:
     bad = unsupported_layers(graph)
     if bad:
         layer = bad[0]
+        if layer.kind in da.TRACERS or layer.kind in WIRING:
+            raise UnsupportedLayerError(
+                f"--backend rtl cannot map layer {layer.name!r} ({layer.kind}): it rounds half to even (RND_CONV, "
+                f"as QKeras and QONNX declare), and da4ml rounds TRN or RND only; {len(bad)} layer(s) of "
+                f"{graph.name!r} have no mapping")
         raise UnsupportedLayerError(
             f"--backend rtl cannot map layer {layer.name!r} ({layer.kind}): the RTL backend traces "
             f"{', '.join(sorted(da.TRACERS))} with da4ml ({', '.join(WIRING)} are wiring); "
