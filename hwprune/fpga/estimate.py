@@ -25,6 +25,7 @@ from hwprune.fpga.resources import LayerResources, dense_integers
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed
+from hwprune.reference.activations import batchnorm_grid
 
 STRATEGIES = tuple(HLS_STRATEGIES)
 FAMILIES = {
@@ -281,8 +282,6 @@ def relu(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
 def batchnorm(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
     """Per element a product by its channel's constant scale (classified as a Dense weight at
     reuse 1: a shift, LUTs, or a DSP), the bias addition, and the result cast; one cycle."""
-    from hwprune.reference.activations import batchnorm_grid
-
     scales, _, frac = batchnorm_grid(layer, in_t)
     positions = int(np.prod(in_shape)) // layer.channels
     dsp_a, dsp_b = options.dsp_shape

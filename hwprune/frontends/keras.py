@@ -14,9 +14,8 @@ Four ways in, one mapping:
 
 Supported layers: InputLayer, Dense, Conv1D/2D, DepthwiseConv2D, Activation (relu, relu6,
 softmax, linear, sigmoid, tanh), ReLU (with max_value: a Clip), LeakyReLU, PReLU
-(``keras_activations``), BatchNormalization (folded into the Dense
-or Conv right before it, or into the next Dense), Flatten, MaxPooling and AveragePooling
-1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate; QKeras's QDense, QConv1D,
+(``keras_activations``), BatchNormalization (folded into the Dense or Conv right before it,
+or into the next Dense), Flatten, MaxPooling and AveragePooling 1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate; QKeras's QDense, QConv1D,
 QConv2D and QActivation with their declared fixed-point types (``keras_qkeras``: such a model
 is read quantized, as QKeras computes it). Sequential models and
 functional ones (each layer's ``inbound_nodes`` name the layers it reads, Keras 2's
