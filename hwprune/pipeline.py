@@ -53,7 +53,6 @@ RANDOM_VECTORS = 256
 MAX_VECTORS = 2000
 
 
-
 @dataclass(frozen=True)
 class ExportOptions:
     """What every export takes, whichever backends write it; a backend's own options are
