@@ -22,7 +22,6 @@ from hwprune.backends.c.options import COptions
 from hwprune.data import load_dataset
 from hwprune.energy import export_proxy, float_proxy
 from hwprune.errors import OptionError
-from hwprune.frontends.torch import from_torch
 from hwprune.outputs import check_target
 from hwprune.pipeline import ExportOptions, write_export
 from hwprune.prune.train import evaluate, fit, make_mlp
@@ -75,6 +74,7 @@ def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dic
 
 def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
     # torch and the pruning modules (which import it) load when the demo runs: importing torch takes seconds
+    from hwprune.frontends.torch import from_torch  # imports torch (seconds): loaded when this runs
     import torch
 
     from hwprune.prune.criteria import compute_masks

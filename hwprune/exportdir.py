@@ -16,6 +16,7 @@ file on anything malformed).
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -32,6 +33,18 @@ TFLITE_FILE = "model.tflite"
 C_DIR = "c"
 HLS4ML_DIR = "hls4ml"
 RTL_DIR = "rtl"
+#: export.json's record of dead-channel removal (``ir.dead_channels.DeadChannels.to_json``)
+DEAD_CHANNELS_KEY = "dead_channels"
+
+
+def removed_channels(folder) -> dict[str, tuple[int, ...]]:
+    """Tensor (layer name) -> the channels dead-channel removal took out of it, numbered as
+    in the model the folder was exported from; {} when none were (or for an older folder)."""
+    try:
+        record = json.loads((Path(folder) / EXPORT_FILE).read_text()).get(DEAD_CHANNELS_KEY) or {}
+        return {str(k): tuple(int(c) for c in v) for k, v in (record.get("removed") or {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
 
 
 @dataclass(frozen=True)

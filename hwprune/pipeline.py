@@ -29,12 +29,11 @@ from hwprune import __version__, fidelity, manifest, reference
 from hwprune.backends.c.options import DEFAULT_BITS, COptions
 from hwprune.backends.registry import BackendContext, ordered
 from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
-from hwprune.exportdir import EXPORT_FILE, VECTORS_FILE, Export, read_vectors
+from hwprune.exportdir import DEAD_CHANNELS_KEY, EXPORT_FILE, VECTORS_FILE, Export, read_vectors
 from hwprune.frontends.keras import load_keras
-from hwprune.frontends.torch import from_torch, load_torch_model
-from hwprune.frontends.torch_export import load_exported_program
 from hwprune.frontends.onnx import load_onnx
 from hwprune.frontends.tflite import load_tflite
+from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
@@ -64,6 +63,8 @@ class ExportOptions:
     # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
     # chip the firmware is built, emulated and measured for (when the toolchain is there).
     target: Optional[str] = None
+    # units without weights or readers go: from the float model (prune.graph) and, bit-exactly,
+    # from the quantized graph in both dialects (ir.dead_channels); False keeps every channel
     remove_dead_neurons: bool = True
     seed: int = 0
     require_fit: bool = True  # a model too large for the chosen target is an error (False: reported only)
@@ -153,10 +154,15 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
             return load_keras(path, weights)
     name = model_name(path)
     if path.suffix in (".pt", ".pth"):
+        # the torch frontends import torch (seconds): loaded for a torch file only
+        from hwprune.frontends.torch import from_torch, load_torch_model
+
         module = load_torch_model(path, trust_model)
         with _naming(path):
             return from_torch(module, name=name, fallback_input_shape=input_shape)
     if path.suffix == ".pt2":
+        from hwprune.frontends.torch_export import load_exported_program
+
         return load_exported_program(path, name, trust_model=trust_model)
     if path.suffix == ".onnx":
         return load_onnx(path, name)
@@ -233,11 +239,15 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
     vectors = np.asarray(vectors)[:MAX_VECTORS]
     x_int = reference.quantize_input(graph, vectors)
-    y_int = reference.run(graph, x_int)
+    y_int = reference.run(graph, x_int)  # the graph as quantized defines the outputs
     fid = None
     if float_graph is not None:
         zeroed = fidelity.zeroed_by_quantization(float_graph, graph)
         fid = fidelity.measure(fidelity.float_outputs(float_graph, vectors), y_int, graph, zeroed, options.task)
+    dead = None
+    if options.remove_dead_neurons:
+        graph, dead = remove_dead_channels(graph)
+        check_same_outputs(graph, x_int, y_int, source or graph.name)
     target = get_target(options.target or DEFAULT_TARGET)
     out = Path(out)
     with output_dir(out, force, inputs=(*inputs, source or None)) as tmp:
@@ -255,6 +265,7 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "activation_bits": options.activation_bits,
             "sparsity_requested": options.sparsity,
             "removed_neurons": removed_neurons or {},
+            **({DEAD_CHANNELS_KEY: dead.to_json()} if dead is not None else {}),
             "target": target.name,
             "target_given": options.target is not None,
             **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),

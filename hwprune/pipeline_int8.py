@@ -2,11 +2,12 @@
 
 An int8 export folder::
 
-    DIR/graph.json, DIR/weights.npz   the int8 graph read from the file (ir.io format)
+    DIR/graph.json, DIR/weights.npz   the int8 graph read from the file (ir.io format), without its dead
+                                      channels (ir.dead_channels; export.json "dead_channels" lists them)
     DIR/model.tflite                  the original file, or for a float model quantized by hwprune
                                       (--quant tflite-int8) the file written from its int8 graph:
                                       the tflm engine's oracle runs it
-    DIR/c/                            model_int8.c, hwprune_int8.h (backends/c_int8.py)
+    DIR/c/                            model_int8.c, hwprune_int8.h, hwprune_int8_simd.h (backends/c_int8.py)
     DIR/vectors.npz                   x (the inputs' real values), x_int (int8), y_int (reference)
     DIR/export.json                   {"dialect": "tflite-int8", ...}
     DIR/report.json                   what verification found
@@ -30,7 +31,7 @@ from hwprune.backends.c_int8 import write_int8_c
 from hwprune.backends.registry import ordered
 from hwprune.backends.tflite_file import write_tflite
 from hwprune.errors import DataError, InternalError, ModelError, OptionError, ToolchainError
-from hwprune.exportdir import C_DIR, EXPORT_FILE, Export, REPORT_FILE, VECTORS_FILE, load_array
+from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, Export, REPORT_FILE, VECTORS_FILE, load_array
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.build import find_cc
 from hwprune.harness.compare import Comparison, compare
@@ -40,6 +41,7 @@ from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
 from hwprune.manifest import check
+from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.outputs import output_dir
 from hwprune.quant.calibrate import float_forward
 from hwprune.quant.tflite_int8 import quantize_tflite_int8
@@ -80,7 +82,7 @@ def figures(graph: Graph) -> dict:
             "weight_bytes": graph.total_weights}
 
 
-_C_ARRAY = re.compile(r"static const (u?int(8|16|32))_t \w+\[(\d+)\]")
+_C_ARRAY = re.compile(r"static const (u?int(8|16|32))_t \w+\[(\d+)\]")  # an alignment attribute may follow
 
 
 def c_weight_bytes(source: str) -> int:
@@ -166,7 +168,11 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         x_int = graph.input_t.quantize(graph.check_batch(calibration, "calibration inputs"))
     else:
         x_int = random_int8(graph, INT8_VECTORS, options.seed)
-    y_int = reference.run(graph, x_int)
+    y_int = reference.run(graph, x_int)  # the model as the file holds it defines the outputs
+    if options.remove_dead_neurons:
+        graph, dead = remove_dead_channels(graph)
+        check_same_outputs(graph, x_int, y_int, model_path)
+        extra = {DEAD_CHANNELS_KEY: dead.to_json(), **(extra or {})}
     tflite_file = Path(model_path) / "model.tflite" if Path(model_path).is_dir() else Path(model_path)
     if tflite_bytes is None and not tflite_file.is_file():
         raise ModelError(f"{model_path}: no .tflite file to keep beside the int8 graph (expected {tflite_file})")
@@ -243,8 +249,11 @@ def print_export(exported: Export) -> int:
     verdict = {True: f"{' and '.join(report['engines'])} bit-exact on {report['vectors']} vectors",
                False: f"NOT bit-exact ({report['mismatches']} mismatching elements)",
                None: "not verified (" + "; ".join(report["skipped"].values()) + ")"}[report["bit_exact"]]
+    dead = report.get(DEAD_CHANNELS_KEY) or {}
+    removed = (f"; {dead['filters_removed']} dead filters removed (MACs {dead['macs_before']} -> {dead['macs_after']})"
+               if dead.get("filters_removed") else "")
     print(f"hwprune export: wrote {out}: int8 ({DIALECT}), {report['nonzero_weights']}/{report['total_weights']} "
-          f"nonzero weights, {report['macs']} MACs ({report['nonzero_macs']} on nonzero weights); {verdict}",
+          f"nonzero weights, {report['macs']} MACs ({report['nonzero_macs']} on nonzero weights){removed}; {verdict}",
           file=sys.stderr)
     return 1 if report["bit_exact"] is False else 0
 

@@ -1,13 +1,18 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
-hand-written kernels of ``templates/c/hwprune_int8.h``, and a host engine that runs it.
+hand-written kernels of ``templates/c/hwprune_int8.h`` and ``hwprune_int8_simd.h``, and a
+host engine that runs it.
 
-A weighted layer whose weights are mostly zeros stores only its nonzero weights, per
-output channel (values, their column or (kh, kw, cin) tap, and where each channel starts):
-zero weights are never multiplied. One with more than half nonzero (``DENSE_ABOVE``) stores
-every weight in the file's order, one byte each, and its kernel walks them with no index. Activations live in one static int8 arena planned by tensor liveness
-(``backends.c.arena``, the planner the ap_fixed C uses), so a graph whose tensors branch
-and join (a residual ADD) keeps each tensor until its last reader; on a chain it is the
-ping-pong of two buffers.
+Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favour
+(``stored_dense``). Sparse: each output channel's nonzero weights (values, their column or
+(kh, kw, cin) tap, where each channel starts), so zero weights are never multiplied.
+Dense: every weight, one byte each, in the order the DSP kernels read (``block_rows``:
+four FULLY_CONNECTED rows or two convolution rows interleaved a word at a time;
+``depthwise_weights``: int16, four channels a tap); cores without the DSP extension run
+scalar kernels over the same arrays. The DSP kernels widen inputs into one static int16
+scratch (its size the largest layer's need, counted in RAM). Activations live in one
+static int8 arena planned by tensor liveness (``backends.c.arena``, the planner the
+ap_fixed C uses), so a graph whose tensors branch and join (a residual ADD) keeps each
+tensor until its last reader; on a chain it is the ping-pong of two buffers.
 """
 
 from __future__ import annotations
@@ -21,16 +26,25 @@ from hwprune.backends.c import arena
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
+from hwprune.quant.int8 import wrap_int32
 
 HEADER = "hwprune_int8.h"
-DENSE_ABOVE = 0.5  # nonzero fraction above which a layer's weights are stored dense
+HEADERS = (HEADER, "hwprune_int8_simd.h")
+# Cortex-M4 cycles of the int8 kernels, read from benchmarks/int8_kernels.py and profiles of
+# MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
+DENSE_CYCLES_PER_MAC = 1.45
+SPARSE_CYCLES_PER_NONZERO = {"fc": 8.0, "pointwise": 5.0, "conv": 18.0}
+SPARSE_BELOW = 0.1
 SOURCE = "model_int8.c"
+INT32_MIN = -(1 << 31)
 
 
-def _array(ctype: str, name: str, values) -> str:
+def _array(ctype: str, name: str, values, aligned: bool = False) -> str:
+    """``aligned``: on a word boundary, as LDM (the DSP kernels' loads of weight words) needs."""
     values = [int(v) for v in np.asarray(values).reshape(-1)] or [0]
     body = ",".join(str(v) for v in values)
-    return f"static const {ctype} {name}[{len(values)}] = {{{body}}};\n"
+    align = " __attribute__((aligned(4)))" if aligned else ""
+    return f"static const {ctype} {name}[{len(values)}]{align} = {{{body}}};\n"
 
 
 def _nonzeros(layer, conv: bool):
@@ -63,37 +77,121 @@ def plan_int8(graph: Graph) -> arena.Arena:
     return arena.plan(buffers)
 
 
+def pointwise(layer) -> bool:
+    """A FULLY_CONNECTED, or a 1x1 CONV_2D of stride 1 without padding: a matrix product whose
+    inputs are never padding (``hwp_pw_sparse_s8`` stores it sparse)."""
+    if layer.kind == "int8_dense":
+        return True
+    return (not layer.depthwise and tuple(layer.weight.shape[1:3]) == (1, 1) and tuple(layer.stride) == (1, 1)
+            and not np.any(np.asarray(layer.padding)))
+
+
 def stored_dense(layer) -> bool:
-    """Whether a weighted layer keeps every weight (one byte each, no index): above
-    ``DENSE_ABOVE`` nonzeros the per-weight index costs more flash and cycles than the
-    zeros it skips."""
-    return layer.nonzero_weights > DENSE_ABOVE * layer.weight.size
+    """Whether a weighted layer keeps every weight (one byte each, no index): the cheaper of
+    the two by the Cortex-M4 cycles per output channel estimated below (both pay the same
+    requantization). Dense: about ``DENSE_CYCLES_PER_MAC`` per MAC with SMLAD, plus the
+    im2col of a convolution's columns shared by the channels (a word of four inputs at a
+    time when the input channels are a multiple of four, one input at a time otherwise).
+    Sparse: per nonzero weight ``SPARSE_CYCLES_PER_NONZERO`` of its kernel (the matrix
+    product shares each index between two pixels; a convolution checks each tap for padding).
+    A layer is stored sparse only where that is also smaller (flash), and always then when at
+    most ``SPARSE_BELOW`` of its weights are nonzero (a layer pruned that far is pruned for
+    its flash; the estimates put both forms within a few cycles per output there)."""
+    k = layer.filter_matrix.shape[1]
+    nonzero_per_channel = layer.nonzero_weights / layer.out_channels if layer.kind == "int8_conv2d" else \
+        layer.nonzero_weights / layer.out_features
+    dense = DENSE_CYCLES_PER_MAC * k
+    if layer.kind == "int8_conv2d" and not layer.depthwise:
+        per_input = 1.5 if layer.weight.shape[-1] % 4 == 0 else 8.0
+        dense += per_input * k / layer.out_channels
+    kind = "fc" if layer.kind == "int8_dense" else "pointwise" if pointwise(layer) else "conv"
+    # sparse bytes: a value and a 16-bit index (three for a convolution's tap) per nonzero, a channel start each
+    sparse_bytes = layer.nonzero_weights * (3 if kind != "conv" else 7) + 4 * (layer.filter_matrix.shape[0] + 1)
+    if sparse_bytes >= layer.weight.size:
+        return True
+    return dense < SPARSE_CYCLES_PER_NONZERO[kind] * nonzero_per_channel and nonzero_per_channel > SPARSE_BELOW * k
+
+
+def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
+    """A weight matrix (n_rows, k) in the row-blocked order the kernels read
+    (``hwp_row`` in hwprune_int8_simd.h): per block of ``rows`` rows, each group of four
+    columns holds the block's rows one after the other, then the block's last k % 4 columns
+    row by row; the rows after the last full block stay as they are."""
+    matrix = np.asarray(matrix)
+    n, k = matrix.shape
+    full, k4 = n // rows * rows, k // 4 * 4
+    parts = []
+    for b in range(0, full, rows):
+        block = matrix[b:b + rows]
+        parts.append(block[:, :k4].reshape(rows, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
+        parts.append(block[:, k4:].reshape(-1))
+    parts.append(matrix[full:].reshape(-1))
+    return np.concatenate(parts)
+
+
+def depthwise_weights(weight: np.ndarray) -> np.ndarray:
+    """Depthwise filters (c, kh, kw) in the order ``hwp_dwconv_s8`` reads them: per block of
+    four channels, each tap's four weights as (w0, w2, w1, w3); then the last c % 4
+    channels tap by tap (kh, kw, c)."""
+    c = weight.shape[0]
+    taps = weight.reshape(c, -1)
+    c4 = c // 4 * 4
+    blocks = taps[:c4].reshape(c4 // 4, 4, taps.shape[1])[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
+
+
+def scratch_halfwords(layer) -> int:
+    """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
+    widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none."""
+    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
+        return 0
+    return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
 
 def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> tuple[list[str], str]:
     """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution."""
     conv = layer.kind == "int8_conv2d"
     dense = stored_dense(layer)
+    if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
+        raise ModelError(f"layer {layer.name!r}: output multiplier {INT32_MIN} is not a TFLite multiplier (they lie "
+                         "in [2^30, 2^31) or are 0)")
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
               _array("int8_t", f"{p}_shift", layer.out_shift)]
-    if dense:
-        arrays = [_array("int8_t", f"{p}_w", layer.filter_matrix), *common]
-        weights = f"{p}_w"
-    else:
-        starts, cols, vals = _nonzeros(layer, conv)
-        arrays = [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
-                  _array("int8_t", f"{p}_vals", vals), *common]
-        weights = f"{p}_start, {p}_cols, {p}_vals"
     q = f"{p}_bias, {p}_mult, {p}_shift, {in_t.zero_point}, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"
-    suffix = "dense_s8" if dense else "s8"
-    if not conv:
-        n_in = f"{layer.filter_matrix.shape[1]}, " if dense else ""
-        return arrays, f"hwp_fc_{suffix}({src}, {dst}, {n_in}{layer.out_features}, {weights}, {q});"
-    (ih, iw, ic), (oh, ow, oc) = in_shape, out_shape
-    mult = layer.out_channels // ic if layer.depthwise else 0
-    window = f"{layer.weight.shape[1]}, {layer.weight.shape[2]}, " if dense else ""
-    return arrays, (f"hwp_conv_{suffix}({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {window}{layer.stride[0]}, "
-                    f"{layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}, {mult}, {weights}, {q});")
+    if conv:
+        (ih, iw, ic), (oh, ow, oc) = in_shape, out_shape
+        mult = layer.out_channels // ic if layer.depthwise else 0
+        geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
+        kh, kw = layer.weight.shape[1:3]
+    if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
+        return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
+                f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
+    if dense and conv and mult > 1:  # several filters per channel: the scalar kernel, weights as stored
+        return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *common],
+                f"hwp_conv_dense_scalar_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {geometry}, "
+                f"{mult}, {p}_w, {q});")
+    if dense:
+        arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4), aligned=True), *common]
+        if not conv:
+            return arrays, (f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, "
+                            f"{p}_w, {q}, hwp_scratch);")
+        return arrays, (f"hwp_conv_dense_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
+                        f"{geometry}, {p}_w, {q}, hwp_scratch);")
+    starts, cols, vals = _nonzeros(layer, conv and not pointwise(layer))
+    arrays = [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
+              _array("int8_t", f"{p}_vals", vals)]
+    weights = f"{p}_start, {p}_cols, {p}_vals"
+    if pointwise(layer):  # no padding: the zero point folds into the bias
+        folded = wrap_int32(np.asarray(layer.bias, dtype=np.int64)
+                            - in_t.zero_point * layer.filter_matrix.astype(np.int64).sum(axis=1))
+        pixels, in_c = (1, layer.filter_matrix.shape[1]) if not conv else (oh * ow, ic)
+        return ([*arrays, _array("int32_t", f"{p}_folded", folded), *common[1:]],
+                f"hwp_pw_sparse_s8({src}, {dst}, {pixels}, {in_c}, {layer.out_channels if conv else layer.out_features}, "
+                f"{weights}, {p}_folded, {p}_mult, {p}_shift, {layer.result_t.zero_point}, {layer.act_min}, "
+                f"{layer.act_max});")
+    arrays += common
+    return arrays, (f"hwp_conv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {geometry}, {mult}, {weights}, "
+                    f"{q});")
 
 
 def render_int8(graph: Graph) -> str:
@@ -106,6 +204,7 @@ def render_int8(graph: Graph) -> str:
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
+    scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
         srcs = [where[s] for s in layer.inputs]
@@ -140,7 +239,11 @@ def render_int8(graph: Graph) -> str:
             + "".join(data)
             + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once) */\n"
             f"static int8_t hwp_arena[{max(plan.nbytes, 1)}];\n"
-            f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
+            + ("/* widened inputs of the DSP kernels (hwprune_int8_simd.h); none on other cores */\n"
+               f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{scratch}] __attribute__((aligned(4)));\n"
+               "#else\n#define hwp_scratch ((int16_t *)0)\n#endif\n"
+               if scratch else "")
+            + f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
             f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n}}\n")
 
 
@@ -150,5 +253,7 @@ def write_int8_c(graph: Graph, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SOURCE).write_text(render_int8(graph))
-    shutil.copyfile(templates_dir() / "c" / HEADER, out_dir / HEADER)
-    return [out_dir / SOURCE, out_dir / HEADER]
+    for header in HEADERS:
+        shutil.copyfile(templates_dir() / "c" / header, out_dir / header)
+    return [out_dir / SOURCE, *(out_dir / header for header in HEADERS)]
+

@@ -71,8 +71,9 @@ def add_parser(sub) -> None:
                         "fit its flash (speed: measured in the Cortex-M emulator, one build per format); cycles "
                         "come from a per-format cost model fitted on the emulator unless measured")
     p.add_argument("--keep-dead-neurons", action="store_true",
-                   help="keep units whose weights are all zero (default: remove them, folding their constant "
-                        "output into the next layer's bias)")
+                   help="keep units and channels whose weights are all zero or that nothing reads (default: "
+                        "remove them, folding their constant output exactly into every reader's bias, in the float "
+                        "model and again in the quantized graph, ap_fixed and int8 alike)")
     p.add_argument("--target", metavar="NAME|PATH",
                    help="chip to build for (hwprune targets, or a target .toml file): the firmware is cross-built "
                         "and emulated, flash/RAM/stack/cycles/energy measured, and a model that does not fit is an "
@@ -189,12 +190,15 @@ def run(args) -> int:
         sizes = f"flash {report['flash_bytes']} B, RAM {report['ram_bytes']} B, "
     fid = report.get("fidelity")
     agreement = f", {fidelity.summary(fid)}" if fidelity.summary(fid) else ""
+    dead = report.get("dead_channels") or {}
     print(f"hwprune export: wrote {out}: {report['nonzero_weights']}/{report['total_weights']} nonzero weights, "
           f"{report['weight_bytes']} weight bytes, {sizes}{verdict}{agreement}"
           + (f", {report['cycles']:.0f} cycles ({report['latency_us']:.1f} us, {report['energy_uj']:.3f} uJ) on "
              f"{report['mcu']['target']}" if report.get("mcu") else "")
           + (f"; hls4ml project for {report['hls4ml']['options']['part']}" if report.get("hls4ml") else "")
-          + (f"; Verilog in {out / 'rtl'}" if args.backend == "rtl" else ""),
+          + (f"; Verilog in {out / 'rtl'}" if args.backend == "rtl" else "")
+          + (f"; {dead['filters_removed']} dead filters removed (MACs {dead['macs_before']} -> {dead['macs_after']})"
+             if dead.get("filters_removed") else ""),
           file=sys.stderr)
     for warning in ((meta.get("precision") or {}).get("warnings", []) + fidelity.warnings(fid)
                     + list((report.get("fpga") or {}).get("warnings", []))):

@@ -1,4 +1,13 @@
-"""``hwprune prune``: prune a torch model and fine-tune it on an .npz training set."""
+"""``hwprune prune``: prune a model and fine-tune it on an .npz training set.
+
+A torch chain (``nn.Sequential``, or a module whose forward is one) saved as ``.pt`` with an
+``--out`` ending in ``.pt`` is pruned as a torch module and saved as a plain
+``nn.Sequential``. Anything else ``export`` reads (a torch module with branches, a ``.pt2``
+program, ONNX, Keras, an hwprune graph folder) is translated into the graph IR and trained
+through the graph's torch twin (``frontends.torch_twin``); the result is an hwprune graph
+folder (``--out`` without a suffix) that ``export`` reads. On a graph, ``--method filters``
+and ``neurons`` remove units physically, tied channels together (``prune.channels``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,8 @@ import warnings
 from pathlib import Path
 
 from hwprune.cli import ranges
-from hwprune.errors import HwpruneError, ModelError, OptionError
-from hwprune.outputs import output_file
+from hwprune.errors import HwpruneError, ModelError, OptionError, UnsupportedLayerError
+from hwprune.outputs import output_dir, output_file
 from hwprune.prune.schedules import check_sparsity, nm_pattern
 
 SCHEDULES = ("oneshot", "iterative", "gradual", "lottery")
@@ -20,14 +29,21 @@ LR_SCHEDULES = ("constant", "step", "cosine", "onecycle")  # hwprune.prune.lr, w
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "prune", help="prune a torch model and fine-tune it (cross-entropy on an .npz)",
-        description="Read MODEL (a pickled torch module, torch.save(model)), prune it to --sparsity with "
-                    "--method and --schedule while fine-tuning on the arrays x, y of --data, and save the "
-                    "pruned module (masks baked into the weights, as a plain nn.Sequential that loads without "
-                    "--trust-model) to --out. With --schedule lottery MODEL "
+        description="Read MODEL (any model hwprune export reads: a torch module .pt/.pth, a .pt2 program, ONNX, "
+                    "Keras, an hwprune graph folder), prune it to --sparsity with --method and --schedule while "
+                    "fine-tuning on the arrays x, y of --data, and save it to --out: a torch chain to a .pt file "
+                    "(a plain nn.Sequential, masks baked into the weights, that loads without --trust-model), "
+                    "any model to an hwprune graph folder (--out without a suffix; graphs with branches train "
+                    "through a torch twin of the graph, and --method filters/neurons remove units from it, the "
+                    "channels an Add or a Concatenate ties removed together). With --schedule lottery MODEL "
                     "is the network at initialization (iterative magnitude pruning with rewinding).")
-    p.add_argument("model", metavar="MODEL.pt")
-    p.add_argument("--data", required=True, metavar="TRAIN.npz", help="arrays x (inputs) and y (class indices)")
-    p.add_argument("--out", required=True, metavar="PRUNED.pt", help="output file (must not exist unless --force)")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--weights", metavar="W.h5", help="the HDF5 weights of a Keras 2 architecture .json MODEL")
+    p.add_argument("--data", required=True, metavar="TRAIN.npz",
+                   help="arrays x (inputs, in the model's layout) and y (class indices)")
+    p.add_argument("--out", required=True, metavar="PRUNED.pt|DIR",
+                   help="a .pt/.pth file (torch chains) or an hwprune graph folder (a name without a suffix); "
+                        "must not exist unless --force")
     p.add_argument("--sparsity", required=True, type=ranges.SPARSITY, help="fraction of the prunable weights to remove, in [0, 1)")
     p.add_argument("--method", default="magnitude", choices=METHODS,
                    help="magnitude (default), random, neurons (Linear rows), filters (Conv channels), nm (N of "
@@ -91,11 +107,27 @@ def _check_options(args) -> None:
         raise OptionError(f"--seed must be an integer from 0 to {2**32 - 1}, got {args.seed}")
     if not 0.0 <= args.min_density <= 1.0:
         raise OptionError(f"--min-density must be in [0, 1], got {args.min_density}")
-    if Path(args.out).suffix not in (".pt", ".pth"):
-        raise OptionError(f"--out {args.out}: the pruned model is a torch module file; name it .pt or .pth "
-                          "(hwprune export reads it by that suffix)")
+    if Path(args.out).suffix not in ("", ".pt", ".pth"):
+        raise OptionError(f"--out {args.out}: name it .pt or .pth (a torch module file) or give a folder name without "
+                          "a suffix (an hwprune graph folder); hwprune export reads either")
+    source = Path(args.model)
+    if Path(args.out).suffix and (source.is_dir() or source.suffix not in (".pt", ".pth")):
+        raise OptionError(f"--out {args.out}: {args.model} is not a torch module file; hwprune prune writes it as an "
+                          "hwprune graph folder: give --out a name without a suffix (hwprune export reads the folder)")
     if args.nm is not None and args.method != "nm":
         raise OptionError(f"--nm applies to --method nm only, not {args.method}")
+    if (source.is_dir() or source.suffix not in (".pt", ".pth")) and args.method in ("filters", "neurons"):
+        _check_unit_options(args)  # a graph for sure: its options fail before any work
+
+
+def _check_unit_options(args) -> None:
+    """Options of unit removal on a graph (``prune.structured_graph``)."""
+    if args.schedule not in ("oneshot", "iterative"):
+        raise OptionError(f"--method {args.method} on a graph removes units with --schedule oneshot or iterative, "
+                          f"not {args.schedule}")
+    if args.min_density:
+        raise OptionError("--min-density applies to weight pruning; --method filters and neurons keep one unit "
+                          "of every layer")
 
 
 def _prune(args, model, x, y):
@@ -119,16 +151,80 @@ def _prune(args, model, x, y):
                               rewind_iteration=args.rewind_iteration or 0, rewind=args.rewind or "weights", **common)
 
 
+def _load(args, x_shape):
+    """``(module, None)`` for a torch chain pruned as a module, else ``(None, graph)``."""
+    from hwprune.frontends.torch import _chain, from_torch, load_torch_model
+    from hwprune.pipeline import load_model, model_name
+
+    source = Path(args.model)
+    if source.is_dir() or source.suffix not in (".pt", ".pth"):
+        return None, load_model(source, x_shape, trust_model=args.trust_model, weights=args.weights)
+    module = load_torch_model(source, trust_model=args.trust_model)
+    to_file = Path(args.out).suffix in (".pt", ".pth")
+    try:
+        _chain(module)
+        if to_file:
+            return module, None
+    except UnsupportedLayerError:
+        pass
+    try:
+        graph = from_torch(module, name=model_name(source), fallback_input_shape=x_shape)
+    except HwpruneError as exc:
+        raise type(exc)(f"{args.model}: {exc}") from None
+    if to_file:
+        raise OptionError(f"--out {args.out}: {args.model} is a graph with branches, which no nn.Sequential holds; "
+                          "hwprune prune writes it as an hwprune graph folder: give --out a name without a suffix")
+    return None, graph
+
+
+def _prune_graph(args, graph, x, y):
+    """Prune and fine-tune a float graph through its torch twin: (graph, result)."""
+    import torch
+
+    from hwprune.frontends.torch_twin import GraphTwin
+    from hwprune.prune.algorithms import TrainOptions
+    from hwprune.prune.criteria import compute_masks
+    from hwprune.prune.masks import prunable_modules
+    from hwprune.prune.structured_graph import prune_units
+
+    if graph.is_quantized:
+        raise ModelError(f"{args.model}: the model is quantized already; prune the float model, then export it")
+    twin = GraphTwin(graph, torch.float32)
+    if not prunable_modules(twin):
+        raise ModelError(f"{args.model}: the model has no Dense or conv layers to prune")
+    _check_fit(args, twin, x, y)
+    if args.method in ("filters", "neurons"):
+        _check_unit_options(args)
+        train = TrainOptions(lr=args.lr, batch_size=args.batch_size, seed=args.seed, progress=True,
+                             threads=args.threads, lr_schedule=args.lr_schedule, warmup=args.warmup_steps)
+        rounds = (5 if args.rounds is None else args.rounds) if args.schedule == "iterative" else 1
+        result = prune_units(graph, x, y, args.sparsity, train, args.method, args.scope, rounds, args.epochs)
+        return result.graph, result
+    if not compute_masks(twin, args.sparsity, method=args.method, scope=args.scope):
+        raise OptionError(f"--method {args.method} found nothing to prune in {args.model}")
+    result = _prune(args, twin, x, y)
+    return result.model.to_graph(), result
+
+
+def _check_fit(args, model, x, y) -> None:
+    from hwprune.prune.train import check_fits
+
+    try:
+        check_fits(model, x, y)
+    except HwpruneError as exc:  # name the files: the data and the model do not fit together
+        raise type(exc)(f"{args.data} with {args.model}: {exc}") from None
+
+
 def run(args) -> int:
     import torch
 
     from hwprune.data import load_npz
-    from hwprune.frontends.torch import load_torch_model, save_torch_model
+    from hwprune.frontends.torch import save_torch_model
+    from hwprune.ir.io import save_graph
     from hwprune.prune.algorithms import LayerCollapseWarning
-    from hwprune.prune.collapse import worth_reporting
     from hwprune.prune.criteria import compute_masks
     from hwprune.prune.masks import prunable_modules
-    from hwprune.prune.train import as_tensors, check_finite, check_fits
+    from hwprune.prune.train import as_tensors, check_finite
 
     _check_options(args)
     if args.method == "nm":
@@ -136,26 +232,35 @@ def run(args) -> int:
     if args.threads < 1:
         raise OptionError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    with output_file(args.out, force=args.force, inputs=(args.model, args.data)) as tmp:  # fails before any work
-        model = load_torch_model(args.model, trust_model=args.trust_model)
+    to_file = Path(args.out).suffix in (".pt", ".pth")
+    writer = output_file if to_file else output_dir
+    with writer(args.out, force=args.force, inputs=(args.model, args.data, args.weights)) as tmp:  # fails before any work
         x, y = load_npz(args.data)
         x_t, y_t = as_tensors(x, y)
-        try:
-            check_fits(model, x_t, y_t)
-        except HwpruneError as exc:  # name the files: the data and the model do not fit together
-            raise type(exc)(f"{args.data} with {args.model}: {exc}") from None
-        if not prunable_modules(model):
-            raise ModelError(f"{args.model}: the model has no Linear or Conv layers to prune")
-        if not compute_masks(model, args.sparsity, method=args.method, scope=args.scope):
-            kind = "Linear layers before the output layer" if args.method == "neurons" else "Conv layers"
-            raise OptionError(f"--method {args.method} found no {kind} to prune in {args.model}")
+        model, graph = _load(args, tuple(x_t.shape[1:]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LayerCollapseWarning)  # reported below, one line each
-            result = _prune(args, model, x_t, y_t)
-        check_finite(result.model)  # NaN/Inf from training (or from MODEL) is never saved
-        save_torch_model(result.model, tmp)  # a plain nn.Sequential: export reads it without --trust-model
+            if graph is not None:
+                graph, result = _prune_graph(args, graph, x_t, y_t)
+                save_graph(graph, tmp)  # weights are checked finite when the graph is built
+            else:
+                _check_fit(args, model, x_t, y_t)
+                if not prunable_modules(model):
+                    raise ModelError(f"{args.model}: the model has no Linear or Conv layers to prune")
+                if not compute_masks(model, args.sparsity, method=args.method, scope=args.scope):
+                    kind = "Linear layers before the output layer" if args.method == "neurons" else "Conv layers"
+                    raise OptionError(f"--method {args.method} found no {kind} to prune in {args.model}")
+                result = _prune(args, model, x_t, y_t)
+                check_finite(result.model)  # NaN/Inf from training (or from MODEL) is never saved
+                save_torch_model(result.model, tmp)  # a plain nn.Sequential: export reads it without --trust-model
+    _report(args, result, graph)
+    return 0
 
-    findings = worth_reporting(result.warnings, args.method)
+
+def _report(args, result, graph) -> None:
+    from hwprune.prune.collapse import worth_reporting
+
+    findings = worth_reporting(getattr(result, "warnings", ()), args.method)
     for finding in findings:
         print(f"hwprune prune: warning: {finding}", file=sys.stderr)
     if args.method in ("neurons", "filters") and abs(result.sparsity - args.sparsity) > 0.05:
@@ -182,11 +287,15 @@ def run(args) -> int:
         "warmup_steps": args.warmup_steps,
         "seed": args.seed,
         "collapse_warnings": [str(w) for w in findings],
+        "format": "torch" if graph is None else "graph",
     }
+    if graph is not None:
+        summary.update(weights=graph.total_weights, nonzero_weights=graph.nonzero_weights, macs=graph.macs,
+                       units_removed=getattr(result, "units", None))
     if args.json:
         print(json.dumps(summary))
     else:
         layers = ", ".join(f"{name} {value:.1%}" for name, value in result.layers.items())
-        print(f"wrote {args.out}: sparsity {result.sparsity:.2%} ({layers}), "
+        units = f"{result.units:.1%} of the units removed, " if graph is not None and hasattr(result, "units") else ""
+        print(f"wrote {args.out}: {units}sparsity {result.sparsity:.2%} ({layers}), "
               f"train accuracy {result.train_accuracy:.2%}")
-    return 0

@@ -14,11 +14,11 @@ Four ways in, one mapping:
 
 Supported layers: InputLayer, Dense, Conv1D/2D, DepthwiseConv2D, Activation (relu, relu6,
 softmax, linear, sigmoid, tanh), ReLU (with max_value: a Clip), LeakyReLU, PReLU
-(``keras_activations``), BatchNormalization (folded into the Dense or Conv right before it,
-or into the next Dense), Flatten, MaxPooling and AveragePooling 1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate; QKeras's QDense, QConv1D,
-QConv2D and QActivation with their declared fixed-point types (``keras_qkeras``: such a model
-is read quantized, as QKeras computes it). Sequential models and
-functional ones (each layer's ``inbound_nodes`` name the layers it reads, Keras 2's
+(``keras_activations``), BatchNormalization (folded into a neighbouring Dense or Conv,
+else its own per-channel layer), Flatten, MaxPooling and AveragePooling
+1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate; QKeras's QDense, QConv1D,
+QConv2D and QActivation, read quantized as QKeras computes them (``keras_qkeras``). Sequential
+models and functional ones (each layer's ``inbound_nodes`` name the layers it reads, Keras 2's
 ``[name, node, tensor, kwargs]`` lists as Keras 3's ``keras_history``) become IR graphs
 with the same branches; one input, each layer called once. Anything else is an error
 naming the layer.

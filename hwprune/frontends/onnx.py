@@ -27,6 +27,7 @@ from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError, Weig
 from hwprune.frontends import onnx_activations, onnx_ops, onnx_quant, onnx_spatial  # noqa: F401  (register the handlers)
 from hwprune.frontends.onnx_graph import OPS, fold, topological_order
 from hwprune.frontends.onnx_limits import read_model
+from hwprune.frontends.onnx_ops import moves_single_channel
 from hwprune.frontends.onnx_values import Context, Value
 from hwprune.frontends.torch_load import _first_line
 from hwprune.ir.graph import INPUT, Graph, GraphInput
@@ -101,16 +102,17 @@ def _needed(nodes, positions: list[int], outputs: list[str]) -> list[int]:
     return [p for p in positions if p in needed]
 
 
-def _input_value(node_list, name: str, shape: tuple, attrs_of) -> tuple[Value, tuple, str]:
+def _input_value(node_list, name: str, shape: tuple, attrs_of, constants) -> tuple[Value, tuple, str]:
     """The graph input's value, IR shape and layout: channels-last when a Transpose to
-    channels-first is its only reader, channels-first when a spatial op is in the model,
-    else as declared."""
+    channels-first (or a Reshape that is one: a single channel moved) is its only reader,
+    channels-first when a spatial op is in the model, else as declared."""
     rank = len(shape)
     if rank == 2:
         return Value(INPUT, 2, "flat"), shape[1:], "channels_last"
     to_first = [0, rank - 1, *range(1, rank - 1)]
     readers = [(node, attrs) for node, attrs in zip(node_list, attrs_of) if name in node.input]
-    if readers and all(n.op_type == "Transpose" and [int(p) for p in a.get("perm", [])] == to_first
+    if readers and all((n.op_type == "Transpose" and [int(p) for p in a.get("perm", [])] == to_first)
+                       or (n.op_type == "Reshape" and moves_single_channel(constants.get(n.input[1]), shape[1:]))
                        for n, a in readers):
         return Value(INPUT, rank, "cl"), shape[1:], "channels_last"
     if any(node.op_type in SPATIAL_OPS for node in node_list):
@@ -136,7 +138,8 @@ def onnx_to_graph(model, path, name: str = "model", order=None) -> Graph:
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in constants]  # opset 9 lists initializers here too
     if len(inputs) != 1:
-        raise ModelError(f"{path}: the model takes {len(inputs)} inputs; hwprune reads models with one")
+        names = ", ".join(repr(i.name) for i in inputs[:4]) + (", ..." if len(inputs) > 4 else "")
+        raise ModelError(f"{path}: the model takes {len(inputs)} inputs ({names}); hwprune reads models with one")
     dims = inputs[0].type.tensor_type.shape.dim
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
     if len(shape) < 2 or any(d is None or d <= 0 for d in shape[1:]):
@@ -147,7 +150,7 @@ def onnx_to_graph(model, path, name: str = "model", order=None) -> Graph:
     attrs_of = [{a.name: helper.get_attribute_value(a) for a in node.attribute} for _, node in nodes]
     outputs = [o.name for o in graph.output]
     positions = _needed(nodes, fold(nodes, attrs_of, constants, shapes, path), outputs)
-    ctx = Context(Path(path), constants, shapes)
+    ctx = Context(Path(path), constants, shapes, batch=shape[0] if shape[0] and shape[0] > 0 else None)
     for p in positions:
         for tensor in nodes[p][1].input:
             if tensor and tensor not in constants:
@@ -155,7 +158,7 @@ def onnx_to_graph(model, path, name: str = "model", order=None) -> Graph:
     for tensor in outputs:
         ctx.readers[tensor] = ctx.readers.get(tensor, 0) + 1
     value, ir_shape, layout = _input_value([nodes[p][1] for p in positions], inputs[0].name, shape,
-                                           [attrs_of[p] for p in positions])
+                                           [attrs_of[p] for p in positions], constants)
     ctx.values[inputs[0].name], ctx.ir_shapes[INPUT] = value, tuple(int(d) for d in ir_shape)
     for position in positions:
         (ctx.index, node), attrs = nodes[position], attrs_of[position]

@@ -203,11 +203,23 @@ def _features(ctx, value: Value) -> int:
     return int(np.prod(ctx.onnx_dims(value)))
 
 
+def moves_single_channel(target, dims: tuple) -> bool:
+    """Whether reshaping an (N, *dims) channels-last tensor to ``target`` is its transpose to
+    channels-first: with one channel the two orders are the same (tf2onnx writes a Reshape to
+    (-1, 1, H, W) for a one-channel NHWC input)."""
+    if target is None or len(dims) not in (2, 3) or dims[-1] != 1:
+        return False
+    target = [int(d) for d in np.asarray(target).reshape(-1)]
+    return len(target) == len(dims) + 1 and target[0] in (-1, 0, 1) and target[1:] == [1, *dims[:-1]]
+
+
 @op("Flatten")
 def _flatten(node, attrs, ctx):
     axis = attrs.get("axis", 1)
-    if axis != 1:
-        raise ctx.fail(node, f"only axis=1 is supported, got {axis}")
+    # axis=0 flattens the batch in too: the same as axis=1 when the file fixes the batch at 1
+    # (OnnxMLTools writes it so for Keras models converted with a batch of 1).
+    if axis != 1 and not (axis == 0 and ctx.batch == 1):
+        raise ctx.fail(node, f"only axis=1 (or axis=0 with a batch of 1) is supported, got {axis}")
     return flatten(node, ctx, ctx.value(node, 0, plain=False))
 
 
@@ -215,9 +227,11 @@ def _flatten(node, attrs, ctx):
 def _reshape(node, attrs, ctx):
     value = ctx.value(node, 0, plain=False)
     shape = ctx.const(node, 1)
+    if value.layout == "cl" and moves_single_channel(shape, ctx.onnx_dims(value)):
+        return value.but(layout="cf", sole=ctx.sole_reader(node, value))
     if shape is None or shape.size != 2 or int(shape.reshape(-1)[1]) not in (-1, _features(ctx, value)):
-        raise ctx.fail(node, f"only a reshape to (batch, features) is supported, got shape "
-                             f"{None if shape is None else shape.tolist()}")
+        raise ctx.fail(node, f"only a reshape to (batch, features), or of a one-channel channels-last input to "
+                             f"channels-first, is supported, got shape {None if shape is None else shape.tolist()}")
     return flatten(node, ctx, value)
 
 
@@ -237,6 +251,10 @@ def _transpose(node, attrs, ctx):
         return value.but(layout="cf", sole=sole)
     if rank in (3, 4) and perm == to_last and value.layout == "cf" and len(ctx.ir_shape(value)) == rank - 1:
         return value.but(layout="cl", sole=sole)
+    if rank not in (3, 4):
+        raise ctx.fail(node, f"perm={perm} on a tensor of shape {ctx.shape(node)}: it moves the batch axis or the "
+                             "features of a (N, features) tensor; a Transpose is supported only between the "
+                             "channels-last and channels-first layouts of a 3-D or 4-D tensor")
     raise ctx.fail(node, f"perm={perm} on a tensor of shape {ctx.shape(node)}: a Transpose is supported from "
                          f"channels-last (perm={to_first}, at the input) or to channels-last (perm={to_last}, "
                          "before Flatten)")

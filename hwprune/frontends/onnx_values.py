@@ -64,6 +64,7 @@ class Context:
     ir_shapes: dict[str, tuple] = field(default_factory=dict)
     names: set = field(default_factory=lambda: {INPUT})
     index: int = 0  # the current node's position in the file
+    batch: Optional[int] = None  # the batch size the graph input declares (None: symbolic)
 
     # -- reading a node's inputs ---------------------------------------------------------------
     def const(self, node, index: int) -> Optional[np.ndarray]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from hwprune.errors import ModelError, UnsupportedLayerError
 from hwprune.frontends import torch_activations, torch_fx, torch_spatial
+from hwprune.frontends.torch_twin import GraphTwin
 from hwprune.frontends.torch_graph import INPUT, Op, layer_name as _layer_name, translate  # noqa: F401
 from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
     SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes)
@@ -155,20 +156,38 @@ def _chain_ops(leaves: list[tuple[str, object]]) -> tuple[list[Op], tuple[str, .
     return ops, (previous,)
 
 
+def _sequence(graph: Graph, swish: dict[str, str]) -> bool:
+    """Whether ``graph`` is a chain once each SiLU's Sigmoid and Multiply count as one layer."""
+    if len(graph.inputs) != 1:
+        return False
+    previous = graph.inputs[0].name
+    for layer in graph.layers:
+        if layer.name in swish:
+            continue
+        if (layer.inputs[0] != previous) if layer.name in swish.values() else (layer.inputs != (previous,)):
+            return False
+        previous = layer.name
+    return graph.outputs == (previous,)
+
+
 def to_torch(graph: Graph):
     """A float64 ``nn.Sequential`` computing ``graph`` (its float weights), for fine-tuning.
 
     Module names are the IR layer names and the weights are float64, so
-    ``from_torch(to_torch(g))`` gives back ``g`` exactly.
+    ``from_torch(to_torch(g))`` gives back ``g`` exactly. A graph that is not a chain
+    (branches, adds, concatenations) has no ``nn.Sequential``: it gets its ``GraphTwin``
+    (``torch_twin``), whose ``to_graph`` gives the graph back.
     """
     torch = _torch()
     nn = torch.nn
+    swish = torch_activations.swish_sigmoids(graph)
+    if not _sequence(graph, swish):
+        return GraphTwin(graph, torch.float64)
     spatial = any(layer.spatial for layer in graph.layers)
     if spatial and graph.input_layout != "channels_first":
         raise UnsupportedLayerError(f"model {graph.name!r}: to_torch builds channels-first modules; this conv "
                                     "graph takes channels-last inputs")
     modules = {}
-    swish = torch_activations.swish_sigmoids(graph)
     flat_in: tuple = ()  # the spatial shape a Flatten flattened, until the Dense that reads it
     for index, layer in enumerate(graph.layers):
         if isinstance(layer, Flatten) and len(graph.input_shape_of_layer(layer)) >= 2:

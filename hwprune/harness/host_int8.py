@@ -33,16 +33,19 @@ int main(int argc, char **argv) {
 """
 
 
-def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path) -> list[tuple[str, np.ndarray]]:
-    """Compile ``c_dir``'s model with a tracing driver and run it; every layer's outputs."""
+def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path,
+             defines: tuple[str, ...] = ()) -> list[tuple[str, np.ndarray]]:
+    """Compile ``c_dir``'s model with a tracing driver and run it; every layer's outputs.
+    ``defines``: preprocessor names set for the build (``HWPRUNE_INT8_PORTABLE_SIMD`` runs
+    the DSP kernels with their instructions written in C)."""
     compiler = find_cc()
     sizes = [int(np.prod(s)) for s in (graph.shape_of(layer.name) for layer in graph.layers)]
     driver = work / "driver_int8.c"
     driver.write_text(DRIVER % {"in_size": int(np.prod(graph.input_shape)), "out_size": int(np.prod(graph.output_shape)),
                                 "name": graph.name})
-    digest = hashlib.sha256((Path(c_dir) / SOURCE).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256((Path(c_dir) / SOURCE).read_bytes() + " ".join(defines).encode()).hexdigest()[:12]
     exe = work / f"int8-{digest}"
-    flags = list(HOST_FLAGS)
+    flags = [*HOST_FLAGS, *(f"-D{name}" for name in defines)]
     if not exe.exists():  # the same sources in the same work folder: built once
         done = subprocess.run([*compiler.command, *flags, "-I", str(c_dir), "-o", str(exe), str(driver)],
                               capture_output=True, text=True, timeout=600)

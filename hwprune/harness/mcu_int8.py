@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwprune.backends.c_int8 import HEADERS
 from hwprune.harness.cross import link_firmware
 from hwprune.harness.cycles import get_cycle_table
 from hwprune.harness.emulator import emulate
@@ -47,7 +48,7 @@ def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: st
                                   "out_size": int(np.prod(graph.output_shape))})
     c_dir = Path(c_dir)
     fw = link_firmware([c_dir / "model_int8.c", harness], [c_dir], chosen.cpu, opt="-O2",
-                       depends=[c_dir / "hwprune_int8.h"])
+                       depends=[c_dir / h for h in HEADERS])
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
     emulation = emulate(fw, x, "int8_t", "int8_t", int(np.prod(graph.output_shape)), [f"{graph.name}_predict"],
                         get_cycle_table(chosen.cpu))

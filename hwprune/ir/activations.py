@@ -42,6 +42,7 @@ from hwprune.quant.fixed import Fixed
 class _Activation(Layer):
     computes: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
@@ -149,6 +150,8 @@ class BatchNorm(_Activation):
     result_t: Optional[Fixed] = None
 
     kind: ClassVar[str] = "batchnorm"
+    # each channel its own scale and bias: a channel cannot leave without its parameters
+    channelwise: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         arrays = []

@@ -38,6 +38,10 @@ class Layer:
     elementwise: ClassVar[bool] = False
     #: Moves no data: its output is its input, reinterpreted (Flatten, Reshape, Softmax's marker).
     passthrough: ClassVar[bool] = False
+    #: Output channel c (the last axis) reads input channel c only, the same way for every
+    #: channel (activations, pooling): a channel can be removed from its input and output alike.
+    #: An instance with per-channel parameters (PReLU) says otherwise through ``per_channel``.
+    channelwise: ClassVar[bool] = False
 
     def output_shape(self, *input_shapes: Shape) -> Shape:
         raise NotImplementedError

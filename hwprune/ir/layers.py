@@ -82,6 +82,7 @@ class ReLU(Layer):
     kind: ClassVar[str] = "relu"
     computes: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
@@ -100,6 +101,7 @@ class Clip(Layer):
     kind: ClassVar[str] = "clip"
     computes: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         lo, hi = float(self.min_value), float(self.max_value)
@@ -166,6 +168,7 @@ class Identity(Layer):
 
     kind: ClassVar[str] = "identity"
     passthrough: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)

@@ -186,6 +186,7 @@ class _Pool(Layer):
 
     computes: ClassVar[bool] = True
     spatial: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
     rank: ClassVar[int] = 0
     op: ClassVar[str] = ""
 
@@ -248,6 +249,7 @@ class _GlobalAvgPool(Layer):
 
     computes: ClassVar[bool] = True
     spatial: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
     rank: ClassVar[int] = 0
     op: ClassVar[str] = "avg"
 

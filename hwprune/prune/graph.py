@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import OptionError
-from hwprune.frontends.torch import from_torch, to_torch
 from hwprune.frontends.torch_spatial import to_torch_modules
 from hwprune.ir.graph import Graph
 
@@ -63,6 +62,7 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
     (``prune.structured.remove_pruned_neurons``). Returns the smaller graph and the
     number of units removed per layer.
     """
+    from hwprune.frontends.torch import from_torch, to_torch  # imports torch (seconds): loaded when this runs
     if graph.is_quantized:
         return graph, {}
     if any(getattr(layer, "depthwise", False) for layer in graph.layers):

@@ -33,56 +33,22 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from hwprune.errors import ModelError, OptionError, UnsupportedLayerError
+from hwprune.errors import ModelError, OptionError
 from hwprune.frontends.torch import from_torch, sequential_leaves
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import ReLU, WeightedLayer
 from hwprune.prune.masks import strip_masks
 from hwprune.quant.calibrate import QuantConfig, accumulator_type, calibrate
 from hwprune.quant.fixed import Fixed, quantize
-from hwprune.quant.qat_core import EXACT_BITS, FakeQuant, QuantizedWeights, carry_over, fake_quant  # noqa: F401 (API)
+from hwprune.quant.qat_core import (  # noqa: F401 (API)
+    EXACT_BITS, FakeQuant, FakeQuantize, QATLinear, QATReLU, QuantizedWeights, carry_over, fake_quant,
+)
+from hwprune.quant.qat_graph import QATGraphTwin, convert_graph_qat, prepare_graph_qat, qat_graph_of
 from hwprune.quant.qat_spatial import (
     PAD_TYPES, POOL_TYPES, QATPool, _QATConv, plain_conv_class, qat_conv_class, rebuilt_conv,
 )
 
 INPUT_NAME = "input_quant"
-class FakeQuantize(nn.Module):
-    """Quantize a tensor to a fixed type (the model input); ``shape`` is one input's shape."""
-
-    def __init__(self, t: Fixed, shape: tuple = ()) -> None:
-        super().__init__()
-        self.t = t
-        self.shape = tuple(shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fake_quant(x.double(), self.t).to(x.dtype)
-
-    def extra_repr(self) -> str:
-        return str(self.t)
-
-
-class QATLinear(QuantizedWeights, nn.Linear):
-    """A Linear computing ``result(sum(x * weight) + bias)`` on fixed-point grids.
-
-    Still an ``nn.Linear``: masks attach to it and the pruning code finds it.
-    """
-
-    def _sum(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return x @ w.T + b
-
-
-class QATReLU(nn.ReLU):
-    """``result(max(x, 0))``, as the reference's ReLU kernel."""
-
-    result_t: Fixed
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fake_quant(torch.relu(x).double(), self.result_t).to(x.dtype)
-
-    def extra_repr(self) -> str:
-        return f"result={self.result_t}" if hasattr(self, "result_t") else ""
-
-
 # -- building and converting ------------------------------------------------------------
 PASS_THROUGH = (nn.Flatten, nn.Identity, nn.Dropout, nn.Softmax, nn.LogSoftmax, *PAD_TYPES)
 CONV_TYPES = (nn.Conv1d, nn.Conv2d)
@@ -152,6 +118,8 @@ def _assign_types(model: nn.Sequential, graph: Graph) -> None:
 
 def recalibrate_qat(model: nn.Sequential, calibration_x, weight_bits: int, activation_bits: int) -> nn.Sequential:
     """Choose every type again from the current weights and ``calibration_x`` (in place)."""
+    if isinstance(model, QATGraphTwin):
+        return model.recalibrate(calibration_x, weight_bits, activation_bits)
     config = QuantConfig(weight_bits, activation_bits)
     x = _as_array(calibration_x)
     model._modules[INPUT_NAME].shape = x.shape[1:]
@@ -163,9 +131,13 @@ def recalibrate_qat(model: nn.Sequential, calibration_x, weight_bits: int, activ
 def prepare_qat(model: nn.Module, weight_bits: int = 8, activation_bits: int = 8, calibration_x=None) -> nn.Sequential:
     """A QAT copy of ``model`` (an ``nn.Sequential``; masks are kept) with the types that
     ``calibrate(from_torch(model), calibration_x, QuantConfig(weight_bits, activation_bits))``
-    chooses. Module names are kept; the input quantizer is added as ``input_quant``."""
+    chooses. Module names are kept; the input quantizer is added as ``input_quant``.
+
+    Any other model (a module ``torch.fx`` traces, with residual adds or concatenations; a
+    ``GraphTwin``; a float IR graph) gets a ``QATGraphTwin`` (``quant.qat_graph``), which
+    ``recalibrate_qat``, ``qat_graph`` and ``convert_qat`` take as well."""
     if not isinstance(model, nn.Sequential):
-        raise UnsupportedLayerError(f"prepare_qat needs an nn.Sequential model, got {type(model).__name__}")
+        return prepare_graph_qat(model, weight_bits, activation_bits, calibration_x)
     if calibration_x is None:
         raise OptionError("prepare_qat needs calibration inputs (calibration_x) to choose the fixed-point types")
     if not 2 <= weight_bits <= 8:
@@ -189,6 +161,8 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, activation_bits: int = 8
 
 def qat_graph(model: nn.Sequential, name: str = "model") -> Graph:
     """The quantized IR graph that computes exactly what the QAT ``model`` computes."""
+    if isinstance(model, QATGraphTwin):
+        return qat_graph_of(model, name)
     # The frontend reads the quantized weights (on their grids, so its reordering of conv
     # and Flatten-Linear weights is exact); the types come from the modules.
     quant = model._modules[INPUT_NAME]
@@ -215,7 +189,10 @@ def qat_graph(model: nn.Sequential, name: str = "model") -> Graph:
 
 def convert_qat(model: nn.Sequential) -> nn.Sequential:
     """A plain float64 ``nn.Sequential``: masks baked in, weights and biases replaced by
-    their quantized values (on their grids), quantizers removed; names kept."""
+    their quantized values (on their grids), quantizers removed; names kept. A
+    ``QATGraphTwin`` gives a plain float64 ``GraphTwin``."""
+    if isinstance(model, QATGraphTwin):
+        return convert_graph_qat(model)
     plain = copy.deepcopy(model)
     del plain._modules[INPUT_NAME]
     for path, leaf in _leaves(plain):

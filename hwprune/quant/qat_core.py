@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 from torch.nn.utils import parametrize
 
 from hwprune.errors import OptionError
@@ -101,3 +102,40 @@ def carry_over(old, new, dtype):
     if mask is not None:
         parametrize.register_parametrization(new, "weight", WeightMask(mask.to(dtype)))
     return new
+
+
+class FakeQuantize(nn.Module):
+    """Quantize a tensor to a fixed type (the model input); ``shape`` is one input's shape."""
+
+    def __init__(self, t: Fixed, shape: tuple = ()) -> None:
+        super().__init__()
+        self.t = t
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fake_quant(x.double(), self.t).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return str(self.t)
+
+
+class QATLinear(QuantizedWeights, nn.Linear):
+    """A Linear computing ``result(sum(x * weight) + bias)`` on fixed-point grids.
+
+    Still an ``nn.Linear``: masks attach to it and the pruning code finds it.
+    """
+
+    def _sum(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return x @ w.T + b
+
+
+class QATReLU(nn.ReLU):
+    """``result(max(x, 0))``, as the reference's ReLU kernel."""
+
+    result_t: Fixed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fake_quant(torch.relu(x).double(), self.result_t).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"result={self.result_t}" if hasattr(self, "result_t") else ""

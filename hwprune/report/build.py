@@ -16,10 +16,10 @@ from typing import Optional
 import numpy as np
 
 from hwprune import __version__
+from hwprune.exportdir import C_DIR
 from hwprune.fpga.fit import report_figures
 from hwprune.harness.measure import measure_export
 from hwprune.harness.verify import ExportVerification, verify_export
-from hwprune.exportdir import C_DIR
 from hwprune.ir.graph import logits_note, outputs_are_logits
 from hwprune.report import graph as report_graph
 from hwprune.report import mcu as report_mcu
@@ -75,6 +75,7 @@ def build_report(verified: ExportVerification, baseline: bool = True) -> dict:
         "output_type": str(graph.output_t),
         "outputs": logits_note(graph) if outputs_are_logits(graph) else "the last layer's values",
         "removed_neurons": meta.get("removed_neurons", {}),
+        "dead_channels": meta.get("dead_channels"),
         "weight_bits": meta.get("weight_bits"),
         "activation_bits": meta.get("activation_bits"),
         "layers": layers,

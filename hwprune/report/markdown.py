@@ -57,6 +57,11 @@ def render_markdown(report: dict) -> str:
     if report.get("removed_neurons"):
         removed = ", ".join(f"{n} from {name}" for name, n in report["removed_neurons"].items())
         lines.append(f"- dead neurons removed before export (their constant output folded into the next bias): {removed}")
+    dead = report.get("dead_channels") or {}
+    if dead.get("filters_removed"):
+        lines.append(f"- dead channels removed from the quantized graph (constants folded exactly into every reader): "
+                     f"{dead['filters_removed']} filters or units; MACs {dead['macs_before']} -> "
+                     f"{dead['macs_after']}")
     target = report.get("target")
     if target and "flash_bytes" in target:
         lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of flash, "

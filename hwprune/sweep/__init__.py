@@ -15,7 +15,6 @@ from typing import Optional
 
 from hwprune.data import load_npz
 from hwprune.errors import DataError, OptionError, ShapeError
-from hwprune.frontends.torch import load_torch_model
 from hwprune.outputs import output_dir
 from hwprune.prune.train import as_tensors, check_fits
 from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, foreign_content, summarize, write_outputs
@@ -34,6 +33,7 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, me
     """The model file's bytes and the data; without ``test`` a stratified 20 % of ``data``
     (fixed seed) is held out. A structured method in ``methods`` that has no layer to
     prune in the model is refused here, before any trial (it would prune nothing)."""
+    from hwprune.frontends.torch import load_torch_model  # imports torch (seconds): loaded when this runs
     module = load_torch_model(model, trust_model=trust_model)  # fails here, once, on a bad model file
     x, y = load_npz(data)
     if test is not None:

@@ -20,7 +20,6 @@ import numpy as np
 
 from hwprune import reference
 from hwprune.backends.c.options import COptions
-from hwprune.frontends.torch import from_torch, load_torch_model
 from hwprune.pipeline import ExportOptions, remove_dead_neurons, write_export
 from hwprune.prune.train import evaluate
 from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -44,6 +43,7 @@ class Inputs:
 
 
 def _load_model(inputs: Inputs, work: Path):
+    from hwprune.frontends.torch import load_torch_model  # imports torch (seconds): loaded when this runs
     path = work / f"model{inputs.model_suffix}"
     path.write_bytes(inputs.model_bytes)
     return load_torch_model(path, trust_model=inputs.trust_model)
@@ -67,6 +67,7 @@ def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):
 
 def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, bytes]:
     """The trial's record and its export folder (a tar archive, ``export/`` at its root)."""
+    from hwprune.frontends.torch import from_torch  # imports torch (seconds): loaded when this runs
     import torch  # a trial runs in its own process (Ray): torch loads there, not where trials are planned
 
     from hwprune.prune.collapse import worth_reporting

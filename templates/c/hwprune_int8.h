@@ -5,20 +5,23 @@
 
 #include <stdint.h>
 
-/* gemmlowp's SaturatingRoundingDoublingHighMul */
+/* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 truncated toward
+ * zero, with nudge 2^30 (ab >= 0) or 1 - 2^30 (ab < 0). Both cases equal the arithmetic
+ * shift (a * b + 2^30) >> 31: for ab < 0, truncation is floor((v + 2^31 - 1) / 2^31) with
+ * v = ab + 1 - 2^30, i.e. (ab + 2^30) >> 31. One 64-bit multiply-add, no division. */
 static inline int32_t hwp_srdhm(int32_t a, int32_t b) {
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
     if (a == b && a == INT32_MIN) return INT32_MAX;
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates toward zero */
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
-/* gemmlowp's RoundingDivideByPOT: round half away from zero */
+/* gemmlowp's RoundingDivideByPOT: round half away from zero. The quotient rounded down
+ * goes up by one when the remainder exceeds half the divisor (ties: for x >= 0 only),
+ * i.e. when remainder + 2^(e-1) - (x < 0) reaches 2^e; unsigned, that sum cannot overflow. */
 static inline int32_t hwp_rdbp(int32_t x, int exponent) {
-    int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    int32_t remainder = x & mask;
-    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    if (exponent == 0) return x;
+    uint32_t mask = ((uint32_t)1 << exponent) - 1u;
+    uint32_t bump = ((uint32_t)x & mask) + ((uint32_t)1 << (exponent - 1)) - ((uint32_t)x >> 31);
+    return (x >> exponent) + (int32_t)(bump >> exponent);
 }
 
 /* TFLM's reference MultiplyByQuantizedMultiplier (two roundings) */
@@ -67,21 +70,10 @@ static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     }
 }
 
-/* FULLY_CONNECTED with every weight stored: w is (n_out, n_in), row-major */
-static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
-                                   const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
-                                   int32_t out_zp, int32_t lo, int32_t hi) {
-    for (int o = 0; o < n_out; o++) {
-        const int8_t *row = w + (int32_t)o * n_in;
-        int32_t acc = bias[o];
-        for (int i = 0; i < n_in; i++) acc += (int32_t)row[i] * ((int32_t)x[i] - in_zp);
-        y[o] = hwp_clamp(hwp_mbqm(acc, mult[o], shift[o]) + out_zp, lo, hi);
-    }
-}
-
-/* CONV_2D / DEPTHWISE_CONV_2D with every weight stored: w is (out, kh, kw, cin_per_group);
- * a depthwise filter (depth_mult > 0) reads input channel o / depth_mult. */
-static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+/* DEPTHWISE_CONV_2D with several filters per channel (hwprune_int8_simd.h, on every core,
+ * takes the other convolutions), every weight stored as the file holds it: w is (out, kh,
+ * kw, cin_per_group); filter o (depth_mult > 0) reads input channel o / depth_mult. */
+static inline void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                      int depth_mult, const int8_t *w, const int32_t *bias, const int32_t *mult,
                                      const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
@@ -109,6 +101,8 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
         }
     }
 }
+
+#include "hwprune_int8_simd.h"
 
 /* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
 static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,

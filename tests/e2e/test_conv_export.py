@@ -15,6 +15,7 @@ from hwprune import reference
 from hwprune.data import load_dataset
 from hwprune.frontends.torch import from_torch
 from hwprune.backends.c.options import COptions
+from hwprune.ir.io import load_graph
 from hwprune.pipeline import ExportOptions, export_model, write_export
 from hwprune.prune import apply_masks, compute_masks, evaluate, fit, remove_pruned_neurons, strip_masks
 from hwprune.quant.calibrate import QuantConfig, calibrate, float_forward
@@ -66,13 +67,18 @@ def test_digits_cnn_pruned_80_percent_exports_bit_exact(digits, tmp_path):
     assert report["engines"]["host"]["bit_exact"] is True
     assert abs(fixed_acc - pruned_acc) <= 0.01, (dense_acc, pruned_acc, fixed_acc)
     assert pruned_acc > 0.9
-    # MACs over every output position; pruning cuts the work on nonzero weights.
+    # MACs over every output position; pruning cuts the work on nonzero weights. The export
+    # removes the filters global pruning left dead (ir.dead_channels): c0 and c1 are left.
     rows = {r["name"]: r for r in report["layers"]}
     conv0, conv1 = rows["conv_0"], rows["conv_4"]
+    exported = load_graph(out)
+    c0, c1 = exported.layer("conv_0").out_channels, exported.layer("conv_4").out_channels
+    dead = report["dead_channels"]
+    assert dead["macs_before"] == graph.macs and c0 == 8 - len(dead["removed"].get("conv_0", ()))
     # 'same' 3x3 on 8x8: per kernel offset 7, 8, 7 positions read the input, per axis.
-    assert conv0["macs"] == (7 + 8 + 7) ** 2 * 8 and conv1["macs"] == 2 * 2 * 16 * 72
-    assert report["macs"] == graph.macs == conv0["macs"] + conv1["macs"] + 64 * 10
-    assert report["macs_sparse"] < 0.35 * report["macs"]
+    assert conv0["macs"] == (7 + 8 + 7) ** 2 * c0 and conv1["macs"] == 2 * 2 * c1 * 9 * c0
+    assert report["macs"] == exported.macs == dead["macs_after"] == conv0["macs"] + conv1["macs"] + 2 * 2 * c1 * 10
+    assert report["macs_sparse"] < 0.35 * graph.macs
     assert report["weight_bytes"] < report["dense_weight_bytes"]
     # balanced: csro, csr's bytes or fewer (a count byte a filter for its pointers) at a fraction of its cycles
     assert conv1["format"] == "csro" and conv1["weight_bytes"] <= conv1["csr_weight_bytes"]

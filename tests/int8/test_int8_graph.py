@@ -20,7 +20,7 @@ IN_T = Int8Affine(0.05, -3)
 
 
 def _conv(rng, name: str, source: str, in_t: Int8Affine, out_t: Int8Affine, zeros: float = 0.0) -> Int8Conv2D:
-    """A 3x3 convolution of 3 channels, ``zeros`` of its weights zero (above half: stored sparse)."""
+    """A 3x3 convolution of 3 channels, ``zeros`` of its weights zero (above 90 %: stored sparse)."""
     channels = 3
     w = rng.integers(-127, 128, size=(channels, 3, 3, channels))
     w[rng.random(w.shape) < zeros] = 0
@@ -37,7 +37,7 @@ def _residual(rng) -> Graph:
     layers = (
         _conv(rng, "c1", "x", IN_T, c1_t),
         Int8Add.from_params("a1", add_params(IN_T, c1_t, a1_t, "relu"), a1_t, inputs=("x", "c1")),
-        _conv(rng, "c2", "a1", a1_t, c2_t, zeros=0.7),
+        _conv(rng, "c2", "a1", a1_t, c2_t, zeros=0.95),
         Int8Add.from_params("a2", add_params(c2_t, c1_t, a2_t), a2_t, inputs=("c2", "c1")),
     )
     return Graph("residual", (GraphInput("x", (6, 5, 3), IN_T),), layers)

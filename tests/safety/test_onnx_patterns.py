@@ -190,3 +190,67 @@ def test_torch_exports_with_a_dynamic_batch_fold_their_shape_subgraphs(dynamo, t
     np.save(tmp_path / "x.npy", x)
     code, _, err = run("export", path, "--out", tmp_path / "e", "--calibration", tmp_path / "x.npy")
     assert code == 0 and "bit-exact" in err, err
+
+
+def _onnxmltools_conv1d(tmp_path, batch):
+    """OnnxMLTools 1.3's Keras Conv1D model: NLC input with the batch fixed at 1, Transposes
+    around the Conv, and Keras's Flatten written as ONNX Flatten with axis=0."""
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t0"], perm=[0, 2, 1], name="Transpose"),
+        helper.make_node("Conv", ["t0", "w", "b"], ["c0"], kernel_shape=[4], pads=[1, 2], name="Conv1D__"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="Relu"),
+        helper.make_node("Transpose", ["r0"], ["t1"], perm=[0, 2, 1], name="Transpose5"),
+        helper.make_node("Flatten", ["t1"], ["f0"], axis=0, name="flatten"),
+        helper.make_node("Gemm", ["f0", "w2", "b2"], ["logits"], name=""),
+        helper.make_node("Softmax", ["logits"], ["y"], axis=1, name="Softmax"),
+    ]
+    inits = {"w": _f32(rng, 3, 4, 4), "b": _f32(rng, 3), "w2": _f32(rng, 30, 5, scale=0.3), "b2": _f32(rng, 5)}
+    return _save(tmp_path, f"omt_{batch}", nodes, inits, [batch, 10, 4], [batch, 5], opset=9)
+
+
+def test_onnxmltools_flatten_axis0_with_a_batch_of_one_equals_onnxruntime(tmp_path):
+    path = _onnxmltools_conv1d(tmp_path, 1)
+    graph = load_model(path)
+    assert [l.kind for l in graph.layers] == ["conv1d", "relu", "flatten", "dense", "softmax"]
+    x = np.random.default_rng(4).normal(size=(8, 10, 4))
+    logits = float_forward(graph, x)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = np.concatenate([_ort(path, row[None]) for row in x])  # the file takes one example at a time
+    assert np.abs(probabilities - expected).max() < 1e-5
+    # With a batch of N, axis=0 mixes the examples: refused, naming the node.
+    with pytest.raises(UnsupportedLayerError, match=r"'flatten' \(Flatten\): only axis=1 \(or axis=0 with a batch"):
+        load_model(_onnxmltools_conv1d(tmp_path, "N"))
+
+
+def test_tf2onnx_reshape_of_a_one_channel_nhwc_input_is_its_transpose(tmp_path):
+    """tf2onnx writes Reshape(x, [-1, 1, H, W]) for a one-channel NHWC input where a Transpose
+    would do: the same order of values, so the model takes channels-last data."""
+    rng = np.random.default_rng(5)
+    nodes = [
+        helper.make_node("Reshape", ["x", "to_nchw"], ["t0"], name="conv2d/BiasAdd__6"),
+        helper.make_node("Conv", ["t0", "w", "b"], ["c0"], kernel_shape=[3, 3], name="conv2d"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu"),
+        helper.make_node("Transpose", ["r0"], ["t1"], perm=[0, 2, 3, 1], name="to_nhwc"),
+        helper.make_node("Reshape", ["t1", "flat"], ["f0"], name="flatten"),
+        helper.make_node("MatMul", ["f0", "w2"], ["m0"], name="dense"),
+        helper.make_node("Add", ["m0", "b2"], ["y"], name="dense_bias"),
+    ]
+    inits = {"to_nchw": np.array([-1, 1, 5, 6], np.int64), "w": _f32(rng, 3, 1, 3, 3), "b": _f32(rng, 3),
+             "flat": np.array([-1, 36], np.int64), "w2": _f32(rng, 36, 4), "b2": _f32(rng, 4)}
+    path = _save(tmp_path, "tf2onnx_reshape", nodes, inits, ["N", 5, 6, 1], ["N", 4])
+    graph = load_model(path)
+    assert graph.input_layout == "channels_last" and graph.input_shape == (5, 6, 1)
+    x = np.random.default_rng(6).normal(size=(8, 5, 6, 1))
+    assert np.abs(float_forward(graph, x) - _ort(path, x)).max() < 1e-5
+
+
+def test_onnxmltools_transpose_of_a_feature_vector_is_one_line(tmp_path):
+    """OnnxMLTools 1.3 wraps a Keras BatchNormalization of a Dense in Transposes of the
+    (1, features) tensor, which onnxruntime rejects too: refused, naming the node."""
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="dense"),
+             helper.make_node("Transpose", ["g"], ["y"], name="Transpose")]
+    path = _save(tmp_path, "omt_bn", nodes, {"w": _f32(rng, 4, 3), "b": _f32(rng, 3)}, [1, 4], [3, 1], opset=7)
+    with pytest.raises(UnsupportedLayerError, match=r"'Transpose' \(Transpose\): perm=\[1, 0\] .* moves the batch"):
+        load_model(path)

@@ -4,6 +4,8 @@ be understood, tested or moved apart), and none grows past 400 lines (a registry
 module instead)."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hwprune"
@@ -135,3 +137,13 @@ def test_no_module_over_400_lines():
     long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_export_path_imports_no_torch():
+    # torch takes seconds to import: exporting, verifying and reporting a graph never need it,
+    # so the modules that import it load inside the functions that train or read torch files
+    code = ("import sys, hwprune.cli, hwprune.pipeline, hwprune.report, hwprune.harness\n"
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'ray') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -149,8 +149,17 @@ def test_bad_arguments():
         prepare_qat(model, 4, 8)
     with pytest.raises(UnsupportedLayerError, match="BatchNorm1d.*fold BatchNorm first"):
         prepare_qat(nn.Sequential(nn.Linear(x.shape[1], 4), nn.BatchNorm1d(4)), 4, 8, x)
-    with pytest.raises(UnsupportedLayerError, match="Sequential"):
-        prepare_qat(nn.Linear(3, 3), 4, 8, x)
+    with pytest.raises(UnsupportedLayerError, match="could not be traced with torch.fx"):
+        prepare_qat(_TensorIf(x.shape[1]), 4, 8, x)  # not a chain: read with torch.fx, which cannot trace an if
+
+
+class _TensorIf(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.fc = nn.Linear(n, 3)
+
+    def forward(self, x):
+        return self.fc(x) if x.sum() > 0 else -self.fc(x)
 
 
 def test_four_bit_qat_beats_post_training_quantization_on_digits():

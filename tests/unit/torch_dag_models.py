@@ -93,3 +93,15 @@ def randomize_batchnorm(model, seed=0):
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.2)
     return model.eval()
+
+
+class TensorIf(nn.Module):
+    """A Python ``if`` on a tensor's value: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 4)
+        self.b = nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.a(x) if x.sum() > 0 else self.a(x) + self.b(x)

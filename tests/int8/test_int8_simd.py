@@ -1,0 +1,168 @@
+"""The int8 C's DSP kernels (templates/c/hwprune_int8_simd.h) on odd shapes: fully connected
+with 1..9 inputs and 1..5 outputs (4-row blocks and their remainder, inputs not a multiple
+of four), convolutions with 1..5 channels, odd widths, padding and strides (im2col columns
+in pairs, an odd last pixel and channel), 1x1 convolutions, depthwise convolutions of 1..9
+channels (blocks of four and the rest). Each graph runs in the reference, in the host C
+with the DSP instructions written in C (HWPRUNE_INT8_PORTABLE_SIMD), in the host C's
+scalar kernels, and on the Cortex-M4 in the emulator; every layer's output is compared as
+integers. Two graphs hold mostly-zero layers (a sparse FC, 1x1 and 2x3 convolution). The requantization's C is checked against the reference on edge values."""
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from hwprune import reference
+from hwprune.backends.c_int8 import block_rows, depthwise_weights, write_int8_c
+from hwprune.harness.host_int8 import run_host
+from hwprune.harness.compare import compare
+from hwprune.ir.graph import Graph, GraphInput
+from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
+from hwprune.paths import templates_dir
+from hwprune.quant.int8 import Int8Affine, conv_multipliers, multiply_by_quantized_multiplier
+
+PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
+
+
+def _types(rng, out_t, n):
+    scales = rng.uniform(0.001, 0.01, size=n)
+    mult, shift = conv_multipliers(0.05, scales, out_t.scale)
+    return {**int8_types(out_t), "weight_scale": scales, "out_multiplier": mult, "out_shift": shift,
+            "act_min": -128, "act_max": 127}
+
+
+def _conv(rng, name, source, cin, cout, k, stride, pad, depthwise=False, zeros=0.0):
+    out_t = Int8Affine(0.1, int(rng.integers(-20, 20)))
+    w = rng.integers(-127, 128, size=(cout, k[0], k[1], 1 if depthwise else cin))
+    w[rng.random(w.shape) < zeros] = 0
+    return Int8Conv2D(name, weight=w, bias=rng.integers(-3000, 3000, size=cout), stride=stride, padding=pad,
+                      depthwise=depthwise, inputs=(source,), **_types(rng, out_t, cout))
+
+
+def _conv_graph(rng, cin, c1, width, sparse=False):
+    """conv 3x3 (pad 1, stride 1) -> depthwise 3x3 (pad 1/2, stride 2) -> conv 1x1 -> conv 2x3 stride 2 -> depthwise
+    3x3; ``sparse``: the 1x1 and 2x3 convolutions mostly zeros (their sparse kernels)."""
+    layers = (
+        _conv(rng, "c0", "x", cin, c1, (3, 3), (1, 1), ((1, 1), (1, 1))),
+        _conv(rng, "d1", "c0", c1, c1, (3, 3), (2, 2), ((1, 1), (0, 2)), depthwise=True),
+        _conv(rng, "p2", "d1", c1, c1 + 2, (1, 1), (1, 1), ((0, 0), (0, 0)), zeros=0.9 if sparse else 0.0),
+        _conv(rng, "c3", "p2", c1 + 2, 3, (2, 3), (2, 1), ((0, 1), (1, 1)), zeros=0.95 if sparse else 0.0),
+        _conv(rng, "d4", "c3", 3, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), depthwise=True),
+    )
+    return Graph(f"conv{cin}x{c1}{'s' if sparse else ''}", (GraphInput("x", (5, width, cin), Int8Affine(0.05, int(rng.integers(-9, 9)))),),
+                 layers)
+
+
+def _fc_graph(rng, n_in, widths, zeros=0.0):
+    layers, source, size = [], "x", n_in
+    for i, n_out in enumerate(widths):
+        out_t = Int8Affine(0.1, int(rng.integers(-20, 20)))
+        w = rng.integers(-127, 128, size=(n_out, size))
+        w[rng.random(w.shape) < (zeros if i == 1 else 0.0)] = 0
+        layers.append(Int8Dense(f"f{i}", weight=w,
+                                bias=rng.integers(-3000, 3000, size=n_out), inputs=(source,),
+                                **_types(rng, out_t, n_out)))
+        source, size = f"f{i}", n_out
+    return Graph(f"fc{n_in}{'s' if zeros else ''}", (GraphInput("x", (n_in,), Int8Affine(0.05, int(rng.integers(-9, 9)))),), tuple(layers))
+
+
+def _graphs():
+    rng = np.random.default_rng(26)
+    graphs = [_fc_graph(rng, n_in, widths) for n_in, widths in ((1, (5, 4)), (7, (3, 9, 1)), (9, (8, 2, 6)))]
+    graphs += [_conv_graph(rng, cin, c1, width) for cin, c1, width in ((1, 4, 5), (3, 5, 4), (4, 8, 7), (5, 9, 3))]
+    graphs += [_fc_graph(rng, 11, (40, 33, 3), zeros=0.9), _conv_graph(rng, 3, 16, 5, sparse=True)]
+    return graphs
+
+
+GRAPHS = _graphs()
+
+
+def _inputs(graph, n):
+    x = np.random.default_rng(3).integers(-128, 128, size=(n, *graph.input_shape))
+    x[0], x[1] = -128, 127
+    return x
+
+
+def test_sparse_graphs_run_the_sparse_kernels():
+    from hwprune.backends.c_int8 import stored_dense
+
+    assert [stored_dense(layer) for layer in GRAPHS[-2].weighted_layers()] == [True, False, True]
+    assert [stored_dense(layer) for layer in GRAPHS[-1].weighted_layers()] == [True, True, False, False, True]
+
+
+def test_row_blocks_and_depthwise_order_hold_every_weight_once():
+    m = np.arange(7 * 6).reshape(7, 6)
+    blocked = block_rows(m, 4)
+    assert sorted(blocked) == list(range(42))
+    assert list(blocked[:16]) == [0, 1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 15, 18, 19, 20, 21]
+    assert list(blocked[16:24]) == [4, 5, 10, 11, 16, 17, 22, 23] and list(blocked[24:]) == list(range(24, 42))
+    w = np.arange(5 * 2).reshape(5, 2)  # 5 channels, 2 taps
+    assert list(depthwise_weights(w)) == [0, 4, 2, 6, 1, 5, 3, 7, 8, 9]
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
+def test_host_c_simd_and_scalar_equal_reference_on_every_tensor(tmp_path, graph):
+    x = _inputs(graph, 12)
+    write_int8_c(graph, tmp_path / "c")
+    expected = reference.run(graph, x, trace=True)
+    for defines in (PORTABLE, ()):
+        result = compare(expected, run_host(graph, tmp_path / "c", x, tmp_path, defines), f"host {defines}")
+        assert result.bit_exact, result.report()
+        assert len(result.layers) == len(graph.layers)
+
+
+@pytest.mark.parametrize("target, graphs", [("stm32l4r5", GRAPHS), ("mspm0g3507", GRAPHS[2:4]),
+                                            ("nrf54l15", GRAPHS[5:6]), ("pic32czca90", GRAPHS[6:7])],
+                         ids=("cortex-m4", "cortex-m0plus", "cortex-m33", "cortex-m7"))
+def test_firmware_kernels_equal_reference(tmp_path, target, graphs):
+    """The graphs cross-built (-Wall -Wextra -Werror) for the Cortex-M4 (SXTB16/SMLAD, the
+    written-out loops; every graph), the M0+ (no DSP extension: the scalar kernels over the
+    same weight layouts), the M33 and the M7 (DSP, one graph each)."""
+    from hwprune.errors import ToolchainError
+    from hwprune.harness.cross import find_cross_cc
+    from hwprune.harness.mcu_int8 import run_mcu
+
+    try:
+        find_cross_cc()
+    except ToolchainError as exc:
+        pytest.skip(str(exc))
+    for graph in graphs:
+        x = _inputs(graph, 3)
+        write_int8_c(graph, tmp_path / graph.name / "c")
+        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, target)
+        want = reference.run(graph, x)
+        bad = np.argwhere(run.outputs != want)
+        assert not len(bad), f"{graph.name}: {len(bad)} outputs differ, first {[tuple(b) for b in bad[:3]]}: " \
+            f"{[(int(run.outputs[tuple(b)]), int(want[tuple(b)])) for b in bad[:3]]}"
+
+
+def test_requantization_c_equals_reference_on_edge_values(tmp_path):
+    from hwprune.harness.build import HOST_FLAGS, find_cc
+
+    rng = np.random.default_rng(1)
+    edges = np.array([0, 1, -1, 2 ** 31 - 1, -2 ** 31, 2 ** 30, -2 ** 30, 12345, -12345], dtype=np.int64)
+    acc = np.concatenate([edges, rng.integers(-2 ** 31, 2 ** 31, size=3000)])
+    mult = np.concatenate([np.full(len(edges), 2 ** 31 - 1), rng.integers(2 ** 30, 2 ** 31, size=3000)])
+    mult[:3] = (2 ** 30, -2 ** 31, 0)
+    shift = rng.integers(-31, 8, size=len(acc))
+    shift[:4] = (0, -31, 7, -1)
+    rows = ",".join(f"{{{a},{m},{s}}}" for a, m, s in zip(acc, mult, shift))
+    source = tmp_path / "rq.c"
+    source.write_text(f'#include <stdio.h>\n#include "hwprune_int8.h"\nstatic const long long v[][3] = {{{rows}}};\n'
+                      "int main(void) { for (unsigned i = 0; i < sizeof v / sizeof v[0]; i++) "
+                      "printf(\"%ld %ld\\n\", (long)hwp_mbqm((int32_t)v[i][0], (int32_t)v[i][1], (int)v[i][2]), "
+                      "(long)hwp_rq((int32_t)v[i][0], (int32_t)v[i][1], (int)v[i][2], 0, -128, 127)); "
+                      "return 0; }\n")
+    exe = tmp_path / "rq"
+    subprocess.run([*find_cc().command, *HOST_FLAGS, "-I", str(templates_dir() / "c"), "-o", str(exe), str(source)],
+                   check=True, capture_output=True, timeout=120)
+    got = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                                                    check=True).stdout.split()]).reshape(-1, 2)
+    want = np.array([int(multiply_by_quantized_multiplier(np.array([a]), int(m), int(s))[0])
+                     for a, m, s in zip(acc, mult, shift)])
+    bad = np.flatnonzero(got[:, 0] != want)
+    assert not len(bad), [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 0]), int(want[i])) for i in bad[:5]]
+    # hwp_rq (the DSP kernels' requantization, clamped to int8) for every multiplier but INT32_MIN
+    usable = mult != -2 ** 31
+    bad = np.flatnonzero(usable & (got[:, 1] != np.clip(want, -128, 127)))
+    assert not len(bad), [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 1]), int(want[i])) for i in bad[:5]]
