@@ -40,6 +40,7 @@ _LONG_FIRST = (
     "tests/e2e/test_cli_pnr.py",
     "tests/e2e/test_cli_precision.py",
     "tests/e2e/test_cli_torch_graphs.py",
+    "tests/e2e/test_graph_engines.py",
 )
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
 from hwprune.frontends import keras_activations, keras_layers, keras_qkeras  # noqa: F401 (they register converters)
+from hwprune.frontends.keras_config import input_shape, layer_sources, model_config, outputs
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
 from hwprune.limits import check_activations, check_declared
@@ -58,88 +59,6 @@ class KerasLayer:
 def _c_name(name: str) -> str:
     name = "".join(c if c.isalnum() or c == "_" else "_" for c in str(name)) or "model"
     return name if is_c_identifier(name) else f"m_{name}"
-
-
-def _model_config(top: dict, where: str) -> tuple[str, list[dict]]:
-    """(model name, layer entries) from a ``to_json``/``config.json`` dict or a ``get_config()``."""
-    if not isinstance(top, dict):
-        raise ModelError(f"{where}: not a Keras model configuration (a JSON object was expected)")
-    config = top.get("config", top) if "class_name" in top else top
-    if isinstance(config, list):  # Keras 1 / early Keras 2 Sequential: the layer list itself
-        return "model", config
-    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-        raise ModelError(f"{where}: no layer list found; expected a Sequential or functional Keras model")
-    return str(config.get("name") or "model"), config["layers"]
-
-
-def _sources(entries: list[dict], where: str) -> list[tuple[str, ...]]:
-    """The layers each layer reads: its ``inbound_nodes`` in a functional model, the layer
-    before it in a Sequential one (none for the first: the model's input)."""
-    functional = any(isinstance(e, dict) and "inbound_nodes" in e for e in entries)
-    out, previous = [], None
-    for entry in entries:
-        name = entry.get("config", {}).get("name", entry.get("name"))
-        if not functional:
-            out.append(() if previous is None else (previous,))
-        else:
-            nodes = entry.get("inbound_nodes") or []
-            if len(nodes) > 1:
-                raise UnsupportedLayerError(f"{where}: layer {name!r} is called {len(nodes)} times (a shared layer); "
-                                            "hwprune reads layers called once")
-            out.append(tuple(_inbound_names(nodes)))
-        previous = name
-    return out
-
-
-def _outputs(top: dict) -> tuple[str, ...]:
-    """The layers a functional model returns (``output_layers``); empty for a Sequential one."""
-    config = top.get("config", top) if isinstance(top, dict) and "class_name" in top else top
-    outputs = config.get("output_layers") if isinstance(config, dict) else None
-    if not outputs:
-        return ()
-    if isinstance(outputs[0], str):  # Keras 3 writes one output as a single [name, node, tensor]
-        outputs = [outputs]
-    return tuple(str(o[0]) for o in outputs)
-
-
-def _inbound_names(nodes) -> list[str]:
-    names: list[str] = []
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "keras_history" in node.get("config", {}):  # Keras 3
-                names.append(node["config"]["keras_history"][0])
-                return
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):  # a live model's get_config() holds tuples
-            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):  # Keras 2 [name, i, j, {}]
-                names.append(node[0])
-                return
-            for value in node:
-                walk(value)
-
-    walk(nodes)
-    return names
-
-
-def _input_shape(entries: list[dict], where: str) -> tuple[int, ...]:
-    for entry in entries[:1]:
-        config = entry.get("config", {})
-        for key in ("batch_input_shape", "batch_shape"):
-            if config.get(key):
-                return _shape(config[key][1:], where)
-        build = entry.get("build_config", {}).get("input_shape")
-        if build:
-            return _shape(build[1:], where)
-    raise ModelError(f"{where}: the first layer gives no input shape (batch_input_shape, batch_shape or "
-                     "build_config)")
-
-
-def _shape(dims, where: str) -> tuple[int, ...]:
-    if any(d is None for d in dims):
-        raise ModelError(f"{where}: the input shape {list(dims)} has an unknown dimension; hardware needs fixed shapes")
-    return tuple(int(d) for d in dims)
 
 
 #: What a configuration of the wrong shape raises in the code that reads it (a dict where a list
@@ -164,9 +83,9 @@ def layers_from_config(top: dict, weights_of: Callable[[str, int], tuple[np.ndar
 
 
 def _layers_from_config(top, weights_of, where: str):
-    name, entries = _model_config(top, where)
-    sources = _sources(entries, where)
-    shape = _input_shape(entries, where)
+    name, entries = model_config(top, where)
+    sources = layer_sources(entries, where)
+    shape = input_shape(entries, where)
     layers = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
@@ -175,7 +94,7 @@ def _layers_from_config(top, weights_of, where: str):
         layer_name = str(config.get("name", entry.get("name", f"layer{index}")))
         layers.append(KerasLayer(entry["class_name"], layer_name, config, weights_of(layer_name, index),
                                  sources[index]))
-    return name, shape, layers, _outputs(top)
+    return name, shape, layers, outputs(top, where)
 
 
 def _in_order(layers: list[KerasLayer], where: str) -> list[KerasLayer]:
@@ -333,7 +252,7 @@ def from_keras_file(path, name: Optional[str] = None) -> Graph:
     with open_h5(io.BytesIO(weights), f"{path}: model.weights.h5", "not readable HDF5") as h5file:
         layers_group = h5file["layers"] if "layers" in h5file else None
 
-        _, entries = _model_config(top, str(path))
+        _, entries = model_config(top, str(path))
         keys = _keras3_keys(entries)
 
         def weights_of(layer_name: str, index: int) -> tuple[np.ndarray, ...]:
@@ -366,7 +285,7 @@ def from_keras_model(model, name: Optional[str] = None) -> Graph:
     cursor = [0]
 
     def weights_of(layer_name: str, index: int) -> tuple[np.ndarray, ...]:
-        _, entries = _model_config(top, where)
+        _, entries = model_config(top, where)
         count = keras_layers.weight_count(entries[index]["class_name"], entries[index].get("config", {}))
         start = cursor[0]
         cursor[0] += count

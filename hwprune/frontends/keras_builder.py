@@ -80,7 +80,7 @@ class Builder:
         self._append(layer.with_(inputs=(self.current,)))
         self.open_linear = linear
         if linear:
-            self.linear.add(layer.name)
+            self.linear.add(self.current)
 
     def merge(self, layer: Layer) -> None:
         """Append a layer reading every tensor the Keras layer reads."""
@@ -91,9 +91,19 @@ class Builder:
         self.open_linear = False
 
     def _append(self, layer: Layer) -> None:
+        if layer.name in self.shapes:
+            # A Keras layer may be named as the graph input ("input") or as an IR layer made from
+            # another Keras layer ("dense_relu"): the IR tensor gets a fresh name, as ONNX's does
+            layer = layer.with_(name=self._unique(layer.name))
         self.shapes[layer.name] = tuple(layer.output_shape(*(self.shapes[s] for s in layer.inputs)))
         self.layers.append(layer)
         self.current = layer.name
+
+    def _unique(self, name: str) -> str:
+        suffix = 2
+        while f"{name}_{suffix}" in self.shapes:
+            suffix += 1
+        return f"{name}_{suffix}"
 
     def normalize_pending(self) -> str:
         """The waiting norm made a layer on the current tensor; returns that layer's tensor."""
@@ -111,9 +121,9 @@ class Builder:
             name = ir_name if ir_name not in self.shapes else f"{ir_name}_{len(self.normalized) + 1}"
             layer = BatchNorm(name, scale=np.tile(scale, repeat), bias=np.tile(shift, repeat), inputs=(tensor,))
             current = self.current
-            self._append(layer)
+            self._append(layer)  # which may rename it (a Keras layer named as the input)
             self.current = current
-            self.normalized[key] = name
+            self.normalized[key] = self.layers[-1].name
         return self.normalized[key]
 
     def _fold_into_next(self, dense: Dense) -> Dense:

@@ -216,6 +216,23 @@ for _rank in (1, 2):
     CONVERTERS[f"AveragePooling{_rank}D"] = CONVERTERS[f"AvgPool{_rank}D"] = _pool(_rank, "avg")
 
 
+def _global_pool(rank: int):
+    def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+        from hwprune.ir.layers import GlobalAvgPool1D, GlobalAvgPool2D, Reshape
+
+        _check_spatial(builder, keras_name, f"GlobalAveragePooling{rank}D", rank, config)
+        channels = builder.shape[-1]
+        builder.add((GlobalAvgPool1D if rank == 1 else GlobalAvgPool2D)(name))
+        if config.get("keepdims"):  # (1, ..., C): the same values
+            builder.add(Reshape(f"{name}_keepdims", target_shape=(1,) * rank + (channels,)))
+
+    return convert
+
+
+for _rank in (1, 2):
+    CONVERTERS[f"GlobalAveragePooling{_rank}D"] = CONVERTERS[f"GlobalAvgPool{_rank}D"] = _global_pool(_rank)
+
+
 def _depthwise(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
     """Keras' output channel ``c * depth_multiplier + m`` reads input channel ``c``, as the IR's
     depthwise conv (output ``o`` reads input ``o // multiplier``)."""

@@ -13,6 +13,8 @@ node and its call.
 from __future__ import annotations
 
 import operator
+import os
+import traceback
 
 from hwprune.errors import ModelError, UnsupportedLayerError
 from hwprune.frontends import torch_activations
@@ -117,6 +119,17 @@ def _is_shape_arithmetic(node, shape_nodes: set) -> bool:
     return node.op == "call_function" and node.target is operator.getitem and node.args[0] in shape_nodes
 
 
+def _user_line(exc: BaseException) -> str:
+    """Where in the model's own code tracing stopped (the last frame outside torch), as
+    `` at FILE:LINE (`source`)``; empty when no such frame is known."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f"{os.sep}torch{os.sep}" not in f.filename
+              and f"{os.sep}hwprune{os.sep}" not in f.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" at {os.path.basename(frame.filename)}:{frame.lineno} (`{(frame.line or '').strip()}`)"
+
+
 def module_ops(module) -> tuple[list[Op], tuple[str, ...]]:
     """The ops of ``module``'s forward in call order and the names of the tensors it returns."""
     torch = _torch()
@@ -124,7 +137,7 @@ def module_ops(module) -> tuple[list[Op], tuple[str, ...]]:
         traced = torch.fx.symbolic_trace(module)
     except Exception as exc:  # fx raises many kinds for data-dependent control flow
         raise UnsupportedLayerError(f"module {type(module).__name__!r}: its forward could not be traced with "
-                                    f"torch.fx ({type(exc).__name__}: {_first_line(exc)})") from None
+                                    f"torch.fx{_user_line(exc)} ({type(exc).__name__}: {_first_line(exc)})") from None
     targets = _targets()
     ops: list[Op] = []
     names: dict = {}  # fx node -> op name

@@ -280,7 +280,8 @@ def _read_firmware(elf: Path, core: Core, compiler: str, flags: tuple, traced: b
                     symbols[sym.name] = sym["st_value"]
     except ELFError as exc:
         raise ToolchainError(f"{elf}: unreadable ELF ({exc})") from None
-    for name in (ENTRY, "_estack", "_sdata", "_ehwprune_io", "hwprune_mcu_input", "hwprune_mcu_output"):
+    for name in (ENTRY, "_estack", "_sdata", "_ebss", "_shwprune_io", "_ehwprune_io", "hwprune_mcu_input",
+                 "hwprune_mcu_output"):
         if name not in symbols:
             raise ToolchainError(f"{elf}: symbol {name!r} is missing; the harness templates do not match this hwprune")
     return Firmware(elf, core, compiler, tuple(flags), traced, words, sizes, io_bytes, symbols,

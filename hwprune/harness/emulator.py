@@ -158,7 +158,10 @@ def _emulate(uc, deliver, fw: Firmware, x: np.ndarray, input_c_type: str, output
     uc.mem_map(flash_base, sentinel + PAGE - flash_base)
     ram_base = fw.ram_start & ~(PAGE - 1)
     uc.mem_map(ram_base, RAM_SIZE)
-    stack_low = fw.symbols["_ehwprune_io"]
+    io_base = fw.symbols["_shwprune_io"] & ~(PAGE - 1)  # the harness's buffers (link.ld's IO region)
+    if not ram_base <= io_base < ram_base + RAM_SIZE:
+        uc.mem_map(io_base, (fw.symbols["_ehwprune_io"] - io_base + PAGE) & ~(PAGE - 1))
+    stack_low = fw.symbols["_ebss"]
     uc.mem_write(stack_low, bytes([STACK_PATTERN]) * (fw.ram_end - stack_low))
     for address, data, memsz in segments:
         uc.mem_write(address, data + bytes(memsz - len(data)))

@@ -109,7 +109,7 @@ def test_narrow_user_types_are_bit_exact_on_the_host(small, cli):
 
 @pytest.mark.parametrize("flags, message", [
     (["--precision", "fixed<16>"], "cannot read fixed-point type 'fixed<16>'"),
-    (["--precision", "fixed<16,6,RND_CONV>"], "fixed<16,6,RND_CONV>"),
+    (["--precision", "fixed<16,6,RND_ZERO>"], "fixed<16,6,RND_ZERO>"),
     (["--precision", "fixed<16,6>", "--weight-bits", "8"], "--precision sets every type"),
     (["--config", "nope.yaml"], "no such file"),
     (["--write-config", "x.txt"], "name a .yaml, .yml, .json, .toml file"),

@@ -1,5 +1,7 @@
 """Fuzzing DAGs: hypothesis draws random graphs (branches, residual adds, concatenations,
-convs, pooling, clips) and checks host C == the integer reference, bit for bit.
+convs, pooling, clips) and checks host C == the integer reference, bit for bit, and on the
+largest graph of each example also the Cortex-M4 firmware in the emulator (a cross build
+per graph costs seconds, so the M4 sees one graph in 25).
 
 Every tensor keeps the input's height and width (convs and pooling with "same" geometry),
 so any two tensors can meet in a Concatenate, and an Add whose operands differ in channels
@@ -12,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hwprune import reference
+from hwprune.harness.mcu import McuEngine
 from hwprune.ir import (
     Add, AvgPool2D, Clip, Concatenate, Conv2D, Dense, GlobalAvgPool2D, Graph, GraphInput, MaxPool2D, ReLU,
 )
@@ -22,6 +25,7 @@ GRAPHS_PER_EXAMPLE = 25
 EXAMPLES = 8  # 200 graphs
 VECTORS = 6
 CHECKED: list[int] = []
+ON_M4: list[int] = []
 OPS = ("conv3", "conv1", "relu", "clip", "maxpool", "avgpool", "add", "concat")
 
 
@@ -87,13 +91,20 @@ def _build(index: int, spec):
 def test_host_c_equals_the_reference_on_random_dags(compiler, tmp_path_factory, specs):
     CHECKED.append(len(specs))
     graphs, inputs = zip(*(_build(i, spec) for i, spec in enumerate(specs)))
-    outputs = build_and_run(graphs, inputs, tmp_path_factory.mktemp("dags"), ["auto"] * len(graphs),
-                            flags=(*STRICT, "-O1"))
+    root = tmp_path_factory.mktemp("dags")
+    outputs = build_and_run(graphs, inputs, root, ["auto"] * len(graphs), flags=(*STRICT, "-O1"))
     problems = [p for p in (first_difference(g, x, y) for g, x, y in zip(graphs, inputs, outputs)) if p]
     assert not problems, "host C differs from the reference:\n" + "\n".join(problems[:1])
+    largest = max(range(len(graphs)), key=lambda i: (len(graphs[i].layers), -i))
+    m4 = McuEngine(target="stm32l4r5").run(root / graphs[largest].name, inputs[largest]).outputs
+    ON_M4.append(1)
+    problem = first_difference(graphs[largest], inputs[largest],
+                               m4.reshape(len(inputs[largest]), *graphs[largest].output_shape))
+    assert not problem, "the M4 firmware differs from the reference:\n" + problem
 
 
 def test_the_dag_fuzzing_covered_at_least_200_graphs():
     if not CHECKED:
         pytest.skip("the DAG fuzzing test did not run in this session")
     assert sum(CHECKED) >= 200, CHECKED
+    assert len(ON_M4) == EXAMPLES, ON_M4

@@ -144,7 +144,7 @@ def _concatenate(layer, ops: Operands, options: HlsOptions) -> list[dict]:
 
 def _conv(layer, ops: Operands, options: HlsOptions) -> dict:
     if layer.depthwise:
-        raise ModelError(f"layer {layer.name!r}: depthwise convolutions are not mapped to hls4ml yet")
+        return _depthwise(layer, ops, options)
     shape = ops.shape
     out_shape = layer.output_shape(shape)
     entry = {"class_name": "Conv1D" if layer.rank == 1 else "Conv2D", "name": layer.name, "inputs": [ops.source],
@@ -153,6 +153,28 @@ def _conv(layer, ops: Operands, options: HlsOptions) -> dict:
              "weight_data": np.ascontiguousarray(np.moveaxis(layer.weight, 0, -1)),
              "bias_data": np.asarray(layer.bias), "activation": "linear"}
     entry.update(_geometry(layer, shape, out_shape, layer.kernel_size, "filt"))
+    return entry
+
+
+def _depthwise(layer, ops: Operands, options: HlsOptions) -> dict:
+    """hls4ml's DepthwiseConv1D/2D (``nnet_sepconv*``): per channel, the bias in the
+    accumulator type, then each product (as the accumulator type) added in kernel order and
+    one cast to the result type, as the reference's depthwise conv. hls4ml 1.3.0 computes a
+    depth multiplier of 1 only, with the Latency strategy (its Resource kernel asserts)."""
+    shape = ops.shape
+    if layer.multiplier(int(shape[-1])) != 1:
+        raise ModelError(f"layer {layer.name!r}: hls4ml 1.3.0 computes depthwise convolutions with a depth "
+                         f"multiplier of 1 only, this one has {layer.multiplier(int(shape[-1]))}")
+    if options.strategy_of(layer.name) not in ("latency", "da"):
+        raise ModelError(f"layer {layer.name!r}: hls4ml 1.3.0 has no Resource strategy for depthwise "
+                         "convolutions; export with --strategy latency (or a --config setting it for this layer)")
+    entry = {"class_name": "DepthwiseConv1D" if layer.rank == 1 else "DepthwiseConv2D", "name": layer.name,
+             "inputs": [ops.source], "data_format": "channels_last", "n_chan": int(shape[-1]),
+             "n_filt": layer.out_channels, "depth_multiplier": 1,
+             # IR (out, k..., 1) -> Keras' depthwise kernel (k..., in, 1)
+             "depthwise_data": np.ascontiguousarray(np.moveaxis(layer.weight, 0, -2)),
+             "bias_data": np.asarray(layer.bias), "activation": "linear"}
+    entry.update(_geometry(layer, shape, layer.output_shape(shape), layer.kernel_size, "filt"))
     return entry
 
 
