@@ -16,6 +16,7 @@ from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.frontends.keras_builder import Builder
 from hwprune.ir import layers as ir
 from hwprune.ir.layers import Add, Clip, Concatenate, Conv1D, Conv2D, Dense, Flatten, Layer, Multiply, ReLU, Softmax
+from hwprune.ir.layers import GlobalAvgPool1D, GlobalAvgPool2D, Reshape
 
 
 Converter = Callable[[Builder, str, str, dict, tuple], None]
@@ -218,8 +219,6 @@ for _rank in (1, 2):
 
 def _global_pool(rank: int):
     def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
-        from hwprune.ir.layers import GlobalAvgPool1D, GlobalAvgPool2D, Reshape
-
         _check_spatial(builder, keras_name, f"GlobalAveragePooling{rank}D", rank, config)
         channels = builder.shape[-1]
         builder.add((GlobalAvgPool1D if rank == 1 else GlobalAvgPool2D)(name))
