@@ -33,6 +33,7 @@ CASES = {
 def run_case(name: str, out: Path, part: str, models: Path, vectors: int, clock_mhz: float) -> dict:
     from hwprune.backends.rtl import RtlOptions
     from hwprune.harness import verify
+    from hwprune.backends.c.options import COptions
     from hwprune.pipeline import ExportOptions, export_model, load_model
     from hwprune.targets import get_target
     from hwprune.cli.resources import _place_and_route
@@ -41,9 +42,9 @@ def run_case(name: str, out: Path, part: str, models: Path, vectors: int, clock_
     x = np.random.default_rng(0).normal(size=(vectors, 16))
     graph = load_model(models / "KERAS_3layer.json", weights=models / weights)
     start = time.perf_counter()
-    folder = export_model(graph, out / name, x, ExportOptions(weight_bits=8, activation_bits=8, sparsity=sparsity,
-                                                              compile=False),
-                          force=True, source=str(models / weights), rtl=RtlOptions(clock_mhz=clock_mhz))
+    folder = export_model(graph, out / name, x, ExportOptions(weight_bits=8, activation_bits=8, sparsity=sparsity),
+                          force=True, source=str(models / weights),
+                          backends=(COptions(compile=False), RtlOptions(clock_mhz=clock_mhz)))
     export_s = time.perf_counter() - start
     vec = np.load(folder / "vectors.npz")
     start = time.perf_counter()

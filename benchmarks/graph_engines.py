@@ -66,8 +66,9 @@ def export_and_verify(graph, path: Path, out: Path, calibration, vectors, bits: 
     options = ExportOptions(weight_bits=bits, activation_bits=bits, target=target)
     start = time.perf_counter()
     quantized = quantize_graph(graph, calibration, options)
-    write_export(quantized, out, vectors, options, source=str(path), float_graph=graph, hls=hls)
-    report = json.loads((out / "report.json").read_text())
+    exported = write_export(quantized, out, vectors, options, source=str(path), float_graph=graph,
+                            backends=(hls,) if hls is not None else ())
+    report = dict(exported.report)
     report["seconds"] = time.perf_counter() - start
     report["c_plan"] = json.loads((out / "c" / "export.json").read_text())
     return report

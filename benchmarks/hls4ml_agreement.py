@@ -59,7 +59,7 @@ def run_model(label: str, bits: int, vectors: int, work: Path, other_bits=(8, 12
         strategies["resource"] = HlsOptions(strategy="resource", storage="compressed", io_type=io_type)
     for name, hls in strategies.items():
         out = work / f"{label.replace(' ', '_').replace('%', 'pc')}_{name}"
-        write_export(q, out, x, ExportOptions(weight_bits=bits, activation_bits=bits), hls=hls, source=str(arch))
+        write_export(q, out, x, ExportOptions(weight_bits=bits, activation_bits=bits), backends=(hls,), source=str(arch))
         report = json.loads((out / "report.json").read_text())
         engine = report["engines"]["hls4ml"]
         row[f"csim_{name}_vectors"] = report["vectors"]

@@ -42,7 +42,7 @@ def hwprune_flow(x: np.ndarray, work: Path) -> float:
     start = time.perf_counter()
     graph = load_model(ARCH, weights=WEIGHTS)
     out = export_model(graph, work / "hwprune", x, ExportOptions(weight_bits=16, activation_bits=16),
-                       hls=HlsOptions(), source=str(ARCH))
+                       backends=(HlsOptions(),), source=str(ARCH))
     elapsed = time.perf_counter() - start
     import json
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from hwprune import reference
-from hwprune.backends.c_int8 import run_host, write_int8_c
+from hwprune.backends.c_int8 import write_int8_c
+from hwprune.harness.host_int8 import run_host
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.compare import compare
 from hwprune.harness.tflm import TflmEngine

@@ -16,7 +16,16 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune import reference
+from hwprune.backends.c.formats import choose_formats
+from hwprune.backends.c.options import COptions
+from hwprune.data import load_dataset
+from hwprune.energy import export_proxy, float_proxy
 from hwprune.errors import OptionError
+from hwprune.outputs import check_target
+from hwprune.pipeline import ExportOptions, write_export
+from hwprune.prune.train import evaluate, fit, make_mlp
+from hwprune.quant.calibrate import QuantConfig, calibrate
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,6 @@ def _say(message: str) -> None:
 def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dict:
     import torch
 
-    from hwprune.outputs import check_target
-
     check_target(Path(out), force)  # fail before the training, not after
     started = time.perf_counter()
     # Small matrices: one thread is faster than several fighting over the cores.
@@ -66,18 +73,12 @@ def run_demo(out, force: bool = False, config: DemoConfig = DemoConfig()) -> dic
 
 
 def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
+    # torch and the pruning modules (which import it) load when the demo runs: importing torch takes seconds
+    from hwprune.frontends.torch import from_torch  # imports torch (seconds): loaded when this runs
     import torch
 
-    from hwprune import reference
-    from hwprune.backends.c.formats import choose_formats
-    from hwprune.energy import export_proxy, float_proxy
-    from hwprune.data import load_dataset
-    from hwprune.frontends.torch import from_torch
-    from hwprune.pipeline import ExportOptions, write_export
     from hwprune.prune.criteria import compute_masks
     from hwprune.prune.masks import apply_masks, sparsity, strip_masks
-    from hwprune.prune.train import evaluate, fit, make_mlp
-    from hwprune.quant.calibrate import QuantConfig, calibrate
 
     torch.manual_seed(config.seed)
     data = load_dataset("digits", seed=config.seed)
@@ -115,8 +116,8 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
 
     where = f"on the host and, for {config.target}, in the Cortex-M emulator" if config.target else "on the host"
     _say(f"exporting C, compiling it {where} and comparing every output with the reference")
-    options = ExportOptions(config.weight_bits, config.activation_bits, config.sparsity, config.format,
-                            config.optimize, target=config.target, task="classification")
+    options = ExportOptions(config.weight_bits, config.activation_bits, config.sparsity, target=config.target,
+                            task="classification")
     extra = {
         "stages": stages,
         "demo": {
@@ -128,12 +129,11 @@ def _run(out, force: bool, config: DemoConfig, started: float) -> dict:
             "accuracy_drop_points": (stages[0]["accuracy"] - q_accuracy) * 100,
         },
     }
-    out = write_export(quantized, out, data.x_test, options, force=force, source="hwprune demo", report_extra=extra,
-                       float_graph=graph)
-    import json
-
+    exported = write_export(quantized, out, data.x_test, options, force=force, source="hwprune demo",
+                            report_extra=extra, float_graph=graph,
+                            backends=(COptions(format=config.format, optimize=config.optimize),))
     # The folder is complete and its manifest written: the run's time is said, not stored.
-    report = json.loads((out / "report.json").read_text())
+    out, report = exported.folder, exported.report
     _say(f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact'} on {report['vectors']} test vectors; "
          f"weights {report['weight_bytes']} B as exported vs {report['dense_weight_bytes']} B dense; "
          f"{time.perf_counter() - started:.1f} s")

@@ -33,9 +33,10 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune.backends.c.formats import FORMATS, encode
+from hwprune.energy_rules import Context, LayerWork, _works
 from hwprune.errors import HwpruneError
 from hwprune.ir.graph import Graph
-from hwprune.energy_rules import Context, LayerWork, _works
 from hwprune.paths import costs_dir
 
 TABLE_FILE = "energy_45nm.toml"
@@ -189,8 +190,6 @@ def _is_weighted(layer) -> bool:
 
 def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = None) -> EnergyProxy:
     """The proxy of a quantized graph as exported: ``formats`` maps a weighted layer to its format."""
-    from hwprune.backends.c.formats import encode
-
     if not graph.is_quantized:
         raise HwpruneError(f"model {graph.name!r} is not quantized; use float_proxy for a float model")
     def context_of(index, layer) -> Context:
@@ -218,8 +217,6 @@ def export_proxy(graph: Graph, formats: dict, table: Optional[EnergyTable] = Non
 def float_proxy(graph: Graph, sparse: bool = False, table: Optional[EnergyTable] = None) -> EnergyProxy:
     """The proxy of ``graph``'s layers in float32: dense storage and every product, or with
     ``sparse`` csr storage (float32 values) and products on the nonzero weights only."""
-    from hwprune.backends.c.formats import FORMATS
-
     fmt = "csr" if sparse else "dense"
 
     def context_of(index, layer) -> Context:

@@ -17,7 +17,9 @@ file on anything malformed).
 from __future__ import annotations
 
 import json
+import os
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,25 @@ def removed_channels(folder) -> dict[str, tuple[int, ...]]:
         return {str(k): tuple(int(c) for c in v) for k, v in (record.get("removed") or {}).items()}
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export folder as the run that wrote it returns it: where it is, its report and
+    its export.json, so the caller need not read them back. It stands for the folder where a
+    path is expected (``os.fspath``, ``export / "c"``)."""
+    folder: Path
+    report: dict = field(repr=False)
+    meta: dict = field(repr=False)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.folder)
+
+    def __truediv__(self, name) -> Path:
+        return self.folder / name
+
+    def __str__(self) -> str:
+        return str(self.folder)
 
 
 def read_vectors(folder, graph=None) -> dict[str, np.ndarray]:

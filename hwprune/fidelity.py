@@ -23,6 +23,7 @@ import numpy as np
 
 from hwprune.errors import FixedPointError, OptionError
 from hwprune.ir.graph import Graph, outputs_are_logits
+from hwprune.quant.calibrate import float_forward
 from hwprune.quant.fixed import to_real
 
 TASKS = ("classification", "regression")
@@ -67,8 +68,6 @@ def zeroed_by_quantization(float_graph: Graph, quantized: Graph) -> dict:
 
 
 def float_outputs(float_graph: Graph, x: np.ndarray) -> np.ndarray:
-    from hwprune.quant.calibrate import float_forward
-
     return float_forward(float_graph, x)
 
 

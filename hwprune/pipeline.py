@@ -16,44 +16,50 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
+import hwprune.backends.c.backend  # noqa: F401 (registers the C backend)
+import hwprune.backends.hls4ml.backend  # noqa: F401 (registers the hls4ml backend)
+import hwprune.backends.rtl.backend  # noqa: F401 (registers the RTL backend)
 from hwprune import __version__, fidelity, manifest, reference
+from hwprune.backends.c.options import DEFAULT_BITS, COptions
+from hwprune.backends.registry import BackendContext, ordered
 from hwprune.errors import DataError, HwpruneError, ModelError, OptionError
-from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, HLS4ML_DIR, VECTORS_FILE, read_vectors
+from hwprune.exportdir import DEAD_CHANNELS_KEY, EXPORT_FILE, VECTORS_FILE, Export, read_vectors
+from hwprune.frontends.keras import load_keras
+from hwprune.frontends.onnx import load_onnx
+from hwprune.frontends.tflite import load_tflite
 from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
+from hwprune.pipeline_int8 import check_options as check_int8_options
+from hwprune.pipeline_int8 import export_converted, export_int8
 from hwprune.prune.graph import prune_graph, remove_dead_neurons  # noqa: F401 (part of this module's API)
 from hwprune.quant.calibrate import QuantConfig, calibrate
+from hwprune.quant.losses import losses
 from hwprune.quant.precision import PrecisionSpec
 from hwprune.quant.tflite_int8 import INT8_QUANT, QUANT_SCHEMES
+from hwprune.report import check_fit, write_report
+from hwprune.targets import DEFAULT_TARGET, get_target
 
 RANDOM_VECTORS = 256
 MAX_VECTORS = 2000
 
 
-DEFAULT_BITS = 8  # C for microcontrollers: int8 weights and activations, the kernels' native width
-# hls4ml's own default type is ap_fixed<16,6>; at 16 bits hwprune's calibrated types keep the
-# float model's argmax on all 1,000 test inputs of every shared hls4ml example model, where
-# 8 bits lose 3 to 6 % on the denser ones (docs/hls4ml.md). DSPs take 16-bit products anyway.
-DEFAULT_HLS4ML_BITS = 16
-
-
 @dataclass(frozen=True)
 class ExportOptions:
-    # None: the backend's default width (DEFAULT_BITS for C, DEFAULT_HLS4ML_BITS with hls4ml)
+    """What every export takes, whichever backends write it; a backend's own options are
+    its options class (``backends.registry``: ``COptions``, ``HlsOptions``, ``RtlOptions``)."""
+    # None: the widest default of the backends asked for (8 for C, 16 with hls4ml)
     weight_bits: Optional[int] = None
     activation_bits: Optional[int] = None
     sparsity: Optional[float] = None
-    format: str = "auto"
-    optimize: str = "balanced"
     # None: compare sizes with stm32l4r5 without emulating it; a name or TOML path: the
     # chip the firmware is built, emulated and measured for (when the toolchain is there).
     target: Optional[str] = None
@@ -61,8 +67,6 @@ class ExportOptions:
     # from the quantized graph in both dialects (ir.dead_channels); False keeps every channel
     remove_dead_neurons: bool = True
     seed: int = 0
-    compile: bool = True  # False: write the sources without compiling or verifying them
-    cc: Optional[str] = None  # the Cortex-M cross compiler: clang (zig) or gcc
     require_fit: bool = True  # a model too large for the chosen target is an error (False: reported only)
     name: Optional[str] = None  # the C prefix; None keeps the graph's name (from the file name)
     task: Optional[str] = None  # fidelity's terms: classification, regression; None: from the final Softmax
@@ -81,25 +85,27 @@ class ExportOptions:
             raise OptionError(f"--task must be one of {', '.join(fidelity.TASKS)}, got {self.task!r}")
         if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):
             raise OptionError(f"--sparsity must be in [0, 1), got {self.sparsity}")
-        from hwprune.backends.c.formats import OPTIMIZE, policies
-
-        if self.format not in policies():
-            raise OptionError(f"--format must be one of {', '.join(policies())}, got {self.format!r}")
-        if self.optimize not in OPTIMIZE:
-            raise OptionError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {self.optimize!r}")
         QuantConfig(*(DEFAULT_BITS if bits is None else bits  # checks the widths (0 too)
                       for bits in (self.weight_bits, self.activation_bits)))
-        if self.cc is not None:
-            from hwprune.targets import get_target
 
-            if self.target is None or get_target(self.target).kind != "mcu":
-                raise OptionError(f"--cc {self.cc} chooses the Cortex-M cross compiler; it needs a Cortex-M --target "
-                                  f"(hwprune targets), got {self.target or 'none'}")
-
-    def with_default_bits(self, hls: bool) -> "ExportOptions":
-        """These options with every width not given set to the backend's default."""
-        default = DEFAULT_HLS4ML_BITS if hls else DEFAULT_BITS
+    def with_default_bits(self, backends: Sequence = ()) -> "ExportOptions":
+        """These options with every width not given set to the widest default of ``backends``."""
+        default = max((backend.default_bits for backend, _ in ordered(with_c(backends))), default=DEFAULT_BITS)
         return replace(self, weight_bits=self.weight_bits or default, activation_bits=self.activation_bits or default)
+
+
+def with_c(backends: Sequence) -> tuple:
+    """The backends' options asked for, with the C backend's defaults when it is not among
+    them: every export holds C, which the host engine runs and the report measures."""
+    backends = tuple(backends)
+    return backends if any(isinstance(b, COptions) for b in backends) else (COptions(), *backends)
+
+
+def check_backends(graph: Graph, options: ExportOptions, backends: Sequence) -> None:
+    """Every backend asked for checks the graph and the target before any work."""
+    target = get_target(options.target) if options.target is not None else None
+    for backend, opts in ordered(with_c(backends)):
+        backend.check(graph, opts, target)
 
 
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".onnx", ".keras", ".json", ".tflite")
@@ -144,12 +150,11 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
     if path.suffix in (".json", ".keras", ".h5", ".hdf5") or weights is not None:
-        from hwprune.frontends.keras import load_keras
-
         with _naming(path, *([weights] if weights is not None else [])):
             return load_keras(path, weights)
     name = model_name(path)
     if path.suffix in (".pt", ".pth"):
+        # the torch frontends import torch (seconds): loaded for a torch file only
         from hwprune.frontends.torch import from_torch, load_torch_model
 
         module = load_torch_model(path, trust_model)
@@ -160,12 +165,8 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
 
         return load_exported_program(path, name, trust_model=trust_model)
     if path.suffix == ".onnx":
-        from hwprune.frontends.onnx import load_onnx
-
         return load_onnx(path, name)
     if path.suffix == ".tflite":
-        from hwprune.frontends.tflite import load_tflite
-
         return load_tflite(path, name)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
                      "torch.export program (.pt2), an ONNX model (.onnx), a Keras model (.keras, a whole-model "
@@ -207,36 +208,32 @@ def precision_report(graph: Graph, calibration, options: ExportOptions) -> Optio
     the calibration data (``quant.losses``); None when calibration chose every type."""
     if options.spec is None or graph.is_quantized or calibration is None:
         return None
-    from hwprune.quant.losses import losses
-
     return {"given": options.spec.source, "warnings": losses(graph, calibration, options.spec)}
 
 
 def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions, force: bool = False,
                  source: str = "", report_extra: Optional[dict] = None, removed_neurons: Optional[dict] = None,
-                 float_graph: Optional[Graph] = None, inputs: tuple = (), hls=None,
-                 precision: Optional[dict] = None, rtl=None) -> Path:
-    """Write a complete export folder for a quantized graph (atomically, manifest last).
+                 float_graph: Optional[Graph] = None, inputs: tuple = (), backends: Sequence = (),
+                 precision: Optional[dict] = None) -> Export:
+    """Write a complete export folder for a quantized graph (atomically, manifest last);
+    the folder with its report and export.json.
 
-    ``float_graph``: the float model ``graph`` was quantized from; the export then measures
-    fidelity (``hwprune.fidelity``). ``inputs``: paths ``force`` must never replace.
-    ``hls`` (``backends.hls4ml.HlsOptions``): an hls4ml project too, in ``DIR/hls4ml/``.
-    ``precision``: the user's types and their losses (``precision_report``), kept in export.json.
-    ``rtl`` (``backends.rtl.RtlOptions``): pipelined Verilog too, in ``DIR/rtl/``.
+    ``backends``: the options of each backend to write (``COptions``, ``HlsOptions``,
+    ``RtlOptions``: ``backends.registry``); the C backend is always written, with its
+    defaults when its options are not given. ``float_graph``: the float model ``graph`` was
+    quantized from; the export then measures fidelity (``hwprune.fidelity``). ``inputs``:
+    paths ``force`` must never replace. ``precision``: the user's types and their losses
+    (``precision_report``), kept in export.json.
     """
-    from hwprune.backends.c import export_c
-    from hwprune.report import write_report
-
     if not graph.is_quantized:
         raise ModelError("write_export needs a quantized graph")
     # The widths the graph was quantized with, when the caller does not say
     options = replace(options, weight_bits=options.weight_bits or max(
                           (layer.weight_t.width for layer in graph.weighted_layers()), default=None),
                       activation_bits=options.activation_bits or graph.input_t.width)
-    if options.compile:
-        from hwprune.harness.build import find_cc
-
-        find_cc()  # a missing compiler fails before anything is written
+    backends = ordered(with_c(backends))
+    check_backends(graph, options, [opts for _, opts in backends])
+    c_options = next(opts for backend, opts in backends if isinstance(opts, COptions))
     if options.name:
         graph = graph.replace(name=options.name)
     graph.from_source(vectors, "test vectors")  # checks the shape (the source model's layout)
@@ -251,31 +248,15 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     if options.remove_dead_neurons:
         graph, dead = remove_dead_channels(graph)
         check_same_outputs(graph, x_int, y_int, source or graph.name)
-    if hls is not None and options.target is not None:  # an hls4ml project is built for an FPGA target only
-        from hwprune.backends.hls4ml.target import check_fpga_target
-        from hwprune.targets import get_target
-
-        check_fpga_target(get_target(options.target))
+    target = get_target(options.target or DEFAULT_TARGET)
     out = Path(out)
     with output_dir(out, force, inputs=(*inputs, source or None)) as tmp:
         save_graph(graph, tmp)
         np.savez(tmp / VECTORS_FILE, x=vectors, x_int=narrowest_int(x_int), y_int=narrowest_int(y_int))
-        from dataclasses import asdict
-
-        from hwprune.report_mcu import DEFAULT_TARGET, check_fit
-        from hwprune.targets import get_target
-
-        target = get_target(options.target or DEFAULT_TARGET)
-        measured = _measured_speeds(graph, target, x_int, options) if options.optimize == "speed" else None
-        c_export = export_c(graph, tmp / C_DIR, options.format, options.optimize, target, measured, graph_dir=tmp)
-        if hls is not None:
-            from hwprune.backends.hls4ml import export_hls4ml
-
-            export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, y_int)
-        if rtl is not None:
-            from hwprune.backends.rtl import RTL_DIR, export_rtl
-
-            export_rtl(graph, tmp / RTL_DIR, rtl, x_int, y_int)
+        context = BackendContext(graph, x_int, y_int, target, options.target is not None, graph_dir=tmp)
+        written = {}
+        for backend, opts in backends:
+            written.update(backend.write(tmp, opts, context))
         meta = {
             "hwprune_version": __version__,
             "source": source,
@@ -283,70 +264,42 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
             "weight_bits": options.weight_bits,
             "activation_bits": options.activation_bits,
             "sparsity_requested": options.sparsity,
-            "format_policy": options.format,
-            "optimize": options.optimize,
             "removed_neurons": removed_neurons or {},
             **({DEAD_CHANNELS_KEY: dead.to_json()} if dead is not None else {}),
             "target": target.name,
             "target_given": options.target is not None,
             **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml") or "/" in options.target) else {}),
-            "formats": {s.name: s.format for s in c_export.layers},
-            "compiled": options.compile,
-            **({"cc": options.cc} if options.cc else {}),  # verify and report measure with the same compiler
+            **written,
             "fidelity": fid,
             **({"precision": precision} if precision is not None else {}),
         }
-        if hls is not None:
-            meta["hls4ml"] = hls.to_json()
-        if rtl is not None:
-            meta["rtl"] = rtl.to_json()
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        report = write_report(tmp, extra=report_extra, cc=options.cc, check=False)
+        report = write_report(tmp, extra=report_extra, cc=c_options.cc, check=False)
         if options.target is not None and options.require_fit:  # the default target only compares sizes
             check_fit(report, target)
-    return out
-
-
-def _measured_speeds(graph: Graph, target, x_int: np.ndarray, options: ExportOptions) -> Optional[dict]:
-    """Cycles per (layer, format) from the emulator for ``--optimize speed``, when the
-    target is a Cortex-M chip and the toolchain is here; else None (the cost model)."""
-    if target.kind != "mcu" or options.format not in ("auto",):
-        return None
-    from hwprune.harness.format_speed import measure_formats
-    from hwprune.harness.mcu import McuEngine
-
-    if McuEngine(target=target, cc=options.cc).unavailable_reason():
-        return None
-    return measure_formats(graph, target, x_int, cc=options.cc)
+    return Export(out, report, meta)
 
 
 def export_model(model, out, calibration=None, options: ExportOptions = ExportOptions(), force: bool = False,
                  source: str = "", trust_model: bool = False, calibration_name: str = "calibration inputs",
-                 hls=None, rtl=None) -> Path:
+                 backends: Sequence = ()) -> Export:
     """The whole ``hwprune export``: read, prune (optional), quantize, lower, verify, report.
 
     ``model``: a Graph, a model file (``load_model``; ``trust_model`` opens a pickle that
     would run code) or a graph / export folder (whose stored test vectors are reused when
     no calibration inputs are given). ``source`` names the origin in the report when
-    ``model`` is a Graph read elsewhere.
+    ``model`` is a Graph read elsewhere. ``backends``: as ``write_export``'s.
     """
-    options = options.with_default_bits(hls is not None)
+    options = options.with_default_bits(backends)
     if not isinstance(model, Graph):
         source = source or str(model)
     graph = model if isinstance(model, Graph) else load_model(model, trust_model=trust_model)
     if is_int8_graph(graph):  # TFLite's int8 dialect: exported as the file holds it (pipeline_int8)
-        from hwprune.pipeline_int8 import check_options, export_int8
-
-        check_options(options, hls, rtl)
+        check_int8_options(options, backends)
         return export_int8(graph, source, out, options, force, calibration)
     if options.quant == INT8_QUANT:
-        from hwprune.pipeline_int8 import check_options
-
-        check_options(options, hls, rtl, converted=graph)
-    if rtl is not None:
-        from hwprune.backends.rtl import check_supported
-
-        check_supported(graph)  # a layer the RTL cannot map fails before any work
+        check_int8_options(options, backends, converted=graph)
+    check_backends(graph, options, backends)  # a layer or a target a backend refuses fails before any work
     if calibration is not None:
         calibration = np.asarray(calibration, dtype=np.float64)
         graph.from_source(calibration, calibration_name)  # the source model's layout
@@ -356,8 +309,6 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if options.remove_dead_neurons:
         graph, removed = remove_dead_neurons(graph)
     if options.quant == INT8_QUANT:
-        from hwprune.pipeline_int8 import export_converted
-
         return export_converted(graph, source, out, options, force, calibration, removed)
     vectors = calibration
     stored = Path(source) if source else None
@@ -367,5 +318,5 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if vectors is None:
         vectors = random_vectors(quantized, RANDOM_VECTORS, options.seed)
     return write_export(quantized, out, vectors, options, force, source=source, removed_neurons=removed,
-                        float_graph=None if graph.is_quantized else graph, hls=hls,
-                        precision=precision_report(graph, calibration, options), rtl=rtl)
+                        float_graph=None if graph.is_quantized else graph, backends=backends,
+                        precision=precision_report(graph, calibration, options))

@@ -19,20 +19,33 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from hwprune import __version__, reference
-from hwprune.errors import DataError, ModelError, OptionError
+from hwprune.backends.c.options import COptions
+from hwprune.backends.c_int8 import write_int8_c
+from hwprune.backends.registry import ordered
+from hwprune.backends.tflite_file import write_tflite
+from hwprune.errors import DataError, InternalError, ModelError, OptionError, ToolchainError
+from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, Export, REPORT_FILE, VECTORS_FILE, load_array
+from hwprune.frontends.tflite import read_tflite
+from hwprune.harness.build import find_cc
 from hwprune.harness.compare import Comparison, compare
+from hwprune.harness.engines import get_engine
+from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
-from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, REPORT_FILE, VECTORS_FILE
+from hwprune.manifest import check
 from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.outputs import output_dir
+from hwprune.quant.calibrate import float_forward
+from hwprune.quant.tflite_int8 import quantize_tflite_int8
+from hwprune.tempdirs import temp_dir
 
 DIALECT = "tflite-int8"
 INT8_VECTORS = 32  # stored test vectors (VWW's input is 27 KB each); benchmarks run 1,000
@@ -78,7 +91,7 @@ def c_weight_bytes(source: str) -> int:
     return sum(int(m.group(2)) // 8 * int(m.group(3)) for m in _C_ARRAY.finditer(source))
 
 
-def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None) -> None:
+def check_options(options, backends: Sequence = (), converted: Optional[Graph] = None) -> None:
     """``converted``: the float model to quantize (``--quant tflite-int8``), which
     ``--sparsity`` prunes first; a .tflite model is exported as its weights are."""
     if converted is not None and converted.is_quantized:
@@ -86,16 +99,15 @@ def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None
                           "already")
     if converted is not None and options.spec is not None:
         raise OptionError("--precision and --config set ap_fixed types; --quant tflite-int8 chooses int8 scales")
-    if hls is not None:
-        raise OptionError("--backend hls4ml does not take TFLite's int8 dialect (scale/zero-point types); use the C "
-                          "backend")
-    if rtl is not None:
-        raise OptionError("--backend rtl does not take TFLite's int8 dialect (scale/zero-point types); use the C "
-                          "backend")
+    for backend, _ in ordered(backends):
+        if backend.name != "c":
+            raise OptionError(f"--backend {backend.name} does not take TFLite's int8 dialect (scale/zero-point "
+                              "types); use the C backend")
     if options.sparsity and converted is None:
         raise OptionError("--sparsity applies to float models; a .tflite model is exported as its weights are")
-    if options.format != "auto":
-        raise OptionError(f"--format {options.format}: the int8 C stores a layer dense or as each output channel's "
+    c_format = next((opts.format for opts in backends if isinstance(opts, COptions)), "auto")
+    if c_format != "auto":
+        raise OptionError(f"--format {c_format}: the int8 C stores a layer dense or as each output channel's "
                           "nonzero weights by its density; "
                           "--format applies to ap_fixed exports")
 
@@ -103,8 +115,6 @@ def check_options(options, hls=None, rtl=None, converted: Optional[Graph] = None
 def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[np.ndarray],
                 engines: Sequence[str] = DEFAULT_ENGINES) -> tuple[list[Comparison], list[tuple[str, str]]]:
     """Every engine against the reference, layer by layer; (comparisons, skipped engines)."""
-    from hwprune.harness.engines import get_engine
-
     steps = reference.run(graph, x_int, trace=True)
     expected = tuple((name, np.asarray(v, dtype=np.int64)) for name, v in steps)
     comparisons, skipped = [], []
@@ -117,8 +127,6 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
             if reason:
                 skipped.append(("host", reason))
                 continue
-            from hwprune.backends.c_int8 import run_host
-            from hwprune.tempdirs import temp_dir
 
             with temp_dir("int8") as work:
                 trace = run_host(graph, folder / C_DIR, x_int, Path(work))
@@ -139,8 +147,6 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
 def _host_reason(folder: Path) -> str:
     if not (Path(folder) / C_DIR).is_dir():
         return f"{folder} holds no {C_DIR}/ folder"
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.build import find_cc
 
     try:
         find_cc()
@@ -150,7 +156,7 @@ def _host_reason(folder: Path) -> str:
 
 
 def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None,
-                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None) -> Path:
+                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None) -> Export:
     """Write an int8 export folder for ``graph`` read from ``model_path`` (a .tflite file).
     ``tflite_bytes``: the file to keep instead of ``model_path``'s (a float model quantized
     by hwprune, ``model_path`` its source); ``extra``: more of export.json and report.json."""
@@ -177,7 +183,6 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
             shutil.copyfile(tflite_file, tmp / "model.tflite")
         else:
             (tmp / "model.tflite").write_bytes(tflite_bytes)
-        from hwprune.backends.c_int8 import write_int8_c
 
         write_int8_c(graph, tmp / C_DIR)
         extra = {"c_weight_bytes": c_weight_bytes((tmp / C_DIR / "model_int8.c").read_text()), **(extra or {})}
@@ -189,7 +194,7 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         comparisons, skipped = verify_int8(tmp, graph, x_int, None)
         report = {**_report(graph, x_int, comparisons, skipped), **extra}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    return out
+    return Export(out, report, meta)
 
 
 def _report(graph: Graph, x_int, comparisons, skipped) -> dict:
@@ -215,11 +220,6 @@ def read_int8_vectors(folder: Path, graph: Graph) -> tuple[np.ndarray, np.ndarra
 
 def run_verify(args) -> int:
     """``hwprune verify DIR`` on an int8 export folder."""
-    import sys
-
-    from hwprune.manifest import check
-    from hwprune.exportdir import load_array
-
     folder = Path(args.dir)
     check(folder)
     graph = load_graph(folder)
@@ -243,11 +243,9 @@ def run_verify(args) -> int:
     return 0 if report["bit_exact"] else 1
 
 
-def print_export(out: Path) -> int:
+def print_export(exported: Export) -> int:
     """The export command's one line on stderr; exit 1 when an engine disagreed."""
-    import sys
-
-    report = json.loads((Path(out) / REPORT_FILE).read_text())
+    out, report = exported.folder, exported.report
     verdict = {True: f"{' and '.join(report['engines'])} bit-exact on {report['vectors']} vectors",
                False: f"NOT bit-exact ({report['mismatches']} mismatching elements)",
                None: "not verified (" + "; ".join(report["skipped"].values()) + ")"}[report["bit_exact"]]
@@ -261,19 +259,12 @@ def print_export(out: Path) -> int:
 
 
 def export_converted(float_graph: Graph, source: str, out, options, force: bool, calibration: np.ndarray,
-                     removed_neurons: Optional[dict] = None) -> Path:
+                     removed_neurons: Optional[dict] = None) -> Export:
     """``export --quant tflite-int8``: the float (optionally pruned) ``float_graph``
     quantized as TFLite's converter does (``quant.tflite_int8``), written as a ``.tflite``
     file, read back and exported; the read-back graph is what the folder holds, so the
     tflm engine, the reference and the C run the same file's model. ``calibration``: float
     inputs in the source model's layout (its first ones are the test vectors)."""
-    from hwprune.backends.tflite_file import write_tflite
-    from hwprune.errors import InternalError
-    from hwprune.frontends.tflite import read_tflite
-    from hwprune.quant.calibrate import float_forward
-    from hwprune.quant.tflite_int8 import quantize_tflite_int8
-    from hwprune.tempdirs import temp_dir
-
     if calibration is None:
         raise DataError("--quant tflite-int8 needs calibration inputs to choose the int8 scales: pass --calibration "
                         "X.npy")

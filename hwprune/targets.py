@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
-from hwprune.errors import TargetError
+from hwprune.backends.hls4ml.options import IO_NAMES, STRATEGIES, check_part
+from hwprune.errors import OptionError, TargetError
 from hwprune.paths import targets_dir
 
 KINDS = ("host", "mcu", "fpga")
@@ -157,9 +158,6 @@ def _check_value(path, key: str, value) -> None:
 
 def _check_hls_defaults(path, data: dict) -> None:
     """An FPGA target's part and hls4ml defaults, checked as the command line checks them."""
-    from hwprune.backends.hls4ml.options import IO_NAMES, STRATEGIES, check_part
-    from hwprune.errors import OptionError
-
     if "part" in data:
         try:
             check_part(data["part"])
@@ -184,6 +182,9 @@ def available_targets(directory: Path | None = None) -> dict[str, Target]:
         targets[target.name] = target
     return targets
 
+
+#: The chip an export compares its sizes with when none is named (it is not emulated then).
+DEFAULT_TARGET = "stm32l4r5"
 
 def get_target(name: str) -> Target:
     """A target by name (``targets/NAME.toml``) or by the path of a TOML file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hwprune.cli import ranges
+from hwprune.targets import get_target
 
 
 def add_parser(sub) -> None:
@@ -30,8 +31,6 @@ def run(args) -> int:
     from hwprune.demo import DemoConfig, run_demo
 
     if args.target:
-        from hwprune.targets import get_target
-
         get_target(args.target)  # an unknown target fails before the training
     config = DemoConfig(seed=args.seed, target=args.target, format=args.format, optimize=args.optimize)
     report = run_demo(args.out, force=args.force, config=config)

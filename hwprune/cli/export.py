@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+from hwprune.backends.hls4ml.target import hls_options
 from hwprune.cli import ranges
+from hwprune.errors import OptionError, ToolchainError
+from hwprune.harness.build import find_cc
+from hwprune.outputs import check_target
+from hwprune.targets import get_target
 
 
 def add_parser(sub) -> None:
@@ -108,10 +114,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwprune.errors import OptionError, ToolchainError
+    from hwprune.backends.c.options import COptions
     from hwprune.pipeline import ExportOptions, export_model, load_model
     from hwprune.exportdir import load_array
-    from hwprune.targets import get_target
 
     target = get_target(args.target) if args.target else None  # an unknown target fails before any work
     spec = _precision_spec(args)
@@ -119,8 +124,6 @@ def run(args) -> int:
     fpga = {"strategy": args.strategy, "reuse_factor": args.reuse_factor, "part": args.part, "tool": args.hls_tool,
             "storage": args.weight_storage, "io_type": args.io_type}
     if args.backend == "hls4ml":
-        from hwprune.backends.hls4ml.target import hls_options
-
         hls = hls_options(target, **fpga, spec=spec)  # the flags over the config's over the FPGA target's
     elif any(v is not None for v in fpga.values()):
         flags = {"strategy": "--strategy", "reuse_factor": "--reuse-factor", "part": "--part", "tool": "--hls-tool",
@@ -130,12 +133,12 @@ def run(args) -> int:
     rtl = _rtl_options(args, target)
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
-                            format=args.format, optimize=args.optimize, target=args.target, cc=args.cc,
-                            remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
-                            compile=not args.no_compile, task=args.task, spec=spec, quant=args.quant or "ap_fixed")
+                            target=args.target, remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
+                            task=args.task, spec=spec, quant=args.quant or "ap_fixed")
+    c_options = COptions(format=args.format, optimize=args.optimize, cc=args.cc, compile=not args.no_compile)
+    backends = tuple(b for b in (c_options, hls, rtl) if b is not None)
     if args.quant == "tflite-int8" and any(v is not None for v in bits.values()):
         raise OptionError("--weight-bits and --activation-bits set ap_fixed widths; --quant tflite-int8 is 8 bits")
-    from hwprune.outputs import check_target
 
     inputs = (args.model, args.calibration, args.config)
     check_target(Path(args.out), args.force, inputs)  # a refused --out fails before any work
@@ -146,9 +149,7 @@ def run(args) -> int:
         if Path(args.write_config).resolve() in {Path(p).resolve() for p in inputs if p}:
             raise OptionError(f"--write-config {args.write_config}: that is an input of this export")
         check_target(Path(args.write_config), True, inputs, folder=False)
-    if options.compile:
-        from hwprune.harness.build import find_cc
-
+    if c_options.compile:
         find_cc()
         if target is not None and target.kind == "mcu":
             # A Cortex-M --target asks for the firmware to be cross-built and emulated (with
@@ -175,15 +176,13 @@ def run(args) -> int:
         from hwprune.pipeline_int8 import print_export
 
         return print_export(export_model(model, args.out, calibration, options, force=args.force, source=args.model,
-                                         hls=hls, rtl=rtl))
-    out = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
-                       calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
-                       else "calibration inputs", hls=hls, rtl=rtl)
-    import json
-
+                                         backends=backends))
+    exported = export_model(model, args.out, calibration, options, force=args.force, source=args.model,
+                            calibration_name=f"calibration inputs ({args.calibration})" if args.calibration
+                            else "calibration inputs", backends=backends)
     from hwprune import fidelity
 
-    report = json.loads((out / "report.json").read_text())
+    out, report, meta = exported.folder, exported.report, exported.meta
     if report["bit_exact"] is None:
         verdict, sizes = "not compiled or verified (--no-compile)", ""
     else:
@@ -201,7 +200,6 @@ def run(args) -> int:
           + (f"; {dead['filters_removed']} dead filters removed (MACs {dead['macs_before']} -> {dead['macs_after']})"
              if dead.get("filters_removed") else ""),
           file=sys.stderr)
-    meta = json.loads((out / "export.json").read_text())
     for warning in ((meta.get("precision") or {}).get("warnings", []) + fidelity.warnings(fid)
                     + list((report.get("fpga") or {}).get("warnings", []))):
         print(f"hwprune export: warning: {warning}", file=sys.stderr)
@@ -212,7 +210,6 @@ def run(args) -> int:
 
 def _precision_spec(args):
     """The types the user gave (--precision or --config), checked before any work; None: calibrate all."""
-    from hwprune.errors import OptionError
     from hwprune.quant.precision import PrecisionSpec, read_config
 
     if args.precision is not None and args.config is not None:
@@ -226,8 +223,6 @@ def _precision_spec(args):
 
 def _write_config(out: Path, path: str, hls) -> None:
     """The configuration the export in ``out`` used, to ``path`` (written whole, then renamed)."""
-    import os
-
     from hwprune.ir.io import load_graph
     from hwprune.quant.precision import chosen_config, config_text
 
@@ -248,8 +243,6 @@ def _write_config(out: Path, path: str, hls) -> None:
 def _rtl_options(args, target):
     """``--backend rtl``'s options (None for the other backends); da4ml is checked here,
     before any work."""
-    from hwprune.errors import OptionError
-
     if args.backend != "rtl":
         if args.clock_mhz is not None:
             raise OptionError("--clock-mhz: the clock of --backend rtl's pipeline, for --backend rtl only")

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hwprune.errors import OptionError
+from hwprune.manifest import check
+from hwprune.outputs import check_target, output_file
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="run an exported model on inputs and write its outputs")
@@ -28,13 +32,10 @@ def run(args) -> int:
     from hwprune import reference
     from hwprune.harness import get_engine
     from hwprune.ir.io import load_graph
-    from hwprune.outputs import check_target, output_file
     from hwprune.exportdir import C_DIR, load_array
     from hwprune.quant.fixed import to_real
 
-    from hwprune.errors import OptionError
     from hwprune.harness.regenerate import check_code
-    from hwprune.manifest import check
 
     if args.target is not None and args.engine != "mcu":
         raise OptionError(f"--target chooses the chip of the mcu engine; --engine {args.engine} does not use it "

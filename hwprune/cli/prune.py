@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from hwprune.cli import ranges
+from hwprune.errors import HwpruneError, ModelError, OptionError, UnsupportedLayerError
+from hwprune.outputs import output_dir, output_file
+from hwprune.prune.schedules import check_sparsity, nm_pattern
 
 SCHEDULES = ("oneshot", "iterative", "gradual", "lottery")
 METHODS = ("magnitude", "random", "neurons", "filters", "nm")
@@ -83,9 +87,6 @@ def add_parser(sub) -> None:
 
 
 def _check_options(args) -> None:
-    from hwprune.errors import OptionError
-    from hwprune.prune.schedules import check_sparsity
-
     check_sparsity(args.sparsity, "--sparsity")
     if args.epochs < 0 or (args.schedule in ("gradual", "lottery") and args.epochs < 1):
         raise OptionError(f"--epochs must be >= {1 if args.schedule in ('gradual', 'lottery') else 0} "
@@ -121,8 +122,6 @@ def _check_options(args) -> None:
 
 def _check_unit_options(args) -> None:
     """Options of unit removal on a graph (``prune.structured_graph``)."""
-    from hwprune.errors import OptionError
-
     if args.schedule not in ("oneshot", "iterative"):
         raise OptionError(f"--method {args.method} on a graph removes units with --schedule oneshot or iterative, "
                           f"not {args.schedule}")
@@ -154,7 +153,6 @@ def _prune(args, model, x, y):
 
 def _load(args, x_shape):
     """``(module, None)`` for a torch chain pruned as a module, else ``(None, graph)``."""
-    from hwprune.errors import HwpruneError, UnsupportedLayerError
     from hwprune.frontends.torch import _chain, from_torch, load_torch_model
     from hwprune.pipeline import load_model, model_name
 
@@ -174,8 +172,6 @@ def _load(args, x_shape):
     except HwpruneError as exc:
         raise type(exc)(f"{args.model}: {exc}") from None
     if to_file:
-        from hwprune.errors import OptionError
-
         raise OptionError(f"--out {args.out}: {args.model} is a graph with branches, which no nn.Sequential holds; "
                           "hwprune prune writes it as an hwprune graph folder: give --out a name without a suffix")
     return None, graph
@@ -185,7 +181,6 @@ def _prune_graph(args, graph, x, y):
     """Prune and fine-tune a float graph through its torch twin: (graph, result)."""
     import torch
 
-    from hwprune.errors import ModelError, OptionError
     from hwprune.frontends.torch_twin import GraphTwin
     from hwprune.prune.algorithms import TrainOptions
     from hwprune.prune.criteria import compute_masks
@@ -212,7 +207,6 @@ def _prune_graph(args, graph, x, y):
 
 
 def _check_fit(args, model, x, y) -> None:
-    from hwprune.errors import HwpruneError
     from hwprune.prune.train import check_fits
 
     try:
@@ -222,15 +216,11 @@ def _check_fit(args, model, x, y) -> None:
 
 
 def run(args) -> int:
-    import warnings
-
     import torch
 
     from hwprune.data import load_npz
-    from hwprune.errors import ModelError, OptionError
     from hwprune.frontends.torch import save_torch_model
     from hwprune.ir.io import save_graph
-    from hwprune.outputs import output_dir, output_file
     from hwprune.prune.algorithms import LayerCollapseWarning
     from hwprune.prune.criteria import compute_masks
     from hwprune.prune.masks import prunable_modules
@@ -238,8 +228,6 @@ def run(args) -> int:
 
     _check_options(args)
     if args.method == "nm":
-        from hwprune.prune.schedules import nm_pattern
-
         nm_pattern(args.sparsity, args.nm)  # a sparsity that is no N:M fails before any work
     if args.threads < 1:
         raise OptionError(f"--threads must be at least 1, got {args.threads}")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hwprune.errors import FolderError
+from hwprune.manifest import check, replace_files
+from hwprune.tempdirs import temp_dir
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="render report.md and report.json for an export folder")
@@ -17,11 +21,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwprune.manifest import check, replace_files
     from hwprune.report import write_report
-    from hwprune.tempdirs import temp_dir
 
-    from hwprune.errors import FolderError
     from hwprune.pipeline_int8 import is_int8_export
 
     directory = Path(args.dir)

@@ -4,10 +4,16 @@ checked against yosys netlists that must compute the model."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
+from hwprune.backends.hls4ml.options import pick_strategy
 from hwprune.cli import ranges
+from hwprune.errors import DataError, ModelError, OptionError
+from hwprune.manifest import MANIFEST_FILE, replace_files
+from hwprune.outputs import check_target, output_file
+from hwprune.tempdirs import temp_dir
 
 
 def add_parser(sub) -> None:
@@ -44,7 +50,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwprune.errors import OptionError
     from hwprune.fpga import estimate, fit
     from hwprune.pipeline import load_model
 
@@ -53,7 +58,6 @@ def run(args) -> int:
     pnr_target = _pnr_target(args.place_and_route, directory) if args.place_and_route else None
     graph = load_model(directory)
     target = target or _export_fpga_target(directory)
-    from hwprune.backends.hls4ml.options import pick_strategy
 
     # the flags, over the export's hls4ml options, over the target file's defaults (as export does)
     meta = _export_meta(directory)
@@ -92,16 +96,10 @@ def run(args) -> int:
     if args.sweep_sparsity:
         rows = fit.sweep_sparsity(graph, options)
         title = f"{graph.name}: {options.strategy}, reuse {options.reuse_factor}"
-        from hwprune.manifest import MANIFEST_FILE, replace_files
 
         plot = Path(args.plot) if args.plot else directory / "resources_sweep.png"
-        from hwprune.tempdirs import temp_dir
 
         if args.plot or not (directory / MANIFEST_FILE).is_file():
-            import shutil
-
-            from hwprune.outputs import output_file
-
             with temp_dir("plot") as staged, output_file(plot, force=True) as tmp:  # checked above, with --force
                 fit.plot_sweep(rows, staged / plot.name, title, target)  # the name's suffix picks the format
                 shutil.copyfile(staged / plot.name, tmp)
@@ -123,10 +121,6 @@ def _check_plot(args, directory: Path) -> None:
     """The plot follows --force like every output; it never lands inside an export folder
     (its files are listed in its manifest; the default plot joins that list) nor inside
     DIR."""
-    from hwprune.errors import OptionError
-    from hwprune.manifest import MANIFEST_FILE
-    from hwprune.outputs import check_target
-
     if not args.plot:
         default = directory / "resources_sweep.png"
         if default.exists() and not args.force:
@@ -144,7 +138,6 @@ def _check_plot(args, directory: Path) -> None:
 
 def _pnr_target(name: str, directory: Path):
     """The part, checked with its tools and the export's RTL before any work."""
-    from hwprune.errors import ModelError
     from hwprune.fpga import fit, pnr
 
     target = fit.fpga_target(name)
@@ -195,7 +188,7 @@ def _export_meta(directory: Path) -> dict:
 
 
 def _export_fpga_target(directory: Path):
-    from hwprune.report_mcu import export_target
+    from hwprune.harness.select import export_target
 
     meta = _export_meta(directory)
     if not meta.get("target"):
@@ -207,7 +200,6 @@ def _export_fpga_target(directory: Path):
 def _test_vectors(directory: Path):
     import numpy as np
 
-    from hwprune.errors import DataError
     from hwprune.exportdir import VECTORS_FILE
 
     path = directory / VECTORS_FILE

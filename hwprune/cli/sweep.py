@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from hwprune.cli import ranges
+from hwprune.errors import OptionError
+from hwprune.targets import get_target
 
 
 def add_parser(sub) -> None:
@@ -49,11 +52,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from hwprune.errors import OptionError
     from hwprune.sweep import SweepSpec, check_objective, load_inputs, parse_list, sha256_file, sweep
-    from hwprune.targets import get_target
 
     target = get_target(args.target)
     check_objective(args.objective, target.kind, target.name)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+
+from hwprune.targets import available_targets
 
 
 def add_parser(sub) -> None:
@@ -12,10 +15,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from dataclasses import asdict
-
-    from hwprune.targets import available_targets
-
     targets = available_targets()
     if args.json:
         print(json.dumps({name: asdict(t) for name, t in targets.items()}))

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from hwprune.exportdir import load_array
-    from hwprune.report import _json_default, analyze
+    from hwprune.report import analyze, json_default
 
     from hwprune.pipeline_int8 import is_int8_export, run_verify
 
@@ -43,9 +43,10 @@ def run(args) -> int:
     inputs = load_array(args.inputs, "inputs") if args.inputs else None
     report = analyze(args.dir, inputs, target=args.target, engines=args.engine, cc=args.cc,
                      compile=True,  # also a folder exported with --no-compile
-                     inputs_name=f"inputs ({args.inputs})", trust_export=args.trust_export)
+                     inputs_name=f"inputs ({args.inputs})", trust_export=args.trust_export,
+                     baseline=False)  # the all-dense firmware is the report's comparison, not a verdict
     if args.json:
-        print(json.dumps(report, default=_json_default))
+        print(json.dumps(report, default=json_default))
     else:
         for name, engine in report["engines"].items():
             state = "unavailable" if not engine["available"] else ("bit-exact" if engine["bit_exact"] else "MISMATCH")

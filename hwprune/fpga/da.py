@@ -18,6 +18,9 @@ from typing import Callable
 import numpy as np
 
 from hwprune.errors import ToolchainError, UnsupportedLayerError
+from hwprune import reference
+from hwprune.fpga import stages
+from hwprune.fpga.resources import LayerResources, dense_integers
 from hwprune.quant.fixed import Fixed, Rounding
 
 # hard_dc=2 bounds the adder depth two levels above the minimum and skips da4ml's search
@@ -67,8 +70,6 @@ def tracer(kind: str):
 
 @tracer("dense")
 def _dense(layer, in_t: Fixed, x):
-    from hwprune.fpga.estimate import dense_integers
-
     w, b = dense_integers(layer)
     # Real values on the grids; float64 holds them exactly (at most 62-bit integers are
     # never reached by weights: weight_t is at most 32 bits wide in practice).
@@ -96,10 +97,8 @@ def supports(layer) -> bool:
 
 def check_exact_sum(layer, in_t: Fixed) -> None:
     """UnsupportedLayerError unless the layer's accumulator holds every partial sum exactly."""
-    from hwprune.reference import dense_integers, dense_sum
-
-    w, acc0 = dense_integers(layer)
-    plan = dense_sum(layer, in_t, w, acc0)
+    w, acc0 = reference.dense_integers(layer)  # the filter matrix and the bias on the accumulator's grid
+    plan = reference.dense_sum(layer, in_t, w, acc0)
     if not (plan.fast and plan.never_overflows):
         raise UnsupportedLayerError(
             f"layer {layer.name!r}: its accumulator {layer.accum_t} rounds or overflows partial sums; "
@@ -153,13 +152,10 @@ RTL_FAMILIES = ("ecp5", "ice40", "gowin")
 
 def rtl_pipeline(logic, clock_mhz: float) -> tuple[int, int]:
     """(stages, flip-flops) of ``logic`` cut as ``--backend rtl`` cuts it at ``clock_mhz``
-    (``backends/rtl/stages.py``): the registers between stages and after the last, at the
+    (``fpga/stages.py``): the registers between stages and after the last, at the
     bits synthesis keeps (``stages.register_bits``); the input register is the previous
     layer's output register."""
-    # backends.rtl traces layers with this module: imported here, not at the top
-    from hwprune.backends.rtl import RtlOptions, stages
-
-    pipe = stages.pipeline(logic, RtlOptions(clock_mhz=clock_mhz).levels_per_cycle)
+    pipe = stages.pipeline(logic, stages.levels_per_cycle(clock_mhz))
     return len(pipe.solutions), sum(stages.register_bits(pipe)[1:])
 
 
@@ -180,8 +176,6 @@ def carry_chains(logic) -> int:
 
 
 def dense_da_estimate(layer, in_shape, in_t: Fixed, options):
-    from hwprune.fpga.estimate import LayerResources
-
     logic = layer_logic(layer, in_shape, in_t)
     lut = lut_estimate(logic)
     chains = carry_chains(logic)

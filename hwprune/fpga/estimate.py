@@ -12,7 +12,7 @@ their sources and which constants are calibrated guesses: ``docs/fpga_resources.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -20,9 +20,12 @@ import numpy as np
 from hwprune.backends.hls4ml.options import STRATEGIES as HLS_STRATEGIES, check_strategy
 from hwprune.errors import OptionError, UnsupportedLayerError
 from hwprune.fpga.constants import csd_digits, dsp_tiles, significant_bits
+from hwprune.fpga.da import dense_da_estimate
+from hwprune.fpga.resources import LayerResources, dense_integers
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Layer
-from hwprune.quant.fixed import Fixed, from_grid
+from hwprune.quant.fixed import Fixed
+from hwprune.reference.activations import batchnorm_grid
 
 STRATEGIES = tuple(HLS_STRATEGIES)
 FAMILIES = {
@@ -73,30 +76,6 @@ class Options:
     @property
     def adder_levels_per_cycle(self) -> int:
         return max(1, int(1000.0 / self.clock_mhz / ADDER_LEVEL_NS))
-
-
-@dataclass(frozen=True)
-class LayerResources:
-    name: str
-    kind: str
-    dsp: int = 0
-    lut: int = 0
-    ff: int = 0
-    bram_18k: int = 0
-    latency_cycles: int = 0
-    ii: int = 1
-    #: How the products were classified: shift (0 or a power of two), lut, dsp.
-    products: dict = field(default_factory=dict)
-    method: str = ""
-
-    @property
-    def bram_36k(self) -> int:
-        return math.ceil(self.bram_18k / 2)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "dsp": self.dsp, "lut": self.lut, "ff": self.ff,
-                "bram_18k": self.bram_18k, "bram_36k": self.bram_36k, "latency_cycles": self.latency_cycles,
-                "ii": self.ii, "products": dict(self.products), "method": self.method}
 
 
 @dataclass(frozen=True)
@@ -205,18 +184,9 @@ def _pipeline_ffs(terms_per_output: np.ndarray, width: int, levels_per_cycle: in
     return ffs, cycles
 
 
-def dense_integers(layer) -> tuple[np.ndarray, np.ndarray]:
-    """Weights and bias as the integers on their grids."""
-    w = from_grid(layer.weight, layer.weight_t, f"layer {layer.name!r} weight")
-    b = from_grid(layer.bias, layer.bias_t, f"layer {layer.name!r} bias")
-    return w, b
-
-
 @rule("dense")
 def dense(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
     if options.strategy == "da":
-        from hwprune.fpga.da import dense_da_estimate
-
         return dense_da_estimate(layer, in_shape, in_t, options)
     w, b = dense_integers(layer)
     n_out, n_in = w.shape
@@ -312,8 +282,6 @@ def relu(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
 def batchnorm(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
     """Per element a product by its channel's constant scale (classified as a Dense weight at
     reuse 1: a shift, LUTs, or a DSP), the bias addition, and the result cast; one cycle."""
-    from hwprune.reference.activations import batchnorm_grid
-
     scales, _, frac = batchnorm_grid(layer, in_t)
     positions = int(np.prod(in_shape)) // layer.channels
     dsp_a, dsp_b = options.dsp_shape

@@ -7,10 +7,11 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune.backends.hls4ml.options import layers_from_json, pick_strategy
 from hwprune.errors import HwpruneError, TargetError
 from hwprune.fpga.estimate import FAMILIES, Estimate, Options, estimate
 from hwprune.ir.graph import Graph
-from hwprune.targets import Target, get_target
+from hwprune.targets import Target, available_targets, get_target
 
 RESOURCES = (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP"), ("bram_36k", "BRAM36"))
 SWEEP_SPARSITIES = (0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95)
@@ -26,8 +27,6 @@ def fpga_target(name: str) -> Target:
 
 
 def _fpga_targets() -> dict[str, Target]:
-    from hwprune.targets import available_targets
-
     return {n: t for n, t in available_targets().items() if t.kind == "fpga"}
 
 
@@ -49,8 +48,6 @@ def options_for(target: Optional[Target], strategy: str, reuse_factor: int, laye
 
 def export_layers(meta: dict) -> tuple:
     """The per-layer strategies and reuse factors an hls4ml export was written with."""
-    from hwprune.backends.hls4ml.options import layers_from_json
-
     hls = meta.get("hls4ml") if isinstance(meta.get("hls4ml"), dict) else {}
     return layers_from_json(hls.get("layers", {}))
 
@@ -138,8 +135,6 @@ def export_strategy(meta: dict, target: Optional[Target] = None) -> tuple[str, i
     ``hls4ml`` block); else the FPGA target file's defaults; else Latency, 1."""
     hls = meta.get("hls4ml") if isinstance(meta.get("hls4ml"), dict) else {}
     if not (meta.get("strategy") or hls.get("strategy")) and target is not None:
-        from hwprune.backends.hls4ml.options import pick_strategy
-
         return pick_strategy(None, None, target.strategy, target.reuse_factor)
     strategy = str(meta.get("strategy") or hls.get("strategy") or "latency").lower()
     strategy = {"distributed_arithmetic": "da"}.get(strategy, strategy)

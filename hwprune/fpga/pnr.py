@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from hwprune.backends.rtl import read_summary
 from hwprune.errors import HwpruneError, TargetError, ToolchainError
 from hwprune.paths import templates_dir
+from hwprune.targets import available_targets
 from hwprune.tempdirs import temp_dir
 
 TIMEOUT_S = 4 * 3600
@@ -79,8 +81,6 @@ def flow_of(target) -> Flow:
 
 
 def _pnr_targets() -> list[str]:
-    from hwprune.targets import available_targets
-
     return [n for n, t in available_targets().items() if t.kind == "fpga" and t.family in FLOWS]
 
 
@@ -187,8 +187,6 @@ def _nextpnr_args(flow: Flow, target) -> list[str]:
 
 def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: bool = True) -> dict:
     """Synthesize and place-and-route ``rtl_dir`` (an export's ``rtl/``) on ``target``."""
-    from hwprune.backends.rtl import read_summary
-
     rtl_dir = Path(rtl_dir)
     flow = flow_of(target)
     yosys, nextpnr = tools(target)

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune import children
+from hwprune import children, reference
 from hwprune.errors import ToolchainError, VerificationError
 from hwprune.fpga import da
 from hwprune.fpga.netlist import CARRY_CELLS, LUT_CELLS, Netlist
@@ -125,8 +125,6 @@ def synthesize_layer(layer, in_shape, in_t: Fixed, out_t: Fixed, x_int, expected
 def synthesize_graph(graph: Graph, x_int: np.ndarray, family: str = "xcup", progress=None) -> list[SynthesizedLayer]:
     """Every layer with logic, each on the reference's own inputs to it, checked against the
     reference's outputs of it (so the layers together compute the model)."""
-    from hwprune import reference
-
     reason = unavailable_reason()
     if reason:
         raise ToolchainError(f"--synthesize: {reason}")

@@ -26,6 +26,7 @@ naming the layer.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
@@ -247,7 +248,6 @@ def from_keras_file(path, name: Optional[str] = None) -> Graph:
             weights = archive.read("model.weights.h5")
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: not a Keras 3 .keras file ({type(exc).__name__}: {exc})") from None
-    import io
 
     with open_h5(io.BytesIO(weights), f"{path}: model.weights.h5", "not readable HDF5") as h5file:
         layers_group = h5file["layers"] if "layers" in h5file else None

@@ -14,7 +14,9 @@ import numpy as np
 
 from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.frontends.keras_builder import Builder
-from hwprune.ir.layers import Add, Clip, Concatenate, Conv2D, Dense, Flatten, Layer, Multiply, ReLU, Softmax
+from hwprune.ir import layers as ir
+from hwprune.ir.layers import Add, Clip, Concatenate, Conv1D, Conv2D, Dense, Flatten, Layer, Multiply, ReLU, Softmax
+from hwprune.ir.layers import GlobalAvgPool1D, GlobalAvgPool2D, Reshape
 
 
 Converter = Callable[[Builder, str, str, dict, tuple], None]
@@ -175,8 +177,6 @@ def _check_spatial(builder: Builder, keras_name: str, class_name: str, rank: int
 
 def _conv(rank: int):
     def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
-        from hwprune.ir.layers import Conv1D, Conv2D
-
         class_name = f"Conv{rank}D"
         _check_spatial(builder, keras_name, class_name, rank, config)
         if any(d != 1 for d in _tuple(config.get("dilation_rate", 1), rank)) or int(config.get("groups", 1)) != 1:
@@ -198,8 +198,6 @@ def _conv(rank: int):
 
 def _pool(rank: int, op: str):
     def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
-        from hwprune.ir import layers as ir
-
         class_name = f"{'Max' if op == 'max' else 'Average'}Pooling{rank}D"
         _check_spatial(builder, keras_name, class_name, rank, config)
         window = _tuple(config.get("pool_size", 2), rank)
@@ -221,8 +219,6 @@ for _rank in (1, 2):
 
 def _global_pool(rank: int):
     def convert(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
-        from hwprune.ir.layers import GlobalAvgPool1D, GlobalAvgPool2D, Reshape
-
         _check_spatial(builder, keras_name, f"GlobalAveragePooling{rank}D", rank, config)
         channels = builder.shape[-1]
         builder.add((GlobalAvgPool1D if rank == 1 else GlobalAvgPool2D)(name))

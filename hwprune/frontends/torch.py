@@ -24,6 +24,9 @@ class importable, or can be saved as a ``.pt2`` program (``torch.export``), read
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from pathlib import Path
+
 import numpy as np
 
 from hwprune.errors import ModelError, UnsupportedLayerError
@@ -31,7 +34,7 @@ from hwprune.frontends import torch_activations, torch_fx, torch_spatial
 from hwprune.frontends.torch_twin import GraphTwin
 from hwprune.frontends.torch_graph import INPUT, Op, layer_name as _layer_name, translate  # noqa: F401
 from hwprune.frontends.torch_load import (  # noqa: F401  (the loading API lives there; re-exported)
-    SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes, save_torch_model)
+    SAFE_MODULES, TRUST_HINT, UnsafeLoadWarning, _first_line, load_torch_model, safe_classes)
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Clip, Dense, Flatten, ReLU, Softmax
 
@@ -112,6 +115,19 @@ def _chain(module, prefix: str = "") -> list[tuple[str, object]]:
             )
         previous = node
     return out
+
+
+def save_torch_model(module, path: Path) -> None:
+    """Save ``module`` so that ``load_torch_model`` reads it back without trust: its chain of
+    leaf layers as a plain ``nn.Sequential`` (a module of another class, e.g. one defined in
+    the user's script, would need that class to load)."""
+    torch = _torch()
+    nn = torch.nn
+    if type(module) is not nn.Sequential or any(type(m) not in safe_classes() for m in module.modules()):
+        leaves = _chain(module)
+        used: set[str] = set()
+        module = nn.Sequential(OrderedDict((_layer_name(name, "layer", used), leaf) for name, leaf in leaves))
+    torch.save(module, path)
 
 
 def from_torch(module, input_shape: tuple[int, ...] | None = None, name: str = "model",
@@ -206,6 +222,5 @@ def to_torch(graph: Graph):
             modules[layer.name] = torch_activations.to_torch_module(layer, swish)
         else:
             raise UnsupportedLayerError(f"layer {layer.name!r}: no torch module for {layer.kind!r}")
-    from collections import OrderedDict
 
     return nn.Sequential(OrderedDict(modules))

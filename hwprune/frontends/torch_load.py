@@ -99,23 +99,6 @@ def load_torch_model(path: Path, trust_model: bool = False):
     return obj
 
 
-def save_torch_model(module, path: Path) -> None:
-    """Save ``module`` so that ``load_torch_model`` reads it back without trust: its chain of
-    leaf layers as a plain ``nn.Sequential`` (a module of another class, e.g. one defined in
-    the user's script, would need that class to load)."""
-    torch = _torch()
-    nn = torch.nn
-    from collections import OrderedDict
-
-    from hwprune.frontends.torch import _chain, _layer_name
-
-    if type(module) is not nn.Sequential or any(type(m) not in safe_classes() for m in module.modules()):
-        leaves = _chain(module)
-        used: set[str] = set()
-        module = nn.Sequential(OrderedDict((_layer_name(name, "layer", used), leaf) for name, leaf in leaves))
-    torch.save(module, path)
-
-
 def _unpickler_reason(message: str) -> str:
     """The line of torch's weights-only message that says what failed."""
     tail = message.split("Unpickler error:", 1)

@@ -32,11 +32,13 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from hwprune import children
+from hwprune.backends.c import C_SOURCES, read_manifest
 from hwprune.bug_log import internal_error
 from hwprune.errors import TargetError, ToolchainError
 from hwprune.harness.build import COMPILE_TIMEOUT_S, compiles_empty_program
 from hwprune.harness.measure import section_sizes
 from hwprune.paths import templates_dir
+from hwprune.tempdirs import process_dir
 
 MCU_TEMPLATES = ("startup.c", "harness.c", "link.ld")
 CC_ENV = "HWPRUNE_MCU_CC"
@@ -175,15 +177,11 @@ _CACHE: list[Path] = []
 
 def _cache_dir() -> Path:
     if not _CACHE:
-        from hwprune.tempdirs import process_dir
-
         _CACHE.append(process_dir("mcu"))  # named with the pid: removed at exit, or by the next run after a kill
     return _CACHE[0]
 
 
 def _trace_words(export_dir: Path) -> int:
-    from hwprune.backends.c import read_manifest
-
     return sum(2 + layer["size"] for layer in read_manifest(export_dir)["layers"])
 
 
@@ -193,8 +191,6 @@ def build_firmware(export_dir, core, traced: bool = False, opt: str = "-O2",
 
     The same sources, core, flags and compiler reuse the ELF built before in this process.
     """
-    from hwprune.backends.c import C_SOURCES
-
     export_dir = Path(export_dir)
     mcu = templates_dir() / "mcu"
     words = _trace_words(export_dir)

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hwprune.errors import TargetError
+
 CLASSES = ("alu", "mul", "div", "load", "store", "load_multiple", "store_multiple", "branch", "call", "pop_pc",
            "it", "fmac", "fdiv", "other")
 
@@ -182,8 +184,6 @@ def block_cycles(instructions, table: CycleTable) -> int:
 
 
 def get_cycle_table(core: str) -> CycleTable:
-    from hwprune.errors import TargetError
-
     if core not in CYCLE_TABLES:
         raise TargetError(f"no cycle table for core {core!r}; known: {', '.join(CYCLE_TABLES)}")
     return CYCLE_TABLES[core]

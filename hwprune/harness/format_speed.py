@@ -17,13 +17,14 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.backends.c import export_c
+from hwprune.backends.c import cost, export_c
 from hwprune.backends.c.formats import FORMATS, FormatNotApplicable, encode, usable_formats
+from hwprune.harness.mcu import measure_mcu
 from hwprune.ir.graph import Graph
 from hwprune.targets import Target
 from hwprune.tempdirs import temp_dir
 
-MEASURED = "measured in the Cortex-M emulator (cycles per inference, per layer)"
+MEASURED = cost.MEASURED  # what export.json says the cycles are
 VECTORS = 2
 
 
@@ -31,8 +32,6 @@ def measure_formats(graph: Graph, target: Target, x_int: np.ndarray, cc: Optiona
                     formats=None) -> dict[tuple[str, str], float]:
     """``{(layer name, format): cycles per inference}`` for every weighted layer and every
     format that applies to it (a format that does not apply is simply absent)."""
-    from hwprune.harness.mcu import measure_mcu
-
     layers = graph.weighted_layers()
     shapes = {l.name: graph.input_shapes(l)[0] for l in graph.layers}
     x = np.asarray(x_int)[:VECTORS]

@@ -22,6 +22,8 @@ from typing import Optional
 import numpy as np
 
 from hwprune import cachedir, children, reference
+from hwprune.backends.hls4ml.options import options_from_json
+from hwprune.backends.hls4ml.project import export_hls4ml, read_summary
 from hwprune.bug_log import internal_error
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
@@ -140,8 +142,6 @@ class Hls4mlEngine(Engine):
         return ""
 
     def run(self, model, x_int) -> EngineRun:
-        from hwprune.backends.hls4ml.project import read_summary
-
         project = find_project(model)
         graph = load_graph(project.parent)
         x = check_inputs(graph, x_int)
@@ -192,9 +192,6 @@ def trace_layers(graph: Graph, summary: dict, x: np.ndarray, y_int: np.ndarray) 
     project written with hls4ml's trace hooks, compiled (cached like any build) and run on
     ``x``. Layers hls4ml inserts (stream padding, repacking) are not in the graph and are
     left out; so are layers with no hls4ml counterpart (a final softmax)."""
-    from hwprune.backends.hls4ml.options import options_from_json
-    from hwprune.backends.hls4ml.project import export_hls4ml, read_summary
-
     options = options_from_json(summary["options"])
     with temp_dir("trace") as tmp:
         twin = Path(tmp) / PROJECT_DIR

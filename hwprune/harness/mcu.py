@@ -8,13 +8,15 @@ total and per layer, latency, energy, flash, RAM and stack.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
-from hwprune.errors import TargetError, ToolchainError
+from hwprune.backends.c import load_export, read_manifest
+from hwprune.errors import DataError, TargetError, ToolchainError
 from hwprune.harness.cross import CrossCompiler, build_firmware, find_cross_cc, get_core
 from hwprune.harness.cycles import get_cycle_table
 from hwprune.harness.emulator import emulate
@@ -91,8 +93,6 @@ def resolve_target(target: Union[None, str, Path, Target], export_dir: Optional[
 
 
 def _export_target(export_dir: Optional[Path]) -> Optional[Target]:
-    import json
-
     if export_dir is None:
         return None
     for folder in (Path(export_dir), Path(export_dir).parent):
@@ -125,8 +125,6 @@ def c_dir_of(export_dir) -> Path:
 
 
 def _run(c_dir: Path, x: np.ndarray, target: Target, traced: bool, count: bool, compiler, opt, progress):
-    from hwprune.backends.c import read_manifest
-
     manifest = read_manifest(c_dir)
     fw = build_firmware(c_dir, target.cpu, traced=traced, opt=opt, compiler=compiler)
     names = [f"hwprune_{manifest['model']}_{layer['index']}_{layer['name']}" for layer in manifest["layers"]]
@@ -152,8 +150,6 @@ def measure_mcu(export_dir, target: Union[None, str, Path, Target] = None, x_int
     ``stack_bytes``), ``arena_bytes``. Raises ToolchainError when the cross compiler or
     the emulator is missing.
     """
-    from hwprune.backends.c import load_export
-
     c_dir = c_dir_of(export_dir)
     target = resolve_target(target, c_dir)
     graph = load_export(c_dir)
@@ -168,8 +164,6 @@ def measure_mcu(export_dir, target: Union[None, str, Path, Target] = None, x_int
 
 
 def _stored_vectors(c_dir: Path) -> np.ndarray:
-    from hwprune.errors import DataError
-
     path = c_dir.parent / "vectors.npz"
     if not path.is_file():
         raise DataError(f"{c_dir}: no stored test vectors ({path}); pass integer inputs")
@@ -200,7 +194,7 @@ class McuRun(EngineRun):
 class McuEngine(Engine):
     name = "mcu"
     description = "the export cross-built for a Cortex-M target and run in the unicorn emulator"
-    by_default = False  # it needs a target: hwprune.report_mcu.select_engines decides
+    by_default = False  # it needs a target: hwprune.harness.select.select_engines decides
 
     def __init__(self, target: Union[None, str, Path, Target] = None, cc: Optional[str] = None, opt: str = "-O2",
                  trace: bool = True, progress: bool = False):
@@ -227,8 +221,6 @@ class McuEngine(Engine):
         return find_cross_cc(self.cc)
 
     def run(self, model: Model, x_int) -> McuRun:
-        from hwprune.backends.c import load_export
-
         reason = self.unavailable_reason()
         if reason:
             raise ToolchainError(f"the mcu engine cannot run: {reason}")

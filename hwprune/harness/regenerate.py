@@ -31,11 +31,17 @@ import numpy as np
 
 from hwprune import manifest
 from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
+from hwprune.backends.c_int8 import write_int8_c
+from hwprune.backends.hls4ml.options import options_from_json
+from hwprune.backends.hls4ml.project import export_hls4ml
+from hwprune.backends.rtl import RtlOptions, export_rtl
 from hwprune.bug_log import trust_folder
 from hwprune.errors import FolderError, HwpruneError
-from hwprune.ir.io import load_graph
 from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, RTL_DIR, read_vectors
-from hwprune.report_mcu import export_target
+from hwprune.harness.select import export_target
+from hwprune.ir.int8 import is_int8_graph
+from hwprune.ir.io import load_graph
+from hwprune.reference import run
 from hwprune.tempdirs import temp_dir
 
 TRUST_FLAG = "--trust-export"
@@ -97,11 +103,7 @@ def _export_meta(folder: Path) -> dict:
 
 
 def _regenerate_c(folder: Path, graph, meta: dict, tmp: Path) -> None:
-    from hwprune.ir.int8 import is_int8_graph
-
     if is_int8_graph(graph):  # TFLite's int8 dialect: one source, no format choice
-        from hwprune.backends.c_int8 import write_int8_c
-
         write_int8_c(graph, tmp / C_DIR)
         return
     formats = meta.get("formats", {})
@@ -139,10 +141,6 @@ def _measured(folder: Path, optimize: str) -> Optional[dict]:
 
 
 def _regenerate_hls4ml(folder: Path, graph, meta: dict, tmp: Path) -> None:
-    from hwprune.backends.hls4ml.options import options_from_json
-    from hwprune.backends.hls4ml.project import export_hls4ml
-    from hwprune.reference import run
-
     options = meta.get("hls4ml")
     if not isinstance(options, dict):
         raise FolderError(f"{folder}: an {HLS4ML_DIR}/ project but no hls4ml options in {EXPORT_FILE}; "
@@ -158,9 +156,6 @@ def _regenerate_hls4ml(folder: Path, graph, meta: dict, tmp: Path) -> None:
 
 
 def _regenerate_rtl(folder: Path, graph, meta: dict, tmp: Path) -> None:
-    from hwprune.backends.rtl import RtlOptions, export_rtl
-    from hwprune.reference import run
-
     options = meta.get("rtl")
     if not isinstance(options, dict):
         raise FolderError(f"{folder}: an {RTL_DIR}/ folder but no rtl options in {EXPORT_FILE}; run hwprune export again")

@@ -19,9 +19,11 @@ from typing import Optional
 import numpy as np
 
 from hwprune.errors import ModelError
+from hwprune.frontends.tflite import read_tflite
 from hwprune.exportdir import removed_channels
 from hwprune.harness.engines import Engine, EngineRun, Model, check_inputs, register_engine
 from hwprune.ir.graph import Graph
+from hwprune.ir.io import load_graph
 
 TFLITE_FILE = "model.tflite"
 
@@ -62,8 +64,6 @@ class TflmEngine(Engine):
         return ""
 
     def run(self, model: Model, x_int) -> EngineRun:
-        from hwprune.frontends.tflite import read_tflite
-
         path = self.tflite_path or find_tflite(model)
         if path is None:
             raise ModelError(f"{model}: no {TFLITE_FILE} to run TFLite Micro on")
@@ -100,8 +100,6 @@ def _folder_of(model) -> Path:
 
 
 def _graph_of(model) -> Graph:
-    from hwprune.ir.io import load_graph
-
     return load_graph(_folder_of(model))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import OptionError
+from hwprune.frontends.torch_spatial import to_torch_modules
 from hwprune.ir.graph import Graph
 
 
@@ -19,9 +20,9 @@ def prune_graph(graph: Graph, sparsity: float) -> Graph:
     graph with branches has no ``nn.Sequential`` twin), and are applied to the IR weights."""
     if graph.is_quantized:
         raise OptionError("--sparsity applies to float models; this graph is quantized already (prune before quantizing)")
+    # torch (and prune.criteria, which imports it) load only when a graph is pruned: exporting does not need it
     import torch
 
-    from hwprune.frontends.torch_spatial import to_torch_modules
     from hwprune.prune.criteria import compute_masks
 
     twins = torch.nn.ModuleDict()
@@ -61,6 +62,7 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
     (``prune.structured.remove_pruned_neurons``). Returns the smaller graph and the
     number of units removed per layer.
     """
+    from hwprune.frontends.torch import from_torch, to_torch  # imports torch (seconds): loaded when this runs
     if graph.is_quantized:
         return graph, {}
     if any(getattr(layer, "depthwise", False) for layer in graph.layers):
@@ -73,8 +75,7 @@ def remove_dead_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
         return graph, {}  # a unit feeding an Add or a Concatenate is tied to others: kept whole
     if not any(_has_zero_slice(layer.weight) for layer in graph.weighted_layers()):
         return graph, {}  # no unit without inputs and none without readers: skip the torch round trip
-    from hwprune.frontends.torch import from_torch, to_torch
-    from hwprune.prune.structured import remove_pruned_neurons
+    from hwprune.prune.structured import remove_pruned_neurons  # imports torch: loaded only for a round trip
 
     smaller = from_torch(remove_pruned_neurons(to_torch(graph)), graph.source_input_shape, graph.name)
     removed = {

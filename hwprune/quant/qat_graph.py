@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from hwprune.errors import ModelError, OptionError, UnsupportedLayerError
+from hwprune.frontends.torch import from_torch
 from hwprune.frontends.torch_twin import GraphTwin, _Step
 from hwprune.ir.graph import Graph
 from hwprune.prune.masks import apply_masks, module_mask, prunable_modules, strip_masks
@@ -127,8 +128,6 @@ def _as_array(x):
 
 def _source_graph(model, input_shape) -> tuple[Graph, dict]:
     """The float graph of ``model`` and the masks to keep (see the module doc)."""
-    from hwprune.frontends.torch import from_torch
-
     if isinstance(model, Graph):
         graph, masks = model, {}
     elif isinstance(model, GraphTwin):

@@ -19,6 +19,7 @@ from torch import nn
 from hwprune.frontends.torch_spatial import pool_layer
 from hwprune.quant.fixed import Fixed, quantize, to_real
 from hwprune.quant.qat_core import QuantizedWeights, carry_over
+from hwprune.reference import KERNELS
 POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 PAD_TYPES = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)
 
@@ -76,8 +77,6 @@ class QATPool(nn.Module):
         return self.layer.result_t
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from hwprune.reference import KERNELS
-
         y = self.pool(x)
         values = x.detach().cpu().double().numpy()
         x_int = np.moveaxis(quantize(values, self.input_t), 1, -1)  # on the grid already: exact

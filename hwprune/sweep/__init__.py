@@ -13,7 +13,10 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
+from hwprune.data import load_npz
+from hwprune.errors import DataError, OptionError, ShapeError
 from hwprune.outputs import output_dir
+from hwprune.prune.train import as_tensors, check_fits
 from hwprune.sweep.outputs import BEST_DIR, SWEEP_JSON, foreign_content, summarize, write_outputs
 from hwprune.sweep.pareto import Point, aggregate, best_point, dominates, pareto_front
 from hwprune.sweep.runner import check_engine, prepare_folder, run_trials, start_folder
@@ -30,24 +33,18 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, me
     """The model file's bytes and the data; without ``test`` a stratified 20 % of ``data``
     (fixed seed) is held out. A structured method in ``methods`` that has no layer to
     prune in the model is refused here, before any trial (it would prune nothing)."""
-    from hwprune.data import load_npz
-    from hwprune.frontends.torch import load_torch_model
-    from hwprune.prune.train import as_tensors, check_fits
-
+    from hwprune.frontends.torch import load_torch_model  # imports torch (seconds): loaded when this runs
     module = load_torch_model(model, trust_model=trust_model)  # fails here, once, on a bad model file
     x, y = load_npz(data)
     if test is not None:
         x_test, y_test = load_npz(test)
         if x_test.shape[1:] != x.shape[1:]:
-            from hwprune.errors import ShapeError
-
             raise ShapeError(f"{test}: x has shape {x_test.shape[1:]} per example, {data} has {x.shape[1:]}")
         x_train, y_train = x, y
     else:
         from sklearn.model_selection import train_test_split
 
         x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
-    from hwprune.errors import DataError
 
     for xs, ys, source in ((x_train, y_train, data), (x_test, y_test, test or data)):
         try:  # test labels the model cannot output would only lower the accuracy, silently
@@ -59,8 +56,7 @@ def load_inputs(model: Path, data: Path, test: Optional[Path], seed: int = 0, me
 
 
 def _check_methods(module, methods, model) -> None:
-    from hwprune.errors import OptionError
-    from hwprune.prune.criteria import compute_masks
+    from hwprune.prune.criteria import compute_masks  # imports torch: loaded when a sweep checks its model
 
     for method in ("neurons", "filters"):
         if method in methods and not compute_masks(module, 0.5, method=method, scope="layer"):

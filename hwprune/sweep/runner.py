@@ -16,6 +16,8 @@ shared file system.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import ipaddress
 import json
 import os
 import shutil
@@ -137,8 +139,6 @@ def _check_address(address: str) -> None:
 
 
 def _is_loopback(host: str) -> bool:
-    import ipaddress
-
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -147,8 +147,6 @@ def _is_loopback(host: str) -> bool:
 
 def check_engine(address: Optional[str]) -> None:
     """Fail before anything is written: Ray missing, or no cluster at ``address``."""
-    import importlib.util
-
     if importlib.util.find_spec("ray") is None:
         raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'")
     if address:

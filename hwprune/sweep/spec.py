@@ -14,6 +14,7 @@ from itertools import product
 from typing import Optional
 
 from hwprune.errors import OptionError
+from hwprune.prune.schedules import nm_pattern
 
 SCHEDULES = ("oneshot", "gradual", "iterative")
 METHODS = ("magnitude", "random", "neurons", "filters", "nm")
@@ -112,8 +113,6 @@ class SweepSpec:
             if m not in METHODS:
                 raise OptionError(f"--method {m!r} is not one of {', '.join(METHODS)}")
         if "nm" in self.methods:
-            from hwprune.prune.schedules import nm_pattern
-
             for s in self.sparsities:  # N:M keeps N of every M weights: each sparsity must be one
                 nm_pattern(s, None)
         for s in self.schedules:

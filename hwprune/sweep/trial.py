@@ -8,16 +8,21 @@ process, in a local Ray worker or on another machine of a cluster.
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from hwprune import reference
+from hwprune.backends.c.options import COptions
+from hwprune.pipeline import ExportOptions, remove_dead_neurons, write_export
+from hwprune.prune.train import evaluate
+from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.sweep.spec import OBJECTIVES, SweepSpec, Trial
 from hwprune.tempdirs import temp_dir
 
@@ -38,15 +43,14 @@ class Inputs:
 
 
 def _load_model(inputs: Inputs, work: Path):
-    from hwprune.frontends.torch import load_torch_model
-
+    from hwprune.frontends.torch import load_torch_model  # imports torch (seconds): loaded when this runs
     path = work / f"model{inputs.model_suffix}"
     path.write_bytes(inputs.model_bytes)
     return load_torch_model(path, trust_model=inputs.trust_model)
 
 
 def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):
-    from hwprune.prune import algorithms, schedules
+    from hwprune.prune import algorithms, schedules  # import torch: loaded in the trial's process
 
     train = dict(lr=spec.lr, batch_size=spec.batch_size, seed=trial.seed)
     common = dict(method=trial.method, scope="layer", epochs=spec.epochs, strip=True, **train)
@@ -63,16 +67,10 @@ def _prune(spec: SweepSpec, trial: Trial, model, inputs: Inputs):
 
 def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, bytes]:
     """The trial's record and its export folder (a tar archive, ``export/`` at its root)."""
-    import warnings
+    from hwprune.frontends.torch import from_torch  # imports torch (seconds): loaded when this runs
+    import torch  # a trial runs in its own process (Ray): torch loads there, not where trials are planned
 
-    import torch
-
-    from hwprune import reference
-    from hwprune.frontends.torch import from_torch
     from hwprune.prune.collapse import worth_reporting
-    from hwprune.pipeline import ExportOptions, remove_dead_neurons, write_export
-    from hwprune.prune.train import evaluate
-    from hwprune.quant.calibrate import QuantConfig, calibrate
 
     started = time.perf_counter()
     torch.set_num_threads(1)  # small networks: one thread each, the workers share the cores
@@ -90,11 +88,11 @@ def run_trial(spec: SweepSpec, trial: Trial, inputs: Inputs) -> tuple[dict, byte
         # Formats follow the objective: the fewest bytes for flash, the fewest cycles otherwise.
         optimize = "speed" if spec.objective in ("cycles", "energy") else "size"
         options = ExportOptions(weight_bits=trial.bits, activation_bits=spec.activation_bits,
-                                sparsity=trial.sparsity, target=spec.target, optimize=optimize,
-                                task="classification")
-        out = write_export(quantized, work / "export", inputs.x_test, options,
-                           source=f"hwprune sweep trial {trial.id}", removed_neurons=removed)
-        report = json.loads((out / "report.json").read_text())
+                                sparsity=trial.sparsity, target=spec.target, task="classification")
+        exported = write_export(quantized, work / "export", inputs.x_test, options,
+                                source=f"hwprune sweep trial {trial.id}", removed_neurons=removed,
+                                backends=(COptions(optimize=optimize),))
+        out, report = exported.folder, exported.report
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             tar.add(out, arcname="export")

@@ -133,7 +133,7 @@ def test_hls4ml_csim_equals_the_reference_with_every_activation(tmp_path, monkey
     graph = calibrate(_model(), x)
     graph = graph.with_layers([layer.with_(result_t=layer.result_t.with_(rounding=Rounding.RND_CONV))
                                if layer.name in ("norm", "fc4") else layer for layer in graph.layers])
-    out = export_model(graph, tmp_path / "e", x, ExportOptions(), hls=HlsOptions())
+    out = export_model(graph, tmp_path / "e", x, ExportOptions(), backends=(HlsOptions(),))
     report = json.loads((out / "report.json").read_text())
     for engine in ("host", "hls4ml"):
         run = report["engines"][engine]

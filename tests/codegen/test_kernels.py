@@ -284,14 +284,14 @@ def test_optimize_speed_uses_cycles_measured_in_the_emulator(tmp_path, rng):
 
 
 def test_export_options_take_every_format_and_both_goals():
-    from hwprune.pipeline import ExportOptions
+    from hwprune.backends.c.options import COptions
 
     for fmt in ("auto", *FORMATS):
-        assert ExportOptions(format=fmt, optimize="speed").format == fmt
+        assert COptions(format=fmt, optimize="speed").format == fmt
     with pytest.raises(OptionError, match="--optimize"):
-        ExportOptions(optimize="fast")
+        COptions(optimize="fast")
     with pytest.raises(OptionError, match="--format"):
-        ExportOptions(format="rle")
+        COptions(format="rle")
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not installed")

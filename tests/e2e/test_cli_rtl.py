@@ -28,7 +28,7 @@ def tiny_graph(seed=0):
 def export_tiny(path, clock_mhz=200.0, vectors=64):
     x = np.random.default_rng(1).normal(size=(vectors, 8)) * 2
     return export_model(tiny_graph(), path, x, ExportOptions(weight_bits=6, activation_bits=6),
-                        rtl=RtlOptions(clock_mhz=clock_mhz))
+                        backends=(RtlOptions(clock_mhz=clock_mhz),))
 
 
 @pytest.fixture(scope="module")

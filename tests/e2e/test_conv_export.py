@@ -14,6 +14,7 @@ from torch import nn
 from hwprune import reference
 from hwprune.data import load_dataset
 from hwprune.frontends.torch import from_torch
+from hwprune.backends.c.options import COptions
 from hwprune.ir.io import load_graph
 from hwprune.pipeline import ExportOptions, export_model, write_export
 from hwprune.prune import apply_masks, compute_masks, evaluate, fit, remove_pruned_neurons, strip_masks
@@ -102,7 +103,7 @@ def test_conv1d_stride_avgpool_linear_head_is_bit_exact(tmp_path):
         assert np.allclose(float_forward(graph, x), model(torch.tensor(x)).numpy(), atol=1e-12)
     quantized = calibrate(graph, x, QuantConfig(8, 8))
     for fmt in ("dense", "csr"):
-        out = write_export(quantized, tmp_path / fmt, x, ExportOptions(format=fmt))
+        out = write_export(quantized, tmp_path / fmt, x, ExportOptions(), backends=(COptions(format=fmt),))
         report = json.loads((out / "report.json").read_text())
         assert report["bit_exact"] and report["vectors"] == 120, report["engines"]
         assert {r["format"] for r in report["layers"] if r["weighted"]} == {fmt}
@@ -110,7 +111,7 @@ def test_conv1d_stride_avgpool_linear_head_is_bit_exact(tmp_path):
 
 def _conv_report(model, x, out, name):
     """export_model: all-zero filters removed, calibrated on x, the test vectors x."""
-    export_model(from_torch(model, (1, 8, 8), name=name), out, x[:200], ExportOptions(format="dense"))
+    export_model(from_torch(model, (1, 8, 8), name=name), out, x[:200], ExportOptions(), backends=(COptions(format="dense"),))
     report = json.loads((out / "report.json").read_text())
     return report, {r["name"]: r for r in report["layers"]}
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from hwprune import reference
 from hwprune.ir.io import load_graph
+from hwprune.backends.c.options import COptions
 from hwprune.pipeline import ExportOptions, write_export
 from hwprune.quant.fixed import to_real
 
@@ -32,6 +33,7 @@ def test_export_without_dead_channels_is_bit_exact_on_host_and_m4(tmp_path):
     vectors = np.load(out / "vectors.npz")
     assert np.array_equal(vectors["y_int"], reference.run(graph, vectors["x_int"].astype(np.int64)))
     assert "dead channels removed from the quantized graph" in (out / "report.md").read_text()
-    kept = write_export(graph, tmp_path / "kept", x, ExportOptions(remove_dead_neurons=False, compile=False))
+    kept = write_export(graph, tmp_path / "kept", x, ExportOptions(remove_dead_neurons=False),
+                        backends=(COptions(compile=False),))
     assert "dead_channels" not in json.loads((kept / "export.json").read_text())
     assert load_graph(kept).macs == graph.macs

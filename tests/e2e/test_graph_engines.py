@@ -87,7 +87,7 @@ def test_depthwise_relu6_and_residual_add_are_bit_exact_in_hls4ml(files, tmp_pat
     q = quantize_graph(graph, x, ExportOptions(weight_bits=8, activation_bits=8))
     assert sum(layer.kind == "conv2d" and layer.depthwise for layer in q.layers) == 3
     out = write_export(q, tmp_path / "export", x[:VECTORS], ExportOptions(weight_bits=8, activation_bits=8),
-                       source=str(path), float_graph=graph, hls=HlsOptions())
+                       source=str(path), float_graph=graph, backends=(HlsOptions(),))
     report = json.loads((out / "report.json").read_text())
     engine = report["engines"]["hls4ml"]
     assert engine["available"] and engine["bit_exact"] and report["bit_exact"], engine

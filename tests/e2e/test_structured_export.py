@@ -6,6 +6,7 @@ import torch
 
 from hwprune.data import load_dataset
 from hwprune.frontends.torch import from_torch
+from hwprune.backends.c.options import COptions
 from hwprune.pipeline import ExportOptions, write_export
 from hwprune.prune import apply_masks, compute_masks, fit, make_mlp, remove_pruned_neurons, strip_masks
 from hwprune.quant.calibrate import QuantConfig, calibrate
@@ -13,7 +14,7 @@ from hwprune.quant.calibrate import QuantConfig, calibrate
 
 def _export(model, name, data, out):
     graph = calibrate(from_torch(model, name=name), data.x_train, QuantConfig(8, 8))
-    write_export(graph, out, data.x_test, ExportOptions(format="dense"))
+    write_export(graph, out, data.x_test, ExportOptions(), backends=(COptions(format="dense"),))
     return json.loads((out / "report.json").read_text())
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import block_rows, depthwise_weights, run_host, write_int8_c
+from hwprune.backends.c_int8 import block_rows, depthwise_weights, write_int8_c
+from hwprune.harness.host_int8 import run_host
 from hwprune.harness.compare import compare
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types

@@ -31,7 +31,8 @@ def _cli(*args):
 def test_host_c_equals_reference_on_every_tensor(tmp_path, data_dir, name):
     """The int8 C (dense layers, and VWW's sparse ones with zero weights skipped) on the host,
     every layer's output."""
-    from hwprune.backends.c_int8 import run_host, stored_dense, write_int8_c
+    from hwprune.backends.c_int8 import stored_dense, write_int8_c
+    from hwprune.harness.host_int8 import run_host
 
     graph = read_tflite(data_dir / f"{name}.tflite", name).graph
     if name == "vww_96_int8":  # its pointwise layers are mostly zeros: both kernels run

@@ -167,7 +167,7 @@ def test_closed_stdout_pipe_is_not_an_error():
 def test_verify_measures_with_the_exports_compiler(world, tmp_path, run):
     """An export cross-built with --cc gcc records it; verify and report build with it too, so
     their flash and cycle figures are the export's (not clang's)."""
-    from hwprune.report_mcu import select_engines
+    from hwprune.harness.select import select_engines
     from hwprune.targets import get_target
 
     code, _, err = run("export", world / "m.pt", "--calibration", world / "x.npy", "--out", tmp_path / "g",

@@ -6,6 +6,7 @@ import pytest
 from hwprune import reference
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, ReLU
+from hwprune.backends.c.options import COptions
 from hwprune.pipeline import ExportOptions, export_model
 
 
@@ -25,7 +26,8 @@ def test_synthesis_in_a_folder_with_a_space(tmp_path):
     graph = Graph.chain("tiny", (6,), (Dense("fc1", rng.normal(size=(5, 6)), rng.normal(size=5) * 0.1), ReLU("relu1"),
                                  Dense("fc2", rng.normal(size=(3, 5)), np.zeros(3))))
     folder = export_model(graph, tmp_path / "e", rng.normal(size=(48, 6)),
-                          ExportOptions(weight_bits=4, activation_bits=4, target="xc7z020", compile=False))
+                          ExportOptions(weight_bits=4, activation_bits=4, target="xc7z020"),
+                          backends=(COptions(compile=False),))
     graph = load_graph(folder)
     with np.load(folder / "vectors.npz") as vectors:
         x_int = vectors["x_int"]

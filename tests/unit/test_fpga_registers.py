@@ -1,4 +1,4 @@
-"""The flip-flops a pipelined adder graph keeps (backends/rtl/stages.register_bits) and the
+"""The flip-flops a pipelined adder graph keeps (fpga/stages.register_bits) and the
 DA estimate on the parts nextpnr places, which pipelines each layer as --backend rtl does."""
 
 import numpy as np
@@ -10,7 +10,8 @@ from da4ml.cmvm.types import _minimal_kif  # noqa: E402
 from da4ml.trace import FixedVariableArrayInput, comb_trace  # noqa: E402
 from da4ml.trace.ops import quantize  # noqa: E402
 
-from hwprune.backends.rtl import RtlOptions, stages  # noqa: E402
+from hwprune.backends.rtl import RtlOptions  # noqa: E402
+from hwprune.fpga import stages  # noqa: E402
 from hwprune.fpga import Options, da, estimate  # noqa: E402
 from hwprune.ir.graph import Graph  # noqa: E402
 from hwprune.ir.layers import Dense  # noqa: E402

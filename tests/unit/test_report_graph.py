@@ -1,6 +1,6 @@
 """The report's drawing of a graph: which models get one and where the boxes go."""
 
-from hwprune.report_graph import is_branched, layout, markdown, render_plot
+from hwprune.report.graph import is_branched, layout, markdown, render_plot
 
 
 def _rows(*layers):

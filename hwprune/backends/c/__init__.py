@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hwprune
+from hwprune.backends.c import cost
 from hwprune.backends.c.formats import FORMATS, FormatSpec, LayerStorage, choose_format, choose_formats, encode
 from hwprune.backends.c.plan import ModelPlan, plan_model
 from hwprune.backends.c.render import render
@@ -151,18 +152,12 @@ def export_c(graph: Graph, out_dir, formats: FormatSpec = "auto", optimize: str 
     location = GRAPH_DIR if graph_dir is None else Path(os.path.relpath(graph_dir, out_dir)).as_posix()
     manifest = _manifest(plan, storages, location)
     if optimize == "balanced":
-        from hwprune.backends.c import cost
-
         manifest["optimize"] = {"goal": "balanced", "core": core, "instructions": cost.ESTIMATED,
                                 "estimated_instructions": {s.name: round(cost.instructions(s, core)) for s in storages}}
     if optimize == "speed":
-        from hwprune.backends.c import cost
-
         if measured is not None:
-            from hwprune.harness.format_speed import MEASURED
-
             times = {f"{layer}:{fmt}": round(c) for (layer, fmt), c in sorted(measured.items())}
-            manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget, "cycles": MEASURED,
+            manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget, "cycles": cost.MEASURED,
                                     "measured_cycles": times}
         else:
             manifest["optimize"] = {"goal": "speed", "core": core, "flash_budget_bytes": budget,

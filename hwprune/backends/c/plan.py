@@ -30,12 +30,13 @@ from typing import Optional
 import numpy as np
 
 from hwprune.backends.c import arena
+from hwprune.backends.c.cast import Cast
 from hwprune.backends.c.formats import C_BYTES, LayerStorage
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.backends.c.plan_activations import ACTIVATION_KINDS, ActivationArithmetic, activation_arithmetic
 from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
-from hwprune.backends.c.plan_spatial import PoolArithmetic, Window, pool_arithmetic, window
+from hwprune.backends.c.plan_spatial import PoolArithmetic, Window, padded_copy_bytes, pool_arithmetic, window
 from hwprune.ir.layers import Layer, WeightedLayer
 from hwprune.quant.fixed import Fixed
 from hwprune.reference import dense_integers, dense_sum
@@ -59,21 +60,6 @@ def _fits(bits: int, *bounds: int) -> bool:
 def _range_fits(t: Fixed, bits: int) -> bool:
     """Whether the hwprune_fixed.h ``_i<bits>`` functions accept ``t`` (its range fits)."""
     return t.max_int <= (INT32_MAX if bits == 32 else INT64_MAX)
-
-
-@dataclass(frozen=True)
-class Cast:
-    """Arguments of ``hwprune_cast_i<bits>``: convert by ``shift`` fraction bits to ``to``."""
-
-    shift: int
-    to: Fixed
-    bits: int
-
-    @property
-    def args(self) -> str:
-        t = self.to
-        return (f"{self.shift}, {t.width}, {int(t.signed)}, HWPRUNE_{t.rounding.value}, "
-                f"HWPRUNE_{t.overflow.value}")
 
 
 @dataclass(frozen=True)
@@ -211,8 +197,6 @@ class ModelPlan:
     def padded_bytes(self) -> int:
         """Static zero-bordered input copies of padded conv layers (``plan_spatial.padded_copy_bytes``),
         outside the arena."""
-        from hwprune.backends.c.plan_spatial import padded_copy_bytes
-
         return sum(padded_copy_bytes(s) for s in self.steps)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwprune.backends.c.cast import Cast
 from hwprune.errors import ModelError
 from hwprune.ir.activations import ACTIVATION_CLASSES
 from hwprune.ir.base import Layer
@@ -44,7 +45,7 @@ def _bits(*bounds: int) -> int:
 @dataclass(frozen=True)
 class ActivationArithmetic:
     bits: int  # 32 or 64: the C integer every value is formed in
-    casts: tuple  # plan.Cast: the result (LeakyReLU: the positive side, then the product)
+    casts: tuple  # Cast: the result (LeakyReLU: the positive side, then the product)
     constants: tuple[int, ...] = ()  # LeakyReLU: the slopes; HardSigmoid: (S, H, ONE); BatchNorm: the scales
     biases: tuple[int, ...] = ()  # BatchNorm: the biases on the sum's grid
     table: tuple[int, ...] = ()  # Sigmoid, Tanh: the entries
@@ -60,8 +61,6 @@ class ActivationArithmetic:
 
 
 def activation_arithmetic(layer: Layer, in_t: Fixed) -> ActivationArithmetic:
-    from hwprune.backends.c.plan import Cast
-
     out_t = layer.result_t
     if layer.kind == "leaky_relu":
         a = leaky_slopes(layer, in_t)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwprune.backends.c.cast import Cast
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer
 from hwprune.quant.fixed import Fixed
@@ -29,7 +30,7 @@ def _magnitude(t: Fixed) -> int:
 @dataclass(frozen=True)
 class MergeArithmetic:
     bits: int  # 32 or 64: the C integer every value is formed in
-    casts: tuple  # plan.Cast per operand (Concatenate) or one for the result
+    casts: tuple  # Cast per operand (Concatenate) or one for the result
     scales: tuple[int, ...] = ()  # Add: each operand times this lands on the common grid
     sizes: tuple[int, ...] = ()  # elements of each operand (Add/Multiply: i % size)
     outer: int = 1  # Concatenate: blocks before the axis
@@ -43,8 +44,6 @@ class MergeArithmetic:
 
 
 def merge_arithmetic(layer: Layer, in_shapes, in_types: tuple[Fixed, ...], out_shape) -> MergeArithmetic:
-    from hwprune.backends.c.plan import Cast
-
     out_t = layer.result_t
     sizes = tuple(int(np.prod(s)) for s in in_shapes)
     fits32 = lambda *m: max(m) <= INT32_MAX  # noqa: E731

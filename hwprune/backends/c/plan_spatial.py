@@ -23,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune.backends.c.cast import Cast
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer, Shape
 from hwprune.quant.fixed import Fixed
@@ -110,12 +111,12 @@ def window(layer: Layer, input_shape: Shape, output_shape: Shape) -> Window:
 
 @dataclass(frozen=True)
 class PoolArithmetic:
-    """The integer steps of a pooling kernel (casts as ``plan.Cast``)."""
+    """The integer steps of a pooling kernel (casts as ``Cast``)."""
 
     op: str  # "max" or "avg"
     bits: int  # 32 or 64: the C integer every step uses
-    to_accum: object  # plan.Cast: max -> accum (max pooling) or the sum -> accum (average)
-    result: object  # plan.Cast: accum -> result
+    to_accum: object  # Cast: max -> accum (max pooling) or the sum -> accum (average)
+    result: object  # Cast: accum -> result
     acc_scale: int = 1  # average: the accumulator times this lands on the common grid
     x_scale: int = 1  # average: an input times this lands on the common grid
     count: Optional[int] = None  # average: a fixed divisor (count_pad, global), else counted
@@ -130,8 +131,6 @@ def _magnitude(t: Fixed) -> int:
 
 
 def pool_arithmetic(layer: Layer, in_t: Fixed, geometry: Window) -> PoolArithmetic:
-    from hwprune.backends.c.plan import Cast
-
     acc_t, out_t = layer.accum_t, layer.result_t
     # The casts of hwprune_fixed.h are exact whenever both types' ranges fit the C integer.
     ranges = max(_magnitude(in_t), _magnitude(acc_t), _magnitude(out_t))

@@ -14,6 +14,7 @@ reference bit for bit.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,8 +178,6 @@ def _valid_reuse_factors(model, node) -> list[int]:
 
 def build_model(graph: Graph, options: HlsOptions, output_dir: Path, project: str):
     """The checked hls4ml ModelGraph of a quantized graph."""
-    import warnings
-
     from hls4ml.model.graph import ModelGraph
 
     conversion = to_layer_list(graph, options, output_dir, project)

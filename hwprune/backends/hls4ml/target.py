@@ -13,14 +13,12 @@ from typing import Optional
 
 from hwprune.backends.hls4ml.options import HlsOptions, pick_strategy
 from hwprune.errors import OptionError, TargetError
-from hwprune.targets import Target
+from hwprune.targets import Target, available_targets
 
 
 def check_fpga_target(target: Target) -> None:
     """TargetError unless ``target`` is an FPGA (an hls4ml project is built for one)."""
     if target.kind != "fpga":
-        from hwprune.targets import available_targets
-
         fpgas = ", ".join(n for n, t in available_targets().items() if t.kind == "fpga")
         raise TargetError(f"--backend hls4ml builds for an FPGA, and target {target.name!r} is not one (kind "
                           f"{target.kind!r}); give an FPGA target ({fpgas}) or --part PART")

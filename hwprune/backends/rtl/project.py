@@ -35,7 +35,9 @@ import numpy as np
 
 from hwprune import __version__
 from hwprune.exportdir import RTL_DIR  # noqa: F401  (re-exported by backends.rtl)
-from hwprune.backends.rtl import stages, trace
+from hwprune.backends.rtl import trace
+from hwprune.fpga import stages
+from hwprune.fpga.stages import DEFAULT_ADDER_LEVEL_NS
 from hwprune.errors import OptionError, ToolchainError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
@@ -46,11 +48,6 @@ SUMMARY = "rtl.json"
 # table files, and no traced layer uses tables: a table op is refused below).
 STATIC_SOURCES = ("shift_adder.v", "negative.v", "mux.v", "multiplier.v")
 DEFAULT_CLOCK_MHZ = 200.0
-# One level of logic in ns, register overhead included: measured on the ECP5-85F, speed
-# grade 6 (nextpnr 0.11, the jet tagger at 95 %): stages of one carry chain ran at 264.8 MHz
-# (3.8 ns), of a carry chain and a LUT at 188.5 MHz (5.3 ns). At 200 MHz this cuts one carry
-# chain per stage; faster parts (Xilinx UltraScale+) meet the clock with margin.
-DEFAULT_ADDER_LEVEL_NS = 3.8
 MAX_VECTORS_IN_TESTBENCH = 2000  # the testbench's input memory (the export keeps at most 2,000)
 
 
@@ -70,7 +67,7 @@ class RtlOptions:
     def levels_per_cycle(self) -> float:
         """Levels of logic (a carry chain is one, a LUT half) between two registers; at least
         one carry chain and its gate (``stages.pipeline``)."""
-        return max(stages.MIN_STAGE_LEVELS, round(1000.0 / self.clock_mhz / self.adder_level_ns, 3))
+        return stages.levels_per_cycle(self.clock_mhz, self.adder_level_ns)
 
     def to_json(self) -> dict:
         return asdict(self)

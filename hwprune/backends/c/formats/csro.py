@@ -79,15 +79,6 @@ def _decode_csro(arrays: Mapping[str, np.ndarray], shape, row: int, cin: int, k_
     return w
 
 
-def window_of(layer, input_shape) -> Optional[object]:
-    """The conv geometry the encoder needs, or None for a layer that is not a conv."""
-    from hwprune.backends.c.plan_spatial import CONV_KINDS, window
-
-    if input_shape is None or layer.kind not in CONV_KINDS:
-        return None
-    return window(layer, tuple(input_shape), layer.output_shape(tuple(input_shape)))
-
-
 register_format(StorageFormat(
     "csro", _encode_csro, _decode_csro,
     "conv only: nonzero values, each one's input offset in the padded window (uint8/uint16), a uint8 count a filter",

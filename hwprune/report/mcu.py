@@ -1,4 +1,4 @@
-"""The Cortex-M part of a report: which engines verify an export, the firmware's figures.
+"""The Cortex-M part of a report: the firmware's figures (``harness.select`` chooses the engines).
 
 When the ``mcu`` engine ran, its measurements replace the host compiler's size estimate:
 ``flash_bytes`` and ``ram_bytes`` come from the cross-built ELF (RAM with the measured
@@ -10,73 +10,14 @@ stack), and the report gains ``instructions``, ``cycles``, ``latency_us``, ``ene
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
 
+from hwprune.backends.c import export_c
 from hwprune.errors import TargetError, ToolchainError
-from hwprune.targets import Target, get_target, target_from_dict
+from hwprune.harness.mcu import measure_mcu
+from hwprune.targets import Target
+from hwprune.tempdirs import temp_dir
 
-DEFAULT_TARGET = "stm32l4r5"
 MCU_PLOT = "report_mcu.png"
-
-
-def export_target(meta: dict, override: Optional[str] = None) -> tuple[Target, bool]:
-    """The export's target and whether the user chose it (``--target``) rather than the default."""
-    if override:
-        return get_target(override), True
-    spec = meta.get("target_spec")
-    if spec is not None:  # a target file's keys, stored by export: checked as the file was
-        return target_from_dict({k: v for k, v in spec.items() if v is not None} if isinstance(spec, dict) else spec,
-                                "export.json: target_spec"), True
-    return get_target(meta.get("target") or DEFAULT_TARGET), bool(meta.get("target_given"))
-
-
-def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]] = None, cc: Optional[str] = None,
-                   default_cc: Optional[str] = None):
-    """Engines for ``verify``: the names given, else every registered one but the reference,
-    with ``mcu`` only for a chosen Cortex-M target. Returns (engines, the McuEngine or None).
-
-    An ``mcu`` engine that was asked for by name and cannot run is an error (ToolchainError);
-    one chosen by default and unavailable is reported as skipped. ``cc``: the cross compiler
-    asked for (an error when the mcu engine does not run); ``default_cc``: the export's.
-    """
-    from hwprune.harness.engines import ENGINES
-    from hwprune.harness.mcu import McuEngine
-
-    if engines:
-        names = list(dict.fromkeys(engines))
-        unknown = [n for n in names if n not in ENGINES]
-        if unknown:
-            from hwprune.errors import OptionError
-
-            raise OptionError(f"unknown engine {unknown[0]!r}; known engines are {sorted(ENGINES)}")
-    else:
-        # engines that are not run by default (mcu: it needs a target; tflm: a .tflite) only by name
-        names = [n for n, factory in ENGINES.items() if n not in ("reference", "mcu")
-                 and getattr(factory, "by_default", True)]
-        if target.kind == "mcu" and chosen:
-            names.append("mcu")
-    mcu = None
-    out = []
-    for name in names:
-        if name == "mcu":
-            if target.kind != "mcu":
-                raise TargetError(f"the mcu engine needs a Cortex-M target; {target.name!r} is a {target.kind} target "
-                                  "(pass --target NAME)")
-            mcu = McuEngine(target=target, cc=cc or default_cc, progress=True)
-            if engines:
-                reason = mcu.unavailable_reason()
-                if reason:
-                    raise ToolchainError(f"--engine mcu cannot run: {reason}")
-            out.append(mcu)
-        else:
-            out.append(name)
-    if cc is not None and mcu is None:
-        from hwprune.errors import OptionError
-
-        raise OptionError(f"--cc {cc} is the mcu engine's cross compiler, and the mcu engine does not run here "
-                          f"(target {target.name!r}{'' if target.kind == 'mcu' else ', not a Cortex-M'}); "
-                          "pass --engine mcu, a Cortex-M --target, or drop --cc")
-    return out, mcu
 
 
 BASELINE_VECTORS = 3
@@ -86,10 +27,6 @@ def dense_baseline(graph, engine, x_int, formats: dict):
     """The same model with every layer stored dense, measured on the same target (first
     few vectors): what the chosen formats gain. None when every layer is dense already or
     the baseline cannot be built."""
-    from hwprune.backends.c import export_c
-    from hwprune.harness.mcu import measure_mcu
-    from hwprune.tempdirs import temp_dir
-
     if not formats or all(f == "dense" for f in formats.values()):
         return None
     with temp_dir("dense") as tmp:

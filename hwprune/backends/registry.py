@@ -1,0 +1,81 @@
+"""The backends an export can write, in one registry (C, hls4ml, RTL, and any new one).
+
+A backend is an object with a ``name`` (what ``--backend`` says), its options' class
+(``options_type``: the options only it reads live there, not in ``pipeline.ExportOptions``),
+the width it quantizes to by default, a ``check`` run before any work, and a ``write``
+that fills its folder of the export and returns its entries of ``export.json``.
+``pipeline.write_export`` loops over the options it is given, in registration order, and
+asks ``backend_for(options)`` which backend each belongs to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol, Sequence
+
+import numpy as np
+
+from hwprune.errors import OptionError
+from hwprune.ir.graph import Graph
+from hwprune.targets import Target
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What every backend of one export sees: the quantized graph, the test vectors as
+    integers with the reference's outputs, the chip (``target_given``: named by the user,
+    else the default chip that sizes are compared with) and the folder holding the graph."""
+    graph: Graph
+    x_int: np.ndarray
+    y_int: np.ndarray
+    target: Target
+    target_given: bool
+    graph_dir: Path
+
+
+class Backend(Protocol):
+    name: str
+    options_type: type
+    default_bits: int  # the width a float model is quantized to when the user gives none
+
+    def check(self, graph: Graph, options: Any, target: Optional[Target]) -> None:
+        """Refuse what this backend cannot write (one line, an HwpruneError) before any work."""
+
+    def write(self, folder: Path, options: Any, context: BackendContext) -> dict:
+        """Write this backend's files under the export ``folder``; its export.json entries."""
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    if backend.name in BACKENDS:
+        raise ValueError(f"backend {backend.name!r} is registered twice")
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise OptionError(f"unknown backend {name!r}; known backends are {', '.join(BACKENDS)}")
+    return BACKENDS[name]
+
+
+def backend_for(options: Any) -> Backend:
+    """The backend whose options ``options`` are."""
+    for backend in BACKENDS.values():
+        if isinstance(options, backend.options_type):
+            return backend
+    raise OptionError(f"{type(options).__name__} are no backend's options; known backends are {', '.join(BACKENDS)}")
+
+
+def ordered(options: Sequence[Any]) -> list[tuple[Backend, Any]]:
+    """(backend, options) for each options given, in registration order; one per backend."""
+    chosen: dict[str, tuple[Backend, Any]] = {}
+    for opts in options:
+        backend = backend_for(opts)
+        if backend.name in chosen:
+            raise OptionError(f"the {backend.name} backend is asked for twice")
+        chosen[backend.name] = (backend, opts)
+    return [chosen[name] for name in BACKENDS if name in chosen]
