@@ -169,8 +169,9 @@ def render_markdown(report: dict) -> str:
                      f"{dead['macs_after']}")
     target = report.get("target")
     if target:
+        fits = "" if target["fits"] else " — DOES NOT FIT"
         lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of "
-                     f"flash, {target['ram_used'] * 100:.2f} % of RAM" + ("" if target["fits"] else " — DOES NOT FIT"))
+                     f"flash, {target['ram_used'] * 100:.2f} % of RAM{fits}")
     lines += ["", "## Layers", "", "| layer | kind | storage | nonzero / total | C bytes | MACs sparse / dense |",
               "|---|---|---|---:|---:|---:|"]
     for r in report["layers"]:
