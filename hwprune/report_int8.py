@@ -25,7 +25,8 @@ from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
 from hwprune.harness.compare import compare
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import load_graph
-from hwprune.pipeline_int8 import DEFAULT_ENGINES, _report, c_weight_bytes, read_int8_vectors, verify_int8
+from hwprune.pipeline_int8 import (DEFAULT_ENGINES, c_weight_bytes, read_int8_vectors, verification_report,
+                                   verify_int8)
 
 MCU_VECTORS = 2  # the emulator runs about a million instructions a second: cycles need few vectors
 DEFAULT_MCU_TARGET = "stm32l4r5"  # harness.mcu_int8's default core (Cortex-M4)
@@ -101,7 +102,7 @@ def analyze_int8(folder, target: Optional[str] = None, trust_export: bool = Fals
         skipped, mcu = [*skipped, ("mcu", mcu)], None
     else:
         comparisons = [*comparisons, mcu_comparison]
-    report = {**_report(graph, x_int, comparisons, skipped), "hwprune_version": __version__}
+    report = {**verification_report(graph, x_int, comparisons, skipped), "hwprune_version": __version__}
     report.update({key: meta[key] for key in EXPORT_KEYS if key in meta})
     rows = layer_rows(graph)
     source = (folder / C_DIR / SOURCE).read_text()
