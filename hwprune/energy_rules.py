@@ -111,7 +111,7 @@ def _batchnorm(layer, c: Context) -> LayerWork:
                      add_bits=c.in_bits, weight_bytes=stored, stored_bytes=stored, **c.traffic(c.n_in))
 
 
-@rule("sigmoid", "tanh")
+@rule("sigmoid", "tanh", "selu")
 def _table_activation(layer, c: Context) -> LayerWork:
     """An index (one addition) and one table entry read per element; the table is stored."""
     entry = layer.table_t.storage_bits // 8 if layer.table_t else 4

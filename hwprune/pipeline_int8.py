@@ -192,12 +192,12 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
                 "tflite": "model.tflite", **extra}
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         comparisons, skipped = verify_int8(tmp, graph, x_int, None)
-        report = {**_report(graph, x_int, comparisons, skipped), **extra}
+        report = {**verification_report(graph, x_int, comparisons, skipped), **extra}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return Export(out, report, meta)
 
 
-def _report(graph: Graph, x_int, comparisons, skipped) -> dict:
+def verification_report(graph: Graph, x_int, comparisons, skipped) -> dict:
     ran = [c for c in comparisons if not c.engine.startswith("reference/")]
     return {"dialect": DIALECT, "model": graph.name, "vectors": int(len(x_int)),
             "bit_exact": all(c.bit_exact for c in comparisons) if ran else None,
@@ -228,7 +228,7 @@ def run_verify(args) -> int:
         x = graph.check_batch(load_array(args.inputs, "inputs"), f"inputs ({args.inputs})")
         x_int, stored = graph.input_t.quantize(x), None
     comparisons, skipped = verify_int8(folder, graph, x_int, stored, args.engine or DEFAULT_ENGINES)
-    report = _report(graph, x_int, comparisons, skipped)
+    report = verification_report(graph, x_int, comparisons, skipped)
     if args.json:
         print(json.dumps(report))
     else:

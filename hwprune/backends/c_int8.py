@@ -194,6 +194,15 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
                     f"{q});")
 
 
+def weighted_arrays(graph: Graph, layer) -> list[str]:
+    """The constant arrays ``model_int8.c`` holds for the weighted ``layer``, as
+    ``render_int8`` writes them (the report counts their bytes per layer)."""
+    index = [l.name for l in graph.layers].index(layer.name)
+    arrays, _ = _weighted(layer, f"l{index}", "in", "out", graph.input_types(layer)[0], graph.input_shapes(layer)[0],
+                          graph.shape_of(layer.name))
+    return arrays
+
+
 def render_int8(graph: Graph) -> str:
     """The C of an int8 graph: ``void <name>_predict(const int8_t *in, int8_t *out)``, with a
     ``HWPRUNE_INT8_TRACE(index, data, size)`` hook after every layer."""

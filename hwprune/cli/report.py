@@ -21,17 +21,17 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from hwprune.report import write_report
-
     from hwprune.pipeline_int8 import is_int8_export
+    from hwprune.report import write_report
+    from hwprune.report.int8 import write_int8_report
 
     directory = Path(args.dir)
     check(directory)
-    if is_int8_export(directory):
-        raise FolderError(f"{directory}: hwprune report does not render int8 (.tflite) exports yet; "
-                          "report.json holds their verification (hwprune verify runs it again)")
     with temp_dir("report") as tmp:
-        write_report(directory, target=args.target, into=tmp, trust_export=args.trust_export)
+        if is_int8_export(directory):  # TFLite's int8 dialect: its own C, engines and figures
+            write_int8_report(directory, tmp, target=args.target, trust_export=args.trust_export)
+        else:
+            write_report(directory, target=args.target, into=tmp, trust_export=args.trust_export)
         written = sorted(p.name for p in Path(tmp).iterdir())  # report.png, report_mcu.png too, when drawn
         replace_files(directory, tmp)  # the manifest is rewritten last
     print(f"hwprune report: wrote {', '.join(written)} in {directory}", file=sys.stderr)

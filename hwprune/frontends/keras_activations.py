@@ -1,4 +1,4 @@
-"""Keras activations -> IR layers: ``activation="sigmoid"``/``"tanh"`` (on a Dense or an
+"""Keras activations -> IR layers: ``activation="sigmoid"``/``"tanh"``/``"selu"`` (on a Dense or an
 Activation layer), the LeakyReLU layer (``negative_slope``, Keras 2's ``alpha``; default 0.3)
 and the PReLU layer (one slope, or one per channel: ``shared_axes`` over every other axis).
 
@@ -13,9 +13,9 @@ import numpy as np
 from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.frontends.keras_builder import Builder
 from hwprune.frontends.keras_layers import ACTIVATIONS, converter
-from hwprune.ir.activations import LeakyReLU, Sigmoid, Tanh
+from hwprune.ir.activations import LeakyReLU, Selu, Sigmoid, Tanh
 
-ACTIVATIONS.update(sigmoid=Sigmoid, tanh=Tanh)
+ACTIVATIONS.update(sigmoid=Sigmoid, tanh=Tanh, selu=Selu)
 
 
 @converter("LeakyReLU")

@@ -1,4 +1,5 @@
-"""ONNX handlers of the activations: Sigmoid, Tanh, LeakyRelu (``alpha``, default 0.01),
+"""ONNX handlers of the activations: Sigmoid, Tanh, Selu (the standard constants only),
+LeakyRelu (``alpha``, default 0.01),
 HardSigmoid (``alpha`` and ``beta``, defaults 0.2 and 0.5: ``clip(alpha * x + beta, 0, 1)``)
 and PRelu (a constant slope: one, or one per channel). A SiLU exported as ``Mul(x,
 Sigmoid(x))`` needs nothing more: the Mul of two computed tensors is an IR Multiply."""
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwprune.errors import UnsupportedLayerError
 from hwprune.frontends.onnx_graph import op
-from hwprune.ir.activations import HardSigmoid, LeakyReLU, Sigmoid, Tanh
+from hwprune.ir.activations import SELU_ALPHA, SELU_LAMBDA, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh
 
 
 @op("Sigmoid")
@@ -19,6 +21,17 @@ def _sigmoid(node, attrs, ctx):
 @op("Tanh")
 def _tanh(node, attrs, ctx):
     return ctx.emit(node, Tanh("tanh"), [ctx.value(node)], sole=True)
+
+
+@op("Selu")
+def _selu(node, attrs, ctx):
+    # ONNX's defaults are the float32 roundings of SELU's constants; hls4ml's are fixed
+    for key, value in (("alpha", SELU_ALPHA), ("gamma", SELU_LAMBDA)):
+        given = float(attrs.get(key, np.float32(value)))
+        if given != float(np.float32(value)):
+            raise UnsupportedLayerError(f"node {node.name!r} (Selu): {key} = {given}; hwprune (as hls4ml) computes "
+                                        f"SELU with its standard {key} {value} only")
+    return ctx.emit(node, Selu("selu"), [ctx.value(node)], sole=True)
 
 
 @op("LeakyRelu")

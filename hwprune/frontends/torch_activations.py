@@ -1,6 +1,6 @@
 """torch activations -> IR activation layers, and back (``frontends.torch`` calls both).
 
-``nn.Sigmoid``, ``nn.Tanh``, ``nn.LeakyReLU``, ``nn.PReLU`` (one slope, or one per channel:
+``nn.Sigmoid``, ``nn.Tanh``, ``nn.SELU``, ``nn.LeakyReLU``, ``nn.PReLU`` (one slope, or one per channel:
 torch's channel axis 1 is the IR's last axis), ``nn.Hardsigmoid`` (``relu6(x + 3) / 6``:
 slope 1/6, shift 1/2) and ``nn.SiLU`` (swish, ``x * sigmoid(x)``: a Sigmoid and a Multiply,
 the graph's one branch); in a traced ``forward`` also ``torch.sigmoid``/``torch.tanh`` (and
@@ -14,12 +14,12 @@ from functools import lru_cache
 import numpy as np
 
 from hwprune.errors import UnsupportedLayerError, WeightError
-from hwprune.ir.activations import HardSigmoid, LeakyReLU, Sigmoid, Tanh
+from hwprune.ir.activations import HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh
 from hwprune.ir.base import Layer
 from hwprune.ir.merge import Multiply
 
 #: torch.nn class name -> the name prefix of the IR layer made from it
-MODULES = {"Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyReLU": "leaky_relu", "PReLU": "prelu",
+MODULES = {"Sigmoid": "sigmoid", "Tanh": "tanh", "SELU": "selu", "LeakyReLU": "leaky_relu", "PReLU": "prelu",
            "Hardsigmoid": "hard_sigmoid", "SiLU": "silu"}
 METHODS = {"sigmoid": "Sigmoid", "tanh": "Tanh"}
 
@@ -85,6 +85,8 @@ def _activation_layer(path: str, module, name: str) -> Layer:
         return Sigmoid(name)
     if kind == "Tanh":
         return Tanh(name)
+    if kind == "SELU":
+        return Selu(name)
     if kind == "Hardsigmoid":
         return HardSigmoid(name, slope=1.0 / 6.0, shift=0.5)
     if isinstance(module, hard_sigmoid_module()):
@@ -124,6 +126,8 @@ def to_torch_module(layer: Layer, swish: dict[str, str]):
         return nn.Sigmoid()
     if isinstance(layer, Tanh):
         return nn.Tanh()
+    if isinstance(layer, Selu):
+        return nn.SELU()
     if isinstance(layer, HardSigmoid):
         if layer.slope == 1.0 / 6.0 and layer.shift == 0.5:
             return nn.Hardsigmoid()

@@ -31,7 +31,7 @@ from hwprune.ir.graph import INPUT, Graph, GraphInput, is_c_identifier
 from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Flatten, Layer, Multiply, ReLU, Softmax
 
 SUPPORTED = ("Linear, Conv1d/2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, ReLU6, Hardtanh, "
-             "Sigmoid, Tanh, LeakyReLU, PReLU, Hardsigmoid, SiLU, BatchNorm1d/2d (folded), Flatten, Identity, "
+             "Sigmoid, Tanh, SELU, LeakyReLU, PReLU, Hardsigmoid, SiLU, BatchNorm1d/2d (folded), Flatten, Identity, "
              "Dropout, + (Add), * (Multiply), torch.cat and a final Softmax")
 
 

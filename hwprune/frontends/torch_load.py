@@ -30,7 +30,7 @@ def _torch():
 SAFE_MODULES = (
     "Sequential", "Linear", "ReLU", "Flatten", "Identity", "Dropout", "Softmax", "LogSoftmax",
     "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Sigmoid", "Tanh", "LeakyReLU", "PReLU", "Hardsigmoid", "SiLU",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Sigmoid", "Tanh", "SELU", "LeakyReLU", "PReLU", "Hardsigmoid", "SiLU",
     "ReLU6", "Hardtanh", "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d",
 )
 TRUST_HINT = "pass --trust-model (trust_model=True in Python) only if you trust the file's source"

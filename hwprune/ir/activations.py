@@ -1,5 +1,5 @@
 """Element-wise activations with hls4ml 1.3.0's fixed-point semantics (``nnet_activation.h``):
-LeakyReLU (one slope, or one per channel: PReLU), HardSigmoid, Sigmoid and Tanh; and the
+LeakyReLU (one slope, or one per channel: PReLU), HardSigmoid, Sigmoid, Tanh and Selu; and the
 per-channel affine map of a BatchNorm that cannot fold into a neighbour (``nnet_batchnorm.h``).
 
 - **LeakyReLU**: ``y = result(x)`` when ``x > 0``, else ``y = result(alpha * x)`` with the
@@ -15,6 +15,11 @@ per-channel affine map of a BatchNorm that cannot fold into a neighbour (``nnet_
   does (``reference.activations.table``). The index of ``x`` is
   ``trunc(x * size / (2 * range)) + size / 2`` (``trunc`` towards zero), clamped to
   ``[0, size - 1]``; ``y = result(table[index])``.
+- **Selu**: ``x >= 0``: ``y = result(lambda * x)``, the product exact with ``lambda`` the
+  constant 1.0507009873554805 in ``ufixed<16,1>`` (truncated: 34429 / 2^15); ``x < 0``: a table
+  of ``table_size`` entries of ``table_t`` over ``(-8, 0]``, entry ``i`` the function at
+  ``-8 * i / size``, index ``trunc(-x * size / 8)`` clamped to ``[0, size - 1]``,
+  ``y = result(table[index])`` (``nnet::selu``).
 
 - **BatchNorm**: ``y = result(x * scale[c] + bias[c])`` per channel ``c`` (the last axis),
   with ``scale`` of ``scale_t``, ``bias`` of ``bias_t`` and the product and the sum exact
@@ -111,10 +116,15 @@ class _TableActivation(_Activation):
     #: hls4ml's activation name and the C function that fills the table.
     function: ClassVar[str] = ""
 
+    @property
+    def table_width(self) -> int:
+        """The width of the inputs the table covers (its entries per unit: size / width)."""
+        return 2 * self.table_range
+
     def __post_init__(self) -> None:
         size = int(self.table_size)
-        # A multiple of 2 * range keeps hls4ml's `x * size / (2 * range)` an exact division.
-        step = 2 * self.table_range
+        # A multiple of the width keeps hls4ml's `x * size / width` an exact division.
+        step = self.table_width
         if size < step or size % step or size > 1 << 20:
             raise ShapeError(f"layer {self.name!r}: {type(self).__name__} table_size must be a multiple of {step} "
                              f"from {step} to {1 << 20}, got {self.table_size!r}")
@@ -137,6 +147,26 @@ class Tanh(_TableActivation):
     kind: ClassVar[str] = "tanh"
     table_range: ClassVar[int] = 4
     function: ClassVar[str] = "tanh"
+
+
+#: hls4ml's SELU scale and its type (an ``ap_ufixed<16, 1>`` constant: truncated, 34429 / 2^15)
+SELU_LAMBDA = 1.0507009873554805
+SELU_LAMBDA_T = Fixed(16, 1, False)
+SELU_ALPHA = 1.6732632423543772
+
+
+@dataclass(frozen=True, eq=False)
+class Selu(_TableActivation):
+    """``lambda * x`` for ``x >= 0``, else ``lambda * alpha * (exp(x) - 1)`` by table over
+    ``(-8, 0]`` (hls4ml's fixed constants: torch's, Keras's and ONNX's defaults)."""
+
+    kind: ClassVar[str] = "selu"
+    table_range: ClassVar[int] = 8
+    function: ClassVar[str] = "selu"
+
+    @property
+    def table_width(self) -> int:
+        return self.table_range  # one side only: (-8, 0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,4 +209,4 @@ class BatchNorm(_Activation):
         return tuple(input_shape)
 
 
-ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, BatchNorm)
+ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm)

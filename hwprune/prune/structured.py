@@ -31,7 +31,7 @@ from hwprune.frontends.torch import sequential_leaves
 from hwprune.frontends.torch_activations import hard_sigmoid_module
 from hwprune.prune.masks import PRUNABLE_TYPES, strip_masks
 
-ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU, nn.SiLU,
+ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Tanh, nn.Sigmoid, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,
                nn.Hardsigmoid, hard_sigmoid_module(), nn.Identity, nn.Dropout)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 TAIL = (nn.Softmax, nn.LogSoftmax)

@@ -1,4 +1,4 @@
-"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh and BatchNorm (semantics:
+"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm (semantics:
 ``hwprune.ir.activations``, which follow hls4ml 1.3.0's ``nnet_activation.h``).
 
 The Sigmoid and Tanh tables are computed as hls4ml's C++ initialisers compute them, in
@@ -17,7 +17,8 @@ from functools import lru_cache
 import numpy as np
 
 from hwprune.errors import ModelError
-from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, _TableActivation
+from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, SELU_LAMBDA_T, BatchNorm, HardSigmoid, LeakyReLU, Selu,
+                                    _TableActivation)
 from hwprune.quant.fixed import Fixed, cast, from_grid, quantize
 from hwprune.reference.core import kernel
 from hwprune.reference.merge import product_bits
@@ -43,6 +44,9 @@ def _libm():
 
 def _float32_values(function: str, inputs: np.ndarray) -> np.ndarray:
     lib = _libm()
+    if function == "selu":  # `lambda * (alpha * (std::exp(x) - 1.))`: expf, the rest in double, returned as float
+        e = np.exp(inputs) if lib is None else np.array([lib[0](float(v)) for v in inputs], dtype=np.float32)
+        return (SELU_LAMBDA * (SELU_ALPHA * (e.astype(np.float64) - 1.0))).astype(np.float32)
     if function == "sigmoid":
         if lib is None:
             e = np.exp(-inputs)
@@ -58,8 +62,10 @@ def _float32_values(function: str, inputs: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=16)
 def _table(function: str, table_range: int, size: int, table_t: Fixed) -> np.ndarray:
     i = np.arange(size, dtype=np.float64)
-    # `float in_val = 2 * range * (ii - float(N) / 2.0) / float(N)`: exact multiples of 2 * range / N.
-    inputs = (2.0 * table_range * (i - size / 2.0) / size).astype(np.float32)
+    if function == "selu":  # `float in_val = -8.0 * ii / float(N)`: (-8, 0] only
+        inputs = (-float(table_range) * i / size).astype(np.float32)
+    else:  # `float in_val = 2 * range * (ii - float(N) / 2.0) / float(N)`: exact multiples of 2 * range / N.
+        inputs = (2.0 * table_range * (i - size / 2.0) / size).astype(np.float32)
     q = quantize(_float32_values(function, inputs).astype(np.float64), table_t)
     q.setflags(write=False)
     return q
@@ -73,9 +79,9 @@ def table(layer: _TableActivation) -> np.ndarray:
 
 
 def index_step(layer: _TableActivation, in_t: Fixed) -> int:
-    """Table entries per unit of input (``table_size / (2 * range)``), after checking that
+    """Table entries per unit of input (``table_size / width``), after checking that
     hls4ml's ``int`` index cannot overflow for this input type."""
-    k = layer.table_size // (2 * layer.table_range)
+    k = layer.table_size // layer.table_width
     f = in_t.frac_bits
     bound = max(-in_t.min_int, in_t.max_int) * k
     bound = bound >> f if f >= 0 else bound << -f
@@ -105,6 +111,31 @@ def _table_kernel(layer: _TableActivation, x: np.ndarray, in_t: Fixed) -> np.nda
 
 kernel("sigmoid")(_table_kernel)
 kernel("tanh")(_table_kernel)
+
+
+def selu_lambda() -> int:
+    """hls4ml's SELU scale as an integer of ``SELU_LAMBDA_T``."""
+    return int(quantize(SELU_LAMBDA, SELU_LAMBDA_T))
+
+
+def selu_index(layer: Selu, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    """hls4ml's ``int index = x * size / -8`` for ``x < 0``: ``-x * size / 8`` (exact) truncated
+    (it is not negative: a floor), clamped to the table."""
+    k = index_step(layer, in_t)
+    scaled = -x * np.int64(k)
+    f = in_t.frac_bits
+    rounded = scaled >> np.int64(f) if f > 0 else scaled << np.int64(-f)
+    return np.clip(rounded, 0, layer.table_size - 1)
+
+
+@kernel("selu")
+def selu(layer: Selu, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    if product_bits([in_t, SELU_LAMBDA_T]) > 63:
+        raise ModelError(f"layer {layer.name!r}: the product of {in_t} and the SELU scale ({SELU_LAMBDA_T}) needs "
+                         f"{product_bits([in_t, SELU_LAMBDA_T])} bits; use a narrower input type")
+    positive = cast(x * np.int64(selu_lambda()), in_t.frac_bits + SELU_LAMBDA_T.frac_bits, layer.result_t)
+    negative = cast(table(layer)[selu_index(layer, np.minimum(x, 0), in_t)], layer.table_t.frac_bits, layer.result_t)
+    return np.where(x >= 0, positive, negative)
 
 
 def leaky_slopes(layer: LeakyReLU, in_t: Fixed) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""LeakyReLU, PReLU, HardSigmoid, Sigmoid, Tanh and SiLU (Sigmoid and Multiply): the integer reference against exact
+"""LeakyReLU, PReLU, HardSigmoid, Sigmoid, Tanh, Selu and SiLU (Sigmoid and Multiply): the integer
+reference against exact
 rationals and against the host C build (bit for bit, layer by layer), the quantized model
 close to torch, and the errors for types hls4ml's arithmetic cannot follow."""
 
@@ -14,7 +15,7 @@ from hwprune import reference
 from hwprune.backends.c import export_c
 from hwprune.errors import ModelError, ShapeError
 from hwprune.harness.engines import HostCEngine
-from hwprune.ir import Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh, load_graph, save_graph
+from hwprune.ir import Dense, Graph, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh, load_graph, save_graph
 from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.quant.fixed import Fixed, to_real
 from hwprune.reference import KERNELS
@@ -136,7 +137,53 @@ def test_types_hls4ml_cannot_follow_are_errors():
         KERNELS["hard_sigmoid"](narrow, np.zeros((1, 1), dtype=np.int64), Fixed(8, 1))
 
 
-@pytest.mark.parametrize("act", [Sigmoid("a"), Tanh("a"), HardSigmoid("a", 0.2, 0.5), HardSigmoid("a", 1 / 6, 0.5),
+def _selu_graph() -> Graph:
+    rng = np.random.default_rng(11)
+    return Graph.chain("selus", (5,), (Dense("d0", rng.normal(size=(8, 5)), rng.normal(size=8)), Selu("u0"),
+                                       Dense("d1", rng.normal(size=(8, 8)) * 2, rng.normal(size=8)), Selu("u1"),
+                                       Dense("d2", rng.normal(size=(3, 8)), rng.normal(size=3))))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_selu_reference_equals_host_c_and_follows_the_float_function(tmp_path, bits):
+    from hwprune.quant.calibrate import float_forward
+
+    graph = _selu_graph()
+    rng = np.random.default_rng(bits)
+    q = calibrate(graph, rng.normal(size=(200, 5)) * 3, QuantConfig(bits, bits))
+    x = rng.normal(size=(40, 5)) * 2
+    x_int = reference.quantize_input(q, x)
+    export_c(q, tmp_path / "c", "auto")
+    run = ENGINE.run(tmp_path / "c", x_int)
+    expected = reference.run(q, x_int, trace=True)
+    for (name, want), (_, got) in zip(expected, run.trace):
+        bad = np.argwhere(want != got.reshape(want.shape))
+        assert not len(bad), f"layer {name!r} vector/element {bad[0]}: reference {want[tuple(bad[0])]}, " \
+                             f"C {got.reshape(want.shape)[tuple(bad[0])]}"
+    selu_in = dict(expected)["d1"]
+    assert (selu_in < 0).any() and (selu_in > 0).any()  # both branches ran
+    if bits == 16:  # 1024 entries over (-8, 0]: a step of 1/128 in x, lambda to 15 fraction bits
+        want = float_forward(graph, x)
+        assert np.abs(reference.predict(q, x) - want).max() < 1e-3 * np.ptp(want)
+    save_graph(q, tmp_path / "g")
+    assert np.array_equal(reference.run(load_graph(tmp_path / "g"), x_int), expected[-1][1])
+
+
+def test_selu_index_and_table():
+    from hwprune.reference.activations import selu_index
+
+    in_t = Fixed(12, 5)  # 7 fraction bits; 128 entries per unit: index = trunc(-q)
+    selu = Selu("u", table_size=1024, table_t=Fixed(18, 3), result_t=Fixed(18, 3))
+    assert selu_index(selu, np.array([[-1, -127, -128, -1023, -1024, -2048]]), in_t).tolist() == \
+        [[1, 127, 128, 1023, 1023, 1023]]
+    t = to_real(table(selu), selu.table_t)
+    assert t[0] == 0 and np.all(np.diff(t) <= 0) and -1.7581 < t[-1] < -1.757  # lambda * alpha * (e^-8 - 1)
+    with pytest.raises(ShapeError, match="table_size must be a multiple of 8"):
+        Selu("u", table_size=1004)
+
+
+@pytest.mark.parametrize("act", [Sigmoid("a"), Tanh("a"), Selu("a"), HardSigmoid("a", 0.2, 0.5),
+                                 HardSigmoid("a", 1 / 6, 0.5),
                                  LeakyReLU("a", alpha=np.array([0.1])), LeakyReLU("a", alpha=np.linspace(0, 1, 6))])
 def test_dead_units_fold_through_activations(act):
     """A unit with no inputs outputs act(bias), folded into the next bias; PReLU's per-channel

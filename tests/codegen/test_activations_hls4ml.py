@@ -1,10 +1,10 @@
 """The activations against hls4ml itself.
 
 1. Every value of an input type through hls4ml 1.3.0's own ``nnet_activation.h`` functions
-   (``sigmoid``, ``tanh``, ``leaky_relu``, ``prelu``, ``hard_sigmoid``), compiled with g++
+   (``sigmoid``, ``tanh``, ``selu``, ``leaky_relu``, ``prelu``, ``hard_sigmoid``), compiled with g++
    and its ap_types, equals the integer reference element for element; a fine ``table_t``
    (23 fraction bits) makes the table's float32 ``expf``/``tanhf`` count bit by bit.
-2. One model with sigmoid, tanh, leaky ReLU, PReLU, hard sigmoid and a BatchNorm after an
+2. One model with sigmoid, tanh, leaky ReLU, PReLU, hard sigmoid, selu and a BatchNorm after an
    activation (hls4ml's ``normalize``), two results rounding half to even (``AP_RND_CONV``),
    exported with the hls4ml backend: its C simulation equals the reference on every vector.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwprune.ir import BatchNorm, Dense, Graph, HardSigmoid, LeakyReLU, Sigmoid, Tanh
+from hwprune.ir import BatchNorm, Dense, Graph, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh
 from hwprune.quant.calibrate import calibrate
 from hwprune.quant.fixed import Fixed, Rounding
 from hwprune.reference import KERNELS
@@ -42,6 +42,9 @@ def _layers():
         "leaky": LeakyReLU("l", alpha=np.array([0.30078125]), param_t=Fixed(16, 0, rounding="RND", overflow="SAT"),
                            result_t=out),
         "prelu": LeakyReLU("p", alpha=np.array(ALPHA), param_t=Fixed(10, 1), result_t=Fixed(10, 4)),
+        "selu": Selu("u", table_size=1024, table_t=Fixed(12, 2), result_t=Fixed(12, 5, rounding="RND", overflow="SAT")),
+        # 22 fraction bits in the table and the result: every entry and product (21 bits) counts bit by bit
+        "selu_fine": Selu("u", table_size=512, table_t=Fixed(24, 2), result_t=Fixed(28, 6)),
         "hard": HardSigmoid("h", slope=1 / 6, shift=0.5, slope_t=Fixed(16, 0, False), shift_t=Fixed(2, 0, False),
                             result_t=Fixed(9, 1, False, "RND", "SAT")),
     }
@@ -54,7 +57,7 @@ def _program(layers) -> str:
     calls = []
     for key, layer in layers.items():
         lines.append(f"typedef {layer.result_t.hls()} {key}_out_t;")
-        if layer.kind in ("sigmoid", "tanh"):
+        if layer.kind in ("sigmoid", "tanh", "selu"):
             lines.append(f"struct {key}_cfg : nnet::activ_config {{ static const unsigned n_in = N; "
                          f"static const unsigned table_size = {layer.table_size}; "
                          f"typedef {layer.table_t.hls()} table_t; }};")
@@ -119,7 +122,8 @@ def _model() -> Graph:
     return Graph.chain("acts", (6,), (
         dense("fc0", 8, 6), LeakyReLU("leaky", alpha=np.array([0.1])), dense("fc1", 8, 8), Sigmoid("sig"),
         dense("fc2", 8, 8), Tanh("tanh"), dense("fc3", 8, 8), LeakyReLU("prelu", alpha=rng.uniform(-0.3, 0.5, 8)),
-        BatchNorm("norm", scale=rng.uniform(-2, 2, 8), bias=rng.normal(size=8)), dense("fc4", 8, 8), HardSigmoid("hsig", 1 / 6, 0.5), dense("fc5", 3, 8)))
+        BatchNorm("norm", scale=rng.uniform(-2, 2, 8), bias=rng.normal(size=8)), dense("fc4", 8, 8), HardSigmoid("hsig", 1 / 6, 0.5),
+        dense("fc5", 8, 8), Selu("selu"), dense("fc6", 3, 8)))
 
 
 @needs_gxx
@@ -140,5 +144,5 @@ def test_hls4ml_csim_equals_the_reference_with_every_activation(tmp_path, monkey
         assert run["available"] and run["bit_exact"] and run["mismatches"] == 0, (engine, run)
     top = next((out / "hls4ml" / "firmware").glob("*.cpp")).read_text()
     for call in ("nnet::leaky_relu<", "nnet::sigmoid<", "nnet::tanh<", "nnet::prelu<", "nnet::hard_sigmoid<",
-                 "nnet::normalize<"):
+                 "nnet::normalize<", "nnet::selu<"):
         assert call in top

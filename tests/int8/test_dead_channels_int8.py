@@ -100,6 +100,11 @@ def test_export_removes_dead_channels_and_tflm_verifies_the_folder(tmp_path):
     code, stdout, err = _cli("verify", out, "--engine", "tflm", "--engine", "host")
     assert code == 0, err
     assert "tflm: bit-exact" in stdout and "(8 layers compared)" in stdout
+    code, _, err = _cli("report", out)
+    assert code == 0, err
+    assert json.loads((out / "report.json").read_text())["dead_channels"] == record
+    assert (f"{record['filters_removed']} filters or units; MACs {record['macs_before']} -> {record['macs_after']}"
+            in (out / "report.md").read_text())
     vectors = np.load(out / "vectors.npz")
     assert np.array_equal(vectors["y_int"], reference.run(graph, vectors["x_int"].astype(np.int64)))
     from hwprune.pipeline import ExportOptions, export_model

@@ -63,11 +63,25 @@ def test_torch_silu_is_a_sigmoid_and_a_multiply(rng):
     assert np.allclose(back(torch.tensor(x)).detach().numpy(), want, rtol=0, atol=1e-12)
 
 
+def test_torch_selu_maps_and_round_trips(rng):
+    from hwprune.frontends.torch import from_torch, to_torch
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(4, 6), nn.SELU(), nn.Linear(6, 2)).double().eval()
+    graph = from_torch(model)
+    assert [l.kind for l in graph.layers] == ["dense", "selu", "dense"]
+    x = rng.normal(size=(20, 4)) * 3
+    want = model(torch.tensor(x)).detach().numpy()
+    assert np.allclose(float_forward(graph, x), want, rtol=0, atol=1e-12)
+    assert np.allclose(to_torch(graph)(torch.tensor(x)).detach().numpy(), want, rtol=0, atol=1e-12)
+
+
 def test_torch_activations_load_safely(tmp_path):
     from hwprune.frontends.torch import load_torch_model
 
     model = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4),
-                          nn.LeakyReLU(), nn.Linear(4, 4), nn.PReLU(), nn.Linear(4, 4), nn.Hardsigmoid(), nn.SiLU())
+                          nn.LeakyReLU(), nn.Linear(4, 4), nn.PReLU(), nn.Linear(4, 4), nn.Hardsigmoid(), nn.SiLU(),
+                          nn.SELU())
     torch.save(model, tmp_path / "m.pt")
     loaded = load_torch_model(tmp_path / "m.pt")  # the allow-list: no --trust-model needed
     assert [type(m).__name__ for m in loaded] == [type(m).__name__ for m in model]
@@ -104,6 +118,37 @@ def test_onnx_activations(rng, tmp_path):
     assert np.allclose(float_forward(g, x), want, rtol=0, atol=1e-4)
 
 
+def test_onnx_selu(rng, tmp_path):
+    """Selu with ONNX's default constants (SELU's, as float32) is a Selu layer computing what
+    onnxruntime computes; other constants are refused (hls4ml's are fixed)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hwprune.errors import UnsupportedLayerError
+    from hwprune.frontends.onnx import load_onnx
+
+    w = rng.normal(size=(4, 5)).astype(np.float32)
+
+    def save(name, **attrs):
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Selu", ["m"], ["y"], **attrs)]
+        graph = helper.make_graph(nodes, "selu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])],
+                                  [numpy_helper.from_array(w, "w")])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / name)
+        return tmp_path / name
+
+    path = save("default.onnx")
+    g = load_onnx(path, "selu")
+    assert [l.kind for l in g.layers] == ["dense", "selu"]
+    x = rng.normal(size=(30, 4)).astype(np.float32) * 2
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert (want < 0).any() and (want > 0).any()
+    assert np.allclose(float_forward(g, x), want, rtol=0, atol=1e-5)
+    with pytest.raises(UnsupportedLayerError, match="alpha = 1.5"):
+        load_onnx(save("alpha.onnx", alpha=1.5), "selu")
+
+
 def test_keras_hard_sigmoid_is_refused_as_ambiguous():
     from hwprune.errors import UnsupportedLayerError
     from hwprune.frontends.keras_layers import Builder, CONVERTERS
@@ -117,12 +162,14 @@ def test_keras_activations(rng):
     from hwprune.frontends.keras import from_keras_model
 
     model = keras.Sequential([
-        keras.Input((5,)), keras.layers.Dense(6, activation="sigmoid"), keras.layers.Dense(6, activation="tanh"),
+        keras.Input((5,)), keras.layers.Dense(6, activation="sigmoid"), keras.layers.Dense(6, activation="selu"),
+        keras.layers.Dense(6, activation="tanh"),
         keras.layers.Dense(6), keras.layers.LeakyReLU(negative_slope=0.25), keras.layers.Dense(6),
         keras.layers.Activation("tanh"), keras.layers.Dense(6), keras.layers.PReLU(), keras.layers.Dense(2)])
     model.layers[-2].set_weights([rng.uniform(-0.5, 0.5, 6)])
     g = from_keras_model(model)
-    assert [l.kind for l in g.layers if l.kind != "dense"] == ["sigmoid", "tanh", "leaky_relu", "tanh", "leaky_relu"]
+    assert [l.kind for l in g.layers if l.kind != "dense"] == ["sigmoid", "selu", "tanh", "leaky_relu", "tanh",
+                                                                "leaky_relu"]
     leaky, prelu = (l for l in g.layers if l.kind == "leaky_relu")
     assert leaky.alpha.tolist() == [0.25] and prelu.per_channel
     x = rng.normal(size=(30, 5)) * 2

@@ -1,4 +1,4 @@
-"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh and BatchNorm
+"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm
 (``plan.plan_model`` calls it); the arithmetic is ``reference.activations``', in the C
 integer it fits.
 
@@ -8,6 +8,8 @@ integer it fits.
 - Sigmoid, Tanh: the table is a ``static const`` array of ``table_t`` integers (the
   reference's own), the index ``x * k / 2^f`` (C's division truncates towards zero, as
   hls4ml's conversion to ``int`` does) plus ``size / 2``, clamped; the entry cast.
+- Selu: ``x >= 0 ? cast(x * LAMBDA) : cast(table[index])``, the index ``-x * k / 2^f``
+  (not negative), clamped.
 - BatchNorm: ``cast(x * S[c] + B[c])`` with the scales and biases on the sum's grid
   (``reference.activations.batchnorm_grid``), ``c = i % channels``.
 """
@@ -23,7 +25,9 @@ from hwprune.errors import ModelError
 from hwprune.ir.activations import ACTIVATION_CLASSES
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed
-from hwprune.reference.activations import batchnorm_grid, hard_sigmoid_grid, index_step, leaky_slopes, table
+from hwprune.ir.activations import SELU_LAMBDA_T
+from hwprune.reference.activations import (batchnorm_grid, hard_sigmoid_grid, index_step, leaky_slopes, selu_lambda,
+                                           table)
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
@@ -46,9 +50,10 @@ def _bits(*bounds: int) -> int:
 class ActivationArithmetic:
     bits: int  # 32 or 64: the C integer every value is formed in
     casts: tuple  # Cast: the result (LeakyReLU: the positive side, then the product)
-    constants: tuple[int, ...] = ()  # LeakyReLU: the slopes; HardSigmoid: (S, H, ONE); BatchNorm: the scales
+    # LeakyReLU: the slopes; HardSigmoid: (S, H, ONE); BatchNorm: the scales; Selu: (lambda,)
+    constants: tuple[int, ...] = ()
     biases: tuple[int, ...] = ()  # BatchNorm: the biases on the sum's grid
-    table: tuple[int, ...] = ()  # Sigmoid, Tanh: the entries
+    table: tuple[int, ...] = ()  # Sigmoid, Tanh, Selu: the entries
     table_c: str = ""  # ... their C type
     step: int = 1  # table entries per unit of input
     divisor: int = 1  # 2^f: the input's grid (f > 0), else 1
@@ -89,4 +94,14 @@ def activation_arithmetic(layer: Layer, in_t: Fixed) -> ActivationArithmetic:
         return ActivationArithmetic(bits, (Cast(t.frac_bits - out_t.frac_bits, out_t, bits),),
                                     table=tuple(int(v) for v in np.asarray(entries)), table_c=t.c_type, step=k,
                                     divisor=1 << max(f, 0), multiplier=1 << max(-f, 0))
+    if layer.kind == "selu":
+        k = index_step(layer, in_t)
+        f = in_t.frac_bits
+        scale, t = selu_lambda(), layer.table_t
+        bits = _bits((_magnitude(in_t) + 1) * k << max(-f, 0), _magnitude(in_t) * scale, _magnitude(t),
+                     _magnitude(out_t))
+        casts = (Cast(t.frac_bits - out_t.frac_bits, out_t, bits),
+                 Cast(f + SELU_LAMBDA_T.frac_bits - out_t.frac_bits, out_t, bits))
+        return ActivationArithmetic(bits, casts, (scale,), table=tuple(int(v) for v in np.asarray(table(layer))),
+                                    table_c=t.c_type, step=k, divisor=1 << max(f, 0), multiplier=1 << max(-f, 0))
     raise ModelError(f"layer {layer.name!r}: the C backend has no kernel for {layer.kind!r} layers")

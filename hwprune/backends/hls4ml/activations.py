@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh and BatchNorm (``mappers.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
@@ -6,7 +6,7 @@ defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope 
 that grid); a PReLU's slopes are a weight of ``param_t``, one per element (hls4ml's
 ``alpha[i]``), so per-channel slopes are repeated over the other axes; a HardSigmoid's
 slope and shift are literals that hls4ml's ``slope_t``/``shift_t`` constants round as the
-reference does (``slope_prec``/``shift_prec``). Sigmoid and Tanh pass their table size and
+reference does (``slope_prec``/``shift_prec``). Sigmoid, Tanh and Selu pass their table size and
 ``table_t`` as layer attributes (hls4ml reads no ``table`` precision from the configuration
 for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``).
 """
@@ -52,6 +52,7 @@ def _table_activation(layer, ops: Operands, options: HlsOptions) -> dict:
 
 mapper("sigmoid")(_table_activation)
 mapper("tanh")(_table_activation)
+mapper("selu")(_table_activation)  # nnet::selu: the table for x < 0, its own lambda * x for x >= 0
 
 
 @mapper("batchnorm")
