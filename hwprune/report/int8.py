@@ -22,11 +22,19 @@ from hwprune import __version__, reference
 from hwprune.backends.c_int8 import SOURCE, stored_dense, weighted_arrays
 from hwprune.errors import ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
+from hwprune.harness.build import SIZE_FLAGS, compile_object, find_cc
 from hwprune.harness.compare import compare
+from hwprune.harness.engines import get_engine
+from hwprune.harness.mcu_int8 import run_mcu
+from hwprune.harness.measure import section_sizes
+from hwprune.harness.regenerate import check_code
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import load_graph
 from hwprune.pipeline_int8 import (DEFAULT_ENGINES, c_weight_bytes, read_int8_vectors, verification_report,
                                    verify_int8)
+from hwprune.report.build import REPORT_JSON, REPORT_MD, json_default
+from hwprune.targets import get_target
+from hwprune.tempdirs import temp_dir
 
 MCU_VECTORS = 2  # the emulator runs about a million instructions a second: cycles need few vectors
 DEFAULT_MCU_TARGET = "stm32l4r5"  # harness.mcu_int8's default core (Cortex-M4)
@@ -51,9 +59,6 @@ def layer_rows(graph: Graph) -> list[dict]:
 
 def _host_size(folder: Path) -> Optional[dict]:
     """Sections of ``model_int8.c`` compiled alone on the host (None without a C compiler)."""
-    from hwprune.harness.build import SIZE_FLAGS, compile_object, find_cc
-    from hwprune.harness.measure import section_sizes
-    from hwprune.tempdirs import temp_dir
 
     try:
         compiler = find_cc()
@@ -68,9 +73,6 @@ def _host_size(folder: Path) -> Optional[dict]:
 
 def _mcu(folder: Path, graph: Graph, x_int: np.ndarray, target: str):
     """(comparison, figures) of the first vectors on ``target``'s core, or (None, why not)."""
-    from hwprune.harness.engines import get_engine
-    from hwprune.harness.mcu_int8 import run_mcu
-    from hwprune.tempdirs import temp_dir
 
     why = get_engine("mcu").unavailable_reason()
     if why:
@@ -86,8 +88,6 @@ def _mcu(folder: Path, graph: Graph, x_int: np.ndarray, target: str):
 
 def analyze_int8(folder, target: Optional[str] = None, trust_export: bool = False) -> dict:
     """The figures of the int8 export ``folder`` (whose manifest was checked)."""
-    from hwprune.harness.regenerate import check_code
-    from hwprune.targets import get_target
 
     folder = Path(folder)
     chip = get_target(target) if target else None  # an unknown chip is refused before anything runs
@@ -189,10 +189,8 @@ def render_markdown(report: dict) -> str:
 
 def write_int8_report(folder, into, target: Optional[str] = None, trust_export: bool = False) -> dict:
     """Measure the int8 export ``folder`` and write report.json and report.md into ``into``."""
-    from hwprune.report import REPORT_JSON, REPORT_MD, _json_default
-
     report = analyze_int8(folder, target, trust_export)
     into = Path(into)
-    (into / REPORT_JSON).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    (into / REPORT_JSON).write_text(json.dumps(report, indent=2, default=json_default) + "\n")
     (into / REPORT_MD).write_text(render_markdown(report))
     return report
