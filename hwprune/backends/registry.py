@@ -1,6 +1,7 @@
 """The backends an export can write, in one registry (C, hls4ml, RTL, and any new one).
 
-A backend is an object with a ``name`` (what ``--backend`` says), its options' class
+A backend is an object with a ``name`` (what ``--backend`` says; every registered backend is
+one of its choices), a one-line ``description`` (its entry in ``export --help``), its options' class
 (``options_type``: the options only it reads live there, not in ``pipeline.ExportOptions``),
 the width it quantizes to by default, a ``check`` run before any work, and a ``write``
 that fills its folder of the export and returns its entries of ``export.json``.
@@ -36,6 +37,7 @@ class BackendContext:
 
 class Backend(Protocol):
     name: str
+    description: str  # what --backend NAME writes, for export --help
     options_type: type
     default_bits: int  # the width a float model is quantized to when the user gives none
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from hwprune.backends.hls4ml.target import hls_options
+from hwprune.backends.registry import BACKENDS, get_backend
 from hwprune.cli import ranges
 from hwprune.errors import OptionError, ToolchainError
 from hwprune.harness.build import find_cc
@@ -94,9 +95,9 @@ def add_parser(sub) -> None:
                         "default for a model ending in Softmax or LogSoftmax) or error relative to the output range "
                         "and SQNR (regression, the default otherwise)")
     p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
-    p.add_argument("--backend", default="c", choices=["c", "hls4ml", "rtl"],
-                   help="c: C sources only; hls4ml: an hls4ml project in DIR/hls4ml/ too (C simulation checked); "
-                        "rtl: pipelined Verilog in DIR/rtl/ too (da4ml; simulated with verilator when installed)")
+    # Every registered backend is a choice: hwprune.pipeline (imported above) registers the built-in ones
+    p.add_argument("--backend", default="c", choices=list(BACKENDS),
+                   help="; ".join(f"{name}: {backend.description}" for name, backend in BACKENDS.items()))
     p.add_argument("--clock-mhz", type=float, metavar="MHZ",
                    help="--backend rtl: the clock the pipeline is cut for (default: the FPGA --target's clock, else 200)")
     p.add_argument("--strategy", choices=["latency", "resource", "da"],
@@ -131,12 +132,14 @@ def run(args) -> int:
         given = [flags[k] for k, v in fpga.items() if v is not None]
         raise OptionError(f"{', '.join(given)}: FPGA options, for --backend hls4ml only")
     rtl = _rtl_options(args, target)
+    # A backend registered beside the built-in ones is written with its options' defaults
+    other = get_backend(args.backend).options_type() if args.backend not in ("c", "hls4ml", "rtl") else None
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             target=args.target, remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
                             task=args.task, spec=spec, quant=args.quant or "ap_fixed")
     c_options = COptions(format=args.format, optimize=args.optimize, cc=args.cc, compile=not args.no_compile)
-    backends = tuple(b for b in (c_options, hls, rtl) if b is not None)
+    backends = tuple(b for b in (c_options, hls, rtl, other) if b is not None)
     if args.quant == "tflite-int8" and any(v is not None for v in bits.values()):
         raise OptionError("--weight-bits and --activation-bits set ap_fixed widths; --quant tflite-int8 is 8 bits")
 

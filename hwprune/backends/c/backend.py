@@ -26,6 +26,7 @@ from hwprune.targets import Target
 
 class CBackend:
     name = "c"
+    description = "C sources only"
     options_type = COptions
     default_bits = DEFAULT_BITS
 

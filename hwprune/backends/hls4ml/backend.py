@@ -21,6 +21,7 @@ DEFAULT_HLS4ML_BITS = 16
 
 class Hls4mlBackend:
     name = "hls4ml"
+    description = "an hls4ml project in DIR/hls4ml/ too (C simulation checked)"
     options_type = HlsOptions
     default_bits = DEFAULT_HLS4ML_BITS
 

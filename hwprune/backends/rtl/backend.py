@@ -16,6 +16,7 @@ from hwprune.targets import Target
 
 class RtlBackend:
     name = "rtl"
+    description = "pipelined Verilog in DIR/rtl/ too (da4ml; simulated with verilator when installed)"
     options_type = RtlOptions
     default_bits = DEFAULT_BITS  # LUT adder graphs grow with the width; the C's 8 bits
 
