@@ -22,9 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-import hwprune.backends.c.backend  # noqa: F401 (registers the C backend)
-import hwprune.backends.hls4ml.backend  # noqa: F401 (registers the hls4ml backend)
-import hwprune.backends.rtl.backend  # noqa: F401 (registers the RTL backend)
+import hwprune.backends.builtin  # noqa: F401 (registers the C, hls4ml and RTL backends)
 from hwprune import __version__, fidelity, manifest, reference
 from hwprune.backends.c.options import DEFAULT_BITS, COptions
 from hwprune.backends.registry import BackendContext, ordered

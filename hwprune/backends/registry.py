@@ -4,7 +4,11 @@ A backend is an object with a ``name`` (what ``--backend`` says; every registere
 one of its choices), a one-line ``description`` (its entry in ``export --help``), its options' class
 (``options_type``: the options only it reads live there, not in ``pipeline.ExportOptions``),
 the width it quantizes to by default, a ``check`` run before any work, and a ``write``
-that fills its folder of the export and returns its entries of ``export.json``.
+that fills its folder of the export and returns its entries of ``export.json``. A backend
+whose folder holds code that an engine compiles or runs also offers
+``regenerate(folder, graph, meta, tmp)``: that folder written again into ``tmp`` from the
+export's graph and export.json (``meta``), returning its name, or None when the export has
+none of it; ``harness.regenerate`` compares the two byte for byte before any engine runs.
 ``pipeline.write_export`` loops over the options it is given, in registration order, and
 asks ``backend_for(options)`` which backend each belongs to.
 """

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import hwprune.backends.builtin  # noqa: F401 (--backend's choices are the registered backends)
 from hwprune.backends.hls4ml.target import hls_options
 from hwprune.backends.registry import BACKENDS, get_backend
 from hwprune.cli import ranges
@@ -95,7 +96,6 @@ def add_parser(sub) -> None:
                         "default for a model ending in Softmax or LogSoftmax) or error relative to the output range "
                         "and SQNR (regression, the default otherwise)")
     p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
-    # Every registered backend is a choice: hwprune.pipeline (imported above) registers the built-in ones
     p.add_argument("--backend", default="c", choices=list(BACKENDS),
                    help="; ".join(f"{name}: {backend.description}" for name, backend in BACKENDS.items()))
     p.add_argument("--clock-mhz", type=float, metavar="MHZ",

@@ -35,6 +35,7 @@ def run(args) -> int:
     from hwprune.exportdir import C_DIR, load_array
     from hwprune.quant.fixed import to_real
 
+    import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
     from hwprune.harness.regenerate import check_code
 
     if args.target is not None and args.engine != "mcu":

@@ -144,6 +144,7 @@ def _pnr_target(name: str, directory: Path):
     pnr.tools(target)  # an AMD part, or a missing tool: one line, exit 2
     if not (directory / "rtl" / "rtl.json").is_file():
         raise ModelError(f"{directory}: no RTL to place and route; export with --backend rtl")
+    import hwprune.backends.builtin  # noqa: F401 (check_export regenerates the code of every registered backend)
     from hwprune.harness.regenerate import check_export
 
     check_export(directory)  # the Verilog the tools read is what hwprune writes from the graph

@@ -3,8 +3,9 @@
 The manifest of an export folder holds hashes, not a signature: anyone who edits
 ``c/model.c`` (a constructor that calls ``system``) or ``hls4ml/build_lib.sh`` can hash
 the files again. So before an engine compiles or runs anything from a folder,
-``check_export`` writes the C sources, and the hls4ml project and the RTL when there are, again
-from the folder's data (``graph.json`` + ``weights.npz``, the options and formats of
+``check_export`` has every registered backend that writes code (its ``regenerate``: the C
+sources, and the hls4ml project and the RTL when there are) write it again from the
+folder's data (``graph.json`` + ``weights.npz``, the options and formats of
 ``export.json``, the stored test vectors for the hls4ml testbench) into a temporary
 folder, and compares the two byte for byte: every file of ``c/``, ``hls4ml/`` and ``rtl/``, and
 no file more (a stray ``c/stdint.h`` would be found by ``#include <stdint.h>`` through
@@ -25,23 +26,13 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Optional
-
-import numpy as np
 
 from hwprune import manifest
-from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
-from hwprune.backends.c_int8 import write_int8_c
-from hwprune.backends.hls4ml.options import options_from_json
-from hwprune.backends.hls4ml.project import export_hls4ml
-from hwprune.backends.rtl import RtlOptions, export_rtl
+from hwprune.backends.registry import BACKENDS
 from hwprune.bug_log import trust_folder
 from hwprune.errors import FolderError, HwpruneError
-from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, RTL_DIR, read_vectors
-from hwprune.harness.select import export_target
-from hwprune.ir.int8 import is_int8_graph
+from hwprune.exportdir import C_DIR, EXPORT_FILE, HLS4ML_DIR, RTL_DIR
 from hwprune.ir.io import load_graph
-from hwprune.reference import run
 from hwprune.tempdirs import temp_dir
 
 TRUST_FLAG = "--trust-export"
@@ -76,19 +67,25 @@ def compare_with_regenerated(folder: Path) -> None:
     try:
         graph = load_graph(folder)
         with temp_dir("regenerate") as tmp:
-            _regenerate_c(folder, graph, meta, tmp)
-            _compare(folder, tmp, C_DIR)
-            if "hls4ml" in meta or (folder / HLS4ML_DIR).exists():
-                _regenerate_hls4ml(folder, graph, meta, tmp)
-                _compare(folder, tmp, HLS4ML_DIR)
-            if "rtl" in meta or (folder / RTL_DIR).exists():  # what Verilator compiles
-                _regenerate_rtl(folder, graph, meta, tmp)
-                _compare(folder, tmp, RTL_DIR)
+            compared = set()
+            for backend in BACKENDS.values():  # C first: registration order
+                regenerate = getattr(backend, "regenerate", None)  # a backend that writes only data has none
+                written = regenerate(folder, graph, meta, tmp) if regenerate is not None else None
+                if written is not None:
+                    _compare(folder, tmp, written)
+                    compared.add(written)
     except FolderError:
         raise
     except HwpruneError as exc:
         raise FolderError(f"{folder}: its code cannot be regenerated from its graph and options ({exc}); "
                           f"export it again, or pass {TRUST_FLAG} for a folder you trust") from None
+    # Fail closed: code that no registered backend regenerated is never compiled as it stands
+    # (the built-in backends are registered by importing hwprune.backends.builtin)
+    unchecked = [sub for sub in (C_DIR, HLS4ML_DIR, RTL_DIR)
+                 if sub not in compared and (sub == C_DIR or (folder / sub).exists())]
+    if unchecked:
+        raise RuntimeError(f"{folder}: no registered backend regenerates {', '.join(unchecked)}/ "
+                           f"(registered: {', '.join(BACKENDS) or 'none'}); import hwprune.backends.builtin first")
 
 
 def _export_meta(folder: Path) -> dict:
@@ -100,71 +97,6 @@ def _export_meta(folder: Path) -> dict:
     if not isinstance(meta, dict):
         raise FolderError(f"{path}: not an hwprune export description; run hwprune export again")
     return meta
-
-
-def _regenerate_c(folder: Path, graph, meta: dict, tmp: Path) -> None:
-    if is_int8_graph(graph):  # TFLite's int8 dialect: one source, no format choice
-        write_int8_c(graph, tmp / C_DIR)
-        return
-    formats = meta.get("formats", {})
-    optimize = meta.get("optimize", "balanced")
-    if not isinstance(formats, dict) or not all(isinstance(v, str) for v in formats.values()):
-        raise FolderError(f"{folder / EXPORT_FILE}: \"formats\" must map layer names to format names")
-    try:
-        target, _ = export_target(meta)
-    except (TypeError, ValueError) as exc:
-        raise FolderError(f"{folder / EXPORT_FILE}: unreadable target_spec ({exc})") from None
-    # The formats the export chose, per layer: encoding a layer in a named format is
-    # deterministic, so the choice (cost model, measured cycles) need not be repeated.
-    export_c(graph, tmp / C_DIR, dict(formats), optimize, target, _measured(folder, optimize), graph_dir=tmp)
-
-
-def _measured(folder: Path, optimize: str) -> Optional[dict]:
-    """The cycles ``--optimize speed`` measured in the emulator, as c/export.json records
-    them (they are only printed back into that file)."""
-    if optimize != "speed":
-        return None
-    try:
-        recorded = json.loads((folder / C_DIR / C_MANIFEST).read_text()).get("optimize", {})
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return None  # the comparison names the file
-    cycles = recorded.get("measured_cycles") if isinstance(recorded, dict) else None
-    if not isinstance(cycles, dict):
-        return None
-    out = {}
-    for key, value in cycles.items():
-        layer, _, fmt = str(key).rpartition(":")
-        if not layer or not isinstance(value, (int, float)) or isinstance(value, bool):
-            return None
-        out[(layer, fmt)] = value
-    return out
-
-
-def _regenerate_hls4ml(folder: Path, graph, meta: dict, tmp: Path) -> None:
-    options = meta.get("hls4ml")
-    if not isinstance(options, dict):
-        raise FolderError(f"{folder}: an {HLS4ML_DIR}/ project but no hls4ml options in {EXPORT_FILE}; "
-                          "run hwprune export again")
-    try:
-        hls = options_from_json(options)
-    except (TypeError, ValueError) as exc:
-        raise FolderError(f"{folder / EXPORT_FILE}: unreadable hls4ml options ({exc})") from None
-    x_int = np.asarray(read_vectors(folder, graph)["x_int"], dtype=np.int64)
-    # The testbench holds the reference's outputs, as the export computed them (verify
-    # compares the stored ones with the reference separately).
-    export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, run(graph, x_int))
-
-
-def _regenerate_rtl(folder: Path, graph, meta: dict, tmp: Path) -> None:
-    options = meta.get("rtl")
-    if not isinstance(options, dict):
-        raise FolderError(f"{folder}: an {RTL_DIR}/ folder but no rtl options in {EXPORT_FILE}; run hwprune export again")
-    try:
-        rtl = RtlOptions(**options)
-    except TypeError as exc:
-        raise FolderError(f"{folder / EXPORT_FILE}: unreadable rtl options ({exc})") from None
-    x_int = np.asarray(read_vectors(folder, graph)["x_int"], dtype=np.int64)
-    export_rtl(graph, tmp / RTL_DIR, rtl, x_int, run(graph, x_int))
 
 
 def _compare(folder: Path, regenerated: Path, sub: str) -> None:

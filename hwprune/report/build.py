@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
 from hwprune import __version__
 from hwprune.exportdir import C_DIR
 from hwprune.fpga.fit import report_figures

@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 
+import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
 from hwprune import __version__, reference
 from hwprune.backends.c_int8 import SOURCE, stored_dense, weighted_arrays
 from hwprune.errors import ToolchainError

@@ -8,6 +8,7 @@ the folder's code runs as it did before the check existed.
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -128,6 +129,52 @@ def test_the_regenerated_code_equals_a_fresh_export_byte_for_byte(world):
 
     for name in ("c", "h", "m4"):
         check_export(world / name)
+
+
+REGISTRY_CHECK = """
+from pathlib import Path
+from hwprune.harness.regenerate import check_export
+
+folder = Path({folder!r})
+try:
+    check_export(folder)
+except RuntimeError as exc:
+    assert "no registered backend regenerates c/" in str(exc), exc
+else:
+    raise SystemExit("a folder was checked with no backend registered to regenerate its C")
+
+import hwprune.backends.builtin
+from hwprune.backends.registry import register_backend
+from hwprune.errors import FolderError
+
+check_export(folder)
+
+
+class Extra:
+    name, description, options_type, default_bits = "extra", "a folder of code", dict, 8
+
+    def regenerate(self, folder, graph, meta, tmp):
+        (tmp / "extra").mkdir()
+        (tmp / "extra" / "a.c").write_text("int a;")
+        return "extra"
+
+
+register_backend(Extra())
+try:
+    check_export(folder)
+except FolderError as exc:
+    assert "extra/a.c is missing" in str(exc), exc
+else:
+    raise SystemExit("a registered backend's folder was not compared")
+"""
+
+
+def test_every_registered_backend_regenerates_its_folder_and_the_c_is_never_unchecked(world):
+    """check_code loops over the backend registry: a backend registered later is compared
+    too, and with no backend registered to regenerate c/ it refuses rather than skip."""
+    done = subprocess.run([sys.executable, "-c", REGISTRY_CHECK.format(folder=str(world / "c"))],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 # -- the hls4ml project ---------------------------------------------------------------------

@@ -7,20 +7,24 @@ itself builds on ``backends.c``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from hwprune.backends.c import export_c
+from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
+from hwprune.backends.c_int8 import write_int8_c
 from hwprune.backends.c.options import DEFAULT_BITS, COptions
 from hwprune.backends.registry import BackendContext, register_backend
-from hwprune.errors import OptionError
-from hwprune.exportdir import C_DIR
+from hwprune.errors import FolderError, OptionError
+from hwprune.exportdir import C_DIR, EXPORT_FILE
 from hwprune.harness.build import find_cc
 from hwprune.harness.format_speed import measure_formats
 from hwprune.harness.mcu import McuEngine
+from hwprune.harness.select import export_target
 from hwprune.ir.graph import Graph
+from hwprune.ir.int8 import is_int8_graph
 from hwprune.targets import Target
 
 
@@ -46,6 +50,26 @@ class CBackend:
                 "formats": {s.name: s.format for s in exported.layers}, "compiled": options.compile,
                 **({"cc": options.cc} if options.cc else {})}  # verify and report measure with the same compiler
 
+    def regenerate(self, folder: Path, graph: Graph, meta: dict, tmp: Path) -> Optional[str]:
+        """``c/`` written again into ``tmp`` from the export ``folder``'s graph and export.json
+        (every export has it: the host engine compiles it)."""
+        if is_int8_graph(graph):  # TFLite's int8 dialect: one source, no format choice
+            write_int8_c(graph, tmp / C_DIR)
+            return C_DIR
+        formats = meta.get("formats", {})
+        optimize = meta.get("optimize", "balanced")
+        if not isinstance(formats, dict) or not all(isinstance(v, str) for v in formats.values()):
+            raise FolderError(f"{folder / EXPORT_FILE}: \"formats\" must map layer names to format names")
+        try:
+            target, _ = export_target(meta)
+        except (TypeError, ValueError) as exc:
+            raise FolderError(f"{folder / EXPORT_FILE}: unreadable target_spec ({exc})") from None
+        # The formats the export chose, per layer: encoding a layer in a named format is
+        # deterministic, so the choice (cost model, measured cycles) need not be repeated.
+        export_c(graph, tmp / C_DIR, dict(formats), optimize, target, _recorded_speeds(folder, optimize),
+                 graph_dir=tmp)
+        return C_DIR
+
 
 def _measured_speeds(graph: Graph, target: Target, x_int: np.ndarray, options: COptions) -> Optional[dict]:
     """Cycles per (layer, format) from the emulator for ``--optimize speed``, when the
@@ -55,6 +79,27 @@ def _measured_speeds(graph: Graph, target: Target, x_int: np.ndarray, options: C
     if McuEngine(target=target, cc=options.cc).unavailable_reason():
         return None
     return measure_formats(graph, target, x_int, cc=options.cc)
+
+
+def _recorded_speeds(folder: Path, optimize: str) -> Optional[dict]:
+    """The cycles ``--optimize speed`` measured in the emulator, as c/export.json records
+    them (they are only printed back into that file)."""
+    if optimize != "speed":
+        return None
+    try:
+        recorded = json.loads((folder / C_DIR / C_MANIFEST).read_text()).get("optimize", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None  # the comparison names the file
+    cycles = recorded.get("measured_cycles") if isinstance(recorded, dict) else None
+    if not isinstance(cycles, dict):
+        return None
+    out = {}
+    for key, value in cycles.items():
+        layer, _, fmt = str(key).rpartition(":")
+        if not layer or not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        out[(layer, fmt)] = value
+    return out
 
 
 C_BACKEND = register_backend(CBackend())

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from hwprune.backends.hls4ml.options import HlsOptions
+import numpy as np
+
+from hwprune.backends.hls4ml.options import HlsOptions, options_from_json
 from hwprune.backends.hls4ml.project import export_hls4ml
 from hwprune.backends.hls4ml.target import check_fpga_target
 from hwprune.backends.registry import BackendContext, register_backend
-from hwprune.exportdir import HLS4ML_DIR
+from hwprune.errors import FolderError
+from hwprune.exportdir import EXPORT_FILE, HLS4ML_DIR, read_vectors
 from hwprune.ir.graph import Graph
+from hwprune.reference import run
 from hwprune.targets import Target
 
 # hls4ml's own default type is ap_fixed<16,6>; at 16 bits hwprune's calibrated types keep the
@@ -32,6 +36,24 @@ class Hls4mlBackend:
     def write(self, folder: Path, options: HlsOptions, context: BackendContext) -> dict:
         export_hls4ml(context.graph, folder / HLS4ML_DIR, options, context.x_int, context.y_int)
         return {"hls4ml": options.to_json()}
+
+    def regenerate(self, folder: Path, graph: Graph, meta: dict, tmp: Path) -> Optional[str]:
+        """``hls4ml/`` written again into ``tmp`` when the export ``folder`` has a project."""
+        if "hls4ml" not in meta and not (folder / HLS4ML_DIR).exists():
+            return None
+        options = meta.get("hls4ml")
+        if not isinstance(options, dict):
+            raise FolderError(f"{folder}: an {HLS4ML_DIR}/ project but no hls4ml options in {EXPORT_FILE}; "
+                              "run hwprune export again")
+        try:
+            hls = options_from_json(options)
+        except (TypeError, ValueError) as exc:
+            raise FolderError(f"{folder / EXPORT_FILE}: unreadable hls4ml options ({exc})") from None
+        x_int = np.asarray(read_vectors(folder, graph)["x_int"], dtype=np.int64)
+        # The testbench holds the reference's outputs, as the export computed them (verify
+        # compares the stored ones with the reference separately).
+        export_hls4ml(graph, tmp / HLS4ML_DIR, hls, x_int, run(graph, x_int))
+        return HLS4ML_DIR
 
 
 HLS4ML_BACKEND = register_backend(Hls4mlBackend())

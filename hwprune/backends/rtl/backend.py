@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from hwprune.backends.c.options import DEFAULT_BITS
 from hwprune.backends.registry import BackendContext, register_backend
 from hwprune.backends.rtl.project import RtlOptions, export_rtl
 from hwprune.backends.rtl.trace import check_supported
-from hwprune.exportdir import RTL_DIR
+from hwprune.errors import FolderError
+from hwprune.exportdir import EXPORT_FILE, RTL_DIR, read_vectors
 from hwprune.ir.graph import Graph
+from hwprune.reference import run
 from hwprune.targets import Target
 
 
@@ -26,6 +30,23 @@ class RtlBackend:
     def write(self, folder: Path, options: RtlOptions, context: BackendContext) -> dict:
         export_rtl(context.graph, folder / RTL_DIR, options, context.x_int, context.y_int)
         return {"rtl": options.to_json()}
+
+    def regenerate(self, folder: Path, graph: Graph, meta: dict, tmp: Path) -> Optional[str]:
+        """``rtl/`` (what Verilator compiles) written again into ``tmp`` when the export
+        ``folder`` has it."""
+        if "rtl" not in meta and not (folder / RTL_DIR).exists():
+            return None
+        options = meta.get("rtl")
+        if not isinstance(options, dict):
+            raise FolderError(f"{folder}: an {RTL_DIR}/ folder but no rtl options in {EXPORT_FILE}; "
+                              "run hwprune export again")
+        try:
+            rtl = RtlOptions(**options)
+        except TypeError as exc:
+            raise FolderError(f"{folder / EXPORT_FILE}: unreadable rtl options ({exc})") from None
+        x_int = np.asarray(read_vectors(folder, graph)["x_int"], dtype=np.int64)
+        export_rtl(graph, tmp / RTL_DIR, rtl, x_int, run(graph, x_int))
+        return RTL_DIR
 
 
 RTL_BACKEND = register_backend(RtlBackend())
