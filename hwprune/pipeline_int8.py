@@ -7,7 +7,7 @@ An int8 export folder::
     DIR/model.tflite                  the original file, or for a float model quantized by hwprune
                                       (--quant tflite-int8) the file written from its int8 graph:
                                       the tflm engine's oracle runs it
-    DIR/c/                            model_int8.c, hwprune_int8.h, hwprune_int8_simd.h (backends/c_int8.py)
+    DIR/c/                            model_int8.c, hwprune_int8.h, hwprune_int8_{simd,dsp}.h (backends/c_int8.py)
     DIR/vectors.npz                   x (the inputs' real values), x_int (int8), y_int (reference)
     DIR/export.json                   {"dialect": "tflite-int8", ...}
     DIR/report.json                   what verification found

@@ -1,6 +1,6 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
-hand-written kernels of ``templates/c/hwprune_int8.h`` and ``hwprune_int8_simd.h``, and a
-host engine that runs it.
+hand-written kernels of ``templates/c/hwprune_int8.h``, ``hwprune_int8_simd.h`` and
+``hwprune_int8_dsp.h``, and a host engine that runs it.
 
 Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favour
 (``stored_dense``). Sparse: each output channel's nonzero weights (values, their column or
@@ -29,7 +29,7 @@ from hwprune.paths import templates_dir
 from hwprune.quant.int8 import wrap_int32
 
 HEADER = "hwprune_int8.h"
-HEADERS = (HEADER, "hwprune_int8_simd.h")
+HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h")  # the second included by the third
 # Cortex-M4 cycles of the int8 kernels, read from benchmarks/int8_kernels.py and profiles of
 # MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
 DENSE_CYCLES_PER_MAC = 1.45

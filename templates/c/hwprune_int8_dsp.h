@@ -1,0 +1,318 @@
+/* The building blocks of the int8 DSP kernels (hwprune_int8_simd.h, which includes this
+ * header) on cores with the DSP extension (Cortex-M4, M7, M33): SXTB16/SXTAB16 widen four
+ * int8 values into two int16 pairs, SMLAD adds two 16x16 products in one instruction. Every
+ * kernel built on them computes what its scalar twin in hwprune_int8.h computes, bit for
+ * bit: products of int8 weights and (input - zero point) summed in an int32 (wrapping, in
+ * any order, since int32 addition is associative mod 2^32), then the same requantization
+ * (hwp_rq below).
+ *
+ * Layout of the widened inputs ("columns", int16 in a scratch buffer): each group of four
+ * consecutive inputs k..k+3 is stored as (x0, x2, x1, x3), the order in which SXTB16 and
+ * SXTB16 of the word rotated by 8 split a word of four int8 weights, so one word of weights
+ * meets two words of inputs without reordering either. The last n % 4 inputs follow in
+ * their own order. Padding positions hold 0 (= input - zero point at a zero-point input,
+ * which is what the reference's skipped taps add).
+ *
+ * HWPRUNE_INT8_PORTABLE_SIMD builds the same kernels with the instructions written in C,
+ * so that a host compiler can test the blocking and the layouts. */
+#ifndef HWPRUNE_INT8_DSP_H
+#define HWPRUNE_INT8_DSP_H
+
+#include <stdint.h>
+
+#define HWP_ROR8(v) ((int32_t)(((uint32_t)(v) >> 8) | ((uint32_t)(v) << 24)))
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define HWP_SIMD 1
+#define hwp_sxtab16(a, b) ((int32_t)__sxtab16((a), (b)))
+#define hwp_sxtb16(a) ((int32_t)__sxtb16((a)))
+#define hwp_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
+#define hwp_smlabb(a, b, acc) ((int32_t)__smlabb((a), (b), (acc)))
+#define hwp_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
+#define hwp_ssat8(a) ((int32_t)__ssat((a), 8))
+#elif defined(HWPRUNE_INT8_PORTABLE_SIMD)
+#define HWP_SIMD 1
+static inline int32_t hwp_s8_of(uint32_t v) { return (int32_t)((v & 0xffu) ^ 0x80u) - 0x80; }
+static inline int32_t hwp_lo16(int32_t v) { return (int32_t)(((uint32_t)v & 0xffffu) ^ 0x8000u) - 0x8000; }
+static inline int32_t hwp_hi16(int32_t v) { return (int32_t)(((uint32_t)v >> 16) ^ 0x8000u) - 0x8000; }
+static inline int32_t hwp_sxtab16(int32_t a, int32_t b) {
+    uint32_t lo = ((uint32_t)a + (uint32_t)hwp_s8_of((uint32_t)b)) & 0xffffu;
+    uint32_t hi = (((uint32_t)a >> 16) + (uint32_t)hwp_s8_of((uint32_t)b >> 16)) & 0xffffu;
+    return (int32_t)(lo | hi << 16);
+}
+static inline int32_t hwp_sxtb16(int32_t a) { return hwp_sxtab16(0, a); }
+static inline int32_t hwp_smlad(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(hwp_lo16(a) * hwp_lo16(b)) + (uint32_t)(hwp_hi16(a) * hwp_hi16(b)));
+}
+static inline int32_t hwp_smlabb(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(hwp_lo16(a) * hwp_lo16(b)));
+}
+static inline int32_t hwp_smlatt(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(hwp_hi16(a) * hwp_hi16(b)));
+}
+static inline int32_t hwp_ssat8(int32_t a) { return a < -128 ? -128 : (a > 127 ? 127 : a); }
+#else
+#define HWP_SIMD 0
+#endif
+
+/* hwp_mbqm + output zero point + clamp, without branches, for multipliers other than
+ * INT32_MIN (TFLite's lie in [2^30, 2^31); backends/c_int8 refuses others): the saturating
+ * case of SaturatingRoundingDoublingHighMul cannot occur, and RoundingDivideByPOT by
+ * e = max(-shift, 0) adds one when the remainder exceeds (mask >> 1) + (x < 0), which
+ * for e = 0 (mask 0) never holds. */
+static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi) {
+#if HWP_SIMD
+    /* DSP cores, shift in [-31, -2] (e = -shift >= 2; convolutions' usual case) and multiplier
+     * >= 0: both roundings in one 64-bit multiply-accumulate (SMLAL) and one shift. With
+     * x = (acc * m + 2^30) >> 31, RoundingDivideByPOT is floor((x + 2^(e-1) - [x < 0]) / 2^e);
+     * nested floors merge, so it is floor((acc * m + 2^30 + 2^(30+e) - [x < 0] 2^31) / 2^(31+e)).
+     * [acc < 0] replaces [x < 0]: they differ only when -2^30 <= acc * m < 0, where x = 0 and
+     * both sums lie in [0, 2^(31+e)), giving 0. The addend's high word is 2^(e-2) - [acc < 0],
+     * its low word 2^30 + [acc < 0] 2^31; the sum's low word only carries, so the result is
+     * its high word shifted right by e - 1 (no 64-bit shift). */
+    if (__builtin_expect(shift <= -2, 1)) {
+        int32_t neg = acc >> 31;
+        uint64_t add = (uint64_t)(uint32_t)(neg + (1 << (-shift - 2))) << 32 | (0x40000000u | (uint32_t)neg << 31);
+        int32_t h = (int32_t)((uint64_t)((int64_t)acc * multiplier + (int64_t)add) >> 32);
+        /* SSAT clamps to int8; a fused activation's narrower bound (lo > -128 or hi < 127,
+         * constants at the inlined call) costs a compare more each */
+        int32_t v = hwp_ssat8((h >> (-shift - 1)) + out_zp);
+        if (lo > -128 && v < lo) v = lo;
+        if (hi < 127 && v > hi) v = hi;
+        return (int8_t)v;
+    }
+#endif
+    int32_t left = shift & ~(shift >> 31), right = left - shift;
+    int32_t s = (int32_t)(((int64_t)(int32_t)((uint32_t)acc << left) * multiplier + ((int64_t)1 << 30)) >> 31);
+    uint32_t mask = ((uint32_t)1 << right) - 1u;
+    int32_t r = (s >> right) + (((uint32_t)s & mask) > (mask >> 1) + ((uint32_t)s >> 31));
+    return hwp_clamp(r + out_zp, lo, hi);
+}
+
+#if HWP_SIMD
+static inline int32_t hwp_ld32(const void *p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void hwp_st32(void *p, int32_t v) { __builtin_memcpy(p, &v, 4); }
+
+/* (-zero_point) in both halfwords: SXTAB16 widens and subtracts the zero point at once */
+static inline int32_t hwp_offset_pair(int32_t in_zp) {
+    return (int32_t)(((uint32_t)(-in_zp) & 0xffffu) * 0x10001u);
+}
+
+/* four inputs minus the zero point, as (x0, x2) and (x1, x3) */
+static inline void hwp_widen4(const int8_t *x, int16_t *dst, int32_t off2) {
+    int32_t v = hwp_ld32(x);
+    hwp_st32(dst, hwp_sxtab16(off2, v));
+    hwp_st32(dst + 2, hwp_sxtab16(off2, HWP_ROR8(v)));
+}
+
+/* Where input k of a column lives: groups of four hold (x0, x2, x1, x3) of ``ncols``
+ * columns side by side (8 halfwords per group for two), the tail after them. */
+static inline int hwp_col_index(int k, int k4, int tail, int ncols, int j) {
+    if (k >= k4) return k4 * ncols + j * tail + (k - k4);
+    return (k & ~3) * ncols + 4 * j + ((k & 1) << 1 | (k >> 1 & 1));
+}
+
+/* One column of a convolution: output pixel ``pix``'s receptive field, input minus zero
+ * point, padding 0, written as column ``j`` of two. */
+static inline void hwp_im2col(const int8_t *x, int16_t *col, int j, int pix, int in_h, int in_w, int in_c, int out_w,
+                              int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l, int32_t in_zp) {
+    int k_all = kh * kw * in_c, k4 = k_all & ~3, tail = k_all - k4;
+    int y0 = (pix / out_w) * stride_h - pad_t, x0 = (pix % out_w) * stride_w - pad_l;
+    int32_t off2 = hwp_offset_pair(in_zp);
+    for (int dy = 0; dy < kh; dy++) {
+        int iy = y0 + dy;
+        for (int dx = 0; dx < kw; dx++) {
+            int ix = x0 + dx, k0 = (dy * kw + dx) * in_c;
+            int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+            const int8_t *src = inside ? x + (iy * in_w + ix) * in_c : x;
+            if ((in_c & 3) == 0) { /* every group of four inside one tap: a word at a time */
+                for (int c = 0; c < in_c; c += 4) {
+                    int16_t *dst = col + 2 * (k0 + c) + 4 * j;
+                    if (inside) {
+                        hwp_widen4(src + c, dst, off2);
+                    } else {
+                        hwp_st32(dst, 0);
+                        hwp_st32(dst + 2, 0);
+                    }
+                }
+            } else { /* groups of four cross taps: each input to its place in the group */
+                for (int c = 0; c < in_c; c++) {
+                    int k = k0 + c;
+                    int16_t v = (int16_t)(inside ? (int32_t)src[c] - in_zp : 0);
+                    if (k < k4)
+                        col[2 * (k & ~3) + 4 * j + ((k & 1) << 1 | (k >> 1 & 1))] = v;
+                    else
+                        col[2 * k4 + j * tail + (k - k4)] = v;
+                }
+            }
+        }
+    }
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One group of hwp_mm2x2: r8/r9 the first column's (x0, x2)/(x1, x3), r10/r11 the second's;
+ * u the first row's four weights, then the second's (overwritten by their widened halves). */
+#define HWP_MM2X2_MACS                                                                                        \
+    "sxtb16 r12, %[u]\n\t"                                                                                    \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                           \
+    "smlad %[a00], r12, r8, %[a00]\n\t"                                                                       \
+    "smlad %[a01], r12, r10, %[a01]\n\t"                                                                      \
+    "smlad %[a00], %[u], r9, %[a00]\n\t"                                                                      \
+    "smlad %[a01], %[u], r11, %[a01]\n\t"                                                                     \
+    "ldr %[u], [%[w]], #4\n\t"                                                                               \
+    "sxtb16 r12, %[u]\n\t"                                                                                    \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                           \
+    "smlad %[a10], r12, r8, %[a10]\n\t"                                                                       \
+    "smlad %[a11], r12, r10, %[a11]\n\t"                                                                      \
+    "smlad %[a10], %[u], r9, %[a10]\n\t"                                                                      \
+    "smlad %[a11], %[u], r11, %[a11]\n\t"
+/* One group of hwp_mm4x1: r12/lr the column's (x0, x2)/(x1, x3); r8, r9 two rows' weights */
+#define HWP_MM4X1_ROW(a, reg)                                                                                 \
+    "sxtb16 r10, " reg "\n\t"                                                                                 \
+    "sxtb16 " reg ", " reg ", ror #8\n\t"                                                                     \
+    "smlad %[" a "], r10, r12, %[" a "]\n\t"                                                                  \
+    "smlad %[" a "], " reg ", lr, %[" a "]\n\t"
+#define HWP_MM4X1_GROUP                                                                                       \
+    "ldmia %[col]!, {r12, lr}\n\t"                                                                            \
+    "ldmia %[w]!, {r8, r9}\n\t"                                                                               \
+    HWP_MM4X1_ROW("a0", "r8") HWP_MM4X1_ROW("a1", "r9")                                                       \
+    "ldmia %[w]!, {r8, r9}\n\t"                                                                               \
+    HWP_MM4X1_ROW("a2", "r8") HWP_MM4X1_ROW("a3", "r9")
+#endif
+
+/* Two weight rows times two columns, the rows interleaved (hwp_row, R = 2):
+ * s[0] += w0.c0, s[1] += w0.c1, s[2] += w1.c0, s[3] += w1.c1; four SMLADs per word. */
+static inline void hwp_mm2x2(const int8_t *w, int k_all, const int16_t *col, int32_t *s) {
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    int groups = k_all >> 2;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    /* Written out so that no accumulator spills: per group of four inputs one LDM of the
+     * two columns' four words (r8-r11, written back), two weight words, 4 SXTB16 and 8
+     * SMLAD; two groups per pass over the loop's test. */
+    if (groups & 1) {
+        int32_t u;
+        __asm__ volatile(
+            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
+            "ldr %[u], [%[w]], #4\n\t"
+            HWP_MM2X2_MACS
+            : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w), [col] "+r"(col),
+              [u] "=&r"(u)
+            :
+            : "r8", "r9", "r10", "r11", "r12", "memory");
+    }
+    groups >>= 1;
+    if (groups > 0) {
+        int32_t u;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
+            "ldr %[u], [%[w]], #4\n\t"
+            HWP_MM2X2_MACS
+            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
+            "ldr %[u], [%[w]], #4\n\t"
+            HWP_MM2X2_MACS
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w), [col] "+r"(col),
+              [n] "+r"(groups), [u] "=&r"(u)
+            :
+            : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+    }
+#else
+    for (; groups > 0; groups--) {
+        int32_t u = hwp_ld32(w), c0a = hwp_ld32(col), c1a = hwp_ld32(col + 4);
+        int32_t ua = hwp_sxtb16(u), ub = hwp_sxtb16(HWP_ROR8(u));
+        s00 = hwp_smlad(ua, c0a, s00);
+        s01 = hwp_smlad(ua, c1a, s01);
+        int32_t c0b = hwp_ld32(col + 2), c1b = hwp_ld32(col + 6);
+        s00 = hwp_smlad(ub, c0b, s00);
+        s01 = hwp_smlad(ub, c1b, s01);
+        u = hwp_ld32(w + 4);
+        ua = hwp_sxtb16(u);
+        ub = hwp_sxtb16(HWP_ROR8(u));
+        s10 = hwp_smlad(ua, c0a, s10);
+        s11 = hwp_smlad(ua, c1a, s11);
+        s10 = hwp_smlad(ub, c0b, s10);
+        s11 = hwp_smlad(ub, c1b, s11);
+        col += 8;
+        w += 8;
+    }
+#endif
+    int t = k_all & 3;
+    for (int i = 0; i < t; i++) {
+        int32_t a = col[i], b = col[t + i];
+        s00 += (int32_t)w[i] * a;
+        s01 += (int32_t)w[i] * b;
+        s10 += (int32_t)w[t + i] * a;
+        s11 += (int32_t)w[t + i] * b;
+    }
+    s[0] = s00;
+    s[1] = s01;
+    s[2] = s10;
+    s[3] = s11;
+}
+
+/* Four interleaved weight rows (hwp_row, R = 4) times one column */
+static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int32_t *s) {
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    int groups = k_all >> 2;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    /* Written out so that no accumulator spills: per group of four inputs one LDM of the
+     * column's two words (r12, lr), two LDMs of two rows' weight words (r8, r9), 8 SXTB16
+     * and 8 SMLAD; four groups per pass over the loop's test. */
+    for (; groups & 3; groups--) {
+        __asm__ volatile(HWP_MM4X1_GROUP
+                         : [a0] "+r"(s0), [a1] "+r"(s1), [a2] "+r"(s2), [a3] "+r"(s3), [w] "+r"(w), [col] "+r"(col)
+                         :
+                         : "r8", "r9", "r10", "r12", "lr", "memory");
+    }
+    groups >>= 2;
+    if (groups > 0) {
+        __asm__ volatile("1:\n\t" HWP_MM4X1_GROUP HWP_MM4X1_GROUP HWP_MM4X1_GROUP HWP_MM4X1_GROUP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(s0), [a1] "+r"(s1), [a2] "+r"(s2), [a3] "+r"(s3), [w] "+r"(w), [col] "+r"(col),
+                           [n] "+r"(groups)
+                         :
+                         : "r8", "r9", "r10", "r12", "lr", "cc", "memory");
+    }
+#else
+    for (; groups > 0; groups--) {
+        int32_t ca = hwp_ld32(col), cb = hwp_ld32(col + 2), u = hwp_ld32(w);
+        s0 = hwp_smlad(hwp_sxtb16(u), ca, s0);
+        s0 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s0);
+        u = hwp_ld32(w + 4);
+        s1 = hwp_smlad(hwp_sxtb16(u), ca, s1);
+        s1 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s1);
+        u = hwp_ld32(w + 8);
+        s2 = hwp_smlad(hwp_sxtb16(u), ca, s2);
+        s2 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s2);
+        u = hwp_ld32(w + 12);
+        s3 = hwp_smlad(hwp_sxtb16(u), ca, s3);
+        s3 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s3);
+        col += 4;
+        w += 16;
+    }
+#endif
+    int t = k_all & 3;
+    for (int i = 0; i < t; i++) {
+        int32_t a = col[i];
+        s0 += (int32_t)w[i] * a;
+        s1 += (int32_t)w[t + i] * a;
+        s2 += (int32_t)w[2 * t + i] * a;
+        s3 += (int32_t)w[3 * t + i] * a;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+#endif
+
+#endif
