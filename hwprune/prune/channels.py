@@ -24,6 +24,16 @@ depthwise multiplier, Softmax), are
 bias), depthwise filters, and consumer columns (a conv's input channel, a Dense column,
 every position of a flattened channel); shapes follow, and the graph checks them again.
 
+A removed unit is first made constant: its producer rows' weights are zeroed, so each row
+outputs its bias, and every tensor of the unit holds what the layers make of it (act(bias)
+after an activation, the sum of every operand's constant after an Add, a depthwise conv's
+output of a constant channel, the operand's channel at its offset after a Concatenate).
+Those values, read from a float run of the zeroed graph, are folded into the bias of every
+consumer that keeps reading the unit's columns (``_fold_constants``), so removing a unit
+changes the function no more than zeroing its producer rows' weights does. The fold is
+exact for a Dense, a 1x1 conv and a conv without padding; see ``_absorb`` for a kxk conv
+whose zero padding makes its border read something else than the constant.
+
 Units are ranked by the mean absolute weight of their producer rows (the L1 filter norm
 of Li et al. 2017, divided by the row size so that rows of different fan-in compare, as
 ``criteria``'s global scope does). Units with the same set of producer layers form a
@@ -40,6 +50,7 @@ from hwprune.errors import OptionError
 from hwprune.ir.channels import _Groups, channel_count, is_channelwise, is_depthwise, is_flatten, take_outputs, tensors
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, Layer
+from hwprune.quant.calibrate import float_layer
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,7 @@ def remove_units(graph: Graph, units: list[Unit]) -> Graph:
     deleted (see the module doc); the smaller graph checks its shapes again."""
     if graph.is_quantized:
         raise OptionError(f"model {graph.name!r} is quantized; remove channels from the float graph")
+    graph = _fold_constants(graph, units)
     keep = {name: np.ones(channel_count(graph, name), dtype=bool) for name in tensors(graph)}
     for u in units:
         for tensor, c in u.slots:
@@ -175,3 +187,70 @@ def remove_units(graph: Graph, units: list[Unit]) -> Graph:
             layer = layer.with_(target_shape=(int(keep[layer.name].sum()),))
         layers.append(layer)
     return graph.with_layers(layers)
+
+
+def _probe(graph: Graph) -> dict[str, np.ndarray]:
+    """Every tensor of a float run of ``graph`` on two random inputs (IR layout): a channel
+    whose two values agree does not depend on the input."""
+    rng = np.random.default_rng(0)
+    values = {name: rng.normal(size=(2, *graph.shape_of(name))) for name in graph.input_names}
+    for layer in graph.layers:
+        values[layer.name] = float_layer(layer, [values[s] for s in layer.inputs])
+    return values
+
+
+def _fold_constants(graph: Graph, units: list[Unit]) -> Graph:
+    """``graph`` with the constants the channels of ``units`` hold once their producer rows
+    are zero folded into the bias of every weighted layer reading them (not depthwise: a
+    depthwise filter of a removed channel goes with it, its output is part of the unit)."""
+    rows: dict[str, list[int]] = {}
+    for u in units:
+        for name, r in u.producers:
+            rows.setdefault(name, []).append(r)
+    if not rows:
+        return graph
+    zeroed = []
+    for layer in graph.layers:
+        if layer.name in rows:
+            weight = layer.weight.copy()
+            weight[rows[layer.name]] = 0.0
+            layer = layer.with_(weight=weight)
+        zeroed.append(layer)
+    values = _probe(graph.with_layers(zeroed))
+    removed: dict[str, list[int]] = {}
+    for u in units:
+        for tensor, c in u.slots:
+            removed.setdefault(tensor, []).append(c)
+    layers = []
+    for layer in graph.layers:
+        source = layer.inputs[0] if layer.weighted and not is_depthwise(layer) else None
+        if source in removed:
+            value = values[source]
+            # every channel of a unit is computed from zeroed rows only, so it cannot depend
+            # on the input; a channel that does (no layer rule makes one today) is left out
+            channels = [c for c in removed[source] if np.array_equal(value[0, ..., c], value[1, ..., c])]
+            if channels:
+                layer = _absorb(layer, value[:1], channels)
+        layers.append(layer)
+    return graph.with_layers(layers)
+
+
+def _absorb(layer, value: np.ndarray, channels: list[int]):
+    """``layer`` (Dense or conv, not depthwise) with the contribution of input ``channels``
+    (their values in ``value``, one sample) added to its bias."""
+    x = np.zeros_like(value)
+    x[..., channels] = value[..., channels]
+    out = float_layer(layer.with_(bias=np.zeros_like(layer.bias)), [x])
+    flat = out.reshape(-1, out.shape[-1])
+    scale = max(1.0, float(np.abs(flat).max()))
+    if np.allclose(flat, flat[:1], rtol=0, atol=1e-12 * scale):
+        delta = flat[0]  # the same at every output position: exact
+    else:
+        # a kxk conv with zero padding and a nonzero constant: border positions read zeros
+        # where the interior reads the constant, which no bias can express. The interior's
+        # value (every tap on the constant, the channel's mean over positions) is folded:
+        # exact inside, off on the border rows and columns, still closer than dropping it
+        w = layer.weight.reshape(layer.out_channels, -1, layer.weight.shape[-1])[:, :, channels]
+        mean = value.reshape(-1, value.shape[-1])[:, channels].mean(axis=0)
+        delta = w.sum(axis=1) @ mean
+    return layer.with_(bias=(layer.bias + delta).astype(layer.bias.dtype))

@@ -61,7 +61,7 @@ def _broadcast_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return grow(a), grow(b)
 
 
-def _float_layer(layer: Layer, xs: list[np.ndarray]) -> np.ndarray:
+def float_layer(layer: Layer, xs: list[np.ndarray]) -> np.ndarray:
     x = xs[0]
     if isinstance(layer, Dense):
         return x @ layer.weight.T + layer.bias
@@ -89,7 +89,7 @@ def float_forward(graph: Graph, x, trace: bool = False):
     values = {graph.input.name: graph.from_source(np.asarray(x, dtype=np.float64))}
     outputs = []
     for layer in graph.layers:
-        values[layer.name] = _float_layer(layer, [values[s] for s in layer.inputs])
+        values[layer.name] = float_layer(layer, [values[s] for s in layer.inputs])
         outputs.append((layer.name, values[layer.name]))
     return outputs if trace else values[graph.output]
 

@@ -191,3 +191,74 @@ def test_squeeze_excite_product_broadcasts_per_channel(layout):
     qat = prepare_qat(graph, 8, 8, calibration_x=x)
     with torch.no_grad():
         assert np.array_equal(qat(torch.tensor(x)).numpy(), reference.predict(qat_graph(qat), x))
+
+
+def _small_resnet():
+    """A stem and a 1x1 conv tied by an Add (both read by a 1x1 conv), a 3x3 conv without
+    padding after the Add, a Dense after a flatten: every consumer folds a constant exactly."""
+    from hwprune.ir import Conv2D, Dense, Flatten, Graph, GraphInput
+    from hwprune.ir.layers import Add, ReLU
+
+    rng = np.random.default_rng(3)
+    layers = (Conv2D("stem", rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4), padding=((1, 1), (1, 1)),
+                     inputs=("input",)),
+              ReLU("relu0", inputs=("stem",)),
+              Conv2D("c1", rng.normal(size=(4, 1, 1, 4)), rng.normal(size=4), inputs=("relu0",)),
+              ReLU("relu1", inputs=("c1",)),
+              Conv2D("c2", rng.normal(size=(4, 1, 1, 4)), rng.normal(size=4), inputs=("relu1",)),
+              Add("add", inputs=("relu0", "c2")),
+              ReLU("relu2", inputs=("add",)),
+              Conv2D("c3", rng.normal(size=(3, 3, 3, 4)), rng.normal(size=3), inputs=("relu2",)),
+              ReLU("relu3", inputs=("c3",)),
+              Flatten("flat", inputs=("relu3",)),
+              Dense("fc", rng.normal(size=(3, 48)), rng.normal(size=3), inputs=("flat",)))
+    return Graph("small_resnet", (GraphInput("input", (6, 6, 2)),), layers), rng.normal(size=(8, 6, 6, 2))
+
+
+def _skip_mlp():
+    torch.manual_seed(0)
+    return from_torch(randomize_batchnorm(SkipMLP()), (6,)), np.random.default_rng(0).normal(size=(8, 6))
+
+
+def _resnet8():
+    torch.manual_seed(0)
+    graph = from_torch(randomize_batchnorm(ResNet8(width=0.25, size=8)), (3, 8, 8))
+    return graph, np.random.default_rng(0).normal(size=(4, 3, 8, 8))
+
+
+@pytest.mark.parametrize("make,sign", [(_small_resnet, 1), (_skip_mlp, 1), (_resnet8, -1)],
+                         ids=["small_resnet", "skip_mlp", "resnet8_relu_zero"])
+def test_removing_a_unit_of_zero_weights_folds_its_bias(make, sign):
+    """A unit whose producer rows have zero weights but a nonzero bias outputs act(bias) (summed
+    over an Add's operands): its consumers' biases take it, so removing the unit keeps the
+    function; dropping the constant with the unit would not. A negative bias under ReLU is a
+    constant 0, exact even for ResNet-8's padded 3x3 consumers."""
+    graph, x = make()
+    units = channel_units(graph)
+    assert units
+    live = 0
+    for chosen in [[u] for u in units] + [choose(units, len(units), "global")]:
+        rows = {}
+        for u in chosen:
+            for name, r in u.producers:
+                rows.setdefault(name, []).append(r)
+        layers = []
+        for layer in graph.layers:
+            if layer.name in rows:
+                weight, bias = layer.weight.copy(), layer.bias.copy()
+                weight[rows[layer.name]] = 0.0
+                bias[rows[layer.name]] = sign * (np.abs(bias[rows[layer.name]]) + 0.5)  # past every ReLU, or 0
+                layer = layer.with_(weight=weight, bias=bias)
+            layers.append(layer)
+        zeroed = graph.with_layers(layers)
+        smaller = remove_units(zeroed, chosen)
+        assert smaller.total_weights < graph.total_weights
+        expected = float_forward(zeroed, x)
+        assert np.allclose(float_forward(smaller, x), expected, rtol=0, atol=1e-12)
+        # the constants are live: the same rows without their bias compute something else,
+        # which is what dropping the bias with the unit used to give
+        silent = zeroed.with_layers([layer.with_(bias=np.where(np.isin(np.arange(layer.out_channels),
+                                                                       rows[layer.name]), 0.0, layer.bias))
+                                     if layer.name in rows else layer for layer in zeroed.layers])
+        live += not np.allclose(float_forward(silent, x), expected, rtol=0, atol=1e-12)
+    assert live == (len(units) + 1 if sign > 0 else 0)
