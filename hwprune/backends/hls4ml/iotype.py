@@ -4,11 +4,13 @@ In ``io_parallel`` hls4ml 1.3.0 writes every convolution's im2col step out as co
 (``nnet_code_gen.h``, one assignment per copied input value: output positions x kernel
 taps x input channels), because HLS tools schedule the explicit copies better than a loop.
 g++ compiles that code for the C simulation, and its time grows with the number of
-copies: MLPerf Tiny's ResNet-8 on 32x32x3 has about 500,000 of them, a 14 MB header that
-g++ did not finish compiling in 20 minutes on a loaded 2-core machine. ``io_stream`` (what
-hls4ml recommends for convolutional networks) reads each convolution through a line
-buffer instead: the same ResNet-8 compiles in under a minute (docs/graphs.md), and its C
-simulation equals the reference as io_parallel's does (``stream.py``).
+copies: MLPerf Tiny's ResNet-8 on 32x32x3 has 494,592 of them, a 14 MB header that g++
+did not finish compiling in 20 minutes at hls4ml's -O3 on a loaded 2-core machine (331 s at
+-O0). The Resource strategy and reuse factors do not shorten it: hls4ml writes the same
+im2col code for every io_parallel convolution. ``io_stream`` (what hls4ml recommends for
+convolutional networks) reads each convolution through a line buffer instead: the same
+ResNet-8 compiles in 39 s at -O3 (docs/graphs.md), and its C simulation equals the
+reference as io_parallel's does (``stream.py``).
 
 So ``auto`` streams a graph whose convolutions need more than ``IM2COL_LIMIT`` copies, and
 keeps ``io_parallel`` (every layer's outputs at once: the lowest latency) below it, or
@@ -24,8 +26,9 @@ import numpy as np
 from hwprune.backends.hls4ml.options import AUTO_IO, HlsOptions
 from hwprune.ir.graph import Graph
 
-#: im2col copies above which ``auto`` streams: ResNet-8 at half width on 16x16 inputs has
-#: about 60,000 and compiles in about a minute in io_parallel; many more grow past that.
+#: im2col copies above which ``auto`` streams. The io_parallel C simulations of
+#: docs/graphs.md (16,320 to 37,824 copies) export in one to three minutes on a loaded
+#: 2-core machine, compile included; the build time grows with the copies.
 IM2COL_LIMIT = 65_536
 
 
