@@ -5,6 +5,12 @@
 
 #include <stdint.h>
 
+/* A layer kernel: inlined into each layer's own function of model_int8.c, so that its
+ * shape, zero points and clamp bounds are constants there (loops the compiler can unroll
+ * or drop, a requantization without the unused clamp). Left to its cost model, the
+ * compiler calls one shared copy of a large kernel with every parameter at run time. */
+#define HWP_KERNEL static inline __attribute__((always_inline))
+
 /* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 truncated toward
  * zero, with nudge 2^30 (ab >= 0) or 1 - 2^30 (ab < 0). Both cases equal the arithmetic
  * shift (a * b + 2^30) >> 31: for ab < 0, truncation is floor((v + 2^31 - 1) / 2^31) with
@@ -36,7 +42,7 @@ static inline int8_t hwp_clamp(int32_t v, int32_t lo, int32_t hi) {
 
 /* FULLY_CONNECTED: rows of nonzero weights only (zero weights are skipped: ``cols``/``vals``
  * hold each output's nonzero weights, ``start`` where each output's begin). */
-static inline void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
+HWP_KERNEL void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
                       const int8_t *vals, const int32_t *bias, const int32_t *mult, const int8_t *shift,
                       int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
     for (int o = 0; o < n_out; o++) {
@@ -48,7 +54,7 @@ static inline void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32
 
 /* CONV_2D / DEPTHWISE_CONV_2D over an (h, w, c) input; weights (out, kh, kw, cin_per_group),
  * each filter's nonzero taps as (kh, kw, cin) triples packed in ``taps``. */
-static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
+HWP_KERNEL void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
                         int stride_h, int stride_w, int pad_t, int pad_l, int depth_mult, const uint32_t *start,
                         const uint16_t *taps, const int8_t *vals, const int32_t *bias, const int32_t *mult,
                         const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
@@ -73,7 +79,7 @@ static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
 /* DEPTHWISE_CONV_2D with several filters per channel (hwprune_int8_simd.h, on every core,
  * takes the other convolutions), every weight stored as the file holds it: w is (out, kh,
  * kw, cin_per_group); filter o (depth_mult > 0) reads input channel o / depth_mult. */
-static inline void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+HWP_KERNEL void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                      int depth_mult, const int8_t *w, const int32_t *bias, const int32_t *mult,
                                      const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
@@ -105,7 +111,7 @@ static inline void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h
 #include "hwprune_int8_simd.h"
 
 /* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
-static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
+HWP_KERNEL void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                         int kw, int stride_h, int stride_w, int pad_t, int pad_l, int is_max, int32_t lo,
                         int32_t hi) {
     for (int oy = 0; oy < out_h; oy++) {
@@ -138,7 +144,7 @@ static inline int32_t hwp_mbqm_small(int32_t x, int32_t multiplier, int shift) {
 /* ADD of two int8 tensors of n values (reference_integer_ops::Add): each operand plus its
  * offset (minus its zero point), shifted left, scaled by its multiplier below one; the sum
  * scaled by the output multiplier, plus the output offset, clamped. */
-static inline void hwp_add_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t a_offset, int32_t b_offset,
+HWP_KERNEL void hwp_add_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t a_offset, int32_t b_offset,
                               int left_shift, int32_t a_mult, int a_shift, int32_t b_mult, int b_shift,
                               int32_t out_mult, int out_shift, int32_t out_offset, int32_t lo, int32_t hi) {
     for (int k = 0; k < n; k++) {

@@ -42,7 +42,7 @@ static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
 /* FULLY_CONNECTED with every weight stored, rows blocked by 4 (hwp_row); ``scratch`` holds
  * n_in halfwords on DSP cores (backends/c_int8.scratch_halfwords). With the DSP extension
  * the input is widened once, then four rows at a time. */
-static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
+HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                    int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
     int o, full = n_out & ~3;
@@ -89,7 +89,7 @@ static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_o
  * (hwp_row); ``scratch`` holds 2 * kh * kw * in_c halfwords on DSP cores. With the
  * DSP extension a matrix product: two output pixels' columns at a time (im2col), two
  * output channels per pass over them. */
-static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                      const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
                                      int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
@@ -168,7 +168,7 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
  * With the DSP extension four channels at a time: a word of inputs widened minus the zero
  * point (SXTAB16), four 16x16 MACs (SMLABB/SMLATT) against two words of weights; taps in
  * the padding are skipped (they add nothing). */
-static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
+HWP_KERNEL void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                                  int kw, int stride_h, int stride_w, int pad_t, int pad_l, const int16_t *w,
                                  const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                  int32_t out_zp, int32_t lo, int32_t hi) {
@@ -264,7 +264,7 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
  * padding, so the zero point folds into the bias exactly: ``folded`` is bias - in_zp *
  * sum(w) (wrapping in int32, as the sum would). Two pixels share each weight and index
  * load; on every core (no DSP instruction). */
-static inline void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
+HWP_KERNEL void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
                                     const uint32_t *start, const uint16_t *cols, const int8_t *vals,
                                     const int32_t *folded, const int32_t *mult, const int8_t *shift, int32_t out_zp,
                                     int32_t lo, int32_t hi) {
