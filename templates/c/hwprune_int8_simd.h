@@ -146,6 +146,120 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
 #endif
 }
 
+#if HWP_SIMD
+/* Column ``j`` of two for hwp_conv_rows_s8: output pixel ``pix``'s receptive field, input
+ * minus zero point, one kernel row (kw * in_c inputs, contiguous in x) after another, each
+ * padded to ``row4``. A row inside the input widens a word at a time (its last partial word
+ * assembled from bytes, so nothing past the row is read; its lanes past the row meet zero
+ * weights); a row in the padding is 0; a row across the left or right border goes input by
+ * input. */
+static inline void hwp_im2row(const int8_t *x, int16_t *col, int j, int pix, int in_h, int in_w, int in_c, int out_w,
+                              int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l, int32_t off2) {
+    int row = kw * in_c, row4 = (row + 3) & ~3;
+    int y0 = (pix / out_w) * stride_h - pad_t, x0 = (pix % out_w) * stride_w - pad_l;
+    int whole = x0 >= 0 && x0 + kw <= in_w;
+    for (int dy = 0; dy < kh; dy++) {
+        int iy = y0 + dy;
+        int16_t *dst = col + 2 * dy * row4 + 4 * j;
+        if (iy < 0 || iy >= in_h) {
+            for (int c = 0; c < row4; c += 4) {
+                hwp_st32(dst + 2 * c, 0);
+                hwp_st32(dst + 2 * c + 2, 0);
+            }
+        } else if (whole) {
+            const int8_t *src = x + (iy * in_w + x0) * in_c;
+            int c = 0;
+            for (; c + 4 <= row; c += 4) hwp_widen4(src + c, dst + 2 * c, off2);
+            if (c < row) {
+                uint32_t v = (uint8_t)src[c];
+                if (c + 1 < row) v |= (uint32_t)(uint8_t)src[c + 1] << 8;
+                if (c + 2 < row) v |= (uint32_t)(uint8_t)src[c + 2] << 16;
+                hwp_st32(dst + 2 * c, hwp_sxtab16(off2, (int32_t)v));
+                hwp_st32(dst + 2 * c + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
+            }
+        } else {
+            const int8_t *src = x + iy * in_w * in_c;
+            int16_t lanes[4];
+            for (int c = 0; c < row4; c++) {
+                int ix = x0 + c / in_c;
+                int inside = c < row && ix >= 0 && ix < in_w;
+                lanes[c & 3] = (int16_t)(inside ? (int32_t)src[ix * in_c + c % in_c] + (int16_t)off2 : 0);
+                if ((c & 3) == 3) {
+                    int16_t *g = dst + 2 * (c & ~3);
+                    g[0] = lanes[0];
+                    g[1] = lanes[2];
+                    g[2] = lanes[1];
+                    g[3] = lanes[3];
+                }
+            }
+        }
+    }
+}
+#endif
+
+/* CONV_2D with every weight stored, each kernel row's kw * in_c weights (contiguous in the
+ * input as well) zero-padded to row4 = a multiple of four: w (out, kh, row4) with rows
+ * blocked by 2 (hwp_row); ``scratch`` holds 2 * kh * row4 halfwords on DSP cores. For
+ * inputs whose channels are not a multiple of four (a first layer's 3): its columns still
+ * widen a word at a time (hwp_im2row) and the multiply blocks have no tail, for the padded
+ * zero weights' MACs. Otherwise as hwp_conv_dense_s8. */
+HWP_KERNEL void hwp_conv_rows_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+                                 int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                                 const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                                 int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
+    int row4 = (kw * in_c + 3) & ~3, k_all = kh * row4, pixels = out_h * out_w;
+#if HWP_SIMD
+    int pairs = out_c & ~1;
+    int32_t off2 = hwp_offset_pair(in_zp);
+    for (int p = 0; p < pixels; p += 2) {
+        int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
+        hwp_im2row(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
+        hwp_im2row(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
+        int8_t *yp = y + p * out_c, *yq = y + q * out_c;
+        for (int o = 0; o < pairs; o += 2) {
+            int32_t s[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
+            hwp_mm2x2(w + o * k_all, k_all, scratch, s);
+            yp[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
+            yq[o] = hwp_rq(s[1], mult[o], shift[o], out_zp, lo, hi);
+            yp[o + 1] = hwp_rq(s[2], mult[o + 1], shift[o + 1], out_zp, lo, hi);
+            yq[o + 1] = hwp_rq(s[3], mult[o + 1], shift[o + 1], out_zp, lo, hi);
+        }
+        if (pairs < out_c) { /* an odd last channel: its plain row against both columns */
+            int o = pairs;
+            const int8_t *wr = w + o * k_all;
+            int32_t s0 = bias[o], s1 = bias[o];
+            for (int k = 0; k < k_all; k++) {
+                s0 += (int32_t)wr[k] * scratch[hwp_col_index(k, k_all, 0, 2, 0)];
+                s1 += (int32_t)wr[k] * scratch[hwp_col_index(k, k_all, 0, 2, 1)];
+            }
+            yp[o] = hwp_rq(s0, mult[o], shift[o], out_zp, lo, hi);
+            yq[o] = hwp_rq(s1, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+#else
+    (void)scratch;
+    for (int p = 0; p < pixels; p++) {
+        int y0 = (p / out_w) * stride_h - pad_t, x0 = (p % out_w) * stride_w - pad_l;
+        for (int o = 0; o < out_c; o++) {
+            hwp_row_t row = hwp_row(w, o, k_all, out_c, 2);
+            int32_t acc = bias[o];
+            for (int dy = 0; dy < kh; dy++) {
+                int iy = y0 + dy;
+                if (iy < 0 || iy >= in_h) continue; /* padding adds nothing */
+                for (int dx = 0; dx < kw; dx++) {
+                    int ix = x0 + dx;
+                    if (ix < 0 || ix >= in_w) continue;
+                    const int8_t *xp = x + (iy * in_w + ix) * in_c;
+                    int k0 = dy * row4 + dx * in_c;
+                    for (int c = 0; c < in_c; c++) acc += hwp_row_w(row, k0 + c, k_all, 0) * ((int32_t)xp[c] - in_zp);
+                }
+            }
+            y[p * out_c + o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+#endif
+}
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 /* One tap of hwp_dwconv_s8's four channels: v the inputs' word, widened minus the zero point
  * into t (x0, x2) and v (x1, x3); u the weights (w0, w2), then (w1, w3). */
