@@ -1,0 +1,106 @@
+"""hwp_conv_rows_s8 (templates/c/hwprune_int8_simd.h): dense convolutions whose input channels
+are not a multiple of four, each kernel row padded to words. Input channels 1..9 (the
+multiples of four take hwp_conv_dense_s8), 1x1, 3x3, 2x3 and 1x2 kernels with strides and
+padding that put rows across the left and right borders and above and below the input,
+1..5 output channels (the odd last one), a filter of zeros and a filter with one nonzero
+weight. Each layer's output from the host C (DSP instructions written in C, and the
+scalar kernels) and from the Cortex-M4 in the emulator equals the reference's, element by
+element. The M4 run also checks the per-layer cycle attribution (``run_mcu``'s layer_cycles)."""
+
+import numpy as np
+import pytest
+
+from hwprune import reference
+from hwprune.backends.c_int8 import layer_kernels, padded_rows, rows_padded, write_int8_c
+from hwprune.harness.compare import compare
+from hwprune.harness.host_int8 import run_host
+from hwprune.ir.graph import Graph, GraphInput
+from hwprune.ir.int8 import Int8Conv2D, int8_types
+from hwprune.quant.int8 import Int8Affine, conv_multipliers
+
+PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
+# (input channels, output channels, kernel, stride, padding ((top, bottom), (left, right)), input h x w)
+SHAPES = (
+    (1, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), (4, 5)),
+    (2, 1, (1, 1), (1, 1), ((0, 0), (0, 0)), (3, 3)),
+    (3, 5, (3, 3), (2, 2), ((0, 1), (0, 1)), (6, 6)),
+    (3, 4, (3, 3), (2, 2), ((1, 1), (1, 1)), (5, 7)),
+    (5, 2, (2, 3), (2, 1), ((0, 1), (1, 1)), (5, 4)),
+    (6, 3, (1, 2), (1, 1), ((0, 0), (1, 0)), (2, 3)),
+    (7, 5, (1, 1), (1, 1), ((0, 0), (0, 0)), (3, 5)),
+    (9, 4, (3, 3), (1, 2), ((2, 0), (0, 2)), (4, 4)),
+)
+
+
+def _graph(index, cin, cout, kernel, stride, pad, hw):
+    rng = np.random.default_rng(100 + index)
+    w = rng.integers(-127, 128, size=(cout, *kernel, cin))
+    if cout > 2:
+        w[1] = 0  # a filter of zeros
+        w[2] = 0
+        w[2, kernel[0] - 1, 0, cin - 1] = -127  # a filter with one nonzero weight
+    out_t = Int8Affine(0.1, int(rng.integers(-20, 20)))
+    scales = rng.uniform(0.001, 0.01, size=cout)
+    mult, shift = conv_multipliers(0.05, scales, out_t.scale)
+    layer = Int8Conv2D("c", weight=w, bias=rng.integers(-3000, 3000, size=cout), stride=stride, padding=pad,
+                       inputs=("x",), **int8_types(out_t), weight_scale=scales, out_multiplier=mult, out_shift=shift,
+                       act_min=-128, act_max=127)
+    x_t = Int8Affine(0.05, int(rng.integers(-9, 9)))
+    return Graph(f"rows{index}c{cin}", (GraphInput("x", (*hw, cin), x_t),), (layer,))
+
+
+GRAPHS = [_graph(i, *shape) for i, shape in enumerate(SHAPES)]
+
+
+def _inputs(graph, n):
+    x = np.random.default_rng(7).integers(-128, 128, size=(n, *graph.input_shape))
+    x[0], x[1] = -128, 127
+    return x
+
+
+def _mismatch(name, got, want):
+    bad = np.argwhere(got != want)
+    return (f"{name}: {len(bad)} of {want.size} outputs differ; first (index, got, want): "
+            f"{[(tuple(int(i) for i in b), int(got[tuple(b)]), int(want[tuple(b)])) for b in bad[:5]]}")
+
+
+def test_padded_rows_keep_each_row_then_zeros():
+    w = np.arange(2 * 2 * 3 * 3).reshape(2, 2, 3, 3) + 1  # out 2, kh 2, kw 3, cin 3: rows of 9
+    rows = padded_rows(w)
+    assert rows.shape == (2, 24)
+    assert list(rows[0]) == [*range(1, 10), 0, 0, 0, *range(10, 19), 0, 0, 0]
+    assert list(rows[1, 12:]) == [*range(28, 37), 0, 0, 0]
+    assert padded_rows(np.ones((1, 1, 1, 4))).shape == (1, 4)  # already words: unchanged
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
+def test_host_c_simd_and_scalar_equal_reference(tmp_path, graph):
+    assert all(rows_padded(layer) for layer in graph.weighted_layers())
+    assert layer_kernels(graph) == ["hwp_conv_rows_s8"]
+    x = _inputs(graph, 10)
+    write_int8_c(graph, tmp_path / "c")
+    expected = reference.run(graph, x, trace=True)
+    for defines in (PORTABLE, ()):
+        result = compare(expected, run_host(graph, tmp_path / "c", x, tmp_path, defines), f"host {defines}")
+        assert result.bit_exact, result.report()
+
+
+def test_firmware_equals_reference_and_charges_each_layer(tmp_path):
+    from hwprune.errors import ToolchainError
+    from hwprune.harness.cross import find_cross_cc
+    from hwprune.harness.mcu_int8 import run_mcu
+
+    try:
+        find_cross_cc()
+    except ToolchainError as exc:
+        pytest.skip(str(exc))
+    for graph in (GRAPHS[0], GRAPHS[2], GRAPHS[4], GRAPHS[7]):
+        x = _inputs(graph, 3)
+        write_int8_c(graph, tmp_path / graph.name / "c")
+        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, "stm32l4r5")
+        want = reference.run(graph, x)
+        assert np.array_equal(run.outputs, want), _mismatch(graph.name, run.outputs, want)
+        # one column per layer, then predict's own code and the harness; together the whole run
+        assert run.layer_cycles.shape == (len(graph.layers) + 2,)
+        assert run.layer_cycles.sum() == pytest.approx(run.cycles)
+        assert run.layer_cycles[0] > 0.9 * run.cycles
