@@ -136,8 +136,18 @@ HWP_KERNEL void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int 
     }
 }
 
-/* TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0, two roundings) */
+/* TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0, two roundings). For
+ * shift <= -2 and multiplier >= 0 (ADD's, whose shifts and multipliers are constants where
+ * hwp_add_s8 is inlined) both roundings in one 64-bit multiply-add, as hwp_rq does
+ * (hwprune_int8_dsp.h, where the identity is derived), without its clamp: x * m + 2^30 +
+ * 2^(30+e) - [x < 0] 2^31 (below 2^63 in magnitude), its high word shifted right by e - 1. */
 static inline int32_t hwp_mbqm_small(int32_t x, int32_t multiplier, int shift) {
+    if (shift <= -2 && multiplier >= 0) {
+        int32_t neg = x >> 31;
+        uint64_t add = (uint64_t)(uint32_t)(neg + (1 << (-shift - 2))) << 32 | (0x40000000u | (uint32_t)neg << 31);
+        int32_t h = (int32_t)((uint64_t)((int64_t)x * multiplier + (int64_t)add) >> 32);
+        return h >> (-shift - 1);
+    }
     return hwp_rdbp(hwp_srdhm(x, multiplier), -shift);
 }
 

@@ -104,3 +104,39 @@ def test_firmware_equals_reference_and_charges_each_layer(tmp_path):
         assert run.layer_cycles.shape == (len(graph.layers) + 2,)
         assert run.layer_cycles.sum() == pytest.approx(run.cycles)
         assert run.layer_cycles[0] > 0.9 * run.cycles
+
+
+def test_mbqm_small_equals_reference_on_edge_values(tmp_path):
+    """hwp_mbqm_small (ADD's scaling, one multiply-add for shifts -31..-2) against the
+    reference on int32 extremes, every shift -31..0, multipliers 0, 2^30, 2^31 - 1, and
+    accumulators whose first rounding lands on a tie of the second or beside it."""
+    import subprocess
+
+    from hwprune.harness.build import HOST_FLAGS, find_cc
+    from hwprune.paths import templates_dir
+    from hwprune.quant.int8 import multiply_by_quantized_multiplier
+
+    rng = np.random.default_rng(5)
+    edges = np.array([0, 1, -1, 2 ** 31 - 1, -2 ** 31, 2 ** 30, -2 ** 30, 7 << 20, -(7 << 20)], dtype=np.int64)
+    acc = np.concatenate([np.repeat(edges, 32), rng.integers(-2 ** 31, 2 ** 31, size=2000)])
+    shift = np.concatenate([np.tile(-np.arange(32), len(edges)), rng.integers(-31, 1, size=2000)])
+    mult = rng.integers(2 ** 30, 2 ** 31, size=len(acc))
+    mult[:3 * 32] = np.repeat([0, 2 ** 30, 2 ** 31 - 1], 32)
+    e = rng.integers(2, 20, size=600)  # multiplier 2^30: x = (acc + 1) >> 1; ties x = +-(2k + 1) 2^(e-1)
+    x = (2 * rng.integers(0, 50, size=600) + 1) * 2 ** (e - 1) * rng.choice([-1, 1], size=600) + rng.integers(-1, 2, 600)
+    acc, mult, shift = (np.concatenate([acc, 2 * x - 1]), np.concatenate([mult, np.full(600, 2 ** 30)]),
+                        np.concatenate([shift, -e]))
+    rows = ",".join(f"{{{a},{m},{s}}}" for a, m, s in zip(acc, mult, shift))
+    source = tmp_path / "mbqm.c"
+    source.write_text(f'#include <stdio.h>\n#include "hwprune_int8.h"\nstatic const long long v[][3] = {{{rows}}};\n'
+                      "int main(void) { for (unsigned i = 0; i < sizeof v / sizeof v[0]; i++) printf(\"%ld\\n\", "
+                      "(long)hwp_mbqm_small((int32_t)v[i][0], (int32_t)v[i][1], (int)v[i][2])); return 0; }\n")
+    want = np.array([int(multiply_by_quantized_multiplier(np.array([a]), int(m), int(s))[0])
+                     for a, m, s in zip(acc, mult, shift)])
+    exe = tmp_path / "mbqm"
+    subprocess.run([*find_cc().command, *HOST_FLAGS, "-I", str(templates_dir() / "c"), "-o", str(exe), str(source)],
+                   check=True, capture_output=True, timeout=120)
+    got = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                                                    check=True).stdout.split()])
+    bad = np.flatnonzero(got != want)
+    assert not len(bad), [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i]), int(want[i])) for i in bad[:5]]
