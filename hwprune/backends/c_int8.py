@@ -91,8 +91,8 @@ def stored_dense(layer) -> bool:
     the two by the Cortex-M4 cycles per output channel estimated below (both pay the same
     requantization). Dense: about ``DENSE_CYCLES_PER_MAC`` per MAC with SMLAD, plus the
     im2col of a convolution's columns shared by the channels (a word of four inputs at a
-    time; inputs whose channels are not a multiple of four pad each kernel row to one, and
-    pay the padding's MACs: ``rows_padded``).
+    time; inputs whose channels are not a multiple of four pad each filter to a multiple
+    of four weights, and pay the padding's MACs: ``k4_padded``).
     Sparse: per nonzero weight ``SPARSE_CYCLES_PER_NONZERO`` of its kernel (the matrix
     product shares each index between two pixels; a convolution checks each tap for padding).
     A layer is stored sparse only where that is also smaller (flash), and always then when at
@@ -101,9 +101,9 @@ def stored_dense(layer) -> bool:
     k = layer.filter_matrix.shape[1]
     nonzero_per_channel = layer.nonzero_weights / layer.out_channels if layer.kind == "int8_conv2d" else \
         layer.nonzero_weights / layer.out_features
-    dense = DENSE_CYCLES_PER_MAC * (padded_rows(layer.weight).shape[1] if rows_padded(layer) else k)
+    dense = DENSE_CYCLES_PER_MAC * ((k + 3) // 4 * 4 if k4_padded(layer) else k)
     if layer.kind == "int8_conv2d" and not layer.depthwise:
-        dense += 1.5 * k / layer.out_channels  # a word of four inputs at a time (hwp_im2col, hwp_im2row)
+        dense += 1.5 * k / layer.out_channels  # a word of four inputs at a time (hwp_im2col, hwp_im2col_k4)
     kind = "fc" if layer.kind == "int8_dense" else "pointwise" if pointwise(layer) else "conv"
     # sparse bytes: a value and a 16-bit index (three for a convolution's tap) per nonzero, a channel start each
     sparse_bytes = layer.nonzero_weights * (3 if kind != "conv" else 7) + 4 * (layer.filter_matrix.shape[0] + 1)
@@ -140,20 +140,18 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
 
-def rows_padded(layer) -> bool:
-    """Whether a dense CONV_2D (not depthwise) runs ``hwp_conv_rows_s8``: its input channels are
-    not a multiple of four, so each kernel row's weights are padded to a multiple of four."""
+def k4_padded(layer) -> bool:
+    """Whether a dense CONV_2D (not depthwise) runs ``hwp_conv_k4_s8``: its input channels are
+    not a multiple of four, so each filter is padded with zeros to a multiple of four weights."""
     return layer.kind == "int8_conv2d" and not layer.depthwise and layer.weight.shape[-1] % 4 != 0
 
 
-def padded_rows(weight: np.ndarray) -> np.ndarray:
-    """Filters (out, kh, kw, cin) as (out, kh * row4): each kernel row's kw * cin weights, then
-    zeros up to row4, the next multiple of four (``hwp_conv_rows_s8``'s order)."""
-    out, kh, kw, cin = weight.shape
-    row = kw * cin
-    rows = np.zeros((out, kh, (row + 3) // 4 * 4), dtype=weight.dtype)
-    rows[:, :, :row] = weight.reshape(out, kh, row)
-    return rows.reshape(out, -1)
+def padded_filters(matrix: np.ndarray) -> np.ndarray:
+    """A filter matrix (out, k) with zero columns appended up to the next multiple of four."""
+    out, k = matrix.shape
+    padded = np.zeros((out, (k + 3) // 4 * 4), dtype=matrix.dtype)
+    padded[:, :k] = matrix
+    return padded
 
 
 def scratch_halfwords(layer) -> int:
@@ -161,8 +159,9 @@ def scratch_halfwords(layer) -> int:
     widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none."""
     if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
         return 0
-    if rows_padded(layer):
-        return 2 * padded_rows(layer.weight).shape[1]
+    if k4_padded(layer):  # two columns, then the staging bytes of one
+        k4 = padded_filters(layer.filter_matrix).shape[1]
+        return 2 * k4 + k4 // 2
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
 
@@ -188,9 +187,10 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
         return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *common],
                 f"hwp_conv_dense_scalar_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {geometry}, "
                 f"{mult}, {p}_w, {q});")
-    if dense and conv and rows_padded(layer):  # kernel rows padded to words: no slow im2col, no tail
-        arrays = [_array("int8_t", f"{p}_w", block_rows(padded_rows(layer.weight), 2), aligned=True), *common]
-        return arrays, (f"hwp_conv_rows_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
+    if dense and conv and k4_padded(layer):  # filters padded to words: no slow im2col, no tail
+        arrays = [_array("int8_t", f"{p}_w", block_rows(padded_filters(layer.filter_matrix), 2), aligned=True),
+                  *common]
+        return arrays, (f"hwp_conv_k4_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
                         f"{geometry}, {p}_w, {q}, hwp_scratch);")
     if dense:
         arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4), aligned=True), *common]

@@ -147,78 +147,69 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
 }
 
 #if HWP_SIMD
-/* Column ``j`` of two for hwp_conv_rows_s8: output pixel ``pix``'s receptive field, input
- * minus zero point, one kernel row (kw * in_c inputs, contiguous in x) after another, each
- * padded to ``row4``. A row inside the input widens a word at a time (its last partial word
- * assembled from bytes, so nothing past the row is read; its lanes past the row meet zero
- * weights); a row in the padding is 0; a row across the left or right border goes input by
- * input. */
-static inline void hwp_im2row(const int8_t *x, int16_t *col, int j, int pix, int in_h, int in_w, int in_c, int out_w,
-                              int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l, int32_t off2) {
-    int row = kw * in_c, row4 = (row + 3) & ~3;
+/* Column ``j`` of two for hwp_conv_k4_s8: output pixel ``pix``'s receptive field, input minus
+ * zero point, in the filters' (kh, kw, cin) order, then up to k4 lanes that meet zero
+ * weights. A field inside the input is copied row by row (each kernel row's kw * in_c
+ * inputs are contiguous) into ``stage`` (k4 bytes) and widened from there a word at a time;
+ * a field across the border goes input by input, padding 0. */
+static inline void hwp_im2col_k4(const int8_t *x, int16_t *col, int8_t *stage, int j, int pix, int in_h, int in_w,
+                                 int in_c, int out_w, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                                 int32_t off2) {
+    int row = kw * in_c, k_all = kh * row, k4 = (k_all + 3) & ~3;
     int y0 = (pix / out_w) * stride_h - pad_t, x0 = (pix % out_w) * stride_w - pad_l;
-    int whole = x0 >= 0 && x0 + kw <= in_w;
-    for (int dy = 0; dy < kh; dy++) {
-        int iy = y0 + dy;
-        int16_t *dst = col + 2 * dy * row4 + 4 * j;
-        if (iy < 0 || iy >= in_h) {
-            for (int c = 0; c < row4; c += 4) {
-                hwp_st32(dst + 2 * c, 0);
-                hwp_st32(dst + 2 * c + 2, 0);
+    if (y0 >= 0 && y0 + kh <= in_h && x0 >= 0 && x0 + kw <= in_w) {
+        const int8_t *src = x + (y0 * in_w + x0) * in_c;
+        if (kh == 1) { /* one row, contiguous: its whole words straight from the input */
+            int k = 0, tail = k_all & 3;
+            for (; k + 4 <= k_all; k += 4) hwp_widen4(src + k, col + 2 * k + 4 * j, off2);
+            if (tail) { /* the last word from its bytes: nothing past the row is read */
+                uint32_t v = (uint8_t)src[k];
+                if (tail > 1) v |= (uint32_t)(uint8_t)src[k + 1] << 8;
+                if (tail > 2) v |= (uint32_t)(uint8_t)src[k + 2] << 16;
+                hwp_st32(col + 2 * k + 4 * j, hwp_sxtab16(off2, (int32_t)v));
+                hwp_st32(col + 2 * k + 4 * j + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
             }
-        } else if (whole) {
-            const int8_t *src = x + (iy * in_w + x0) * in_c;
-            int c = 0;
-            for (; c + 4 <= row; c += 4) hwp_widen4(src + c, dst + 2 * c, off2);
-            if (c < row) {
-                uint32_t v = (uint8_t)src[c];
-                if (c + 1 < row) v |= (uint32_t)(uint8_t)src[c + 1] << 8;
-                if (c + 2 < row) v |= (uint32_t)(uint8_t)src[c + 2] << 16;
-                hwp_st32(dst + 2 * c, hwp_sxtab16(off2, (int32_t)v));
-                hwp_st32(dst + 2 * c + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
-            }
-        } else {
-            const int8_t *src = x + iy * in_w * in_c;
-            int16_t lanes[4];
-            for (int c = 0; c < row4; c++) {
-                int ix = x0 + c / in_c;
-                int inside = c < row && ix >= 0 && ix < in_w;
-                lanes[c & 3] = (int16_t)(inside ? (int32_t)src[ix * in_c + c % in_c] + (int16_t)off2 : 0);
-                if ((c & 3) == 3) {
-                    int16_t *g = dst + 2 * (c & ~3);
-                    g[0] = lanes[0];
-                    g[1] = lanes[2];
-                    g[2] = lanes[1];
-                    g[3] = lanes[3];
-                }
-            }
+            return;
         }
+        for (int dy = 0; dy < kh; dy++) __builtin_memcpy(stage + dy * row, src + dy * in_w * in_c, (unsigned)row);
+        for (int k = k_all; k < k4; k++) stage[k] = 0;
+        for (int k = 0; k < k4; k += 4) hwp_widen4(stage + k, col + 2 * k + 4 * j, off2);
+        return;
+    }
+    for (int k = 0; k < k4; k++) {
+        int dy = k / row, dx = k % row / in_c, iy = y0 + dy, ix = x0 + dx;
+        int inside = k < k_all && iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+        col[2 * (k & ~3) + 4 * j + ((k & 1) << 1 | (k >> 1 & 1))] =
+            (int16_t)(inside ? (int32_t)x[(iy * in_w + ix) * in_c + k % in_c] + (int16_t)off2 : 0);
     }
 }
 #endif
 
-/* CONV_2D with every weight stored, each kernel row's kw * in_c weights (contiguous in the
- * input as well) zero-padded to row4 = a multiple of four: w (out, kh, row4) with rows
- * blocked by 2 (hwp_row); ``scratch`` holds 2 * kh * row4 halfwords on DSP cores. For
- * inputs whose channels are not a multiple of four (a first layer's 3): its columns still
- * widen a word at a time (hwp_im2row) and the multiply blocks have no tail, for the padded
- * zero weights' MACs. Otherwise as hwp_conv_dense_s8. */
-HWP_KERNEL void hwp_conv_rows_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
-                                 int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                                 const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
-                                 int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
-    int row4 = (kw * in_c + 3) & ~3, k_all = kh * row4, pixels = out_h * out_w;
+/* CONV_2D with every weight stored, each filter's kh * kw * in_c weights followed by zeros
+ * up to k4, a multiple of four: w (out, k4) with rows blocked by 2 (hwp_row); ``scratch``
+ * holds 2 * k4 halfwords of columns and k4 bytes of staging on DSP cores. For inputs whose
+ * channels are not a multiple of four (a first layer's 3): its columns still widen a word
+ * at a time (hwp_im2col_k4) and the multiply blocks have no tail, for the padding's few
+ * MACs. Otherwise as hwp_conv_dense_s8. */
+HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+                               int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                               const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                               int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
+    int k4 = (kh * kw * in_c + 3) & ~3, pixels = out_h * out_w;
 #if HWP_SIMD
     int pairs = out_c & ~1;
     int32_t off2 = hwp_offset_pair(in_zp);
+    int8_t *stage = (int8_t *)(scratch + 2 * k4);
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
-        hwp_im2row(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
-        hwp_im2row(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
+        hwp_im2col_k4(x, scratch, stage, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l,
+                      off2);
+        hwp_im2col_k4(x, scratch, stage, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l,
+                      off2);
         int8_t *yp = y + p * out_c, *yq = y + q * out_c;
         for (int o = 0; o < pairs; o += 2) {
             int32_t s[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
-            hwp_mm2x2(w + o * k_all, k_all, scratch, s);
+            hwp_mm2x2(w + o * k4, k4, scratch, s);
             yp[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
             yq[o] = hwp_rq(s[1], mult[o], shift[o], out_zp, lo, hi);
             yp[o + 1] = hwp_rq(s[2], mult[o + 1], shift[o + 1], out_zp, lo, hi);
@@ -226,11 +217,11 @@ HWP_KERNEL void hwp_conv_rows_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
         }
         if (pairs < out_c) { /* an odd last channel: its plain row against both columns */
             int o = pairs;
-            const int8_t *wr = w + o * k_all;
+            const int8_t *wr = w + o * k4;
             int32_t s0 = bias[o], s1 = bias[o];
-            for (int k = 0; k < k_all; k++) {
-                s0 += (int32_t)wr[k] * scratch[hwp_col_index(k, k_all, 0, 2, 0)];
-                s1 += (int32_t)wr[k] * scratch[hwp_col_index(k, k_all, 0, 2, 1)];
+            for (int k = 0; k < k4; k++) {
+                s0 += (int32_t)wr[k] * scratch[hwp_col_index(k, k4, 0, 2, 0)];
+                s1 += (int32_t)wr[k] * scratch[hwp_col_index(k, k4, 0, 2, 1)];
             }
             yp[o] = hwp_rq(s0, mult[o], shift[o], out_zp, lo, hi);
             yq[o] = hwp_rq(s1, mult[o], shift[o], out_zp, lo, hi);
@@ -241,7 +232,7 @@ HWP_KERNEL void hwp_conv_rows_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
     for (int p = 0; p < pixels; p++) {
         int y0 = (p / out_w) * stride_h - pad_t, x0 = (p % out_w) * stride_w - pad_l;
         for (int o = 0; o < out_c; o++) {
-            hwp_row_t row = hwp_row(w, o, k_all, out_c, 2);
+            hwp_row_t row = hwp_row(w, o, k4, out_c, 2);
             int32_t acc = bias[o];
             for (int dy = 0; dy < kh; dy++) {
                 int iy = y0 + dy;
@@ -250,8 +241,8 @@ HWP_KERNEL void hwp_conv_rows_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
                     int ix = x0 + dx;
                     if (ix < 0 || ix >= in_w) continue;
                     const int8_t *xp = x + (iy * in_w + ix) * in_c;
-                    int k0 = dy * row4 + dx * in_c;
-                    for (int c = 0; c < in_c; c++) acc += hwp_row_w(row, k0 + c, k_all, 0) * ((int32_t)xp[c] - in_zp);
+                    int k0 = (dy * kw + dx) * in_c;
+                    for (int c = 0; c < in_c; c++) acc += hwp_row_w(row, k0 + c, k4, 0) * ((int32_t)xp[c] - in_zp);
                 }
             }
             y[p * out_c + o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);

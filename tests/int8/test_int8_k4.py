@@ -1,7 +1,7 @@
-"""hwp_conv_rows_s8 (templates/c/hwprune_int8_simd.h): dense convolutions whose input channels
-are not a multiple of four, each kernel row padded to words. Input channels 1..9 (the
-multiples of four take hwp_conv_dense_s8), 1x1, 3x3, 2x3 and 1x2 kernels with strides and
-padding that put rows across the left and right borders and above and below the input,
+"""hwp_conv_k4_s8 (templates/c/hwprune_int8_simd.h): dense convolutions whose input channels
+are not a multiple of four, each filter padded with zeros to a multiple of four weights.
+Input channels 1..9 (the multiples of four take hwp_conv_dense_s8), 1x1, 3x3, 2x3, 1x2, 1x3
+and 3x1 kernels with strides and padding that put receptive fields across every border,
 1..5 output channels (the odd last one), a filter of zeros and a filter with one nonzero
 weight. Each layer's output from the host C (DSP instructions written in C, and the
 scalar kernels) and from the Cortex-M4 in the emulator equals the reference's, element by
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import layer_kernels, padded_rows, rows_padded, write_int8_c
+from hwprune.backends.c_int8 import k4_padded, layer_kernels, padded_filters, write_int8_c
 from hwprune.harness.compare import compare
 from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
@@ -29,6 +29,8 @@ SHAPES = (
     (6, 3, (1, 2), (1, 1), ((0, 0), (1, 0)), (2, 3)),
     (7, 5, (1, 1), (1, 1), ((0, 0), (0, 0)), (3, 5)),
     (9, 4, (3, 3), (1, 2), ((2, 0), (0, 2)), (4, 4)),
+    (3, 2, (1, 3), (1, 2), ((0, 0), (1, 1)), (2, 7)),
+    (2, 3, (3, 1), (1, 1), ((1, 1), (0, 0)), (4, 3)),
 )
 
 
@@ -46,7 +48,7 @@ def _graph(index, cin, cout, kernel, stride, pad, hw):
                        inputs=("x",), **int8_types(out_t), weight_scale=scales, out_multiplier=mult, out_shift=shift,
                        act_min=-128, act_max=127)
     x_t = Int8Affine(0.05, int(rng.integers(-9, 9)))
-    return Graph(f"rows{index}c{cin}", (GraphInput("x", (*hw, cin), x_t),), (layer,))
+    return Graph(f"k4{index}c{cin}", (GraphInput("x", (*hw, cin), x_t),), (layer,))
 
 
 GRAPHS = [_graph(i, *shape) for i, shape in enumerate(SHAPES)]
@@ -64,19 +66,19 @@ def _mismatch(name, got, want):
             f"{[(tuple(int(i) for i in b), int(got[tuple(b)]), int(want[tuple(b)])) for b in bad[:5]]}")
 
 
-def test_padded_rows_keep_each_row_then_zeros():
-    w = np.arange(2 * 2 * 3 * 3).reshape(2, 2, 3, 3) + 1  # out 2, kh 2, kw 3, cin 3: rows of 9
-    rows = padded_rows(w)
-    assert rows.shape == (2, 24)
-    assert list(rows[0]) == [*range(1, 10), 0, 0, 0, *range(10, 19), 0, 0, 0]
-    assert list(rows[1, 12:]) == [*range(28, 37), 0, 0, 0]
-    assert padded_rows(np.ones((1, 1, 1, 4))).shape == (1, 4)  # already words: unchanged
+def test_padded_filters_append_zeros_up_to_words():
+    m = np.arange(2 * 27).reshape(2, 27) + 1
+    padded = padded_filters(m)
+    assert padded.shape == (2, 28)
+    assert list(padded[0]) == [*range(1, 28), 0] and list(padded[1]) == [*range(28, 55), 0]
+    assert padded_filters(np.ones((3, 8))).shape == (3, 8)  # already words: unchanged
+    assert padded_filters(np.ones((1, 1))).tolist() == [[1, 0, 0, 0]]
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
 def test_host_c_simd_and_scalar_equal_reference(tmp_path, graph):
-    assert all(rows_padded(layer) for layer in graph.weighted_layers())
-    assert layer_kernels(graph) == ["hwp_conv_rows_s8"]
+    assert all(k4_padded(layer) for layer in graph.weighted_layers())
+    assert layer_kernels(graph) == ["hwp_conv_k4_s8"]
     x = _inputs(graph, 10)
     write_int8_c(graph, tmp_path / "c")
     expected = reference.run(graph, x, trace=True)
@@ -94,7 +96,7 @@ def test_firmware_equals_reference_and_charges_each_layer(tmp_path):
         find_cross_cc()
     except ToolchainError as exc:
         pytest.skip(str(exc))
-    for graph in (GRAPHS[0], GRAPHS[2], GRAPHS[4], GRAPHS[7]):
+    for graph in (GRAPHS[0], GRAPHS[2], GRAPHS[4], GRAPHS[7], GRAPHS[8]):
         x = _inputs(graph, 3)
         write_int8_c(graph, tmp_path / graph.name / "c")
         run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, "stm32l4r5")
