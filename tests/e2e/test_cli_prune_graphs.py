@@ -6,8 +6,6 @@ both sides of every Add. Other formats (ONNX, a pickled module with branches) pr
 graph folders; bad input is one line, exit 2, nothing written."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,17 +20,8 @@ from hwprune.pipeline import load_model
 from hwprune.quant.calibrate import calibrate
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))  # the model classes, importable by name
-from torch_dag_models import ResNet8, SkipMLP, TensorIf, randomize_batchnorm  # noqa: E402
+from torch_dag_models import ResNet8, SkipMLP, TensorIf, randomize_batchnorm, hwprune_cli as hwprune  # noqa: E402
 
-MODELS_DIR = Path(__file__).parents[1] / "unit"
-
-
-def hwprune(*args, cwd):
-    """The CLI in a child process that can import the model classes (for --trust-model)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODELS_DIR), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "hwprune", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=900)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.fixture(scope="module")
