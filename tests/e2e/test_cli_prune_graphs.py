@@ -95,9 +95,10 @@ def test_resnet8_filters_80_shrink_both_sides_of_every_add(files):
         assert pruned.shape_of(add.name)[-1] < dense.shape_of(add.name)[-1]
 
 
-@pytest.mark.parametrize("model, extra", [("skip_mlp.onnx", ()), ("skip_mlp.pt", ("--trust-model",))])
+@pytest.mark.parametrize("model, extra", [("skip_mlp.onnx", ()), ("skip_mlp.pt", ("--trust-model",)),
+                                          ("skip_mlp.onnx", ("--schedule", "gradual"))])
 def test_other_formats_prune_into_graph_folders(files, model, extra):
-    out = f"{model.replace('.', '_')}_pruned"
+    out = f"{model.replace('.', '_')}_{'_'.join(extra).strip('-')}_pruned"
     code, stdout, stderr = hwprune("prune", model, "--data", "features.npz", "--out", out, "--sparsity", "0.5",
                                    "--method", "neurons", "--epochs", "2", "--json", *extra, cwd=files)
     assert code == 0, stderr
@@ -111,7 +112,7 @@ def test_other_formats_prune_into_graph_folders(files, model, extra):
     ("tensor_if.pt", "p", ("--trust-model",), "could not be traced with torch.fx"),
     ("resnet8.pt2", "p.pt", (), "is not a torch module file"),
     ("skip_mlp.pt", "p.pt", ("--trust-model",), "is a graph with branches"),
-    ("resnet8.pt2", "p", ("--method", "filters", "--schedule", "gradual"), "oneshot or iterative"),
+    ("resnet8.pt2", "p", ("--method", "filters", "--schedule", "lottery"), "prunes by magnitude"),
     ("quantized", "p", (), "quantized already"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(files, model, out, extra, message):
