@@ -90,6 +90,17 @@ def _flatten(builder: Builder, keras_name: str, name: str, config: dict, weights
     builder.add(Flatten(name))
 
 
+@converter("Reshape")
+def _reshape(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+    """Keras reshapes row-major in the channels-last layout, the IR's own; one -1 is inferred."""
+    target = [int(d) for d in config["target_shape"]]
+    size = int(np.prod(builder.shape))
+    if target.count(-1) == 1:
+        known = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = size // known if known > 0 and size % known == 0 else 0
+    builder.add(Reshape(name, target_shape=tuple(target)))  # a size that does not match is a ShapeError there
+
+
 @converter("Dense")
 def _dense(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
     if len(builder.shape) != 1:
