@@ -9,6 +9,8 @@ slope and shift are literals that hls4ml's ``slope_t``/``shift_t`` constants rou
 reference does (``slope_prec``/``shift_prec``). Sigmoid, Tanh and Selu pass their table size and
 ``table_t`` as layer attributes (hls4ml reads no ``table`` precision from the configuration
 for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``).
+A Quantize layer (a type per element, HGQ's) is refused: hls4ml's layers take one type
+per tensor, and its own HGQ converter reads such models from the Keras file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.backends.hls4ml.mappers import Operands, mapper
+from hwprune.errors import UnsupportedLayerError
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.quant.fixed import Fixed
 
@@ -64,3 +67,10 @@ def _batchnorm(layer, ops: Operands, options: HlsOptions) -> dict:
     return {"class_name": "BatchNormalization", "name": layer.name, "inputs": [ops.source], "n_in": n_in,
             "n_filt": -1 if len(shape) == 1 else layer.channels,
             "scale_data": np.ascontiguousarray(layer.scale), "bias_data": np.ascontiguousarray(layer.bias)}
+
+
+@mapper("quantize")
+def _quantize(layer, ops: Operands, options: HlsOptions) -> dict:
+    raise UnsupportedLayerError(f"layer {layer.name!r}: a type per element (HGQ's FixedPointQuantizer) has no hls4ml "
+                                "layer in hwprune's mapping; the C backend exports it, hls4ml's own HGQ converter "
+                                "reads the Keras file")
