@@ -118,11 +118,11 @@ def _quantizer(name: str, source: str, rnd: str, sat: str, shape) -> dict:
 
 
 def write_proxy(path: Path, rng) -> dict:
-    """input(6) -> q_in (per element, RND SAT) -> dense(5) -> q_d (one type: fused) -> relu ->
+    """input(2, 3) -> q_in (per column, RND SAT) -> reshape(-1) -> dense(5) -> q_d (one type: fused) -> relu ->
     q_r (per neuron, RND_CONV WRAP) -> dense(3) -> q_out (per output, TRN WRAP)."""
     quantizers = {  # name: (source, RND, SAT, keep_negative, bits, integers)
-        "q_in": ("input_1", "RND", "SAT", rng.integers(0, 2, (1, 6)), rng.integers(0, 8, (1, 6)),
-                 rng.integers(1, 4, (1, 6))),
+        "q_in": ("input_1", "RND", "SAT", rng.integers(0, 2, (1, 1, 3)), rng.integers(0, 8, (1, 1, 3)),
+                 rng.integers(1, 4, (1, 1, 3))),
         "q_d": ("dense", "TRN", "WRAP", np.array([1]), np.array([10]), np.array([5])),
         "q_r": ("relu", "RND_CONV", "WRAP", np.zeros((1, 5), int), rng.integers(2, 7, (1, 5)),
                 rng.integers(2, 5, (1, 5))),
@@ -132,9 +132,10 @@ def write_proxy(path: Path, rng) -> dict:
     weights = {"dense": (np.round(rng.normal(size=(6, 5)) * 8) / 8, np.round(rng.normal(size=5) * 4) / 4),
                "dense_1": (np.round(rng.normal(size=(5, 3)) * 16) / 16, np.round(rng.normal(size=3) * 4) / 4)}
     dense = {"activation": "linear", "use_bias": True}
-    layers = [_entry("InputLayer", "input_1", {"batch_input_shape": [None, 6], "dtype": "float32"}, None),
-              _quantizer("q_in", "input_1", "RND", "SAT", (1, 6)),
-              _entry("Dense", "dense", {**dense, "units": 5}, "q_in"),
+    layers = [_entry("InputLayer", "input_1", {"batch_input_shape": [None, 2, 3], "dtype": "float32"}, None),
+              _quantizer("q_in", "input_1", "RND", "SAT", (1, 1, 3)),
+              _entry("Reshape", "flat", {"target_shape": [-1]}, "q_in"),
+              _entry("Dense", "dense", {**dense, "units": 5}, "flat"),
               _quantizer("q_d", "dense", "TRN", "WRAP", (1,)),
               _entry("Activation", "relu", {"activation": "relu"}, "q_d"),
               _quantizer("q_r", "relu", "RND_CONV", "WRAP", (1, 5)),
@@ -167,7 +168,7 @@ def proxy_forward(model: dict, x: np.ndarray) -> np.ndarray:
         _, rnd, sat, k, b, i = q[name]
         return hgq_fixed(v, k, b, i, rnd, sat)
 
-    h = apply("q_in", x)
+    h = apply("q_in", x).reshape(len(x), -1)
     h = apply("q_d", h @ w["dense"][0] + w["dense"][1])
     h = apply("q_r", np.maximum(h, 0.0))
     return apply("q_out", h @ w["dense_1"][0] + w["dense_1"][1])
@@ -176,10 +177,10 @@ def proxy_forward(model: dict, x: np.ndarray) -> np.ndarray:
 def test_a_proxy_file_reads_with_its_types_and_exports_bit_exact(tmp_path):
     model = write_proxy(tmp_path / "proxy.h5", np.random.default_rng(11))
     graph = from_keras_h5(tmp_path / "proxy.h5")
-    assert [l.kind for l in graph.layers] == ["quantize", "dense", "relu", "quantize", "dense", "quantize"]
-    assert graph.layers[1].result_t == Fixed(10, 5, True)  # the one-type quantizer is the Dense's result
-    assert graph.layers[0].widths.shape == (6,) and graph.layers[5].widths.shape == (3,)
-    x = np.random.default_rng(12).normal(scale=3.0, size=(300, 6))
+    assert [l.kind for l in graph.layers] == ["quantize", "reshape", "dense", "relu", "quantize", "dense", "quantize"]
+    assert graph.layers[2].result_t == Fixed(10, 5, True)  # the one-type quantizer is the Dense's result
+    assert graph.layers[0].widths.shape == (3,) and graph.layers[6].widths.shape == (3,)  # one type per column
+    x = np.random.default_rng(12).normal(scale=3.0, size=(300, 2, 3))
     out = export_model(graph, tmp_path / "out", x, ExportOptions())
     assert json.loads((out / "report.json").read_text())["bit_exact"] is True  # host C == reference
     vectors = read_vectors(out)
