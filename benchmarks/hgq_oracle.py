@@ -39,11 +39,10 @@ def _serve(x_path: str, y_path: str, model_path: str) -> None:
     """Under TensorFlow: HGQ's proxy model (its custom objects registered by importing HGQ)
     on the inputs of ``x_path``, in float32 as HGQ computes."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import HGQ  # noqa: F401  (registers FixedPointQuantizer and the proxy layers)
-    from HGQ.proxy import FixedPointQuantizer
+    from HGQ.proxy import FixedPointQuantizer, UnaryLUT  # TensorFlow's side only: imported here
     from tensorflow import keras
     model = keras.models.load_model(model_path, compile=False,
-                                    custom_objects={"FixedPointQuantizer": FixedPointQuantizer})
+                                    custom_objects={"FixedPointQuantizer": FixedPointQuantizer, "UnaryLUT": UnaryLUT})
     x = np.load(x_path).astype(np.float32)
     y = model.predict(x, verbose=0, batch_size=100)
     np.save(y_path, np.asarray(y, dtype=np.float32).reshape(len(x), -1))

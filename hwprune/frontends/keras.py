@@ -38,7 +38,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import keras_activations, keras_hgq, keras_layers, keras_qkeras  # noqa: F401 (they register converters)
+from hwprune.frontends import keras_activations, keras_hgq, keras_layers, keras_qkeras  # noqa: F401 (converters)
 from hwprune.frontends.keras_config import input_shape, layer_sources, model_config, outputs
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier

@@ -27,7 +27,7 @@ from hwprune.exportdir import read_vectors
 from hwprune.frontends.keras import from_keras_h5
 from hwprune.harness import verify
 from hwprune.harness.mcu import McuEngine
-from hwprune.ir import Dense, Graph, GraphInput, Quantize, ReLU, load_graph, save_graph
+from hwprune.ir import Graph, GraphInput, Quantize, load_graph, save_graph
 from hwprune.pipeline import ExportOptions, export_model
 from hwprune.quant.fixed import Fixed, quantize, to_real
 
