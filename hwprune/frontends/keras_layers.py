@@ -41,6 +41,8 @@ def weight_count(class_name: str, config: dict) -> int:
         return 2 if config.get("use_bias", True) else 1
     if class_name == "PReLU":
         return 1
+    if class_name == "FixedPointQuantizer":  # HGQ: keep_negative, bits, integers
+        return 3
     if class_name == "BatchNormalization":
         return int(config.get("scale", True)) + int(config.get("center", True)) + 2
     return 0
