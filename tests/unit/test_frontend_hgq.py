@@ -87,18 +87,11 @@ def test_quantize_layers_are_bit_exact_in_c_on_the_host_and_the_m4(tmp_path):
     """Every rounding and overflow mode, per element, per channel and for all: the host C and
     the Cortex-M4 firmware equal the reference (and survive graph.json's round trip)."""
     rng = np.random.default_rng(5)
-    layers, shape = [], (3, 4)
-    for n, (rnd, sat) in enumerate(MODES):
-        k, b, i = _random_parameters(rng, [(3, 4), (4,), ()][n % 3])
-        layer = Quantize(f"q{n}", widths=b, int_bits=np.where(b == 0, 0, i), signed=np.where(b == 0, 0, k),
-                         rounding=rnd, overflow=sat)
-        layers.append(layer.with_(result_t=layer.common_type()))
-    in_t = Fixed(12, 4)
-    graph = Graph.chain("quant", shape, tuple(layers), input_t=in_t)
+    graph = _all_modes_graph(rng)
     save_graph(graph, tmp_path / "g")
-    assert [l.widths.tolist() for l in load_graph(tmp_path / "g").layers] == [l.widths.tolist() for l in layers]
+    assert [l.widths.tolist() for l in load_graph(tmp_path / "g").layers] == [l.widths.tolist() for l in graph.layers]
     export_c(graph, tmp_path / "c", "auto")
-    x = rng.integers(in_t.min_int, in_t.max_int + 1, size=(6, *shape))
+    x = rng.integers(graph.input_t.min_int, graph.input_t.max_int + 1, size=(6, 3, 4))
     result = verify(tmp_path / "c", x, ["host", McuEngine(target="stm32l4r5")])
     assert result.comparison("host").bit_exact, result.report()
     assert result.comparison("mcu").bit_exact, result.report()
@@ -239,8 +232,23 @@ def test_hls4mls_hgq_jet_tagger_equals_its_proxy_model_on_the_host_and_the_m4(tm
     assert report["bit_exact"] is True and report["engines"]["mcu"]["bit_exact"] is True
 
 
-def test_the_hls4ml_backend_refuses_per_element_types(tmp_path):
-    graph = from_keras_h5(JET)
-    with pytest.raises(UnsupportedLayerError, match="a type per element"):
-        export_model(graph, tmp_path / "hls", np.zeros((2, 16)), ExportOptions(), backends=(HlsOptions(),))
-    assert not (tmp_path / "hls").exists()
+def _all_modes_graph(rng) -> Graph:
+    """One Quantize layer per rounding and overflow mode: per element, per channel, for all."""
+    layers = []
+    for n, (rnd, sat) in enumerate(MODES):
+        k, b, i = _random_parameters(rng, [(3, 4), (4,), ()][n % 3])
+        layer = Quantize(f"q{n}", widths=b, int_bits=np.where(b == 0, 0, i), signed=np.where(b == 0, 0, k),
+                         rounding=rnd, overflow=sat)
+        layers.append(layer.with_(result_t=layer.common_type()))
+    return Graph.chain("quant", (3, 4), tuple(layers), input_t=Fixed(12, 4))
+
+
+def test_quantize_layers_are_hls4mls_fixed_point_quantizer_bit_exact_in_c_simulation(tmp_path):
+    pytest.importorskip("hls4ml")
+    graph = _all_modes_graph(np.random.default_rng(5))
+    x = np.random.default_rng(6).normal(scale=4.0, size=(20, 3, 4))
+    out = export_model(graph, tmp_path / "hls", x, ExportOptions(), backends=(HlsOptions(),))
+    engines = json.loads((out / "report.json").read_text())["engines"]
+    assert engines["hls4ml"]["bit_exact"] is True  # hls4ml's C simulation equals the reference
+    with pytest.raises(UnsupportedLayerError, match="io_parallel only"):
+        export_model(graph, tmp_path / "stream", x, ExportOptions(), backends=(HlsOptions(io_type="io_stream"),))

@@ -9,8 +9,11 @@ slope and shift are literals that hls4ml's ``slope_t``/``shift_t`` constants rou
 reference does (``slope_prec``/``shift_prec``). Sigmoid, Tanh and Selu pass their table size and
 ``table_t`` as layer attributes (hls4ml reads no ``table`` precision from the configuration
 for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``).
-A Quantize layer (a type per element, HGQ's) is refused: hls4ml's layers take one type
-per tensor, and its own HGQ converter reads such models from the Keras file.
+A Quantize layer (a type per element, HGQ's) is hls4ml's own ``FixedPointQuantizer`` layer
+(``hls4ml/model/optimizer/passes/hgq_proxy_model.py``), whose generated code casts element
+``i`` to ``ap_fixed<bits[i], integers[i], RND, SAT>`` (0 where ``bits[i]`` is 0) and assigns it
+to the result type, which holds it exactly; its parameters ``mask_kbi`` carry a batch axis
+first. hls4ml generates that code for io_parallel only: with io_stream it is refused.
 """
 
 from __future__ import annotations
@@ -71,6 +74,12 @@ def _batchnorm(layer, ops: Operands, options: HlsOptions) -> dict:
 
 @mapper("quantize")
 def _quantize(layer, ops: Operands, options: HlsOptions) -> dict:
-    raise UnsupportedLayerError(f"layer {layer.name!r}: a type per element (HGQ's FixedPointQuantizer) has no hls4ml "
-                                "layer in hwprune's mapping; the C backend exports it, hls4ml's own HGQ converter "
-                                "reads the Keras file")
+    if ops.io_type != "io_parallel":
+        raise UnsupportedLayerError(f"layer {layer.name!r}: a type per element (HGQ's FixedPointQuantizer) exists in "
+                                    "hls4ml for io_parallel only; use --io-type parallel")
+    shape = tuple(ops.shape)
+    k, b, i = (np.ascontiguousarray(np.broadcast_to(a, shape))[None] for a in (layer.signed, layer.widths,
+                                                                                  layer.int_bits))
+    return {"class_name": "FixedPointQuantizer", "name": layer.name, "inputs": [ops.source],
+            "RND": layer.rounding.value, "SAT": layer.overflow.value, "fusible": False, "mask_kbi": (k, b, i),
+            "overrides": {}}
