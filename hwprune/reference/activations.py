@@ -1,4 +1,4 @@
-"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm (semantics:
+"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm and Quantize (semantics:
 ``hwprune.ir.activations``, which follow hls4ml 1.3.0's ``nnet_activation.h``).
 
 The Sigmoid and Tanh tables are computed as hls4ml's C++ initialisers compute them, in

@@ -22,7 +22,7 @@ import pytest
 from hwprune import reference
 from hwprune.backends.c import export_c
 from hwprune.backends.hls4ml.options import HlsOptions
-from hwprune.errors import UnsupportedLayerError
+from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.exportdir import read_vectors
 from hwprune.frontends.keras import from_keras_h5
 from hwprune.harness import verify
@@ -188,6 +188,20 @@ def test_unknown_modes_are_refused_in_one_line(tmp_path):
         f.attrs["model_config"] = text.replace('"SAT": "SAT"', '"SAT": "SAT_SYM"')
     with pytest.raises(UnsupportedLayerError, match=r"layer 'q_in' \(FixedPointQuantizer\): rounding 'RND' with "
                                                     r"overflow 'SAT_SYM' is not supported"):
+        from_keras_h5(tmp_path / "proxy.h5")
+
+
+@pytest.mark.parametrize("dataset,value,error,message", [
+    ("bits", 40, UnsupportedLayerError,
+     r"layer 'q_out' \(FixedPointQuantizer\): widths \d+\.\.40 bits; hwprune takes 0 to 32"),
+    ("keep_negative", 2, WeightError, r"layer 'q_out' \(FixedPointQuantizer\): keep_negative must be 0 or 1"),
+])
+def test_parameters_out_of_range_are_refused_naming_the_layer(tmp_path, dataset, value, error, message):
+    write_proxy(tmp_path / "proxy.h5", np.random.default_rng(2))
+    with h5py.File(tmp_path / "proxy.h5", "r+") as f:
+        array = f[f"model_weights/q_out/q_out/{dataset}:0"]
+        array[0, 0] = value
+    with pytest.raises(error, match=message):
         from_keras_h5(tmp_path / "proxy.h5")
 
 

@@ -1,4 +1,4 @@
-"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm
+"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm and Quantize
 (``plan.plan_model`` calls it); the arithmetic is ``reference.activations``', in the C
 integer it fits.
 

@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm (``mappers.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
