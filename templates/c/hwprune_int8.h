@@ -110,6 +110,58 @@ HWP_KERNEL void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, i
 
 #include "hwprune_int8_simd.h"
 
+/* FULLY_CONNECTED (pixels 1) or a 1x1 CONV_2D of stride 1 without padding, storing only
+ * each output channel's nonzero weights (``vals``, their input channel in ``cols``, where
+ * each channel's begin in ``start``): zero weights are never multiplied. No input is ever
+ * padding, so the zero point folds into the bias exactly: ``folded`` is bias - in_zp *
+ * sum(w) (wrapping in int32, as the sum would). Four pixels share each weight and index
+ * load (the inputs at constant offsets of in_c where the kernel is inlined), the last
+ * pixels two or one; on every core (no DSP instruction; hwp_rq from
+ * hwprune_int8_dsp.h). */
+HWP_KERNEL void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
+                                 const uint32_t *start, const uint16_t *cols, const int8_t *vals,
+                                 const int32_t *folded, const int32_t *mult, const int8_t *shift, int32_t out_zp,
+                                 int32_t lo, int32_t hi) {
+    int p = 0;
+    for (; p + 4 <= pixels; p += 4) {
+        const int8_t *xp = x + p * in_c;
+        int8_t *yp = y + p * out_c;
+        for (int o = 0; o < out_c; o++) {
+            int32_t a0 = folded[o], a1 = a0, a2 = a0, a3 = a0;
+            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
+            const int8_t *v = vals + start[o];
+            for (; c != end; c++, v++) {
+                const int8_t *xc = xp + *c;
+                int32_t wv = *v;
+                a0 += wv * xc[0];
+                a1 += wv * xc[in_c];
+                a2 += wv * xc[2 * in_c];
+                a3 += wv * xc[3 * in_c];
+            }
+            yp[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
+            yp[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
+            yp[2 * out_c + o] = hwp_rq(a2, mult[o], shift[o], out_zp, lo, hi);
+            yp[3 * out_c + o] = hwp_rq(a3, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+    for (; p < pixels; p += 2) {
+        const int8_t *x0 = x + p * in_c, *x1 = p + 1 < pixels ? x0 + in_c : x0;
+        int8_t *y0 = y + p * out_c;
+        for (int o = 0; o < out_c; o++) {
+            int32_t a0 = folded[o], a1 = a0;
+            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
+            const int8_t *v = vals + start[o];
+            for (; c != end; c++, v++) {
+                int32_t wv = *v;
+                a0 += wv * x0[*c];
+                a1 += wv * x1[*c];
+            }
+            y0[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
+            if (p + 1 < pixels) y0[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+}
+
 /* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
 HWP_KERNEL void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                         int kw, int stride_h, int stride_w, int pad_t, int pad_l, int is_max, int32_t lo,

@@ -1,5 +1,5 @@
 /* TFLite's int8 dialect on cores with the DSP extension (Cortex-M4, M7, M33): the layer
- * kernels (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the sparse pointwise one), built on
+ * kernels (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D), built on
  * hwprune_int8_dsp.h (the instructions, their portable C twins, the requantization, the
  * widened input layout and the 2x2 and 4x1 multiply blocks). Included by hwprune_int8.h
  * after the scalar kernels, which cores without the extension (Cortex-M0+) and the host run;
@@ -359,57 +359,6 @@ HWP_KERNEL void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
                 }
                 out[ch] = hwp_rq(acc, mult[ch], shift[ch], out_zp, lo, hi);
             }
-        }
-    }
-}
-
-/* FULLY_CONNECTED (pixels 1) or a 1x1 CONV_2D of stride 1 without padding, storing only
- * each output channel's nonzero weights (``vals``, their input channel in ``cols``, where
- * each channel's begin in ``start``): zero weights are never multiplied. No input is ever
- * padding, so the zero point folds into the bias exactly: ``folded`` is bias - in_zp *
- * sum(w) (wrapping in int32, as the sum would). Four pixels share each weight and index
- * load (the inputs at constant offsets of in_c where the kernel is inlined), the last
- * pixels two or one; on every core (no DSP instruction). */
-HWP_KERNEL void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
-                                 const uint32_t *start, const uint16_t *cols, const int8_t *vals,
-                                 const int32_t *folded, const int32_t *mult, const int8_t *shift, int32_t out_zp,
-                                 int32_t lo, int32_t hi) {
-    int p = 0;
-    for (; p + 4 <= pixels; p += 4) {
-        const int8_t *xp = x + p * in_c;
-        int8_t *yp = y + p * out_c;
-        for (int o = 0; o < out_c; o++) {
-            int32_t a0 = folded[o], a1 = a0, a2 = a0, a3 = a0;
-            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
-            const int8_t *v = vals + start[o];
-            for (; c != end; c++, v++) {
-                const int8_t *xc = xp + *c;
-                int32_t wv = *v;
-                a0 += wv * xc[0];
-                a1 += wv * xc[in_c];
-                a2 += wv * xc[2 * in_c];
-                a3 += wv * xc[3 * in_c];
-            }
-            yp[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
-            yp[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
-            yp[2 * out_c + o] = hwp_rq(a2, mult[o], shift[o], out_zp, lo, hi);
-            yp[3 * out_c + o] = hwp_rq(a3, mult[o], shift[o], out_zp, lo, hi);
-        }
-    }
-    for (; p < pixels; p += 2) {
-        const int8_t *x0 = x + p * in_c, *x1 = p + 1 < pixels ? x0 + in_c : x0;
-        int8_t *y0 = y + p * out_c;
-        for (int o = 0; o < out_c; o++) {
-            int32_t a0 = folded[o], a1 = a0;
-            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
-            const int8_t *v = vals + start[o];
-            for (; c != end; c++, v++) {
-                int32_t wv = *v;
-                a0 += wv * x0[*c];
-                a1 += wv * x1[*c];
-            }
-            y0[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
-            if (p + 1 < pixels) y0[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
         }
     }
 }
