@@ -64,6 +64,7 @@ def skipped_macs(graph) -> int:
     return sum(graph.layer_macs(layer) - graph.layer_macs(layer, nonzero_only=True)
                for layer in graph.weighted_layers() if not stored_dense(layer))
 
+
 def profile_table(graph, run) -> str:
     """A markdown table of ``run``'s (``harness.mcu_int8.run_mcu`` of ``graph``) cycles per layer."""
     lines = ["| # | layer | kind | output | kernel | MACs | nonzero MACs | cycles | share | cycles/MAC | "

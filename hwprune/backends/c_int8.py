@@ -156,7 +156,8 @@ def padded_filters(matrix: np.ndarray) -> np.ndarray:
 
 def scratch_halfwords(layer) -> int:
     """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
-    widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none."""
+    widened input, CONV_2D two widened columns (im2col; ``hwp_conv_k4_s8`` also the bytes of
+    one field it copies row by row), DEPTHWISE_CONV_2D none."""
     if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
         return 0
     if k4_padded(layer):  # two columns, then the staging bytes of one
@@ -231,8 +232,8 @@ def layer_function(index: int) -> str:
     return f"hwp_layer_{index}"
 
 
-def _calls(graph: Graph) -> tuple[list[str], list[str], dict]:
-    """The constant arrays, each layer's C statement, and where each tensor lives."""
+def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena]:
+    """The constant arrays, each layer's C statement, where each tensor lives, the arena's plan."""
     data, calls = [], []
     plan = plan_int8(graph)
     where = {graph.input.name: "in"}
@@ -267,7 +268,7 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict]:
             calls.append(f"for (int k = 0; k < {sizes[i]}; k++) {dst}[k] = {src}[k];")
         else:
             raise ModelError(f"layer {layer.name!r}: the int8 C backend has no kernel for {layer.kind!r}")
-    return data, calls, where
+    return data, calls, where, plan
 
 
 def layer_kernels(graph: Graph) -> list[str]:
@@ -279,8 +280,7 @@ def render_int8(graph: Graph) -> str:
     """The C of an int8 graph: ``void <name>_predict(const int8_t *in, int8_t *out)`` calling
     one function per layer (``layer_function``), with a ``HWPRUNE_INT8_TRACE(index, data,
     size)`` hook after every layer."""
-    data, calls, where = _calls(graph)
-    plan = plan_int8(graph)
+    data, calls, where, plan = _calls(graph)
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
     scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
     functions = "".join(f"static __attribute__((noinline)) void {layer_function(i)}(const int8_t *in) {{\n"
