@@ -14,7 +14,11 @@ layers its C stores sparse; CMSIS-NN runs every MAC of the original model). Both
 compared with the reference of the original model. A model the .tflite reader refuses is
 listed with its reason.
 
-    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels]
+``--profile`` also prints, per model, where hwprune's cycles go: each layer's cycles
+(its own function in the C, so the emulator charges it apart), MACs, MACs on nonzero
+weights, cycles per MAC and per nonzero MAC, and the kernel that ran.
+
+    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels] [--profile]
         [--models ad01_int8 kws_ref_model vww_96_int8 pretrainedResnet_quant]
 
 Both sides build with ``$HWPRUNE_MCU_CC`` (default zig's clang; ``gcc`` for arm-none-eabi-gcc).
@@ -31,7 +35,7 @@ import numpy as np
 
 from benchmarks.cmsis_nn import run_cmsis_nn
 from hwprune import reference
-from hwprune.backends.c_int8 import stored_dense, write_int8_c
+from hwprune.backends.c_int8 import layer_kernels, stored_dense, write_int8_c
 from hwprune.errors import HwpruneError
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.mcu_int8 import run_mcu
@@ -60,6 +64,28 @@ def skipped_macs(graph) -> int:
     return sum(graph.layer_macs(layer) - graph.layer_macs(layer, nonzero_only=True)
                for layer in graph.weighted_layers() if not stored_dense(layer))
 
+
+def profile_table(graph, run) -> str:
+    """A markdown table of ``run``'s (``harness.mcu_int8.run_mcu`` of ``graph``) cycles per layer."""
+    lines = ["| # | layer | kind | output | kernel | MACs | nonzero MACs | cycles | share | cycles/MAC | "
+             "cycles/nonzero MAC |", "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    total = float(run.layer_cycles.sum())
+    kernels = layer_kernels(graph)
+    for i, layer in enumerate(graph.layers):
+        macs, nonzero = graph.layer_macs(layer), graph.layer_macs(layer, nonzero_only=True)
+        cycles = float(run.layer_cycles[i])
+        kind = layer.kind + (" dw" if getattr(layer, "depthwise", False) else "")
+        shape = "x".join(str(d) for d in graph.shape_of(layer.name))
+        lines.append(f"| {i} | {layer.name[-28:]} | {kind} | {shape} | {kernels[i]} | {macs:,} | {nonzero:,} | "
+                     f"{cycles:,.0f} | {cycles / total:.1%} | {cycles / macs if macs else 0:.2f} | "
+                     f"{cycles / nonzero if nonzero else 0:.2f} |")
+    glue, harness = run.layer_cycles[-2:]
+    lines.append(f"| | predict's own code / harness | | | | | | {glue:,.0f} / {harness:,.0f} | | | |")
+    lines.append(f"| | total | | | | {graph.macs:,} | {graph.nonzero_macs:,} | {total:,.0f} | 100% | "
+                 f"{total / graph.macs:.2f} | {total / graph.nonzero_macs:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=2, help="random int8 inputs per model (both sides)")
@@ -68,6 +94,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--keep-dead-channels", action="store_true",
                         help="hwprune's C computes every channel of the file (no dead-channel removal)")
+    parser.add_argument("--profile", action="store_true", help="also print hwprune's cycles per layer")
     args = parser.parse_args(argv)
     target = get_target(args.target)
     nj = target.energy_nj_per_cycle
@@ -79,6 +106,7 @@ def main(argv=None) -> int:
           "MACs removed or skipped by hwprune | s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     failed = False
+    profiles = []
     for name in args.models:
         label = MODELS[name]
         try:
@@ -119,6 +147,11 @@ def main(argv=None) -> int:
               f"{ours.cycles * nj / 1000:,.1f} / {theirs.cycles * nj / 1000:,.1f} | {macs:,} | "
               f"{(macs - exported.macs) / macs:.1%} | {(macs - exported.macs + skipped_macs(exported)) / macs:.1%} | "
               f"{time.perf_counter() - start:.0f} |", flush=True)
+        if args.profile:
+            profiles.append(f"\n{label}: hwprune's cycles per layer (mean of {args.vectors} vectors)\n\n"
+                            + profile_table(exported, ours))
+    for table in profiles:
+        print(table)
     return 1 if failed else 0
 
 
