@@ -86,7 +86,20 @@ class Quantizer:
     def values(self, x: np.ndarray, where: str = "") -> np.ndarray:
         if self.kind == "quantized_po2":
             return self._powers_of_two(np.asarray(x, dtype=np.float64), where)
-        return np.ldexp(self.integers(x).astype(np.float64), -self.t.frac_bits)
+        values = np.ldexp(self.integers(x).astype(np.float64), -self.t.frac_bits)
+        # QKeras returns its straight-through form x + (q - x), in float32: q itself while x's
+        # float32 step is finer than the grid's, off the grid beyond (quantized_bits(6, 0) of
+        # 2^19 + 1 is 1.0, of 2^25 is 0.0). Such a value is refused, not saturated.
+        x32 = np.asarray(x, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            straight = (x32 + (-x32 + values.astype(np.float32))).astype(np.float64)
+        off = straight != values
+        if np.any(off):
+            index = tuple(int(i) for i in np.argwhere(off)[0])
+            raise UnsupportedLayerError(
+                f"{where}: {self.kind} of {float(x32[index])!r} (index {index}) is {float(straight[index])!r} in QKeras "
+                f"(float32's x + (q - x)), off the grid of {self.t}; saturating it would give {float(values[index])!r}")
+        return values
 
     def _powers_of_two(self, x: np.ndarray, where: str) -> np.ndarray:
         """QKeras's ``quantized_po2`` (log2 rounding "rnd"): ``sign(x) * 2^clip(round(log2|x|),
