@@ -128,7 +128,8 @@ def on_export_inputs(python: str, path: Path, architecture: Path | None, export:
         found, _ = run_qkeras(python, path, architecture, x, work)
     except OracleError as exc:
         return f"; QKeras on the rounded inputs: {exc}"
+    which = "pre-softmax outputs" if "__pre_softmax__" in found else "outputs"
     theirs = found.get("__pre_softmax__", found["__output__"]).reshape(len(x), -1).astype(np.float64)
     equal = int(np.sum(np.all(ours == theirs, axis=1)))
     return (f"; on the same inputs rounded to the export's input type {graph.input_t} (QKeras reads floats), "
-            f"QKeras's pre-softmax outputs equal the export's exactly on {equal} of {len(x)}")
+            f"QKeras's {which} equal the export's exactly on {equal} of {len(x)}")
