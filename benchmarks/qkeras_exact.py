@@ -68,7 +68,7 @@ def compare_layers(graph, x_int: np.ndarray, qkeras: dict[str, np.ndarray]) -> t
         elif not first:
             index = tuple(int(i) for i in np.argwhere(ours != theirs)[0])
             first = (f"{keras_name}: {int(np.sum(ours != theirs))} of {ours.size} differ, first at {index}: "
-                     f"hwprune {ours[index]!r}, QKeras {float(theirs[index])!r}")
+                     f"hwprune {float(ours[index])!r}, QKeras {float(theirs[index])!r}")
     return equal, compared, first
 
 

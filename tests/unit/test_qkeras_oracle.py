@@ -1,14 +1,17 @@
 """The QKeras oracle's plumbing (benchmarks/qkeras_oracle.py, benchmarks/qkeras_run.py).
 
-QKeras itself needs TensorFlow or qkeras-v3, neither installed here: what QKeras computes is
-checked by ``benchmarks/qkeras_exact.py`` (docs/survey.md). These tests check what runs
-without it: which Python a file is given to, that the survey says "no oracle" without one,
-and that the runner refuses what it must refuse before loading anything.
+QKeras 0.9 needs TensorFlow, which no test uses: what it computes is checked by
+``benchmarks/qkeras_exact.py`` (docs/survey.md). These tests check what runs without it:
+which Python a file is given to, that the survey says "no oracle" without one, and that the
+runner refuses what it must refuse before loading anything. Where ``qkeras-v3`` is installed
+(``pip install --no-deps qkeras-v3``: QKeras's Keras 3 port, on Keras 3's torch backend),
+the last test runs the 3-layer tagger in it and compares every layer.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -18,8 +21,13 @@ import numpy as np
 import pytest
 
 from benchmarks import survey
+from benchmarks.qkeras_exact import compare_layers
 from benchmarks.qkeras_oracle import (QKERAS3_ENV, RUNNER, TF_ENV, OracleError, add_arguments, is_qkeras, python_for,
                                       run_qkeras)
+
+from hwprune.pipeline import load_model, random_vectors
+from hwprune.quant.fixed import to_real
+from hwprune.reference import core
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 JSON, WEIGHTS, V3 = DATA / "qkeras_3layer.json", DATA / "qkeras_3layer_weights.h5", DATA / "qkeras-v3_3layer.keras"
@@ -84,3 +92,17 @@ def test_a_python_that_cannot_run_the_file_is_one_line(tmp_path):
     with pytest.raises(OracleError, match=r"a Keras 2 file needs QKeras 0\.9 on TensorFlow's Keras 2"):
         run_qkeras(sys.executable, WEIGHTS, JSON, np.zeros((2, 16)), tmp_path)
     assert not (tmp_path / "qkeras_y.npz").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("qkeras") is None,
+                    reason="qkeras-v3 is not installed (pip install --no-deps qkeras-v3==1.2.1)")
+def test_the_keras3_file_equals_qkeras_v3_layer_by_layer(tmp_path):
+    graph = load_model(V3)
+    normal = np.random.default_rng(1).standard_normal((64, 16))
+    x = np.concatenate([random_vectors(graph, 64, seed=0), to_real(core.quantize_input(graph, normal), graph.input_t)])
+    found, framework = run_qkeras(sys.executable, V3, None, x, tmp_path)
+    assert framework.startswith("qkeras-v3")
+    x_int = core.quantize_input(graph, x)
+    assert compare_layers(graph, x_int, found) == (7, 7, "")
+    ours = to_real(core.run(graph, x_int), graph.output_t)
+    assert np.array_equal(ours, found["__pre_softmax__"].astype(np.float64))
