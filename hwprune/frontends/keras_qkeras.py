@@ -25,7 +25,8 @@ activation or a quantizer), QActivation (a quantizer or a Keras activation). A q
 is a serialized object (``{"class_name": ..., "config": ...}``) or the string QKeras also
 accepts (``"quantized_relu(3,1)"``), read as literals, never evaluated. Refused with one
 line: ``alpha`` other than None or 1 (per-channel scales), ``quantized_po2`` on activations, stochastic
-rounding, a leaky or bounded ``quantized_relu``, QBatchNormalization. A float BatchNorm
+rounding, a leaky or bounded ``quantized_relu``, QBatchNormalization, and a weight or bias
+so large that QKeras's own float32 ``x + (q - x)`` is not ``q`` (``Quantizer.values``). A float BatchNorm
 next to a quantized layer stays a layer of its own (folding it would move the weights off
 their declared grid), computed exactly (``quant.exact``).
 """
