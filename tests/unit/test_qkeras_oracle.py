@@ -83,15 +83,16 @@ def test_the_runner_refuses_a_lambda_layer_before_loading_anything(tmp_path):
     assert done.stderr.strip().splitlines() == [f"qkeras_run: {architecture}: ValueError: a Lambda layer "
                                                 "(serialized code) is not loaded"]
     assert not (tmp_path / "y.npz").exists()
-
-
-def test_a_python_that_cannot_run_the_file_is_one_line(tmp_path):
-    with pytest.raises(OracleError, match="no such Python"):
-        run_qkeras(str(tmp_path / "missing-python"), WEIGHTS, JSON, np.zeros((2, 16)), tmp_path)
-    # this Python's Keras is 3: a Keras 2 file is not given to qkeras-v3
-    with pytest.raises(OracleError, match=r"a Keras 2 file needs QKeras 0\.9 on TensorFlow's Keras 2"):
-        run_qkeras(sys.executable, WEIGHTS, JSON, np.zeros((2, 16)), tmp_path)
+    # the survey's side: one line, without the folder
+    with pytest.raises(OracleError) as caught:
+        run_qkeras(sys.executable, WEIGHTS, architecture, np.zeros((2, 16)), tmp_path)
+    assert str(caught.value) == f"{architecture}: ValueError: a Lambda layer (serialized code) is not loaded"
     assert not (tmp_path / "qkeras_y.npz").exists()
+
+
+def test_a_missing_python_is_one_line(tmp_path):
+    with pytest.raises(OracleError, match="missing-python: no such Python"):
+        run_qkeras(str(tmp_path / "missing-python"), WEIGHTS, JSON, np.zeros((2, 16)), tmp_path)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("qkeras") is None,
