@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.hgq_oracle import hgq_oracle
 from benchmarks.keras_twin import keras_twin
 from benchmarks.qkeras_oracle import add_arguments, is_qkeras, on_export_inputs, python_for, survey_oracle
 from benchmarks.survey_shapes import declared_input_shape
@@ -229,9 +230,10 @@ def _hwprune_export(model: Path, architecture, calibration: Path, out: Path, ext
 
 def source_oracle(path: Path, architecture: Path | None, tf_python: str | None = None,
                   qkeras3_python: str | None = None):
-    """(name, make_oracle or None, why there is none): what runs the file. QKeras runs in a
-    Python of its own (TensorFlow is no dependency of hwprune): without one, nothing does."""
-    name, make = ORACLES[path.suffix]
+    """(name, make_oracle or None, why there is none): what runs the file. HGQ and QKeras run
+    in a Python of their own (TensorFlow is no dependency of hwprune): without one, nothing
+    runs a QKeras file."""
+    name, make = hgq_oracle(path) or ORACLES[path.suffix]
     if not is_qkeras(path, architecture):
         return name, make, ""
     python, why = python_for(path, tf_python, qkeras3_python)
