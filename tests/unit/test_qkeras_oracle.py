@@ -68,6 +68,7 @@ def test_without_a_python_the_survey_has_no_oracle_for_a_qkeras_file():
     name, make, why = survey.source_oracle(DATA / "KERAS_3layer_weights.h5", DATA / "KERAS_3layer.json",
                                            tf_python="/tf/python")
     assert name.startswith("Keras 3") and why == ""
+    assert survey.source_oracle(DATA / "hgq_jet_classifier.h5", None)[0] == "HGQ"
 
 
 def test_the_runner_refuses_a_lambda_layer_before_loading_anything(tmp_path):
