@@ -11,7 +11,6 @@ the last test runs the 3-layer tagger in it and compares every layer.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -96,9 +95,8 @@ def test_a_missing_python_is_one_line(tmp_path):
         run_qkeras(str(tmp_path / "missing-python"), WEIGHTS, JSON, np.zeros((2, 16)), tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("qkeras") is None,
-                    reason="qkeras-v3 is not installed (pip install --no-deps qkeras-v3==1.2.1)")
 def test_the_keras3_file_equals_qkeras_v3_layer_by_layer(tmp_path):
+    pytest.importorskip("qkeras", reason="qkeras-v3 is not installed (pip install --no-deps qkeras-v3==1.2.1)")
     graph = load_model(V3)
     normal = np.random.default_rng(1).standard_normal((64, 16))
     x = np.concatenate([random_vectors(graph, 64, seed=0), to_real(core.quantize_input(graph, normal), graph.input_t)])
