@@ -14,7 +14,11 @@ layers its C stores sparse; CMSIS-NN runs every MAC of the original model). Both
 compared with the reference of the original model. A model the .tflite reader refuses is
 listed with its reason.
 
-    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels] [--flash-wait-states]
+``--profile`` also prints, per model, where hwprune's cycles go: each layer's cycles
+(its own function in the C, so the emulator charges it apart), MACs, MACs on nonzero
+weights, cycles per MAC and per nonzero MAC, and the kernel that ran.
+
+    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels] [--profile] [--flash-wait-states]
         [--models ad01_int8 kws_ref_model vww_96_int8 pretrainedResnet_quant]
 
 ``--flash-wait-states`` adds the target's flash wait states behind ST's ART caches to both
@@ -35,7 +39,7 @@ import numpy as np
 
 from benchmarks.cmsis_nn import run_cmsis_nn
 from hwprune import reference
-from hwprune.backends.c_int8 import stored_dense, write_int8_c
+from hwprune.backends.c_int8 import layer_kernels, stored_dense, write_int8_c
 from hwprune.errors import HwpruneError
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.cycles import get_flash_model
@@ -65,6 +69,28 @@ def skipped_macs(graph) -> int:
     return sum(graph.layer_macs(layer) - graph.layer_macs(layer, nonzero_only=True)
                for layer in graph.weighted_layers() if not stored_dense(layer))
 
+
+def profile_table(graph, run) -> str:
+    """A markdown table of ``run``'s (``harness.mcu_int8.run_mcu`` of ``graph``) cycles per layer."""
+    lines = ["| # | layer | kind | output | kernel | MACs | nonzero MACs | cycles | share | cycles/MAC | "
+             "cycles/nonzero MAC |", "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    total = float(run.layer_cycles.sum())
+    kernels = layer_kernels(graph)
+    for i, layer in enumerate(graph.layers):
+        macs, nonzero = graph.layer_macs(layer), graph.layer_macs(layer, nonzero_only=True)
+        cycles = float(run.layer_cycles[i])
+        kind = layer.kind + (" dw" if getattr(layer, "depthwise", False) else "")
+        shape = "x".join(str(d) for d in graph.shape_of(layer.name))
+        lines.append(f"| {i} | {layer.name[-28:]} | {kind} | {shape} | {kernels[i]} | {macs:,} | {nonzero:,} | "
+                     f"{cycles:,.0f} | {cycles / total:.1%} | {cycles / macs if macs else 0:.2f} | "
+                     f"{cycles / nonzero if nonzero else 0:.2f} |")
+    glue, harness = run.layer_cycles[-2:]
+    lines.append(f"| | predict's own code / harness | | | | | | {glue:,.0f} / {harness:,.0f} | | | |")
+    lines.append(f"| | total | | | | {graph.macs:,} | {graph.nonzero_macs:,} | {total:,.0f} | 100% | "
+                 f"{total / graph.macs:.2f} | {total / graph.nonzero_macs:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=2, help="random int8 inputs per model (both sides)")
@@ -73,6 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--keep-dead-channels", action="store_true",
                         help="hwprune's C computes every channel of the file (no dead-channel removal)")
+    parser.add_argument("--profile", action="store_true", help="also print hwprune's cycles per layer")
     parser.add_argument("--flash-wait-states", action="store_true",
                         help="add the target's flash wait states behind its ART caches (harness.cycles.FLASH_MODELS)")
     args = parser.parse_args(argv)
@@ -89,6 +116,7 @@ def main(argv=None) -> int:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     failed = False
     stalls: list[str] = []
+    profiles = []
     for name in args.models:
         label = MODELS[name]
         try:
@@ -133,8 +161,13 @@ def main(argv=None) -> int:
             stalls.append(f"{label}: wait-state cycles (instruction fetch / data read) hwprune "
                           f"{ours.flash_stall_cycles[0]:,.0f} / {ours.flash_stall_cycles[1]:,.0f}, CMSIS-NN "
                           f"{theirs.flash_stall_cycles[0]:,.0f} / {theirs.flash_stall_cycles[1]:,.0f}")
+        if args.profile:
+            profiles.append(f"\n{label}: hwprune's cycles per layer (mean of {args.vectors} vectors)\n\n"
+                            + profile_table(exported, ours))
     for line in stalls:
         print(line)
+    for table in profiles:
+        print(table)
     return 1 if failed else 0
 
 
