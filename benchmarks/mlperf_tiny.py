@@ -18,8 +18,12 @@ listed with its reason.
 (its own function in the C, so the emulator charges it apart), MACs, MACs on nonzero
 weights, cycles per MAC and per nonzero MAC, and the kernel that ran.
 
-    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels] [--profile]
+    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels] [--profile] [--flash-wait-states]
         [--models ad01_int8 kws_ref_model vww_96_int8 pretrainedResnet_quant]
+
+``--flash-wait-states`` adds the target's flash wait states behind ST's ART caches to both
+sides' cycles (``harness.cycles.FLASH_MODELS``; off by default) and prints, per model, the
+wait-state cycles on instruction fetches and on data reads (the weights live in flash).
 
 Both sides build with ``$HWPRUNE_MCU_CC`` (default zig's clang; ``gcc`` for arm-none-eabi-gcc).
 """
@@ -38,6 +42,7 @@ from hwprune import reference
 from hwprune.backends.c_int8 import layer_kernels, stored_dense, write_int8_c
 from hwprune.errors import HwpruneError
 from hwprune.frontends.tflite import read_tflite
+from hwprune.harness.cycles import get_flash_model
 from hwprune.harness.mcu_int8 import run_mcu
 from hwprune.ir.dead_channels import remove_dead_channels
 from hwprune.targets import get_target
@@ -95,17 +100,22 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-dead-channels", action="store_true",
                         help="hwprune's C computes every channel of the file (no dead-channel removal)")
     parser.add_argument("--profile", action="store_true", help="also print hwprune's cycles per layer")
+    parser.add_argument("--flash-wait-states", action="store_true",
+                        help="add the target's flash wait states behind its ART caches (harness.cycles.FLASH_MODELS)")
     args = parser.parse_args(argv)
     target = get_target(args.target)
+    flash = get_flash_model(args.target) if args.flash_wait_states else None
     nj = target.energy_nj_per_cycle
     print(f"target {target.name} ({target.cpu}, {target.clock_mhz:g} MHz, {nj} nJ/cycle); "
-          f"{args.vectors} vectors per model")
+          f"{args.vectors} vectors per model" + (f"; flash: {flash.wait_states} wait states behind the ART caches ({flash.source})"
+                                                  if flash else ""))
     print("| model | bit-exact hwprune / CMSIS-NN | hwprune cycles | CMSIS-NN cycles | hwprune / CMSIS-NN | "
           "best published | hwprune / published | CMSIS-NN / published | flash B hwprune / CMSIS-NN | "
           "RAM B hwprune / CMSIS-NN | energy uJ hwprune / CMSIS-NN | MACs | MACs in dead channels removed | "
           "MACs removed or skipped by hwprune | s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     failed = False
+    stalls: list[str] = []
     profiles = []
     for name in args.models:
         label = MODELS[name]
@@ -121,10 +131,10 @@ def main(argv=None) -> int:
         side = "CMSIS-NN"
         try:  # one side that cannot build or run is reported in its row; the other models still run
             with temp_dir("bench") as work:
-                theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target)
+                theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target, flash=flash)
                 side = "hwprune"
                 write_int8_c(exported, work / "c")
-                ours = run_mcu(exported, work / "c", x, work, args.target)
+                ours = run_mcu(exported, work / "c", x, work, args.target, flash=flash)
         except HwpruneError as exc:
             done = "" if side == "CMSIS-NN" else (f" (CMSIS-NN: bit-exact {np.array_equal(theirs.outputs, expected)}, "
                                                   f"{theirs.cycles:,.0f} cycles)")
@@ -147,9 +157,15 @@ def main(argv=None) -> int:
               f"{ours.cycles * nj / 1000:,.1f} / {theirs.cycles * nj / 1000:,.1f} | {macs:,} | "
               f"{(macs - exported.macs) / macs:.1%} | {(macs - exported.macs + skipped_macs(exported)) / macs:.1%} | "
               f"{time.perf_counter() - start:.0f} |", flush=True)
+        if flash is not None:
+            stalls.append(f"{label}: wait-state cycles (instruction fetch / data read) hwprune "
+                          f"{ours.flash_stall_cycles[0]:,.0f} / {ours.flash_stall_cycles[1]:,.0f}, CMSIS-NN "
+                          f"{theirs.flash_stall_cycles[0]:,.0f} / {theirs.flash_stall_cycles[1]:,.0f}")
         if args.profile:
             profiles.append(f"\n{label}: hwprune's cycles per layer (mean of {args.vectors} vectors)\n\n"
                             + profile_table(exported, ours))
+    for line in stalls:
+        print(line)
     for table in profiles:
         print(table)
     return 1 if failed else 0

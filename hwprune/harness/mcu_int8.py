@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from hwprune.backends.c_int8 import HEADERS, layer_function
 from hwprune.harness.cross import link_firmware
-from hwprune.harness.cycles import get_cycle_table
+from hwprune.harness.cycles import FlashModel, get_cycle_table
 from hwprune.harness.emulator import emulate
 from hwprune.ir.graph import Graph
 from hwprune.targets import get_target
@@ -44,9 +45,12 @@ class Int8McuRun:
     # code, then the harness; they sum to ``cycles`` / ``instructions``
     layer_cycles: np.ndarray
     layer_instructions: np.ndarray
+    flash_stall_cycles: tuple = (0.0, 0.0)  # per inference, mean: instruction-, data-side (with a FlashModel)
 
 
-def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: str = "stm32l4r5") -> Int8McuRun:
+def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: str = "stm32l4r5",
+            flash: Optional[FlashModel] = None) -> Int8McuRun:
+    """``flash``: the chip's flash wait states added to the cycles (``cycles.FlashModel``; off by default)."""
     chosen = get_target(target)
     harness = Path(work) / "harness_int8.c"
     harness.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
@@ -59,7 +63,8 @@ def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: st
     symbol = {fn.name.split(".")[0]: fn.name for fn in fw.functions}
     names = [symbol.get(layer_function(i)) for i in range(len(graph.layers))] + [f"{graph.name}_predict"]
     emulation = emulate(fw, x, "int8_t", "int8_t", int(np.prod(graph.output_shape)), names,
-                        get_cycle_table(chosen.cpu))
+                        get_cycle_table(chosen.cpu), flash=flash)
+    stalls = (0.0, 0.0) if emulation.flash_stalls is None else tuple(float(v) for v in emulation.flash_stalls.mean(axis=0))
     return Int8McuRun(emulation.outputs.reshape(len(x), *graph.output_shape), float(emulation.cycles.sum(axis=1).mean()),
                       float(emulation.instructions.sum(axis=1).mean()), fw.flash_bytes, fw.static_ram_bytes,
-                      emulation.stack_bytes, emulation.cycles.mean(axis=0), emulation.instructions.mean(axis=0))
+                      emulation.stack_bytes, emulation.cycles.mean(axis=0), emulation.instructions.mean(axis=0), stalls)
