@@ -14,7 +14,8 @@ reference as io_parallel's does (``stream.py``).
 
 So ``auto`` streams a graph whose convolutions need more than ``IM2COL_LIMIT`` copies, and
 keeps ``io_parallel`` (every layer's outputs at once: the lowest latency) below it, or
-when the graph has something hls4ml streams not (an Add or Multiply that broadcasts).
+when the graph has something hls4ml streams not (an Add or Multiply that broadcasts, a
+type per element).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def im2col_copies(graph: Graph) -> int:
 def stream_obstacle(graph: Graph) -> str:
     """Why hls4ml cannot stream ``graph`` (a layer and the reason), or "" when it can."""
     for layer in graph.layers:
+        if layer.kind == "quantize":  # activations.py: hls4ml has FixedPointQuantizer for arrays only
+            return f"layer {layer.name!r} has a type per element"
         if layer.kind in ("add", "multiply"):
             shapes = graph.input_shapes(layer)
             if any(tuple(s) != tuple(shapes[0]) for s in shapes):
