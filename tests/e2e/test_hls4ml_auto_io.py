@@ -4,6 +4,7 @@ otherwise. A small residual CNN over the limit (two 3x3 convolutions on 32x32x8,
 reading a tensor twice, so hls4ml clones its stream) is exported with no ``--io-type``:
 it gets io_stream, recorded in export.json, and its C simulation equals the reference."""
 
+import dataclasses
 import json
 import shutil
 
@@ -14,7 +15,7 @@ pytest.importorskip("hls4ml")
 
 from hwprune.backends.hls4ml.iotype import IM2COL_LIMIT, im2col_copies, resolve_io_type  # noqa: E402
 from hwprune.backends.hls4ml.options import HlsOptions  # noqa: E402
-from hwprune.ir import Add, Conv2D, Dense, GlobalAvgPool2D, Graph, GraphInput, ReLU  # noqa: E402
+from hwprune.ir import Add, Conv2D, Dense, GlobalAvgPool2D, Graph, GraphInput, Quantize, ReLU  # noqa: E402
 from hwprune.ir.io import save_graph  # noqa: E402
 from tests.codegen.codegen_graphs import small_dag  # noqa: E402
 
@@ -47,9 +48,15 @@ def test_auto_streams_large_convolutions_only():
     big = residual(rng)
     assert im2col_copies(big) == 2 * SIZE * SIZE * 9 * CHANNELS > IM2COL_LIMIT
     assert resolve_io_type(big, HlsOptions()).io_type == "io_stream"
-    # the user's choice stays, and so does a graph hls4ml cannot stream (an Add that broadcasts)
+    # the user's choice stays, and io_parallel for a graph hls4ml cannot stream (an Add that
+    # broadcasts, a type per element)
     assert resolve_io_type(big, HlsOptions(io_type="parallel")).io_type == "io_parallel"
     assert resolve_io_type(residual(rng, broadcast=True), HlsOptions()).io_type == "io_parallel"
+    ones = np.ones((SIZE, SIZE, CHANNELS))  # a type per element (HGQ) on the first convolution's output
+    per_element = Quantize("q", widths=8 * ones, int_bits=2 * ones, signed=ones, inputs=("c0",))
+    layers = [big.layers[0], per_element, *(dataclasses.replace(layer, inputs=("q",)) if layer.name == "r0"
+                                            else layer for layer in big.layers[1:])]
+    assert resolve_io_type(Graph("q", big.inputs, tuple(layers)), HlsOptions()).io_type == "io_parallel"
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
