@@ -269,10 +269,12 @@ static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int
     int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
     int groups = k_all >> 2;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    /* Per group: 3 + 5 cycles of loads, 8 SXTB16 and 8 SMLAD for 16 MACs; sixteen groups a
-     * pass, then the last groups % 16 in straight blocks (only those a constant k_all needs). */
-    int32_t tmp = groups >> 4; /* the loop's passes, then a temporary */
-    if (tmp > 0) HWP_MM4X1_ASM(HWP_MM_LOOP(HWP_X8(HWP_X2(HWP_MM4X1_GROUP))));
+    /* Per group: 3 + 5 cycles of loads, 8 SXTB16 and 8 SMLAD for 16 MACs; 32 groups a pass
+     * (the pass's 7 cycles of test on 512 MACs), then the last groups % 32 in straight blocks
+     * (only those a constant k_all needs; hwp_fc_dense_s8 is one function for every layer). */
+    int32_t tmp = groups >> 5; /* the loop's passes, then a temporary */
+    if (tmp > 0) HWP_MM4X1_ASM(HWP_MM_LOOP(HWP_X8(HWP_X4(HWP_MM4X1_GROUP))));
+    if (groups & 16) HWP_MM4X1_ASM(HWP_X8(HWP_X2(HWP_MM4X1_GROUP)));
     if (groups & 8) HWP_MM4X1_ASM(HWP_X8(HWP_MM4X1_GROUP));
     if (groups & 4) HWP_MM4X1_ASM(HWP_X4(HWP_MM4X1_GROUP));
     if (groups & 2) HWP_MM4X1_ASM(HWP_X2(HWP_MM4X1_GROUP));
