@@ -271,7 +271,7 @@ static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     /* Per group: 3 + 5 cycles of loads, 8 SXTB16 and 8 SMLAD for 16 MACs; 32 groups a pass
      * (the pass's 7 cycles of test on 512 MACs), then the last groups % 32 in straight blocks
-     * (only those a constant k_all needs; hwp_fc_dense_s8 is one function for every layer). */
+     * (only those a constant k_all needs, where the kernel is inlined). */
     int32_t tmp = groups >> 5; /* the loop's passes, then a temporary */
     if (tmp > 0) HWP_MM4X1_ASM(HWP_MM_LOOP(HWP_X8(HWP_X4(HWP_MM4X1_GROUP))));
     if (groups & 16) HWP_MM4X1_ASM(HWP_X8(HWP_X2(HWP_MM4X1_GROUP)));
