@@ -223,10 +223,11 @@ static inline void hwp_mm2x2(const int8_t *w, int k_all, const int16_t *col, int
     int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
     int groups = k_all >> 2;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    /* Per group: 5 + 3 cycles of loads, 4 SXTB16 and 8 SMLAD for 16 MACs; eight groups a
-     * pass, then the last groups % 8 in straight blocks (only those a constant k_all needs). */
-    int32_t tmp = groups >> 3; /* the loop's passes, then a temporary */
-    if (tmp > 0) HWP_MM2X2_ASM(HWP_MM_LOOP(HWP_X8(HWP_MM2X2_GROUP)));
+    /* Per group: 5 + 3 cycles of loads, 4 SXTB16 and 8 SMLAD for 16 MACs; sixteen groups a
+     * pass, then the last groups % 16 in straight blocks (only those a constant k_all needs). */
+    int32_t tmp = groups >> 4; /* the loop's passes, then a temporary */
+    if (tmp > 0) HWP_MM2X2_ASM(HWP_MM_LOOP(HWP_X8(HWP_X2(HWP_MM2X2_GROUP))));
+    if (groups & 8) HWP_MM2X2_ASM(HWP_X8(HWP_MM2X2_GROUP));
     if (groups & 4) HWP_MM2X2_ASM(HWP_X4(HWP_MM2X2_GROUP));
     if (groups & 2) HWP_MM2X2_ASM(HWP_X2(HWP_MM2X2_GROUP));
     if (groups & 1) HWP_MM2X2_ASM(HWP_MM2X2_GROUP);
