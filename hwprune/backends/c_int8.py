@@ -13,7 +13,8 @@ tensor liveness (``backends.c.arena``, the planner the ap_fixed C uses), so a gr
 tensors branch and join (a residual ADD) keeps each tensor until its last reader; on a
 chain it is the ping-pong of two buffers. The last layer writes the caller's ``out``. The
 DSP kernels widen inputs into int16 scratch placed in the arena's gaps while their layer
-runs (``scratch_offsets``).
+runs (``scratch_offsets``); a narrowing FULLY_CONNECTED reads its int8 input directly
+(``widens_input``).
 """
 
 from __future__ import annotations
@@ -181,10 +182,20 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
 
+def widens_input(layer) -> bool:
+    """Whether a dense-stored FULLY_CONNECTED widens its input into int16 scratch once (DSP
+    cores), or reads the int8 input as it goes, its zero point folded into the bias (a cycle
+    more per 16 MACs, no scratch). A layer that narrows (more inputs than outputs) reads
+    directly: its widened input would be the largest buffer while it runs, more than its
+    input and output together."""
+    return layer.kind != "int8_dense" or layer.filter_matrix.shape[1] <= layer.out_features
+
+
 def scratch_halfwords(layer) -> int:
     """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
-    widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none."""
-    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
+    widened input (none when it reads it directly, ``widens_input``), CONV_2D two widened
+    columns (im2col), DEPTHWISE_CONV_2D none."""
+    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise) or not widens_input(layer):
         return 0
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
@@ -213,6 +224,13 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
                 f"{mult}, {p}_w, {q});")
     if dense:
         arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4), aligned=True), *common]
+        if not conv and not widens_input(layer):  # the int8 input read directly: zero point folded into the bias
+            folded = wrap_int32(np.asarray(layer.bias, dtype=np.int64)
+                                - in_t.zero_point * layer.filter_matrix.astype(np.int64).sum(axis=1))
+            q0 = f"{p}_bias, {p}_mult, {p}_shift, 0, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"
+            return ([arrays[0], _array("int32_t", f"{p}_bias", folded), *common[1:]],
+                    f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, {p}_w, {q0}, "
+                    "(int16_t *)0);")
         if not conv:
             return arrays, (f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, "
                             f"{p}_w, {q}, hwp_scratch);")
@@ -293,10 +311,10 @@ def render_int8(graph: Graph) -> str:
             + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once); "
             f"on DSP cores {dsp_bytes} with the dense kernels' widened inputs (hwprune_int8_simd.h) in the gaps */\n"
             "#if HWP_SIMD\n"
-            f"static int8_t hwp_arena[{max(dsp_bytes, 1)}] __attribute__((aligned(8)));\n"
+            f"static int8_t hwp_arena[{max(dsp_bytes, 1)}] __attribute__((aligned(8), unused));\n"
             "#define HWP_SCRATCH(offset) ((int16_t *)(void *)(hwp_arena + (offset)))\n"
             "#else\n"
-            f"static int8_t hwp_arena[{max(plan.nbytes, 1)}] __attribute__((aligned(8)));\n"
+            f"static int8_t hwp_arena[{max(plan.nbytes, 1)}] __attribute__((aligned(8), unused));\n"
             "#define HWP_SCRATCH(offset) ((int16_t *)0)\n"
             "#endif\n"
             + f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"

@@ -203,6 +203,13 @@ static inline void hwp_im2col(const int8_t *x, int16_t *col, int j, int pix, int
     "ldmia %[col]!, {r12, lr}\n\t"                                                                            \
     "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
     HWP_MM4X1_ROW("a0", "r8") HWP_MM4X1_ROW("a1", "r9") HWP_MM4X1_ROW("a2", "r10") HWP_MM4X1_ROW("a3", "r11")
+/* hwp_mm4x1_s8's group: the column's four int8 inputs in one word, widened in r12/lr */
+#define HWP_MM4X1_S8_GROUP                                                                                    \
+    "ldr r12, [%[col]], #4\n\t"                                                                               \
+    "sxtb16 lr, r12, ror #8\n\t"                                                                              \
+    "sxtb16 r12, r12\n\t"                                                                                     \
+    "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
+    HWP_MM4X1_ROW("a0", "r8") HWP_MM4X1_ROW("a1", "r9") HWP_MM4X1_ROW("a2", "r10") HWP_MM4X1_ROW("a3", "r11")
 #define HWP_MM2X2_ASM(body)                                                                                   \
     __asm__ volatile(body                                                                                     \
                      : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w),          \
@@ -283,6 +290,51 @@ static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int
 #else
     for (; groups > 0; groups--) {
         int32_t ca = hwp_ld32(col), cb = hwp_ld32(col + 2), u = hwp_ld32(w);
+        s0 = hwp_smlad(hwp_sxtb16(u), ca, s0);
+        s0 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s0);
+        u = hwp_ld32(w + 4);
+        s1 = hwp_smlad(hwp_sxtb16(u), ca, s1);
+        s1 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s1);
+        u = hwp_ld32(w + 8);
+        s2 = hwp_smlad(hwp_sxtb16(u), ca, s2);
+        s2 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s2);
+        u = hwp_ld32(w + 12);
+        s3 = hwp_smlad(hwp_sxtb16(u), ca, s3);
+        s3 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s3);
+        col += 4;
+        w += 16;
+    }
+#endif
+    int t = k_all & 3;
+    for (int i = 0; i < t; i++) {
+        int32_t a = col[i];
+        s0 += (int32_t)w[i] * a;
+        s1 += (int32_t)w[t + i] * a;
+        s2 += (int32_t)w[2 * t + i] * a;
+        s3 += (int32_t)w[3 * t + i] * a;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+/* hwp_mm4x1 with the column read as int8 (x, zero point 0) and widened as it goes: no
+ * scratch, one cycle more per group (LDR and two SXTB16 against an LDM of two words). */
+static inline void hwp_mm4x1_s8(const int8_t *w, int k_all, const int8_t *x, int32_t *s) {
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    int groups = k_all >> 2;
+    const int8_t *col = x;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t tmp = groups >> 5; /* the loop's passes, then a temporary */
+    if (tmp > 0) HWP_MM4X1_ASM(HWP_MM_LOOP(HWP_X8(HWP_X4(HWP_MM4X1_S8_GROUP))));
+    if (groups & 16) HWP_MM4X1_ASM(HWP_X8(HWP_X2(HWP_MM4X1_S8_GROUP)));
+    if (groups & 8) HWP_MM4X1_ASM(HWP_X8(HWP_MM4X1_S8_GROUP));
+    if (groups & 4) HWP_MM4X1_ASM(HWP_X4(HWP_MM4X1_S8_GROUP));
+    if (groups & 2) HWP_MM4X1_ASM(HWP_X2(HWP_MM4X1_S8_GROUP));
+    if (groups & 1) HWP_MM4X1_ASM(HWP_MM4X1_S8_GROUP);
+#else
+    for (; groups > 0; groups--) {
+        int32_t v = hwp_ld32(col), ca = hwp_sxtb16(v), cb = hwp_sxtb16(HWP_ROR8(v)), u = hwp_ld32(w);
         s0 = hwp_smlad(hwp_sxtb16(u), ca, s0);
         s0 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s0);
         u = hwp_ld32(w + 4);
