@@ -85,7 +85,7 @@ def _weighted(layer, c: Context) -> LayerWork:
                      round(c.stored_bytes * reuse), c.stored_bytes, **c.traffic(products))
 
 
-@rule("relu")
+@rule("relu", "sign")
 def _relu(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
 

@@ -15,7 +15,8 @@ before the rounding equals the saturation after it, the bounds being integers.
 - On a computed tensor it is a Clip to ``[lo, hi] * scale`` carrying that type (a cast).
 
 ``BipolarQuant(x, scale)`` is ``scale`` times +1 where ``x >= 0``, -1 elsewhere: evaluated
-on constants (binary weights); on a computed tensor (a sign activation) it is refused.
+on constants (binary weights); on a computed tensor it is a ``Sign`` activation of type
+``fixed<2, 2 + log2(scale)>``, which holds ``+-scale`` exactly.
 Refused with one line naming the node: a scale that is not one power of two (per-channel
 or arbitrary scales), a nonzero zero point, a bit width below 2, other rounding modes.
 """
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprune.errors import UnsupportedLayerError
 from hwprune.frontends.onnx_graph import folds, op
+from hwprune.ir.activations import Sign
 from hwprune.ir.layers import Clip
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
 
@@ -103,5 +104,10 @@ def _quant(node, attrs, ctx):
 
 @op("BipolarQuant")
 def _bipolar(node, attrs, ctx):
-    raise UnsupportedLayerError(f"{ctx.where(node)}: a BipolarQuant of a computed tensor (a sign activation) is not "
-                                "supported; on weights (a constant) it is")
+    value = ctx.value(node)
+    scale = ctx.const(node, 1)
+    if scale is None:
+        raise ctx.fail(node, "its scale must be a constant")
+    frac = _power_of_two(node, ctx, scale)
+    sign = Sign("sign", scale=float(np.ldexp(1.0, -frac)), result_t=Fixed(2, 2 - frac, True, Rounding.TRN, Overflow.WRAP))
+    return ctx.emit(node, sign, [value], sole=True)

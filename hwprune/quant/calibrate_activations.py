@@ -14,6 +14,7 @@ BatchNorm (``quant.calibrate`` calls both).
 - Selu: ``table_t`` ``fixed<activation_bits + 4, 2>`` (the table's values are in
   ``(-1.76, 0]``); ``result_t`` from the calibration data, signed (the positive side is
   ``lambda * x``). 1024 entries.
+- Sign: ``result_t`` ``fixed<2, 2 + log2(scale)>``, which holds ``+-scale`` exactly.
 - BatchNorm: ``scale_t`` ``weight_bits`` wide with the integer bits the largest scale needs
   (RND, SAT); ``bias_t`` with the product's fraction bits (the bias enters the sum without
   rounding, as a Dense bias) and the integer bits of the largest bias, at most 32 bits;
@@ -26,11 +27,11 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.ir.activations import SELU_ALPHA, SELU_LAMBDA, BatchNorm, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh
+from hwprune.ir.activations import SELU_ALPHA, SELU_LAMBDA, BatchNorm, HardSigmoid, LeakyReLU, Selu, Sigmoid, Sign, Tanh
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 
-ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm)
+ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Sign)
 CONSTANT_BITS = 16
 
 
@@ -43,6 +44,8 @@ def float_activation(layer: Layer, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-x))
     if isinstance(layer, BatchNorm):
         return x * layer.scale + layer.bias  # per channel: the last axis
+    if isinstance(layer, Sign):
+        return np.where(x >= 0, layer.scale, -layer.scale)
     if isinstance(layer, Selu):
         return SELU_LAMBDA * np.where(x >= 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
     return np.tanh(x)
@@ -82,6 +85,8 @@ def quantize_activation(layer: Layer, out: np.ndarray, config, given: dict, resu
         shift_t = given.get("shift") or _constant_type(layer.shift, 0, Rounding.TRN, Overflow.WRAP)
         return layer.with_(slope_t=slope_t, shift_t=shift_t,
                            result_t=result or Fixed(act, 1, False, config.rounding, config.overflow))
+    if isinstance(layer, Sign):
+        return layer.with_(result_t=result or Fixed(2, 2 - layer.frac_bits, True, Rounding.TRN, Overflow.WRAP))
     if isinstance(layer, Selu):  # the table holds [-1.76, 0]; the positive side grows with x: from the data
         table_t = given.get("table") or Fixed(act + 4, 2, True, Rounding.TRN, Overflow.WRAP)
         return layer.with_(table_t=table_t, result_t=result or result_type(out))

@@ -16,7 +16,9 @@ gives every tensor the model leaves undeclared a type that holds it exactly:
 - Clip, MaxPool: the input's type; Add: the finer fraction and one integer bit more;
 - passthrough layers pass their input's type on;
 - the graph input, when it has no type: the type of the quantizer that reads it (a Clip or
-  ReLU with a declared type, widened by a sign bit for the ReLU), else ``DEFAULT_INPUT_T``.
+  ReLU with a declared type, widened by a sign bit for the ReLU), else ``DEFAULT_INPUT_T``
+  (truncating when a Sign reads it: flooring keeps every value's sign, rounding would
+  turn a small negative value into a zero, whose sign is +1).
 
 So the only roundings are the ones the model declares, where it declares them. A kind
 whose output would need rounding (an average, a table) is refused unless its types are
@@ -28,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import UnsupportedLayerError
-from hwprune.ir.activations import BatchNorm
+from hwprune.ir.activations import BatchNorm, Sign
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Layer, ReLU
 from hwprune.quant.calibrate import accumulator_type
@@ -111,6 +113,8 @@ def _input_type(graph: Graph, default: Fixed) -> Fixed:
         # a ReLU's quantizer: negative inputs saturate to the lowest value, which the ReLU zeroes
         return t if isinstance(readers[0], Clip) or t.signed else t.with_(width=t.width + 1, int_bits=t.int_bits + 1,
                                                                           signed=True)
+    if readers and all(isinstance(r, Sign) for r in readers):
+        return default.with_(rounding=Rounding.TRN)
     return default
 
 

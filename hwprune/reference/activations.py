@@ -18,7 +18,7 @@ import numpy as np
 
 from hwprune.errors import ModelError
 from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, SELU_LAMBDA_T, BatchNorm, HardSigmoid, LeakyReLU, Selu,
-                                    _TableActivation)
+                                    Sign, _TableActivation)
 from hwprune.quant.fixed import Fixed, cast, from_grid, quantize
 from hwprune.reference.core import kernel
 from hwprune.reference.merge import product_bits
@@ -209,3 +209,9 @@ def hard_sigmoid(layer: HardSigmoid, x: np.ndarray, in_t: Fixed) -> np.ndarray:
     v = (x * np.int64(s)) << np.int64(frac - in_t.frac_bits - layer.slope_t.frac_bits)
     v = np.clip(v + np.int64(h), 0, np.int64(1) << np.int64(frac))
     return cast(v, frac, layer.result_t)
+
+
+@kernel("sign")
+def sign(layer: Sign, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    # +-1 on the grid where +-scale is one unit, then the result type's cast
+    return cast(np.where(x >= 0, np.int64(1), np.int64(-1)), layer.frac_bits, layer.result_t)

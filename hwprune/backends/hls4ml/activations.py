@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm (``mappers.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, Sign and BatchNorm (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
@@ -8,7 +8,9 @@ that grid); a PReLU's slopes are a weight of ``param_t``, one per element (hls4m
 slope and shift are literals that hls4ml's ``slope_t``/``shift_t`` constants round as the
 reference does (``slope_prec``/``shift_prec``). Sigmoid, Tanh and Selu pass their table size and
 ``table_t`` as layer attributes (hls4ml reads no ``table`` precision from the configuration
-for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``).
+for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``). A Sign of scale 1
+is ``nnet::binary_tanh`` (``x >= 0 ? 1 : -1`` cast to the result type); hls4ml has no sign of
+another scale, which is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.backends.hls4ml.mappers import Operands, mapper
+from hwprune.errors import UnsupportedLayerError
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.quant.fixed import Fixed
 
@@ -53,6 +56,14 @@ def _table_activation(layer, ops: Operands, options: HlsOptions) -> dict:
 mapper("sigmoid")(_table_activation)
 mapper("tanh")(_table_activation)
 mapper("selu")(_table_activation)  # nnet::selu: the table for x < 0, its own lambda * x for x >= 0
+
+
+@mapper("sign")
+def _sign(layer, ops: Operands, options: HlsOptions) -> dict:
+    if layer.scale != 1.0:
+        raise UnsupportedLayerError(f"layer {layer.name!r}: a sign of scale {layer.scale} has no hls4ml equivalent "
+                                    "(nnet::binary_tanh computes +-1 only)")
+    return {"class_name": "Activation", "name": layer.name, "inputs": [ops.source], "activation": "binary_tanh"}
 
 
 @mapper("batchnorm")
