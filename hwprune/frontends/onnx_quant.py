@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprune.frontends.onnx_graph import folds, op
+from hwprune.frontends.onnx_graph import QONNX, folds, op
 from hwprune.ir.activations import Sign
 from hwprune.ir.layers import Clip
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
@@ -54,7 +54,7 @@ def _round(x: np.ndarray, mode: str) -> np.ndarray:
     return np.floor(x) if mode == "FLOOR" else np.round(x)  # np.round: half to even
 
 
-@folds("Quant")
+@folds("Quant", domain=QONNX)
 def _fold_quant(values, attrs):
     x, scale, zeropt, bits = (np.asarray(v, dtype=np.float64) for v in values[:4])
     if bits.size != 1 or float(bits.reshape(-1)[0]) != int(bits.reshape(-1)[0]) or int(bits.reshape(-1)[0]) < 2:
@@ -64,7 +64,7 @@ def _fold_quant(values, attrs):
     return ((q - zeropt) * scale).astype(np.float32)
 
 
-@folds("BipolarQuant")
+@folds("BipolarQuant", domain=QONNX)
 def _fold_bipolar(values, attrs):
     x, scale = (np.asarray(v, dtype=np.float64) for v in values[:2])
     return (np.where(x >= 0, 1.0, -1.0) * scale).astype(np.float32)
@@ -80,7 +80,7 @@ def _power_of_two(node, ctx, scale: np.ndarray) -> int:
     return 1 - int(exponent[0])
 
 
-@op("Quant")
+@op("Quant", domain=QONNX)
 def _quant(node, attrs, ctx):
     value = ctx.value(node)
     scale, zeropt, bits = (ctx.const(node, i) for i in (1, 2, 3))
@@ -102,7 +102,7 @@ def _quant(node, attrs, ctx):
     return ctx.emit(node, clip, [value], sole=True)
 
 
-@op("BipolarQuant")
+@op("BipolarQuant", domain=QONNX)
 def _bipolar(node, attrs, ctx):
     value = ctx.value(node)
     scale = ctx.const(node, 1)

@@ -13,6 +13,8 @@ gives every tensor the model leaves undeclared a type that holds it exactly:
 - ReLU without a declared type: the input's type without its sign bit (exact);
 - a float BatchNorm (QKeras computes it in float): scale and bias in the narrowest types
   that hold them, the result exact (``x * scale + bias`` with all its bits);
+- a LeakyReLU: its slope in the narrowest type that holds it, the result exact (``x`` and
+  ``alpha * x`` with all their bits);
 - Clip, MaxPool: the input's type; Add: the finer fraction and one integer bit more;
 - passthrough layers pass their input's type on;
 - the graph input, when it has no type: the type of the quantizer that reads it (a Clip or
@@ -30,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import UnsupportedLayerError
-from hwprune.ir.activations import BatchNorm, Sign
+from hwprune.ir.activations import BatchNorm, LeakyReLU, Sign
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Layer, ReLU
 from hwprune.quant.calibrate import accumulator_type
@@ -92,6 +94,15 @@ def _batchnorm(layer: BatchNorm, in_t: Fixed) -> Layer:
                        result_t=layer.result_t or _exact(width, width - frac, True, layer.name))
 
 
+def _leaky_relu(layer: LeakyReLU, in_t: Fixed) -> Layer:
+    param_t = layer.param_t or exact_type(layer.alpha, f"layer {layer.name!r}: slope")
+    frac = in_t.frac_bits + param_t.frac_bits
+    slopes = np.abs(np.ldexp(layer.alpha, param_t.frac_bits)).astype(np.int64)
+    bound = max(-in_t.min_int, in_t.max_int) * max(int(slopes.max()), 1 << param_t.frac_bits)
+    width = bound.bit_length() + 1
+    return layer.with_(param_t=param_t, result_t=layer.result_t or _exact(width, width - frac, True, layer.name))
+
+
 def _output_type(layer: Layer, in_types: list[Fixed]) -> Fixed:
     in_t = in_types[0]
     if isinstance(layer, ReLU):
@@ -132,6 +143,8 @@ def complete_types(graph: Graph, input_t: Fixed = DEFAULT_INPUT_T, exact_weights
             layer = _weighted(layer, in_types[0], exact_weights)
         elif isinstance(layer, BatchNorm):
             layer = _batchnorm(layer, in_types[0])
+        elif isinstance(layer, LeakyReLU) and not layer.is_quantized():
+            layer = _leaky_relu(layer, in_types[0])
         elif layer.spatial and layer.op == "max":
             layer = layer.with_(accum_t=layer.accum_t or in_types[0], result_t=layer.result_t or in_types[0])
         elif layer.computes and not layer.is_quantized():
