@@ -90,6 +90,12 @@ def _relu(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
 
 
+@rule("upsample")
+def _upsample(layer, c: Context) -> LayerWork:
+    """A copy: every output reads one input value, and nothing is computed."""
+    return LayerWork(layer.name, layer.kind, **c.traffic(c.n_out))
+
+
 @rule("leaky_relu", "hard_sigmoid")
 def _scaled_activation(layer, c: Context) -> LayerWork:
     """A product by the slope per element (LeakyReLU: counted on every element, as hardware

@@ -15,7 +15,9 @@ gives every tensor the model leaves undeclared a type that holds it exactly:
   that hold them, the result exact (``x * scale + bias`` with all its bits);
 - a LeakyReLU: its slope in the narrowest type that holds it, the result exact (``x`` and
   ``alpha * x`` with all their bits);
-- Clip, MaxPool: the input's type; Add: the finer fraction and one integer bit more;
+- Clip, MaxPool, UpSample: the input's type; Add: the finer fraction and one integer bit more;
+  Concatenate: the finer fraction and the most integer bits (a sign bit more for an
+  unsigned operand beside a signed one);
 - passthrough layers pass their input's type on;
 - the graph input, when it has no type: the type of the quantizer that reads it (a Clip or
   ReLU with a declared type, widened by a sign bit for the ReLU), else ``DEFAULT_INPUT_T``
@@ -34,7 +36,7 @@ import numpy as np
 from hwprune.errors import UnsupportedLayerError
 from hwprune.ir.activations import BatchNorm, LeakyReLU, Sign
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Add, Clip, Layer, ReLU
+from hwprune.ir.layers import Add, Clip, Concatenate, Layer, ReLU, UpSample
 from hwprune.quant.calibrate import accumulator_type
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, from_grid
 
@@ -107,8 +109,13 @@ def _output_type(layer: Layer, in_types: list[Fixed]) -> Fixed:
     in_t = in_types[0]
     if isinstance(layer, ReLU):
         return in_t if not in_t.signed else _exact(max(in_t.width - 1, 1), in_t.int_bits - 1, False, layer.name)
-    if isinstance(layer, Clip):
+    if isinstance(layer, (Clip, UpSample)):
         return in_t
+    if isinstance(layer, Concatenate):
+        signed = any(t.signed for t in in_types)
+        frac = max(t.frac_bits for t in in_types)
+        int_bits = max(t.int_bits + (1 if signed and not t.signed else 0) for t in in_types)
+        return _exact(int_bits + frac, int_bits, signed, layer.name)
     if isinstance(layer, Add):
         frac = max(t.frac_bits for t in in_types)
         int_bits = max(t.int_bits + (0 if t.signed else 1) for t in in_types) + 1
