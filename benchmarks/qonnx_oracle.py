@@ -16,6 +16,9 @@ from typing import Callable
 
 import numpy as np
 
+from hwprune.frontends.onnx import load_onnx
+from hwprune.quant.fixed import to_real
+
 QONNX_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general",
                  "qonnx.custom_op.channels_last")
 
@@ -61,3 +64,13 @@ def qonnx_runner(path: Path) -> tuple[tuple, Callable[[np.ndarray], np.ndarray]]
         return np.stack(rows)
 
     return shape, run
+
+
+def exact_to_qonnx(path: Path, y_int: np.ndarray, y_qonnx: np.ndarray) -> str:
+    """A QONNX file is fully quantized: the export's outputs, as reals, equal qonnx's value for value."""
+    got = to_real(y_int, load_onnx(path).output_t).reshape(y_qonnx.shape)
+    if np.array_equal(got, y_qonnx):
+        return f"equal to qonnx on {len(got)} inputs ({got.size:,} values)"
+    i, j = (int(v) for v in np.argwhere(got != y_qonnx)[0])
+    return (f"{int(np.sum(got != y_qonnx)):,} of {got.size:,} values differ from qonnx's; first: input {i}, "
+            f"output {j}: hwprune {got[i, j]}, qonnx {y_qonnx[i, j]}")
