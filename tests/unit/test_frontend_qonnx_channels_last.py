@@ -20,6 +20,7 @@ from hwprune.exportdir import read_vectors
 from hwprune.frontends.onnx import load_onnx
 from hwprune.ir.activations import Sign
 from hwprune.pipeline import ExportOptions, export_model
+from hwprune.quant.calibrate import float_forward
 from hwprune.quant.fixed import to_real
 
 pytest.importorskip("qonnx.core.onnx_exec")
@@ -126,8 +127,9 @@ def test_channels_last_model_equals_qonnx(unet):
 
 def test_channels_last_export_is_bit_exact_and_equals_qonnx(unet, tmp_path):
     path, x, expected = unet
-    out = export_model(path, tmp_path / "out", x, options=ExportOptions())
-    assert json.loads((out / "report.json").read_text())["bit_exact"] is True  # reference == host C
+    out = export_model(path, tmp_path / "out", x, options=ExportOptions(target="stm32l4r5"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["bit_exact"] is True and {"host", "mcu"} <= set(report["engines"])  # reference == host C == M4
     y = to_real(read_vectors(out)["y_int"], load_onnx(path).output_t).reshape(expected.shape)
     _assert_equal(y, expected)
 
@@ -169,3 +171,26 @@ def test_unknown_op_in_a_qonnx_domain_is_one_line_naming_the_node(tmp_path, caps
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "node 'Trunc_1' (Trunc)" in err and "domain 'qonnx.custom_op.general'" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_resize_of_a_channels_first_1d_tensor_is_an_upsample(tmp_path):
+    """torch's nn.Upsample(scale_factor=3) of a Conv1d output (half_pixel coordinates): the
+    float graph equals onnxruntime, and the export is bit-exact on the host and the M4."""
+    ort = pytest.importorskip("onnxruntime")
+    weight = numpy_helper.from_array(np.random.default_rng(2).normal(size=(4, 2, 3)).astype(np.float32), "w")
+    scales = numpy_helper.from_array(np.array([1, 1, 3], np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1]),
+             helper.make_node("Resize", ["c", "", "scales"], ["y"], name="up", mode="nearest")]
+    graph = helper.make_graph(nodes, "up1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 15])], [weight, scales])
+    path = tmp_path / "up1d.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    x = np.random.default_rng(3).normal(size=(8, 2, 5)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = np.concatenate([session.run(None, {"x": row[None]})[0] for row in x])
+    ir = load_onnx(path)
+    assert ir.layers[-1].kind == "upsample" and ir.layers[-1].size == (3,)
+    np.testing.assert_allclose(ir.to_source(float_forward(ir, x)), expected, rtol=1e-5, atol=1e-5)
+    out = export_model(path, tmp_path / "out", x, options=ExportOptions(target="stm32l4r5"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["bit_exact"] is True and {"host", "mcu"} <= set(report["engines"])
