@@ -6,6 +6,7 @@ activation); checked against qonnx's own execution, value for value, and referen
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -150,9 +151,20 @@ def test_sign_activation_equals_qonnx_on_host_and_m4(tmp_path):
     assert set(np.unique(expected)) == {-0.5, 0.5}
 
 
-def test_sign_in_hls4ml_is_binary_tanh_or_one_refusal():
-    sign = Sign("s", scale=1.0)
-    assert MAPPERS["sign"](sign, _Operands(), None)["activation"] == "binary_tanh"
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not on PATH")
+def test_sign_in_hls4ml_is_binary_tanh_bit_exact(tmp_path, capsys):
+    pytest.importorskip("hls4ml")
+    path = _bnn(tmp_path / "bnn.onnx", scale=1.0)
+    np.save(tmp_path / "x.npy", np.random.default_rng(6).normal(size=(16, 5)))
+    code = main(["export", str(path), "--calibration", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out"),
+                 "--backend", "hls4ml"])
+    assert code == 0, capsys.readouterr().err
+    engine = json.loads((tmp_path / "out" / "report.json").read_text())["engines"]["hls4ml"]
+    assert engine["available"] and engine["bit_exact"], engine  # nnet::binary_tanh's C simulation == reference
+    assert "nnet::binary_tanh" in (tmp_path / "out" / "hls4ml" / "firmware" / "bnn.cpp").read_text()
+
+
+def test_sign_of_another_scale_is_one_hls4ml_refusal():
     with pytest.raises(UnsupportedLayerError, match=r"'half'.*scale 0.5 has no hls4ml equivalent"):
         MAPPERS["sign"](Sign("half", scale=0.5), _Operands(), None)
 
