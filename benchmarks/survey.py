@@ -338,9 +338,9 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
         agree = int(np.sum(np.argmax(y_int, axis=1) == np.argmax(y_source, axis=1)))
         row["argmax"] = f"{agree}/{samples}"
     else:
-        row["argmax"] = f"({task})"
+        row["argmax"] = f"({task})" if task else ""  # a QONNX file has no float model to compare a task's terms
     if exact is not None:
-        row["argmax"] += f"; {exact}"
+        row["argmax"] = "; ".join(part for part in (row["argmax"], exact) if part)
     rc, reason_mcu = _hwprune_export(path, architecture, work / "x_mcu.npy", mcu_dir,
                                      ["--target", MCU_TARGET], timeout)
     row["m4"] = {0: "bit-exact", 1: "not bit-exact", 2: "refused", None: "timeout"}.get(rc, f"exit {rc}")

@@ -14,7 +14,10 @@ graph output depends on are dropped. Layout: ONNX is channels-first, the IR chan
 (keras2onnx, tf2onnx) takes channels-last data, one with convolutions or pooling otherwise
 takes channels-first data as its source did. torch's old BatchNorm1d export (``Unsqueeze``
 -> BatchNormalization -> ``Squeeze``) is a BatchNorm. QONNX ``Quant``/``BipolarQuant``
-nodes make a quantized graph of the types they declare (``onnx_quant``).
+nodes make a quantized graph of the types they declare (``onnx_quant``). Handlers are looked
+up by domain (``onnx_graph.handler_of``): QONNX's quantizers and its channels-last ops
+(``onnx_channels_last``; a model with them takes channels-last data) have tables of their
+own, and a file that uses QONNX's domains without importing them gets the import.
 """
 
 from __future__ import annotations
