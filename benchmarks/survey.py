@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.hgq_oracle import hgq_oracle
 from benchmarks.keras_twin import keras_twin
 from benchmarks.qonnx_oracle import exact_to_qonnx, is_qonnx, qonnx_runner
 
@@ -287,7 +288,7 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
            "source": info.get("repo", "?"), "exporter": exporter_of(path),
            "owner": QUANTIZED_OWNER if quantized_layers(path, architecture) else "",
            "outcome": "", "reason": "", "host": "", "m4": "", "argmax": ""}
-    oracle_name, make_oracle = ORACLES[path.suffix]
+    oracle_name, make_oracle = hgq_oracle(path) or ORACLES[path.suffix]
     rng = np.random.default_rng(0)
     started = time.time()
     try:

@@ -29,7 +29,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from hwprune.errors import ShapeError
-from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Selu, Sigmoid, Sign, Tanh
+from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Quantize, Selu, Sigmoid, Sign, Tanh
 from hwprune.ir.base import VARIADIC, Layer, Shape, WeightedLayer
 from hwprune.ir.merge import Add, Concatenate, Multiply
 from hwprune.ir.spatial import (
@@ -214,7 +214,7 @@ LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
     for cls in (Dense, ReLU, Clip, UpSample, Flatten, Reshape, Identity, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D,
                 AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Add, Multiply, Concatenate,
-                LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Sign)
+                LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize, Sign)
 }
 
 
@@ -227,4 +227,4 @@ def kinds(**properties) -> frozenset[str]:
 __all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Clip", "UpSample", "Flatten", "Reshape", "Identity", "Softmax",
            "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D",
            "GlobalAvgPool2D", "Add", "Multiply", "Concatenate", "LeakyReLU", "HardSigmoid", "Sigmoid", "Tanh", "Selu",
-           "BatchNorm", "Sign", "LAYER_KINDS", "VARIADIC", "kinds"]
+           "BatchNorm", "Quantize", "Sign", "LAYER_KINDS", "VARIADIC", "kinds"]

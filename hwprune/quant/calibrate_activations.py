@@ -15,6 +15,8 @@ BatchNorm (``quant.calibrate`` calls both).
   ``(-1.76, 0]``); ``result_t`` from the calibration data, signed (the positive side is
   ``lambda * x``). 1024 entries.
 - Sign: ``result_t`` ``fixed<2, 2 + log2(scale)>``, which holds ``+-scale`` exactly.
+- Quantize: declares its own ``result_t`` (the element types' common grid); the float
+  simulation casts each element to its type.
 - BatchNorm: ``scale_t`` ``weight_bits`` wide with the integer bits the largest scale needs
   (RND, SAT); ``bias_t`` with the product's fraction bits (the bias enters the sum without
   rounding, as a Dense bias) and the integer bits of the largest bias, at most 32 bits;
@@ -27,11 +29,12 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.ir.activations import SELU_ALPHA, SELU_LAMBDA, BatchNorm, HardSigmoid, LeakyReLU, Selu, Sigmoid, Sign, Tanh
+from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, BatchNorm, HardSigmoid, LeakyReLU, Quantize, Selu, Sigmoid,
+                                    Sign, Tanh)
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 
-ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Sign)
+ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize, Sign)
 CONSTANT_BITS = 16
 
 
@@ -42,6 +45,8 @@ def float_activation(layer: Layer, x: np.ndarray) -> np.ndarray:
         return np.clip(layer.slope * x + layer.shift, 0.0, 1.0)
     if isinstance(layer, Sigmoid):
         return 1.0 / (1.0 + np.exp(-x))
+    if isinstance(layer, Quantize):
+        return _float_quantize(layer, x)
     if isinstance(layer, BatchNorm):
         return x * layer.scale + layer.bias  # per channel: the last axis
     if isinstance(layer, Sign):
@@ -49,6 +54,15 @@ def float_activation(layer: Layer, x: np.ndarray) -> np.ndarray:
     if isinstance(layer, Selu):
         return SELU_LAMBDA * np.where(x >= 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
     return np.tanh(x)
+
+
+def _float_quantize(layer: Quantize, x: np.ndarray) -> np.ndarray:
+    widths, int_bits, signed = layer.parameters(x.shape[1:])
+    y = np.zeros_like(x)
+    for (width, ints, sign), t in layer.element_types().items():
+        here = (widths == width) & (int_bits == ints) & (signed == sign)
+        y = np.where(here, to_real(quantize(x, t), t), y)
+    return y
 
 
 def _constant_type(value: float, at_least_int: Optional[int], rounding: Rounding, overflow: Overflow) -> Fixed:
@@ -65,6 +79,8 @@ def quantize_activation(layer: Layer, out: np.ndarray, config, given: dict, resu
     ``calibrate``'s rule for a signed result from data; ``in_t``: the input's type)."""
     act = config.activation_bits
     result = given.get("result")
+    if isinstance(layer, Quantize):  # its element types are the model's: the result holds them all
+        return layer.with_(result_t=result or layer.result_t or layer.common_type())
     if isinstance(layer, BatchNorm):
         scale_t = given.get("scale") or Fixed(config.weight_bits, int_bits_for(float(np.abs(layer.scale).max()), True),
                                                True, Rounding.RND, Overflow.SAT)

@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, Sign and BatchNorm (``mappers.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, Sign, BatchNorm, Quantize (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
@@ -8,9 +8,14 @@ that grid); a PReLU's slopes are a weight of ``param_t``, one per element (hls4m
 slope and shift are literals that hls4ml's ``slope_t``/``shift_t`` constants round as the
 reference does (``slope_prec``/``shift_prec``). Sigmoid, Tanh and Selu pass their table size and
 ``table_t`` as layer attributes (hls4ml reads no ``table`` precision from the configuration
-for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``). A Sign of scale 1
-is ``nnet::binary_tanh`` (``x >= 0 ? 1 : -1`` cast to the result type); hls4ml has no sign of
-another scale, which is refused.
+for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``).
+A Quantize layer (a type per element, HGQ's) is hls4ml's own ``FixedPointQuantizer`` layer
+(``hls4ml/model/optimizer/passes/hgq_proxy_model.py``), whose generated code casts element
+``i`` to ``ap_fixed<bits[i], integers[i], RND, SAT>`` (0 where ``bits[i]`` is 0) and assigns it
+to the result type, which holds it exactly; its parameters ``mask_kbi`` carry a batch axis
+first. hls4ml generates that code for io_parallel only: with io_stream it is refused.
+A Sign of scale 1 is ``nnet::binary_tanh`` (``x >= 0 ? 1 : -1`` cast to the result type);
+hls4ml has no sign of another scale, which is refused.
 """
 
 from __future__ import annotations
@@ -75,3 +80,16 @@ def _batchnorm(layer, ops: Operands, options: HlsOptions) -> dict:
     return {"class_name": "BatchNormalization", "name": layer.name, "inputs": [ops.source], "n_in": n_in,
             "n_filt": -1 if len(shape) == 1 else layer.channels,
             "scale_data": np.ascontiguousarray(layer.scale), "bias_data": np.ascontiguousarray(layer.bias)}
+
+
+@mapper("quantize")
+def _quantize(layer, ops: Operands, options: HlsOptions) -> dict:
+    if ops.io_type != "io_parallel":
+        raise UnsupportedLayerError(f"layer {layer.name!r}: a type per element (HGQ's FixedPointQuantizer) exists in "
+                                    "hls4ml for io_parallel only; use --io-type parallel")
+    shape = tuple(ops.shape)
+    k, b, i = (np.ascontiguousarray(np.broadcast_to(a, shape))[None] for a in (layer.signed, layer.widths,
+                                                                                  layer.int_bits))
+    return {"class_name": "FixedPointQuantizer", "name": layer.name, "inputs": [ops.source],
+            "RND": layer.rounding.value, "SAT": layer.overflow.value, "fusible": False, "mask_kbi": (k, b, i),
+            "overrides": {}}
