@@ -301,8 +301,8 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
     except Exception as exc:  # the survey reports any framework failure as a row, not a crash
         x, y_source = None, None
         row["argmax"] = f"{oracle_name} cannot run it: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-        if row["owner"] and oracle_name != "qonnx":  # QKeras and HGQ are not installable without TensorFlow
-            row["argmax"] = "no oracle here (QKeras and HGQ need TensorFlow, QONNX/Brevitas the qonnx package)"
+        if row["owner"] and oracle_name != "qonnx":  # QKeras is not installable without TensorFlow
+            row["argmax"] = "no oracle here (QKeras needs TensorFlow)"
     if x is None:  # no oracle: hwprune still runs, on inputs of the shape the file declares
         shape = declared_input_shape(path, architecture)
         if shape is None:
