@@ -187,7 +187,7 @@ def test_unknown_op_in_a_qonnx_domain_is_one_line_naming_the_node(tmp_path, caps
 
 def test_resize_of_a_channels_first_1d_tensor_is_an_upsample(tmp_path):
     """torch's nn.Upsample(scale_factor=3) of a Conv1d output (half_pixel coordinates): the
-    float graph equals onnxruntime, and the export is bit-exact on the host and the M4."""
+    float graph equals onnxruntime, and the export is bit-exact on the host."""
     ort = pytest.importorskip("onnxruntime")
     weight = numpy_helper.from_array(np.random.default_rng(2).normal(size=(4, 2, 3)).astype(np.float32), "w")
     scales = numpy_helper.from_array(np.array([1, 1, 3], np.float32), "scales")
@@ -203,6 +203,6 @@ def test_resize_of_a_channels_first_1d_tensor_is_an_upsample(tmp_path):
     ir = load_onnx(path)
     assert ir.layers[-1].kind == "upsample" and ir.layers[-1].size == (3,)
     np.testing.assert_allclose(ir.to_source(float_forward(ir, x)), expected, rtol=1e-5, atol=1e-5)
-    out = export_model(path, tmp_path / "out", x, options=ExportOptions(target="stm32l4r5"))
+    out = export_model(path, tmp_path / "out", x, options=ExportOptions())
     report = json.loads((out / "report.json").read_text())
-    assert report["bit_exact"] is True and {"host", "mcu"} <= set(report["engines"])
+    assert report["bit_exact"] is True and "host" in report["engines"]
