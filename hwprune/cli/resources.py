@@ -258,7 +258,7 @@ def render_pnr(r: dict) -> list[str]:
              + f": synthesis {r['synthesis']['seconds']:.0f} s, place-and-route {r['place_and_route']['seconds']:.0f} s",
              f"  LUT {r['lut']:,} placed{error('lut_error')}; LUT4 of the logic {r['lut_logic']:,}"
              f"{error('lut_logic_error')}; estimate {est['lut']:,}"
-             + (f" ({est['lut_logic']:,} without carry feed cells)" if est.get("lut_logic", est["lut"]) != est["lut"] else ""),
+             + (f" ({est['lut_logic']:,} without the cells nextpnr's packer adds)" if est.get("lut_logic", est["lut"]) != est["lut"] else ""),
              f"  FF {r['ff']:,}{error('ff_error')}; estimate {est['ff']:,}  DSP {r['dsp']}  BRAM {r['bram']}",
              f"  Fmax {fmax} against {r['clock_target_mhz']:g} MHz ({'met' if r['meets_clock'] else 'NOT met'}); "
              f"latency {r['latency_cycles']} cycles{ns}; fits"]
