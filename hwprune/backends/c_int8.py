@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.backends.c import arena
+from hwprune.backends.c_int8_dw import depthwise_call, depthwise_plan
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 from hwprune.quant.int8 import wrap_int32
 
 HEADER = "hwprune_int8.h"
-HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h")  # the second included by the third
+HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h")  # dsp.h included by simd.h
 # Cortex-M4 cycles of the int8 kernels, read from benchmarks/int8_kernels.py and profiles of
 # MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
 DENSE_CYCLES_PER_MAC = 1.45
@@ -140,10 +141,15 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
 
-def scratch_halfwords(layer) -> int:
-    """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
-    widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none."""
-    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
+def scratch_halfwords(layer, graph: Graph) -> int:
+    """int16 scratch a dense-stored weighted layer needs: FULLY_CONNECTED its widened input
+    and CONV_2D two widened columns (im2col) on a DSP core, a 3x3 DEPTHWISE_CONV_2D that
+    ``hwp_dw3_s8`` runs its ring of three widened rows (on every core), other depthwise none."""
+    if stored_dense(layer) and layer.kind == "int8_conv2d" and layer.depthwise:
+        plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
+                              graph.shape_of(layer.name))
+        return plan.ring_halfwords if plan is not None else 0
+    if not stored_dense(layer):
         return 0
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
@@ -163,6 +169,11 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
         mult = layer.out_channels // ic if layer.depthwise else 0
         geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
         kh, kw = layer.weight.shape[1:3]
+    plan = depthwise_plan(layer, in_t, in_shape, out_shape) if dense and conv and layer.depthwise else None
+    if plan is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
+        return ([_array("int32_t", f"{p}_k", plan.weight_words, aligned=True),
+                 _array("int32_t", f"{p}_q", plan.constants, aligned=True)],
+                depthwise_call(layer, plan, p, src, dst, in_t, in_shape, out_shape))
     if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
         return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
@@ -213,7 +224,9 @@ def render_int8(graph: Graph) -> str:
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
-    scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
+    scratch = max([scratch_halfwords(layer, graph) for layer in graph.weighted_layers()] or [0])
+    rings = max([scratch_halfwords(layer, graph) for layer in graph.weighted_layers()
+                 if layer.kind == "int8_conv2d" and layer.depthwise] or [0])  # the part cores without DSP use
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
         srcs = [where[s] for s in layer.inputs]
@@ -248,9 +261,11 @@ def render_int8(graph: Graph) -> str:
             + "".join(data)
             + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once) */\n"
             f"static int8_t hwp_arena[{max(plan.nbytes, 1)}];\n"
-            + ("/* widened inputs of the DSP kernels (hwprune_int8_simd.h); none on other cores */\n"
+            + ("/* widened inputs of the DSP kernels (hwprune_int8_simd.h) and hwp_dw3_s8's rows (every core) */\n"
                f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{scratch}] __attribute__((aligned(4)));\n"
-               "#else\n#define hwp_scratch ((int16_t *)0)\n#endif\n"
+               + (f"#else\nstatic int16_t hwp_scratch[{rings}] __attribute__((aligned(4)));\n" if rings else
+                  "#else\n#define hwp_scratch ((int16_t *)0)\n")
+               + "#endif\n"
                if scratch else "")
             + f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
             f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n}}\n")

@@ -103,6 +103,7 @@ static inline void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h
 }
 
 #include "hwprune_int8_simd.h"
+#include "hwprune_int8_dw.h"
 
 /* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
 static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,

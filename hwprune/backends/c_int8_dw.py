@@ -1,0 +1,82 @@
+"""The arrays of ``hwp_dw3_s8`` (templates/c/hwprune_int8_dw.h): a 3x3 DEPTHWISE_CONV_2D with
+one filter per channel and stride 1 or 2, and the proof that its requantization is exact.
+
+The kernel accumulates twice the reference's int32 sum (weights and bias doubled) and
+requantizes with one SMMLAR and one shift: ``(SMMLAR(2 acc, m, A)) >> e`` with
+``A = 2^(e-1) + out_zp 2^e`` (minus ``[acc < 0]`` unless ``out_zp <= act_min``). That equals
+TFLM's MultiplyByQuantizedMultiplier plus the output zero point when no int32 step can wrap:
+``depthwise_plan`` bounds the doubled sum from the weights, the bias and the input range and
+returns None (the layer keeps ``hwp_dwconv_s8``) where a bound fails, a multiplier is
+negative or a shift is left (> 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+INT32_MAX = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class DepthwisePlan:
+    weight_words: np.ndarray  # (c, 6) int32: per kernel row (2 k0, 2 k1) and (2 k1, 2 k2) as halfword pairs
+    constants: np.ndarray  # (c, 4) int32: 2 bias, multiplier, A, e
+    ring_width: int  # halfwords of one channel's row in the ring (even, covers every column read)
+    neg: bool  # whether A takes the tie term -[acc < 0]
+
+    @property
+    def ring_halfwords(self) -> int:
+        c = self.weight_words.shape[0]
+        return 3 * c * self.ring_width + self.ring_width  # HWP_DW3_RING
+
+
+def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    word = (lo.astype(np.int64) & 0xFFFF) | ((hi.astype(np.int64) & 0xFFFF) << 16)
+    return np.where(word >= 1 << 31, word - (1 << 32), word)
+
+
+def ring_width(in_w: int, out_w: int, stride: int, pad_l: int) -> int:
+    """Even, holding the padded input row and every column the kernel reads: stride 1 reads
+    words up to 2 * ceil(out_w / 2) + 1, stride 2 up to 4 * ceil(out_w / 2) + 1 (halfwords)."""
+    pairs = (out_w + 1) // 2
+    reads = (2 if stride == 1 else 4) * pairs + 2
+    width = max(pad_l + in_w, reads)
+    return width + (width & 1)
+
+
+def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
+    """The arrays of ``hwp_dw3_s8`` for ``layer``, or None where the kernel does not apply."""
+    (in_h, in_w, c), (_, out_w, out_c) = in_shape, out_shape
+    if not layer.depthwise or out_c != c or tuple(layer.weight.shape[1:3]) != (3, 3):
+        return None
+    if tuple(layer.stride) not in ((1, 1), (2, 2)):
+        return None
+    mult = np.asarray(layer.out_multiplier, dtype=np.int64)
+    e = -np.asarray(layer.out_shift, dtype=np.int64)
+    if np.any(mult < 0) or np.any(e < 0) or np.any(e > 31):
+        return None
+    w = np.asarray(layer.weight[..., 0], dtype=np.int64).reshape(c, 3, 3)
+    bias = np.asarray(layer.bias, dtype=np.int64)
+    zp, out_zp = int(in_t.zero_point), int(layer.result_t.zero_point)
+    x_max = max(127 - zp, zp + 128)
+    acc_bound = np.abs(bias) + np.abs(w).reshape(c, -1).sum(axis=1) * x_max  # |acc| per channel
+    neg = out_zp > layer.act_min
+    if neg and np.any(e == 0):  # the tie term exists only for e >= 1
+        return None
+    rounding = np.where(e > 0, np.left_shift(1, np.maximum(e - 1, 0)), 0)
+    a = rounding + out_zp * np.left_shift(1, e)
+    if np.any(2 * acc_bound > INT32_MAX) or np.any(np.abs(a) + acc_bound + 2 > INT32_MAX):
+        return None
+    words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)
+    constants = np.stack([2 * bias, mult, a, e], axis=1)
+    width = ring_width(in_w, out_w, layer.stride[1], layer.padding[1][0])
+    return DepthwisePlan(words.astype(np.int64), constants.astype(np.int64), width, bool(neg))
+
+
+def depthwise_call(layer, plan: DepthwisePlan, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> str:
+    (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
+    return (f"hwp_dw3_s8({src}, {dst}, {in_h}, {in_w}, {c}, {out_h}, {out_w}, {layer.stride[0]}, "
+            f"{layer.padding[0][0]}, {layer.padding[1][0]}, {plan.ring_width}, {p}_k, {p}_q, {in_t.zero_point}, "
+            f"{int(plan.neg)}, {layer.act_min}, {layer.act_max}, hwp_scratch);")
