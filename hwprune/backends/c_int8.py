@@ -171,8 +171,7 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
         kh, kw = layer.weight.shape[1:3]
     plan = depthwise_plan(layer, in_t, in_shape, out_shape) if dense and conv and layer.depthwise else None
     if plan is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
-        return ([_array("int32_t", f"{p}_k", plan.weight_words, aligned=True),
-                 _array("int32_t", f"{p}_q", plan.constants, aligned=True)],
+        return ([_array("int32_t", f"{p}_kq", plan.table, aligned=True)],
                 depthwise_call(layer, plan, p, src, dst, in_t, in_shape, out_shape))
     if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
         return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],

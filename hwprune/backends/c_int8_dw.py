@@ -21,15 +21,15 @@ INT32_MAX = (1 << 31) - 1
 
 @dataclass(frozen=True)
 class DepthwisePlan:
-    weight_words: np.ndarray  # (c, 6) int32: per kernel row (2 k0, 2 k1) and (2 k1, 2 k2) as halfword pairs
-    constants: np.ndarray  # (c, 4) int32: 2 bias, multiplier, A, e
+    table: np.ndarray  # (c, 11) int32: per kernel row (2 k0, 2 k1) and (2 k1, 2 k2) as halfword pairs,
+    # then 2 bias, multiplier, A, e, c (the output's stride)
     ring_width: int  # halfwords of one channel's row in the ring (even, covers every column read)
     neg: bool  # whether A takes the tie term -[acc < 0]
 
     @property
     def ring_halfwords(self) -> int:
-        c = self.weight_words.shape[0]
-        return 3 * c * self.ring_width + self.ring_width  # HWP_DW3_RING
+        c = self.table.shape[0]
+        return 3 * c * self.ring_width  # HWP_DW3_RING
 
 
 def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -70,13 +70,13 @@ def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
     if np.any(2 * acc_bound > INT32_MAX) or np.any(np.abs(a) + acc_bound + 2 > INT32_MAX):
         return None
     words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)
-    constants = np.stack([2 * bias, mult, a, e], axis=1)
+    table = np.concatenate([words, np.stack([2 * bias, mult, a, e, np.full(c, c)], axis=1)], axis=1)
     width = ring_width(in_w, out_w, layer.stride[1], layer.padding[1][0])
-    return DepthwisePlan(words.astype(np.int64), constants.astype(np.int64), width, bool(neg))
+    return DepthwisePlan(table.astype(np.int64), width, bool(neg))
 
 
 def depthwise_call(layer, plan: DepthwisePlan, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> str:
     (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
     return (f"hwp_dw3_s8({src}, {dst}, {in_h}, {in_w}, {c}, {out_h}, {out_w}, {layer.stride[0]}, "
-            f"{layer.padding[0][0]}, {layer.padding[1][0]}, {plan.ring_width}, {p}_k, {p}_q, {in_t.zero_point}, "
+            f"{layer.padding[0][0]}, {layer.padding[1][0]}, {plan.ring_width}, {p}_kq, {in_t.zero_point}, "
             f"{int(plan.neg)}, {layer.act_min}, {layer.act_max}, hwp_scratch);")

@@ -74,37 +74,43 @@ static inline int32_t hwp_dw_ld32(const void *p) {
 /* the ring is int16 written and read a word at a time */
 typedef int32_t hwp_dw_word __attribute__((may_alias, aligned(4)));
 
-/* Input row ``x`` (in_w pixels of c channels) into ``ring`` (c rows of ``wp`` halfwords, the
- * padded columns u = ix + pad_l): four channels of two pixels at a time, the columns outside
- * the input 0. */
-static inline void hwp_dw_widen_row(const int8_t *x, int16_t *ring, int in_w, int c, int wp, int pad_l,
+/* The ring: three widened input rows, word (ch, pair of columns j, row slot s) at
+ * (ch * pairs + j) * 3 + s, so that one pointer with fixed offsets reaches all three rows. */
+static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * pairs + j) * 3 + slot; }
+
+/* Input row ``x`` (in_w pixels of c channels) into row slot ``slot`` of the ring (``wp``
+ * halfwords a channel, the padded columns u = ix + pad_l): four channels of two pixels at a
+ * time, the columns outside the input 0. */
+static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c, int wp, int pad_l,
                                     int32_t in_zp) {
     int32_t off2 = hwp_dw_offset_pair(in_zp);
-    int c4 = c & ~3;
+    int c4 = c & ~3, pairs = wp >> 1;
     int u0 = (pad_l + 1) & ~1; /* the first pair of columns both inside the input */
     int u1 = u0 + ((pad_l + in_w - u0) & ~1);
+    int16_t *half = (int16_t *)(void *)ring;
     for (int u = 0; u < wp; u++) { /* the pairs not wholly inside, one halfword at a time */
         if (u == u0) u = u1;
         if (u >= wp) break;
         int ix = u - pad_l;
-        for (int ch = 0; ch < c; ch++) ring[ch * wp + u] = (int16_t)(ix >= 0 && ix < in_w ? x[ix * c + ch] - in_zp : 0);
+        for (int ch = 0; ch < c; ch++)
+            half[2 * hwp_dw_at(ch, u >> 1, slot, pairs) + (u & 1)] =
+                (int16_t)(ix >= 0 && ix < in_w ? x[ix * c + ch] - in_zp : 0);
     }
+    int step = 3 * pairs; /* words between two channels */
     for (int u = u0; u < u1; u += 2) {
         const int8_t *p = x + (u - pad_l) * c;
-        hwp_dw_word *dst = (hwp_dw_word *)(void *)(ring + u);
-        int plane = wp >> 1; /* words between two channels' rows */
-        for (int ch = 0; ch < c4; ch += 4) {
+        hwp_dw_word *d = ring + hwp_dw_at(0, u >> 1, slot, pairs);
+        for (int ch = 0; ch < c4; ch += 4, d += 4 * step) {
             int32_t v0 = hwp_dw_ld32(p + ch), v1 = hwp_dw_ld32(p + c + ch);
             int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
             int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
-            hwp_dw_word *d = dst + ch * plane;
             d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
-            d[plane] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
-            d[2 * plane] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
-            d[3 * plane] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
+            d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
+            d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
+            d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
         }
-        for (int ch = c4; ch < c; ch++)
-            dst[ch * plane] = (int32_t)(((uint32_t)(p[ch] - in_zp) & 0xffffu) | (uint32_t)(p[c + ch] - in_zp) << 16);
+        for (int ch = c4; ch < c; ch++, d += step)
+            d[0] = (int32_t)(((uint32_t)(p[ch] - in_zp) & 0xffffu) | (uint32_t)(p[c + ch] - in_zp) << 16);
     }
 }
 
@@ -116,102 +122,181 @@ static inline int8_t hwp_dw_rq(int32_t acc2, int32_t m, int32_t a, int32_t e, in
     return (int8_t)v;
 }
 
-/* One channel's output row: ``r0..r2`` its three input rows in the ring, ``k`` its six
- * weight words, ``q`` its (2 bias, m, A, e); ``y`` its first output, ``c`` apart. */
-static inline void hwp_dw_row(const hwp_dw_word *r0, const hwp_dw_word *r1, const hwp_dw_word *r2, const int32_t *k,
-                              const int32_t *q, int8_t *y, int c, int out_w, int stride, int neg, int32_t lo,
-                              int32_t hi) {
-    int32_t k0a = k[0], k0b = k[1], k1a = k[2], k1b = k[3], k2a = k[4], k2b = k[5];
-    int32_t bias = q[0], m = q[1], a = q[2], e = q[3];
-    int pairs = out_w >> 1;
-    if (stride == 1) {
-        for (int p = 0; p < pairs; p++, r0++, r1++, r2++, y += 2 * c) {
-            int32_t s0, s1, p0, p1;
-            p0 = r0[0], p1 = r0[1];
-            s1 = hwp_dw_smlatb(p0, k0a, bias);
-            s0 = hwp_dw_smlad(p0, k0a, bias);
-            s0 = hwp_dw_smlabt(p1, k0b, s0);
-            s1 = hwp_dw_smlad(p1, k0b, s1);
-            p0 = r1[0], p1 = r1[1];
-            s0 = hwp_dw_smlad(p0, k1a, s0);
-            s1 = hwp_dw_smlatb(p0, k1a, s1);
-            s0 = hwp_dw_smlabt(p1, k1b, s0);
-            s1 = hwp_dw_smlad(p1, k1b, s1);
-            p0 = r2[0], p1 = r2[1];
-            s0 = hwp_dw_smlad(p0, k2a, s0);
-            s1 = hwp_dw_smlatb(p0, k2a, s1);
-            s0 = hwp_dw_smlabt(p1, k2b, s0);
-            s1 = hwp_dw_smlad(p1, k2b, s1);
-            y[0] = hwp_dw_rq(s0, m, a, e, neg, lo, hi);
-            y[c] = hwp_dw_rq(s1, m, a, e, neg, lo, hi);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* The written-out loop over a channel's output pairs. Kernel row r lives in ring slot
+ * (rot + r) % 3; the slots are read in order 0, 1, 2 (the first load moves p on), so each
+ * rotation has its own order of weight registers. 13 operands: weights k0a..k2a in
+ * registers, k2b loaded (kq holds 6 weight words, 2 bias, m, A, e, c). */
+/* a row's b weight: its register, or (k2b) loaded into t0 first */
+#define HWP_DW_W_REG(wb) ""
+#define HWP_DW_W_MEM(wb) "ldr %[t0], [%[kq], #20]\n\t"
+#define HWP_DW_B_REG(wb) "%[" wb "]"
+#define HWP_DW_B_MEM(wb) "%[t0]"
+/* stride 1: slot words at [p + a] (pair j) and [p + b] (pair j + 1) */
+#define HWP_DW_S1_ROW(a, b, wa, wb, W, B)                                                                     \
+    W(wb)                                                                                                     \
+    "ldr %[t1], [%[p], #" a "]\n\t"                                                                           \
+    "smlad %[s0], %[t1], %[" wa "], %[s0]\n\t"                                                                \
+    "smlatb %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                               \
+    "ldr %[t1], [%[p], #" b "]\n\t"                                                                           \
+    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
+    "smlad %[s1], %[t1], " B(wb) ", %[s1]\n\t"
+#define HWP_DW_S1_FIRST(wa, wb, W, B)                                                                         \
+    W(wb)                                                                                                     \
+    "ldr %[s0], [%[kq], #24]\n\t"                                                                             \
+    "ldr %[t1], [%[p]], #12\n\t"                                                                              \
+    "smlatb %[s1], %[t1], %[" wa "], %[s0]\n\t"                                                               \
+    "smlad %[s0], %[t1], %[" wa "], %[s0]\n\t"                                                                \
+    "ldr %[t1], [%[p]]\n\t"                                                                                   \
+    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
+    "smlad %[s1], %[t1], " B(wb) ", %[s1]\n\t"
+/* stride 2: three slot words at [p + a], [p + b], [p + d] */
+#define HWP_DW_S2_ROW(a, b, d, wa, wb, W, B)                                                                  \
+    W(wb)                                                                                                     \
+    "ldr %[t1], [%[p], #" a "]\n\t"                                                                           \
+    "smlad %[s0], %[t1], %[" wa "], %[s0]\n\t"                                                                \
+    "ldr %[t1], [%[p], #" b "]\n\t"                                                                           \
+    "smlad %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                                \
+    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
+    "ldr %[t1], [%[p], #" d "]\n\t"                                                                           \
+    "smlabt %[s1], %[t1], " B(wb) ", %[s1]\n\t"
+#define HWP_DW_S2_FIRST(wa, wb, W, B)                                                                         \
+    W(wb)                                                                                                     \
+    "ldr %[s1], [%[kq], #24]\n\t"                                                                             \
+    "ldr %[t1], [%[p]], #24\n\t"                                                                              \
+    "smlad %[s0], %[t1], %[" wa "], %[s1]\n\t"                                                                \
+    "ldr %[t1], [%[p], #-12]\n\t"                                                                             \
+    "smlad %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                                \
+    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
+    "ldr %[t1], [%[p]]\n\t"                                                                                   \
+    "smlabt %[s1], %[t1], " B(wb) ", %[s1]\n\t"
+/* both outputs requantized (the tie term with NEG), stored c apart, the loop closed */
+#define HWP_DW_RQ_PAIR(NEG)                                                                                   \
+    "ldr %[t0], [%[kq], #28]\n\t"                                                                             \
+    "ldr %[t1], [%[kq], #32]\n\t"                                                                             \
+    NEG("s0")                                                                                                 \
+    "smmlar %[s0], %[s0], %[t0], %[t1]\n\t"                                                                   \
+    NEG("s1")                                                                                                 \
+    "smmlar %[s1], %[s1], %[t0], %[t1]\n\t"                                                                   \
+    "ldr %[t0], [%[kq], #36]\n\t"                                                                             \
+    "ldr %[t1], [%[kq], #40]\n\t"                                                                             \
+    "asr %[s0], %[s0], %[t0]\n\t"                                                                             \
+    "asr %[s1], %[s1], %[t0]\n\t"                                                                             \
+    "ssat %[s0], #8, %[s0]\n\t"                                                                               \
+    "ssat %[s1], #8, %[s1]\n\t"                                                                               \
+    "strb %[s0], [%[y]]\n\t"                                                                                  \
+    "strb %[s1], [%[y], %[t1]]\n\t"                                                                           \
+    "add %[y], %[y], %[t1], lsl #1\n\t"                                                                       \
+    "subs %[n], %[n], #1\n\t"                                                                                 \
+    "bne 1b\n\t"
+#define HWP_DW_NEG(s) "ldr %[t1], [%[kq], #32]\n\tadd %[t1], %[t1], %[" s "], asr #31\n\t"
+#define HWP_DW_NONEG(s)
+/* the slots' kernel rows for rotations 0, 1, 2: (0, 1, 2), (2, 0, 1), (1, 2, 0) */
+#define HWP_DW_R0 "wa0", "wb0", HWP_DW_W_REG, HWP_DW_B_REG
+#define HWP_DW_R1 "wa1", "wb1", HWP_DW_W_REG, HWP_DW_B_REG
+#define HWP_DW_R2 "wa2", "wb2", HWP_DW_W_MEM, HWP_DW_B_MEM
+#define HWP_DW_CALL(m, args) m args
+#define HWP_DW_S1(x, y, z) HWP_DW_CALL(HWP_DW_S1_FIRST, (x)) HWP_DW_CALL(HWP_DW_S1_ROW, ("-8", "4", y)) \
+    HWP_DW_CALL(HWP_DW_S1_ROW, ("-4", "8", z))
+#define HWP_DW_S2(x, y, z) HWP_DW_CALL(HWP_DW_S2_FIRST, (x)) HWP_DW_CALL(HWP_DW_S2_ROW, ("-20", "-8", "4", y)) \
+    HWP_DW_CALL(HWP_DW_S2_ROW, ("-16", "-4", "8", z))
+#define HWP_DW_S1_ROT0 HWP_DW_S1(HWP_DW_R0, HWP_DW_R1, HWP_DW_R2)
+#define HWP_DW_S1_ROT1 HWP_DW_S1(HWP_DW_R2, HWP_DW_R0, HWP_DW_R1)
+#define HWP_DW_S1_ROT2 HWP_DW_S1(HWP_DW_R1, HWP_DW_R2, HWP_DW_R0)
+#define HWP_DW_S2_ROT0 HWP_DW_S2(HWP_DW_R0, HWP_DW_R1, HWP_DW_R2)
+#define HWP_DW_S2_ROT1 HWP_DW_S2(HWP_DW_R2, HWP_DW_R0, HWP_DW_R1)
+#define HWP_DW_S2_ROT2 HWP_DW_S2(HWP_DW_R1, HWP_DW_R2, HWP_DW_R0)
+#define HWP_DW_LOOP(BODY, NEG)                                                                                \
+    __asm__ volatile("1:\n\t" BODY HWP_DW_RQ_PAIR(NEG)                                                        \
+                     : [s0] "=&r"(s0), [s1] "=&r"(s1), [t0] "=&r"(t0), [t1] "=&r"(t1), [p] "+r"(p), [y] "+r"(y), \
+                       [n] "+r"(n)                                                                            \
+                     : [kq] "r"(kq), [wa0] "r"(kq[0]), [wb0] "r"(kq[1]), [wa1] "r"(kq[2]), [wb1] "r"(kq[3]),  \
+                       [wa2] "r"(kq[4])                                                                       \
+                     : "cc", "memory")
+#endif
+
+/* One channel's output row: ``p`` its words in the ring (pair 0, slot 0), kernel row r in
+ * slot (rot + r) % 3; ``kq`` its 6 weight words, 2 bias, m, A, e, c; ``y`` its first
+ * output, ``c`` apart. Not inlined: one copy of the written-out loops serves every layer. */
+__attribute__((noinline)) static void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y, int c, int out_w,
+                                                 int stride, int rot, int neg, int32_t lo, int32_t hi) {
+    int32_t bias = kq[6], m = kq[7], a = kq[8], e = kq[9];
+    int n = out_w >> 1;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (n > 0 && lo == -128 && hi == 127) {
+        int32_t s0, s1, t0, t1;
+        int variant = (stride == 1 ? 0 : 6) + (neg ? 3 : 0) + rot;
+        switch (variant) {
+        case 0: HWP_DW_LOOP(HWP_DW_S1_ROT0, HWP_DW_NONEG); break;
+        case 1: HWP_DW_LOOP(HWP_DW_S1_ROT1, HWP_DW_NONEG); break;
+        case 2: HWP_DW_LOOP(HWP_DW_S1_ROT2, HWP_DW_NONEG); break;
+        case 3: HWP_DW_LOOP(HWP_DW_S1_ROT0, HWP_DW_NEG); break;
+        case 4: HWP_DW_LOOP(HWP_DW_S1_ROT1, HWP_DW_NEG); break;
+        case 5: HWP_DW_LOOP(HWP_DW_S1_ROT2, HWP_DW_NEG); break;
+        case 6: HWP_DW_LOOP(HWP_DW_S2_ROT0, HWP_DW_NONEG); break;
+        case 7: HWP_DW_LOOP(HWP_DW_S2_ROT1, HWP_DW_NONEG); break;
+        case 8: HWP_DW_LOOP(HWP_DW_S2_ROT2, HWP_DW_NONEG); break;
+        case 9: HWP_DW_LOOP(HWP_DW_S2_ROT0, HWP_DW_NEG); break;
+        case 10: HWP_DW_LOOP(HWP_DW_S2_ROT1, HWP_DW_NEG); break;
+        default: HWP_DW_LOOP(HWP_DW_S2_ROT2, HWP_DW_NEG); break;
         }
-    } else {
-        for (int p = 0; p < pairs; p++, r0 += 2, r1 += 2, r2 += 2, y += 2 * c) {
-            int32_t s0, s1, p0, p1, p2;
-            p0 = r0[0], p1 = r0[1], p2 = r0[2];
-            s0 = hwp_dw_smlad(p0, k0a, bias);
-            s1 = hwp_dw_smlad(p1, k0a, bias);
-            s0 = hwp_dw_smlabt(p1, k0b, s0);
-            s1 = hwp_dw_smlabt(p2, k0b, s1);
-            p0 = r1[0], p1 = r1[1], p2 = r1[2];
-            s0 = hwp_dw_smlad(p0, k1a, s0);
-            s1 = hwp_dw_smlad(p1, k1a, s1);
-            s0 = hwp_dw_smlabt(p1, k1b, s0);
-            s1 = hwp_dw_smlabt(p2, k1b, s1);
-            p0 = r2[0], p1 = r2[1], p2 = r2[2];
-            s0 = hwp_dw_smlad(p0, k2a, s0);
-            s1 = hwp_dw_smlad(p1, k2a, s1);
-            s0 = hwp_dw_smlabt(p1, k2b, s0);
-            s1 = hwp_dw_smlabt(p2, k2b, s1);
-            y[0] = hwp_dw_rq(s0, m, a, e, neg, lo, hi);
-            y[c] = hwp_dw_rq(s1, m, a, e, neg, lo, hi);
+    }
+#endif
+    int32_t w[6]; /* the weight words slot by slot */
+    for (int s = 0; s < 3; s++) {
+        int r = (s + 3 - rot) % 3;
+        w[2 * s] = kq[2 * r];
+        w[2 * s + 1] = kq[2 * r + 1];
+    }
+    for (; n > 0; n--, y += 2 * c) {
+        int32_t s0 = bias, s1 = bias;
+        for (int s = 0; s < 3; s++) {
+            if (stride == 1) {
+                s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
+                s1 = hwp_dw_smlad(p[3 + s], w[2 * s + 1], hwp_dw_smlatb(p[s], w[2 * s], s1));
+            } else {
+                s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
+                s1 = hwp_dw_smlabt(p[6 + s], w[2 * s + 1], hwp_dw_smlad(p[3 + s], w[2 * s], s1));
+            }
         }
+        p += 3 * stride;
+        y[0] = hwp_dw_rq(s0, m, a, e, neg, lo, hi);
+        y[c] = hwp_dw_rq(s1, m, a, e, neg, lo, hi);
     }
     if (out_w & 1) { /* the last output alone: the first half of a pair */
         int32_t s0 = bias;
-        s0 = hwp_dw_smlad(r0[0], k0a, s0);
-        s0 = hwp_dw_smlabt(r0[1], k0b, s0);
-        s0 = hwp_dw_smlad(r1[0], k1a, s0);
-        s0 = hwp_dw_smlabt(r1[1], k1b, s0);
-        s0 = hwp_dw_smlad(r2[0], k2a, s0);
-        s0 = hwp_dw_smlabt(r2[1], k2b, s0);
+        for (int s = 0; s < 3; s++) s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
         y[0] = hwp_dw_rq(s0, m, a, e, neg, lo, hi);
     }
 }
 
-/* The ring's size in halfwords for a layer (backends/c_int8.depthwise_plan computes the same) */
-#define HWP_DW3_RING(c, wp) (3 * (c) * (wp) + (wp))
+/* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
+#define HWP_DW3_RING(c, wp) (3 * (c) * (wp))
 
-/* The layer: ``k`` (c, 6) weight words, ``q`` (c, 4): 2 bias, multiplier, A, e (see the top);
- * ``wp`` the ring's row width (even, covering every column read); ``ring`` HWP_DW3_RING
- * halfwords, word-aligned. */
+/* The layer: ``kq`` (c, 11): 6 weight words, 2 bias, multiplier, A, e, c (see the top);
+ * ``wp`` the ring's row width (even, covering every column read); ``ring16``
+ * HWP_DW3_RING halfwords, word-aligned. A slot for a row outside the input holds zeros. */
 static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int stride,
-                              int pad_t, int pad_l, int wp, const int32_t *k, const int32_t *q, int32_t in_zp, int neg,
-                              int32_t lo, int32_t hi, int16_t *ring) {
-    int16_t *zeros = ring + 3 * c * wp;
-    for (int u = 0; u < wp; u++) zeros[u] = 0;
-    int next = 0; /* the next input row to widen */
+                              int pad_t, int pad_l, int wp, const int32_t *kq, int32_t in_zp, int neg, int32_t lo,
+                              int32_t hi, int16_t *ring16) {
+    hwp_dw_word *ring = (hwp_dw_word *)(void *)ring16;
+    int next = 0, pairs = wp >> 1; /* next: the next input row to widen */
     for (int oy = 0; oy < out_h; oy++) {
         int iy0 = oy * stride - pad_t;
-        const int16_t *rows[3];
+        int rot = ((iy0 % 3) + 3) % 3;
         for (int dy = 0; dy < 3; dy++) {
-            int iy = iy0 + dy;
-            if (iy < 0 || iy >= in_h) {
-                rows[dy] = zeros;
+            int iy = iy0 + dy, slot = (rot + dy) % 3;
+            if (iy < 0 || iy >= in_h) { /* padding: zeros */
+                for (int ch = 0; ch < c; ch++)
+                    for (int j = 0; j < pairs; j++) ring[hwp_dw_at(ch, j, slot, pairs)] = 0;
                 continue;
             }
             for (; next <= iy; next++)
-                if (next >= iy0) hwp_dw_widen_row(x + next * in_w * c, ring + (next % 3) * c * wp, in_w, c, wp, pad_l, in_zp);
-            rows[dy] = ring + (iy % 3) * c * wp;
+                if (next >= iy0) hwp_dw_widen_row(x + next * in_w * c, ring, next % 3, in_w, c, wp, pad_l, in_zp);
         }
-        int step[3];
-        for (int dy = 0; dy < 3; dy++) step[dy] = rows[dy] == zeros ? 0 : wp;
         int8_t *out = y + oy * out_w * c;
         for (int ch = 0; ch < c; ch++)
-            hwp_dw_row((const hwp_dw_word *)(const void *)(rows[0] + ch * step[0]),
-                       (const hwp_dw_word *)(const void *)(rows[1] + ch * step[1]),
-                       (const hwp_dw_word *)(const void *)(rows[2] + ch * step[2]), k + 6 * ch, q + 4 * ch, out + ch, c,
-                       out_w, stride, neg, lo, hi);
+            hwp_dw_row(ring + hwp_dw_at(ch, 0, 0, pairs), kq + 11 * ch, out + ch, c, out_w, stride, rot, neg, lo, hi);
     }
 }
 
