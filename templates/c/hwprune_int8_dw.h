@@ -79,47 +79,39 @@ typedef int32_t hwp_dw_word __attribute__((may_alias, aligned(4)));
 static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * pairs + j) * 3 + slot; }
 
 /* Input row ``x`` (in_w pixels of c channels) into row slot ``slot`` of the ring (``wp``
- * halfwords a channel, the padded columns u = ix + pad_l): four channels of two pixels at a
- * time, the columns outside the input 0. */
+ * halfwords a channel, the padded columns u = ix + pad_l), the columns outside the input 0:
+ * four channels of two columns at a time. A column outside reads a zero word with a zero
+ * offset (SXTAB16 then gives 0), so the borders take the same path. */
 static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c, int wp, int pad_l,
                                     int32_t in_zp) {
+    static const int8_t zero4[4] = {0, 0, 0, 0};
     int32_t off2 = hwp_dw_offset_pair(in_zp);
-    int c4 = c & ~3, pairs = wp >> 1;
-    int u0 = (pad_l + 1) & ~1; /* the first pair of columns both inside the input */
-    int u1 = u0 + ((pad_l + in_w - u0) & ~1);
-    int16_t *half = (int16_t *)(void *)ring;
-    for (int u = 0; u < wp; u++) { /* the pairs not wholly inside, one halfword at a time */
-        if (u == u0) u = u1;
-        if (u >= wp) break;
-        int ix = u - pad_l;
-        for (int ch = 0; ch < c; ch++)
-            half[2 * hwp_dw_at(ch, u >> 1, slot, pairs) + (u & 1)] =
-                (int16_t)(ix >= 0 && ix < in_w ? x[ix * c + ch] - in_zp : 0);
-    }
-    int step = 3 * pairs; /* words between two channels */
-    for (int u = u0; u < u1; u += 2) {
-        const int8_t *p = x + (u - pad_l) * c;
-        hwp_dw_word *d = ring + hwp_dw_at(0, u >> 1, slot, pairs);
-        for (int ch = 0; ch < c4; ch += 4, d += 4 * step) {
-            int32_t v0 = hwp_dw_ld32(p + ch), v1 = hwp_dw_ld32(p + c + ch);
-            int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
-            int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
+    int c4 = c & ~3, pairs = wp >> 1, step = 3 * pairs; /* step: words between two channels */
+    for (int j = 0; j < pairs; j++) {
+        int il = 2 * j - pad_l, ir = il + 1;
+        int in_l = il >= 0 && il < in_w, in_r = ir >= 0 && ir < in_w;
+        hwp_dw_word *d = ring + hwp_dw_at(0, j, slot, pairs);
+        if (!in_l && !in_r) {
+            for (int ch = 0; ch < c; ch++, d += step) d[0] = 0;
+            continue;
+        }
+        const int8_t *pl = in_l ? x + il * c : zero4, *pr = in_r ? x + ir * c : zero4;
+        int sl = in_l ? 4 : 0, sr = in_r ? 4 : 0;
+        int32_t ol = in_l ? off2 : 0, orr = in_r ? off2 : 0;
+        for (int ch = 0; ch < c4; ch += 4, pl += sl, pr += sr, d += 4 * step) {
+            int32_t v0 = hwp_dw_ld32(pl), v1 = hwp_dw_ld32(pr);
+            int32_t a0 = hwp_dw_sxtab16(ol, v0), b0 = hwp_dw_sxtab16(ol, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
+            int32_t a1 = hwp_dw_sxtab16(orr, v1), b1 = hwp_dw_sxtab16(orr, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
             d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
             d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
             d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
             d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
         }
-        for (int ch = c4; ch < c; ch++, d += step)
-            d[0] = (int32_t)(((uint32_t)(p[ch] - in_zp) & 0xffffu) | (uint32_t)(p[c + ch] - in_zp) << 16);
+        for (int ch = c4; ch < c; ch++, d += step) {
+            int32_t l = in_l ? x[il * c + ch] - in_zp : 0, r = in_r ? x[ir * c + ch] - in_zp : 0;
+            d[0] = (int32_t)(((uint32_t)l & 0xffffu) | (uint32_t)r << 16);
+        }
     }
-}
-
-static inline int8_t hwp_dw_rq(int32_t acc2, int32_t m, int32_t a, int32_t e, int neg, int32_t lo, int32_t hi) {
-    if (neg) a += acc2 >> 31;
-    int32_t v = hwp_dw_ssat8(hwp_dw_smmlar(acc2, m, a) >> e);
-    if (lo > -128 && v < lo) v = lo;
-    if (hi < 127 && v > hi) v = hi;
-    return (int8_t)v;
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
@@ -127,85 +119,118 @@ static inline int8_t hwp_dw_rq(int32_t acc2, int32_t m, int32_t a, int32_t e, in
  * (rot + r) % 3; the slots are read in order 0, 1, 2 (the first load moves p on), so each
  * rotation has its own order of weight registers. 13 operands: weights k0a..k2a in
  * registers, k2b loaded (kq holds 6 weight words, 2 bias, m, A, e, c). */
-/* a row's b weight: its register, or (k2b) loaded into t0 first */
-#define HWP_DW_W_REG(wb) ""
-#define HWP_DW_W_MEM(wb) "ldr %[t0], [%[kq], #20]\n\t"
-#define HWP_DW_B_REG(wb) "%[" wb "]"
-#define HWP_DW_B_MEM(wb) "%[t0]"
-/* stride 1: slot words at [p + a] (pair j) and [p + b] (pair j + 1) */
-#define HWP_DW_S1_ROW(a, b, wa, wb, W, B)                                                                     \
-    W(wb)                                                                                                     \
+/* A kernel row's MACs: its ``a`` weight word in a register; its ``b`` word in a register
+ * (REG: both data words load back to back into t0, t1) or loaded into t0 (MEM, k2b). */
+#define HWP_DW_REG_LOAD(x, y) "ldr %[t0], [%[p], #" x "]\n\tldr %[t1], [%[p], #" y "]\n\t"
+/* stride 1, the slot's words at [p + a] (pair j) and [p + b] (pair j + 1) */
+#define HWP_DW_S1_REG(a, b, wa, wb)                                                                           \
+    HWP_DW_REG_LOAD(a, b)                                                                                     \
+    "smlad %[s0], %[t0], %[" wa "], %[s0]\n\t"                                                                \
+    "smlatb %[s1], %[t0], %[" wa "], %[s1]\n\t"                                                               \
+    "smlabt %[s0], %[t1], %[" wb "], %[s0]\n\t"                                                               \
+    "smlad %[s1], %[t1], %[" wb "], %[s1]\n\t"
+#define HWP_DW_S1_MEM(a, b, wa, wb)                                                                           \
+    "ldr %[t0], [%[kq], #20]\n\t"                                                                             \
     "ldr %[t1], [%[p], #" a "]\n\t"                                                                           \
     "smlad %[s0], %[t1], %[" wa "], %[s0]\n\t"                                                                \
     "smlatb %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                               \
     "ldr %[t1], [%[p], #" b "]\n\t"                                                                           \
-    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
-    "smlad %[s1], %[t1], " B(wb) ", %[s1]\n\t"
-#define HWP_DW_S1_FIRST(wa, wb, W, B)                                                                         \
-    W(wb)                                                                                                     \
+    "smlabt %[s0], %[t1], %[t0], %[s0]\n\t"                                                                   \
+    "smlad %[s1], %[t1], %[t0], %[s1]\n\t"
+/* stride 2, the slot's words at [p + a], [p + b], [p + d] */
+#define HWP_DW_S2_REG(a, b, d, wa, wb)                                                                        \
+    HWP_DW_REG_LOAD(a, b)                                                                                     \
+    "smlad %[s0], %[t0], %[" wa "], %[s0]\n\t"                                                                \
+    "smlad %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                                \
+    "ldr %[t0], [%[p], #" d "]\n\t"                                                                           \
+    "smlabt %[s0], %[t1], %[" wb "], %[s0]\n\t"                                                               \
+    "smlabt %[s1], %[t0], %[" wb "], %[s1]\n\t"
+#define HWP_DW_S2_MEM(a, b, d, wa, wb)                                                                        \
+    "ldr %[t0], [%[kq], #20]\n\t"                                                                             \
+    "ldr %[t1], [%[p], #" a "]\n\t"                                                                           \
+    "smlad %[s0], %[t1], %[" wa "], %[s0]\n\t"                                                                \
+    "ldr %[t1], [%[p], #" b "]\n\t"                                                                           \
+    "smlad %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                                \
+    "smlabt %[s0], %[t1], %[t0], %[s0]\n\t"                                                                   \
+    "ldr %[t1], [%[p], #" d "]\n\t"                                                                           \
+    "smlabt %[s1], %[t1], %[t0], %[s1]\n\t"
+/* The first slot: both sums start from the bias (in s0 for stride 1, s1 for stride 2) and p
+ * moves on by a pair (post-index), so the other slots' offsets are relative to the next pair;
+ * the first row's MACs are then those of a later slot's row on a moved p: offset - 12 (or 24). */
+#define HWP_DW_S1_FIRST_REG(wa, wb)                                                                           \
+    "ldr %[s0], [%[kq], #24]\n\t"                                                                             \
+    "ldr %[t0], [%[p]], #12\n\t"                                                                              \
+    "ldr %[t1], [%[p]]\n\t"                                                                                   \
+    "smlatb %[s1], %[t0], %[" wa "], %[s0]\n\t"                                                               \
+    "smlad %[s0], %[t0], %[" wa "], %[s0]\n\t"                                                                \
+    "smlabt %[s0], %[t1], %[" wb "], %[s0]\n\t"                                                               \
+    "smlad %[s1], %[t1], %[" wb "], %[s1]\n\t"
+#define HWP_DW_S1_FIRST_MEM(wa, wb)                                                                           \
+    "ldr %[t0], [%[kq], #20]\n\t"                                                                             \
     "ldr %[s0], [%[kq], #24]\n\t"                                                                             \
     "ldr %[t1], [%[p]], #12\n\t"                                                                              \
     "smlatb %[s1], %[t1], %[" wa "], %[s0]\n\t"                                                               \
     "smlad %[s0], %[t1], %[" wa "], %[s0]\n\t"                                                                \
     "ldr %[t1], [%[p]]\n\t"                                                                                   \
-    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
-    "smlad %[s1], %[t1], " B(wb) ", %[s1]\n\t"
-/* stride 2: three slot words at [p + a], [p + b], [p + d] */
-#define HWP_DW_S2_ROW(a, b, d, wa, wb, W, B)                                                                  \
-    W(wb)                                                                                                     \
-    "ldr %[t1], [%[p], #" a "]\n\t"                                                                           \
-    "smlad %[s0], %[t1], %[" wa "], %[s0]\n\t"                                                                \
-    "ldr %[t1], [%[p], #" b "]\n\t"                                                                           \
+    "smlabt %[s0], %[t1], %[t0], %[s0]\n\t"                                                                   \
+    "smlad %[s1], %[t1], %[t0], %[s1]\n\t"
+#define HWP_DW_S2_FIRST_REG(wa, wb)                                                                           \
+    "ldr %[s1], [%[kq], #24]\n\t"                                                                             \
+    "ldr %[t0], [%[p]], #24\n\t"                                                                              \
+    "ldr %[t1], [%[p], #-12]\n\t"                                                                             \
+    "smlad %[s0], %[t0], %[" wa "], %[s1]\n\t"                                                                \
     "smlad %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                                \
-    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
-    "ldr %[t1], [%[p], #" d "]\n\t"                                                                           \
-    "smlabt %[s1], %[t1], " B(wb) ", %[s1]\n\t"
-#define HWP_DW_S2_FIRST(wa, wb, W, B)                                                                         \
-    W(wb)                                                                                                     \
+    "ldr %[t0], [%[p]]\n\t"                                                                                   \
+    "smlabt %[s0], %[t1], %[" wb "], %[s0]\n\t"                                                               \
+    "smlabt %[s1], %[t0], %[" wb "], %[s1]\n\t"
+#define HWP_DW_S2_FIRST_MEM(wa, wb)                                                                           \
+    "ldr %[t0], [%[kq], #20]\n\t"                                                                             \
     "ldr %[s1], [%[kq], #24]\n\t"                                                                             \
     "ldr %[t1], [%[p]], #24\n\t"                                                                              \
     "smlad %[s0], %[t1], %[" wa "], %[s1]\n\t"                                                                \
     "ldr %[t1], [%[p], #-12]\n\t"                                                                             \
     "smlad %[s1], %[t1], %[" wa "], %[s1]\n\t"                                                                \
-    "smlabt %[s0], %[t1], " B(wb) ", %[s0]\n\t"                                                               \
+    "smlabt %[s0], %[t1], %[t0], %[s0]\n\t"                                                                   \
     "ldr %[t1], [%[p]]\n\t"                                                                                   \
-    "smlabt %[s1], %[t1], " B(wb) ", %[s1]\n\t"
-/* both outputs requantized (the tie term with NEG), stored c apart, the loop closed */
+    "smlabt %[s1], %[t1], %[t0], %[s1]\n\t"
+/* both outputs requantized (the tie term with NEG), stored c apart (the second first, so that
+ * c = 0 leaves the first), the loop closed: n holds -pairs in its high half, c in its low */
 #define HWP_DW_RQ_PAIR(NEG)                                                                                   \
     "ldr %[t0], [%[kq], #28]\n\t"                                                                             \
     "ldr %[t1], [%[kq], #32]\n\t"                                                                             \
-    NEG("s0")                                                                                                 \
+    NEG("add %[t1], %[t1], %[s0], asr #31\n\t")                                                                \
     "smmlar %[s0], %[s0], %[t0], %[t1]\n\t"                                                                   \
-    NEG("s1")                                                                                                 \
+    NEG("ldr %[t1], [%[kq], #32]\n\tadd %[t1], %[t1], %[s1], asr #31\n\t")                                    \
     "smmlar %[s1], %[s1], %[t0], %[t1]\n\t"                                                                   \
     "ldr %[t0], [%[kq], #36]\n\t"                                                                             \
-    "ldr %[t1], [%[kq], #40]\n\t"                                                                             \
+    "uxth %[t1], %[n]\n\t"                                                                                    \
     "asr %[s0], %[s0], %[t0]\n\t"                                                                             \
     "asr %[s1], %[s1], %[t0]\n\t"                                                                             \
     "ssat %[s0], #8, %[s0]\n\t"                                                                               \
     "ssat %[s1], #8, %[s1]\n\t"                                                                               \
-    "strb %[s0], [%[y]]\n\t"                                                                                  \
     "strb %[s1], [%[y], %[t1]]\n\t"                                                                           \
+    "strb %[s0], [%[y]]\n\t"                                                                                  \
     "add %[y], %[y], %[t1], lsl #1\n\t"                                                                       \
-    "subs %[n], %[n], #1\n\t"                                                                                 \
-    "bne 1b\n\t"
-#define HWP_DW_NEG(s) "ldr %[t1], [%[kq], #32]\n\tadd %[t1], %[t1], %[" s "], asr #31\n\t"
-#define HWP_DW_NONEG(s)
+    "adds %[n], %[n], #0x10000\n\t"                                                                           \
+    "bcc 1b\n\t"
+#define HWP_DW_NEG(text) text
+#define HWP_DW_NONEG(text)
 /* the slots' kernel rows for rotations 0, 1, 2: (0, 1, 2), (2, 0, 1), (1, 2, 0) */
-#define HWP_DW_R0 "wa0", "wb0", HWP_DW_W_REG, HWP_DW_B_REG
-#define HWP_DW_R1 "wa1", "wb1", HWP_DW_W_REG, HWP_DW_B_REG
-#define HWP_DW_R2 "wa2", "wb2", HWP_DW_W_MEM, HWP_DW_B_MEM
-#define HWP_DW_CALL(m, args) m args
-#define HWP_DW_S1(x, y, z) HWP_DW_CALL(HWP_DW_S1_FIRST, (x)) HWP_DW_CALL(HWP_DW_S1_ROW, ("-8", "4", y)) \
-    HWP_DW_CALL(HWP_DW_S1_ROW, ("-4", "8", z))
-#define HWP_DW_S2(x, y, z) HWP_DW_CALL(HWP_DW_S2_FIRST, (x)) HWP_DW_CALL(HWP_DW_S2_ROW, ("-20", "-8", "4", y)) \
-    HWP_DW_CALL(HWP_DW_S2_ROW, ("-16", "-4", "8", z))
-#define HWP_DW_S1_ROT0 HWP_DW_S1(HWP_DW_R0, HWP_DW_R1, HWP_DW_R2)
-#define HWP_DW_S1_ROT1 HWP_DW_S1(HWP_DW_R2, HWP_DW_R0, HWP_DW_R1)
-#define HWP_DW_S1_ROT2 HWP_DW_S1(HWP_DW_R1, HWP_DW_R2, HWP_DW_R0)
-#define HWP_DW_S2_ROT0 HWP_DW_S2(HWP_DW_R0, HWP_DW_R1, HWP_DW_R2)
-#define HWP_DW_S2_ROT1 HWP_DW_S2(HWP_DW_R2, HWP_DW_R0, HWP_DW_R1)
-#define HWP_DW_S2_ROT2 HWP_DW_S2(HWP_DW_R1, HWP_DW_R2, HWP_DW_R0)
+#define HWP_DW_S1_ROT0                                                                                        \
+    HWP_DW_S1_FIRST_REG("wa0", "wb0") HWP_DW_S1_REG("-8", "4", "wa1", "wb1") HWP_DW_S1_MEM("-4", "8", "wa2", "")
+#define HWP_DW_S1_ROT1                                                                                        \
+    HWP_DW_S1_FIRST_MEM("wa2", "") HWP_DW_S1_REG("-8", "4", "wa0", "wb0") HWP_DW_S1_REG("-4", "8", "wa1", "wb1")
+#define HWP_DW_S1_ROT2                                                                                        \
+    HWP_DW_S1_FIRST_REG("wa1", "wb1") HWP_DW_S1_MEM("-8", "4", "wa2", "") HWP_DW_S1_REG("-4", "8", "wa0", "wb0")
+#define HWP_DW_S2_ROT0                                                                                        \
+    HWP_DW_S2_FIRST_REG("wa0", "wb0") HWP_DW_S2_REG("-20", "-8", "4", "wa1", "wb1")                          \
+    HWP_DW_S2_MEM("-16", "-4", "8", "wa2", "")
+#define HWP_DW_S2_ROT1                                                                                        \
+    HWP_DW_S2_FIRST_MEM("wa2", "") HWP_DW_S2_REG("-20", "-8", "4", "wa0", "wb0")                             \
+    HWP_DW_S2_REG("-16", "-4", "8", "wa1", "wb1")
+#define HWP_DW_S2_ROT2                                                                                        \
+    HWP_DW_S2_FIRST_REG("wa1", "wb1") HWP_DW_S2_MEM("-20", "-8", "4", "wa2", "")                             \
+    HWP_DW_S2_REG("-16", "-4", "8", "wa0", "wb0")
 #define HWP_DW_LOOP(BODY, NEG)                                                                                \
     __asm__ volatile("1:\n\t" BODY HWP_DW_RQ_PAIR(NEG)                                                        \
                      : [s0] "=&r"(s0), [s1] "=&r"(s1), [t0] "=&r"(t0), [t1] "=&r"(t1), [p] "+r"(p), [y] "+r"(y), \
@@ -215,59 +240,79 @@ static inline int8_t hwp_dw_rq(int32_t acc2, int32_t m, int32_t a, int32_t e, in
                      : "cc", "memory")
 #endif
 
-/* One channel's output row: ``p`` its words in the ring (pair 0, slot 0), kernel row r in
- * slot (rot + r) % 3; ``kq`` its 6 weight words, 2 bias, m, A, e, c; ``y`` its first
- * output, ``c`` apart. Not inlined: one copy of the written-out loops serves every layer. */
-__attribute__((noinline)) static void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y, int c, int out_w,
-                                                 int stride, int rot, int neg, int32_t lo, int32_t hi) {
-    int32_t bias = kq[6], m = kq[7], a = kq[8], e = kq[9];
-    int n = out_w >> 1;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    if (n > 0 && lo == -128 && hi == 127) {
-        int32_t s0, s1, t0, t1;
-        int variant = (stride == 1 ? 0 : 6) + (neg ? 3 : 0) + rot;
-        switch (variant) {
-        case 0: HWP_DW_LOOP(HWP_DW_S1_ROT0, HWP_DW_NONEG); break;
-        case 1: HWP_DW_LOOP(HWP_DW_S1_ROT1, HWP_DW_NONEG); break;
-        case 2: HWP_DW_LOOP(HWP_DW_S1_ROT2, HWP_DW_NONEG); break;
-        case 3: HWP_DW_LOOP(HWP_DW_S1_ROT0, HWP_DW_NEG); break;
-        case 4: HWP_DW_LOOP(HWP_DW_S1_ROT1, HWP_DW_NEG); break;
-        case 5: HWP_DW_LOOP(HWP_DW_S1_ROT2, HWP_DW_NEG); break;
-        case 6: HWP_DW_LOOP(HWP_DW_S2_ROT0, HWP_DW_NONEG); break;
-        case 7: HWP_DW_LOOP(HWP_DW_S2_ROT1, HWP_DW_NONEG); break;
-        case 8: HWP_DW_LOOP(HWP_DW_S2_ROT2, HWP_DW_NONEG); break;
-        case 9: HWP_DW_LOOP(HWP_DW_S2_ROT0, HWP_DW_NEG); break;
-        case 10: HWP_DW_LOOP(HWP_DW_S2_ROT1, HWP_DW_NEG); break;
-        default: HWP_DW_LOOP(HWP_DW_S2_ROT2, HWP_DW_NEG); break;
-        }
-    }
-#endif
+/* The requantization in C, as the written-out loops do it */
+static inline int8_t hwp_dw_rq(int32_t acc2, const int32_t *kq, int neg, int32_t lo, int32_t hi) {
+    int32_t a = kq[8];
+    if (neg) a += acc2 >> 31;
+    int32_t v = hwp_dw_ssat8(hwp_dw_smmlar(acc2, kq[7], a) >> kq[9]);
+    if (lo > -128 && v < lo) v = lo;
+    if (hi < 127 && v > hi) v = hi;
+    return (int8_t)v;
+}
+
+/* One channel's output row in C (cores without the DSP extension, narrower activation
+ * ranges): ``p`` its words in the ring (pair 0, slot 0), kernel row r in slot (rot + r) % 3;
+ * ``kq`` its 6 weight words, 2 bias, m, A, e, c; ``y`` its first output, ``c`` apart. */
+static inline void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y, int c, int out_w, int stride,
+                              int rot, int neg, int32_t lo, int32_t hi) {
     int32_t w[6]; /* the weight words slot by slot */
     for (int s = 0; s < 3; s++) {
         int r = (s + 3 - rot) % 3;
         w[2 * s] = kq[2 * r];
         w[2 * s + 1] = kq[2 * r + 1];
     }
-    for (; n > 0; n--, y += 2 * c) {
-        int32_t s0 = bias, s1 = bias;
+    for (int j = 0; j < out_w; j += 2, y += 2 * c, p += 3 * stride) {
+        int32_t s0 = kq[6], s1 = kq[6];
         for (int s = 0; s < 3; s++) {
-            if (stride == 1) {
-                s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
-                s1 = hwp_dw_smlad(p[3 + s], w[2 * s + 1], hwp_dw_smlatb(p[s], w[2 * s], s1));
-            } else {
-                s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
-                s1 = hwp_dw_smlabt(p[6 + s], w[2 * s + 1], hwp_dw_smlad(p[3 + s], w[2 * s], s1));
-            }
+            s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
+            if (stride == 1) s1 = hwp_dw_smlad(p[3 + s], w[2 * s + 1], hwp_dw_smlatb(p[s], w[2 * s], s1));
+            else s1 = hwp_dw_smlabt(p[6 + s], w[2 * s + 1], hwp_dw_smlad(p[3 + s], w[2 * s], s1));
         }
-        p += 3 * stride;
-        y[0] = hwp_dw_rq(s0, m, a, e, neg, lo, hi);
-        y[c] = hwp_dw_rq(s1, m, a, e, neg, lo, hi);
+        y[0] = hwp_dw_rq(s0, kq, neg, lo, hi);
+        if (j + 1 < out_w) y[c] = hwp_dw_rq(s1, kq, neg, lo, hi);
     }
-    if (out_w & 1) { /* the last output alone: the first half of a pair */
-        int32_t s0 = bias;
-        for (int s = 0; s < 3; s++) s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
-        y[0] = hwp_dw_rq(s0, m, a, e, neg, lo, hi);
+}
+
+/* Every channel's output row ``out``; the channels' words in the ring ``step`` apart. With
+ * the DSP extension and the int8 range, the written-out loop per channel; an odd last
+ * output runs as a pair whose outputs both land on it, the right one last (c = 0). Not
+ * inlined: one copy of the twelve loops serves every layer. */
+__attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int step, const int32_t *table, int8_t *out,
+                                                  int c, int out_w, int stride, int rot, int neg, int32_t lo,
+                                                  int32_t hi) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (lo == -128 && hi == 127) {
+        uint32_t count = (uint32_t)(-(out_w >> 1)) << 16 | (uint32_t)c, odd = (uint32_t)out_w & 1u;
+#define HWP_DW_CHANNELS(BODY, NEG)                                                                            \
+    for (int ch = 0; ch < c; ch++) {                                                                          \
+        const hwp_dw_word *p = ring + ch * step;                                                              \
+        const int32_t *kq = table + 11 * ch;                                                                  \
+        int8_t *y = out + ch;                                                                                 \
+        int32_t s0, s1, t0, t1;                                                                               \
+        uint32_t n = count;                                                                                   \
+        if (out_w > 1) HWP_DW_LOOP(BODY, NEG);                                                                \
+        n = 0xffff0000u;                                                                                      \
+        if (odd) HWP_DW_LOOP(BODY, NEG);                                                                      \
     }
+        switch ((stride == 1 ? 0 : 6) + (neg ? 3 : 0) + rot) {
+        case 0: HWP_DW_CHANNELS(HWP_DW_S1_ROT0, HWP_DW_NONEG); break;
+        case 1: HWP_DW_CHANNELS(HWP_DW_S1_ROT1, HWP_DW_NONEG); break;
+        case 2: HWP_DW_CHANNELS(HWP_DW_S1_ROT2, HWP_DW_NONEG); break;
+        case 3: HWP_DW_CHANNELS(HWP_DW_S1_ROT0, HWP_DW_NEG); break;
+        case 4: HWP_DW_CHANNELS(HWP_DW_S1_ROT1, HWP_DW_NEG); break;
+        case 5: HWP_DW_CHANNELS(HWP_DW_S1_ROT2, HWP_DW_NEG); break;
+        case 6: HWP_DW_CHANNELS(HWP_DW_S2_ROT0, HWP_DW_NONEG); break;
+        case 7: HWP_DW_CHANNELS(HWP_DW_S2_ROT1, HWP_DW_NONEG); break;
+        case 8: HWP_DW_CHANNELS(HWP_DW_S2_ROT2, HWP_DW_NONEG); break;
+        case 9: HWP_DW_CHANNELS(HWP_DW_S2_ROT0, HWP_DW_NEG); break;
+        case 10: HWP_DW_CHANNELS(HWP_DW_S2_ROT1, HWP_DW_NEG); break;
+        default: HWP_DW_CHANNELS(HWP_DW_S2_ROT2, HWP_DW_NEG); break;
+        }
+#undef HWP_DW_CHANNELS
+        return;
+    }
+#endif
+    for (int ch = 0; ch < c; ch++) hwp_dw_row(ring + ch * step, table + 11 * ch, out + ch, c, out_w, stride, rot, neg, lo, hi);
 }
 
 /* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
@@ -287,16 +332,13 @@ static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
         for (int dy = 0; dy < 3; dy++) {
             int iy = iy0 + dy, slot = (rot + dy) % 3;
             if (iy < 0 || iy >= in_h) { /* padding: zeros */
-                for (int ch = 0; ch < c; ch++)
-                    for (int j = 0; j < pairs; j++) ring[hwp_dw_at(ch, j, slot, pairs)] = 0;
+                for (int i = 0; i < c * pairs; i++) ring[3 * i + slot] = 0;
                 continue;
             }
             for (; next <= iy; next++)
                 if (next >= iy0) hwp_dw_widen_row(x + next * in_w * c, ring, next % 3, in_w, c, wp, pad_l, in_zp);
         }
-        int8_t *out = y + oy * out_w * c;
-        for (int ch = 0; ch < c; ch++)
-            hwp_dw_row(ring + hwp_dw_at(ch, 0, 0, pairs), kq + 11 * ch, out + ch, c, out_w, stride, rot, neg, lo, hi);
+        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_w * c, c, out_w, stride, rot, neg, lo, hi);
     }
 }
 
