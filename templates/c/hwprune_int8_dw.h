@@ -231,13 +231,60 @@ static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot
 #define HWP_DW_S2_ROT2                                                                                        \
     HWP_DW_S2_FIRST_REG("wa1", "wb1") HWP_DW_S2_MEM("-20", "-8", "4", "wa2", "")                             \
     HWP_DW_S2_REG("-16", "-4", "8", "wa0", "wb0")
-#define HWP_DW_LOOP(BODY, NEG)                                                                                \
-    __asm__ volatile("1:\n\t" BODY HWP_DW_RQ_PAIR(NEG)                                                        \
+/* Every channel's output row in one block: per channel its five weight registers loaded,
+ * its pairs run, then p, y and kq moved to the next channel; ``st`` (pushed, at [sp]) holds
+ * the pair count word, p's and y's moves and the channels left. */
+#define HWP_DW_CHANNELS(BODY, NEG)                                                                            \
+    __asm__ volatile("push {%[n]}\n\t"                                                                        \
+                     "2:\n\t"                                                                                 \
+                     "ldr %[wa0], [%[kq]]\n\t"                                                                \
+                     "ldr %[wb0], [%[kq], #4]\n\t"                                                            \
+                     "ldr %[wa1], [%[kq], #8]\n\t"                                                            \
+                     "ldr %[wb1], [%[kq], #12]\n\t"                                                           \
+                     "ldr %[wa2], [%[kq], #16]\n\t"                                                           \
+                     "ldr %[t0], [sp]\n\t"                                                                    \
+                     "ldr %[n], [%[t0]]\n\t"                                                                  \
+                     "1:\n\t" BODY HWP_DW_RQ_PAIR(NEG)                                                        \
+                     "ldr %[t0], [sp]\n\t"                                                                    \
+                     "ldr %[t1], [%[t0], #4]\n\t"                                                             \
+                     "add %[p], %[p], %[t1]\n\t"                                                              \
+                     "ldr %[t1], [%[t0], #8]\n\t"                                                             \
+                     "add %[y], %[y], %[t1]\n\t"                                                              \
+                     "ldr %[t1], [%[t0], #12]\n\t"                                                            \
+                     "add %[kq], %[kq], #44\n\t"                                                              \
+                     "subs %[t1], %[t1], #1\n\t"                                                              \
+                     "str %[t1], [%[t0], #12]\n\t"                                                            \
+                     "bne 2b\n\t"                                                                             \
+                     "add sp, sp, #4\n\t"                                                                     \
                      : [s0] "=&r"(s0), [s1] "=&r"(s1), [t0] "=&r"(t0), [t1] "=&r"(t1), [p] "+r"(p), [y] "+r"(y), \
-                       [n] "+r"(n)                                                                            \
-                     : [kq] "r"(kq), [wa0] "r"(kq[0]), [wb0] "r"(kq[1]), [wa1] "r"(kq[2]), [wb1] "r"(kq[3]),  \
-                       [wa2] "r"(kq[4])                                                                       \
+                       [n] "+r"(n), [kq] "+r"(kq), [wa0] "=&r"(w[0]), [wb0] "=&r"(w[1]), [wa1] "=&r"(w[2]),  \
+                       [wb1] "=&r"(w[3]), [wa2] "=&r"(w[4])                                                   \
+                     :                                                                                        \
                      : "cc", "memory")
+
+/* ``pairs`` pairs of every channel's row, from ``p``, ``y`` and ``kq`` (channel 0); the
+ * second output of a pair ``c_out`` after the first (0: both on the first, the second last) */
+static void hwp_dw_run(const hwp_dw_word *p, int8_t *y, const int32_t *kq, int c, int step, int pairs, int c_out,
+                       int stride, int rot, int neg) {
+    int32_t st[4] = {(int32_t)((uint32_t)(-pairs) << 16 | (uint32_t)c_out), 4 * step - 12 * stride * pairs,
+                     1 - 2 * c_out * pairs, c};
+    int32_t s0, s1, t0, t1, w[5];
+    int32_t *n = st;
+    switch ((stride == 1 ? 0 : 6) + (neg ? 3 : 0) + rot) {
+    case 0: HWP_DW_CHANNELS(HWP_DW_S1_ROT0, HWP_DW_NONEG); break;
+    case 1: HWP_DW_CHANNELS(HWP_DW_S1_ROT1, HWP_DW_NONEG); break;
+    case 2: HWP_DW_CHANNELS(HWP_DW_S1_ROT2, HWP_DW_NONEG); break;
+    case 3: HWP_DW_CHANNELS(HWP_DW_S1_ROT0, HWP_DW_NEG); break;
+    case 4: HWP_DW_CHANNELS(HWP_DW_S1_ROT1, HWP_DW_NEG); break;
+    case 5: HWP_DW_CHANNELS(HWP_DW_S1_ROT2, HWP_DW_NEG); break;
+    case 6: HWP_DW_CHANNELS(HWP_DW_S2_ROT0, HWP_DW_NONEG); break;
+    case 7: HWP_DW_CHANNELS(HWP_DW_S2_ROT1, HWP_DW_NONEG); break;
+    case 8: HWP_DW_CHANNELS(HWP_DW_S2_ROT2, HWP_DW_NONEG); break;
+    case 9: HWP_DW_CHANNELS(HWP_DW_S2_ROT0, HWP_DW_NEG); break;
+    case 10: HWP_DW_CHANNELS(HWP_DW_S2_ROT1, HWP_DW_NEG); break;
+    default: HWP_DW_CHANNELS(HWP_DW_S2_ROT2, HWP_DW_NEG); break;
+    }
+}
 #endif
 
 /* The requantization in C, as the written-out loops do it */
@@ -274,44 +321,22 @@ static inline void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y
 }
 
 /* Every channel's output row ``out``; the channels' words in the ring ``step`` apart. With
- * the DSP extension and the int8 range, the written-out loop per channel; an odd last
- * output runs as a pair whose outputs both land on it, the right one last (c = 0). Not
- * inlined: one copy of the twelve loops serves every layer. */
+ * the DSP extension and the int8 range, the written-out loops, a pair at a time; an odd last
+ * output runs as a pair whose second output lands on the next row's first (computed after
+ * it) or, on the last row, on the same output, the right one last (c = 0). */
 __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int step, const int32_t *table, int8_t *out,
-                                                  int c, int out_w, int stride, int rot, int neg, int32_t lo,
+                                                  int c, int out_w, int stride, int rot, int neg, int last, int32_t lo,
                                                   int32_t hi) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     if (lo == -128 && hi == 127) {
-        uint32_t count = (uint32_t)(-(out_w >> 1)) << 16 | (uint32_t)c, odd = (uint32_t)out_w & 1u;
-#define HWP_DW_CHANNELS(BODY, NEG)                                                                            \
-    for (int ch = 0; ch < c; ch++) {                                                                          \
-        const hwp_dw_word *p = ring + ch * step;                                                              \
-        const int32_t *kq = table + 11 * ch;                                                                  \
-        int8_t *y = out + ch;                                                                                 \
-        int32_t s0, s1, t0, t1;                                                                               \
-        uint32_t n = count;                                                                                   \
-        if (out_w > 1) HWP_DW_LOOP(BODY, NEG);                                                                \
-        n = 0xffff0000u;                                                                                      \
-        if (odd) HWP_DW_LOOP(BODY, NEG);                                                                      \
-    }
-        switch ((stride == 1 ? 0 : 6) + (neg ? 3 : 0) + rot) {
-        case 0: HWP_DW_CHANNELS(HWP_DW_S1_ROT0, HWP_DW_NONEG); break;
-        case 1: HWP_DW_CHANNELS(HWP_DW_S1_ROT1, HWP_DW_NONEG); break;
-        case 2: HWP_DW_CHANNELS(HWP_DW_S1_ROT2, HWP_DW_NONEG); break;
-        case 3: HWP_DW_CHANNELS(HWP_DW_S1_ROT0, HWP_DW_NEG); break;
-        case 4: HWP_DW_CHANNELS(HWP_DW_S1_ROT1, HWP_DW_NEG); break;
-        case 5: HWP_DW_CHANNELS(HWP_DW_S1_ROT2, HWP_DW_NEG); break;
-        case 6: HWP_DW_CHANNELS(HWP_DW_S2_ROT0, HWP_DW_NONEG); break;
-        case 7: HWP_DW_CHANNELS(HWP_DW_S2_ROT1, HWP_DW_NONEG); break;
-        case 8: HWP_DW_CHANNELS(HWP_DW_S2_ROT2, HWP_DW_NONEG); break;
-        case 9: HWP_DW_CHANNELS(HWP_DW_S2_ROT0, HWP_DW_NEG); break;
-        case 10: HWP_DW_CHANNELS(HWP_DW_S2_ROT1, HWP_DW_NEG); break;
-        default: HWP_DW_CHANNELS(HWP_DW_S2_ROT2, HWP_DW_NEG); break;
-        }
-#undef HWP_DW_CHANNELS
+        int pairs = last ? out_w >> 1 : (out_w + 1) >> 1;
+        if (pairs > 0) hwp_dw_run(ring, out, table, c, step, pairs, c, stride, rot, neg);
+        if (pairs * 2 < out_w)
+            hwp_dw_run(ring + 3 * stride * pairs, out + 2 * c * pairs, table, c, step, 1, 0, stride, rot, neg);
         return;
     }
 #endif
+    (void)last;
     for (int ch = 0; ch < c; ch++) hwp_dw_row(ring + ch * step, table + 11 * ch, out + ch, c, out_w, stride, rot, neg, lo, hi);
 }
 
@@ -338,7 +363,7 @@ static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
             for (; next <= iy; next++)
                 if (next >= iy0) hwp_dw_widen_row(x + next * in_w * c, ring, next % 3, in_w, c, wp, pad_l, in_zp);
         }
-        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_w * c, c, out_w, stride, rot, neg, lo, hi);
+        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_w * c, c, out_w, stride, rot, neg, oy == out_h - 1, lo, hi);
     }
 }
 
