@@ -25,6 +25,7 @@ class DepthwisePlan:
     # then 2 bias, multiplier, A, e, c (the output's stride)
     ring_width: int  # halfwords of one channel's row in the ring (even, covers every column read)
     neg: bool  # whether A takes the tie term -[acc < 0]
+    transposed: bool  # the kernel's "rows" are the image's columns (kernel transposed)
 
     @property
     def ring_halfwords(self) -> int:
@@ -44,6 +45,17 @@ def ring_width(in_w: int, out_w: int, stride: int, pad_l: int) -> int:
     reads = (2 if stride == 1 else 4) * pairs + 2
     width = max(pad_l + in_w, reads)
     return width + (width & 1)
+
+
+def _cycles(rows: int, width: int, spill: bool) -> int:
+    """Estimated Cortex-M4 cycles per channel of ``hwp_dw3_s8`` over ``rows`` rows of ``width``
+    outputs: about 42 a pair of outputs, 20 a row. An odd row end runs as a pair whose second
+    output lands on the next row's first where the rows are the image's (``spill``; the last
+    row then needs a second pass, 62), else as a second pass on every row."""
+    odd = width % 2
+    if spill:
+        return rows * (20 + 42 * ((width + 1) // 2)) + (62 if odd else 0)
+    return rows * (20 + 42 * (width // 2) + (62 if odd else 0))
 
 
 def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
@@ -69,14 +81,28 @@ def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
     a = rounding + out_zp * np.left_shift(1, e)
     if np.any(2 * acc_bound > INT32_MAX) or np.any(np.abs(a) + acc_bound + 2 > INT32_MAX):
         return None
+    out_h = out_shape[0]
+    transposed = _cycles(out_w, out_h, spill=False) < _cycles(out_h, out_w, spill=True)
+    if transposed:
+        w = w.transpose(0, 2, 1)
     words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)
     table = np.concatenate([words, np.stack([2 * bias, mult, a, e, np.full(c, c)], axis=1)], axis=1)
-    width = ring_width(in_w, out_w, layer.stride[1], layer.padding[1][0])
-    return DepthwisePlan(table.astype(np.int64), width, bool(neg))
+    if transposed:
+        width = ring_width(in_h, out_h, layer.stride[0], layer.padding[0][0])
+    else:
+        width = ring_width(in_w, out_w, layer.stride[1], layer.padding[1][0])
+    return DepthwisePlan(table.astype(np.int64), width, bool(neg), bool(transposed))
 
 
 def depthwise_call(layer, plan: DepthwisePlan, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> str:
+    """The call: in the image's order (rows of pixels) or transposed (its columns as rows)."""
     (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
-    return (f"hwp_dw3_s8({src}, {dst}, {in_h}, {in_w}, {c}, {out_h}, {out_w}, {layer.stride[0]}, "
-            f"{layer.padding[0][0]}, {layer.padding[1][0]}, {plan.ring_width}, {p}_kq, {in_t.zero_point}, "
-            f"{int(plan.neg)}, {layer.act_min}, {layer.act_max}, hwp_scratch);")
+    pad_t, pad_l = layer.padding[0][0], layer.padding[1][0]
+    if plan.transposed:
+        geometry = (f"{in_w}, {in_h}, {c}, {c}, {in_w * c}, {out_w}, {out_h}, {c}, {out_w * c}, {layer.stride[0]}, "
+                    f"{pad_l}, {pad_t}")
+    else:
+        geometry = (f"{in_h}, {in_w}, {c}, {in_w * c}, {c}, {out_h}, {out_w}, {out_w * c}, {c}, {layer.stride[0]}, "
+                    f"{pad_t}, {pad_l}")
+    return (f"hwp_dw3_s8({src}, {dst}, {geometry}, {plan.ring_width}, {p}_kq, {in_t.zero_point}, {int(plan.neg)}, "
+            f"{layer.act_min}, {layer.act_max}, hwp_scratch);")

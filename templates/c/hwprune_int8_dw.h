@@ -78,12 +78,12 @@ typedef int32_t hwp_dw_word __attribute__((may_alias, aligned(4)));
  * (ch * pairs + j) * 3 + s, so that one pointer with fixed offsets reaches all three rows. */
 static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * pairs + j) * 3 + slot; }
 
-/* Input row ``x`` (in_w pixels of c channels) into row slot ``slot`` of the ring (``wp``
+/* Input row ``x`` (in_w pixels of c channels, ``px`` bytes apart) into row slot ``slot`` of the ring (``wp``
  * halfwords a channel, the padded columns u = ix + pad_l), the columns outside the input 0:
  * four channels of two columns at a time. A column outside reads a zero word with a zero
  * offset (SXTAB16 then gives 0), so the borders take the same path. */
-static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c, int wp, int pad_l,
-                                    int32_t in_zp) {
+static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c, int px, int wp,
+                                    int pad_l, int32_t in_zp) {
     static const int8_t zero4[4] = {0, 0, 0, 0};
     int32_t off2 = hwp_dw_offset_pair(in_zp);
     int c4 = c & ~3, pairs = wp >> 1, step = 3 * pairs; /* step: words between two channels */
@@ -95,7 +95,7 @@ static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot
             for (int ch = 0; ch < c; ch++, d += step) d[0] = 0;
             continue;
         }
-        const int8_t *pl = in_l ? x + il * c : zero4, *pr = in_r ? x + ir * c : zero4;
+        const int8_t *pl = in_l ? x + il * px : zero4, *pr = in_r ? x + ir * px : zero4;
         int sl = in_l ? 4 : 0, sr = in_r ? 4 : 0;
         int32_t ol = in_l ? off2 : 0, orr = in_r ? off2 : 0;
         for (int ch = 0; ch < c4; ch += 4, pl += sl, pr += sr, d += 4 * step) {
@@ -108,7 +108,7 @@ static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot
             d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
         }
         for (int ch = c4; ch < c; ch++, d += step) {
-            int32_t l = in_l ? x[il * c + ch] - in_zp : 0, r = in_r ? x[ir * c + ch] - in_zp : 0;
+            int32_t l = in_l ? x[il * px + ch] - in_zp : 0, r = in_r ? x[ir * px + ch] - in_zp : 0;
             d[0] = (int32_t)(((uint32_t)l & 0xffffu) | (uint32_t)r << 16);
         }
     }
@@ -322,22 +322,23 @@ static inline void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y
 
 /* Every channel's output row ``out``; the channels' words in the ring ``step`` apart. With
  * the DSP extension and the int8 range, the written-out loops, a pair at a time; an odd last
- * output runs as a pair whose second output lands on the next row's first (computed after
- * it) or, on the last row, on the same output, the right one last (c = 0). */
+ * output runs as a pair whose second output lands on the next row's first (``spill_ok``: it
+ * is computed after) or else on the same output, the right one last (c = 0). */
 __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int step, const int32_t *table, int8_t *out,
-                                                  int c, int out_w, int stride, int rot, int neg, int last, int32_t lo,
-                                                  int32_t hi) {
+                                                  int c, int out_w, int out_px, int stride, int rot, int neg,
+                                                  int spill_ok, int32_t lo, int32_t hi) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     if (lo == -128 && hi == 127) {
-        int pairs = last ? out_w >> 1 : (out_w + 1) >> 1;
-        if (pairs > 0) hwp_dw_run(ring, out, table, c, step, pairs, c, stride, rot, neg);
+        int pairs = spill_ok ? (out_w + 1) >> 1 : out_w >> 1;
+        if (pairs > 0) hwp_dw_run(ring, out, table, c, step, pairs, out_px, stride, rot, neg);
         if (pairs * 2 < out_w)
-            hwp_dw_run(ring + 3 * stride * pairs, out + 2 * c * pairs, table, c, step, 1, 0, stride, rot, neg);
+            hwp_dw_run(ring + 3 * stride * pairs, out + 2 * out_px * pairs, table, c, step, 1, 0, stride, rot, neg);
         return;
     }
 #endif
-    (void)last;
-    for (int ch = 0; ch < c; ch++) hwp_dw_row(ring + ch * step, table + 11 * ch, out + ch, c, out_w, stride, rot, neg, lo, hi);
+    (void)spill_ok;
+    for (int ch = 0; ch < c; ch++)
+        hwp_dw_row(ring + ch * step, table + 11 * ch, out + ch, out_px, out_w, stride, rot, neg, lo, hi);
 }
 
 /* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
@@ -345,10 +346,13 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
 
 /* The layer: ``kq`` (c, 11): 6 weight words, 2 bias, multiplier, A, e, c (see the top);
  * ``wp`` the ring's row width (even, covering every column read); ``ring16``
- * HWP_DW3_RING halfwords, word-aligned. A slot for a row outside the input holds zeros. */
-static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int stride,
-                              int pad_t, int pad_l, int wp, const int32_t *kq, int32_t in_zp, int neg, int32_t lo,
-                              int32_t hi, int16_t *ring16) {
+ * HWP_DW3_RING halfwords, word-aligned. A slot for a row outside the input holds zeros.
+ * "Rows" may be the image's columns (a narrow image then runs as a wide one, with the
+ * kernel transposed at export): an input row is ``in_row`` bytes after the previous, its
+ * pixels ``in_px`` apart; likewise ``out_row``, ``out_px``. */
+static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px, int out_h,
+                              int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp,
+                              const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi, int16_t *ring16) {
     hwp_dw_word *ring = (hwp_dw_word *)(void *)ring16;
     int next = 0, pairs = wp >> 1; /* next: the next input row to widen */
     for (int oy = 0; oy < out_h; oy++) {
@@ -361,9 +365,11 @@ static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
                 continue;
             }
             for (; next <= iy; next++)
-                if (next >= iy0) hwp_dw_widen_row(x + next * in_w * c, ring, next % 3, in_w, c, wp, pad_l, in_zp);
+                if (next >= iy0) hwp_dw_widen_row(x + next * in_row, ring, next % 3, in_w, c, in_px, wp, pad_l, in_zp);
         }
-        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_w * c, c, out_w, stride, rot, neg, oy == out_h - 1, lo, hi);
+        /* the output after a row's last is the next row's first only in the image's order */
+        int spill_ok = oy + 1 < out_h && out_row == out_w * out_px;
+        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_row, c, out_w, out_px, stride, rot, neg, spill_ok, lo, hi);
     }
 }
 
