@@ -64,10 +64,7 @@ def _nonzeros(layer, conv: bool):
     return starts, cols, vals
 
 
-def plan_int8(graph: Graph) -> arena.Arena:
-    """Where each layer's output lives in one static int8 arena: step ``i`` writes layer
-    ``i``'s tensor, which stays live until its last reader (the graph output until the
-    final copy), so two tensors share bytes only when no step needs both."""
+def _tensor_buffers(graph: Graph) -> list[arena.Buffer]:
     steps = {layer.name: i for i, layer in enumerate(graph.layers)}
     end = len(graph.layers)  # the copy into ``out`` after the last layer
     buffers = []
@@ -75,7 +72,40 @@ def plan_int8(graph: Graph) -> arena.Arena:
         readers = [steps[c.name] for c in graph.consumers(layer.name)]
         last = max([steps[layer.name], *readers, *([end] if layer.name in graph.outputs else [])])
         buffers.append(arena.Buffer(layer.name, int(np.prod(graph.shape_of(layer.name))), steps[layer.name], last))
-    return arena.plan(buffers)
+    return buffers
+
+
+def depthwise_rings(graph: Graph) -> dict:
+    """Per 3x3 depthwise layer that ``hwp_dw3_s8`` runs: (its plan, channels per pass). Its
+    ring of widened rows is a buffer of the arena live during the layer alone; the channels
+    of a pass are as many as fit the bytes the tensors leave free at that step (at least
+    four), so the ring rarely grows the arena."""
+    tensors = _tensor_buffers(graph)
+    size = arena.plan(tensors).nbytes
+    rings = {}
+    for i, layer in enumerate(graph.layers):
+        if layer.kind != "int8_conv2d" or not layer.depthwise or not stored_dense(layer):
+            continue
+        plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
+                              graph.shape_of(layer.name))
+        if plan is None:
+            continue
+        free = size - sum(-(-b.nbytes // arena.ALIGN) * arena.ALIGN for b in tensors if b.first <= i <= b.last)
+        c = plan.table.shape[0]
+        block = c if plan.ring_bytes(c) <= free else max(4, free // plan.ring_bytes(4) * 4)
+        rings[layer.name] = (plan, min(block, c))
+    return rings
+
+
+def plan_int8(graph: Graph) -> arena.Arena:
+    """Where each layer's output lives in one static int8 arena: step ``i`` writes layer
+    ``i``'s tensor, which stays live until its last reader (the graph output until the
+    final copy), so two tensors share bytes only when no step needs both; a depthwise
+    layer's ring (``depthwise_rings``) is live at its step only."""
+    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
+    rings = [arena.Buffer(f"{name}#ring", plan.ring_bytes(block), steps[name], steps[name])
+             for name, (plan, block) in depthwise_rings(graph).items()]
+    return arena.plan(_tensor_buffers(graph) + rings)
 
 
 def pointwise(layer) -> bool:
@@ -141,21 +171,18 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
 
-def scratch_halfwords(layer, graph: Graph) -> int:
-    """int16 scratch a dense-stored weighted layer needs: FULLY_CONNECTED its widened input
-    and CONV_2D two widened columns (im2col) on a DSP core, a 3x3 DEPTHWISE_CONV_2D that
-    ``hwp_dw3_s8`` runs its ring of three widened rows (on every core), other depthwise none."""
-    if stored_dense(layer) and layer.kind == "int8_conv2d" and layer.depthwise:
-        plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
-                              graph.shape_of(layer.name))
-        return plan.ring_halfwords if plan is not None else 0
-    if not stored_dense(layer):
+def scratch_halfwords(layer) -> int:
+    """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
+    widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none (a 3x3 one's
+    ring of widened rows is in the arena, ``depthwise_rings``)."""
+    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
         return 0
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
 
-def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> tuple[list[str], str]:
-    """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution."""
+def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring=None) -> tuple[list[str], str]:
+    """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution;
+    ``ring``: (plan, channels per pass, the ring's C address) of a ``hwp_dw3_s8`` layer."""
     conv = layer.kind == "int8_conv2d"
     dense = stored_dense(layer)
     if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
@@ -169,10 +196,10 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
         mult = layer.out_channels // ic if layer.depthwise else 0
         geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
         kh, kw = layer.weight.shape[1:3]
-    plan = depthwise_plan(layer, in_t, in_shape, out_shape) if dense and conv and layer.depthwise else None
-    if plan is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
+    if ring is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
+        plan, block, address = ring
         return ([_array("int32_t", f"{p}_kq", plan.table, aligned=True)],
-                depthwise_call(layer, plan, p, src, dst, in_t, in_shape, out_shape))
+                depthwise_call(layer, plan, block, address, p, src, dst, in_t, in_shape, out_shape))
     if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
         return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
@@ -208,8 +235,9 @@ def weighted_arrays(graph: Graph, layer) -> list[str]:
     """The constant arrays ``model_int8.c`` holds for the weighted ``layer``, as
     ``render_int8`` writes them (the report counts their bytes per layer)."""
     index = [l.name for l in graph.layers].index(layer.name)
+    ring = depthwise_rings(graph).get(layer.name)
     arrays, _ = _weighted(layer, f"l{index}", "in", "out", graph.input_types(layer)[0], graph.input_shapes(layer)[0],
-                          graph.shape_of(layer.name))
+                          graph.shape_of(layer.name), None if ring is None else (*ring, "ring"))
     return arrays
 
 
@@ -223,9 +251,8 @@ def render_int8(graph: Graph) -> str:
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
-    scratch = max([scratch_halfwords(layer, graph) for layer in graph.weighted_layers()] or [0])
-    rings = max([scratch_halfwords(layer, graph) for layer in graph.weighted_layers()
-                 if layer.kind == "int8_conv2d" and layer.depthwise] or [0])  # the part cores without DSP use
+    scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
+    rings = depthwise_rings(graph)
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
         srcs = [where[s] for s in layer.inputs]
@@ -233,7 +260,10 @@ def render_int8(graph: Graph) -> str:
         in_t, in_shape = graph.input_types(layer)[0], graph.input_shapes(layer)[0]
         p = f"l{i}"
         if layer.kind in ("int8_dense", "int8_conv2d"):
-            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape)
+            ring = rings.get(layer.name)
+            if ring is not None:
+                ring = (*ring, f"(int16_t *)(void *)(hwp_arena + {plan.offsets[layer.name + '#ring']})")
+            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape, ring)
             data += arrays
             calls.append(call)
         elif layer.kind in ("int8_avgpool2d", "int8_maxpool2d"):
@@ -259,12 +289,10 @@ def render_int8(graph: Graph) -> str:
             "#ifndef HWPRUNE_INT8_TRACE\n#define HWPRUNE_INT8_TRACE(index, data, size) ((void)0)\n#endif\n"
             + "".join(data)
             + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once) */\n"
-            f"static int8_t hwp_arena[{max(plan.nbytes, 1)}];\n"
-            + ("/* widened inputs of the DSP kernels (hwprune_int8_simd.h) and hwp_dw3_s8's rows (every core) */\n"
+            f"static int8_t hwp_arena[{max(plan.nbytes, 1)}] __attribute__((aligned({arena.ALIGN})));\n"
+            + ("/* widened inputs of the DSP kernels (hwprune_int8_simd.h); none on other cores */\n"
                f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{scratch}] __attribute__((aligned(4)));\n"
-               + (f"#else\nstatic int16_t hwp_scratch[{rings}] __attribute__((aligned(4)));\n" if rings else
-                  "#else\n#define hwp_scratch ((int16_t *)0)\n")
-               + "#endif\n"
+               "#else\n#define hwp_scratch ((int16_t *)0)\n#endif\n"
                if scratch else "")
             + f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
             f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n}}\n")

@@ -27,10 +27,9 @@ class DepthwisePlan:
     neg: bool  # whether A takes the tie term -[acc < 0]
     transposed: bool  # the kernel's "rows" are the image's columns (kernel transposed)
 
-    @property
-    def ring_halfwords(self) -> int:
-        c = self.table.shape[0]
-        return 3 * c * self.ring_width  # HWP_DW3_RING
+    def ring_bytes(self, channels: int) -> int:
+        """The ring for passes of ``channels`` channels: three rows of int16 (HWP_DW3_RING)."""
+        return 2 * 3 * channels * self.ring_width
 
 
 def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -94,8 +93,10 @@ def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
     return DepthwisePlan(table.astype(np.int64), width, bool(neg), bool(transposed))
 
 
-def depthwise_call(layer, plan: DepthwisePlan, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> str:
-    """The call: in the image's order (rows of pixels) or transposed (its columns as rows)."""
+def depthwise_call(layer, plan: DepthwisePlan, block: int, ring: str, p: str, src: str, dst: str, in_t, in_shape,
+                   out_shape) -> str:
+    """The call: in the image's order (rows of pixels) or transposed (its columns as rows),
+    ``block`` channels a pass, the ring at the C address ``ring``."""
     (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
     pad_t, pad_l = layer.padding[0][0], layer.padding[1][0]
     if plan.transposed:
@@ -104,5 +105,5 @@ def depthwise_call(layer, plan: DepthwisePlan, p: str, src: str, dst: str, in_t,
     else:
         geometry = (f"{in_h}, {in_w}, {c}, {in_w * c}, {c}, {out_h}, {out_w}, {out_w * c}, {c}, {layer.stride[0]}, "
                     f"{pad_t}, {pad_l}")
-    return (f"hwp_dw3_s8({src}, {dst}, {geometry}, {plan.ring_width}, {p}_kq, {in_t.zero_point}, {int(plan.neg)}, "
-            f"{layer.act_min}, {layer.act_max}, hwp_scratch);")
+    return (f"hwp_dw3_s8({src}, {dst}, {geometry}, {plan.ring_width}, {block}, {p}_kq, {in_t.zero_point}, "
+            f"{int(plan.neg)}, {layer.act_min}, {layer.act_max}, {ring});")

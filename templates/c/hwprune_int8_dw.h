@@ -342,34 +342,40 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
 }
 
 /* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
-#define HWP_DW3_RING(c, wp) (3 * (c) * (wp))
+#define HWP_DW3_RING(block, wp) (3 * (block) * (wp))
 
 /* The layer: ``kq`` (c, 11): 6 weight words, 2 bias, multiplier, A, e, c (see the top);
- * ``wp`` the ring's row width (even, covering every column read); ``ring16``
- * HWP_DW3_RING halfwords, word-aligned. A slot for a row outside the input holds zeros.
- * "Rows" may be the image's columns (a narrow image then runs as a wide one, with the
- * kernel transposed at export): an input row is ``in_row`` bytes after the previous, its
- * pixels ``in_px`` apart; likewise ``out_row``, ``out_px``. */
+ * ``wp`` the ring's row width (even, covering every column read); the channels in passes of
+ * ``block``; ``ring16`` HWP_DW3_RING(block, wp) halfwords, word-aligned. A slot for a row
+ * outside the input holds zeros. "Rows" may be the image's columns (a narrow image then
+ * runs as a wide one, with the kernel transposed at export): an input row is ``in_row``
+ * bytes after the previous, its pixels ``in_px`` apart; likewise ``out_row``, ``out_px``. */
 static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px, int out_h,
-                              int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp,
+                              int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp, int block,
                               const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi, int16_t *ring16) {
     hwp_dw_word *ring = (hwp_dw_word *)(void *)ring16;
-    int next = 0, pairs = wp >> 1; /* next: the next input row to widen */
-    for (int oy = 0; oy < out_h; oy++) {
-        int iy0 = oy * stride - pad_t;
-        int rot = ((iy0 % 3) + 3) % 3;
-        for (int dy = 0; dy < 3; dy++) {
-            int iy = iy0 + dy, slot = (rot + dy) % 3;
-            if (iy < 0 || iy >= in_h) { /* padding: zeros */
-                for (int i = 0; i < c * pairs; i++) ring[3 * i + slot] = 0;
-                continue;
+    int pairs = wp >> 1;
+    for (int c0 = 0; c0 < c; c0 += block) {
+        int cb = c - c0 < block ? c - c0 : block;
+        int next = 0; /* the next input row to widen */
+        for (int oy = 0; oy < out_h; oy++) {
+            int iy0 = oy * stride - pad_t;
+            int rot = ((iy0 % 3) + 3) % 3;
+            for (int dy = 0; dy < 3; dy++) {
+                int iy = iy0 + dy, slot = (rot + dy) % 3;
+                if (iy < 0 || iy >= in_h) { /* padding: zeros */
+                    for (int i = 0; i < cb * pairs; i++) ring[3 * i + slot] = 0;
+                    continue;
+                }
+                for (; next <= iy; next++)
+                    if (next >= iy0)
+                        hwp_dw_widen_row(x + next * in_row + c0, ring, next % 3, in_w, cb, in_px, wp, pad_l, in_zp);
             }
-            for (; next <= iy; next++)
-                if (next >= iy0) hwp_dw_widen_row(x + next * in_row, ring, next % 3, in_w, c, in_px, wp, pad_l, in_zp);
+            /* the output after a row's last is the next row's first only in the image's order */
+            int spill_ok = oy + 1 < out_h && out_row == out_w * out_px;
+            hwp_dw_rows(ring, 3 * pairs, kq + 11 * c0, y + oy * out_row + c0, cb, out_w, out_px, stride, rot, neg,
+                        spill_ok, lo, hi);
         }
-        /* the output after a row's last is the next row's first only in the image's order */
-        int spill_ok = oy + 1 < out_h && out_row == out_w * out_px;
-        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_row, c, out_w, out_px, stride, rot, neg, spill_ok, lo, hi);
     }
 }
 
