@@ -78,36 +78,71 @@ typedef int32_t hwp_dw_word __attribute__((may_alias, aligned(4)));
  * (ch * pairs + j) * 3 + s, so that one pointer with fixed offsets reaches all three rows. */
 static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * pairs + j) * 3 + slot; }
 
-/* Input row ``x`` (in_w pixels of c channels, ``px`` bytes apart) into row slot ``slot`` of the ring (``wp``
- * halfwords a channel, the padded columns u = ix + pad_l), the columns outside the input 0:
- * four channels of two columns at a time. A column outside reads a zero word with a zero
- * offset (SXTAB16 then gives 0), so the borders take the same path. */
-static inline void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c, int px, int wp,
-                                    int pad_l, int32_t in_zp) {
-    static const int8_t zero4[4] = {0, 0, 0, 0};
+/* Four channels (a word) of ``nj`` pairs of columns (pl + 2 px j and the pixel after it, all
+ * inside the input) into the ring from d (the first channel's word of the first pair; the
+ * others ``step`` words apart, the next pair 3 words on): SXTAB16 widens minus the zero
+ * point, PKHBT/PKHTB pair the columns per channel. */
+static inline void hwp_dw_widen_cols(const int8_t *pl, int px, hwp_dw_word *d, int step, int nj, int32_t off2) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    /* written out: the compiler's version spills inside the loop */
+    hwp_dw_word *d1 = d + step, *d2 = d + 2 * step, *d3 = d + 3 * step;
+    int32_t v0, v1, a, b, t;
+    __asm__ volatile("1:\n\t"
+                     "ldr %[v1], [%[pl], %[px]]\n\t"
+                     "ldr %[v0], [%[pl]]\n\t"
+                     "add %[pl], %[pl], %[px], lsl #1\n\t"
+                     "sxtab16 %[a], %[off], %[v0]\n\t"
+                     "sxtab16 %[b], %[off], %[v1]\n\t"
+                     "sxtab16 %[v0], %[off], %[v0], ror #8\n\t"
+                     "sxtab16 %[v1], %[off], %[v1], ror #8\n\t"
+                     "pkhbt %[t], %[a], %[b], lsl #16\n\t"
+                     "str %[t], [%[d0]], #12\n\t"
+                     "pkhtb %[b], %[b], %[a], asr #16\n\t"
+                     "str %[b], [%[d2]], #12\n\t"
+                     "pkhbt %[a], %[v0], %[v1], lsl #16\n\t"
+                     "str %[a], [%[d1]], #12\n\t"
+                     "pkhtb %[v1], %[v1], %[v0], asr #16\n\t"
+                     "str %[v1], [%[d3]], #12\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [pl] "+r"(pl), [d0] "+r"(d), [d1] "+r"(d1), [d2] "+r"(d2), [d3] "+r"(d3), [n] "+r"(nj),
+                       [v0] "=&r"(v0), [v1] "=&r"(v1), [a] "=&r"(a), [b] "=&r"(b), [t] "=&r"(t)
+                     : [px] "r"(px), [off] "r"(off2)
+                     : "cc", "memory");
+#else
+    for (; nj > 0; nj--, pl += 2 * px, d += 3) {
+        int32_t v0 = hwp_dw_ld32(pl), v1 = hwp_dw_ld32(pl + px);
+        int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
+        int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
+        d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
+        d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
+        d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
+        d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
+    }
+#endif
+}
+
+/* Input row ``x`` (in_w pixels of c channels, ``px`` bytes apart) into row slot ``slot`` of
+ * the ring (``wp`` halfwords a channel, the padded columns u = ix + pad_l), the columns
+ * outside the input 0: the pairs of columns both inside four channels at a time along the
+ * row, the others (at most one at each end, and the padding) one value at a time. */
+__attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c,
+                                                       int px, int wp, int pad_l, int32_t in_zp) {
     int32_t off2 = hwp_dw_offset_pair(in_zp);
     int c4 = c & ~3, pairs = wp >> 1, step = 3 * pairs; /* step: words between two channels */
+    int j_lo = (pad_l + 1) >> 1, j_hi = (pad_l + in_w) >> 1; /* the pairs wholly inside */
+    if (j_hi > j_lo)
+        for (int ch = 0; ch < c4; ch += 4)
+            hwp_dw_widen_cols(x + (2 * j_lo - pad_l) * px + ch, px, ring + hwp_dw_at(ch, j_lo, slot, pairs), step,
+                              j_hi - j_lo, off2);
     for (int j = 0; j < pairs; j++) {
+        if (j == j_lo && j_hi > j_lo && c4 == c) j = j_hi; /* the inside pairs are done */
+        if (j >= pairs) break;
         int il = 2 * j - pad_l, ir = il + 1;
         int in_l = il >= 0 && il < in_w, in_r = ir >= 0 && ir < in_w;
-        hwp_dw_word *d = ring + hwp_dw_at(0, j, slot, pairs);
-        if (!in_l && !in_r) {
-            for (int ch = 0; ch < c; ch++, d += step) d[0] = 0;
-            continue;
-        }
-        const int8_t *pl = in_l ? x + il * px : zero4, *pr = in_r ? x + ir * px : zero4;
-        int sl = in_l ? 4 : 0, sr = in_r ? 4 : 0;
-        int32_t ol = in_l ? off2 : 0, orr = in_r ? off2 : 0;
-        for (int ch = 0; ch < c4; ch += 4, pl += sl, pr += sr, d += 4 * step) {
-            int32_t v0 = hwp_dw_ld32(pl), v1 = hwp_dw_ld32(pr);
-            int32_t a0 = hwp_dw_sxtab16(ol, v0), b0 = hwp_dw_sxtab16(ol, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
-            int32_t a1 = hwp_dw_sxtab16(orr, v1), b1 = hwp_dw_sxtab16(orr, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
-            d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
-            d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
-            d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
-            d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
-        }
-        for (int ch = c4; ch < c; ch++, d += step) {
+        int ch = in_l && in_r ? c4 : 0;
+        hwp_dw_word *d = ring + hwp_dw_at(ch, j, slot, pairs);
+        for (; ch < c; ch++, d += step) {
             int32_t l = in_l ? x[il * px + ch] - in_zp : 0, r = in_r ? x[ir * px + ch] - in_zp : 0;
             d[0] = (int32_t)(((uint32_t)l & 0xffffu) | (uint32_t)r << 16);
         }
