@@ -82,6 +82,9 @@ def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
         return None
     out_h = out_shape[0]
     transposed = _cycles(out_w, out_h, spill=False) < _cycles(out_h, out_w, spill=True)
+    # the written-out loop keeps the output's pixel stride and the pair count in 12 bits each
+    if (out_w * c if transposed else c) >= 1 << 12 or max(out_h, out_w) >= 1 << 13:
+        return None
     if transposed:
         w = w.transpose(0, 2, 1)
     words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)

@@ -229,7 +229,8 @@ __attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_w
     "ldr %[t1], [%[p]]\n\t"                                                                                   \
     "smlabt %[s1], %[t1], %[t0], %[s1]\n\t"
 /* both outputs requantized (the tie term with NEG), stored c apart (the second first, so that
- * c = 0 leaves the first), the loop closed: n holds -pairs in its high half, c in its low */
+ * c = 0 leaves the first), the loop closed: n holds -pairs in bits 20-31, c in bits 8-19 and
+ * the channel's shift e in bits 0-7 (ASR by a register reads its low byte) */
 #define HWP_DW_RQ_PAIR(NEG)                                                                                   \
     "ldr %[t0], [%[kq], #28]\n\t"                                                                             \
     "ldr %[t1], [%[kq], #32]\n\t"                                                                             \
@@ -237,16 +238,15 @@ __attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_w
     "smmlar %[s0], %[s0], %[t0], %[t1]\n\t"                                                                   \
     NEG("ldr %[t1], [%[kq], #32]\n\tadd %[t1], %[t1], %[s1], asr #31\n\t")                                    \
     "smmlar %[s1], %[s1], %[t0], %[t1]\n\t"                                                                   \
-    "ldr %[t0], [%[kq], #36]\n\t"                                                                             \
-    "uxth %[t1], %[n]\n\t"                                                                                    \
-    "asr %[s0], %[s0], %[t0]\n\t"                                                                             \
-    "asr %[s1], %[s1], %[t0]\n\t"                                                                             \
+    "ubfx %[t1], %[n], #8, #12\n\t"                                                                           \
+    "asr %[s0], %[s0], %[n]\n\t"                                                                              \
+    "asr %[s1], %[s1], %[n]\n\t"                                                                              \
     "ssat %[s0], #8, %[s0]\n\t"                                                                               \
     "ssat %[s1], #8, %[s1]\n\t"                                                                               \
     "strb %[s1], [%[y], %[t1]]\n\t"                                                                           \
     "strb %[s0], [%[y]]\n\t"                                                                                  \
     "add %[y], %[y], %[t1], lsl #1\n\t"                                                                       \
-    "adds %[n], %[n], #0x10000\n\t"                                                                           \
+    "adds %[n], %[n], #0x100000\n\t"                                                                          \
     "bcc 1b\n\t"
 #define HWP_DW_NEG(text) text
 #define HWP_DW_NONEG(text)
@@ -279,6 +279,8 @@ __attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_w
                      "ldr %[wa2], [%[kq], #16]\n\t"                                                           \
                      "ldr %[t0], [sp]\n\t"                                                                    \
                      "ldr %[n], [%[t0]]\n\t"                                                                  \
+                     "ldr %[t1], [%[kq], #36]\n\t"                                                            \
+                     "orr %[n], %[n], %[t1]\n\t"                                                              \
                      "1:\n\t" BODY HWP_DW_RQ_PAIR(NEG)                                                        \
                      "ldr %[t0], [sp]\n\t"                                                                    \
                      "ldr %[t1], [%[t0], #4]\n\t"                                                             \
@@ -301,7 +303,7 @@ __attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_w
  * second output of a pair ``c_out`` after the first (0: both on the first, the second last) */
 static void hwp_dw_run(const hwp_dw_word *p, int8_t *y, const int32_t *kq, int c, int step, int pairs, int c_out,
                        int stride, int rot, int neg) {
-    int32_t st[4] = {(int32_t)((uint32_t)(-pairs) << 16 | (uint32_t)c_out), 4 * step - 12 * stride * pairs,
+    int32_t st[4] = {(int32_t)((uint32_t)(-pairs) << 20 | (uint32_t)c_out << 8), 4 * step - 12 * stride * pairs,
                      1 - 2 * c_out * pairs, c};
     int32_t s0, s1, t0, t1, w[5];
     int32_t *n = st;
