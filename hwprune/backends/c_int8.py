@@ -1,14 +1,16 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
 hand-written kernels of ``templates/c/hwprune_int8.h``, ``hwprune_int8_simd.h`` and
-``hwprune_int8_dsp.h``, and a host engine that runs it.
+``hwprune_int8_dsp.h`` and ``hwprune_int8_dw.h``, and a host engine that runs it.
 
 Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favour
 (``stored_dense``). Sparse: each output channel's nonzero weights (values, their column or
 (kh, kw, cin) tap, where each channel starts), so zero weights are never multiplied.
 Dense: every weight, one byte each, in the order the DSP kernels read (``block_rows``:
 four FULLY_CONNECTED rows or two convolution rows interleaved a word at a time;
-``depthwise_weights``: int16, four channels a tap); cores without the DSP extension run
-scalar kernels over the same arrays. The DSP kernels widen inputs into one static int16
+``depthwise_weights``: int16, four channels a tap; a 3x3 depthwise layer of stride 1 or 2
+in pairs of taps, ``backends.c_int8_dw``); cores without the DSP extension run scalar
+kernels over the same arrays. A 3x3 depthwise layer's ring of widened rows is a buffer of
+the arena (``depthwise_rings``). The DSP kernels widen inputs into one static int16
 scratch (its size the largest layer's need, counted in RAM). Activations live in one
 static int8 arena planned by tensor liveness (``backends.c.arena``, the planner the
 ap_fixed C uses), so a graph whose tensors branch and join (a residual ADD) keeps each
@@ -30,7 +32,7 @@ from hwprune.paths import templates_dir
 from hwprune.quant.int8 import wrap_int32
 
 HEADER = "hwprune_int8.h"
-HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h")  # dsp.h included by simd.h
+HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h", "hwprune_int8_dw_loops.h")
 # Cortex-M4 cycles of the int8 kernels, read from benchmarks/int8_kernels.py and profiles of
 # MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
 DENSE_CYCLES_PER_MAC = 1.45
