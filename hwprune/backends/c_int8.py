@@ -81,7 +81,8 @@ def depthwise_rings(graph: Graph) -> dict:
     """Per 3x3 depthwise layer that ``hwp_dw3_s8`` runs: (its plan, channels per pass). Its
     ring of widened rows is a buffer of the arena live during the layer alone; the channels
     of a pass are as many as fit the bytes the tensors leave free at that step (at least
-    four), so the ring rarely grows the arena."""
+    four), so the ring rarely grows the arena; where even four do not fit, the image runs in
+    the orientation of the smaller ring (RAM before cycles)."""
     tensors = _tensor_buffers(graph)
     size = arena.plan(tensors).nbytes
     rings = {}
@@ -94,6 +95,12 @@ def depthwise_rings(graph: Graph) -> dict:
             continue
         free = size - sum(-(-b.nbytes // arena.ALIGN) * arena.ALIGN for b in tensors if b.first <= i <= b.last)
         c = plan.table.shape[0]
+        least = min(4, c)
+        if plan.ring_bytes(least) > free:  # the ring grows the arena: the orientation of the smaller ring
+            other = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
+                                   graph.shape_of(layer.name), transposed=not plan.transposed)
+            if other is not None and other.ring_bytes(least) < plan.ring_bytes(least):
+                plan = other
         block = c if plan.ring_bytes(c) <= free else max(4, free // plan.ring_bytes(4) * 4)
         rings[layer.name] = (plan, min(block, c))
     return rings

@@ -57,8 +57,9 @@ def _cycles(rows: int, width: int, spill: bool) -> int:
     return rows * (20 + 42 * (width // 2) + (62 if odd else 0))
 
 
-def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
-    """The arrays of ``hwp_dw3_s8`` for ``layer``, or None where the kernel does not apply."""
+def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = None) -> DepthwisePlan | None:
+    """The arrays of ``hwp_dw3_s8`` for ``layer``, or None where the kernel does not apply;
+    ``transposed`` None: the orientation of fewer estimated cycles."""
     (in_h, in_w, c), (_, out_w, out_c) = in_shape, out_shape
     if not layer.depthwise or out_c != c or tuple(layer.weight.shape[1:3]) != (3, 3):
         return None
@@ -81,7 +82,8 @@ def depthwise_plan(layer, in_t, in_shape, out_shape) -> DepthwisePlan | None:
     if np.any(2 * acc_bound > INT32_MAX) or np.any(np.abs(a) + acc_bound + 2 > INT32_MAX):
         return None
     out_h = out_shape[0]
-    transposed = _cycles(out_w, out_h, spill=False) < _cycles(out_h, out_w, spill=True)
+    if transposed is None:
+        transposed = _cycles(out_w, out_h, spill=False) < _cycles(out_h, out_w, spill=True)
     # the written-out loop keeps the output's pixel stride and the pair count in 12 bits each
     if (out_w * c if transposed else c) >= 1 << 12 or max(out_h, out_w) >= 1 << 13:
         return None

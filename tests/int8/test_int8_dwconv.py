@@ -22,8 +22,9 @@ PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 IN_SCALE = 0.05
 
 
-def _dw(rng, name, source, c, k, stride, pad, out_zp, act=(-128, 127), big_bias=False):
+def _dw(rng, name, source, c, k, stride, pad, out_zp, act=(-128, 127), big_bias=False, multiplier=1):
     out_t = Int8Affine(0.1, out_zp)
+    c *= multiplier
     w = rng.integers(-127, 128, size=(c, k, k, 1))
     w[rng.random(w.shape) < 0.1] = 0
     scales = rng.uniform(0.001, 0.01, size=c)
@@ -51,12 +52,14 @@ def _wide(c):
 
 
 def _narrow(c):
-    """13x3 (runs transposed) -> stride 2, pad (1, 2) -> a bias beyond the exactness bound (the other kernel)."""
+    """13x3 (runs transposed) -> stride 2, pad (1, 2) -> a bias beyond the exactness bound (the other kernel) ->
+    eight filters per channel (the scalar kernel; its large output leaves the arena room for the first ring)."""
     rng = np.random.default_rng(200 + c)
     layers = (
         _dw(rng, "n0", "x", c, 3, 1, ((1, 1), (1, 1)), 7),
         _dw(rng, "n1", "n0", c, 3, 2, ((1, 2), (1, 2)), -128),
         _dw(rng, "n2", "n1", c, 3, 1, ((1, 1), (1, 1)), 1, big_bias=True),
+        _dw(rng, "n3", "n2", c, 3, 1, ((1, 1), (1, 1)), 0, multiplier=32),
     )
     return Graph(f"dwnarrow{c}", (GraphInput("x", (13, 3, c), Int8Affine(IN_SCALE, -128)),), layers)
 
@@ -85,7 +88,7 @@ def test_the_kernel_takes_every_3x3_layer_in_bounds_and_narrow_images_run_transp
     wide, narrow = _plans(GRAPHS[4]), _plans(GRAPHS[-1])
     assert [p is not None for p in wide] == [True, True, True, True, False]
     assert [p.neg for p in wide[:4]] == [False, True, False, True]
-    assert [p is not None for p in narrow] == [True, True, False]
+    assert [p is not None for p in narrow] == [True, True, False, False]
     assert narrow[0].transposed and not wide[0].transposed
 
 
