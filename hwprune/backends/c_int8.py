@@ -38,6 +38,8 @@ HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw
 DENSE_CYCLES_PER_MAC = 1.45
 SPARSE_CYCLES_PER_NONZERO = {"fc": 8.0, "pointwise": 5.0, "conv": 18.0}
 SPARSE_BELOW = 0.1
+RING_GROWTH = 1 / 32  # the most a depthwise ring may grow the arena by: this share of it ...
+RING_FLOOR = 256  # ... or these bytes, the more of the two
 SOURCE = "model_int8.c"
 INT32_MIN = -(1 << 31)
 
@@ -77,12 +79,23 @@ def _tensor_buffers(graph: Graph) -> list[arena.Buffer]:
     return buffers
 
 
+def _strip(plan, channels: int, budget: int) -> int:
+    """The widest strip of a row whose ring for ``channels`` channels takes at most ``budget``
+    bytes (at least two outputs), then the row cut into equal strips of an even width."""
+    whole = plan.out_cols
+    strip = next((w for w in range(whole, 2, -1) if plan.ring_bytes(channels, w) <= budget), 2)
+    pieces = -(-whole // strip)
+    even = -(-whole // pieces)
+    return min(strip, even + (even & 1))
+
+
 def depthwise_rings(graph: Graph) -> dict:
-    """Per 3x3 depthwise layer that ``hwp_dw3_s8`` runs: (its plan, channels per pass). Its
-    ring of widened rows is a buffer of the arena live during the layer alone; the channels
-    of a pass are as many as fit the bytes the tensors leave free at that step (at least
-    four), so the ring rarely grows the arena; where even four do not fit, the image runs in
-    the orientation of the smaller ring (RAM before cycles)."""
+    """Per 3x3 depthwise layer that ``hwp_dw3_s8`` runs: (its plan, channels per pass, outputs
+    per strip of a row). Its ring of widened rows is a buffer of the arena live during the
+    layer alone; the channels of a pass are as many as fit the bytes the tensors leave free
+    at that step, whole rows. Where even four channels do not fit, passes of four over strips
+    of a row as wide as a ring of ``RING_GROWTH`` of the arena (or ``RING_FLOOR`` bytes)
+    allows: the arena grows by no more."""
     tensors = _tensor_buffers(graph)
     size = arena.plan(tensors).nbytes
     rings = {}
@@ -94,15 +107,12 @@ def depthwise_rings(graph: Graph) -> dict:
         if plan is None:
             continue
         free = size - sum(-(-b.nbytes // arena.ALIGN) * arena.ALIGN for b in tensors if b.first <= i <= b.last)
-        c = plan.table.shape[0]
-        least = min(4, c)
-        if plan.ring_bytes(least) > free:  # the ring grows the arena: the orientation of the smaller ring
-            other = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
-                                   graph.shape_of(layer.name), transposed=not plan.transposed)
-            if other is not None and other.ring_bytes(least) < plan.ring_bytes(least):
-                plan = other
-        block = c if plan.ring_bytes(c) <= free else max(4, free // plan.ring_bytes(4) * 4)
-        rings[layer.name] = (plan, min(block, c))
+        c, whole, least = plan.table.shape[0], plan.out_cols, min(4, plan.table.shape[0])
+        if plan.ring_bytes(least, whole) <= free:
+            block = c if plan.ring_bytes(c, whole) <= free else free // plan.ring_bytes(4, whole) * 4
+            rings[layer.name] = (plan, min(block, c), whole)
+        else:
+            rings[layer.name] = (plan, least, _strip(plan, least, max(free, int(size * RING_GROWTH), RING_FLOOR)))
     return rings
 
 
@@ -112,8 +122,8 @@ def plan_int8(graph: Graph) -> arena.Arena:
     final copy), so two tensors share bytes only when no step needs both; a depthwise
     layer's ring (``depthwise_rings``) is live at its step only."""
     steps = {layer.name: i for i, layer in enumerate(graph.layers)}
-    rings = [arena.Buffer(f"{name}#ring", plan.ring_bytes(block), steps[name], steps[name])
-             for name, (plan, block) in depthwise_rings(graph).items()]
+    rings = [arena.Buffer(f"{name}#ring", plan.ring_bytes(block, strip), steps[name], steps[name])
+             for name, (plan, block, strip) in depthwise_rings(graph).items()]
     return arena.plan(_tensor_buffers(graph) + rings)
 
 
@@ -191,7 +201,8 @@ def scratch_halfwords(layer) -> int:
 
 def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring=None) -> tuple[list[str], str]:
     """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution;
-    ``ring``: (plan, channels per pass, the ring's C address) of a ``hwp_dw3_s8`` layer."""
+    ``ring``: (plan, channels per pass, outputs per strip, the ring's C address) of a
+    ``hwp_dw3_s8`` layer."""
     conv = layer.kind == "int8_conv2d"
     dense = stored_dense(layer)
     if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
@@ -206,9 +217,9 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
         kh, kw = layer.weight.shape[1:3]
     if ring is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
-        plan, block, address = ring
+        plan, block, strip, address = ring
         return ([_array("int32_t", f"{p}_kq", plan.table, aligned=True)],
-                depthwise_call(layer, plan, block, address, p, src, dst, in_t, in_shape, out_shape))
+                depthwise_call(layer, plan, block, strip, address, p, src, dst, in_t, in_shape, out_shape))
     if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
         return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")

@@ -23,13 +23,26 @@ INT32_MAX = (1 << 31) - 1
 class DepthwisePlan:
     table: np.ndarray  # (c, 11) int32: per kernel row (2 k0, 2 k1) and (2 k1, 2 k2) as halfword pairs,
     # then 2 bias, multiplier, A, e, c (the output's stride)
-    ring_width: int  # halfwords of one channel's row in the ring (even, covers every column read)
     neg: bool  # whether A takes the tie term -[acc < 0]
     transposed: bool  # the kernel's "rows" are the image's columns (kernel transposed)
+    in_cols: int  # pixels of an input row (in the kernel's orientation)
+    out_cols: int
+    stride: int
+    pad_cols: int  # padding before a row
 
-    def ring_bytes(self, channels: int) -> int:
+    def ring_width(self, strip: int) -> int:
+        """Halfwords of a channel's row in the ring for strips of ``strip`` outputs."""
+        widths = []
+        for s0 in range(0, self.out_cols, strip):
+            ow = min(strip, self.out_cols - s0)
+            ix0, ix1 = s0 * self.stride - self.pad_cols, (s0 + ow - 1) * self.stride - self.pad_cols + 3
+            first, end = max(ix0, 0), min(ix1, self.in_cols)
+            widths.append(ring_width(max(end - first, 0), ow, self.stride, first - ix0))
+        return max(widths)
+
+    def ring_bytes(self, channels: int, strip: int) -> int:
         """The ring for passes of ``channels`` channels: three rows of int16 (HWP_DW3_RING)."""
-        return 2 * 3 * channels * self.ring_width
+        return 2 * 3 * channels * self.ring_width(strip)
 
 
 def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -92,16 +105,17 @@ def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = N
     words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)
     table = np.concatenate([words, np.stack([2 * bias, mult, a, e, np.full(c, c)], axis=1)], axis=1)
     if transposed:
-        width = ring_width(in_h, out_h, layer.stride[0], layer.padding[0][0])
+        geometry = (in_h, out_h, layer.stride[0], layer.padding[0][0])
     else:
-        width = ring_width(in_w, out_w, layer.stride[1], layer.padding[1][0])
-    return DepthwisePlan(table.astype(np.int64), width, bool(neg), bool(transposed))
+        geometry = (in_w, out_w, layer.stride[1], layer.padding[1][0])
+    return DepthwisePlan(table.astype(np.int64), bool(neg), bool(transposed), *geometry)
 
 
-def depthwise_call(layer, plan: DepthwisePlan, block: int, ring: str, p: str, src: str, dst: str, in_t, in_shape,
-                   out_shape) -> str:
+def depthwise_call(layer, plan: DepthwisePlan, block: int, strip: int, ring: str, p: str, src: str, dst: str, in_t,
+                   in_shape, out_shape) -> str:
     """The call: in the image's order (rows of pixels) or transposed (its columns as rows),
-    ``block`` channels a pass, the ring at the C address ``ring``."""
+    ``block`` channels a pass, rows in strips of ``strip`` outputs, the ring at the C address
+    ``ring``."""
     (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
     pad_t, pad_l = layer.padding[0][0], layer.padding[1][0]
     if plan.transposed:
@@ -110,5 +124,5 @@ def depthwise_call(layer, plan: DepthwisePlan, block: int, ring: str, p: str, sr
     else:
         geometry = (f"{in_h}, {in_w}, {c}, {in_w * c}, {c}, {out_h}, {out_w}, {out_w * c}, {c}, {layer.stride[0]}, "
                     f"{pad_t}, {pad_l}")
-    return (f"hwp_dw3_s8({src}, {dst}, {geometry}, {plan.ring_width}, {block}, {p}_kq, {in_t.zero_point}, "
-            f"{int(plan.neg)}, {layer.act_min}, {layer.act_max}, {ring});")
+    return (f"hwp_dw3_s8({src}, {dst}, {geometry}, {plan.ring_width(strip)}, {block}, {strip}, {p}_kq, "
+            f"{in_t.zero_point}, {int(plan.neg)}, {layer.act_min}, {layer.act_max}, {ring});")

@@ -208,37 +208,51 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
 /* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
 #define HWP_DW3_RING(block, wp) (3 * (block) * (wp))
 
-/* The layer: ``kq`` (c, 11): 6 weight words, 2 bias, multiplier, A, e, c (see the top);
- * ``wp`` the ring's row width (even, covering every column read); the channels in passes of
- * ``block``; ``ring16`` HWP_DW3_RING(block, wp) halfwords, word-aligned. A slot for a row
- * outside the input holds zeros. "Rows" may be the image's columns (a narrow image then
- * runs as a wide one, with the kernel transposed at export): an input row is ``in_row``
- * bytes after the previous, its pixels ``in_px`` apart; likewise ``out_row``, ``out_px``. */
+/* One pass over the rows of ``c`` channels (the ring's, channels ``in_px`` / ``out_px``
+ * apart as in the layer): see hwp_dw3_s8. */
+static inline void hwp_dw3_pass(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px,
+                                int out_h, int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp,
+                                const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi, hwp_dw_word *ring) {
+    int pairs = wp >> 1, next = 0; /* next: the next input row to widen */
+    for (int oy = 0; oy < out_h; oy++) {
+        int iy0 = oy * stride - pad_t;
+        int rot = ((iy0 % 3) + 3) % 3;
+        for (int dy = 0; dy < 3; dy++) {
+            int iy = iy0 + dy, slot = (rot + dy) % 3;
+            if (iy < 0 || iy >= in_h) { /* padding: zeros */
+                for (int i = 0; i < c * pairs; i++) ring[3 * i + slot] = 0;
+                continue;
+            }
+            for (; next <= iy; next++)
+                if (next >= iy0) hwp_dw_widen_row(x + next * in_row, ring, next % 3, in_w, c, in_px, wp, pad_l, in_zp);
+        }
+        /* the output after a row's last is the next row's first only in the image's order */
+        int spill_ok = oy + 1 < out_h && out_row == out_w * out_px;
+        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_row, c, out_w, out_px, stride, rot, neg, spill_ok, lo, hi);
+    }
+}
+
+/* The layer: ``kq`` (c, 11): 6 weight words, 2 bias, multiplier, A, e, c (see the top); the
+ * channels in passes of ``block``, each row in strips of ``strip`` outputs (their inputs
+ * overlap by the kernel's reach); ``wp`` the ring's row width (even, covering every column
+ * a strip reads); ``ring16`` HWP_DW3_RING(block, wp) halfwords, word-aligned. "Rows" may be
+ * the image's columns (a narrow image then runs as a wide one, the kernel transposed at
+ * export): an input row is ``in_row`` bytes after the previous, its pixels ``in_px`` apart;
+ * likewise ``out_row``, ``out_px``. */
 static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px, int out_h,
                               int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp, int block,
-                              const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi, int16_t *ring16) {
+                              int strip, const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi,
+                              int16_t *ring16) {
     hwp_dw_word *ring = (hwp_dw_word *)(void *)ring16;
-    int pairs = wp >> 1;
     for (int c0 = 0; c0 < c; c0 += block) {
         int cb = c - c0 < block ? c - c0 : block;
-        int next = 0; /* the next input row to widen */
-        for (int oy = 0; oy < out_h; oy++) {
-            int iy0 = oy * stride - pad_t;
-            int rot = ((iy0 % 3) + 3) % 3;
-            for (int dy = 0; dy < 3; dy++) {
-                int iy = iy0 + dy, slot = (rot + dy) % 3;
-                if (iy < 0 || iy >= in_h) { /* padding: zeros */
-                    for (int i = 0; i < cb * pairs; i++) ring[3 * i + slot] = 0;
-                    continue;
-                }
-                for (; next <= iy; next++)
-                    if (next >= iy0)
-                        hwp_dw_widen_row(x + next * in_row + c0, ring, next % 3, in_w, cb, in_px, wp, pad_l, in_zp);
-            }
-            /* the output after a row's last is the next row's first only in the image's order */
-            int spill_ok = oy + 1 < out_h && out_row == out_w * out_px;
-            hwp_dw_rows(ring, 3 * pairs, kq + 11 * c0, y + oy * out_row + c0, cb, out_w, out_px, stride, rot, neg,
-                        spill_ok, lo, hi);
+        for (int s0 = 0; s0 < out_w; s0 += strip) {
+            int ow = out_w - s0 < strip ? out_w - s0 : strip;
+            int ix0 = s0 * stride - pad_l, ix1 = (s0 + ow - 1) * stride - pad_l + 3; /* the strip's input columns */
+            int first = ix0 > 0 ? ix0 : 0, end = ix1 < in_w ? ix1 : in_w;
+            hwp_dw3_pass(x + first * in_px + c0, y + s0 * out_px + c0, in_h, end > first ? end - first : 0, cb, in_row,
+                         in_px, out_h, ow, out_row, out_px, stride, pad_t, first - ix0, wp, kq + 11 * c0, in_zp, neg, lo,
+                         hi, ring);
         }
     }
 }
