@@ -21,8 +21,8 @@ INT32_MAX = (1 << 31) - 1
 
 @dataclass(frozen=True)
 class DepthwisePlan:
-    table: np.ndarray  # (c, 11) int32: per kernel row (2 k0, 2 k1) and (2 k1, 2 k2) as halfword pairs,
-    # then 2 bias, multiplier, A, e, c (the output's stride)
+    table: np.ndarray  # (c, 10) int32: per kernel row (2 k0, 2 k1) and (2 k1, 2 k2) as halfword pairs,
+    # then 2 bias, multiplier, A, e
     neg: bool  # whether A takes the tie term -[acc < 0]
     transposed: bool  # the kernel's "rows" are the image's columns (kernel transposed)
     in_cols: int  # pixels of an input row (in the kernel's orientation)
@@ -103,7 +103,7 @@ def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = N
     if transposed:
         w = w.transpose(0, 2, 1)
     words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)
-    table = np.concatenate([words, np.stack([2 * bias, mult, a, e, np.full(c, c)], axis=1)], axis=1)
+    table = np.concatenate([words, np.stack([2 * bias, mult, a, e], axis=1)], axis=1)
     if transposed:
         geometry = (in_h, out_h, layer.stride[0], layer.padding[0][0])
     else:

@@ -163,7 +163,7 @@ static inline int8_t hwp_dw_rq(int32_t acc2, const int32_t *kq, int neg, int32_t
 
 /* One channel's output row in C (cores without the DSP extension, narrower activation
  * ranges): ``p`` its words in the ring (pair 0, slot 0), kernel row r in slot (rot + r) % 3;
- * ``kq`` its 6 weight words, 2 bias, m, A, e, c; ``y`` its first output, ``c`` apart. */
+ * ``kq`` its 6 weight words, 2 bias, m, A, e; ``y`` its first output, ``c`` apart. */
 static inline void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y, int c, int out_w, int stride,
                               int rot, int neg, int32_t lo, int32_t hi) {
     int32_t w[6]; /* the weight words slot by slot */
@@ -202,7 +202,7 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
 #endif
     (void)spill_ok;
     for (int ch = 0; ch < c; ch++)
-        hwp_dw_row(ring + ch * step, table + 11 * ch, out + ch, out_px, out_w, stride, rot, neg, lo, hi);
+        hwp_dw_row(ring + ch * step, table + 10 * ch, out + ch, out_px, out_w, stride, rot, neg, lo, hi);
 }
 
 /* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
@@ -232,7 +232,7 @@ static inline void hwp_dw3_pass(const int8_t *x, int8_t *y, int in_h, int in_w, 
     }
 }
 
-/* The layer: ``kq`` (c, 11): 6 weight words, 2 bias, multiplier, A, e, c (see the top); the
+/* The layer: ``kq`` (c, 10): 6 weight words, 2 bias, multiplier, A, e (see the top); the
  * channels in passes of ``block``, each row in strips of ``strip`` outputs (their inputs
  * overlap by the kernel's reach); ``wp`` the ring's row width (even, covering every column
  * a strip reads); ``ring16`` HWP_DW3_RING(block, wp) halfwords, word-aligned. "Rows" may be
@@ -251,7 +251,7 @@ static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
             int ix0 = s0 * stride - pad_l, ix1 = (s0 + ow - 1) * stride - pad_l + 3; /* the strip's input columns */
             int first = ix0 > 0 ? ix0 : 0, end = ix1 < in_w ? ix1 : in_w;
             hwp_dw3_pass(x + first * in_px + c0, y + s0 * out_px + c0, in_h, end > first ? end - first : 0, cb, in_row,
-                         in_px, out_h, ow, out_row, out_px, stride, pad_t, first - ix0, wp, kq + 11 * c0, in_zp, neg, lo,
+                         in_px, out_h, ow, out_row, out_px, stride, pad_t, first - ix0, wp, kq + 10 * c0, in_zp, neg, lo,
                          hi, ring);
         }
     }

@@ -11,7 +11,7 @@
 /* The written-out loop over a channel's output pairs. Kernel row r lives in ring slot
  * (rot + r) % 3; the slots are read in order 0, 1, 2 (the first load moves p on), so each
  * rotation has its own order of weight registers. 13 operands: weights k0a..k2a in
- * registers, k2b loaded (kq holds 6 weight words, 2 bias, m, A, e, c). */
+ * registers, k2b loaded (kq holds 6 weight words, 2 bias, m, A, e). */
 /* A kernel row's MACs: its ``a`` weight word in a register; its ``b`` word in a register
  * (REG: both data words load back to back into t0, t1) or loaded into t0 (MEM, k2b). */
 #define HWP_DW_REG_LOAD(x, y) "ldr %[t0], [%[p], #" x "]\n\tldr %[t1], [%[p], #" y "]\n\t"
@@ -146,7 +146,7 @@
                      "ldr %[t1], [%[t0], #8]\n\t"                                                             \
                      "add %[y], %[y], %[t1]\n\t"                                                              \
                      "ldr %[t1], [%[t0], #12]\n\t"                                                            \
-                     "add %[kq], %[kq], #44\n\t"                                                              \
+                     "add %[kq], %[kq], #40\n\t"                                                              \
                      "subs %[t1], %[t1], #1\n\t"                                                              \
                      "str %[t1], [%[t0], #12]\n\t"                                                            \
                      "bne 2b\n\t"                                                                             \
