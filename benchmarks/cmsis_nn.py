@@ -29,7 +29,7 @@ import numpy as np
 
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.cross import link_firmware
-from hwprune.harness.cycles import get_cycle_table
+from hwprune.harness.cycles import FlashModel, get_cycle_table
 from hwprune.harness.emulator import emulate
 from hwprune.ir.graph import Graph
 from hwprune.targets import get_target
@@ -284,11 +284,13 @@ class CmsisNnRun:
     stack_bytes: int
     arena_bytes: int
     scratch_bytes: int
+    flash_stall_cycles: tuple = (0.0, 0.0)  # per inference, mean: instruction-, data-side (with a FlashModel)
 
 
 def run_cmsis_nn(graph: Graph, x_int: np.ndarray, work: Path, target: str = "stm32l4r5",
-                 cmsis_dir: Optional[Path] = None) -> CmsisNnRun:
-    """``graph`` as CMSIS-NN calls on ``target``'s core in the emulator, over ``x_int`` (vectors, *input_shape)."""
+                 cmsis_dir: Optional[Path] = None, flash: Optional[FlashModel] = None) -> CmsisNnRun:
+    """``graph`` as CMSIS-NN calls on ``target``'s core in the emulator, over ``x_int`` (vectors, *input_shape);
+    ``flash``: the chip's flash wait states added to the cycles (off by default)."""
     folder = cmsis_nn_dir(cmsis_dir)
     chosen = get_target(target)
     work = Path(work)
@@ -303,8 +305,9 @@ def run_cmsis_nn(graph: Graph, x_int: np.ndarray, work: Path, target: str = "stm
     fw = link_firmware([model_c, harness_c, *sources], [folder / "Include", LIBC], chosen.cpu, opt="-O2", fpu=True,
                        strict=False, depends=[*sorted((folder / "Include").rglob("*.h")), LIBC / "string.h"])
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
-    emulation = emulate(fw, x, "int8_t", "int8_t", out_size, [], get_cycle_table(chosen.cpu))
+    emulation = emulate(fw, x, "int8_t", "int8_t", out_size, [], get_cycle_table(chosen.cpu), flash=flash)
+    stalls = (0.0, 0.0) if emulation.flash_stalls is None else tuple(float(v) for v in emulation.flash_stalls.mean(axis=0))
     return CmsisNnRun(emulation.outputs.reshape(len(x), *graph.output_shape),
                       float(emulation.cycles.sum(axis=1).mean()), float(emulation.instructions.sum(axis=1).mean()),
                       fw.flash_bytes, fw.static_ram_bytes, emulation.stack_bytes, rendered.arena_bytes,
-                      rendered.scratch_bytes)
+                      rendered.scratch_bytes, stalls)

@@ -14,8 +14,16 @@ layers its C stores sparse; CMSIS-NN runs every MAC of the original model). Both
 compared with the reference of the original model. A model the .tflite reader refuses is
 listed with its reason.
 
-    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels]
+``--profile`` also prints, per model, where hwprune's cycles go: each layer's cycles
+(its own function in the C, so the emulator charges it apart), MACs, MACs on nonzero
+weights, cycles per MAC and per nonzero MAC, and the kernel that ran.
+
+    python -m benchmarks.mlperf_tiny [--vectors 2] [--keep-dead-channels] [--profile] [--flash-wait-states]
         [--models ad01_int8 kws_ref_model vww_96_int8 pretrainedResnet_quant]
+
+``--flash-wait-states`` adds the target's flash wait states behind ST's ART caches to both
+sides' cycles (``harness.cycles.FLASH_MODELS``; off by default) and prints, per model, the
+wait-state cycles on instruction fetches and on data reads (the weights live in flash).
 
 Both sides build with ``$HWPRUNE_MCU_CC`` (default zig's clang; ``gcc`` for arm-none-eabi-gcc).
 """
@@ -31,9 +39,10 @@ import numpy as np
 
 from benchmarks.cmsis_nn import run_cmsis_nn
 from hwprune import reference
-from hwprune.backends.c_int8 import stored_dense, write_int8_c
+from hwprune.backends.c_int8 import layer_kernels, stored_dense, write_int8_c
 from hwprune.errors import HwpruneError
 from hwprune.frontends.tflite import read_tflite
+from hwprune.harness.cycles import get_flash_model
 from hwprune.harness.mcu_int8 import run_mcu
 from hwprune.ir.dead_channels import remove_dead_channels
 from hwprune.targets import get_target
@@ -60,6 +69,28 @@ def skipped_macs(graph) -> int:
     return sum(graph.layer_macs(layer) - graph.layer_macs(layer, nonzero_only=True)
                for layer in graph.weighted_layers() if not stored_dense(layer))
 
+
+def profile_table(graph, run) -> str:
+    """A markdown table of ``run``'s (``harness.mcu_int8.run_mcu`` of ``graph``) cycles per layer."""
+    lines = ["| # | layer | kind | output | kernel | MACs | nonzero MACs | cycles | share | cycles/MAC | "
+             "cycles/nonzero MAC |", "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    total = float(run.layer_cycles.sum())
+    kernels = layer_kernels(graph)
+    for i, layer in enumerate(graph.layers):
+        macs, nonzero = graph.layer_macs(layer), graph.layer_macs(layer, nonzero_only=True)
+        cycles = float(run.layer_cycles[i])
+        kind = layer.kind + (" dw" if getattr(layer, "depthwise", False) else "")
+        shape = "x".join(str(d) for d in graph.shape_of(layer.name))
+        lines.append(f"| {i} | {layer.name[-28:]} | {kind} | {shape} | {kernels[i]} | {macs:,} | {nonzero:,} | "
+                     f"{cycles:,.0f} | {cycles / total:.1%} | {cycles / macs if macs else 0:.2f} | "
+                     f"{cycles / nonzero if nonzero else 0:.2f} |")
+    glue, harness = run.layer_cycles[-2:]
+    lines.append(f"| | predict's own code / harness | | | | | | {glue:,.0f} / {harness:,.0f} | | | |")
+    lines.append(f"| | total | | | | {graph.macs:,} | {graph.nonzero_macs:,} | {total:,.0f} | 100% | "
+                 f"{total / graph.macs:.2f} | {total / graph.nonzero_macs:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=2, help="random int8 inputs per model (both sides)")
@@ -68,17 +99,24 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--keep-dead-channels", action="store_true",
                         help="hwprune's C computes every channel of the file (no dead-channel removal)")
+    parser.add_argument("--profile", action="store_true", help="also print hwprune's cycles per layer")
+    parser.add_argument("--flash-wait-states", action="store_true",
+                        help="add the target's flash wait states behind its ART caches (harness.cycles.FLASH_MODELS)")
     args = parser.parse_args(argv)
     target = get_target(args.target)
+    flash = get_flash_model(args.target) if args.flash_wait_states else None
     nj = target.energy_nj_per_cycle
     print(f"target {target.name} ({target.cpu}, {target.clock_mhz:g} MHz, {nj} nJ/cycle); "
-          f"{args.vectors} vectors per model")
+          f"{args.vectors} vectors per model" + (f"; flash: {flash.wait_states} wait states behind the ART caches ({flash.source})"
+                                                  if flash else ""))
     print("| model | bit-exact hwprune / CMSIS-NN | hwprune cycles | CMSIS-NN cycles | hwprune / CMSIS-NN | "
           "best published | hwprune / published | CMSIS-NN / published | flash B hwprune / CMSIS-NN | "
           "RAM B hwprune / CMSIS-NN | energy uJ hwprune / CMSIS-NN | MACs | MACs in dead channels removed | "
           "MACs removed or skipped by hwprune | s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     failed = False
+    stalls: list[str] = []
+    profiles = []
     for name in args.models:
         label = MODELS[name]
         try:
@@ -93,10 +131,10 @@ def main(argv=None) -> int:
         side = "CMSIS-NN"
         try:  # one side that cannot build or run is reported in its row; the other models still run
             with temp_dir("bench") as work:
-                theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target)
+                theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target, flash=flash)
                 side = "hwprune"
                 write_int8_c(exported, work / "c")
-                ours = run_mcu(exported, work / "c", x, work, args.target)
+                ours = run_mcu(exported, work / "c", x, work, args.target, flash=flash)
         except HwpruneError as exc:
             done = "" if side == "CMSIS-NN" else (f" (CMSIS-NN: bit-exact {np.array_equal(theirs.outputs, expected)}, "
                                                   f"{theirs.cycles:,.0f} cycles)")
@@ -119,6 +157,17 @@ def main(argv=None) -> int:
               f"{ours.cycles * nj / 1000:,.1f} / {theirs.cycles * nj / 1000:,.1f} | {macs:,} | "
               f"{(macs - exported.macs) / macs:.1%} | {(macs - exported.macs + skipped_macs(exported)) / macs:.1%} | "
               f"{time.perf_counter() - start:.0f} |", flush=True)
+        if flash is not None:
+            stalls.append(f"{label}: wait-state cycles (instruction fetch / data read) hwprune "
+                          f"{ours.flash_stall_cycles[0]:,.0f} / {ours.flash_stall_cycles[1]:,.0f}, CMSIS-NN "
+                          f"{theirs.flash_stall_cycles[0]:,.0f} / {theirs.flash_stall_cycles[1]:,.0f}")
+        if args.profile:
+            profiles.append(f"\n{label}: hwprune's cycles per layer (mean of {args.vectors} vectors)\n\n"
+                            + profile_table(exported, ours))
+    for line in stalls:
+        print(line)
+    for table in profiles:
+        print(table)
     return 1 if failed else 0
 
 

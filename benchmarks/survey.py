@@ -4,7 +4,9 @@ For every model file of the folder(s) (gathered by ``benchmarks/survey_files.py`
 ``sources.json`` says where each came from), in order:
 
 1. the source framework runs it on 200 seeded random inputs (Keras 3 with
-   ``KERAS_BACKEND=torch``, onnxruntime, torch);
+   ``KERAS_BACKEND=torch``, onnxruntime, torch; QKeras in the Python ``--tf-python`` or
+   ``--qkeras3-python`` names, ``benchmarks/qkeras_oracle.py``: without it a QKeras file is
+   exported but not checked);
 2. ``hwprune export`` with 16-bit weights and activations (a quantized file: its own types) for the host, calibrated on those
    200 inputs, which are also its test vectors: exit 0 means every engine equals the integer
    reference bit for bit;
@@ -16,7 +18,8 @@ For every model file of the folder(s) (gathered by ``benchmarks/survey_files.py`
 A file passes when both exports exit 0 and, for a classifier, every argmax agrees. A refused
 file gets hwprune's one-line reason. Prints a table and writes it as Markdown (``--md``).
 
-    python -m benchmarks.survey /path/to/survey-models --md survey.md [--only NAME ...]
+    python -m benchmarks.survey /path/to/survey-models --md survey.md [--only NAME ...] \
+        [--tf-python /path/to/tf/bin/python] [--qkeras3-python /path/to/keras3/bin/python]
 
 Slow (minutes per large model, the emulator dominating); run it with ``nice``.
 """
@@ -34,7 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.hgq_oracle import hgq_oracle
 from benchmarks.keras_twin import keras_twin
+from benchmarks.qkeras_oracle import add_arguments, is_qkeras, on_export_inputs, python_for, survey_oracle
+from benchmarks.survey_shapes import declared_input_shape
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -202,55 +208,6 @@ ORACLES = {".onnx": ("onnxruntime", _onnx_oracle), ".pt": ("torch", _torch_oracl
            ".keras": ("Keras 3 (torch)", _keras_oracle)}
 
 
-def declared_input_shape(path: Path, architecture: Path | None):
-    """One example's input shape as the file declares it (source layout), for a file no
-    framework here runs; None when it declares none."""
-    if path.suffix == ".onnx":
-        import onnx
-        model = onnx.load(str(path), load_external_data=False)
-        initializers = {t.name for t in model.graph.initializer}
-        inputs = [i for i in model.graph.input if i.name not in initializers]
-        dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:] if inputs else []
-        return tuple(dims) if dims and all(d > 0 for d in dims) else None
-    from hwprune.pipeline import load_model  # Keras layouts are channels-last, as the IR's
-    try:
-        graph = load_model(architecture or path, weights=path if architecture else None)
-    except Exception:  # a file hwprune refuses: its export below says why
-        return _keras_config_shape(path, architecture)
-    return tuple(graph.input_shape)
-
-
-def _keras_config_shape(path: Path, architecture: Path | None):
-    text = architecture.read_text() if architecture is not None else None
-    if text is None and path.suffix in (".h5", ".hdf5"):
-        import h5py
-        with h5py.File(path, "r") as h5:
-            config = h5.attrs.get("model_config")
-            text = config.decode() if isinstance(config, bytes) else config
-    elif text is None and path.suffix == ".keras":
-        import zipfile
-        with zipfile.ZipFile(path) as archive:
-            text = archive.read("config.json").decode()
-    if not text:
-        return None
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key in ("batch_input_shape", "batch_shape"):
-                if isinstance(node.get(key), list) and not found:
-                    found.append(node[key])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(json.loads(text))
-    if not found or any(d is None for d in found[0][1:]):
-        return None
-    return tuple(int(d) for d in found[0][1:])
-
-
 # ---- hwprune ---------------------------------------------------------------------------------
 
 def _hwprune_export(model: Path, architecture, calibration: Path, out: Path, extra: list[str], timeout: float):
@@ -271,16 +228,31 @@ def _hwprune_export(model: Path, architecture, calibration: Path, out: Path, ext
     return done.returncode, reason.split("; supported ")[0]
 
 
-def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: int, timeout: float) -> dict:
+def source_oracle(path: Path, architecture: Path | None, tf_python: str | None = None,
+                  qkeras3_python: str | None = None):
+    """(name, make_oracle or None, why there is none): what runs the file. HGQ and QKeras run
+    in a Python of their own (TensorFlow is no dependency of hwprune): without one, nothing
+    runs a QKeras file."""
+    name, make = hgq_oracle(path) or ORACLES[path.suffix]
+    if not is_qkeras(path, architecture):
+        return name, make, ""
+    python, why = python_for(path, tf_python, qkeras3_python)
+    return "QKeras", (survey_oracle(python) if python else None), why
+
+
+def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: int, timeout: float,
+               tf_python: str | None = None, qkeras3_python: str | None = None) -> dict:
     architecture = folder / info["architecture"] if info.get("architecture") else None
     row = {"file": path.name if architecture is None else f"{architecture.name} + {path.name}",
            "source": info.get("repo", "?"), "exporter": exporter_of(path),
            "owner": QUANTIZED_OWNER if quantized_layers(path, architecture) else "",
            "outcome": "", "reason": "", "host": "", "m4": "", "argmax": ""}
-    oracle_name, make_oracle = ORACLES[path.suffix]
+    oracle_name, make_oracle, no_oracle = source_oracle(path, architecture, tf_python, qkeras3_python)
     rng = np.random.default_rng(0)
     started = time.time()
     try:
+        if make_oracle is None:
+            raise LookupError(no_oracle)
         shape, run, oracle_name = make_oracle(path, architecture, work)
         x = rng.standard_normal((SAMPLES, *shape)).astype(np.float32)
         y_source = run(x)
@@ -289,7 +261,9 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
     except Exception as exc:  # the survey reports any framework failure as a row, not a crash
         x, y_source = None, None
         row["argmax"] = f"{oracle_name} cannot run it: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-        if row["owner"]:  # the frameworks these files come from are not installable without TensorFlow
+        if oracle_name == "QKeras":
+            row["argmax"] = no_oracle or f"QKeras cannot run it: {exc}"
+        elif row["owner"]:  # the frameworks these files come from are not installable without TensorFlow
             row["argmax"] = "no oracle here (QKeras and HGQ need TensorFlow, QONNX/Brevitas the qonnx package)"
     if x is None:  # no oracle: hwprune still runs, on inputs of the shape the file declares
         shape = declared_input_shape(path, architecture)
@@ -333,6 +307,9 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
         row["outcome"], row["reason"] = f"M4 {row['m4']}", reason_mcu
     elif task == "classification" and agree != SAMPLES:
         row["outcome"], row["reason"] = "argmax differs", f"16-bit argmax equals {oracle_name}'s on {agree} of {SAMPLES}"
+        if oracle_name == "QKeras":
+            python = python_for(path, tf_python, qkeras3_python)[0]
+            row["reason"] += on_export_inputs(python, path, architecture, host_dir, work)
     else:
         row["outcome"] = "pass"
     row["seconds"] = round(time.time() - started, 1)
@@ -373,13 +350,15 @@ def main(argv=None) -> int:
     p.add_argument("--update", type=Path, metavar="ROWS.json",
                    help="rows of an earlier run (--json): the files surveyed now replace theirs, the others are kept "
                         "(to re-run a few files after a change)")
+    add_arguments(p)
     args = p.parse_args(argv)
     rows = []
     for path, info, folder in model_files(args.folders):
         if args.only and not any(part in path.name or part in info.get("architecture", "") for part in args.only):
             continue
         with tempfile.TemporaryDirectory(prefix="hwprune-survey-") as work:
-            row = survey_one(path, info, folder, Path(work), args.mcu_vectors, args.timeout)
+            row = survey_one(path, info, folder, Path(work), args.mcu_vectors, args.timeout,
+                             args.tf_python, args.qkeras3_python)
         rows.append(row)
         print(f"{row['file']:<60} {row['outcome']:<16} {row['argmax']:<10} {row['reason'][:150]}", flush=True)
     if args.update is not None:

@@ -132,6 +132,12 @@ def _global_pool(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.accum_bits or c.in_bits, **c.traffic(c.n_in))
 
 
+@rule("quantize")
+def _quantize(layer, c: Context) -> LayerWork:
+    """Per element a rounding addition and a range check (its type's parameters are read)."""
+    return LayerWork(layer.name, layer.kind, adds=2 * c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
+
+
 @rule("clip")
 def _clip(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=2 * c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))

@@ -37,6 +37,7 @@ from hwprune.harness.build import find_cc
 from hwprune.harness.compare import Comparison, compare
 from hwprune.harness.engines import get_engine
 from hwprune.harness.host_int8 import run_host
+from hwprune.harness.regenerate import check_code
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
@@ -222,6 +223,7 @@ def run_verify(args) -> int:
     """``hwprune verify DIR`` on an int8 export folder."""
     folder = Path(args.dir)
     check(folder)
+    check_code(folder, getattr(args, "trust_export", False))  # before any engine compiles the folder's C
     graph = load_graph(folder)
     x_int, stored = read_int8_vectors(folder, graph)
     if args.inputs:

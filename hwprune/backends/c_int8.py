@@ -141,7 +141,8 @@ def stored_dense(layer) -> bool:
     the two by the Cortex-M4 cycles per output channel estimated below (both pay the same
     requantization). Dense: about ``DENSE_CYCLES_PER_MAC`` per MAC with SMLAD, plus the
     im2col of a convolution's columns shared by the channels (a word of four inputs at a
-    time when the input channels are a multiple of four, one input at a time otherwise).
+    time; inputs whose channels are not a multiple of four pad each filter to a multiple
+    of four weights, and pay the padding's MACs: ``k4_padded``).
     Sparse: per nonzero weight ``SPARSE_CYCLES_PER_NONZERO`` of its kernel (the matrix
     product shares each index between two pixels; a convolution checks each tap for padding).
     A layer is stored sparse only where that is also smaller (flash), and always then when at
@@ -150,10 +151,9 @@ def stored_dense(layer) -> bool:
     k = layer.filter_matrix.shape[1]
     nonzero_per_channel = layer.nonzero_weights / layer.out_channels if layer.kind == "int8_conv2d" else \
         layer.nonzero_weights / layer.out_features
-    dense = DENSE_CYCLES_PER_MAC * k
+    dense = DENSE_CYCLES_PER_MAC * ((k + 3) // 4 * 4 if k4_padded(layer) else k)
     if layer.kind == "int8_conv2d" and not layer.depthwise:
-        per_input = 1.5 if layer.weight.shape[-1] % 4 == 0 else 8.0
-        dense += per_input * k / layer.out_channels
+        dense += 1.5 * k / layer.out_channels  # a word of four inputs at a time (hwp_im2col, hwp_im2col_k4)
     kind = "fc" if layer.kind == "int8_dense" else "pointwise" if pointwise(layer) else "conv"
     # sparse bytes: a value and a 16-bit index (three for a convolution's tap) per nonzero, a channel start each
     sparse_bytes = layer.nonzero_weights * (3 if kind != "conv" else 7) + 4 * (layer.filter_matrix.shape[0] + 1)
@@ -190,12 +190,30 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
 
+def k4_padded(layer) -> bool:
+    """Whether a dense CONV_2D (not depthwise) runs ``hwp_conv_k4_s8``: its input channels are
+    not a multiple of four, so each filter is padded with zeros to a multiple of four weights."""
+    return layer.kind == "int8_conv2d" and not layer.depthwise and layer.weight.shape[-1] % 4 != 0
+
+
+def padded_filters(matrix: np.ndarray) -> np.ndarray:
+    """A filter matrix (out, k) with zero columns appended up to the next multiple of four."""
+    out, k = matrix.shape
+    padded = np.zeros((out, (k + 3) // 4 * 4), dtype=matrix.dtype)
+    padded[:, :k] = matrix
+    return padded
+
+
 def scratch_halfwords(layer) -> int:
     """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
-    widened input, CONV_2D two widened columns (im2col), DEPTHWISE_CONV_2D none (a 3x3 one's
-    ring of widened rows is in the arena, ``depthwise_rings``)."""
+    widened input, CONV_2D two widened columns (im2col; ``hwp_conv_k4_s8`` also the bytes of
+    one field it copies row by row), DEPTHWISE_CONV_2D none (a 3x3 one's ring of widened
+    rows is in the arena, ``depthwise_rings``)."""
     if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
         return 0
+    if k4_padded(layer):  # two columns, then the staging bytes of one
+        k4 = padded_filters(layer.filter_matrix).shape[1]
+        return 2 * k4 + k4 // 2
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
 
@@ -227,6 +245,11 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *common],
                 f"hwp_conv_dense_scalar_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {geometry}, "
                 f"{mult}, {p}_w, {q});")
+    if dense and conv and k4_padded(layer):  # filters padded to words: no slow im2col, no tail
+        arrays = [_array("int8_t", f"{p}_w", block_rows(padded_filters(layer.filter_matrix), 2), aligned=True),
+                  *common]
+        return arrays, (f"hwp_conv_k4_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
+                        f"{geometry}, {p}_w, {q}, hwp_scratch);")
     if dense:
         arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4), aligned=True), *common]
         if not conv:
@@ -261,9 +284,14 @@ def weighted_arrays(graph: Graph, layer) -> list[str]:
     return arrays
 
 
-def render_int8(graph: Graph) -> str:
-    """The C of an int8 graph: ``void <name>_predict(const int8_t *in, int8_t *out)``, with a
-    ``HWPRUNE_INT8_TRACE(index, data, size)`` hook after every layer."""
+def layer_function(index: int) -> str:
+    """The C function that runs layer ``index`` in ``model_int8.c`` (one per layer, kept out
+    of line so that the emulator can charge each layer its own cycles)."""
+    return f"hwp_layer_{index}"
+
+
+def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena]:
+    """The constant arrays, each layer's C statement, where each tensor lives, the arena's plan."""
     data, calls = [], []
     plan = plan_int8(graph)
     where = {graph.input.name: "in"}
@@ -271,7 +299,6 @@ def render_int8(graph: Graph) -> str:
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
-    scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
     rings = depthwise_rings(graph)
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
@@ -303,8 +330,25 @@ def render_int8(graph: Graph) -> str:
             calls.append(f"for (int k = 0; k < {sizes[i]}; k++) {dst}[k] = {src}[k];")
         else:
             raise ModelError(f"layer {layer.name!r}: the int8 C backend has no kernel for {layer.kind!r}")
-        calls.append(f"HWPRUNE_INT8_TRACE({i}, {dst}, {sizes[i]});")
-    body = "\n    ".join(calls)
+    return data, calls, where, plan
+
+
+def layer_kernels(graph: Graph) -> list[str]:
+    """The kernel each layer's C calls (``copy`` for a plain byte copy), in layer order."""
+    return [call.split("(")[0] if call.startswith("hwp_") else "copy" for call in _calls(graph)[1]]
+
+
+def render_int8(graph: Graph) -> str:
+    """The C of an int8 graph: ``void <name>_predict(const int8_t *in, int8_t *out)`` calling
+    one function per layer (``layer_function``), with a ``HWPRUNE_INT8_TRACE(index, data,
+    size)`` hook after every layer."""
+    data, calls, where, plan = _calls(graph)
+    sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
+    scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
+    functions = "".join(f"static __attribute__((noinline)) void {layer_function(i)}(const int8_t *in) {{\n"
+                        f"    (void)in;\n    {call}\n}}\n" for i, call in enumerate(calls))
+    body = "\n    ".join(f"{layer_function(i)}(in);\n    HWPRUNE_INT8_TRACE({i}, {where[layer.name]}, {sizes[i]});"
+                          for i, layer in enumerate(graph.layers))
     return (f"/* {graph.name}: TFLite int8, generated by hwprune */\n#include <stdint.h>\n#include \"{HEADER}\"\n"
             "#ifndef HWPRUNE_INT8_TRACE\n#define HWPRUNE_INT8_TRACE(index, data, size) ((void)0)\n#endif\n"
             + "".join(data)
@@ -314,10 +358,9 @@ def render_int8(graph: Graph) -> str:
                f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{scratch}] __attribute__((aligned(4)));\n"
                "#else\n#define hwp_scratch ((int16_t *)0)\n#endif\n"
                if scratch else "")
+            + functions
             + f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
             f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n}}\n")
-
-
 
 
 def write_int8_c(graph: Graph, out_dir: Path) -> list[Path]:

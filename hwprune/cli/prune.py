@@ -122,9 +122,9 @@ def _check_options(args) -> None:
 
 def _check_unit_options(args) -> None:
     """Options of unit removal on a graph (``prune.structured_graph``)."""
-    if args.schedule not in ("oneshot", "iterative"):
-        raise OptionError(f"--method {args.method} on a graph removes units with --schedule oneshot or iterative, "
-                          f"not {args.schedule}")
+    if args.schedule not in ("oneshot", "iterative", "gradual"):
+        raise OptionError(f"--method {args.method} on a graph removes units with --schedule oneshot, iterative or "
+                          f"gradual, not {args.schedule}")
     if args.min_density:
         raise OptionError("--min-density applies to weight pruning; --method filters and neurons keep one unit "
                           "of every layer")
@@ -198,7 +198,8 @@ def _prune_graph(args, graph, x, y):
         train = TrainOptions(lr=args.lr, batch_size=args.batch_size, seed=args.seed, progress=True,
                              threads=args.threads, lr_schedule=args.lr_schedule, warmup=args.warmup_steps)
         rounds = (5 if args.rounds is None else args.rounds) if args.schedule == "iterative" else 1
-        result = prune_units(graph, x, y, args.sparsity, train, args.method, args.scope, rounds, args.epochs)
+        result = prune_units(graph, x, y, args.sparsity, train, args.method, args.scope, rounds, args.epochs,
+                             schedule="gradual" if args.schedule == "gradual" else "iterative")
         return result.graph, result
     if not compute_masks(twin, args.sparsity, method=args.method, scope=args.scope):
         raise OptionError(f"--method {args.method} found nothing to prune in {args.model}")

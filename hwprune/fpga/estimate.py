@@ -278,6 +278,17 @@ def relu(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
                           ii=1, method="sign-gated bits")
 
 
+@rule("quantize")
+def quantize_elements(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
+    """Each element's own cast: wiring to its bits, a rounding adder and a range check (SAT)
+    of its width; one cycle."""
+    widths = np.broadcast_to(layer.widths, tuple(in_shape))
+    per_bit = int(layer.rounding.value != "TRN") + int(layer.overflow.value == "SAT")  # TRN and WRAP are wiring
+    lut = int(widths.sum()) * per_bit
+    return LayerResources(layer.name, layer.kind, lut=lut, ff=int(widths.sum()), latency_cycles=1, ii=1,
+                          method="per-element casts")
+
+
 @rule("batchnorm")
 def batchnorm(layer, in_shape, in_t: Fixed, options: Options) -> LayerResources:
     """Per element a product by its channel's constant scale (classified as a Dense weight at

@@ -17,7 +17,8 @@ softmax, linear, sigmoid, tanh), ReLU (with max_value: a Clip), LeakyReLU, PReLU
 (``keras_activations``), BatchNormalization (folded into a neighbouring Dense or Conv,
 else its own per-channel layer), Flatten, MaxPooling and AveragePooling
 1D/2D, Dropout (dropped at inference), Add, Multiply, Concatenate; QKeras's QDense, QConv1D,
-QConv2D and QActivation, read quantized as QKeras computes them (``keras_qkeras``). Sequential
+QConv2D and QActivation, read quantized as QKeras computes them (``keras_qkeras``); HGQ's proxy
+models (``FixedPointQuantizer``, per-element types: ``keras_hgq``). Sequential
 models and functional ones (each layer's ``inbound_nodes`` name the layers it reads, Keras 2's
 ``[name, node, tensor, kwargs]`` lists as Keras 3's ``keras_history``) become IR graphs
 with the same branches; one input, each layer called once. Anything else is an error
@@ -37,7 +38,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, ShapeError, UnsupportedLayerError, WeightError
-from hwprune.frontends import keras_activations, keras_layers, keras_qkeras  # noqa: F401 (they register converters)
+from hwprune.frontends import keras_activations, keras_hgq, keras_layers, keras_qkeras  # noqa: F401 (converters)
 from hwprune.frontends.keras_config import input_shape, layer_sources, model_config, outputs
 from hwprune.frontends.safe_h5 import open_h5, read_array
 from hwprune.ir.graph import Graph, is_c_identifier
@@ -148,9 +149,11 @@ def graph_from_layers(name: str, input_shape: tuple[int, ...], layers: list[Kera
             raise _malformed(f"{where}: layer {layer.name!r} ({layer.class_name})", exc) from None
     graph = builder.graph(_c_name(name), where, outputs)
     check_activations(graph, where)
-    if declares_types(graph):  # a quantized model (QKeras): its own types, nothing calibrated
+    if declares_types(graph):  # a quantized model (QKeras, HGQ): its own types, nothing calibrated
+        # an HGQ proxy stores its weights quantized, each on its own grid: the types that hold them
+        hgq = any(layer.class_name == "FixedPointQuantizer" for layer in layers)
         try:
-            graph = complete_types(graph)
+            graph = complete_types(graph, exact_weights=hgq)
         except HwpruneError as exc:
             raise type(exc)(f"{where}: {exc}") from None
     return graph

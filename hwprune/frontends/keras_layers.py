@@ -41,6 +41,8 @@ def weight_count(class_name: str, config: dict) -> int:
         return 2 if config.get("use_bias", True) else 1
     if class_name == "PReLU":
         return 1
+    if class_name == "FixedPointQuantizer":  # HGQ: keep_negative, bits, integers
+        return 3
     if class_name == "BatchNormalization":
         return int(config.get("scale", True)) + int(config.get("center", True)) + 2
     return 0
@@ -88,6 +90,17 @@ def _flatten(builder: Builder, keras_name: str, name: str, config: dict, weights
     if config.get("data_format", "channels_last") != "channels_last":
         raise UnsupportedLayerError(f"layer {keras_name!r} (Flatten): only channels_last is supported")
     builder.add(Flatten(name))
+
+
+@converter("Reshape")
+def _reshape(builder: Builder, keras_name: str, name: str, config: dict, weights: tuple) -> None:
+    """Keras reshapes row-major in the channels-last layout, the IR's own; one -1 is inferred."""
+    target = [int(d) for d in config["target_shape"]]
+    size = int(np.prod(builder.shape))
+    if target.count(-1) == 1:
+        known = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = size // known if known > 0 and size % known == 0 else 0
+    builder.add(Reshape(name, target_shape=tuple(target)))  # a size that does not match is a ShapeError there
 
 
 @converter("Dense")

@@ -25,7 +25,8 @@ activation or a quantizer), QActivation (a quantizer or a Keras activation). A q
 is a serialized object (``{"class_name": ..., "config": ...}``) or the string QKeras also
 accepts (``"quantized_relu(3,1)"``), read as literals, never evaluated. Refused with one
 line: ``alpha`` other than None or 1 (per-channel scales), ``quantized_po2`` on activations, stochastic
-rounding, a leaky or bounded ``quantized_relu``, QBatchNormalization. A float BatchNorm
+rounding, a leaky or bounded ``quantized_relu``, QBatchNormalization, and a weight or bias
+so large that QKeras's own float32 ``x + (q - x)`` is not ``q`` (``Quantizer.values``). A float BatchNorm
 next to a quantized layer stays a layer of its own (folding it would move the weights off
 their declared grid), computed exactly (``quant.exact``).
 """
@@ -86,7 +87,20 @@ class Quantizer:
     def values(self, x: np.ndarray, where: str = "") -> np.ndarray:
         if self.kind == "quantized_po2":
             return self._powers_of_two(np.asarray(x, dtype=np.float64), where)
-        return np.ldexp(self.integers(x).astype(np.float64), -self.t.frac_bits)
+        values = np.ldexp(self.integers(x).astype(np.float64), -self.t.frac_bits)
+        # QKeras returns its straight-through form x + (q - x), in float32: q itself while x's
+        # float32 step is finer than the grid's, off the grid beyond (quantized_bits(6, 0) of
+        # 2^19 + 1 is 1.0, of 2^25 is 0.0). Such a value is refused, not saturated.
+        x32 = np.asarray(x, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            straight = (x32 + (-x32 + values.astype(np.float32))).astype(np.float64)
+        off = straight != values
+        if np.any(off):
+            index = tuple(int(i) for i in np.argwhere(off)[0])
+            raise UnsupportedLayerError(
+                f"{where}: {self.kind} of {float(x32[index])!r} (index {index}) is {float(straight[index])!r} in QKeras "
+                f"(float32's x + (q - x)), off the grid of {self.t}; saturating it would give {float(values[index])!r}")
+        return values
 
     def _powers_of_two(self, x: np.ndarray, where: str) -> np.ndarray:
         """QKeras's ``quantized_po2`` (log2 rounding "rnd"): ``sign(x) * 2^clip(round(log2|x|),

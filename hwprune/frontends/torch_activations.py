@@ -55,10 +55,14 @@ def module_types() -> tuple:
 def function_module(node):
     """The nn module a traced ``call_function``/``call_method`` node stands for, or None."""
     torch = _torch()
-    functions = {torch.sigmoid: "Sigmoid", torch.tanh: "Tanh", torch.nn.functional.sigmoid: "Sigmoid",
-                 torch.nn.functional.tanh: "Tanh"}
+    F = torch.nn.functional
+    functions = {torch.sigmoid: "Sigmoid", torch.tanh: "Tanh", F.sigmoid: "Sigmoid", F.tanh: "Tanh",
+                 F.hardsigmoid: "Hardsigmoid", F.selu: "SELU", torch.selu: "SELU", F.silu: "SiLU"}
     if node.op == "call_function" and node.target in functions:
         return getattr(torch.nn, functions[node.target])()
+    if node.op == "call_function" and node.target is F.leaky_relu:  # F.leaky_relu(x, negative_slope=0.01)
+        slope = node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01)
+        return torch.nn.LeakyReLU(float(slope)) if isinstance(slope, (int, float)) else None
     if node.op == "call_method" and node.target in METHODS:
         return getattr(torch.nn, METHODS[node.target])()
     return None

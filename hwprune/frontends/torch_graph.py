@@ -28,10 +28,11 @@ from hwprune.errors import ModelError, ShapeError, UnsupportedLayerError
 from hwprune.frontends import torch_activations, torch_spatial
 from hwprune.frontends.torch_fold import batchnorm_affine, fold_after, fold_before_conv, linear_arrays
 from hwprune.ir.graph import INPUT, Graph, GraphInput, is_c_identifier
+from hwprune.ir.activations import BatchNorm
 from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Flatten, Layer, Multiply, ReLU, Softmax
 
 SUPPORTED = ("Linear, Conv1d/2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), ReLU, ReLU6, Hardtanh, "
-             "Sigmoid, Tanh, SELU, LeakyReLU, PReLU, Hardsigmoid, SiLU, BatchNorm1d/2d (folded), Flatten, Identity, "
+             "Sigmoid, Tanh, SELU, LeakyReLU, PReLU, Hardsigmoid, SiLU, BatchNorm1d/2d (folded into a Linear or conv next to it, else a BatchNorm layer), Flatten, Identity, "
              "Dropout, + (Add), * (Multiply), torch.cat and a final Softmax")
 
 
@@ -240,9 +241,27 @@ class _Translation:
                 and self.readers.get(self.root[source], 0) == 1:
             at = self.index[producer]
             self.layers[at] = fold_after(self.layers[at], op.path, scale, shift)
+        elif not self._folds_forward(op, shift):  # e.g. after an activation and read by several layers
+            self.add(op, BatchNorm(self.name(op, "batchnorm"), scale=scale, bias=shift))
+            return
         else:
             self.pending_bn[op.name] = (op.path, scale, shift, type(op.module).__name__)
-        self.tensor[op.name] = self.tensor[source]  # readers other than a Linear or conv are refused
+        self.tensor[op.name] = self.tensor[source]
+
+    def _folds_forward(self, op: Op, shift: np.ndarray) -> bool:
+        """Whether the BatchNorm ``op`` has one reader, a Linear or conv it folds into exactly
+        (or a module that passes it on to one: Identity, Dropout, another BatchNorm). A
+        nonzero shift does not fold into zero padding: the padded border would not be shifted."""
+        nn = self.nn
+        readers = [o for o in self.ops if op.name in o.inputs]
+        if len(readers) != 1:
+            return False
+        child = readers[0].module
+        pads = tuple(torch_spatial.spatial_types()[-4:])
+        if isinstance(child, pads) or (isinstance(child, (nn.Conv1d, nn.Conv2d)) and _padded(child)):
+            return not np.any(shift != 0)
+        return isinstance(child, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Identity,
+                                  nn.Dropout))
 
     def merge(self, op: Op) -> None:
         kind = op.module.kind
@@ -264,6 +283,13 @@ class _Translation:
         for path, _, kind in self.pending_pad.values():
             raise UnsupportedLayerError(f"module {path!r} ({kind}): no conv follows it to fold the padding into")
         return self.layers
+
+
+def _padded(conv) -> bool:
+    padding = conv.padding
+    if isinstance(padding, str):
+        return padding != "valid"
+    return any(int(p) != 0 for p in padding)
 
 
 def translate(ops: list[Op], outputs: tuple[str, ...], name: str, input_shape: Optional[tuple[int, ...]] = None,

@@ -18,11 +18,14 @@ The tables (documented with their sources and limits in docs/mcu.md):
   issue (real code often retires about 1.5 instructions per cycle).
 
 Condition-failed instructions in IT blocks are priced like executed ones (the cores
-issue them). Wait states of real flash are not modelled (the tables assume zero).
+issue them). Wait states of real flash are not modelled by default (the tables assume
+zero); ``FlashModel`` is an option that adds them for one chip (docs/mcu.md, "The cycle
+model against the board").
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -187,3 +190,113 @@ def get_cycle_table(core: str) -> CycleTable:
     if core not in CYCLE_TABLES:
         raise TargetError(f"no cycle table for core {core!r}; known: {', '.join(CYCLE_TABLES)}")
     return CYCLE_TABLES[core]
+
+
+@dataclass(frozen=True)
+class FlashModel:
+    """Wait states of a chip's flash behind ST's ART accelerator (an option; off by default).
+
+    The flash returns ``read_bytes`` per access after ``wait_states`` extra cycles. The ART
+    keeps the instruction reads of the last ``icache_lines`` lines of ``line_bytes`` (LRU)
+    and the data reads (literal pools, constant weights: the DCode bus) of the last
+    ``dcache_lines`` lines, each read at the granularity of one flash access. Priced:
+
+    - a data load from flash whose access is not in the data cache: ``wait_states`` cycles
+      (the pipeline stalls until the DCode read returns);
+    - an instruction fetch whose access is not in the instruction cache: ``wait_states``
+      cycles after a branch; right after the access before it (sequential code, which the
+      prefetch reads ahead) only the part of ``wait_states + 1`` that the instructions of
+      that access did not cover with their own cycles.
+    """
+
+    name: str
+    wait_states: int
+    read_bytes: int
+    line_bytes: int
+    icache_lines: int
+    dcache_lines: int
+    source: str
+
+
+FLASH_MODELS = {
+    "stm32l4r5": FlashModel(
+        "stm32l4r5", wait_states=5, read_bytes=8, line_bytes=32, icache_lines=32, dcache_lines=8,
+        source="5 WS for 100 < HCLK <= 120 MHz in voltage range 1 (STM32CubeL4 v1.15.0 stm32l4xx_ll_utils.c, "
+               "Table 1 for STM32L4Rx/L4Sx; RM0432 3.3.3); a 64-bit read (dual-bank mode, the L4R5's default "
+               "DBANK=1); ART instruction cache 32 lines of 4 x 64 bits (1 KB) and data cache 8 lines of "
+               "4 x 64 bits (256 B), as RM0440 3.2 and 4.3.4 describe the same ART for the STM32G4"),
+}
+
+
+class FlashState:
+    """The ART's caches while firmware runs: ``fetch`` prices a block's instruction reads,
+    ``load`` a data read; both return extra cycles."""
+
+    def __init__(self, model: FlashModel):
+        self.model = model
+        self._icache: OrderedDict = OrderedDict()
+        self._dcache: OrderedDict = OrderedDict()
+        self._i_capacity = model.icache_lines * model.line_bytes // model.read_bytes
+        self._d_capacity = model.dcache_lines * model.line_bytes // model.read_bytes
+        self._last_fetch = None
+        self._last_cycles = 0
+        self.instruction_cycles = 0
+        self.data_cycles = 0
+
+    @staticmethod
+    def _hit(cache: OrderedDict, key: int, capacity: int) -> bool:
+        if key in cache:
+            cache.move_to_end(key)
+            return True
+        cache[key] = None
+        if len(cache) > capacity:
+            cache.popitem(last=False)
+        return False
+
+    def fetch(self, accesses) -> int:
+        """``accesses``: ``(flash access index, cycles of the instructions in it)`` of one
+        block, in order."""
+        ws = self.model.wait_states
+        extra = 0
+        for key, cycles in accesses:
+            if key == self._last_fetch:  # the access the previous block ended in
+                self._last_cycles += cycles
+                continue
+            if not self._hit(self._icache, key, self._i_capacity):
+                sequential = self._last_fetch is not None and key == self._last_fetch + 1
+                # the prefetch read this access while the previous one's instructions ran
+                extra += min(ws, max(0, ws + 1 - self._last_cycles)) if sequential else ws
+            self._last_fetch, self._last_cycles = key, cycles
+        self.instruction_cycles += extra
+        return extra
+
+    def load(self, address: int, size: int) -> int:
+        extra = 0
+        for key in range(address // self.model.read_bytes, (address + size - 1) // self.model.read_bytes + 1):
+            if not self._hit(self._dcache, key, self._d_capacity):
+                extra += self.model.wait_states
+        self.data_cycles += extra
+        return extra
+
+
+def fetch_accesses(instructions, table: CycleTable, read_bytes: int) -> tuple:
+    """``(flash access index, cycles of the instructions that start in it)`` of a block."""
+    out: list = []
+    for ins in instructions:
+        key = ins.address // read_bytes
+        cost = table.base[ins.cls] + (table.per_register * ins.registers
+                                      if ins.cls in ("load_multiple", "store_multiple", "pop_pc") else 0)
+        if out and out[-1][0] == key:
+            out[-1][1] += cost
+        else:
+            out.append([key, cost])
+        end = (ins.address + ins.size - 1) // read_bytes
+        if end != key:  # a 32-bit instruction across two accesses
+            out.append([end, 0])
+    return tuple((k, c) for k, c in out)
+
+
+def get_flash_model(target: str) -> FlashModel:
+    if target not in FLASH_MODELS:
+        raise TargetError(f"no flash timing model for target {target!r}; known: {', '.join(FLASH_MODELS)}")
+    return FLASH_MODELS[target]

@@ -3,19 +3,21 @@
 The firmware is ``model_int8.c`` with a harness of its own (int8 input and output buffers
 in ``.hwprune_io``, ``hwprune_mcu_infer`` calling ``<name>_predict``), linked and run like
 the ap_fixed exports (``harness.cross``, ``harness.emulator``); cycles come from the
-target core's cycle table.
+target core's cycle table, per layer (each layer is a function of its own in
+``model_int8.c``) as well as in total.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
-from hwprune.backends.c_int8 import HEADERS
+from hwprune.backends.c_int8 import HEADERS, layer_function
 from hwprune.harness.cross import link_firmware
-from hwprune.harness.cycles import get_cycle_table
+from hwprune.harness.cycles import FlashModel, get_cycle_table
 from hwprune.harness.emulator import emulate
 from hwprune.ir.graph import Graph
 from hwprune.targets import get_target
@@ -39,9 +41,16 @@ class Int8McuRun:
     flash_bytes: int
     static_ram_bytes: int
     stack_bytes: int
+    # per inference, mean: each layer's function (layer order), then <name>_predict's own
+    # code, then the harness; they sum to ``cycles`` / ``instructions``
+    layer_cycles: np.ndarray
+    layer_instructions: np.ndarray
+    flash_stall_cycles: tuple = (0.0, 0.0)  # per inference, mean: instruction-, data-side (with a FlashModel)
 
 
-def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: str = "stm32l4r5") -> Int8McuRun:
+def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: str = "stm32l4r5",
+            flash: Optional[FlashModel] = None) -> Int8McuRun:
+    """``flash``: the chip's flash wait states added to the cycles (``cycles.FlashModel``; off by default)."""
     chosen = get_target(target)
     harness = Path(work) / "harness_int8.c"
     harness.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
@@ -50,8 +59,12 @@ def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: st
     fw = link_firmware([c_dir / "model_int8.c", harness], [c_dir], chosen.cpu, opt="-O2",
                        depends=[c_dir / h for h in HEADERS])
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
-    emulation = emulate(fw, x, "int8_t", "int8_t", int(np.prod(graph.output_shape)), [f"{graph.name}_predict"],
-                        get_cycle_table(chosen.cpu))
+    # a compiler may clone a function under a suffixed name (gcc's ``.constprop.0``)
+    symbol = {fn.name.split(".")[0]: fn.name for fn in fw.functions}
+    names = [symbol.get(layer_function(i)) for i in range(len(graph.layers))] + [f"{graph.name}_predict"]
+    emulation = emulate(fw, x, "int8_t", "int8_t", int(np.prod(graph.output_shape)), names,
+                        get_cycle_table(chosen.cpu), flash=flash)
+    stalls = (0.0, 0.0) if emulation.flash_stalls is None else tuple(float(v) for v in emulation.flash_stalls.mean(axis=0))
     return Int8McuRun(emulation.outputs.reshape(len(x), *graph.output_shape), float(emulation.cycles.sum(axis=1).mean()),
                       float(emulation.instructions.sum(axis=1).mean()), fw.flash_bytes, fw.static_ram_bytes,
-                      emulation.stack_bytes)
+                      emulation.stack_bytes, emulation.cycles.mean(axis=0), emulation.instructions.mean(axis=0), stalls)

@@ -21,6 +21,14 @@ per-channel affine map of a BatchNorm that cannot fold into a neighbour (``nnet_
   ``-8 * i / size``, index ``trunc(-x * size / 8)`` clamped to ``[0, size - 1]``,
   ``y = result(table[index])`` (``nnet::selu``).
 
+- **Quantize**: element ``i`` cast to its own type ``fixed<widths[i], int_bits[i]>``
+  (``ufixed`` where ``signed[i]`` is 0; ``int_bits`` counts the sign bit, as ap_fixed's)
+  with the layer's rounding and overflow, a width of 0 giving 0; the result is that value
+  on the common grid of ``result_t``, which holds every element's type exactly. The
+  parameter arrays have the shape of a suffix of the input's (numpy broadcasting: one
+  element type per channel, per position, or one for all). HGQ's ``FixedPointQuantizer``
+  (Sun et al.), whose parameters differ per element.
+
 - **BatchNorm**: ``y = result(x * scale[c] + bias[c])`` per channel ``c`` (the last axis),
   with ``scale`` of ``scale_t``, ``bias`` of ``bias_t`` and the product and the sum exact
   (hls4ml's ``normalize``: ``product(data, scale) + bias`` assigned to ``res_T``). Frontends
@@ -40,7 +48,7 @@ import numpy as np
 
 from hwprune.errors import ShapeError, WeightError
 from hwprune.ir.base import Layer, Shape
-from hwprune.quant.fixed import Fixed
+from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,4 +217,88 @@ class BatchNorm(_Activation):
         return tuple(input_shape)
 
 
-ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm)
+@dataclass(frozen=True, eq=False)
+class Quantize(_Activation):
+    """Each element cast to its own fixed-point type (HGQ's heterogeneous quantizer)."""
+
+    widths: np.ndarray = None  # type: ignore[assignment]
+    int_bits: np.ndarray = None  # type: ignore[assignment]
+    signed: np.ndarray = None  # type: ignore[assignment]
+    rounding: Rounding = Rounding.TRN
+    overflow: Overflow = Overflow.WRAP
+    result_t: Optional[Fixed] = None
+
+    kind: ClassVar[str] = "quantize"
+    channelwise: ClassVar[bool] = False  # each element its own type
+
+    #: Widest element type: the C casts of ``hwprune_fixed.h`` take up to 32 bits.
+    MAX_ELEMENT_WIDTH: ClassVar[int] = 32
+
+    def __post_init__(self) -> None:
+        arrays = []
+        for label, value in (("widths", self.widths), ("int_bits", self.int_bits), ("signed", self.signed)):
+            a = np.asarray(value, dtype=np.float64)
+            if a.size < 1 or not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
+                raise WeightError(f"layer {self.name!r}: Quantize {label} must be integers")
+            a = a.astype(np.int64)
+            a.setflags(write=False)
+            arrays.append(a)
+        widths, int_bits, signed = arrays
+        if not widths.shape == int_bits.shape == signed.shape:
+            raise ShapeError(f"layer {self.name!r}: Quantize widths, int_bits and signed have shapes {widths.shape}, "
+                             f"{int_bits.shape}, {signed.shape}; they must agree")
+        if widths.min() < 0 or widths.max() > self.MAX_ELEMENT_WIDTH or not np.isin(signed, (0, 1)).all():
+            raise WeightError(f"layer {self.name!r}: Quantize widths must be 0..{self.MAX_ELEMENT_WIDTH} and signed 0 "
+                              f"or 1, got widths {widths.min()}..{widths.max()}")
+        if np.abs(int_bits).max() > MAX_WIDTH:
+            raise WeightError(f"layer {self.name!r}: Quantize int_bits beyond +-{MAX_WIDTH}")
+        object.__setattr__(self, "widths", widths)
+        object.__setattr__(self, "int_bits", int_bits)
+        object.__setattr__(self, "signed", signed)
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
+        object.__setattr__(self, "overflow", Overflow(self.overflow))
+
+    def element_types(self) -> dict[tuple[int, int, int], Fixed]:
+        """``(width, int_bits, signed)`` -> that element type, for every nonzero width present."""
+        keys = {(int(w), int(i), int(s)) for w, i, s in zip(self.widths.ravel(), self.int_bits.ravel(),
+                                                            self.signed.ravel()) if w > 0}
+        return {k: Fixed(k[0], k[1], bool(k[2]), self.rounding, self.overflow) for k in sorted(keys)}
+
+    def common_type(self, extra_frac: int = 0) -> Fixed:
+        """The narrowest type holding every element type exactly (``extra_frac`` fraction
+        bits more), exact itself: TRN, WRAP. All widths 0: ``ufixed<1,1>`` (only 0 occurs)."""
+        types = list(self.element_types().values())
+        if not types:
+            return Fixed(1, 1, False, Rounding.TRN, Overflow.WRAP)
+        signed = any(t.signed for t in types)
+        frac = max(t.frac_bits for t in types) + extra_frac
+        magnitude_bits = max(t.int_bits - int(t.signed) for t in types)  # integer bits without the sign
+        int_bits = magnitude_bits + int(signed)
+        width = int_bits + frac
+        if not 1 <= width <= MAX_WIDTH:
+            raise WeightError(f"layer {self.name!r}: the element types need a common type {width} bits wide")
+        return Fixed(width, int_bits, signed, Rounding.TRN, Overflow.WRAP)
+
+    def input_type(self) -> Fixed:
+        """A type for float inputs read by this layer such that casting to it first and then
+        per element equals casting each element directly: floor and wrap (or clamp) commute
+        with the coarser element grids; half-up rounding needs one fraction bit more
+        (``floor(floor(x 2^(f+1)) / 2 + 1/2) = floor(x 2^f + 1/2)``). Ties-to-even cannot be
+        made exact this way; on inputs already on this type's grid it is."""
+        t = self.common_type(0 if self.rounding is Rounding.TRN else 1)
+        return t.with_(overflow=self.overflow)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = tuple(input_shape)
+        suffix = shape[len(shape) - self.widths.ndim:] if self.widths.ndim else ()
+        if self.widths.ndim > len(shape) or any(p not in (1, d) for p, d in zip(self.widths.shape, suffix)):
+            raise ShapeError(f"layer {self.name!r}: Quantize parameters of shape {self.widths.shape} do not broadcast "
+                             f"over input shape {shape}")
+        return shape
+
+    def parameters(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(widths, int_bits, signed)`` broadcast to the tensor shape ``shape``."""
+        return tuple(np.broadcast_to(a, tuple(shape)) for a in (self.widths, self.int_bits, self.signed))
+
+
+ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize)

@@ -47,7 +47,7 @@ def take_outputs(layer, keep: np.ndarray):
 
 # -- removal ----------------------------------------------------------------------------------
 
-class _Groups:
+class ChannelGroups:
     """Union-find over (tensor, channel) nodes numbered ``offset[tensor] + channel``."""
 
     def __init__(self, graph: Graph):
@@ -75,8 +75,8 @@ class _Groups:
         return self.offset[tensor] + int(channel)
 
 
-def _link_and_block(graph: Graph) -> _Groups:
-    groups = _Groups(graph)
+def _link_and_block(graph: Graph) -> ChannelGroups:
+    groups = ChannelGroups(graph)
 
     def block(tensor, channels=None):
         n = channel_count(graph, tensor)

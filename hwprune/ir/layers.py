@@ -29,7 +29,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from hwprune.errors import ShapeError
-from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh
+from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Quantize, Selu, Sigmoid, Tanh
 from hwprune.ir.base import VARIADIC, Layer, Shape, WeightedLayer
 from hwprune.ir.merge import Add, Concatenate, Multiply
 from hwprune.ir.spatial import (
@@ -181,7 +181,7 @@ LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
     for cls in (Dense, ReLU, Clip, Flatten, Reshape, Identity, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D,
                 AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Add, Multiply, Concatenate,
-                LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm)
+                LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize)
 }
 
 
@@ -194,4 +194,4 @@ def kinds(**properties) -> frozenset[str]:
 __all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Clip", "Flatten", "Reshape", "Identity", "Softmax",
            "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D",
            "GlobalAvgPool2D", "Add", "Multiply", "Concatenate", "LeakyReLU", "HardSigmoid", "Sigmoid", "Tanh", "Selu",
-           "BatchNorm", "LAYER_KINDS", "VARIADIC", "kinds"]
+           "BatchNorm", "Quantize", "LAYER_KINDS", "VARIADIC", "kinds"]

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwprune.errors import OptionError
-from hwprune.ir.channels import _Groups, channel_count, is_channelwise, is_depthwise, is_flatten, take_outputs, tensors
+from hwprune.ir.channels import ChannelGroups, channel_count, is_channelwise, is_depthwise, is_flatten, take_outputs, tensors
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, Layer
 from hwprune.quant.calibrate import float_layer
@@ -64,12 +64,12 @@ class Unit:
     score: float
 
 
-def _pin(graph: Graph, groups: _Groups, tensor: str) -> None:
+def _pin(graph: Graph, groups: ChannelGroups, tensor: str) -> None:
     start = groups.offset[tensor]
     groups.blocked[start:start + channel_count(graph, tensor)] = True
 
 
-def _link(graph: Graph, groups: _Groups, layer: Layer) -> None:
+def _link(graph: Graph, groups: ChannelGroups, layer: Layer) -> None:
     """Join (or pin) the slots of ``layer``'s output and inputs, by the rules of the module doc
     (``ir.channels`` holds the per-layer properties and the union-find it shares with the
     dead-channel pass, which keeps merges whole; here an Add or a Concatenate ties)."""
@@ -110,7 +110,7 @@ def _score(layer, row: int) -> float:
 def channel_units(graph: Graph) -> list[Unit]:
     """The units of ``graph`` that can be removed (not pinned), in the order of their first
     producer row."""
-    groups = _Groups(graph)
+    groups = ChannelGroups(graph)
     for layer in graph.layers:
         _link(graph, groups, layer)
     for name in (*graph.input_names, *graph.outputs):

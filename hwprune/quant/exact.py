@@ -16,7 +16,8 @@ gives every tensor the model leaves undeclared a type that holds it exactly:
 - Clip, MaxPool: the input's type; Add: the finer fraction and one integer bit more;
 - passthrough layers pass their input's type on;
 - the graph input, when it has no type: the type of the quantizer that reads it (a Clip or
-  ReLU with a declared type, widened by a sign bit for the ReLU), else ``DEFAULT_INPUT_T``.
+  ReLU with a declared type, widened by a sign bit for the ReLU; a Quantize layer's
+  ``input_type``), else ``DEFAULT_INPUT_T``.
 
 So the only roundings are the ones the model declares, where it declares them. A kind
 whose output would need rounding (an average, a table) is refused unless its types are
@@ -28,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import UnsupportedLayerError
-from hwprune.ir.activations import BatchNorm
+from hwprune.ir.activations import BatchNorm, Quantize
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Layer, ReLU
 from hwprune.quant.calibrate import accumulator_type
@@ -106,6 +107,8 @@ def _output_type(layer: Layer, in_types: list[Fixed]) -> Fixed:
 
 def _input_type(graph: Graph, default: Fixed) -> Fixed:
     readers = graph.consumers(graph.input.name)
+    if len(readers) == 1 and isinstance(readers[0], Quantize):
+        return readers[0].input_type()
     if len(readers) == 1 and isinstance(readers[0], (Clip, ReLU)) and readers[0].result_t is not None:
         t = readers[0].result_t
         # a ReLU's quantizer: negative inputs saturate to the lowest value, which the ReLU zeroes

@@ -8,6 +8,11 @@ hls4ml stops there (a model-wide ``Precision: fixed<16,6>`` makes the accumulato
 ``fixed<16,6>`` too); hwprune goes on to calibration: a type found nowhere, or spelled
 ``auto``, is chosen from the calibration data (``quant.calibrate``).
 
+The activations' constant types (``CONSTANT_KEYS``: a BatchNorm's ``scale``, a LeakyReLU's or
+PReLU's ``param``, a HardSigmoid's ``slope`` and ``shift``, a table's ``table``) are hls4ml's
+names for them and are read from the layer's entry or the model's entry for that key only:
+a ``default`` does not reach them, so a uniform ``--precision`` leaves them to calibration.
+
 The file::
 
     Model:
@@ -28,15 +33,20 @@ configuration is read too. ``export --write-config`` writes what an export chose
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Union
 
 from hwprune.errors import FixedPointError, OptionError
+from hwprune.ir.layers import LAYER_KINDS
 from hwprune.quant.fixed import Fixed
 
 INPUT_NAME = "x_in"  # hls4ml's input layer (hls4ml refuses a layer named "input")
 KEYS = ("weight", "bias", "accum", "result")
+#: Every other type a layer kind carries (``<key>_t`` fields): its constants' types.
+CONSTANT_KEYS = tuple(sorted({f.name.removesuffix("_t") for cls in LAYER_KINDS.values() for f in fields(cls)
+                              if f.name.endswith("_t")} - set(KEYS)))
+ALL_KEYS = KEYS + CONSTANT_KEYS
 AUTO = "auto"
 #: hls4ml's strategy spellings (and hwprune's own) -> hwprune's
 STRATEGY_NAMES = {"latency": "latency", "resource": "resource", "distributed_arithmetic": "da", "da": "da"}
@@ -80,8 +90,18 @@ class PrecisionSpec:
                 return None if found == AUTO else found
         return None
 
+    def constant_type_for(self, layer: str, key: str) -> Optional[Fixed]:
+        """A constant's type (``CONSTANT_KEYS``): the layer's entry for ``key``, then the
+        model's; no default reaches it. None to calibrate."""
+        for found in (self.layers.get(layer, {}).get(key), self.model.get(key)):
+            if found is not None:
+                return None if found == AUTO else found
+        return None
+
     def given(self, layer: str) -> dict:
-        return {key: self.type_for(layer, key) for key in KEYS}
+        types = {key: self.type_for(layer, key) for key in KEYS}
+        types.update((key, self.constant_type_for(layer, key)) for key in CONSTANT_KEYS)
+        return types
 
     def check_layers(self, graph) -> None:
         """OptionError for a layer name the graph does not have, or a type a layer cannot take."""
@@ -122,11 +142,11 @@ def _precision(value, where: str) -> dict:
     if isinstance(value, str):
         return {"default": _parse_type(value, where)}
     if not isinstance(value, dict):
-        raise OptionError(f"{where}: Precision must be a type or a mapping of {', '.join(('default',) + KEYS)}")
+        raise OptionError(f"{where}: Precision must be a type or a mapping of {', '.join(('default',) + ALL_KEYS)}")
     out = {}
     for key, text in value.items():
-        if key not in ("default",) + KEYS:
-            raise OptionError(f"{where}: unknown precision key {key!r}; expected {', '.join(('default',) + KEYS)}")
+        if key not in ("default",) + ALL_KEYS:
+            raise OptionError(f"{where}: unknown precision key {key!r}; expected {', '.join(('default',) + ALL_KEYS)}")
         out[key] = _parse_type(text, f"{where}.{key}")
     return out
 

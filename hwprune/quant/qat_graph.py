@@ -10,8 +10,13 @@ float64, cast to ``result_t``), ReLU casts, pooling runs the integer reference's
 does: ``Add`` and ``Multiply`` form the exact sum or product (float64 holds it: at most
 53 bits, checked) and cast it once to ``result_t``; ``Concatenate`` casts each operand;
 ``Clip`` clamps at the bounds on its input's grid (``reference.merge.clip_bounds``), then
-casts. So on the calibration types the forward pass equals ``reference.predict`` of
-``qat_graph``'s graph bit for bit, as chain QAT does.
+casts. The other elementwise kinds (Sigmoid, Tanh, SELU, LeakyReLU/PReLU, HardSigmoid and
+a BatchNorm that could not be folded) compute in the forward pass what the integer
+reference's kernel computes on the input's grid (its tables, slopes and per-channel
+constants as calibration typed them), with the gradient of the float function (straight
+through); their own constants (a PReLU's slopes, a BatchNorm's scale and bias) stay at
+their trained values. So on the calibration types the forward pass equals
+``reference.predict`` of ``qat_graph``'s graph bit for bit, as chain QAT does.
 
 Masks carry over from a masked ``GraphTwin``; from any other source a weight that is
 exactly zero (pruned) stays zero: it gets a mask. Types stay fixed after calibration
@@ -34,12 +39,15 @@ from hwprune.quant.calibrate import QuantConfig, accumulator_type, calibrate
 from hwprune.quant.fixed import Fixed, quantize
 from hwprune.quant.qat_core import EXACT_BITS, FakeQuantize, QATLinear, QATReLU, carry_over, fake_quant
 from hwprune.quant.qat_spatial import QATPool, _QATConv, qat_conv_class, rebuilt_conv
+from hwprune.reference import KERNELS
 from hwprune.reference.merge import add_grid, clip_bounds, product_bits
 
+#: Elementwise kinds whose forward pass is the reference's kernel (see the module doc).
+BY_KERNEL = ("sigmoid", "tanh", "selu", "leaky_relu", "hard_sigmoid", "batchnorm")
 #: The kinds a QAT graph computes exactly (``Graph`` kinds outside it are refused).
 KINDS = ("dense", "conv1d", "conv2d", "relu", "clip", "add", "multiply", "concatenate", "flatten", "reshape",
          "identity", "softmax", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "globalavgpool1d",
-         "globalavgpool2d")
+         "globalavgpool2d", *BY_KERNEL)
 
 
 def _qat_module(module: nn.Module) -> nn.Module:
@@ -68,8 +76,12 @@ class QATGraphTwin(GraphTwin):
             apply_masks(self, masks)
         for name, attr in self.module_of.items():
             setattr(self, attr, _qat_module(getattr(self, attr)))
+        for layer in graph.layers:
+            if layer.kind in BY_KERNEL:  # their constants are the reference's, typed once by calibration
+                self.layer_module(layer.name).requires_grad_(False)
         self.input_quant = FakeQuantize(Fixed(8, 1))
         self.types: dict[str, tuple] = {}  # layer -> types the twin applies itself (merges, Clip)
+        self.by_kernel: dict[str, tuple] = {}  # layer -> (calibrated layer, input type) for BY_KERNEL
 
     def assign(self, quantized: Graph) -> None:
         """Copy the types of the calibrated ``quantized`` graph (same layer names) onto the modules."""
@@ -86,6 +98,8 @@ class QATGraphTwin(GraphTwin):
             elif layer.kind in ("add", "multiply", "concatenate", "clip"):
                 self._check_exact(layer, in_types)
                 self.types[layer.name] = (in_types, layer.result_t)
+            elif layer.kind in BY_KERNEL:
+                self.by_kernel[layer.name] = (layer, in_types[0])
 
     @staticmethod
     def _check_exact(layer, in_types) -> None:
@@ -107,7 +121,26 @@ class QATGraphTwin(GraphTwin):
         y = super()._run(step, args)
         if step.kind in ("add", "multiply", "concatenate"):
             y = fake_quant(y, self.types[step.name][1])
+        elif step.kind in BY_KERNEL:
+            y = self._by_kernel(step.name, args[0], y)
         return y
+
+    def _by_kernel(self, name: str, x: torch.Tensor, y_float: torch.Tensor) -> torch.Tensor:
+        """The reference kernel's value of layer ``name`` on ``x`` (on its input type's grid),
+        with ``y_float``'s gradient: ``y_float - y_float.detach()`` is exactly zero."""
+        layer, in_t = self.by_kernel[name]
+        scaled = x.detach().cpu().double().numpy() * 2.0 ** in_t.frac_bits
+        x_int = scaled.astype("int64")
+        if not (x_int == scaled).all():
+            raise RuntimeError(f"QAT layer {name!r}: its input is not on the grid of {in_t}")
+        channels_first = x_int.ndim > 2  # the twin's layout; per-channel constants sit on the IR's last axis
+        if channels_first:
+            x_int = x_int.swapaxes(1, -1)
+        y_int = KERNELS[layer.kind](layer, x_int, in_t)
+        if channels_first:
+            y_int = y_int.swapaxes(1, -1)
+        exact = torch.tensor(y_int * 2.0 ** -layer.result_t.frac_bits, dtype=y_float.dtype, device=y_float.device)
+        return exact + (y_float - y_float.detach())
 
     def float_graph(self) -> Graph:
         """The float graph of the latent weights (masks applied), what calibration reads."""
@@ -177,6 +210,8 @@ def qat_graph_of(twin: QATGraphTwin, name: str | None = None) -> Graph:
             layer = layer.with_(result_t=module.result_t)
         elif layer.name in twin.types:
             layer = layer.with_(result_t=twin.types[layer.name][1])
+        elif layer.name in twin.by_kernel:
+            layer = twin.by_kernel[layer.name][0]  # its constants never trained: the calibrated layer
         layers.append(layer)
     graph = plain.with_layers(layers, input_t=twin.input_quant.t)
     return graph.replace(name=name) if name else graph

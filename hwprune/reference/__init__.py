@@ -9,7 +9,7 @@ graph runs in its topological order, every layer reading its inputs by name.
 
 Modules: ``core`` (the registry ``KERNELS``, ``run``, Dense and the pass-through kinds),
 ``spatial`` (convolution and pooling), ``merge`` (Add, Multiply, Concatenate, Clip,
-Reshape), ``activations`` (LeakyReLU, PReLU, HardSigmoid, Sigmoid, Tanh) and ``int8``
+Reshape), ``activations`` (LeakyReLU, PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize) and ``int8``
 (TFLite's int8 dialect, TFLite Micro's reference kernels). Importing the package registers
 every kernel.
 """

@@ -1,4 +1,4 @@
-"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm (semantics:
+"""Integer reference kernels of LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm and Quantize (semantics:
 ``hwprune.ir.activations``, which follow hls4ml 1.3.0's ``nnet_activation.h``).
 
 The Sigmoid and Tanh tables are computed as hls4ml's C++ initialisers compute them, in
@@ -17,8 +17,8 @@ from functools import lru_cache
 import numpy as np
 
 from hwprune.errors import ModelError
-from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, SELU_LAMBDA_T, BatchNorm, HardSigmoid, LeakyReLU, Selu,
-                                    _TableActivation)
+from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, SELU_LAMBDA_T, BatchNorm, HardSigmoid, LeakyReLU,
+                                    Quantize, Selu, _TableActivation)
 from hwprune.quant.fixed import Fixed, cast, from_grid, quantize
 from hwprune.reference.core import kernel
 from hwprune.reference.merge import product_bits
@@ -209,3 +209,28 @@ def hard_sigmoid(layer: HardSigmoid, x: np.ndarray, in_t: Fixed) -> np.ndarray:
     v = (x * np.int64(s)) << np.int64(frac - in_t.frac_bits - layer.slope_t.frac_bits)
     v = np.clip(v + np.int64(h), 0, np.int64(1) << np.int64(frac))
     return cast(v, frac, layer.result_t)
+
+
+def quantize_shifts(layer: Quantize, in_t: Fixed) -> tuple[np.ndarray, np.ndarray]:
+    """Per parameter element: fraction bits dropped from the input to reach the element's
+    grid, and bits shifted left from there onto ``result_t``'s grid (0 where the width is 0),
+    after checking that ``result_t`` holds every element type exactly."""
+    out_t = layer.result_t
+    for t in layer.element_types().values():
+        if t.frac_bits > out_t.frac_bits or t.int_bits - int(t.signed) > out_t.int_bits - int(out_t.signed) or (
+                t.signed and not out_t.signed):
+            raise ModelError(f"layer {layer.name!r}: result type {out_t} does not hold the element type {t}")
+    frac = np.where(layer.widths > 0, layer.widths - layer.int_bits, out_t.frac_bits)
+    return in_t.frac_bits - frac, out_t.frac_bits - frac
+
+
+@kernel("quantize")
+def quantize_elements(layer: Quantize, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    quantize_shifts(layer, in_t)
+    widths, int_bits, signed = layer.parameters(x.shape[1:])
+    y = np.zeros_like(x)
+    for (width, ints, sign), t in layer.element_types().items():
+        here = (widths == width) & (int_bits == ints) & (signed == sign)
+        q = cast(x, in_t.frac_bits, t) << np.int64(layer.result_t.frac_bits - t.frac_bits)
+        y = np.where(here, q, y)
+    return y

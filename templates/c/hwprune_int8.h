@@ -5,6 +5,12 @@
 
 #include <stdint.h>
 
+/* A layer kernel: inlined into each layer's own function of model_int8.c, so that its
+ * shape, zero points and clamp bounds are constants there (loops the compiler can unroll
+ * or drop, a requantization without the unused clamp). Left to its cost model, the
+ * compiler calls one shared copy of a large kernel with every parameter at run time. */
+#define HWP_KERNEL static inline __attribute__((always_inline))
+
 /* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 truncated toward
  * zero, with nudge 2^30 (ab >= 0) or 1 - 2^30 (ab < 0). Both cases equal the arithmetic
  * shift (a * b + 2^30) >> 31: for ab < 0, truncation is floor((v + 2^31 - 1) / 2^31) with
@@ -36,7 +42,7 @@ static inline int8_t hwp_clamp(int32_t v, int32_t lo, int32_t hi) {
 
 /* FULLY_CONNECTED: rows of nonzero weights only (zero weights are skipped: ``cols``/``vals``
  * hold each output's nonzero weights, ``start`` where each output's begin). */
-static inline void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
+HWP_KERNEL void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
                       const int8_t *vals, const int32_t *bias, const int32_t *mult, const int8_t *shift,
                       int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
     for (int o = 0; o < n_out; o++) {
@@ -48,7 +54,7 @@ static inline void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32
 
 /* CONV_2D / DEPTHWISE_CONV_2D over an (h, w, c) input; weights (out, kh, kw, cin_per_group),
  * each filter's nonzero taps as (kh, kw, cin) triples packed in ``taps``. */
-static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
+HWP_KERNEL void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
                         int stride_h, int stride_w, int pad_t, int pad_l, int depth_mult, const uint32_t *start,
                         const uint16_t *taps, const int8_t *vals, const int32_t *bias, const int32_t *mult,
                         const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
@@ -73,7 +79,7 @@ static inline void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
 /* DEPTHWISE_CONV_2D with several filters per channel (hwprune_int8_simd.h, on every core,
  * takes the other convolutions), every weight stored as the file holds it: w is (out, kh,
  * kw, cin_per_group); filter o (depth_mult > 0) reads input channel o / depth_mult. */
-static inline void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+HWP_KERNEL void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                      int depth_mult, const int8_t *w, const int32_t *bias, const int32_t *mult,
                                      const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
@@ -105,8 +111,60 @@ static inline void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h
 #include "hwprune_int8_simd.h"
 #include "hwprune_int8_dw.h"
 
+/* FULLY_CONNECTED (pixels 1) or a 1x1 CONV_2D of stride 1 without padding, storing only
+ * each output channel's nonzero weights (``vals``, their input channel in ``cols``, where
+ * each channel's begin in ``start``): zero weights are never multiplied. No input is ever
+ * padding, so the zero point folds into the bias exactly: ``folded`` is bias - in_zp *
+ * sum(w) (wrapping in int32, as the sum would). Four pixels share each weight and index
+ * load (the inputs at constant offsets of in_c where the kernel is inlined), the last
+ * pixels two or one; on every core (no DSP instruction; hwp_rq from
+ * hwprune_int8_dsp.h). */
+HWP_KERNEL void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
+                                 const uint32_t *start, const uint16_t *cols, const int8_t *vals,
+                                 const int32_t *folded, const int32_t *mult, const int8_t *shift, int32_t out_zp,
+                                 int32_t lo, int32_t hi) {
+    int p = 0;
+    for (; p + 4 <= pixels; p += 4) {
+        const int8_t *xp = x + p * in_c;
+        int8_t *yp = y + p * out_c;
+        for (int o = 0; o < out_c; o++) {
+            int32_t a0 = folded[o], a1 = a0, a2 = a0, a3 = a0;
+            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
+            const int8_t *v = vals + start[o];
+            for (; c != end; c++, v++) {
+                const int8_t *xc = xp + *c;
+                int32_t wv = *v;
+                a0 += wv * xc[0];
+                a1 += wv * xc[in_c];
+                a2 += wv * xc[2 * in_c];
+                a3 += wv * xc[3 * in_c];
+            }
+            yp[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
+            yp[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
+            yp[2 * out_c + o] = hwp_rq(a2, mult[o], shift[o], out_zp, lo, hi);
+            yp[3 * out_c + o] = hwp_rq(a3, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+    for (; p < pixels; p += 2) {
+        const int8_t *x0 = x + p * in_c, *x1 = p + 1 < pixels ? x0 + in_c : x0;
+        int8_t *y0 = y + p * out_c;
+        for (int o = 0; o < out_c; o++) {
+            int32_t a0 = folded[o], a1 = a0;
+            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
+            const int8_t *v = vals + start[o];
+            for (; c != end; c++, v++) {
+                int32_t wv = *v;
+                a0 += wv * x0[*c];
+                a1 += wv * x1[*c];
+            }
+            y0[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
+            if (p + 1 < pixels) y0[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+}
+
 /* AVERAGE_POOL_2D (is_max 0) and MAX_POOL_2D (is_max 1) over the cells inside the input */
-static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
+HWP_KERNEL void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                         int kw, int stride_h, int stride_w, int pad_t, int pad_l, int is_max, int32_t lo,
                         int32_t hi) {
     for (int oy = 0; oy < out_h; oy++) {
@@ -131,15 +189,25 @@ static inline void hwp_pool_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     }
 }
 
-/* TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0, two roundings) */
+/* TFLM's MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0, two roundings). For
+ * shift <= -2 and multiplier >= 0 (ADD's, whose shifts and multipliers are constants where
+ * hwp_add_s8 is inlined) both roundings in one 64-bit multiply-add, as hwp_rq does
+ * (hwprune_int8_dsp.h, where the identity is derived), without its clamp: x * m + 2^30 +
+ * 2^(30+e) - [x < 0] 2^31 (below 2^63 in magnitude), its high word shifted right by e - 1. */
 static inline int32_t hwp_mbqm_small(int32_t x, int32_t multiplier, int shift) {
+    if (shift <= -2 && multiplier >= 0) {
+        int32_t neg = x >> 31;
+        uint64_t add = (uint64_t)(uint32_t)(neg + (1 << (-shift - 2))) << 32 | (0x40000000u | (uint32_t)neg << 31);
+        int32_t h = (int32_t)((uint64_t)((int64_t)x * multiplier + (int64_t)add) >> 32);
+        return h >> (-shift - 1);
+    }
     return hwp_rdbp(hwp_srdhm(x, multiplier), -shift);
 }
 
 /* ADD of two int8 tensors of n values (reference_integer_ops::Add): each operand plus its
  * offset (minus its zero point), shifted left, scaled by its multiplier below one; the sum
  * scaled by the output multiplier, plus the output offset, clamped. */
-static inline void hwp_add_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t a_offset, int32_t b_offset,
+HWP_KERNEL void hwp_add_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, int32_t a_offset, int32_t b_offset,
                               int left_shift, int32_t a_mult, int a_shift, int32_t b_mult, int b_shift,
                               int32_t out_mult, int out_shift, int32_t out_offset, int32_t lo, int32_t hi) {
     for (int k = 0; k < n; k++) {

@@ -1,5 +1,5 @@
 /* TFLite's int8 dialect on cores with the DSP extension (Cortex-M4, M7, M33): the layer
- * kernels (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the sparse pointwise one), built on
+ * kernels (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D), built on
  * hwprune_int8_dsp.h (the instructions, their portable C twins, the requantization, the
  * widened input layout and the 2x2 and 4x1 multiply blocks). Included by hwprune_int8.h
  * after the scalar kernels, which cores without the extension (Cortex-M0+) and the host run;
@@ -42,7 +42,7 @@ static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
 /* FULLY_CONNECTED with every weight stored, rows blocked by 4 (hwp_row); ``scratch`` holds
  * n_in halfwords on DSP cores (backends/c_int8.scratch_halfwords). With the DSP extension
  * the input is widened once, then four rows at a time. */
-static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
+HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                    int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
     int o, full = n_out & ~3;
@@ -89,7 +89,7 @@ static inline void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_o
  * (hwp_row); ``scratch`` holds 2 * kh * kw * in_c halfwords on DSP cores. With the
  * DSP extension a matrix product: two output pixels' columns at a time (im2col), two
  * output channels per pass over them. */
-static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                      const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
                                      int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
@@ -146,6 +146,111 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
 #endif
 }
 
+#if HWP_SIMD
+/* Column ``j`` of two for hwp_conv_k4_s8: output pixel ``pix``'s receptive field, input minus
+ * zero point, in the filters' (kh, kw, cin) order, then up to k4 lanes that meet zero
+ * weights. A field inside the input is copied row by row (each kernel row's kw * in_c
+ * inputs are contiguous) into ``stage`` (k4 bytes) and widened from there a word at a time;
+ * a field across the border goes input by input, padding 0. */
+static inline void hwp_im2col_k4(const int8_t *x, int16_t *col, int8_t *stage, int j, int pix, int in_h, int in_w,
+                                 int in_c, int out_w, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                                 int32_t off2) {
+    int row = kw * in_c, k_all = kh * row, k4 = (k_all + 3) & ~3;
+    int y0 = (pix / out_w) * stride_h - pad_t, x0 = (pix % out_w) * stride_w - pad_l;
+    if (y0 >= 0 && y0 + kh <= in_h && x0 >= 0 && x0 + kw <= in_w) {
+        const int8_t *src = x + (y0 * in_w + x0) * in_c;
+        if (kh == 1) { /* one row, contiguous: its whole words straight from the input */
+            int k = 0, tail = k_all & 3;
+            for (; k + 4 <= k_all; k += 4) hwp_widen4(src + k, col + 2 * k + 4 * j, off2);
+            if (tail) { /* the last word from its bytes: nothing past the row is read */
+                uint32_t v = (uint8_t)src[k];
+                if (tail > 1) v |= (uint32_t)(uint8_t)src[k + 1] << 8;
+                if (tail > 2) v |= (uint32_t)(uint8_t)src[k + 2] << 16;
+                hwp_st32(col + 2 * k + 4 * j, hwp_sxtab16(off2, (int32_t)v));
+                hwp_st32(col + 2 * k + 4 * j + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
+            }
+            return;
+        }
+        for (int dy = 0; dy < kh; dy++) __builtin_memcpy(stage + dy * row, src + dy * in_w * in_c, (unsigned)row);
+        for (int k = k_all; k < k4; k++) stage[k] = 0;
+        for (int k = 0; k < k4; k += 4) hwp_widen4(stage + k, col + 2 * k + 4 * j, off2);
+        return;
+    }
+    for (int k = 0; k < k4; k++) {
+        int dy = k / row, dx = k % row / in_c, iy = y0 + dy, ix = x0 + dx;
+        int inside = k < k_all && iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+        col[2 * (k & ~3) + 4 * j + ((k & 1) << 1 | (k >> 1 & 1))] =
+            (int16_t)(inside ? (int32_t)x[(iy * in_w + ix) * in_c + k % in_c] + (int16_t)off2 : 0);
+    }
+}
+#endif
+
+/* CONV_2D with every weight stored, each filter's kh * kw * in_c weights followed by zeros
+ * up to k4, a multiple of four: w (out, k4) with rows blocked by 2 (hwp_row); ``scratch``
+ * holds 2 * k4 halfwords of columns and k4 bytes of staging on DSP cores. For inputs whose
+ * channels are not a multiple of four (a first layer's 3): its columns still widen a word
+ * at a time (hwp_im2col_k4) and the multiply blocks have no tail, for the padding's few
+ * MACs. Otherwise as hwp_conv_dense_s8. */
+HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
+                               int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
+                               const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                               int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
+    int k4 = (kh * kw * in_c + 3) & ~3, pixels = out_h * out_w;
+#if HWP_SIMD
+    int pairs = out_c & ~1;
+    int32_t off2 = hwp_offset_pair(in_zp);
+    int8_t *stage = (int8_t *)(scratch + 2 * k4);
+    for (int p = 0; p < pixels; p += 2) {
+        int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
+        hwp_im2col_k4(x, scratch, stage, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l,
+                      off2);
+        hwp_im2col_k4(x, scratch, stage, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l,
+                      off2);
+        int8_t *yp = y + p * out_c, *yq = y + q * out_c;
+        for (int o = 0; o < pairs; o += 2) {
+            int32_t s[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
+            hwp_mm2x2(w + o * k4, k4, scratch, s);
+            yp[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
+            yq[o] = hwp_rq(s[1], mult[o], shift[o], out_zp, lo, hi);
+            yp[o + 1] = hwp_rq(s[2], mult[o + 1], shift[o + 1], out_zp, lo, hi);
+            yq[o + 1] = hwp_rq(s[3], mult[o + 1], shift[o + 1], out_zp, lo, hi);
+        }
+        if (pairs < out_c) { /* an odd last channel: its plain row against both columns */
+            int o = pairs;
+            const int8_t *wr = w + o * k4;
+            int32_t s0 = bias[o], s1 = bias[o];
+            for (int k = 0; k < k4; k++) {
+                s0 += (int32_t)wr[k] * scratch[hwp_col_index(k, k4, 0, 2, 0)];
+                s1 += (int32_t)wr[k] * scratch[hwp_col_index(k, k4, 0, 2, 1)];
+            }
+            yp[o] = hwp_rq(s0, mult[o], shift[o], out_zp, lo, hi);
+            yq[o] = hwp_rq(s1, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+#else
+    (void)scratch;
+    for (int p = 0; p < pixels; p++) {
+        int y0 = (p / out_w) * stride_h - pad_t, x0 = (p % out_w) * stride_w - pad_l;
+        for (int o = 0; o < out_c; o++) {
+            hwp_row_t row = hwp_row(w, o, k4, out_c, 2);
+            int32_t acc = bias[o];
+            for (int dy = 0; dy < kh; dy++) {
+                int iy = y0 + dy;
+                if (iy < 0 || iy >= in_h) continue; /* padding adds nothing */
+                for (int dx = 0; dx < kw; dx++) {
+                    int ix = x0 + dx;
+                    if (ix < 0 || ix >= in_w) continue;
+                    const int8_t *xp = x + (iy * in_w + ix) * in_c;
+                    int k0 = (dy * kw + dx) * in_c;
+                    for (int c = 0; c < in_c; c++) acc += hwp_row_w(row, k0 + c, k4, 0) * ((int32_t)xp[c] - in_zp);
+                }
+            }
+            y[p * out_c + o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
+        }
+    }
+#endif
+}
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 /* One tap of hwp_dwconv_s8's four channels: v the inputs' word, widened minus the zero point
  * into t (x0, x2) and v (x1, x3); u the weights (w0, w2), then (w1, w3). */
@@ -168,7 +273,7 @@ static inline void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int i
  * With the DSP extension four channels at a time: a word of inputs widened minus the zero
  * point (SXTAB16), four 16x16 MACs (SMLABB/SMLATT) against two words of weights; taps in
  * the padding are skipped (they add nothing). */
-static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
+HWP_KERNEL void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                                  int kw, int stride_h, int stride_w, int pad_t, int pad_l, const int16_t *w,
                                  const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                  int32_t out_zp, int32_t lo, int32_t hi) {
@@ -254,34 +359,6 @@ static inline void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w,
                 }
                 out[ch] = hwp_rq(acc, mult[ch], shift[ch], out_zp, lo, hi);
             }
-        }
-    }
-}
-
-/* FULLY_CONNECTED (pixels 1) or a 1x1 CONV_2D of stride 1 without padding, storing only
- * each output channel's nonzero weights (``vals``, their input channel in ``cols``, where
- * each channel's begin in ``start``): zero weights are never multiplied. No input is ever
- * padding, so the zero point folds into the bias exactly: ``folded`` is bias - in_zp *
- * sum(w) (wrapping in int32, as the sum would). Two pixels share each weight and index
- * load; on every core (no DSP instruction). */
-static inline void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
-                                    const uint32_t *start, const uint16_t *cols, const int8_t *vals,
-                                    const int32_t *folded, const int32_t *mult, const int8_t *shift, int32_t out_zp,
-                                    int32_t lo, int32_t hi) {
-    for (int p = 0; p < pixels; p += 2) {
-        const int8_t *x0 = x + p * in_c, *x1 = p + 1 < pixels ? x0 + in_c : x0;
-        int8_t *y0 = y + p * out_c;
-        for (int o = 0; o < out_c; o++) {
-            int32_t a0 = folded[o], a1 = a0;
-            const uint16_t *c = cols + start[o], *end = cols + start[o + 1];
-            const int8_t *v = vals + start[o];
-            for (; c != end; c++, v++) {
-                int32_t wv = *v;
-                a0 += wv * x0[*c];
-                a1 += wv * x1[*c];
-            }
-            y0[o] = hwp_rq(a0, mult[o], shift[o], out_zp, lo, hi);
-            if (p + 1 < pixels) y0[out_c + o] = hwp_rq(a1, mult[o], shift[o], out_zp, lo, hi);
         }
     }
 }

@@ -182,6 +182,47 @@ def test_selu_index_and_table():
         Selu("u", table_size=1004)
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_calibrated_tables_resolve_the_input_grid(bits):
+    """Calibration gives every table one entry per value of its input's grid (capped): each
+    input in the table's range reads the function at its own value. At 8 bits that is fewer
+    entries than hls4ml's default 1024 and the same outputs; at 16 bits a finer table."""
+    from hwprune.quant.calibrate_activations import MAX_TABLE_SIZE
+    from hwprune.reference.activations import selu_index
+
+    rng = np.random.default_rng(5)
+    dense = lambda name, n, s=1: Dense(name, rng.normal(size=(n, 6)) * s, rng.normal(size=n))  # noqa: E731
+    # wide inputs (fewer fraction bits) before Tanh and Selu: tables under the cap at 16 bits
+    graph = Graph.chain("tables", (6,), (dense("d0", 6), Sigmoid("sig"), dense("d1", 6, 20), Tanh("tanh"),
+                                         dense("d2", 6, 20), Selu("selu"), dense("d3", 3)))
+    x = rng.normal(size=(100, 6)) * 2
+    q = calibrate(graph, x, QuantConfig(bits, bits))
+    tables = [layer for layer in q.layers if layer.kind in ("sigmoid", "tanh", "selu")]
+    assert any(layer.table_size < MAX_TABLE_SIZE for layer in tables)
+    for layer in tables:
+        in_t = q.input_types(layer)[0]
+        f = in_t.frac_bits
+        assert layer.table_size == min(layer.table_width << max(f, 0), MAX_TABLE_SIZE), (layer.name, in_t)
+        assert layer.table_size < 1024 if bits == 8 else layer.table_size > 1024, (layer.name, layer.table_size)
+        # every input value inside the table's range: the entry it reads sits at that value exactly
+        lo = -layer.table_range if layer.kind != "selu" else -layer.table_range + 1
+        hi = layer.table_range if layer.kind != "selu" else 0
+        v = np.arange(lo << f, hi << f, dtype=np.int64)[None, :]
+        n = layer.table_size
+        if layer.kind == "selu":
+            at = -8 * selu_index(layer, v, in_t) / n
+        else:
+            at = 2 * layer.table_range * (table_index(layer, v, in_t) - n / 2) / n
+        if layer.table_size < MAX_TABLE_SIZE:
+            assert np.array_equal(at, v / 2.0 ** f), layer.name
+        else:  # capped: a step of width / size, still finer than hls4ml's default
+            assert np.abs(at - v / 2.0 ** f).max() < layer.table_width / layer.table_size, layer.name
+    if bits == 8:  # hls4ml's 1024 entries hold these tables' entries among others: the same outputs
+        wide = q.with_layers([layer.with_(table_size=1024) if layer in tables else layer for layer in q.layers])
+        x_int = reference.quantize_input(q, x)
+        assert np.array_equal(reference.run(wide, x_int), reference.run(q, x_int))
+
+
 @pytest.mark.parametrize("act", [Sigmoid("a"), Tanh("a"), Selu("a"), HardSigmoid("a", 0.2, 0.5),
                                  HardSigmoid("a", 1 / 6, 0.5),
                                  LeakyReLU("a", alpha=np.array([0.1])), LeakyReLU("a", alpha=np.linspace(0, 1, 6))])

@@ -21,6 +21,7 @@ import pytest
 
 from hwprune.ir import BatchNorm, Dense, Graph, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh
 from hwprune.quant.calibrate import calibrate
+from hwprune.quant.calibrate_activations import MAX_TABLE_SIZE
 from hwprune.quant.fixed import Fixed, Rounding
 from hwprune.reference import KERNELS
 
@@ -39,12 +40,16 @@ def _layers():
         "sigmoid_fine": Sigmoid("s", table_size=1024, table_t=fine, result_t=fine),
         "tanh": Tanh("t", table_size=512, table_t=Fixed(12, 1), result_t=out),
         "tanh_fine": Tanh("t", table_size=2048, table_t=fine, result_t=fine),
+        # calibration's largest tables (quant.calibrate_activations.MAX_TABLE_SIZE)
+        "sigmoid_max": Sigmoid("s", table_size=MAX_TABLE_SIZE, table_t=fine, result_t=fine),
+        "tanh_max": Tanh("t", table_size=MAX_TABLE_SIZE, table_t=fine, result_t=fine),
         "leaky": LeakyReLU("l", alpha=np.array([0.30078125]), param_t=Fixed(16, 0, rounding="RND", overflow="SAT"),
                            result_t=out),
         "prelu": LeakyReLU("p", alpha=np.array(ALPHA), param_t=Fixed(10, 1), result_t=Fixed(10, 4)),
         "selu": Selu("u", table_size=1024, table_t=Fixed(12, 2), result_t=Fixed(12, 5, rounding="RND", overflow="SAT")),
         # 22 fraction bits in the table and the result: every entry and product (21 bits) counts bit by bit
         "selu_fine": Selu("u", table_size=512, table_t=Fixed(24, 2), result_t=Fixed(28, 6)),
+        "selu_max": Selu("u", table_size=MAX_TABLE_SIZE, table_t=Fixed(24, 2), result_t=Fixed(28, 6)),
         "hard": HardSigmoid("h", slope=1 / 6, shift=0.5, slope_t=Fixed(16, 0, False), shift_t=Fixed(2, 0, False),
                             result_t=Fixed(9, 1, False, "RND", "SAT")),
     }

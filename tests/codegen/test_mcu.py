@@ -18,7 +18,8 @@ from hwprune.backends.c import export_c, read_manifest
 from hwprune.errors import TargetError, ToolchainError
 from hwprune.harness import verify
 from hwprune.harness.cross import CORES, build_firmware, find_cross_cc
-from hwprune.harness.cycles import CYCLE_TABLES, Instruction, block_cycles, classify, get_cycle_table, thumb_length
+from hwprune.harness.cycles import (CYCLE_TABLES, FlashState, Instruction, block_cycles, classify, get_cycle_table,
+                                    get_flash_model, thumb_length)
 from hwprune.harness.emulator import emulate
 from hwprune.harness.mcu import McuEngine, c_dir_of, measure_mcu
 from hwprune.targets import MCU_CORES, get_target
@@ -194,6 +195,45 @@ def test_cycle_tables_follow_the_manuals():
     assert block_cycles(pop, m4) + m4.taken_branch == 1 + 4 + 2  # 1 + N + P with P = 2 on the M4
     with pytest.raises(TargetError):
         get_cycle_table("cortex-m85")
+
+
+def test_flash_model_prices_the_art_caches():
+    """The STM32L4R5's flash option: 5 wait states per 64-bit read that misses the ART's
+    caches (8 lines of 32 B for data, 32 for instructions); sequential code pays only what
+    the previous read's instructions did not cover."""
+    model = get_flash_model("stm32l4r5")
+    assert (model.wait_states, model.read_bytes, model.line_bytes, model.dcache_lines, model.icache_lines) == \
+        (5, 8, 32, 8, 32)
+    art = FlashState(model)
+    streamed = sum(art.load(0x08010000 + a, 4) for a in range(0, 1024, 4))
+    assert streamed == 5 * 1024 // 8  # one read per 8 bytes, the second word of each is in the buffer
+    assert sum(art.load(0x08010000 + a, 4) for a in range(768, 1024, 4)) == 0  # the last 256 B: cached
+    assert art.load(0x08010000, 4) == 5  # the first bytes were evicted
+    assert art.load(0x08020006, 4) == 10  # a word across two reads
+    loop = ((0x08000000 // 8, 3), (0x08000000 // 8 + 1, 4))
+    assert art.fetch(loop) == 5 + (5 + 1 - 3)  # a branch in: all 5; the next read: prefetched behind 3 cycles
+    assert art.fetch(loop) == 0  # the loop again: in the instruction cache
+    assert art.fetch(((0x08000000 // 8 + 2, 9),)) == 5 + 1 - 4  # falls through behind the 4 cycles of the last read
+    assert art.instruction_cycles == 5 + 3 + 2 and art.data_cycles == 5 * 128 + 5 + 10
+    with pytest.raises(TargetError, match="no flash timing model"):
+        get_flash_model("nrf52840")
+
+
+def test_flash_wait_states_are_an_option_that_adds_exactly_its_stalls(exports):
+    """With the flash model the outputs are the same and the cycles grow by exactly the
+    stalls it reports; the dense weights, read once per inference from flash, cost at least
+    5 cycles per 8 bytes."""
+    path, graph, x = exports["dense"]
+    manifest = read_manifest(path)
+    fw = build_firmware(path, "cortex-m4")
+    args = (fw, x.reshape(len(x), -1), manifest["input_c_type"], manifest["output_c_type"], manifest["output_size"],
+            [], get_cycle_table("cortex-m4"))
+    plain, timed = emulate(*args), emulate(*args, flash=get_flash_model("stm32l4r5"))
+    assert plain.flash_stalls is None and np.array_equal(plain.outputs, timed.outputs)
+    assert np.array_equal(timed.cycles.sum(axis=1) - plain.cycles.sum(axis=1), timed.flash_stalls.sum(axis=1))
+    weight_bytes = sum(layer.weight.size for layer in graph.weighted_layers())  # int8 weights, dense
+    assert (timed.flash_stalls[:, 1] >= 5 * weight_bytes // 8).all(), (timed.flash_stalls, weight_bytes)
+    assert (timed.flash_stalls[:, 0] > 0).all()
 
 
 def test_the_jet_tagger_at_95_percent_exports_for_the_m4(tmp_path):

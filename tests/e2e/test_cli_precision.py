@@ -126,3 +126,61 @@ def test_config_naming_an_unknown_layer_is_refused(small, cli, tmp_path):
     code, _, err = _export(cli, small, "bad", "--config", path, "--no-compile", exit_code=2)
     assert "no layer named 'fc9'" in err and len(err.strip().splitlines()) == 1
     assert not (small / "bad").exists()
+
+
+def _constants_onnx(path: Path) -> None:
+    """Every layer kind with a constant type: LeakyReLU and PReLU (``param``), HardSigmoid
+    (``slope``, ``shift``), a BatchNorm between two activations (``scale``, unfoldable),
+    Tanh, Sigmoid and Selu (``table``)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    arrays = {f"w{i}": rng.normal(size=(6, 6)) for i in range(5)}
+    arrays.update(slope=np.linspace(-0.3, 0.6, 6), scale=rng.uniform(-2, 2, 6), bias=rng.normal(size=6),
+                  mean=rng.normal(size=6) * 0.3, var=rng.uniform(0.5, 2, 6))
+    inits = [numpy_helper.from_array(a.astype(np.float32), name) for name, a in arrays.items()]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["m0"]), helper.make_node("LeakyRelu", ["m0"], ["a0"], alpha=0.1),
+             helper.make_node("MatMul", ["a0", "w1"], ["m1"]), helper.make_node("PRelu", ["m1", "slope"], ["a1"]),
+             helper.make_node("HardSigmoid", ["a1"], ["a2"]),
+             helper.make_node("BatchNormalization", ["a2", "scale", "bias", "mean", "var"], ["bn"]),
+             helper.make_node("Tanh", ["bn"], ["a3"]), helper.make_node("MatMul", ["a3", "w2"], ["m2"]),
+             helper.make_node("Sigmoid", ["m2"], ["a4"]), helper.make_node("MatMul", ["a4", "w3"], ["m3"]),
+             helper.make_node("Selu", ["m3"], ["a5"]), helper.make_node("MatMul", ["a5", "w4"], ["y"])]
+    graph = helper.make_graph(nodes, "constants", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 6])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_written_config_round_trips_every_constant_type(cli, tmp_path):
+    """--write-config then --config on a model with every layer kind that has a constant
+    type: the same graph and weights byte for byte; an edited constant type takes effect."""
+    pytest.importorskip("onnx")
+    model, x = tmp_path / "m.onnx", tmp_path / "x.npy"
+    _constants_onnx(model)
+    np.save(x, np.random.default_rng(8).normal(size=(64, 6)) * 2)
+    written = tmp_path / "chosen.yaml"
+
+    def export(out, *flags):
+        return cli("export", model, "--calibration", x, "--out", tmp_path / out, "--no-compile", *flags)
+
+    export("first", "--write-config", written)
+    config = yaml.safe_load(written.read_text())
+    keys = {key for entry in config["LayerName"].values() for key in entry["Precision"]}
+    assert {"param", "scale", "slope", "shift", "table"} <= keys, keys
+    layers = json.loads((tmp_path / "first" / "graph.json").read_text())["layers"]
+    kinds = {layer["kind"] for layer in layers}
+    assert {"leaky_relu", "hard_sigmoid", "batchnorm", "tanh", "sigmoid", "selu"} <= kinds, kinds
+    export("again", "--config", written)
+    for name in ("graph.json", "weights.npz"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+    # an edited PReLU slope type is the one calibration keeps (in process: no third export)
+    from hwprune.frontends.onnx import load_onnx
+    from hwprune.quant.calibrate import calibrate
+    from hwprune.quant.precision import parse_config
+
+    prelu = [layer["name"] for layer in layers if layer["kind"] == "leaky_relu"][-1]  # the PRelu node
+    config["LayerName"][prelu]["Precision"]["param"] = "fixed<6,1,RND,SAT>"
+    graph = calibrate(load_onnx(model, "m"), np.load(x).astype(np.float32), spec=parse_config(config, "edited"))
+    assert str(graph.layer(prelu).param_t) == "fixed<6,1,RND,SAT>"

@@ -6,8 +6,6 @@ both sides of every Add. Other formats (ONNX, a pickled module with branches) pr
 graph folders; bad input is one line, exit 2, nothing written."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,17 +20,8 @@ from hwprune.pipeline import load_model
 from hwprune.quant.calibrate import calibrate
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))  # the model classes, importable by name
-from torch_dag_models import ResNet8, SkipMLP, TensorIf, randomize_batchnorm  # noqa: E402
+from torch_dag_models import ResNet8, SkipMLP, TensorIf, randomize_batchnorm, hwprune_cli as hwprune  # noqa: E402
 
-MODELS_DIR = Path(__file__).parents[1] / "unit"
-
-
-def hwprune(*args, cwd):
-    """The CLI in a child process that can import the model classes (for --trust-model)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODELS_DIR), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "hwprune", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=900)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +95,10 @@ def test_resnet8_filters_80_shrink_both_sides_of_every_add(files):
         assert pruned.shape_of(add.name)[-1] < dense.shape_of(add.name)[-1]
 
 
-@pytest.mark.parametrize("model, extra", [("skip_mlp.onnx", ()), ("skip_mlp.pt", ("--trust-model",))])
+@pytest.mark.parametrize("model, extra", [("skip_mlp.onnx", ()), ("skip_mlp.pt", ("--trust-model",)),
+                                          ("skip_mlp.onnx", ("--schedule", "gradual"))])
 def test_other_formats_prune_into_graph_folders(files, model, extra):
-    out = f"{model.replace('.', '_')}_pruned"
+    out = f"{model.replace('.', '_')}_{'_'.join(extra).strip('-')}_pruned"
     code, stdout, stderr = hwprune("prune", model, "--data", "features.npz", "--out", out, "--sparsity", "0.5",
                                    "--method", "neurons", "--epochs", "2", "--json", *extra, cwd=files)
     assert code == 0, stderr
@@ -122,7 +112,7 @@ def test_other_formats_prune_into_graph_folders(files, model, extra):
     ("tensor_if.pt", "p", ("--trust-model",), "could not be traced with torch.fx"),
     ("resnet8.pt2", "p.pt", (), "is not a torch module file"),
     ("skip_mlp.pt", "p.pt", ("--trust-model",), "is a graph with branches"),
-    ("resnet8.pt2", "p", ("--method", "filters", "--schedule", "gradual"), "oneshot or iterative"),
+    ("resnet8.pt2", "p", ("--method", "filters", "--schedule", "lottery"), "prunes by magnitude"),
     ("quantized", "p", (), "quantized already"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(files, model, out, extra, message):

@@ -3,8 +3,6 @@ shortcuts, BatchNorm) pickled and as a .pt2 program, a concatenation/product mod
 MLP with a skip add; each bit-exact between the host C code and the integer reference."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,17 +11,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))  # the model classes, importable by name
-from torch_dag_models import Inception, ResNet8, SkipMLP, randomize_batchnorm  # noqa: E402
+from torch_dag_models import Inception, ResNet8, SkipMLP, randomize_batchnorm, hwprune_cli as hwprune  # noqa: E402
 
-MODELS_DIR = Path(__file__).parents[1] / "unit"
-
-
-def hwprune(*args, cwd):
-    """The CLI in a child process that can import the model classes (for --trust-model)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODELS_DIR), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "hwprune", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.fixture(scope="module")

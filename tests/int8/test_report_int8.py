@@ -102,5 +102,9 @@ def test_a_changed_c_source_is_refused_and_nothing_written(reported, tmp_path):
     code, _, err = _cli("report", copy)
     assert code == 2 and "model_int8.c" in err and len(err.strip().splitlines()) == 1, err
     assert (copy / "report.md").read_bytes() == before
+    code, _, err = _cli("verify", copy)  # verify compiles the C: it must refuse the edit first
+    assert code == 2 and "model_int8.c" in err and len(err.strip().splitlines()) == 1, err
+    code, out_text, err = _cli("verify", copy, "--trust-export")  # the user's explicit choice: runs, and warns
+    assert code == 0 and "bit-exact" in out_text and "--trust-export" in err, (out_text, err)
     code, _, err = _cli("report", out, "--target", "no_such_chip")
     assert code == 2 and "no_such_chip" in err and len(err.strip().splitlines()) == 1, err

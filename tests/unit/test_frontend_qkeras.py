@@ -208,6 +208,22 @@ def test_quantized_po2_weight_on_a_rounding_boundary_is_refused(tmp_path):
         from_keras_json(json_path, h5_path)
 
 
+def test_a_weight_qkeras_puts_off_its_grid_is_refused(tmp_path):
+    """QKeras 0.9 (TensorFlow 2.15) gives quantized_bits(6, 0, alpha=1) of 2^18 + 1 as 31/32 and
+    of 2^19 + 1 as 1.0, off its grid (docs/quantized_models.md): x + (q - x) in float32."""
+    kernel = np.full((2, 2), 0.25)
+    kernel[1, 0] = 2.0 ** 18 + 1
+    layers = [{"class_name": "QDense", "config": {"name": "fc", "units": 2, "kernel_quantizer": _bits(6, 0),
+                                                  "bias_quantizer": _bits(6, 0)}}]
+    json_path, h5_path = _write_model(tmp_path, layers, {"fc": [kernel, np.zeros(2)]}, (2,))
+    assert from_keras_json(json_path, h5_path).layer("fc").weight[0, 1] == 31 / 32
+    kernel[1, 0] = 2.0 ** 19 + 1
+    json_path, h5_path = _write_model(tmp_path, layers, {"fc": [kernel, np.zeros(2)]}, (2,))
+    with pytest.raises(UnsupportedLayerError, match=r"'fc'.*kernel: quantized_bits of 524289\.0 \(index \(1, 0\)\) "
+                                                    r"is 1\.0 in QKeras"):
+        from_keras_json(json_path, h5_path)
+
+
 @pytest.mark.parametrize("quantizer, message", [
     ({"class_name": "quantized_po2", "config": {"bits": 4, "quadratic_approximation": True}}, "quadratic"),
     ({"class_name": "binary", "config": {}}, "'binary' is not supported"),

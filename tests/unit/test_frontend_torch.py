@@ -128,9 +128,30 @@ def test_batchnorm_is_folded_into_the_adjacent_linear(rng, where):
     assert np.abs(float_forward(g, x) - torch_out(model, x)).max() < 1e-4
 
 
-def test_batchnorm_that_cannot_be_folded_is_named():
-    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).eval()
-    with pytest.raises(UnsupportedLayerError, match=r"module '2' \(BatchNorm1d\) cannot be folded: '3' \(ReLU\)"):
-        from_torch(model)
-    with pytest.raises(UnsupportedLayerError, match="no Linear or conv follows it"):
-        from_torch(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4)).eval())
+def _shifted_bn(channels, conv=False):
+    bn = (nn.BatchNorm2d if conv else nn.BatchNorm1d)(channels).eval()
+    with torch.no_grad():
+        bn.running_mean.uniform_(0.2, 0.8), bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 2.0), bn.bias.uniform_(-1.0, 1.0)
+    return bn
+
+
+@pytest.mark.parametrize("model, shape", [
+    (lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU(), _shifted_bn(4), nn.ReLU(), nn.Linear(4, 2)), (4,)),
+    (lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU(), _shifted_bn(4)), (4,)),
+    (lambda: nn.Sequential(_shifted_bn(2, conv=True), nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(3 * 36, 2)), (2, 6, 6)),
+])
+def test_batchnorm_that_cannot_be_folded_is_a_layer_of_its_own(model, shape, rng):
+    """After an activation and before another, last, or before a padded conv (its shift
+    would miss the zero border): a per-channel BatchNorm layer, equal to torch."""
+    torch.manual_seed(0)
+    module = model().eval()
+    g = from_torch(module, shape)
+    assert sum(layer.kind == "batchnorm" for layer in g.layers) == 1
+    x = rng.normal(size=(20, *shape))
+    want = torch_out(module, x)
+    got = float_forward(g, x)  # in the source layout
+    assert np.abs(got.reshape(want.shape) - want).max() < 1e-4
+
+

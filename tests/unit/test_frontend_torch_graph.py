@@ -117,9 +117,21 @@ class AddConstant(nn.Module):
         return self.fc(x) + 1.0
 
 
+def test_a_batchnorm_read_by_two_layers_is_a_layer_of_its_own():
+    torch.manual_seed(0)
+    model = SharedBatchNorm().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(0.2, 0.8), model.bn.bias.uniform_(-1.0, 1.0)
+    g = from_torch(model, (4,))
+    assert [layer.kind for layer in g.layers].count("batchnorm") == 1
+    x = np.random.default_rng(0).normal(size=(16, 4))
+    with torch.no_grad():
+        want = model(torch.tensor(x, dtype=torch.float32)).double().numpy()
+    assert np.abs(float_forward(g, x) - want).max() < 1e-5
+
+
 @pytest.mark.parametrize("model, message", [
     (Gelu(), r"^node 'gelu' \(call_function gelu\) is not supported; hwprune reads"),
-    (SharedBatchNorm(), r"^module 'bn' \(BatchNorm1d\) cannot be folded: several layers read it"),
     (AddConstant(), r"^node 'add' \(call_function add\): add is supported only of tensors computed by the model"),
 ])
 def test_unsupported_graph_nodes_are_named(model, message):
@@ -246,3 +258,25 @@ def test_activations_in_a_graph_from_fx_and_pt2(tmp_path, rng):
             l.kind for l in graph.layers}
         got = graph.to_source(float_forward(graph, x))
         assert np.abs(got - torch_out(model, x)).max() < 1e-5
+
+
+class FunctionalActivations(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        h = torch.nn.functional.leaky_relu(h, 0.2) + torch.nn.functional.hardsigmoid(h)
+        return self.fc2(torch.nn.functional.selu(h) * torch.nn.functional.silu(h))
+
+
+def test_functional_activations_are_read_as_their_modules():
+    torch.manual_seed(0)
+    model = FunctionalActivations().eval()
+    g = from_torch(model, (4,))
+    assert {"leaky_relu", "hard_sigmoid", "selu", "sigmoid", "multiply"} <= {layer.kind for layer in g.layers}
+    x = np.random.default_rng(0).normal(size=(16, 4))
+    with torch.no_grad():
+        want = model(torch.tensor(x, dtype=torch.float32)).double().numpy()
+    assert np.abs(float_forward(g, x) - want).max() < 1e-5

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hwprune import reference
+from hwprune.errors import OptionError
 from hwprune.frontends.torch import from_torch, to_torch
 from hwprune.frontends.torch_twin import GraphTwin
 from hwprune.prune.algorithms import TrainOptions, oneshot
@@ -117,6 +118,24 @@ def test_filter_pruning_shrinks_and_fine_tunes():
     assert [h["round"] for h in result.history] == [1, 2] and result.history[0]["weights"] > result.graph.total_weights
     trained = result.graph.layer("fc").weight
     assert not np.array_equal(trained, graph.layer("fc").weight)
+
+
+def test_gradual_filter_removal_rises_to_the_target_before_the_last_quarter():
+    torch.manual_seed(0)
+    graph = from_torch(randomize_batchnorm(ResNet8(width=0.5, size=8)), (3, 8, 8))
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(16, 3, 8, 8)).astype(np.float32), rng.integers(0, 10, 16)
+    result = prune_units(graph, x, y, 0.5, TrainOptions(batch_size=16), "filters", "global", epochs=4,
+                         schedule="gradual")
+    targets = [h["target"] for h in result.history]
+    removed = [h["units_removed"] for h in result.history]
+    # polynomial decay, power 3, reaching 0.5 at epoch 3 of 4 (round(0.75 * 4))
+    assert targets == pytest.approx([0.5 * (1 - (2 / 3) ** 3), 0.5 * (1 - (1 / 3) ** 3), 0.5, 0.5])
+    assert removed[0] < removed[1] < removed[2] == removed[3]
+    assert [h["epochs"] for h in result.history] == [1, 1, 1, 1]
+    assert result.units == pytest.approx(0.5, abs=0.02)
+    with pytest.raises(OptionError, match="iterative or gradual"):
+        prune_units(graph, x, y, 0.5, TrainOptions(), "filters", schedule="lottery")
 
 
 def test_qat_on_the_fx_graph_is_the_integer_reference(case):

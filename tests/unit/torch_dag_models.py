@@ -1,8 +1,23 @@
 """torch models that are graphs, not chains, for the frontend tests (importable by name, so a
 model pickled with ``torch.save`` reads back with --trust-model in a child process)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from torch import nn
+
+MODELS_DIR = Path(__file__).parent
+
+
+def hwprune_cli(*args, cwd, timeout=900):
+    """The CLI in a child process that can import these model classes (for --trust-model)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODELS_DIR), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "hwprune", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def _conv_bn(cin, cout, k, stride, padding):

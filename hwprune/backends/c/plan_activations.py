@@ -1,4 +1,4 @@
-"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm
+"""What the generated C computes for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm and Quantize
 (``plan.plan_model`` calls it); the arithmetic is ``reference.activations``', in the C
 integer it fits.
 
@@ -10,6 +10,9 @@ integer it fits.
   hls4ml's conversion to ``int`` does) plus ``size / 2``, clamped; the entry cast.
 - Selu: ``x >= 0 ? cast(x * LAMBDA) : cast(table[index])``, the index ``-x * k / 2^f``
   (not negative), clamped.
+- Quantize: ``width[c] ? cast(x, shift[c], width[c], signed[c]) * 2^up[c] : 0`` with the
+  element types' parameters repeating every ``c`` values (their count is the parameter
+  array's size, a suffix of the tensor's shape), the product on ``result_t``'s grid exact.
 - BatchNorm: ``cast(x * S[c] + B[c])`` with the scales and biases on the sum's grid
   (``reference.activations.batchnorm_grid``), ``c = i % channels``.
 """
@@ -26,8 +29,8 @@ from hwprune.ir.activations import ACTIVATION_CLASSES
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed
 from hwprune.ir.activations import SELU_LAMBDA_T
-from hwprune.reference.activations import (batchnorm_grid, hard_sigmoid_grid, index_step, leaky_slopes, selu_lambda,
-                                           table)
+from hwprune.reference.activations import (batchnorm_grid, hard_sigmoid_grid, index_step, leaky_slopes,
+                                           quantize_shifts, selu_lambda, table)
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
@@ -58,7 +61,12 @@ class ActivationArithmetic:
     step: int = 1  # table entries per unit of input
     divisor: int = 1  # 2^f: the input's grid (f > 0), else 1
     multiplier: int = 1  # 2^-f when the input has negative fraction bits
-    channels: int = 1  # LeakyReLU, BatchNorm: constants repeat every `channels` values
+    channels: int = 1  # LeakyReLU, BatchNorm, Quantize: constants repeat every `channels` values
+    # Quantize, per element type: fraction bits dropped, width (0: the value is 0), signed, shift onto the result
+    shifts: tuple[int, ...] = ()
+    widths: tuple[int, ...] = ()
+    signed: tuple[int, ...] = ()
+    ups: tuple[int, ...] = ()
 
     @property
     def c_int(self) -> str:
@@ -79,6 +87,12 @@ def activation_arithmetic(layer: Layer, in_t: Fixed) -> ActivationArithmetic:
         one = 1 << frac
         bits = _bits(_magnitude(in_t) * abs(scaled) + abs(h), one, _magnitude(out_t))
         return ActivationArithmetic(bits, (Cast(frac - out_t.frac_bits, out_t, bits),), (scaled, h, one))
+    if layer.kind == "quantize":
+        shifts, ups = quantize_shifts(layer, in_t)
+        narrow = int(layer.widths.max()) <= 31 and _bits(_magnitude(in_t), _magnitude(out_t)) == 32
+        flat = lambda a: tuple(int(v) for v in np.asarray(a).reshape(-1))  # noqa: E731
+        return ActivationArithmetic(32 if narrow else 64, (), channels=int(layer.widths.size), shifts=flat(shifts),
+                                    widths=flat(layer.widths), signed=flat(layer.signed), ups=flat(ups))
     if layer.kind == "batchnorm":
         scales, biases, frac = batchnorm_grid(layer, in_t)
         bits = _bits(_magnitude(in_t) * int(np.abs(scales).max()) + int(np.abs(biases).max()), _magnitude(out_t))

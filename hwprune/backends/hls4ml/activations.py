@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu and BatchNorm (``mappers.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
@@ -9,6 +9,11 @@ slope and shift are literals that hls4ml's ``slope_t``/``shift_t`` constants rou
 reference does (``slope_prec``/``shift_prec``). Sigmoid, Tanh and Selu pass their table size and
 ``table_t`` as layer attributes (hls4ml reads no ``table`` precision from the configuration
 for them); ``param_t`` goes through the precision configuration (``convert.TYPE_KEYS``).
+A Quantize layer (a type per element, HGQ's) is hls4ml's own ``FixedPointQuantizer`` layer
+(``hls4ml/model/optimizer/passes/hgq_proxy_model.py``), whose generated code casts element
+``i`` to ``ap_fixed<bits[i], integers[i], RND, SAT>`` (0 where ``bits[i]`` is 0) and assigns it
+to the result type, which holds it exactly; its parameters ``mask_kbi`` carry a batch axis
+first. hls4ml generates that code for io_parallel only: with io_stream it is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.backends.hls4ml.mappers import Operands, mapper
+from hwprune.errors import UnsupportedLayerError
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.quant.fixed import Fixed
 
@@ -64,3 +70,16 @@ def _batchnorm(layer, ops: Operands, options: HlsOptions) -> dict:
     return {"class_name": "BatchNormalization", "name": layer.name, "inputs": [ops.source], "n_in": n_in,
             "n_filt": -1 if len(shape) == 1 else layer.channels,
             "scale_data": np.ascontiguousarray(layer.scale), "bias_data": np.ascontiguousarray(layer.bias)}
+
+
+@mapper("quantize")
+def _quantize(layer, ops: Operands, options: HlsOptions) -> dict:
+    if ops.io_type != "io_parallel":
+        raise UnsupportedLayerError(f"layer {layer.name!r}: a type per element (HGQ's FixedPointQuantizer) exists in "
+                                    "hls4ml for io_parallel only; use --io-type parallel")
+    shape = tuple(ops.shape)
+    k, b, i = (np.ascontiguousarray(np.broadcast_to(a, shape))[None] for a in (layer.signed, layer.widths,
+                                                                                  layer.int_bits))
+    return {"class_name": "FixedPointQuantizer", "name": layer.name, "inputs": [ops.source],
+            "RND": layer.rounding.value, "SAT": layer.overflow.value, "fusible": False, "mask_kbi": (k, b, i),
+            "overrides": {}}

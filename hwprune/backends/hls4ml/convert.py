@@ -111,7 +111,10 @@ def to_layer_list(graph: Graph, options: HlsOptions, output_dir: Path, project: 
         "OutputDir": str(output_dir), "ProjectName": project, "Backend": options.tool, "Part": options.part,
         "ClockPeriod": options.clock_period_ns, "IOType": options.io_type, "WriteWeightsTxt": True,
         "HLSConfig": {"Model": {"Precision": graph.input_t.hls(), "ReuseFactor": options.reuse_factor,
-                                "Strategy": options.hls4ml_strategy, "BramFactor": 1_000_000_000},
+                                "Strategy": options.hls4ml_strategy, "BramFactor": 1_000_000_000,
+                                # hwprune sets every type; hls4ml's bit-exact flow (on by default with a
+                                # FixedPointQuantizer) would derive its own
+                                "BitExact": False},
                       "LayerName": precisions},
     }
     return Conversion(layers, config, tuple(converted), tuple(skipped), tuple(auxiliary),
