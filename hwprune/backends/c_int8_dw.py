@@ -7,7 +7,8 @@ requantizes with one SMMLAR and one shift: ``(SMMLAR(2 acc, m, A)) >> e`` with
 TFLM's MultiplyByQuantizedMultiplier plus the output zero point when no int32 step can wrap:
 ``depthwise_plan`` bounds the doubled sum from the weights, the bias and the input range and
 returns None (the layer keeps ``hwp_dwconv_s8``) where a bound fails, a multiplier is
-negative or a shift is left (> 0).
+negative or a shift is left (> 0), and for outputs of at most 3x3 pixels (measured on
+MobileNet's last layers: the per-row costs of the ring outweigh the MACs there).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = N
     if not layer.depthwise or out_c != c or tuple(layer.weight.shape[1:3]) != (3, 3):
         return None
     if tuple(layer.stride) not in ((1, 1), (2, 2)):
+        return None
+    if out_shape[0] * out_shape[1] <= 9:  # 3x3 outputs or fewer: the rows' fixed costs outweigh the MACs
         return None
     mult = np.asarray(layer.out_multiplier, dtype=np.int64)
     e = -np.asarray(layer.out_shift, dtype=np.int64)
