@@ -3,8 +3,9 @@ a MobileNetV2 block stack (0.35 width, 96x96) and a concatenation network, each 
 torch (saved with torch.export as .pt2, and exported to ONNX by torch) and in Keras 3
 (functional, torch backend, saved as .keras).
 
-    python benchmarks/graph_engines.py [--models resnet8,mobilenetv2,concat] [--bits 8,16]
-        [--frontends pt2,onnx,keras] [--vectors 2] [--no-hls4ml] [--no-mcu] [--out DIR]
+    python -m benchmarks.graph_engines [--models resnet8,mobilenetv2,concat] [--bits 8,16]
+        [--frontends pt2,onnx,keras] [--vectors 2] [--io-type auto|parallel|stream]
+        [--no-hls4ml] [--no-mcu] [--out DIR]
 
 For each model file: the float graph hwprune reads against the framework's own outputs
 (torch, onnxruntime, Keras predict; max absolute difference), then per width two exports,
@@ -15,8 +16,9 @@ verification. The arena columns are the C backend's liveness plan against the mo
 live at one step (no plan is smaller) and against a plan that never reuses memory.
 Weights are random and BatchNorm statistics are set away from 0 and 1: the figures measure
 exactness, memory and speed, not accuracy. hls4ml's C simulation is g++ over the whole
-project: at full size (ResNet-8 on 32x32) one build takes tens of minutes on a shared 2-core
-machine, so the recorded hls4ml runs (docs/graphs.md) use smaller inputs (``--size``).
+project; the hls4ml export takes the backend's default I/O type (``--io-type auto``:
+io_stream for these networks at full size, whose io_parallel im2col code g++ compiles for
+tens of minutes; ``backends/hls4ml/iotype.py``), and the "hls4ml io" column names it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from benchmarks.graph_models import (
     TorchConcatNet, TorchMobileNetV2, TorchResNet8, keras_concat_net, keras_mobilenet_v2, keras_resnet8,
     randomize_batchnorm, randomize_keras_batchnorm, save_model_files,
 )
+from hwprune.backends.hls4ml.iotype import resolve_io_type
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.ir.graph import outputs_are_logits
 from hwprune.pipeline import ExportOptions, load_model, quantize_graph, write_export
@@ -92,6 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=float, default=1.0, help="ResNet-8's filter multiplier")
     p.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2's width multiplier")
     p.add_argument("--size", type=int, default=0, help="input height and width (default: the model's own)")
+    p.add_argument("--io-type", default="auto", choices=["auto", "parallel", "stream"], help="hls4ml's I/O type")
     p.add_argument("--no-hls4ml", action="store_true")
     p.add_argument("--no-mcu", action="store_true")
     p.add_argument("--out", type=Path, help="keep the model files and exports here")
@@ -100,9 +104,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     root = args.out or Path(tempfile.mkdtemp(prefix="graph_engines-"))
     root.mkdir(parents=True, exist_ok=True)
-    print("| model | frontend | bits | float max abs diff | export s (M4) | export s (hls4ml) | reference | host C | "
-          "M4 | hls4ml csim | M4 cycles/inf | arena B | live bound B | never-reuse B | arena / bound |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | frontend | bits | float max abs diff | export s (M4) | export s (hls4ml) | hls4ml io | reference | "
+          "host C | M4 | hls4ml csim | M4 cycles/inf | arena B | live bound B | never-reuse B | arena / bound |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failures = 0
     for name in args.models.split(","):
         make_torch, make_keras, default_size = MODELS[name]
@@ -125,9 +129,11 @@ def main(argv=None) -> int:
                     cells["m4_s"] = f"{reports[-1]['seconds']:.1f}"
                     cells["cycles"] = f"{reports[-1]['mcu']['cycles']:,.0f}"
                 if not args.no_hls4ml:
+                    hls = HlsOptions(io_type=args.io_type)
                     reports.append(export_and_verify(graph, path, root / f"{name}_{frontend}_{bits}_hls4ml", x,
-                                                     vectors, bits, hls=HlsOptions()))
+                                                     vectors, bits, hls=hls))
                     cells["hls_s"] = f"{reports[-1]['seconds']:.1f}"
+                    cells["io"] = resolve_io_type(graph, hls).io_type
                 if not reports:
                     reports.append(export_and_verify(graph, path, root / f"{name}_{frontend}_{bits}_host", x,
                                                      vectors, bits))
@@ -135,7 +141,7 @@ def main(argv=None) -> int:
                 engines = [engine_cell(reports, e) for e in ENGINES]
                 failures += sum(e.startswith("FAIL") for e in engines) + (diff > 1e-5)
                 print(f"| {name} | {frontend} | {bits} | {diff:.1e} | {cells.get('m4_s', '-')} | "
-                      f"{cells.get('hls_s', '-')} | {' | '.join(engines)} | {cells.get('cycles', '-')} | "
+                      f"{cells.get('hls_s', '-')} | {cells.get('io', '-')} | {' | '.join(engines)} | {cells.get('cycles', '-')} | "
                       f"{plan['arena_bytes']:,} | {plan['arena_live_bound_bytes']:,} | "
                       f"{plan['arena_never_reuse_bytes']:,} | "
                       f"{plan['arena_bytes'] / plan['arena_live_bound_bytes']:.3f} |", flush=True)

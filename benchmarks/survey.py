@@ -6,14 +6,18 @@ For every model file of the folder(s) (gathered by ``benchmarks/survey_files.py`
 1. the source framework runs it on 200 seeded random inputs (Keras 3 with
    ``KERAS_BACKEND=torch``, onnxruntime, torch; QKeras in the Python ``--tf-python`` or
    ``--qkeras3-python`` names, ``benchmarks/qkeras_oracle.py``: without it a QKeras file is
-   exported but not checked);
+   exported but not checked; a QONNX file qonnx's own execution,
+   ``benchmarks/qonnx_oracle.py``); an image model (an input of more than ``LARGE_INPUT``
+   values) on ``LARGE_SAMPLES`` of them, which the integer reference holds in memory with
+   every layer's output;
 2. ``hwprune export`` with 16-bit weights and activations (a quantized file: its own types) for the host, calibrated on those
    200 inputs, which are also its test vectors: exit 0 means every engine equals the integer
    reference bit for bit;
 3. ``hwprune export --target stm32l4r5`` (Cortex-M4F) at the default 8 bits on the first
    ``--mcu-vectors`` inputs: the host C and the firmware in the emulator, both bit for bit;
 4. for a classifier (the export's task, or 2 to 100 outputs), the argmax of the 16-bit export's integer outputs
-   must equal the source framework's on all 200 inputs.
+   must equal the source framework's on all 200 inputs; a QONNX file (fully quantized, no
+   calibration) must equal qonnx's outputs exactly, value for value.
 
 A file passes when both exports exit 0 and, for a classifier, every argmax agrees. A refused
 file gets hwprune's one-line reason. Prints a table and writes it as Markdown (``--md``).
@@ -41,10 +45,13 @@ from benchmarks.hgq_oracle import hgq_oracle
 from benchmarks.keras_twin import keras_twin
 from benchmarks.qkeras_oracle import add_arguments, is_qkeras, on_export_inputs, python_for, survey_oracle
 from benchmarks.survey_shapes import declared_input_shape
+from benchmarks.qonnx_oracle import exact_to_qonnx, is_qonnx, qonnx_runner
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 SAMPLES = 200
+LARGE_INPUT = 1 << 14
+LARGE_SAMPLES = 4
 # A model with 2 to this many outputs is taken for a classifier (its argmax is checked) even
 # without a final Softmax; more outputs (an autoencoder's 640) are a regression.
 MAX_CLASSES = 100
@@ -154,6 +161,9 @@ def _keras_oracle(path, architecture, work):
 def _onnx_oracle(path, _architecture, _work):
     import onnx
     import onnxruntime
+    if is_qonnx(path):  # Quant, BipolarQuant, channels-last ops: onnxruntime has none of them
+        shape, run = qonnx_runner(path)
+        return shape, run, "qonnx"
     model = onnx.load(str(path), load_external_data=False)
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -254,17 +264,18 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
         if make_oracle is None:
             raise LookupError(no_oracle)
         shape, run, oracle_name = make_oracle(path, architecture, work)
-        x = rng.standard_normal((SAMPLES, *shape)).astype(np.float32)
+        samples = SAMPLES if int(np.prod(shape)) <= LARGE_INPUT else LARGE_SAMPLES
+        x = rng.standard_normal((samples, *shape)).astype(np.float32)
         y_source = run(x)
-        if len(y_source) != SAMPLES:
-            raise ValueError(f"its output has {len(y_source)} rows for {SAMPLES} inputs (not one per example)")
+        if len(y_source) != samples:
+            raise ValueError(f"its output has {len(y_source)} rows for {samples} inputs (not one per example)")
     except Exception as exc:  # the survey reports any framework failure as a row, not a crash
         x, y_source = None, None
         row["argmax"] = f"{oracle_name} cannot run it: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
         if oracle_name == "QKeras":
             row["argmax"] = no_oracle or f"QKeras cannot run it: {exc}"
-        elif row["owner"]:  # the frameworks these files come from are not installable without TensorFlow
-            row["argmax"] = "no oracle here (QKeras and HGQ need TensorFlow, QONNX/Brevitas the qonnx package)"
+        elif row["owner"] and oracle_name != "qonnx":  # frameworks not installable without TensorFlow
+            row["argmax"] = "no oracle here (QKeras and HGQ need TensorFlow)"
     if x is None:  # no oracle: hwprune still runs, on inputs of the shape the file declares
         shape = declared_input_shape(path, architecture)
         if shape is None:
@@ -293,20 +304,26 @@ def survey_one(path: Path, info: dict, folder: Path, work: Path, mcu_vectors: in
         return row
     if task != "classification" and 2 <= y_source.shape[1] <= MAX_CLASSES:
         task = "classification"  # class scores without a final Softmax (mnist-8's logits): argmax still counts
+    samples = len(x)
+    with np.load(host_dir / "vectors.npz") as vectors:
+        y_int = vectors["y_int"].reshape(samples, -1)
+    exact = exact_to_qonnx(path, y_int, y_source) if oracle_name == "qonnx" else None
     if task == "classification":
-        with np.load(host_dir / "vectors.npz") as vectors:
-            y_int = vectors["y_int"].reshape(SAMPLES, -1)
         agree = int(np.sum(np.argmax(y_int, axis=1) == np.argmax(y_source, axis=1)))
-        row["argmax"] = f"{agree}/{SAMPLES}"
+        row["argmax"] = f"{agree}/{samples}"
     else:
-        row["argmax"] = f"({task})"
+        row["argmax"] = f"({task})" if task else ""  # a QONNX file has no float model to compare a task's terms
+    if exact is not None:
+        row["argmax"] = "; ".join(part for part in (row["argmax"], exact) if part)
     rc, reason_mcu = _hwprune_export(path, architecture, work / "x_mcu.npy", mcu_dir,
                                      ["--target", MCU_TARGET], timeout)
     row["m4"] = {0: "bit-exact", 1: "not bit-exact", 2: "refused", None: "timeout"}.get(rc, f"exit {rc}")
     if rc != 0:
         row["outcome"], row["reason"] = f"M4 {row['m4']}", reason_mcu
-    elif task == "classification" and agree != SAMPLES:
-        row["outcome"], row["reason"] = "argmax differs", f"16-bit argmax equals {oracle_name}'s on {agree} of {SAMPLES}"
+    elif exact is not None and not exact.startswith("equal"):
+        row["outcome"], row["reason"] = "differs from qonnx", exact
+    elif task == "classification" and agree != samples:
+        row["outcome"], row["reason"] = "argmax differs", f"16-bit argmax equals {oracle_name}'s on {agree} of {samples}"
         if oracle_name == "QKeras":
             python = python_for(path, tf_python, qkeras3_python)[0]
             row["reason"] += on_export_inputs(python, path, architecture, host_dir, work)

@@ -85,9 +85,15 @@ def _weighted(layer, c: Context) -> LayerWork:
                      round(c.stored_bytes * reuse), c.stored_bytes, **c.traffic(products))
 
 
-@rule("relu")
+@rule("relu", "sign")
 def _relu(layer, c: Context) -> LayerWork:
     return LayerWork(layer.name, layer.kind, adds=c.n_in, add_bits=c.in_bits, **c.traffic(c.n_in))
+
+
+@rule("upsample")
+def _upsample(layer, c: Context) -> LayerWork:
+    """A copy: every output reads one input value, and nothing is computed."""
+    return LayerWork(layer.name, layer.kind, **c.traffic(c.n_out))
 
 
 @rule("leaky_relu", "hard_sigmoid")

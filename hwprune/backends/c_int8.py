@@ -1,5 +1,5 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
-hand-written kernels of ``templates/c/hwprune_int8.h``, ``hwprune_int8_simd.h`` and
+hand-written kernels of ``templates/c/hwprune_int8.h``, ``hwprune_int8_simd.h``,
 ``hwprune_int8_dsp.h`` and ``hwprune_int8_dw.h``, and a host engine that runs it.
 
 Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favour
@@ -9,12 +9,14 @@ Dense: every weight, one byte each, in the order the DSP kernels read (``block_r
 four FULLY_CONNECTED rows or two convolution rows interleaved a word at a time;
 ``depthwise_weights``: int16, four channels a tap; a 3x3 depthwise layer of stride 1 or 2
 in pairs of taps, ``backends.c_int8_dw``); cores without the DSP extension run scalar
-kernels over the same arrays. A 3x3 depthwise layer's ring of widened rows is a buffer of
-the arena (``depthwise_rings``). The DSP kernels widen inputs into one static int16
-scratch (its size the largest layer's need, counted in RAM). Activations live in one
-static int8 arena planned by tensor liveness (``backends.c.arena``, the planner the
-ap_fixed C uses), so a graph whose tensors branch and join (a residual ADD) keeps each
-tensor until its last reader; on a chain it is the ping-pong of two buffers.
+kernels over the same arrays. Activations live in one static int8 arena planned by tensor
+liveness (``backends.c.arena``, the planner the ap_fixed C uses), so a graph whose tensors
+branch and join (a residual ADD) keeps each tensor until its last reader; on a chain it is
+the ping-pong of two buffers; a 3x3 depthwise layer's ring of widened rows is a buffer of
+the arena live while it runs (``depthwise_rings``). The last layer writes the caller's ``out``. The
+DSP kernels widen inputs into int16 scratch placed in the arena's gaps while their layer
+runs (``scratch_offsets``); a narrowing FULLY_CONNECTED reads its int8 input directly
+(``widens_input``).
 """
 
 from __future__ import annotations
@@ -68,11 +70,19 @@ def _nonzeros(layer, conv: bool):
     return starts, cols, vals
 
 
+def writes_output(graph: Graph, layer) -> bool:
+    """Whether ``layer`` writes straight into the caller's ``out``: the graph's output, computed
+    last and read by no other layer, needs no bytes of the arena nor a final copy."""
+    return layer is graph.layers[-1] and layer.name == graph.output and not graph.consumers(layer.name)
+
+
 def _tensor_buffers(graph: Graph) -> list[arena.Buffer]:
     steps = {layer.name: i for i, layer in enumerate(graph.layers)}
     end = len(graph.layers)  # the copy into ``out`` after the last layer
     buffers = []
     for layer in graph.layers:
+        if writes_output(graph, layer):
+            continue
         readers = [steps[c.name] for c in graph.consumers(layer.name)]
         last = max([steps[layer.name], *readers, *([end] if layer.name in graph.outputs else [])])
         buffers.append(arena.Buffer(layer.name, int(np.prod(graph.shape_of(layer.name))), steps[layer.name], last))
@@ -119,12 +129,44 @@ def depthwise_rings(graph: Graph) -> dict:
 def plan_int8(graph: Graph) -> arena.Arena:
     """Where each layer's output lives in one static int8 arena: step ``i`` writes layer
     ``i``'s tensor, which stays live until its last reader (the graph output until the
-    final copy), so two tensors share bytes only when no step needs both; a depthwise
-    layer's ring (``depthwise_rings``) is live at its step only."""
+    final copy), so two tensors share bytes only when no step needs both. A last layer that
+    ``writes_output`` takes no bytes; a depthwise layer's ring (``depthwise_rings``) is live
+    at its step only."""
     steps = {layer.name: i for i, layer in enumerate(graph.layers)}
     rings = [arena.Buffer(f"{name}#ring", plan.ring_bytes(block, strip), steps[name], steps[name])
              for name, (plan, block, strip) in depthwise_rings(graph).items()]
     return arena.plan(_tensor_buffers(graph) + rings)
+
+
+def scratch_offsets(graph: Graph, plan: arena.Arena) -> tuple[dict[str, int], int]:
+    """Where each dense layer's int16 scratch (``scratch_halfwords``) lives on DSP cores: in the
+    arena, first fit among the bytes no tensor holds while that layer runs (its input and
+    output are live then), so the scratch costs RAM only where it exceeds the gaps. Returns
+    (offsets by layer name, the arena's bytes on DSP cores); the plan's tensors stay put, so
+    cores without the extension keep the smaller arena."""
+    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
+    end = len(graph.layers)
+    spans = {}
+    for layer in graph.layers:
+        if layer.name in plan.offsets:
+            readers = [steps[c.name] for c in graph.consumers(layer.name)]
+            last = max([steps[layer.name], *readers, *([end] if layer.name in graph.outputs else [])])
+            spans[layer.name] = (steps[layer.name], last)
+    offsets, nbytes = {}, plan.nbytes
+    for i, layer in enumerate(graph.layers):
+        size = arena.aligned(2 * scratch_halfwords(layer)) if layer.kind in ("int8_dense", "int8_conv2d") else 0
+        if not size:
+            continue
+        busy = sorted((plan.offsets[name], plan.offsets[name] + arena.aligned(int(np.prod(graph.shape_of(name)))))
+                      for name, (first, last) in spans.items() if first <= i <= last)
+        offset = 0
+        for lo, hi in busy:  # sorted by start: the first gap wide enough
+            if offset + size <= lo:
+                break
+            offset = max(offset, hi)
+        offsets[layer.name] = offset
+        nbytes = max(nbytes, offset + size)
+    return offsets, nbytes
 
 
 def pointwise(layer) -> bool:
@@ -190,6 +232,15 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
 
+def widens_input(layer) -> bool:
+    """Whether a dense-stored FULLY_CONNECTED widens its input into int16 scratch once (DSP
+    cores), or reads the int8 input as it goes, its zero point folded into the bias (a cycle
+    more per 16 MACs, no scratch). A layer that narrows (more inputs than outputs) reads
+    directly: its widened input would be the largest buffer while it runs, more than its
+    input and output together."""
+    return layer.kind != "int8_dense" or layer.filter_matrix.shape[1] <= layer.out_features
+
+
 def k4_padded(layer) -> bool:
     """Whether a dense CONV_2D (not depthwise) runs ``hwp_conv_k4_s8``: its input channels are
     not a multiple of four, so each filter is padded with zeros to a multiple of four weights."""
@@ -206,10 +257,11 @@ def padded_filters(matrix: np.ndarray) -> np.ndarray:
 
 def scratch_halfwords(layer) -> int:
     """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
-    widened input, CONV_2D two widened columns (im2col; ``hwp_conv_k4_s8`` also the bytes of
-    one field it copies row by row), DEPTHWISE_CONV_2D none (a 3x3 one's ring of widened
-    rows is in the arena, ``depthwise_rings``)."""
-    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise):
+    widened input (none when it reads it directly, ``widens_input``), CONV_2D two widened
+    columns (im2col; ``hwp_conv_k4_s8`` also the bytes of one field it copies row by row),
+    DEPTHWISE_CONV_2D none (a 3x3 one's ring of widened rows is in the arena,
+    ``depthwise_rings``)."""
+    if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise) or not widens_input(layer):
         return 0
     if k4_padded(layer):  # two columns, then the staging bytes of one
         k4 = padded_filters(layer.filter_matrix).shape[1]
@@ -252,6 +304,13 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
                         f"{geometry}, {p}_w, {q}, hwp_scratch);")
     if dense:
         arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4), aligned=True), *common]
+        if not conv and not widens_input(layer):  # the int8 input read directly: zero point folded into the bias
+            folded = wrap_int32(np.asarray(layer.bias, dtype=np.int64)
+                                - in_t.zero_point * layer.filter_matrix.astype(np.int64).sum(axis=1))
+            q0 = f"{p}_bias, {p}_mult, {p}_shift, 0, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"
+            return ([arrays[0], _array("int32_t", f"{p}_bias", folded), *common[1:]],
+                    f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, {p}_w, {q0}, "
+                    "(int16_t *)0);")
         if not conv:
             return arrays, (f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, "
                             f"{p}_w, {q}, hwp_scratch);")
@@ -290,12 +349,17 @@ def layer_function(index: int) -> str:
     return f"hwp_layer_{index}"
 
 
-def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena]:
-    """The constant arrays, each layer's C statement, where each tensor lives, the arena's plan."""
+def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena, int]:
+    """The constant arrays, each layer's C statement, where each tensor lives, the arena's plan
+    and the arena's bytes on DSP cores (``scratch_offsets``)."""
     data, calls = [], []
     plan = plan_int8(graph)
+    scratch, dsp_bytes = scratch_offsets(graph, plan)
     where = {graph.input.name: "in"}
     for layer in graph.layers:
+        if writes_output(graph, layer):
+            where[layer.name] = "out"
+            continue
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
@@ -312,7 +376,7 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena]:
                 ring = (*ring, f"(int16_t *)(void *)(hwp_arena + {plan.offsets[layer.name + '#ring']})")
             arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape, ring)
             data += arrays
-            calls.append(call)
+            calls.append(call.replace("hwp_scratch", f"HWP_SCRATCH({scratch.get(layer.name, 0)})"))
         elif layer.kind in ("int8_avgpool2d", "int8_maxpool2d"):
             (ih, iw, c), (oh, ow, _) = in_shape, out_shape
             calls.append(f"hwp_pool_s8({src}, {dst}, {ih}, {iw}, {c}, {oh}, {ow}, {layer.pool_size[0]}, "
@@ -330,7 +394,7 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena]:
             calls.append(f"for (int k = 0; k < {sizes[i]}; k++) {dst}[k] = {src}[k];")
         else:
             raise ModelError(f"layer {layer.name!r}: the int8 C backend has no kernel for {layer.kind!r}")
-    return data, calls, where, plan
+    return data, calls, where, plan, dsp_bytes
 
 
 def layer_kernels(graph: Graph) -> list[str]:
@@ -342,25 +406,29 @@ def render_int8(graph: Graph) -> str:
     """The C of an int8 graph: ``void <name>_predict(const int8_t *in, int8_t *out)`` calling
     one function per layer (``layer_function``), with a ``HWPRUNE_INT8_TRACE(index, data,
     size)`` hook after every layer."""
-    data, calls, where, plan = _calls(graph)
+    data, calls, where, plan, dsp_bytes = _calls(graph)
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
-    scratch = max([scratch_halfwords(layer) for layer in graph.weighted_layers()] or [0])
-    functions = "".join(f"static __attribute__((noinline)) void {layer_function(i)}(const int8_t *in) {{\n"
-                        f"    (void)in;\n    {call}\n}}\n" for i, call in enumerate(calls))
-    body = "\n    ".join(f"{layer_function(i)}(in);\n    HWPRUNE_INT8_TRACE({i}, {where[layer.name]}, {sizes[i]});"
+    functions = "".join(f"static __attribute__((noinline)) void {layer_function(i)}(const int8_t *in, int8_t *out) "
+                        f"{{\n    (void)in;\n    (void)out;\n    {call}\n}}\n" for i, call in enumerate(calls))
+    body = "\n    ".join(f"{layer_function(i)}(in, out);\n    HWPRUNE_INT8_TRACE({i}, {where[layer.name]}, {sizes[i]});"
                           for i, layer in enumerate(graph.layers))
     return (f"/* {graph.name}: TFLite int8, generated by hwprune */\n#include <stdint.h>\n#include \"{HEADER}\"\n"
             "#ifndef HWPRUNE_INT8_TRACE\n#define HWPRUNE_INT8_TRACE(index, data, size) ((void)0)\n#endif\n"
             + "".join(data)
-            + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once) */\n"
-            f"static int8_t hwp_arena[{max(plan.nbytes, 1)}] __attribute__((aligned({arena.ALIGN})));\n"
-            + ("/* widened inputs of the DSP kernels (hwprune_int8_simd.h); none on other cores */\n"
-               f"#if HWP_SIMD\nstatic int16_t hwp_scratch[{scratch}] __attribute__((aligned(4)));\n"
-               "#else\n#define hwp_scratch ((int16_t *)0)\n#endif\n"
-               if scratch else "")
+            + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once); "
+            f"on DSP cores {dsp_bytes} with the dense kernels' widened inputs (hwprune_int8_simd.h) in the gaps */\n"
+            "#if HWP_SIMD\n"
+            f"static int8_t hwp_arena[{max(dsp_bytes, 1)}] __attribute__((aligned(8), unused));\n"
+            "#define HWP_SCRATCH(offset) ((int16_t *)(void *)(hwp_arena + (offset)))\n"
+            "#else\n"
+            f"static int8_t hwp_arena[{max(plan.nbytes, 1)}] __attribute__((aligned(8), unused));\n"
+            "#define HWP_SCRATCH(offset) ((int16_t *)0)\n"
+            "#endif\n"
             + functions
             + f"void {graph.name}_predict(const int8_t *in, int8_t *out) {{\n    {body}\n"
-            f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n}}\n")
+            + ("" if writes_output(graph, graph.layers[-1]) else
+               f"    for (int k = 0; k < {int(np.prod(graph.output_shape))}; k++) out[k] = {where[graph.output]}[k];\n")
+            + "}\n")
 
 
 def write_int8_c(graph: Graph, out_dir: Path) -> list[Path]:

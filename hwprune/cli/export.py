@@ -106,8 +106,10 @@ def add_parser(sub) -> None:
     p.add_argument("--reuse-factor", type=ranges.REUSE_FACTOR,
                    help=f"hls4ml reuse factor, 1 to {ranges.MAX_REUSE} (default 1)")
     p.add_argument("--part", help="FPGA part (default: the --target's part, else xcvu13p-flga2577-2-e)")
-    p.add_argument("--io-type", choices=["parallel", "stream"],
-                   help="hls4ml I/O: parallel (arrays, the default) or stream (hls::stream between layers)")
+    p.add_argument("--io-type", choices=["parallel", "stream", "auto"],
+                   help="hls4ml I/O: parallel (arrays), stream (hls::stream between layers) or auto (the default: "
+                        "stream when the convolutions' im2col code would be large, as for ResNet-8 on 32x32, else "
+                        "parallel)")
     p.add_argument("--hls-tool", choices=["Vitis", "Vivado"], help="HLS tool the project is for (default Vitis)")
     p.add_argument("--weight-storage", choices=["auto", "dense", "compressed"],
                    help="resource strategy: weights dense, compressed (nonzeros only) or the smaller per layer")

@@ -14,7 +14,10 @@ graph output depends on are dropped. Layout: ONNX is channels-first, the IR chan
 (keras2onnx, tf2onnx) takes channels-last data, one with convolutions or pooling otherwise
 takes channels-first data as its source did. torch's old BatchNorm1d export (``Unsqueeze``
 -> BatchNormalization -> ``Squeeze``) is a BatchNorm. QONNX ``Quant``/``BipolarQuant``
-nodes make a quantized graph of the types they declare (``onnx_quant``).
+nodes make a quantized graph of the types they declare (``onnx_quant``). Handlers are looked
+up by domain (``onnx_graph.handler_of``): QONNX's quantizers and its channels-last ops
+(``onnx_channels_last``; a model with them takes channels-last data) have tables of their
+own, and a file that uses QONNX's domains without importing them gets the import.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError, WeightError
-from hwprune.frontends import onnx_activations, onnx_ops, onnx_quant, onnx_spatial  # noqa: F401  (register the handlers)
-from hwprune.frontends.onnx_graph import OPS, fold, topological_order
+from hwprune.frontends import onnx_activations, onnx_channels_last, onnx_ops, onnx_quant, onnx_spatial  # noqa: F401  (register the handlers)
+from hwprune.frontends.onnx_graph import OPS, QONNX_DOMAINS, STANDARD_DOMAINS, fold, handler_of, label, topological_order  # noqa: F401  (OPS: the default domain's table)
 from hwprune.frontends.onnx_limits import read_model
 from hwprune.frontends.onnx_ops import moves_single_channel
 from hwprune.frontends.onnx_values import Context, Value
@@ -49,6 +52,7 @@ def _read(path: Path):
     try:
         model = read_model(path)  # declared sizes and external data locations checked first
         order = _sort_nodes(model, path)
+        _import_qonnx_domains(model, path)
         onnx.checker.check_model(model)
     except HwpruneError:
         raise
@@ -63,6 +67,23 @@ def _read(path: Path):
     except Exception:  # shapes then stay unknown; the handlers check what they need
         pass
     return model, order
+
+
+def _import_qonnx_domains(model, path) -> None:
+    """Give QONNX's domains the opset import that exporters often leave out (the checker
+    refuses a node of a domain the file does not import); a node of another domain the
+    file does not import is named."""
+    from onnx import helper
+
+    imported = {o.domain for o in model.opset_import} | set(STANDARD_DOMAINS)
+    for index, node in enumerate(model.graph.node):
+        if node.domain in imported:
+            continue
+        if node.domain not in QONNX_DOMAINS:
+            raise ModelError(f"{path}: {label(node, index)} is in domain {node.domain!r}, which the file does not "
+                             "import (opset_import) and hwprune does not read")
+        model.opset_import.append(helper.make_opsetid(node.domain, 1))
+        imported.add(node.domain)
 
 
 def _sort_nodes(model, path) -> list[int]:
@@ -115,7 +136,7 @@ def _input_value(node_list, name: str, shape: tuple, attrs_of, constants) -> tup
                        or (n.op_type == "Reshape" and moves_single_channel(constants.get(n.input[1]), shape[1:]))
                        for n, a in readers):
         return Value(INPUT, rank, "cl"), shape[1:], "channels_last"
-    if any(node.op_type in SPATIAL_OPS for node in node_list):
+    if any(node.op_type in SPATIAL_OPS and node.domain in STANDARD_DOMAINS for node in node_list):
         return Value(INPUT, rank, "cf"), (*shape[2:], shape[1]), "channels_first"
     return Value(INPUT, rank, "cl"), shape[1:], "channels_last"
 
@@ -162,11 +183,7 @@ def onnx_to_graph(model, path, name: str = "model", order=None) -> Graph:
     ctx.values[inputs[0].name], ctx.ir_shapes[INPUT] = value, tuple(int(d) for d in ir_shape)
     for position in positions:
         (ctx.index, node), attrs = nodes[position], attrs_of[position]
-        handler = OPS.get(node.op_type)
-        if handler is None:
-            raise UnsupportedLayerError(
-                f"{ctx.where(node)}: op type {node.op_type!r} is not supported; supported op types are "
-                f"{', '.join(sorted(OPS))}")
+        handler = handler_of(node, ctx.where(node))
         _check_finite(ctx, node)
         for tensor in node.input:
             if tensor and tensor not in constants and tensor not in ctx.values:

@@ -30,19 +30,62 @@ def label(node, index: int) -> str:
 
 
 Handler = Callable[[object, dict, object], object]  # (node, attributes, onnx_values.Context)
+#: Handlers of the default ONNX domain's ops, by op type.
 OPS: dict[str, Handler] = {}
+#: Handlers of the other domains hwprune reads (QONNX's), by domain, then op type.
+DOMAIN_OPS: dict[str, dict[str, Handler]] = {}
+
+#: The default domain's names.
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+#: QONNX's quantizers (Quant, BipolarQuant): qonnx's registry reads Brevitas's and FINN's
+#: domain names as this one.
+QONNX = "qonnx.custom_op.general"
+QONNX_ALIASES = frozenset({QONNX, "onnx.brevitas", "finn.custom_op.general"})
+#: qonnx's channels-last Conv, MaxPool and BatchNormalization (tensors (N, *spatial, C)).
+CHANNELS_LAST = "qonnx.custom_op.channels_last"
+#: The domains whose opset import hwprune supplies when a file omits it (exporters of
+#: QONNX files often do; the ops are defined by qonnx, not by the import's version).
+QONNX_DOMAINS = QONNX_ALIASES | {CHANNELS_LAST}
 
 
-def op(*names: str):
-    """Register a handler: it returns the ``onnx_values.Value`` of the node's output, made
-    with ``Context.emit`` (a new IR layer) or from an input's value (a node that computes
-    nothing, or that changes the layer before it: a bias, a BatchNorm)."""
+def domain_of(node) -> str:
+    """The node's domain under one name: "" for the default domain, QONNX for its aliases."""
+    if node.domain in STANDARD_DOMAINS:
+        return ""
+    return QONNX if node.domain in QONNX_ALIASES else node.domain
+
+
+def op(*names: str, domain: str = ""):
+    """Register a handler (of the default domain, or of ``domain``): it returns the
+    ``onnx_values.Value`` of the node's output, made with ``Context.emit`` (a new IR layer)
+    or from an input's value (a node that computes nothing, or that changes the layer
+    before it: a bias, a BatchNorm)."""
+    table = OPS if domain == "" else DOMAIN_OPS.setdefault(domain, {})
+
     def register(fn: Handler) -> Handler:
         for name in names:
-            OPS[name] = fn
+            table[name] = fn
         return fn
 
     return register
+
+
+def handler_of(node, where: str) -> Handler:
+    """The handler of the node's op in its domain; UnsupportedLayerError naming the node, the
+    domain and what that domain supports."""
+    from hwprune.errors import UnsupportedLayerError
+
+    domain = domain_of(node)
+    table = OPS if domain == "" else DOMAIN_OPS.get(domain)
+    if table is None:
+        raise UnsupportedLayerError(f"{where}: domain {node.domain!r} is not one hwprune reads (it reads the default "
+                                    f"ONNX domain and QONNX's {', '.join(sorted(QONNX_DOMAINS))})")
+    handler = table.get(node.op_type)
+    if handler is None:
+        of = "" if domain == "" else f" of domain {node.domain!r}"
+        raise UnsupportedLayerError(f"{where}: op type {node.op_type!r}{of} is not supported; supported op types"
+                                    f"{of} are {', '.join(sorted(table))}")
+    return handler
 
 
 def topological_order(nodes, graph_inputs, path) -> list[int]:
@@ -85,12 +128,15 @@ def topological_order(nodes, graph_inputs, path) -> list[int]:
 
 Fold = Callable[[list, dict], np.ndarray]
 FOLDS: dict[str, Fold] = {}
+FOLD_DOMAIN: dict[str, str] = {}  # an op type folded in another domain than the default one
 
 
-def folds(*names: str):
+def folds(*names: str, domain: str = ""):
     def register(fn: Fold) -> Fold:
         for name in names:
             FOLDS[name] = fn
+            if domain:
+                FOLD_DOMAIN[name] = domain
         return fn
 
     return register
@@ -220,7 +266,8 @@ def fold(nodes: list, attrs_of: list, constants: dict, shapes: dict, path) -> li
                 constants[node.output[0]] = full[attrs.get("start", 0):attrs.get("end", len(full))]
                 continue
         present = [name for name in node.input if name]
-        if node.op_type in FOLDS and present and all(name in constants for name in present):
+        foldable = node.op_type in FOLDS and FOLD_DOMAIN.get(node.op_type, "") == domain_of(node)
+        if foldable and present and all(name in constants for name in present):
             values = [constants[name] if name else None for name in node.input]
             try:
                 constants[node.output[0]] = FOLDS[node.op_type](values, attrs)

@@ -15,7 +15,8 @@ before the rounding equals the saturation after it, the bounds being integers.
 - On a computed tensor it is a Clip to ``[lo, hi] * scale`` carrying that type (a cast).
 
 ``BipolarQuant(x, scale)`` is ``scale`` times +1 where ``x >= 0``, -1 elsewhere: evaluated
-on constants (binary weights); on a computed tensor (a sign activation) it is refused.
+on constants (binary weights); on a computed tensor it is a ``Sign`` activation of type
+``fixed<2, 2 + log2(scale)>``, which holds ``+-scale`` exactly.
 Refused with one line naming the node: a scale that is not one power of two (per-channel
 or arbitrary scales), a nonzero zero point, a bit width below 2, other rounding modes.
 """
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprune.errors import UnsupportedLayerError
-from hwprune.frontends.onnx_graph import folds, op
+from hwprune.frontends.onnx_graph import QONNX, folds, op
+from hwprune.ir.activations import Sign
 from hwprune.ir.layers import Clip
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
 
@@ -53,7 +54,7 @@ def _round(x: np.ndarray, mode: str) -> np.ndarray:
     return np.floor(x) if mode == "FLOOR" else np.round(x)  # np.round: half to even
 
 
-@folds("Quant")
+@folds("Quant", domain=QONNX)
 def _fold_quant(values, attrs):
     x, scale, zeropt, bits = (np.asarray(v, dtype=np.float64) for v in values[:4])
     if bits.size != 1 or float(bits.reshape(-1)[0]) != int(bits.reshape(-1)[0]) or int(bits.reshape(-1)[0]) < 2:
@@ -63,7 +64,7 @@ def _fold_quant(values, attrs):
     return ((q - zeropt) * scale).astype(np.float32)
 
 
-@folds("BipolarQuant")
+@folds("BipolarQuant", domain=QONNX)
 def _fold_bipolar(values, attrs):
     x, scale = (np.asarray(v, dtype=np.float64) for v in values[:2])
     return (np.where(x >= 0, 1.0, -1.0) * scale).astype(np.float32)
@@ -79,7 +80,7 @@ def _power_of_two(node, ctx, scale: np.ndarray) -> int:
     return 1 - int(exponent[0])
 
 
-@op("Quant")
+@op("Quant", domain=QONNX)
 def _quant(node, attrs, ctx):
     value = ctx.value(node)
     scale, zeropt, bits = (ctx.const(node, i) for i in (1, 2, 3))
@@ -101,7 +102,12 @@ def _quant(node, attrs, ctx):
     return ctx.emit(node, clip, [value], sole=True)
 
 
-@op("BipolarQuant")
+@op("BipolarQuant", domain=QONNX)
 def _bipolar(node, attrs, ctx):
-    raise UnsupportedLayerError(f"{ctx.where(node)}: a BipolarQuant of a computed tensor (a sign activation) is not "
-                                "supported; on weights (a constant) it is")
+    value = ctx.value(node)
+    scale = ctx.const(node, 1)
+    if scale is None:
+        raise ctx.fail(node, "its scale must be a constant")
+    frac = _power_of_two(node, ctx, scale)
+    sign = Sign("sign", scale=float(np.ldexp(1.0, -frac)), result_t=Fixed(2, 2 - frac, True, Rounding.TRN, Overflow.WRAP))
+    return ctx.emit(node, sign, [value], sole=True)

@@ -1,4 +1,4 @@
-"""ONNX handlers of spatial ops: Conv, MaxPool, AveragePool, GlobalAveragePool, Pad.
+"""ONNX handlers of spatial ops: Conv, MaxPool, AveragePool, GlobalAveragePool, Pad, Resize.
 
 Padding is explicit (``pads``) or ``auto_pad``: ``VALID`` is none, ``SAME_UPPER`` and
 ``SAME_LOWER`` pad so that the output has ``ceil(input / stride)`` positions, the odd cell at
@@ -6,6 +6,11 @@ the end (upper) or the beginning (lower), which needs the input's static shape. 
 takes any padding (a Pad before it is folded into it), and ``group`` 1 or one group per
 input channel (depthwise); pooling takes symmetric padding only, and its message names
 ``auto_pad``. ONNX is channels-first: an IR conv weight is ``(out, *kernel, in_per_group)``.
+``Resize`` is read where it is nearest-neighbour upsampling by integer factors of the spatial
+axes (an IR ``UpSample``): mode ``nearest`` with ``asymmetric`` coordinates and ``floor``, or
+with ``half_pixel`` coordinates (for an integer factor ``k`` the source position of output
+``i`` is ``i // k + ((i % k) + 0.5) / k - 0.5``, whose fraction never reaches one half, so
+every rounding gives ``i // k``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 
 from hwprune.frontends.onnx_graph import op
 from hwprune.ir.layers import (
-    AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D,
+    AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D, UpSample,
 )
 
 
@@ -191,3 +196,37 @@ def _reduce_mean(node, attrs, ctx):
     if attrs.get("keepdims", 1):
         return ctx.emit(node, layer, [value], sole=True)
     return ctx.emit(node, layer, [value], layout="flat", rank=2, sole=True)
+
+
+def _text(attrs, key: str, default: str) -> str:
+    value = attrs.get(key, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@op("Resize", "Upsample")
+def _resize(node, attrs, ctx):
+    value = ctx.value(node)
+    mode, coordinates = _text(attrs, "mode", "nearest"), _text(attrs, "coordinate_transformation_mode", "half_pixel")
+    rounding = _text(attrs, "nearest_mode", "round_prefer_floor")
+    if mode != "nearest" or not (coordinates in ("half_pixel", "pytorch_half_pixel")
+                                 or (coordinates == "asymmetric" and rounding == "floor")):
+        raise ctx.fail(node, f"mode={mode}, coordinate_transformation_mode={coordinates}, nearest_mode={rounding}: "
+                             "hwprune reads nearest upsampling only (asymmetric with floor, or half_pixel)")
+    dims = (1, *ctx.onnx_dims(value))
+    scales = None
+    if node.op_type == "Upsample" or len(node.input) == 2:  # opset 9 Upsample, opset 10 Resize: (X, scales)
+        scales = ctx.const(node, 1)
+    else:
+        scales = ctx.const(node, 2) if len(node.input) > 2 and node.input[2] else None
+        if (scales is None or np.size(scales) == 0) and len(node.input) > 3 and node.input[3]:
+            scales = np.asarray(ctx.const(node, 3), np.float64) / np.asarray(dims, np.float64)
+    scales = np.asarray(scales if scales is not None else [], np.float64).reshape(-1)
+    spatial = list(range(1, len(dims) - 1)) if value.layout == "cl" else list(range(2, len(dims)))
+    if (scales.size != len(dims) or value.layout == "flat" or not 1 <= len(spatial) <= 2
+            or any(scales[a] != 1 for a in range(len(dims)) if a not in spatial)
+            or any(scales[a] != int(scales[a]) or scales[a] < 1 for a in spatial)):
+        raise ctx.fail(node, f"scales {scales.tolist()} of a tensor of shape {dims}: hwprune reads integer upsampling "
+                             "factors of the 1 or 2 spatial axes only")
+    if value.layout == "cf" and len(ctx.ir_shape(value)) != len(spatial) + 1:
+        value = _spatial_value(node, ctx, len(spatial))
+    return ctx.emit(node, UpSample("upsample", size=tuple(int(scales[a]) for a in spatial)), [value], sole=True)

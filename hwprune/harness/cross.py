@@ -10,6 +10,7 @@ Each layer kernel must stay a function of its own so that the emulator can attri
 instructions to layers by PC range: clang builds with ``-finline-hint-functions`` (only
 ``inline`` functions, i.e. hwprune_fixed.h's casts, are inlined), gcc with the matching
 ``-fno-inline-*`` options. That costs one call per layer.
+Frame pointers are omitted for both compilers (``-fomit-frame-pointer``).
 
 Flash = text + rodata + data of the ELF, RAM = data + bss (plus the stack the emulator
 measures); the harness's input/output/trace buffers sit in ``.hwprune_io`` and are
@@ -225,8 +226,11 @@ def link_firmware(sources, include_dirs, core, defines=(), opt: str = "-O2", com
         else:
             core_flags = [f for f in core_flags if not f.startswith("-mfloat-abi")] + ["-mfloat-abi=hard",
                                                                                      "-mfpu=fpv4-sp-d16"]
+    # No frame pointer: firmware carries no unwinder (no unwind tables either), arm-none-eabi-gcc
+    # omits it at -O2 already, and zig's clang keeping one reserves r7, a register fewer for
+    # every kernel (AD 479,067 -> 474,114 cycles, stack 196 -> 172 B)
     flags = ("-std=c99", "-Wall", "-Wextra", *(("-Werror",) if strict else ("-w",)), opt, "-g", "-ffunction-sections", "-fdata-sections",
-             "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", *core_flags)
+             "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-fomit-frame-pointer", *core_flags)
     defines = tuple(f"-D{d}" for d in defines)
     sources = [Path(s) for s in (*sources, mcu / "startup.c")]
     digest = hashlib.sha256()

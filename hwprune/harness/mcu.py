@@ -124,8 +124,28 @@ def c_dir_of(export_dir) -> Path:
     return export_dir / "c" if (export_dir / "c" / "model.c").is_file() else export_dir
 
 
+#: The RAM region of templates/mcu/link.ld: larger than any target's, so that a model over its
+#: chip's RAM still runs in the emulator and its report says by how much (``require_fit``).
+EMULATOR_RAM_BYTES = 4 << 20
+
+
+def _check_ram(manifest: dict, target: Target) -> None:
+    """A model whose activation arena alone exceeds both the chip's RAM and the emulator's:
+    one line saying so, where the link would fail with a section overflow."""
+    arena = int(manifest.get("arena_bytes", 0))
+    if target.ram_bytes is None or arena <= max(target.ram_bytes, EMULATOR_RAM_BYTES):
+        return
+    c_bytes = lambda c_type: int("".join(ch for ch in c_type if ch.isdigit()) or 32) // 8  # noqa: E731  (intN_t)
+    io = (manifest["input_size"] * c_bytes(manifest["input_c_type"]),
+          manifest["output_size"] * c_bytes(manifest["output_c_type"]))
+    raise TargetError(f"model {manifest['model']!r} does not fit {target.name}'s RAM: its activation arena needs "
+                      f"{arena:,} B and the chip has {target.ram_bytes:,} B (its input ({io[0]:,} B) and output "
+                      f"({io[1]:,} B) buffers come on top)")
+
+
 def _run(c_dir: Path, x: np.ndarray, target: Target, traced: bool, count: bool, compiler, opt, progress):
     manifest = read_manifest(c_dir)
+    _check_ram(manifest, target)
     fw = build_firmware(c_dir, target.cpu, traced=traced, opt=opt, compiler=compiler)
     names = [f"hwprune_{manifest['model']}_{layer['index']}_{layer['name']}" for layer in manifest["layers"]]
     names = [n if n in fw.symbols else None for n in names]

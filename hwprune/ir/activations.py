@@ -28,6 +28,9 @@ per-channel affine map of a BatchNorm that cannot fold into a neighbour (``nnet_
   parameter arrays have the shape of a suffix of the input's (numpy broadcasting: one
   element type per channel, per position, or one for all). HGQ's ``FixedPointQuantizer``
   (Sun et al.), whose parameters differ per element.
+- **Sign**: ``y = result(+scale)`` where ``x >= 0``, else ``y = result(-scale)``, ``scale``
+  a power of two (QONNX's ``BipolarQuant`` of a computed tensor; hls4ml's
+  ``nnet::binary_tanh`` when ``scale`` is 1: ``datareg >= 0 ? 1 : -1``, cast to ``res_T``).
 
 - **BatchNorm**: ``y = result(x * scale[c] + bias[c])`` per channel ``c`` (the last axis),
   with ``scale`` of ``scale_t``, ``bias`` of ``bias_t`` and the product and the sum exact
@@ -301,4 +304,28 @@ class Quantize(_Activation):
         return tuple(np.broadcast_to(a, tuple(shape)) for a in (self.widths, self.int_bits, self.signed))
 
 
-ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize)
+@dataclass(frozen=True, eq=False)
+class Sign(_Activation):
+    """``+scale`` where ``x >= 0``, else ``-scale`` (zero is positive, as QONNX's
+    ``BipolarQuant``); ``scale`` is a power of two, so ``+-1`` sits on the grid of
+    ``-log2(scale)`` fraction bits."""
+
+    scale: float = 1.0
+    result_t: Optional[Fixed] = None
+
+    kind: ClassVar[str] = "sign"
+
+    def __post_init__(self) -> None:
+        scale = float(self.scale)
+        mantissa, _ = np.frexp(scale)
+        if not (np.isfinite(scale) and scale > 0 and mantissa == 0.5):
+            raise WeightError(f"layer {self.name!r}: Sign scale must be a positive power of two, got {self.scale!r}")
+        object.__setattr__(self, "scale", scale)
+
+    @property
+    def frac_bits(self) -> int:
+        """The fraction bits of the grid on which ``+-scale`` is ``+-1``."""
+        return 1 - int(np.frexp(self.scale)[1])
+
+
+ACTIVATION_CLASSES = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize, Sign)

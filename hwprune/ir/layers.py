@@ -29,7 +29,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from hwprune.errors import ShapeError
-from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Quantize, Selu, Sigmoid, Tanh
+from hwprune.ir.activations import BatchNorm, HardSigmoid, LeakyReLU, Quantize, Selu, Sigmoid, Sign, Tanh
 from hwprune.ir.base import VARIADIC, Layer, Shape, WeightedLayer
 from hwprune.ir.merge import Add, Concatenate, Multiply
 from hwprune.ir.spatial import (
@@ -115,6 +115,39 @@ class Clip(Layer):
 
 
 @dataclass(frozen=True, eq=False)
+class UpSample(Layer):
+    """Nearest-neighbour upsampling by an integer factor per spatial axis: output position
+    ``i`` of an axis is input position ``i // size`` (ONNX ``Resize`` in mode ``nearest``
+    with ``asymmetric`` coordinates and ``floor``, Keras's ``UpSampling``); ``y = result(x)``."""
+
+    size: tuple[int, ...] = (2, 2)
+    result_t: Optional[Fixed] = None
+
+    kind: ClassVar[str] = "upsample"
+    computes: ClassVar[bool] = True
+    channelwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        size = tuple(int(k) for k in self.size)
+        if not size or min(size) < 1:
+            raise ShapeError(f"layer {self.name!r}: UpSample factors must be positive integers, got {self.size}")
+        object.__setattr__(self, "size", size)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != len(self.size) + 1:
+            axes = "L" if len(self.size) == 1 else "H, W"
+            raise ShapeError(f"layer {self.name!r}: a {len(self.size)}-D UpSample reads ({axes}, C), got shape "
+                             f"{tuple(input_shape)}")
+        return (*(d * k for d, k in zip(input_shape, self.size)), input_shape[-1])
+
+    def repeat(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (batch first) upsampled."""
+        for axis, k in enumerate(self.size):
+            x = np.repeat(x, k, axis=axis + 1)
+        return x
+
+
+@dataclass(frozen=True, eq=False)
 class Flatten(Layer):
     """Reshape to one axis (row-major, channels-last); values and type pass through."""
 
@@ -179,9 +212,9 @@ class Identity(Layer):
 #: ``computes``) is a class attribute, so no module keeps a list of kind names.
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Dense, ReLU, Clip, Flatten, Reshape, Identity, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D,
+    for cls in (Dense, ReLU, Clip, UpSample, Flatten, Reshape, Identity, Softmax, Conv1D, Conv2D, MaxPool1D, MaxPool2D,
                 AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Add, Multiply, Concatenate,
-                LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize)
+                LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize, Sign)
 }
 
 
@@ -191,7 +224,7 @@ def kinds(**properties) -> frozenset[str]:
                      if all(getattr(cls, p) == v for p, v in properties.items()))
 
 
-__all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Clip", "Flatten", "Reshape", "Identity", "Softmax",
+__all__ = ["Shape", "Layer", "WeightedLayer", "Dense", "ReLU", "Clip", "UpSample", "Flatten", "Reshape", "Identity", "Softmax",
            "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D",
            "GlobalAvgPool2D", "Add", "Multiply", "Concatenate", "LeakyReLU", "HardSigmoid", "Sigmoid", "Tanh", "Selu",
-           "BatchNorm", "Quantize", "LAYER_KINDS", "VARIADIC", "kinds"]
+           "BatchNorm", "Quantize", "Sign", "LAYER_KINDS", "VARIADIC", "kinds"]

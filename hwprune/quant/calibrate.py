@@ -34,7 +34,7 @@ import numpy as np
 
 from hwprune.errors import DataError, OptionError, ShapeError
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Layer, Multiply, ReLU, WeightedLayer
+from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Layer, Multiply, ReLU, UpSample, WeightedLayer
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 from hwprune.quant.calibrate_activations import ACTIVATIONS, float_activation, quantize_activation
 from hwprune.quant.precision import PrecisionSpec, input_name
@@ -71,6 +71,8 @@ def float_layer(layer: Layer, xs: list[np.ndarray]) -> np.ndarray:
         return np.maximum(x, 0.0)
     if isinstance(layer, Clip):
         return np.clip(x, layer.min_value, layer.max_value)
+    if isinstance(layer, UpSample):
+        return layer.repeat(x)
     if isinstance(layer, ACTIVATIONS):
         return float_activation(layer, x)
     if isinstance(layer, (Add, Multiply)):

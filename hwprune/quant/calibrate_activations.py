@@ -23,6 +23,7 @@ BatchNorm (``quant.calibrate`` calls both).
   entries are a step of 1/128 (Tanh, Selu) or 1/64 (Sigmoid), coarser than a 16-bit input's
   grid, and move the outputs of a 16-bit model by up to that step. At 8 bits the input has
   at most a few fraction bits and the table is smaller than hls4ml's default.
+- Sign: ``result_t`` ``fixed<2, 2 + log2(scale)>``, which holds ``+-scale`` exactly.
 - Quantize: declares its own ``result_t`` (the element types' common grid); the float
   simulation casts each element to its type.
 - BatchNorm: ``scale_t`` ``weight_bits`` wide with the integer bits the largest scale needs
@@ -38,11 +39,11 @@ from typing import Optional
 import numpy as np
 
 from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, BatchNorm, HardSigmoid, LeakyReLU, Quantize, Selu, Sigmoid,
-                                    Tanh, _TableActivation)
+                                    Sign, Tanh, _TableActivation)
 from hwprune.ir.base import Layer
 from hwprune.quant.fixed import Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 
-ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize)
+ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize, Sign)
 CONSTANT_BITS = 16
 #: The most table entries calibration gives one activation: 8192 entries resolve a Tanh or
 #: Selu input of 10 fraction bits (a 16-bit ``fixed<16,6>``), a Sigmoid input of 9; at a
@@ -69,6 +70,8 @@ def float_activation(layer: Layer, x: np.ndarray) -> np.ndarray:
         return _float_quantize(layer, x)
     if isinstance(layer, BatchNorm):
         return x * layer.scale + layer.bias  # per channel: the last axis
+    if isinstance(layer, Sign):
+        return np.where(x >= 0, layer.scale, -layer.scale)
     if isinstance(layer, Selu):
         return SELU_LAMBDA * np.where(x >= 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
     return np.tanh(x)
@@ -119,6 +122,8 @@ def quantize_activation(layer: Layer, out: np.ndarray, config, given: dict, resu
         shift_t = given.get("shift") or _constant_type(layer.shift, 0, Rounding.TRN, Overflow.WRAP)
         return layer.with_(slope_t=slope_t, shift_t=shift_t,
                            result_t=result or Fixed(act, 1, False, config.rounding, config.overflow))
+    if isinstance(layer, Sign):
+        return layer.with_(result_t=result or Fixed(2, 2 - layer.frac_bits, True, Rounding.TRN, Overflow.WRAP))
     if isinstance(layer, Selu):  # the table holds [-1.76, 0]; the positive side grows with x: from the data
         table_t = given.get("table") or Fixed(act + 4, 2, True, Rounding.TRN, Overflow.WRAP)
         return layer.with_(table_t=table_t, table_size=table_size(layer, in_t), result_t=result or result_type(out))

@@ -13,11 +13,16 @@ gives every tensor the model leaves undeclared a type that holds it exactly:
 - ReLU without a declared type: the input's type without its sign bit (exact);
 - a float BatchNorm (QKeras computes it in float): scale and bias in the narrowest types
   that hold them, the result exact (``x * scale + bias`` with all its bits);
-- Clip, MaxPool: the input's type; Add: the finer fraction and one integer bit more;
+- a LeakyReLU: its slope in the narrowest type that holds it, the result exact (``x`` and
+  ``alpha * x`` with all their bits);
+- Clip, MaxPool, UpSample: the input's type; Add: the finer fraction and one integer bit more;
+  Concatenate: the finer fraction and the most integer bits (a sign bit more for an
+  unsigned operand beside a signed one);
 - passthrough layers pass their input's type on;
 - the graph input, when it has no type: the type of the quantizer that reads it (a Clip or
   ReLU with a declared type, widened by a sign bit for the ReLU; a Quantize layer's
-  ``input_type``), else ``DEFAULT_INPUT_T``.
+  ``input_type``), else ``DEFAULT_INPUT_T`` (truncating when a Sign reads it: flooring keeps
+  every value's sign, rounding would turn a small negative value into a zero, whose sign is +1).
 
 So the only roundings are the ones the model declares, where it declares them. A kind
 whose output would need rounding (an average, a table) is refused unless its types are
@@ -29,9 +34,9 @@ from __future__ import annotations
 import numpy as np
 
 from hwprune.errors import UnsupportedLayerError
-from hwprune.ir.activations import BatchNorm, Quantize
+from hwprune.ir.activations import BatchNorm, LeakyReLU, Quantize, Sign
 from hwprune.ir.graph import Graph
-from hwprune.ir.layers import Add, Clip, Layer, ReLU
+from hwprune.ir.layers import Add, Clip, Concatenate, Layer, ReLU, UpSample
 from hwprune.quant.calibrate import accumulator_type
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, from_grid
 
@@ -91,12 +96,26 @@ def _batchnorm(layer: BatchNorm, in_t: Fixed) -> Layer:
                        result_t=layer.result_t or _exact(width, width - frac, True, layer.name))
 
 
+def _leaky_relu(layer: LeakyReLU, in_t: Fixed) -> Layer:
+    param_t = layer.param_t or exact_type(layer.alpha, f"layer {layer.name!r}: slope")
+    frac = in_t.frac_bits + param_t.frac_bits
+    slopes = np.abs(np.ldexp(layer.alpha, param_t.frac_bits)).astype(np.int64)
+    bound = max(-in_t.min_int, in_t.max_int) * max(int(slopes.max()), 1 << param_t.frac_bits)
+    width = bound.bit_length() + 1
+    return layer.with_(param_t=param_t, result_t=layer.result_t or _exact(width, width - frac, True, layer.name))
+
+
 def _output_type(layer: Layer, in_types: list[Fixed]) -> Fixed:
     in_t = in_types[0]
     if isinstance(layer, ReLU):
         return in_t if not in_t.signed else _exact(max(in_t.width - 1, 1), in_t.int_bits - 1, False, layer.name)
-    if isinstance(layer, Clip):
+    if isinstance(layer, (Clip, UpSample)):
         return in_t
+    if isinstance(layer, Concatenate):
+        signed = any(t.signed for t in in_types)
+        frac = max(t.frac_bits for t in in_types)
+        int_bits = max(t.int_bits + (1 if signed and not t.signed else 0) for t in in_types)
+        return _exact(int_bits + frac, int_bits, signed, layer.name)
     if isinstance(layer, Add):
         frac = max(t.frac_bits for t in in_types)
         int_bits = max(t.int_bits + (0 if t.signed else 1) for t in in_types) + 1
@@ -114,6 +133,8 @@ def _input_type(graph: Graph, default: Fixed) -> Fixed:
         # a ReLU's quantizer: negative inputs saturate to the lowest value, which the ReLU zeroes
         return t if isinstance(readers[0], Clip) or t.signed else t.with_(width=t.width + 1, int_bits=t.int_bits + 1,
                                                                           signed=True)
+    if readers and all(isinstance(r, Sign) for r in readers):
+        return default.with_(rounding=Rounding.TRN)
     return default
 
 
@@ -131,6 +152,8 @@ def complete_types(graph: Graph, input_t: Fixed = DEFAULT_INPUT_T, exact_weights
             layer = _weighted(layer, in_types[0], exact_weights)
         elif isinstance(layer, BatchNorm):
             layer = _batchnorm(layer, in_types[0])
+        elif isinstance(layer, LeakyReLU) and not layer.is_quantized():
+            layer = _leaky_relu(layer, in_types[0])
         elif layer.spatial and layer.op == "max":
             layer = layer.with_(accum_t=layer.accum_t or in_types[0], result_t=layer.result_t or in_types[0])
         elif layer.computes and not layer.is_quantized():

@@ -18,7 +18,7 @@ import numpy as np
 
 from hwprune.errors import ModelError
 from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, SELU_LAMBDA_T, BatchNorm, HardSigmoid, LeakyReLU,
-                                    Quantize, Selu, _TableActivation)
+                                    Quantize, Selu, Sign, _TableActivation)
 from hwprune.quant.fixed import Fixed, cast, from_grid, quantize
 from hwprune.reference.core import kernel
 from hwprune.reference.merge import product_bits
@@ -234,3 +234,9 @@ def quantize_elements(layer: Quantize, x: np.ndarray, in_t: Fixed) -> np.ndarray
         q = cast(x, in_t.frac_bits, t) << np.int64(layer.result_t.frac_bits - t.frac_bits)
         y = np.where(here, q, y)
     return y
+
+
+@kernel("sign")
+def sign(layer: Sign, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    # +-1 on the grid where +-scale is one unit, then the result type's cast
+    return cast(np.where(x >= 0, np.int64(1), np.int64(-1)), layer.frac_bits, layer.result_t)

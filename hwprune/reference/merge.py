@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from hwprune.errors import ModelError
-from hwprune.ir.layers import Clip, Concatenate, Layer
+from hwprune.ir.layers import Clip, Concatenate, Layer, UpSample
 from hwprune.ir.merge import Add, Multiply
 from hwprune.quant.fixed import Fixed, cast
 from hwprune.reference.core import kernel
@@ -91,3 +91,8 @@ def reshape(layer: Layer, x: np.ndarray, in_t: Fixed) -> np.ndarray:
 @kernel("identity")
 def identity(layer: Layer, x: np.ndarray, in_t: Fixed) -> np.ndarray:
     return x
+
+
+@kernel("upsample")
+def upsample(layer: UpSample, x: np.ndarray, in_t: Fixed) -> np.ndarray:
+    return cast(layer.repeat(x), in_t.frac_bits, layer.result_t)

@@ -43,10 +43,11 @@ int main(int argc, char **argv)
     long vectors;
     long v;
     int i;
-    int64_t raw[HWPRUNE_MODEL_INPUT_SIZE];
-    int64_t result[HWPRUNE_MODEL_OUTPUT_SIZE];
-    hwprune_model_input_t input[HWPRUNE_MODEL_INPUT_SIZE];
-    hwprune_model_output_t output[HWPRUNE_MODEL_OUTPUT_SIZE];
+    /* static: an image model's vectors (megabytes) would overflow the stack */
+    static int64_t raw[HWPRUNE_MODEL_INPUT_SIZE];
+    static int64_t result[HWPRUNE_MODEL_OUTPUT_SIZE];
+    static hwprune_model_input_t input[HWPRUNE_MODEL_INPUT_SIZE];
+    static hwprune_model_output_t output[HWPRUNE_MODEL_OUTPUT_SIZE];
     const long vector_bytes = (long)sizeof raw;
 
     if (argc != 3) {

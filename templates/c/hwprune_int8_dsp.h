@@ -156,34 +156,72 @@ static inline void hwp_im2col(const int8_t *x, int16_t *col, int j, int pix, int
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-/* One group of hwp_mm2x2: r8/r9 the first column's (x0, x2)/(x1, x3), r10/r11 the second's;
- * u the first row's four weights, then the second's (overwritten by their widened halves). */
-#define HWP_MM2X2_MACS                                                                                        \
-    "sxtb16 r12, %[u]\n\t"                                                                                    \
-    "sxtb16 %[u], %[u], ror #8\n\t"                                                                           \
-    "smlad %[a00], r12, r8, %[a00]\n\t"                                                                       \
-    "smlad %[a01], r12, r10, %[a01]\n\t"                                                                      \
-    "smlad %[a00], %[u], r9, %[a00]\n\t"                                                                      \
-    "smlad %[a01], %[u], r11, %[a01]\n\t"                                                                     \
-    "ldr %[u], [%[w]], #4\n\t"                                                                               \
-    "sxtb16 r12, %[u]\n\t"                                                                                    \
-    "sxtb16 %[u], %[u], ror #8\n\t"                                                                           \
-    "smlad %[a10], r12, r8, %[a10]\n\t"                                                                       \
-    "smlad %[a11], r12, r10, %[a11]\n\t"                                                                      \
-    "smlad %[a10], %[u], r9, %[a10]\n\t"                                                                      \
-    "smlad %[a11], %[u], r11, %[a11]\n\t"
-/* One group of hwp_mm4x1: r12/lr the column's (x0, x2)/(x1, x3); r8, r9 two rows' weights */
+/* The multiply blocks' loops in assembly, so that no accumulator spills and every load is
+ * a load-multiple (1 + N cycles on the M4 against 2 for a lone LDR). 13 registers: the
+ * compiler's 7 operands (accumulators, pointers, one temporary) and 6 fixed ones (r8-r12,
+ * lr), none of them r7, the frame pointer of builds that keep one. A loop's trip count
+ * lives on the stack (pushed from the temporary, which enters holding it, and popped at the
+ * end): a register fewer for 3 cycles more per pass over many groups. */
+#define HWP_X2(s) s s
+#define HWP_X4(s) HWP_X2(HWP_X2(s))
+#define HWP_X8(s) HWP_X2(HWP_X4(s))
+/* A loop over ``body``, the count in a stack slot of its own (8 bytes keep sp aligned),
+ * decremented through the temporary */
+#define HWP_MM_LOOP(body)                                                                                     \
+    "str %[t], [sp, #-8]!\n\t"                                                                                \
+    "1:\n\t" body                                                                                            \
+    "ldr %[t], [sp]\n\t"                                                                                      \
+    "subs %[t], %[t], #1\n\t"                                                                                 \
+    "str %[t], [sp]\n\t"                                                                                      \
+    "bne 1b\n\t"                                                                                              \
+    "add sp, sp, #8\n\t"
+/* One group of hwp_mm2x2 (four inputs, two rows, two columns): r8/r9 the first column's
+ * (x0, x2)/(x1, x3), r10/r11 the second's; r12 and lr the two rows' weight words. */
+#define HWP_MM2X2_GROUP                                                                                       \
+    "ldmia %[col]!, {r8, r9, r10, r11}\n\t"                                                                   \
+    "ldmia %[w]!, {r12, lr}\n\t"                                                                              \
+    "sxtb16 %[t], r12\n\t"                                                                                    \
+    "sxtb16 r12, r12, ror #8\n\t"                                                                             \
+    "smlad %[a00], %[t], r8, %[a00]\n\t"                                                                      \
+    "smlad %[a01], %[t], r10, %[a01]\n\t"                                                                     \
+    "smlad %[a00], r12, r9, %[a00]\n\t"                                                                       \
+    "smlad %[a01], r12, r11, %[a01]\n\t"                                                                      \
+    "sxtb16 %[t], lr\n\t"                                                                                     \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                               \
+    "smlad %[a10], %[t], r8, %[a10]\n\t"                                                                      \
+    "smlad %[a11], %[t], r10, %[a11]\n\t"                                                                     \
+    "smlad %[a10], lr, r9, %[a10]\n\t"                                                                        \
+    "smlad %[a11], lr, r11, %[a11]\n\t"
+/* One group of hwp_mm4x1 (four inputs, four rows, one column): r12/lr the column's
+ * (x0, x2)/(x1, x3), r8-r11 the four rows' weight words in one load. */
 #define HWP_MM4X1_ROW(a, reg)                                                                                 \
-    "sxtb16 r10, " reg "\n\t"                                                                                 \
+    "sxtb16 %[t], " reg "\n\t"                                                                                \
     "sxtb16 " reg ", " reg ", ror #8\n\t"                                                                     \
-    "smlad %[" a "], r10, r12, %[" a "]\n\t"                                                                  \
+    "smlad %[" a "], %[t], r12, %[" a "]\n\t"                                                                 \
     "smlad %[" a "], " reg ", lr, %[" a "]\n\t"
 #define HWP_MM4X1_GROUP                                                                                       \
     "ldmia %[col]!, {r12, lr}\n\t"                                                                            \
-    "ldmia %[w]!, {r8, r9}\n\t"                                                                               \
-    HWP_MM4X1_ROW("a0", "r8") HWP_MM4X1_ROW("a1", "r9")                                                       \
-    "ldmia %[w]!, {r8, r9}\n\t"                                                                               \
-    HWP_MM4X1_ROW("a2", "r8") HWP_MM4X1_ROW("a3", "r9")
+    "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
+    HWP_MM4X1_ROW("a0", "r8") HWP_MM4X1_ROW("a1", "r9") HWP_MM4X1_ROW("a2", "r10") HWP_MM4X1_ROW("a3", "r11")
+/* hwp_mm4x1_s8's group: the column's four int8 inputs in one word, widened in r12/lr */
+#define HWP_MM4X1_S8_GROUP                                                                                    \
+    "ldr r12, [%[col]], #4\n\t"                                                                               \
+    "sxtb16 lr, r12, ror #8\n\t"                                                                              \
+    "sxtb16 r12, r12\n\t"                                                                                     \
+    "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
+    HWP_MM4X1_ROW("a0", "r8") HWP_MM4X1_ROW("a1", "r9") HWP_MM4X1_ROW("a2", "r10") HWP_MM4X1_ROW("a3", "r11")
+#define HWP_MM2X2_ASM(body)                                                                                   \
+    __asm__ volatile(body                                                                                     \
+                     : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w),          \
+                       [col] "+r"(col), [t] "+&r"(tmp)                                         \
+                     :                                                                                        \
+                     : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
+#define HWP_MM4X1_ASM(body)                                                                                   \
+    __asm__ volatile(body                                                                                     \
+                     : [a0] "+r"(s0), [a1] "+r"(s1), [a2] "+r"(s2), [a3] "+r"(s3), [w] "+r"(w), [col] "+r"(col), \
+                       [t] "+&r"(tmp)                                                         \
+                     :                                                                                        \
+                     : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
 #endif
 
 /* Two weight rows times two columns, the rows interleaved (hwp_row, R = 2):
@@ -192,38 +230,14 @@ static inline void hwp_mm2x2(const int8_t *w, int k_all, const int16_t *col, int
     int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
     int groups = k_all >> 2;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    /* Written out so that no accumulator spills: per group of four inputs one LDM of the
-     * two columns' four words (r8-r11, written back), two weight words, 4 SXTB16 and 8
-     * SMLAD; two groups per pass over the loop's test. */
-    if (groups & 1) {
-        int32_t u;
-        __asm__ volatile(
-            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
-            "ldr %[u], [%[w]], #4\n\t"
-            HWP_MM2X2_MACS
-            : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w), [col] "+r"(col),
-              [u] "=&r"(u)
-            :
-            : "r8", "r9", "r10", "r11", "r12", "memory");
-    }
-    groups >>= 1;
-    if (groups > 0) {
-        int32_t u;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
-            "ldr %[u], [%[w]], #4\n\t"
-            HWP_MM2X2_MACS
-            "ldmia %[col]!, {r8, r9, r10, r11}\n\t"
-            "ldr %[u], [%[w]], #4\n\t"
-            HWP_MM2X2_MACS
-            "subs %[n], %[n], #1\n\t"
-            "bne 1b\n\t"
-            : [a00] "+r"(s00), [a01] "+r"(s01), [a10] "+r"(s10), [a11] "+r"(s11), [w] "+r"(w), [col] "+r"(col),
-              [n] "+r"(groups), [u] "=&r"(u)
-            :
-            : "r8", "r9", "r10", "r11", "r12", "cc", "memory");
-    }
+    /* Per group: 5 + 3 cycles of loads, 4 SXTB16 and 8 SMLAD for 16 MACs; sixteen groups a
+     * pass, then the last groups % 16 in straight blocks (only those a constant k_all needs). */
+    int32_t tmp = groups >> 4; /* the loop's passes, then a temporary */
+    if (tmp > 0) HWP_MM2X2_ASM(HWP_MM_LOOP(HWP_X8(HWP_X2(HWP_MM2X2_GROUP))));
+    if (groups & 8) HWP_MM2X2_ASM(HWP_X8(HWP_MM2X2_GROUP));
+    if (groups & 4) HWP_MM2X2_ASM(HWP_X4(HWP_MM2X2_GROUP));
+    if (groups & 2) HWP_MM2X2_ASM(HWP_X2(HWP_MM2X2_GROUP));
+    if (groups & 1) HWP_MM2X2_ASM(HWP_MM2X2_GROUP);
 #else
     for (; groups > 0; groups--) {
         int32_t u = hwp_ld32(w), c0a = hwp_ld32(col), c1a = hwp_ld32(col + 4);
@@ -263,28 +277,64 @@ static inline void hwp_mm4x1(const int8_t *w, int k_all, const int16_t *col, int
     int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
     int groups = k_all >> 2;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    /* Written out so that no accumulator spills: per group of four inputs one LDM of the
-     * column's two words (r12, lr), two LDMs of two rows' weight words (r8, r9), 8 SXTB16
-     * and 8 SMLAD; four groups per pass over the loop's test. */
-    for (; groups & 3; groups--) {
-        __asm__ volatile(HWP_MM4X1_GROUP
-                         : [a0] "+r"(s0), [a1] "+r"(s1), [a2] "+r"(s2), [a3] "+r"(s3), [w] "+r"(w), [col] "+r"(col)
-                         :
-                         : "r8", "r9", "r10", "r12", "lr", "memory");
-    }
-    groups >>= 2;
-    if (groups > 0) {
-        __asm__ volatile("1:\n\t" HWP_MM4X1_GROUP HWP_MM4X1_GROUP HWP_MM4X1_GROUP HWP_MM4X1_GROUP
-                         "subs %[n], %[n], #1\n\t"
-                         "bne 1b\n\t"
-                         : [a0] "+r"(s0), [a1] "+r"(s1), [a2] "+r"(s2), [a3] "+r"(s3), [w] "+r"(w), [col] "+r"(col),
-                           [n] "+r"(groups)
-                         :
-                         : "r8", "r9", "r10", "r12", "lr", "cc", "memory");
-    }
+    /* Per group: 3 + 5 cycles of loads, 8 SXTB16 and 8 SMLAD for 16 MACs; 32 groups a pass
+     * (the pass's 7 cycles of test on 512 MACs), then the last groups % 32 in straight blocks
+     * (only those a constant k_all needs, where the kernel is inlined). */
+    int32_t tmp = groups >> 5; /* the loop's passes, then a temporary */
+    if (tmp > 0) HWP_MM4X1_ASM(HWP_MM_LOOP(HWP_X8(HWP_X4(HWP_MM4X1_GROUP))));
+    if (groups & 16) HWP_MM4X1_ASM(HWP_X8(HWP_X2(HWP_MM4X1_GROUP)));
+    if (groups & 8) HWP_MM4X1_ASM(HWP_X8(HWP_MM4X1_GROUP));
+    if (groups & 4) HWP_MM4X1_ASM(HWP_X4(HWP_MM4X1_GROUP));
+    if (groups & 2) HWP_MM4X1_ASM(HWP_X2(HWP_MM4X1_GROUP));
+    if (groups & 1) HWP_MM4X1_ASM(HWP_MM4X1_GROUP);
 #else
     for (; groups > 0; groups--) {
         int32_t ca = hwp_ld32(col), cb = hwp_ld32(col + 2), u = hwp_ld32(w);
+        s0 = hwp_smlad(hwp_sxtb16(u), ca, s0);
+        s0 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s0);
+        u = hwp_ld32(w + 4);
+        s1 = hwp_smlad(hwp_sxtb16(u), ca, s1);
+        s1 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s1);
+        u = hwp_ld32(w + 8);
+        s2 = hwp_smlad(hwp_sxtb16(u), ca, s2);
+        s2 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s2);
+        u = hwp_ld32(w + 12);
+        s3 = hwp_smlad(hwp_sxtb16(u), ca, s3);
+        s3 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s3);
+        col += 4;
+        w += 16;
+    }
+#endif
+    int t = k_all & 3;
+    for (int i = 0; i < t; i++) {
+        int32_t a = col[i];
+        s0 += (int32_t)w[i] * a;
+        s1 += (int32_t)w[t + i] * a;
+        s2 += (int32_t)w[2 * t + i] * a;
+        s3 += (int32_t)w[3 * t + i] * a;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+/* hwp_mm4x1 with the column read as int8 (x, zero point 0) and widened as it goes: no
+ * scratch, one cycle more per group (LDR and two SXTB16 against an LDM of two words). */
+static inline void hwp_mm4x1_s8(const int8_t *w, int k_all, const int8_t *x, int32_t *s) {
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    int groups = k_all >> 2;
+    const int8_t *col = x;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t tmp = groups >> 5; /* the loop's passes, then a temporary */
+    if (tmp > 0) HWP_MM4X1_ASM(HWP_MM_LOOP(HWP_X8(HWP_X4(HWP_MM4X1_S8_GROUP))));
+    if (groups & 16) HWP_MM4X1_ASM(HWP_X8(HWP_X2(HWP_MM4X1_S8_GROUP)));
+    if (groups & 8) HWP_MM4X1_ASM(HWP_X8(HWP_MM4X1_S8_GROUP));
+    if (groups & 4) HWP_MM4X1_ASM(HWP_X4(HWP_MM4X1_S8_GROUP));
+    if (groups & 2) HWP_MM4X1_ASM(HWP_X2(HWP_MM4X1_S8_GROUP));
+    if (groups & 1) HWP_MM4X1_ASM(HWP_MM4X1_S8_GROUP);
+#else
+    for (; groups > 0; groups--) {
+        int32_t v = hwp_ld32(col), ca = hwp_sxtb16(v), cb = hwp_sxtb16(HWP_ROR8(v)), u = hwp_ld32(w);
         s0 = hwp_smlad(hwp_sxtb16(u), ca, s0);
         s0 = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, s0);
         u = hwp_ld32(w + 4);

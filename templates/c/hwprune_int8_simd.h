@@ -39,26 +39,42 @@ static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
     return k < k4 ? row.base[(k & ~3) * row.rows + row.r * 4 + (k & 3)] : row.base[k4 * row.rows + row.r * t + (k - k4)];
 }
 
+/* Four outputs o.. of a block requantized, written out: a loop here stays rolled around
+ * hwp_rq's two paths */
+#define HWP_RQ4(y, s, o, mult, shift, out_zp, lo, hi)                                                         \
+    do {                                                                                                      \
+        (y)[(o)] = hwp_rq((s)[0], (mult)[(o)], (shift)[(o)], (out_zp), (lo), (hi));                           \
+        (y)[(o) + 1] = hwp_rq((s)[1], (mult)[(o) + 1], (shift)[(o) + 1], (out_zp), (lo), (hi));               \
+        (y)[(o) + 2] = hwp_rq((s)[2], (mult)[(o) + 2], (shift)[(o) + 2], (out_zp), (lo), (hi));               \
+        (y)[(o) + 3] = hwp_rq((s)[3], (mult)[(o) + 3], (shift)[(o) + 3], (out_zp), (lo), (hi));               \
+    } while (0)
+
 /* FULLY_CONNECTED with every weight stored, rows blocked by 4 (hwp_row); ``scratch`` holds
  * n_in halfwords on DSP cores (backends/c_int8.scratch_halfwords). With the DSP extension
- * the input is widened once, then four rows at a time. */
+ * the input is widened once, then four rows at a time. A null ``scratch`` reads the int8
+ * input as it goes (a cycle more per 16 MACs, no RAM): in_zp must then be 0, the zero point
+ * folded into ``bias`` at export (bias - in_zp * sum(w), exact in wrapping int32). */
 HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
                                    int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
     int o, full = n_out & ~3;
 #if HWP_SIMD
     int k4 = n_in & ~3;
-    int32_t off2 = hwp_offset_pair(in_zp);
-    for (int k = 0; k < k4; k += 4) hwp_widen4(x + k, scratch + k, off2);
-    for (int k = k4; k < n_in; k++) scratch[k] = (int16_t)((int32_t)x[k] - in_zp);
-    for (o = 0; o < full; o += 4) {
-        int32_t s[4] = {bias[o], bias[o + 1], bias[o + 2], bias[o + 3]};
-        hwp_mm4x1(w + o * n_in, n_in, scratch, s);
-        /* written out: a loop here stays rolled around hwp_rq's two paths */
-        y[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
-        y[o + 1] = hwp_rq(s[1], mult[o + 1], shift[o + 1], out_zp, lo, hi);
-        y[o + 2] = hwp_rq(s[2], mult[o + 2], shift[o + 2], out_zp, lo, hi);
-        y[o + 3] = hwp_rq(s[3], mult[o + 3], shift[o + 3], out_zp, lo, hi);
+    if (scratch) {
+        int32_t off2 = hwp_offset_pair(in_zp);
+        for (int k = 0; k < k4; k += 4) hwp_widen4(x + k, scratch + k, off2);
+        for (int k = k4; k < n_in; k++) scratch[k] = (int16_t)((int32_t)x[k] - in_zp);
+        for (o = 0; o < full; o += 4) {
+            int32_t s[4] = {bias[o], bias[o + 1], bias[o + 2], bias[o + 3]};
+            hwp_mm4x1(w + o * n_in, n_in, scratch, s);
+            HWP_RQ4(y, s, o, mult, shift, out_zp, lo, hi);
+        }
+    } else { /* a loop of its own: one test per layer, not per block */
+        for (o = 0; o < full; o += 4) {
+            int32_t s[4] = {bias[o], bias[o + 1], bias[o + 2], bias[o + 3]};
+            hwp_mm4x1_s8(w + o * n_in, n_in, x, s);
+            HWP_RQ4(y, s, o, mult, shift, out_zp, lo, hi);
+        }
     }
 #else
     (void)scratch;
@@ -75,9 +91,11 @@ HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out,
         int k = 0;
 #if HWP_SIMD
         for (; k < k4; k += 4) {
-            int32_t u = hwp_ld32(row + k);
-            acc = hwp_smlad(hwp_sxtb16(u), hwp_ld32(scratch + k), acc);
-            acc = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), hwp_ld32(scratch + k + 2), acc);
+            int32_t u = hwp_ld32(row + k), v = hwp_ld32(x + k);
+            int32_t ca = scratch ? hwp_ld32(scratch + k) : hwp_sxtb16(v);
+            int32_t cb = scratch ? hwp_ld32(scratch + k + 2) : hwp_sxtb16(HWP_ROR8(v));
+            acc = hwp_smlad(hwp_sxtb16(u), ca, acc);
+            acc = hwp_smlad(hwp_sxtb16(HWP_ROR8(u)), cb, acc);
         }
 #endif
         for (; k < n_in; k++) acc += (int32_t)row[k] * ((int32_t)x[k] - in_zp);

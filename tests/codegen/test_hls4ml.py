@@ -197,7 +197,7 @@ def test_options_come_from_the_fpga_target_and_flags_override_them(tmp_path):
     from hwprune.targets import get_target, parse_target
 
     z = hls_options(get_target("xc7z020"))
-    assert (z.part, z.clock_period_ns, z.target, z.io_type) == ("xc7z020clg400-1", 10.0, "xc7z020", "io_parallel")
+    assert (z.part, z.clock_period_ns, z.target, z.io_type) == ("xc7z020clg400-1", 10.0, "xc7z020", "auto")
     assert hls_options(get_target("xcvu9p"), part="xcvu13p-flga2577-2-e").part == "xcvu13p-flga2577-2-e"
     assert hls_options(None, part="xc7z020clg400-1", io_type="stream").io_type == "io_stream"
     assert hls_options(None) == HlsOptions()  # no target, no flags: HlsOptions' defaults

@@ -25,8 +25,9 @@ from typing import Callable, Optional
 ALIGN = 8
 
 
-def _aligned(nbytes: int) -> int:
+def aligned(nbytes: int) -> int:
     return -(-nbytes // ALIGN) * ALIGN
+
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Arena:
 
 def live_bound(buffers: list[Buffer]) -> int:
     steps = {b.first for b in buffers} | {b.last for b in buffers}
-    return max((sum(_aligned(b.nbytes) for b in buffers if b.first <= s <= b.last) for s in steps), default=0)
+    return max((sum(aligned(b.nbytes) for b in buffers if b.first <= s <= b.last) for s in steps), default=0)
 
 
 def _first_fit(size: int, busy: list[tuple[int, int]], from_top: bool, capacity: Optional[int]) -> Optional[int]:
@@ -68,8 +69,8 @@ def _first_fit(size: int, busy: list[tuple[int, int]], from_top: bool, capacity:
 def _place(order: list[Buffer], side: Callable[[int], bool], capacity: Optional[int]) -> Optional[dict[str, int]]:
     offsets: dict[str, int] = {}
     for k, buf in enumerate(order):
-        size = _aligned(buf.nbytes)
-        busy = [(offsets[o.name], offsets[o.name] + _aligned(o.nbytes)) for o in order[:k] if o.overlaps_in_time(buf)]
+        size = aligned(buf.nbytes)
+        busy = [(offsets[o.name], offsets[o.name] + aligned(o.nbytes)) for o in order[:k] if o.overlaps_in_time(buf)]
         top = side(k)
         offset = _first_fit(size, busy, top, capacity)
         if offset is None and capacity is not None:
@@ -100,18 +101,18 @@ def plan(buffers: list[Buffer]) -> Arena:
     names = [b.name for b in buffers]
     assert len(set(names)) == len(names), "arena: buffer names must be unique"
     bound = live_bound(buffers)
-    never = sum(_aligned(b.nbytes) for b in buffers)
+    never = sum(aligned(b.nbytes) for b in buffers)
     in_order = sorted(buffers, key=lambda b: (b.first, b.last))
     attempts = [
         _place(in_order, lambda k: k % 2 == 1, bound),
-        _place(sorted(buffers, key=lambda b: (-_aligned(b.nbytes), b.first)), lambda k: False, None),
+        _place(sorted(buffers, key=lambda b: (-aligned(b.nbytes), b.first)), lambda k: False, None),
         _place(in_order, lambda k: False, None),
     ]
     best: Optional[tuple[int, dict[str, int]]] = None
     for offsets in attempts:
         if offsets is None:
             continue
-        size = max((offsets[b.name] + _aligned(b.nbytes) for b in buffers), default=0)
+        size = max((offsets[b.name] + aligned(b.nbytes) for b in buffers), default=0)
         if best is None or size < best[0]:
             best = (size, offsets)
     assert best is not None  # the unbounded first fit always places every buffer

@@ -10,6 +10,7 @@ integer it fits.
   hls4ml's conversion to ``int`` does) plus ``size / 2``, clamped; the entry cast.
 - Selu: ``x >= 0 ? cast(x * LAMBDA) : cast(table[index])``, the index ``-x * k / 2^f``
   (not negative), clamped.
+- Sign: ``cast(x >= 0 ? 1 : -1)`` from the grid where the scale is one unit.
 - Quantize: ``width[c] ? cast(x, shift[c], width[c], signed[c]) * 2^up[c] : 0`` with the
   element types' parameters repeating every ``c`` values (their count is the parameter
   array's size, a suffix of the tensor's shape), the product on ``result_t``'s grid exact.
@@ -118,4 +119,6 @@ def activation_arithmetic(layer: Layer, in_t: Fixed) -> ActivationArithmetic:
                  Cast(f + SELU_LAMBDA_T.frac_bits - out_t.frac_bits, out_t, bits))
         return ActivationArithmetic(bits, casts, (scale,), table=tuple(int(v) for v in np.asarray(table(layer))),
                                     table_c=t.c_type, step=k, divisor=1 << max(f, 0), multiplier=1 << max(-f, 0))
+    if layer.kind == "sign":
+        return ActivationArithmetic(32, (Cast(layer.frac_bits - out_t.frac_bits, out_t, 32),))
     raise ModelError(f"layer {layer.name!r}: the C backend has no kernel for {layer.kind!r} layers")

@@ -5,6 +5,7 @@ calls it); the arithmetic is ``reference.merge``'s, in the C integer it fits.
   negative value), the exact sum cast once to ``result_t``.
 - Multiply: the exact product cast once. Concatenate: each element cast from its operand's
   type. Clip: the integer clamp bounds of ``reference.merge.clip_bounds``, then the cast.
+  UpSample: each output element the cast of the input element at ``i // size`` per spatial axis.
 - A shorter operand (``(C,)`` against ``(H, W, C)``) is read at ``i % n``, as hls4ml does.
 """
 
@@ -37,6 +38,8 @@ class MergeArithmetic:
     inner: tuple[int, ...] = ()  # Concatenate: each operand's elements per block
     lo: int = 0  # Clip's bounds on the input's grid
     hi: int = 0
+    in_shape: tuple[int, ...] = ()  # UpSample: the input's (*spatial, C) and the factors
+    factors: tuple[int, ...] = ()
 
     @property
     def c_int(self) -> str:
@@ -72,7 +75,17 @@ def merge_arithmetic(layer: Layer, in_shapes, in_types: tuple[Fixed, ...], out_s
         lo, hi = clip_bounds(layer, in_t)
         bits = 32 if fits32(_magnitude(in_t), _magnitude(out_t), abs(lo), abs(hi)) else 64
         return MergeArithmetic(bits, (Cast(in_t.frac_bits - out_t.frac_bits, out_t, bits),), (), sizes, lo=lo, hi=hi)
+    if layer.kind == "upsample":
+        (in_t,) = in_types
+        bits = 32 if fits32(_magnitude(in_t), _magnitude(out_t)) else 64
+        in_shape = tuple(int(d) for d in in_shapes[0])
+        if len(in_shape) == 2:  # (L, C) as (1, L, C): one kernel for both
+            in_shape, factors = (1, *in_shape), (1, *layer.size)
+        else:
+            factors = tuple(layer.size)
+        return MergeArithmetic(bits, (Cast(in_t.frac_bits - out_t.frac_bits, out_t, bits),), (), sizes,
+                               in_shape=in_shape, factors=factors)
     raise ModelError(f"layer {layer.name!r}: the C backend has no kernel for {layer.kind!r} layers")
 
 
-MERGE_KINDS = frozenset({"add", "multiply", "concatenate", "clip"})
+MERGE_KINDS = frozenset({"add", "multiply", "concatenate", "clip", "upsample"})

@@ -1,4 +1,4 @@
-"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize (``mappers.MAPPERS``).
+"""hls4ml layers for LeakyReLU/PReLU, HardSigmoid, Sigmoid, Tanh, Selu, Sign, BatchNorm, Quantize (``mappers.MAPPERS``).
 
 hls4ml computes them in ``nnet_activation.h`` with the semantics ``ir.activations``
 defines. Their constants reach hls4ml as the IR holds them: a LeakyReLU's slope is the
@@ -14,6 +14,8 @@ A Quantize layer (a type per element, HGQ's) is hls4ml's own ``FixedPointQuantiz
 ``i`` to ``ap_fixed<bits[i], integers[i], RND, SAT>`` (0 where ``bits[i]`` is 0) and assigns it
 to the result type, which holds it exactly; its parameters ``mask_kbi`` carry a batch axis
 first. hls4ml generates that code for io_parallel only: with io_stream it is refused.
+A Sign of scale 1 is ``nnet::binary_tanh`` (``x >= 0 ? 1 : -1`` cast to the result type);
+hls4ml has no sign of another scale, which is refused.
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ def _table_activation(layer, ops: Operands, options: HlsOptions) -> dict:
 mapper("sigmoid")(_table_activation)
 mapper("tanh")(_table_activation)
 mapper("selu")(_table_activation)  # nnet::selu: the table for x < 0, its own lambda * x for x >= 0
+
+
+@mapper("sign")
+def _sign(layer, ops: Operands, options: HlsOptions) -> dict:
+    if layer.scale != 1.0:
+        raise UnsupportedLayerError(f"layer {layer.name!r}: a sign of scale {layer.scale} has no hls4ml equivalent "
+                                    "(nnet::binary_tanh computes +-1 only)")
+    return {"class_name": "Activation", "name": layer.name, "inputs": [ops.source], "activation": "binary_tanh"}
 
 
 @mapper("batchnorm")

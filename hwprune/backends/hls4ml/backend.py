@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune.backends.hls4ml.iotype import resolve_io_type
 from hwprune.backends.hls4ml.options import HlsOptions, options_from_json
 from hwprune.backends.hls4ml.project import export_hls4ml
 from hwprune.backends.hls4ml.target import check_fpga_target
@@ -34,6 +35,7 @@ class Hls4mlBackend:
             check_fpga_target(target)
 
     def write(self, folder: Path, options: HlsOptions, context: BackendContext) -> dict:
+        options = resolve_io_type(context.graph, options)  # export.json names the I/O type the project has
         export_hls4ml(context.graph, folder / HLS4ML_DIR, options, context.x_int, context.y_int)
         return {"hls4ml": options.to_json()}
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.backends.hls4ml.clip import BOUNDS_KEY
+from hwprune.backends.hls4ml.iotype import resolve_io_type
 from hwprune.backends.hls4ml.mappers import MAPPERS, Operands
 from hwprune.backends.hls4ml.options import STRATEGIES, HlsOptions
 from hwprune.backends.hls4ml.stream import inserted_layers
@@ -183,6 +184,7 @@ def build_model(graph: Graph, options: HlsOptions, output_dir: Path, project: st
     """The checked hls4ml ModelGraph of a quantized graph."""
     from hls4ml.model.graph import ModelGraph
 
+    options = resolve_io_type(graph, options)
     conversion = to_layer_list(graph, options, output_dir, project)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -13,6 +13,8 @@ TOOLS = ("Vitis", "Vivado")
 IO_TYPES = ("io_parallel", "io_stream")
 #: the short names of the command line (--io-type) and of target files (io_type = "stream")
 IO_NAMES = {"parallel": "io_parallel", "stream": "io_stream"}
+#: the I/O type chosen per graph at export (``iotype.resolve_io_type``): the default
+AUTO_IO = "auto"
 STORAGES = ("auto", "dense", "compressed")
 DEFAULT_PART = "xcvu13p-flga2577-2-e"  # hls4ml's own default part (Virtex UltraScale+)
 
@@ -62,7 +64,9 @@ class HlsOptions:
     reuse_factor: int = 1
     part: str = DEFAULT_PART
     tool: str = "Vitis"
-    io_type: str = "io_parallel"
+    #: io_parallel, io_stream, or auto: chosen from the graph when the project is written
+    #: (``iotype.py``); a written project's options always name the one it got
+    io_type: str = AUTO_IO
     clock_period_ns: float = 5.0
     #: Resource strategy: weight storage per layer; compressed keeps only the nonzero
     #: weights (hwprune's COO kernel), auto picks the smaller per layer.
@@ -84,8 +88,8 @@ class HlsOptions:
         if self.tool not in TOOLS:
             raise OptionError(f"the HLS tool must be one of {', '.join(TOOLS)}, got {self.tool!r}")
         object.__setattr__(self, "io_type", IO_NAMES.get(self.io_type, self.io_type))
-        if self.io_type not in IO_TYPES:
-            raise OptionError(f"--io-type must be one of {', '.join(IO_NAMES)}, got {self.io_type!r}")
+        if self.io_type not in (*IO_TYPES, AUTO_IO):
+            raise OptionError(f"--io-type must be one of {', '.join((*IO_NAMES, AUTO_IO))}, got {self.io_type!r}")
         if self.storage not in STORAGES:
             raise OptionError(f"--weight-storage must be one of {', '.join(STORAGES)}, got {self.storage!r}")
         if not self.clock_period_ns > 0:

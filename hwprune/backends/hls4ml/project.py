@@ -28,6 +28,7 @@ import hwprune
 from hwprune.backends.hls4ml.clip import clip_layer
 from hwprune.backends.hls4ml.compressed import compress_layer
 from hwprune.backends.hls4ml.convert import WEIGHTED, build_model, stamp
+from hwprune.backends.hls4ml.iotype import resolve_io_type
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.backends.hls4ml.sparsity import layer_cost
 from hwprune.errors import ModelError, OptionError, WeightError
@@ -140,6 +141,7 @@ def export_hls4ml(graph: Graph, out_dir, options: HlsOptions, x_int: np.ndarray,
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise ModelError(f"{out_dir} exists already")
+    options = resolve_io_type(graph, options)
     _check_order_free(graph, options)
     for t in (graph.input_t, graph.output_t):
         if t.width > 53:

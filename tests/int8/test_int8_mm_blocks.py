@@ -1,0 +1,119 @@
+"""The dense int8 kernels' multiply blocks (hwp_mm4x1 under hwp_fc_dense_s8, hwp_mm2x2 under
+hwp_conv_dense_s8, templates/c/hwprune_int8_dsp.h) on awkward shapes: a chain of fully
+connected layers whose widths run through 1..9 rows and 1..17 inputs, then inputs long
+enough for the assembly loops (95 to 260 inputs: passes of 32 groups of four and every
+remainder block of 16, 8, 4, 2 and 1 groups, and k % 4 tails), each for layers that widen
+their input once and for narrowing layers that read it as int8 (``widens_input``); and a chain of 3x3
+convolutions whose kh * kw * cin (9..171) covers the 2x2 block's passes of sixteen groups, its
+remainder blocks and tails, with odd channel counts. Every layer's output is compared as
+integers with the reference, element by element, in the host C (the DSP instructions
+written in C, and the scalar kernels) and on the Cortex-M4 in the emulator (the assembly)."""
+
+import numpy as np
+import pytest
+
+from hwprune import reference
+from hwprune.backends.c_int8 import stored_dense, widens_input, write_int8_c
+from hwprune.harness.compare import compare
+from hwprune.harness.host_int8 import run_host
+from hwprune.ir.graph import Graph, GraphInput
+from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
+from hwprune.quant.int8 import Int8Affine, conv_multipliers
+
+IN_SCALE = 0.05
+FC_WIDTHS = (17, 9, 1, 8, 2, 7, 3, 6, 4, 5, 13, 11, 16, 15, 12, 14, 10, 95, 96, 100, 9, 131, 140, 5, 200, 4, 260,
+             270, 6)
+CONV_CHANNELS = (1, 3, 5, 2, 7, 4, 16, 19, 3)  # 3x3, pad 1: kh * kw * cin = 9 * cin
+
+
+def _types(rng, n, k):
+    """Per-channel multipliers that keep outputs mostly inside int8 for k inputs of about +-70."""
+    scales = rng.uniform(0.002, 0.01, size=n)
+    out_t = Int8Affine(float(IN_SCALE * scales.mean() * 70 * 73 * np.sqrt(k) / 50), int(rng.integers(-20, 20)))
+    mult, shift = conv_multipliers(IN_SCALE, scales, out_t.scale)
+    return {**int8_types(out_t), "weight_scale": scales, "out_multiplier": mult, "out_shift": shift,
+            "act_min": -128, "act_max": 127}, out_t
+
+
+def fc_chain() -> Graph:
+    rng = np.random.default_rng(126)
+    layers, source, in_t = [], "x", Int8Affine(IN_SCALE, 5)
+    for i, (n_in, n_out) in enumerate(zip(FC_WIDTHS, FC_WIDTHS[1:])):
+        types, out_t = _types(rng, n_out, n_in)
+        layers.append(Int8Dense(f"f{i}", weight=rng.integers(-127, 128, size=(n_out, n_in)),
+                                bias=rng.integers(-3000, 3000, size=n_out), inputs=(source,), **types))
+        source = f"f{i}"
+    return Graph("fcchain", (GraphInput("x", (FC_WIDTHS[0],), in_t),), tuple(layers))
+
+
+def conv_chain() -> Graph:
+    rng = np.random.default_rng(127)
+    layers, source = [], "x"
+    for i, (cin, cout) in enumerate(zip(CONV_CHANNELS, CONV_CHANNELS[1:])):
+        types, _ = _types(rng, cout, 9 * cin)
+        layers.append(Int8Conv2D(f"c{i}", weight=rng.integers(-127, 128, size=(cout, 3, 3, cin)),
+                                 bias=rng.integers(-3000, 3000, size=cout), stride=(1, 1), padding=((1, 1), (1, 1)),
+                                 depthwise=False, inputs=(source,), **types))
+        source = f"c{i}"
+    return Graph("convchain", (GraphInput("x", (3, 5, CONV_CHANNELS[0]), Int8Affine(IN_SCALE, -3)),), tuple(layers))
+
+
+GRAPHS = (fc_chain(), conv_chain())
+
+
+def _inputs(graph, n):
+    x = np.random.default_rng(4).integers(-128, 128, size=(n, *graph.input_shape))
+    x[0], x[1] = -128, 127
+    return x
+
+
+def _differences(got, want, what):
+    bad = np.argwhere(got != want)
+    return f"{what}: {len(bad)} of {want.size} differ: " + ", ".join(
+        f"{tuple(int(i) for i in idx)} got {int(got[tuple(idx)])} want {int(want[tuple(idx)])}" for idx in bad[:8])
+
+
+def test_chains_reach_every_block_and_store_dense():
+    """Every layer runs the dense kernels, and the long rows reach the loops and each remainder."""
+    for graph in GRAPHS:
+        assert all(stored_dense(layer) for layer in graph.weighted_layers())
+    for widened in (True, False):  # both ways of reading the input: widened once, or as int8 (narrowing layers)
+        layers = [layer for layer in GRAPHS[0].layers if widens_input(layer) == widened]
+        groups = {layer.filter_matrix.shape[1] // 4 for layer in layers}
+        assert any(g >= 64 for g in groups) and all(any(g % 32 & b for g in groups) for b in (16, 8, 4, 2, 1))
+        assert {layer.filter_matrix.shape[1] % 4 for layer in layers} == {0, 1, 2, 3}
+        assert {layer.out_features % 4 for layer in layers} == {0, 1, 2, 3}
+    conv_groups = {9 * c // 4 for c in CONV_CHANNELS[:-1]}
+    assert any(g >= 32 for g in conv_groups) and all(any(g % 16 & b for g in conv_groups) for b in (8, 4, 2, 1))
+    # the outputs do not all saturate: the later layers see varied inputs
+    for graph in GRAPHS:
+        trace = reference.run(graph, _inputs(graph, 4), trace=True)
+        for name, values in trace:
+            assert np.mean(np.abs(values) < 127) > 0.5, name
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
+def test_host_c_equals_reference_on_every_layer(tmp_path, graph):
+    x = _inputs(graph, 6)
+    write_int8_c(graph, tmp_path / "c")
+    expected = reference.run(graph, x, trace=True)
+    for defines in (("HWPRUNE_INT8_PORTABLE_SIMD",), ()):
+        result = compare(expected, run_host(graph, tmp_path / "c", x, tmp_path, defines), f"host {defines}")
+        assert result.bit_exact, result.report()
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
+def test_cortex_m4_assembly_equals_reference(tmp_path, graph):
+    from hwprune.errors import ToolchainError
+    from hwprune.harness.cross import find_cross_cc
+    from hwprune.harness.mcu_int8 import run_mcu
+
+    try:
+        find_cross_cc()
+    except ToolchainError as exc:
+        pytest.skip(str(exc))
+    x = _inputs(graph, 2)
+    write_int8_c(graph, tmp_path / "c")
+    run = run_mcu(graph, tmp_path / "c", x, tmp_path, "stm32l4r5")
+    want = reference.run(graph, x)
+    assert np.array_equal(run.outputs, want), _differences(run.outputs, want, graph.name)
