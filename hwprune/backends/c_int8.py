@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.backends.c import arena
-from hwprune.backends.c_int8_dw import depthwise_call, depthwise_plan
+from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
@@ -40,8 +40,6 @@ HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw
 DENSE_CYCLES_PER_MAC = 1.45
 SPARSE_CYCLES_PER_NONZERO = {"fc": 8.0, "pointwise": 5.0, "conv": 18.0}
 SPARSE_BELOW = 0.1
-RING_GROWTH = 1 / 32  # the most a depthwise ring may grow the arena by: this share of it ...
-RING_FLOOR = 256  # ... or these bytes, the more of the two
 SOURCE = "model_int8.c"
 INT32_MIN = -(1 << 31)
 
@@ -89,41 +87,9 @@ def _tensor_buffers(graph: Graph) -> list[arena.Buffer]:
     return buffers
 
 
-def _strip(plan, channels: int, budget: int) -> int:
-    """The widest strip of a row whose ring for ``channels`` channels takes at most ``budget``
-    bytes (at least two outputs), then the row cut into equal strips of an even width."""
-    whole = plan.out_cols
-    strip = next((w for w in range(whole, 2, -1) if plan.ring_bytes(channels, w) <= budget), 2)
-    pieces = -(-whole // strip)
-    even = -(-whole // pieces)
-    return min(strip, even + (even & 1))
-
-
 def depthwise_rings(graph: Graph) -> dict:
-    """Per 3x3 depthwise layer that ``hwp_dw3_s8`` runs: (its plan, channels per pass, outputs
-    per strip of a row). Its ring of widened rows is a buffer of the arena live during the
-    layer alone; the channels of a pass are as many as fit the bytes the tensors leave free
-    at that step, whole rows. Where even four channels do not fit, passes of four over strips
-    of a row as wide as a ring of ``RING_GROWTH`` of the arena (or ``RING_FLOOR`` bytes)
-    allows: the arena grows by no more."""
-    tensors = _tensor_buffers(graph)
-    size = arena.plan(tensors).nbytes
-    rings = {}
-    for i, layer in enumerate(graph.layers):
-        if layer.kind != "int8_conv2d" or not layer.depthwise or not stored_dense(layer):
-            continue
-        plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
-                              graph.shape_of(layer.name))
-        if plan is None:
-            continue
-        free = size - sum(-(-b.nbytes // arena.ALIGN) * arena.ALIGN for b in tensors if b.first <= i <= b.last)
-        c, whole, least = plan.table.shape[0], plan.out_cols, min(4, plan.table.shape[0])
-        if plan.ring_bytes(least, whole) <= free:
-            block = c if plan.ring_bytes(c, whole) <= free else free // plan.ring_bytes(4, whole) * 4
-            rings[layer.name] = (plan, min(block, c), whole)
-        else:
-            rings[layer.name] = (plan, least, _strip(plan, least, max(free, int(size * RING_GROWTH), RING_FLOOR)))
-    return rings
+    """Per 3x3 depthwise layer ``hwp_dw3_s8`` runs: (plan, channels per pass, outputs per strip)."""
+    return rings_of(graph, _tensor_buffers(graph), stored_dense)
 
 
 def plan_int8(graph: Graph) -> arena.Arena:

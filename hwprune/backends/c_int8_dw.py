@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwprune.backends.c import arena
+
 INT32_MAX = (1 << 31) - 1
+RING_GROWTH = 1 / 32  # the most a ring may grow the arena by: this share of it ...
+RING_FLOOR = 256  # ... or these bytes, the more of the two
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,48 @@ def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = N
     else:
         geometry = (in_w, out_w, layer.stride[1], layer.padding[1][0])
     return DepthwisePlan(table.astype(np.int64), bool(neg), bool(transposed), *geometry)
+
+
+def _strip(plan: DepthwisePlan, channels: int, budget: int) -> int:
+    """The widest strip of a row whose ring for ``channels`` channels takes at most ``budget``
+    bytes (at least two outputs), then the row cut into equal strips of an even width."""
+    whole = plan.out_cols
+    strip = next((w for w in range(whole, 2, -1) if plan.ring_bytes(channels, w) <= budget), 2)
+    pieces = -(-whole // strip)
+    even = -(-whole // pieces)
+    return min(strip, even + (even & 1))
+
+
+def ring_passes(plan: DepthwisePlan, free: int, arena_bytes: int) -> tuple[int, int]:
+    """(channels per pass, outputs per strip of a row) for a ring in ``free`` bytes of an
+    arena of ``arena_bytes``: as many channels as fit, whole rows; where not even four fit,
+    passes of four over strips of a row as wide as a ring of ``RING_GROWTH`` of the arena
+    (or ``RING_FLOOR`` bytes) allows, the arena growing by no more."""
+    c, whole = plan.table.shape[0], plan.out_cols
+    least = min(4, c)
+    if plan.ring_bytes(least, whole) <= free:
+        block = c if plan.ring_bytes(c, whole) <= free else free // plan.ring_bytes(4, whole) * 4
+        return min(block, c), whole
+    return least, _strip(plan, least, max(free, int(arena_bytes * RING_GROWTH), RING_FLOOR))
+
+
+def rings_of(graph, tensors: list, dense) -> dict:
+    """Per 3x3 depthwise layer of ``graph`` that ``hwp_dw3_s8`` runs (stored dense by the
+    predicate ``dense``): (its plan, channels per pass, outputs per strip of a row). Its ring
+    of widened rows is a buffer of the arena live during the layer alone, sized to the bytes
+    the ``tensors`` (the arena's buffers) leave free at that step (``ring_passes``)."""
+    size = arena.plan(tensors).nbytes
+    rings = {}
+    for i, layer in enumerate(graph.layers):
+        if layer.kind != "int8_conv2d" or not layer.depthwise or not dense(layer):
+            continue
+        plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
+                              graph.shape_of(layer.name))
+        if plan is None:
+            continue
+        free = size - sum(arena.aligned(b.nbytes) for b in tensors if b.first <= i <= b.last)
+        rings[layer.name] = (plan, *ring_passes(plan, free, size))
+    return rings
 
 
 def depthwise_call(layer, plan: DepthwisePlan, block: int, strip: int, ring: str, p: str, src: str, dst: str, in_t,
