@@ -20,7 +20,7 @@ import numpy as np
 from hwprune.backends.c import arena
 
 INT32_MAX = (1 << 31) - 1
-RING_GROWTH = 1 / 32  # the most a ring may grow the arena by: this share of it ...
+RING_GROWTH = 1 / 16  # the most a ring may grow the arena by: this share of it ...
 RING_FLOOR = 256  # ... or these bytes, the more of the two
 
 
