@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.backends.c import arena
+from hwprune.backends.c_int8_layout import block_rows, depthwise_weights, padded_filters
 from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
@@ -170,34 +171,6 @@ def stored_dense(layer) -> bool:
     return dense < SPARSE_CYCLES_PER_NONZERO[kind] * nonzero_per_channel and nonzero_per_channel > SPARSE_BELOW * k
 
 
-def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
-    """A weight matrix (n_rows, k) in the row-blocked order the kernels read
-    (``hwp_row`` in hwprune_int8_simd.h): per block of ``rows`` rows, each group of four
-    columns holds the block's rows one after the other, then the block's last k % 4 columns
-    row by row; the rows after the last full block stay as they are."""
-    matrix = np.asarray(matrix)
-    n, k = matrix.shape
-    full, k4 = n // rows * rows, k // 4 * 4
-    parts = []
-    for b in range(0, full, rows):
-        block = matrix[b:b + rows]
-        parts.append(block[:, :k4].reshape(rows, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
-        parts.append(block[:, k4:].reshape(-1))
-    parts.append(matrix[full:].reshape(-1))
-    return np.concatenate(parts)
-
-
-def depthwise_weights(weight: np.ndarray) -> np.ndarray:
-    """Depthwise filters (c, kh, kw) in the order ``hwp_dwconv_s8`` reads them: per block of
-    four channels, each tap's four weights as (w0, w2, w1, w3); then the last c % 4
-    channels tap by tap (kh, kw, c)."""
-    c = weight.shape[0]
-    taps = weight.reshape(c, -1)
-    c4 = c // 4 * 4
-    blocks = taps[:c4].reshape(c4 // 4, 4, taps.shape[1])[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
-    return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
-
-
 def widens_input(layer) -> bool:
     """Whether a dense-stored FULLY_CONNECTED widens its input into int16 scratch once (DSP
     cores), or reads the int8 input as it goes, its zero point folded into the bias (a cycle
@@ -211,14 +184,6 @@ def k4_padded(layer) -> bool:
     """Whether a dense CONV_2D (not depthwise) runs ``hwp_conv_k4_s8``: its input channels are
     not a multiple of four, so each filter is padded with zeros to a multiple of four weights."""
     return layer.kind == "int8_conv2d" and not layer.depthwise and layer.weight.shape[-1] % 4 != 0
-
-
-def padded_filters(matrix: np.ndarray) -> np.ndarray:
-    """A filter matrix (out, k) with zero columns appended up to the next multiple of four."""
-    out, k = matrix.shape
-    padded = np.zeros((out, (k + 3) // 4 * 4), dtype=matrix.dtype)
-    padded[:, :k] = matrix
-    return padded
 
 
 def scratch_halfwords(layer) -> int:
