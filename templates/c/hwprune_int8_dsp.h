@@ -73,7 +73,10 @@ static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int3
      * its high word shifted right by e - 1 (no 64-bit shift). */
     if (__builtin_expect(shift <= -2, 1)) {
         int32_t neg = acc >> 31;
-        uint64_t add = (uint64_t)(uint32_t)(neg + (1 << (-shift - 2))) << 32 | (0x40000000u | (uint32_t)neg << 31);
+        /* 2^(e-2) as 2^30 >> (shift + 32), shift + 32 = shift & 31 for these shifts: the
+         * constant 2^30 is the low word's anyway, so one AND and one shift */
+        uint32_t round = 0x40000000u >> ((uint32_t)shift & 31u);
+        uint64_t add = (uint64_t)((uint32_t)neg + round) << 32 | (0x40000000u | (uint32_t)neg << 31);
         int32_t h = (int32_t)((uint64_t)((int64_t)acc * multiplier + (int64_t)add) >> 32);
         /* SSAT clamps to int8; a fused activation's narrower bound (lo > -128 or hi < 127,
          * constants at the inlined call) costs a compare more each */
