@@ -158,12 +158,34 @@ def _keras_oracle(path, architecture, work):
     return shape, lambda x: np.asarray(model.predict(x, verbose=0, batch_size=50)).reshape(len(x), -1), "Keras 3"
 
 
-def _onnx_oracle(path, _architecture, _work):
+#: Files whose own output is no network output: the tensor the survey cuts them at (``--output``).
+#: tf2onnx's MNIST is a TF1 training graph ending in the accuracy against a labels input.
+CUT_AT = {"mnist_tf2onnx.onnx": "add_2:0"}
+
+
+def _cut(path: Path, tensor: str, work: Path) -> Path:
+    """The model cut at ``tensor`` as ``onnx.utils.Extractor`` cuts it, without the inputs it no longer reads."""
+    import onnx
+    import onnx.utils
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    constants = {t.name for t in model.graph.initializer}
+    cut = onnx.utils.Extractor(model).extract_model(
+        [i.name for i in model.graph.input if i.name not in constants], [tensor])
+    read = {name for node in cut.graph.node for name in node.input}
+    for unread in [i for i in cut.graph.input if i.name not in read]:
+        cut.graph.input.remove(unread)
+    onnx.save(cut, str(work / "cut.onnx"))
+    return work / "cut.onnx"
+
+
+def _onnx_oracle(path, _architecture, work):
     import onnx
     import onnxruntime
     if is_qonnx(path):  # Quant, BipolarQuant, channels-last ops: onnxruntime has none of them
         shape, run = qonnx_runner(path)
         return shape, run, "qonnx"
+    if path.name in CUT_AT:
+        path = _cut(path, CUT_AT[path.name], work)
     model = onnx.load(str(path), load_external_data=False)
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -228,6 +250,7 @@ def _hwprune_export(model: Path, architecture, calibration: Path, out: Path, ext
     if model.suffix == ".pt":
         command.append("--trust-model")  # a legacy whole-module pickle: the flag is the only way in
     command += ["--calibration", str(calibration), "--out", str(out), *extra]
+    command += ["--output", CUT_AT[model.name]] if model.name in CUT_AT else []
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
