@@ -44,6 +44,7 @@ import numpy as np
 from benchmarks.hgq_oracle import hgq_oracle
 from benchmarks.keras_twin import keras_twin
 from benchmarks.qkeras_oracle import add_arguments, is_qkeras, on_export_inputs, python_for, survey_oracle
+from benchmarks.survey_cut import CUT_AT, cut_model
 from benchmarks.survey_shapes import declared_input_shape
 from benchmarks.qonnx_oracle import exact_to_qonnx, is_qonnx, qonnx_runner
 
@@ -158,26 +159,6 @@ def _keras_oracle(path, architecture, work):
     return shape, lambda x: np.asarray(model.predict(x, verbose=0, batch_size=50)).reshape(len(x), -1), "Keras 3"
 
 
-#: Files whose own output is no network output: the tensor the survey cuts them at (``--output``).
-#: tf2onnx's MNIST is a TF1 training graph ending in the accuracy against a labels input.
-CUT_AT = {"mnist_tf2onnx.onnx": "add_2:0"}
-
-
-def _cut(path: Path, tensor: str, work: Path) -> Path:
-    """The model cut at ``tensor`` as ``onnx.utils.Extractor`` cuts it, without the inputs it no longer reads."""
-    import onnx
-    import onnx.utils
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-    constants = {t.name for t in model.graph.initializer}
-    cut = onnx.utils.Extractor(model).extract_model(
-        [i.name for i in model.graph.input if i.name not in constants], [tensor])
-    read = {name for node in cut.graph.node for name in node.input}
-    for unread in [i for i in cut.graph.input if i.name not in read]:
-        cut.graph.input.remove(unread)
-    onnx.save(cut, str(work / "cut.onnx"))
-    return work / "cut.onnx"
-
-
 def _onnx_oracle(path, _architecture, work):
     import onnx
     import onnxruntime
@@ -185,7 +166,7 @@ def _onnx_oracle(path, _architecture, work):
         shape, run = qonnx_runner(path)
         return shape, run, "qonnx"
     if path.name in CUT_AT:
-        path = _cut(path, CUT_AT[path.name], work)
+        path = cut_model(path, CUT_AT[path.name], work)
     model = onnx.load(str(path), load_external_data=False)
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
