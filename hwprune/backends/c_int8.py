@@ -1,17 +1,19 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
-hand-written kernels of ``templates/c/hwprune_int8.h``, ``hwprune_int8_simd.h`` and
-``hwprune_int8_dsp.h``, and a host engine that runs it.
+hand-written kernels of ``templates/c/hwprune_int8.h``, ``hwprune_int8_simd.h``,
+``hwprune_int8_dsp.h`` and ``hwprune_int8_dw.h``, and a host engine that runs it.
 
 Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favour
 (``stored_dense``). Sparse: each output channel's nonzero weights (values, their column or
 (kh, kw, cin) tap, where each channel starts), so zero weights are never multiplied.
 Dense: every weight, one byte each, in the order the DSP kernels read (``block_rows``:
 four FULLY_CONNECTED rows or two convolution rows interleaved a word at a time;
-``depthwise_weights``: int16, four channels a tap); cores without the DSP extension run
-scalar kernels over the same arrays. Activations live in one static int8 arena planned by
-tensor liveness (``backends.c.arena``, the planner the ap_fixed C uses), so a graph whose
-tensors branch and join (a residual ADD) keeps each tensor until its last reader; on a
-chain it is the ping-pong of two buffers. The last layer writes the caller's ``out``. The
+``depthwise_weights``: int16, four channels a tap; a 3x3 depthwise layer of stride 1 or 2
+in pairs of taps, ``backends.c_int8_dw``); cores without the DSP extension run scalar
+kernels over the same arrays. Activations live in one static int8 arena planned by tensor
+liveness (``backends.c.arena``, the planner the ap_fixed C uses), so a graph whose tensors
+branch and join (a residual ADD) keeps each tensor until its last reader; on a chain it is
+the ping-pong of two buffers; a 3x3 depthwise layer's ring of widened rows is a buffer of
+the arena live while it runs (``depthwise_rings``). The last layer writes the caller's ``out``. The
 DSP kernels widen inputs into int16 scratch placed in the arena's gaps while their layer
 runs (``scratch_offsets``); a narrowing FULLY_CONNECTED reads its int8 input directly
 (``widens_input``).
@@ -25,13 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.backends.c import arena
+from hwprune.backends.c_int8_layout import block_rows, depthwise_weights, padded_filters
+from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 from hwprune.quant.int8 import wrap_int32
 
 HEADER = "hwprune_int8.h"
-HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h")  # the second included by the third
+HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h", "hwprune_int8_dw_loops.h")
 # Cortex-M4 cycles of the int8 kernels, read from benchmarks/int8_kernels.py and profiles of
 # MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
 DENSE_CYCLES_PER_MAC = 1.45
@@ -71,11 +75,7 @@ def writes_output(graph: Graph, layer) -> bool:
     return layer is graph.layers[-1] and layer.name == graph.output and not graph.consumers(layer.name)
 
 
-def plan_int8(graph: Graph) -> arena.Arena:
-    """Where each layer's output lives in one static int8 arena: step ``i`` writes layer
-    ``i``'s tensor, which stays live until its last reader (the graph output until the
-    final copy), so two tensors share bytes only when no step needs both. A last layer that
-    ``writes_output`` takes no bytes."""
+def _tensor_buffers(graph: Graph) -> list[arena.Buffer]:
     steps = {layer.name: i for i, layer in enumerate(graph.layers)}
     end = len(graph.layers)  # the copy into ``out`` after the last layer
     buffers = []
@@ -85,7 +85,24 @@ def plan_int8(graph: Graph) -> arena.Arena:
         readers = [steps[c.name] for c in graph.consumers(layer.name)]
         last = max([steps[layer.name], *readers, *([end] if layer.name in graph.outputs else [])])
         buffers.append(arena.Buffer(layer.name, int(np.prod(graph.shape_of(layer.name))), steps[layer.name], last))
-    return arena.plan(buffers)
+    return buffers
+
+
+def depthwise_rings(graph: Graph) -> dict:
+    """Per 3x3 depthwise layer ``hwp_dw3_s8`` runs: (plan, channels per pass, outputs per strip)."""
+    return rings_of(graph, _tensor_buffers(graph), stored_dense)
+
+
+def plan_int8(graph: Graph) -> arena.Arena:
+    """Where each layer's output lives in one static int8 arena: step ``i`` writes layer
+    ``i``'s tensor, which stays live until its last reader (the graph output until the
+    final copy), so two tensors share bytes only when no step needs both. A last layer that
+    ``writes_output`` takes no bytes; a depthwise layer's ring (``depthwise_rings``) is live
+    at its step only."""
+    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
+    rings = [arena.Buffer(f"{name}#ring", plan.ring_bytes(block, strip), steps[name], steps[name])
+             for name, (plan, block, strip) in depthwise_rings(graph).items()]
+    return arena.plan(_tensor_buffers(graph) + rings)
 
 
 def scratch_offsets(graph: Graph, plan: arena.Arena) -> tuple[dict[str, int], int]:
@@ -154,34 +171,6 @@ def stored_dense(layer) -> bool:
     return dense < SPARSE_CYCLES_PER_NONZERO[kind] * nonzero_per_channel and nonzero_per_channel > SPARSE_BELOW * k
 
 
-def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
-    """A weight matrix (n_rows, k) in the row-blocked order the kernels read
-    (``hwp_row`` in hwprune_int8_simd.h): per block of ``rows`` rows, each group of four
-    columns holds the block's rows one after the other, then the block's last k % 4 columns
-    row by row; the rows after the last full block stay as they are."""
-    matrix = np.asarray(matrix)
-    n, k = matrix.shape
-    full, k4 = n // rows * rows, k // 4 * 4
-    parts = []
-    for b in range(0, full, rows):
-        block = matrix[b:b + rows]
-        parts.append(block[:, :k4].reshape(rows, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
-        parts.append(block[:, k4:].reshape(-1))
-    parts.append(matrix[full:].reshape(-1))
-    return np.concatenate(parts)
-
-
-def depthwise_weights(weight: np.ndarray) -> np.ndarray:
-    """Depthwise filters (c, kh, kw) in the order ``hwp_dwconv_s8`` reads them: per block of
-    four channels, each tap's four weights as (w0, w2, w1, w3); then the last c % 4
-    channels tap by tap (kh, kw, c)."""
-    c = weight.shape[0]
-    taps = weight.reshape(c, -1)
-    c4 = c // 4 * 4
-    blocks = taps[:c4].reshape(c4 // 4, 4, taps.shape[1])[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
-    return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
-
-
 def widens_input(layer) -> bool:
     """Whether a dense-stored FULLY_CONNECTED widens its input into int16 scratch once (DSP
     cores), or reads the int8 input as it goes, its zero point folded into the bias (a cycle
@@ -197,19 +186,12 @@ def k4_padded(layer) -> bool:
     return layer.kind == "int8_conv2d" and not layer.depthwise and layer.weight.shape[-1] % 4 != 0
 
 
-def padded_filters(matrix: np.ndarray) -> np.ndarray:
-    """A filter matrix (out, k) with zero columns appended up to the next multiple of four."""
-    out, k = matrix.shape
-    padded = np.zeros((out, (k + 3) // 4 * 4), dtype=matrix.dtype)
-    padded[:, :k] = matrix
-    return padded
-
-
 def scratch_halfwords(layer) -> int:
     """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
     widened input (none when it reads it directly, ``widens_input``), CONV_2D two widened
     columns (im2col; ``hwp_conv_k4_s8`` also the bytes of one field it copies row by row),
-    DEPTHWISE_CONV_2D none."""
+    DEPTHWISE_CONV_2D none (a 3x3 one's ring of widened rows is in the arena,
+    ``depthwise_rings``)."""
     if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise) or not widens_input(layer):
         return 0
     if k4_padded(layer):  # two columns, then the staging bytes of one
@@ -218,8 +200,10 @@ def scratch_halfwords(layer) -> int:
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
 
-def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> tuple[list[str], str]:
-    """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution."""
+def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring=None) -> tuple[list[str], str]:
+    """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution;
+    ``ring``: (plan, channels per pass, outputs per strip, the ring's C address) of a
+    ``hwp_dw3_s8`` layer."""
     conv = layer.kind == "int8_conv2d"
     dense = stored_dense(layer)
     if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
@@ -233,6 +217,10 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape) -> t
         mult = layer.out_channels // ic if layer.depthwise else 0
         geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
         kh, kw = layer.weight.shape[1:3]
+    if ring is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
+        plan, block, strip, address = ring
+        return ([_array("int32_t", f"{p}_kq", plan.table, aligned=True)],
+                depthwise_call(layer, plan, block, strip, address, p, src, dst, in_t, in_shape, out_shape))
     if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
         return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
@@ -280,8 +268,9 @@ def weighted_arrays(graph: Graph, layer) -> list[str]:
     """The constant arrays ``model_int8.c`` holds for the weighted ``layer``, as
     ``render_int8`` writes them (the report counts their bytes per layer)."""
     index = [l.name for l in graph.layers].index(layer.name)
+    ring = depthwise_rings(graph).get(layer.name)
     arrays, _ = _weighted(layer, f"l{index}", "in", "out", graph.input_types(layer)[0], graph.input_shapes(layer)[0],
-                          graph.shape_of(layer.name))
+                          graph.shape_of(layer.name), None if ring is None else (*ring, "ring"))
     return arrays
 
 
@@ -305,6 +294,7 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena, int]:
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
+    rings = depthwise_rings(graph)
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
         srcs = [where[s] for s in layer.inputs]
@@ -312,7 +302,10 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena, int]:
         in_t, in_shape = graph.input_types(layer)[0], graph.input_shapes(layer)[0]
         p = f"l{i}"
         if layer.kind in ("int8_dense", "int8_conv2d"):
-            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape)
+            ring = rings.get(layer.name)
+            if ring is not None:
+                ring = (*ring, f"(int16_t *)(void *)(hwp_arena + {plan.offsets[layer.name + '#ring']})")
+            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape, ring)
             data += arrays
             calls.append(call.replace("hwp_scratch", f"HWP_SCRATCH({scratch.get(layer.name, 0)})"))
         elif layer.kind in ("int8_avgpool2d", "int8_maxpool2d"):

@@ -109,6 +109,7 @@ HWP_KERNEL void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, i
 }
 
 #include "hwprune_int8_simd.h"
+#include "hwprune_int8_dw.h"
 
 /* FULLY_CONNECTED (pixels 1) or a 1x1 CONV_2D of stride 1 without padding, storing only
  * each output channel's nonzero weights (``vals``, their input channel in ``cols``, where

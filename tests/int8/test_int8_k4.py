@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import k4_padded, layer_kernels, padded_filters, write_int8_c
+from hwprune.backends.c_int8 import k4_padded, layer_kernels, write_int8_c
+from hwprune.backends.c_int8_layout import padded_filters
 from hwprune.harness.compare import compare
 from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import block_rows, depthwise_weights, write_int8_c
+from hwprune.backends.c_int8 import write_int8_c
+from hwprune.backends.c_int8_layout import block_rows, depthwise_weights
 from hwprune.harness.host_int8 import run_host
 from hwprune.harness.compare import compare
 from hwprune.ir.graph import Graph, GraphInput

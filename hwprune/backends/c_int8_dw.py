@@ -1,0 +1,177 @@
+"""The arrays of ``hwp_dw3_s8`` (templates/c/hwprune_int8_dw.h): a 3x3 DEPTHWISE_CONV_2D with
+one filter per channel and stride 1 or 2, and the proof that its requantization is exact.
+
+The kernel accumulates twice the reference's int32 sum (weights and bias doubled) and
+requantizes with one SMMLAR and one shift: ``(SMMLAR(2 acc, m, A)) >> e`` with
+``A = 2^(e-1) + out_zp 2^e`` (minus ``[acc < 0]`` unless ``out_zp <= act_min``). That equals
+TFLM's MultiplyByQuantizedMultiplier plus the output zero point when no int32 step can wrap:
+``depthwise_plan`` bounds the doubled sum from the weights, the bias and the input range and
+returns None (the layer keeps ``hwp_dwconv_s8``) where a bound fails, a multiplier is
+negative or a shift is left (> 0), and for outputs of at most 3x3 pixels (measured on
+MobileNet's last layers: the per-row costs of the ring outweigh the MACs there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwprune.backends.c import arena
+
+INT32_MAX = (1 << 31) - 1
+RING_GROWTH = 1 / 16  # the most a ring may grow the arena by: this share of it ...
+RING_FLOOR = 256  # ... or these bytes, the more of the two
+
+
+@dataclass(frozen=True)
+class DepthwisePlan:
+    table: np.ndarray  # (c, 10) int32: per kernel row (2 k0, 2 k1) and (2 k1, 2 k2) as halfword pairs,
+    # then 2 bias, multiplier, A, e
+    neg: bool  # whether A takes the tie term -[acc < 0]
+    transposed: bool  # the kernel's "rows" are the image's columns (kernel transposed)
+    in_cols: int  # pixels of an input row (in the kernel's orientation)
+    out_cols: int
+    stride: int
+    pad_cols: int  # padding before a row
+
+    def ring_width(self, strip: int) -> int:
+        """Halfwords of a channel's row in the ring for strips of ``strip`` outputs."""
+        widths = []
+        for s0 in range(0, self.out_cols, strip):
+            ow = min(strip, self.out_cols - s0)
+            ix0, ix1 = s0 * self.stride - self.pad_cols, (s0 + ow - 1) * self.stride - self.pad_cols + 3
+            first, end = max(ix0, 0), min(ix1, self.in_cols)
+            widths.append(ring_width(max(end - first, 0), ow, self.stride, first - ix0))
+        return max(widths)
+
+    def ring_bytes(self, channels: int, strip: int) -> int:
+        """The ring for passes of ``channels`` channels: three rows of int16 (HWP_DW3_RING)."""
+        return 2 * 3 * channels * self.ring_width(strip)
+
+
+def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    word = (lo.astype(np.int64) & 0xFFFF) | ((hi.astype(np.int64) & 0xFFFF) << 16)
+    return np.where(word >= 1 << 31, word - (1 << 32), word)
+
+
+def ring_width(in_w: int, out_w: int, stride: int, pad_l: int) -> int:
+    """Even, holding the padded input row and every column the kernel reads: stride 1 reads
+    words up to 2 * ceil(out_w / 2) + 1, stride 2 up to 4 * ceil(out_w / 2) + 1 (halfwords)."""
+    pairs = (out_w + 1) // 2
+    reads = (2 if stride == 1 else 4) * pairs + 2
+    width = max(pad_l + in_w, reads)
+    return width + (width & 1)
+
+
+def _cycles(rows: int, width: int, spill: bool) -> int:
+    """Estimated Cortex-M4 cycles per channel of ``hwp_dw3_s8`` over ``rows`` rows of ``width``
+    outputs: about 42 a pair of outputs, 20 a row. An odd row end runs as a pair whose second
+    output lands on the next row's first where the rows are the image's (``spill``; the last
+    row then needs a second pass, 62), else as a second pass on every row."""
+    odd = width % 2
+    if spill:
+        return rows * (20 + 42 * ((width + 1) // 2)) + (62 if odd else 0)
+    return rows * (20 + 42 * (width // 2) + (62 if odd else 0))
+
+
+def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = None) -> DepthwisePlan | None:
+    """The arrays of ``hwp_dw3_s8`` for ``layer``, or None where the kernel does not apply;
+    ``transposed`` None: the orientation of fewer estimated cycles."""
+    (in_h, in_w, c), (_, out_w, out_c) = in_shape, out_shape
+    if not layer.depthwise or out_c != c or tuple(layer.weight.shape[1:3]) != (3, 3):
+        return None
+    if tuple(layer.stride) not in ((1, 1), (2, 2)):
+        return None
+    if out_shape[0] * out_shape[1] <= 9:  # 3x3 outputs or fewer: the rows' fixed costs outweigh the MACs
+        return None
+    mult = np.asarray(layer.out_multiplier, dtype=np.int64)
+    e = -np.asarray(layer.out_shift, dtype=np.int64)
+    if np.any(mult < 0) or np.any(e < 0) or np.any(e > 31):
+        return None
+    w = np.asarray(layer.weight[..., 0], dtype=np.int64).reshape(c, 3, 3)
+    bias = np.asarray(layer.bias, dtype=np.int64)
+    zp, out_zp = int(in_t.zero_point), int(layer.result_t.zero_point)
+    x_max = max(127 - zp, zp + 128)
+    acc_bound = np.abs(bias) + np.abs(w).reshape(c, -1).sum(axis=1) * x_max  # |acc| per channel
+    neg = out_zp > layer.act_min
+    if neg and np.any(e == 0):  # the tie term exists only for e >= 1
+        return None
+    rounding = np.where(e > 0, np.left_shift(1, np.maximum(e - 1, 0)), 0)
+    a = rounding + out_zp * np.left_shift(1, e)
+    if np.any(2 * acc_bound > INT32_MAX) or np.any(np.abs(a) + acc_bound + 2 > INT32_MAX):
+        return None
+    out_h = out_shape[0]
+    if transposed is None:
+        transposed = _cycles(out_w, out_h, spill=False) < _cycles(out_h, out_w, spill=True)
+    # the written-out loop keeps the output's pixel stride and the pair count in 12 bits each
+    if (out_w * c if transposed else c) >= 1 << 12 or max(out_h, out_w) >= 1 << 13:
+        return None
+    if transposed:
+        w = w.transpose(0, 2, 1)
+    words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)
+    table = np.concatenate([words, np.stack([2 * bias, mult, a, e], axis=1)], axis=1)
+    if transposed:
+        geometry = (in_h, out_h, layer.stride[0], layer.padding[0][0])
+    else:
+        geometry = (in_w, out_w, layer.stride[1], layer.padding[1][0])
+    return DepthwisePlan(table.astype(np.int64), bool(neg), bool(transposed), *geometry)
+
+
+def _strip(plan: DepthwisePlan, channels: int, budget: int) -> int:
+    """The widest strip of a row whose ring for ``channels`` channels takes at most ``budget``
+    bytes (at least two outputs), then the row cut into equal strips of an even width."""
+    whole = plan.out_cols
+    strip = next((w for w in range(whole, 2, -1) if plan.ring_bytes(channels, w) <= budget), 2)
+    pieces = -(-whole // strip)
+    even = -(-whole // pieces)
+    return min(strip, even + (even & 1))
+
+
+def ring_passes(plan: DepthwisePlan, free: int, arena_bytes: int) -> tuple[int, int]:
+    """(channels per pass, outputs per strip of a row) for a ring in ``free`` bytes of an
+    arena of ``arena_bytes``: as many channels as fit, whole rows; where not even four fit,
+    passes of four over strips of a row as wide as a ring of ``RING_GROWTH`` of the arena
+    (or ``RING_FLOOR`` bytes) allows, the arena growing by no more."""
+    c, whole = plan.table.shape[0], plan.out_cols
+    least = min(4, c)
+    if plan.ring_bytes(least, whole) <= free:
+        block = c if plan.ring_bytes(c, whole) <= free else free // plan.ring_bytes(4, whole) * 4
+        return min(block, c), whole
+    return least, _strip(plan, least, max(free, int(arena_bytes * RING_GROWTH), RING_FLOOR))
+
+
+def rings_of(graph, tensors: list, dense) -> dict:
+    """Per 3x3 depthwise layer of ``graph`` that ``hwp_dw3_s8`` runs (stored dense by the
+    predicate ``dense``): (its plan, channels per pass, outputs per strip of a row). Its ring
+    of widened rows is a buffer of the arena live during the layer alone, sized to the bytes
+    the ``tensors`` (the arena's buffers) leave free at that step (``ring_passes``)."""
+    size = arena.plan(tensors).nbytes
+    rings = {}
+    for i, layer in enumerate(graph.layers):
+        if layer.kind != "int8_conv2d" or not layer.depthwise or not dense(layer):
+            continue
+        plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
+                              graph.shape_of(layer.name))
+        if plan is None:
+            continue
+        free = size - sum(arena.aligned(b.nbytes) for b in tensors if b.first <= i <= b.last)
+        rings[layer.name] = (plan, *ring_passes(plan, free, size))
+    return rings
+
+
+def depthwise_call(layer, plan: DepthwisePlan, block: int, strip: int, ring: str, p: str, src: str, dst: str, in_t,
+                   in_shape, out_shape) -> str:
+    """The call: in the image's order (rows of pixels) or transposed (its columns as rows),
+    ``block`` channels a pass, rows in strips of ``strip`` outputs, the ring at the C address
+    ``ring``."""
+    (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
+    pad_t, pad_l = layer.padding[0][0], layer.padding[1][0]
+    if plan.transposed:
+        geometry = (f"{in_w}, {in_h}, {c}, {c}, {in_w * c}, {out_w}, {out_h}, {c}, {out_w * c}, {layer.stride[0]}, "
+                    f"{pad_l}, {pad_t}")
+    else:
+        geometry = (f"{in_h}, {in_w}, {c}, {in_w * c}, {c}, {out_h}, {out_w}, {out_w * c}, {c}, {layer.stride[0]}, "
+                    f"{pad_t}, {pad_l}")
+    return (f"hwp_dw3_s8({src}, {dst}, {geometry}, {plan.ring_width(strip)}, {block}, {strip}, {p}_kq, "
+            f"{in_t.zero_point}, {int(plan.neg)}, {layer.act_min}, {layer.act_max}, {ring});")

@@ -1,0 +1,41 @@
+"""The orders in which the int8 DSP kernels read their weights, arranged once at export:
+row blocks for the dense multiply blocks, four channels a tap for the depthwise kernel, and
+filters padded with zero columns to whole words for ``hwp_conv_k4_s8``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
+    """A weight matrix (n_rows, k) in the row-blocked order the kernels read
+    (``hwp_row`` in hwprune_int8_simd.h): per block of ``rows`` rows, each group of four
+    columns holds the block's rows one after the other, then the block's last k % 4 columns
+    row by row; the rows after the last full block stay as they are."""
+    matrix = np.asarray(matrix)
+    n, k = matrix.shape
+    full, k4 = n // rows * rows, k // 4 * 4
+    parts = []
+    for b in range(0, full, rows):
+        block = matrix[b:b + rows]
+        parts.append(block[:, :k4].reshape(rows, k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
+        parts.append(block[:, k4:].reshape(-1))
+    parts.append(matrix[full:].reshape(-1))
+    return np.concatenate(parts)
+
+def depthwise_weights(weight: np.ndarray) -> np.ndarray:
+    """Depthwise filters (c, kh, kw) in the order ``hwp_dwconv_s8`` reads them: per block of
+    four channels, each tap's four weights as (w0, w2, w1, w3); then the last c % 4
+    channels tap by tap (kh, kw, c)."""
+    c = weight.shape[0]
+    taps = weight.reshape(c, -1)
+    c4 = c // 4 * 4
+    blocks = taps[:c4].reshape(c4 // 4, 4, taps.shape[1])[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
+
+def padded_filters(matrix: np.ndarray) -> np.ndarray:
+    """A filter matrix (out, k) with zero columns appended up to the next multiple of four."""
+    out, k = matrix.shape
+    padded = np.zeros((out, (k + 3) // 4 * 4), dtype=matrix.dtype)
+    padded[:, :k] = matrix
+    return padded

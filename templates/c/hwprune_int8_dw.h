@@ -1,0 +1,260 @@
+/* DEPTHWISE_CONV_2D 3x3 with one filter per channel, stride 1 or 2 (MobileNet's and
+ * DS-CNN's), on every core; included by hwprune_int8.h. Each input row is widened once
+ * (minus the zero point, int16) into a ring of three rows laid out channel by channel, with
+ * the padding as zeros: a channel's row is then a run of halfword pairs (x[u], x[u+1]), so one
+ * SMLAD multiplies two taps of a kernel row, and no tap is ever checked for padding (the
+ * three rows' words of a pair of columns lie side by side, one pointer reaches them). Each
+ * channel's nine weights stay in six words (kernel row r: (k0, k1) and (k1, k2)) while its
+ * whole output row is computed, two outputs at a time:
+ *   stride 1, P0 = (x[2q], x[2q+1]), P1 = (x[2q+2], x[2q+3]):
+ *     y[2q]   += SMLAD(P0, k01) + P1.lo * k2      y[2q+1] += P0.hi * k0 + SMLAD(P1, k12)
+ *   stride 2, P0..P2 the words at 4q, 4q+2, 4q+4:
+ *     y[2q]   += SMLAD(P0, k01) + P1.lo * k2      y[2q+1] += SMLAD(P1, k01) + P2.lo * k2
+ * A slot of the ring for a row outside the input holds zeros.
+ *
+ * Requantization in three instructions (backends/c_int8_dw.depthwise_plan checks at export that
+ * it is exact for the layer): weights and bias are stored doubled, so the accumulator is
+ * 2 acc and SMMLAR(2 acc, m, A) = A + (acc m + 2^30) >> 31 = A + x, TFLM's first rounding
+ * (m >= 0, never saturating). With A = 2^(e-1) + out_zp 2^e - [acc < 0], (A + x) >> e is
+ * RoundingDivideByPOT(x, e) + out_zp (the [x < 0] of the tie rule may read [acc < 0]: they
+ * differ only where x = 0, which rounds to 0 either way). Where out_zp <= act_min (ReLU's
+ * usual quantization) the tie term is left out: it moves only results <= out_zp by one, all
+ * clamped to act_min. SSAT then clamps to int8; a narrower activation range costs a compare. */
+#ifndef HWPRUNE_INT8_DW_H
+#define HWPRUNE_INT8_DW_H
+
+#include <stdint.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define hwp_dw_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
+#define hwp_dw_smlabt(a, b, acc) ((int32_t)__smlabt((a), (b), (acc)))
+#define hwp_dw_smlatb(a, b, acc) ((int32_t)__smlatb((a), (b), (acc)))
+#define hwp_dw_ssat8(a) ((int32_t)__ssat((a), 8))
+static inline int32_t hwp_dw_smmlar(int32_t a, int32_t b, int32_t acc) {
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+#else /* the same instructions in C (the host, cores without the DSP extension) */
+static inline int32_t hwp_dw_lo(int32_t v) { return (int32_t)(((uint32_t)v & 0xffffu) ^ 0x8000u) - 0x8000; }
+static inline int32_t hwp_dw_hi(int32_t v) { return (int32_t)(((uint32_t)v >> 16) ^ 0x8000u) - 0x8000; }
+static inline int32_t hwp_dw_smlad(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(hwp_dw_lo(a) * hwp_dw_lo(b)) + (uint32_t)(hwp_dw_hi(a) * hwp_dw_hi(b)));
+}
+static inline int32_t hwp_dw_smlabt(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(hwp_dw_lo(a) * hwp_dw_hi(b)));
+}
+static inline int32_t hwp_dw_smlatb(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(hwp_dw_hi(a) * hwp_dw_lo(b)));
+}
+static inline int32_t hwp_dw_sxtab16(int32_t a, int32_t b) {
+    uint32_t lo = ((uint32_t)a + (uint32_t)(int32_t)(int8_t)(uint8_t)b) & 0xffffu;
+    uint32_t hi = (((uint32_t)a >> 16) + (uint32_t)(int32_t)(int8_t)(uint8_t)((uint32_t)b >> 16)) & 0xffffu;
+    return (int32_t)(lo | hi << 16);
+}
+static inline int32_t hwp_dw_ssat8(int32_t a) { return a < -128 ? -128 : (a > 127 ? 127 : a); }
+static inline int32_t hwp_dw_smmlar(int32_t a, int32_t b, int32_t acc) {
+    uint64_t sum = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * b) + 0x80000000u;
+    return (int32_t)(uint32_t)(sum >> 32);
+}
+#endif
+
+/* (-zero point) in both halfwords: SXTAB16 widens and subtracts at once */
+static inline int32_t hwp_dw_offset_pair(int32_t in_zp) {
+    return (int32_t)(((uint32_t)(-in_zp) & 0xffffu) * 0x10001u);
+}
+
+static inline int32_t hwp_dw_ld32(const void *p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+
+/* the ring is int16 written and read a word at a time */
+typedef int32_t hwp_dw_word __attribute__((may_alias, aligned(4)));
+
+/* The ring: three widened input rows, word (ch, pair of columns j, row slot s) at
+ * (ch * pairs + j) * 3 + s, so that one pointer with fixed offsets reaches all three rows. */
+static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * pairs + j) * 3 + slot; }
+
+/* Four channels (a word) of ``nj`` pairs of columns (pl + 2 px j and the pixel after it, all
+ * inside the input) into the ring from d (the first channel's word of the first pair; the
+ * others ``step`` words apart, the next pair 3 words on): SXTAB16 widens minus the zero
+ * point, PKHBT/PKHTB pair the columns per channel. */
+static inline void hwp_dw_widen_cols(const int8_t *pl, int px, hwp_dw_word *d, int step, int nj, int32_t off2) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    /* written out: the compiler's version spills inside the loop */
+    hwp_dw_word *d1 = d + step, *d2 = d + 2 * step, *d3 = d + 3 * step;
+    int32_t v0, v1, a, b, t;
+    __asm__ volatile("1:\n\t"
+                     "ldr %[v1], [%[pl], %[px]]\n\t"
+                     "ldr %[v0], [%[pl]]\n\t"
+                     "add %[pl], %[pl], %[px], lsl #1\n\t"
+                     "sxtab16 %[a], %[off], %[v0]\n\t"
+                     "sxtab16 %[b], %[off], %[v1]\n\t"
+                     "sxtab16 %[v0], %[off], %[v0], ror #8\n\t"
+                     "sxtab16 %[v1], %[off], %[v1], ror #8\n\t"
+                     "pkhbt %[t], %[a], %[b], lsl #16\n\t"
+                     "str %[t], [%[d0]], #12\n\t"
+                     "pkhtb %[b], %[b], %[a], asr #16\n\t"
+                     "str %[b], [%[d2]], #12\n\t"
+                     "pkhbt %[a], %[v0], %[v1], lsl #16\n\t"
+                     "str %[a], [%[d1]], #12\n\t"
+                     "pkhtb %[v1], %[v1], %[v0], asr #16\n\t"
+                     "str %[v1], [%[d3]], #12\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [pl] "+r"(pl), [d0] "+r"(d), [d1] "+r"(d1), [d2] "+r"(d2), [d3] "+r"(d3), [n] "+r"(nj),
+                       [v0] "=&r"(v0), [v1] "=&r"(v1), [a] "=&r"(a), [b] "=&r"(b), [t] "=&r"(t)
+                     : [px] "r"(px), [off] "r"(off2)
+                     : "cc", "memory");
+#else
+    for (; nj > 0; nj--, pl += 2 * px, d += 3) {
+        int32_t v0 = hwp_dw_ld32(pl), v1 = hwp_dw_ld32(pl + px);
+        int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
+        int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
+        d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
+        d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
+        d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
+        d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
+    }
+#endif
+}
+
+/* Input row ``x`` (in_w pixels of c channels, ``px`` bytes apart) into row slot ``slot`` of
+ * the ring (``wp`` halfwords a channel, the padded columns u = ix + pad_l), the columns
+ * outside the input 0: the pairs of columns both inside four channels at a time along the
+ * row, the others (at most one at each end, and the padding) one value at a time. */
+__attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c,
+                                                       int px, int wp, int pad_l, int32_t in_zp) {
+    int32_t off2 = hwp_dw_offset_pair(in_zp);
+    int c4 = c & ~3, pairs = wp >> 1, step = 3 * pairs; /* step: words between two channels */
+    int j_lo = (pad_l + 1) >> 1, j_hi = (pad_l + in_w) >> 1; /* the pairs wholly inside */
+    if (j_hi > j_lo)
+        for (int ch = 0; ch < c4; ch += 4)
+            hwp_dw_widen_cols(x + (2 * j_lo - pad_l) * px + ch, px, ring + hwp_dw_at(ch, j_lo, slot, pairs), step,
+                              j_hi - j_lo, off2);
+    for (int j = 0; j < pairs; j++) {
+        if (j == j_lo && j_hi > j_lo && c4 == c) j = j_hi; /* the inside pairs are done */
+        if (j >= pairs) break;
+        int il = 2 * j - pad_l, ir = il + 1;
+        int in_l = il >= 0 && il < in_w, in_r = ir >= 0 && ir < in_w;
+        int ch = in_l && in_r ? c4 : 0;
+        hwp_dw_word *d = ring + hwp_dw_at(ch, j, slot, pairs);
+        for (; ch < c; ch++, d += step) {
+            int32_t l = in_l ? x[il * px + ch] - in_zp : 0, r = in_r ? x[ir * px + ch] - in_zp : 0;
+            d[0] = (int32_t)(((uint32_t)l & 0xffffu) | (uint32_t)r << 16);
+        }
+    }
+}
+
+#include "hwprune_int8_dw_loops.h"
+
+/* The requantization in C, as the written-out loops do it */
+static inline int8_t hwp_dw_rq(int32_t acc2, const int32_t *kq, int neg, int32_t lo, int32_t hi) {
+    int32_t a = kq[8];
+    if (neg) a += acc2 >> 31;
+    int32_t v = hwp_dw_ssat8(hwp_dw_smmlar(acc2, kq[7], a) >> kq[9]);
+    if (lo > -128 && v < lo) v = lo;
+    if (hi < 127 && v > hi) v = hi;
+    return (int8_t)v;
+}
+
+/* One channel's output row in C (cores without the DSP extension, narrower activation
+ * ranges): ``p`` its words in the ring (pair 0, slot 0), kernel row r in slot (rot + r) % 3;
+ * ``kq`` its 6 weight words, 2 bias, m, A, e; ``y`` its first output, ``c`` apart. */
+static inline void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y, int c, int out_w, int stride,
+                              int rot, int neg, int32_t lo, int32_t hi) {
+    int32_t w[6]; /* the weight words slot by slot */
+    for (int s = 0; s < 3; s++) {
+        int r = (s + 3 - rot) % 3;
+        w[2 * s] = kq[2 * r];
+        w[2 * s + 1] = kq[2 * r + 1];
+    }
+    for (int j = 0; j < out_w; j += 2, y += 2 * c, p += 3 * stride) {
+        int32_t s0 = kq[6], s1 = kq[6];
+        for (int s = 0; s < 3; s++) {
+            s0 = hwp_dw_smlabt(p[3 + s], w[2 * s + 1], hwp_dw_smlad(p[s], w[2 * s], s0));
+            if (stride == 1) s1 = hwp_dw_smlad(p[3 + s], w[2 * s + 1], hwp_dw_smlatb(p[s], w[2 * s], s1));
+            else s1 = hwp_dw_smlabt(p[6 + s], w[2 * s + 1], hwp_dw_smlad(p[3 + s], w[2 * s], s1));
+        }
+        y[0] = hwp_dw_rq(s0, kq, neg, lo, hi);
+        if (j + 1 < out_w) y[c] = hwp_dw_rq(s1, kq, neg, lo, hi);
+    }
+}
+
+/* Every channel's output row ``out``; the channels' words in the ring ``step`` apart. With
+ * the DSP extension and the int8 range, the written-out loops, a pair at a time; an odd last
+ * output runs as a pair whose second output lands on the next row's first (``spill_ok``: it
+ * is computed after) or else on the same output, the right one last (c = 0). */
+__attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int step, const int32_t *table, int8_t *out,
+                                                  int c, int out_w, int out_px, int stride, int rot, int neg,
+                                                  int spill_ok, int32_t lo, int32_t hi) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (lo == -128 && hi == 127) {
+        int pairs = spill_ok ? (out_w + 1) >> 1 : out_w >> 1;
+        if (pairs > 0) hwp_dw_run(ring, out, table, c, step, pairs, out_px, stride, rot, neg);
+        if (pairs * 2 < out_w)
+            hwp_dw_run(ring + 3 * stride * pairs, out + 2 * out_px * pairs, table, c, step, 1, 0, stride, rot, neg);
+        return;
+    }
+#endif
+    (void)spill_ok;
+    for (int ch = 0; ch < c; ch++)
+        hwp_dw_row(ring + ch * step, table + 10 * ch, out + ch, out_px, out_w, stride, rot, neg, lo, hi);
+}
+
+/* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
+#define HWP_DW3_RING(block, wp) (3 * (block) * (wp))
+
+/* One pass over the rows of ``c`` channels (the ring's, channels ``in_px`` / ``out_px``
+ * apart as in the layer): see hwp_dw3_s8. */
+static inline void hwp_dw3_pass(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px,
+                                int out_h, int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp,
+                                const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi, hwp_dw_word *ring) {
+    int pairs = wp >> 1, next = 0; /* next: the next input row to widen */
+    for (int oy = 0; oy < out_h; oy++) {
+        int iy0 = oy * stride - pad_t;
+        int rot = ((iy0 % 3) + 3) % 3;
+        for (int dy = 0; dy < 3; dy++) {
+            int iy = iy0 + dy, slot = (rot + dy) % 3;
+            if (iy < 0 || iy >= in_h) { /* padding: zeros */
+                for (int i = 0; i < c * pairs; i++) ring[3 * i + slot] = 0;
+                continue;
+            }
+            for (; next <= iy; next++)
+                if (next >= iy0) hwp_dw_widen_row(x + next * in_row, ring, next % 3, in_w, c, in_px, wp, pad_l, in_zp);
+        }
+        /* the output after a row's last is the next row's first only in the image's order */
+        int spill_ok = oy + 1 < out_h && out_row == out_w * out_px;
+        hwp_dw_rows(ring, 3 * pairs, kq, y + oy * out_row, c, out_w, out_px, stride, rot, neg, spill_ok, lo, hi);
+    }
+}
+
+/* The layer: ``kq`` (c, 10): 6 weight words, 2 bias, multiplier, A, e (see the top); the
+ * channels in passes of ``block``, each row in strips of ``strip`` outputs (their inputs
+ * overlap by the kernel's reach); ``wp`` the ring's row width (even, covering every column
+ * a strip reads); ``ring16`` HWP_DW3_RING(block, wp) halfwords, word-aligned. "Rows" may be
+ * the image's columns (a narrow image then runs as a wide one, the kernel transposed at
+ * export): an input row is ``in_row`` bytes after the previous, its pixels ``in_px`` apart;
+ * likewise ``out_row``, ``out_px``. */
+static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px, int out_h,
+                              int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp, int block,
+                              int strip, const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi,
+                              int16_t *ring16) {
+    hwp_dw_word *ring = (hwp_dw_word *)(void *)ring16;
+    for (int c0 = 0; c0 < c; c0 += block) {
+        int cb = c - c0 < block ? c - c0 : block;
+        for (int s0 = 0; s0 < out_w; s0 += strip) {
+            int ow = out_w - s0 < strip ? out_w - s0 : strip;
+            int ix0 = s0 * stride - pad_l, ix1 = (s0 + ow - 1) * stride - pad_l + 3; /* the strip's input columns */
+            int first = ix0 > 0 ? ix0 : 0, end = ix1 < in_w ? ix1 : in_w;
+            hwp_dw3_pass(x + first * in_px + c0, y + s0 * out_px + c0, in_h, end > first ? end - first : 0, cb, in_row,
+                         in_px, out_h, ow, out_row, out_px, stride, pad_t, first - ix0, wp, kq + 10 * c0, in_zp, neg, lo,
+                         hi, ring);
+        }
+    }
+}
+
+#endif
