@@ -153,17 +153,16 @@ def _pnr_target(name: str, directory: Path):
 
 def _place_and_route(directory: Path, graph, target) -> dict:
     """nextpnr's figures beside the DA estimate of the same graph (the logic the RTL holds)."""
-    from hwprune.fpga import da, pnr
+    from hwprune.fpga import pnr
     from hwprune.fpga.estimate import Options, estimate
 
     routed = pnr.place_and_route(directory / "rtl", target)
     est = estimate(graph, Options(strategy="da", family=target.family, clock_mhz=routed["clock_target_mhz"]))
     routed["estimate"] = {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "latency_cycles": est.latency_cycles,
                           "method": "distributed arithmetic (da4ml), per layer"}
-    # the placed LUTs include nextpnr-ecp5's carry feed-in/out cells; the logic's LUT4s do not
-    feeds = sum(l.products.get("carry_chains", 0) for l in est.layers) * da.ECP5_CHAIN_FEED_LUTS \
-        if target.family == "ecp5" else 0
-    logic_est = est.lut - feeds
+    # the placed LUTs include the cells nextpnr's packer adds (ECP5 carry feed-in/out; Gowin
+    # carry-in and pad ALUs, pass-through LUTs); the logic's LUT4s do not
+    logic_est = est.lut - sum(l.products.get("packer_luts", 0) for l in est.layers)
     routed["estimate"]["lut_logic"] = logic_est
     routed["lut_error"] = routed["lut"] / est.lut - 1 if est.lut else None
     routed["lut_logic_error"] = routed["lut_logic"] / logic_est - 1 if logic_est else None
@@ -259,7 +258,7 @@ def render_pnr(r: dict) -> list[str]:
              + f": synthesis {r['synthesis']['seconds']:.0f} s, place-and-route {r['place_and_route']['seconds']:.0f} s",
              f"  LUT {r['lut']:,} placed{error('lut_error')}; LUT4 of the logic {r['lut_logic']:,}"
              f"{error('lut_logic_error')}; estimate {est['lut']:,}"
-             + (f" ({est['lut_logic']:,} without carry feed cells)" if est.get("lut_logic", est["lut"]) != est["lut"] else ""),
+             + (f" ({est['lut_logic']:,} without the cells nextpnr's packer adds)" if est.get("lut_logic", est["lut"]) != est["lut"] else ""),
              f"  FF {r['ff']:,}{error('ff_error')}; estimate {est['ff']:,}  DSP {r['dsp']}  BRAM {r['bram']}",
              f"  Fmax {fmax} against {r['clock_target_mhz']:g} MHz ({'met' if r['meets_clock'] else 'NOT met'}); "
              f"latency {r['latency_cycles']} cycles{ns}; fits"]

@@ -150,13 +150,14 @@ def pipeline_cycles(logic, levels_per_cycle: int) -> int:
 RTL_FAMILIES = ("ecp5", "ice40", "gowin")
 
 
-def rtl_pipeline(logic, clock_mhz: float) -> tuple[int, int]:
-    """(stages, flip-flops) of ``logic`` cut as ``--backend rtl`` cuts it at ``clock_mhz``
-    (``fpga/stages.py``): the registers between stages and after the last, at the
-    bits synthesis keeps (``stages.register_bits``); the input register is the previous
-    layer's output register."""
+def rtl_pipeline(logic, clock_mhz: float) -> tuple[int, int, int]:
+    """(stages, flip-flops, forwarded flip-flops) of ``logic`` cut as ``--backend rtl`` cuts
+    it at ``clock_mhz`` (``fpga/stages.py``): the registers between stages and after the
+    last, at the bits synthesis keeps (``stages.register_bits``), and how many of them a
+    flip-flop drives (``stages.forwarded_bits``); the input register is the previous layer's
+    output register."""
     pipe = stages.pipeline(logic, stages.levels_per_cycle(clock_mhz))
-    return len(pipe.solutions), sum(stages.register_bits(pipe)[1:])
+    return len(pipe.solutions), sum(stages.register_bits(pipe)[1:]), sum(stages.forwarded_bits(pipe)[1:])
 
 
 # nextpnr-ecp5 packs every carry chain with two extra CCU2C cells (two LUT4s each): a feed-in,
@@ -170,6 +171,17 @@ ECP5_CHAIN_FEED_LUTS = 4
 CARRY_OPCODES = (0, 1, 4, -2, -3, -6)
 
 
+# nextpnr-himbaechel-gowin (himbaechel/uarch/gowin/pack.cc, pack_alus) starts every ALU chain
+# with a carry-generator ALU (the GW1N has no CIN multiplexer, so even a constant carry-in
+# takes a cell) and pads a chain of odd length with a dummy ALU, as ALUs sit in pairs: one
+# ALU a chain plus a dummy on half of them. On the jet tagger: 2,792 ALUs after synthesis in
+# 245 chains, 3,144 placed (245 carry-in cells, 107 dummies).
+GOWIN_CHAIN_ALUS = 1.5
+# A Gowin flip-flop shares its slice only with the LUT or ALU that drives its D input;
+# nextpnr (gowin.cc, create_passthrough_luts) puts any other flip-flop behind a pass-through
+# LUT4. A register bit a flip-flop drives (a value carried into a later stage) is one LUT4.
+
+
 def carry_chains(logic) -> int:
     """The adder graph's carry chains: one per adder, constant addition or negation."""
     return sum(1 for op in logic.ops if op.opcode in CARRY_OPCODES)
@@ -179,10 +191,11 @@ def dense_da_estimate(layer, in_shape, in_t: Fixed, options):
     logic = layer_logic(layer, in_shape, in_t)
     lut = lut_estimate(logic)
     chains = carry_chains(logic)
-    if options.family == "ecp5":
-        lut += ECP5_CHAIN_FEED_LUTS * chains
+    packer = ECP5_CHAIN_FEED_LUTS * chains if options.family == "ecp5" else 0  # cells nextpnr adds
     if options.family in RTL_FAMILIES:
-        cycles, ff = rtl_pipeline(logic, options.clock_mhz)
+        cycles, ff, forwarded = rtl_pipeline(logic, options.clock_mhz)
+        if options.family == "gowin":
+            packer = int(round(GOWIN_CHAIN_ALUS * chains)) + forwarded
         how = "hwprune RTL pipeline"
     else:
         cycles = pipeline_cycles(logic, options.adder_levels_per_cycle)
@@ -193,10 +206,10 @@ def dense_da_estimate(layer, in_shape, in_t: Fixed, options):
         ff = out_bits + (cycles - 1) * max(in_bits, out_bits)
         how = "da4ml adder graph"
     nonzero = int(np.count_nonzero(layer.weight))
-    feeds = " + carry feed-in/out" if options.family == "ecp5" else ""
-    return LayerResources(layer.name, layer.kind, dsp=0, lut=lut, ff=ff, latency_cycles=cycles, ii=1,
+    feeds = {"ecp5": " + carry feed-in/out", "gowin": " + carry-in/pad ALUs, pass-through LUTs"}.get(options.family, "")
+    return LayerResources(layer.name, layer.kind, dsp=0, lut=lut + packer, ff=ff, latency_cycles=cycles, ii=1,
                           products={"zero": int(layer.weight.size - nonzero), "adder_graph": nonzero,
-                                    "carry_chains": chains},
+                                    "carry_chains": chains, "packer_luts": packer},
                           method=f"{how} (adder bits, saturation muxes x2{feeds})")
 
 

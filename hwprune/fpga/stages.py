@@ -189,14 +189,9 @@ def _nets(sol, inputs: list[list]) -> list[list]:
     return nets
 
 
-def register_bits(pipe) -> list[int]:
-    """Flip-flops at each register of ``pipe`` (da4ml's Pipeline: the input register, one
-    per stage boundary, the output register). da4ml declares each register at its values'
-    full widths; synthesis keeps one flip-flop per distinct signal some output depends on:
-    a bit no later operation reads (low bits a quantization drops, bits past a carry
-    chain's last live result) drives nothing, a constant bit is no register, and register
-    bits driven by the same signal (a value registered beside a slice of it, a sign
-    extension, and so the copies of those forwarded through later stages) are one."""
+def _registers(pipe) -> list[set]:
+    """The live flip-flops of each register of ``pipe`` (``register_bits``), each named by
+    the register and the signal that drives it."""
     from da4ml.cmvm.types import _minimal_kif
 
     # Forward: the flip-flop each register bit is (None: a constant).
@@ -214,13 +209,31 @@ def register_bits(pipe) -> list[int]:
                 out.append([None if j >= len(nets[idx]) or nets[idx][j] is None else ("ff", n, nets[idx][j])
                             for j in range(width)])
         regs.append(out)
-    # Backward: the bits some output depends on; count the distinct flip-flops among them.
+    # Backward: the bits some output depends on; the distinct flip-flops among them.
     masks = [(1 << len(bits)) - 1 for bits in regs[-1]]
-    counts = []
+    registers = []
     for n in range(len(pipe.solutions), -1, -1):
         live = {bits[j] for bits, mask in zip(regs[n], masks) for j in range(len(bits)) if mask >> j & 1}
         live.discard(None)
-        counts.append(len(live))
+        registers.append(live)
         if n:
             masks = _live_inputs(pipe.solutions[n - 1], masks)
-    return counts[::-1]
+    return registers[::-1]
+
+
+def register_bits(pipe) -> list[int]:
+    """Flip-flops at each register of ``pipe`` (da4ml's Pipeline: the input register, one
+    per stage boundary, the output register). da4ml declares each register at its values'
+    full widths; synthesis keeps one flip-flop per distinct signal some output depends on:
+    a bit no later operation reads (low bits a quantization drops, bits past a carry
+    chain's last live result) drives nothing, a constant bit is no register, and register
+    bits driven by the same signal (a value registered beside a slice of it, a sign
+    extension, and so the copies of those forwarded through later stages) are one."""
+    return [len(live) for live in _registers(pipe)]
+
+
+def forwarded_bits(pipe) -> list[int]:
+    """Of ``register_bits``, the flip-flops whose input is another flip-flop: a value carried
+    unchanged (or only sliced) into a later stage, no logic of its own stage in front of it."""
+    return [sum(1 for bit in live if len(bit) == 3 and isinstance(bit[2], tuple) and bit[2][0] in ("ff", "x"))
+            for live in _registers(pipe)]

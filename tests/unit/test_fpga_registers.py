@@ -70,6 +70,25 @@ def test_forwarded_duplicates_stay_merged_over_stages():
     assert bits[0] == 16 and bits[-1] == declared[-1]  # both inputs read, every output kept
 
 
+def test_forwarded_flip_flops_are_the_ones_a_flip_flop_drives():
+    # A sum registered after its adder is driven by the adder (it shares the adder's slice on
+    # a Gowin part); a slice of an input register is driven by the input flip-flops.
+    pipe = _one_stage(lambda x: [x[0] + x[1]])
+    assert stages.register_bits(pipe) == [16, 9] and stages.forwarded_bits(pipe) == [0, 0]
+    pipe = _one_stage(lambda x: [quantize(x[1], 1, 7, -4)])
+    assert stages.register_bits(pipe) == [4, 4] and stages.forwarded_bits(pipe) == [0, 4]
+    # Cut every carry, x0 rides beside the running sum: forwarded in every register after the input
+    inp = FixedVariableArrayInput((2,))
+    x = quantize(inp, 1, 7, 0)
+    acc = x[1]
+    for _ in range(4):
+        acc = acc + x[1]
+    pipe = stages.pipeline(comb_trace(inp, [acc + x[0]]), 1.0)
+    forwarded, bits = stages.forwarded_bits(pipe), stages.register_bits(pipe)
+    assert forwarded[0] == 0 and all(8 <= f < b for f, b in zip(forwarded[1:-1], bits[1:-1]))
+    assert forwarded[-1] == 0  # the last stage's adder drives the output register
+
+
 def _dense(n_in=12, n_out=6, seed=0):
     rng = np.random.default_rng(seed)
     w = rng.integers(-100, 100, size=(n_out, n_in)) * (rng.random((n_out, n_in)) < 0.5)
@@ -91,8 +110,13 @@ def test_da_estimate_on_nextpnr_parts_follows_the_rtl_pipeline():
         # the ECP5's placed LUTs add nextpnr's feed-in and feed-out cells to every carry chain
         chains = sum(1 for op in logic.ops if op.opcode in (0, 1, 4, -2, -3, -6))
         assert chains > 0 and est.lut == da.lut_estimate(logic) + 4 * chains
+        # Gowin: a carry-in ALU a chain and a pad ALU on half of them, and a pass-through LUT4
+        # for every flip-flop another flip-flop drives (nextpnr-himbaechel-gowin's packer)
+        forwarded = sum(stages.forwarded_bits(pipe)[1:])
         gowin = estimate(g, Options(strategy="da", family="gowin", clock_mhz=clock))
-        assert gowin.lut == da.lut_estimate(logic) and gowin.ff == est.ff
+        assert gowin.lut == da.lut_estimate(logic) + round(1.5 * chains) + forwarded and gowin.ff == est.ff
+        assert gowin.layers[0].products["packer_luts"] == gowin.lut - da.lut_estimate(logic)
+        assert est.layers[0].products["packer_luts"] == 4 * chains
     slow, fast = (estimate(g, Options(strategy="da", family="ecp5", clock_mhz=c)) for c in (50.0, 300.0))
     assert fast.latency_cycles > slow.latency_cycles and fast.ff > slow.ff
     # Xilinx parts keep the estimate of hls4ml's DA flow (Vivado's timing, not the RTL backend's)
