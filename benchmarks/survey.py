@@ -44,6 +44,7 @@ import numpy as np
 from benchmarks.hgq_oracle import hgq_oracle
 from benchmarks.keras_twin import keras_twin
 from benchmarks.qkeras_oracle import add_arguments, is_qkeras, on_export_inputs, python_for, survey_oracle
+from benchmarks.survey_cut import CUT_AT, cut_model
 from benchmarks.survey_shapes import declared_input_shape
 from benchmarks.qonnx_oracle import exact_to_qonnx, is_qonnx, qonnx_runner
 
@@ -158,12 +159,14 @@ def _keras_oracle(path, architecture, work):
     return shape, lambda x: np.asarray(model.predict(x, verbose=0, batch_size=50)).reshape(len(x), -1), "Keras 3"
 
 
-def _onnx_oracle(path, _architecture, _work):
+def _onnx_oracle(path, _architecture, work):
     import onnx
     import onnxruntime
     if is_qonnx(path):  # Quant, BipolarQuant, channels-last ops: onnxruntime has none of them
         shape, run = qonnx_runner(path)
         return shape, run, "qonnx"
+    if path.name in CUT_AT:
+        path = cut_model(path, CUT_AT[path.name], work)
     model = onnx.load(str(path), load_external_data=False)
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -228,6 +231,7 @@ def _hwprune_export(model: Path, architecture, calibration: Path, out: Path, ext
     if model.suffix == ".pt":
         command.append("--trust-model")  # a legacy whole-module pickle: the flag is the only way in
     command += ["--calibration", str(calibration), "--out", str(out), *extra]
+    command += ["--output", CUT_AT[model.name]] if model.name in CUT_AT else []
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -40,6 +40,7 @@ from hwprune.pipeline_int8 import check_options as check_int8_options
 from hwprune.pipeline_int8 import export_converted, export_int8
 from hwprune.prune.graph import prune_graph, remove_dead_neurons  # noqa: F401 (part of this module's API)
 from hwprune.quant.calibrate import QuantConfig, calibrate
+from hwprune.quant.exact import calibrate_input
 from hwprune.quant.losses import losses
 from hwprune.quant.precision import PrecisionSpec
 from hwprune.quant.tflite_int8 import INT8_QUANT, QUANT_SCHEMES
@@ -126,7 +127,7 @@ def _naming(*files):
 
 
 def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model: bool = False,
-               weights=None) -> Graph:
+               weights=None, outputs=None) -> Graph:
     """A float or quantized graph from a model file or an hwprune graph / export folder.
 
     Files: a pickled torch module (``.pt``/``.pth``, loaded without running code unless
@@ -135,8 +136,11 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
     ``input_shape`` (one example's shape) is used for a torch model that does not start
     with a Linear layer; the export command takes it from the calibration inputs.
     ``weights``: the HDF5 weights of a Keras 2 architecture JSON file.
+    ``outputs``: tensor names an ONNX model is cut at instead of its own outputs.
     """
     path = Path(path)
+    if outputs and path.suffix != ".onnx":
+        raise OptionError(f"--output {outputs[0]}: cuts an ONNX model at a tensor; {path} is not an .onnx file")
     if path.is_dir():
         if (path / manifest.MANIFEST_FILE).is_file() or (path / manifest.PENDING_FILE).is_file():
             manifest.check(path)
@@ -163,7 +167,7 @@ def load_model(path, input_shape: Optional[tuple[int, ...]] = None, trust_model:
 
         return load_exported_program(path, name, trust_model=trust_model)
     if path.suffix == ".onnx":
-        return load_onnx(path, name)
+        return load_onnx(path, name, outputs)
     if path.suffix == ".tflite":
         return load_tflite(path, name)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give a torch module (.pt, .pth), a "
@@ -301,6 +305,7 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if calibration is not None:
         calibration = np.asarray(calibration, dtype=np.float64)
         graph.from_source(calibration, calibration_name)  # the source model's layout
+        graph = calibrate_input(graph, calibration)  # a quantized model's undeclared input type
     if options.sparsity:
         graph = prune_graph(graph, options.sparsity)
     removed: dict[str, int] = {}

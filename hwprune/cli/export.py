@@ -96,6 +96,9 @@ def add_parser(sub) -> None:
                         "default for a model ending in Softmax or LogSoftmax) or error relative to the output range "
                         "and SQNR (regression, the default otherwise)")
     p.add_argument("--weights", metavar="W.h5", help="HDF5 weights of a Keras 2 architecture MODEL.json")
+    p.add_argument("--output", action="append", metavar="TENSOR",
+                   help="ONNX: cut the graph at this tensor (repeatable) instead of the file's outputs, e.g. the "
+                        "logits of a training graph whose output is its accuracy; only the nodes it needs are kept")
     p.add_argument("--backend", default="c", choices=list(BACKENDS),
                    help="; ".join(f"{name}: {backend.description}" for name, backend in BACKENDS.items()))
     p.add_argument("--clock-mhz", type=float, metavar="MHZ",
@@ -169,7 +172,7 @@ def run(args) -> int:
                                      "--no-compile)")
     calibration = load_array(args.calibration, "calibration") if args.calibration else None
     model = load_model(args.model, calibration.shape[1:] if calibration is not None else None,
-                       trust_model=args.trust_model, weights=args.weights)
+                       trust_model=args.trust_model, weights=args.weights, outputs=args.output)
     if model.is_quantized and (any(v is not None for v in bits.values()) or spec is not None):
         raise OptionError(f"{args.model} is quantized already; --weight-bits, --activation-bits, --precision and "
                           "--config apply to float models only")

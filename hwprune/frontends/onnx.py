@@ -151,13 +151,37 @@ def _check_finite(ctx: Context, node) -> None:
                               f"at index {index}")
 
 
-def onnx_to_graph(model, path, name: str = "model", order=None) -> Graph:
-    """The float IR graph an ONNX model computes."""
+def _cut_outputs(graph, path, wanted) -> list[str]:
+    """The tensors the graph is cut at: the file's own outputs, or the named ``wanted`` ones
+    (a training graph whose output is a loss or an accuracy still holds the network's logits)."""
+    if not wanted:
+        return [o.name for o in graph.output]
+    produced = {t for node in graph.node for t in node.output if t}
+    for tensor in wanted:
+        if tensor not in produced:
+            # what a user most likely wants: the tensors an ArgMax or Softmax reads, then the file's outputs
+            likely = [n.input[0] for n in graph.node if n.op_type in ("ArgMax", "Softmax") and n.input[:1]
+                      and n.input[0] in produced]
+            candidates = list(dict.fromkeys(likely + [o.name for o in graph.output]))[:5]
+            raise ModelError(f"{path}: --output {tensor!r} is not a tensor the model computes; candidates: "
+                             + ", ".join(repr(c) for c in candidates))
+    return list(dict.fromkeys(wanted))
+
+
+def onnx_to_graph(model, path, name: str = "model", order=None, outputs=None) -> Graph:
+    """The float IR graph an ONNX model computes, cut at the named ``outputs`` if given
+    (only the nodes they need are kept; a graph input no kept node reads is dropped, as
+    ``onnx.utils.Extractor`` does)."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    outputs = _cut_outputs(graph, path, outputs)
     inputs = [i for i in graph.input if i.name not in constants]  # opset 9 lists initializers here too
+    nodes = list(zip(order if order is not None else range(len(graph.node)), graph.node))
+    if len(inputs) > 1 and outputs != [o.name for o in graph.output]:
+        read = {t for p in _needed(nodes, list(range(len(nodes))), outputs) for t in nodes[p][1].input}
+        inputs = [i for i in inputs if i.name in read]
     if len(inputs) != 1:
         names = ", ".join(repr(i.name) for i in inputs[:4]) + (", ..." if len(inputs) > 4 else "")
         raise ModelError(f"{path}: the model takes {len(inputs)} inputs ({names}); hwprune reads models with one")
@@ -167,9 +191,7 @@ def onnx_to_graph(model, path, name: str = "model", order=None) -> Graph:
         raise ModelError(f"{path}: input {inputs[0].name!r} has shape {shape}; expected (batch, features...) "
                          "with every dimension but the batch fixed")
     shapes = _shapes(graph, constants)
-    nodes = list(zip(order if order is not None else range(len(graph.node)), graph.node))
     attrs_of = [{a.name: helper.get_attribute_value(a) for a in node.attribute} for _, node in nodes]
-    outputs = [o.name for o in graph.output]
     positions = _needed(nodes, fold(nodes, attrs_of, constants, shapes, path), outputs)
     ctx = Context(Path(path), constants, shapes, batch=shape[0] if shape[0] and shape[0] > 0 else None)
     for p in positions:
@@ -214,14 +236,14 @@ def _graph(ctx: Context, path, name: str, outputs: list[str], layout: str) -> Gr
                  tuple(dict.fromkeys(names)), input_layout=layout)
 
 
-def load_onnx(path, name: str = "model"):
-    """A float IR graph from an ONNX file."""
+def load_onnx(path, name: str = "model", outputs=None):
+    """A float IR graph from an ONNX file, cut at the named tensors ``outputs`` if given."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
     model, order = _read(path)
     try:
-        graph = onnx_to_graph(model, path, name, order)
+        graph = onnx_to_graph(model, path, name, order, outputs)
     except HwpruneError:
         raise
     except MALFORMED as exc:  # values of the wrong shape or type where a handler reads them: the file's fault

@@ -100,6 +100,12 @@ def _value_type(max_abs: float, bits: int, signed: bool, config: QuantConfig) ->
     return Fixed(bits, int_bits_for(max_abs, signed), signed, config.rounding, config.overflow)
 
 
+def input_type(x: np.ndarray, bits: int, config: QuantConfig = QuantConfig()) -> Fixed:
+    """The type a model's input is calibrated to: ``bits`` wide, the integer bits that hold
+    the largest magnitude of the inputs ``x``, signed when one is negative."""
+    return _value_type(float(np.abs(x).max()), bits, bool(x.min() < 0), config)
+
+
 def _check_calibration(graph: Graph, x) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
@@ -120,8 +126,7 @@ def calibrate(graph: Graph, x, config: QuantConfig = QuantConfig(), spec: Option
     x = _check_calibration(graph, x)
     outputs = dict(float_forward(graph, graph.to_source(x), trace=True))
     act = config.activation_bits
-    input_t = (spec.type_for(input_name(graph), "result")
-               or _value_type(float(np.abs(x).max()), act, bool(x.min() < 0), config))
+    input_t = spec.type_for(input_name(graph), "result") or input_type(x, act, config)
 
     layers: list[Layer] = []
     types = {graph.input.name: input_t}

@@ -37,7 +37,7 @@ from hwprune.errors import UnsupportedLayerError
 from hwprune.ir.activations import BatchNorm, LeakyReLU, Quantize, Sign
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Concatenate, Layer, ReLU, UpSample
-from hwprune.quant.calibrate import accumulator_type
+from hwprune.quant.calibrate import accumulator_type, input_type
 from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, from_grid
 
 #: The input type of a quantized model whose input has no quantizer: hls4ml's default
@@ -143,6 +143,7 @@ def complete_types(graph: Graph, input_t: Fixed = DEFAULT_INPUT_T, exact_weights
     but what the model declares; ``input_t``: the graph input's type when it has none and
     no quantizer reads it; ``exact_weights``: undeclared weight and bias types are the
     narrowest that hold the values (else such a layer is refused)."""
+    defaulted = graph.input_t is None and _input_type(graph, input_t) is input_t
     input_t = graph.input_t or _input_type(graph, input_t)
     types = {graph.input.name: input_t}
     layers = []
@@ -164,7 +165,25 @@ def complete_types(graph: Graph, input_t: Fixed = DEFAULT_INPUT_T, exact_weights
             layer = layer.with_(result_t=_output_type(layer, in_types))
         types[layer.name] = layer.result_t if layer.computes else in_types[0]
         layers.append(layer)
-    return graph.with_layers(layers, input_t=input_t)
+    completed = graph.with_layers(layers, input_t=input_t)
+    if defaulted:
+        # The model does not say what it reads: kept (not a field, so any later change of the
+        # graph drops it) for ``calibrate_input`` to complete it again with a calibrated input.
+        object.__setattr__(completed, "_open_input", (graph, exact_weights))
+    return completed
+
+
+def calibrate_input(graph: Graph, x, bits: int = DEFAULT_INPUT_T.width) -> Graph:
+    """``graph`` completed again with its input calibrated on ``x`` (``bits`` wide, the integer
+    bits from the data, as a float model's input) when its input type was defaulted by
+    ``complete_types``; else ``graph`` as it is. A framework such as QKeras reads raw floats
+    where no quantizer reads the input: the data's range loses the fewest of their bits."""
+    opened = getattr(graph, "_open_input", None)
+    if opened is None:
+        return graph
+    source, exact_weights = opened
+    x = graph.from_source(np.asarray(x, dtype=np.float64), "calibration inputs")
+    return complete_types(source, input_type(x, bits), exact_weights)
 
 
 def declares_types(graph: Graph) -> bool:
@@ -172,4 +191,4 @@ def declares_types(graph: Graph) -> bool:
     return any(t is not None for layer in graph.layers for t in layer.types().values())
 
 
-__all__ = ["DEFAULT_INPUT_T", "complete_types", "declares_types", "exact_type"]
+__all__ = ["DEFAULT_INPUT_T", "calibrate_input", "complete_types", "declares_types", "exact_type"]

@@ -210,3 +210,48 @@ def test_a_model_starting_with_flatten_takes_its_input_shape_from_the_calibratio
     assert report["bit_exact"] and report["layers"][0]["kind"] == "flatten"
     assert report["layers"][0]["input_shape"] == [3, 4]
     _bad(cli, tmp_path, ["export", tmp_path / "f.pt"], "pass input_shape (hwprune export takes it from --calibration)")
+
+
+def _training_graph(path: Path, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A TF1-style training graph: logits = data @ W + b, and its only output the accuracy
+    against a second input (the labels); the weights, returned for the logits' oracle."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w, b = rng.standard_normal((6, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["data", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"]),
+             helper.make_node("ArgMax", ["probs"], ["predicted"], axis=1),
+             helper.make_node("ArgMax", ["labels"], ["truth"], axis=1),
+             helper.make_node("Equal", ["predicted", "truth"], ["hit"]),
+             helper.make_node("Cast", ["hit"], ["hit_f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["hit_f"], ["accuracy"], keepdims=0)]
+    graph = helper.make_graph(nodes, "train", [helper.make_tensor_value_info("labels", TensorProto.FLOAT, ["n", 3]),
+                                               helper.make_tensor_value_info("data", TensorProto.FLOAT, ["n", 6])],
+                              [helper.make_tensor_value_info("accuracy", TensorProto.FLOAT, [])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return w, b
+
+
+def test_output_cuts_an_onnx_training_graph_at_its_logits(cli, tmp_path):
+    rng = np.random.default_rng(4)
+    w, b = _training_graph(tmp_path / "train.onnx", rng)
+    x = rng.standard_normal((16, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    base = ["export", tmp_path / "train.onnx", "--calibration", tmp_path / "x.npy", "--weight-bits", "16",
+            "--activation-bits", "16"]
+    code, _, stderr = cli(*base, "--out", tmp_path / "whole")
+    assert code == 2 and "takes 2 inputs" in stderr and not (tmp_path / "whole").exists()
+    # a name that is no tensor of the file: one line naming it and the likely ones, nothing written
+    code, _, stderr = cli(*base, "--out", tmp_path / "bad", "--output", "logit")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, stderr
+    assert "'logit' is not a tensor" in lines[0] and "'logits'" in lines[0] and "'labels'" not in lines[0]
+    assert not (tmp_path / "bad").exists()
+    cli(*base, "--out", tmp_path / "cut", "--output", "logits", check_exit=0)
+    assert json.loads((tmp_path / "cut" / "report.json").read_text())["bit_exact"] is True
+    with np.load(tmp_path / "cut" / "vectors.npz") as vectors:
+        y = vectors["y_int"].reshape(len(x), -1)
+    assert y.shape == (16, 3)  # the logits, not the accuracy
+    assert np.array_equal(np.argmax(y, axis=1), np.argmax(x @ w + b, axis=1))

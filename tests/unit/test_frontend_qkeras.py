@@ -247,3 +247,19 @@ def test_a_float_dense_in_a_quantized_model_is_refused(tmp_path):
     with pytest.raises(UnsupportedLayerError, match="'plain'.*float weights"):
         from_keras_json(json_path, h5_path)
 
+
+
+def test_an_undeclared_input_type_is_calibrated_and_stays_exact(tmp_path):
+    """No quantizer reads the 3-layer model's input: without calibration it is hls4ml's
+    default ap_fixed<16,6>; with calibration inputs 16 bits with the integer bits their
+    range needs (as a float model's input), and the export still equals QKeras on them."""
+    graph = from_keras_json(JSON, WEIGHTS)
+    assert str(graph.input_t) == "fixed<16,6,RND,SAT>"
+    x = np.random.default_rng(5).standard_normal((20, *graph.input_shape)) * 1.5  # |x| < 8: 4 integer bits
+    out = export_model(graph, tmp_path / "out", x, options=ExportOptions(), source=str(JSON))
+    report = json.loads((out / "report.json").read_text())
+    assert report["bit_exact"] is True and report["input_type"] == "fixed<16,4,RND,SAT>"
+    vectors = read_vectors(out)
+    real_x = np.ldexp(vectors["x_int"].astype(np.float64), -12)
+    expected = qkeras_forward(JSON, WEIGHTS, real_x.reshape(len(x), -1), [])
+    assert np.array_equal(to_real(vectors["y_int"], graph.output_t).reshape(expected.shape), expected)
