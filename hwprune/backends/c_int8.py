@@ -32,7 +32,7 @@ from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
-from hwprune.quant.int8 import wrap_int32
+from hwprune.quant.int8 import add_operand, wrap_int32
 
 HEADER = "hwprune_int8.h"
 HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h", "hwprune_int8_dw_loops.h")
@@ -41,6 +41,9 @@ HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw
 DENSE_CYCLES_PER_MAC = 1.45
 SPARSE_CYCLES_PER_NONZERO = {"fc": 8.0, "pointwise": 5.0, "conv": 18.0}
 SPARSE_BELOW = 0.1
+# ADDs of at least this many values read each operand's scaled value from a table of 256
+# int32 (2 KiB of flash per ADD; two multiplies fewer per value)
+ADD_TABLE_FROM = 1024
 SOURCE = "model_int8.c"
 INT32_MIN = -(1 << 31)
 
@@ -317,6 +320,13 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena, int]:
         elif layer.kind == "int8_add":
             a_t, b_t = graph.input_types(layer)
             q = layer.params(a_t, b_t)
+            if sizes[i] >= ADD_TABLE_FROM:
+                values = np.arange(-128, 128)
+                data.append(_array("int32_t", f"{p}_ta", add_operand(values, q, 1)))
+                data.append(_array("int32_t", f"{p}_tb", add_operand(values, q, 2)))
+                calls.append(f"hwp_add_lut_s8({srcs[0]}, {srcs[1]}, {dst}, {sizes[i]}, {p}_ta, {p}_tb, "
+                             f"{q.output_multiplier}, {q.output_shift}, {q.output_offset}, {q.act_min}, {q.act_max});")
+                continue
             calls.append(f"hwp_add_s8({srcs[0]}, {srcs[1]}, {dst}, {sizes[i]}, {q.input1_offset}, {q.input2_offset}, "
                          f"{q.left_shift}, {q.input1_multiplier}, {q.input1_shift}, {q.input2_multiplier}, "
                          f"{q.input2_shift}, {q.output_multiplier}, {q.output_shift}, {q.output_offset}, {q.act_min}, "

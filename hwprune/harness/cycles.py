@@ -8,7 +8,7 @@ The tables (documented with their sources and limits in docs/mcu.md):
   branch 2 (B) / 3 (BL), MULS 1 (the single-cycle multiplier option most parts carry).
 - Cortex-M4: TRM (Arm 100166_0001_00) section 3.3.1, Table 3-1: data processing,
   MUL/MLA/MLS, the long multiplies and the DSP multiplies 1, LDR 2 (1 when it pipelines
-  behind another load or store single, section 3.3.2), STR 1, LDM/STM 1+N, SDIV/UDIV 2
+  behind another load or store single, section 3.3.2), STR 1, LDM/STM and LDRD/STRD 1+N, SDIV/UDIV 2
   to 12 (priced 7), a taken branch 1+P with P (pipeline refill, 1 to 3) priced 2.
 - Cortex-M33: Arm publishes no per-instruction table for it (TRM Arm 100230); it has the
   M4's three-stage pipeline and ARMv8-M Mainline with DSP, so the M4 table is used.
@@ -104,6 +104,10 @@ def classify(name: str, op_str: str) -> tuple[str, int]:
         return ("pop_pc" if pc else "load_multiple"), count
     if name in _STORE_MULTIPLE:
         return "store_multiple", _registers(op_str)[0]
+    if name in ("ldrd", "ldrexd"):  # M4 TRM Table 3-1: LDRD 1+N, N = 2 registers
+        return "load_multiple", 2
+    if name in ("strd", "strexd"):  # STRD 1+N
+        return "store_multiple", 2
     if name in _BRANCHES:
         return "branch", 0
     if name in _CALLS:

@@ -253,11 +253,17 @@ def _smaller_than_one(x: np.ndarray, multiplier: int, left_shift: int) -> np.nda
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift)
 
 
+def add_operand(x: np.ndarray, p: AddParams, which: int) -> np.ndarray:
+    """One operand of ADD scaled to the common grid: plus its offset, shifted left, times its
+    multiplier below one. It depends on the int8 value alone, so a table of 256 holds it."""
+    offset, multiplier, shift = ((p.input1_offset, p.input1_multiplier, p.input1_shift) if which == 1 else
+                                 (p.input2_offset, p.input2_multiplier, p.input2_shift))
+    shifted = wrap_int32((np.asarray(x, dtype=np.int64) + offset) << p.left_shift)
+    return _smaller_than_one(shifted, multiplier, shift)
+
+
 def add_int8(x1: np.ndarray, x2: np.ndarray, p: AddParams) -> np.ndarray:
     """TFLM's reference int8 ADD of two same-shape tensors (``reference_integer_ops::Add``)."""
-    a = wrap_int32((np.asarray(x1, dtype=np.int64) + p.input1_offset) << p.left_shift)
-    b = wrap_int32((np.asarray(x2, dtype=np.int64) + p.input2_offset) << p.left_shift)
-    total = _smaller_than_one(a, p.input1_multiplier, p.input1_shift) + \
-        _smaller_than_one(b, p.input2_multiplier, p.input2_shift)
+    total = add_operand(x1, p, 1) + add_operand(x2, p, 2)
     y = _smaller_than_one(total, p.output_multiplier, p.output_shift) + p.output_offset
     return np.clip(y, p.act_min, p.act_max)

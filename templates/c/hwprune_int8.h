@@ -218,4 +218,17 @@ HWP_KERNEL void hwp_add_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, i
     }
 }
 
+/* ADD with each operand's scaled value read from a table of its 256 int8 values (ta, tb:
+ * index v + 128, written at export by the reference's own ADD operand), then the sum scaled
+ * as hwp_add_s8 does: the same integers, two loads instead of two multiplies per value. */
+HWP_KERNEL void hwp_add_lut_s8(const int8_t *a, const int8_t *b, int8_t *y, int n, const int32_t *ta,
+                               const int32_t *tb, int32_t out_mult, int out_shift, int32_t out_offset, int32_t lo,
+                               int32_t hi) {
+    const int32_t *ta0 = ta + 128, *tb0 = tb + 128;
+    for (int k = 0; k < n; k++) {
+        int32_t sum = ta0[a[k]] + tb0[b[k]];
+        y[k] = hwp_clamp(hwp_mbqm_small(sum, out_mult, out_shift) + out_offset, lo, hi);
+    }
+}
+
 #endif

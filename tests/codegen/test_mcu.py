@@ -181,6 +181,8 @@ def test_thumb_lengths_and_classes():
     assert classify("ldr", "pc, [sp], #4") == ("branch", 0)
     assert classify("smlad", "r0, r1, r2, r3") == ("mul", 0)
     assert classify("ldrsb", "r1, [r0, #1]") == ("load", 0)
+    assert classify("ldrd", "r2, r3, [r0], #8") == ("load_multiple", 2)  # 1+N, not a single load
+    assert classify("strd", "r2, r3, [r1, #8]") == ("store_multiple", 2)
     assert classify("adds", "r0, #1") == ("alu", 0)
 
 

@@ -32,7 +32,7 @@ def _conv(rng, name: str, source: str, in_t: Int8Affine, out_t: Int8Affine, zero
                       out_shift=shift, act_min=lo, act_max=hi, inputs=(source,))
 
 
-def _residual(rng) -> Graph:
+def _residual(rng, shape=(6, 5, 3)) -> Graph:
     c1_t, a1_t, c2_t, a2_t = Int8Affine(0.1, 5), Int8Affine(0.07, -10), Int8Affine(0.03, -128), Int8Affine(0.12, 2)
     layers = (
         _conv(rng, "c1", "x", IN_T, c1_t),
@@ -40,7 +40,7 @@ def _residual(rng) -> Graph:
         _conv(rng, "c2", "a1", a1_t, c2_t, zeros=0.95),
         Int8Add.from_params("a2", add_params(c2_t, c1_t, a2_t), a2_t, inputs=("c2", "c1")),
     )
-    return Graph("residual", (GraphInput("x", (6, 5, 3), IN_T),), layers)
+    return Graph("residual", (GraphInput("x", shape, IN_T),), layers)
 
 
 def _inputs(graph, n=16):
@@ -88,7 +88,23 @@ def test_add_refuses_operands_of_two_shapes():
         Graph("g", (GraphInput("x", (6, 5, 3), IN_T),), (add.with_(inputs=("x",)),))
 
 
-def test_cortex_m4_firmware_runs_the_residual_graph(tmp_path):
+def test_large_adds_read_operand_tables_and_equal_the_reference(tmp_path):
+    """ADDs of at least ADD_TABLE_FROM values read each operand's scaled value from a table
+    (hwp_add_lut_s8); the small graph above keeps the multiplying kernel (hwp_add_s8)."""
+    from hwprune.backends.c_int8 import ADD_TABLE_FROM
+
+    graph = _residual(np.random.default_rng(6), (24, 16, 3))
+    assert 24 * 16 * 3 >= ADD_TABLE_FROM > 6 * 5 * 3
+    x = _inputs(graph, 6)
+    write_int8_c(graph, tmp_path / "c")
+    source = (tmp_path / "c" / "model_int8.c").read_text()
+    assert source.count("hwp_add_lut_s8(") == 2 and "hwp_add_s8(" not in source
+    result = compare(reference.run(graph, x, trace=True), run_host(graph, tmp_path / "c", x, tmp_path), "host")
+    assert result.bit_exact, result.report()
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 3), (24, 16, 3)])
+def test_cortex_m4_firmware_runs_the_residual_graph(tmp_path, shape):
     from hwprune.errors import ToolchainError
     from hwprune.harness.cross import find_cross_cc
     from hwprune.harness.mcu_int8 import run_mcu
@@ -97,7 +113,7 @@ def test_cortex_m4_firmware_runs_the_residual_graph(tmp_path):
         find_cross_cc()
     except ToolchainError as exc:
         pytest.skip(str(exc))
-    graph = _residual(np.random.default_rng(3))
+    graph = _residual(np.random.default_rng(3), shape)
     x = _inputs(graph, 3)
     write_int8_c(graph, tmp_path / "c")
     run = run_mcu(graph, tmp_path / "c", x, tmp_path)
