@@ -11,6 +11,11 @@ export's graph and export.json (``meta``), returning its name, or None when the 
 none of it; ``harness.regenerate`` compares the two byte for byte before any engine runs.
 ``pipeline.write_export`` loops over the options it is given, in registration order, and
 asks ``backend_for(options)`` which backend each belongs to.
+
+On the command line a backend declares its own flags (``add_arguments``, on ``export``'s
+parser) and builds its options from them (``options_from_args``): ``export`` knows no
+backend's flags by name. A backend without these hooks is written with its options'
+defaults when ``--backend`` names it.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ class Backend(Protocol):
     def write(self, folder: Path, options: Any, context: BackendContext) -> dict:
         """Write this backend's files under the export ``folder``; its export.json entries."""
 
+    # Optional, for the command line:
+    # add_arguments(parser): declare its flags on export's parser (each defaulting to None or False);
+    # options_from_args(args, target, spec, chosen) -> options or None: its options when it is
+    #   written (``chosen``: --backend names it), None otherwise, refusing in one line a flag of
+    #   its own given for another backend.
+
 
 BACKENDS: dict[str, Backend] = {}
 
@@ -85,3 +96,27 @@ def ordered(options: Sequence[Any]) -> list[tuple[Backend, Any]]:
             raise OptionError(f"the {backend.name} backend is asked for twice")
         chosen[backend.name] = (backend, opts)
     return [chosen[name] for name in BACKENDS if name in chosen]
+
+
+def add_backend_arguments(parser) -> None:
+    """Every registered backend's own flags, on ``export``'s parser."""
+    for backend in BACKENDS.values():
+        hook = getattr(backend, "add_arguments", None)
+        if hook is not None:
+            hook(parser)
+
+
+def options_from_args(args: Any, target: Optional[Target], spec: Any, chosen: str) -> tuple:
+    """The options of every backend an export writes, from its parsed flags (``chosen``: the
+    backend ``--backend`` names); a backend's flag given for another backend is refused."""
+    get_backend(chosen)
+    found = []
+    for name, backend in BACKENDS.items():
+        hook = getattr(backend, "options_from_args", None)
+        if hook is not None:
+            options = hook(args, target, spec, name == chosen)
+        else:
+            options = backend.options_type() if name == chosen else None
+        if options is not None:
+            found.append(options)
+    return tuple(found)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hwprune.cli import ranges
+from hwprune import ranges
 from hwprune.targets import get_target
 
 

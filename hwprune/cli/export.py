@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import hwprune.backends.builtin  # noqa: F401 (--backend's choices are the registered backends)
-from hwprune.backends.hls4ml.target import hls_options
-from hwprune.backends.registry import BACKENDS, get_backend
-from hwprune.cli import ranges
+from hwprune import ranges
+from hwprune.backends.c.options import COptions
+from hwprune.backends.hls4ml.options import HlsOptions
+from hwprune.backends.registry import BACKENDS, add_backend_arguments, options_from_args
 from hwprune.errors import OptionError, ToolchainError
 from hwprune.harness.build import find_cc
 from hwprune.outputs import check_target
@@ -62,16 +63,6 @@ def add_parser(sub) -> None:
                    help="C prefix of every symbol and macro (NAME_predict, NAME_INPUT_SIZE, ...): a C identifier, "
                         "not a keyword, not starting with _ (default: the model's name, from its file name); give "
                         "each model of a firmware its own")
-    from hwprune.backends.c.formats import OPTIMIZE, policies
-
-    p.add_argument("--format", default="auto", choices=list(policies()),
-                   help="weight storage of every weighted layer (auto: chosen per layer by --optimize)")
-    p.add_argument("--optimize", default="balanced", choices=list(OPTIMIZE),
-                   help="what auto chooses per layer: the smallest product of weight bytes and cycles (balanced, "
-                        "the default: a format that saves bytes but runs several times slower loses), the fewest "
-                        "weight bytes (size), or the fewest cycles on the target's core among formats whose weights "
-                        "fit its flash (speed: measured in the Cortex-M emulator, one build per format); cycles "
-                        "come from a per-format cost model fitted on the emulator unless measured")
     p.add_argument("--keep-dead-neurons", action="store_true",
                    help="keep units and channels whose weights are all zero or that nothing reads (default: "
                         "remove them, folding their constant output exactly into every reader's bias, in the float "
@@ -82,11 +73,6 @@ def add_parser(sub) -> None:
                         "error (default: sizes compared with stm32l4r5, no emulation); an FPGA target adds the FPGA "
                         "resource estimate to the report, and with --backend hls4ml gives the part, clock and "
                         "hls4ml defaults (flags override them)")
-    p.add_argument("--cc", choices=["clang", "gcc"],
-                   help="Cortex-M cross compiler (default: $HWPRUNE_MCU_CC, else clang from the ziglang package)")
-    p.add_argument("--no-compile", action="store_true",
-                   help="write the C sources without compiling or verifying them (no C compiler needed; run "
-                        "hwprune verify DIR later)")
     p.add_argument("--trust-model", action="store_true",
                    help="unpickle a .pt or .pt2 model even if loading runs code from it (only for files you trust)")
     p.add_argument("--force", action="store_true",
@@ -101,50 +87,23 @@ def add_parser(sub) -> None:
                         "logits of a training graph whose output is its accuracy; only the nodes it needs are kept")
     p.add_argument("--backend", default="c", choices=list(BACKENDS),
                    help="; ".join(f"{name}: {backend.description}" for name, backend in BACKENDS.items()))
-    p.add_argument("--clock-mhz", type=float, metavar="MHZ",
-                   help="--backend rtl: the clock the pipeline is cut for (default: the FPGA --target's clock, else 200)")
-    p.add_argument("--strategy", choices=["latency", "resource", "da"],
-                   help="hls4ml strategy: latency (default), resource (weights in memory) or da (distributed "
-                        "arithmetic, da4ml)")
-    p.add_argument("--reuse-factor", type=ranges.REUSE_FACTOR,
-                   help=f"hls4ml reuse factor, 1 to {ranges.MAX_REUSE} (default 1)")
-    p.add_argument("--part", help="FPGA part (default: the --target's part, else xcvu13p-flga2577-2-e)")
-    p.add_argument("--io-type", choices=["parallel", "stream", "auto"],
-                   help="hls4ml I/O: parallel (arrays), stream (hls::stream between layers) or auto (the default: "
-                        "stream when the convolutions' im2col code would be large, as for ResNet-8 on 32x32, else "
-                        "parallel)")
-    p.add_argument("--hls-tool", choices=["Vitis", "Vivado"], help="HLS tool the project is for (default Vitis)")
-    p.add_argument("--weight-storage", choices=["auto", "dense", "compressed"],
-                   help="resource strategy: weights dense, compressed (nonzeros only) or the smaller per layer")
+    add_backend_arguments(p)  # each backend's own flags (C: --format, --optimize, --cc, --no-compile; ...)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from hwprune.backends.c.options import COptions
     from hwprune.pipeline import ExportOptions, export_model, load_model
     from hwprune.exportdir import load_array
 
     target = get_target(args.target) if args.target else None  # an unknown target fails before any work
     spec = _precision_spec(args)
-    hls = None
-    fpga = {"strategy": args.strategy, "reuse_factor": args.reuse_factor, "part": args.part, "tool": args.hls_tool,
-            "storage": args.weight_storage, "io_type": args.io_type}
-    if args.backend == "hls4ml":
-        hls = hls_options(target, **fpga, spec=spec)  # the flags over the config's over the FPGA target's
-    elif any(v is not None for v in fpga.values()):
-        flags = {"strategy": "--strategy", "reuse_factor": "--reuse-factor", "part": "--part", "tool": "--hls-tool",
-                 "storage": "--weight-storage", "io_type": "--io-type"}
-        given = [flags[k] for k, v in fpga.items() if v is not None]
-        raise OptionError(f"{', '.join(given)}: FPGA options, for --backend hls4ml only")
-    rtl = _rtl_options(args, target)
-    # A backend registered beside the built-in ones is written with its options' defaults
-    other = get_backend(args.backend).options_type() if args.backend not in ("c", "hls4ml", "rtl") else None
+    backends = options_from_args(args, target, spec, args.backend)  # C always, and the one --backend names
+    c_options = next(b for b in backends if isinstance(b, COptions))
+    hls = next((b for b in backends if isinstance(b, HlsOptions)), None)
     bits = {"weight_bits": args.weight_bits, "activation_bits": args.activation_bits}
     options = ExportOptions(**{k: v for k, v in bits.items() if v is not None}, sparsity=args.sparsity,
                             target=args.target, remove_dead_neurons=not args.keep_dead_neurons, name=args.name,
                             task=args.task, spec=spec, quant=args.quant or "ap_fixed")
-    c_options = COptions(format=args.format, optimize=args.optimize, cc=args.cc, compile=not args.no_compile)
-    backends = tuple(b for b in (c_options, hls, rtl, other) if b is not None)
     if args.quant == "tflite-int8" and any(v is not None for v in bits.values()):
         raise OptionError("--weight-bits and --activation-bits set ap_fixed widths; --quant tflite-int8 is 8 bits")
 
@@ -246,18 +205,3 @@ def _write_config(out: Path, path: str, hls) -> None:
     staged.write_text(config_text(config, target))
     staged.replace(target)
     print(f"hwprune export: wrote the configuration to {target}", file=sys.stderr)
-
-
-def _rtl_options(args, target):
-    """``--backend rtl``'s options (None for the other backends); da4ml is checked here,
-    before any work."""
-    if args.backend != "rtl":
-        if args.clock_mhz is not None:
-            raise OptionError("--clock-mhz: the clock of --backend rtl's pipeline, for --backend rtl only")
-        return None
-    from hwprune.backends.rtl import RtlOptions
-    from hwprune.fpga.da import require_da4ml
-
-    require_da4ml()
-    clock = args.clock_mhz or (target.clock_mhz if target is not None and target.kind == "fpga" else None)
-    return RtlOptions(clock_mhz=clock) if clock else RtlOptions()

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from hwprune.cli import ranges
+from hwprune import ranges
 from hwprune.errors import HwpruneError, ModelError, OptionError, UnsupportedLayerError
 from hwprune.outputs import output_dir, output_file
 from hwprune.prune.schedules import check_sparsity, nm_pattern

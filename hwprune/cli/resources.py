@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from hwprune.backends.hls4ml.options import pick_strategy
-from hwprune.cli import ranges
+from hwprune import ranges
 from hwprune.errors import DataError, ModelError, OptionError
 from hwprune.manifest import MANIFEST_FILE, replace_files
 from hwprune.outputs import check_target, output_file

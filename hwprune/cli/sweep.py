@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from hwprune.cli import ranges
+from hwprune import ranges
 from hwprune.errors import OptionError
 from hwprune.targets import get_target
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
 from hwprune.backends.c_int8 import write_int8_c
+from hwprune.backends.c.formats import OPTIMIZE, policies
 from hwprune.backends.c.options import DEFAULT_BITS, COptions
 from hwprune.backends.registry import BackendContext, register_backend
 from hwprune.errors import FolderError, OptionError
@@ -33,6 +34,25 @@ class CBackend:
     description = "C sources only"
     options_type = COptions
     default_bits = DEFAULT_BITS
+
+    def add_arguments(self, p) -> None:
+        p.add_argument("--format", default="auto", choices=list(policies()),
+                       help="weight storage of every weighted layer (auto: chosen per layer by --optimize)")
+        p.add_argument("--optimize", default="balanced", choices=list(OPTIMIZE),
+                       help="what auto chooses per layer: the smallest product of weight bytes and cycles (balanced, "
+                            "the default: a format that saves bytes but runs several times slower loses), the fewest "
+                            "weight bytes (size), or the fewest cycles on the target's core among formats whose "
+                            "weights fit its flash (speed: measured in the Cortex-M emulator, one build per format); "
+                            "cycles come from a per-format cost model fitted on the emulator unless measured")
+        p.add_argument("--cc", choices=["clang", "gcc"],
+                       help="Cortex-M cross compiler (default: $HWPRUNE_MCU_CC, else clang from the ziglang package)")
+        p.add_argument("--no-compile", action="store_true",
+                       help="write the C sources without compiling or verifying them (no C compiler needed; run "
+                            "hwprune verify DIR later)")
+
+    def options_from_args(self, args, target: Optional[Target], spec, chosen: bool) -> COptions:
+        """Every export writes the C (beside an hls4ml project or RTL too)."""
+        return COptions(format=args.format, optimize=args.optimize, cc=args.cc, compile=not args.no_compile)
 
     def check(self, graph: Graph, options: COptions, target: Optional[Target]) -> None:
         if options.cc is not None and (target is None or target.kind != "mcu"):

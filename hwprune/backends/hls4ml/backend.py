@@ -7,12 +7,13 @@ from typing import Optional
 
 import numpy as np
 
+from hwprune import ranges
 from hwprune.backends.hls4ml.iotype import resolve_io_type
 from hwprune.backends.hls4ml.options import HlsOptions, options_from_json
 from hwprune.backends.hls4ml.project import export_hls4ml
-from hwprune.backends.hls4ml.target import check_fpga_target
+from hwprune.backends.hls4ml.target import check_fpga_target, hls_options
 from hwprune.backends.registry import BackendContext, register_backend
-from hwprune.errors import FolderError
+from hwprune.errors import FolderError, OptionError
 from hwprune.exportdir import EXPORT_FILE, HLS4ML_DIR, read_vectors
 from hwprune.ir.graph import Graph
 from hwprune.reference import run
@@ -24,11 +25,41 @@ from hwprune.targets import Target
 DEFAULT_HLS4ML_BITS = 16
 
 
+_FLAGS = (("--strategy", "strategy"), ("--reuse-factor", "reuse_factor"), ("--part", "part"),
+          ("--hls-tool", "tool"), ("--weight-storage", "storage"), ("--io-type", "io_type"))
+
+
 class Hls4mlBackend:
     name = "hls4ml"
     description = "an hls4ml project in DIR/hls4ml/ too (C simulation checked)"
     options_type = HlsOptions
     default_bits = DEFAULT_HLS4ML_BITS
+
+    def add_arguments(self, p) -> None:
+        p.add_argument("--strategy", choices=["latency", "resource", "da"],
+                       help="hls4ml strategy: latency (default), resource (weights in memory) or da (distributed "
+                            "arithmetic, da4ml)")
+        p.add_argument("--reuse-factor", type=ranges.REUSE_FACTOR,
+                       help=f"hls4ml reuse factor, 1 to {ranges.MAX_REUSE} (default 1)")
+        p.add_argument("--part", help="FPGA part (default: the --target's part, else xcvu13p-flga2577-2-e)")
+        p.add_argument("--io-type", choices=["parallel", "stream", "auto"],
+                       help="hls4ml I/O: parallel (arrays), stream (hls::stream between layers) or auto (the default: "
+                            "stream when the convolutions' im2col code would be large, as for ResNet-8 on 32x32, "
+                            "else parallel)")
+        p.add_argument("--hls-tool", choices=["Vitis", "Vivado"], help="HLS tool the project is for (default Vitis)")
+        p.add_argument("--weight-storage", choices=["auto", "dense", "compressed"],
+                       help="resource strategy: weights dense, compressed (nonzeros only) or the smaller per layer")
+
+    def options_from_args(self, args, target: Optional[Target], spec, chosen: bool) -> Optional[HlsOptions]:
+        """The flags over the configuration's over the FPGA target's defaults."""
+        fpga = {"strategy": args.strategy, "reuse_factor": args.reuse_factor, "part": args.part,
+                "tool": args.hls_tool, "storage": args.weight_storage, "io_type": args.io_type}
+        if chosen:
+            return hls_options(target, **fpga, spec=spec)
+        given = [flag for flag, key in _FLAGS if fpga[key] is not None]
+        if given:
+            raise OptionError(f"{', '.join(given)}: FPGA options, for --backend hls4ml only")
+        return None
 
     def check(self, graph: Graph, options: HlsOptions, target: Optional[Target]) -> None:
         if target is not None:  # an hls4ml project is built for an FPGA target only
