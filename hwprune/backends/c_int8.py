@@ -32,7 +32,7 @@ from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
-from hwprune.quant.int8 import wrap_int32
+from hwprune.ir.int8_types import wrap_int32
 
 HEADER = "hwprune_int8.h"
 HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h", "hwprune_int8_dw_loops.h")
