@@ -34,7 +34,7 @@ from hwprune.fpga.estimate import Options, estimate
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, ReLU, Softmax
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, quantize, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, quantize, to_real
 
 MODELS = Path("/work/shared/models")
 RESULTS = Path(__file__).parent / "results" / "fpga_resources.json"

@@ -97,7 +97,7 @@ def compare(model: Path, export: Path, work: Path, python: str | None = None) ->
 
 
 def _frac_bits(t: str | None) -> int:
-    from hwprune.quant.fixed import Fixed  # here: the --serve side runs where hwprune is not installed
+    from hwprune.ir.fixed import Fixed  # here: the --serve side runs where hwprune is not installed
     if t is None:
         raise ValueError("the export's output layer declares no type")
     return Fixed.parse(t).frac_bits

@@ -25,7 +25,7 @@ from hwprune.errors import HwpruneError
 from hwprune.harness.mcu_int8 import run_mcu
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
-from hwprune.quant.int8 import Int8Affine, conv_multipliers
+from hwprune.ir.int8_types import Int8Affine, conv_multipliers
 from hwprune.tempdirs import temp_dir
 
 IN_T, OUT_T = Int8Affine(0.05, -7), Int8Affine(0.1, 3)

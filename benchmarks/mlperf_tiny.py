@@ -8,7 +8,7 @@ integer reference (equal to TFLite Micro's, ``benchmarks.tflm_exact``). Printed 
 cycles of each and their ratio, the best published MLPerf Tiny cycles on the same
 board (STM32L4R5 at 120 MHz, latency x clock), flash, RAM (static + stack), energy at the
 target's nJ/cycle, the share of the model's MACs that dead-channel removal takes out
-(``ir.dead_channels``: all-zero filters, their constants folded exactly into their readers'
+(``prune.dead_channels``: all-zero filters, their constants folded exactly into their readers'
 biases), and the share hwprune removes or skips (those plus the MACs on zero weights of the
 layers its C stores sparse; CMSIS-NN runs every MAC of the original model). Both sides are
 compared with the reference of the original model. A model the .tflite reader refuses is
@@ -44,7 +44,7 @@ from hwprune.errors import HwpruneError
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.cycles import get_flash_model
 from hwprune.harness.mcu_int8 import run_mcu
-from hwprune.ir.dead_channels import remove_dead_channels
+from hwprune.prune.dead_channels import remove_dead_channels
 from hwprune.targets import get_target
 from hwprune.tempdirs import temp_dir
 

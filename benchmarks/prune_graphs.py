@@ -31,7 +31,7 @@ from hwprune.prune.algorithms import TrainOptions, oneshot
 from hwprune.prune.structured_graph import prune_units
 from hwprune.prune.train import evaluate, fit
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.qat import prepare_qat, qat_graph
+from hwprune.qat.model import prepare_qat, qat_graph
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "unit"))
 from torch_dag_models import ResNet8  # noqa: E402

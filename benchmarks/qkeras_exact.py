@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks.qkeras_oracle import OracleError, add_arguments, is_qkeras, python_for, run_qkeras
 from benchmarks.survey import model_files
 from hwprune.pipeline import load_model
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 from hwprune.reference import core
 
 SAMPLES = 200

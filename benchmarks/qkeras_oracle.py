@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.survey_shapes import keras_config_shape
 from hwprune.pipeline import load_model
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 
 RUNNER = Path(__file__).with_name("qkeras_run.py")
 TF_ENV, QKERAS3_ENV = "HWPRUNE_TF_PYTHON", "HWPRUNE_QKERAS3_PYTHON"

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from hwprune.frontends.onnx import load_onnx
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 
 QONNX_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general",
                  "qonnx.custom_op.channels_last")

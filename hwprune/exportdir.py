@@ -33,7 +33,7 @@ TFLITE_FILE = "model.tflite"
 C_DIR = "c"
 HLS4ML_DIR = "hls4ml"
 RTL_DIR = "rtl"
-#: export.json's record of dead-channel removal (``ir.dead_channels.DeadChannels.to_json``)
+#: export.json's record of dead-channel removal (``prune.dead_channels.DeadChannels.to_json``)
 DEAD_CHANNELS_KEY = "dead_channels"
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from hwprune.errors import FixedPointError, OptionError
 from hwprune.ir.graph import Graph, outputs_are_logits
 from hwprune.quant.calibrate import float_forward
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 
 TASKS = ("classification", "regression")
 AGREEMENT_WARNING = 0.90

@@ -31,7 +31,7 @@ from hwprune.exportdir import DEAD_CHANNELS_KEY, EXPORT_FILE, VECTORS_FILE, Expo
 from hwprune.frontends.keras import load_keras
 from hwprune.frontends.onnx import load_onnx
 from hwprune.frontends.tflite import load_tflite
-from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
+from hwprune.prune.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
@@ -63,7 +63,7 @@ class ExportOptions:
     # chip the firmware is built, emulated and measured for (when the toolchain is there).
     target: Optional[str] = None
     # units without weights or readers go: from the float model (prune.graph) and, bit-exactly,
-    # from the quantized graph in both dialects (ir.dead_channels); False keeps every channel
+    # from the quantized graph in both dialects (prune.dead_channels); False keeps every channel
     remove_dead_neurons: bool = True
     seed: int = 0
     require_fit: bool = True  # a model too large for the chosen target is an error (False: reported only)

@@ -3,7 +3,7 @@
 An int8 export folder::
 
     DIR/graph.json, DIR/weights.npz   the int8 graph read from the file (ir.io format), without its dead
-                                      channels (ir.dead_channels; export.json "dead_channels" lists them)
+                                      channels (prune.dead_channels; export.json "dead_channels" lists them)
     DIR/model.tflite                  the original file, or for a float model quantized by hwprune
                                       (--quant tflite-int8) the file written from its int8 graph:
                                       the tflm engine's oracle runs it
@@ -42,7 +42,7 @@ from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
 from hwprune.manifest import check
-from hwprune.ir.dead_channels import check_same_outputs, remove_dead_channels
+from hwprune.prune.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.outputs import output_dir
 from hwprune.quant.calibrate import float_forward
 from hwprune.quant.tflite_int8 import quantize_tflite_int8

@@ -58,7 +58,7 @@ def run_point(s: c.Setup, seed: int, target: float, epochs: tuple[int, int]) -> 
     from hwprune.prune.masks import strip_masks
     from hwprune.prune.train import evaluate
     from hwprune.quant.calibrate import QuantConfig, calibrate
-    from hwprune.quant.qat import prepare_qat, qat_graph
+    from hwprune.qat.model import prepare_qat, qat_graph
 
     prune_epochs, extra_epochs = epochs
     train = dict(lr=s.recipe.finetune_lr, batch_size=s.recipe.batch_size, seed=seed)

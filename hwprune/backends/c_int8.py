@@ -31,8 +31,8 @@ from hwprune.backends.c_int8_layout import block_rows, depthwise_weights, padded
 from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
+from hwprune.ir.int8_types import add_operand, wrap_int32
 from hwprune.paths import templates_dir
-from hwprune.quant.int8 import add_operand, wrap_int32
 
 HEADER = "hwprune_int8.h"
 HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h", "hwprune_int8_dw_loops.h")

@@ -16,7 +16,7 @@ import numpy as np
 
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
-from hwprune.quant.int8 import Int8Affine, activation_range
+from hwprune.ir.int8_types import Int8Affine, activation_range
 
 try:  # the generated schema classes; a default dependency
     import tflite

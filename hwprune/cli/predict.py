@@ -33,7 +33,7 @@ def run(args) -> int:
     from hwprune.harness import get_engine
     from hwprune.ir.io import load_graph
     from hwprune.exportdir import C_DIR, load_array
-    from hwprune.quant.fixed import to_real
+    from hwprune.ir.fixed import to_real
 
     import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
     from hwprune.harness.regenerate import check_code

@@ -21,7 +21,7 @@ from hwprune.errors import ToolchainError, UnsupportedLayerError
 from hwprune import reference
 from hwprune.fpga import stages
 from hwprune.fpga.resources import LayerResources, dense_integers
-from hwprune.quant.fixed import Fixed, Rounding
+from hwprune.ir.fixed import Fixed, Rounding
 
 # hard_dc=2 bounds the adder depth two levels above the minimum and skips da4ml's search
 # over decomposition depths: ten times faster than its default, within 3 % of its cost.

@@ -24,7 +24,7 @@ from hwprune.fpga.da import dense_da_estimate
 from hwprune.fpga.resources import LayerResources, dense_integers
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Layer
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.reference.activations import batchnorm_grid
 
 STRATEGIES = tuple(HLS_STRATEGIES)

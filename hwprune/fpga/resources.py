@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hwprune.quant.fixed import from_grid
+from hwprune.ir.fixed import from_grid
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from hwprune.fpga.estimate import LayerResources, Options, dense, rule
 from hwprune.ir.layers import Dense
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 # A line buffer at most this many bits stays in shift registers (SRL/FF), else BRAM
 # (a calibrated guess, as LUTRAM_MAX_BITS in estimate.py).

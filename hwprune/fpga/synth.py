@@ -20,7 +20,7 @@ from hwprune.errors import ToolchainError, VerificationError
 from hwprune.fpga import da
 from hwprune.fpga.netlist import CARRY_CELLS, LUT_CELLS, Netlist
 from hwprune.ir.graph import Graph
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.tempdirs import temp_dir
 
 YOSYS_TIMEOUT_S = 3600

@@ -14,7 +14,7 @@ configuration names the rounding (``RND``) and overflow (``SAT``) modes. HGQ's
 with ``TRN`` = floor, ``RND`` = floor(v + 1/2), ``RND_CONV`` = to the nearest, a tie to the
 even value; ``WRAP`` two's complement in ``bits`` bits, ``SAT`` a clamp to
 ``[-2^(bits-1) * k, 2^(bits-k) - 1]``: ap_fixed's ``<bits, integers>`` cast, which is
-``quant.fixed.cast`` with the same modes. Other modes (``RND_ZERO``, ``SAT_SYM``, ...) are
+``ir.fixed.cast`` with the same modes. Other modes (``RND_ZERO``, ``SAT_SYM``, ...) are
 refused.
 
 Mapping: a quantizer whose parameters are the same for every element is that tensor's type:
@@ -35,7 +35,7 @@ from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.frontends.keras_builder import Builder
 from hwprune.frontends.keras_layers import converter
 from hwprune.ir.activations import Quantize
-from hwprune.quant.fixed import Fixed, Overflow, Rounding
+from hwprune.ir.fixed import Fixed, Overflow, Rounding
 
 ROUNDINGS = {"TRN": Rounding.TRN, "RND": Rounding.RND, "RND_CONV": Rounding.RND_CONV}
 OVERFLOWS = {"WRAP": Overflow.WRAP, "SAT": Overflow.SAT}

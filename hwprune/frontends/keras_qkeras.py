@@ -44,7 +44,7 @@ from hwprune.frontends.keras_builder import Builder
 from hwprune.frontends.keras_layers import CONVERTERS, _activation, converter
 from hwprune.ir.layers import Clip, ReLU
 from hwprune.quant.exact import exact_type
-from hwprune.quant.fixed import Fixed, Overflow, Rounding
+from hwprune.ir.fixed import Fixed, Overflow, Rounding
 
 QUANTIZERS = ("quantized_bits", "quantized_relu", "quantized_po2")
 #: Keras' ``epsilon()``: a weight below it in magnitude is the smallest power of two.

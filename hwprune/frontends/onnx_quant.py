@@ -28,7 +28,7 @@ import numpy as np
 from hwprune.frontends.onnx_graph import QONNX, folds, op
 from hwprune.ir.activations import Sign
 from hwprune.ir.layers import Clip
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
+from hwprune.ir.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
 
 ROUNDING = {"ROUND": Rounding.RND_CONV, "HALF_EVEN": Rounding.RND_CONV, "FLOOR": Rounding.TRN}
 

@@ -26,7 +26,7 @@ from hwprune.errors import HwpruneError, ModelError, UnsupportedLayerError
 from hwprune.ir.graph import INPUT, Graph, GraphInput
 from hwprune.ir.int8 import Int8Add, Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D, int8_types
 from hwprune.ir.layers import Reshape, Softmax
-from hwprune.quant.int8 import Int8Affine, activation_range, add_params, conv_multipliers
+from hwprune.ir.int8_types import Int8Affine, activation_range, add_params, conv_multipliers
 
 try:  # the generated schema classes; a default dependency
     import tflite

@@ -22,7 +22,7 @@ from hwprune.bug_log import internal_error
 from hwprune.errors import DataError, OptionError, ToolchainError
 from hwprune.harness.build import HOST_FLAGS, Compiler, compile_executable, find_cc
 from hwprune.ir.graph import Graph
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.paths import templates_dir
 from hwprune.tempdirs import process_dir, temp_dir
 

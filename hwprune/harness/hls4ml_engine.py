@@ -29,7 +29,7 @@ from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import GRAPH_FILE, load_graph
-from hwprune.quant.fixed import from_grid, to_real
+from hwprune.ir.fixed import from_grid, to_real
 from hwprune.tempdirs import temp_dir
 
 PROJECT_DIR = "hls4ml"

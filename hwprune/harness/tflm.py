@@ -5,7 +5,7 @@ It is the oracle of the int8 dialect: its reference kernels are what ``reference
 implements. The interpreter keeps every tensor (``kPreserveAllTensors``), so the engine
 returns a trace of every IR layer (the tensor each one produced, ``frontends.tflite``),
 and a mismatch names the first operator that differs. When dead-channel removal took
-channels out of the export's graph (``ir.dead_channels``), TFLM still computes every channel
+channels out of the export's graph (``prune.dead_channels``), TFLM still computes every channel
 of the original file: each tensor of the trace keeps the channels the export kept, so it
 compares with the export's graph tensor by tensor.
 """

@@ -51,7 +51,7 @@ import numpy as np
 
 from hwprune.errors import ShapeError, WeightError
 from hwprune.ir.base import Layer, Shape
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
+from hwprune.ir.fixed import MAX_WIDTH, Fixed, Overflow, Rounding
 
 
 @dataclass(frozen=True, eq=False)

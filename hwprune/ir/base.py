@@ -8,7 +8,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from hwprune.errors import ShapeError, WeightError
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 Shape = tuple[int, ...]
 #: ``Layer.arity`` of a layer that reads two or more inputs.

@@ -1,7 +1,7 @@
 """Channels as units a graph rewrite can remove: which tensors' channels are tied together
 (an activation's or pooling's channel c is its input's channel c, a depthwise conv's filters
 belong to their input channel, a flattened feature to the channel it came from), and the
-removal of the channels no output needs (``ir.dead_channels`` folds constants first so that
+removal of the channels no output needs (``prune.dead_channels`` folds constants first so that
 dead channels become such channels).
 """
 

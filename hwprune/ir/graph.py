@@ -10,7 +10,7 @@ import numpy as np
 from hwprune.errors import DataError, ModelError, ShapeError
 from hwprune.ir.names import C_KEYWORDS, check_c_name, is_c_identifier  # noqa: F401  (re-exported)
 from hwprune.ir.layers import VARIADIC, Dense, Layer, Shape, Softmax, WeightedLayer
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 LAYOUTS = ("channels_last", "channels_first")
 

@@ -1,4 +1,4 @@
-"""IR layers of TFLite's int8 dialect (``hwprune.quant.int8`` holds its types and arithmetic).
+"""IR layers of TFLite's int8 dialect (``hwprune.ir.int8_types`` holds its types and arithmetic).
 
 The weighted layers reuse the ap_fixed layers' geometry (``weight`` is the filter matrix in
 the same layout: Dense ``(out, in)``, Conv2D ``(out, kh, kw, in_per_group)``, a depthwise
@@ -32,7 +32,7 @@ from hwprune.errors import ShapeError, WeightError
 from hwprune.ir.base import Layer, Shape
 from hwprune.ir.layers import LAYER_KINDS, Dense
 from hwprune.ir.spatial import _Conv, _Pool
-from hwprune.quant.int8 import AddParams, Int8Affine, IntType
+from hwprune.ir.int8_types import AddParams, Int8Affine, IntType
 
 
 class _Int8Weighted:
@@ -125,7 +125,7 @@ class Int8MaxPool2D(_Int8Pool):
 
 @dataclass(frozen=True, eq=False)
 class Int8Add(Layer):
-    """TFLite ADD (int8) of two tensors of one shape; the parameters are ``quant.int8.add_params``'."""
+    """TFLite ADD (int8) of two tensors of one shape; the parameters are ``ir.int8_types.add_params``'."""
 
     result_t: Optional[Int8Affine] = None
     left_shift: int = 20

@@ -29,7 +29,7 @@ import numpy as np
 from hwprune.errors import HwpruneError, ModelError
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.layers import LAYER_KINDS, Layer
-from hwprune.quant.int8 import DialectType, parse_type
+from hwprune.ir.int8_types import DialectType, parse_type
 
 FORMAT = "hwprune-graph"
 VERSION = 2

@@ -13,7 +13,7 @@ filters unchanged. Frontends fold a BatchNorm into the adjacent weighted layer; 
 cannot fold is a ``BatchNorm`` layer (``ir.activations``). Padding is explicit (frontends resolve "valid"/"same"); dilation is 1.
 
 Weights are float64 arrays. In a quantized graph every weight lies exactly on the grid of
-its layer's ``weight_t`` (``quant.fixed.from_grid`` recovers the integers without loss),
+its layer's ``weight_t`` (``ir.fixed.from_grid`` recovers the integers without loss),
 so one representation serves the float and the fixed-point graph.
 
 A new layer kind is a dataclass here with a ``kind`` name, ``output_shape`` and, when it
@@ -35,7 +35,7 @@ from hwprune.ir.merge import Add, Concatenate, Multiply
 from hwprune.ir.spatial import (
     AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D,
 )
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 
 @dataclass(frozen=True, eq=False)

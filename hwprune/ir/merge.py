@@ -25,7 +25,7 @@ import numpy as np
 
 from hwprune.errors import ShapeError
 from hwprune.ir.base import VARIADIC, Layer, Shape
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 
 def _broadcast(layer: Layer, shapes: tuple[Shape, ...]) -> Shape:

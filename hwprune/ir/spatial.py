@@ -44,7 +44,7 @@ import numpy as np
 
 from hwprune.errors import ShapeError
 from hwprune.ir.base import Layer, Shape, WeightedLayer
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 
 def window_count(size: int, kernel: int, stride: int, pad: tuple[int, int]) -> int:

@@ -5,6 +5,7 @@
 - ``collapse``: ``check_collapse`` finds layers and classes that pruning cut off;
 - ``structured``: ``remove_pruned_neurons`` makes the pruned network physically smaller;
 - ``graph``: the same on an IR graph (``remove_dead_neurons``, ``prune_graph``), as export does;
+- ``dead_channels``: ``remove_dead_channels``, a quantized graph without its constant channels;
 - ``schedules``: sparsity as a pure function of the step or round (``schedules.iterative``;
   the name ``iterative`` here is the algorithm);
 - ``lr``: learning-rate schedules (constant, step, cosine, onecycle; warm-up), pure

@@ -1,5 +1,4 @@
-"""Fixed-point types, post-training calibration and quantization-aware training."""
-
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, cast, from_grid, quantize, to_real
-
-__all__ = ["Fixed", "Overflow", "Rounding", "cast", "from_grid", "quantize", "to_real"]
+"""Post-training calibration: the fixed-point types of a float graph (``calibrate``), their
+widths per layer (``precision``), exact fixed-point models read from files (``exact``) and
+TFLite's int8 quantization (``tflite_int8``). The types themselves live in ``ir.fixed`` and
+``ir.int8_types``; quantization-aware training in ``qat/``."""

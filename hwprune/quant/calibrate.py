@@ -35,7 +35,7 @@ import numpy as np
 from hwprune.errors import DataError, OptionError, ShapeError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Concatenate, Dense, Layer, Multiply, ReLU, UpSample, WeightedLayer
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
+from hwprune.ir.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 from hwprune.quant.calibrate_activations import ACTIVATIONS, float_activation, quantize_activation
 from hwprune.quant.precision import PrecisionSpec, input_name
 from hwprune.windows import float_spatial

@@ -41,7 +41,7 @@ import numpy as np
 from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, BatchNorm, HardSigmoid, LeakyReLU, Quantize, Selu, Sigmoid,
                                     Sign, Tanh, _TableActivation)
 from hwprune.ir.base import Layer
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, int_bits_for, quantize, to_real
 
 ACTIVATIONS = (LeakyReLU, HardSigmoid, Sigmoid, Tanh, Selu, BatchNorm, Quantize, Sign)
 CONSTANT_BITS = 16

@@ -38,7 +38,7 @@ from hwprune.ir.activations import BatchNorm, LeakyReLU, Quantize, Sign
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Add, Clip, Concatenate, Layer, ReLU, UpSample
 from hwprune.quant.calibrate import accumulator_type, input_type
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, from_grid
+from hwprune.ir.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, from_grid
 
 #: The input type of a quantized model whose input has no quantizer: hls4ml's default
 #: ``ap_fixed<16,6>``, rounding to nearest and saturating.

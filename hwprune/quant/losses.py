@@ -11,7 +11,7 @@ import numpy as np
 
 from hwprune.ir.graph import Graph
 from hwprune.quant.calibrate import float_forward
-from hwprune.quant.fixed import Fixed, Overflow, int_bits_for, quantize
+from hwprune.ir.fixed import Fixed, Overflow, int_bits_for, quantize
 from hwprune.quant.precision import PrecisionSpec, input_name
 
 MAX_PARTIAL_SUM_ROWS = 256  # partial sums of a Dense layer are (rows, out, in): bound the work

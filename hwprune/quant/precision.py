@@ -39,7 +39,7 @@ from typing import Optional, Union
 
 from hwprune.errors import FixedPointError, OptionError
 from hwprune.ir.layers import LAYER_KINDS
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 INPUT_NAME = "x_in"  # hls4ml's input layer (hls4ml refuses a layer named "input")
 KEYS = ("weight", "bias", "accum", "result")

@@ -32,7 +32,7 @@ from hwprune.ir.int8 import Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D,
 from hwprune.ir.layers import Clip, Dense, Flatten, Identity, ReLU, Reshape, Softmax
 from hwprune.ir.spatial import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
 from hwprune.quant.calibrate import float_forward
-from hwprune.quant.int8 import INT32_MAX, INT32_MIN, Int8Affine, activation_range, conv_multipliers
+from hwprune.ir.int8_types import INT32_MAX, INT32_MIN, Int8Affine, activation_range, conv_multipliers
 
 #: ``--quant`` choices: the power-of-two ap_fixed types (the default) or TFLite's int8 scheme
 QUANT_SCHEMES = ("ap_fixed", "tflite-int8")

@@ -19,7 +19,7 @@ import numpy as np
 from hwprune.errors import ModelError
 from hwprune.ir.activations import (SELU_ALPHA, SELU_LAMBDA, SELU_LAMBDA_T, BatchNorm, HardSigmoid, LeakyReLU,
                                     Quantize, Selu, Sign, _TableActivation)
-from hwprune.quant.fixed import Fixed, cast, from_grid, quantize
+from hwprune.ir.fixed import Fixed, cast, from_grid, quantize
 from hwprune.reference.core import kernel
 from hwprune.reference.merge import product_bits
 

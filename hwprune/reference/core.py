@@ -11,7 +11,7 @@ import numpy as np
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, Layer, ReLU, WeightedLayer
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, apply_overflow, cast, from_grid, quantize, to_real
+from hwprune.ir.fixed import MAX_WIDTH, Fixed, Overflow, apply_overflow, cast, from_grid, quantize, to_real
 
 Kernel = Callable[[Layer, np.ndarray, Fixed], np.ndarray]
 KERNELS: dict[str, Kernel] = {}

@@ -12,7 +12,7 @@ import numpy as np
 
 from hwprune.errors import ModelError
 from hwprune.ir.int8 import Int8Add, Int8AvgPool2D, Int8Conv2D, Int8Dense, Int8MaxPool2D
-from hwprune.quant.int8 import INT32_MAX, Int8Affine, add_int8, requantize
+from hwprune.ir.int8_types import INT32_MAX, Int8Affine, add_int8, requantize
 from hwprune.reference.core import kernel
 from hwprune.windows import as_2d, conv_columns, inside, patches
 

@@ -15,7 +15,7 @@ import numpy as np
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Clip, Concatenate, Layer, UpSample
 from hwprune.ir.merge import Add, Multiply
-from hwprune.quant.fixed import Fixed, cast
+from hwprune.ir.fixed import Fixed, cast
 from hwprune.reference.core import kernel
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer
-from hwprune.quant.fixed import Fixed, apply_overflow, cast
+from hwprune.ir.fixed import Fixed, apply_overflow, cast
 from hwprune.reference.core import dense_integers, dense_sum, kernel
 from hwprune.windows import as_2d, conv_columns, inside, output_layout, patches
 

@@ -1,7 +1,7 @@
 /*
  * hwprune_fixed.h - fixed-point casts with ap_fixed semantics (C99).
  *
- * The C twin of hwprune/quant/fixed.py. A value of type (width, int_bits, signed)
+ * The C twin of hwprune/ir/fixed.py. A value of type (width, int_bits, signed)
  * is stored as an integer q meaning q / 2^(width - int_bits). Converting a value
  * with frac_in fraction bits to such a type is
  *

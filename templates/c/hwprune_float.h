@@ -1,7 +1,7 @@
 /*
  * hwprune_float.h - float <-> fixed-point conversions for firmware (C99, no libm).
  *
- * The C twin of hwprune.quant.fixed.quantize for float inputs: a float x becomes the
+ * The C twin of hwprune.ir.fixed.quantize for float inputs: a float x becomes the
  * integer of a fixed-point type (width, frac_bits, signed, rounding, overflow) exactly as
  * the Python quantizer turns the same value (as a double) into one:
  *

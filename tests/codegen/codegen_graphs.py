@@ -12,7 +12,7 @@ import numpy as np
 
 from hwprune.ir import Dense, Flatten, Graph, ReLU, Softmax
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, quantize, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, quantize, to_real
 
 # TRN and RND: the random graphs also go through da4ml, which has no RND_CONV (half to even is
 # swept by test_fixed_c, test_numeric_oracle, test_firmware_helpers and the QKeras tests).

@@ -17,7 +17,7 @@ from hwprune.errors import ModelError, ShapeError
 from hwprune.harness.engines import HostCEngine
 from hwprune.ir import Dense, Graph, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh, load_graph, save_graph
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.fixed import Fixed, to_real
+from hwprune.ir.fixed import Fixed, to_real
 from hwprune.reference import KERNELS
 from hwprune.reference.activations import table, table_index
 

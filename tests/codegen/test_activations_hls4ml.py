@@ -22,7 +22,7 @@ import pytest
 from hwprune.ir import BatchNorm, Dense, Graph, HardSigmoid, LeakyReLU, Selu, Sigmoid, Tanh
 from hwprune.quant.calibrate import calibrate
 from hwprune.quant.calibrate_activations import MAX_TABLE_SIZE
-from hwprune.quant.fixed import Fixed, Rounding
+from hwprune.ir.fixed import Fixed, Rounding
 from hwprune.reference import KERNELS
 
 hls4ml = pytest.importorskip("hls4ml")

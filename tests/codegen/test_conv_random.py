@@ -21,7 +21,7 @@ from hwprune.harness.build import compile_executable
 from hwprune.ir import AvgPool1D, AvgPool2D, Conv1D, Conv2D, Graph, MaxPool1D, MaxPool2D, ReLU
 from hwprune.ir.spatial import window_count
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.fixed import quantize, to_real
+from hwprune.ir.fixed import quantize, to_real
 
 from codegen_graphs import random_type
 

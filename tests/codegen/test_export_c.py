@@ -17,7 +17,7 @@ from hwprune.harness.build import HOST_FLAGS
 from hwprune.harness.engines import HostCEngine
 from hwprune.ir import Dense, Flatten, Graph, Layer, ReLU
 from hwprune.quant.calibrate import QuantConfig
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.paths import templates_dir
 
 from codegen_graphs import calibrated_mlp, quantized_inputs, random_inputs, random_typed_graph, wide_graph

@@ -1,6 +1,6 @@
 """The generated firmware helpers against the Python numeric model, and C names that do not clash.
 
-- ``hwprune_float.h``'s ``hwprune_quantize_f32`` equals ``quant.fixed.quantize`` on every
+- ``hwprune_float.h``'s ``hwprune_quantize_f32`` equals ``ir.fixed.quantize`` on every
   value of every 8-bit type (int_bits -3..11, signed and unsigned, TRN/RND/RND_CONV x WRAP/SAT),
   the ties halfway between them and values far outside their range, and on 10,000
   random floats (any exponent, subnormals, exact ties, out of range);
@@ -25,7 +25,7 @@ from hwprune.errors import OptionError, ToolchainError
 from hwprune.harness.build import WARNINGS, compile_executable, compile_object, find_cc
 from hwprune.ir.graph import check_c_name
 from hwprune.paths import templates_dir
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, quantize, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, quantize, to_real
 
 from codegen_graphs import calibrated_mlp
 

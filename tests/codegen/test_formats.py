@@ -12,7 +12,7 @@ from hwprune.backends.c.formats import (
 )
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir import Dense, Graph, ReLU
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, to_real
 from hwprune.reference import dense_integers
 
 from codegen_graphs import calibrated_mlp

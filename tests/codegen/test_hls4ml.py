@@ -78,7 +78,7 @@ def test_coo_entries_hold_exactly_the_nonzero_weights(quantized):
     rows, cols, values = coo_entries(layer)
     rebuilt = np.zeros(layer.weight.shape, dtype=np.int64)
     rebuilt[cols, rows] = values
-    from hwprune.quant.fixed import from_grid
+    from hwprune.ir.fixed import from_grid
 
     assert np.array_equal(rebuilt, from_grid(layer.weight, layer.weight_t))
     assert len(values) == np.count_nonzero(layer.weight)
@@ -138,7 +138,7 @@ def test_testbench_files_hold_the_vectors(projects):
     tb = out["latency"][0] / "hls4ml" / "tb_data"
     x = np.loadtxt(tb / "tb_input_features.dat", ndmin=2)
     y = np.loadtxt(tb / "tb_output_predictions.dat", ndmin=2)
-    from hwprune.quant.fixed import from_grid
+    from hwprune.ir.fixed import from_grid
 
     assert np.array_equal(from_grid(x, graph.input_t), xi)
     assert np.array_equal(from_grid(y, graph.output_t), yi)

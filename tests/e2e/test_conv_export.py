@@ -68,7 +68,7 @@ def test_digits_cnn_pruned_80_percent_exports_bit_exact(digits, tmp_path):
     assert abs(fixed_acc - pruned_acc) <= 0.01, (dense_acc, pruned_acc, fixed_acc)
     assert pruned_acc > 0.9
     # MACs over every output position; pruning cuts the work on nonzero weights. The export
-    # removes the filters global pruning left dead (ir.dead_channels): c0 and c1 are left.
+    # removes the filters global pruning left dead (prune.dead_channels): c0 and c1 are left.
     rows = {r["name"]: r for r in report["layers"]}
     conv0, conv1 = rows["conv_0"], rows["conv_4"]
     exported = load_graph(out)

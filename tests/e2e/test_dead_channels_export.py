@@ -12,7 +12,7 @@ from hwprune import reference
 from hwprune.ir.io import load_graph
 from hwprune.backends.c.options import COptions
 from hwprune.pipeline import ExportOptions, write_export
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from dead_channel_graphs import fixed_cnn, fixed_inputs  # noqa: E402

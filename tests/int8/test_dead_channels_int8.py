@@ -14,7 +14,7 @@ from hwprune.backends.c_int8 import write_int8_c
 from hwprune.harness.host_int8 import run_host
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.compare import compare
-from hwprune.ir.dead_channels import remove_dead_channels
+from hwprune.prune.dead_channels import remove_dead_channels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from dead_channel_graphs import int8_cnn, int8_inputs  # noqa: E402

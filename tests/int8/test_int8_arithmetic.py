@@ -1,9 +1,9 @@
-"""TFLite's int8 arithmetic (quant/int8.py) against hand-worked values and TFLM's own tensors."""
+"""TFLite's int8 arithmetic (ir/int8_types.py) against hand-worked values and TFLM's own tensors."""
 
 import numpy as np
 import pytest
 
-from hwprune.quant.int8 import (
+from hwprune.ir.int8_types import (
     Int8Affine, activation_range, add_int8, add_params, multiply_by_quantized_multiplier, parse_type,
     quantize_multiplier, rounding_divide_by_pot,
 )

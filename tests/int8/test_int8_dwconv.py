@@ -16,7 +16,7 @@ from hwprune.backends.c_int8_dw import depthwise_plan
 from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
-from hwprune.quant.int8 import Int8Affine, conv_multipliers
+from hwprune.ir.int8_types import Int8Affine, conv_multipliers
 
 PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 IN_SCALE = 0.05

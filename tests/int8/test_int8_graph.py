@@ -14,7 +14,7 @@ from hwprune.harness.compare import compare
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Add, Int8Conv2D, int8_types
 from hwprune.ir.io import load_graph, save_graph
-from hwprune.quant.int8 import Int8Affine, activation_range, add_int8, add_params, conv_multipliers
+from hwprune.ir.int8_types import Int8Affine, activation_range, add_int8, add_params, conv_multipliers
 
 IN_T = Int8Affine(0.05, -3)
 

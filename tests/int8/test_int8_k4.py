@@ -17,7 +17,7 @@ from hwprune.harness.compare import compare
 from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
-from hwprune.quant.int8 import Int8Affine, conv_multipliers
+from hwprune.ir.int8_types import Int8Affine, conv_multipliers
 
 PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 # (input channels, output channels, kernel, stride, padding ((top, bottom), (left, right)), input h x w)
@@ -117,7 +117,7 @@ def test_mbqm_small_equals_reference_on_edge_values(tmp_path):
 
     from hwprune.harness.build import HOST_FLAGS, find_cc
     from hwprune.paths import templates_dir
-    from hwprune.quant.int8 import multiply_by_quantized_multiplier
+    from hwprune.ir.int8_types import multiply_by_quantized_multiplier
 
     rng = np.random.default_rng(5)
     edges = np.array([0, 1, -1, 2 ** 31 - 1, -2 ** 31, 2 ** 30, -2 ** 30, 7 << 20, -(7 << 20)], dtype=np.int64)

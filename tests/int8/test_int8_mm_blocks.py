@@ -18,7 +18,7 @@ from hwprune.harness.compare import compare
 from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
-from hwprune.quant.int8 import Int8Affine, conv_multipliers
+from hwprune.ir.int8_types import Int8Affine, conv_multipliers
 
 IN_SCALE = 0.05
 FC_WIDTHS = (17, 9, 1, 8, 2, 7, 3, 6, 4, 5, 13, 11, 16, 15, 12, 14, 10, 95, 96, 100, 9, 131, 140, 5, 200, 4, 260,

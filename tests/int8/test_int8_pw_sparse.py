@@ -17,7 +17,7 @@ from hwprune.harness.build import HOST_FLAGS, find_cc
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.paths import templates_dir
-from hwprune.quant.int8 import Int8Affine, conv_multipliers, wrap_int32
+from hwprune.ir.int8_types import Int8Affine, conv_multipliers, wrap_int32
 
 PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 

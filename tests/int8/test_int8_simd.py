@@ -20,7 +20,7 @@ from hwprune.harness.compare import compare
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
 from hwprune.paths import templates_dir
-from hwprune.quant.int8 import Int8Affine, conv_multipliers, multiply_by_quantized_multiplier
+from hwprune.ir.int8_types import Int8Affine, conv_multipliers, multiply_by_quantized_multiplier
 
 PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 

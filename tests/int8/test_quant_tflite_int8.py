@@ -19,7 +19,7 @@ from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Clip, Dense, ReLU
 from hwprune.ir.spatial import Conv1D, Conv2D
 from hwprune.pipeline import ExportOptions, export_model, load_model
-from hwprune.quant.int8 import activation_range
+from hwprune.ir.int8_types import activation_range
 from hwprune.quant.tflite_int8 import affine_from_range, quantize_tflite_int8, quantize_weights, weight_scales
 
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hwprune.ir import Dense, Graph
 from hwprune.quant.calibrate import QuantConfig
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 from tests.codegen.codegen_graphs import calibrated_mlp, random_inputs, random_typed_graph
 from tests.safety.multibuild import SANITIZE, STRICT, build_and_run, first_difference
 

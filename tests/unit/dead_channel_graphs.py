@@ -13,8 +13,8 @@ import numpy as np
 
 from hwprune.ir import AvgPool2D, Conv2D, Dense, Flatten, Graph, GraphInput, MaxPool2D, ReLU, Reshape
 from hwprune.ir.int8 import Int8AvgPool2D, Int8Conv2D, Int8Dense, int8_types
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, to_real
-from hwprune.quant.int8 import Int8Affine, activation_range, conv_multipliers
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, to_real
+from hwprune.ir.int8_types import Int8Affine, activation_range, conv_multipliers
 
 MODES = [(r, o) for r in Rounding for o in Overflow]
 

@@ -1,6 +1,6 @@
 """An independent oracle of the fixed-point semantics, on exact rationals.
 
-It shares no code with hwprune.quant.fixed: values are ``fractions.Fraction`` and every
+It shares no code with hwprune.ir.fixed: values are ``fractions.Fraction`` and every
 cast is written from the ap_fixed definition (scale, round, then overflow).
 """
 
@@ -29,7 +29,7 @@ def value(q: int, t) -> Fraction:
 
 def dense(x_ints, in_t, layer):
     """hls4ml's Dense on one input vector: acc = accum(bias); acc = accum(acc + accum(x*w))."""
-    from hwprune.quant.fixed import from_grid
+    from hwprune.ir.fixed import from_grid
 
     w = from_grid(layer.weight, layer.weight_t)
     b = from_grid(layer.bias, layer.bias_t)

@@ -16,7 +16,7 @@ from hwprune import reference
 from hwprune.ir import BatchNorm, Graph
 from hwprune.pipeline import ExportOptions, export_model
 from hwprune.quant.calibrate import float_forward
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 from oracle import cast_value, value
 

@@ -1,4 +1,4 @@
-"""Dead-channel removal (ir.dead_channels): the graph without its dead channels computes, as
+"""Dead-channel removal (prune.dead_channels): the graph without its dead channels computes, as
 integers, what the original computes, in both dialects; a constant the padding would change,
 or an accumulator whose sum depends on its order, keeps its channel."""
 
@@ -8,10 +8,10 @@ import pytest
 from dead_channel_graphs import fixed_cnn, fixed_inputs, int8_cnn, int8_conv, int8_inputs
 from hwprune import reference
 from hwprune.ir import Add, Conv2D, Dense, Graph, GraphInput, ReLU
-from hwprune.ir.dead_channels import remove_dead_channels
+from hwprune.prune.dead_channels import remove_dead_channels
 from hwprune.ir.int8 import Int8Add
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, to_real
-from hwprune.quant.int8 import Int8Affine, add_params
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, to_real
+from hwprune.ir.int8_types import Int8Affine, add_params
 
 
 def assert_same(original: Graph, reduced: Graph, x: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""templates/c/hwprune_fixed.h against hwprune.quant.fixed.cast, bit for bit.
+"""templates/c/hwprune_fixed.h against hwprune.ir.fixed.cast, bit for bit.
 
 The C functions take ``shift = frac_in - to.frac_bits`` plus the destination's width,
 signedness, rounding and overflow; ``int_bits`` and ``frac_in`` enter only through that
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from hwprune.errors import ToolchainError
 from hwprune.harness.build import WARNINGS, compile_executable, find_cc
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, cast, quantize
+from hwprune.ir.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, cast, quantize
 from hwprune.paths import templates_dir
 
 DRIVER = Path(__file__).with_suffix(".c")

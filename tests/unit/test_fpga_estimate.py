@@ -11,7 +11,7 @@ from hwprune.fpga.netlist import Netlist
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Conv1D, Dense, Flatten, ReLU
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.fixed import Fixed, Overflow, Rounding
+from hwprune.ir.fixed import Fixed, Overflow, Rounding
 
 
 def test_csd_digits_and_significant_bits():

@@ -15,7 +15,7 @@ from hwprune.fpga import stages  # noqa: E402
 from hwprune.fpga import Options, da, estimate  # noqa: E402
 from hwprune.ir.graph import Graph  # noqa: E402
 from hwprune.ir.layers import Dense  # noqa: E402
-from hwprune.quant.fixed import Fixed  # noqa: E402
+from hwprune.ir.fixed import Fixed  # noqa: E402
 
 
 def _declared(pipe) -> list[int]:

@@ -29,7 +29,7 @@ from hwprune.harness import verify
 from hwprune.harness.mcu import McuEngine
 from hwprune.ir import Graph, GraphInput, Quantize, load_graph, save_graph
 from hwprune.pipeline import ExportOptions, export_model
-from hwprune.quant.fixed import Fixed, quantize, to_real
+from hwprune.ir.fixed import Fixed, quantize, to_real
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 JET = DATA / "hgq_jet_classifier.h5"

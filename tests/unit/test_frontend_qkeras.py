@@ -23,7 +23,7 @@ from hwprune.errors import UnsupportedLayerError
 from hwprune.exportdir import read_vectors
 from hwprune.frontends.keras import from_keras_file, from_keras_json
 from hwprune.pipeline import ExportOptions, export_model
-from hwprune.quant.fixed import Rounding, to_real
+from hwprune.ir.fixed import Rounding, to_real
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 JSON, WEIGHTS = DATA / "qkeras_3layer.json", DATA / "qkeras_3layer_weights.h5"

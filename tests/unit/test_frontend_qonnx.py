@@ -16,7 +16,7 @@ from hwprune.errors import ModelError, UnsupportedLayerError
 from hwprune.exportdir import read_vectors
 from hwprune.frontends.onnx import load_onnx
 from hwprune.pipeline import ExportOptions, export_model
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 
 qonnx_exec = pytest.importorskip("qonnx.core.onnx_exec")
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402

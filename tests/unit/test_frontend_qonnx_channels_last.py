@@ -22,7 +22,7 @@ from hwprune.frontends.onnx import load_onnx
 from hwprune.ir.activations import Sign
 from hwprune.pipeline import ExportOptions, export_model
 from hwprune.quant.calibrate import float_forward
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 
 pytest.importorskip("qonnx.core.onnx_exec")
 from benchmarks.qonnx_oracle import qonnx_runner  # noqa: E402

@@ -9,7 +9,7 @@ from hwprune.ir import (
     AvgPool1D, AvgPool2D, Conv1D, Conv2D, Dense, Flatten, GlobalAvgPool1D, GlobalAvgPool2D, Graph, MaxPool1D,
     MaxPool2D, ReLU, load_graph, save_graph,
 )
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 T8 = Fixed.parse("fixed<8,3,RND,SAT>")
 ACC = Fixed.parse("fixed<20,8,TRN,WRAP>")

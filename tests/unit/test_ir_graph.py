@@ -16,7 +16,7 @@ from hwprune.ir import (
 )
 from hwprune.ir.passes import remove_identity
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.fixed import Fixed, quantize, to_real
+from hwprune.ir.fixed import Fixed, quantize, to_real
 
 
 def _diamond(order=None) -> Graph:

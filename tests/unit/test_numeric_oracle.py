@@ -1,4 +1,4 @@
-"""hwprune.quant.fixed against the rational oracle (tests/unit/oracle.py)."""
+"""hwprune.ir.fixed against the rational oracle (tests/unit/oracle.py)."""
 
 from fractions import Fraction
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwprune.errors import FixedPointError, WeightError
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, cast, from_grid, quantize, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, cast, from_grid, quantize, to_real
 
 from oracle import cast_value
 

@@ -11,7 +11,7 @@ from hwprune.fpga.estimate import Options, estimate
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense, ReLU
 from hwprune.quant.calibrate import calibrate
-from hwprune.quant.fixed import Fixed, Overflow, Rounding
+from hwprune.ir.fixed import Fixed, Overflow, Rounding
 from hwprune.quant.losses import losses
 from hwprune.quant.precision import PrecisionSpec, chosen_config, config_text, parse_config, read_config
 

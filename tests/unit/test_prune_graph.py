@@ -18,8 +18,8 @@ from hwprune.prune.channels import candidates, channel_units, choose, remove_uni
 from hwprune.prune.masks import apply_masks
 from hwprune.prune.structured_graph import prune_units
 from hwprune.quant.calibrate import float_forward
-from hwprune.quant.qat import convert_qat, prepare_qat, qat_graph, recalibrate_qat
-from hwprune.quant.qat_graph import QATGraphTwin
+from hwprune.qat.model import convert_qat, prepare_qat, qat_graph, recalibrate_qat
+from hwprune.qat.graph import QATGraphTwin
 
 from torch_dag_models import Inception, ResNet8, SkipMLP, randomize_batchnorm
 

@@ -14,8 +14,8 @@ from hwprune.frontends.torch import from_torch, load_torch_model
 from hwprune.prune.criteria import compute_masks
 from hwprune.prune.masks import apply_masks, get_masks
 from hwprune.quant.calibrate import QuantConfig, calibrate
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, quantize, to_real
-from hwprune.quant.qat import (
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, quantize, to_real
+from hwprune.qat.model import (
     FakeQuant, QATLinear, _float_view, convert_qat, prepare_qat, qat_graph, recalibrate_qat,
 )
 

@@ -7,8 +7,8 @@ from torch import nn
 
 from hwprune import reference
 from hwprune.prune.masks import apply_masks
-from hwprune.quant.qat import convert_qat, prepare_qat, qat_graph
-from hwprune.quant.qat_spatial import QATConv1d, QATConv2d, QATPool
+from hwprune.qat.model import convert_qat, prepare_qat, qat_graph
+from hwprune.qat.spatial import QATConv1d, QATConv2d, QATPool
 
 
 def cnn2d():

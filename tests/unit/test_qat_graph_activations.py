@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwprune import reference
-from hwprune.quant.qat import prepare_qat
-from hwprune.quant.qat_graph import QATGraphTwin, qat_graph_of
+from hwprune.qat.model import prepare_qat
+from hwprune.qat.graph import QATGraphTwin, qat_graph_of
 
 
 class DenseActs(nn.Module):

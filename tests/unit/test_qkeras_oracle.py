@@ -25,7 +25,7 @@ from benchmarks.qkeras_oracle import (QKERAS3_ENV, RUNNER, TF_ENV, OracleError, 
                                       run_qkeras)
 
 from hwprune.pipeline import load_model, random_vectors
-from hwprune.quant.fixed import to_real
+from hwprune.ir.fixed import to_real
 from hwprune.reference import core
 
 DATA = Path(__file__).resolve().parents[1] / "data"

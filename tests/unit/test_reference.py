@@ -6,7 +6,7 @@ import pytest
 from hwprune import reference
 from hwprune.errors import ModelError, ShapeError
 from hwprune.ir import Dense, Flatten, Graph, ReLU, Softmax
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, quantize, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, quantize, to_real
 
 import oracle
 

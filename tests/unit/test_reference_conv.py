@@ -10,7 +10,7 @@ import pytest
 from hwprune import reference
 from hwprune.ir import AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool1D, GlobalAvgPool2D, Graph, MaxPool1D, \
     MaxPool2D
-from hwprune.quant.fixed import Fixed, Overflow, Rounding, from_grid, quantize, to_real
+from hwprune.ir.fixed import Fixed, Overflow, Rounding, from_grid, quantize, to_real
 
 import oracle
 from oracle import cast_value, value

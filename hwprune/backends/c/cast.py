@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 
 @dataclass(frozen=True)

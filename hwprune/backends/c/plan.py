@@ -38,7 +38,7 @@ from hwprune.backends.c.plan_activations import ACTIVATION_KINDS, ActivationArit
 from hwprune.backends.c.plan_merge import MERGE_KINDS, MergeArithmetic, merge_arithmetic
 from hwprune.backends.c.plan_spatial import PoolArithmetic, Window, padded_copy_bytes, pool_arithmetic, window
 from hwprune.ir.layers import Layer, WeightedLayer
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.reference import dense_integers, dense_sum
 
 INT32_MAX = (1 << 31) - 1

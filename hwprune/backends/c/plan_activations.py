@@ -28,7 +28,7 @@ from hwprune.backends.c.cast import Cast
 from hwprune.errors import ModelError
 from hwprune.ir.activations import ACTIVATION_CLASSES
 from hwprune.ir.base import Layer
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.ir.activations import SELU_LAMBDA_T
 from hwprune.reference.activations import (batchnorm_grid, hard_sigmoid_grid, index_step, leaky_slopes,
                                            quantize_shifts, selu_lambda, table)

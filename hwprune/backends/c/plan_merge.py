@@ -18,7 +18,7 @@ import numpy as np
 from hwprune.backends.c.cast import Cast
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.reference.merge import add_grid, clip_bounds, product_bits
 
 INT32_MAX = (1 << 31) - 1

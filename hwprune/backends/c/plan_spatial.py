@@ -26,7 +26,7 @@ import numpy as np
 from hwprune.backends.c.cast import Cast
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer, Shape
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1

@@ -25,7 +25,7 @@ import numpy as np
 from hwprune.backends.hls4ml.mappers import Operands, mapper
 from hwprune.errors import UnsupportedLayerError
 from hwprune.backends.hls4ml.options import HlsOptions
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 
 def _precision(t: Fixed):

@@ -19,7 +19,7 @@ import numpy as np
 from hwprune.backends.hls4ml.sparsity import coo_shape
 from hwprune.errors import ModelError
 from hwprune.paths import templates_dir
-from hwprune.quant.fixed import from_grid, to_real
+from hwprune.ir.fixed import from_grid, to_real
 
 KERNEL = "nnet_dense_coo.h"
 

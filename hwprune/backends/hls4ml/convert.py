@@ -27,7 +27,7 @@ from hwprune.backends.hls4ml.options import STRATEGIES, HlsOptions
 from hwprune.backends.hls4ml.stream import inserted_layers
 from hwprune.errors import ModelError, OptionError
 from hwprune.ir.graph import Graph
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.quant.precision import input_name
 
 WEIGHTED = ("dense", "conv1d", "conv2d")

@@ -33,7 +33,7 @@ from hwprune.backends.hls4ml.clip import BOUNDS_KEY
 from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.errors import ModelError
 from hwprune.ir.layers import Layer
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 from hwprune.reference.merge import clip_bounds
 
 

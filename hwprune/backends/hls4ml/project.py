@@ -34,7 +34,7 @@ from hwprune.backends.hls4ml.sparsity import layer_cost
 from hwprune.errors import ModelError, OptionError, WeightError
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
-from hwprune.quant.fixed import from_grid, to_real
+from hwprune.ir.fixed import from_grid, to_real
 from hwprune.reference import dense_integers, dense_sum
 
 SUMMARY = "hwprune_hls4ml.json"

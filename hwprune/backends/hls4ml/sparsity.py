@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwprune.quant.fixed import from_grid
+from hwprune.ir.fixed import from_grid
 
 
 def index_bits(n: int) -> int:

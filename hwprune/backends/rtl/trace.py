@@ -21,7 +21,7 @@ import numpy as np
 from hwprune.errors import UnsupportedLayerError
 from hwprune.fpga import da
 from hwprune.ir.graph import Graph
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 # Layers that compute nothing in hardware: flatten is a reshape of wires; softmax is the
 # reference's end marker (it passes the logits through).

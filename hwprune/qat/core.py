@@ -2,7 +2,7 @@
 
 ``fake_quant`` moves values onto a type's grid (straight-through gradient);
 ``QuantizedWeights`` is a weighted layer's forward pass on fixed-point grids, mixed into
-``QATLinear`` (``quant.qat``) and the QAT convs (``quant.qat_spatial``).
+``QATLinear`` (``qat.model``) and the QAT convs (``qat.spatial``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 
 from hwprune.errors import OptionError
 from hwprune.prune.masks import WeightMask, module_mask
-from hwprune.quant.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
+from hwprune.ir.fixed import MAX_WIDTH, Fixed, Overflow, Rounding, quantize, to_real
 
 # float64 carries integers exactly up to 2**53: the widest accumulator QAT can sum exactly.
 EXACT_BITS = 53
@@ -23,7 +23,7 @@ EXACT_BITS = 53
 
 class FakeQuant(torch.autograd.Function):
     """``FakeQuant.apply(x, t)``: ``x`` moved onto the grid of ``t`` (its rounding and
-    overflow) by ``quant.fixed.quantize``; the result has ``x``'s dtype, so pass float64
+    overflow) by ``ir.fixed.quantize``; the result has ``x``'s dtype, so pass float64
     for types wider than float32's 24-bit significand. Backward: straight through."""
 
     @staticmethod

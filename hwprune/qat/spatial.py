@@ -1,4 +1,4 @@
-"""Quantization-aware conv and pooling modules (``quant.qat`` builds models with them).
+"""Quantization-aware conv and pooling modules (``qat.model`` builds models with them).
 
 ``QATConv1d``/``QATConv2d`` are what ``QATLinear`` is for Linear: weights on ``weight_t``,
 biases on ``bias_t``, the convolution summed in float64 (exact: every partial sum is a
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from hwprune.frontends.torch_spatial import pool_layer
-from hwprune.quant.fixed import Fixed, quantize, to_real
-from hwprune.quant.qat_core import QuantizedWeights, carry_over
+from hwprune.ir.fixed import Fixed, quantize, to_real
+from hwprune.qat.core import QuantizedWeights, carry_over
 from hwprune.reference import KERNELS
 POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 PAD_TYPES = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)

@@ -3,7 +3,7 @@
 ``prepare_qat`` calibrates the model the way export does (``from_torch`` then
 ``calibrate``) and copies the chosen types onto the modules: the input is quantized to
 ``input_t``; every Linear quantizes its weights to ``weight_t`` and biases to ``bias_t``
-(through ``FakeQuant``, which calls ``quant.fixed.quantize``: there is one numeric
+(through ``FakeQuant``, which calls ``ir.fixed.quantize``: there is one numeric
 model), sums in float64 and quantizes the sum to ``result_t``; every ReLU casts to its
 ``result_t``. The products and partial sums of values on these grids are exact in
 float64 while the accumulator needs at most 53 bits (checked), so on the calibration
@@ -39,12 +39,12 @@ from hwprune.ir.graph import Graph
 from hwprune.ir.layers import ReLU, WeightedLayer
 from hwprune.prune.masks import strip_masks
 from hwprune.quant.calibrate import QuantConfig, accumulator_type, calibrate
-from hwprune.quant.fixed import Fixed, quantize
-from hwprune.quant.qat_core import (  # noqa: F401 (API)
+from hwprune.ir.fixed import Fixed, quantize
+from hwprune.qat.core import (  # noqa: F401 (API)
     EXACT_BITS, FakeQuant, FakeQuantize, QATLinear, QATReLU, QuantizedWeights, carry_over, fake_quant,
 )
-from hwprune.quant.qat_graph import QATGraphTwin, convert_graph_qat, prepare_graph_qat, qat_graph_of
-from hwprune.quant.qat_spatial import (
+from hwprune.qat.graph import QATGraphTwin, convert_graph_qat, prepare_graph_qat, qat_graph_of
+from hwprune.qat.spatial import (
     PAD_TYPES, POOL_TYPES, QATPool, _QATConv, plain_conv_class, qat_conv_class, rebuilt_conv,
 )
 
@@ -134,7 +134,7 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, activation_bits: int = 8
     chooses. Module names are kept; the input quantizer is added as ``input_quant``.
 
     Any other model (a module ``torch.fx`` traces, with residual adds or concatenations; a
-    ``GraphTwin``; a float IR graph) gets a ``QATGraphTwin`` (``quant.qat_graph``), which
+    ``GraphTwin``; a float IR graph) gets a ``QATGraphTwin`` (``qat.graph``), which
     ``recalibrate_qat``, ``qat_graph`` and ``convert_qat`` take as well."""
     if not isinstance(model, nn.Sequential):
         return prepare_graph_qat(model, weight_bits, activation_bits, calibration_x)

@@ -1,5 +1,5 @@
 """Quantization-aware training of graphs with branches: the torch twin of the graph
-(``frontends.torch_twin``) with the fixed-point modules of ``quant.qat``.
+(``frontends.torch_twin``) with the fixed-point modules of ``qat.model``.
 
 ``prepare_graph_qat`` reads a torch module that ``torch.fx`` traces (residual adds,
 products, ``torch.cat``), a ``GraphTwin`` or a float IR graph, calibrates the graph as
@@ -36,9 +36,9 @@ from hwprune.frontends.torch_twin import GraphTwin, _Step
 from hwprune.ir.graph import Graph
 from hwprune.prune.masks import apply_masks, module_mask, prunable_modules, strip_masks
 from hwprune.quant.calibrate import QuantConfig, accumulator_type, calibrate
-from hwprune.quant.fixed import Fixed, quantize
-from hwprune.quant.qat_core import EXACT_BITS, FakeQuantize, QATLinear, QATReLU, carry_over, fake_quant
-from hwprune.quant.qat_spatial import QATPool, _QATConv, qat_conv_class, rebuilt_conv
+from hwprune.ir.fixed import Fixed, quantize
+from hwprune.qat.core import EXACT_BITS, FakeQuantize, QATLinear, QATReLU, carry_over, fake_quant
+from hwprune.qat.spatial import QATPool, _QATConv, qat_conv_class, rebuilt_conv
 from hwprune.reference import KERNELS
 from hwprune.reference.merge import add_grid, clip_bounds, product_bits
 

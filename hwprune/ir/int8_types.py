@@ -1,4 +1,4 @@
-"""TFLite's int8 scheme: the second numeric dialect, beside ``quant.fixed``'s ap_fixed.
+"""TFLite's int8 scheme: the second numeric dialect, beside ``ir.fixed``'s ap_fixed.
 
 A value of type ``Int8Affine(scale, zero_point)`` is stored as an int8 ``q`` and means
 ``scale * (q - zero_point)`` (activations, one scale per tensor). Weights are plain int8
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwprune.errors import FixedPointError, ModelError
-from hwprune.quant.fixed import Fixed
+from hwprune.ir.fixed import Fixed
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 

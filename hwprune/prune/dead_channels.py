@@ -42,8 +42,8 @@ from hwprune.ir.channels import (
 )
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Dense
-from hwprune.quant.fixed import MAX_WIDTH, apply_overflow, cast, from_grid
-from hwprune.quant.int8 import INT32_MAX, INT32_MIN, Int8Affine
+from hwprune.ir.fixed import MAX_WIDTH, apply_overflow, cast, from_grid
+from hwprune.ir.int8_types import INT32_MAX, INT32_MIN, Int8Affine
 from hwprune.windows import as_2d, inside
 
 MAX_ROUNDS = 64  # each round zeroes weights or removes channels; real graphs settle in a few
