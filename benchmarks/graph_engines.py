@@ -38,7 +38,7 @@ from benchmarks.graph_models import (
     randomize_batchnorm, randomize_keras_batchnorm, save_model_files,
 )
 from hwprune.backends.hls4ml.iotype import resolve_io_type
-from hwprune.backends.hls4ml.options import HlsOptions
+from hwprune.hls4ml_options import HlsOptions
 from hwprune.ir.graph import outputs_are_logits
 from hwprune.pipeline import ExportOptions, load_model, quantize_graph, write_export
 from hwprune.quant.calibrate import float_forward

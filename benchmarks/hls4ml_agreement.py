@@ -30,8 +30,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from benchmarks.keras_twin import keras_twin  # noqa: E402
 from hwprune import reference  # noqa: E402
-from hwprune.backends.hls4ml import HlsOptions  # noqa: E402
 from hwprune.frontends.keras import from_keras_json  # noqa: E402
+from hwprune.hls4ml_options import HlsOptions  # noqa: E402
 from hwprune.pipeline import ExportOptions, write_export  # noqa: E402
 from hwprune.quant.calibrate import QuantConfig, calibrate  # noqa: E402
 

@@ -35,7 +35,7 @@ ARCH, WEIGHTS = MODELS_DIR / "KERAS_3layer.json", MODELS_DIR / "KERAS_3layer_wei
 
 
 def hwprune_flow(x: np.ndarray, work: Path) -> float:
-    from hwprune.backends.hls4ml import HlsOptions
+    from hwprune.hls4ml_options import HlsOptions
     from hwprune.pipeline import ExportOptions, export_model, load_model
 
     os.environ["HWPRUNE_CACHE_DIR"] = str(work / "cache")

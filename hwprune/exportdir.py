@@ -6,12 +6,14 @@
     DIR/c/                          C sources (``backends.c``, or ``backends.c_int8``)
     DIR/hls4ml/                     the hls4ml project (``backends.hls4ml``), when asked for
     DIR/rtl/                        pipelined Verilog and its testbench (``backends.rtl``), when asked for
+    DIR/rtl/rtl.json                its ports, latency and stages (``read_rtl_summary``)
     DIR/model.tflite                the int8 model TFLite Micro runs (int8 exports)
     DIR/report.json, .md, .png      the report (``report``)
     DIR/hwprune-manifest.json       every file's hash, written last (``manifest``)
 
 ``read_vectors`` and ``load_array`` read the arrays with their checks (one line naming the
-file on anything malformed).
+file on anything malformed); ``read_rtl_summary`` reads ``rtl/rtl.json`` for the Verilator
+engine and place-and-route.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprune.errors import DataError
+from hwprune.errors import DataError, ToolchainError
 
 VECTORS_FILE = "vectors.npz"
 EXPORT_FILE = "export.json"
@@ -33,6 +35,7 @@ TFLITE_FILE = "model.tflite"
 C_DIR = "c"
 HLS4ML_DIR = "hls4ml"
 RTL_DIR = "rtl"
+RTL_SUMMARY = "rtl.json"
 #: export.json's record of dead-channel removal (``prune.dead_channels.DeadChannels.to_json``)
 DEAD_CHANNELS_KEY = "dead_channels"
 
@@ -95,6 +98,15 @@ def read_vectors(folder, graph=None) -> dict[str, np.ndarray]:
     if not np.all(np.isfinite(x)):
         raise DataError(f"{path}: x holds a non-finite value")
     return arrays
+
+
+def read_rtl_summary(rtl_dir) -> dict:
+    """``rtl.json`` of an RTL export folder (``DIR/rtl/``), as ``backends.rtl`` wrote it."""
+    path = Path(rtl_dir) / RTL_SUMMARY
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ToolchainError(f"{path}: missing or unreadable ({exc}); re-export with --backend rtl") from None
 
 
 def load_array(path, what: str) -> np.ndarray:

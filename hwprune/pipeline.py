@@ -31,13 +31,15 @@ from hwprune.exportdir import DEAD_CHANNELS_KEY, EXPORT_FILE, VECTORS_FILE, Expo
 from hwprune.frontends.keras import load_keras
 from hwprune.frontends.onnx import load_onnx
 from hwprune.frontends.tflite import load_tflite
-from hwprune.prune.dead_channels import check_same_outputs, remove_dead_channels
+from hwprune.harness.build import find_cc
+from hwprune.harness.format_speed import measured_speeds
 from hwprune.ir.graph import Graph, check_c_name
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import GRAPH_FILE, load_graph, save_graph
 from hwprune.outputs import output_dir
 from hwprune.pipeline_int8 import check_options as check_int8_options
 from hwprune.pipeline_int8 import export_converted, export_int8
+from hwprune.prune.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.prune.graph import prune_graph, remove_dead_neurons  # noqa: F401 (part of this module's API)
 from hwprune.quant.calibrate import QuantConfig, calibrate
 from hwprune.quant.exact import calibrate_input
@@ -105,6 +107,8 @@ def check_backends(graph: Graph, options: ExportOptions, backends: Sequence) -> 
     target = get_target(options.target) if options.target is not None else None
     for backend, opts in ordered(with_c(backends)):
         backend.check(graph, opts, target)
+        if isinstance(opts, COptions) and opts.compile:
+            find_cc()  # a missing compiler fails before anything is written
 
 
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".onnx", ".keras", ".json", ".tflite")
@@ -255,7 +259,8 @@ def write_export(graph: Graph, out, vectors: np.ndarray, options: ExportOptions,
     with output_dir(out, force, inputs=(*inputs, source or None)) as tmp:
         save_graph(graph, tmp)
         np.savez(tmp / VECTORS_FILE, x=vectors, x_int=narrowest_int(x_int), y_int=narrowest_int(y_int))
-        context = BackendContext(graph, x_int, y_int, target, options.target is not None, graph_dir=tmp)
+        context = BackendContext(graph, x_int, y_int, target, options.target is not None, graph_dir=tmp,
+                                 measured_cycles=measured_speeds(graph, target, x_int, c_options))
         written = {}
         for backend, opts in backends:
             written.update(backend.write(tmp, opts, context))

@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
-from hwprune.backends.hls4ml.options import IO_NAMES, STRATEGIES, check_part
 from hwprune.errors import OptionError, TargetError
+from hwprune.hls4ml_options import IO_NAMES, STRATEGIES, check_part
 from hwprune.paths import targets_dir
 
 KINDS = ("host", "mcu", "fpga")
@@ -199,3 +199,14 @@ def get_target(name: str) -> Target:
     if name not in targets:
         raise TargetError(f"unknown target {name!r}; available targets: {', '.join(sorted(targets))}")
     return targets[name]
+
+
+def export_target(meta: dict, override: Optional[str] = None) -> tuple[Target, bool]:
+    """The export's target and whether the user chose it (``--target``) rather than the default."""
+    if override:
+        return get_target(override), True
+    spec = meta.get("target_spec")
+    if spec is not None:  # a target file's keys, stored by export: checked as the file was
+        return target_from_dict({k: v for k, v in spec.items() if v is not None} if isinstance(spec, dict) else spec,
+                                "export.json: target_spec"), True
+    return get_target(meta.get("target") or DEFAULT_TARGET), bool(meta.get("target_given"))

@@ -3,8 +3,7 @@ registration order is the order an export writes and regenerates them).
 
 Import this module wherever the registry must be whole: the export (``pipeline``), the
 command line's ``--backend`` choices, and every caller of ``harness.regenerate.check_code``
-(which refuses a folder whose code no registered backend regenerates). The harness itself
-cannot import it: the C backend measures cycles with the harness's emulator.
+(which refuses a folder whose code no registered backend regenerates).
 """
 
 import hwprune.backends.c.backend  # noqa: F401

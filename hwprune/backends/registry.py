@@ -35,13 +35,17 @@ from hwprune.targets import Target
 class BackendContext:
     """What every backend of one export sees: the quantized graph, the test vectors as
     integers with the reference's outputs, the chip (``target_given``: named by the user,
-    else the default chip that sizes are compared with) and the folder holding the graph."""
+    else the default chip that sizes are compared with), the folder holding the graph and
+    what the harness measured for it."""
     graph: Graph
     x_int: np.ndarray
     y_int: np.ndarray
     target: Target
     target_given: bool
     graph_dir: Path
+    #: cycles per (layer, format) the Cortex-M emulator measured for the C backend's
+    #: ``--optimize speed`` (``harness.format_speed.measured_speeds``); None: the cost model
+    measured_cycles: Optional[dict] = None
 
 
 class Backend(Protocol):

@@ -9,7 +9,7 @@ from pathlib import Path
 import hwprune.backends.builtin  # noqa: F401 (--backend's choices are the registered backends)
 from hwprune import ranges
 from hwprune.backends.c.options import COptions
-from hwprune.backends.hls4ml.options import HlsOptions
+from hwprune.hls4ml_options import HlsOptions
 from hwprune.backends.registry import BACKENDS, add_backend_arguments, options_from_args
 from hwprune.errors import OptionError, ToolchainError
 from hwprune.harness.build import find_cc

@@ -8,9 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from hwprune.backends.hls4ml.options import pick_strategy
 from hwprune import ranges
 from hwprune.errors import DataError, ModelError, OptionError
+from hwprune.hls4ml_options import pick_strategy
 from hwprune.manifest import MANIFEST_FILE, replace_files
 from hwprune.outputs import check_target, output_file
 from hwprune.tempdirs import temp_dir
@@ -188,7 +188,7 @@ def _export_meta(directory: Path) -> dict:
 
 
 def _export_fpga_target(directory: Path):
-    from hwprune.harness.select import export_target
+    from hwprune.targets import export_target
 
     meta = _export_meta(directory)
     if not meta.get("target"):

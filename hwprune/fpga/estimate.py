@@ -17,11 +17,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hwprune.backends.hls4ml.options import STRATEGIES as HLS_STRATEGIES, check_strategy
 from hwprune.errors import OptionError, UnsupportedLayerError
 from hwprune.fpga.constants import csd_digits, dsp_tiles, significant_bits
 from hwprune.fpga.da import dense_da_estimate
 from hwprune.fpga.resources import LayerResources, dense_integers
+from hwprune.hls4ml_options import STRATEGIES as HLS_STRATEGIES, check_strategy
 from hwprune.ir.graph import Graph
 from hwprune.ir.layers import Layer
 from hwprune.ir.fixed import Fixed

@@ -7,9 +7,9 @@ from typing import Optional
 
 import numpy as np
 
-from hwprune.backends.hls4ml.options import layers_from_json, pick_strategy
 from hwprune.errors import HwpruneError, TargetError
 from hwprune.fpga.estimate import FAMILIES, Estimate, Options, estimate
+from hwprune.hls4ml_options import layers_from_json, pick_strategy
 from hwprune.ir.graph import Graph
 from hwprune.targets import Target, available_targets, get_target
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from hwprune.backends.rtl import read_summary
 from hwprune.errors import HwpruneError, TargetError, ToolchainError
+from hwprune.exportdir import read_rtl_summary
 from hwprune.paths import templates_dir
 from hwprune.targets import available_targets
 from hwprune.tempdirs import temp_dir
@@ -190,7 +190,7 @@ def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: 
     rtl_dir = Path(rtl_dir)
     flow = flow_of(target)
     yosys, nextpnr = tools(target)
-    summary = read_summary(rtl_dir)
+    summary = read_rtl_summary(rtl_dir)
     clock = float(clock_mhz or summary["options"]["clock_mhz"])
     pnr_args = _nextpnr_args(flow, target)
     result: dict = {"part": target.name, "device": target.device, "family": target.family,

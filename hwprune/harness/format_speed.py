@@ -6,8 +6,9 @@ hand, the cycles are measured rather than estimated: the model is exported once 
 format (every layer in that format where it applies, else dense), each firmware run in
 the ``mcu`` engine on a few test vectors, and a layer's cycles in a format read from the
 engine's per-layer counts (a kernel's cost does not depend on the formats of the other
-layers). One build per format, however many layers. Without the toolchain the caller
-falls back to ``backends.c.cost``'s model, and says so.
+layers). One build per format, however many layers. Without the toolchain the C backend
+falls back to ``backends.c.cost``'s model, and says so. ``pipeline.write_export`` asks
+``measured_speeds`` and hands its cycles to the backends (``BackendContext.measured_cycles``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,24 @@ import numpy as np
 
 from hwprune.backends.c import cost, export_c
 from hwprune.backends.c.formats import FORMATS, FormatNotApplicable, encode, usable_formats
-from hwprune.harness.mcu import measure_mcu
+from hwprune.backends.c.options import COptions
+from hwprune.harness.mcu import McuEngine, measure_mcu
 from hwprune.ir.graph import Graph
 from hwprune.targets import Target
 from hwprune.tempdirs import temp_dir
 
 MEASURED = cost.MEASURED  # what export.json says the cycles are
 VECTORS = 2
+
+
+def measured_speeds(graph: Graph, target: Target, x_int: np.ndarray, options: COptions) -> Optional[dict]:
+    """Cycles per (layer, format) from the emulator for the C backend's ``--optimize speed``,
+    when the target is a Cortex-M chip and the toolchain is here; else None (the cost model)."""
+    if options.optimize != "speed" or options.format != "auto" or target.kind != "mcu":
+        return None
+    if McuEngine(target=target, cc=options.cc).unavailable_reason():
+        return None
+    return measure_formats(graph, target, x_int, cc=options.cc)
 
 
 def measure_formats(graph: Graph, target: Target, x_int: np.ndarray, cc: Optional[str] = None,

@@ -22,11 +22,11 @@ from typing import Optional
 import numpy as np
 
 from hwprune import cachedir, children, reference
-from hwprune.backends.hls4ml.options import options_from_json
 from hwprune.backends.hls4ml.project import export_hls4ml, read_summary
 from hwprune.bug_log import internal_error
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
+from hwprune.hls4ml_options import options_from_json
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import GRAPH_FILE, load_graph
 from hwprune.ir.fixed import from_grid, to_real

@@ -8,18 +8,7 @@ from typing import Optional, Sequence
 from hwprune.errors import OptionError, TargetError, ToolchainError
 from hwprune.harness.engines import ENGINES
 from hwprune.harness.mcu import McuEngine
-from hwprune.targets import DEFAULT_TARGET, Target, get_target, target_from_dict
-
-
-def export_target(meta: dict, override: Optional[str] = None) -> tuple[Target, bool]:
-    """The export's target and whether the user chose it (``--target``) rather than the default."""
-    if override:
-        return get_target(override), True
-    spec = meta.get("target_spec")
-    if spec is not None:  # a target file's keys, stored by export: checked as the file was
-        return target_from_dict({k: v for k, v in spec.items() if v is not None} if isinstance(spec, dict) else spec,
-                                "export.json: target_spec"), True
-    return get_target(meta.get("target") or DEFAULT_TARGET), bool(meta.get("target_given"))
+from hwprune.targets import Target
 
 
 def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]] = None, cc: Optional[str] = None,

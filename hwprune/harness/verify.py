@@ -16,12 +16,12 @@ from hwprune.harness.compare import Comparison, compare
 from hwprune.harness.engines import ENGINES, Engine, ReferenceEngine, check_inputs, get_engine
 from hwprune.harness.mcu import McuEngine
 from hwprune.harness.regenerate import check_code
-from hwprune.harness.select import export_target, select_engines
+from hwprune.harness.select import select_engines
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import load_graph
 from hwprune.manifest import check as check_manifest
 from hwprune.reference import quantize_input
-from hwprune.targets import Target
+from hwprune.targets import Target, export_target
 
 
 @dataclass(frozen=True)

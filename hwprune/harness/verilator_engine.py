@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprune.backends.rtl import RTL_DIR, Port, read_summary
+from hwprune.backends.rtl import RTL_DIR, Port
 from hwprune.backends.rtl.project import MAX_VECTORS_IN_TESTBENCH, hex_lines
 from hwprune.backends.rtl.trace import pack, unpack
 from hwprune.errors import ModelError, ToolchainError
+from hwprune.exportdir import read_rtl_summary
 from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
 from hwprune.harness.hls4ml_engine import cache_root
 from hwprune.ir.graph import Graph
@@ -139,7 +140,7 @@ class VerilatorEngine(Engine):
         rtl = find_rtl(model)
         graph = load_graph(rtl.parent)
         x = check_inputs(graph, x_int)
-        summary = read_summary(rtl)
+        summary = read_rtl_summary(rtl)
         in_ports = [Port.from_json(p) for p in summary["inputs"]]
         out_ports = [Port.from_json(p) for p in summary["outputs"]]
         if len(in_ports) != int(np.prod(graph.input_shape)) or len(out_ports) != int(np.prod(graph.output_shape)):

@@ -133,7 +133,7 @@ def _model() -> Graph:
 
 @needs_gxx
 def test_hls4ml_csim_equals_the_reference_with_every_activation(tmp_path, monkeypatch):
-    from hwprune.backends.hls4ml import HlsOptions
+    from hwprune.hls4ml_options import HlsOptions
     from hwprune.pipeline import ExportOptions, export_model
 
     monkeypatch.setenv("HWPRUNE_CACHE_DIR", str(tmp_path / "cache"))

@@ -11,10 +11,11 @@ import pytest
 pytest.importorskip("hls4ml")
 
 from hwprune import reference  # noqa: E402
-from hwprune.backends.hls4ml import HlsOptions, check_part, export_hls4ml, read_summary  # noqa: E402
+from hwprune.backends.hls4ml import export_hls4ml, read_summary  # noqa: E402
 from hwprune.backends.hls4ml.compressed import coo_entries  # noqa: E402
 from hwprune.backends.hls4ml.convert import build_model  # noqa: E402
 from hwprune.errors import ModelError, OptionError  # noqa: E402
+from hwprune.hls4ml_options import HlsOptions, check_part  # noqa: E402
 from hwprune.ir.graph import Graph  # noqa: E402
 from hwprune.ir.io import save_graph  # noqa: E402
 from hwprune.ir.layers import Dense, ReLU, Softmax  # noqa: E402

@@ -106,3 +106,15 @@ def test_engine_mcu_without_its_toolchain_is_exit_2(exported, cli):
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "arm-none-eabi-gcc" in proc.stderr
+
+
+def test_optimize_speed_for_a_cortex_m_target_uses_the_cycles_the_emulator_measured(exported, cli):
+    tmp, _ = exported
+    out = tmp / "speed"
+    cli("export", tmp / "mlp.pt", "--out", out, "--calibration", tmp / "calib.npy", "--sparsity", "0.6",
+        "--target", "mspm0g3507", "--optimize", "speed", check_exit=0)
+    optimize = json.loads((out / "c" / "export.json").read_text())["optimize"]
+    assert optimize["goal"] == "speed" and "measured_cycles" in optimize, optimize
+    formats = json.loads((out / "export.json").read_text())["formats"]
+    assert {key.rpartition(":")[0] for key in optimize["measured_cycles"]} == set(formats)
+    assert all(isinstance(c, int) and c > 0 for c in optimize["measured_cycles"].values())

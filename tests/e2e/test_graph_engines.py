@@ -19,8 +19,8 @@ from benchmarks.graph_models import (
     randomize_batchnorm, randomize_keras_batchnorm, save_model_files,
 )
 from hwprune import reference
-from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.harness.mcu import McuEngine
+from hwprune.hls4ml_options import HlsOptions
 from hwprune.pipeline import ExportOptions, load_model, quantize_graph, write_export
 from tests.safety.multibuild import build_and_run, first_difference
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("hls4ml")
 
 from hwprune.backends.hls4ml.iotype import IM2COL_LIMIT, im2col_copies, resolve_io_type  # noqa: E402
-from hwprune.backends.hls4ml.options import HlsOptions  # noqa: E402
+from hwprune.hls4ml_options import HlsOptions  # noqa: E402
 from hwprune.ir import Add, Conv2D, Dense, GlobalAvgPool2D, Graph, GraphInput, Quantize, ReLU  # noqa: E402
 from hwprune.ir.io import save_graph  # noqa: E402
 from tests.codegen.codegen_graphs import small_dag  # noqa: E402

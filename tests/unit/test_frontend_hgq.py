@@ -21,12 +21,12 @@ import pytest
 
 from hwprune import reference
 from hwprune.backends.c import export_c
-from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.errors import UnsupportedLayerError, WeightError
 from hwprune.exportdir import read_vectors
 from hwprune.frontends.keras import from_keras_h5
 from hwprune.harness import verify
 from hwprune.harness.mcu import McuEngine
+from hwprune.hls4ml_options import HlsOptions
 from hwprune.ir import Graph, GraphInput, Quantize, load_graph, save_graph
 from hwprune.pipeline import ExportOptions, export_model
 from hwprune.ir.fixed import Fixed, quantize, to_real

@@ -76,7 +76,7 @@ def test_a_target_can_be_a_path(tmp_path):
 
 
 def test_fpga_targets_name_their_full_part_number():
-    from hwprune.backends.hls4ml import check_part
+    from hwprune.hls4ml_options import check_part
 
     parts = {n: t.part for n, t in available_targets().items() if t.kind == "fpga" and t.family not in LATTICE_GOWIN}
     assert parts == {"xc7a35t": "xc7a35tcpg236-1", "xc7z020": "xc7z020clg400-1", "xcvu9p": "xcvu9p-flga2104-2L-e"}

@@ -2,7 +2,6 @@
 the integer reference bit for bit (``export_hls4ml``); ``harness/hls4ml_engine.py`` runs it."""
 
 import hwprune.backends.hls4ml.activations  # noqa: F401 (registers the activation mappers)
-from hwprune.backends.hls4ml.options import DEFAULT_PART, STRATEGIES, HlsOptions, check_part
 from hwprune.backends.hls4ml.project import SUMMARY, export_hls4ml, read_summary
 
-__all__ = ["DEFAULT_PART", "STRATEGIES", "HlsOptions", "check_part", "SUMMARY", "export_hls4ml", "read_summary"]
+__all__ = ["SUMMARY", "export_hls4ml", "read_summary"]

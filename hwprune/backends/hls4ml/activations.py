@@ -24,7 +24,7 @@ import numpy as np
 
 from hwprune.backends.hls4ml.mappers import Operands, mapper
 from hwprune.errors import UnsupportedLayerError
-from hwprune.backends.hls4ml.options import HlsOptions
+from hwprune.hls4ml_options import HlsOptions
 from hwprune.ir.fixed import Fixed
 
 

@@ -9,12 +9,12 @@ import numpy as np
 
 from hwprune import ranges
 from hwprune.backends.hls4ml.iotype import resolve_io_type
-from hwprune.backends.hls4ml.options import HlsOptions, options_from_json
 from hwprune.backends.hls4ml.project import export_hls4ml
 from hwprune.backends.hls4ml.target import check_fpga_target, hls_options
 from hwprune.backends.registry import BackendContext, register_backend
 from hwprune.errors import FolderError, OptionError
 from hwprune.exportdir import EXPORT_FILE, HLS4ML_DIR, read_vectors
+from hwprune.hls4ml_options import HlsOptions, options_from_json
 from hwprune.ir.graph import Graph
 from hwprune.reference import run
 from hwprune.targets import Target

@@ -23,9 +23,9 @@ import numpy as np
 from hwprune.backends.hls4ml.clip import BOUNDS_KEY
 from hwprune.backends.hls4ml.iotype import resolve_io_type
 from hwprune.backends.hls4ml.mappers import MAPPERS, Operands
-from hwprune.backends.hls4ml.options import STRATEGIES, HlsOptions
 from hwprune.backends.hls4ml.stream import inserted_layers
 from hwprune.errors import ModelError, OptionError
+from hwprune.hls4ml_options import STRATEGIES, HlsOptions
 from hwprune.ir.graph import Graph
 from hwprune.ir.fixed import Fixed
 from hwprune.quant.precision import input_name

@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from hwprune.backends.hls4ml.options import AUTO_IO, HlsOptions
+from hwprune.hls4ml_options import AUTO_IO, HlsOptions
 from hwprune.ir.graph import Graph
 
 #: im2col copies above which ``auto`` streams. The io_parallel C simulations of

@@ -30,8 +30,8 @@ from typing import Callable
 import numpy as np
 
 from hwprune.backends.hls4ml.clip import BOUNDS_KEY
-from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.errors import ModelError
+from hwprune.hls4ml_options import HlsOptions
 from hwprune.ir.layers import Layer
 from hwprune.ir.fixed import Fixed
 from hwprune.reference.merge import clip_bounds

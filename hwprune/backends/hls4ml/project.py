@@ -29,9 +29,9 @@ from hwprune.backends.hls4ml.clip import clip_layer
 from hwprune.backends.hls4ml.compressed import compress_layer
 from hwprune.backends.hls4ml.convert import WEIGHTED, build_model, stamp
 from hwprune.backends.hls4ml.iotype import resolve_io_type
-from hwprune.backends.hls4ml.options import HlsOptions
 from hwprune.backends.hls4ml.sparsity import layer_cost
 from hwprune.errors import ModelError, OptionError, WeightError
+from hwprune.hls4ml_options import HlsOptions
 from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 from hwprune.ir.fixed import from_grid, to_real

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from hwprune.backends.hls4ml.options import HlsOptions, pick_strategy
 from hwprune.errors import OptionError, TargetError
+from hwprune.hls4ml_options import HlsOptions, pick_strategy
 from hwprune.targets import Target, available_targets
 
 

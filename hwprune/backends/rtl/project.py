@@ -34,7 +34,7 @@ import jinja2
 import numpy as np
 
 from hwprune import __version__
-from hwprune.exportdir import RTL_DIR  # noqa: F401  (re-exported by backends.rtl)
+from hwprune.exportdir import RTL_DIR, RTL_SUMMARY  # RTL_DIR: re-exported by backends.rtl
 from hwprune.backends.rtl import trace
 from hwprune.fpga import stages
 from hwprune.fpga.stages import DEFAULT_ADDER_LEVEL_NS
@@ -43,7 +43,6 @@ from hwprune.ir.graph import Graph
 from hwprune.paths import templates_dir
 from hwprune.tempdirs import temp_dir
 
-SUMMARY = "rtl.json"
 # da4ml's cells the traced graphs use; lookup_table.v is left out (its $readmemh needs
 # table files, and no traced layer uses tables: a table op is refused below).
 STATIC_SOURCES = ("shift_adder.v", "negative.v", "mux.v", "multiplier.v")
@@ -141,7 +140,7 @@ def export_rtl(graph: Graph, out_dir, options: RtlOptions, x_int: np.ndarray, y_
     env = _environment()
     (out_dir / "tb" / "tb.v").write_text(env.get_template("tb.v.j2").render(context))
     (out_dir / "README.md").write_text(env.get_template("README.md.j2").render(context))
-    (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / RTL_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -158,11 +157,3 @@ def pack_outputs(y_int: np.ndarray, out_ports: list, out_t) -> list[int]:
             pos += p.width
         words.append(word)
     return words
-
-
-def read_summary(rtl_dir) -> dict:
-    path = Path(rtl_dir) / SUMMARY
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ToolchainError(f"{path}: missing or unreadable ({exc}); re-export with --backend rtl") from None
