@@ -1,13 +1,14 @@
 """The dense int8 kernels' multiply blocks (hwp_mm4x1 under hwp_fc_dense_s8, hwp_mm2x2 under
 hwp_conv_dense_s8, templates/c/hwprune_int8_dsp.h) on awkward shapes: a chain of fully
 connected layers whose widths run through 1..9 rows and 1..17 inputs, then inputs long
-enough for the assembly loops (95 to 260 inputs: passes of 32 groups of four and every
-remainder block of 16, 8, 4, 2 and 1 groups, and k % 4 tails), each for layers that widen
-their input once and for narrowing layers that read it as int8 (``widens_input``); and a chain of 3x3
-convolutions whose kh * kw * cin (9..171) covers the 2x2 block's passes of sixteen groups, its
-remainder blocks and tails, with odd channel counts. Every layer's output is compared as
-integers with the reference, element by element, in the host C (the DSP instructions
-written in C, and the scalar kernels) and on the Cortex-M4 in the emulator (the assembly)."""
+enough for the assembly loops (95 to 260 inputs: one pass of 32 groups of four run straight,
+several passes looped, every remainder block of 16, 8, 4, 2 and 1 groups, and k % 4 tails),
+each for layers that widen their input once and for narrowing layers that read it as int8
+(``widens_input``); and a chain of 3x3 convolutions whose kh * kw * cin (9..171) covers the
+2x2 block's passes of sixteen groups (one, straight, and several, looped), its remainder
+blocks and tails, with odd channel counts. Every layer's output is compared as integers
+with the reference, element by element, in the host C (the DSP instructions written in C,
+and the scalar kernels) and on the Cortex-M4 in the emulator (the assembly)."""
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from hwprune.ir.int8_types import Int8Affine, conv_multipliers
 IN_SCALE = 0.05
 FC_WIDTHS = (17, 9, 1, 8, 2, 7, 3, 6, 4, 5, 13, 11, 16, 15, 12, 14, 10, 95, 96, 100, 9, 131, 140, 5, 200, 4, 260,
              270, 6)
-CONV_CHANNELS = (1, 3, 5, 2, 7, 4, 16, 19, 3)  # 3x3, pad 1: kh * kw * cin = 9 * cin
+CONV_CHANNELS = (1, 3, 5, 2, 7, 4, 16, 19, 8, 3)  # 3x3, pad 1: kh * kw * cin = 9 * cin
 
 
 def _types(rng, n, k):
@@ -80,11 +81,13 @@ def test_chains_reach_every_block_and_store_dense():
     for widened in (True, False):  # both ways of reading the input: widened once, or as int8 (narrowing layers)
         layers = [layer for layer in GRAPHS[0].layers if widens_input(layer) == widened]
         groups = {layer.filter_matrix.shape[1] // 4 for layer in layers}
-        assert any(g >= 64 for g in groups) and all(any(g % 32 & b for g in groups) for b in (16, 8, 4, 2, 1))
+        assert any(g >= 64 for g in groups) and any(32 <= g < 64 for g in groups)  # looped passes, one straight
+        assert all(any(g % 32 & b for g in groups) for b in (16, 8, 4, 2, 1))
         assert {layer.filter_matrix.shape[1] % 4 for layer in layers} == {0, 1, 2, 3}
         assert {layer.out_features % 4 for layer in layers} == {0, 1, 2, 3}
     conv_groups = {9 * c // 4 for c in CONV_CHANNELS[:-1]}
-    assert any(g >= 32 for g in conv_groups) and all(any(g % 16 & b for g in conv_groups) for b in (8, 4, 2, 1))
+    assert any(g >= 32 for g in conv_groups) and any(16 <= g < 32 for g in conv_groups)
+    assert all(any(g % 16 & b for g in conv_groups) for b in (8, 4, 2, 1))
     # the outputs do not all saturate: the later layers see varied inputs
     for graph in GRAPHS:
         trace = reference.run(graph, _inputs(graph, 4), trace=True)
