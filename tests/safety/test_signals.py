@@ -57,14 +57,17 @@ def _emulate(firmware):
 def test_twenty_signals_during_emulation_none_swallowed(firmware):
     """Before the fix, a KeyboardInterrupt raised at the entry of a hook callback was
     printed and dropped by ctypes (13 of 20 here) and the emulation finished."""
-    started = time.perf_counter()
-    _emulate(firmware)
-    seconds = time.perf_counter() - started
+    durations = []
+    for _ in range(2):  # the shorter of two runs: a signal timed past the end of a run is not counted
+        started = time.perf_counter()
+        _emulate(firmware)
+        durations.append(time.perf_counter() - started)
+    seconds = min(durations)
     previous = signal.signal(signal.SIGTERM, _terminate)  # as the CLI installs it
     rng = random.Random(24)
     swallowed, landed = [], 0
     try:
-        for n in range(60):
+        for n in range(200):  # on a loaded machine a run can end before its signal: tried again
             if landed == 20:
                 break
             number = signal.SIGINT if n % 2 else signal.SIGTERM
