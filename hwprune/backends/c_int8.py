@@ -29,6 +29,7 @@ import numpy as np
 from hwprune.backends.c import arena
 from hwprune.backends.c_int8_layout import block_rows, depthwise_weights, padded_filters
 from hwprune.backends.c_int8_dw import depthwise_call, rings_of
+from hwprune.backends.c_int8_rq import rq_arrays
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8_types import add_operand, wrap_int32
@@ -212,9 +213,12 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
     if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
         raise ModelError(f"layer {layer.name!r}: output multiplier {INT32_MIN} is not a TFLite multiplier (they lie "
                          "in [2^30, 2^31) or are 0)")
+    shift, out_zp = rq_arrays(layer, in_t)
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
-              _array("int8_t", f"{p}_shift", layer.out_shift)]
-    q = f"{p}_bias, {p}_mult, {p}_shift, {in_t.zero_point}, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"
+              _array("int32_t", f"{p}_shift", shift)]
+    q, q_plain = (f"{p}_bias, {p}_mult, {p}_shift, {in_t.zero_point}, {z}, {layer.act_min}, {layer.act_max}"
+                  for z in (out_zp, layer.result_t.zero_point))
+    plain = [*common[:2], _array("int32_t", f"{p}_shift", layer.out_shift)]  # the kernels without hwp_rq
     if conv:
         (ih, iw, ic), (oh, ow, oc) = in_shape, out_shape
         mult = layer.out_channels // ic if layer.depthwise else 0
@@ -228,9 +232,9 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")
     if dense and conv and mult > 1:  # several filters per channel: the scalar kernel, weights as stored
-        return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *common],
+        return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *plain],
                 f"hwp_conv_dense_scalar_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {geometry}, "
-                f"{mult}, {p}_w, {q});")
+                f"{mult}, {p}_w, {q_plain});")
     if dense and conv and k4_padded(layer):  # filters padded to words: no slow im2col, no tail
         arrays = [_array("int8_t", f"{p}_w", block_rows(padded_filters(layer.filter_matrix), 2), aligned=True),
                   *common]
@@ -241,7 +245,7 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         if not conv and not widens_input(layer):  # the int8 input read directly: zero point folded into the bias
             folded = wrap_int32(np.asarray(layer.bias, dtype=np.int64)
                                 - in_t.zero_point * layer.filter_matrix.astype(np.int64).sum(axis=1))
-            q0 = f"{p}_bias, {p}_mult, {p}_shift, 0, {layer.result_t.zero_point}, {layer.act_min}, {layer.act_max}"
+            q0 = f"{p}_bias, {p}_mult, {p}_shift, 0, {out_zp}, {layer.act_min}, {layer.act_max}"
             return ([arrays[0], _array("int32_t", f"{p}_bias", folded), *common[1:]],
                     f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, {p}_w, {q0}, "
                     "(int16_t *)0);")
@@ -260,11 +264,11 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         pixels, in_c = (1, layer.filter_matrix.shape[1]) if not conv else (oh * ow, ic)
         return ([*arrays, _array("int32_t", f"{p}_folded", folded), *common[1:]],
                 f"hwp_pw_sparse_s8({src}, {dst}, {pixels}, {in_c}, {layer.out_channels if conv else layer.out_features}, "
-                f"{weights}, {p}_folded, {p}_mult, {p}_shift, {layer.result_t.zero_point}, {layer.act_min}, "
+                f"{weights}, {p}_folded, {p}_mult, {p}_shift, {out_zp}, {layer.act_min}, "
                 f"{layer.act_max});")
-    arrays += common
+    arrays += plain
     return arrays, (f"hwp_conv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {geometry}, {mult}, {weights}, "
-                    f"{q});")
+                    f"{q_plain});")
 
 
 def weighted_arrays(graph: Graph, layer) -> list[str]:

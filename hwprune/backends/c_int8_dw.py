@@ -3,11 +3,10 @@ one filter per channel and stride 1 or 2, and the proof that its requantization 
 
 The kernel accumulates twice the reference's int32 sum (weights and bias doubled) and
 requantizes with one SMMLAR and one shift: ``(SMMLAR(2 acc, m, A)) >> e`` with
-``A = 2^(e-1) + out_zp 2^e`` (minus ``[acc < 0]`` unless ``out_zp <= act_min``). That equals
-TFLM's MultiplyByQuantizedMultiplier plus the output zero point when no int32 step can wrap:
-``depthwise_plan`` bounds the doubled sum from the weights, the bias and the input range and
-returns None (the layer keeps ``hwp_dwconv_s8``) where a bound fails, a multiplier is
-negative or a shift is left (> 0), and for outputs of at most 3x3 pixels (measured on
+``A = 2^(e-1) + out_zp 2^e`` (minus ``[acc < 0]`` unless ``out_zp <= act_min``), the form and
+the proof of ``c_int8_rq.smmlar_terms``. ``depthwise_plan`` returns None (the layer keeps
+``hwp_dwconv_s8``) where that form is not exact (a bound fails, a multiplier is negative or a
+shift is left), and for outputs of at most 3x3 pixels (measured on
 MobileNet's last layers: the per-row costs of the ring outweigh the MACs there).
 """
 
@@ -18,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwprune.backends.c import arena
+from hwprune.backends.c_int8_rq import acc_bound, smmlar_terms
 
-INT32_MAX = (1 << 31) - 1
 RING_GROWTH = 1 / 16  # the most a ring may grow the arena by: this share of it ...
 RING_FLOOR = 256  # ... or these bytes, the more of the two
 
@@ -85,22 +84,14 @@ def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = N
         return None
     if out_shape[0] * out_shape[1] <= 9:  # 3x3 outputs or fewer: the rows' fixed costs outweigh the MACs
         return None
-    mult = np.asarray(layer.out_multiplier, dtype=np.int64)
-    e = -np.asarray(layer.out_shift, dtype=np.int64)
-    if np.any(mult < 0) or np.any(e < 0) or np.any(e > 31):
-        return None
     w = np.asarray(layer.weight[..., 0], dtype=np.int64).reshape(c, 3, 3)
     bias = np.asarray(layer.bias, dtype=np.int64)
-    zp, out_zp = int(in_t.zero_point), int(layer.result_t.zero_point)
-    x_max = max(127 - zp, zp + 128)
-    acc_bound = np.abs(bias) + np.abs(w).reshape(c, -1).sum(axis=1) * x_max  # |acc| per channel
-    neg = out_zp > layer.act_min
-    if neg and np.any(e == 0):  # the tie term exists only for e >= 1
+    zp = int(in_t.zero_point)
+    terms = smmlar_terms(layer.out_multiplier, layer.out_shift, int(layer.result_t.zero_point), layer.act_min,
+                         acc_bound(w, bias, max(127 - zp, zp + 128)))
+    if terms is None:
         return None
-    rounding = np.where(e > 0, np.left_shift(1, np.maximum(e - 1, 0)), 0)
-    a = rounding + out_zp * np.left_shift(1, e)
-    if np.any(2 * acc_bound > INT32_MAX) or np.any(np.abs(a) + acc_bound + 2 > INT32_MAX):
-        return None
+    mult = np.asarray(layer.out_multiplier, dtype=np.int64)
     out_h = out_shape[0]
     if transposed is None:
         transposed = _cycles(out_w, out_h, spill=False) < _cycles(out_h, out_w, spill=True)
@@ -110,12 +101,12 @@ def depthwise_plan(layer, in_t, in_shape, out_shape, transposed: bool | None = N
     if transposed:
         w = w.transpose(0, 2, 1)
     words = np.stack([_pair(2 * w[:, r, lo], 2 * w[:, r, lo + 1]) for r in range(3) for lo in (0, 1)], axis=1)
-    table = np.concatenate([words, np.stack([2 * bias, mult, a, e], axis=1)], axis=1)
+    table = np.concatenate([words, np.stack([2 * bias, mult, terms.a, terms.e], axis=1)], axis=1)
     if transposed:
         geometry = (in_h, out_h, layer.stride[0], layer.padding[0][0])
     else:
         geometry = (in_w, out_w, layer.stride[1], layer.padding[1][0])
-    return DepthwisePlan(table.astype(np.int64), bool(neg), bool(transposed), *geometry)
+    return DepthwisePlan(table.astype(np.int64), terms.tie, bool(transposed), *geometry)
 
 
 def _strip(plan: DepthwisePlan, channels: int, budget: int) -> int:

@@ -43,7 +43,7 @@ static inline int8_t hwp_clamp(int32_t v, int32_t lo, int32_t hi) {
 /* FULLY_CONNECTED: rows of nonzero weights only (zero weights are skipped: ``cols``/``vals``
  * hold each output's nonzero weights, ``start`` where each output's begin). */
 HWP_KERNEL void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t *start, const uint16_t *cols,
-                      const int8_t *vals, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                      const int8_t *vals, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                       int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
     for (int o = 0; o < n_out; o++) {
         int32_t acc = bias[o];
@@ -57,7 +57,7 @@ HWP_KERNEL void hwp_fc_s8(const int8_t *x, int8_t *y, int n_out, const uint32_t 
 HWP_KERNEL void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
                         int stride_h, int stride_w, int pad_t, int pad_l, int depth_mult, const uint32_t *start,
                         const uint16_t *taps, const int8_t *vals, const int32_t *bias, const int32_t *mult,
-                        const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
+                        const int32_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
     for (int oy = 0; oy < out_h; oy++) {
         for (int ox = 0; ox < out_w; ox++) {
             int y0 = oy * stride_h - pad_t, x0 = ox * stride_w - pad_l;
@@ -82,7 +82,7 @@ HWP_KERNEL void hwp_conv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int 
 HWP_KERNEL void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                      int depth_mult, const int8_t *w, const int32_t *bias, const int32_t *mult,
-                                     const int8_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
+                                     const int32_t *shift, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
     int cin = depth_mult ? 1 : in_c;
     for (int oy = 0; oy < out_h; oy++) {
         for (int ox = 0; ox < out_w; ox++) {
@@ -121,7 +121,7 @@ HWP_KERNEL void hwp_conv_dense_scalar_s8(const int8_t *x, int8_t *y, int in_h, i
  * hwprune_int8_dsp.h). */
 HWP_KERNEL void hwp_pw_sparse_s8(const int8_t *x, int8_t *y, int pixels, int in_c, int out_c,
                                  const uint32_t *start, const uint16_t *cols, const int8_t *vals,
-                                 const int32_t *folded, const int32_t *mult, const int8_t *shift, int32_t out_zp,
+                                 const int32_t *folded, const int32_t *mult, const int32_t *shift, int32_t out_zp,
                                  int32_t lo, int32_t hi) {
     int p = 0;
     for (; p + 4 <= pixels; p += 4) {

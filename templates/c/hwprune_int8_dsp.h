@@ -61,7 +61,41 @@ static inline int32_t hwp_ssat8(int32_t a) { return a < -128 ? -128 : (a > 127 ?
  * case of SaturatingRoundingDoublingHighMul cannot occur, and RoundingDivideByPOT by
  * e = max(-shift, 0) adds one when the remainder exceeds (mask >> 1) + (x < 0), which
  * for e = 0 (mask 0) never holds. */
+/* out_zp values that select hwp_rq's folded form (backends/c_int8_rq.py, which proves it exact
+ * for the layer at export): shift holds A << 8 | e, and the result is SMMLAR(2 acc, m, A) >> e,
+ * A = 2^(e-1) + out_zp 2^e, minus [acc < 0] for HWP_RQ_FOLDED_TIE. At an inlined call out_zp
+ * is a constant, so only one form is compiled. */
+#define HWP_RQ_FOLDED 256
+#define HWP_RQ_FOLDED_TIE 257
+
+static inline int32_t hwp_rq_smmlar(int32_t a, int32_t b, int32_t acc) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    uint64_t sum = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * b) + 0x80000000u;
+    return (int32_t)(uint32_t)(sum >> 32);
+#endif
+}
+
 static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi) {
+    if (out_zp >= HWP_RQ_FOLDED) {
+        int32_t a = shift >> 8;
+        if (out_zp == HWP_RQ_FOLDED_TIE) a += acc >> 31;
+        int32_t h = hwp_rq_smmlar((int32_t)((uint32_t)acc << 1), multiplier, a);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+        /* ASR by a register reads its low byte: e itself, without masking the word */
+        __asm__("asr %0, %0, %1" : "+r"(h) : "r"(shift));
+        int32_t v = hwp_ssat8(h);
+#else
+        int32_t v = h >> (shift & 0xff);
+        v = v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
+        if (lo > -128 && v < lo) v = lo;
+        if (hi < 127 && v > hi) v = hi;
+        return (int8_t)v;
+    }
 #if HWP_SIMD
     /* DSP cores, shift in [-31, -2] (e = -shift >= 2; convolutions' usual case) and multiplier
      * >= 0: both roundings in one 64-bit multiply-accumulate (SMLAL) and one shift. With

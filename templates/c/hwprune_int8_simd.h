@@ -55,7 +55,7 @@ static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
  * input as it goes (a cycle more per 16 MACs, no RAM): in_zp must then be 0, the zero point
  * folded into ``bias`` at export (bias - in_zp * sum(w), exact in wrapping int32). */
 HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out, const int8_t *w,
-                                   const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
+                                   const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t in_zp,
                                    int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
     int o, full = n_out & ~3;
 #if HWP_SIMD
@@ -109,7 +109,7 @@ HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out,
  * output channels per pass over them. */
 HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                                     const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                                     const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                      int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
     int k_all = kh * kw * in_c, pixels = out_h * out_w;
 #if HWP_SIMD
@@ -211,7 +211,7 @@ static inline void hwp_im2col_k4(const int8_t *x, int16_t *col, int8_t *stage, i
  * MACs. Otherwise as hwp_conv_dense_s8. */
 HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                               const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                               const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
     int k4 = (kh * kw * in_c + 3) & ~3, pixels = out_h * out_w;
 #if HWP_SIMD
@@ -293,7 +293,7 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
  * the padding are skipped (they add nothing). */
 HWP_KERNEL void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int out_h, int out_w, int kh,
                                  int kw, int stride_h, int stride_w, int pad_t, int pad_l, const int16_t *w,
-                                 const int32_t *bias, const int32_t *mult, const int8_t *shift, int32_t in_zp,
+                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t in_zp,
                                  int32_t out_zp, int32_t lo, int32_t hi) {
     int taps = kh * kw, c4 = c & ~3;
     const int16_t *w_tail = w + taps * c4;

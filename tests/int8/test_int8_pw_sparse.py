@@ -60,7 +60,7 @@ def _case(index, graph, x):
     cout, out_t, p = matrix.shape[0], layer.result_t, f"c{index}_"
     return (_c_array("uint32_t", f"{p}start", starts) + _c_array("uint16_t", f"{p}cols", cols)
             + _c_array("int8_t", f"{p}vals", vals) + _c_array("int32_t", f"{p}folded", folded)
-            + _c_array("int32_t", f"{p}mult", layer.out_multiplier) + _c_array("int8_t", f"{p}shift", layer.out_shift)
+            + _c_array("int32_t", f"{p}mult", layer.out_multiplier) + _c_array("int32_t", f"{p}shift", layer.out_shift)
             + _c_array("int8_t", f"{p}x", x) +
             f"static void case{index}(void) {{\n    static int8_t y[{pixels * cout}];\n"
             f"    for (int v = 0; v < {len(x)}; v++) {{\n"

@@ -181,3 +181,78 @@ def test_requantization_c_equals_reference_on_edge_values(tmp_path):
         bad = np.flatnonzero(usable & (got[:, 1] != np.clip(want, -128, 127)))
         assert not len(bad), (defines, [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 1]), int(want[i]))
                                         for i in bad[:5]])
+
+
+def test_folded_requantization_equals_reference(tmp_path):
+    """hwp_rq's folded form (one SMMLAR: backends/c_int8_rq.py), built plainly and with the DSP
+    kernels in C, against the reference on the sums its bound allows: each channel's extremes
+    +-bound, zero, -1, and sums whose first rounding lands on a tie of the second or beside it,
+    with and without the tie term (out_zp above act_min, and equal to it under a ReLU clamp).
+    The Cortex-M4's assembly runs the same form in the MLPerf Tiny and int8 chain tests."""
+    from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, acc_bound, smmlar_terms
+    from hwprune.harness.build import HOST_FLAGS, find_cc
+
+    rng = np.random.default_rng(11)
+    cases = []  # (acc, multiplier, shift, out_zp, act_min)
+    for out_zp, act_min in ((-5, -128), (17, -128), (-128, -128), (-3, -3), (40, 40)):
+        c = 40
+        w = rng.integers(-127, 128, size=(c, 64))
+        bias = rng.integers(-2 ** 16, 2 ** 16, size=c)
+        bound = acc_bound(w, bias, 255)
+        mult = rng.integers(2 ** 30, 2 ** 31, size=c)
+        mult[:2] = (0, 2 ** 30)
+        shift = -rng.integers(1, 16, size=c)
+        terms = smmlar_terms(mult, shift, out_zp, act_min, bound)
+        assert terms is not None and terms.tie == (out_zp > act_min)
+        for o in range(c):
+            b = int(bound[o])
+            e = int(-shift[o])
+            accs = [b, -b, 0, -1, 1] + list(rng.integers(-b, b + 1, size=20))
+            if mult[o] == 2 ** 30:  # x = (acc + 1) >> 1: ties x = +-(2k + 1) 2^(e-1), and beside them
+                for k in range(4):
+                    for d in (-1, 0, 1):
+                        x = ((2 * k + 1) << (e - 1)) + d
+                        accs += [2 * x - 1, -2 * x - 1]
+            cases += [(a, int(mult[o]), int(terms.words()[o]), int(shift[o]), out_zp, act_min,
+                       HWP_RQ_FOLDED + int(terms.tie)) for a in accs if abs(a) <= b]
+    rows = ",".join(f"{{{a},{m},{wd},{z},{lo}}}" for a, m, wd, _, _, lo, z in cases)
+    source = tmp_path / "rqf.c"
+    source.write_text(f'#include <stdio.h>\n#include "hwprune_int8.h"\nstatic const long long v[][5] = {{{rows}}};\n'
+                      "int main(void) { for (unsigned i = 0; i < sizeof v / sizeof v[0]; i++) printf(\"%ld\\n\", "
+                      "(long)hwp_rq((int32_t)v[i][0], (int32_t)v[i][1], (int32_t)v[i][2], (int32_t)v[i][3], "
+                      "(int32_t)v[i][4], 127)); return 0; }\n")
+    want = np.array([min(max(int(multiply_by_quantized_multiplier(np.array([a]), m, s)[0]) + zp, lo), 127)
+                     for a, m, _, s, zp, lo, _ in cases])
+    assert len(cases) > 5000 and len(set(want.tolist())) > 200
+    for defines in ((), PORTABLE):
+        exe = tmp_path / f"rqf{len(defines)}"
+        subprocess.run([*find_cc().command, *HOST_FLAGS, *(f"-D{d}" for d in defines), "-I",
+                        str(templates_dir() / "c"), "-o", str(exe), str(source)], check=True, capture_output=True,
+                       timeout=120)
+        got = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                                                        check=True).stdout.split()])
+        bad = np.flatnonzero(got != want)
+        assert not len(bad), (defines, [(cases[i][0], cases[i][1], cases[i][3], cases[i][4], int(got[i]), int(want[i]))
+                                        for i in bad[:5]])
+
+
+def test_folded_requantization_refused_where_a_step_could_wrap():
+    """rq_arrays keeps TFLite's shifts and the output zero point where the folded form is not
+    exact: a sum whose double could wrap, a left shift, a tie term with e = 0, an A too wide."""
+    from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, rq_arrays
+
+    out_t = Int8Affine(0.1, -5)
+    in_t = Int8Affine(0.05, 3)
+
+    def layer(bias, shift, act_min=-128):
+        mult = np.full(2, 2 ** 30 + 12345)
+        return Int8Dense("fc", weight=np.full((2, 8), 100), bias=np.asarray(bias), inputs=("x",), **int8_types(out_t),
+                         weight_scale=np.full(2, 0.01), out_multiplier=mult, out_shift=np.asarray(shift),
+                         act_min=act_min, act_max=127)
+
+    words, zp = rq_arrays(layer([10, -10], [-7, -9]), in_t)
+    assert zp == HWP_RQ_FOLDED + 1 and list(words & 0xFF) == [7, 9]  # out_zp -5 > act_min -128: the tie term
+    assert rq_arrays(layer([10, -10], [-7, -9], act_min=-5), in_t)[1] == HWP_RQ_FOLDED
+    for bias, shift in (([2 ** 30, 0], [-7, -7]), ([0, 0], [1, -7]), ([0, 0], [0, -7]), ([0, 0], [-22, -7])):
+        shifts, zp = rq_arrays(layer(bias, shift), in_t)
+        assert zp == -5 and list(shifts) == shift, (bias, shift)
