@@ -18,6 +18,7 @@ from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
+from tests.int8.conftest import differences, run_on_mcu
 
 PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 # (input channels, output channels, kernel, stride, padding ((top, bottom), (left, right)), input h x w)
@@ -61,12 +62,6 @@ def _inputs(graph, n):
     return x
 
 
-def _mismatch(name, got, want):
-    bad = np.argwhere(got != want)
-    return (f"{name}: {len(bad)} of {want.size} outputs differ; first (index, got, want): "
-            f"{[(tuple(int(i) for i in b), int(got[tuple(b)]), int(want[tuple(b)])) for b in bad[:5]]}")
-
-
 def test_padded_filters_append_zeros_up_to_words():
     m = np.arange(2 * 27).reshape(2, 27) + 1
     padded = padded_filters(m)
@@ -89,20 +84,11 @@ def test_host_c_simd_and_scalar_equal_reference(tmp_path, graph):
 
 
 def test_firmware_equals_reference_and_charges_each_layer(tmp_path):
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     for graph in (GRAPHS[0], GRAPHS[2], GRAPHS[4], GRAPHS[7], GRAPHS[8]):
         x = _inputs(graph, 3)
-        write_int8_c(graph, tmp_path / graph.name / "c")
-        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, "stm32l4r5")
+        run = run_on_mcu(graph, x, tmp_path / graph.name)
         want = reference.run(graph, x)
-        assert np.array_equal(run.outputs, want), _mismatch(graph.name, run.outputs, want)
+        assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)
         # one column per layer, then predict's own code and the harness; together the whole run
         assert run.layer_cycles.shape == (len(graph.layers) + 2,)
         assert run.layer_cycles.sum() == pytest.approx(run.cycles)

@@ -21,6 +21,7 @@ from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
 from hwprune.paths import templates_dir
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers, multiply_by_quantized_multiplier
+from tests.int8.conftest import differences, run_on_mcu
 
 PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 
@@ -119,22 +120,11 @@ def test_firmware_kernels_equal_reference(tmp_path, target, graphs):
     """The graphs cross-built (-Wall -Wextra -Werror) for the Cortex-M4 (SXTB16/SMLAD, the
     written-out loops; every graph), the M0+ (no DSP extension: the scalar kernels over the
     same weight layouts), the M33 and the M7 (DSP, one graph each)."""
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     for graph in graphs:
         x = _inputs(graph, 3)
-        write_int8_c(graph, tmp_path / graph.name / "c")
-        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, target)
+        run = run_on_mcu(graph, x, tmp_path / graph.name, target)
         want = reference.run(graph, x)
-        bad = np.argwhere(run.outputs != want)
-        assert not len(bad), f"{graph.name}: {len(bad)} outputs differ, first {[tuple(b) for b in bad[:3]]}: " \
-            f"{[(int(run.outputs[tuple(b)]), int(want[tuple(b)])) for b in bad[:3]]}"
+        assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)
 
 
 def test_requantization_c_equals_reference_on_edge_values(tmp_path):
