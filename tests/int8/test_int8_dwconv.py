@@ -17,9 +17,8 @@ from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
-from tests.int8.conftest import differences, run_on_mcu
+from tests.int8.conftest import PORTABLE, differences, run_on_mcu
 
-PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 IN_SCALE = 0.05
 
 

@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import k4_padded, layer_kernels, write_int8_c
+from hwprune.backends.c_int8 import k4_padded, layer_kernels
 from hwprune.backends.c_int8_layout import padded_filters
-from hwprune.harness.compare import compare
-from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
-from tests.int8.conftest import differences, run_on_mcu
+from tests.int8.conftest import differences, host_comparisons, run_on_mcu
 
-PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 # (input channels, output channels, kernel, stride, padding ((top, bottom), (left, right)), input h x w)
 SHAPES = (
     (1, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), (4, 5)),
@@ -76,10 +73,7 @@ def test_host_c_simd_and_scalar_equal_reference(tmp_path, graph):
     assert all(k4_padded(layer) for layer in graph.weighted_layers())
     assert layer_kernels(graph) == ["hwp_conv_k4_s8"]
     x = _inputs(graph, 10)
-    write_int8_c(graph, tmp_path / "c")
-    expected = reference.run(graph, x, trace=True)
-    for defines in (PORTABLE, ()):
-        result = compare(expected, run_host(graph, tmp_path / "c", x, tmp_path, defines), f"host {defines}")
+    for result in host_comparisons(graph, x, tmp_path):
         assert result.bit_exact, result.report()
 
 

@@ -17,9 +17,7 @@ from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.paths import templates_dir
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers, wrap_int32
-from tests.int8.conftest import differences, run_on_mcu
-
-PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
+from tests.int8.conftest import PORTABLE, differences, run_on_mcu
 
 
 def _pointwise(rng, name, pixels_hw, cin, cout, zeros, in_zp):
