@@ -19,10 +19,11 @@ import numpy as np
 from hwprune import children, reference
 from hwprune.backends.c import C_SOURCES, export_c, load_export, read_manifest
 from hwprune.bug_log import internal_error
-from hwprune.errors import DataError, OptionError, ToolchainError
+from hwprune.errors import DataError, ModelError, OptionError, ToolchainError
 from hwprune.harness.build import HOST_FLAGS, Compiler, compile_executable, find_cc
 from hwprune.ir.graph import Graph
 from hwprune.ir.fixed import Fixed
+from hwprune.ir.io import GRAPH_FILE, load_graph
 from hwprune.paths import templates_dir
 from hwprune.tempdirs import process_dir, temp_dir
 
@@ -51,6 +52,40 @@ class Engine(ABC):
 
     @abstractmethod
     def run(self, model: Model, x_int) -> EngineRun: ...
+
+
+class ExportFolderEngine(Engine):
+    """An engine that runs what one backend wrote into an export folder: ``DIR/<folder>/``
+    beside ``DIR/graph.json``, given ``DIR`` or its ``c/`` subfolder; skipped on an export
+    without it."""
+    folder: str = ""  # the subfolder it runs
+    backend: str = ""  # the ``export --backend`` that writes it
+    what: str = ""  # what the subfolder holds, in messages ("hls4ml project")
+    article: str = ""  # before ``what`` where a message needs one ("an ")
+
+    def find(self, model: Model) -> Path:
+        """The subfolder this engine runs, given an export folder or its ``c/`` subfolder."""
+        if isinstance(model, Graph):
+            raise ModelError(f"the {self.name} engine runs an export folder with {self.article}{self.what}, "
+                             f"not a bare graph")
+        path = Path(model)
+        for root in (path, path.parent):
+            if (root / self.folder).is_dir() and (root / GRAPH_FILE).is_file():
+                return root / self.folder
+        raise ModelError(f"{path}: no {self.what}; export with --backend {self.backend}")
+
+    def skip_reason(self, export_dir) -> str:
+        try:
+            self.find(export_dir)
+        except ModelError:
+            return f"no {self.what} in this export (export with --backend {self.backend})"
+        return ""
+
+    def locate(self, model: Model, x_int) -> tuple[Path, Graph, np.ndarray]:
+        """(the subfolder, the export's graph, ``x_int`` checked against it)."""
+        folder = self.find(model)
+        graph = load_graph(folder.parent)
+        return folder, graph, check_inputs(graph, x_int)
 
 
 def check_inputs(graph: Graph, x_int) -> np.ndarray:
@@ -213,6 +248,6 @@ register_engine(ReferenceEngine.name, ReferenceEngine)
 register_engine(HostCEngine.name, HostCEngine)
 
 __all__ = [
-    "Engine", "EngineRun", "ReferenceEngine", "HostCEngine", "ENGINES", "register_engine", "get_engine",
-    "available_engines", "check_inputs", "build_host_driver",
+    "Engine", "EngineRun", "ExportFolderEngine", "ReferenceEngine", "HostCEngine", "ENGINES", "register_engine",
+    "get_engine", "available_engines", "check_inputs", "build_host_driver",
 ]

@@ -24,28 +24,16 @@ import numpy as np
 from hwprune import cachedir, children, reference
 from hwprune.backends.hls4ml.project import export_hls4ml, read_summary
 from hwprune.bug_log import internal_error
-from hwprune.errors import ModelError, ToolchainError
-from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
+from hwprune.errors import ToolchainError
+from hwprune.harness.engines import EngineRun, ExportFolderEngine, register_engine
 from hwprune.hls4ml_options import options_from_json
 from hwprune.ir.graph import Graph
-from hwprune.ir.io import GRAPH_FILE, load_graph
 from hwprune.ir.fixed import from_grid, to_real
 from hwprune.tempdirs import temp_dir
 
 PROJECT_DIR = "hls4ml"
 BUILD_TIMEOUT_S = 1800
 RUN_TIMEOUT_S = 600
-
-
-def find_project(model) -> Path:
-    """The hls4ml project of an export folder, given the folder or its ``c/`` subfolder."""
-    if isinstance(model, Graph):
-        raise ModelError("the hls4ml engine runs an export folder with an hls4ml project, not a bare graph")
-    path = Path(model)
-    for root in (path, path.parent):
-        if (root / PROJECT_DIR).is_dir() and (root / GRAPH_FILE).is_file():
-            return root / PROJECT_DIR
-    raise ModelError(f"{path}: no hls4ml project; export with --backend hls4ml")
 
 
 def cache_root() -> Path:
@@ -125,26 +113,18 @@ def build_library(project: Path, summary: dict) -> tuple[Path, Path]:
     return libraries[0], final
 
 
-class Hls4mlEngine(Engine):
+class Hls4mlEngine(ExportFolderEngine):
     name = "hls4ml"
     description = "the export's hls4ml project, compiled with g++ and run (C simulation)"
+    folder, backend, what, article = PROJECT_DIR, "hls4ml", "hls4ml project", "an "
 
     def unavailable_reason(self) -> str:
         if not shutil.which("g++"):
             return "g++ is not on PATH (Debian: apt-get install g++); hls4ml's C simulation needs it"
         return ""
 
-    def skip_reason(self, export_dir) -> str:
-        try:
-            find_project(export_dir)
-        except ModelError:
-            return "no hls4ml project in this export (export with --backend hls4ml)"
-        return ""
-
     def run(self, model, x_int) -> EngineRun:
-        project = find_project(model)
-        graph = load_graph(project.parent)
-        x = check_inputs(graph, x_int)
+        project, graph, x = self.locate(model, x_int)
         summary = read_summary(project)
         library, workdir = build_library(project, summary)
         y = _simulate(project, summary, library, workdir, graph, x)

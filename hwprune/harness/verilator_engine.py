@@ -25,25 +25,12 @@ from hwprune.backends.rtl.project import MAX_VECTORS_IN_TESTBENCH, hex_lines
 from hwprune.backends.rtl.trace import pack, unpack
 from hwprune.errors import ModelError, ToolchainError
 from hwprune.exportdir import read_rtl_summary
-from hwprune.harness.engines import Engine, EngineRun, check_inputs, register_engine
+from hwprune.harness.engines import EngineRun, ExportFolderEngine, register_engine
 from hwprune.harness.hls4ml_engine import cache_root
-from hwprune.ir.graph import Graph
-from hwprune.ir.io import GRAPH_FILE, load_graph
 from hwprune.tempdirs import temp_dir
 
 BUILD_TIMEOUT_S = 3600
 RUN_TIMEOUT_S = 1800
-
-
-def find_rtl(model) -> Path:
-    """The RTL folder of an export, given the folder or its ``c/`` subfolder."""
-    if isinstance(model, Graph):
-        raise ModelError("the verilator engine runs an export folder with RTL, not a bare graph")
-    path = Path(model)
-    for root in (path, path.parent):
-        if (root / RTL_DIR).is_dir() and (root / GRAPH_FILE).is_file():
-            return root / RTL_DIR
-    raise ModelError(f"{path}: no RTL; export with --backend rtl")
 
 
 def verilator_path() -> str | None:
@@ -120,26 +107,18 @@ def simulate(exe: Path, words: list[int], summary: dict) -> list[int]:
     return out
 
 
-class VerilatorEngine(Engine):
+class VerilatorEngine(ExportFolderEngine):
     name = "verilator"
     description = "the export's RTL simulated cycle by cycle with Verilator (its testbench, one vector per clock)"
+    folder, backend, what = RTL_DIR, "rtl", "RTL"
 
     def unavailable_reason(self) -> str:
         if verilator_path() is None:
             return "verilator is not on PATH (Debian/Ubuntu: apt-get install verilator; 5.x for --binary)"
         return ""
 
-    def skip_reason(self, export_dir) -> str:
-        try:
-            find_rtl(export_dir)
-        except ModelError:
-            return "no RTL in this export (export with --backend rtl)"
-        return ""
-
     def run(self, model, x_int) -> EngineRun:
-        rtl = find_rtl(model)
-        graph = load_graph(rtl.parent)
-        x = check_inputs(graph, x_int)
+        rtl, graph, x = self.locate(model, x_int)
         summary = read_rtl_summary(rtl)
         in_ports = [Port.from_json(p) for p in summary["inputs"]]
         out_ports = [Port.from_json(p) for p in summary["outputs"]]

@@ -17,8 +17,8 @@ from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
+from tests.int8.conftest import PORTABLE, differences, run_on_mcu
 
-PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 IN_SCALE = 0.05
 
 
@@ -78,12 +78,6 @@ def _plans(graph):
                            graph.shape_of(layer.name)) for layer in graph.layers]
 
 
-def _mismatches(name, got, want):
-    bad = np.argwhere(got != want)
-    return f"{name}: {len(bad)} of {want.size} differ; first (index, got, want): " + ", ".join(
-        f"({tuple(int(i) for i in b)}, {int(got[tuple(b)])}, {int(want[tuple(b)])})" for b in bad[:5])
-
-
 def test_the_kernel_takes_every_3x3_layer_in_bounds_and_narrow_images_run_transposed():
     wide, narrow = _plans(GRAPHS[4]), _plans(GRAPHS[-1])
     assert [p is not None for p in wide] == [True, True, True, False, False]  # d3 has 2x3 outputs
@@ -102,21 +96,12 @@ def test_host_c_equals_reference_on_every_layer(tmp_path, graph):
     for defines in (PORTABLE, ()):
         for name, got in run_host(graph, tmp_path / "c", x, tmp_path, defines):
             want = expected[name]
-            assert np.array_equal(got, want), f"host {defines} " + _mismatches(name, got, want)
+            assert np.array_equal(got, want), differences(f"host {defines} {name}", got, want)
 
 
 @pytest.mark.parametrize("graph", [GRAPHS[3], GRAPHS[4], GRAPHS[-1]], ids=lambda g: g.name)
 def test_cortex_m4_equals_reference(tmp_path, graph):
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     x = _inputs(graph, 3)
-    write_int8_c(graph, tmp_path / "c")
-    run = run_mcu(graph, tmp_path / "c", x, tmp_path, "stm32l4r5")
+    run = run_on_mcu(graph, x, tmp_path)
     want = reference.run(graph, x)
-    assert np.array_equal(run.outputs, want), _mismatches(graph.name, run.outputs, want)
+    assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)

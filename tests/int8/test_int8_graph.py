@@ -15,6 +15,7 @@ from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Add, Int8Conv2D, int8_types
 from hwprune.ir.io import load_graph, save_graph
 from hwprune.ir.int8_types import Int8Affine, activation_range, add_int8, add_params, conv_multipliers
+from tests.int8.conftest import run_on_mcu
 
 IN_T = Int8Affine(0.05, -3)
 
@@ -105,17 +106,8 @@ def test_large_adds_read_operand_tables_and_equal_the_reference(tmp_path):
 
 @pytest.mark.parametrize("shape", [(6, 5, 3), (24, 16, 3)])
 def test_cortex_m4_firmware_runs_the_residual_graph(tmp_path, shape):
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     graph = _residual(np.random.default_rng(3), shape)
     x = _inputs(graph, 3)
-    write_int8_c(graph, tmp_path / "c")
-    run = run_mcu(graph, tmp_path / "c", x, tmp_path)
+    run = run_on_mcu(graph, x, tmp_path)
     assert np.array_equal(run.outputs, reference.run(graph, x))
     assert run.static_ram_bytes >= plan_int8(graph).nbytes

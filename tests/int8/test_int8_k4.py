@@ -11,15 +11,13 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import k4_padded, layer_kernels, write_int8_c
+from hwprune.backends.c_int8 import k4_padded, layer_kernels
 from hwprune.backends.c_int8_layout import padded_filters
-from hwprune.harness.compare import compare
-from hwprune.harness.host_int8 import run_host
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
+from tests.int8.conftest import differences, host_comparisons, run_on_mcu
 
-PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
 # (input channels, output channels, kernel, stride, padding ((top, bottom), (left, right)), input h x w)
 SHAPES = (
     (1, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), (4, 5)),
@@ -61,12 +59,6 @@ def _inputs(graph, n):
     return x
 
 
-def _mismatch(name, got, want):
-    bad = np.argwhere(got != want)
-    return (f"{name}: {len(bad)} of {want.size} outputs differ; first (index, got, want): "
-            f"{[(tuple(int(i) for i in b), int(got[tuple(b)]), int(want[tuple(b)])) for b in bad[:5]]}")
-
-
 def test_padded_filters_append_zeros_up_to_words():
     m = np.arange(2 * 27).reshape(2, 27) + 1
     padded = padded_filters(m)
@@ -81,28 +73,16 @@ def test_host_c_simd_and_scalar_equal_reference(tmp_path, graph):
     assert all(k4_padded(layer) for layer in graph.weighted_layers())
     assert layer_kernels(graph) == ["hwp_conv_k4_s8"]
     x = _inputs(graph, 10)
-    write_int8_c(graph, tmp_path / "c")
-    expected = reference.run(graph, x, trace=True)
-    for defines in (PORTABLE, ()):
-        result = compare(expected, run_host(graph, tmp_path / "c", x, tmp_path, defines), f"host {defines}")
+    for result in host_comparisons(graph, x, tmp_path):
         assert result.bit_exact, result.report()
 
 
 def test_firmware_equals_reference_and_charges_each_layer(tmp_path):
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     for graph in (GRAPHS[0], GRAPHS[2], GRAPHS[4], GRAPHS[7], GRAPHS[8]):
         x = _inputs(graph, 3)
-        write_int8_c(graph, tmp_path / graph.name / "c")
-        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, "stm32l4r5")
+        run = run_on_mcu(graph, x, tmp_path / graph.name)
         want = reference.run(graph, x)
-        assert np.array_equal(run.outputs, want), _mismatch(graph.name, run.outputs, want)
+        assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)
         # one column per layer, then predict's own code and the harness; together the whole run
         assert run.layer_cycles.shape == (len(graph.layers) + 2,)
         assert run.layer_cycles.sum() == pytest.approx(run.cycles)

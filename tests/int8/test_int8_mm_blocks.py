@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import stored_dense, widens_input, write_int8_c
-from hwprune.harness.compare import compare
-from hwprune.harness.host_int8 import run_host
+from hwprune.backends.c_int8 import stored_dense, widens_input
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
+from tests.int8.conftest import differences, host_comparisons, run_on_mcu
 
 IN_SCALE = 0.05
 FC_WIDTHS = (17, 9, 1, 8, 2, 7, 3, 6, 4, 5, 13, 11, 16, 15, 12, 14, 10, 95, 96, 100, 9, 131, 140, 5, 200, 4, 260,
@@ -68,12 +67,6 @@ def _inputs(graph, n):
     return x
 
 
-def _differences(got, want, what):
-    bad = np.argwhere(got != want)
-    return f"{what}: {len(bad)} of {want.size} differ: " + ", ".join(
-        f"{tuple(int(i) for i in idx)} got {int(got[tuple(idx)])} want {int(want[tuple(idx)])}" for idx in bad[:8])
-
-
 def test_chains_reach_every_block_and_store_dense():
     """Every layer runs the dense kernels, and the long rows reach the loops and each remainder."""
     for graph in GRAPHS:
@@ -98,25 +91,13 @@ def test_chains_reach_every_block_and_store_dense():
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
 def test_host_c_equals_reference_on_every_layer(tmp_path, graph):
     x = _inputs(graph, 6)
-    write_int8_c(graph, tmp_path / "c")
-    expected = reference.run(graph, x, trace=True)
-    for defines in (("HWPRUNE_INT8_PORTABLE_SIMD",), ()):
-        result = compare(expected, run_host(graph, tmp_path / "c", x, tmp_path, defines), f"host {defines}")
+    for result in host_comparisons(graph, x, tmp_path):
         assert result.bit_exact, result.report()
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
 def test_cortex_m4_assembly_equals_reference(tmp_path, graph):
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     x = _inputs(graph, 2)
-    write_int8_c(graph, tmp_path / "c")
-    run = run_mcu(graph, tmp_path / "c", x, tmp_path, "stm32l4r5")
+    run = run_on_mcu(graph, x, tmp_path)
     want = reference.run(graph, x)
-    assert np.array_equal(run.outputs, want), _differences(run.outputs, want, graph.name)
+    assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)

@@ -9,17 +9,15 @@ element by element."""
 import subprocess
 
 import numpy as np
-import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import layer_kernels, write_int8_c
+from hwprune.backends.c_int8 import layer_kernels
 from hwprune.harness.build import HOST_FLAGS, find_cc
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.paths import templates_dir
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers, wrap_int32
-
-PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
+from tests.int8.conftest import PORTABLE, differences, run_on_mcu
 
 
 def _pointwise(rng, name, pixels_hw, cin, cout, zeros, in_zp):
@@ -69,12 +67,6 @@ def _case(index, graph, x):
             f"        for (int k = 0; k < {pixels * cout}; k++) printf(\"%d\\n\", y[k]);\n    }}\n}}\n")
 
 
-def _mismatch(name, got, want):
-    bad = np.argwhere(got != want)
-    return (f"{name}: {len(bad)} of {want.size} outputs differ; first (index, got, want): "
-            f"{[(tuple(int(i) for i in b), int(got[tuple(b)]), int(want[tuple(b)])) for b in bad[:5]]}")
-
-
 def _host_graphs():
     rng = np.random.default_rng(41)
     graphs = []
@@ -109,24 +101,15 @@ def test_kernel_on_host_equals_reference_on_awkward_shapes(tmp_path):
         for graph, want in zip(graphs, wants):
             got = out[offset:offset + want.size].reshape(want.shape)
             offset += want.size
-            assert np.array_equal(got, want), _mismatch(f"{graph.name} {defines}", got, want)
+            assert np.array_equal(got, want), differences(f"{graph.name} {defines}", got, want)
 
 
 def test_firmware_sparse_pointwise_equals_reference(tmp_path):
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     rng = np.random.default_rng(42)
     for hw, cin, cout in (((1, 5), 40, 7), ((3, 3), 48, 9), ((1, 7), 41, 3)):
         graph = _pointwise(rng, f"pwm{hw[0] * hw[1]}", hw, cin, cout, 0.95, int(rng.integers(-9, 9)))
         assert layer_kernels(graph) == ["hwp_pw_sparse_s8"]
         x = np.random.default_rng(9).integers(-128, 128, size=(3, *graph.input_shape))
-        write_int8_c(graph, tmp_path / graph.name / "c")
-        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, "stm32l4r5")
+        run = run_on_mcu(graph, x, tmp_path / graph.name)
         want = reference.run(graph, x)
-        assert np.array_equal(run.outputs, want), _mismatch(graph.name, run.outputs, want)
+        assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)

@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import write_int8_c
 from hwprune.backends.c_int8_layout import block_rows, depthwise_weights
-from hwprune.harness.host_int8 import run_host
-from hwprune.harness.compare import compare
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
 from hwprune.paths import templates_dir
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers, multiply_by_quantized_multiplier
-
-PORTABLE = ("HWPRUNE_INT8_PORTABLE_SIMD",)
+from tests.int8.conftest import PORTABLE, differences, host_comparisons, run_on_mcu
 
 
 def _types(rng, out_t, n):
@@ -104,10 +100,7 @@ def test_row_blocks_and_depthwise_order_hold_every_weight_once():
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
 def test_host_c_simd_and_scalar_equal_reference_on_every_tensor(tmp_path, graph):
     x = _inputs(graph, 12)
-    write_int8_c(graph, tmp_path / "c")
-    expected = reference.run(graph, x, trace=True)
-    for defines in (PORTABLE, ()):
-        result = compare(expected, run_host(graph, tmp_path / "c", x, tmp_path, defines), f"host {defines}")
+    for result in host_comparisons(graph, x, tmp_path):
         assert result.bit_exact, result.report()
         assert len(result.layers) == len(graph.layers)
 
@@ -119,22 +112,11 @@ def test_firmware_kernels_equal_reference(tmp_path, target, graphs):
     """The graphs cross-built (-Wall -Wextra -Werror) for the Cortex-M4 (SXTB16/SMLAD, the
     written-out loops; every graph), the M0+ (no DSP extension: the scalar kernels over the
     same weight layouts), the M33 and the M7 (DSP, one graph each)."""
-    from hwprune.errors import ToolchainError
-    from hwprune.harness.cross import find_cross_cc
-    from hwprune.harness.mcu_int8 import run_mcu
-
-    try:
-        find_cross_cc()
-    except ToolchainError as exc:
-        pytest.skip(str(exc))
     for graph in graphs:
         x = _inputs(graph, 3)
-        write_int8_c(graph, tmp_path / graph.name / "c")
-        run = run_mcu(graph, tmp_path / graph.name / "c", x, tmp_path / graph.name, target)
+        run = run_on_mcu(graph, x, tmp_path / graph.name, target)
         want = reference.run(graph, x)
-        bad = np.argwhere(run.outputs != want)
-        assert not len(bad), f"{graph.name}: {len(bad)} outputs differ, first {[tuple(b) for b in bad[:3]]}: " \
-            f"{[(int(run.outputs[tuple(b)]), int(want[tuple(b)])) for b in bad[:3]]}"
+        assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)
 
 
 def test_requantization_c_equals_reference_on_edge_values(tmp_path):
