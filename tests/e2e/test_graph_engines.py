@@ -77,7 +77,8 @@ def test_float_host_c_and_m4_equal_their_oracles(files, quantized, tmp_path):
     for key in (("resnet8", "keras", 8), ("mobilenetv2", "pt2", 16)):
         _, q, x = quantized[key]
         got = McuEngine(target="stm32l4r5").run(tmp_path / q.name, x).outputs
-        assert not first_difference(q, x, got.reshape(len(x), *q.output_shape)), key
+        problem = first_difference(q, x, got.reshape(len(x), *q.output_shape), "Cortex-M4")
+        assert not problem, (key, problem)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")

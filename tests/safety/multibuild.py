@@ -82,10 +82,12 @@ def build_and_run(graphs, inputs, root: Path, formats, flags=(*STRICT, "-O1")):
     return outputs
 
 
-def first_difference(graph, x, got) -> str:
+def first_difference(graph, x, got, engine: str = "host C") -> str:
+    """The first element where ``got`` (``engine``'s outputs) differs from the reference, named
+    by graph, vector and output; "" where they are equal."""
     want = reference.run(graph, x)
     if np.array_equal(want, got):
         return ""
     v, e = (int(i) for i in np.argwhere(want.reshape(len(x), -1) != got.reshape(len(x), -1))[0])
     return (f"{graph.name}: vector {v}, output {e}: reference {want.reshape(len(x), -1)[v, e]}, "
-            f"C {got.reshape(len(x), -1)[v, e]}\n{graph.summary()}")
+            f"{engine} {got.reshape(len(x), -1)[v, e]}\n{graph.summary()}")

@@ -98,7 +98,7 @@ def test_host_c_equals_the_reference_on_random_dags(compiler, tmp_path_factory, 
     assert not problems, "host C differs from the reference:\n" + "\n".join(problems[:1])
     m4 = run_models_on_mcu([root / g.name for g in graphs], inputs, target="stm32l4r5")
     ON_M4.append(len(m4))
-    problems = [p for p in (first_difference(g, x, y.reshape(len(x), *g.output_shape))
+    problems = [p for p in (first_difference(g, x, y.reshape(len(x), *g.output_shape), "Cortex-M4")
                             for g, x, y in zip(graphs, inputs, m4)) if p]
     assert not problems, "the M4 firmware differs from the reference:\n" + "\n".join(problems[:1])
 
