@@ -1,3 +1,4 @@
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ from hwprune.errors import ToolchainError
 from hwprune.harness.compare import Comparison, compare
 from hwprune.harness.cross import find_cross_cc
 from hwprune.harness.host_int8 import run_host
+from hwprune.harness.build import HOST_FLAGS, find_cc
 from hwprune.harness.mcu_int8 import Int8McuRun, run_mcu
+from hwprune.paths import templates_dir
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 #: the host C with the DSP instructions written in C
@@ -46,3 +49,13 @@ def run_on_mcu(graph, x: np.ndarray, folder: Path, target: str = "stm32l4r5") ->
         pytest.skip(str(exc))
     write_int8_c(graph, folder / "c")
     return run_mcu(graph, folder / "c", x, folder, target)
+
+
+def host_printed(source: Path, defines=(), timeout: int = 120) -> np.ndarray:
+    """The integers a C program ``source`` (which includes the int8 headers) prints, built for
+    the host with ``defines``."""
+    exe = source.with_name(f"{source.stem}{len(defines)}")
+    subprocess.run([*find_cc().command, *HOST_FLAGS, *(f"-D{d}" for d in defines), "-I", str(templates_dir() / "c"),
+                    "-o", str(exe), str(source)], check=True, capture_output=True, timeout=timeout)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=True).stdout
+    return np.array([int(v) for v in out.split()], dtype=np.int64)

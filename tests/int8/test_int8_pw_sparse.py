@@ -6,18 +6,15 @@ written in C and plainly; on the Cortex-M4 sparse 1x1 convolutions of 5, 7 and 9
 run as graphs (the backend stores them sparse). Each output equals the reference's,
 element by element."""
 
-import subprocess
 
 import numpy as np
 
 from hwprune import reference
 from hwprune.backends.c_int8 import layer_kernels
-from hwprune.harness.build import HOST_FLAGS, find_cc
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
-from hwprune.paths import templates_dir
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers, wrap_int32
-from tests.int8.conftest import PORTABLE, differences, run_on_mcu
+from tests.int8.conftest import PORTABLE, differences, host_printed, run_on_mcu
 
 
 def _pointwise(rng, name, pixels_hw, cin, cout, zeros, in_zp):
@@ -90,12 +87,7 @@ def test_kernel_on_host_equals_reference_on_awkward_shapes(tmp_path):
     source.write_text('#include <stdio.h>\n#include "hwprune_int8.h"\n' + "".join(cases) + "int main(void) {\n"
                       + "".join(f"    case{i}();\n" for i in range(len(graphs))) + "    return 0;\n}\n")
     for defines in (PORTABLE, ()):
-        exe = tmp_path / f"pw_sparse{len(defines)}"
-        subprocess.run([*find_cc().command, *HOST_FLAGS, *(f"-D{d}" for d in defines), "-I",
-                        str(templates_dir() / "c"), "-o", str(exe), str(source)], check=True, capture_output=True,
-                       timeout=300)
-        out = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
-                                                       check=True).stdout.split()])
+        out = host_printed(source, defines, timeout=300)
         assert out.size == sum(w.size for w in wants), f"{defines}: {out.size} outputs printed"
         offset = 0
         for graph, want in zip(graphs, wants):

@@ -7,18 +7,17 @@ with the DSP instructions written in C (HWPRUNE_INT8_PORTABLE_SIMD), in the host
 scalar kernels, and on the Cortex-M4 in the emulator; every layer's output is compared as
 integers. Two graphs hold mostly-zero layers (a sparse FC, 1x1 and 2x3 convolution). The requantization's C is checked against the reference on edge values."""
 
-import subprocess
 
 import numpy as np
 import pytest
 
 from hwprune import reference
 from hwprune.backends.c_int8_layout import block_rows, depthwise_weights
+from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, acc_bound, rq_arrays, smmlar_terms
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
-from hwprune.paths import templates_dir
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers, multiply_by_quantized_multiplier
-from tests.int8.conftest import PORTABLE, differences, host_comparisons, run_on_mcu
+from tests.int8.conftest import PORTABLE, differences, host_comparisons, host_printed, run_on_mcu
 
 
 def _types(rng, out_t, n):
@@ -124,8 +123,6 @@ def test_requantization_c_equals_reference_on_edge_values(tmp_path):
     with the DSP kernels in C (hwp_rq's one-multiply-accumulate path for shifts -31..-2): the
     int32 extremes, multipliers 0, 2^30, 2^31 - 1, and accumulators whose first rounding's
     result lands on a tie of the second (x = +-(2k + 1) 2^(e-1)) or one beside it."""
-    from hwprune.harness.build import HOST_FLAGS, find_cc
-
     rng = np.random.default_rng(1)
     edges = np.array([0, 1, -1, 2 ** 31 - 1, -2 ** 31, 2 ** 30, -2 ** 30, 12345, -12345], dtype=np.int64)
     acc = np.concatenate([edges, rng.integers(-2 ** 31, 2 ** 31, size=3000)])
@@ -149,12 +146,7 @@ def test_requantization_c_equals_reference_on_edge_values(tmp_path):
     want = np.array([int(multiply_by_quantized_multiplier(np.array([a]), int(m), int(s))[0])
                      for a, m, s in zip(acc, mult, shift)])
     for defines in ((), PORTABLE):
-        exe = tmp_path / f"rq{len(defines)}"
-        subprocess.run([*find_cc().command, *HOST_FLAGS, *(f"-D{d}" for d in defines), "-I",
-                        str(templates_dir() / "c"), "-o", str(exe), str(source)], check=True, capture_output=True,
-                       timeout=120)
-        got = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
-                                                        check=True).stdout.split()]).reshape(-1, 2)
+        got = host_printed(source, defines).reshape(-1, 2)
         bad = np.flatnonzero(got[:, 0] != want)
         assert not len(bad), [(int(acc[i]), int(mult[i]), int(shift[i]), int(got[i, 0]), int(want[i])) for i in bad[:5]]
         # hwp_rq (the DSP kernels' requantization, clamped to int8) for every multiplier but INT32_MIN;
@@ -171,9 +163,6 @@ def test_folded_requantization_equals_reference(tmp_path):
     +-bound, zero, -1, and sums whose first rounding lands on a tie of the second or beside it,
     with and without the tie term (out_zp above act_min, and equal to it under a ReLU clamp).
     The Cortex-M4's assembly runs the same form in the MLPerf Tiny and int8 chain tests."""
-    from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, acc_bound, smmlar_terms
-    from hwprune.harness.build import HOST_FLAGS, find_cc
-
     rng = np.random.default_rng(11)
     cases = []  # (acc, multiplier, shift, out_zp, act_min)
     for out_zp, act_min in ((-5, -128), (17, -128), (-128, -128), (-3, -3), (40, 40)):
@@ -207,12 +196,7 @@ def test_folded_requantization_equals_reference(tmp_path):
                      for a, m, _, s, zp, lo, _ in cases])
     assert len(cases) > 5000 and len(set(want.tolist())) > 200
     for defines in ((), PORTABLE):
-        exe = tmp_path / f"rqf{len(defines)}"
-        subprocess.run([*find_cc().command, *HOST_FLAGS, *(f"-D{d}" for d in defines), "-I",
-                        str(templates_dir() / "c"), "-o", str(exe), str(source)], check=True, capture_output=True,
-                       timeout=120)
-        got = np.array([int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
-                                                        check=True).stdout.split()])
+        got = host_printed(source, defines)
         bad = np.flatnonzero(got != want)
         assert not len(bad), (defines, [(cases[i][0], cases[i][1], cases[i][3], cases[i][4], int(got[i]), int(want[i]))
                                         for i in bad[:5]])
@@ -221,8 +205,6 @@ def test_folded_requantization_equals_reference(tmp_path):
 def test_folded_requantization_refused_where_a_step_could_wrap():
     """rq_arrays keeps TFLite's shifts and the output zero point where the folded form is not
     exact: a sum whose double could wrap, a left shift, a tie term with e = 0, an A too wide."""
-    from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, rq_arrays
-
     out_t = Int8Affine(0.1, -5)
     in_t = Int8Affine(0.05, 3)
 
