@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
-from typing import Optional, Sequence
+import time
+from typing import Callable, Optional, Sequence
 
 _PR_SET_PDEATHSIG = 1
 _REAPER_CODE = """
@@ -97,18 +99,57 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+def _streamed(proc: subprocess.Popen, timeout: Optional[float], on_line: Callable[[str], None]) -> tuple[str, str]:
+    """``proc``'s output read line by line as it comes, each line handed to ``on_line`` in
+    this thread; ``subprocess.TimeoutExpired`` once ``timeout`` seconds have passed."""
+    lines: queue.Queue = queue.Queue()
+    kept: dict = {"out": [], "err": []}
+
+    def read(stream, key: str) -> None:
+        for line in stream:
+            kept[key].append(line)
+            lines.put(line)
+        lines.put(None)
+
+    readers = [threading.Thread(target=read, args=(s, k), daemon=True) for s, k in ((proc.stdout, "out"),
+                                                                                      (proc.stderr, "err"))]
+    for reader in readers:
+        reader.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    open_streams = len(readers)
+    while open_streams:
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        try:
+            line = lines.get(timeout=wait)
+        except queue.Empty:
+            raise subprocess.TimeoutExpired(proc.args, timeout) from None
+        if line is None:
+            open_streams -= 1
+        else:
+            on_line(line.rstrip("\n"))
+    proc.wait()
+    return "".join(kept["out"]), "".join(kept["err"])
+
+
 def run(command: Sequence[str], timeout: Optional[float] = None, cwd=None, env=None,
-        text: bool = True) -> subprocess.CompletedProcess:
+        text: bool = True, on_line: Optional[Callable[[str], None]] = None) -> subprocess.CompletedProcess:
     """Run ``command`` to its end, its output captured; ``subprocess.TimeoutExpired`` after
-    ``timeout`` seconds. Its process group is gone when this returns or raises."""
+    ``timeout`` seconds. Its process group is gone when this returns or raises. ``on_line``
+    (text output only) sees each line of its output as the tool writes it (a progress display)."""
     proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env,
                             text=text, start_new_session=True, preexec_fn=_die_with(os.getpid()))
     _tell_reaper("+", proc.pid)
+    streamed = on_line is not None and text
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        if streamed:
+            stdout, stderr = _streamed(proc, timeout, on_line)
+        else:
+            stdout, stderr = proc.communicate(timeout=timeout)
     except BaseException:  # a timeout, Ctrl-C, SIGTERM, anything: the tool must not run on
         kill_group(proc.pid)
-        proc.communicate()
+        proc.wait() if streamed else proc.communicate()  # streamed: the readers drain the pipes
         raise
     finally:
         kill_group(proc.pid)  # grandchildren the tool left behind

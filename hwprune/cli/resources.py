@@ -153,10 +153,14 @@ def _pnr_target(name: str, directory: Path):
 
 def _place_and_route(directory: Path, graph, target) -> dict:
     """nextpnr's figures beside the DA estimate of the same graph (the logic the RTL holds)."""
+    from tqdm import tqdm
+
     from hwprune.fpga import pnr
     from hwprune.fpga.estimate import Options, estimate
 
-    routed = pnr.place_and_route(directory / "rtl", target)
+    # the tools' phases on one status line with the time spent (shown on a terminal only)
+    with tqdm(total=None, bar_format="{desc} [{elapsed}]", file=sys.stderr, disable=None, leave=False) as status:
+        routed = pnr.place_and_route(directory / "rtl", target, progress=status.set_description_str)
     est = estimate(graph, Options(strategy="da", family=target.family, clock_mhz=routed["clock_target_mhz"]))
     routed["estimate"] = {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "latency_cycles": est.latency_cycles,
                           "method": "distributed arithmetic (da4ml), per layer"}

@@ -24,8 +24,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from hwprune import children
 from hwprune.errors import HwpruneError, TargetError, ToolchainError
 from hwprune.exportdir import read_rtl_summary
 from hwprune.paths import templates_dir
@@ -105,11 +106,40 @@ def unavailable_reason(target) -> str:
     return ""
 
 
-def _run(command: list[str], cwd: Path, what: str, log: str) -> float:
-    """Run a tool in ``cwd`` (YoWASP tools see only the folder they run in: paths are relative)."""
+# nextpnr's log lines that start a phase, and the phase's name on a progress display
+PHASES = ((re.compile(r"Info: Packing"), "packing"),
+          (re.compile(r"Info: Running placer|HeAP|Creating initial analytic placement"), "placing"),
+          (re.compile(r"simulated annealing placer for refinement"), "refining the placement"),
+          (re.compile(r"at iteration #(\d+), type"), "placing, pass {0}"),
+          (re.compile(r"at iteration #(\d+): temp"), "refining the placement, pass {0}"),
+          (re.compile(r"Routing complete"), "routed; timing"),
+          (re.compile(r"Info: Routing|Running router|Running main router loop"), "routing"),
+          (re.compile(r"iter=(\d+) .*overused=(\d+)"), "routing, pass {0}, {1} wires overused"))
+
+
+def phase_of(line: str) -> Optional[str]:
+    """The place-and-route phase a line of nextpnr's log starts, or None."""
+    for pattern, name in PHASES:
+        m = pattern.search(line)
+        if m:
+            return name.format(*(f"{int(g):,}" for g in m.groups()))
+    return None
+
+
+def _run(command: list[str], cwd: Path, what: str, log: str, progress: Optional[Callable[[str], None]] = None) -> float:
+    """Run a tool in ``cwd`` (YoWASP tools see only the folder they run in: paths are relative);
+    ``progress`` sees ``what`` and each phase of its log as it starts."""
     start = time.perf_counter()
+    if progress is not None:
+        progress(what)
+
+    def on_line(line: str) -> None:
+        phase = phase_of(line)
+        if phase is not None:
+            progress(f"{what}: {phase}")
+
     try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = children.run(command, timeout=TIMEOUT_S, cwd=cwd, on_line=None if progress is None else on_line)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"{what} ran longer than {TIMEOUT_S} s") from None
     (cwd / log).write_text(done.stdout + done.stderr)
@@ -185,8 +215,11 @@ def _nextpnr_args(flow: Flow, target) -> list[str]:
     return args
 
 
-def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: bool = True) -> dict:
-    """Synthesize and place-and-route ``rtl_dir`` (an export's ``rtl/``) on ``target``."""
+def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: bool = True,
+                    progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Synthesize and place-and-route ``rtl_dir`` (an export's ``rtl/``) on ``target``;
+    ``progress`` sees each tool and phase as it starts (a design that fills a large part
+    takes hours in nextpnr)."""
     rtl_dir = Path(rtl_dir)
     flow = flow_of(target)
     yosys, nextpnr = tools(target)
@@ -208,7 +241,8 @@ def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: 
             top = WRAPPER
             wrapper_ff = max(summary["input_width"], 1) + max(summary["output_width"], 1)
         (work / "synth.ys").write_text(_synth_script(sources, top, flow.synth, "net.json", "stat.json"))
-        synth_s = _run([*yosys, "-q", "-s", "synth.ys"], work, f"yosys {flow.synth.split()[0]}", "yosys.log")
+        synth_s = _run([*yosys, "-q", "-s", "synth.ys"], work, f"yosys {flow.synth.split()[0]}", "yosys.log",
+                       progress)
         cells = _cells(work / "stat.json")
         result["synthesis"] = {"seconds": round(synth_s, 1), "cells": cells,
                                **synthesized_figures(cells, target.family)}
@@ -218,7 +252,7 @@ def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: 
         if flow.out_of_context:
             command.append("--out-of-context")
         try:
-            pnr_s = _run(command, work, f"{Path(nextpnr[0]).name} on {target.name}", "nextpnr.log")
+            pnr_s = _run(command, work, f"{Path(nextpnr[0]).name} on {target.name}", "nextpnr.log", progress)
         except FitError as exc:
             synth = result["synthesis"]
             raise FitError(f"{exc} (after synthesis: LUT {synth['lut']:,}, FF {synth['ff']:,}; {target.name} "
@@ -235,7 +269,7 @@ def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: 
             (work / "xilinx.ys").write_text(_synth_script(summary["sources"], summary["module"],
                                                           "synth_xilinx -family xc7 -flatten -noiopad",
                                                           "xilinx.json", "xilinx_stat.json"))
-            xs = _run([*yosys, "-q", "-s", "xilinx.ys"], work, "yosys synth_xilinx", "xilinx.log")
+            xs = _run([*yosys, "-q", "-s", "xilinx.ys"], work, "yosys synth_xilinx", "xilinx.log", progress)
             xcells = _cells(work / "xilinx_stat.json")
             result["xilinx"] = {"seconds": round(xs, 1), "lut6": sum(v for k, v in xcells.items()
                                                                       if re.fullmatch(r"LUT[1-6]|INV", k)),
