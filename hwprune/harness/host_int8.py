@@ -4,11 +4,11 @@ every layer's outputs, and run: the ``host`` engine of an int8 export."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from hwprune import children
 from hwprune.backends.c_int8 import SOURCE
 from hwprune.errors import ToolchainError
 from hwprune.harness.build import HOST_FLAGS, find_cc
@@ -47,12 +47,11 @@ def run_host(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path,
     exe = work / f"int8-{digest}"
     flags = [*HOST_FLAGS, *(f"-D{name}" for name in defines)]
     if not exe.exists():  # the same sources in the same work folder: built once
-        done = subprocess.run([*compiler.command, *flags, "-I", str(c_dir), "-o", str(exe), str(driver)],
-                              capture_output=True, text=True, timeout=600)
+        done = children.run([*compiler.command, *flags, "-I", str(c_dir), "-o", str(exe), str(driver)], timeout=600)
         if done.returncode != 0:
             raise ToolchainError(f"compiling the int8 C of {c_dir} failed: {done.stderr.strip()[:500]}")
     (work / "in.bin").write_bytes(np.asarray(x_int, dtype=np.int8).tobytes())
-    done = subprocess.run([str(exe), str(work / "in.bin"), str(work / "out.bin")], capture_output=True, timeout=600)
+    done = children.run([str(exe), str(work / "in.bin"), str(work / "out.bin")], timeout=600, text=False)
     if done.returncode != 0:
         raise ToolchainError(f"the int8 host build of {c_dir} failed (exit status {done.returncode})")
     data = np.fromfile(work / "out.bin", dtype=np.int8).astype(np.int64)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwprune import children
 from hwprune.backends.rtl import RTL_DIR, Port
 from hwprune.backends.rtl.project import MAX_VECTORS_IN_TESTBENCH, hex_lines
 from hwprune.backends.rtl.trace import pack, unpack
@@ -39,7 +40,7 @@ def verilator_path() -> str | None:
 
 def _version() -> str:
     try:
-        return subprocess.run([verilator_path(), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+        return children.run([verilator_path(), "--version"], timeout=60).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "verilator"
 
@@ -61,7 +62,7 @@ def build(rtl: Path, summary: dict) -> Path:
         command = [verilator_path(), "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "tb",
                    "--Mdir", str(tmp / "obj_dir"), "-o", "Vtb", *(str(rtl / f) for f in files)]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+            done = children.run(command, timeout=BUILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"verilator took longer than {BUILD_TIMEOUT_S} s to build {rtl}") from None
         built = tmp / "obj_dir" / "Vtb"
@@ -89,9 +90,8 @@ def simulate(exe: Path, words: list[int], summary: dict) -> list[int]:
             in_path, out_path = Path(tmp) / "in.hex", Path(tmp) / "out.hex"
             in_path.write_text(hex_lines(chunk, summary["input_width"]))
             try:
-                done = subprocess.run([str(exe), f"+vectors={len(chunk)}", f"+inputs={in_path}",
-                                       f"+outputs={out_path}"], capture_output=True, text=True,
-                                      timeout=RUN_TIMEOUT_S, cwd=tmp)
+                done = children.run([str(exe), f"+vectors={len(chunk)}", f"+inputs={in_path}",
+                                     f"+outputs={out_path}"], timeout=RUN_TIMEOUT_S, cwd=tmp)
             except subprocess.TimeoutExpired:
                 raise ToolchainError(f"the Verilator simulation ran longer than {RUN_TIMEOUT_S} s") from None
             lines = out_path.read_text().split() if out_path.is_file() else []
