@@ -213,6 +213,10 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
     if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
         raise ModelError(f"layer {layer.name!r}: output multiplier {INT32_MIN} is not a TFLite multiplier (they lie "
                          "in [2^30, 2^31) or are 0)")
+    if ring is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
+        plan, block, strip, address = ring
+        return ([_array("int32_t", f"{p}_kq", plan.table, aligned=True)],
+                depthwise_call(layer, plan, block, strip, address, p, src, dst, in_t, in_shape, out_shape))
     shift, out_zp = rq_arrays(layer, in_t)
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
               _array("int32_t", f"{p}_shift", shift)]
@@ -224,10 +228,6 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         mult = layer.out_channels // ic if layer.depthwise else 0
         geometry = (f"{layer.stride[0]}, {layer.stride[1]}, {layer.padding[0][0]}, {layer.padding[1][0]}")
         kh, kw = layer.weight.shape[1:3]
-    if ring is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
-        plan, block, strip, address = ring
-        return ([_array("int32_t", f"{p}_kq", plan.table, aligned=True)],
-                depthwise_call(layer, plan, block, strip, address, p, src, dst, in_t, in_shape, out_shape))
     if dense and conv and mult == 1:  # one filter per channel: int16, four channels of a tap in two words
         return ([_array("int16_t", f"{p}_w", depthwise_weights(layer.weight[..., 0]), aligned=True), *common],
                 f"hwp_dwconv_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {kh}, {kw}, {geometry}, {p}_w, {q});")

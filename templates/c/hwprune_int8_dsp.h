@@ -68,7 +68,8 @@ static inline int32_t hwp_ssat8(int32_t a) { return a < -128 ? -128 : (a > 127 ?
 #define HWP_RQ_FOLDED 256
 #define HWP_RQ_FOLDED_TIE 257
 
-static inline int32_t hwp_rq_smmlar(int32_t a, int32_t b, int32_t acc) {
+/* SMMLAR: acc + (a b + 2^31) >> 32, the high word rounded; in C off the DSP cores */
+static inline int32_t hwp_smmlar(int32_t a, int32_t b, int32_t acc) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     int32_t r;
     __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
@@ -83,18 +84,17 @@ static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int3
     if (out_zp >= HWP_RQ_FOLDED) {
         int32_t a = shift >> 8;
         if (out_zp == HWP_RQ_FOLDED_TIE) a += acc >> 31;
-        int32_t h = hwp_rq_smmlar((int32_t)((uint32_t)acc << 1), multiplier, a);
+        int32_t h = hwp_smmlar((int32_t)((uint32_t)acc << 1), multiplier, a);
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
         /* ASR by a register reads its low byte: e itself, without masking the word */
         __asm__("asr %0, %0, %1" : "+r"(h) : "r"(shift));
         int32_t v = hwp_ssat8(h);
-#else
-        int32_t v = h >> (shift & 0xff);
-        v = v < -128 ? -128 : (v > 127 ? 127 : v);
-#endif
         if (lo > -128 && v < lo) v = lo;
         if (hi < 127 && v > hi) v = hi;
         return (int8_t)v;
+#else
+        return hwp_clamp(h >> (shift & 0xff), lo, hi);
+#endif
     }
 #if HWP_SIMD
     /* DSP cores, shift in [-31, -2] (e = -shift >= 2; convolutions' usual case) and multiplier

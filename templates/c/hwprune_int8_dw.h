@@ -25,17 +25,14 @@
 
 #include <stdint.h>
 
+#include "hwprune_int8_dsp.h" /* hwp_smmlar */
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 #define hwp_dw_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
 #define hwp_dw_smlabt(a, b, acc) ((int32_t)__smlabt((a), (b), (acc)))
 #define hwp_dw_smlatb(a, b, acc) ((int32_t)__smlatb((a), (b), (acc)))
 #define hwp_dw_ssat8(a) ((int32_t)__ssat((a), 8))
-static inline int32_t hwp_dw_smmlar(int32_t a, int32_t b, int32_t acc) {
-    int32_t r;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-}
 #else /* the same instructions in C (the host, cores without the DSP extension) */
 static inline int32_t hwp_dw_lo(int32_t v) { return (int32_t)(((uint32_t)v & 0xffffu) ^ 0x8000u) - 0x8000; }
 static inline int32_t hwp_dw_hi(int32_t v) { return (int32_t)(((uint32_t)v >> 16) ^ 0x8000u) - 0x8000; }
@@ -54,10 +51,6 @@ static inline int32_t hwp_dw_sxtab16(int32_t a, int32_t b) {
     return (int32_t)(lo | hi << 16);
 }
 static inline int32_t hwp_dw_ssat8(int32_t a) { return a < -128 ? -128 : (a > 127 ? 127 : a); }
-static inline int32_t hwp_dw_smmlar(int32_t a, int32_t b, int32_t acc) {
-    uint64_t sum = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * b) + 0x80000000u;
-    return (int32_t)(uint32_t)(sum >> 32);
-}
 #endif
 
 /* (-zero point) in both halfwords: SXTAB16 widens and subtracts at once */
@@ -155,7 +148,7 @@ __attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_w
 static inline int8_t hwp_dw_rq(int32_t acc2, const int32_t *kq, int neg, int32_t lo, int32_t hi) {
     int32_t a = kq[8];
     if (neg) a += acc2 >> 31;
-    int32_t v = hwp_dw_ssat8(hwp_dw_smmlar(acc2, kq[7], a) >> kq[9]);
+    int32_t v = hwp_dw_ssat8(hwp_smmlar(acc2, kq[7], a) >> kq[9]);
     if (lo > -128 && v < lo) v = lo;
     if (hi < 127 && v > hi) v = hi;
     return (int8_t)v;
