@@ -99,9 +99,14 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def _streamed(proc: subprocess.Popen, timeout: Optional[float], on_line: Callable[[str], None]) -> tuple[str, str]:
+POLL_S = 0.5  # how often ``poll`` runs while a streamed tool is silent
+
+
+def _streamed(proc: subprocess.Popen, timeout: Optional[float], on_line: Callable[[str], None],
+              poll: Optional[Callable[[], None]] = None) -> tuple[str, str]:
     """``proc``'s output read line by line as it comes, each line handed to ``on_line`` in
-    this thread; ``subprocess.TimeoutExpired`` once ``timeout`` seconds have passed."""
+    this thread, ``poll`` called at least every POLL_S seconds (either may raise to stop the
+    tool); ``subprocess.TimeoutExpired`` once ``timeout`` seconds have passed."""
     lines: queue.Queue = queue.Queue()
     kept: dict = {"out": [], "err": []}
 
@@ -121,9 +126,14 @@ def _streamed(proc: subprocess.Popen, timeout: Optional[float], on_line: Callabl
         wait = None if deadline is None else deadline - time.monotonic()
         if wait is not None and wait <= 0:
             raise subprocess.TimeoutExpired(proc.args, timeout)
+        if poll is not None:
+            poll()
+            wait = POLL_S if wait is None else min(wait, POLL_S)
         try:
             line = lines.get(timeout=wait)
         except queue.Empty:
+            if poll is not None:
+                continue  # the deadline is checked at the top
             raise subprocess.TimeoutExpired(proc.args, timeout) from None
         if line is None:
             open_streams -= 1
@@ -134,17 +144,20 @@ def _streamed(proc: subprocess.Popen, timeout: Optional[float], on_line: Callabl
 
 
 def run(command: Sequence[str], timeout: Optional[float] = None, cwd=None, env=None,
-        text: bool = True, on_line: Optional[Callable[[str], None]] = None) -> subprocess.CompletedProcess:
+        text: bool = True, on_line: Optional[Callable[[str], None]] = None,
+        poll: Optional[Callable[[], None]] = None) -> subprocess.CompletedProcess:
     """Run ``command`` to its end, its output captured; ``subprocess.TimeoutExpired`` after
     ``timeout`` seconds. Its process group is gone when this returns or raises. ``on_line``
-    (text output only) sees each line of its output as the tool writes it (a progress display)."""
+    (text output only) sees each line of its output as the tool writes it (a progress display);
+    ``poll`` (with ``on_line``) runs at least every POLL_S seconds while the tool is silent.
+    An exception either raises stops the tool and propagates (a budget the caller keeps)."""
     proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env,
                             text=text, start_new_session=True, preexec_fn=_die_with(os.getpid()))
     _tell_reaper("+", proc.pid)
     streamed = on_line is not None and text
     try:
         if streamed:
-            stdout, stderr = _streamed(proc, timeout, on_line)
+            stdout, stderr = _streamed(proc, timeout, on_line, poll)
         else:
             stdout, stderr = proc.communicate(timeout=timeout)
     except BaseException:  # a timeout, Ctrl-C, SIGTERM, anything: the tool must not run on

@@ -45,6 +45,10 @@ def add_parser(sub) -> None:
                         "nextpnr on a Lattice or Gowin PART (lfe5u85f, ice40up5k, gw1nr9): LUTs, FFs, DSPs, BRAM, "
                         "Fmax, latency, beside the estimate; a design that does not fit is exit 1 "
                         "(needs pip install 'hwprune[fpga]')")
+    p.add_argument("--route-timeout", type=ranges.float_range(0, 7 * 24 * 3600, what="seconds"), metavar="S",
+                   help="with --place-and-route: stop nextpnr's router after S seconds of routing and report the "
+                        "placed design (LUTs, FFs, and nextpnr's Fmax estimate after placement, marked not routed); "
+                        "0 places only. A design that fills a large part can take hours to route")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=run)
 
@@ -55,7 +59,9 @@ def run(args) -> int:
 
     directory = Path(args.dir)
     target = fit.fpga_target(args.part) if args.part else None  # an unknown part fails before any work
-    pnr_target = _pnr_target(args.place_and_route, directory) if args.place_and_route else None
+    if args.route_timeout is not None and not args.place_and_route:
+        raise OptionError("--route-timeout needs --place-and-route")
+    pnr_target = _pnr_target(args.place_and_route, directory, args.route_timeout) if args.place_and_route else None
     graph = load_model(directory)
     target = target or _export_fpga_target(directory)
 
@@ -92,7 +98,7 @@ def run(args) -> int:
                                  "not_synthesized": [l.name for l in graph.layers
                                                      if not _traceable(l) and l.kind not in ("flatten", "softmax")]}
     if pnr_target is not None:
-        result["place_and_route"] = _place_and_route(directory, graph, pnr_target)
+        result["place_and_route"] = _place_and_route(directory, graph, pnr_target, args.route_timeout)
     if args.sweep_sparsity:
         rows = fit.sweep_sparsity(graph, options)
         title = f"{graph.name}: {options.strategy}, reuse {options.reuse_factor}"
@@ -136,12 +142,13 @@ def _check_plot(args, directory: Path) -> None:
     check_target(plot, args.force, inputs=(directory,), folder=False)
 
 
-def _pnr_target(name: str, directory: Path):
+def _pnr_target(name: str, directory: Path, route_timeout=None):
     """The part, checked with its tools and the export's RTL before any work."""
     from hwprune.fpga import fit, pnr
 
     target = fit.fpga_target(name)
     pnr.tools(target)  # an AMD part, or a missing tool: one line, exit 2
+    pnr.check_route_timeout(target, route_timeout)
     if not (directory / "rtl" / "rtl.json").is_file():
         raise ModelError(f"{directory}: no RTL to place and route; export with --backend rtl")
     import hwprune.backends.builtin  # noqa: F401 (check_export regenerates the code of every registered backend)
@@ -151,7 +158,7 @@ def _pnr_target(name: str, directory: Path):
     return target
 
 
-def _place_and_route(directory: Path, graph, target) -> dict:
+def _place_and_route(directory: Path, graph, target, route_timeout=None) -> dict:
     """nextpnr's figures beside the DA estimate of the same graph (the logic the RTL holds)."""
     from tqdm import tqdm
 
@@ -160,7 +167,8 @@ def _place_and_route(directory: Path, graph, target) -> dict:
 
     # the tools' phases on one status line with the time spent (shown on a terminal only)
     with tqdm(total=None, bar_format="{desc} [{elapsed}]", file=sys.stderr, disable=None, leave=False) as status:
-        routed = pnr.place_and_route(directory / "rtl", target, progress=status.set_description_str)
+        routed = pnr.place_and_route(directory / "rtl", target, progress=status.set_description_str,
+                                     route_timeout=route_timeout)
     est = estimate(graph, Options(strategy="da", family=target.family, clock_mhz=routed["clock_target_mhz"]))
     routed["estimate"] = {"lut": est.lut, "ff": est.ff, "dsp": est.dsp, "latency_cycles": est.latency_cycles,
                           "method": "distributed arithmetic (da4ml), per layer"}
@@ -255,16 +263,25 @@ def render_pnr(r: dict) -> list[str]:
     def error(key):
         return "" if r.get(key) is None else f" ({r[key] * 100:+.0f} % against the estimate)"
 
-    fmax = f"{r['fmax_mhz']:.1f} MHz" if r["fmax_mhz"] else "no clock path"
+    routed = r.get("routed", True)
+    if routed:
+        fmax = f"{r['fmax_mhz']:.1f} MHz" if r["fmax_mhz"] else "no clock path"
+        met = "met" if r["meets_clock"] else "NOT met"
+    else:  # stopped by --route-timeout: nextpnr's estimate after placement
+        fmax = (f"{r['fmax_mhz_placed']:.1f} MHz estimated after placement" if r.get("fmax_mhz_placed")
+                else "no clock path")
+        met = "NOT routed: no routed Fmax"
     ns = f", {r['latency_ns_at_fmax']:.0f} ns at Fmax" if r["latency_ns_at_fmax"] else ""
-    lines = [f"placed and routed on {r['part']} ({r['device']}) with {r['tools']['yosys']} + {r['tools']['nextpnr']}"
+    done = ("placed and routed" if routed else
+            f"placed (NOT routed: routing stopped after {r['route_stopped_after_s']:.0f} s, --route-timeout)")
+    lines = [f"{done} on {r['part']} ({r['device']}) with {r['tools']['yosys']} + {r['tools']['nextpnr']}"
              + (" out of context" if r["out_of_context"] else f", ports behind a serial wrapper ({r['wrapper_ff']} FF)")
              + f": synthesis {r['synthesis']['seconds']:.0f} s, place-and-route {r['place_and_route']['seconds']:.0f} s",
              f"  LUT {r['lut']:,} placed{error('lut_error')}; LUT4 of the logic {r['lut_logic']:,}"
              f"{error('lut_logic_error')}; estimate {est['lut']:,}"
              + (f" ({est['lut_logic']:,} without the cells nextpnr's packer adds)" if est.get("lut_logic", est["lut"]) != est["lut"] else ""),
              f"  FF {r['ff']:,}{error('ff_error')}; estimate {est['ff']:,}  DSP {r['dsp']}  BRAM {r['bram']}",
-             f"  Fmax {fmax} against {r['clock_target_mhz']:g} MHz ({'met' if r['meets_clock'] else 'NOT met'}); "
+             f"  Fmax {fmax} against {r['clock_target_mhz']:g} MHz ({met}); "
              f"latency {r['latency_cycles']} cycles{ns}; fits"]
     if "xilinx" in r:
         x = r["xilinx"]

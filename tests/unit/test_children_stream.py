@@ -8,7 +8,7 @@ import time
 import pytest
 
 from hwprune import children
-from hwprune.fpga.pnr import phase_of
+from hwprune.fpga.pnr_log import phase_of
 
 TICKS = "import sys, time\nfor i in range(4):\n    print(f'tick {i}', flush=True)\n    print(f'err {i}', file=sys.stderr, flush=True)\n    time.sleep(0.3)\n"
 
@@ -53,3 +53,29 @@ def test_a_streamed_tool_past_its_timeout_is_stopped():
 ])
 def test_nextpnr_log_lines_name_their_phase(line, phase):
     assert phase_of(line) == phase
+
+
+class Enough(Exception):
+    pass
+
+
+def test_poll_stops_a_silent_tool_and_its_exception_propagates():
+    """A budget the caller keeps (place-and-route's --route-timeout): ``poll`` runs while the
+    tool prints nothing, and what it raises ends the tool."""
+    import os
+
+    seen, polls = [], []
+    start = time.monotonic()
+
+    def poll():
+        polls.append(time.monotonic())
+        if seen and time.monotonic() - start > 1.0:
+            raise Enough
+
+    with pytest.raises(Enough):
+        children.run([sys.executable, "-c", "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(60)\n"],
+                     timeout=120, on_line=seen.append, poll=poll)
+    assert time.monotonic() - start < 20
+    assert len(polls) >= 2  # called again while no line came
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(seen[0]), 0)
