@@ -69,7 +69,9 @@ CORES = {
              ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"), "UC_CPU_ARM_CORTEX_M4", True),
         Core("cortex-m7", "thumb-freestanding-eabihf", "cortex_m7",
              ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=soft"), "UC_CPU_ARM_CORTEX_M7", True),
-        Core("cortex-m33", "thumb-freestanding-eabihf", "cortex_m33",
+        # LLVM's cortex-m33 leaves the optional DSP extension out (gcc's has it); the parts
+        # hwprune targets (nRF54L15, ...) have it, and the emulated M33 runs it
+        Core("cortex-m33", "thumb-freestanding-eabihf", "cortex_m33+dsp",
              ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=soft"), "UC_CPU_ARM_CORTEX_M33", True),
     )
 }

@@ -85,6 +85,26 @@ CASES = [(case, core) for case in ("dense", "csr", "wide") for core in sorted(TA
 CASES += [(case, core) for case in ("cnn_dense", "cnn_csr") for core in ("cortex-m0plus", "cortex-m4", "cortex-m7")]
 
 
+@pytest.mark.parametrize("cc", ["clang", "gcc"])
+def test_every_core_with_the_dsp_extension_is_built_with_it(tmp_path, cc):
+    """The flags each compiler gets for a core define __ARM_FEATURE_DSP exactly where the core
+    has the extension, so its SIMD kernels are the ones measured (LLVM's cortex-m33 alone
+    would leave it out, and the M33 would run the scalar kernels)."""
+    from hwprune import children
+
+    try:
+        compiler = find_cross_cc(cc)
+    except ToolchainError as exc:
+        pytest.skip(str(exc))
+    probe = tmp_path / "probe.c"
+    probe.write_text("#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP\nint dsp = 1;\n#else\nint dsp = 0;\n"
+                     "#endif\n")
+    for core in CORES.values():
+        done = children.run([*compiler.command, *compiler.core_flags(core), "-E", "-P", str(probe)], timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"int dsp = {int(core.dsp)};" in done.stdout, (core.name, done.stdout)
+
+
 @pytest.mark.parametrize("case, core", CASES)
 def test_every_core_is_bit_exact_layer_by_layer(exports, core, case):
     path, graph, x = exports[case]
