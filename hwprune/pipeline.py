@@ -46,8 +46,8 @@ from hwprune.quant.exact import calibrate_input
 from hwprune.quant.losses import losses
 from hwprune.quant.precision import PrecisionSpec
 from hwprune.quant.tflite_int8 import INT8_QUANT, QUANT_SCHEMES
-from hwprune.report import check_fit, write_report
-from hwprune.targets import DEFAULT_TARGET, get_target
+from hwprune.report import write_report
+from hwprune.targets import DEFAULT_TARGET, check_fit, get_target
 
 RANDOM_VECTORS = 256
 MAX_VECTORS = 2000
@@ -93,6 +93,11 @@ class ExportOptions:
         """These options with every width not given set to the widest default of ``backends``."""
         default = max((backend.default_bits for backend, _ in ordered(with_c(backends))), default=DEFAULT_BITS)
         return replace(self, weight_bits=self.weight_bits or default, activation_bits=self.activation_bits or default)
+
+
+def _cross_cc(backends: Sequence) -> Optional[str]:
+    """The cross compiler the C backend's options name (``--cc``), or None."""
+    return next((opts.cc for opts in backends if isinstance(opts, COptions)), None)
 
 
 def with_c(backends: Sequence) -> tuple:
@@ -303,7 +308,7 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     graph = model if isinstance(model, Graph) else load_model(model, trust_model=trust_model)
     if is_int8_graph(graph):  # TFLite's int8 dialect: exported as the file holds it (pipeline_int8)
         check_int8_options(options, backends)
-        return export_int8(graph, source, out, options, force, calibration)
+        return export_int8(graph, source, out, options, force, calibration, cc=_cross_cc(backends))
     if options.quant == INT8_QUANT:
         check_int8_options(options, backends, converted=graph)
     check_backends(graph, options, backends)  # a layer or a target a backend refuses fails before any work
@@ -317,7 +322,7 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if options.remove_dead_neurons:
         graph, removed = remove_dead_neurons(graph)
     if options.quant == INT8_QUANT:
-        return export_converted(graph, source, out, options, force, calibration, removed)
+        return export_converted(graph, source, out, options, force, calibration, removed, cc=_cross_cc(backends))
     vectors = calibration
     stored = Path(source) if source else None
     if vectors is None and stored is not None and (stored / VECTORS_FILE).exists():

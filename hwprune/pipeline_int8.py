@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -30,13 +31,15 @@ from hwprune.backends.c.options import COptions
 from hwprune.backends.c_int8 import write_int8_c
 from hwprune.backends.registry import ordered
 from hwprune.backends.tflite_file import write_tflite
-from hwprune.errors import DataError, InternalError, ModelError, OptionError, ToolchainError
+from hwprune.errors import DataError, InternalError, ModelError, OptionError, TargetError, ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, Export, REPORT_FILE, VECTORS_FILE, load_array
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.build import find_cc
 from hwprune.harness.compare import Comparison, compare
-from hwprune.harness.engines import get_engine
+from hwprune.harness.cross import find_cross_cc
+from hwprune.harness.engines import ENGINES, get_engine
 from hwprune.harness.host_int8 import run_host
+from hwprune.harness.mcu_int8 import run_mcu
 from hwprune.harness.regenerate import check_code
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
@@ -46,6 +49,7 @@ from hwprune.prune.dead_channels import check_same_outputs, remove_dead_channels
 from hwprune.outputs import output_dir
 from hwprune.quant.calibrate import float_forward
 from hwprune.quant.tflite_int8 import quantize_tflite_int8
+from hwprune.targets import DEFAULT_TARGET, Target, check_fit, export_target, get_target
 from hwprune.tempdirs import temp_dir
 
 DIALECT = "tflite-int8"
@@ -113,16 +117,66 @@ def check_options(options, backends: Sequence = (), converted: Optional[Graph] =
                           "--format applies to ap_fixed exports")
 
 
+def int8_engines(meta: dict, engines: Optional[Sequence[str]] = None, target: Optional[str] = None,
+                 cc: Optional[str] = None) -> tuple[list[str], Optional[Target]]:
+    """The engines ``verify`` runs on an int8 export, and the Cortex-M target of ``mcu``: the
+    engines named, else tflm and host, plus mcu when the export's target (or ``target``) is
+    a Cortex-M the user chose (as ``harness.select.select_engines`` for ap_fixed exports)."""
+    chip, chosen = export_target(meta, target)
+    if engines:
+        names = list(dict.fromkeys(engines))
+        unknown = [n for n in names if n not in ENGINES]
+        if unknown:
+            raise OptionError(f"unknown engine {unknown[0]!r}; known engines are {sorted(ENGINES)}")
+    else:
+        names = [*DEFAULT_ENGINES, *(["mcu"] if chip.kind == "mcu" and chosen else [])]
+    if "mcu" in names and chip.kind != "mcu":
+        raise TargetError(f"the mcu engine needs a Cortex-M target; {chip.name!r} is a {chip.kind} target "
+                          "(pass --target NAME)")
+    if cc is not None and "mcu" not in names:
+        raise OptionError(f"--cc {cc} is the mcu engine's cross compiler, and the mcu engine does not run here "
+                          f"(target {chip.name!r}); pass --engine mcu, a Cortex-M --target, or drop --cc")
+    return names, chip if "mcu" in names else None
+
+
+def mcu_int8(folder: Path, graph: Graph, x_int: np.ndarray, target: Target, cc: Optional[str] = None,
+             progress: bool = False) -> tuple[Comparison, dict]:
+    """The folder's C built for ``target``'s core and run in the emulator: its outputs against
+    the reference, and the firmware's figures per inference."""
+    with temp_dir("mcu-int8") as work:
+        run = run_mcu(graph, Path(folder) / C_DIR, x_int, Path(work), target, cc=cc, progress=progress)
+    comparison = compare(((graph.output, reference.run(graph, x_int)),), ((graph.output, run.outputs),), "mcu")
+    return comparison, {"target": target.name, "core": target.cpu, "vectors": int(len(x_int)), "cycles": run.cycles,
+                        "instructions": run.instructions, "latency_us": run.cycles / target.clock_mhz,
+                        "energy_uj": run.cycles * target.energy_nj_per_cycle / 1000.0,
+                        "flash_bytes": run.flash_bytes, "static_ram_bytes": run.static_ram_bytes,
+                        "stack_bytes": run.stack_bytes}
+
+
 def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[np.ndarray],
-                engines: Sequence[str] = DEFAULT_ENGINES) -> tuple[list[Comparison], list[tuple[str, str]]]:
-    """Every engine against the reference, layer by layer; (comparisons, skipped engines)."""
+                engines: Sequence[str] = DEFAULT_ENGINES, mcu_target: Optional[Target] = None,
+                cc: Optional[str] = None, named: bool = False) -> tuple[list[Comparison], list[tuple[str, str]], dict]:
+    """Every engine against the reference, layer by layer (mcu: the outputs, on
+    ``mcu_target``'s core); (comparisons, skipped engines, the mcu's firmware figures or {}).
+    ``named``: the engines were asked for by name, so one that cannot run is an error."""
     steps = reference.run(graph, x_int, trace=True)
     expected = tuple((name, np.asarray(v, dtype=np.int64)) for name, v in steps)
-    comparisons, skipped = [], []
+    comparisons, skipped, mcu = [], [], {}
     if stored is not None:
         comparisons.append(compare(((graph.layers[-1].name, np.asarray(stored, dtype=np.int64)),), expected[-1:],
                                    "reference/stored y_int"))
     for name in engines:
+        if name == "mcu":  # the int8 C on a Cortex-M core (harness.mcu_int8), not the ap_fixed firmware
+            reason = _mcu_reason(cc)
+            if reason and named:
+                raise ToolchainError(f"--engine mcu cannot run: {reason}")
+            if reason:
+                skipped.append(("mcu", reason))
+                continue
+            comparison, mcu = mcu_int8(folder, graph, x_int, mcu_target or get_target(DEFAULT_TARGET), cc,
+                                       progress=True)
+            comparisons.append(comparison)
+            continue
         if name == "host":  # the int8 dialect's own C (backends/c_int8), not the ap_fixed export's
             reason = _host_reason(folder)
             if reason:
@@ -142,7 +196,18 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
             continue
         run = engine.run(folder, x_int)
         comparisons.append(compare(expected, run.trace or ((graph.layers[-1].name, run.outputs),), engine.name))
-    return comparisons, skipped
+    return comparisons, skipped, mcu
+
+
+def _mcu_reason(cc: Optional[str]) -> str:
+    reason = get_engine("mcu").unavailable_reason()
+    if reason or cc is None:
+        return reason
+    try:
+        find_cross_cc(cc)
+    except ToolchainError as exc:
+        return str(exc)
+    return ""
 
 
 def _host_reason(folder: Path) -> str:
@@ -157,12 +222,20 @@ def _host_reason(folder: Path) -> str:
 
 
 def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None,
-                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None) -> Export:
+                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None, cc: Optional[str] = None) -> Export:
     """Write an int8 export folder for ``graph`` read from ``model_path`` (a .tflite file).
     ``tflite_bytes``: the file to keep instead of ``model_path``'s (a float model quantized
-    by hwprune, ``model_path`` its source); ``extra``: more of export.json and report.json."""
+    by hwprune, ``model_path`` its source); ``extra``: more of export.json and report.json.
+    With a Cortex-M ``options.target`` the C also runs on its core in the emulator (``cc``:
+    the cross compiler): the firmware's cycles, flash and RAM in the report, and a model
+    that does not fit the chip is an error (unless ``options.require_fit`` is off)."""
     if not is_int8_graph(graph):
         raise ModelError(f"{model_path}: not an int8 model")
+    target = get_target(options.target or DEFAULT_TARGET)  # an unknown target fails before any work
+    target_meta = {"target": target.name, "target_given": options.target is not None,
+                   **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml")
+                                                                             or "/" in options.target) else {})}
+    engines, mcu_target = int8_engines(target_meta, cc=cc)
     if options.name:
         graph = graph.replace(name=options.name)
     if calibration is not None:  # real-valued inputs: quantized as TFLite's QUANTIZE would
@@ -190,10 +263,14 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         np.savez(tmp / VECTORS_FILE, x=graph.input_t.to_real(x_int), x_int=x_int.astype(np.int8),
                  y_int=y_int.astype(np.int8))
         meta = {"hwprune_version": __version__, "dialect": DIALECT, "source": str(model_path), "model": graph.name,
-                "tflite": "model.tflite", **extra}
+                "tflite": "model.tflite", **target_meta, **({"cc": cc} if cc else {}), **extra}
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        comparisons, skipped = verify_int8(tmp, graph, x_int, None)
-        report = {**verification_report(graph, x_int, comparisons, skipped), **extra}
+        comparisons, skipped, mcu = verify_int8(tmp, graph, x_int, None, engines, mcu_target, cc)
+        report = {**verification_report(graph, x_int, comparisons, skipped), **extra, "mcu": mcu or None}
+        if mcu:
+            report.update(flash_bytes=mcu["flash_bytes"], ram_bytes=mcu["static_ram_bytes"] + mcu["stack_bytes"])
+            if options.require_fit:
+                check_fit(report, target)
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return Export(out, report, meta)
 
@@ -229,8 +306,11 @@ def run_verify(args) -> int:
     if args.inputs:
         x = graph.check_batch(load_array(args.inputs, "inputs"), f"inputs ({args.inputs})")
         x_int, stored = graph.input_t.quantize(x), None
-    comparisons, skipped = verify_int8(folder, graph, x_int, stored, args.engine or DEFAULT_ENGINES)
-    report = verification_report(graph, x_int, comparisons, skipped)
+    meta = json.loads((folder / EXPORT_FILE).read_text())
+    engines, mcu_target = int8_engines(meta, args.engine, args.target, args.cc)
+    comparisons, skipped, mcu = verify_int8(folder, graph, x_int, stored, engines, mcu_target,
+                                            args.cc or meta.get("cc"), named=bool(args.engine))
+    report = {**verification_report(graph, x_int, comparisons, skipped), "mcu": mcu or None}
     if args.json:
         print(json.dumps(report))
     else:
@@ -238,11 +318,19 @@ def run_verify(args) -> int:
             print(c.report())
         for name, why in skipped:
             print(f"{name}: skipped ({why})")
+        if mcu:
+            print(mcu_line(mcu))
         print(f"{len(x_int)} vectors, {report['mismatches']} mismatching elements: "
               f"{'bit-exact' if report['bit_exact'] else 'NOT bit-exact' if report['bit_exact'] is False else 'nothing verified'}")
     if not report["bit_exact"]:
         print(f"hwprune verify: {report['mismatches']} mismatching elements; see the engine notes", file=sys.stderr)
     return 0 if report["bit_exact"] else 1
+
+
+def mcu_line(m: dict) -> str:
+    return (f"mcu: {m['target']} ({m['core']}): {m['cycles']:,.0f} cycles ({m['latency_us']:,.1f} us, "
+            f"{m['energy_uj']:,.2f} uJ) and {m['instructions']:,.0f} instructions per inference; flash "
+            f"{m['flash_bytes']:,} B, RAM {m['static_ram_bytes']:,} B static + {m['stack_bytes']:,} B stack")
 
 
 def print_export(exported: Export) -> int:
@@ -254,14 +342,18 @@ def print_export(exported: Export) -> int:
     dead = report.get(DEAD_CHANNELS_KEY) or {}
     removed = (f"; {dead['filters_removed']} dead filters removed (MACs {dead['macs_before']} -> {dead['macs_after']})"
                if dead.get("filters_removed") else "")
+    m = report.get("mcu")
+    firmware = (f"; {m['cycles']:,.0f} cycles ({m['latency_us']:,.1f} us, {m['energy_uj']:,.2f} uJ), flash "
+                f"{m['flash_bytes']:,} B, RAM {m['static_ram_bytes'] + m['stack_bytes']:,} B on {m['target']}"
+                if m else "")
     print(f"hwprune export: wrote {out}: int8 ({DIALECT}), {report['nonzero_weights']}/{report['total_weights']} "
-          f"nonzero weights, {report['macs']} MACs ({report['nonzero_macs']} on nonzero weights){removed}; {verdict}",
-          file=sys.stderr)
+          f"nonzero weights, {report['macs']} MACs ({report['nonzero_macs']} on nonzero weights){removed}; {verdict}"
+          f"{firmware}", file=sys.stderr)
     return 1 if report["bit_exact"] is False else 0
 
 
 def export_converted(float_graph: Graph, source: str, out, options, force: bool, calibration: np.ndarray,
-                     removed_neurons: Optional[dict] = None) -> Export:
+                     removed_neurons: Optional[dict] = None, cc: Optional[str] = None) -> Export:
     """``export --quant tflite-int8``: the float (optionally pruned) ``float_graph``
     quantized as TFLite's converter does (``quant.tflite_int8``), written as a ``.tflite``
     file, read back and exported; the read-back graph is what the folder holds, so the
@@ -287,4 +379,4 @@ def export_converted(float_graph: Graph, source: str, out, options, force: bool,
         fidelity["top1_agreement"] = float(np.mean(float_out.argmax(1) == int8_out.argmax(1)))
     extra = {"quant": "tflite-int8", "sparsity_requested": options.sparsity,
              "removed_neurons": removed_neurons or {}, "fidelity": fidelity}
-    return export_int8(graph, source, out, options, force, x, tflite_bytes=data, extra=extra)
+    return export_int8(graph, source, out, options, force, x, tflite_bytes=data, extra=extra, cc=cc)

@@ -210,3 +210,17 @@ def export_target(meta: dict, override: Optional[str] = None) -> tuple[Target, b
         return target_from_dict({k: v for k, v in spec.items() if v is not None} if isinstance(spec, dict) else spec,
                                 "export.json: target_spec"), True
     return get_target(meta.get("target") or DEFAULT_TARGET), bool(meta.get("target_given"))
+
+
+def check_fit(report: dict, target: Target) -> None:
+    """TargetError naming the figures when the export does not fit the target's flash or RAM."""
+    if target.kind != "mcu" or report.get("flash_bytes") is None:
+        return
+    over = []
+    if report["flash_bytes"] > target.flash_bytes:
+        over.append(f"flash {report['flash_bytes']} B > {target.flash_bytes} B")
+    if report["ram_bytes"] > target.ram_bytes:
+        over.append(f"RAM {report['ram_bytes']} B > {target.ram_bytes} B")
+    if over:
+        raise TargetError(f"the model does not fit {target.name} ({target.description}): {', '.join(over)}; "
+                          "prune harder, use fewer bits or a larger target")

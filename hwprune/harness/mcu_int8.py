@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
 from hwprune.backends.c_int8 import HEADERS, layer_function
-from hwprune.harness.cross import link_firmware
+from hwprune.harness.cross import find_cross_cc, link_firmware
 from hwprune.harness.cycles import FlashModel, get_cycle_table
 from hwprune.harness.emulator import emulate
 from hwprune.ir.graph import Graph
-from hwprune.targets import get_target
+from hwprune.targets import Target, get_target
 
 HARNESS = """#include <stdint.h>
 #define HWPRUNE_IO __attribute__((section(".hwprune_io"), used))
@@ -48,22 +48,25 @@ class Int8McuRun:
     flash_stall_cycles: tuple = (0.0, 0.0)  # per inference, mean: instruction-, data-side (with a FlashModel)
 
 
-def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: str = "stm32l4r5",
-            flash: Optional[FlashModel] = None) -> Int8McuRun:
-    """``flash``: the chip's flash wait states added to the cycles (``cycles.FlashModel``; off by default)."""
-    chosen = get_target(target)
+def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: Union[str, Target] = "stm32l4r5",
+            flash: Optional[FlashModel] = None, cc: Optional[str] = None, progress: bool = False) -> Int8McuRun:
+    """``target``: a target name or a Target (a target file's); ``flash``: the chip's flash wait
+    states added to the cycles (``cycles.FlashModel``; off by default); ``cc``: the cross
+    compiler (``harness.cross.find_cross_cc``; default clang from ziglang); ``progress``: a
+    bar over the vectors on a terminal."""
+    chosen = target if isinstance(target, Target) else get_target(target)
     harness = Path(work) / "harness_int8.c"
     harness.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
                                   "out_size": int(np.prod(graph.output_shape))})
     c_dir = Path(c_dir)
     fw = link_firmware([c_dir / "model_int8.c", harness], [c_dir], chosen.cpu, opt="-O2",
-                       depends=[c_dir / h for h in HEADERS])
+                       compiler=None if cc is None else find_cross_cc(cc), depends=[c_dir / h for h in HEADERS])
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
     # a compiler may clone a function under a suffixed name (gcc's ``.constprop.0``)
     symbol = {fn.name.split(".")[0]: fn.name for fn in fw.functions}
     names = [symbol.get(layer_function(i)) for i in range(len(graph.layers))] + [f"{graph.name}_predict"]
     emulation = emulate(fw, x, "int8_t", "int8_t", int(np.prod(graph.output_shape)), names,
-                        get_cycle_table(chosen.cpu), flash=flash)
+                        get_cycle_table(chosen.cpu), flash=flash, progress=progress)
     stalls = (0.0, 0.0) if emulation.flash_stalls is None else tuple(float(v) for v in emulation.flash_stalls.mean(axis=0))
     return Int8McuRun(emulation.outputs.reshape(len(x), *graph.output_shape), float(emulation.cycles.sum(axis=1).mean()),
                       float(emulation.instructions.sum(axis=1).mean()), fw.flash_bytes, fw.static_ram_bytes,

@@ -13,7 +13,6 @@ report.md and plots.
 from hwprune.report.build import (PRODUCER_KEYS, REPORT_JSON, REPORT_MD, REPORT_PNG, analyze, build_report,
                                   json_default, write_report)
 from hwprune.report.markdown import render_markdown, render_plot
-from hwprune.report.mcu import check_fit
 
 __all__ = ["PRODUCER_KEYS", "REPORT_JSON", "REPORT_MD", "REPORT_PNG", "analyze", "build_report", "json_default",
-           "write_report", "render_markdown", "render_plot", "check_fit"]
+           "write_report", "render_markdown", "render_plot"]

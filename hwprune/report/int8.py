@@ -19,22 +19,20 @@ from typing import Optional
 import numpy as np
 
 import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
-from hwprune import __version__, reference
+from hwprune import __version__
 from hwprune.backends.c_int8 import SOURCE, stored_dense, weighted_arrays
 from hwprune.errors import ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
 from hwprune.harness.build import SIZE_FLAGS, compile_object, find_cc
-from hwprune.harness.compare import compare
 from hwprune.harness.engines import get_engine
-from hwprune.harness.mcu_int8 import run_mcu
 from hwprune.harness.measure import section_sizes
 from hwprune.harness.regenerate import check_code
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import load_graph
-from hwprune.pipeline_int8 import (DEFAULT_ENGINES, c_weight_bytes, read_int8_vectors, verification_report,
-                                   verify_int8)
+from hwprune.pipeline_int8 import (DEFAULT_ENGINES, c_weight_bytes, mcu_int8, read_int8_vectors,
+                                   verification_report, verify_int8)
 from hwprune.report.build import REPORT_JSON, REPORT_MD, json_default
-from hwprune.targets import get_target
+from hwprune.targets import export_target, get_target
 from hwprune.tempdirs import temp_dir
 
 MCU_VECTORS = 2  # the emulator runs about a million instructions a second: cycles need few vectors
@@ -72,19 +70,13 @@ def _host_size(folder: Path) -> Optional[dict]:
             "measured_with": f"{SOURCE} compiled on the host: {compiler} {' '.join(SIZE_FLAGS)}"}
 
 
-def _mcu(folder: Path, graph: Graph, x_int: np.ndarray, target: str):
+def _mcu(folder: Path, graph: Graph, x_int: np.ndarray, target, cc):
     """(comparison, figures) of the first vectors on ``target``'s core, or (None, why not)."""
 
     why = get_engine("mcu").unavailable_reason()
     if why:
         return None, why
-    x = x_int[:MCU_VECTORS]
-    with temp_dir("mcu-int8") as work:
-        run = run_mcu(graph, folder / C_DIR, x, Path(work), target)
-    comparison = compare(((graph.output, reference.run(graph, x)),), ((graph.output, run.outputs),), "mcu")
-    return comparison, {"target": target, "vectors": int(len(x)), "cycles": run.cycles,
-                        "instructions": run.instructions, "flash_bytes": run.flash_bytes,
-                        "static_ram_bytes": run.static_ram_bytes, "stack_bytes": run.stack_bytes}
+    return mcu_int8(folder, graph, x_int[:MCU_VECTORS], target, cc)
 
 
 def analyze_int8(folder, target: Optional[str] = None, trust_export: bool = False) -> dict:
@@ -96,9 +88,12 @@ def analyze_int8(folder, target: Optional[str] = None, trust_export: bool = Fals
     meta = json.loads((folder / EXPORT_FILE).read_text())
     graph = load_graph(folder)
     x_int, stored = read_int8_vectors(folder, graph)
-    comparisons, skipped = verify_int8(folder, graph, x_int, stored, DEFAULT_ENGINES)
-    mcu_target = chip.name if chip is not None and chip.kind == "mcu" else DEFAULT_MCU_TARGET
-    mcu_comparison, mcu = _mcu(folder, graph, x_int, mcu_target)
+    comparisons, skipped, _ = verify_int8(folder, graph, x_int, stored, DEFAULT_ENGINES)
+    # the chip: --target, else the export's Cortex-M target, else the default Cortex-M4
+    exported, _ = export_target(meta)
+    mcu_target = (chip if chip is not None and chip.kind == "mcu" else exported if exported.kind == "mcu"
+                  else get_target(DEFAULT_MCU_TARGET))
+    mcu_comparison, mcu = _mcu(folder, graph, x_int, mcu_target, meta.get("cc"))
     if mcu_comparison is None:
         skipped, mcu = [*skipped, ("mcu", mcu)], None
     else:

@@ -14,7 +14,6 @@ from pathlib import Path
 from hwprune.backends.c import export_c
 from hwprune.errors import TargetError, ToolchainError
 from hwprune.harness.mcu import measure_mcu
-from hwprune.targets import Target
 from hwprune.tempdirs import temp_dir
 
 MCU_PLOT = "report_mcu.png"
@@ -64,20 +63,6 @@ def apply_measurement(report: dict, measurement, baseline=None) -> None:
             row["cycles"] = cost.cycles
         if row["name"] in dense_by_name:
             row["dense_cycles"] = dense_by_name[row["name"]].cycles
-
-
-def check_fit(report: dict, target: Target) -> None:
-    """TargetError naming the figures when the export does not fit the target's flash or RAM."""
-    if target.kind != "mcu" or report.get("flash_bytes") is None:
-        return
-    over = []
-    if report["flash_bytes"] > target.flash_bytes:
-        over.append(f"flash {report['flash_bytes']} B > {target.flash_bytes} B")
-    if report["ram_bytes"] > target.ram_bytes:
-        over.append(f"RAM {report['ram_bytes']} B > {target.ram_bytes} B")
-    if over:
-        raise TargetError(f"the model does not fit {target.name} ({target.description}): {', '.join(over)}; "
-                          "prune harder, use fewer bits or a larger target")
 
 
 def markdown(report: dict) -> list[str]:

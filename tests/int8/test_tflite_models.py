@@ -209,3 +209,54 @@ def test_cortex_m4_firmware_equals_reference(tmp_path, data_dir):
     run = run_mcu(graph, tmp_path / "c", x, tmp_path)
     assert np.array_equal(run.outputs, reference.run(graph, x))
     assert run.cycles > graph.nonzero_macs  # at least a cycle per multiply that is not skipped
+
+
+def test_export_for_a_cortex_m_target_and_verify_run_the_int8_firmware(tmp_path, data_dir):
+    """An int8 export for a Cortex-M target runs its C on that core in the emulator (the
+    export's line and report carry the firmware's cycles, flash and RAM), records the target,
+    and ``verify`` runs the mcu engine on it by default; on a folder exported without one,
+    ``--engine mcu`` runs it, and --cc or --target that cannot apply are one line, exit 2."""
+    pytest.importorskip("unicorn")
+    out = tmp_path / "ad"
+    code, _, err = _cli("export", data_dir / "ad01_int8.tflite", "--target", "stm32l4r5", "--out", out)
+    assert code == 0, err
+    assert "tflm and host and mcu bit-exact on 32 vectors" in err and "cycles" in err and "on stm32l4r5" in err
+    meta = json.loads((out / "export.json").read_text())
+    assert meta["target"] == "stm32l4r5" and meta["target_given"] is True
+    report = json.loads((out / "report.json").read_text())
+    mcu = report["mcu"]
+    assert mcu["target"] == "stm32l4r5" and mcu["vectors"] == 32 and mcu["cycles"] > 100_000
+    assert report["flash_bytes"] == mcu["flash_bytes"] and list(report["engines"]) == ["tflm", "host", "mcu"]
+    code, stdout, err = _cli("verify", out, "--json")
+    assert code == 0, err
+    verified = json.loads(stdout)
+    assert verified["bit_exact"] and "mcu" in verified["engines"] and verified["mcu"]["cycles"] == mcu["cycles"]
+
+    plain = tmp_path / "plain"
+    code, _, err = _cli("export", data_dir / "ad01_int8.tflite", "--out", plain)
+    assert code == 0, err
+    assert "mcu" not in err and json.loads((plain / "export.json").read_text())["target_given"] is False
+    code, stdout, err = _cli("verify", plain)
+    assert code == 0 and "mcu" not in stdout, err
+    code, stdout, err = _cli("verify", plain, "--engine", "mcu", "--target", "nrf54l15")
+    assert code == 0, err
+    assert "mcu: bit-exact on 32 vectors" in stdout and "mcu: nrf54l15 (cortex-m33):" in stdout
+    code, stdout, err = _cli("verify", plain, "--cc", "clang")
+    assert code == 2 and stdout == "" and "--cc clang is the mcu engine's cross compiler" in err
+    code, stdout, err = _cli("verify", plain, "--engine", "mcu", "--target", "xcvu9p")
+    assert code == 2 and stdout == "" and "the mcu engine needs a Cortex-M target" in err
+
+
+def test_an_int8_model_too_big_for_its_cortex_m_target_is_exit_2_with_nothing_written(tmp_path, data_dir):
+    pytest.importorskip("unicorn")
+    from hwprune.paths import targets_dir
+
+    small = tmp_path / "tinyl4.toml"
+    text = (targets_dir() / "stm32l4r5.toml").read_text()
+    small.write_text(text.replace('name = "stm32l4r5"', 'name = "tinyl4"').replace("flash_kib = 2048", "flash_kib = 64"))
+    assert "flash_kib = 64" in small.read_text()
+    out = tmp_path / "ad"
+    code, stdout, err = _cli("export", data_dir / "ad01_int8.tflite", "--target", small, "--out", out)
+    assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1
+    assert "does not fit tinyl4" in err and "flash 298238 B > 65536 B" in err
+    assert not out.exists()
