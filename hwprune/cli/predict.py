@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ def add_parser(sub) -> None:
                                                                 "model's layout (a conv output as N, C, H, W for torch)")
     p.add_argument("--engine", default="reference",
                    help="reference (numpy integers), host (compiled C), mcu (Cortex-M firmware in the emulator) or "
-                        "hls4ml (C simulation of DIR/hls4ml)")
+                        "hls4ml (C simulation of DIR/hls4ml); an int8 (.tflite) export: reference, tflm (TFLite "
+                        "Micro's interpreter), host or mcu")
     p.add_argument("--target", metavar="NAME|PATH", help="the Cortex-M target of the mcu engine (default: the export's)")
     p.add_argument("--force", action="store_true", help="replace Y.npy if it exists")
     p.add_argument("--trust-export", action="store_true",
@@ -51,11 +53,10 @@ def run(args) -> int:
     from hwprune.pipeline_int8 import is_int8_export
 
     if is_int8_export(args.dir):  # TFLite's int8 dialect: inputs quantized as TFLite's QUANTIZE does
-        if args.engine not in ("reference", "tflm"):
-            raise OptionError(f"--engine {args.engine}: an int8 (.tflite) export runs on reference or tflm")
+        if args.engine not in INT8_ENGINES:
+            raise OptionError(f"--engine {args.engine}: an int8 (.tflite) export runs on {', '.join(INT8_ENGINES)}")
         x = graph.check_batch(load_array(args.inputs, "inputs"), f"inputs ({args.inputs})", single_ok=True)
-        y_int = get_engine(args.engine).run(graph if args.engine == "reference" else Path(args.dir),
-                                            graph.input_t.quantize(x)).outputs
+        y_int = _int8_outputs(Path(args.dir), graph, graph.input_t.quantize(x), args.engine, args.target)
         y = graph.output_t.to_real(y_int).astype(np.float32)
         with output_file(args.out, args.force, inputs=(args.dir, args.inputs)) as tmp:
             with open(tmp, "wb") as f:
@@ -76,3 +77,30 @@ def run(args) -> int:
         with open(tmp, "wb") as f:
             np.save(f, y)
     return 0
+
+
+INT8_ENGINES = ("reference", "tflm", "host", "mcu")
+
+
+def _int8_outputs(folder: Path, graph, x_int, engine: str, target):
+    """An int8 export's outputs on ``engine``: the reference, TFLM's interpreter on the folder's
+    .tflite, its C on the host, or its C on a Cortex-M core in the emulator (``target``, else
+    the export's chip)."""
+    from hwprune.exportdir import C_DIR, EXPORT_FILE
+    from hwprune.harness import get_engine
+    from hwprune.tempdirs import temp_dir
+
+    if engine in ("reference", "tflm"):
+        return get_engine(engine).run(graph if engine == "reference" else folder, x_int).outputs
+
+    with temp_dir("predict-int8") as work:
+        if engine == "host":
+            from hwprune.harness.host_int8 import run_host
+
+            return run_host(graph, folder / C_DIR, x_int, Path(work))[-1][1]
+        from hwprune.harness.mcu_int8 import run_mcu
+        from hwprune.pipeline_int8 import int8_engines
+
+        meta = json.loads((folder / EXPORT_FILE).read_text())
+        _, chip = int8_engines(meta, ["mcu"], target)
+        return run_mcu(graph, folder / C_DIR, x_int, Path(work), chip, cc=meta.get("cc"), progress=True).outputs

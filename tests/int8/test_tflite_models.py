@@ -87,13 +87,17 @@ def test_export_and_verify_with_tflm(tmp_path, data_dir):
     x = np.random.default_rng(3).normal(0, 20, size=(3, 49, 10, 1))
     np.save(tmp_path / "x.npy", x)
     outputs = {}
-    for engine in ("reference", "tflm"):
+    engines = ("reference", "tflm", "host", "mcu")  # the int8 C on the host and on the Cortex-M4 too
+    for engine in engines:
         code, _, err = _cli("predict", out, "--inputs", tmp_path / "x.npy", "--out", tmp_path / f"{engine}.npy",
                             "--engine", engine)
         assert code == 0, err
         outputs[engine] = np.load(tmp_path / f"{engine}.npy")
     assert outputs["reference"].shape == (3, 12)
-    assert np.array_equal(outputs["reference"], outputs["tflm"])
+    for engine in engines[1:]:
+        assert np.array_equal(outputs["reference"], outputs[engine]), engine
+    code, _, err = _cli("predict", out, "--inputs", tmp_path / "x.npy", "--out", tmp_path / "h.npy", "--engine", "hls4ml")
+    assert code == 2 and "runs on reference, tflm, host, mcu" in err and not (tmp_path / "h.npy").exists()
     code, _, err = _cli("report", out)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
