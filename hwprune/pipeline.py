@@ -95,9 +95,9 @@ class ExportOptions:
         return replace(self, weight_bits=self.weight_bits or default, activation_bits=self.activation_bits or default)
 
 
-def _cross_cc(backends: Sequence) -> Optional[str]:
-    """The cross compiler the C backend's options name (``--cc``), or None."""
-    return next((opts.cc for opts in backends if isinstance(opts, COptions)), None)
+def _c_options(backends: Sequence) -> COptions:
+    """The C backend's options among ``backends`` (its defaults when it is not there)."""
+    return next((opts for opts in backends if isinstance(opts, COptions)), COptions())
 
 
 def with_c(backends: Sequence) -> tuple:
@@ -308,7 +308,7 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     graph = model if isinstance(model, Graph) else load_model(model, trust_model=trust_model)
     if is_int8_graph(graph):  # TFLite's int8 dialect: exported as the file holds it (pipeline_int8)
         check_int8_options(options, backends)
-        return export_int8(graph, source, out, options, force, calibration, cc=_cross_cc(backends))
+        return export_int8(graph, source, out, options, force, calibration, c_options=_c_options(backends))
     if options.quant == INT8_QUANT:
         check_int8_options(options, backends, converted=graph)
     check_backends(graph, options, backends)  # a layer or a target a backend refuses fails before any work
@@ -322,7 +322,8 @@ def export_model(model, out, calibration=None, options: ExportOptions = ExportOp
     if options.remove_dead_neurons:
         graph, removed = remove_dead_neurons(graph)
     if options.quant == INT8_QUANT:
-        return export_converted(graph, source, out, options, force, calibration, removed, cc=_cross_cc(backends))
+        return export_converted(graph, source, out, options, force, calibration, removed,
+                                c_options=_c_options(backends))
     vectors = calibration
     stored = Path(source) if source else None
     if vectors is None and stored is not None and (stored / VECTORS_FILE).exists():

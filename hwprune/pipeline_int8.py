@@ -110,11 +110,11 @@ def check_options(options, backends: Sequence = (), converted: Optional[Graph] =
                               "types); use the C backend")
     if options.sparsity and converted is None:
         raise OptionError("--sparsity applies to float models; a .tflite model is exported as its weights are")
-    c_format = next((opts.format for opts in backends if isinstance(opts, COptions)), "auto")
-    if c_format != "auto":
-        raise OptionError(f"--format {c_format}: the int8 C stores a layer dense or as each output channel's "
-                          "nonzero weights by its density; "
-                          "--format applies to ap_fixed exports")
+    c = next((opts for opts in backends if isinstance(opts, COptions)), COptions())
+    if c.format != "auto" or c.optimize != "balanced":
+        given = f"--format {c.format}" if c.format != "auto" else f"--optimize {c.optimize}"
+        raise OptionError(f"{given}: the int8 C stores a layer dense or as each output channel's nonzero weights "
+                          "by its density; --format and --optimize apply to ap_fixed exports")
 
 
 def int8_engines(meta: dict, engines: Optional[Sequence[str]] = None, target: Optional[str] = None,
@@ -222,20 +222,25 @@ def _host_reason(folder: Path) -> str:
 
 
 def export_int8(graph: Graph, model_path, out, options, force: bool = False, calibration=None,
-                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None, cc: Optional[str] = None) -> Export:
+                tflite_bytes: Optional[bytes] = None, extra: Optional[dict] = None,
+                c_options: COptions = COptions()) -> Export:
     """Write an int8 export folder for ``graph`` read from ``model_path`` (a .tflite file).
     ``tflite_bytes``: the file to keep instead of ``model_path``'s (a float model quantized
     by hwprune, ``model_path`` its source); ``extra``: more of export.json and report.json.
-    With a Cortex-M ``options.target`` the C also runs on its core in the emulator (``cc``:
-    the cross compiler): the firmware's cycles, flash and RAM in the report, and a model
-    that does not fit the chip is an error (unless ``options.require_fit`` is off)."""
+    With a Cortex-M ``options.target`` the C also runs on its core in the emulator (the C
+    options' ``cc``: the cross compiler): the firmware's cycles, flash and RAM in the report,
+    and a model that does not fit the chip is an error (unless ``options.require_fit`` is
+    off). ``c_options.compile`` off: only TFLM runs (no compiler needed)."""
     if not is_int8_graph(graph):
         raise ModelError(f"{model_path}: not an int8 model")
     target = get_target(options.target or DEFAULT_TARGET)  # an unknown target fails before any work
     target_meta = {"target": target.name, "target_given": options.target is not None,
                    **({"target_spec": asdict(target)} if options.target and (options.target.endswith(".toml")
                                                                              or "/" in options.target) else {})}
+    cc = c_options.cc
     engines, mcu_target = int8_engines(target_meta, cc=cc)
+    if not c_options.compile:  # --no-compile: the C is written, not built (verify builds it later)
+        engines = [name for name in engines if name not in ("host", "mcu")]
     if options.name:
         graph = graph.replace(name=options.name)
     if calibration is not None:  # real-valued inputs: quantized as TFLite's QUANTIZE would
@@ -263,7 +268,8 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         np.savez(tmp / VECTORS_FILE, x=graph.input_t.to_real(x_int), x_int=x_int.astype(np.int8),
                  y_int=y_int.astype(np.int8))
         meta = {"hwprune_version": __version__, "dialect": DIALECT, "source": str(model_path), "model": graph.name,
-                "tflite": "model.tflite", **target_meta, **({"cc": cc} if cc else {}), **extra}
+                "tflite": "model.tflite", **target_meta, **({"cc": cc} if cc else {}),
+                "compiled": c_options.compile, **extra}
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         comparisons, skipped, mcu = verify_int8(tmp, graph, x_int, None, engines, mcu_target, cc)
         report = {**verification_report(graph, x_int, comparisons, skipped), **extra, "mcu": mcu or None}
@@ -353,7 +359,7 @@ def print_export(exported: Export) -> int:
 
 
 def export_converted(float_graph: Graph, source: str, out, options, force: bool, calibration: np.ndarray,
-                     removed_neurons: Optional[dict] = None, cc: Optional[str] = None) -> Export:
+                     removed_neurons: Optional[dict] = None, c_options: COptions = COptions()) -> Export:
     """``export --quant tflite-int8``: the float (optionally pruned) ``float_graph``
     quantized as TFLite's converter does (``quant.tflite_int8``), written as a ``.tflite``
     file, read back and exported; the read-back graph is what the folder holds, so the
@@ -379,4 +385,4 @@ def export_converted(float_graph: Graph, source: str, out, options, force: bool,
         fidelity["top1_agreement"] = float(np.mean(float_out.argmax(1) == int8_out.argmax(1)))
     extra = {"quant": "tflite-int8", "sparsity_requested": options.sparsity,
              "removed_neurons": removed_neurons or {}, "fidelity": fidelity}
-    return export_int8(graph, source, out, options, force, x, tflite_bytes=data, extra=extra, cc=cc)
+    return export_int8(graph, source, out, options, force, x, tflite_bytes=data, extra=extra, c_options=c_options)

@@ -166,7 +166,8 @@ def test_cli_options_refused_in_one_line(tmp_path, capsys):
             "--calibration", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out")]
     for extra, message in ((["--backend", "hls4ml"], "--backend hls4ml does not take TFLite's int8 dialect"),
                            (["--weight-bits", "6"], "--quant tflite-int8 is 8 bits"),
-                           (["--format", "csr"], "--format csr: the int8 C stores")):
+                           (["--format", "csr"], "--format csr: the int8 C stores"),
+                           (["--optimize", "size"], "--optimize size: the int8 C stores")):
         code = main(base + extra)
         err = capsys.readouterr().err
         assert code == 2, err

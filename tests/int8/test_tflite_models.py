@@ -251,6 +251,19 @@ def test_export_for_a_cortex_m_target_and_verify_run_the_int8_firmware(tmp_path,
     assert code == 2 and stdout == "" and "the mcu engine needs a Cortex-M target" in err
 
 
+def test_no_compile_exports_an_int8_model_checked_by_tflm_alone_and_verify_builds_it(tmp_path, data_dir):
+    out = tmp_path / "ad"
+    code, _, err = _cli("export", data_dir / "ad01_int8.tflite", "--no-compile", "--target", "stm32l4r5", "--out", out)
+    assert code == 0, err
+    assert "; tflm bit-exact on 32 vectors" in err and "cycles" not in err, err
+    meta = json.loads((out / "export.json").read_text())
+    assert meta["compiled"] is False and meta["target_given"] is True
+    assert (out / "c" / "model_int8.c").is_file()
+    code, stdout, err = _cli("verify", out)
+    assert code == 0, err
+    assert "host: bit-exact" in stdout and "mcu: bit-exact" in stdout
+
+
 def test_an_int8_model_too_big_for_its_cortex_m_target_is_exit_2_with_nothing_written(tmp_path, data_dir):
     pytest.importorskip("unicorn")
     from hwprune.paths import targets_dir
