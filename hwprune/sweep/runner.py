@@ -228,17 +228,18 @@ def _init_ray(address: Optional[str], workers: Optional[int]):
     with contextlib.ExitStack() as local:
         if not address:
             local.enter_context(_local_only())
+        # Ray reads both when it is imported (ray._private.ray_constants), so before the import.
+        # Ray's C++ core installs a crash handler for SIGTERM in the driver that aborts the
+        # process (exit -6) when the signal lands on it; hwprune's own handler must get every
+        # SIGTERM so that the sweep shuts Ray down and exits 143.
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
         try:
             import ray
         except ImportError:
             raise ToolchainError("hwprune sweep runs on Ray, which is not installed: pip install 'hwprune[sweep]'") from None
         if address:
             _check_address(address)
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        # Ray's C++ core installs a crash handler for SIGTERM in the driver that aborts the
-        # process (exit -6) when the signal lands on it; hwprune's own handler must get every
-        # SIGTERM so that the sweep shuts Ray down and exits 143.
-        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
         kwargs = dict(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
         try:
             with _sigterm_held(ray):
