@@ -271,7 +271,8 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
                 "tflite": "model.tflite", **target_meta, **({"cc": cc} if cc else {}),
                 "compiled": c_options.compile, **extra}
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        comparisons, skipped, mcu = verify_int8(tmp, graph, x_int, None, engines, mcu_target, cc)
+        comparisons, skipped, mcu = verify_int8(tmp, graph, x_int, None, engines, mcu_target, cc,
+                                                named=cc is not None)  # --cc asked for the firmware
         report = {**verification_report(graph, x_int, comparisons, skipped), **extra, "mcu": mcu or None}
         if mcu:
             report.update(flash_bytes=mcu["flash_bytes"], ram_bytes=mcu["static_ram_bytes"] + mcu["stack_bytes"])
