@@ -48,16 +48,19 @@ class RouteBudget:
         self.seconds = seconds
         self.lines: list[str] = []
         self.started: Optional[float] = None
+        self.routed = False
 
     def on_line(self, line: str) -> None:
         self.lines.append(line)
         phase = phase_of(line)
         if self.started is None and phase is not None and phase.startswith("routing"):
             self.started = time.monotonic()
+        if phase is not None and phase.startswith("routed"):
+            self.routed = True  # the timing analysis and the report after it are not routing
         self.poll()
 
     def poll(self) -> None:
-        if self.started is not None and time.monotonic() - self.started >= self.seconds:
+        if not self.routed and self.started is not None and time.monotonic() - self.started >= self.seconds:
             raise RoutingStopped("\n".join(self.lines) + "\n", time.monotonic() - self.started)
 
 

@@ -36,3 +36,21 @@ def test_the_device_table_and_the_placed_fmax_are_read():
 def test_a_log_without_the_device_table_is_one_error():
     with pytest.raises(ToolchainError, match="no device utilisation"):
         placed_report(LOG.split("Info: Device utilisation:")[0], "nextpnr")
+
+
+def test_the_budget_starts_with_routing_and_ends_when_it_is_complete():
+    from hwprune.fpga.pnr_log import RouteBudget, RoutingStopped
+
+    budget = RouteBudget(0)
+    budget.on_line("Info: Running simulated annealing placer for refinement.")
+    budget.poll()  # placing: the clock has not started
+    with pytest.raises(RoutingStopped) as stopped:
+        budget.on_line("Info: Routing globals...")
+    assert "annealing" in stopped.value.log and "Routing globals" in stopped.value.log
+
+    done = RouteBudget(3600)
+    done.on_line("Info: Routing globals...")
+    done.on_line("Info: Routing complete.")
+    done.seconds = 0  # past the budget once routing completed: the timing analysis runs on
+    done.poll()
+    done.on_line("Info: Max frequency for clock 'clk': 123.32 MHz (PASS at 100.00 MHz)")
