@@ -39,7 +39,7 @@ from hwprune.harness.compare import Comparison, compare
 from hwprune.harness.cross import find_cross_cc
 from hwprune.harness.engines import ENGINES, get_engine
 from hwprune.harness.host_int8 import run_host
-from hwprune.harness.mcu_int8 import run_mcu
+from hwprune.harness.mcu_int8 import run_mcu, trace_mcu
 from hwprune.harness.regenerate import check_code
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
@@ -145,7 +145,10 @@ def mcu_int8(folder: Path, graph: Graph, x_int: np.ndarray, target: Target, cc: 
     the reference, and the firmware's figures per inference."""
     with temp_dir("mcu-int8") as work:
         run = run_mcu(graph, Path(folder) / C_DIR, x_int, Path(work), target, cc=cc, progress=progress)
-    comparison = compare(((graph.output, reference.run(graph, x_int)),), ((graph.output, run.outputs),), "mcu")
+        comparison = compare(((graph.output, reference.run(graph, x_int)),), ((graph.output, run.outputs),), "mcu")
+        if not comparison.bit_exact:  # a build that traces every layer names where the firmware went wrong
+            traced = trace_mcu(graph, Path(folder) / C_DIR, x_int, Path(work), target, cc)
+            comparison = compare(reference.run(graph, x_int, trace=True), traced, "mcu")
     return comparison, {"target": target.name, "core": target.cpu, "vectors": int(len(x_int)), "cycles": run.cycles,
                         "instructions": run.instructions, "latency_us": run.cycles / target.clock_mhz,
                         "energy_uj": run.cycles * target.energy_nj_per_cycle / 1000.0,

@@ -33,6 +33,28 @@ int main(void) { return hwprune_mcu_infer(); }
 """
 
 
+# The traced build: one translation unit holding the model, whose trace hook appends every
+# layer's output to the output buffer (a byte loop through a volatile pointer: no memcpy,
+# which freestanding firmware has no library for).
+TRACED_HARNESS = """#include <stdint.h>
+#define HWPRUNE_IO __attribute__((section(".hwprune_io"), used))
+HWPRUNE_IO int8_t hwprune_mcu_input[%(in_size)d];
+HWPRUNE_IO int8_t hwprune_mcu_output[%(trace_size)d];
+static unsigned hwp_trace_at;
+static void hwp_trace(const int8_t *data, unsigned size) {
+    volatile int8_t *dst = hwprune_mcu_output + hwp_trace_at;
+    for (unsigned i = 0; i < size; i++) dst[i] = data[i];
+    hwp_trace_at += size;
+}
+#define HWPRUNE_INT8_TRACE(index, data, size) hwp_trace((data), (size))
+#include "model_int8.c"
+static int8_t hwp_y[%(out_size)d];
+__attribute__((noinline, used)) int hwprune_mcu_infer(void);
+int hwprune_mcu_infer(void) { hwp_trace_at = 0; %(name)s_predict(hwprune_mcu_input, hwp_y); return 0; }
+int main(void) { return hwprune_mcu_infer(); }
+"""
+
+
 @dataclass(frozen=True)
 class Int8McuRun:
     outputs: np.ndarray  # (vectors, *output_shape) int64
@@ -71,3 +93,25 @@ def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: Un
     return Int8McuRun(emulation.outputs.reshape(len(x), *graph.output_shape), float(emulation.cycles.sum(axis=1).mean()),
                       float(emulation.instructions.sum(axis=1).mean()), fw.flash_bytes, fw.static_ram_bytes,
                       emulation.stack_bytes, emulation.cycles.mean(axis=0), emulation.instructions.mean(axis=0), stalls)
+
+
+def trace_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: Union[str, Target] = "stm32l4r5",
+              cc: Optional[str] = None) -> list[tuple[str, np.ndarray]]:
+    """Every layer's outputs on ``target``'s core (a build whose trace hook copies each layer's
+    output out), as ``(layer name, (vectors, *shape))``: where a mismatch of the firmware begins."""
+    chosen = target if isinstance(target, Target) else get_target(target)
+    shapes = [graph.shape_of(layer.name) for layer in graph.layers]
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    harness = Path(work) / "harness_int8_traced.c"
+    harness.write_text(TRACED_HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
+                                         "out_size": int(np.prod(graph.output_shape)), "trace_size": sum(sizes)})
+    c_dir = Path(c_dir)
+    fw = link_firmware([harness], [c_dir], chosen.cpu, opt="-O2", compiler=None if cc is None else find_cross_cc(cc),
+                       depends=[c_dir / "model_int8.c", *(c_dir / h for h in HEADERS)])
+    x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
+    emulation = emulate(fw, x, "int8_t", "int8_t", sum(sizes), [f"{graph.name}_predict"], get_cycle_table(chosen.cpu),
+                        count=False)
+    flat = emulation.outputs.reshape(len(x), sum(sizes))
+    ends = np.cumsum(sizes)
+    return [(layer.name, flat[:, end - size:end].reshape(len(x), *shape))
+            for layer, shape, size, end in zip(graph.layers, shapes, sizes, ends)]

@@ -277,3 +277,26 @@ def test_an_int8_model_too_big_for_its_cortex_m_target_is_exit_2_with_nothing_wr
     assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1
     assert "does not fit tinyl4" in err and "flash 298238 B > 65536 B" in err
     assert not out.exists()
+
+
+def test_an_mcu_mismatch_names_the_first_differing_layer(tmp_path, data_dir):
+    """The int8 firmware against a graph changed at one layer: the comparison comes from a
+    build that traces every layer, and names the changed one (the layers before it equal)."""
+    pytest.importorskip("unicorn")
+    from hwprune.pipeline_int8 import mcu_int8
+    from hwprune.targets import get_target
+
+    out = tmp_path / "ad"
+    code, _, err = _cli("export", data_dir / "ad01_int8.tflite", "--no-compile", "--out", out)
+    assert code == 0, err
+    graph = load_graph(out)
+    x = np.random.default_rng(0).integers(-128, 128, size=(2, *graph.input_shape))
+    same, figures = mcu_int8(out, graph, x, get_target("stm32l4r5"))
+    assert same.bit_exact and figures["cycles"] > 0
+    layer = graph.layers[3]
+    w = layer.weight.copy()
+    w[0, :] = 0
+    changed = graph.with_layers([*graph.layers[:3], layer.with_(weight=w), *graph.layers[4:]])
+    result, _ = mcu_int8(out, changed, x, get_target("stm32l4r5"))
+    assert not result.bit_exact
+    assert result.first_layer == "fully_connected_3" and len(result.layers) == len(graph.layers)
