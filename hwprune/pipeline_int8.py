@@ -37,10 +37,11 @@ from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.build import find_cc
 from hwprune.harness.compare import Comparison, compare
 from hwprune.harness.cross import find_cross_cc
-from hwprune.harness.engines import ENGINES, get_engine
+from hwprune.harness.engines import get_engine
 from hwprune.harness.host_int8 import run_host
 from hwprune.harness.mcu_int8 import run_mcu, trace_mcu
 from hwprune.harness.regenerate import check_code
+from hwprune.harness.select import named_engines
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
@@ -124,10 +125,7 @@ def int8_engines(meta: dict, engines: Optional[Sequence[str]] = None, target: Op
     a Cortex-M the user chose (as ``harness.select.select_engines`` for ap_fixed exports)."""
     chip, chosen = export_target(meta, target)
     if engines:
-        names = list(dict.fromkeys(engines))
-        unknown = [n for n in names if n not in ENGINES]
-        if unknown:
-            raise OptionError(f"unknown engine {unknown[0]!r}; known engines are {sorted(ENGINES)}")
+        names = named_engines(engines)
     else:
         names = [*DEFAULT_ENGINES, *(["mcu"] if chip.kind == "mcu" and chosen else [])]
     if "mcu" in names and chip.kind != "mcu":

@@ -11,6 +11,16 @@ from hwprune.harness.mcu import McuEngine
 from hwprune.targets import Target
 
 
+def named_engines(engines: Sequence[str]) -> list[str]:
+    """The engines named on the command line, each once and in order; an unknown name is an
+    OptionError listing the registered ones."""
+    names = list(dict.fromkeys(engines))
+    unknown = [n for n in names if n not in ENGINES]
+    if unknown:
+        raise OptionError(f"unknown engine {unknown[0]!r}; known engines are {sorted(ENGINES)}")
+    return names
+
+
 def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]] = None, cc: Optional[str] = None,
                    default_cc: Optional[str] = None):
     """Engines for ``verify``: the names given, else every registered one but the reference,
@@ -21,10 +31,7 @@ def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]
     asked for (an error when the mcu engine does not run); ``default_cc``: the export's.
     """
     if engines:
-        names = list(dict.fromkeys(engines))
-        unknown = [n for n in names if n not in ENGINES]
-        if unknown:
-            raise OptionError(f"unknown engine {unknown[0]!r}; known engines are {sorted(ENGINES)}")
+        names = named_engines(engines)
     else:
         # engines that are not run by default (mcu: it needs a target; tflm: a .tflite) only by name
         names = [n for n, factory in ENGINES.items() if n not in ("reference", "mcu")
