@@ -31,7 +31,7 @@ from hwprune.backends.c.options import COptions
 from hwprune.backends.c_int8 import write_int8_c
 from hwprune.backends.registry import ordered
 from hwprune.backends.tflite_file import write_tflite
-from hwprune.errors import DataError, InternalError, ModelError, OptionError, TargetError, ToolchainError
+from hwprune.errors import DataError, InternalError, ModelError, OptionError, ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE, Export, REPORT_FILE, VECTORS_FILE, load_array
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.build import find_cc
@@ -41,7 +41,7 @@ from hwprune.harness.engines import get_engine
 from hwprune.harness.host_int8 import run_host
 from hwprune.harness.mcu_int8 import run_mcu, trace_mcu
 from hwprune.harness.regenerate import check_code
-from hwprune.harness.select import named_engines
+from hwprune.harness.select import check_mcu_choice, named_engines
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8 import is_int8_graph
 from hwprune.ir.io import load_graph, save_graph
@@ -128,25 +128,24 @@ def int8_engines(meta: dict, engines: Optional[Sequence[str]] = None, target: Op
         names = named_engines(engines)
     else:
         names = [*DEFAULT_ENGINES, *(["mcu"] if chip.kind == "mcu" and chosen else [])]
-    if "mcu" in names and chip.kind != "mcu":
-        raise TargetError(f"the mcu engine needs a Cortex-M target; {chip.name!r} is a {chip.kind} target "
-                          "(pass --target NAME)")
-    if cc is not None and "mcu" not in names:
-        raise OptionError(f"--cc {cc} is the mcu engine's cross compiler, and the mcu engine does not run here "
-                          f"(target {chip.name!r}); pass --engine mcu, a Cortex-M --target, or drop --cc")
+    check_mcu_choice(chip, names, cc)
     return names, chip if "mcu" in names else None
 
 
 def mcu_int8(folder: Path, graph: Graph, x_int: np.ndarray, target: Target, cc: Optional[str] = None,
-             progress: bool = False) -> tuple[Comparison, dict]:
+             progress: bool = False, expected: Optional[Sequence] = None) -> tuple[Comparison, dict]:
     """The folder's C built for ``target``'s core and run in the emulator: its outputs against
-    the reference, and the firmware's figures per inference."""
+    the reference (``expected``: its trace on ``x_int``, when the caller has it), and the
+    firmware's figures per inference."""
+    if expected is None:
+        expected = reference.run(graph, x_int, trace=True)
     with temp_dir("mcu-int8") as work:
         run = run_mcu(graph, Path(folder) / C_DIR, x_int, Path(work), target, cc=cc, progress=progress)
-        comparison = compare(((graph.output, reference.run(graph, x_int)),), ((graph.output, run.outputs),), "mcu")
+        output = [(name, v) for name, v in expected if name == graph.output]  # the graph's output tensor
+        comparison = compare(output, ((graph.output, run.outputs),), "mcu")
         if not comparison.bit_exact:  # a build that traces every layer names where the firmware went wrong
             traced = trace_mcu(graph, Path(folder) / C_DIR, x_int, Path(work), target, cc)
-            comparison = compare(reference.run(graph, x_int, trace=True), traced, "mcu")
+            comparison = compare(expected, traced, "mcu")
     return comparison, {"target": target.name, "core": target.cpu, "vectors": int(len(x_int)), "cycles": run.cycles,
                         "instructions": run.instructions, "latency_us": run.cycles / target.clock_mhz,
                         "energy_uj": run.cycles * target.energy_nj_per_cycle / 1000.0,
@@ -168,14 +167,14 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
                                    "reference/stored y_int"))
     for name in engines:
         if name == "mcu":  # the int8 C on a Cortex-M core (harness.mcu_int8), not the ap_fixed firmware
-            reason = _mcu_reason(cc)
+            reason = mcu_reason(cc)
             if reason and named:
                 raise ToolchainError(f"--engine mcu cannot run: {reason}")
             if reason:
                 skipped.append(("mcu", reason))
                 continue
             comparison, mcu = mcu_int8(folder, graph, x_int, mcu_target or get_target(DEFAULT_TARGET), cc,
-                                       progress=True)
+                                       progress=True, expected=expected)
             comparisons.append(comparison)
             continue
         if name == "host":  # the int8 dialect's own C (backends/c_int8), not the ap_fixed export's
@@ -200,7 +199,8 @@ def verify_int8(folder: Path, graph: Graph, x_int: np.ndarray, stored: Optional[
     return comparisons, skipped, mcu
 
 
-def _mcu_reason(cc: Optional[str]) -> str:
+def mcu_reason(cc: Optional[str] = None) -> str:
+    """Why the mcu engine cannot run here with the cross compiler ``cc``, or ""."""
     reason = get_engine("mcu").unavailable_reason()
     if reason or cc is None:
         return reason

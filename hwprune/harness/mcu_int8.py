@@ -55,6 +55,16 @@ int main(void) { return hwprune_mcu_infer(); }
 """
 
 
+def _target(target: Union[str, Target]) -> Target:
+    return target if isinstance(target, Target) else get_target(target)
+
+
+def _link(sources: list, c_dir: Path, target: Target, cc: Optional[str]):
+    """``sources`` with ``c_dir``'s headers (and model_int8.c) as inputs of the cached build."""
+    return link_firmware(sources, [c_dir], target.cpu, opt="-O2", compiler=None if cc is None else find_cross_cc(cc),
+                         depends=[c_dir / "model_int8.c", *(c_dir / h for h in HEADERS)])
+
+
 @dataclass(frozen=True)
 class Int8McuRun:
     outputs: np.ndarray  # (vectors, *output_shape) int64
@@ -76,13 +86,12 @@ def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: Un
     states added to the cycles (``cycles.FlashModel``; off by default); ``cc``: the cross
     compiler (``harness.cross.find_cross_cc``; default clang from ziglang); ``progress``: a
     bar over the vectors on a terminal."""
-    chosen = target if isinstance(target, Target) else get_target(target)
+    chosen = _target(target)
     harness = Path(work) / "harness_int8.c"
     harness.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
                                   "out_size": int(np.prod(graph.output_shape))})
     c_dir = Path(c_dir)
-    fw = link_firmware([c_dir / "model_int8.c", harness], [c_dir], chosen.cpu, opt="-O2",
-                       compiler=None if cc is None else find_cross_cc(cc), depends=[c_dir / h for h in HEADERS])
+    fw = _link([c_dir / "model_int8.c", harness], c_dir, chosen, cc)
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
     # a compiler may clone a function under a suffixed name (gcc's ``.constprop.0``)
     symbol = {fn.name.split(".")[0]: fn.name for fn in fw.functions}
@@ -99,15 +108,14 @@ def trace_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: 
               cc: Optional[str] = None) -> list[tuple[str, np.ndarray]]:
     """Every layer's outputs on ``target``'s core (a build whose trace hook copies each layer's
     output out), as ``(layer name, (vectors, *shape))``: where a mismatch of the firmware begins."""
-    chosen = target if isinstance(target, Target) else get_target(target)
+    chosen = _target(target)
     shapes = [graph.shape_of(layer.name) for layer in graph.layers]
     sizes = [int(np.prod(shape)) for shape in shapes]
     harness = Path(work) / "harness_int8_traced.c"
     harness.write_text(TRACED_HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
                                          "out_size": int(np.prod(graph.output_shape)), "trace_size": sum(sizes)})
     c_dir = Path(c_dir)
-    fw = link_firmware([harness], [c_dir], chosen.cpu, opt="-O2", compiler=None if cc is None else find_cross_cc(cc),
-                       depends=[c_dir / "model_int8.c", *(c_dir / h for h in HEADERS)])
+    fw = _link([harness], c_dir, chosen, cc)  # the harness includes model_int8.c
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
     emulation = emulate(fw, x, "int8_t", "int8_t", sum(sizes), [f"{graph.name}_predict"], get_cycle_table(chosen.cpu),
                         count=False)

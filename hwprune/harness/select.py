@@ -21,6 +21,18 @@ def named_engines(engines: Sequence[str]) -> list[str]:
     return names
 
 
+def check_mcu_choice(target: Target, names: Sequence[str], cc: Optional[str]) -> None:
+    """The mcu engine among ``names`` needs a Cortex-M ``target``; ``cc`` (its cross compiler)
+    needs the mcu engine among them."""
+    if "mcu" in names and target.kind != "mcu":
+        raise TargetError(f"the mcu engine needs a Cortex-M target; {target.name!r} is a {target.kind} target "
+                          "(pass --target NAME)")
+    if cc is not None and "mcu" not in names:
+        raise OptionError(f"--cc {cc} is the mcu engine's cross compiler, and the mcu engine does not run here "
+                          f"(target {target.name!r}{'' if target.kind == 'mcu' else ', not a Cortex-M'}); "
+                          "pass --engine mcu, a Cortex-M --target, or drop --cc")
+
+
 def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]] = None, cc: Optional[str] = None,
                    default_cc: Optional[str] = None):
     """Engines for ``verify``: the names given, else every registered one but the reference,
@@ -38,13 +50,11 @@ def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]
                  and getattr(factory, "by_default", True)]
         if target.kind == "mcu" and chosen:
             names.append("mcu")
+    check_mcu_choice(target, names, cc)
     mcu = None
     out = []
     for name in names:
         if name == "mcu":
-            if target.kind != "mcu":
-                raise TargetError(f"the mcu engine needs a Cortex-M target; {target.name!r} is a {target.kind} target "
-                                  "(pass --target NAME)")
             mcu = McuEngine(target=target, cc=cc or default_cc, progress=True)
             if engines:
                 reason = mcu.unavailable_reason()
@@ -53,8 +63,4 @@ def select_engines(target: Target, chosen: bool, engines: Optional[Sequence[str]
             out.append(mcu)
         else:
             out.append(name)
-    if cc is not None and mcu is None:
-        raise OptionError(f"--cc {cc} is the mcu engine's cross compiler, and the mcu engine does not run here "
-                          f"(target {target.name!r}{'' if target.kind == 'mcu' else ', not a Cortex-M'}); "
-                          "pass --engine mcu, a Cortex-M --target, or drop --cc")
     return out, mcu

@@ -24,12 +24,11 @@ from hwprune.backends.c_int8 import SOURCE, stored_dense, weighted_arrays
 from hwprune.errors import ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
 from hwprune.harness.build import SIZE_FLAGS, compile_object, find_cc
-from hwprune.harness.engines import get_engine
 from hwprune.harness.measure import section_sizes
 from hwprune.harness.regenerate import check_code
 from hwprune.ir.graph import Graph
 from hwprune.ir.io import load_graph
-from hwprune.pipeline_int8 import (DEFAULT_ENGINES, c_weight_bytes, mcu_int8, read_int8_vectors,
+from hwprune.pipeline_int8 import (DEFAULT_ENGINES, c_weight_bytes, mcu_int8, mcu_reason, read_int8_vectors,
                                    verification_report, verify_int8)
 from hwprune.report.build import REPORT_JSON, REPORT_MD, json_default
 from hwprune.targets import export_target, get_target
@@ -73,7 +72,7 @@ def _host_size(folder: Path) -> Optional[dict]:
 def _mcu(folder: Path, graph: Graph, x_int: np.ndarray, target, cc):
     """(comparison, figures) of the first vectors on ``target``'s core, or (None, why not)."""
 
-    why = get_engine("mcu").unavailable_reason()
+    why = mcu_reason(cc)
     if why:
         return None, why
     return mcu_int8(folder, graph, x_int[:MCU_VECTORS], target, cc)
