@@ -114,10 +114,22 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
     int k_all = kh * kw * in_c, pixels = out_h * out_w;
 #if HWP_SIMD
     int pairs = out_c & ~1;
+    /* 1x1, stride 1, no padding, channels in words (constants where the kernel is inlined) */
+    int pointwise = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_t == 0 && pad_l == 0 && (in_c & 3) == 0;
+    int32_t off2 = hwp_offset_pair(in_zp);
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
-        hwp_im2col(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
-        hwp_im2col(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
+        if (pointwise) { /* a pixel's column is its own in_c inputs, side by side in x */
+            const int8_t *xp = x + p * in_c, *xq = x + q * in_c;
+            int16_t *col = scratch;
+            for (int k = 0; k < in_c; k += 4, col += 8) {
+                hwp_widen4(xp + k, col, off2);
+                hwp_widen4(xq + k, col + 4, off2);
+            }
+        } else {
+            hwp_im2col(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
+            hwp_im2col(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
+        }
         int8_t *yp = y + p * out_c, *yq = y + q * out_c;
         for (int o = 0; o < pairs; o += 2) {
             int32_t s[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
