@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.backends.c import arena
-from hwprune.backends.c_int8_layout import block_rows, depthwise_weights, padded_filters
+from hwprune.backends.c_int8_layout import block_rows, conv_records, depthwise_weights, padded_filters
 from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.backends.c_int8_rq import rq_arrays
 from hwprune.errors import ModelError
@@ -36,7 +36,8 @@ from hwprune.ir.int8_types import add_operand, wrap_int32
 from hwprune.paths import templates_dir
 
 HEADER = "hwprune_int8.h"
-HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_dw.h", "hwprune_int8_dw_loops.h")
+HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_pairs.h", "hwprune_int8_dw.h",
+           "hwprune_int8_dw_loops.h")
 # Cortex-M4 cycles of the int8 kernels, read from benchmarks/int8_kernels.py and profiles of
 # MLPerf Tiny's models in the emulator; they choose each layer's storage (stored_dense)
 DENSE_CYCLES_PER_MAC = 1.45
@@ -235,13 +236,16 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         return ([_array("int8_t", f"{p}_w", layer.filter_matrix), *plain],
                 f"hwp_conv_dense_scalar_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {geometry}, "
                 f"{mult}, {p}_w, {q_plain});")
-    if dense and conv and k4_padded(layer):  # filters padded to words: no slow im2col, no tail
-        arrays = [_array("int8_t", f"{p}_w", block_rows(padded_filters(layer.filter_matrix), 2), aligned=True),
-                  *common]
-        return arrays, (f"hwp_conv_k4_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
-                        f"{geometry}, {p}_w, {q}, hwp_scratch);")
+    if dense and conv:  # records: rows in pairs beside their constants; filters padded to words (k4)
+        k4 = k4_padded(layer)
+        matrix = padded_filters(layer.filter_matrix) if k4 else layer.filter_matrix
+        records = conv_records(matrix, layer.bias, layer.out_multiplier, shift)
+        zq = f"{in_t.zero_point}, {out_zp}, {layer.act_min}, {layer.act_max}"
+        return ([_array("int8_t", f"{p}_w", records, aligned=True)],
+                f"hwp_conv_{'k4' if k4 else 'dense'}_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, "
+                f"{kw}, {geometry}, {p}_w, {zq}, hwp_scratch);")
     if dense:
-        arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 2 if conv else 4), aligned=True), *common]
+        arrays = [_array("int8_t", f"{p}_w", block_rows(layer.filter_matrix, 4), aligned=True), *common]
         if not conv and not widens_input(layer):  # the int8 input read directly: zero point folded into the bias
             folded = wrap_int32(np.asarray(layer.bias, dtype=np.int64)
                                 - in_t.zero_point * layer.filter_matrix.astype(np.int64).sum(axis=1))
@@ -249,11 +253,8 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
             return ([arrays[0], _array("int32_t", f"{p}_bias", folded), *common[1:]],
                     f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, {p}_w, {q0}, "
                     "(int16_t *)0);")
-        if not conv:
-            return arrays, (f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, "
-                            f"{p}_w, {q}, hwp_scratch);")
-        return arrays, (f"hwp_conv_dense_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, "
-                        f"{geometry}, {p}_w, {q}, hwp_scratch);")
+        return arrays, (f"hwp_fc_dense_s8({src}, {dst}, {layer.filter_matrix.shape[1]}, {layer.out_features}, "
+                        f"{p}_w, {q}, hwp_scratch);")
     starts, cols, vals = _nonzeros(layer, conv and not pointwise(layer))
     arrays = [_array("uint32_t", f"{p}_start", starts), _array("uint16_t", f"{p}_cols", cols),
               _array("int8_t", f"{p}_vals", vals)]

@@ -1,5 +1,6 @@
 """The orders in which the int8 DSP kernels read their weights, arranged once at export:
-row blocks for the dense multiply blocks, four channels a tap for the depthwise kernel, and
+row blocks for the dense multiply blocks, a dense convolution's records (its rows in pairs
+beside their requantization constants), four channels a tap for the depthwise kernel, and
 filters padded with zero columns to whole words for ``hwp_conv_k4_s8``."""
 
 from __future__ import annotations
@@ -22,6 +23,30 @@ def block_rows(matrix: np.ndarray, rows: int) -> np.ndarray:
         parts.append(block[:, k4:].reshape(-1))
     parts.append(matrix[full:].reshape(-1))
     return np.concatenate(parts)
+
+
+def _words(*values) -> np.ndarray:
+    return np.asarray([int(v) for v in values], dtype="<i4").view(np.int8)
+
+
+def conv_records(matrix: np.ndarray, bias, multiplier, shift) -> np.ndarray:
+    """A dense convolution's filters (out, k), k a multiple of four, with their per-channel
+    int32 constants, as the bytes ``hwp_conv_pairs`` reads (templates/c/hwprune_int8_pairs.h):
+    per pair of channels their two biases, their rows blocked by 2 (``block_rows``), their
+    two multipliers and two shift words; an odd last channel's bias, multiplier, shift word
+    and row."""
+    matrix = np.asarray(matrix)
+    n, k = matrix.shape
+    if k % 4:
+        raise ValueError(f"conv_records: {k} weights a filter, not a multiple of four")
+    parts = []
+    for o in range(0, n - 1, 2):
+        parts += [_words(bias[o], bias[o + 1]), block_rows(matrix[o:o + 2], 2).astype(np.int8),
+                  _words(multiplier[o], multiplier[o + 1], shift[o], shift[o + 1])]
+    if n % 2:
+        parts += [_words(bias[-1], multiplier[-1], shift[-1]), matrix[-1].astype(np.int8)]
+    return np.concatenate(parts)
+
 
 def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     """Depthwise filters (c, kh, kw) in the order ``hwp_dwconv_s8`` reads them: per block of

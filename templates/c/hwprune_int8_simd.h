@@ -39,6 +39,8 @@ static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
     return k < k4 ? row.base[(k & ~3) * row.rows + row.r * 4 + (k & 3)] : row.base[k4 * row.rows + row.r * t + (k - k4)];
 }
 
+#include "hwprune_int8_pairs.h"
+
 /* Four outputs o.. of a block requantized, written out: a loop here stays rolled around
  * hwp_rq's two paths */
 #define HWP_RQ4(y, s, o, mult, shift, out_zp, lo, hi)                                                         \
@@ -103,17 +105,17 @@ HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out,
     }
 }
 
-/* CONV_2D with every weight stored, w (out, kh, kw, cin) with rows blocked by 2
- * (hwp_row); ``scratch`` holds 2 * kh * kw * in_c halfwords on DSP cores. With the
- * DSP extension a matrix product: two output pixels' columns at a time (im2col), two
- * output channels per pass over them. */
+/* CONV_2D with every weight stored, in_c a multiple of four: ``w`` the records of
+ * hwprune_int8_pairs.h (filters (out, kh, kw, cin), rows blocked by 2, each pair with its
+ * biases and requantization constants); ``scratch`` holds 2 * kh * kw * in_c halfwords on DSP
+ * cores. With the DSP extension a matrix product: two output pixels' columns at a time
+ * (im2col), two output channels per pass over them (hwp_conv_pairs). */
 HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                      int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                                     const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                                     int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
+                                     const int8_t *w, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi,
+                                     int16_t *scratch) {
     int k_all = kh * kw * in_c, pixels = out_h * out_w;
 #if HWP_SIMD
-    int pairs = out_c & ~1;
     /* 1x1, stride 1, no padding, channels in words (constants where the kernel is inlined) */
     int pointwise = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_t == 0 && pad_l == 0 && (in_c & 3) == 0;
     int32_t off2 = hwp_offset_pair(in_zp);
@@ -130,34 +132,15 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
             hwp_im2col(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
             hwp_im2col(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
         }
-        int8_t *yp = y + p * out_c, *yq = y + q * out_c;
-        for (int o = 0; o < pairs; o += 2) {
-            int32_t s[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
-            hwp_mm2x2(w + o * k_all, k_all, scratch, s);
-            yp[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
-            yq[o] = hwp_rq(s[1], mult[o], shift[o], out_zp, lo, hi);
-            yp[o + 1] = hwp_rq(s[2], mult[o + 1], shift[o + 1], out_zp, lo, hi);
-            yq[o + 1] = hwp_rq(s[3], mult[o + 1], shift[o + 1], out_zp, lo, hi);
-        }
-        if (pairs < out_c) { /* an odd last channel: its plain row against both columns */
-            int o = pairs, k4 = k_all & ~3, t = k_all - k4;
-            const int8_t *row = w + o * k_all;
-            int32_t s0 = bias[o], s1 = bias[o];
-            for (int k = 0; k < k_all; k++) {
-                s0 += (int32_t)row[k] * scratch[hwp_col_index(k, k4, t, 2, 0)];
-                s1 += (int32_t)row[k] * scratch[hwp_col_index(k, k4, t, 2, 1)];
-            }
-            yp[o] = hwp_rq(s0, mult[o], shift[o], out_zp, lo, hi);
-            yq[o] = hwp_rq(s1, mult[o], shift[o], out_zp, lo, hi);
-        }
+        hwp_conv_pairs(w, k_all, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi);
     }
 #else
     (void)scratch;
     for (int p = 0; p < pixels; p++) {
         int y0 = (p / out_w) * stride_h - pad_t, x0 = (p % out_w) * stride_w - pad_l;
         for (int o = 0; o < out_c; o++) {
-            hwp_row_t row = hwp_row(w, o, k_all, out_c, 2);
-            int32_t acc = bias[o];
+            int32_t acc, mult, shift;
+            hwp_row_t row = hwp_rec_channel(w, o, k_all, out_c, &acc, &mult, &shift);
             for (int dy = 0; dy < kh; dy++) {
                 int iy = y0 + dy;
                 if (iy < 0 || iy >= in_h) continue; /* padding adds nothing */
@@ -166,11 +149,10 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
                     if (ix < 0 || ix >= in_w) continue;
                     const int8_t *xp = x + (iy * in_w + ix) * in_c;
                     int k0 = (dy * kw + dx) * in_c;
-                    for (int c = 0; c < in_c; c++)
-                        acc += hwp_row_w(row, k0 + c, k_all & ~3, k_all & 3) * ((int32_t)xp[c] - in_zp);
+                    for (int c = 0; c < in_c; c++) acc += hwp_row_w(row, k0 + c, k_all, 0) * ((int32_t)xp[c] - in_zp);
                 }
             }
-            y[p * out_c + o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
+            y[p * out_c + o] = hwp_rq(acc, mult, shift, out_zp, lo, hi);
         }
     }
 #endif
@@ -216,18 +198,17 @@ static inline void hwp_im2col_k4(const int8_t *x, int16_t *col, int8_t *stage, i
 #endif
 
 /* CONV_2D with every weight stored, each filter's kh * kw * in_c weights followed by zeros
- * up to k4, a multiple of four: w (out, k4) with rows blocked by 2 (hwp_row); ``scratch``
- * holds 2 * k4 halfwords of columns and k4 bytes of staging on DSP cores. For inputs whose
+ * up to k4, a multiple of four: ``w`` the records of hwprune_int8_pairs.h over (out, k4);
+ * ``scratch`` holds 2 * k4 halfwords of columns and k4 bytes of staging on DSP cores. For inputs whose
  * channels are not a multiple of four (a first layer's 3): its columns still widen a word
  * at a time (hwp_im2col_k4) and the multiply blocks have no tail, for the padding's few
  * MACs. Otherwise as hwp_conv_dense_s8. */
 HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                               const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                               int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi, int16_t *scratch) {
+                               const int8_t *w, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi,
+                               int16_t *scratch) {
     int k4 = (kh * kw * in_c + 3) & ~3, pixels = out_h * out_w;
 #if HWP_SIMD
-    int pairs = out_c & ~1;
     int32_t off2 = hwp_offset_pair(in_zp);
     int8_t *stage = (int8_t *)(scratch + 2 * k4);
     for (int p = 0; p < pixels; p += 2) {
@@ -236,34 +217,15 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
                       off2);
         hwp_im2col_k4(x, scratch, stage, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l,
                       off2);
-        int8_t *yp = y + p * out_c, *yq = y + q * out_c;
-        for (int o = 0; o < pairs; o += 2) {
-            int32_t s[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
-            hwp_mm2x2(w + o * k4, k4, scratch, s);
-            yp[o] = hwp_rq(s[0], mult[o], shift[o], out_zp, lo, hi);
-            yq[o] = hwp_rq(s[1], mult[o], shift[o], out_zp, lo, hi);
-            yp[o + 1] = hwp_rq(s[2], mult[o + 1], shift[o + 1], out_zp, lo, hi);
-            yq[o + 1] = hwp_rq(s[3], mult[o + 1], shift[o + 1], out_zp, lo, hi);
-        }
-        if (pairs < out_c) { /* an odd last channel: its plain row against both columns */
-            int o = pairs;
-            const int8_t *wr = w + o * k4;
-            int32_t s0 = bias[o], s1 = bias[o];
-            for (int k = 0; k < k4; k++) {
-                s0 += (int32_t)wr[k] * scratch[hwp_col_index(k, k4, 0, 2, 0)];
-                s1 += (int32_t)wr[k] * scratch[hwp_col_index(k, k4, 0, 2, 1)];
-            }
-            yp[o] = hwp_rq(s0, mult[o], shift[o], out_zp, lo, hi);
-            yq[o] = hwp_rq(s1, mult[o], shift[o], out_zp, lo, hi);
-        }
+        hwp_conv_pairs(w, k4, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi);
     }
 #else
     (void)scratch;
     for (int p = 0; p < pixels; p++) {
         int y0 = (p / out_w) * stride_h - pad_t, x0 = (p % out_w) * stride_w - pad_l;
         for (int o = 0; o < out_c; o++) {
-            hwp_row_t row = hwp_row(w, o, k4, out_c, 2);
-            int32_t acc = bias[o];
+            int32_t acc, mult, shift;
+            hwp_row_t row = hwp_rec_channel(w, o, k4, out_c, &acc, &mult, &shift);
             for (int dy = 0; dy < kh; dy++) {
                 int iy = y0 + dy;
                 if (iy < 0 || iy >= in_h) continue; /* padding adds nothing */
@@ -275,7 +237,7 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
                     for (int c = 0; c < in_c; c++) acc += hwp_row_w(row, k0 + c, k4, 0) * ((int32_t)xp[c] - in_zp);
                 }
             }
-            y[p * out_c + o] = hwp_rq(acc, mult[o], shift[o], out_zp, lo, hi);
+            y[p * out_c + o] = hwp_rq(acc, mult, shift, out_zp, lo, hi);
         }
     }
 #endif

@@ -6,7 +6,10 @@ several passes looped, every remainder block of 16, 8, 4, 2 and 1 groups, and k 
 each for layers that widen their input once and for narrowing layers that read it as int8
 (``widens_input``); and a chain of 3x3 convolutions whose kh * kw * cin (9..171) covers the
 2x2 block's passes of sixteen groups (one, straight, and several, looped), its remainder
-blocks and tails, with odd channel counts. Every layer's output is compared as integers
+blocks and tails, with odd channel counts; and a chain of 1x1 convolutions with 1 to 17
+groups of four inputs (hwp_conv_pairs' written-out loop for each of 1..16, the C loop after),
+half of them quantized as after a ReLU (zero point -128: the folded requantization without its
+tie term), the last with an odd channel count. Every layer's output is compared as integers
 with the reference, element by element, in the host C (the DSP instructions written in C,
 and the scalar kernels) and on the Cortex-M4 in the emulator (the assembly)."""
 
@@ -15,6 +18,7 @@ import pytest
 
 from hwprune import reference
 from hwprune.backends.c_int8 import stored_dense, widens_input
+from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, HWP_RQ_FOLDED_TIE, rq_arrays
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
@@ -24,6 +28,7 @@ IN_SCALE = 0.05
 FC_WIDTHS = (17, 9, 1, 8, 2, 7, 3, 6, 4, 5, 13, 11, 16, 15, 12, 14, 10, 95, 96, 100, 9, 131, 140, 5, 200, 4, 260,
              270, 6)
 CONV_CHANNELS = (1, 3, 5, 2, 7, 4, 16, 19, 8, 3)  # 3x3, pad 1: kh * kw * cin = 9 * cin
+PW_CHANNELS = tuple(4 * g for g in range(1, 18)) + (5,)  # 1x1: 1..17 groups of four inputs, then 5 outputs
 
 
 def _types(rng, n, k):
@@ -58,7 +63,23 @@ def conv_chain() -> Graph:
     return Graph("convchain", (GraphInput("x", (3, 5, CONV_CHANNELS[0]), Int8Affine(IN_SCALE, -3)),), tuple(layers))
 
 
-GRAPHS = (fc_chain(), conv_chain())
+def pointwise_chain() -> Graph:
+    rng = np.random.default_rng(128)
+    layers, source = [], "x"
+    for i, (cin, cout) in enumerate(zip(PW_CHANNELS, PW_CHANNELS[1:])):
+        types, out_t = _types(rng, cout, cin)
+        if i % 2:  # a ReLU's quantization: the zero point at the clamp's floor
+            types = {**types, **int8_types(Int8Affine(out_t.scale / 2, -128))}
+            types["out_multiplier"], types["out_shift"] = conv_multipliers(IN_SCALE, types["weight_scale"],
+                                                                           out_t.scale / 2)
+        layers.append(Int8Conv2D(f"p{i}", weight=rng.integers(-127, 128, size=(cout, 1, 1, cin)),
+                                 bias=rng.integers(-3000, 3000, size=cout), stride=(1, 1), padding=((0, 0), (0, 0)),
+                                 depthwise=False, inputs=(source,), **types))
+        source = f"p{i}"
+    return Graph("pwchain", (GraphInput("x", (3, 5, PW_CHANNELS[0]), Int8Affine(IN_SCALE, 9)),), tuple(layers))
+
+
+GRAPHS = (fc_chain(), conv_chain(), pointwise_chain())
 
 
 def _inputs(graph, n):
@@ -81,11 +102,15 @@ def test_chains_reach_every_block_and_store_dense():
     conv_groups = {9 * c // 4 for c in CONV_CHANNELS[:-1]}
     assert any(g >= 32 for g in conv_groups) and any(16 <= g < 32 for g in conv_groups)
     assert all(any(g % 16 & b for g in conv_groups) for b in (8, 4, 2, 1))
+    pw = GRAPHS[2]
+    assert sorted(layer.filter_matrix.shape[1] // 4 for layer in pw.layers) == list(range(1, 18))
+    forms = [rq_arrays(layer, pw.type_of(layer.inputs[0]))[1] for layer in pw.layers]
+    assert set(forms[1::2]) == {HWP_RQ_FOLDED} and set(forms[::2]) == {HWP_RQ_FOLDED_TIE}
     # the outputs do not all saturate: the later layers see varied inputs
     for graph in GRAPHS:
         trace = reference.run(graph, _inputs(graph, 4), trace=True)
-        for name, values in trace:
-            assert np.mean(np.abs(values) < 127) > 0.5, name
+        for name, values in trace:  # (a ReLU's layer clamps about half its outputs to -128)
+            assert np.mean((values > -128) & (values < 127)) > (0.3 if graph is pw else 0.5), name
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)

@@ -1,0 +1,169 @@
+/* The weights of a dense CONV_2D as the DSP kernels read them, one record per pair of output
+ * channels, and the loop over those pairs for two output pixels (hwp_conv_dense_s8 and
+ * hwp_conv_k4_s8 in hwprune_int8_simd.h, which includes this header). A record
+ * (backends/c_int8_layout.conv_records) holds, for channels o and o + 1: their two biases
+ * (int32), their two rows blocked by 2 (hwp_row: 2 k_all bytes, k_all a multiple of four),
+ * their two multipliers and their two shift words (int32); an odd last channel's record is
+ * its bias, multiplier and shift word, then its row. One pointer walks the records, so the
+ * written-out loop below keeps no table pointer of its own: it loads each pair's biases,
+ * multiplies, and loads the pair's requantization constants from where the weights end. */
+#ifndef HWPRUNE_INT8_PAIRS_H
+#define HWPRUNE_INT8_PAIRS_H
+
+#include <stdint.h>
+
+#define HWP_PAIR_BYTES(k_all) (24 + 2 * (k_all))
+
+/* int32 number ``i`` of a record from ``p`` (word-aligned) */
+static inline int32_t hwp_rec32(const int8_t *p, int i) {
+    int32_t v;
+    __builtin_memcpy(&v, p + 4 * i, 4);
+    return v;
+}
+
+/* Output channel ``o``'s row (hwp_row_w reads it), bias, multiplier and shift word */
+static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int out_c, int32_t *bias, int32_t *mult,
+                                        int32_t *shift) {
+    hwp_row_t row;
+    int pairs = out_c >> 1;
+    if (o >= 2 * pairs) { /* the odd last channel */
+        const int8_t *r = w + pairs * HWP_PAIR_BYTES(k_all);
+        *bias = hwp_rec32(r, 0);
+        *mult = hwp_rec32(r, 1);
+        *shift = hwp_rec32(r, 2);
+        row.base = r + 12;
+        row.r = 0;
+        row.rows = 1;
+    } else {
+        const int8_t *r = w + (o >> 1) * HWP_PAIR_BYTES(k_all), *q = r + 8 + 2 * k_all;
+        row.r = o & 1;
+        *bias = hwp_rec32(r, row.r);
+        *mult = hwp_rec32(q, row.r);
+        *shift = hwp_rec32(q, 2 + row.r);
+        row.base = r + 8;
+        row.rows = 2;
+    }
+    return row;
+}
+
+#if HWP_SIMD
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* hwp_rq's folded form on a pair's sum: ``m`` the multiplier's register, ``a`` A's, ``s`` the
+ * shift word's (ASR by a register reads its low byte, e); TIE adds -[acc < 0] to A first */
+#define HWP_PAIRS_RQ(acc, m, a, s)                                                                            \
+    "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
+    "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
+    "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
+    "ssat %[" acc "], #8, %[" acc "]\n\t"
+#define HWP_PAIRS_RQ_TIE(acc, m, a, s)                                                                        \
+    "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
+    "add %[t], " a ", %[" acc "], asr #31\n\t"                                                                \
+    "smmlar %[" acc "], %[" acc "], " m ", %[t]\n\t"                                                          \
+    "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
+    "ssat %[" acc "], #8, %[" acc "]\n\t"
+/* Every pair of channels for two pixels, written out: ``t`` enters pointing at {yp, yq - yp,
+ * the end of yp's pairs}, which go to the stack. Per pair: the biases (LDRD, both columns'
+ * sums start from them), the multiply groups (BODY; the columns' pointer then steps back
+ * CB bytes), the constants (one LDM), four requantizations, four stores, the next pair's
+ * outputs two bytes on. About 44 cycles beside the multiplies on the M4. */
+#define HWP_PAIRS_ASM(BODY, CB, RQ)                                                                           \
+    __asm__ volatile("ldmia %[t], {r8, r9, r10}\n\t"                                                          \
+                     "push {r8, r9, r10, r11}\n\t"                                                            \
+                     "1:\n\t"                                                                                 \
+                     "ldrd %[a00], %[a10], [%[w]], #8\n\t"                                                    \
+                     "mov %[a01], %[a00]\n\t"                                                                 \
+                     "mov %[a11], %[a10]\n\t" BODY "sub %[col], %[col], #" CB "\n\t"                          \
+                     "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                    \
+                     "asr r12, r10, #8\n\t"                                                                   \
+                     "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10") RQ("a01", "r8", "r12", "r10")         \
+                         RQ("a10", "r9", "lr", "r11") RQ("a11", "r9", "lr", "r11")                            \
+                     "ldrd r12, lr, [sp]\n\t"                                                                 \
+                     "strb %[a00], [r12]\n\t"                                                                 \
+                     "strb %[a10], [r12, #1]\n\t"                                                             \
+                     "strb %[a01], [r12, lr]\n\t"                                                             \
+                     "add lr, lr, r12\n\t"                                                                    \
+                     "strb %[a11], [lr, #1]\n\t"                                                              \
+                     "add r12, r12, #2\n\t"                                                                   \
+                     "str r12, [sp]\n\t"                                                                      \
+                     "ldr lr, [sp, #8]\n\t"                                                                   \
+                     "cmp r12, lr\n\t"                                                                        \
+                     "bne 1b\n\t"                                                                             \
+                     "add sp, sp, #16\n\t"                                                                    \
+                     : [a00] "=&r"(s00), [a01] "=&r"(s01), [a10] "=&r"(s10), [a11] "=&r"(s11), [w] "+r"(w),     \
+                       [col] "+r"(col), [t] "+&r"(tmp)                                                        \
+                     :                                                                                        \
+                     : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
+#define HWP_G1 HWP_MM2X2_GROUP
+#define HWP_G2 HWP_X2(HWP_MM2X2_GROUP)
+#define HWP_G4 HWP_X4(HWP_MM2X2_GROUP)
+#define HWP_G8 HWP_X8(HWP_MM2X2_GROUP)
+/* one case per group count 1..16 (the columns' bytes: 16 a group); with k_all a constant at
+ * the inlined call, only its own is compiled */
+#define HWP_PAIRS_CASES(RQ)                                                                                   \
+    case 1: HWP_PAIRS_ASM(HWP_G1, "16", RQ); break;                                                           \
+    case 2: HWP_PAIRS_ASM(HWP_G2, "32", RQ); break;                                                           \
+    case 3: HWP_PAIRS_ASM(HWP_G2 HWP_G1, "48", RQ); break;                                                    \
+    case 4: HWP_PAIRS_ASM(HWP_G4, "64", RQ); break;                                                           \
+    case 5: HWP_PAIRS_ASM(HWP_G4 HWP_G1, "80", RQ); break;                                                    \
+    case 6: HWP_PAIRS_ASM(HWP_G4 HWP_G2, "96", RQ); break;                                                    \
+    case 7: HWP_PAIRS_ASM(HWP_G4 HWP_G2 HWP_G1, "112", RQ); break;                                            \
+    case 8: HWP_PAIRS_ASM(HWP_G8, "128", RQ); break;                                                          \
+    case 9: HWP_PAIRS_ASM(HWP_G8 HWP_G1, "144", RQ); break;                                                   \
+    case 10: HWP_PAIRS_ASM(HWP_G8 HWP_G2, "160", RQ); break;                                                  \
+    case 11: HWP_PAIRS_ASM(HWP_G8 HWP_G2 HWP_G1, "176", RQ); break;                                           \
+    case 12: HWP_PAIRS_ASM(HWP_G8 HWP_G4, "192", RQ); break;                                                  \
+    case 13: HWP_PAIRS_ASM(HWP_G8 HWP_G4 HWP_G1, "208", RQ); break;                                           \
+    case 14: HWP_PAIRS_ASM(HWP_G8 HWP_G4 HWP_G2, "224", RQ); break;                                           \
+    case 15: HWP_PAIRS_ASM(HWP_G8 HWP_G4 HWP_G2 HWP_G1, "240", RQ); break;                                    \
+    case 16: HWP_PAIRS_ASM(HWP_G8 HWP_G8, "256", RQ); break;
+#endif
+
+/* Every output channel of two pixels from their columns ``col`` (hwp_im2col's layout, k_all
+ * a multiple of four): channel o of pixel p to yp[o], of pixel q to yq[o]; ``w`` the records. */
+static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w, int k_all, const int16_t *col,
+                                                                 int8_t *yp, int8_t *yq, int out_c, int32_t out_zp,
+                                                                 int32_t lo, int32_t hi) {
+    int pairs = out_c >> 1, done = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int groups = k_all >> 2;
+    if (pairs > 0 && groups >= 1 && groups <= 16 && out_zp >= HWP_RQ_FOLDED && lo == -128 && hi == 127) {
+        int32_t st[3] = {(int32_t)(uintptr_t)yp, (int32_t)(yq - yp), (int32_t)(uintptr_t)(yp + 2 * pairs)};
+        int32_t s00, s01, s10, s11, *tmp = st;
+        if (out_zp == HWP_RQ_FOLDED_TIE) {
+            switch (groups) { HWP_PAIRS_CASES(HWP_PAIRS_RQ_TIE) default: break; }
+        } else {
+            switch (groups) { HWP_PAIRS_CASES(HWP_PAIRS_RQ) default: break; }
+        }
+        (void)s00, (void)s01, (void)s10, (void)s11, (void)tmp;
+        yp += 2 * pairs;
+        yq += 2 * pairs;
+        done = 1;
+    }
+#endif
+    if (!done) {
+        for (int n = pairs; n > 0; n--, w += HWP_PAIR_BYTES(k_all), yp += 2, yq += 2) {
+            const int8_t *q = w + 8 + 2 * k_all;
+            int32_t b0 = hwp_rec32(w, 0), b1 = hwp_rec32(w, 1), m0 = hwp_rec32(q, 0), m1 = hwp_rec32(q, 1);
+            int32_t e0 = hwp_rec32(q, 2), e1 = hwp_rec32(q, 3);
+            int32_t s[4] = {b0, b0, b1, b1};
+            hwp_mm2x2(w + 8, k_all, col, s);
+            yp[0] = hwp_rq(s[0], m0, e0, out_zp, lo, hi);
+            yq[0] = hwp_rq(s[1], m0, e0, out_zp, lo, hi);
+            yp[1] = hwp_rq(s[2], m1, e1, out_zp, lo, hi);
+            yq[1] = hwp_rq(s[3], m1, e1, out_zp, lo, hi);
+        }
+    }
+    if (out_c & 1) { /* the odd last channel: its plain row against both columns */
+        const int8_t *row = w + 12;
+        int32_t s0 = hwp_rec32(w, 0), s1 = s0, m = hwp_rec32(w, 1), e = hwp_rec32(w, 2);
+        for (int k = 0; k < k_all; k++) {
+            s0 += (int32_t)row[k] * col[hwp_col_index(k, k_all, 0, 2, 0)];
+            s1 += (int32_t)row[k] * col[hwp_col_index(k, k_all, 0, 2, 1)];
+        }
+        yp[0] = hwp_rq(s0, m, e, out_zp, lo, hi);
+        yq[0] = hwp_rq(s1, m, e, out_zp, lo, hi);
+    }
+}
+#endif
+
+#endif
