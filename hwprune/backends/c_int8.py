@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.backends.c import arena
-from hwprune.backends.c_int8_layout import block_rows, conv_records, depthwise_weights, padded_filters
+from hwprune.backends.c_int8_layout import block_rows, conv_records, depthwise_weights, k4_filters, padded_filters
 from hwprune.backends.c_int8_dw import depthwise_call, rings_of
 from hwprune.backends.c_int8_rq import rq_arrays
 from hwprune.errors import ModelError
@@ -194,14 +194,13 @@ def k4_padded(layer) -> bool:
 def scratch_halfwords(layer) -> int:
     """int16 scratch a dense-stored weighted layer needs on a DSP core: FULLY_CONNECTED its
     widened input (none when it reads it directly, ``widens_input``), CONV_2D two widened
-    columns (im2col; ``hwp_conv_k4_s8`` also the bytes of one field it copies row by row),
+    columns (im2col; ``hwp_conv_k4_s8``'s filters padded to words),
     DEPTHWISE_CONV_2D none (a 3x3 one's ring of widened rows is in the arena,
     ``depthwise_rings``)."""
     if not stored_dense(layer) or (layer.kind == "int8_conv2d" and layer.depthwise) or not widens_input(layer):
         return 0
-    if k4_padded(layer):  # two columns, then the staging bytes of one
-        k4 = padded_filters(layer.filter_matrix).shape[1]
-        return 2 * k4 + k4 // 2
+    if k4_padded(layer):  # two columns of the padded filters' length
+        return 2 * padded_filters(layer.filter_matrix).shape[1]
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
 
@@ -238,7 +237,7 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
                 f"{mult}, {p}_w, {q_plain});")
     if dense and conv:  # records: rows in pairs beside their constants; filters padded to words (k4)
         k4 = k4_padded(layer)
-        matrix = padded_filters(layer.filter_matrix) if k4 else layer.filter_matrix
+        matrix = k4_filters(layer.weight) if k4 else layer.filter_matrix
         records = conv_records(matrix, layer.bias, layer.out_multiplier, shift)
         zq = f"{in_t.zero_point}, {out_zp}, {layer.act_min}, {layer.act_max}"
         return ([_array("int8_t", f"{p}_w", records, aligned=True)],

@@ -58,6 +58,17 @@ def depthwise_weights(weight: np.ndarray) -> np.ndarray:
     blocks = taps[:c4].reshape(c4 // 4, 4, taps.shape[1])[:, [0, 2, 1, 3], :].transpose(0, 2, 1).reshape(-1)
     return np.concatenate([blocks, taps[c4:].T.reshape(-1)])
 
+def k4_filters(weight: np.ndarray) -> np.ndarray:
+    """Filters (out, kh, kw, cin) in the order ``hwp_conv_k4_s8`` reads them (``hwp_k4_index``
+    in templates/c/hwprune_int8_simd.h): each kernel row's whole words of its kw * cin weights,
+    row by row, then every row's last (kw * cin) % 4 weights, row by row, then zeros up to a
+    multiple of four; as many as ``padded_filters`` gives the natural order."""
+    out, kh, kw, cin = weight.shape
+    rows = np.asarray(weight).reshape(out, kh, kw * cin)
+    a4 = kw * cin // 4 * 4
+    return padded_filters(np.concatenate([rows[:, :, :a4].reshape(out, -1), rows[:, :, a4:].reshape(out, -1)], axis=1))
+
+
 def padded_filters(matrix: np.ndarray) -> np.ndarray:
     """A filter matrix (out, k) with zero columns appended up to the next multiple of four."""
     out, k = matrix.shape

@@ -158,51 +158,72 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
 #endif
 }
 
+/* Where a hwp_conv_k4_s8 filter holds its weight for kernel row ``dy``'s byte ``j`` (j < row,
+ * row = kw * in_c, the row's inputs being contiguous in the image): every kernel row's whole
+ * words first, row by row, then every row's last row % 4 bytes, row by row, then zeros up to a
+ * multiple of four (backends/c_int8_layout.k4_filters). A receptive field inside the image then
+ * widens a word at a time straight from the input, with no more padding than k_all's own. */
+static inline int hwp_k4_index(int dy, int j, int kh, int row) {
+    int a4 = row & ~3;
+    return j < a4 ? dy * a4 + j : kh * a4 + dy * (row - a4) + (j - a4);
+}
+
 #if HWP_SIMD
+/* four int8 inputs in a word, widened minus the zero point into a column's group */
+static inline void hwp_widen_word(uint32_t v, int16_t *dst, int32_t off2) {
+    hwp_st32(dst, hwp_sxtab16(off2, (int32_t)v));
+    hwp_st32(dst + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
+}
+
 /* Column ``j`` of two for hwp_conv_k4_s8: output pixel ``pix``'s receptive field, input minus
- * zero point, in the filters' (kh, kw, cin) order, then up to k4 lanes that meet zero
- * weights. A field inside the input is copied row by row (each kernel row's kw * in_c
- * inputs are contiguous) into ``stage`` (k4 bytes) and widened from there a word at a time;
- * a field across the border goes input by input, padding 0. */
-static inline void hwp_im2col_k4(const int8_t *x, int16_t *col, int8_t *stage, int j, int pix, int in_h, int in_w,
-                                 int in_c, int out_w, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
-                                 int32_t off2) {
-    int row = kw * in_c, k_all = kh * row, k4 = (k_all + 3) & ~3;
+ * zero point, in the filters' order (hwp_k4_index), then up to k4 lanes that meet zero weights.
+ * A field inside the input: each kernel row's whole words widened straight from the image, then
+ * the rows' last bytes gathered four to a word (nothing past a row is read); a field across the
+ * border goes input by input, padding 0. */
+static inline __attribute__((always_inline)) void hwp_im2col_k4(const int8_t *x, int16_t *col, int j, int pix,
+                                                                 int in_h, int in_w, int in_c, int out_w, int kh,
+                                                                 int kw, int stride_h, int stride_w, int pad_t,
+                                                                 int pad_l, int32_t off2) {
+    int row = kw * in_c, a4 = row & ~3, b = row - a4, k_all = kh * row, k4 = (k_all + 3) & ~3, rs = in_w * in_c;
     int y0 = (pix / out_w) * stride_h - pad_t, x0 = (pix % out_w) * stride_w - pad_l;
+    int16_t *dst = col + 4 * j;
     if (y0 >= 0 && y0 + kh <= in_h && x0 >= 0 && x0 + kw <= in_w) {
         const int8_t *src = x + (y0 * in_w + x0) * in_c;
-        if (kh == 1) { /* one row, contiguous: its whole words straight from the input */
-            int k = 0, tail = k_all & 3;
-            for (; k + 4 <= k_all; k += 4) hwp_widen4(src + k, col + 2 * k + 4 * j, off2);
-            if (tail) { /* the last word from its bytes: nothing past the row is read */
-                uint32_t v = (uint8_t)src[k];
-                if (tail > 1) v |= (uint32_t)(uint8_t)src[k + 1] << 8;
-                if (tail > 2) v |= (uint32_t)(uint8_t)src[k + 2] << 16;
-                hwp_st32(col + 2 * k + 4 * j, hwp_sxtab16(off2, (int32_t)v));
-                hwp_st32(col + 2 * k + 4 * j + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
-            }
-            return;
+        for (int dy = 0; dy < kh; dy++)
+            for (int i = 0; i < a4; i += 4, dst += 8) hwp_widen4(src + dy * rs + i, dst, off2);
+        if (b) {
+            uint32_t v = 0;
+            int n = 0;
+            for (int dy = 0; dy < kh; dy++)
+                for (int t = 0; t < b; t++) {
+                    v |= (uint32_t)(uint8_t)src[dy * rs + a4 + t] << (8 * n);
+                    if (++n == 4) {
+                        hwp_widen_word(v, dst, off2);
+                        dst += 8;
+                        v = 0;
+                        n = 0;
+                    }
+                }
+            if (n) hwp_widen_word(v, dst, off2);
         }
-        for (int dy = 0; dy < kh; dy++) __builtin_memcpy(stage + dy * row, src + dy * in_w * in_c, (unsigned)row);
-        for (int k = k_all; k < k4; k++) stage[k] = 0;
-        for (int k = 0; k < k4; k += 4) hwp_widen4(stage + k, col + 2 * k + 4 * j, off2);
         return;
     }
-    for (int k = 0; k < k4; k++) {
-        int dy = k / row, dx = k % row / in_c, iy = y0 + dy, ix = x0 + dx;
+    for (int k = 0; k < k4; k++) { /* k in the filters' order: its kernel row dy and byte i */
+        int m = k - kh * a4, dy = k < kh * a4 ? k / a4 : b ? m / b : kh, i = k < kh * a4 ? k % a4 : b ? a4 + m % b : 0;
+        int iy = y0 + dy, ix = x0 + i / in_c;
         int inside = k < k_all && iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
         col[2 * (k & ~3) + 4 * j + ((k & 1) << 1 | (k >> 1 & 1))] =
-            (int16_t)(inside ? (int32_t)x[(iy * in_w + ix) * in_c + k % in_c] + (int16_t)off2 : 0);
+            (int16_t)(inside ? (int32_t)x[(iy * in_w + ix) * in_c + i % in_c] + (int16_t)off2 : 0);
     }
 }
 #endif
 
-/* CONV_2D with every weight stored, each filter's kh * kw * in_c weights followed by zeros
- * up to k4, a multiple of four: ``w`` the records of hwprune_int8_pairs.h over (out, k4);
- * ``scratch`` holds 2 * k4 halfwords of columns and k4 bytes of staging on DSP cores. For inputs whose
- * channels are not a multiple of four (a first layer's 3): its columns still widen a word
- * at a time (hwp_im2col_k4) and the multiply blocks have no tail, for the padding's few
- * MACs. Otherwise as hwp_conv_dense_s8. */
+/* CONV_2D with every weight stored, each filter's kh * kw * in_c weights in hwp_k4_index's
+ * order followed by zeros up to k4, a multiple of four: ``w`` the records of
+ * hwprune_int8_pairs.h over (out, k4); ``scratch`` holds 2 * k4 halfwords of columns on DSP
+ * cores. For inputs whose channels are not a multiple of four (a first layer's 3): its columns
+ * still widen a word at a time (hwp_im2col_k4) and the multiply blocks have no tail, for the
+ * padding's few MACs. Otherwise as hwp_conv_dense_s8. */
 HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, int in_c, int out_h, int out_w,
                                int out_c, int kh, int kw, int stride_h, int stride_w, int pad_t, int pad_l,
                                const int8_t *w, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi,
@@ -210,13 +231,10 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     int k4 = (kh * kw * in_c + 3) & ~3, pixels = out_h * out_w;
 #if HWP_SIMD
     int32_t off2 = hwp_offset_pair(in_zp);
-    int8_t *stage = (int8_t *)(scratch + 2 * k4);
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
-        hwp_im2col_k4(x, scratch, stage, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l,
-                      off2);
-        hwp_im2col_k4(x, scratch, stage, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l,
-                      off2);
+        hwp_im2col_k4(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
+        hwp_im2col_k4(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
         hwp_conv_pairs(w, k4, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi);
     }
 #else
@@ -233,8 +251,9 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
                     int ix = x0 + dx;
                     if (ix < 0 || ix >= in_w) continue;
                     const int8_t *xp = x + (iy * in_w + ix) * in_c;
-                    int k0 = (dy * kw + dx) * in_c;
-                    for (int c = 0; c < in_c; c++) acc += hwp_row_w(row, k0 + c, k4, 0) * ((int32_t)xp[c] - in_zp);
+                    for (int c = 0; c < in_c; c++)
+                        acc += hwp_row_w(row, hwp_k4_index(dy, dx * in_c + c, kh, kw * in_c), k4, 0) *
+                               ((int32_t)xp[c] - in_zp);
                 }
             }
             y[p * out_c + o] = hwp_rq(acc, mult, shift, out_zp, lo, hi);

@@ -1,5 +1,6 @@
 """hwp_conv_k4_s8 (templates/c/hwprune_int8_simd.h): dense convolutions whose input channels
-are not a multiple of four, each filter padded with zeros to a multiple of four weights.
+are not a multiple of four, each filter in hwp_k4_index's order (every kernel row's whole words, then
+the rows' last bytes) padded with zeros to a multiple of four weights.
 Input channels 1..9 (the multiples of four take hwp_conv_dense_s8), 1x1, 3x3, 2x3, 1x2, 1x3
 and 3x1 kernels with strides and padding that put receptive fields across every border,
 1..5 output channels (the odd last one), a filter of zeros and a filter with one nonzero
@@ -12,7 +13,7 @@ import pytest
 
 from hwprune import reference
 from hwprune.backends.c_int8 import k4_padded, layer_kernels
-from hwprune.backends.c_int8_layout import padded_filters
+from hwprune.backends.c_int8_layout import k4_filters, padded_filters
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
 from hwprune.ir.int8_types import Int8Affine, conv_multipliers
@@ -66,6 +67,23 @@ def test_padded_filters_append_zeros_up_to_words():
     assert list(padded[0]) == [*range(1, 28), 0] and list(padded[1]) == [*range(28, 55), 0]
     assert padded_filters(np.ones((3, 8))).shape == (3, 8)  # already words: unchanged
     assert padded_filters(np.ones((1, 1))).tolist() == [[1, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("kh, kw, cin", [(3, 3, 3), (3, 3, 1), (1, 3, 3), (2, 3, 5), (3, 1, 2), (10, 4, 1), (1, 1, 7)])
+def test_k4_filters_put_each_rows_whole_words_first_then_the_rows_last_bytes(kh, kw, cin):
+    """Weight (dy, dx, c) sits where hwp_k4_index (templates/c/hwprune_int8_simd.h) puts byte
+    j = dx * cin + c of kernel row dy; the rest is zeros, as many as padded_filters appends."""
+    w = np.arange(1, 2 * kh * kw * cin + 1).reshape(2, kh, kw, cin)
+    got = k4_filters(w)
+    row, a4 = kw * cin, kw * cin // 4 * 4
+    assert got.shape == padded_filters(w.reshape(2, -1)).shape
+    seen = set()
+    for dy in range(kh):
+        for j in range(row):
+            k = dy * a4 + j if j < a4 else kh * a4 + dy * (row - a4) + (j - a4)
+            assert list(got[:, k]) == list(w[:, dy, j // cin, j % cin])
+            seen.add(k)
+    assert sorted(seen) == list(range(kh * row)) and not got[:, kh * row:].any()
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
