@@ -59,9 +59,9 @@ def _target(target: Union[str, Target]) -> Target:
     return target if isinstance(target, Target) else get_target(target)
 
 
-def _link(sources: list, c_dir: Path, target: Target, cc: Optional[str]):
+def _link(sources: list, c_dir: Path, target: Target, cc: Optional[str], opt: str = "-O2"):
     """``sources`` with ``c_dir``'s headers (and model_int8.c) as inputs of the cached build."""
-    return link_firmware(sources, [c_dir], target.cpu, opt="-O2", compiler=None if cc is None else find_cross_cc(cc),
+    return link_firmware(sources, [c_dir], target.cpu, opt=opt, compiler=None if cc is None else find_cross_cc(cc),
                          depends=[c_dir / "model_int8.c", *(c_dir / h for h in HEADERS)])
 
 
@@ -81,17 +81,19 @@ class Int8McuRun:
 
 
 def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: Union[str, Target] = "stm32l4r5",
-            flash: Optional[FlashModel] = None, cc: Optional[str] = None, progress: bool = False) -> Int8McuRun:
+            flash: Optional[FlashModel] = None, cc: Optional[str] = None, progress: bool = False,
+            opt: str = "-O2") -> Int8McuRun:
     """``target``: a target name or a Target (a target file's); ``flash``: the chip's flash wait
     states added to the cycles (``cycles.FlashModel``; off by default); ``cc``: the cross
     compiler (``harness.cross.find_cross_cc``; default clang from ziglang); ``progress``: a
-    bar over the vectors on a terminal."""
+    bar over the vectors on a terminal; ``opt``: the optimization level (``cross.OPT_LEVELS``;
+    the written-out assembly needs an optimized build, an unoptimized one runs the C loops)."""
     chosen = _target(target)
     harness = Path(work) / "harness_int8.c"
     harness.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
                                   "out_size": int(np.prod(graph.output_shape))})
     c_dir = Path(c_dir)
-    fw = _link([c_dir / "model_int8.c", harness], c_dir, chosen, cc)
+    fw = _link([c_dir / "model_int8.c", harness], c_dir, chosen, cc, opt)
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
     # a compiler may clone a function under a suffixed name (gcc's ``.constprop.0``)
     symbol = {fn.name.split(".")[0]: fn.name for fn in fw.functions}

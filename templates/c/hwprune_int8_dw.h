@@ -33,6 +33,7 @@
 #define hwp_dw_smlabt(a, b, acc) ((int32_t)__smlabt((a), (b), (acc)))
 #define hwp_dw_smlatb(a, b, acc) ((int32_t)__smlatb((a), (b), (acc)))
 #define hwp_dw_ssat8(a) ((int32_t)__ssat((a), 8))
+#define hwp_dw_sxtab16(a, b) ((int32_t)__sxtab16((a), (b)))
 #else /* the same instructions in C (the host, cores without the DSP extension) */
 static inline int32_t hwp_dw_lo(int32_t v) { return (int32_t)(((uint32_t)v & 0xffffu) ^ 0x8000u) - 0x8000; }
 static inline int32_t hwp_dw_hi(int32_t v) { return (int32_t)(((uint32_t)v >> 16) ^ 0x8000u) - 0x8000; }
@@ -76,7 +77,7 @@ static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * p
  * others ``step`` words apart, the next pair 3 words on): SXTAB16 widens minus the zero
  * point, PKHBT/PKHTB pair the columns per channel. */
 static inline void hwp_dw_widen_cols(const int8_t *pl, int px, hwp_dw_word *d, int step, int nj, int32_t off2) {
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     /* written out: the compiler's version spills inside the loop */
     hwp_dw_word *d1 = d + step, *d2 = d + 2 * step, *d3 = d + 3 * step;
     int32_t v0, v1, a, b, t;
@@ -184,7 +185,7 @@ static inline void hwp_dw_row(const hwp_dw_word *p, const int32_t *kq, int8_t *y
 __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int step, const int32_t *table, int8_t *out,
                                                   int c, int out_w, int out_px, int stride, int rot, int neg,
                                                   int spill_ok, int32_t lo, int32_t hi) {
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     if (lo == -128 && hi == 127) {
         int pairs = spill_ok ? (out_w + 1) >> 1 : out_w >> 1;
         if (pairs > 0) hwp_dw_run(ring, out, table, c, step, pairs, out_px, stride, rot, neg);

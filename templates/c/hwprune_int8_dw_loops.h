@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
 /* The written-out loop over a channel's output pairs. Kernel row r lives in ring slot
  * (rot + r) % 3; the slots are read in order 0, 1, 2 (the first load moves p on), so each
  * rotation has its own order of weight registers. 13 operands: weights k0a..k2a in

@@ -47,7 +47,7 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
 }
 
 #if HWP_SIMD
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
 /* hwp_rq's folded form on a pair's sum: ``m`` the multiplier's register, ``a`` A's, ``s`` the
  * shift word's (ASR by a register reads its low byte, e); TIE adds -[acc < 0] to A first */
 #define HWP_PAIRS_RQ(acc, m, a, s)                                                                            \
@@ -62,11 +62,13 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "ssat %[" acc "], #8, %[" acc "]\n\t"
 /* Every pair of channels for two pixels, written out: ``t`` enters pointing at {yp, yq - yp,
- * the end of yp's pairs} (and, for more than sixteen groups, {passes of sixteen, the columns'
- * bytes}), which PRO puts on the stack and EPI takes off. Per pair: the biases (LDRD, both
- * columns' sums start from them), the multiply groups (BODY, which leaves the columns'
- * pointer back at their start), the constants (one LDM), four requantizations, four stores,
- * the next pair's outputs two bytes on. About 44 cycles beside the multiplies on the M4. */
+ * the end of yp's pairs} (and, past 64 groups, {passes of 32 groups, the columns' bytes}),
+ * which PRO puts on the stack and EPI takes off. Per pair: the biases (LDRD, both columns'
+ * sums start from them), the multiply groups (BODY, which leaves the columns' pointer back at
+ * their start), the constants (one LDM), four requantizations, four stores, the next pair's
+ * outputs two bytes on. About 44 cycles beside the multiplies on the M4. The group counts are
+ * assembler immediates (.rept), constants only in an optimized build of the inlined kernel;
+ * an unoptimized build runs the loop in C. */
 #define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ)                                                                     \
     __asm__ volatile(PRO "1:\n\t"                                                                             \
                      "ldrd %[a00], %[a10], [%[w]], #8\n\t"                                                    \
@@ -89,67 +91,32 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
                      "bne 1b\n\t" EPI                                                                         \
                      : [a00] "=&r"(s00), [a01] "=&r"(s01), [a10] "=&r"(s10), [a11] "=&r"(s11), [w] "+r"(w),     \
                        [col] "+r"(col), [t] "+&r"(tmp)                                                        \
-                     :                                                                                        \
+                     : [g] "i"(groups <= 64 ? groups : 0), [cb] "i"(groups <= 64 ? 16 * groups : 0),           \
+                       [rest] "i"(groups & 31)                                                                \
                      : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
-#define HWP_G1 HWP_MM2X2_GROUP
-#define HWP_G2 HWP_X2(HWP_MM2X2_GROUP)
-#define HWP_G4 HWP_X4(HWP_MM2X2_GROUP)
-#define HWP_G8 HWP_X8(HWP_MM2X2_GROUP)
-/* 1..16 groups straight, the columns' pointer then stepped back by their bytes (CB) */
-#define HWP_PAIRS_STRAIGHT(GROUPS, CB, RQ)                                                                    \
+/* up to 64 groups straight, the columns' pointer then stepped back by their bytes */
+#define HWP_PAIRS_STRAIGHT(RQ)                                                                                \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10}\n\tpush {r8, r9, r10, r11}\n\t",                                 \
-                  GROUPS "sub %[col], %[col], #" CB "\n\t", "add sp, sp, #16\n\t", RQ)
-/* more: passes of sixteen groups (their count at [sp, #12], a working copy pushed), then the
- * last groups % 16 (REST), the columns' pointer stepped back by the bytes at [sp, #16] */
-#define HWP_PAIRS_LOOPED(REST, RQ)                                                                            \
+                  ".rept %c[g]\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                               \
+                  "subw %[col], %[col], #%c[cb]\n\t",                                                         \
+                  "add sp, sp, #16\n\t", RQ)
+/* more: passes of 32 groups (their count at [sp, #12], a working copy pushed), then the last
+ * groups % 32, the columns' pointer stepped back by the bytes at [sp, #16] */
+#define HWP_PAIRS_LOOPED(RQ)                                                                                  \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10, r11, r12}\n\tpush {r8, r9, r10, r11, r12, lr}\n\t",              \
                   "ldr %[t], [sp, #12]\n\t"                                                                   \
                   "str %[t], [sp, #-8]!\n\t"                                                                  \
-                  "3:\n\t" HWP_G8 HWP_G8                                                                      \
+                  "3:\n\t"                                                                                    \
+                  ".rept 32\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                                  \
                   "ldr %[t], [sp]\n\t"                                                                        \
                   "subs %[t], %[t], #1\n\t"                                                                   \
                   "str %[t], [sp]\n\t"                                                                        \
                   "bne 3b\n\t"                                                                                \
-                  "add sp, sp, #8\n\t" REST                                                                   \
+                  "add sp, sp, #8\n\t"                                                                        \
+                  ".rept %c[rest]\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                            \
                   "ldr %[t], [sp, #16]\n\t"                                                                   \
                   "sub %[col], %[col], %[t]\n\t",                                                             \
                   "add sp, sp, #24\n\t", RQ)
-/* a case per group count 1..16 (16 the default), and per count % 16 above sixteen; with k_all
- * a constant at the inlined call, only its own is compiled */
-#define HWP_PAIRS_STRAIGHT_CASES(RQ)                                                                          \
-    case 1: HWP_PAIRS_STRAIGHT(HWP_G1, "16", RQ); break;                                                      \
-    case 2: HWP_PAIRS_STRAIGHT(HWP_G2, "32", RQ); break;                                                      \
-    case 3: HWP_PAIRS_STRAIGHT(HWP_G2 HWP_G1, "48", RQ); break;                                               \
-    case 4: HWP_PAIRS_STRAIGHT(HWP_G4, "64", RQ); break;                                                      \
-    case 5: HWP_PAIRS_STRAIGHT(HWP_G4 HWP_G1, "80", RQ); break;                                               \
-    case 6: HWP_PAIRS_STRAIGHT(HWP_G4 HWP_G2, "96", RQ); break;                                               \
-    case 7: HWP_PAIRS_STRAIGHT(HWP_G4 HWP_G2 HWP_G1, "112", RQ); break;                                       \
-    case 8: HWP_PAIRS_STRAIGHT(HWP_G8, "128", RQ); break;                                                     \
-    case 9: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G1, "144", RQ); break;                                              \
-    case 10: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G2, "160", RQ); break;                                             \
-    case 11: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G2 HWP_G1, "176", RQ); break;                                      \
-    case 12: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G4, "192", RQ); break;                                             \
-    case 13: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G4 HWP_G1, "208", RQ); break;                                      \
-    case 14: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G4 HWP_G2, "224", RQ); break;                                      \
-    case 15: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G4 HWP_G2 HWP_G1, "240", RQ); break;                               \
-    default: HWP_PAIRS_STRAIGHT(HWP_G8 HWP_G8, "256", RQ); break;
-#define HWP_PAIRS_LOOPED_CASES(RQ)                                                                            \
-    case 0: HWP_PAIRS_LOOPED("", RQ); break;                                                                  \
-    case 1: HWP_PAIRS_LOOPED(HWP_G1, RQ); break;                                                              \
-    case 2: HWP_PAIRS_LOOPED(HWP_G2, RQ); break;                                                              \
-    case 3: HWP_PAIRS_LOOPED(HWP_G2 HWP_G1, RQ); break;                                                       \
-    case 4: HWP_PAIRS_LOOPED(HWP_G4, RQ); break;                                                              \
-    case 5: HWP_PAIRS_LOOPED(HWP_G4 HWP_G1, RQ); break;                                                       \
-    case 6: HWP_PAIRS_LOOPED(HWP_G4 HWP_G2, RQ); break;                                                       \
-    case 7: HWP_PAIRS_LOOPED(HWP_G4 HWP_G2 HWP_G1, RQ); break;                                                \
-    case 8: HWP_PAIRS_LOOPED(HWP_G8, RQ); break;                                                              \
-    case 9: HWP_PAIRS_LOOPED(HWP_G8 HWP_G1, RQ); break;                                                       \
-    case 10: HWP_PAIRS_LOOPED(HWP_G8 HWP_G2, RQ); break;                                                      \
-    case 11: HWP_PAIRS_LOOPED(HWP_G8 HWP_G2 HWP_G1, RQ); break;                                               \
-    case 12: HWP_PAIRS_LOOPED(HWP_G8 HWP_G4, RQ); break;                                                      \
-    case 13: HWP_PAIRS_LOOPED(HWP_G8 HWP_G4 HWP_G1, RQ); break;                                               \
-    case 14: HWP_PAIRS_LOOPED(HWP_G8 HWP_G4 HWP_G2, RQ); break;                                               \
-    default: HWP_PAIRS_LOOPED(HWP_G8 HWP_G4 HWP_G2 HWP_G1, RQ); break;
 #endif
 
 /* Every output channel of two pixels from their columns ``col`` (hwp_im2col's layout, k_all
@@ -158,26 +125,20 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
                                                                  int8_t *yp, int8_t *yq, int out_c, int32_t out_zp,
                                                                  int32_t lo, int32_t hi) {
     int pairs = out_c >> 1, done = 0;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     int groups = k_all >> 2;
     if (pairs > 0 && groups >= 1 && out_zp >= HWP_RQ_FOLDED && lo == -128 && hi == 127) {
         int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp, end = (int32_t)(uintptr_t)(yp + 2 * pairs);
-        if (groups <= 16) {
+        if (groups <= 64) {
             int32_t st[3] = {y0, (int32_t)(yq - yp), end};
             tmp = st;
-            if (out_zp == HWP_RQ_FOLDED_TIE) {
-                switch (groups) { HWP_PAIRS_STRAIGHT_CASES(HWP_PAIRS_RQ_TIE) }
-            } else {
-                switch (groups) { HWP_PAIRS_STRAIGHT_CASES(HWP_PAIRS_RQ) }
-            }
+            if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE);
+            else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ);
         } else {
-            int32_t st[5] = {y0, (int32_t)(yq - yp), end, groups >> 4, 16 * groups};
+            int32_t st[5] = {y0, (int32_t)(yq - yp), end, groups >> 5, 16 * groups};
             tmp = st;
-            if (out_zp == HWP_RQ_FOLDED_TIE) {
-                switch (groups & 15) { HWP_PAIRS_LOOPED_CASES(HWP_PAIRS_RQ_TIE) }
-            } else {
-                switch (groups & 15) { HWP_PAIRS_LOOPED_CASES(HWP_PAIRS_RQ) }
-            }
+            if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE);
+            else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ);
         }
         (void)s00, (void)s01, (void)s10, (void)s11, (void)tmp;
         yp += 2 * pairs;

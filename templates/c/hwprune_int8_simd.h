@@ -305,7 +305,7 @@ HWP_KERNEL void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
             for (; ch < c4; ch += 4) {
                 int32_t s0 = bias[ch], s1 = bias[ch + 1], s2 = bias[ch + 2], s3 = bias[ch + 3];
                 const int16_t *wb = w + ch * taps;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
                 if (kh == 3 && kw == 3 && dy0 == 0 && dy1 == 3 && dx0 == 0 && dx1 == 3) { /* a whole 3x3 window */
                     const int8_t *xp = x + (y0 * in_w + x0) * c + ch;
                     const int16_t *wp = wb;
@@ -328,7 +328,7 @@ HWP_KERNEL void hwp_dwconv_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
                     const int8_t *xp = x + ((y0 + dy) * in_w + x0 + dx0) * c + ch;
                     const int16_t *wp = wb + (dy * kw + dx0) * 4;
                     int n = dx1 - dx0;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
                     if (n > 0) {
                         int32_t v, t, u;
                         __asm__ volatile(

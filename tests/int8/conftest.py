@@ -40,15 +40,16 @@ def host_comparisons(graph, x: np.ndarray, folder: Path) -> list[Comparison]:
             for defines in (PORTABLE, ())]
 
 
-def run_on_mcu(graph, x: np.ndarray, folder: Path, target: str = "stm32l4r5") -> Int8McuRun:
+def run_on_mcu(graph, x: np.ndarray, folder: Path, target: str = "stm32l4r5", cc=None, opt: str = "-O2") -> Int8McuRun:
     """``graph``'s int8 C written to ``folder/c`` and run on ``x`` on ``target``'s core in the
-    emulator (``harness.mcu_int8.run_mcu``); the test is skipped without a cross compiler."""
+    emulator (``harness.mcu_int8.run_mcu``), built by ``cc`` (default zig's clang) at ``opt``;
+    the test is skipped without that cross compiler."""
     try:
-        find_cross_cc()
+        find_cross_cc(cc)
     except ToolchainError as exc:
         pytest.skip(str(exc))
     write_int8_c(graph, folder / "c")
-    return run_mcu(graph, folder / "c", x, folder, target)
+    return run_mcu(graph, folder / "c", x, folder, target, cc=cc, opt=opt)
 
 
 def host_printed(source: Path, defines=(), timeout: int = 120) -> np.ndarray:

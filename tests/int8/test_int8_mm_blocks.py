@@ -7,8 +7,8 @@ each for layers that widen their input once and for narrowing layers that read i
 (``widens_input``); and a chain of 3x3 convolutions whose kh * kw * cin (9..171) covers the
 2x2 block's passes of sixteen groups (one, straight, and several, looped), its remainder
 blocks and tails, with odd channel counts; and a chain of 1x1 convolutions with 1 to 17
-groups of four inputs and 33 (hwp_conv_pairs' written-out loop: straight for 1..16, passes of
-sixteen and each remainder above),
+groups of four inputs, 33, 65 and 96 (hwp_conv_pairs' written-out loop: straight up to 64, then
+passes of 32 and the remainder, none or some),
 half of them quantized as after a ReLU (zero point -128: the folded requantization without its
 tie term), the last with an odd channel count. Every layer's output is compared as integers
 with the reference, element by element, in the host C (the DSP instructions written in C,
@@ -29,7 +29,7 @@ IN_SCALE = 0.05
 FC_WIDTHS = (17, 9, 1, 8, 2, 7, 3, 6, 4, 5, 13, 11, 16, 15, 12, 14, 10, 95, 96, 100, 9, 131, 140, 5, 200, 4, 260,
              270, 6)
 CONV_CHANNELS = (1, 3, 5, 2, 7, 4, 16, 19, 8, 3)  # 3x3, pad 1: kh * kw * cin = 9 * cin
-PW_CHANNELS = tuple(4 * g for g in range(1, 18)) + (132, 68, 5)  # 1x1: 1..17 and 33 groups of four inputs
+PW_CHANNELS = tuple(4 * g for g in range(1, 18)) + (132, 260, 384, 68, 5)  # 1x1: 1..17, 33, 65, 96 groups
 
 
 def _types(rng, n, k):
@@ -104,7 +104,7 @@ def test_chains_reach_every_block_and_store_dense():
     assert any(g >= 32 for g in conv_groups) and any(16 <= g < 32 for g in conv_groups)
     assert all(any(g % 16 & b for g in conv_groups) for b in (8, 4, 2, 1))
     pw = GRAPHS[2]
-    assert sorted(layer.filter_matrix.shape[1] // 4 for layer in pw.layers) == sorted([*range(1, 18), 33, 17])
+    assert sorted(layer.filter_matrix.shape[1] // 4 for layer in pw.layers) == sorted([*range(1, 18), 33, 65, 96, 17])
     forms = [rq_arrays(layer, pw.type_of(layer.inputs[0]))[1] for layer in pw.layers]
     assert set(forms[1::2]) == {HWP_RQ_FOLDED} and set(forms[::2]) == {HWP_RQ_FOLDED_TIE}
     # the outputs do not all saturate: the later layers see varied inputs

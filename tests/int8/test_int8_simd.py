@@ -118,6 +118,19 @@ def test_firmware_kernels_equal_reference(tmp_path, target, graphs):
         assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)
 
 
+@pytest.mark.parametrize("cc", ["clang", "gcc"])
+def test_unoptimized_firmware_runs_the_c_loops_and_equals_reference(tmp_path, cc):
+    """At -O0 the written-out assembly is left out (the channel-pair loop's group counts are
+    assembler immediates, constants only once the kernel is inlined and optimized; the loops'
+    operands want more registers than a build that keeps a frame pointer has): the DSP cores
+    run the same kernels' C loops, with both compilers, equal to the reference."""
+    for graph in (GRAPHS[5], GRAPHS[8]):  # dense and k4 convolutions, the depthwise ring and its general kernel, sparse
+        x = _inputs(graph, 2)
+        run = run_on_mcu(graph, x, tmp_path / f"{graph.name}{cc}", cc=cc, opt="-O0")
+        want = reference.run(graph, x)
+        assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)
+
+
 def test_requantization_c_equals_reference_on_edge_values(tmp_path):
     """hwp_mbqm and hwp_rq against the reference, built plainly (the scalar cores' hwp_rq) and
     with the DSP kernels in C (hwp_rq's one-multiply-accumulate path for shifts -31..-2): the
