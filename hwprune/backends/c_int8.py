@@ -6,7 +6,8 @@ Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favou
 (``stored_dense``). Sparse: each output channel's nonzero weights (values, their column or
 (kh, kw, cin) tap, where each channel starts), so zero weights are never multiplied.
 Dense: every weight, one byte each, in the order the DSP kernels read (``block_rows``:
-four FULLY_CONNECTED rows or two convolution rows interleaved a word at a time;
+four FULLY_CONNECTED rows interleaved a word at a time; ``conv_records``: a convolution's
+rows two at a time, beside the pair's biases and requantization constants;
 ``depthwise_weights``: int16, four channels a tap; a 3x3 depthwise layer of stride 1 or 2
 in pairs of taps, ``backends.c_int8_dw``); cores without the DSP extension run scalar
 kernels over the same arrays. Activations live in one static int8 arena planned by tensor
