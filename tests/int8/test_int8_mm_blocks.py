@@ -121,9 +121,10 @@ def test_host_c_equals_reference_on_every_layer(tmp_path, graph):
         assert result.bit_exact, result.report()
 
 
+@pytest.mark.parametrize("cc", ["clang", "gcc"])
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
-def test_cortex_m4_assembly_equals_reference(tmp_path, graph):
+def test_cortex_m4_assembly_equals_reference(tmp_path, graph, cc):
     x = _inputs(graph, 2)
-    run = run_on_mcu(graph, x, tmp_path)
+    run = run_on_mcu(graph, x, tmp_path, cc=cc)
     want = reference.run(graph, x)
     assert np.array_equal(run.outputs, want), differences(graph.name, run.outputs, want)
