@@ -141,11 +141,15 @@ static inline int32_t hwp_offset_pair(int32_t in_zp) {
     return (int32_t)(((uint32_t)(-in_zp) & 0xffffu) * 0x10001u);
 }
 
-/* four inputs minus the zero point, as (x0, x2) and (x1, x3) */
+/* four int8 inputs in a word, minus the zero point, as (x0, x2) and (x1, x3); hwp_widen4 loads
+ * the word from x */
+static inline void hwp_widen_word(uint32_t v, int16_t *dst, int32_t off2) {
+    hwp_st32(dst, hwp_sxtab16(off2, (int32_t)v));
+    hwp_st32(dst + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
+}
+
 static inline void hwp_widen4(const int8_t *x, int16_t *dst, int32_t off2) {
-    int32_t v = hwp_ld32(x);
-    hwp_st32(dst, hwp_sxtab16(off2, v));
-    hwp_st32(dst + 2, hwp_sxtab16(off2, HWP_ROR8(v)));
+    hwp_widen_word((uint32_t)hwp_ld32(x), dst, off2);
 }
 
 /* Where input k of a column lives: groups of four hold (x0, x2, x1, x3) of ``ncols``

@@ -169,12 +169,6 @@ static inline int hwp_k4_index(int dy, int j, int kh, int row) {
 }
 
 #if HWP_SIMD
-/* four int8 inputs in a word, widened minus the zero point into a column's group */
-static inline void hwp_widen_word(uint32_t v, int16_t *dst, int32_t off2) {
-    hwp_st32(dst, hwp_sxtab16(off2, (int32_t)v));
-    hwp_st32(dst + 2, hwp_sxtab16(off2, HWP_ROR8((int32_t)v)));
-}
-
 /* Column ``j`` of two for hwp_conv_k4_s8: output pixel ``pix``'s receptive field, input minus
  * zero point, in the filters' order (hwp_k4_index), then up to k4 lanes that meet zero weights.
  * A field inside the input: each kernel row's whole words widened straight from the image, then
