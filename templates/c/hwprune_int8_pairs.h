@@ -21,7 +21,8 @@ static inline int32_t hwp_rec32(const int8_t *p, int i) {
     return v;
 }
 
-/* Output channel ``o``'s row (hwp_row_w reads it), bias, multiplier and shift word */
+/* Output channel ``o``'s row (hwp_row_w reads it), bias, multiplier and shift word: the one
+ * reader of the record layout (``w`` the first record of ``out_c`` channels') */
 static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int out_c, int32_t *bias, int32_t *mult,
                                         int32_t *shift) {
     hwp_row_t row;
@@ -148,11 +149,11 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
 #endif
     if (!done) {
         for (int n = pairs; n > 0; n--, w += HWP_PAIR_BYTES(k_all), yp += 2, yq += 2) {
-            const int8_t *q = w + 8 + 2 * k_all;
-            int32_t b0 = hwp_rec32(w, 0), b1 = hwp_rec32(w, 1), m0 = hwp_rec32(q, 0), m1 = hwp_rec32(q, 1);
-            int32_t e0 = hwp_rec32(q, 2), e1 = hwp_rec32(q, 3);
+            int32_t b0, b1, m0, m1, e0, e1;
+            hwp_row_t rows = hwp_rec_channel(w, 0, k_all, 2, &b0, &m0, &e0);
+            hwp_rec_channel(w, 1, k_all, 2, &b1, &m1, &e1);
             int32_t s[4] = {b0, b0, b1, b1};
-            hwp_mm2x2(w + 8, k_all, col, s);
+            hwp_mm2x2(rows.base, k_all, col, s);
             yp[0] = hwp_rq(s[0], m0, e0, out_zp, lo, hi);
             yq[0] = hwp_rq(s[1], m0, e0, out_zp, lo, hi);
             yp[1] = hwp_rq(s[2], m1, e1, out_zp, lo, hi);
@@ -160,8 +161,9 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
         }
     }
     if (out_c & 1) { /* the odd last channel: its plain row against both columns */
-        const int8_t *row = w + 12;
-        int32_t s0 = hwp_rec32(w, 0), s1 = s0, m = hwp_rec32(w, 1), e = hwp_rec32(w, 2);
+        int32_t s0, m, e;
+        const int8_t *row = hwp_rec_channel(w, 0, k_all, 1, &s0, &m, &e).base;
+        int32_t s1 = s0;
         for (int k = 0; k < k_all; k++) {
             s0 += (int32_t)row[k] * col[hwp_col_index(k, k_all, 0, 2, 0)];
             s1 += (int32_t)row[k] * col[hwp_col_index(k, k_all, 0, 2, 1)];
