@@ -10,7 +10,8 @@
  *     y[2q]   += SMLAD(P0, k01) + P1.lo * k2      y[2q+1] += P0.hi * k0 + SMLAD(P1, k12)
  *   stride 2, P0..P2 the words at 4q, 4q+2, 4q+4:
  *     y[2q]   += SMLAD(P0, k01) + P1.lo * k2      y[2q+1] += SMLAD(P1, k01) + P2.lo * k2
- * A slot of the ring for a row outside the input holds zeros.
+ * (at stride 1 without the tie term below, four at a time: hwp_dw_run4). A slot of the ring
+ * for a row outside the input holds zeros, as do the padding columns of every slot.
  *
  * Requantization in three instructions (backends/c_int8_dw.depthwise_plan checks at export that
  * it is exact for the layer): weights and bias are stored doubled, so the accumulator is
@@ -72,6 +73,18 @@ typedef int32_t hwp_dw_word __attribute__((may_alias, aligned(4)));
  * (ch * pairs + j) * 3 + s, so that one pointer with fixed offsets reaches all three rows. */
 static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * pairs + j) * 3 + slot; }
 
+/* Four channels (a word) of one pair of columns, the left pixel's at l, the right's at r, into
+ * the ring at d (the channels ``step`` words apart): the C form of hwp_dw_widen_cols' loop. */
+static inline void hwp_dw_widen_pair(const int8_t *l, const int8_t *r, hwp_dw_word *d, int step, int32_t off2) {
+    int32_t v0 = hwp_dw_ld32(l), v1 = hwp_dw_ld32(r);
+    int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
+    int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
+    d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
+    d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
+    d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
+    d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
+}
+
 /* Four channels (a word) of ``nj`` pairs of columns (pl + 2 px j and the pixel after it, all
  * inside the input) into the ring from d (the first channel's word of the first pair; the
  * others ``step`` words apart, the next pair 3 words on): SXTAB16 widens minus the zero
@@ -104,41 +117,43 @@ static inline void hwp_dw_widen_cols(const int8_t *pl, int px, hwp_dw_word *d, i
                      : [px] "r"(px), [off] "r"(off2)
                      : "cc", "memory");
 #else
-    for (; nj > 0; nj--, pl += 2 * px, d += 3) {
-        int32_t v0 = hwp_dw_ld32(pl), v1 = hwp_dw_ld32(pl + px);
-        int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
-        int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
-        d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
-        d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
-        d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
-        d[3 * step] = (int32_t)(((uint32_t)b0 >> 16) | ((uint32_t)b1 & 0xffff0000u));
-    }
+    for (; nj > 0; nj--, pl += 2 * px, d += 3) hwp_dw_widen_pair(pl, pl + px, d, step, off2);
 #endif
 }
 
 /* Input row ``x`` (in_w pixels of c channels, ``px`` bytes apart) into row slot ``slot`` of
- * the ring (``wp`` halfwords a channel, the padded columns u = ix + pad_l), the columns
- * outside the input 0: the pairs of columns both inside four channels at a time along the
- * row, the others (at most one at each end, and the padding) one value at a time. */
+ * the ring (``wp`` halfwords a channel, the padded columns u = ix + pad_l). Only the pairs of
+ * columns with a column inside the input are written (the others stay the zeros the pass
+ * began with): four channels at a time, the pairs wholly inside along the row, the one at each
+ * end with a column outside reading that column as the zero point (widened to 0); the
+ * channels beyond the last four one value at a time. */
 __attribute__((noinline)) static void hwp_dw_widen_row(const int8_t *x, hwp_dw_word *ring, int slot, int in_w, int c,
                                                        int px, int wp, int pad_l, int32_t in_zp) {
     int32_t off2 = hwp_dw_offset_pair(in_zp);
     int c4 = c & ~3, pairs = wp >> 1, step = 3 * pairs; /* step: words between two channels */
     int j_lo = (pad_l + 1) >> 1, j_hi = (pad_l + in_w) >> 1; /* the pairs wholly inside */
+    int j_first = pad_l >> 1, j_last = (pad_l + in_w - 1) >> 1; /* the pairs with a column inside */
+    const int8_t zp4[4] = {(int8_t)in_zp, (int8_t)in_zp, (int8_t)in_zp, (int8_t)in_zp};
+    if (in_w <= 0) return;
     if (j_hi > j_lo)
         for (int ch = 0; ch < c4; ch += 4)
             hwp_dw_widen_cols(x + (2 * j_lo - pad_l) * px + ch, px, ring + hwp_dw_at(ch, j_lo, slot, pairs), step,
                               j_hi - j_lo, off2);
-    for (int j = 0; j < pairs; j++) {
-        if (j == j_lo && j_hi > j_lo && c4 == c) j = j_hi; /* the inside pairs are done */
-        if (j >= pairs) break;
+    for (int j = j_first; c4 > 0 && j <= j_last; j += j_last > j_first ? j_last - j_first : 1) {
+        if (j >= j_lo && j < j_hi) continue; /* wholly inside: done */
         int il = 2 * j - pad_l, ir = il + 1;
-        int in_l = il >= 0 && il < in_w, in_r = ir >= 0 && ir < in_w;
-        int ch = in_l && in_r ? c4 : 0;
-        hwp_dw_word *d = ring + hwp_dw_at(ch, j, slot, pairs);
-        for (; ch < c; ch++, d += step) {
-            int32_t l = in_l ? x[il * px + ch] - in_zp : 0, r = in_r ? x[ir * px + ch] - in_zp : 0;
-            d[0] = (int32_t)(((uint32_t)l & 0xffffu) | (uint32_t)r << 16);
+        const int8_t *l = il >= 0 ? x + il * px : zp4, *r = ir < in_w ? x + ir * px : zp4;
+        int ls = il >= 0 ? 4 : 0, rs = ir < in_w ? 4 : 0;
+        hwp_dw_word *d = ring + hwp_dw_at(0, j, slot, pairs);
+        for (int ch = 0; ch < c4; ch += 4, l += ls, r += rs, d += 4 * step) hwp_dw_widen_pair(l, r, d, step, off2);
+    }
+    for (int j = j_first; c4 < c && j <= j_last; j++) {
+        int il = 2 * j - pad_l, ir = il + 1;
+        int in_l = il >= 0, in_r = ir < in_w;
+        hwp_dw_word *d = ring + hwp_dw_at(c4, j, slot, pairs);
+        for (int ch = c4; ch < c; ch++, d += step) {
+            int32_t lv = in_l ? x[il * px + ch] - in_zp : 0, rv = in_r ? x[ir * px + ch] - in_zp : 0;
+            d[0] = (int32_t)(((uint32_t)lv & 0xffffu) | (uint32_t)rv << 16);
         }
     }
 }
@@ -187,9 +202,16 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
                                                   int spill_ok, int32_t lo, int32_t hi) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     if (lo == -128 && hi == 127) {
-        int pairs = spill_ok ? (out_w + 1) >> 1 : out_w >> 1;
+        /* stride 1 without the tie term: four outputs a pass where that pays for the rest's own pass */
+        int quads = stride == 1 && !neg ? out_w >> 2 : 0;
+        if (quads > 0 && (out_w & 3) && quads < 3) quads = 0;
+        if (quads > 0) hwp_dw_run4(ring, out, table, c, step, quads, out_px, rot);
+        int done = 4 * quads, rest = out_w - done;
+        ring += 6 * quads;
+        out += done * out_px;
+        int pairs = spill_ok ? (rest + 1) >> 1 : rest >> 1;
         if (pairs > 0) hwp_dw_run(ring, out, table, c, step, pairs, out_px, stride, rot, neg);
-        if (pairs * 2 < out_w)
+        if (pairs * 2 < rest)
             hwp_dw_run(ring + 3 * stride * pairs, out + 2 * out_px * pairs, table, c, step, 1, 0, stride, rot, neg);
         return;
     }
@@ -208,6 +230,7 @@ static inline void hwp_dw3_pass(const int8_t *x, int8_t *y, int in_h, int in_w, 
                                 int out_h, int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp,
                                 const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi, hwp_dw_word *ring) {
     int pairs = wp >> 1, next = 0; /* next: the next input row to widen */
+    for (int i = 0; i < 3 * c * pairs; i++) ring[i] = 0; /* the padding columns, never written after */
     for (int oy = 0; oy < out_h; oy++) {
         int iy0 = oy * stride - pad_t;
         int rot = ((iy0 % 3) + 3) % 3;

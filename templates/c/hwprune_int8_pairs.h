@@ -62,47 +62,64 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "smmlar %[" acc "], %[" acc "], " m ", %[t]\n\t"                                                          \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "ssat %[" acc "], #8, %[" acc "]\n\t"
+/* The first multiply group of a pair (HWP_MM2X2_GROUP's), whose second column's sums start from
+ * the biases the first's hold: SMLAD's accumulator operand copies them, no MOV */
+#define HWP_PAIRS_FIRST_GROUP                                                                                 \
+    "ldmia %[col]!, {r8, r9, r10, r11}\n\t"                                                                   \
+    "ldmia %[w]!, {r12, lr}\n\t"                                                                              \
+    "sxtb16 %[t], r12\n\t"                                                                                    \
+    "sxtb16 r12, r12, ror #8\n\t"                                                                             \
+    "smlad %[a01], %[t], r10, %[a00]\n\t"                                                                     \
+    "smlad %[a00], %[t], r8, %[a00]\n\t"                                                                      \
+    "smlad %[a00], r12, r9, %[a00]\n\t"                                                                       \
+    "smlad %[a01], r12, r11, %[a01]\n\t"                                                                      \
+    "sxtb16 %[t], lr\n\t"                                                                                     \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                               \
+    "smlad %[a11], %[t], r10, %[a10]\n\t"                                                                     \
+    "smlad %[a10], %[t], r8, %[a10]\n\t"                                                                      \
+    "smlad %[a10], lr, r9, %[a10]\n\t"                                                                        \
+    "smlad %[a11], lr, r11, %[a11]\n\t"
 /* Every pair of channels for two pixels, written out: ``t`` enters pointing at {yp, yq - yp,
  * the end of yp's pairs} (and, past 64 groups, {passes of 32 groups, the columns' bytes}),
- * which PRO puts on the stack and EPI takes off. Per pair: the biases (LDRD, both columns'
- * sums start from them), the multiply groups (BODY, which leaves the columns' pointer back at
- * their start), the constants (one LDM), four requantizations, four stores, the next pair's
- * outputs two bytes on. About 44 cycles beside the multiplies on the M4. The group counts are
+ * which PRO puts on the stack and EPI takes off. Per pair: the biases (LDRD; the first group
+ * starts both columns' sums from them), the other multiply groups (BODY, which leaves the
+ * columns' pointer back at their start), the constants (one LDM), four requantizations, four
+ * stores, the next pair's outputs two bytes on. About 41 cycles beside the multiplies on the
+ * M4. The group counts are
  * assembler immediates (.rept), constants only in an optimized build of the inlined kernel;
  * an unoptimized build runs the loop in C. */
 #define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ)                                                                     \
     __asm__ volatile(PRO "1:\n\t"                                                                             \
-                     "ldrd %[a00], %[a10], [%[w]], #8\n\t"                                                    \
-                     "mov %[a01], %[a00]\n\t"                                                                 \
-                     "mov %[a11], %[a10]\n\t" BODY                                                            \
+                     "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                         \
                      "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                    \
                      "asr r12, r10, #8\n\t"                                                                   \
                      "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10") RQ("a01", "r8", "r12", "r10")         \
                          RQ("a10", "r9", "lr", "r11") RQ("a11", "r9", "lr", "r11")                            \
                      "ldrd r12, lr, [sp]\n\t"                                                                 \
-                     "strb %[a00], [r12]\n\t"                                                                 \
-                     "strb %[a10], [r12, #1]\n\t"                                                             \
                      "strb %[a01], [r12, lr]\n\t"                                                             \
                      "add lr, lr, r12\n\t"                                                                    \
                      "strb %[a11], [lr, #1]\n\t"                                                              \
-                     "add r12, r12, #2\n\t"                                                                   \
+                     "strb %[a10], [r12, #1]\n\t"                                                             \
+                     "strb %[a00], [r12], #2\n\t"                                                             \
                      "str r12, [sp]\n\t"                                                                      \
                      "ldr lr, [sp, #8]\n\t"                                                                   \
                      "cmp r12, lr\n\t"                                                                        \
                      "bne 1b\n\t" EPI                                                                         \
                      : [a00] "=&r"(s00), [a01] "=&r"(s01), [a10] "=&r"(s10), [a11] "=&r"(s11), [w] "+r"(w),     \
                        [col] "+r"(col), [t] "+&r"(tmp)                                                        \
-                     : [g] "i"(groups <= 64 ? groups : 0), [cb] "i"(groups <= 64 ? 16 * groups : 0),           \
-                       [rest] "i"(groups & 31)                                                                \
+                     : [g] "i"(groups <= 64 ? groups : 1), [cb] "i"(groups <= 64 ? 16 * groups : 0),           \
+                       [rest] "i"((groups - 1) & 31)                                                              \
                      : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
-/* up to 64 groups straight, the columns' pointer then stepped back by their bytes */
+/* up to 64 groups straight (the first, then the others), the columns' pointer then stepped back
+ * by their bytes */
 #define HWP_PAIRS_STRAIGHT(RQ)                                                                                \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10}\n\tpush {r8, r9, r10, r11}\n\t",                                 \
-                  ".rept %c[g]\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                               \
+                  ".rept %c[g] - 1\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                           \
                   "subw %[col], %[col], #%c[cb]\n\t",                                                         \
                   "add sp, sp, #16\n\t", RQ)
-/* more: passes of 32 groups (their count at [sp, #12], a working copy pushed), then the last
- * groups % 32, the columns' pointer stepped back by the bytes at [sp, #16] */
+/* more: after the first group, passes of 32 groups (their count at [sp, #12], a working copy
+ * pushed), then the last (groups - 1) % 32, the columns' pointer stepped back by the bytes at
+ * [sp, #16] */
 #define HWP_PAIRS_LOOPED(RQ)                                                                                  \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10, r11, r12}\n\tpush {r8, r9, r10, r11, r12, lr}\n\t",              \
                   "ldr %[t], [sp, #12]\n\t"                                                                   \
@@ -136,7 +153,7 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
             if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE);
             else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ);
         } else {
-            int32_t st[5] = {y0, (int32_t)(yq - yp), end, groups >> 5, 16 * groups};
+            int32_t st[5] = {y0, (int32_t)(yq - yp), end, (groups - 1) >> 5, 16 * groups};
             tmp = st;
             if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE);
             else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ);
