@@ -29,8 +29,8 @@ import numpy as np
 
 from hwprune.backends.c import arena
 from hwprune.backends.c_int8_layout import block_rows, conv_records, depthwise_weights, k4_filters, padded_filters
-from hwprune.backends.c_int8_dw import depthwise_call, rings_of
-from hwprune.backends.c_int8_rq import rq_arrays
+from hwprune.backends.c_int8_dw import depthwise_call, depthwise_plan, fused_call, rings_of
+from hwprune.backends.c_int8_rq import ring_words, rq_arrays
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8_types import add_operand, wrap_int32
@@ -48,6 +48,7 @@ SPARSE_BELOW = 0.1
 # int32 (2 KiB of flash per ADD; two multiplies fewer per value)
 ADD_TABLE_FROM = 1024
 SOURCE = "model_int8.c"
+FUSED = "hwp_pwdw3_s8"  # the kernel of a depthwise layer that runs the 1x1 convolution before it
 INT32_MIN = -(1 << 31)
 
 
@@ -81,57 +82,128 @@ def writes_output(graph: Graph, layer) -> bool:
     return layer is graph.layers[-1] and layer.name == graph.output and not graph.consumers(layer.name)
 
 
-def _tensor_buffers(graph: Graph) -> list[arena.Buffer]:
-    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
-    end = len(graph.layers)  # the copy into ``out`` after the last layer
-    buffers = []
+def _fusible(graph: Graph) -> dict:
+    """The depthwise layers that could run the 1x1 convolution before them (``fused_producers``)."""
+    fusible = {}
     for layer in graph.layers:
-        if writes_output(graph, layer):
+        if layer.kind != "int8_conv2d" or not layer.depthwise or not stored_dense(layer):
+            continue
+        source = graph.producer(layer.inputs[0])
+        if (source is None or source.kind != "int8_conv2d" or source.depthwise or not pointwise(source)
+                or not stored_dense(source) or k4_padded(source) or source.name in graph.outputs
+                or [c.name for c in graph.consumers(source.name)] != [layer.name]
+                or ring_words(source, graph.input_types(source)[0]) is None):
+            continue
+        plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
+                              graph.shape_of(layer.name))
+        # the written-out stores reach a channel's word and the next pair's by immediate offsets
+        if plan is not None and 12 * plan.ring_width(plan.out_cols) <= 4095:
+            fusible[layer.name] = source
+    return fusible
+
+
+def fused_producers(graph: Graph) -> dict:
+    """The 1x1 convolutions that run inside the 3x3 depthwise layer after them
+    (``hwp_pwdw3_s8``), by that layer's name: dense, input channels a multiple of four, read
+    by that layer alone, their requantization exact in the ring's form (``ring_words``: output
+    zero point -128, range all of int8). The depthwise layer computes their output rows
+    straight into its ring (every channel, whole rows), so that output takes no bytes of the
+    arena and is never widened; the convolution reads its input at the depthwise layer's step.
+    Taken in layer order wherever the arena (with its scratch) stays within its size without
+    any: a ring of every channel may outweigh the tensor it replaces."""
+    fusible = _fusible(graph)
+    if not fusible:
+        return {}
+    limit = _arena_bytes(graph, {})
+    fused = {}
+    for name, source in fusible.items():
+        trial = {**fused, name: source}
+        if _arena_bytes(graph, trial) <= limit:
+            fused = trial
+    return fused
+
+
+def _steps(graph: Graph, fused: dict) -> dict[str, int]:
+    """The step at which each layer runs: its index, or for a convolution that runs inside the
+    depthwise layer after it (``fused``), that layer's."""
+    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
+    for name, source in fused.items():
+        steps[source.name] = steps[name]
+    return steps
+
+
+def _tensor_buffers(graph: Graph, fused: dict) -> list[arena.Buffer]:
+    steps = _steps(graph, fused)
+    end = len(graph.layers)  # the copy into ``out`` after the last layer
+    inside = {source.name for source in fused.values()}
+    buffers = []
+    for i, layer in enumerate(graph.layers):
+        if writes_output(graph, layer) or layer.name in inside:
             continue
         readers = [steps[c.name] for c in graph.consumers(layer.name)]
-        last = max([steps[layer.name], *readers, *([end] if layer.name in graph.outputs else [])])
-        buffers.append(arena.Buffer(layer.name, int(np.prod(graph.shape_of(layer.name))), steps[layer.name], last))
+        last = max([i, *readers, *([end] if layer.name in graph.outputs else [])])
+        buffers.append(arena.Buffer(layer.name, int(np.prod(graph.shape_of(layer.name))), i, last))
     return buffers
 
 
+def _rings(graph: Graph, fused: dict) -> dict:
+    return rings_of(graph, _tensor_buffers(graph, fused), stored_dense, frozenset(fused))
+
+
 def depthwise_rings(graph: Graph) -> dict:
-    """Per 3x3 depthwise layer ``hwp_dw3_s8`` runs: (plan, channels per pass, outputs per strip)."""
-    return rings_of(graph, _tensor_buffers(graph), stored_dense)
+    """Per 3x3 depthwise layer ``hwp_dw3_s8`` (or ``hwp_pwdw3_s8``) runs: (plan, channels per
+    pass, outputs per strip)."""
+    return _rings(graph, fused_producers(graph))
+
+
+def _ring_buffers(graph: Graph, fused: dict) -> list[arena.Buffer]:
+    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
+    return [arena.Buffer(f"{name}#ring", plan.ring_bytes(block, strip), steps[name], steps[name])
+            for name, (plan, block, strip) in _rings(graph, fused).items()]
+
+
+def _plan(graph: Graph, fused: dict) -> arena.Arena:
+    return arena.plan(_tensor_buffers(graph, fused) + _ring_buffers(graph, fused))
+
+
+def _arena_bytes(graph: Graph, fused: dict) -> int:
+    """The arena's bytes on DSP cores with the convolutions ``fused`` run inside their depthwise layers."""
+    return _scratch_offsets(graph, _plan(graph, fused), fused)[1]
 
 
 def plan_int8(graph: Graph) -> arena.Arena:
     """Where each layer's output lives in one static int8 arena: step ``i`` writes layer
     ``i``'s tensor, which stays live until its last reader (the graph output until the
     final copy), so two tensors share bytes only when no step needs both. A last layer that
-    ``writes_output`` takes no bytes; a depthwise layer's ring (``depthwise_rings``) is live
-    at its step only."""
-    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
-    rings = [arena.Buffer(f"{name}#ring", plan.ring_bytes(block, strip), steps[name], steps[name])
-             for name, (plan, block, strip) in depthwise_rings(graph).items()]
-    return arena.plan(_tensor_buffers(graph) + rings)
+    ``writes_output`` takes no bytes, nor does a convolution that runs inside the depthwise
+    layer after it (``fused_producers``); a depthwise layer's ring (``depthwise_rings``) is
+    live at its step only."""
+    return _plan(graph, fused_producers(graph))
 
 
 def scratch_offsets(graph: Graph, plan: arena.Arena) -> tuple[dict[str, int], int]:
     """Where each dense layer's int16 scratch (``scratch_halfwords``) lives on DSP cores: in the
-    arena, first fit among the bytes no tensor holds while that layer runs (its input and
-    output are live then), so the scratch costs RAM only where it exceeds the gaps. Returns
-    (offsets by layer name, the arena's bytes on DSP cores); the plan's tensors stay put, so
-    cores without the extension keep the smaller arena."""
-    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
-    end = len(graph.layers)
-    spans = {}
-    for layer in graph.layers:
-        if layer.name in plan.offsets:
-            readers = [steps[c.name] for c in graph.consumers(layer.name)]
-            last = max([steps[layer.name], *readers, *([end] if layer.name in graph.outputs else [])])
-            spans[layer.name] = (steps[layer.name], last)
+    arena, first fit among the bytes no tensor or ring holds while that layer runs (its input
+    and output are live then), so the scratch costs RAM only where it exceeds the gaps. A
+    depthwise layer that runs the convolution before it (``fused_producers``) takes that
+    convolution's. Returns (offsets by layer name, the arena's bytes on DSP cores); the plan's
+    tensors stay put, so cores without the extension keep the smaller arena."""
+    return _scratch_offsets(graph, plan, fused_producers(graph))
+
+
+def _scratch_offsets(graph: Graph, plan: arena.Arena, fused: dict) -> tuple[dict[str, int], int]:
+    buffers = _tensor_buffers(graph, fused) + _ring_buffers(graph, fused)
+    inside = {source.name for source in fused.values()}
     offsets, nbytes = {}, plan.nbytes
     for i, layer in enumerate(graph.layers):
-        size = arena.aligned(2 * scratch_halfwords(layer)) if layer.kind in ("int8_dense", "int8_conv2d") else 0
+        user = fused.get(layer.name, layer)
+        size = 0
+        if user.kind in ("int8_dense", "int8_conv2d") and layer.name not in inside:
+            size = arena.aligned(2 * scratch_halfwords(user))
         if not size:
             continue
-        busy = sorted((plan.offsets[name], plan.offsets[name] + arena.aligned(int(np.prod(graph.shape_of(name)))))
-                      for name, (first, last) in spans.items() if first <= i <= last)
+        busy = sorted((plan.offsets[b.name], plan.offsets[b.name] + arena.aligned(b.nbytes))
+                      for b in buffers if b.first <= i <= b.last)
         offset = 0
         for lo, hi in busy:  # sorted by start: the first gap wide enough
             if offset + size <= lo:
@@ -205,10 +277,13 @@ def scratch_halfwords(layer) -> int:
     return int(layer.filter_matrix.shape[1]) * (2 if layer.kind == "int8_conv2d" else 1)
 
 
-def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring=None) -> tuple[list[str], str]:
+def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring=None, pw=None,
+              into_ring: bool = False) -> tuple[list[str], str]:
     """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution;
     ``ring``: (plan, channels per pass, outputs per strip, the ring's C address) of a
-    ``hwp_dw3_s8`` layer."""
+    ``hwp_dw3_s8`` layer; ``pw``: (layer, its prefix, its input's C address, its input type)
+    of the 1x1 convolution such a layer runs (``fused_producers``), whose own arrays are
+    written ``into_ring`` (its records in the ring's form, no call of its own)."""
     conv = layer.kind == "int8_conv2d"
     dense = stored_dense(layer)
     if np.any(np.asarray(layer.out_multiplier) == INT32_MIN):  # the kernels' requantization assumes none
@@ -216,8 +291,15 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
                          "in [2^30, 2^31) or are 0)")
     if ring is not None:  # 3x3, stride 1 or 2: a ring of widened rows, weights in pairs of taps
         plan, block, strip, address = ring
-        return ([_array("int32_t", f"{p}_kq", plan.table, aligned=True)],
-                depthwise_call(layer, plan, block, strip, address, p, src, dst, in_t, in_shape, out_shape))
+        kq = [_array("int32_t", f"{p}_kq", plan.table, aligned=True)]
+        if pw is not None:
+            source, pw_p, pw_src, pw_in_t = pw
+            return kq, fused_call(layer, plan, address, p, dst, in_shape, out_shape, pw_src, pw_p,
+                                  int(source.weight.shape[-1]), pw_in_t)
+        return kq, depthwise_call(layer, plan, block, strip, address, p, src, dst, in_t, in_shape, out_shape)
+    if into_ring:  # runs inside the depthwise layer after it: records whose constants give its ring values
+        records = conv_records(layer.filter_matrix, layer.bias, layer.out_multiplier, ring_words(layer, in_t))
+        return [_array("int8_t", f"{p}_w", records, aligned=True)], f"/* runs inside the next layer: {FUSED} */"
     shift, out_zp = rq_arrays(layer, in_t)
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
               _array("int32_t", f"{p}_shift", shift)]
@@ -275,10 +357,15 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
 def weighted_arrays(graph: Graph, layer) -> list[str]:
     """The constant arrays ``model_int8.c`` holds for the weighted ``layer``, as
     ``render_int8`` writes them (the report counts their bytes per layer)."""
-    index = [l.name for l in graph.layers].index(layer.name)
-    ring = depthwise_rings(graph).get(layer.name)
+    names = [l.name for l in graph.layers]
+    index = names.index(layer.name)
+    fused = fused_producers(graph)
+    ring = _rings(graph, fused).get(layer.name)
+    source = fused.get(layer.name)
+    pw = None if source is None else (source, f"l{names.index(source.name)}", "in", graph.input_types(source)[0])
+    inside = layer.name in {s.name for s in fused.values()}
     arrays, _ = _weighted(layer, f"l{index}", "in", "out", graph.input_types(layer)[0], graph.input_shapes(layer)[0],
-                          graph.shape_of(layer.name), None if ring is None else (*ring, "ring"))
+                          graph.shape_of(layer.name), None if ring is None else (*ring, "ring"), pw, inside)
     return arrays
 
 
@@ -292,17 +379,23 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena, int]:
     """The constant arrays, each layer's C statement, where each tensor lives, the arena's plan
     and the arena's bytes on DSP cores (``scratch_offsets``)."""
     data, calls = [], []
-    plan = plan_int8(graph)
-    scratch, dsp_bytes = scratch_offsets(graph, plan)
+    fused = fused_producers(graph)
+    plan = _plan(graph, fused)
+    scratch, dsp_bytes = _scratch_offsets(graph, plan, fused)
+    inside = {source.name for source in fused.values()}
+    names = [layer.name for layer in graph.layers]
     where = {graph.input.name: "in"}
     for layer in graph.layers:
         if writes_output(graph, layer):
             where[layer.name] = "out"
             continue
+        if layer.name in inside:  # no tensor: its rows go straight into the next layer's ring
+            where[layer.name] = None
+            continue
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
-    rings = depthwise_rings(graph)
+    rings = _rings(graph, fused)
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
         srcs = [where[s] for s in layer.inputs]
@@ -313,7 +406,10 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena, int]:
             ring = rings.get(layer.name)
             if ring is not None:
                 ring = (*ring, f"(int16_t *)(void *)(hwp_arena + {plan.offsets[layer.name + '#ring']})")
-            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape, ring)
+            source = fused.get(layer.name)
+            pw = None if source is None else (source, f"l{names.index(source.name)}", where[source.inputs[0]],
+                                              graph.input_types(source)[0])
+            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape, ring, pw, layer.name in inside)
             data += arrays
             calls.append(call.replace("hwp_scratch", f"HWP_SCRATCH({scratch.get(layer.name, 0)})"))
         elif layer.kind in ("int8_avgpool2d", "int8_maxpool2d"):
@@ -344,8 +440,10 @@ def _calls(graph: Graph) -> tuple[list[str], list[str], dict, arena.Arena, int]:
 
 
 def layer_kernels(graph: Graph) -> list[str]:
-    """The kernel each layer's C calls (``copy`` for a plain byte copy), in layer order."""
-    return [call.split("(")[0] if call.startswith("hwp_") else "copy" for call in _calls(graph)[1]]
+    """The kernel each layer's C calls (``copy`` for a plain byte copy, ``(hwp_pwdw3_s8)`` for a
+    convolution that runs inside the next layer's), in layer order."""
+    return [call.split("(")[0] if call.startswith("hwp_") else f"({FUSED})" if FUSED in call else "copy"
+            for call in _calls(graph)[1]]
 
 
 def render_int8(graph: Graph) -> str:
@@ -356,10 +454,19 @@ def render_int8(graph: Graph) -> str:
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
     functions = "".join(f"static __attribute__((noinline)) void {layer_function(i)}(const int8_t *in, int8_t *out) "
                         f"{{\n    (void)in;\n    (void)out;\n    {call}\n}}\n" for i, call in enumerate(calls))
-    body = "\n    ".join(f"{layer_function(i)}(in, out);\n    HWPRUNE_INT8_TRACE({i}, {where[layer.name]}, {sizes[i]});"
-                          for i, layer in enumerate(graph.layers))
+
+    def trace(i: int, layer) -> str:
+        if where[layer.name] is not None:
+            return f"HWPRUNE_INT8_TRACE({i}, {where[layer.name]}, {sizes[i]});"
+        # a convolution inside the next layer keeps no output: the trace recomputes it
+        (h, w_, k), c = graph.input_shapes(layer)[0], graph.shape_of(layer.name)[-1]
+        return (f"\n#ifdef HWPRUNE_INT8_TRACED\n    hwp_pw_traced({i}, {where[layer.inputs[0]]}, {h * w_}, {k}, l{i}_w, "
+                f"{graph.input_types(layer)[0].zero_point}, {c});\n#endif")
+
+    body = "\n    ".join(f"{layer_function(i)}(in, out);\n    {trace(i, layer)}" for i, layer in enumerate(graph.layers))
     return (f"/* {graph.name}: TFLite int8, generated by hwprune */\n#include <stdint.h>\n#include \"{HEADER}\"\n"
-            "#ifndef HWPRUNE_INT8_TRACE\n#define HWPRUNE_INT8_TRACE(index, data, size) ((void)0)\n#endif\n"
+            "#ifndef HWPRUNE_INT8_TRACE\n#define HWPRUNE_INT8_TRACE(index, data, size) ((void)0)\n"
+            "#else\n#define HWPRUNE_INT8_TRACED 1\n#endif\n"
             + "".join(data)
             + f"/* activations: {plan.nbytes} bytes planned by liveness (at least {plan.live_bound} are live at once); "
             f"on DSP cores {dsp_bytes} with the dense kernels' widened inputs (hwprune_int8_simd.h) in the gaps */\n"

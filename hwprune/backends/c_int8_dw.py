@@ -132,11 +132,12 @@ def ring_passes(plan: DepthwisePlan, free: int, arena_bytes: int) -> tuple[int, 
     return least, _strip(plan, least, max(free, int(arena_bytes * RING_GROWTH), RING_FLOOR))
 
 
-def rings_of(graph, tensors: list, dense) -> dict:
+def rings_of(graph, tensors: list, dense, whole=frozenset()) -> dict:
     """Per 3x3 depthwise layer of ``graph`` that ``hwp_dw3_s8`` runs (stored dense by the
     predicate ``dense``): (its plan, channels per pass, outputs per strip of a row). Its ring
     of widened rows is a buffer of the arena live during the layer alone, sized to the bytes
-    the ``tensors`` (the arena's buffers) leave free at that step (``ring_passes``)."""
+    the ``tensors`` (the arena's buffers) leave free at that step (``ring_passes``); the layers
+    named in ``whole`` take every channel and whole rows in one pass (``hwp_pwdw3_s8``)."""
     size = arena.plan(tensors).nbytes
     rings = {}
     for i, layer in enumerate(graph.layers):
@@ -146,9 +147,23 @@ def rings_of(graph, tensors: list, dense) -> dict:
                               graph.shape_of(layer.name))
         if plan is None:
             continue
+        if layer.name in whole:
+            rings[layer.name] = (plan, plan.table.shape[0], plan.out_cols)
+            continue
         free = size - sum(arena.aligned(b.nbytes) for b in tensors if b.first <= i <= b.last)
         rings[layer.name] = (plan, *ring_passes(plan, free, size))
     return rings
+
+
+def _geometry(layer, plan: DepthwisePlan, in_shape, out_shape) -> tuple:
+    """hwp_dw3_s8's geometry in the kernel's orientation: in_h, in_w, c, in_row, in_px, out_h,
+    out_w, out_row, out_px, stride, pad_t, pad_l (a transposed layer's rows are the image's
+    columns)."""
+    (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
+    pad_t, pad_l = layer.padding[0][0], layer.padding[1][0]
+    if plan.transposed:
+        return in_w, in_h, c, c, in_w * c, out_w, out_h, c, out_w * c, layer.stride[0], pad_l, pad_t
+    return in_h, in_w, c, in_w * c, c, out_h, out_w, out_w * c, c, layer.stride[0], pad_t, pad_l
 
 
 def depthwise_call(layer, plan: DepthwisePlan, block: int, strip: int, ring: str, p: str, src: str, dst: str, in_t,
@@ -156,13 +171,19 @@ def depthwise_call(layer, plan: DepthwisePlan, block: int, strip: int, ring: str
     """The call: in the image's order (rows of pixels) or transposed (its columns as rows),
     ``block`` channels a pass, rows in strips of ``strip`` outputs, the ring at the C address
     ``ring``."""
-    (in_h, in_w, c), (out_h, out_w, _) = in_shape, out_shape
-    pad_t, pad_l = layer.padding[0][0], layer.padding[1][0]
-    if plan.transposed:
-        geometry = (f"{in_w}, {in_h}, {c}, {c}, {in_w * c}, {out_w}, {out_h}, {c}, {out_w * c}, {layer.stride[0]}, "
-                    f"{pad_l}, {pad_t}")
-    else:
-        geometry = (f"{in_h}, {in_w}, {c}, {in_w * c}, {c}, {out_h}, {out_w}, {out_w * c}, {c}, {layer.stride[0]}, "
-                    f"{pad_t}, {pad_l}")
+    geometry = ", ".join(str(v) for v in _geometry(layer, plan, in_shape, out_shape))
     return (f"hwp_dw3_s8({src}, {dst}, {geometry}, {plan.ring_width(strip)}, {block}, {strip}, {p}_kq, "
             f"{in_t.zero_point}, {int(plan.neg)}, {layer.act_min}, {layer.act_max}, {ring});")
+
+
+def fused_call(layer, plan: DepthwisePlan, ring: str, p: str, dst: str, in_shape, out_shape, pw_src: str, pw_p: str,
+               pw_k: int, pw_in_t) -> str:
+    """The call of ``hwp_pwdw3_s8``: the depthwise ``layer`` (every channel in one pass over
+    whole rows) with the 1x1 convolution before it (records ``{pw_p}_w`` in the ring's form,
+    ``pw_k`` input channels), whose input ``pw_src`` has the depthwise input's pixels."""
+    in_h, in_w, c, in_row, in_px, out_h, out_w, out_row, out_px, stride, pad_t, pad_l = _geometry(
+        layer, plan, in_shape, out_shape)
+    x_row, x_px = in_row // c * pw_k, in_px // c * pw_k  # the same pixels, pw_k channels each
+    return (f"hwp_pwdw3_s8({pw_src}, {x_row}, {x_px}, {pw_k}, {pw_p}_w, {pw_in_t.zero_point}, {dst}, {in_h}, {in_w}, "
+            f"{c}, {out_h}, {out_w}, {out_row}, {out_px}, {stride}, {pad_t}, {pad_l}, {plan.ring_width(out_w)}, "
+            f"{p}_kq, {int(plan.neg)}, {layer.act_min}, {layer.act_max}, {ring}, hwp_scratch);")

@@ -80,3 +80,20 @@ def rq_arrays(layer, in_t) -> tuple[np.ndarray, int]:
     if terms is None or np.any(np.abs(terms.a) >= A_LIMIT):
         return np.asarray(layer.out_shift, dtype=np.int64), out_zp
     return terms.words(), HWP_RQ_FOLDED_TIE if terms.tie else HWP_RQ_FOLDED
+
+
+def ring_words(layer, in_t) -> np.ndarray | None:
+    """The shift words of ``hwp_rq_ring`` for an int8 convolution whose output a depthwise
+    layer's ring holds as ``y - zp``: the folded form with ``A = 2^(e-1)`` (no zero point),
+    clamped to 0..255, which is that difference where the output zero point is -128 and its
+    range all of int8 (in the shifted frame the zero point and the activation minimum are both
+    0, so the tie term is left out as in ``smmlar_terms``). None for any other output, or where
+    the form is not exact (as ``rq_arrays``)."""
+    if int(layer.result_t.zero_point) != -128 or (layer.act_min, layer.act_max) != (-128, 127):
+        return None
+    zp = int(in_t.zero_point)
+    bound = acc_bound(layer.filter_matrix, layer.bias, max(127 - zp, zp + 128))
+    terms = smmlar_terms(layer.out_multiplier, layer.out_shift, 0, 0, bound)
+    if terms is None or np.any(np.abs(terms.a) >= A_LIMIT):
+        return None
+    return terms.words()

@@ -80,6 +80,14 @@ static inline int32_t hwp_smmlar(int32_t a, int32_t b, int32_t acc) {
 #endif
 }
 
+/* The folded form with A = 2^(e-1) (no zero point; shift holds A << 8 | e), clamped to
+ * 0..255: y - zp of an output whose zero point is -128 and whose range is all of int8 (a
+ * depthwise layer's ring value, written by the 1x1 convolution before it: hwp_pw_ring_row) */
+static inline int32_t hwp_rq_ring(int32_t acc, int32_t multiplier, int32_t shift) {
+    int32_t h = hwp_smmlar((int32_t)((uint32_t)acc << 1), multiplier, shift >> 8) >> (shift & 0xff);
+    return h < 0 ? 0 : (h > 255 ? 255 : h);
+}
+
 static inline int8_t hwp_rq(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi) {
     if (out_zp >= HWP_RQ_FOLDED) {
         int32_t a = shift >> 8;

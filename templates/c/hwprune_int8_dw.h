@@ -27,6 +27,8 @@
 #include <stdint.h>
 
 #include "hwprune_int8_dsp.h" /* hwp_smmlar */
+/* hwprune_int8.h includes this header after hwprune_int8_simd.h, whose 1x1 convolution pieces
+ * (hwp_pw_cols, hwp_conv_pairs, the records' reader) hwp_pwdw3_s8 runs */
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
@@ -224,11 +226,53 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
 /* The ring's size in halfwords for a layer (backends/c_int8_dw.DepthwisePlan computes the same) */
 #define HWP_DW3_RING(block, wp) (3 * (block) * (wp))
 
+/* Output channel ``o`` (of ``c``) of a hwp_pwdw3_s8 convolution's pixel ``x`` (``k`` inputs) as
+ * the ring holds it, one MAC at a time */
+static inline int32_t hwp_pw_ring_value(const int8_t *x, int k, const int8_t *w, int o, int c, int32_t in_zp) {
+    int32_t acc, mult, shift;
+    hwp_row_t row = hwp_rec_channel(w, o, k, c, &acc, &mult, &shift);
+    for (int q = 0; q < k; q++) acc += hwp_row_w(row, q, k, 0) * ((int32_t)x[q] - in_zp);
+    return hwp_rq_ring(acc, mult, shift);
+}
+
+/* Row ``x`` of a hwp_pwdw3_s8 convolution's input (``n`` pixels ``px`` bytes apart, ``k`` channels, a
+ * multiple of four; records ``w`` in the ring's form) into row slot ``slot`` of the ring of ``c``
+ * channels: the convolution's outputs minus their zero point (-128), at the ring's columns
+ * u = ix + pad_l, so that the row is never widened: two pixels at a time through
+ * hwp_conv_pairs' ring form on DSP cores, else one output at a time. */
+static inline __attribute__((always_inline)) void hwp_pw_ring_row(const int8_t *x, int n, int px, int k,
+                                                                  const int8_t *w, int32_t in_zp, int c,
+                                                                  hwp_dw_word *ring, int slot, int pairs, int pad_l,
+                                                                  int16_t *scratch) {
+#if HWP_SIMD
+    int32_t off2 = hwp_offset_pair(in_zp);
+    for (int i = 0; i < n; i += 2) {
+        int j = i + 1 < n ? i + 1 : i, u = i + pad_l, v = j + pad_l; /* an odd last pixel runs as its own pair */
+        hwp_pw_cols(x + i * px, x + j * px, k, scratch, off2);
+        hwp_conv_pairs(w, k, scratch, (int8_t *)(void *)(ring + hwp_dw_at(0, u >> 1, slot, pairs)) + 2 * (u & 1),
+                       (int8_t *)(void *)(ring + hwp_dw_at(0, v >> 1, slot, pairs)) + 2 * (v & 1), c, HWP_RQ_FOLDED,
+                       -128, 127, 12 * pairs);
+    }
+#else
+    (void)scratch;
+    for (int i = 0; i < n; i++) {
+        int u = i + pad_l;
+        for (int o = 0; o < c; o++) {
+            int16_t v = (int16_t)hwp_pw_ring_value(x + i * px, k, w, o, c, in_zp);
+            __builtin_memcpy((int8_t *)(void *)(ring + hwp_dw_at(o, u >> 1, slot, pairs)) + 2 * (u & 1), &v, 2);
+        }
+    }
+#endif
+}
+
 /* One pass over the rows of ``c`` channels (the ring's, channels ``in_px`` / ``out_px``
- * apart as in the layer): see hwp_dw3_s8. */
-static inline void hwp_dw3_pass(const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px,
-                                int out_h, int out_w, int out_row, int out_px, int stride, int pad_t, int pad_l, int wp,
-                                const int32_t *kq, int32_t in_zp, int neg, int32_t lo, int32_t hi, hwp_dw_word *ring) {
+ * apart as in the layer): see hwp_dw3_s8; with records ``pw_w`` the input rows come from a 1x1
+ * convolution (hwp_pwdw3_s8's arguments), ``x`` unread. */
+static inline __attribute__((always_inline)) void hwp_dw3_pass(
+    const int8_t *x, int8_t *y, int in_h, int in_w, int c, int in_row, int in_px, int out_h, int out_w, int out_row,
+    int out_px, int stride, int pad_t, int pad_l, int wp, const int32_t *kq, int32_t in_zp, int neg, int32_t lo,
+    int32_t hi, hwp_dw_word *ring, const int8_t *pw_x, int pw_row, int pw_px, int pw_k, const int8_t *pw_w,
+    int32_t pw_zp, int16_t *pw_scratch) {
     int pairs = wp >> 1, next = 0; /* next: the next input row to widen */
     for (int i = 0; i < 3 * c * pairs; i++) ring[i] = 0; /* the padding columns, never written after */
     for (int oy = 0; oy < out_h; oy++) {
@@ -241,7 +285,10 @@ static inline void hwp_dw3_pass(const int8_t *x, int8_t *y, int in_h, int in_w, 
                 continue;
             }
             for (; next <= iy; next++)
-                if (next >= iy0) hwp_dw_widen_row(x + next * in_row, ring, next % 3, in_w, c, in_px, wp, pad_l, in_zp);
+                if (next < iy0) continue;
+                else if (pw_w) hwp_pw_ring_row(pw_x + next * pw_row, in_w, pw_px, pw_k, pw_w, pw_zp, c, ring,
+                                               next % 3, pairs, pad_l, pw_scratch);
+                else hwp_dw_widen_row(x + next * in_row, ring, next % 3, in_w, c, in_px, wp, pad_l, in_zp);
         }
         /* the output after a row's last is the next row's first only in the image's order */
         int spill_ok = oy + 1 < out_h && out_row == out_w * out_px;
@@ -269,9 +316,42 @@ static inline void hwp_dw3_s8(const int8_t *x, int8_t *y, int in_h, int in_w, in
             int first = ix0 > 0 ? ix0 : 0, end = ix1 < in_w ? ix1 : in_w;
             hwp_dw3_pass(x + first * in_px + c0, y + s0 * out_px + c0, in_h, end > first ? end - first : 0, cb, in_row,
                          in_px, out_h, ow, out_row, out_px, stride, pad_t, first - ix0, wp, kq + 10 * c0, in_zp, neg, lo,
-                         hi, ring);
+                         hi, ring, (const int8_t *)0, 0, 0, 0, (const int8_t *)0, 0, (int16_t *)0);
         }
     }
 }
+
+
+/* A 1x1 CONV_2D (stride 1, no padding, ``k`` input channels, a multiple of four; records ``w``
+ * in the ring's form, hwp_rq_ring: output zero point -128, range all of int8) whose output
+ * only the 3x3 depthwise layer after it reads, run as that layer: hwp_dw3_s8 with every
+ * channel in one pass over whole rows, each input row computed by the convolution straight
+ * into the ring when the ring needs it (hwp_pw_ring_row). The convolution's output never
+ * exists as a tensor, and no row is widened. ``x``: the convolution's input, a depthwise row
+ * ``x_row`` bytes after the previous, its pixels ``x_px`` apart (as in_row / in_px of
+ * hwp_dw3_s8, whose other arguments these are; ``scratch`` two columns, 2 k halfwords). */
+HWP_KERNEL void hwp_pwdw3_s8(const int8_t *x, int x_row, int x_px, int k, const int8_t *w, int32_t x_zp, int8_t *y,
+                             int in_h, int in_w, int c, int out_h, int out_w, int out_row, int out_px, int stride,
+                             int pad_t, int pad_l, int wp, const int32_t *kq, int neg, int32_t lo, int32_t hi,
+                             int16_t *ring16, int16_t *scratch) {
+    int ix1 = (out_w - 1) * stride - pad_l + 3; /* the columns the rows' outputs read */
+    hwp_dw3_pass((const int8_t *)0, y, in_h, ix1 < in_w ? ix1 : in_w, c, 0, 0, out_h, out_w, out_row, out_px, stride,
+                 pad_t, pad_l, wp, kq, -128, neg, lo, hi, (hwp_dw_word *)(void *)ring16, x, x_row, x_px, k, w, x_zp,
+                 scratch);
+}
+
+#ifdef HWPRUNE_INT8_TRACE
+/* The trace of a convolution hwp_pwdw3_s8 runs (it keeps no output): its output recomputed
+ * one value at a time from its input (``pixels`` of ``k`` channels) and records, in the
+ * tensor's order, through the trace hook */
+static __attribute__((unused)) void hwp_pw_traced(int index, const int8_t *x, int pixels, int k, const int8_t *w, int32_t x_zp, int c) {
+    (void)index; /* a hook may not read it */
+    for (int i = 0; i < pixels; i++)
+        for (int o = 0; o < c; o++) {
+            int8_t b = (int8_t)(hwp_pw_ring_value(x + i * k, k, w, o, c, x_zp) - 128);
+            HWPRUNE_INT8_TRACE(index, &b, 1);
+        }
+}
+#endif
 
 #endif

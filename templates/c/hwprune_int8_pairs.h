@@ -56,6 +56,13 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "ssat %[" acc "], #8, %[" acc "]\n\t"
+/* the ring's form (hwp_conv_pairs' ring_cs): A without the zero point, the result clamped to
+ * 0..255, an output of zero point -128 minus its zero point */
+#define HWP_PAIRS_RQ_RING(acc, m, a, s)                                                                       \
+    "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
+    "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
+    "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
+    "usat %[" acc "], #8, %[" acc "]\n\t"
 #define HWP_PAIRS_RQ_TIE(acc, m, a, s)                                                                        \
     "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
     "add %[t], " a ", %[" acc "], asr #31\n\t"                                                                \
@@ -88,19 +95,14 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
  * M4. The group counts are
  * assembler immediates (.rept), constants only in an optimized build of the inlined kernel;
  * an unoptimized build runs the loop in C. */
-#define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ)                                                                     \
+#define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, STORE)                                                                     \
     __asm__ volatile(PRO "1:\n\t"                                                                             \
                      "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                         \
                      "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                    \
                      "asr r12, r10, #8\n\t"                                                                   \
                      "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10") RQ("a01", "r8", "r12", "r10")         \
                          RQ("a10", "r9", "lr", "r11") RQ("a11", "r9", "lr", "r11")                            \
-                     "ldrd r12, lr, [sp]\n\t"                                                                 \
-                     "strb %[a01], [r12, lr]\n\t"                                                             \
-                     "add lr, lr, r12\n\t"                                                                    \
-                     "strb %[a11], [lr, #1]\n\t"                                                              \
-                     "strb %[a10], [r12, #1]\n\t"                                                             \
-                     "strb %[a00], [r12], #2\n\t"                                                             \
+                     "ldrd r12, lr, [sp]\n\t" STORE                                                           \
                      "str r12, [sp]\n\t"                                                                      \
                      "ldr lr, [sp, #8]\n\t"                                                                   \
                      "cmp r12, lr\n\t"                                                                        \
@@ -108,19 +110,35 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
                      : [a00] "=&r"(s00), [a01] "=&r"(s01), [a10] "=&r"(s10), [a11] "=&r"(s11), [w] "+r"(w),     \
                        [col] "+r"(col), [t] "+&r"(tmp)                                                        \
                      : [g] "i"(groups <= 64 ? groups : 1), [cb] "i"(groups <= 64 ? 16 * groups : 0),           \
-                       [rest] "i"((groups - 1) & 31)                                                              \
+                       [rest] "i"((groups - 1) & 31), [cs] "i"(cs), [cs2] "i"(2 * cs)                           \
                      : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
+/* The four outputs stored (r12 the pair's first, lr the second pixel's offset from it) and r12
+ * moved to the next pair's: int8 outputs side by side (channel o + 1 a byte on), or ring values
+ * (int16, channel o + 1 ``cs`` bytes on) */
+#define HWP_PAIRS_STORE8                                                                                      \
+    "strb %[a01], [r12, lr]\n\t"                                                                              \
+    "add lr, lr, r12\n\t"                                                                                     \
+    "strb %[a11], [lr, #1]\n\t"                                                                               \
+    "strb %[a10], [r12, #1]\n\t"                                                                              \
+    "strb %[a00], [r12], #2\n\t"
+#define HWP_PAIRS_STORE16                                                                                     \
+    "strh %[a01], [r12, lr]\n\t"                                                                              \
+    "add lr, lr, r12\n\t"                                                                                     \
+    "strh %[a11], [lr, #%c[cs]]\n\t"                                                                          \
+    "strh %[a10], [r12, #%c[cs]]\n\t"                                                                         \
+    "strh %[a00], [r12]\n\t"                                                                                  \
+    "add r12, r12, #%c[cs2]\n\t"
 /* up to 64 groups straight (the first, then the others), the columns' pointer then stepped back
  * by their bytes */
-#define HWP_PAIRS_STRAIGHT(RQ)                                                                                \
+#define HWP_PAIRS_STRAIGHT(RQ, STORE)                                                                                \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10}\n\tpush {r8, r9, r10, r11}\n\t",                                 \
                   ".rept %c[g] - 1\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                           \
                   "subw %[col], %[col], #%c[cb]\n\t",                                                         \
-                  "add sp, sp, #16\n\t", RQ)
+                  "add sp, sp, #16\n\t", RQ, STORE)
 /* more: after the first group, passes of 32 groups (their count at [sp, #12], a working copy
  * pushed), then the last (groups - 1) % 32, the columns' pointer stepped back by the bytes at
  * [sp, #16] */
-#define HWP_PAIRS_LOOPED(RQ)                                                                                  \
+#define HWP_PAIRS_LOOPED(RQ, STORE)                                                                                  \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10, r11, r12}\n\tpush {r8, r9, r10, r11, r12, lr}\n\t",              \
                   "ldr %[t], [sp, #12]\n\t"                                                                   \
                   "str %[t], [sp, #-8]!\n\t"                                                                  \
@@ -134,47 +152,65 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
                   ".rept %c[rest]\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                            \
                   "ldr %[t], [sp, #16]\n\t"                                                                   \
                   "sub %[col], %[col], %[t]\n\t",                                                             \
-                  "add sp, sp, #24\n\t", RQ)
+                  "add sp, sp, #24\n\t", RQ, STORE)
 #endif
 
+/* One output of hwp_conv_pairs' C loop at y: int8, or with ``ring`` the ring's int16 value */
+static inline void hwp_pairs_put(int8_t *y, int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
+                                 int32_t hi, int ring) {
+    if (ring) {
+        int16_t v = (int16_t)hwp_rq_ring(acc, mult, shift);
+        __builtin_memcpy(y, &v, 2);
+    } else {
+        *y = hwp_rq(acc, mult, shift, out_zp, lo, hi);
+    }
+}
+
 /* Every output channel of two pixels from their columns ``col`` (hwp_im2col's layout, k_all
- * a multiple of four): channel o of pixel p to yp[o], of pixel q to yq[o]; ``w`` the records. */
+ * a multiple of four): channel o of pixel p to yp[o], of pixel q to yq[o]; ``w`` the records.
+ * ``ring_cs`` > 0: the outputs go to a depthwise layer's ring instead (hwp_pw_ring_row), as
+ * int16 y - zp (zero point -128, the folded form without the zero point in A, hwp_rq_ring),
+ * channel o + 1's ``ring_cs`` bytes after channel o's. */
 static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w, int k_all, const int16_t *col,
                                                                  int8_t *yp, int8_t *yq, int out_c, int32_t out_zp,
-                                                                 int32_t lo, int32_t hi) {
-    int pairs = out_c >> 1, done = 0;
+                                                                 int32_t lo, int32_t hi, int ring_cs) {
+    int pairs = out_c >> 1, done = 0, cs = ring_cs > 0 ? ring_cs : 1;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     int groups = k_all >> 2;
     if (pairs > 0 && groups >= 1 && out_zp >= HWP_RQ_FOLDED && lo == -128 && hi == 127) {
-        int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp, end = (int32_t)(uintptr_t)(yp + 2 * pairs);
+        int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp;
+        int32_t end = (int32_t)(uintptr_t)(yp + 2 * cs * pairs);
         if (groups <= 64) {
             int32_t st[3] = {y0, (int32_t)(yq - yp), end};
             tmp = st;
-            if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE);
-            else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ);
+            if (ring_cs > 0) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_RING, HWP_PAIRS_STORE16);
+            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE, HWP_PAIRS_STORE8);
+            else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ, HWP_PAIRS_STORE8);
         } else {
             int32_t st[5] = {y0, (int32_t)(yq - yp), end, (groups - 1) >> 5, 16 * groups};
             tmp = st;
-            if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE);
-            else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ);
+            if (ring_cs > 0) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_RING, HWP_PAIRS_STORE16);
+            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE, HWP_PAIRS_STORE8);
+            else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ, HWP_PAIRS_STORE8);
         }
         (void)s00, (void)s01, (void)s10, (void)s11, (void)tmp;
-        yp += 2 * pairs;
-        yq += 2 * pairs;
+        yp += 2 * cs * pairs;
+        yq += 2 * cs * pairs;
         done = 1;
     }
 #endif
+    int ring = ring_cs > 0;
     if (!done) {
-        for (int n = pairs; n > 0; n--, w += HWP_PAIR_BYTES(k_all), yp += 2, yq += 2) {
+        for (int n = pairs; n > 0; n--, w += HWP_PAIR_BYTES(k_all), yp += 2 * cs, yq += 2 * cs) {
             int32_t b0, b1, m0, m1, e0, e1;
             hwp_row_t rows = hwp_rec_channel(w, 0, k_all, 2, &b0, &m0, &e0);
             hwp_rec_channel(w, 1, k_all, 2, &b1, &m1, &e1);
             int32_t s[4] = {b0, b0, b1, b1};
             hwp_mm2x2(rows.base, k_all, col, s);
-            yp[0] = hwp_rq(s[0], m0, e0, out_zp, lo, hi);
-            yq[0] = hwp_rq(s[1], m0, e0, out_zp, lo, hi);
-            yp[1] = hwp_rq(s[2], m1, e1, out_zp, lo, hi);
-            yq[1] = hwp_rq(s[3], m1, e1, out_zp, lo, hi);
+            hwp_pairs_put(yp, s[0], m0, e0, out_zp, lo, hi, ring);
+            hwp_pairs_put(yq, s[1], m0, e0, out_zp, lo, hi, ring);
+            hwp_pairs_put(yp + cs, s[2], m1, e1, out_zp, lo, hi, ring);
+            hwp_pairs_put(yq + cs, s[3], m1, e1, out_zp, lo, hi, ring);
         }
     }
     if (out_c & 1) { /* the odd last channel: its plain row against both columns */
@@ -185,8 +221,8 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
             s0 += (int32_t)row[k] * col[hwp_col_index(k, k_all, 0, 2, 0)];
             s1 += (int32_t)row[k] * col[hwp_col_index(k, k_all, 0, 2, 1)];
         }
-        yp[0] = hwp_rq(s0, m, e, out_zp, lo, hi);
-        yq[0] = hwp_rq(s1, m, e, out_zp, lo, hi);
+        hwp_pairs_put(yp, s0, m, e, out_zp, lo, hi, ring);
+        hwp_pairs_put(yq, s1, m, e, out_zp, lo, hi, ring);
     }
 }
 #endif

@@ -105,6 +105,17 @@ HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out,
     }
 }
 
+#if HWP_SIMD
+/* The columns of a 1x1 convolution's two pixels (in_c a multiple of four): each pixel's own
+ * inputs, side by side at xp and xq, widened minus the zero point in hwp_im2col's layout */
+static inline void hwp_pw_cols(const int8_t *xp, const int8_t *xq, int in_c, int16_t *col, int32_t off2) {
+    for (int k = 0; k < in_c; k += 4, col += 8) {
+        hwp_widen4(xp + k, col, off2);
+        hwp_widen4(xq + k, col + 4, off2);
+    }
+}
+#endif
+
 /* CONV_2D with every weight stored, in_c a multiple of four: ``w`` the records of
  * hwprune_int8_pairs.h (filters (out, kh, kw, cin), rows blocked by 2, each pair with its
  * biases and requantization constants); ``scratch`` holds 2 * kh * kw * in_c halfwords on DSP
@@ -121,18 +132,13 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
     int32_t off2 = hwp_offset_pair(in_zp);
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
-        if (pointwise) { /* a pixel's column is its own in_c inputs, side by side in x */
-            const int8_t *xp = x + p * in_c, *xq = x + q * in_c;
-            int16_t *col = scratch;
-            for (int k = 0; k < in_c; k += 4, col += 8) {
-                hwp_widen4(xp + k, col, off2);
-                hwp_widen4(xq + k, col + 4, off2);
-            }
+        if (pointwise) {
+            hwp_pw_cols(x + p * in_c, x + q * in_c, in_c, scratch, off2);
         } else {
             hwp_im2col(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
             hwp_im2col(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
         }
-        hwp_conv_pairs(w, k_all, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi);
+        hwp_conv_pairs(w, k_all, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi, 0);
     }
 #else
     (void)scratch;
@@ -229,7 +235,7 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
         hwp_im2col_k4(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
         hwp_im2col_k4(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
-        hwp_conv_pairs(w, k4, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi);
+        hwp_conv_pairs(w, k4, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi, 0);
     }
 #else
     (void)scratch;
