@@ -179,41 +179,43 @@ static inline int hwp_k4_index(int dy, int j, int kh, int row) {
  * zero point, in the filters' order (hwp_k4_index), then up to k4 lanes that meet zero weights.
  * A field inside the input: each kernel row's whole words widened straight from the image, then
  * the rows' last bytes gathered four to a word (nothing past a row is read); a field across the
- * border goes input by input, padding 0. */
+ * border is first copied with the zero point in the padding (widened, 0), then the same. */
 static inline __attribute__((always_inline)) void hwp_im2col_k4(const int8_t *x, int16_t *col, int j, int pix,
                                                                  int in_h, int in_w, int in_c, int out_w, int kh,
                                                                  int kw, int stride_h, int stride_w, int pad_t,
-                                                                 int pad_l, int32_t off2) {
-    int row = kw * in_c, a4 = row & ~3, b = row - a4, k_all = kh * row, k4 = (k_all + 3) & ~3, rs = in_w * in_c;
+                                                                 int pad_l, int32_t in_zp, int32_t off2) {
+    int row = kw * in_c, a4 = row & ~3, b = row - a4, rs = in_w * in_c;
     int y0 = (pix / out_w) * stride_h - pad_t, x0 = (pix % out_w) * stride_w - pad_l;
     int16_t *dst = col + 4 * j;
+    int8_t patch[kh * row]; /* a field that reaches into the padding: its bytes, the zero point outside */
+    const int8_t *src = patch;
     if (y0 >= 0 && y0 + kh <= in_h && x0 >= 0 && x0 + kw <= in_w) {
-        const int8_t *src = x + (y0 * in_w + x0) * in_c;
+        src = x + (y0 * in_w + x0) * in_c;
+    } else {
         for (int dy = 0; dy < kh; dy++)
-            for (int i = 0; i < a4; i += 4, dst += 8) hwp_widen4(src + dy * rs + i, dst, off2);
-        if (b) {
-            uint32_t v = 0;
-            int n = 0;
-            for (int dy = 0; dy < kh; dy++)
-                for (int t = 0; t < b; t++) {
-                    v |= (uint32_t)(uint8_t)src[dy * rs + a4 + t] << (8 * n);
-                    if (++n == 4) {
-                        hwp_widen_word(v, dst, off2);
-                        dst += 8;
-                        v = 0;
-                        n = 0;
-                    }
-                }
-            if (n) hwp_widen_word(v, dst, off2);
-        }
-        return;
+            for (int i = 0; i < row; i++) {
+                int iy = y0 + dy, ix = x0 + i / in_c;
+                patch[dy * row + i] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w ? x[(iy * in_w + ix) * in_c + i % in_c]
+                                                                                  : (int8_t)in_zp;
+            }
+        rs = row;
     }
-    for (int k = 0; k < k4; k++) { /* k in the filters' order: its kernel row dy and byte i */
-        int m = k - kh * a4, dy = k < kh * a4 ? k / a4 : b ? m / b : kh, i = k < kh * a4 ? k % a4 : b ? a4 + m % b : 0;
-        int iy = y0 + dy, ix = x0 + i / in_c;
-        int inside = k < k_all && iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-        col[2 * (k & ~3) + 4 * j + ((k & 1) << 1 | (k >> 1 & 1))] =
-            (int16_t)(inside ? (int32_t)x[(iy * in_w + ix) * in_c + i % in_c] + (int16_t)off2 : 0);
+    for (int dy = 0; dy < kh; dy++)
+        for (int i = 0; i < a4; i += 4, dst += 8) hwp_widen4(src + dy * rs + i, dst, off2);
+    if (b) {
+        uint32_t v = 0;
+        int n = 0;
+        for (int dy = 0; dy < kh; dy++)
+            for (int t = 0; t < b; t++) {
+                v |= (uint32_t)(uint8_t)src[dy * rs + a4 + t] << (8 * n);
+                if (++n == 4) {
+                    hwp_widen_word(v, dst, off2);
+                    dst += 8;
+                    v = 0;
+                    n = 0;
+                }
+            }
+        if (n) hwp_widen_word(v, dst, off2); /* lanes past k_all meet zero weights */
     }
 }
 #endif
@@ -233,8 +235,8 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     int32_t off2 = hwp_offset_pair(in_zp);
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
-        hwp_im2col_k4(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
-        hwp_im2col_k4(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, off2);
+        hwp_im2col_k4(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp, off2);
+        hwp_im2col_k4(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp, off2);
         hwp_conv_pairs(w, k4, scratch, y + p * out_c, y + q * out_c, out_c, out_zp, lo, hi, 0);
     }
 #else
