@@ -39,7 +39,8 @@ import numpy as np
 
 from benchmarks.cmsis_nn import run_cmsis_nn
 from hwprune import reference
-from hwprune.backends.c_int8 import layer_kernels, stored_dense, write_int8_c
+from hwprune.backends.c_int8 import layer_kernels, write_int8_c
+from hwprune.backends.c_int8_plan import stored_dense
 from hwprune.errors import HwpruneError
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.cycles import get_flash_model

@@ -5,7 +5,7 @@ and report.md, as ``hwprune report`` writes them for ap_fixed exports (``report`
 the stored vectors through the reference, TFLite Micro and the host C, compiles
 ``model_int8.c`` for its sections, and, when the Cortex-M toolchain and emulator are there,
 runs a few vectors on the target core for cycles, flash, RAM and stack. Per layer it counts
-MACs, weights, nonzeros, the storage the C chose (``backends.c_int8.stored_dense``) and the
+MACs, weights, nonzeros, the storage the C chose (``backends.c_int8_plan.stored_dense``) and the
 bytes of that layer's constant arrays, whose sum is the export's own ``c_weight_bytes``.
 The renderer only formats what it returns.
 """
@@ -20,7 +20,8 @@ import numpy as np
 
 import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
 from hwprune import __version__
-from hwprune.backends.c_int8 import SOURCE, stored_dense, weighted_arrays
+from hwprune.backends.c_int8 import SOURCE, weighted_arrays
+from hwprune.backends.c_int8_plan import stored_dense
 from hwprune.errors import ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
 from hwprune.harness.build import SIZE_FLAGS, compile_object, find_cc

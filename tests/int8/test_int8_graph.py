@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import plan_int8, stored_dense, write_int8_c
+from hwprune.backends.c_int8 import write_int8_c
+from hwprune.backends.c_int8_plan import plan_int8, stored_dense
 from hwprune.harness.host_int8 import run_host
 from hwprune.errors import ModelError, ShapeError
 from hwprune.harness.compare import compare

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import k4_padded, layer_kernels
+from hwprune.backends.c_int8 import layer_kernels
+from hwprune.backends.c_int8_plan import k4_padded
 from hwprune.backends.c_int8_layout import k4_filters, padded_filters
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types

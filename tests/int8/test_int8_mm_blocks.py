@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8 import stored_dense, widens_input
+from hwprune.backends.c_int8_plan import stored_dense, widens_input
 from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, HWP_RQ_FOLDED_TIE, rq_arrays
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, Int8Dense, int8_types

@@ -1,5 +1,5 @@
 """A 1x1 convolution run inside the 3x3 depthwise layer after it (``hwp_pwdw3_s8``,
-templates/c/hwprune_int8_dw.h; ``backends.c_int8.fused_producers``): its output rows go
+templates/c/hwprune_int8_dw.h; ``backends.c_int8_plan.fused_producers``): its output rows go
 straight into the depthwise layer's ring as int16, so the tensor is never stored and never
 widened. Graphs with fused pairs at stride 1 and 2, in the image's order and transposed (a
 narrow image), odd row widths (a last pixel on its own) and odd channel counts (the odd last
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends import c_int8
-from hwprune.backends.c_int8 import fused_producers, layer_kernels, plan_int8, write_int8_c
+from hwprune.backends.c_int8 import layer_kernels, write_int8_c
+from hwprune.backends.c_int8_plan import arena_bytes, depthwise_rings, fusible_pairs, fused_producers, plan_int8
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.host_int8 import run_host
 from hwprune.harness.mcu_int8 import trace_mcu
@@ -82,7 +82,7 @@ def test_fused_pairs_run_one_kernel_and_keep_no_tensor():
     assert layer_kernels(wide)[:4] == ["(hwp_pwdw3_s8)", "hwp_pwdw3_s8"] * 2
     assert layer_kernels(wide)[4:] == ["hwp_conv_k4_s8", "hwp_dw3_s8", "hwp_conv_dense_s8", "hwp_dw3_s8"]
     assert {d: p.name for d, p in fused_producers(narrow).items()} == {"d0": "p0", "d1": "p1"}
-    assert all(plan.transposed for plan, _, _ in c_int8.depthwise_rings(narrow).values())
+    assert all(plan.transposed for plan, _, _ in depthwise_rings(narrow).values())
     for graph in GRAPHS:
         assert not {"p0", "p1"} & set(plan_int8(graph).offsets)  # their outputs take no bytes
 
@@ -125,6 +125,6 @@ def test_mlperf_models_fuse_where_the_arena_allows(data_dir):
     vww = remove_dead_channels(read_tflite(data_dir / "vww_96_int8.tflite", "vww").graph)[0]
     fused = fused_producers(vww)
     assert sorted(fused) == [f"depthwise_conv_2d_{i}" for i in (11, 13, 3, 5, 7, 9)]
-    assert c_int8._arena_bytes(vww, fused) < 0.75 * c_int8._arena_bytes(vww, {})
+    assert arena_bytes(vww, fused) < 0.75 * arena_bytes(vww, {})
     kws = read_tflite(data_dir / "kws_ref_model.tflite", "kws").graph
-    assert c_int8._fusible(kws) and not fused_producers(kws)
+    assert fusible_pairs(kws) and not fused_producers(kws)

@@ -80,7 +80,7 @@ def _inputs(graph, n):
 
 
 def test_sparse_graphs_run_the_sparse_kernels():
-    from hwprune.backends.c_int8 import stored_dense
+    from hwprune.backends.c_int8_plan import stored_dense
 
     assert [stored_dense(layer) for layer in GRAPHS[-2].weighted_layers()] == [True, False, True]
     assert [stored_dense(layer) for layer in GRAPHS[-1].weighted_layers()] == [True, True, False, False, True]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from hwprune.backends.c_int8 import stored_dense
+from hwprune.backends.c_int8_plan import stored_dense
 from hwprune.ir.io import load_graph
 from hwprune.manifest import check
 

@@ -32,7 +32,8 @@ def _cli(*args):
 def test_host_c_equals_reference_on_every_tensor(tmp_path, data_dir, name):
     """The int8 C (dense layers, and VWW's sparse ones with zero weights skipped) on the host,
     every layer's output."""
-    from hwprune.backends.c_int8 import stored_dense, write_int8_c
+    from hwprune.backends.c_int8 import write_int8_c
+    from hwprune.backends.c_int8_plan import stored_dense
     from hwprune.harness.host_int8 import run_host
 
     graph = read_tflite(data_dir / f"{name}.tflite", name).graph
@@ -124,7 +125,7 @@ def test_verify_names_the_first_differing_operator(tmp_path, data_dir):
 def test_resnet_is_a_graph_with_three_residual_adds(data_dir):
     """ResNet-8's operators keep the file's tensors: each ADD joins a block's input path and its
     convolutions, and the C keeps the skip tensor alive across the block."""
-    from hwprune.backends.c_int8 import plan_int8
+    from hwprune.backends.c_int8_plan import plan_int8
 
     graph = read_tflite(data_dir / "pretrainedResnet_quant.tflite", "resnet").graph
     adds = [layer for layer in graph.layers if layer.kind == "int8_add"]
