@@ -20,7 +20,7 @@ import numpy as np
 
 import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
 from hwprune import __version__
-from hwprune.backends.c_int8 import SOURCE, weighted_arrays
+from hwprune.backends.c_int8 import SOURCE, layer_kernels, weighted_arrays
 from hwprune.backends.c_int8_plan import stored_dense
 from hwprune.errors import ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
@@ -43,10 +43,11 @@ EXPORT_KEYS = ("source", "quant", "sparsity_requested", "removed_neurons", "fide
 
 def layer_rows(graph: Graph) -> list[dict]:
     rows = []
-    for layer in graph.layers:
+    for layer, kernel in zip(graph.layers, layer_kernels(graph)):
         row = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
                "output_shape": list(graph.shape_of(layer.name)), "weighted": bool(layer.weighted),
-               "macs": graph.layer_macs(layer), "macs_sparse": graph.layer_macs(layer, nonzero_only=True)}
+               "macs": graph.layer_macs(layer), "macs_sparse": graph.layer_macs(layer, nonzero_only=True),
+               "kernel": kernel}
         if layer.weighted:
             total, nonzero = int(layer.weight.size), int(layer.nonzero_weights)
             row.update(format="dense" if stored_dense(layer) else "sparse", total_weights=total,
@@ -169,17 +170,20 @@ def render_markdown(report: dict) -> str:
         fits = "" if target["fits"] else " — DOES NOT FIT"
         lines.append(f"- target {target['name']} ({target['description']}): {target['flash_used'] * 100:.2f} % of "
                      f"flash, {target['ram_used'] * 100:.2f} % of RAM{fits}")
-    lines += ["", "## Layers", "", "| layer | kind | storage | nonzero / total | C bytes | MACs sparse / dense |",
-              "|---|---|---|---:|---:|---:|"]
+    lines += ["", "## Layers", "", "| layer | kind | storage | nonzero / total | C bytes | MACs sparse / dense | C kernel |",
+              "|---|---|---|---:|---:|---:|---|"]
     for r in report["layers"]:
+        kernel = r.get("kernel", "")  # reports written before the field hold none
         if r["weighted"]:
             lines.append(f"| {r['name']} | {r['kind']} | {r['format']} | {r['nonzero_weights']} / {r['total_weights']} "
-                         f"| {r['c_bytes']} | {r['macs_sparse']} / {r['macs']} |")
+                         f"| {r['c_bytes']} | {r['macs_sparse']} / {r['macs']} | {kernel} |")
         else:
-            lines.append(f"| {r['name']} | {r['kind']} | | | | {r['macs_sparse']} / {r['macs']} |")
+            lines.append(f"| {r['name']} | {r['kind']} | | | | {r['macs_sparse']} / {r['macs']} | {kernel} |")
     lines += ["", "C bytes: the layer's constant arrays in model_int8.c (dense: every weight, one byte each; sparse: "
               "each output channel's nonzero weights, their indexes and where each channel starts), with its int32 "
-              "biases, multipliers and shifts.", ""]
+              "biases, multipliers and shifts. C kernel: the function that runs the layer; (hwp_pwdw3_s8): a 1x1 "
+              "convolution that runs inside the depthwise layer after it, straight into its ring of rows, keeping no "
+              "output tensor.", ""]
     return "\n".join(lines)
 
 

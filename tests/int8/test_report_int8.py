@@ -56,6 +56,9 @@ def test_layer_figures_are_the_exports(reported):
     # the per-layer C bytes add up to what the export counted in its model_int8.c
     assert sum(r["c_bytes"] for r in report["layers"] if r["weighted"]) == meta["c_weight_bytes"]
     assert {r["format"] for r in report["layers"] if r["weighted"]} == {"dense", "sparse"}  # both storages shown
+    # each layer's C kernel, as the C calls it (the model's C written from the same graph)
+    source = (out / "c" / "model_int8.c").read_text()
+    assert all(r["kernel"] == "copy" or f"{r['kernel'].strip('()')}(" in source for r in report["layers"])
     for key in ("macs", "nonzero_macs", "total_weights", "nonzero_weights", "c_weight_bytes", "fidelity"):
         assert report[key] == exported[key], key
     assert report["bit_exact"] is True and {"tflm", "host"} <= set(report["engines"])
