@@ -6,7 +6,7 @@ narrow image), odd row widths (a last pixel on its own) and odd channel counts (
 channel's loop), beside pairs that must not fuse (an output zero point other than -128, input
 channels not in words). Each runs in the reference, the host C (DSP instructions in C, and
 scalar: every layer's output, the fused convolution's recomputed for the trace), and on the
-Cortex-M4 (both compilers, optimized and not); all compared as integers."""
+Cortex-M4 (both compilers, optimized and not) and a Cortex-M0+; all compared as integers."""
 
 import numpy as np
 import pytest
@@ -99,13 +99,16 @@ def test_host_c_equals_reference_on_every_layer(tmp_path, graph):
             assert np.array_equal(got, expected[name]), differences(f"host {defines} {name}", got, expected[name])
 
 
-@pytest.mark.parametrize("cc, opt", [(None, "-O2"), ("gcc", "-O2"), (None, "-O0")])
+@pytest.mark.parametrize("target, cc, opt", [("stm32l4r5", None, "-O2"), ("stm32l4r5", "gcc", "-O2"),
+                                             ("stm32l4r5", None, "-O0"), ("mspm0g3507", None, "-O2")])
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
-def test_cortex_m4_equals_reference(tmp_path, graph, cc, opt):
+def test_firmware_equals_reference(tmp_path, graph, target, cc, opt):
+    """The written-out ring stores (M4, both compilers), the C loops (-O0), a core without the
+    DSP extension (Cortex-M0+: the scalar row)."""
     x = _inputs(graph, 3)
-    run = run_on_mcu(graph, x, tmp_path, cc=cc, opt=opt)
+    run = run_on_mcu(graph, x, tmp_path, target=target, cc=cc, opt=opt)
     want = reference.run(graph, x)
-    assert np.array_equal(run.outputs, want), differences(f"{graph.name} {cc} {opt}", run.outputs, want)
+    assert np.array_equal(run.outputs, want), differences(f"{graph.name} {target} {cc} {opt}", run.outputs, want)
 
 
 def test_traced_firmware_gives_every_layer(tmp_path):
