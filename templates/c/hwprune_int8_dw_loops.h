@@ -124,6 +124,25 @@
 #define HWP_DW_S2_ROT2                                                                                        \
     HWP_DW_S2_FIRST_REG("wa1", "wb1") HWP_DW_S2_MEM("-20", "-8", "4", "wa2", "")                             \
     HWP_DW_S2_REG("-16", "-4", "8", "wa0", "wb0")
+/* A channel's pass count word (n: the pair count, the output stride, the channel's shift e),
+ * from ``st`` (at [sp]) and kq; after its passes, p, y and kq moved to the next channel and
+ * the channels left counted down (the loops' label 2 starts a channel) */
+#define HWP_DW_CHANNEL_HEAD                                                                                   \
+    "ldr %[t0], [sp]\n\t"                                                                                     \
+    "ldr %[n], [%[t0]]\n\t"                                                                                   \
+    "ldr %[t1], [%[kq], #36]\n\t"                                                                             \
+    "orr %[n], %[n], %[t1]\n\t"
+#define HWP_DW_CHANNEL_TAIL                                                                                   \
+    "ldr %[t0], [sp]\n\t"                                                                                     \
+    "ldr %[t1], [%[t0], #4]\n\t"                                                                              \
+    "add %[p], %[p], %[t1]\n\t"                                                                               \
+    "ldr %[t1], [%[t0], #8]\n\t"                                                                              \
+    "add %[y], %[y], %[t1]\n\t"                                                                               \
+    "ldr %[t1], [%[t0], #12]\n\t"                                                                             \
+    "add %[kq], %[kq], #40\n\t"                                                                               \
+    "subs %[t1], %[t1], #1\n\t"                                                                               \
+    "str %[t1], [%[t0], #12]\n\t"                                                                             \
+    "bne 2b\n\t"
 /* Every channel's output row in one block: per channel its five weight registers loaded,
  * its pairs run, then p, y and kq moved to the next channel; ``st`` (pushed, at [sp]) holds
  * the pair count word, p's and y's moves and the channels left. */
@@ -135,21 +154,9 @@
                      "ldr %[wa1], [%[kq], #8]\n\t"                                                            \
                      "ldr %[wb1], [%[kq], #12]\n\t"                                                           \
                      "ldr %[wa2], [%[kq], #16]\n\t"                                                           \
-                     "ldr %[t0], [sp]\n\t"                                                                    \
-                     "ldr %[n], [%[t0]]\n\t"                                                                  \
-                     "ldr %[t1], [%[kq], #36]\n\t"                                                            \
-                     "orr %[n], %[n], %[t1]\n\t"                                                              \
+                     HWP_DW_CHANNEL_HEAD                                                                      \
                      "1:\n\t" BODY HWP_DW_RQ_PAIR(NEG)                                                        \
-                     "ldr %[t0], [sp]\n\t"                                                                    \
-                     "ldr %[t1], [%[t0], #4]\n\t"                                                             \
-                     "add %[p], %[p], %[t1]\n\t"                                                              \
-                     "ldr %[t1], [%[t0], #8]\n\t"                                                             \
-                     "add %[y], %[y], %[t1]\n\t"                                                              \
-                     "ldr %[t1], [%[t0], #12]\n\t"                                                            \
-                     "add %[kq], %[kq], #40\n\t"                                                              \
-                     "subs %[t1], %[t1], #1\n\t"                                                              \
-                     "str %[t1], [%[t0], #12]\n\t"                                                            \
-                     "bne 2b\n\t"                                                                             \
+                     HWP_DW_CHANNEL_TAIL                                                                      \
                      "add sp, sp, #4\n\t"                                                                     \
                      : [s0] "=&r"(s0), [s1] "=&r"(s1), [t0] "=&r"(t0), [t1] "=&r"(t1), [p] "+r"(p), [y] "+r"(y), \
                        [n] "+r"(n), [kq] "+r"(kq), [wa0] "=&r"(w[0]), [wb0] "=&r"(w[1]), [wa1] "=&r"(w[2]),  \
@@ -274,21 +281,9 @@ static void hwp_dw_run(const hwp_dw_word *p, int8_t *y, const int32_t *kq, int c
                      "ldr %[wa0], [%[kq]]\n\t"                                                                \
                      "ldr %[wb0], [%[kq], #4]\n\t"                                                            \
                      "ldr %[wa1], [%[kq], #8]\n\t"                                                            \
-                     "ldr %[t0], [sp]\n\t"                                                                    \
-                     "ldr %[n], [%[t0]]\n\t"                                                                  \
-                     "ldr %[t1], [%[kq], #36]\n\t"                                                            \
-                     "orr %[n], %[n], %[t1]\n\t"                                                              \
+                     HWP_DW_CHANNEL_HEAD                                                                      \
                      "1:\n\t" BODY HWP_DW_Q_RQ                                                                \
-                     "ldr %[t0], [sp]\n\t"                                                                    \
-                     "ldr %[t1], [%[t0], #4]\n\t"                                                             \
-                     "add %[p], %[p], %[t1]\n\t"                                                              \
-                     "ldr %[t1], [%[t0], #8]\n\t"                                                             \
-                     "add %[y], %[y], %[t1]\n\t"                                                              \
-                     "ldr %[t1], [%[t0], #12]\n\t"                                                            \
-                     "add %[kq], %[kq], #40\n\t"                                                              \
-                     "subs %[t1], %[t1], #1\n\t"                                                              \
-                     "str %[t1], [%[t0], #12]\n\t"                                                            \
-                     "bne 2b\n\t"                                                                             \
+                     HWP_DW_CHANNEL_TAIL                                                                      \
                      "add sp, sp, #4\n\t"                                                                     \
                      : [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3), [t0] "=&r"(t0),         \
                        [t1] "=&r"(t1), [p] "+r"(p), [y] "+r"(y), [n] "+r"(n), [kq] "+r"(kq), [wa0] "=&r"(w[0]), \
