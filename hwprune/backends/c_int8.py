@@ -97,7 +97,10 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
                                   int(source.weight.shape[-1]), pw_in_t)
         return kq, depthwise_call(layer, plan, block, strip, address, p, src, dst, in_t, in_shape, out_shape)
     if into_ring:  # runs inside the depthwise layer after it: records whose constants give its ring values
-        records = conv_records(layer.filter_matrix, layer.bias, layer.out_multiplier, ring_words(layer, in_t))
+        # biases doubled, as its columns are: the doubled sum the requantization takes, no LSL (ring_words
+        # proves that 2 |acc|, and so 2 |bias|, fits int32)
+        records = conv_records(layer.filter_matrix, 2 * np.asarray(layer.bias, dtype=np.int64), layer.out_multiplier,
+                               ring_words(layer, in_t))
         return [_array("int8_t", f"{p}_w", records, aligned=True)], f"/* runs inside the next layer: {FUSED} */"
     shift, out_zp = rq_arrays(layer, in_t)
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),

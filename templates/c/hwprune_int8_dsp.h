@@ -31,6 +31,7 @@
 #define hwp_smlabb(a, b, acc) ((int32_t)__smlabb((a), (b), (acc)))
 #define hwp_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
 #define hwp_ssat8(a) ((int32_t)__ssat((a), 8))
+#define hwp_sadd16(a, b) ((int32_t)__sadd16((a), (b)))
 #elif defined(HWPRUNE_INT8_PORTABLE_SIMD)
 #define HWP_SIMD 1
 static inline int32_t hwp_s8_of(uint32_t v) { return (int32_t)((v & 0xffu) ^ 0x80u) - 0x80; }
@@ -52,6 +53,9 @@ static inline int32_t hwp_smlatt(int32_t a, int32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(hwp_hi16(a) * hwp_hi16(b)));
 }
 static inline int32_t hwp_ssat8(int32_t a) { return a < -128 ? -128 : (a > 127 ? 127 : a); }
+static inline int32_t hwp_sadd16(int32_t a, int32_t b) {
+    return (int32_t)((((uint32_t)a + (uint32_t)b) & 0xffffu) | (((uint32_t)a >> 16) + ((uint32_t)b >> 16)) << 16);
+}
 #else
 #define HWP_SIMD 0
 #endif
@@ -82,9 +86,10 @@ static inline int32_t hwp_smmlar(int32_t a, int32_t b, int32_t acc) {
 
 /* The folded form with A = 2^(e-1) (no zero point; shift holds A << 8 | e), clamped to
  * 0..255: y - zp of an output whose zero point is -128 and whose range is all of int8 (a
- * depthwise layer's ring value, written by the 1x1 convolution before it: hwp_pw_ring_row) */
-static inline int32_t hwp_rq_ring(int32_t acc, int32_t multiplier, int32_t shift) {
-    int32_t h = hwp_smmlar((int32_t)((uint32_t)acc << 1), multiplier, shift >> 8) >> (shift & 0xff);
+ * depthwise layer's ring value, written by the 1x1 convolution before it: hwp_pw_ring_row).
+ * ``acc2`` is twice the sum already (that convolution's biases and columns are doubled). */
+static inline int32_t hwp_rq_ring(int32_t acc2, int32_t multiplier, int32_t shift) {
+    int32_t h = hwp_smmlar(acc2, multiplier, shift >> 8) >> (shift & 0xff);
     return h < 0 ? 0 : (h > 255 ? 255 : h);
 }
 
@@ -158,6 +163,14 @@ static inline void hwp_widen_word(uint32_t v, int16_t *dst, int32_t off2) {
 
 static inline void hwp_widen4(const int8_t *x, int16_t *dst, int32_t off2) {
     hwp_widen_word((uint32_t)hwp_ld32(x), dst, off2);
+}
+
+/* hwp_widen4 doubled: 2 (x - zp), four int8 inputs from x (a 1x1 convolution's columns for a
+ * depthwise ring, whose sums are kept doubled: hwp_rq_ring) */
+static inline void hwp_widen4_twice(const int8_t *x, int16_t *dst, int32_t off2) {
+    int32_t v = hwp_ld32(x), a = hwp_sxtab16(off2, v), b = hwp_sxtab16(off2, HWP_ROR8(v));
+    hwp_st32(dst, hwp_sadd16(a, a));
+    hwp_st32(dst + 2, hwp_sadd16(b, b));
 }
 
 /* Where input k of a column lives: groups of four hold (x0, x2, x1, x3) of ``ncols``

@@ -227,12 +227,12 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
 #define HWP_DW3_RING(block, wp) (3 * (block) * (wp))
 
 /* Output channel ``o`` (of ``c``) of a hwp_pwdw3_s8 convolution's pixel ``x`` (``k`` inputs) as
- * the ring holds it, one MAC at a time */
+ * the ring holds it, one MAC at a time (the records' bias is doubled, so are the products) */
 static inline int32_t hwp_pw_ring_value(const int8_t *x, int k, const int8_t *w, int o, int c, int32_t in_zp) {
-    int32_t acc, mult, shift;
-    hwp_row_t row = hwp_rec_channel(w, o, k, c, &acc, &mult, &shift);
-    for (int q = 0; q < k; q++) acc += hwp_row_w(row, q, k, 0) * ((int32_t)x[q] - in_zp);
-    return hwp_rq_ring(acc, mult, shift);
+    int32_t acc2, mult, shift;
+    hwp_row_t row = hwp_rec_channel(w, o, k, c, &acc2, &mult, &shift);
+    for (int q = 0; q < k; q++) acc2 += 2 * hwp_row_w(row, q, k, 0) * ((int32_t)x[q] - in_zp);
+    return hwp_rq_ring(acc2, mult, shift);
 }
 
 /* Row ``x`` of a hwp_pwdw3_s8 convolution's input (``n`` pixels ``px`` bytes apart, ``k`` channels, a
@@ -248,7 +248,7 @@ static inline __attribute__((always_inline)) void hwp_pw_ring_row(const int8_t *
     int32_t off2 = hwp_offset_pair(in_zp);
     for (int i = 0; i < n; i += 2) {
         int j = i + 1 < n ? i + 1 : i, u = i + pad_l, v = j + pad_l; /* an odd last pixel runs as its own pair */
-        hwp_pw_cols(x + i * px, x + j * px, k, scratch, off2);
+        hwp_pw_cols(x + i * px, x + j * px, k, scratch, off2, 1); /* doubled: the sums' doubling is done */
         hwp_conv_pairs(w, k, scratch, (int8_t *)(void *)(ring + hwp_dw_at(0, u >> 1, slot, pairs)) + 2 * (u & 1),
                        (int8_t *)(void *)(ring + hwp_dw_at(0, v >> 1, slot, pairs)) + 2 * (v & 1), c, HWP_RQ_FOLDED,
                        -128, 127, 12 * pairs);

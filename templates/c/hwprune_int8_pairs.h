@@ -56,10 +56,10 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "ssat %[" acc "], #8, %[" acc "]\n\t"
-/* the ring's form (hwp_conv_pairs' ring_cs): A without the zero point, the result clamped to
- * 0..255, an output of zero point -128 minus its zero point */
+/* the ring's form (hwp_conv_pairs' ring_cs): the sum already doubled (biases and columns
+ * doubled), A without the zero point, the result clamped to 0..255, an output of zero point
+ * -128 minus its zero point */
 #define HWP_PAIRS_RQ_RING(acc, m, a, s)                                                                       \
-    "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
     "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "usat %[" acc "], #8, %[" acc "]\n\t"
@@ -169,8 +169,9 @@ static inline void hwp_pairs_put(int8_t *y, int32_t acc, int32_t mult, int32_t s
 /* Every output channel of two pixels from their columns ``col`` (hwp_im2col's layout, k_all
  * a multiple of four): channel o of pixel p to yp[o], of pixel q to yq[o]; ``w`` the records.
  * ``ring_cs`` > 0: the outputs go to a depthwise layer's ring instead (hwp_pw_ring_row), as
- * int16 y - zp (zero point -128, the folded form without the zero point in A, hwp_rq_ring),
- * channel o + 1's ``ring_cs`` bytes after channel o's. */
+ * int16 y - zp (zero point -128, the folded form without the zero point in A, hwp_rq_ring;
+ * the records' biases and the columns doubled), channel o + 1's ``ring_cs`` bytes after
+ * channel o's. */
 static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w, int k_all, const int16_t *col,
                                                                  int8_t *yp, int8_t *yq, int out_c, int32_t out_zp,
                                                                  int32_t lo, int32_t hi, int ring_cs) {

@@ -107,11 +107,18 @@ HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out,
 
 #if HWP_SIMD
 /* The columns of a 1x1 convolution's two pixels (in_c a multiple of four): each pixel's own
- * inputs, side by side at xp and xq, widened minus the zero point in hwp_im2col's layout */
-static inline void hwp_pw_cols(const int8_t *xp, const int8_t *xq, int in_c, int16_t *col, int32_t off2) {
+ * inputs, side by side at xp and xq, widened minus the zero point in hwp_im2col's layout;
+ * ``twice``: doubled (hwp_widen4_twice) */
+static inline __attribute__((always_inline)) void hwp_pw_cols(const int8_t *xp, const int8_t *xq, int in_c,
+                                                              int16_t *col, int32_t off2, int twice) {
     for (int k = 0; k < in_c; k += 4, col += 8) {
-        hwp_widen4(xp + k, col, off2);
-        hwp_widen4(xq + k, col + 4, off2);
+        if (twice) {
+            hwp_widen4_twice(xp + k, col, off2);
+            hwp_widen4_twice(xq + k, col + 4, off2);
+        } else {
+            hwp_widen4(xp + k, col, off2);
+            hwp_widen4(xq + k, col + 4, off2);
+        }
     }
 }
 #endif
@@ -133,7 +140,7 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
         if (pointwise) {
-            hwp_pw_cols(x + p * in_c, x + q * in_c, in_c, scratch, off2);
+            hwp_pw_cols(x + p * in_c, x + q * in_c, in_c, scratch, off2, 0);
         } else {
             hwp_im2col(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
             hwp_im2col(x, scratch, 1, q, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp);
