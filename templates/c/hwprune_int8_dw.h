@@ -246,12 +246,15 @@ static inline __attribute__((always_inline)) void hwp_pw_ring_row(const int8_t *
                                                                   int16_t *scratch) {
 #if HWP_SIMD
     int32_t off2 = hwp_offset_pair(in_zp);
-    for (int i = 0; i < n; i += 2) {
-        int j = i + 1 < n ? i + 1 : i, u = i + pad_l, v = j + pad_l; /* an odd last pixel runs as its own pair */
+    /* pixel i's halfword for channel 0 (column u = i + pad_l): the next pair of pixels is a
+     * pair of columns on, 12 bytes; the second pixel of a pair is 2 bytes on, or 10 where
+     * its column starts the ring's next pair */
+    int8_t *yp = (int8_t *)(void *)(ring + hwp_dw_at(0, pad_l >> 1, slot, pairs)) + 2 * (pad_l & 1);
+    int dq = pad_l & 1 ? 10 : 2;
+    for (int i = 0; i < n; i += 2, yp += 12) {
+        int j = i + 1 < n ? i + 1 : i; /* an odd last pixel runs as its own pair */
         hwp_pw_cols(x + i * px, x + j * px, k, scratch, off2, 1); /* doubled: the sums' doubling is done */
-        hwp_conv_pairs(w, k, scratch, (int8_t *)(void *)(ring + hwp_dw_at(0, u >> 1, slot, pairs)) + 2 * (u & 1),
-                       (int8_t *)(void *)(ring + hwp_dw_at(0, v >> 1, slot, pairs)) + 2 * (v & 1), c, HWP_RQ_FOLDED,
-                       -128, 127, 12 * pairs);
+        hwp_conv_pairs(w, k, scratch, yp, j > i ? yp + dq : yp, c, HWP_RQ_FOLDED, -128, 127, 12 * pairs);
     }
 #else
     (void)scratch;
