@@ -149,6 +149,11 @@ static inline int32_t hwp_ld32(const void *p) {
 
 static inline void hwp_st32(void *p, int32_t v) { __builtin_memcpy(p, &v, 4); }
 
+/* The scratch's address hidden from the optimizer: at an inlined call it is a constant (an
+ * offset in the arena), and clang then builds every store's address from an immediate (two
+ * instructions a store) instead of offsetting one register */
+#define HWP_OPAQUE(ptr) __asm__("" : "+r"(ptr))
+
 /* (-zero_point) in both halfwords: SXTAB16 widens and subtracts the zero point at once */
 static inline int32_t hwp_offset_pair(int32_t in_zp) {
     return (int32_t)(((uint32_t)(-in_zp) & 0xffffu) * 0x10001u);

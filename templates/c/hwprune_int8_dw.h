@@ -246,6 +246,7 @@ static inline __attribute__((always_inline)) void hwp_pw_ring_row(const int8_t *
                                                                   int16_t *scratch) {
 #if HWP_SIMD
     int32_t off2 = hwp_offset_pair(in_zp);
+    HWP_OPAQUE(scratch);
     /* pixel i's halfword for channel 0 (column u = i + pad_l): the next pair of pixels is a
      * pair of columns on, 12 bytes; the second pixel of a pair is 2 bytes on, or 10 where
      * its column starts the ring's next pair */

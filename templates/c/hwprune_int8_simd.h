@@ -64,6 +64,7 @@ HWP_KERNEL void hwp_fc_dense_s8(const int8_t *x, int8_t *y, int n_in, int n_out,
     int k4 = n_in & ~3;
     if (scratch) {
         int32_t off2 = hwp_offset_pair(in_zp);
+        HWP_OPAQUE(scratch);
         for (int k = 0; k < k4; k += 4) hwp_widen4(x + k, scratch + k, off2);
         for (int k = k4; k < n_in; k++) scratch[k] = (int16_t)((int32_t)x[k] - in_zp);
         for (o = 0; o < full; o += 4) {
@@ -137,6 +138,7 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
     /* 1x1, stride 1, no padding, channels in words (constants where the kernel is inlined) */
     int pointwise = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_t == 0 && pad_l == 0 && (in_c & 3) == 0;
     int32_t off2 = hwp_offset_pair(in_zp);
+    HWP_OPAQUE(scratch);
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
         if (pointwise) {
@@ -240,6 +242,7 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
     int k4 = (kh * kw * in_c + 3) & ~3, pixels = out_h * out_w;
 #if HWP_SIMD
     int32_t off2 = hwp_offset_pair(in_zp);
+    HWP_OPAQUE(scratch);
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p; /* an odd last pixel runs as its own pair */
         hwp_im2col_k4(x, scratch, 0, p, in_h, in_w, in_c, out_w, kh, kw, stride_h, stride_w, pad_t, pad_l, in_zp, off2);
