@@ -20,7 +20,7 @@ import numpy as np
 
 import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
 from hwprune import __version__
-from hwprune.backends.c_int8 import SOURCE, layer_kernels, weighted_arrays
+from hwprune.backends.c_int8 import SOURCE, layer_arrays, layer_kernels
 from hwprune.backends.c_int8_plan import stored_dense
 from hwprune.errors import ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
@@ -43,7 +43,7 @@ EXPORT_KEYS = ("source", "quant", "sparsity_requested", "removed_neurons", "fide
 
 def layer_rows(graph: Graph) -> list[dict]:
     rows = []
-    for layer, kernel in zip(graph.layers, layer_kernels(graph)):
+    for layer, kernel, arrays in zip(graph.layers, layer_kernels(graph), layer_arrays(graph)):
         row = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
                "output_shape": list(graph.shape_of(layer.name)), "weighted": bool(layer.weighted),
                "macs": graph.layer_macs(layer), "macs_sparse": graph.layer_macs(layer, nonzero_only=True),
@@ -52,7 +52,7 @@ def layer_rows(graph: Graph) -> list[dict]:
             total, nonzero = int(layer.weight.size), int(layer.nonzero_weights)
             row.update(format="dense" if stored_dense(layer) else "sparse", total_weights=total,
                        nonzero_weights=nonzero, sparsity=1 - nonzero / total if total else 0.0,
-                       c_bytes=c_weight_bytes("".join(weighted_arrays(graph, layer))))
+                       c_bytes=c_weight_bytes("".join(arrays)))
         rows.append(row)
     return rows
 
