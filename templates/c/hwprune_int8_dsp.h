@@ -245,22 +245,26 @@ static inline void hwp_im2col(const int8_t *x, int16_t *col, int j, int pix, int
     "bne 1b\n\t"                                                                                              \
     "add sp, sp, #8\n\t"
 /* One group of hwp_mm2x2 (four inputs, two rows, two columns): r8/r9 the first column's
- * (x0, x2)/(x1, x3), r10/r11 the second's; r12 and lr the two rows' weight words. */
-#define HWP_MM2X2_GROUP                                                                                       \
+ * (x0, x2)/(x1, x3), r10/r11 the second's; r12 and lr the two rows' weight words. The second
+ * column's sums take their first products onto ``b01`` and ``b11``: themselves, or in a
+ * pair's first group (hwprune_int8_pairs.h) the first column's sums, which hold the biases
+ * then, so that no MOV copies them. */
+#define HWP_MM2X2_GROUP_ONTO(b01, b11)                                                                        \
     "ldmia %[col]!, {r8, r9, r10, r11}\n\t"                                                                   \
     "ldmia %[w]!, {r12, lr}\n\t"                                                                              \
     "sxtb16 %[t], r12\n\t"                                                                                    \
     "sxtb16 r12, r12, ror #8\n\t"                                                                             \
+    "smlad %[a01], %[t], r10, %[" b01 "]\n\t"                                                                 \
     "smlad %[a00], %[t], r8, %[a00]\n\t"                                                                      \
-    "smlad %[a01], %[t], r10, %[a01]\n\t"                                                                     \
     "smlad %[a00], r12, r9, %[a00]\n\t"                                                                       \
     "smlad %[a01], r12, r11, %[a01]\n\t"                                                                      \
     "sxtb16 %[t], lr\n\t"                                                                                     \
     "sxtb16 lr, lr, ror #8\n\t"                                                                               \
+    "smlad %[a11], %[t], r10, %[" b11 "]\n\t"                                                                 \
     "smlad %[a10], %[t], r8, %[a10]\n\t"                                                                      \
-    "smlad %[a11], %[t], r10, %[a11]\n\t"                                                                     \
     "smlad %[a10], lr, r9, %[a10]\n\t"                                                                        \
     "smlad %[a11], lr, r11, %[a11]\n\t"
+#define HWP_MM2X2_GROUP HWP_MM2X2_GROUP_ONTO("a01", "a11")
 /* One group of hwp_mm4x1 (four inputs, four rows, one column): r12/lr the column's
  * (x0, x2)/(x1, x3), r8-r11 the four rows' weight words in one load. */
 #define HWP_MM4X1_ROW(a, reg)                                                                                 \

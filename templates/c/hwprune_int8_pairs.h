@@ -69,32 +69,17 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "smmlar %[" acc "], %[" acc "], " m ", %[t]\n\t"                                                          \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "ssat %[" acc "], #8, %[" acc "]\n\t"
-/* The first multiply group of a pair (HWP_MM2X2_GROUP's), whose second column's sums start from
- * the biases the first's hold: SMLAD's accumulator operand copies them, no MOV */
-#define HWP_PAIRS_FIRST_GROUP                                                                                 \
-    "ldmia %[col]!, {r8, r9, r10, r11}\n\t"                                                                   \
-    "ldmia %[w]!, {r12, lr}\n\t"                                                                              \
-    "sxtb16 %[t], r12\n\t"                                                                                    \
-    "sxtb16 r12, r12, ror #8\n\t"                                                                             \
-    "smlad %[a01], %[t], r10, %[a00]\n\t"                                                                     \
-    "smlad %[a00], %[t], r8, %[a00]\n\t"                                                                      \
-    "smlad %[a00], r12, r9, %[a00]\n\t"                                                                       \
-    "smlad %[a01], r12, r11, %[a01]\n\t"                                                                      \
-    "sxtb16 %[t], lr\n\t"                                                                                     \
-    "sxtb16 lr, lr, ror #8\n\t"                                                                               \
-    "smlad %[a11], %[t], r10, %[a10]\n\t"                                                                     \
-    "smlad %[a10], %[t], r8, %[a10]\n\t"                                                                      \
-    "smlad %[a10], lr, r9, %[a10]\n\t"                                                                        \
-    "smlad %[a11], lr, r11, %[a11]\n\t"
+/* The first multiply group of a pair: the second column's sums start from the biases the
+ * first column's hold (SMLAD's accumulator operand copies them, no MOV) */
+#define HWP_PAIRS_FIRST_GROUP HWP_MM2X2_GROUP_ONTO("a00", "a10")
 /* Every pair of channels for two pixels, written out: ``t`` enters pointing at {yp, yq - yp,
  * the end of yp's pairs} (and, past 64 groups, {passes of 32 groups, the columns' bytes}),
  * which PRO puts on the stack and EPI takes off. Per pair: the biases (LDRD; the first group
  * starts both columns' sums from them), the other multiply groups (BODY, which leaves the
  * columns' pointer back at their start), the constants (one LDM), four requantizations, four
  * stores, the next pair's outputs two bytes on. About 41 cycles beside the multiplies on the
- * M4. The group counts are
- * assembler immediates (.rept), constants only in an optimized build of the inlined kernel;
- * an unoptimized build runs the loop in C. */
+ * M4. The group counts are assembler immediates (.rept), constants only in an optimized build
+ * of the inlined kernel; an unoptimized build runs the loop in C. */
 #define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, STORE)                                                                     \
     __asm__ volatile(PRO "1:\n\t"                                                                             \
                      "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                         \
