@@ -79,8 +79,8 @@ static inline int hwp_dw_at(int ch, int j, int slot, int pairs) { return (ch * p
  * the ring at d (the channels ``step`` words apart): the C form of hwp_dw_widen_cols' loop. */
 static inline void hwp_dw_widen_pair(const int8_t *l, const int8_t *r, hwp_dw_word *d, int step, int32_t off2) {
     int32_t v0 = hwp_dw_ld32(l), v1 = hwp_dw_ld32(r);
-    int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v0 >> 8 | (uint32_t)v0 << 24));
-    int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, (int32_t)((uint32_t)v1 >> 8 | (uint32_t)v1 << 24));
+    int32_t a0 = hwp_dw_sxtab16(off2, v0), b0 = hwp_dw_sxtab16(off2, HWP_ROR8(v0));
+    int32_t a1 = hwp_dw_sxtab16(off2, v1), b1 = hwp_dw_sxtab16(off2, HWP_ROR8(v1));
     d[0] = (int32_t)(((uint32_t)a0 & 0xffffu) | (uint32_t)a1 << 16);
     d[step] = (int32_t)(((uint32_t)b0 & 0xffffu) | (uint32_t)b1 << 16);
     d[2 * step] = (int32_t)(((uint32_t)a0 >> 16) | ((uint32_t)a1 & 0xffff0000u));
