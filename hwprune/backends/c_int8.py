@@ -33,8 +33,8 @@ import numpy as np
 from hwprune.backends.c import arena
 from hwprune.backends.c_int8_layout import block_rows, conv_records, depthwise_weights, k4_filters
 from hwprune.backends.c_int8_dw import depthwise_call, fused_call
-from hwprune.backends.c_int8_plan import (fused_producers, k4_padded, plan_for, pointwise, rings_for, scratch_for,
-                                          stored_dense, widens_input, writes_output)
+from hwprune.backends.c_int8_plan import (fused_producers, k4_padded, layout, pointwise, scratch_for, stored_dense,
+                                          widens_input, writes_output)
 from hwprune.backends.c_int8_rq import ring_words, rq_arrays
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
@@ -167,8 +167,8 @@ def _calls(graph: Graph) -> tuple[list[list[str]], list[str], dict, arena.Arena,
     and the arena's bytes on DSP cores (``scratch_offsets``)."""
     data, calls = [[] for _ in graph.layers], []
     fused = fused_producers(graph)
-    plan = plan_for(graph, fused)
-    scratch, dsp_bytes = scratch_for(graph, plan, fused)
+    buffers, rings, plan = layout(graph, fused)
+    scratch, dsp_bytes = scratch_for(graph, plan, buffers, fused)
     inside = {source.name for source in fused.values()}
     names = [layer.name for layer in graph.layers]
     where = {graph.input.name: "in"}
@@ -182,7 +182,6 @@ def _calls(graph: Graph) -> tuple[list[list[str]], list[str], dict, arena.Arena,
         offset = plan.offsets[layer.name]
         where[layer.name] = "hwp_arena" if offset == 0 else f"(hwp_arena + {offset})"
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
-    rings = rings_for(graph, fused)
     for i, layer in enumerate(graph.layers):
         out_shape = graph.shape_of(layer.name)
         srcs = [where[s] for s in layer.inputs]

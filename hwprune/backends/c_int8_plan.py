@@ -92,29 +92,28 @@ def _tensor_buffers(graph: Graph, fused: dict) -> list[arena.Buffer]:
     return buffers
 
 
-def rings_for(graph: Graph, fused: dict) -> dict:
-    return rings_of(graph, _tensor_buffers(graph, fused), stored_dense, frozenset(fused))
+def layout(graph: Graph, fused: dict) -> tuple[list[arena.Buffer], dict, arena.Arena]:
+    """With the convolutions ``fused`` run inside their depthwise layers: the arena's buffers
+    (the tensors, then the depthwise rings, each live at its layer's step only), the rings'
+    passes (``depthwise_rings``) and the arena's plan."""
+    tensors = _tensor_buffers(graph, fused)
+    rings = rings_of(graph, tensors, stored_dense, frozenset(fused))
+    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
+    buffers = tensors + [arena.Buffer(f"{name}#ring", plan.ring_bytes(block, strip), steps[name], steps[name])
+                         for name, (plan, block, strip) in rings.items()]
+    return buffers, rings, arena.plan(buffers)
 
 
 def depthwise_rings(graph: Graph) -> dict:
     """Per 3x3 depthwise layer ``hwp_dw3_s8`` (or ``hwp_pwdw3_s8``) runs: (plan, channels per
     pass, outputs per strip)."""
-    return rings_for(graph, fused_producers(graph))
-
-
-def _ring_buffers(graph: Graph, fused: dict) -> list[arena.Buffer]:
-    steps = {layer.name: i for i, layer in enumerate(graph.layers)}
-    return [arena.Buffer(f"{name}#ring", plan.ring_bytes(block, strip), steps[name], steps[name])
-            for name, (plan, block, strip) in rings_for(graph, fused).items()]
-
-
-def plan_for(graph: Graph, fused: dict) -> arena.Arena:
-    return arena.plan(_tensor_buffers(graph, fused) + _ring_buffers(graph, fused))
+    return layout(graph, fused_producers(graph))[1]
 
 
 def arena_bytes(graph: Graph, fused: dict) -> int:
     """The arena's bytes on DSP cores with the convolutions ``fused`` run inside their depthwise layers."""
-    return scratch_for(graph, plan_for(graph, fused), fused)[1]
+    buffers, _, plan = layout(graph, fused)
+    return scratch_for(graph, plan, buffers, fused)[1]
 
 
 def plan_int8(graph: Graph) -> arena.Arena:
@@ -124,7 +123,7 @@ def plan_int8(graph: Graph) -> arena.Arena:
     ``writes_output`` takes no bytes, nor does a convolution that runs inside the depthwise
     layer after it (``fused_producers``); a depthwise layer's ring (``depthwise_rings``) is
     live at its step only."""
-    return plan_for(graph, fused_producers(graph))
+    return layout(graph, fused_producers(graph))[2]
 
 
 def scratch_offsets(graph: Graph, plan: arena.Arena) -> tuple[dict[str, int], int]:
@@ -134,11 +133,13 @@ def scratch_offsets(graph: Graph, plan: arena.Arena) -> tuple[dict[str, int], in
     depthwise layer that runs the convolution before it (``fused_producers``) takes that
     convolution's. Returns (offsets by layer name, the arena's bytes on DSP cores); the plan's
     tensors stay put, so cores without the extension keep the smaller arena."""
-    return scratch_for(graph, plan, fused_producers(graph))
+    fused = fused_producers(graph)
+    return scratch_for(graph, plan, layout(graph, fused)[0], fused)
 
 
-def scratch_for(graph: Graph, plan: arena.Arena, fused: dict) -> tuple[dict[str, int], int]:
-    buffers = _tensor_buffers(graph, fused) + _ring_buffers(graph, fused)
+def scratch_for(graph: Graph, plan: arena.Arena, buffers: list[arena.Buffer], fused: dict
+                ) -> tuple[dict[str, int], int]:
+    """``scratch_offsets`` for the ``plan`` of ``buffers`` (``layout``) with ``fused``."""
     inside = {source.name for source in fused.values()}
     offsets, nbytes = {}, plan.nbytes
     for i, layer in enumerate(graph.layers):
