@@ -72,41 +72,72 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
 /* The first multiply group of a pair: the second column's sums start from the biases the
  * first column's hold (SMLAD's accumulator operand copies them, no MOV) */
 #define HWP_PAIRS_FIRST_GROUP HWP_MM2X2_GROUP_ONTO("a00", "a10")
-/* Every pair of channels for two pixels, written out: ``t`` enters pointing at {yp, yq - yp,
- * the end of yp's pairs} (and, past 64 groups, {passes of 32 groups, the columns' bytes}),
- * which PRO puts on the stack and EPI takes off. Per pair: the biases (LDRD; the first group
- * starts both columns' sums from them), the other multiply groups (BODY, which leaves the
- * columns' pointer back at their start), the constants (one LDM), four requantizations, four
- * stores, the next pair's outputs two bytes on. About 41 cycles beside the multiplies on the
- * M4. The group counts are assembler immediates (.rept), constants only in an optimized build
- * of the inlined kernel; an unoptimized build runs the loop in C. */
-#define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, STORE)                                                                     \
-    __asm__ volatile(PRO "1:\n\t"                                                                             \
-                     "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                         \
-                     "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                    \
-                     "asr r12, r10, #8\n\t"                                                                   \
-                     "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10") RQ("a01", "r8", "r12", "r10")         \
-                         RQ("a10", "r9", "lr", "r11") RQ("a11", "r9", "lr", "r11")                            \
-                     "ldrd r12, lr, [sp]\n\t" STORE                                                           \
+/* Every pair of channels for two pixels, written out: ``t`` enters pointing at {yp, yq (or,
+ * one pair a pass, yq - yp), the end of the passes' yp} (and, past 64 groups, {passes of 32
+ * groups, the columns' bytes}), which PRO puts on the stack and EPI takes off. Per pair
+ * (HWP_PAIRS_PAIR): the biases (LDRD; the first group starts both columns' sums from them), the
+ * other multiply groups (BODY, which leaves the columns' pointer back at their start), the
+ * constants (one LDM), four requantizations, the outputs' addresses (LDRD) and four stores.
+ * With ``two`` (short pairs: at most 8 groups) a pass runs two pairs, storing at immediate
+ * offsets (the second pair 2 * cs bytes after the first), then steps both addresses 4 * cs
+ * bytes and compares with the end; an odd number of pairs enters at the second pair, the
+ * addresses started 2 * cs bytes early. Otherwise a pass is one pair whose last store steps
+ * the first address (the second is kept as the offset from it). About 36 (two) and 41 cycles
+ * per pair beside the multiplies on the M4. The group and pair counts are assembler
+ * immediates (.rept, .if), constants only in an optimized build of the inlined kernel; an
+ * unoptimized build runs the loop in C. */
+#define HWP_PAIRS_PAIR(BODY, RQ, STORE)                                                                       \
+    "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                                          \
+    "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
+    "asr r12, r10, #8\n\t"                                                                                    \
+    "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10") RQ("a01", "r8", "r12", "r10")                         \
+        RQ("a10", "r9", "lr", "r11") RQ("a11", "r9", "lr", "r11")                                             \
+    "ldrd r12, lr, [sp]\n\t" STORE
+#define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, W)                                                                         \
+    __asm__ volatile(PRO ".if %c[two]\n\t"                                                                    \
+                     ".if %c[odd]\n\tb 2f\n\t.endif\n\t"                                                      \
+                     "1:\n\t" HWP_PAIRS_PAIR(BODY, RQ, HWP_PAIRS_AT##W("0", "%c[cs]"))                        \
+                     "2:\n\t" HWP_PAIRS_PAIR(BODY, RQ, HWP_PAIRS_AT##W("%c[cs2]", "%c[cs3]"))                 \
+                     "add r12, r12, #%c[cs4]\n\t"                                                             \
+                     "add lr, lr, #%c[cs4]\n\t"                                                               \
+                     "strd r12, lr, [sp]\n\t"                                                                 \
+                     "ldr r8, [sp, #8]\n\t"                                                                   \
+                     "cmp r12, r8\n\t"                                                                        \
+                     "bne 1b\n\t"                                                                             \
+                     ".else\n\t"                                                                              \
+                     "1:\n\t" HWP_PAIRS_PAIR(BODY, RQ, HWP_PAIRS_STEP##W)                                     \
                      "str r12, [sp]\n\t"                                                                      \
                      "ldr lr, [sp, #8]\n\t"                                                                   \
                      "cmp r12, lr\n\t"                                                                        \
-                     "bne 1b\n\t" EPI                                                                         \
+                     "bne 1b\n\t"                                                                             \
+                     ".endif\n\t" EPI                                                                         \
                      : [a00] "=&r"(s00), [a01] "=&r"(s01), [a10] "=&r"(s10), [a11] "=&r"(s11), [w] "+r"(w),     \
                        [col] "+r"(col), [t] "+&r"(tmp)                                                        \
                      : [g] "i"(groups <= 64 ? groups : 1), [cb] "i"(groups <= 64 ? 16 * groups : 0),           \
-                       [rest] "i"((groups - 1) & 31), [cs] "i"(cs), [cs2] "i"(2 * cs)                           \
+                       [rest] "i"((groups - 1) & 31), [cs] "i"(cs), [cs2] "i"(2 * cs), [cs3] "i"(3 * cs),        \
+                       [cs4] "i"(4 * cs), [two] "i"(two), [odd] "i"(pairs & 1)                                \
                      : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
-/* The four outputs stored (r12 the pair's first, lr the second pixel's offset from it) and r12
- * moved to the next pair's: int8 outputs side by side (channel o + 1 a byte on), or ring values
- * (int16, channel o + 1 ``cs`` bytes on) */
-#define HWP_PAIRS_STORE8                                                                                      \
+/* A pair's four outputs stored (r12 the first pixel's address, lr the second's; channel o + 1
+ * ``cs`` bytes after channel o) at offsets O0 and O1: int8 outputs (8) or ring values (16) */
+#define HWP_PAIRS_AT8(O0, O1)                                                                                 \
+    "strb %[a00], [r12, #" O0 "]\n\t"                                                                         \
+    "strb %[a10], [r12, #" O1 "]\n\t"                                                                         \
+    "strb %[a01], [lr, #" O0 "]\n\t"                                                                          \
+    "strb %[a11], [lr, #" O1 "]\n\t"
+#define HWP_PAIRS_AT16(O0, O1)                                                                                \
+    "strh %[a00], [r12, #" O0 "]\n\t"                                                                         \
+    "strh %[a10], [r12, #" O1 "]\n\t"                                                                         \
+    "strh %[a01], [lr, #" O0 "]\n\t"                                                                          \
+    "strh %[a11], [lr, #" O1 "]\n\t"
+/* the same one pair a pass (lr the second pixel's offset from r12), r12 stepped to the next
+ * pair's */
+#define HWP_PAIRS_STEP8                                                                                       \
     "strb %[a01], [r12, lr]\n\t"                                                                              \
     "add lr, lr, r12\n\t"                                                                                     \
     "strb %[a11], [lr, #1]\n\t"                                                                               \
     "strb %[a10], [r12, #1]\n\t"                                                                              \
     "strb %[a00], [r12], #2\n\t"
-#define HWP_PAIRS_STORE16                                                                                     \
+#define HWP_PAIRS_STEP16                                                                                      \
     "strh %[a01], [r12, lr]\n\t"                                                                              \
     "add lr, lr, r12\n\t"                                                                                     \
     "strh %[a11], [lr, #%c[cs]]\n\t"                                                                          \
@@ -115,15 +146,15 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "add r12, r12, #%c[cs2]\n\t"
 /* up to 64 groups straight (the first, then the others), the columns' pointer then stepped back
  * by their bytes */
-#define HWP_PAIRS_STRAIGHT(RQ, STORE)                                                                                \
+#define HWP_PAIRS_STRAIGHT(RQ, W)                                                                                \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10}\n\tpush {r8, r9, r10, r11}\n\t",                                 \
                   ".rept %c[g] - 1\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                           \
                   "subw %[col], %[col], #%c[cb]\n\t",                                                         \
-                  "add sp, sp, #16\n\t", RQ, STORE)
+                  "add sp, sp, #16\n\t", RQ, W)
 /* more: after the first group, passes of 32 groups (their count at [sp, #12], a working copy
  * pushed), then the last (groups - 1) % 32, the columns' pointer stepped back by the bytes at
  * [sp, #16] */
-#define HWP_PAIRS_LOOPED(RQ, STORE)                                                                                  \
+#define HWP_PAIRS_LOOPED(RQ, W)                                                                                  \
     HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10, r11, r12}\n\tpush {r8, r9, r10, r11, r12, lr}\n\t",              \
                   "ldr %[t], [sp, #12]\n\t"                                                                   \
                   "str %[t], [sp, #-8]!\n\t"                                                                  \
@@ -137,7 +168,7 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
                   ".rept %c[rest]\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                            \
                   "ldr %[t], [sp, #16]\n\t"                                                                   \
                   "sub %[col], %[col], %[t]\n\t",                                                             \
-                  "add sp, sp, #24\n\t", RQ, STORE)
+                  "add sp, sp, #24\n\t", RQ, W)
 #endif
 
 /* One output of hwp_conv_pairs' C loop at y: int8, or with ``ring`` the ring's int16 value */
@@ -164,20 +195,23 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     int groups = k_all >> 2;
     if (pairs > 0 && groups >= 1 && out_zp >= HWP_RQ_FOLDED && lo == -128 && hi == 127) {
-        int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp;
-        int32_t end = (int32_t)(uintptr_t)(yp + 2 * cs * pairs);
+        /* two pairs a pass: the addresses started 2 * cs bytes early for an odd number of pairs */
+        int two = groups <= 8 && 4 * cs <= 4095, early = two ? 2 * cs * (pairs & 1) : 0;
+        int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp - early;
+        int32_t q0 = two ? (int32_t)(uintptr_t)yq - early : (int32_t)(yq - yp);
+        int32_t end = two ? y0 + 4 * cs * ((pairs + 1) >> 1) : y0 + 2 * cs * pairs;
         if (groups <= 64) {
-            int32_t st[3] = {y0, (int32_t)(yq - yp), end};
+            int32_t st[3] = {y0, q0, end};
             tmp = st;
-            if (ring_cs > 0) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_RING, HWP_PAIRS_STORE16);
-            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE, HWP_PAIRS_STORE8);
-            else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ, HWP_PAIRS_STORE8);
+            if (ring_cs > 0) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_RING, 16);
+            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE, 8);
+            else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ, 8);
         } else {
-            int32_t st[5] = {y0, (int32_t)(yq - yp), end, (groups - 1) >> 5, 16 * groups};
+            int32_t st[5] = {y0, q0, end, (groups - 1) >> 5, 16 * groups};
             tmp = st;
-            if (ring_cs > 0) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_RING, HWP_PAIRS_STORE16);
-            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE, HWP_PAIRS_STORE8);
-            else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ, HWP_PAIRS_STORE8);
+            if (ring_cs > 0) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_RING, 16);
+            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE, 8);
+            else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ, 8);
         }
         (void)s00, (void)s01, (void)s10, (void)s11, (void)tmp;
         yp += 2 * cs * pairs;
