@@ -42,7 +42,8 @@ from hwprune.ir.int8_types import add_operand, wrap_int32
 from hwprune.paths import templates_dir
 
 HEADER = "hwprune_int8.h"
-HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_pairs.h", "hwprune_int8_dw.h",
+HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_pairs.h", "hwprune_int8_quads.h",
+           "hwprune_int8_dw.h",
            "hwprune_int8_dw_loops.h")
 # ADDs of at least this many values read each operand's scaled value from a table of 256
 # int32 (2 KiB of flash per ADD; two multiplies fewer per value)

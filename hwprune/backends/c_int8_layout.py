@@ -29,21 +29,51 @@ def _words(*values) -> np.ndarray:
     return np.asarray([int(v) for v in values], dtype="<i4").view(np.int8)
 
 
+# a convolution's first channels go in records of four (hwp_conv_quads) where a filter has at
+# most this many groups of four weights and there are at least QUAD_MIN_CHANNELS channels; the
+# same rule as HWP_CONV_QUADS in templates/c/hwprune_int8_pairs.h
+QUAD_MAX_GROUPS = 16
+QUAD_MIN_CHANNELS = 12
+
+
+def conv_quads(k: int, n: int) -> int:
+    """How many records of four channels ``conv_records`` writes for ``n`` filters of ``k``
+    weights (``HWP_CONV_QUADS``)."""
+    return n // 4 if k // 4 <= QUAD_MAX_GROUPS and n >= QUAD_MIN_CHANNELS else 0
+
+
+def quad_rows(matrix: np.ndarray) -> np.ndarray:
+    """Four filters (4, k) in the order ``hwp_conv_quads`` reads them: per group of four inputs
+    k0..k3, four words: channels 0 and 1 at k0 and k2, channels 2 and 3 at k0 and k2, then the
+    same at k1 and k3, each word (a's k_lo, b's k_lo, a's k_hi, b's k_hi), so that SXTB16 and
+    SXTB16 of the word rotated by 8 give channel a's and channel b's (k0, k2) or (k1, k3)."""
+    m = np.asarray(matrix).reshape(4, -1, 4)  # (channel, group, i)
+    words = [m[[a, b]][:, :, [lo, hi]].transpose(1, 2, 0).reshape(-1, 4)
+             for lo, hi in ((0, 2), (1, 3)) for a, b in ((0, 1), (2, 3))]
+    return np.stack(words, axis=1).reshape(-1)
+
+
 def conv_records(matrix: np.ndarray, bias, multiplier, shift) -> np.ndarray:
     """A dense convolution's filters (out, k), k a multiple of four, with their per-channel
     int32 constants, as the bytes ``hwp_conv_pairs`` reads (templates/c/hwprune_int8_pairs.h):
-    per pair of channels their two biases, their rows blocked by 2 (``block_rows``), their
-    two multipliers and two shift words; an odd last channel's bias, multiplier, shift word
-    and row."""
+    first ``conv_quads`` records of four channels (their four biases, their rows in
+    ``quad_rows``' order, then multiplier and shift word channel by channel), then per pair of
+    the other channels their two biases, their rows blocked by 2 (``block_rows``), their two
+    multipliers and two shift words; an odd last channel's bias, multiplier, shift word and
+    row."""
     matrix = np.asarray(matrix)
     n, k = matrix.shape
     if k % 4:
         raise ValueError(f"conv_records: {k} weights a filter, not a multiple of four")
     parts = []
-    for o in range(0, n - 1, 2):
+    first = 4 * conv_quads(k, n)
+    for o in range(0, first, 4):
+        parts += [_words(*bias[o:o + 4]), quad_rows(matrix[o:o + 4]).astype(np.int8),
+                  _words(*(v for j in range(o, o + 4) for v in (multiplier[j], shift[j])))]
+    for o in range(first, n - 1, 2):
         parts += [_words(bias[o], bias[o + 1]), block_rows(matrix[o:o + 2], 2).astype(np.int8),
                   _words(multiplier[o], multiplier[o + 1], shift[o], shift[o + 1])]
-    if n % 2:
+    if (n - first) % 2:
         parts += [_words(bias[-1], multiplier[-1], shift[-1]), matrix[-1].astype(np.int8)]
     return np.concatenate(parts)
 

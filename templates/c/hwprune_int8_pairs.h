@@ -21,11 +21,18 @@ static inline int32_t hwp_rec32(const int8_t *p, int i) {
     return v;
 }
 
+#include "hwprune_int8_quads.h"
+
 /* Output channel ``o``'s row (hwp_row_w reads it), bias, multiplier and shift word: the one
  * reader of the record layout (``w`` the first record of ``out_c`` channels') */
 static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int out_c, int32_t *bias, int32_t *mult,
                                         int32_t *shift) {
     hwp_row_t row;
+    int quads = HWP_CONV_QUADS(k_all, out_c);
+    if (o < 4 * quads) return hwp_quad_channel(w + (o >> 2) * HWP_QUAD_BYTES(k_all), o & 3, k_all, bias, mult, shift);
+    w += quads * HWP_QUAD_BYTES(k_all);
+    o -= 4 * quads;
+    out_c -= 4 * quads;
     int pairs = out_c >> 1;
     if (o >= 2 * pairs) { /* the odd last channel */
         const int8_t *r = w + pairs * HWP_PAIR_BYTES(k_all);
@@ -51,7 +58,7 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
 /* hwp_rq's folded form on a pair's sum: ``m`` the multiplier's register, ``a`` A's, ``s`` the
  * shift word's (ASR by a register reads its low byte, e); TIE adds -[acc < 0] to A first */
-#define HWP_PAIRS_RQ(acc, m, a, s)                                                                            \
+#define HWP_PAIRS_RQ(acc, m, a, s, tmp)                                                                         \
     "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
     "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
@@ -59,14 +66,14 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
 /* the ring's form (hwp_conv_pairs' ring_cs): the sum already doubled (biases and columns
  * doubled), A without the zero point, the result clamped to 0..255, an output of zero point
  * -128 minus its zero point */
-#define HWP_PAIRS_RQ_RING(acc, m, a, s)                                                                       \
+#define HWP_PAIRS_RQ_RING(acc, m, a, s, tmp)                                                                    \
     "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "usat %[" acc "], #8, %[" acc "]\n\t"
-#define HWP_PAIRS_RQ_TIE(acc, m, a, s)                                                                        \
+#define HWP_PAIRS_RQ_TIE(acc, m, a, s, tmp)                                                                     \
     "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
-    "add %[t], " a ", %[" acc "], asr #31\n\t"                                                                \
-    "smmlar %[" acc "], %[" acc "], " m ", %[t]\n\t"                                                          \
+    "add " tmp ", " a ", %[" acc "], asr #31\n\t"                                                              \
+    "smmlar %[" acc "], %[" acc "], " m ", " tmp "\n\t"                                                        \
     "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
     "ssat %[" acc "], #8, %[" acc "]\n\t"
 /* The first multiply group of a pair: the second column's sums start from the biases the
@@ -90,8 +97,8 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                                          \
     "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
     "asr r12, r10, #8\n\t"                                                                                    \
-    "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10") RQ("a01", "r8", "r12", "r10")                         \
-        RQ("a10", "r9", "lr", "r11") RQ("a11", "r9", "lr", "r11")                                             \
+    "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10", "%[t]") RQ("a01", "r8", "r12", "r10", "%[t]")                         \
+        RQ("a10", "r9", "lr", "r11", "%[t]") RQ("a11", "r9", "lr", "r11", "%[t]")                                             \
     "ldrd r12, lr, [sp]\n\t" STORE
 #define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, W)                                                                         \
     __asm__ volatile(PRO ".if %c[two]\n\t"                                                                    \
@@ -182,6 +189,23 @@ static inline void hwp_pairs_put(int8_t *y, int32_t acc, int32_t mult, int32_t s
     }
 }
 
+/* hwp_conv_pairs' quads in C (an unoptimized build, cores without the DSP extension's
+ * written-out loop, the portable twin): each channel's sums one MAC at a time */
+static inline void hwp_quads_c(const int8_t *w, int k_all, const int16_t *col, int8_t *yp, int8_t *yq, int quads,
+                               int cs, int32_t out_zp, int32_t lo, int32_t hi, int ring) {
+    for (int o = 0; o < 4 * quads; o++) {
+        int32_t s0, m, e;
+        hwp_row_t row = hwp_quad_channel(w + (o >> 2) * HWP_QUAD_BYTES(k_all), o & 3, k_all, &s0, &m, &e);
+        int32_t s1 = s0;
+        for (int k = 0; k < k_all; k++) {
+            s0 += hwp_row_w(row, k, k_all, 0) * col[hwp_col_index(k, k_all, 0, 2, 0)];
+            s1 += hwp_row_w(row, k, k_all, 0) * col[hwp_col_index(k, k_all, 0, 2, 1)];
+        }
+        hwp_pairs_put(yp + o * cs, s0, m, e, out_zp, lo, hi, ring);
+        hwp_pairs_put(yq + o * cs, s1, m, e, out_zp, lo, hi, ring);
+    }
+}
+
 /* Every output channel of two pixels from their columns ``col`` (hwp_im2col's layout, k_all
  * a multiple of four): channel o of pixel p to yp[o], of pixel q to yq[o]; ``w`` the records.
  * ``ring_cs`` > 0: the outputs go to a depthwise layer's ring instead (hwp_pw_ring_row), as
@@ -191,10 +215,35 @@ static inline void hwp_pairs_put(int8_t *y, int32_t acc, int32_t mult, int32_t s
 static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w, int k_all, const int16_t *col,
                                                                  int8_t *yp, int8_t *yq, int out_c, int32_t out_zp,
                                                                  int32_t lo, int32_t hi, int ring_cs) {
-    int pairs = out_c >> 1, done = 0, cs = ring_cs > 0 ? ring_cs : 1;
+    int quads = HWP_CONV_QUADS(k_all, out_c), cs = ring_cs > 0 ? ring_cs : 1, done = 0;
+    int folded = out_zp >= HWP_RQ_FOLDED && lo == -128 && hi == 127;
+    (void)folded; /* read by the written-out loops of optimized DSP builds only */
+    if (quads > 0) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
+        if (folded && 4 * cs <= 4095) {
+            int32_t s00, s01, s10, s11, s20, s30, groups = k_all >> 2;
+            int32_t st[3] = {(int32_t)(uintptr_t)yp, (int32_t)(uintptr_t)yq, (int32_t)(uintptr_t)(yp + 4 * cs * quads)};
+            int32_t *stp = st;
+            const int16_t *c = col;
+            const int8_t *wq = w;
+            if (ring_cs > 0) HWP_QUADS_ASM(HWP_PAIRS_RQ_RING, "strh");
+            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_QUADS_ASM(HWP_PAIRS_RQ_TIE, "strb");
+            else HWP_QUADS_ASM(HWP_PAIRS_RQ, "strb");
+            (void)s00, (void)s01, (void)s10, (void)s11, (void)s20, (void)s30, (void)stp, (void)c, (void)wq;
+            done = 1;
+        }
+#endif
+        if (!done) hwp_quads_c(w, k_all, col, yp, yq, quads, cs, out_zp, lo, hi, ring_cs > 0);
+        w += quads * HWP_QUAD_BYTES(k_all);
+        yp += 4 * cs * quads;
+        yq += 4 * cs * quads;
+        out_c -= 4 * quads;
+        done = 0;
+    }
+    int pairs = out_c >> 1;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     int groups = k_all >> 2;
-    if (pairs > 0 && groups >= 1 && out_zp >= HWP_RQ_FOLDED && lo == -128 && hi == 127) {
+    if (pairs > 0 && groups >= 1 && folded) {
         /* two pairs a pass: the addresses started 2 * cs bytes early for an odd number of pairs */
         int two = groups <= 8 && 4 * cs <= 4095, early = two ? 2 * cs * (pairs & 1) : 0;
         int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp - early;

@@ -35,7 +35,13 @@ static inline hwp_row_t hwp_row(const int8_t *w, int o, int k_all, int n_rows, i
     return row;
 }
 
+/* ``rows`` of a channel of a convolution's quad record (hwprune_int8_quads.h), whose weights
+ * hwp_row_w reads in that record's order */
+#define HWP_ROW_QUAD 0
+
 static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
+    if (row.rows == HWP_ROW_QUAD)
+        return row.base[16 * (k >> 2) + 8 * (k & 1) + 4 * (row.r >> 1) + (row.r & 1) + 2 * ((k >> 1) & 1)];
     return k < k4 ? row.base[(k & ~3) * row.rows + row.r * 4 + (k & 3)] : row.base[k4 * row.rows + row.r * t + (k - k4)];
 }
 
