@@ -29,17 +29,15 @@ def _words(*values) -> np.ndarray:
     return np.asarray([int(v) for v in values], dtype="<i4").view(np.int8)
 
 
-# a convolution's first channels go in records of four (hwp_conv_quads) where a filter has at
-# most this many groups of four weights and there are at least QUAD_MIN_CHANNELS channels; the
-# same rule as HWP_CONV_QUADS in templates/c/hwprune_int8_pairs.h
-QUAD_MAX_GROUPS = 16
-QUAD_MIN_CHANNELS = 12
+# a convolution with at least this many channels has its first ones in records of four
+# (hwp_conv_quads); the same rule as HWP_CONV_QUADS in templates/c/hwprune_int8_quads.h
+QUAD_MIN_CHANNELS = 4
 
 
 def conv_quads(k: int, n: int) -> int:
     """How many records of four channels ``conv_records`` writes for ``n`` filters of ``k``
     weights (``HWP_CONV_QUADS``)."""
-    return n // 4 if k // 4 <= QUAD_MAX_GROUPS and n >= QUAD_MIN_CHANNELS else 0
+    return n // 4 if n >= QUAD_MIN_CHANNELS else 0
 
 
 def quad_rows(matrix: np.ndarray) -> np.ndarray:

@@ -59,23 +59,23 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
 /* hwp_rq's folded form on a pair's sum: ``m`` the multiplier's register, ``a`` A's, ``s`` the
  * shift word's (ASR by a register reads its low byte, e); TIE adds -[acc < 0] to A first */
 #define HWP_PAIRS_RQ(acc, m, a, s, tmp)                                                                         \
-    "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
-    "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
-    "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
-    "ssat %[" acc "], #8, %[" acc "]\n\t"
+    "lsl " acc ", " acc ", #1\n\t"                                                                      \
+    "smmlar " acc ", " acc ", " m ", " a "\n\t"                                                         \
+    "asr " acc ", " acc ", " s "\n\t"                                                                   \
+    "ssat " acc ", #8, " acc "\n\t"
 /* the ring's form (hwp_conv_pairs' ring_cs): the sum already doubled (biases and columns
  * doubled), A without the zero point, the result clamped to 0..255, an output of zero point
  * -128 minus its zero point */
 #define HWP_PAIRS_RQ_RING(acc, m, a, s, tmp)                                                                    \
-    "smmlar %[" acc "], %[" acc "], " m ", " a "\n\t"                                                         \
-    "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
-    "usat %[" acc "], #8, %[" acc "]\n\t"
+    "smmlar " acc ", " acc ", " m ", " a "\n\t"                                                         \
+    "asr " acc ", " acc ", " s "\n\t"                                                                   \
+    "usat " acc ", #8, " acc "\n\t"
 #define HWP_PAIRS_RQ_TIE(acc, m, a, s, tmp)                                                                     \
-    "lsl %[" acc "], %[" acc "], #1\n\t"                                                                      \
-    "add " tmp ", " a ", %[" acc "], asr #31\n\t"                                                              \
-    "smmlar %[" acc "], %[" acc "], " m ", " tmp "\n\t"                                                        \
-    "asr %[" acc "], %[" acc "], " s "\n\t"                                                                   \
-    "ssat %[" acc "], #8, %[" acc "]\n\t"
+    "lsl " acc ", " acc ", #1\n\t"                                                                      \
+    "add " tmp ", " a ", " acc ", asr #31\n\t"                                                              \
+    "smmlar " acc ", " acc ", " m ", " tmp "\n\t"                                                        \
+    "asr " acc ", " acc ", " s "\n\t"                                                                   \
+    "ssat " acc ", #8, " acc "\n\t"
 /* The first multiply group of a pair: the second column's sums start from the biases the
  * first column's hold (SMLAD's accumulator operand copies them, no MOV) */
 #define HWP_PAIRS_FIRST_GROUP HWP_MM2X2_GROUP_ONTO("a00", "a10")
@@ -97,8 +97,8 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
     "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                                          \
     "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
     "asr r12, r10, #8\n\t"                                                                                    \
-    "asr lr, r11, #8\n\t" RQ("a00", "r8", "r12", "r10", "%[t]") RQ("a01", "r8", "r12", "r10", "%[t]")                         \
-        RQ("a10", "r9", "lr", "r11", "%[t]") RQ("a11", "r9", "lr", "r11", "%[t]")                                             \
+    "asr lr, r11, #8\n\t" RQ("%[a00]", "r8", "r12", "r10", "%[t]") RQ("%[a01]", "r8", "r12", "r10", "%[t]")                         \
+        RQ("%[a10]", "r9", "lr", "r11", "%[t]") RQ("%[a11]", "r9", "lr", "r11", "%[t]")                                             \
     "ldrd r12, lr, [sp]\n\t" STORE
 #define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, W)                                                                         \
     __asm__ volatile(PRO ".if %c[two]\n\t"                                                                    \
@@ -220,16 +220,15 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
     (void)folded; /* read by the written-out loops of optimized DSP builds only */
     if (quads > 0) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
-        if (folded && 4 * cs <= 4095) {
-            int32_t s00, s01, s10, s11, s20, s30, groups = k_all >> 2;
+        if (folded && 4 * cs <= 4095 && k_all <= 4 * 255) {
+            int groups = k_all >> 2;
             int32_t st[3] = {(int32_t)(uintptr_t)yp, (int32_t)(uintptr_t)yq, (int32_t)(uintptr_t)(yp + 4 * cs * quads)};
-            int32_t *stp = st;
-            const int16_t *c = col;
-            const int8_t *wq = w;
+            register const int8_t *rw __asm__("r0") = w;
+            register const int16_t *rc __asm__("r1") = col;
+            register int32_t *rs __asm__("r2") = st;
             if (ring_cs > 0) HWP_QUADS_ASM(HWP_PAIRS_RQ_RING, "strh");
             else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_QUADS_ASM(HWP_PAIRS_RQ_TIE, "strb");
             else HWP_QUADS_ASM(HWP_PAIRS_RQ, "strb");
-            (void)s00, (void)s01, (void)s10, (void)s11, (void)s20, (void)s30, (void)stp, (void)c, (void)wq;
             done = 1;
         }
 #endif
