@@ -221,8 +221,12 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
     if (quads > 0) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
         if (folded && 4 * cs <= 4095 && k_all <= 4 * 255) {
-            int groups = k_all >> 2;
-            int32_t st[3] = {(int32_t)(uintptr_t)yp, (int32_t)(uintptr_t)yq, (int32_t)(uintptr_t)(yp + 4 * cs * quads)};
+            /* two quads a pass for short filters (their code is short): the addresses started
+             * 4 * cs bytes early for an odd count */
+            int groups = k_all >> 2, two = groups <= 8 && quads > 1 && 8 * cs <= 4095;
+            int early = two && (quads & 1) ? 4 * cs : 0, passes = two ? (quads + 1) >> 1 : quads;
+            int32_t st[3] = {(int32_t)(uintptr_t)yp - early, (int32_t)(uintptr_t)yq - early,
+                             (int32_t)(uintptr_t)yp - early + (two ? 8 : 4) * cs * passes};
             register const int8_t *rw __asm__("r0") = w;
             register const int16_t *rc __asm__("r1") = col;
             register int32_t *rs __asm__("r2") = st;

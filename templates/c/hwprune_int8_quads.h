@@ -65,45 +65,58 @@ static inline hwp_row_t hwp_quad_channel(const int8_t *q, int j, int k_all, int3
     "asr r12, r11, #8\n\t" RQ(a0, "r10", "r12", "r11", "lr") RQ(a1, "r10", "r12", "r11", "lr")
 /* the eight outputs: r10 the first pixel's channel o, r11 the second's, channel o + j at j * cs */
 #define HWP_QUAD_STORE(ST, a0, a1, off) ST " " a0 ", [r10, #" off "]\n\t" ST " " a1 ", [r11, #" off "]\n\t"
-/* Every quad of channels for two pixels: {yp, yq, the quads' end} (from ``st``) and a loop
- * counter on the stack; per quad the biases (two LDRDs), the first group, the others four a
- * pass (the passes' count at [sp, #12]) and the last (G - 1) % 4 written out, the columns'
- * pointer stepped back, four channels' requantization, eight stores, both addresses stepped
- * by 4 * cs. */
+/* One quad: the biases (two LDRDs), the first group, the others eight a pass (the passes'
+ * count at [sp, #12]) and the last (G - 1) % 8 written out, the columns' pointer stepped back,
+ * four channels' requantization, the outputs' addresses ({yp, yq} at [sp]) and eight stores,
+ * channel j's at offset Oj. */
+#define HWP_QUAD_BODY(RQ, ST, O0, O1, O2, O3)                                                                 \
+    "ldrd r2, r4, [r0], #8\n\t"                                                                               \
+    "ldrd r6, r8, [r0], #8\n\t" HWP_QUAD_STEP_ONTO("4", "r2", "r4", "r6", "r8") HWP_QUAD_STEP("12")           \
+    ".if %c[passes]\n\t"                                                                                      \
+    "movs r12, #%c[passes]\n\t"                                                                               \
+    "str r12, [sp, #12]\n\t"                                                                                  \
+    "3:\n\t" HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP        \
+        HWP_QUAD_GROUP HWP_QUAD_GROUP                                                                         \
+    "ldr r12, [sp, #12]\n\t"                                                                                  \
+    "subs r12, r12, #1\n\t"                                                                                   \
+    "str r12, [sp, #12]\n\t"                                                                                  \
+    "bne 3b\n\t"                                                                                              \
+    ".endif\n\t" HWP_QUAD_UP_TO_7("%c[rest]")                                                                 \
+    "subw r1, r1, #%c[cb]\n\t" HWP_QUAD_RQ(RQ, "r2", "r3") HWP_QUAD_RQ(RQ, "r4", "r5") HWP_QUAD_RQ(RQ, "r6", "r7") \
+        HWP_QUAD_RQ(RQ, "r8", "r9")                                                                           \
+    "ldrd r10, r11, [sp]\n\t" HWP_QUAD_STORE(ST, "r2", "r3", O0) HWP_QUAD_STORE(ST, "r4", "r5", O1)           \
+        HWP_QUAD_STORE(ST, "r6", "r7", O2) HWP_QUAD_STORE(ST, "r8", "r9", O3)
+/* both addresses stepped by ``step`` bytes, the loop closed at the end ([sp, #8]) */
+#define HWP_QUAD_NEXT(step)                                                                                   \
+    "add r10, r10, #" step "\n\t"                                                                             \
+    "add r11, r11, #" step "\n\t"                                                                             \
+    "strd r10, r11, [sp]\n\t"                                                                                 \
+    "ldr r12, [sp, #8]\n\t"                                                                                   \
+    "cmp r10, r12\n\t"                                                                                        \
+    "bne 1b\n\t"
+/* Every quad of channels for two pixels: {yp, yq, the end of the passes' yp} (from ``st``) and
+ * a loop counter on the stack; a pass of one quad, or with ``two`` (short filters: at most 8
+ * groups) of two, the second's outputs 4 * cs bytes after the first's (an odd count enters at
+ * the second, the addresses started 4 * cs bytes early). */
 #define HWP_QUADS_ASM(RQ, ST)                                                                                 \
     __asm__ volatile("push {r7}\n\t"                                                                          \
                      "ldmia r2, {r10, r11, r12}\n\t"                                                          \
                      "push {r10, r11, r12, lr}\n\t"                                                           \
-                     "1:\n\t"                                                                                 \
-                     "ldrd r2, r4, [r0], #8\n\t"                                                              \
-                     "ldrd r6, r8, [r0], #8\n\t" HWP_QUAD_STEP_ONTO("4", "r2", "r4", "r6", "r8")              \
-                         HWP_QUAD_STEP("12")                                                                  \
-                     ".if %c[passes]\n\t"                                                                     \
-                     "movs r12, #%c[passes]\n\t"                                                              \
-                     "str r12, [sp, #12]\n\t"                                                                 \
-                     "3:\n\t" HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP      \
-                         HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP                                         \
-                     "ldr r12, [sp, #12]\n\t"                                                                 \
-                     "subs r12, r12, #1\n\t"                                                                  \
-                     "str r12, [sp, #12]\n\t"                                                                 \
-                     "bne 3b\n\t"                                                                             \
-                     ".endif\n\t" HWP_QUAD_UP_TO_7("%c[rest]")                                                \
-                     "subw r1, r1, #%c[cb]\n\t" HWP_QUAD_RQ(RQ, "r2", "r3") HWP_QUAD_RQ(RQ, "r4", "r5")       \
-                         HWP_QUAD_RQ(RQ, "r6", "r7") HWP_QUAD_RQ(RQ, "r8", "r9")                              \
-                     "ldrd r10, r11, [sp]\n\t" HWP_QUAD_STORE(ST, "r2", "r3", "0")                            \
-                         HWP_QUAD_STORE(ST, "r4", "r5", "%c[cs]") HWP_QUAD_STORE(ST, "r6", "r7", "%c[cs2]")     \
-                         HWP_QUAD_STORE(ST, "r8", "r9", "%c[cs3]")                                            \
-                     "add r10, r10, #%c[cs4]\n\t"                                                             \
-                     "add r11, r11, #%c[cs4]\n\t"                                                             \
-                     "strd r10, r11, [sp]\n\t"                                                                \
-                     "ldr r12, [sp, #8]\n\t"                                                                  \
-                     "cmp r10, r12\n\t"                                                                       \
-                     "bne 1b\n\t"                                                                             \
+                     ".if %c[two]\n\t"                                                                        \
+                     ".if %c[odd]\n\tb 2f\n\t.endif\n\t"                                                      \
+                     "1:\n\t" HWP_QUAD_BODY(RQ, ST, "0", "%c[cs]", "%c[cs2]", "%c[cs3]")                      \
+                     "2:\n\t" HWP_QUAD_BODY(RQ, ST, "%c[cs4]", "%c[cs5]", "%c[cs6]", "%c[cs7]")               \
+                         HWP_QUAD_NEXT("%c[cs8]")                                                             \
+                     ".else\n\t"                                                                              \
+                     "1:\n\t" HWP_QUAD_BODY(RQ, ST, "0", "%c[cs]", "%c[cs2]", "%c[cs3]") HWP_QUAD_NEXT("%c[cs4]") \
+                     ".endif\n\t"                                                                             \
                      "add sp, sp, #16\n\t"                                                                    \
                      "pop {r7}\n\t"                                                                           \
                      : "+r"(rw), "+r"(rc), "+r"(rs)                                                           \
                      : [passes] "i"((groups - 1) >> 3), [rest] "i"((groups - 1) & 7), [cb] "i"(16 * groups),   \
-                       [cs] "i"(cs), [cs2] "i"(2 * cs), [cs3] "i"(3 * cs), [cs4] "i"(4 * cs)                   \
+                       [cs] "i"(cs), [cs2] "i"(2 * cs), [cs3] "i"(3 * cs), [cs4] "i"(4 * cs), [cs5] "i"(5 * cs), \
+                       [cs6] "i"(6 * cs), [cs7] "i"(7 * cs), [cs8] "i"(8 * cs), [two] "i"(two),                 \
+                       [odd] "i"(quads & 1)                                                                   \
                      : "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
 #endif
 

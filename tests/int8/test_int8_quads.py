@@ -2,7 +2,8 @@
 records of four channels (``conv_records``, ``quad_rows``) read by the written-out loop on DSP
 cores and by hwp_quads_c / hwp_row_w elsewhere. Layers with 4..17 output channels (every
 remainder of four: the quads then a pair and an odd channel), 1x1 and 3x3 (im2col) filters of
-1 to 25 groups of four weights (the loop's passes of eight groups and the groups after them),
+1 to 25 groups of four weights (the loop's passes of eight groups and the groups after them;
+two quads a pass up to 8 groups, an odd number of quads entering at the second),
 the folded requantization with and without its tie term, an odd last pixel: each layer's
 output from the host C (DSP instructions written in C, and the scalar kernels) and from the
 Cortex-M4 (clang and gcc at -O2, the C loops at -O0) equals the reference's, element by
@@ -76,6 +77,7 @@ SHAPES = (
     (100, 4, (1, 1), ((0, 0), (0, 0)), (2, 2), -128),
     (4, 17, (3, 3), ((1, 1), (1, 1)), (4, 3), -128),
     (3, 6, (3, 3), ((1, 1), (1, 1)), (3, 5), 11),
+    (8, 16, (1, 1), ((0, 0), (0, 0)), (3, 3), 5),
 )
 GRAPHS = [_graph(i, *shape) for i, shape in enumerate(SHAPES)]
 
