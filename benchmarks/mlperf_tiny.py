@@ -40,7 +40,7 @@ import numpy as np
 from benchmarks.cmsis_nn import run_cmsis_nn
 from hwprune import reference
 from hwprune.backends.c_int8 import layer_kernels, write_int8_c
-from hwprune.backends.c_int8_plan import stored_dense
+from hwprune.backends.c_int8_plan import stored_dense, wide_weights
 from hwprune.errors import HwpruneError
 from hwprune.frontends.tflite import read_tflite
 from hwprune.harness.cycles import get_flash_model
@@ -134,7 +134,9 @@ def main(argv=None) -> int:
             with temp_dir("bench") as work:
                 theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target, flash=flash)
                 side = "hwprune"
-                write_int8_c(exported, work / "c")
+                # as the export writes it: int16 quad weights where the model's own weight bytes allow
+                write_int8_c(exported, work / "c", wide_weights(exported, sum(int(w.weight.size)
+                                                                              for w in graph.weighted_layers())))
                 ours = run_mcu(exported, work / "c", x, work, args.target, flash=flash)
         except HwpruneError as exc:
             done = "" if side == "CMSIS-NN" else (f" (CMSIS-NN: bit-exact {np.array_equal(theirs.outputs, expected)}, "

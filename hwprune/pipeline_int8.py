@@ -29,6 +29,7 @@ import numpy as np
 from hwprune import __version__, reference
 from hwprune.backends.c.options import COptions
 from hwprune.backends.c_int8 import write_int8_c
+from hwprune.backends.c_int8_plan import WIDE_WEIGHTS_KEY, wide_weights
 from hwprune.backends.registry import ordered
 from hwprune.backends.tflite_file import write_tflite
 from hwprune.errors import DataError, InternalError, ModelError, OptionError, ToolchainError
@@ -249,6 +250,7 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
     else:
         x_int = random_int8(graph, INT8_VECTORS, options.seed)
     y_int = reference.run(graph, x_int)  # the model as the file holds it defines the outputs
+    model_weights = sum(int(layer.weight.size) for layer in graph.weighted_layers())
     if options.remove_dead_neurons:
         graph, dead = remove_dead_channels(graph)
         check_same_outputs(graph, x_int, y_int, model_path)
@@ -264,8 +266,10 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         else:
             (tmp / "model.tflite").write_bytes(tflite_bytes)
 
-        write_int8_c(graph, tmp / C_DIR)
-        extra = {"c_weight_bytes": c_weight_bytes((tmp / C_DIR / "model_int8.c").read_text()), **(extra or {})}
+        wide = wide_weights(graph, model_weights)
+        write_int8_c(graph, tmp / C_DIR, wide)
+        extra = {"c_weight_bytes": c_weight_bytes((tmp / C_DIR / "model_int8.c").read_text()), WIDE_WEIGHTS_KEY: wide,
+                 **(extra or {})}
         np.savez(tmp / VECTORS_FILE, x=graph.input_t.to_real(x_int), x_int=x_int.astype(np.int8),
                  y_int=y_int.astype(np.int8))
         meta = {"hwprune_version": __version__, "dialect": DIALECT, "source": str(model_path), "model": graph.name,

@@ -78,7 +78,7 @@ def _nonzeros(layer, conv: bool):
 
 
 def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring=None, pw=None,
-              into_ring: bool = False) -> tuple[list[str], str]:
+              into_ring: bool = False, wide: bool = False) -> tuple[list[str], str]:
     """The constant arrays and the kernel call of an int8 FULLY_CONNECTED or convolution;
     ``ring``: (plan, channels per pass, outputs per strip, the ring's C address) of a
     ``hwp_dw3_s8`` layer; ``pw``: (layer, its prefix, its input's C address, its input type)
@@ -101,7 +101,7 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         # biases doubled, as its columns are: the doubled sum the requantization takes, no LSL (ring_words
         # proves that 2 |acc|, and so 2 |bias|, fits int32)
         records = conv_records(layer.filter_matrix, 2 * np.asarray(layer.bias, dtype=np.int64), layer.out_multiplier,
-                               ring_words(layer, in_t))
+                               ring_words(layer, in_t), wide)
         return [_array("int8_t", f"{p}_w", records, aligned=True)], f"/* runs inside the next layer: {FUSED} */"
     shift, out_zp = rq_arrays(layer, in_t)
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
@@ -124,7 +124,7 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
     if dense and conv:  # records: rows in pairs beside their constants; filters padded to words (k4)
         k4 = k4_padded(layer)
         matrix = k4_filters(layer.weight) if k4 else layer.filter_matrix
-        records = conv_records(matrix, layer.bias, layer.out_multiplier, shift)
+        records = conv_records(matrix, layer.bias, layer.out_multiplier, shift, wide)
         zq = f"{in_t.zero_point}, {out_zp}, {layer.act_min}, {layer.act_max}"
         return ([_array("int8_t", f"{p}_w", records, aligned=True)],
                 f"hwp_conv_{'k4' if k4 else 'dense'}_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, "
@@ -163,9 +163,10 @@ def layer_function(index: int) -> str:
     return f"hwp_layer_{index}"
 
 
-def _calls(graph: Graph) -> tuple[list[list[str]], list[str], dict, arena.Arena, int]:
+def _calls(graph: Graph, wide: bool = False) -> tuple[list[list[str]], list[str], dict, arena.Arena, int]:
     """Each layer's constant arrays and C statement, where each tensor lives, the arena's plan
-    and the arena's bytes on DSP cores (``scratch_offsets``)."""
+    and the arena's bytes on DSP cores (``scratch_offsets``); ``wide``: convolutions' quad
+    records with int16 weights (``c_int8_plan.wide_weights``)."""
     data, calls = [[] for _ in graph.layers], []
     fused = fused_producers(graph)
     buffers, rings, plan = layout(graph, fused)
@@ -196,7 +197,8 @@ def _calls(graph: Graph) -> tuple[list[list[str]], list[str], dict, arena.Arena,
             source = fused.get(layer.name)
             pw = None if source is None else (source, f"l{names.index(source.name)}", where[source.inputs[0]],
                                               graph.input_types(source)[0])
-            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape, ring, pw, layer.name in inside)
+            arrays, call = _weighted(layer, p, src, dst, in_t, in_shape, out_shape, ring, pw, layer.name in inside,
+                                     wide)
             data[i] = arrays
             calls.append(call.replace("hwp_scratch", f"HWP_SCRATCH({scratch.get(layer.name, 0)})"))
         elif layer.kind in ("int8_avgpool2d", "int8_maxpool2d"):
@@ -226,10 +228,10 @@ def _calls(graph: Graph) -> tuple[list[list[str]], list[str], dict, arena.Arena,
     return data, calls, where, plan, dsp_bytes
 
 
-def layer_arrays(graph: Graph) -> list[list[str]]:
+def layer_arrays(graph: Graph, wide: bool = False) -> list[list[str]]:
     """Each layer's constant arrays in ``model_int8.c``, in layer order, as ``render_int8``
     writes them (the report counts a weighted layer's bytes)."""
-    return _calls(graph)[0]
+    return _calls(graph, wide)[0]
 
 
 def layer_kernels(graph: Graph) -> list[str]:
@@ -239,11 +241,11 @@ def layer_kernels(graph: Graph) -> list[str]:
             for call in _calls(graph)[1]]
 
 
-def render_int8(graph: Graph) -> str:
+def render_int8(graph: Graph, wide: bool = False) -> str:
     """The C of an int8 graph: ``void <name>_predict(const int8_t *in, int8_t *out)`` calling
     one function per layer (``layer_function``), with a ``HWPRUNE_INT8_TRACE(index, data,
-    size)`` hook after every layer."""
-    data, calls, where, plan, dsp_bytes = _calls(graph)
+    size)`` hook after every layer; ``wide``: quad records with int16 weights (HWP_QUAD_WIDE)."""
+    data, calls, where, plan, dsp_bytes = _calls(graph, wide)
     sizes = [int(np.prod(graph.shape_of(layer.name))) for layer in graph.layers]
     functions = "".join(f"static __attribute__((noinline)) void {layer_function(i)}(const int8_t *in, int8_t *out) "
                         f"{{\n    (void)in;\n    (void)out;\n    {call}\n}}\n" for i, call in enumerate(calls))
@@ -257,7 +259,9 @@ def render_int8(graph: Graph) -> str:
                 f"{graph.input_types(layer)[0].zero_point}, {c});\n#endif")
 
     body = "\n    ".join(f"{layer_function(i)}(in, out);\n    {trace(i, layer)}" for i, layer in enumerate(graph.layers))
-    return (f"/* {graph.name}: TFLite int8, generated by hwprune */\n#include <stdint.h>\n#include \"{HEADER}\"\n"
+    return (f"/* {graph.name}: TFLite int8, generated by hwprune */\n#include <stdint.h>\n"
+            + ("#define HWP_QUAD_WIDE 1 /* the convolutions' quad records hold int16 weights */\n" if wide else "")
+            + f"#include \"{HEADER}\"\n"
             "#ifndef HWPRUNE_INT8_TRACE\n#define HWPRUNE_INT8_TRACE(index, data, size) ((void)0)\n"
             "#else\n#define HWPRUNE_INT8_TRACED 1\n#endif\n"
             + "".join(array for arrays in data for array in arrays)
@@ -277,10 +281,10 @@ def render_int8(graph: Graph) -> str:
             + "}\n")
 
 
-def write_int8_c(graph: Graph, out_dir: Path) -> list[Path]:
+def write_int8_c(graph: Graph, out_dir: Path, wide: bool = False) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / SOURCE).write_text(render_int8(graph))
+    (out_dir / SOURCE).write_text(render_int8(graph, wide))
     for header in HEADERS:
         shutil.copyfile(templates_dir() / "c" / header, out_dir / header)
     return [out_dir / SOURCE, *(out_dir / header for header in HEADERS)]

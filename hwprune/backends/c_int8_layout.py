@@ -51,11 +51,20 @@ def quad_rows(matrix: np.ndarray) -> np.ndarray:
     return np.stack(words, axis=1).reshape(-1)
 
 
-def conv_records(matrix: np.ndarray, bias, multiplier, shift) -> np.ndarray:
+def quad_rows_wide(matrix: np.ndarray) -> np.ndarray:
+    """``quad_rows`` widened (``HWP_QUAD_WIDE``): per group of four inputs eight int16 pairs,
+    channels 0, 1, 2, 3 at (k0, k2), then at (k1, k3), as int8 bytes (little-endian)."""
+    m = np.asarray(matrix).reshape(4, -1, 4)  # (channel, group, i)
+    pairs = np.stack([m[:, :, [lo, hi]] for lo, hi in ((0, 2), (1, 3))], axis=1)  # (channel, step, group, 2)
+    return pairs.transpose(2, 1, 0, 3).reshape(-1).astype("<i2").view(np.int8)
+
+
+def conv_records(matrix: np.ndarray, bias, multiplier, shift, wide: bool = False) -> np.ndarray:
     """A dense convolution's filters (out, k), k a multiple of four, with their per-channel
     int32 constants, as the bytes ``hwp_conv_pairs`` reads (templates/c/hwprune_int8_pairs.h):
     first ``conv_quads`` records of four channels (their four biases, their rows in
-    ``quad_rows``' order, then multiplier and shift word channel by channel), then per pair of
+    ``quad_rows``' order, or ``quad_rows_wide``'s with ``wide``, then multiplier and shift word
+    channel by channel), then per pair of
     the other channels their two biases, their rows blocked by 2 (``block_rows``), their two
     multipliers and two shift words; an odd last channel's bias, multiplier, shift word and
     row."""
@@ -66,7 +75,8 @@ def conv_records(matrix: np.ndarray, bias, multiplier, shift) -> np.ndarray:
     parts = []
     first = 4 * conv_quads(k, n)
     for o in range(0, first, 4):
-        parts += [_words(*bias[o:o + 4]), quad_rows(matrix[o:o + 4]).astype(np.int8),
+        rows = quad_rows_wide(matrix[o:o + 4]) if wide else quad_rows(matrix[o:o + 4]).astype(np.int8)
+        parts += [_words(*bias[o:o + 4]), rows,
                   _words(*(v for j in range(o, o + 4) for v in (multiplier[j], shift[j])))]
     for o in range(first, n - 1, 2):
         parts += [_words(bias[o], bias[o + 1]), block_rows(matrix[o:o + 2], 2).astype(np.int8),

@@ -21,7 +21,7 @@ import numpy as np
 import hwprune.backends.builtin  # noqa: F401 (check_code regenerates the code of every registered backend)
 from hwprune import __version__
 from hwprune.backends.c_int8 import SOURCE, layer_arrays, layer_kernels
-from hwprune.backends.c_int8_plan import stored_dense
+from hwprune.backends.c_int8_plan import WIDE_WEIGHTS_KEY, stored_dense
 from hwprune.errors import ToolchainError
 from hwprune.exportdir import C_DIR, DEAD_CHANNELS_KEY, EXPORT_FILE
 from hwprune.harness.build import SIZE_FLAGS, compile_object, find_cc
@@ -38,12 +38,14 @@ from hwprune.tempdirs import temp_dir
 MCU_VECTORS = 2  # the emulator runs about a million instructions a second: cycles need few vectors
 DEFAULT_MCU_TARGET = "stm32l4r5"  # harness.mcu_int8's default core (Cortex-M4)
 # what export.json holds that only the export knew (the float model's fidelity, the pruning asked for)
-EXPORT_KEYS = ("source", "quant", "sparsity_requested", "removed_neurons", "fidelity", DEAD_CHANNELS_KEY)
+EXPORT_KEYS = ("source", "quant", "sparsity_requested", "removed_neurons", "fidelity", DEAD_CHANNELS_KEY,
+               WIDE_WEIGHTS_KEY)
 
 
-def layer_rows(graph: Graph) -> list[dict]:
+def layer_rows(graph: Graph, wide: bool = False) -> list[dict]:
+    """``wide``: the C's quad records hold int16 weights (export.json's WIDE_WEIGHTS_KEY)"""
     rows = []
-    for layer, kernel, arrays in zip(graph.layers, layer_kernels(graph), layer_arrays(graph)):
+    for layer, kernel, arrays in zip(graph.layers, layer_kernels(graph), layer_arrays(graph, wide)):
         row = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
                "output_shape": list(graph.shape_of(layer.name)), "weighted": bool(layer.weighted),
                "macs": graph.layer_macs(layer), "macs_sparse": graph.layer_macs(layer, nonzero_only=True),
@@ -101,7 +103,7 @@ def analyze_int8(folder, target: Optional[str] = None, trust_export: bool = Fals
         comparisons = [*comparisons, mcu_comparison]
     report = {**verification_report(graph, x_int, comparisons, skipped), "hwprune_version": __version__}
     report.update({key: meta[key] for key in EXPORT_KEYS if key in meta})
-    rows = layer_rows(graph)
+    rows = layer_rows(graph, meta.get(WIDE_WEIGHTS_KEY) is True)
     source = (folder / C_DIR / SOURCE).read_text()
     report.update(layers=rows, c_weight_bytes=c_weight_bytes(source),
                   input_type=str(graph.input_t), output_type=str(graph.output_t),

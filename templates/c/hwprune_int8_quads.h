@@ -6,7 +6,11 @@
  * and shift word. SXTB16 of such a word and of the word rotated by 8 give channel a's and
  * channel b's pair, which meets the columns' (x0, x2) or (x1, x3) word as it is: a step of
  * two columns' words and two weight words is 8 SMLADs, 16 MACs, in about 18 cycles on the M4
- * (the 2x2 block's group takes 20). The written-out loop holds eight sums, the records' and
+ * (the 2x2 block's group takes 20). With HWP_QUAD_WIDE (defined 1 by a model's C whose
+ * weights may take twice their bytes: backends/c_int8_plan.wide_weights) the weights are
+ * stored widened, each word one channel's int16 pair in the order above (channel 0, 1, 2, 3
+ * at (k0, k2), then at (k1, k3)): a step's four weight loads pipeline behind the columns' and
+ * no SXTB16 is left, about 16 cycles. The written-out loop holds eight sums, the records' and
  * the columns' pointers and four working registers: fourteen, every register but SP and PC,
  * so it names them all and keeps r7 (a frame pointer in some builds) on the stack meanwhile. */
 #ifndef HWPRUNE_INT8_QUADS_H
@@ -17,15 +21,16 @@
 /* at least this many channels (backends/c_int8_layout.conv_quads, the same rule) */
 #define HWP_QUAD_MIN_CHANNELS 4
 #define HWP_CONV_QUADS(k_all, out_c) ((out_c) >= HWP_QUAD_MIN_CHANNELS ? (out_c) / 4 : 0)
-#define HWP_QUAD_BYTES(k_all) (48 + 4 * (k_all))
+#define HWP_QUAD_WBYTES (HWP_QUAD_WIDE ? 8 : 4) /* a record's weight bytes per input */
+#define HWP_QUAD_BYTES(k_all) (48 + HWP_QUAD_WBYTES * (k_all))
 
 /* quad record ``q``'s channel j (0..3) as a row, with its bias, multiplier and shift word */
 static inline hwp_row_t hwp_quad_channel(const int8_t *q, int j, int k_all, int32_t *bias, int32_t *mult,
                                          int32_t *shift) {
     hwp_row_t row;
     *bias = hwp_rec32(q, j);
-    *mult = hwp_rec32(q + 16 + 4 * k_all, 2 * j);
-    *shift = hwp_rec32(q + 16 + 4 * k_all, 2 * j + 1);
+    *mult = hwp_rec32(q + 16 + HWP_QUAD_WBYTES * k_all, 2 * j);
+    *shift = hwp_rec32(q + 16 + HWP_QUAD_WBYTES * k_all, 2 * j + 1);
     row.base = q + 16;
     row.r = j;
     row.rows = HWP_ROW_QUAD;
@@ -47,10 +52,20 @@ static inline hwp_row_t hwp_quad_channel(const int8_t *q, int j, int k_all, int3
     "smlad " a0 ", r12, r10, " a0 "\n\t"                                                                      \
     "smlad " b1 ", lr, r11, " d1 "\n\t"                                                                       \
     "smlad " b0 ", lr, r10, " b0 "\n\t"
+#if HWP_QUAD_WIDE
+#define HWP_QUAD_STEP_ONTO(STEP, c01, c11, c21, c31)                                                          \
+    "ldr r11, [r1, #8]\n\t"                                                                                   \
+    "ldr r10, [r1], #" STEP "\n\t"                                                                            \
+    "ldr r12, [r0], #4\n\t"                                                                                   \
+    "ldr lr, [r0], #4\n\t" HWP_QUAD_MACS("r2", "r3", "r4", "r5", c01, c11)                                      \
+    "ldr r12, [r0], #4\n\t"                                                                                   \
+    "ldr lr, [r0], #4\n\t" HWP_QUAD_MACS("r6", "r7", "r8", "r9", c21, c31)
+#else
 #define HWP_QUAD_STEP_ONTO(STEP, c01, c11, c21, c31)                                                          \
     "ldr r11, [r1, #8]\n\t"                                                                                   \
     "ldr r10, [r1], #" STEP "\n\t" HWP_QUAD_WEIGHTS HWP_QUAD_MACS("r2", "r3", "r4", "r5", c01, c11)            \
         HWP_QUAD_WEIGHTS HWP_QUAD_MACS("r6", "r7", "r8", "r9", c21, c31)
+#endif
 #define HWP_QUAD_STEP(STEP) HWP_QUAD_STEP_ONTO(STEP, "r3", "r5", "r7", "r9")
 #define HWP_QUAD_GROUP HWP_QUAD_STEP("4") HWP_QUAD_STEP("12")
 /* up to three more groups, written out (the compiler counts their bytes where it places

@@ -36,10 +36,19 @@ static inline hwp_row_t hwp_row(const int8_t *w, int o, int k_all, int n_rows, i
 }
 
 /* ``rows`` of a channel of a convolution's quad record (hwprune_int8_quads.h), whose weights
- * hwp_row_w reads in that record's order */
+ * hwp_row_w reads in that record's order: int8, or int16 where the model's C defines
+ * HWP_QUAD_WIDE 1 */
 #define HWP_ROW_QUAD 0
+#ifndef HWP_QUAD_WIDE
+#define HWP_QUAD_WIDE 0
+#endif
 
 static inline int32_t hwp_row_w(hwp_row_t row, int k, int k4, int t) {
+    if (row.rows == HWP_ROW_QUAD && HWP_QUAD_WIDE) {
+        int16_t v;
+        __builtin_memcpy(&v, row.base + 2 * (16 * (k >> 2) + 8 * (k & 1) + 2 * row.r + ((k >> 1) & 1)), 2);
+        return v;
+    }
     if (row.rows == HWP_ROW_QUAD)
         return row.base[16 * (k >> 2) + 8 * (k & 1) + 4 * (row.r >> 1) + (row.r & 1) + 2 * ((k >> 1) & 1)];
     return k < k4 ? row.base[(k & ~3) * row.rows + row.r * 4 + (k & 3)] : row.base[k4 * row.rows + row.r * t + (k - k4)];

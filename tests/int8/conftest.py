@@ -31,24 +31,26 @@ def differences(name: str, got: np.ndarray, want: np.ndarray) -> str:
             f"{[(tuple(int(i) for i in b), int(got[tuple(b)]), int(want[tuple(b)])) for b in bad[:5]]}")
 
 
-def host_comparisons(graph, x: np.ndarray, folder: Path) -> list[Comparison]:
-    """``graph``'s int8 C written to ``folder/c``, built for the host with the DSP instructions
-    written in C and with the scalar kernels, each compared with the reference on every layer."""
-    write_int8_c(graph, folder / "c")
+def host_comparisons(graph, x: np.ndarray, folder: Path, wide: bool = False) -> list[Comparison]:
+    """``graph``'s int8 C written to ``folder/c`` (``wide``: int16 quad weights), built for the
+    host with the DSP instructions written in C and with the scalar kernels, each compared with
+    the reference on every layer."""
+    write_int8_c(graph, folder / "c", wide)
     expected = reference.run(graph, x, trace=True)
     return [compare(expected, run_host(graph, folder / "c", x, folder, defines), f"host {defines}")
             for defines in (PORTABLE, ())]
 
 
-def run_on_mcu(graph, x: np.ndarray, folder: Path, target: str = "stm32l4r5", cc=None, opt: str = "-O2") -> Int8McuRun:
-    """``graph``'s int8 C written to ``folder/c`` and run on ``x`` on ``target``'s core in the
-    emulator (``harness.mcu_int8.run_mcu``), built by ``cc`` (default zig's clang) at ``opt``;
-    the test is skipped without that cross compiler."""
+def run_on_mcu(graph, x: np.ndarray, folder: Path, target: str = "stm32l4r5", cc=None, opt: str = "-O2",
+               wide: bool = False) -> Int8McuRun:
+    """``graph``'s int8 C written to ``folder/c`` (``wide``: int16 quad weights) and run on ``x``
+    on ``target``'s core in the emulator (``harness.mcu_int8.run_mcu``), built by ``cc`` (default
+    zig's clang) at ``opt``; the test is skipped without that cross compiler."""
     try:
         find_cross_cc(cc)
     except ToolchainError as exc:
         pytest.skip(str(exc))
-    write_int8_c(graph, folder / "c")
+    write_int8_c(graph, folder / "c", wide)
     return run_mcu(graph, folder / "c", x, folder, target, cc=cc, opt=opt)
 
 

@@ -4,16 +4,18 @@ cores and by hwp_quads_c / hwp_row_w elsewhere. Layers with 4..17 output channel
 remainder of four: the quads then a pair and an odd channel), 1x1 and 3x3 (im2col) filters of
 1 to 25 groups of four weights (the loop's passes of eight groups and the groups after them;
 two quads a pass up to 8 groups, an odd number of quads entering at the second),
-the folded requantization with and without its tie term, an odd last pixel: each layer's
-output from the host C (DSP instructions written in C, and the scalar kernels) and from the
-Cortex-M4 (clang and gcc at -O2, the C loops at -O0) equals the reference's, element by
-element."""
+the folded requantization with and without its tie term, an odd last pixel, weights stored
+as int8 and widened to int16 (HWP_QUAD_WIDE): each layer's output from the host C (DSP
+instructions written in C, and the scalar kernels) and from the Cortex-M4 (clang and gcc at
+-O2, the C loops at -O0) and a Cortex-M0+ equals the reference's, element by element; and the
+export chooses the widened weights only where they fit the model's own weight bytes."""
 
 import numpy as np
 import pytest
 
 from hwprune import reference
-from hwprune.backends.c_int8_layout import QUAD_MIN_CHANNELS, conv_quads, conv_records, quad_rows
+from hwprune.backends.c_int8_layout import QUAD_MIN_CHANNELS, conv_quads, conv_records, quad_rows, quad_rows_wide
+from hwprune.backends.c_int8_plan import wide_weights
 from hwprune.backends.c_int8_rq import rq_arrays
 from hwprune.ir.graph import Graph, GraphInput
 from hwprune.ir.int8 import Int8Conv2D, int8_types
@@ -98,20 +100,42 @@ def test_the_graphs_take_quads_with_and_without_the_tie_term():
     assert len(ties) == 2  # HWP_RQ_FOLDED and HWP_RQ_FOLDED_TIE
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: g.name)
-def test_host_c_simd_and_scalar_equal_reference(tmp_path, graph):
+def test_host_c_simd_and_scalar_equal_reference(tmp_path, graph, wide):
     x = _inputs(graph, 6)
-    for result in host_comparisons(graph, x, tmp_path):
+    for result in host_comparisons(graph, x, tmp_path, wide):
         assert result.bit_exact, result.report()
 
 
-@pytest.mark.parametrize("cc, opt", [(None, "-O2"), ("gcc", "-O2"), (None, "-O0")])
-def test_firmware_equals_reference(tmp_path, cc, opt):
+@pytest.mark.parametrize("cc, opt, wide, target", [(None, "-O2", False, "stm32l4r5"), ("gcc", "-O2", False, "stm32l4r5"),
+                                                   (None, "-O0", False, "stm32l4r5"), (None, "-O2", True, "stm32l4r5"),
+                                                   ("gcc", "-O2", True, "stm32l4r5"), (None, "-O0", True, "stm32l4r5"),
+                                                   (None, "-O2", True, "mspm0g3507")])
+def test_firmware_equals_reference(tmp_path, cc, opt, wide, target):
     for graph in GRAPHS:
         x = _inputs(graph, 2)
-        run = run_on_mcu(graph, x, tmp_path / graph.name, cc=cc, opt=opt)
+        run = run_on_mcu(graph, x, tmp_path / graph.name, target=target, cc=cc, opt=opt, wide=wide)
         want = reference.run(graph, x)
-        assert np.array_equal(run.outputs, want), differences(f"{graph.name} {cc} {opt}", run.outputs, want)
+        assert np.array_equal(run.outputs, want), differences(f"{graph.name} {cc} {opt} {wide} {target}", run.outputs, want)
+
+
+def test_wide_rows_hold_each_channels_int16_pairs_in_step_order():
+    m = np.random.default_rng(1).integers(-127, 128, size=(4, 8))
+    pairs = quad_rows_wide(m).view("<i2").reshape(-1, 2)
+    assert pairs.shape == (16, 2)
+    for g in range(2):
+        for step, (lo, hi) in enumerate(((0, 2), (1, 3))):
+            for j in range(4):
+                assert pairs[8 * g + 4 * step + j].tolist() == [m[j, 4 * g + lo], m[j, 4 * g + hi]]
+    records = conv_records(m, np.zeros(4), np.full(4, 2 ** 30), np.zeros(4), wide=True)
+    assert records.size == 48 + 8 * 8
+
+
+def test_weights_widen_only_within_the_models_own_bytes():
+    graph = GRAPHS[0]
+    weights = int(graph.layers[0].weight.size)
+    assert wide_weights(graph, 2 * weights) and not wide_weights(graph, 2 * weights - 1)
 
 
 def test_the_rule_is_the_headers():

@@ -13,6 +13,7 @@ from typing import Optional
 
 from hwprune.backends.c import MANIFEST as C_MANIFEST, export_c
 from hwprune.backends.c_int8 import write_int8_c
+from hwprune.backends.c_int8_plan import WIDE_WEIGHTS_KEY
 from hwprune.backends.c.formats import OPTIMIZE, policies
 from hwprune.backends.c.options import DEFAULT_BITS, COptions
 from hwprune.backends.registry import BackendContext, register_backend
@@ -64,7 +65,7 @@ class CBackend:
         """``c/`` written again into ``tmp`` from the export ``folder``'s graph and export.json
         (every export has it: the host engine compiles it)."""
         if is_int8_graph(graph):  # TFLite's int8 dialect: one source, no format choice
-            write_int8_c(graph, tmp / C_DIR)
+            write_int8_c(graph, tmp / C_DIR, meta.get(WIDE_WEIGHTS_KEY) is True)
             return C_DIR
         formats = meta.get("formats", {})
         optimize = meta.get("optimize", "balanced")
