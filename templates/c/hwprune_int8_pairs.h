@@ -1,12 +1,13 @@
-/* The weights of a dense CONV_2D as the DSP kernels read them, one record per pair of output
- * channels, and the loop over those pairs for two output pixels (hwp_conv_dense_s8 and
- * hwp_conv_k4_s8 in hwprune_int8_simd.h, which includes this header). A record
- * (backends/c_int8_layout.conv_records) holds, for channels o and o + 1: their two biases
- * (int32), their two rows blocked by 2 (hwp_row: 2 k_all bytes, k_all a multiple of four),
- * their two multipliers and their two shift words (int32); an odd last channel's record is
- * its bias, multiplier and shift word, then its row. One pointer walks the records, so the
- * written-out loop below keeps no table pointer of its own: it loads each pair's biases,
- * multiplies, and loads the pair's requantization constants from where the weights end. */
+/* The weights of a dense CONV_2D as the DSP kernels read them, and the loop over a pixel pair's
+ * output channels (hwp_conv_dense_s8 and hwp_conv_k4_s8 in hwprune_int8_simd.h, which
+ * includes this header): first records of four channels (hwprune_int8_quads.h), then, for
+ * the out_c % 4 channels left, one record per pair of channels and an odd last channel's. A
+ * pair's record (backends/c_int8_layout.conv_records) holds, for channels o and o + 1: their
+ * two biases (int32), their two rows blocked by 2 (hwp_row: 2 k_all bytes, k_all a multiple
+ * of four), their two multipliers and their two shift words (int32); an odd last channel's
+ * record is its bias, multiplier and shift word, then its row. One pointer walks the records,
+ * so the written-out loops keep no table pointer of their own: they load the biases,
+ * multiply, and load the requantization constants from where the weights end. */
 #ifndef HWPRUNE_INT8_PAIRS_H
 #define HWPRUNE_INT8_PAIRS_H
 
@@ -79,91 +80,45 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
 /* The first multiply group of a pair: the second column's sums start from the biases the
  * first column's hold (SMLAD's accumulator operand copies them, no MOV) */
 #define HWP_PAIRS_FIRST_GROUP HWP_MM2X2_GROUP_ONTO("a00", "a10")
-/* Every pair of channels for two pixels, written out: ``t`` enters pointing at {yp, yq (or,
- * one pair a pass, yq - yp), the end of the passes' yp} (and, past 64 groups, {passes of 32
- * groups, the columns' bytes}), which PRO puts on the stack and EPI takes off. Per pair
- * (HWP_PAIRS_PAIR): the biases (LDRD; the first group starts both columns' sums from them), the
- * other multiply groups (BODY, which leaves the columns' pointer back at their start), the
- * constants (one LDM), four requantizations, the outputs' addresses (LDRD) and four stores.
- * With ``two`` (short pairs: at most 8 groups) a pass runs two pairs, storing at immediate
- * offsets (the second pair 2 * cs bytes after the first), then steps both addresses 4 * cs
- * bytes and compares with the end; an odd number of pairs enters at the second pair, the
- * addresses started 2 * cs bytes early. Otherwise a pass is one pair whose last store steps
- * the first address (the second is kept as the offset from it). About 36 (two) and 41 cycles
- * per pair beside the multiplies on the M4. The group and pair counts are assembler
- * immediates (.rept, .if), constants only in an optimized build of the inlined kernel; an
- * unoptimized build runs the loop in C. */
-#define HWP_PAIRS_PAIR(BODY, RQ, STORE)                                                                       \
-    "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                                          \
-    "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                                     \
-    "asr r12, r10, #8\n\t"                                                                                    \
-    "asr lr, r11, #8\n\t" RQ("%[a00]", "r8", "r12", "r10", "%[t]") RQ("%[a01]", "r8", "r12", "r10", "%[t]")                         \
-        RQ("%[a10]", "r9", "lr", "r11", "%[t]") RQ("%[a11]", "r9", "lr", "r11", "%[t]")                                             \
-    "ldrd r12, lr, [sp]\n\t" STORE
-#define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, W)                                                                         \
-    __asm__ volatile(PRO ".if %c[two]\n\t"                                                                    \
-                     ".if %c[odd]\n\tb 2f\n\t.endif\n\t"                                                      \
-                     "1:\n\t" HWP_PAIRS_PAIR(BODY, RQ, HWP_PAIRS_AT##W("0", "%c[cs]"))                        \
-                     "2:\n\t" HWP_PAIRS_PAIR(BODY, RQ, HWP_PAIRS_AT##W("%c[cs2]", "%c[cs3]"))                 \
-                     "add r12, r12, #%c[cs4]\n\t"                                                             \
-                     "add lr, lr, #%c[cs4]\n\t"                                                               \
-                     "strd r12, lr, [sp]\n\t"                                                                 \
-                     "ldr r8, [sp, #8]\n\t"                                                                   \
-                     "cmp r12, r8\n\t"                                                                        \
-                     "bne 1b\n\t"                                                                             \
-                     ".else\n\t"                                                                              \
-                     "1:\n\t" HWP_PAIRS_PAIR(BODY, RQ, HWP_PAIRS_STEP##W)                                     \
-                     "str r12, [sp]\n\t"                                                                      \
-                     "ldr lr, [sp, #8]\n\t"                                                                   \
-                     "cmp r12, lr\n\t"                                                                        \
-                     "bne 1b\n\t"                                                                             \
-                     ".endif\n\t" EPI                                                                         \
+/* The one pair of channels left after the quads (hwprune_int8_quads.h), for two pixels,
+ * written out: ``t`` enters pointing at {yp, yq} (and, past 64 groups, {passes of 32 groups,
+ * the columns' bytes}), which PRO puts on the stack and EPI takes off. The biases (LDRD; the
+ * first group starts both columns' sums from them), the other multiply groups (BODY, which
+ * leaves the columns' pointer back at their start), the constants (one LDM), four
+ * requantizations, the outputs' addresses (LDRD) and four stores, channel o + 1 ``cs`` bytes
+ * after channel o: int8 outputs (ST strb) or ring values (strh). The group counts are
+ * assembler immediates (.rept), constants only in an optimized build of the inlined kernel;
+ * an unoptimized build runs the loop in C. */
+#define HWP_PAIRS_ASM(PRO, BODY, EPI, RQ, ST)                                                                 \
+    __asm__ volatile(PRO "ldrd %[a00], %[a10], [%[w]], #8\n\t" HWP_PAIRS_FIRST_GROUP BODY                     \
+                     "ldmia %[w]!, {r8, r9, r10, r11}\n\t"                                                    \
+                     "asr r12, r10, #8\n\t"                                                                   \
+                     "asr lr, r11, #8\n\t" RQ("%[a00]", "r8", "r12", "r10", "%[t]")                           \
+                         RQ("%[a01]", "r8", "r12", "r10", "%[t]") RQ("%[a10]", "r9", "lr", "r11", "%[t]")      \
+                             RQ("%[a11]", "r9", "lr", "r11", "%[t]")                                          \
+                     "ldrd r12, lr, [sp]\n\t"                                                                 \
+                     ST " %[a00], [r12]\n\t"                                                                  \
+                     ST " %[a10], [r12, #%c[cs]]\n\t"                                                         \
+                     ST " %[a01], [lr]\n\t"                                                                   \
+                     ST " %[a11], [lr, #%c[cs]]\n\t" EPI                                                      \
                      : [a00] "=&r"(s00), [a01] "=&r"(s01), [a10] "=&r"(s10), [a11] "=&r"(s11), [w] "+r"(w),     \
                        [col] "+r"(col), [t] "+&r"(tmp)                                                        \
                      : [g] "i"(groups <= 64 ? groups : 1), [cb] "i"(groups <= 64 ? 16 * groups : 0),           \
-                       [rest] "i"((groups - 1) & 31), [cs] "i"(cs), [cs2] "i"(2 * cs), [cs3] "i"(3 * cs),        \
-                       [cs4] "i"(4 * cs), [two] "i"(two), [odd] "i"(pairs & 1)                                \
+                       [rest] "i"((groups - 1) & 31), [cs] "i"(cs)                                            \
                      : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory")
-/* A pair's four outputs stored (r12 the first pixel's address, lr the second's; channel o + 1
- * ``cs`` bytes after channel o) at offsets O0 and O1: int8 outputs (8) or ring values (16) */
-#define HWP_PAIRS_AT8(O0, O1)                                                                                 \
-    "strb %[a00], [r12, #" O0 "]\n\t"                                                                         \
-    "strb %[a10], [r12, #" O1 "]\n\t"                                                                         \
-    "strb %[a01], [lr, #" O0 "]\n\t"                                                                          \
-    "strb %[a11], [lr, #" O1 "]\n\t"
-#define HWP_PAIRS_AT16(O0, O1)                                                                                \
-    "strh %[a00], [r12, #" O0 "]\n\t"                                                                         \
-    "strh %[a10], [r12, #" O1 "]\n\t"                                                                         \
-    "strh %[a01], [lr, #" O0 "]\n\t"                                                                          \
-    "strh %[a11], [lr, #" O1 "]\n\t"
-/* the same one pair a pass (lr the second pixel's offset from r12), r12 stepped to the next
- * pair's */
-#define HWP_PAIRS_STEP8                                                                                       \
-    "strb %[a01], [r12, lr]\n\t"                                                                              \
-    "add lr, lr, r12\n\t"                                                                                     \
-    "strb %[a11], [lr, #1]\n\t"                                                                               \
-    "strb %[a10], [r12, #1]\n\t"                                                                              \
-    "strb %[a00], [r12], #2\n\t"
-#define HWP_PAIRS_STEP16                                                                                      \
-    "strh %[a01], [r12, lr]\n\t"                                                                              \
-    "add lr, lr, r12\n\t"                                                                                     \
-    "strh %[a11], [lr, #%c[cs]]\n\t"                                                                          \
-    "strh %[a10], [r12, #%c[cs]]\n\t"                                                                         \
-    "strh %[a00], [r12]\n\t"                                                                                  \
-    "add r12, r12, #%c[cs2]\n\t"
 /* up to 64 groups straight (the first, then the others), the columns' pointer then stepped back
  * by their bytes */
-#define HWP_PAIRS_STRAIGHT(RQ, W)                                                                                \
-    HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10}\n\tpush {r8, r9, r10, r11}\n\t",                                 \
+#define HWP_PAIRS_STRAIGHT(RQ, ST)                                                                            \
+    HWP_PAIRS_ASM("ldmia %[t], {r8, r9}\n\tpush {r8, r9}\n\t",                                                 \
                   ".rept %c[g] - 1\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                           \
                   "subw %[col], %[col], #%c[cb]\n\t",                                                         \
-                  "add sp, sp, #16\n\t", RQ, W)
-/* more: after the first group, passes of 32 groups (their count at [sp, #12], a working copy
+                  "add sp, sp, #8\n\t", RQ, ST)
+/* more: after the first group, passes of 32 groups (their count at [sp, #8], a working copy
  * pushed), then the last (groups - 1) % 32, the columns' pointer stepped back by the bytes at
- * [sp, #16] */
-#define HWP_PAIRS_LOOPED(RQ, W)                                                                                  \
-    HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10, r11, r12}\n\tpush {r8, r9, r10, r11, r12, lr}\n\t",              \
-                  "ldr %[t], [sp, #12]\n\t"                                                                   \
+ * [sp, #12] */
+#define HWP_PAIRS_LOOPED(RQ, ST)                                                                              \
+    HWP_PAIRS_ASM("ldmia %[t], {r8, r9, r10, r11}\n\tpush {r8, r9, r10, r11}\n\t",                             \
+                  "ldr %[t], [sp, #8]\n\t"                                                                    \
                   "str %[t], [sp, #-8]!\n\t"                                                                  \
                   "3:\n\t"                                                                                    \
                   ".rept 32\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                                  \
@@ -173,9 +128,9 @@ static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int o
                   "bne 3b\n\t"                                                                                \
                   "add sp, sp, #8\n\t"                                                                        \
                   ".rept %c[rest]\n\t" HWP_MM2X2_GROUP ".endr\n\t"                                            \
-                  "ldr %[t], [sp, #16]\n\t"                                                                   \
+                  "ldr %[t], [sp, #12]\n\t"                                                                   \
                   "sub %[col], %[col], %[t]\n\t",                                                             \
-                  "add sp, sp, #24\n\t", RQ, W)
+                  "add sp, sp, #16\n\t", RQ, ST)
 #endif
 
 /* One output of hwp_conv_pairs' C loop at y: int8, or with ``ring`` the ring's int16 value */
@@ -243,31 +198,27 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
         out_c -= 4 * quads;
         done = 0;
     }
-    int pairs = out_c >> 1;
+    int pairs = out_c >> 1; /* after the quads, at most one */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
     int groups = k_all >> 2;
-    if (pairs > 0 && groups >= 1 && folded) {
-        /* two pairs a pass: the addresses started 2 * cs bytes early for an odd number of pairs */
-        int two = groups <= 8 && 4 * cs <= 4095, early = two ? 2 * cs * (pairs & 1) : 0;
-        int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp - early;
-        int32_t q0 = two ? (int32_t)(uintptr_t)yq - early : (int32_t)(yq - yp);
-        int32_t end = two ? y0 + 4 * cs * ((pairs + 1) >> 1) : y0 + 2 * cs * pairs;
+    if (pairs == 1 && groups >= 1 && folded && cs <= 4095) {
+        int32_t s00, s01, s10, s11, *tmp, y0 = (int32_t)(uintptr_t)yp, q0 = (int32_t)(uintptr_t)yq;
         if (groups <= 64) {
-            int32_t st[3] = {y0, q0, end};
+            int32_t st[2] = {y0, q0};
             tmp = st;
-            if (ring_cs > 0) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_RING, 16);
-            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE, 8);
-            else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ, 8);
+            if (ring_cs > 0) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_RING, "strh");
+            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ_TIE, "strb");
+            else HWP_PAIRS_STRAIGHT(HWP_PAIRS_RQ, "strb");
         } else {
-            int32_t st[5] = {y0, q0, end, (groups - 1) >> 5, 16 * groups};
+            int32_t st[4] = {y0, q0, (groups - 1) >> 5, 16 * groups};
             tmp = st;
-            if (ring_cs > 0) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_RING, 16);
-            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE, 8);
-            else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ, 8);
+            if (ring_cs > 0) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_RING, "strh");
+            else if (out_zp == HWP_RQ_FOLDED_TIE) HWP_PAIRS_LOOPED(HWP_PAIRS_RQ_TIE, "strb");
+            else HWP_PAIRS_LOOPED(HWP_PAIRS_RQ, "strb");
         }
         (void)s00, (void)s01, (void)s10, (void)s11, (void)tmp;
-        yp += 2 * cs * pairs;
-        yq += 2 * cs * pairs;
+        yp += 2 * cs;
+        yq += 2 * cs;
         done = 1;
     }
 #endif
