@@ -1,6 +1,7 @@
 """C for TFLite's int8 dialect: ``model_int8.c`` (weights, one call per layer) over the
 hand-written kernels of ``templates/c/hwprune_int8.h``, ``hwprune_int8_simd.h``,
-``hwprune_int8_dsp.h`` and ``hwprune_int8_dw.h``, and a host engine that runs it.
+``hwprune_int8_dsp.h``, ``hwprune_int8_pairs.h``, ``hwprune_int8_quads.h`` and
+``hwprune_int8_dw.h``, and a host engine that runs it.
 
 Where everything lives and how each layer is stored is decided in ``backends.c_int8_plan``.
 Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favour
@@ -8,7 +9,8 @@ Each weighted layer is stored whichever way its estimated Cortex-M4 cycles favou
 (kh, kw, cin) tap, where each channel starts), so zero weights are never multiplied.
 Dense: every weight, one byte each, in the order the DSP kernels read (``block_rows``:
 four FULLY_CONNECTED rows interleaved a word at a time; ``conv_records``: a convolution's
-rows two at a time, beside the pair's biases and requantization constants;
+rows four at a time (int16 where the model's weight bytes allow, ``wide_weights``), the last
+two at a time, beside their biases and requantization constants;
 ``depthwise_weights``: int16, four channels a tap; a 3x3 depthwise layer of stride 1 or 2
 in pairs of taps, ``backends.c_int8_dw``); cores without the DSP extension run scalar
 kernels over the same arrays. Activations live in one static int8 arena planned by tensor
@@ -43,8 +45,7 @@ from hwprune.paths import templates_dir
 
 HEADER = "hwprune_int8.h"
 HEADERS = (HEADER, "hwprune_int8_dsp.h", "hwprune_int8_simd.h", "hwprune_int8_pairs.h", "hwprune_int8_quads.h",
-           "hwprune_int8_dw.h",
-           "hwprune_int8_dw_loops.h")
+           "hwprune_int8_dw.h", "hwprune_int8_dw_loops.h")
 # ADDs of at least this many values read each operand's scaled value from a table of 256
 # int32 (2 KiB of flash per ADD; two multiplies fewer per value)
 ADD_TABLE_FROM = 1024

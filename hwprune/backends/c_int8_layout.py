@@ -1,7 +1,7 @@
 """The orders in which the int8 DSP kernels read their weights, arranged once at export:
-row blocks for the dense multiply blocks, a dense convolution's records (its rows in pairs
-beside their requantization constants), four channels a tap for the depthwise kernel, and
-filters padded with zero columns to whole words for ``hwp_conv_k4_s8``."""
+row blocks for the dense multiply blocks, a dense convolution's records (its rows in fours,
+then pairs, beside their requantization constants), four channels a tap for the depthwise
+kernel, and filters padded with zero columns to whole words for ``hwp_conv_k4_s8``."""
 
 from __future__ import annotations
 
@@ -64,10 +64,9 @@ def conv_records(matrix: np.ndarray, bias, multiplier, shift, wide: bool = False
     int32 constants, as the bytes ``hwp_conv_pairs`` reads (templates/c/hwprune_int8_pairs.h):
     first ``conv_quads`` records of four channels (their four biases, their rows in
     ``quad_rows``' order, or ``quad_rows_wide``'s with ``wide``, then multiplier and shift word
-    channel by channel), then per pair of
-    the other channels their two biases, their rows blocked by 2 (``block_rows``), their two
-    multipliers and two shift words; an odd last channel's bias, multiplier, shift word and
-    row."""
+    channel by channel), then per pair of the other channels their two biases, their rows
+    blocked by 2 (``block_rows``), their two multipliers and two shift words; an odd last
+    channel's bias, multiplier, shift word and row."""
     matrix = np.asarray(matrix)
     n, k = matrix.shape
     if k % 4:

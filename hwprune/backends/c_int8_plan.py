@@ -55,8 +55,8 @@ def fusible_pairs(graph: Graph) -> dict:
             continue
         plan = depthwise_plan(layer, graph.input_types(layer)[0], graph.input_shapes(layer)[0],
                               graph.shape_of(layer.name))
-        # the written-out loop stores a pass's two channel pairs at immediate offsets of up to
-        # three channels' words and steps its addresses by four (hwp_conv_pairs' ring form)
+        # the written-out loop stores a quad's channels at immediate offsets of up to three
+        # channels' words and steps its addresses by four (hwp_conv_pairs' ring form)
         if plan is not None and 4 * 12 * plan.ring_width(plan.out_cols) <= 4095:
             pairs[layer.name] = source
     return pairs

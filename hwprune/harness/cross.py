@@ -204,7 +204,7 @@ def build_firmware(export_dir, core, traced: bool = False, opt: str = "-O2",
 
 def link_firmware(sources, include_dirs, core, defines=(), opt: str = "-O2", compiler: Optional[CrossCompiler] = None,
                   depends=(), traced: bool = False, trace_words: int = 0, fpu: bool = False,
-                  strict: bool = True) -> Firmware:
+                  strict: bool = True, frame_pointer: bool = False) -> Firmware:
     """C ``sources`` plus templates/mcu's start-up and linker script, linked for ``core``.
 
     The sources must define what the emulator calls (``hwprune_mcu_infer``, the
@@ -212,7 +212,8 @@ def link_firmware(sources, include_dirs, core, defines=(), opt: str = "-O2", com
     ``fpu``: enable the single-precision FPU of an M4F/M7/M33 (float code such as a
     baseline's); hwprune's own kernels are integer only. ``depends``: headers whose
     changes must rebuild. ``strict=False`` lets warnings pass (third-party code); hwprune's
-    generated C must compile without any.
+    generated C must compile without any. ``frame_pointer``: keep one (r7), as a user's build
+    may; the kernels' assembly must work either way.
     """
     core = get_core(core) if isinstance(core, str) else core
     if opt not in OPT_LEVELS:
@@ -232,7 +233,8 @@ def link_firmware(sources, include_dirs, core, defines=(), opt: str = "-O2", com
     # omits it at -O2 already, and zig's clang keeping one reserves r7, a register fewer for
     # every kernel (AD 479,067 -> 474,114 cycles, stack 196 -> 172 B)
     flags = ("-std=c99", "-Wall", "-Wextra", *(("-Werror",) if strict else ("-w",)), opt, "-g", "-ffunction-sections", "-fdata-sections",
-             "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-fomit-frame-pointer", *core_flags)
+             "-fno-unwind-tables", "-fno-asynchronous-unwind-tables",
+             "-fno-omit-frame-pointer" if frame_pointer else "-fomit-frame-pointer", *core_flags)
     defines = tuple(f"-D{d}" for d in defines)
     sources = [Path(s) for s in (*sources, mcu / "startup.c")]
     digest = hashlib.sha256()

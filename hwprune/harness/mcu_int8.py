@@ -59,10 +59,11 @@ def _target(target: Union[str, Target]) -> Target:
     return target if isinstance(target, Target) else get_target(target)
 
 
-def _link(sources: list, c_dir: Path, target: Target, cc: Optional[str], opt: str = "-O2"):
+def _link(sources: list, c_dir: Path, target: Target, cc: Optional[str], opt: str = "-O2",
+          frame_pointer: bool = False):
     """``sources`` with ``c_dir``'s headers (and model_int8.c) as inputs of the cached build."""
     return link_firmware(sources, [c_dir], target.cpu, opt=opt, compiler=None if cc is None else find_cross_cc(cc),
-                         depends=[c_dir / "model_int8.c", *(c_dir / h for h in HEADERS)])
+                         depends=[c_dir / "model_int8.c", *(c_dir / h for h in HEADERS)], frame_pointer=frame_pointer)
 
 
 @dataclass(frozen=True)
@@ -82,18 +83,19 @@ class Int8McuRun:
 
 def run_mcu(graph: Graph, c_dir: Path, x_int: np.ndarray, work: Path, target: Union[str, Target] = "stm32l4r5",
             flash: Optional[FlashModel] = None, cc: Optional[str] = None, progress: bool = False,
-            opt: str = "-O2") -> Int8McuRun:
+            opt: str = "-O2", frame_pointer: bool = False) -> Int8McuRun:
     """``target``: a target name or a Target (a target file's); ``flash``: the chip's flash wait
     states added to the cycles (``cycles.FlashModel``; off by default); ``cc``: the cross
     compiler (``harness.cross.find_cross_cc``; default clang from ziglang); ``progress``: a
     bar over the vectors on a terminal; ``opt``: the optimization level (``cross.OPT_LEVELS``;
-    the written-out assembly needs an optimized build, an unoptimized one runs the C loops)."""
+    the written-out assembly needs an optimized build, an unoptimized one runs the C loops);
+    ``frame_pointer``: a build that keeps one in r7 (``cross.link_firmware``)."""
     chosen = _target(target)
     harness = Path(work) / "harness_int8.c"
     harness.write_text(HARNESS % {"name": graph.name, "in_size": int(np.prod(graph.input_shape)),
                                   "out_size": int(np.prod(graph.output_shape))})
     c_dir = Path(c_dir)
-    fw = _link([c_dir / "model_int8.c", harness], c_dir, chosen, cc, opt)
+    fw = _link([c_dir / "model_int8.c", harness], c_dir, chosen, cc, opt, frame_pointer)
     x = np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)
     # a compiler may clone a function under a suffixed name (gcc's ``.constprop.0``)
     symbol = {fn.name.split(".")[0]: fn.name for fn in fw.functions}

@@ -42,16 +42,17 @@ def host_comparisons(graph, x: np.ndarray, folder: Path, wide: bool = False) -> 
 
 
 def run_on_mcu(graph, x: np.ndarray, folder: Path, target: str = "stm32l4r5", cc=None, opt: str = "-O2",
-               wide: bool = False) -> Int8McuRun:
+               wide: bool = False, frame_pointer: bool = False) -> Int8McuRun:
     """``graph``'s int8 C written to ``folder/c`` (``wide``: int16 quad weights) and run on ``x``
     on ``target``'s core in the emulator (``harness.mcu_int8.run_mcu``), built by ``cc`` (default
-    zig's clang) at ``opt``; the test is skipped without that cross compiler."""
+    zig's clang) at ``opt`` (keeping a frame pointer with ``frame_pointer``); the test is
+    skipped without that cross compiler."""
     try:
         find_cross_cc(cc)
     except ToolchainError as exc:
         pytest.skip(str(exc))
     write_int8_c(graph, folder / "c", wide)
-    return run_mcu(graph, folder / "c", x, folder, target, cc=cc, opt=opt)
+    return run_mcu(graph, folder / "c", x, folder, target, cc=cc, opt=opt, frame_pointer=frame_pointer)
 
 
 def host_printed(source: Path, defines=(), timeout: int = 120) -> np.ndarray:
