@@ -37,7 +37,7 @@ from hwprune.backends.c_int8_layout import block_rows, conv_records, depthwise_w
 from hwprune.backends.c_int8_dw import depthwise_call, fused_call
 from hwprune.backends.c_int8_plan import (fused_producers, k4_padded, layout, pointwise, scratch_for, stored_dense,
                                           widens_input, writes_output)
-from hwprune.backends.c_int8_rq import ring_words, rq_arrays
+from hwprune.backends.c_int8_rq import HWP_RQ_FOLDED, ring_words, rq_arrays
 from hwprune.errors import ModelError
 from hwprune.ir.graph import Graph
 from hwprune.ir.int8_types import add_operand, wrap_int32
@@ -102,7 +102,7 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
         # biases doubled, as its columns are: the doubled sum the requantization takes, no LSL (ring_words
         # proves that 2 |acc|, and so 2 |bias|, fits int32)
         records = conv_records(layer.filter_matrix, 2 * np.asarray(layer.bias, dtype=np.int64), layer.out_multiplier,
-                               ring_words(layer, in_t), wide)
+                               ring_words(layer, in_t), True, wide)
         return [_array("int8_t", f"{p}_w", records, aligned=True)], f"/* runs inside the next layer: {FUSED} */"
     shift, out_zp = rq_arrays(layer, in_t)
     common = [_array("int32_t", f"{p}_bias", layer.bias), _array("int32_t", f"{p}_mult", layer.out_multiplier),
@@ -125,7 +125,8 @@ def _weighted(layer, p: str, src: str, dst: str, in_t, in_shape, out_shape, ring
     if dense and conv:  # records: rows in pairs beside their constants; filters padded to words (k4)
         k4 = k4_padded(layer)
         matrix = k4_filters(layer.weight) if k4 else layer.filter_matrix
-        records = conv_records(matrix, layer.bias, layer.out_multiplier, shift, wide)
+        folded = out_zp >= HWP_RQ_FOLDED and (layer.act_min, layer.act_max) == (-128, 127)  # HWP_FOLDED
+        records = conv_records(matrix, layer.bias, layer.out_multiplier, shift, folded, wide)
         zq = f"{in_t.zero_point}, {out_zp}, {layer.act_min}, {layer.act_max}"
         return ([_array("int8_t", f"{p}_w", records, aligned=True)],
                 f"hwp_conv_{'k4' if k4 else 'dense'}_s8({src}, {dst}, {ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, "

@@ -29,15 +29,16 @@ def _words(*values) -> np.ndarray:
     return np.asarray([int(v) for v in values], dtype="<i4").view(np.int8)
 
 
-# a convolution with at least this many channels has its first ones in records of four
-# (hwp_conv_quads); the same rule as HWP_CONV_QUADS in templates/c/hwprune_int8_quads.h
+# a convolution with at least this many channels whose requantization is the folded form
+# over all of int8 has its first channels in records of four (hwp_conv_quads); the same rule
+# as HWP_CONV_QUADS in templates/c/hwprune_int8_quads.h
 QUAD_MIN_CHANNELS = 4
 
 
-def conv_quads(k: int, n: int) -> int:
-    """How many records of four channels ``conv_records`` writes for ``n`` filters of ``k``
-    weights (``HWP_CONV_QUADS``)."""
-    return n // 4 if n >= QUAD_MIN_CHANNELS else 0
+def conv_quads(n: int, folded: bool) -> int:
+    """How many records of four channels ``conv_records`` writes for ``n`` filters (``folded``:
+    the layer's requantization is the folded form over all of int8, ``HWP_FOLDED``)."""
+    return n // 4 if folded and n >= QUAD_MIN_CHANNELS else 0
 
 
 def quad_rows(matrix: np.ndarray) -> np.ndarray:
@@ -59,10 +60,10 @@ def quad_rows_wide(matrix: np.ndarray) -> np.ndarray:
     return pairs.transpose(2, 1, 0, 3).reshape(-1).astype("<i2").view(np.int8)
 
 
-def conv_records(matrix: np.ndarray, bias, multiplier, shift, wide: bool = False) -> np.ndarray:
+def conv_records(matrix: np.ndarray, bias, multiplier, shift, folded: bool, wide: bool = False) -> np.ndarray:
     """A dense convolution's filters (out, k), k a multiple of four, with their per-channel
     int32 constants, as the bytes ``hwp_conv_pairs`` reads (templates/c/hwprune_int8_pairs.h):
-    first ``conv_quads`` records of four channels (their four biases, their rows in
+    first ``conv_quads(n, folded)`` records of four channels (their four biases, their rows in
     ``quad_rows``' order, or ``quad_rows_wide``'s with ``wide``, then multiplier and shift word
     channel by channel), then per pair of the other channels their two biases, their rows
     blocked by 2 (``block_rows``), their two multipliers and two shift words; an odd last
@@ -72,7 +73,7 @@ def conv_records(matrix: np.ndarray, bias, multiplier, shift, wide: bool = False
     if k % 4:
         raise ValueError(f"conv_records: {k} weights a filter, not a multiple of four")
     parts = []
-    first = 4 * conv_quads(k, n)
+    first = 4 * conv_quads(n, folded)
     for o in range(0, first, 4):
         rows = quad_rows_wide(matrix[o:o + 4]) if wide else quad_rows(matrix[o:o + 4]).astype(np.int8)
         parts += [_words(*bias[o:o + 4]), rows,

@@ -230,7 +230,7 @@ __attribute__((noinline)) static void hwp_dw_rows(const hwp_dw_word *ring, int s
  * the ring holds it, one MAC at a time (the records' bias is doubled, so are the products) */
 static inline int32_t hwp_pw_ring_value(const int8_t *x, int k, const int8_t *w, int o, int c, int32_t in_zp) {
     int32_t acc2, mult, shift;
-    hwp_row_t row = hwp_rec_channel(w, o, k, c, &acc2, &mult, &shift);
+    hwp_row_t row = hwp_rec_channel(w, o, k, c, 1, &acc2, &mult, &shift); /* the ring's form is folded */
     for (int q = 0; q < k; q++) acc2 += 2 * hwp_row_w(row, q, k, 0) * ((int32_t)x[q] - in_zp);
     return hwp_rq_ring(acc2, mult, shift);
 }

@@ -25,11 +25,12 @@ static inline int32_t hwp_rec32(const int8_t *p, int i) {
 #include "hwprune_int8_quads.h"
 
 /* Output channel ``o``'s row (hwp_row_w reads it), bias, multiplier and shift word: the one
- * reader of the record layout (``w`` the first record of ``out_c`` channels') */
-static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int out_c, int32_t *bias, int32_t *mult,
-                                        int32_t *shift) {
+ * reader of the record layout (``w`` the first record of ``out_c`` channels'; ``folded``:
+ * the layer's requantization is the folded form over all of int8, HWP_FOLDED) */
+static inline hwp_row_t hwp_rec_channel(const int8_t *w, int o, int k_all, int out_c, int folded, int32_t *bias,
+                                        int32_t *mult, int32_t *shift) {
     hwp_row_t row;
-    int quads = HWP_CONV_QUADS(k_all, out_c);
+    int quads = HWP_CONV_QUADS(out_c, folded);
     if (o < 4 * quads) return hwp_quad_channel(w + (o >> 2) * HWP_QUAD_BYTES(k_all), o & 3, k_all, bias, mult, shift);
     w += quads * HWP_QUAD_BYTES(k_all);
     o -= 4 * quads;
@@ -144,20 +145,21 @@ static inline void hwp_pairs_put(int8_t *y, int32_t acc, int32_t mult, int32_t s
     }
 }
 
-/* hwp_conv_pairs' quads in C (an unoptimized build, cores without the DSP extension's
- * written-out loop, the portable twin): each channel's sums one MAC at a time */
+/* hwp_conv_pairs' quads in C (an unoptimized build, the portable twin, a ring too wide for
+ * the written-out loop's offsets): per quad the eight sums by the same steps as that loop
+ * (hwp_mm4x2), then each output through hwp_rq */
 static inline void hwp_quads_c(const int8_t *w, int k_all, const int16_t *col, int8_t *yp, int8_t *yq, int quads,
                                int cs, int32_t out_zp, int32_t lo, int32_t hi, int ring) {
-    for (int o = 0; o < 4 * quads; o++) {
-        int32_t s0, m, e;
-        hwp_row_t row = hwp_quad_channel(w + (o >> 2) * HWP_QUAD_BYTES(k_all), o & 3, k_all, &s0, &m, &e);
-        int32_t s1 = s0;
-        for (int k = 0; k < k_all; k++) {
-            s0 += hwp_row_w(row, k, k_all, 0) * col[hwp_col_index(k, k_all, 0, 2, 0)];
-            s1 += hwp_row_w(row, k, k_all, 0) * col[hwp_col_index(k, k_all, 0, 2, 1)];
+    for (int q = 0; q < quads; q++, w += HWP_QUAD_BYTES(k_all), yp += 4 * cs, yq += 4 * cs) {
+        int32_t s[8];
+        for (int j = 0; j < 4; j++) s[2 * j] = s[2 * j + 1] = hwp_rec32(w, j);
+        hwp_mm4x2(w + 16, k_all, col, s);
+        for (int j = 0; j < 4; j++) {
+            int32_t m = hwp_rec32(w + 16 + HWP_QUAD_WBYTES * k_all, 2 * j);
+            int32_t e = hwp_rec32(w + 16 + HWP_QUAD_WBYTES * k_all, 2 * j + 1);
+            hwp_pairs_put(yp + j * cs, s[2 * j], m, e, out_zp, lo, hi, ring);
+            hwp_pairs_put(yq + j * cs, s[2 * j + 1], m, e, out_zp, lo, hi, ring);
         }
-        hwp_pairs_put(yp + o * cs, s0, m, e, out_zp, lo, hi, ring);
-        hwp_pairs_put(yq + o * cs, s1, m, e, out_zp, lo, hi, ring);
     }
 }
 
@@ -170,12 +172,11 @@ static inline void hwp_quads_c(const int8_t *w, int k_all, const int16_t *col, i
 static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w, int k_all, const int16_t *col,
                                                                  int8_t *yp, int8_t *yq, int out_c, int32_t out_zp,
                                                                  int32_t lo, int32_t hi, int ring_cs) {
-    int quads = HWP_CONV_QUADS(k_all, out_c), cs = ring_cs > 0 ? ring_cs : 1, done = 0;
-    int folded = out_zp >= HWP_RQ_FOLDED && lo == -128 && hi == 127;
-    (void)folded; /* read by the written-out loops of optimized DSP builds only */
+    int folded = HWP_FOLDED(out_zp, lo, hi), quads = HWP_CONV_QUADS(out_c, folded);
+    int cs = ring_cs > 0 ? ring_cs : 1, done = 0;
     if (quads > 0) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
-        if (folded && 4 * cs <= 4095 && k_all <= 4 * 255) {
+        if (4 * cs <= 4095 && k_all <= 4 * 255) {
             /* two quads a pass for short filters (their code is short): the addresses started
              * 4 * cs bytes early for an odd count */
             int groups = k_all >> 2, two = groups <= 8 && quads > 1 && 8 * cs <= 4095;
@@ -226,8 +227,8 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
     if (!done) {
         for (int n = pairs; n > 0; n--, w += HWP_PAIR_BYTES(k_all), yp += 2 * cs, yq += 2 * cs) {
             int32_t b0, b1, m0, m1, e0, e1;
-            hwp_row_t rows = hwp_rec_channel(w, 0, k_all, 2, &b0, &m0, &e0);
-            hwp_rec_channel(w, 1, k_all, 2, &b1, &m1, &e1);
+            hwp_row_t rows = hwp_rec_channel(w, 0, k_all, 2, 0, &b0, &m0, &e0);
+            hwp_rec_channel(w, 1, k_all, 2, 0, &b1, &m1, &e1);
             int32_t s[4] = {b0, b0, b1, b1};
             hwp_mm2x2(rows.base, k_all, col, s);
             hwp_pairs_put(yp, s[0], m0, e0, out_zp, lo, hi, ring);
@@ -238,7 +239,7 @@ static inline __attribute__((always_inline)) void hwp_conv_pairs(const int8_t *w
     }
     if (out_c & 1) { /* the odd last channel: its plain row against both columns */
         int32_t s0, m, e;
-        const int8_t *row = hwp_rec_channel(w, 0, k_all, 1, &s0, &m, &e).base;
+        const int8_t *row = hwp_rec_channel(w, 0, k_all, 1, 0, &s0, &m, &e).base;
         int32_t s1 = s0;
         for (int k = 0; k < k_all; k++) {
             s0 += (int32_t)row[k] * col[hwp_col_index(k, k_all, 0, 2, 0)];

@@ -18,9 +18,14 @@
 
 #include <stdint.h>
 
-/* at least this many channels (backends/c_int8_layout.conv_quads, the same rule) */
+/* quads where the layer's requantization is the folded form over all of int8 (``folded``,
+ * which the written-out loop takes) and it has at least this many channels
+ * (backends/c_int8_layout.conv_quads, the same rule); other layers keep pairs, whose
+ * multiply blocks run in assembly whatever the requantization */
 #define HWP_QUAD_MIN_CHANNELS 4
-#define HWP_CONV_QUADS(k_all, out_c) ((out_c) >= HWP_QUAD_MIN_CHANNELS ? (out_c) / 4 : 0)
+#define HWP_CONV_QUADS(out_c, folded) ((folded) && (out_c) >= HWP_QUAD_MIN_CHANNELS ? (out_c) / 4 : 0)
+/* hwp_conv_pairs' condition for the folded form: the out_zp argument and the clamp */
+#define HWP_FOLDED(out_zp, lo, hi) ((out_zp) >= HWP_RQ_FOLDED && (lo) == -128 && (hi) == 127)
 #define HWP_QUAD_WBYTES (HWP_QUAD_WIDE ? 8 : 4) /* a record's weight bytes per input */
 #define HWP_QUAD_BYTES(k_all) (48 + HWP_QUAD_WBYTES * (k_all))
 
@@ -36,6 +41,31 @@ static inline hwp_row_t hwp_quad_channel(const int8_t *q, int j, int k_all, int3
     row.rows = HWP_ROW_QUAD;
     return row;
 }
+
+#if HWP_SIMD
+/* A quad record's rows ``w`` (after its biases) times two columns ``col`` (hwp_im2col's
+ * layout), onto s[2j] (the first column, channel j) and s[2j + 1] (the second): the written-out
+ * loop's steps in C */
+static inline void hwp_mm4x2(const int8_t *w, int k_all, const int16_t *col, int32_t *s) {
+    for (int g = 0; g < k_all >> 2; g++, col += 8) {
+        for (int step = 0; step < 2; step++) {
+            int32_t cp = hwp_ld32(col + 2 * step), cq = hwp_ld32(col + 4 + 2 * step), k[4];
+            if (HWP_QUAD_WIDE) {
+                for (int j = 0; j < 4; j++) k[j] = hwp_ld32(w + 4 * j);
+                w += 16;
+            } else {
+                int32_t u = hwp_ld32(w), v = hwp_ld32(w + 4);
+                k[0] = hwp_sxtb16(u), k[1] = hwp_sxtb16(HWP_ROR8(u)), k[2] = hwp_sxtb16(v), k[3] = hwp_sxtb16(HWP_ROR8(v));
+                w += 8;
+            }
+            for (int j = 0; j < 4; j++) {
+                s[2 * j] = hwp_smlad(k[j], cp, s[2 * j]);
+                s[2 * j + 1] = hwp_smlad(k[j], cq, s[2 * j + 1]);
+            }
+        }
+    }
+}
+#endif
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__)
 /* Registers: r0 the records, r1 the columns (a group: the first pixel's two words, then the

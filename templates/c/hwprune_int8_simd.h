@@ -170,7 +170,7 @@ HWP_KERNEL void hwp_conv_dense_s8(const int8_t *x, int8_t *y, int in_h, int in_w
         int y0 = (p / out_w) * stride_h - pad_t, x0 = (p % out_w) * stride_w - pad_l;
         for (int o = 0; o < out_c; o++) {
             int32_t acc, mult, shift;
-            hwp_row_t row = hwp_rec_channel(w, o, k_all, out_c, &acc, &mult, &shift);
+            hwp_row_t row = hwp_rec_channel(w, o, k_all, out_c, HWP_FOLDED(out_zp, lo, hi), &acc, &mult, &shift);
             for (int dy = 0; dy < kh; dy++) {
                 int iy = y0 + dy;
                 if (iy < 0 || iy >= in_h) continue; /* padding adds nothing */
@@ -270,7 +270,7 @@ HWP_KERNEL void hwp_conv_k4_s8(const int8_t *x, int8_t *y, int in_h, int in_w, i
         int y0 = (p / out_w) * stride_h - pad_t, x0 = (p % out_w) * stride_w - pad_l;
         for (int o = 0; o < out_c; o++) {
             int32_t acc, mult, shift;
-            hwp_row_t row = hwp_rec_channel(w, o, k4, out_c, &acc, &mult, &shift);
+            hwp_row_t row = hwp_rec_channel(w, o, k4, out_c, HWP_FOLDED(out_zp, lo, hi), &acc, &mult, &shift);
             for (int dy = 0; dy < kh; dy++) {
                 int iy = y0 + dy;
                 if (iy < 0 || iy >= in_h) continue; /* padding adds nothing */
