@@ -100,33 +100,36 @@ static inline void hwp_mm4x2(const int8_t *w, int k_all, const int16_t *col, int
 #define HWP_QUAD_GROUP HWP_QUAD_STEP("4") HWP_QUAD_STEP("12")
 /* up to three more groups, written out (the compiler counts their bytes where it places
  * literal pools; an assembler .rept it would not see) */
-#define HWP_QUAD_IF(n, i) ".if " n " > " #i "\n\t" HWP_QUAD_GROUP ".endif\n\t"
-#define HWP_QUAD_UP_TO_7(n)                                                                                   \
-    HWP_QUAD_IF(n, 0) HWP_QUAD_IF(n, 1) HWP_QUAD_IF(n, 2) HWP_QUAD_IF(n, 3) HWP_QUAD_IF(n, 4) HWP_QUAD_IF(n, 5) \
-        HWP_QUAD_IF(n, 6)
+#define HWP_QUAD_UP_TO_3(n)                                                                                   \
+    ".if " n " > 0\n\t" HWP_QUAD_GROUP ".endif\n\t"                                                          \
+    ".if " n " > 1\n\t" HWP_QUAD_GROUP ".endif\n\t"                                                          \
+    ".if " n " > 2\n\t" HWP_QUAD_GROUP ".endif\n\t"
 /* channel j's two sums requantized (RQ: hwp_conv_pairs' forms; lr their temporary) */
 #define HWP_QUAD_RQ(RQ, a0, a1)                                                                               \
     "ldrd r10, r11, [r0], #8\n\t"                                                                             \
     "asr r12, r11, #8\n\t" RQ(a0, "r10", "r12", "r11", "lr") RQ(a1, "r10", "r12", "r11", "lr")
 /* the eight outputs: r10 the first pixel's channel o, r11 the second's, channel o + j at j * cs */
 #define HWP_QUAD_STORE(ST, a0, a1, off) ST " " a0 ", [r10, #" off "]\n\t" ST " " a1 ", [r11, #" off "]\n\t"
-/* One quad: the biases (two LDRDs), the first group, the others eight a pass (the passes'
- * count at [sp, #12]) and the last (G - 1) % 8 written out, the columns' pointer stepped back,
+/* One quad: the biases (two LDRDs), the first group, the others four a pass (the passes'
+ * count at [sp, #12]) and the last (G - 1) % 4 written out, the columns' pointer stepped back,
  * four channels' requantization, the outputs' addresses ({yp, yq} at [sp]) and eight stores,
- * channel j's at offset Oj. */
+ * channel j's at offset Oj. A pass of four groups is 512 bytes of code: with the rest of a
+ * quad it stays within an instruction cache of 1 KB (the STM32L4's ART), where eight a pass
+ * (VWW 6.28 M cycles without flash wait states, 6.34 M with four) made every quad miss it:
+ * with the wait states modelled (harness.cycles.FlashModel) IC took 45.4 M cycles against
+ * 28.0 M with four. */
 #define HWP_QUAD_BODY(RQ, ST, O0, O1, O2, O3)                                                                 \
     "ldrd r2, r4, [r0], #8\n\t"                                                                               \
     "ldrd r6, r8, [r0], #8\n\t" HWP_QUAD_STEP_ONTO("4", "r2", "r4", "r6", "r8") HWP_QUAD_STEP("12")           \
     ".if %c[passes]\n\t"                                                                                      \
     "movs r12, #%c[passes]\n\t"                                                                               \
     "str r12, [sp, #12]\n\t"                                                                                  \
-    "3:\n\t" HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP        \
-        HWP_QUAD_GROUP HWP_QUAD_GROUP                                                                         \
+    "3:\n\t" HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP HWP_QUAD_GROUP                                   \
     "ldr r12, [sp, #12]\n\t"                                                                                  \
     "subs r12, r12, #1\n\t"                                                                                   \
     "str r12, [sp, #12]\n\t"                                                                                  \
     "bne 3b\n\t"                                                                                              \
-    ".endif\n\t" HWP_QUAD_UP_TO_7("%c[rest]")                                                                 \
+    ".endif\n\t" HWP_QUAD_UP_TO_3("%c[rest]")                                                                 \
     "subw r1, r1, #%c[cb]\n\t" HWP_QUAD_RQ(RQ, "r2", "r3") HWP_QUAD_RQ(RQ, "r4", "r5") HWP_QUAD_RQ(RQ, "r6", "r7") \
         HWP_QUAD_RQ(RQ, "r8", "r9")                                                                           \
     "ldrd r10, r11, [sp]\n\t" HWP_QUAD_STORE(ST, "r2", "r3", O0) HWP_QUAD_STORE(ST, "r4", "r5", O1)           \
@@ -158,7 +161,7 @@ static inline void hwp_mm4x2(const int8_t *w, int k_all, const int16_t *col, int
                      "add sp, sp, #16\n\t"                                                                    \
                      "pop {r7}\n\t"                                                                           \
                      : "+r"(rw), "+r"(rc), "+r"(rs)                                                           \
-                     : [passes] "i"((groups - 1) >> 3), [rest] "i"((groups - 1) & 7), [cb] "i"(16 * groups),   \
+                     : [passes] "i"((groups - 1) >> 2), [rest] "i"((groups - 1) & 3), [cb] "i"(16 * groups),   \
                        [cs] "i"(cs), [cs2] "i"(2 * cs), [cs3] "i"(3 * cs), [cs4] "i"(4 * cs), [cs5] "i"(5 * cs), \
                        [cs6] "i"(6 * cs), [cs7] "i"(7 * cs), [cs8] "i"(8 * cs), [two] "i"(two),                 \
                        [odd] "i"(quads & 1)                                                                   \
