@@ -2,7 +2,7 @@
 records of four channels (``conv_records``, ``quad_rows``) read by the written-out loop on DSP
 cores and by hwp_quads_c / hwp_row_w elsewhere. Layers with 4..17 output channels (every
 remainder of four: the quads then a pair and an odd channel), 1x1 and 3x3 (im2col) filters of
-1 to 25 groups of four weights (the loop's passes of eight groups and the groups after them;
+1 to 25 groups of four weights (the loop's passes of four groups and the groups after them;
 two quads a pass up to 8 groups, an odd number of quads entering at the second),
 the folded requantization with and without its tie term, an odd last pixel, weights stored
 as int8 and widened to int16 (HWP_QUAD_WIDE): each layer's output from the host C (DSP
