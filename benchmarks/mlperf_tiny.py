@@ -135,8 +135,7 @@ def main(argv=None) -> int:
                 theirs = run_cmsis_nn(graph, x, work / "cmsis_nn", args.target, flash=flash)
                 side = "hwprune"
                 # as the export writes it: int16 quad weights where the model's own weight bytes allow
-                write_int8_c(exported, work / "c", wide_weights(exported, sum(int(w.weight.size)
-                                                                              for w in graph.weighted_layers())))
+                write_int8_c(exported, work / "c", wide_weights(exported, graph))
                 ours = run_mcu(exported, work / "c", x, work, args.target, flash=flash)
         except HwpruneError as exc:
             done = "" if side == "CMSIS-NN" else (f" (CMSIS-NN: bit-exact {np.array_equal(theirs.outputs, expected)}, "

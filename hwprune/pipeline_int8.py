@@ -250,7 +250,7 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
     else:
         x_int = random_int8(graph, INT8_VECTORS, options.seed)
     y_int = reference.run(graph, x_int)  # the model as the file holds it defines the outputs
-    model_weights = sum(int(layer.weight.size) for layer in graph.weighted_layers())
+    model = graph  # as the file holds it: the exported graph's weights may not outgrow its
     if options.remove_dead_neurons:
         graph, dead = remove_dead_channels(graph)
         check_same_outputs(graph, x_int, y_int, model_path)
@@ -266,7 +266,7 @@ def export_int8(graph: Graph, model_path, out, options, force: bool = False, cal
         else:
             (tmp / "model.tflite").write_bytes(tflite_bytes)
 
-        wide = wide_weights(graph, model_weights)
+        wide = wide_weights(graph, model)
         write_int8_c(graph, tmp / C_DIR, wide)
         extra = {"c_weight_bytes": c_weight_bytes((tmp / C_DIR / "model_int8.c").read_text()), WIDE_WEIGHTS_KEY: wide,
                  **(extra or {})}

@@ -26,13 +26,17 @@ SPARSE_BELOW = 0.1
 WIDE_WEIGHTS_KEY = "int8_wide_weights"
 
 
-def wide_weights(graph: Graph, model_weights: int) -> bool:
+def _weights(graph: Graph) -> int:
+    return sum(int(layer.weight.size) for layer in graph.weighted_layers())
+
+
+def wide_weights(graph: Graph, model: Graph) -> bool:
     """Whether the convolutions' quad records of ``graph`` hold their weights widened to int16
     (``HWP_QUAD_WIDE``: no widening in the multiply loop, about 11 % fewer of its cycles, twice
-    the bytes): where every weight of ``graph`` twice over still fits in ``model_weights``, the
-    int8 weights of the model it came from (before dead channels went), so that the firmware's
+    the bytes): where every weight of ``graph`` twice over still fits in the int8 weights of
+    ``model``, the graph it came from (before dead channels went), so that the firmware's
     weights never outgrow the model's."""
-    return 2 * sum(int(layer.weight.size) for layer in graph.weighted_layers()) <= model_weights
+    return 2 * _weights(graph) <= _weights(model)
 
 
 def writes_output(graph: Graph, layer) -> bool:

@@ -151,14 +151,16 @@ static inline void hwp_pairs_put(int8_t *y, int32_t acc, int32_t mult, int32_t s
 static inline void hwp_quads_c(const int8_t *w, int k_all, const int16_t *col, int8_t *yp, int8_t *yq, int quads,
                                int cs, int32_t out_zp, int32_t lo, int32_t hi, int ring) {
     for (int q = 0; q < quads; q++, w += HWP_QUAD_BYTES(k_all), yp += 4 * cs, yq += 4 * cs) {
-        int32_t s[8];
-        for (int j = 0; j < 4; j++) s[2 * j] = s[2 * j + 1] = hwp_rec32(w, j);
-        hwp_mm4x2(w + 16, k_all, col, s);
+        int32_t s[8], m[4], e[4];
+        const int8_t *rows = w;
         for (int j = 0; j < 4; j++) {
-            int32_t m = hwp_rec32(w + 16 + HWP_QUAD_WBYTES * k_all, 2 * j);
-            int32_t e = hwp_rec32(w + 16 + HWP_QUAD_WBYTES * k_all, 2 * j + 1);
-            hwp_pairs_put(yp + j * cs, s[2 * j], m, e, out_zp, lo, hi, ring);
-            hwp_pairs_put(yq + j * cs, s[2 * j + 1], m, e, out_zp, lo, hi, ring);
+            rows = hwp_quad_channel(w, j, k_all, &s[2 * j], &m[j], &e[j]).base;
+            s[2 * j + 1] = s[2 * j];
+        }
+        hwp_mm4x2(rows, k_all, col, s);
+        for (int j = 0; j < 4; j++) {
+            hwp_pairs_put(yp + j * cs, s[2 * j], m[j], e[j], out_zp, lo, hi, ring);
+            hwp_pairs_put(yq + j * cs, s[2 * j + 1], m[j], e[j], out_zp, lo, hi, ring);
         }
     }
 }

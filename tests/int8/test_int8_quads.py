@@ -138,9 +138,15 @@ def test_wide_rows_hold_each_channels_int16_pairs_in_step_order():
 
 
 def test_weights_widen_only_within_the_models_own_bytes():
+    from types import SimpleNamespace
+
     graph = GRAPHS[0]
     weights = int(graph.layers[0].weight.size)
-    assert wide_weights(graph, 2 * weights) and not wide_weights(graph, 2 * weights - 1)
+
+    def model(n):  # what wide_weights reads of the model: its weighted layers' weights
+        return SimpleNamespace(weighted_layers=lambda: [SimpleNamespace(weight=np.zeros(n, dtype=np.int8))])
+
+    assert wide_weights(graph, model(2 * weights)) and not wide_weights(graph, model(2 * weights - 1))
 
 
 def test_the_rule_is_the_headers():
